@@ -1,0 +1,283 @@
+"""Reverse-mode automatic differentiation (define-by-run).
+
+Every differentiable operation is a ``Function`` subclass with two static
+methods written with backend primitives:
+
+* ``forward(ctx, *arrays, **params)`` computes the output array and saves on
+  ``ctx`` what the backward needs (arrays, never Tensors, so no cycles form);
+* ``backward(ctx, grad)`` returns one gradient array (or None) per input.
+
+``Function.apply`` runs the forward and, when gradients are wanted, records a
+``Node`` on the output tensor linking it to its inputs. ``backward`` walks that
+graph once in reverse topological order.
+
+Accumulation rule: gradients reaching a leaf tensor (one created by the user
+with ``requires_grad=True``) are SUMMED into its ``.grad``, across paths within
+one backward and across backward calls, until ``zero_grad()`` resets it to None.
+Non-leaf tensors get a ``.grad`` only if ``retain_grad()`` was called on them.
+
+After ``backward`` the graph is freed (each node drops its inputs and saved
+arrays) unless ``retain_graph=True``; a second backward through a freed graph
+raises RuntimeError.
+"""
+import threading
+
+import numpy as np
+
+_grad_state = threading.local()
+
+
+def is_grad_enabled():
+    """Return True when operations record the graph (the default, per thread)."""
+    return getattr(_grad_state, "enabled", True)
+
+
+class _GradMode:
+    """Context manager and decorator that sets gradient recording for a block."""
+
+    enabled = True
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _grad_state.enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc_info):
+        _grad_state.enabled = self._previous
+        return False
+
+    def __call__(self, function):
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return function(*args, **kwargs)
+        wrapper.__name__ = function.__name__
+        wrapper.__doc__ = function.__doc__
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Disable graph recording: ``with nnengine.no_grad(): ...`` or as a decorator.
+
+    Results computed inside do not require grad and hold no graph, which saves
+    memory during evaluation and parameter updates.
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Re-enable graph recording inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+class Node:
+    """One recorded operation: the ``ctx`` of a Function, linking an output to its inputs.
+
+    Attributes:
+        function: the Function subclass that ran.
+        backend: the Backend its arrays belong to.
+        inputs: the input Tensors (None for absent optional inputs); None once freed.
+        needs_input_grad: one bool per input.
+        saved: the arrays stored by ``save_for_backward``; None once freed.
+    """
+
+    __slots__ = ("function", "backend", "inputs", "needs_input_grad", "saved", "params", "freed")
+
+    def __init__(self, function, backend, inputs, needs_input_grad):
+        self.function = function
+        self.backend = backend
+        self.inputs = inputs
+        self.needs_input_grad = needs_input_grad
+        self.saved = ()
+        self.params = {}
+        self.freed = False
+
+    @property
+    def name(self):
+        """The name of the operation (its Function class)."""
+        return self.function.__name__
+
+    def save_for_backward(self, *arrays):
+        """Keep backend arrays for the backward pass."""
+        self.saved = arrays
+
+    def release(self):
+        """Drop inputs and saved arrays so the graph below this node can be collected."""
+        self.inputs = None
+        self.saved = None
+        self.params = None
+        self.freed = True
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+
+class Function:
+    """Base class of differentiable operations; subclasses define forward and backward."""
+
+    @staticmethod
+    def forward(ctx, *arrays, **params):  # pragma: no cover - abstract
+        """Compute the output array from input arrays; save what backward needs on ctx."""
+        raise NotImplementedError  # abstract: every Function subclass defines it
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - abstract
+        """Return a tuple with one gradient array (or None) per forward input."""
+        raise NotImplementedError  # abstract: every Function subclass defines it
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run the op on Tensors (None allowed for optional inputs) and record it when needed."""
+        from .tensor import Tensor  # tensor.py imports this module at its end
+
+        present = [t for t in inputs if t is not None]
+        backend = _common_backend(cls.__name__, present)
+        needs = tuple(t is not None and t.requires_grad for t in inputs)
+        ctx = Node(cls, backend, inputs, needs)
+        ctx.params = params
+        arrays = [None if t is None else t._data for t in inputs]
+        out = cls.forward(ctx, *arrays, **params)
+        # Only float results carry gradients (a cast to int ends the graph).
+        track = any(needs) and is_grad_enabled() and out.dtype.kind == "f"
+        result = Tensor._make(out, backend, requires_grad=track)
+        if track:
+            result._node = ctx
+        return result
+
+
+def _common_backend(op_name, tensors):
+    """Return the backend all ``tensors`` share, or raise naming the devices."""
+    backend = tensors[0]._backend
+    for t in tensors[1:]:
+        if t._backend is not backend:
+            raise ValueError(
+                f"{op_name}: tensors are on different devices, {backend.device!r} and "
+                f"{t._backend.device!r}; move one with .to(device) (nnengine never copies silently)"
+            )
+    return backend
+
+
+def reduce_to_shape(backend, grad, shape):
+    """Sum a broadcast gradient back to ``shape``: THE one place broadcasting is undone.
+
+    If y = broadcast(x) then dL/dx = sum of dL/dy over every axis that broadcasting
+    added (leading axes) or stretched (axes where x has size 1).
+    """
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, size in enumerate(shape) if size == 1 and grad.shape[extra + i] != 1
+    )
+    summed = backend.sum(grad, axes, keepdims=True)
+    return backend.reshape(summed, shape)
+
+
+def _graph_in_reverse_order(root):
+    """Tensors that need grad, reachable from root, each after every tensor that uses it.
+
+    Iterative depth-first search, so deep graphs do not hit Python's recursion limit.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        tensor, children_done = stack.pop()
+        if children_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        node = tensor._node
+        if node is not None and not node.freed:
+            for parent in node.inputs:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _accumulate(tensor, grad_array):
+    """Add a gradient into ``tensor.grad`` (the accumulation rule in the module docstring)."""
+    from .tensor import Tensor
+
+    if tensor.grad is None:
+        # A copy: backward may hand the same array (or a view of it) to several tensors.
+        tensor.grad = Tensor._make(tensor._backend.copy(grad_array), tensor._backend)
+    else:
+        tensor.grad = Tensor._make(tensor._backend.add(tensor.grad._data, grad_array), tensor._backend)
+
+
+def _initial_grad(root, grad):
+    """The seed dL/droot: ones for a one-element root, else the given gradient checked."""
+    from .tensor import Tensor
+
+    backend = root._backend
+    if grad is None:
+        if root.size != 1:
+            raise ValueError(
+                f"backward() on a tensor of shape {root.shape} needs a gradient argument of that "
+                "shape; only one-element tensors get an implicit gradient of 1"
+            )
+        return backend.full(root.shape, 1, root.dtype)
+    if not isinstance(grad, Tensor):
+        grad = Tensor(np.asarray(grad), dtype=root.dtype, device=root.device)
+    if grad.shape != root.shape:
+        raise ValueError(f"backward(): gradient has shape {grad.shape}, expected the tensor's shape {root.shape}")
+    _common_backend("backward", [root, grad])
+    return backend.astype(grad._data, root.dtype)
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate d(root)/d(leaf) into the ``.grad`` of every leaf that requires grad.
+
+    Args:
+        root: the Tensor to differentiate (usually a scalar loss).
+        grad: dL/droot; may be omitted for a one-element root (it is then 1).
+        retain_graph: keep the graph so backward can run through it again.
+    """
+    if not root.requires_grad:
+        raise RuntimeError("backward(): this tensor does not require grad and has no graph")
+    if root._node is not None and root._node.freed:
+        raise RuntimeError(_FREED_MESSAGE)
+    pending = {id(root): _initial_grad(root, grad)}
+    with no_grad():
+        for tensor in _graph_in_reverse_order(root):
+            grad_array = pending.pop(id(tensor), None)
+            if grad_array is None:
+                continue
+            node = tensor._node
+            if node is None or tensor._retains_grad:
+                _accumulate(tensor, grad_array)
+            if node is not None:
+                _propagate(node, grad_array, pending, retain_graph)
+
+
+_FREED_MESSAGE = (
+    "backward() through a graph that was already freed: the first backward released its "
+    "saved arrays; pass retain_graph=True to it to differentiate twice"
+)
+
+
+def _propagate(node, grad_array, pending, retain_graph):
+    """Run one node's backward and add each input's gradient into ``pending``."""
+    if node.freed:
+        raise RuntimeError(_FREED_MESSAGE)
+    input_grads = node.function.backward(node, grad_array)
+    backend = node.backend
+    for parent, parent_grad in zip(node.inputs, input_grads):
+        if parent is None or parent_grad is None or not parent.requires_grad:
+            continue
+        parent_grad = reduce_to_shape(backend, parent_grad, parent.shape)
+        if parent_grad.dtype != parent.dtype:
+            parent_grad = backend.astype(parent_grad, parent.dtype)
+        key = id(parent)
+        if key in pending:
+            pending[key] = backend.add(pending[key], parent_grad)
+        else:
+            pending[key] = parent_grad
+    if not retain_graph:
+        node.release()

@@ -1,0 +1,103 @@
+"""Backends (floor 2): the Backend interface, its implementations and their registry.
+
+Devices are strings. ``"numpy"`` is the reference backend; ``"cpu"`` is the fast
+CPU backend (it resolves to the numpy reference until the numba backend is
+registered); ``"cuda"`` and ``"cuda:N"`` name GPUs, served by the CuPy backend.
+"""
+import re
+
+from .base import DENSE_ACTIVATIONS, Backend
+from .numpy_backend import NumpyBackend
+
+__all__ = [
+    "Backend", "NumpyBackend", "DENSE_ACTIVATIONS", "DeviceUnavailableError",
+    "parse_device", "get_backend", "register_backend", "registered_backends",
+    "is_device_available",
+]
+
+_DEVICE_PATTERN = re.compile(r"^(cpu|numpy|cuda)(?::(\d+))?$")
+
+
+class DeviceUnavailableError(RuntimeError):
+    """A device string is valid but nothing on this machine can compute on it."""
+
+
+def parse_device(device):
+    """Return the canonical form of a device string, or raise a clear error.
+
+    ``"cpu"`` and ``"numpy"`` stay as they are, ``"cuda"`` becomes ``"cuda:0"``,
+    ``"cuda:N"`` stays. Surrounding space and case are ignored.
+
+    Raises:
+        TypeError: ``device`` is not a string.
+        ValueError: the string names no device kind nnengine knows.
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    match = _DEVICE_PATTERN.match(device.strip().lower())
+    if match is None:
+        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'numpy', 'cuda' or 'cuda:N'")
+    kind, index = match.groups()
+    if kind == "cuda":
+        return f"cuda:{int(index or 0)}"
+    if index is not None:
+        raise ValueError(f"device {device!r}: only 'cuda' devices take an index")
+    return kind
+
+
+def _device_kind(device):
+    return device.split(":")[0]
+
+
+# kind -> factory(device) returning a Backend. The numba backend will replace
+# "cpu"; the CuPy backend will register "cuda".
+_FACTORIES = {
+    "numpy": NumpyBackend,
+    "cpu": NumpyBackend,
+}
+_INSTANCES = {}
+
+
+def register_backend(kind, factory):
+    """Make ``factory(device) -> Backend`` serve every device of ``kind`` ("cpu", "numpy", "cuda").
+
+    Later registrations replace earlier ones; instances already handed out stay valid.
+    """
+    if kind not in ("cpu", "numpy", "cuda"):
+        raise ValueError(f"unknown device kind {kind!r}: expected 'cpu', 'numpy' or 'cuda'")
+    _FACTORIES[kind] = factory
+    for device in [d for d in _INSTANCES if _device_kind(d) == kind]:
+        del _INSTANCES[device]
+
+
+def registered_backends():
+    """Return ``{kind: factory}`` for every device kind that has a backend."""
+    return dict(_FACTORIES)
+
+
+def get_backend(device):
+    """Return the (memoized) Backend instance that computes on ``device``.
+
+    Raises:
+        DeviceUnavailableError: no backend serves this kind of device here.
+    """
+    device = parse_device(device)
+    backend = _INSTANCES.get(device)
+    if backend is None:
+        factory = _FACTORIES.get(_device_kind(device))
+        if factory is None:
+            raise DeviceUnavailableError(
+                f"device {device!r} is not available: this version of nnengine has no CUDA "
+                "backend registered (it needs the CuPy backend and `pip install nnengine[gpu]`)"
+            )
+        backend = _INSTANCES[device] = factory(device)
+    return backend
+
+
+def is_device_available(device):
+    """Return True when ``get_backend(device)`` would succeed."""
+    try:
+        get_backend(device)
+    except DeviceUnavailableError:
+        return False
+    return True

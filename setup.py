@@ -1,0 +1,26 @@
+"""Packaging for nnengine.
+
+``kernels/`` sits at the top of the repository so every compute kernel is easy to
+find, and it installs as ``nnengine.kernels`` (see docs/ARCHITECTURE.md).
+"""
+from setuptools import find_packages, setup
+
+KERNEL_PACKAGES = ["nnengine.kernels"] + [
+    "nnengine.kernels." + name for name in find_packages(where="kernels")
+]
+
+setup(
+    name="nnengine",
+    version="0.1.0",
+    description="A from-scratch neural-network engine: autograd, numba/CuPy kernels, a Keras-style API.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["nnengine", "nnengine.*"]) + KERNEL_PACKAGES,
+    package_dir={"nnengine.kernels": "kernels"},
+    install_requires=["numpy>=1.24", "numba>=0.59", "h5py>=3.8"],
+    extras_require={
+        "dev": ["pytest>=7", "hypothesis>=6.80", "pytest-cov>=4"],
+        "gpu": ["cupy-cuda12x"],
+    },
+)
