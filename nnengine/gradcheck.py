@@ -71,12 +71,17 @@ def _prepare(inputs):
     return tensors, checked
 
 
-def _scalar(fn, tensors, cotangent):
-    """s = sum(v * f(inputs)) as a Tensor."""
+def _call(fn, tensors):
+    """f(inputs), which must be a Tensor."""
     out = fn(*tensors)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
-    return (out * cotangent).sum()
+    return out
+
+
+def _scalar(fn, tensors, cotangent):
+    """s = sum(v * f(inputs)) as a Tensor."""
+    return (_call(fn, tensors) * cotangent).sum()
 
 
 def _numeric_gradient(fn, tensors, position, cotangent, eps):
@@ -113,7 +118,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_on_fail
         A GradcheckResult, true when every element passed, describing the worst one.
     """
     tensors, checked = _prepare(inputs)
-    sample = fn(*tensors)
+    sample = _call(fn, tensors)
     rng = np.random.default_rng(seed)
     cotangent = Tensor(rng.standard_normal(sample.shape), dtype=np.float64, device=sample.device)
     _scalar(fn, tensors, cotangent).backward()

@@ -1,0 +1,189 @@
+"""Every backend implements every primitive and agrees with the numpy reference.
+
+CASES holds, for each primitive of the Backend interface, a maker of arguments
+from a random generator, a dtype and hypothesis-drawn sizes. A new primitive
+without a case fails ``test_every_primitive_has_a_case``, so nothing escapes the
+comparison. In-place primitives are compared on the arrays they modify.
+"""
+import inspect
+
+import numpy as np
+import pytest
+from conftest import tolerance
+from helpers import broadcast_pairs, seeds
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nnengine as nn
+from nnengine.backends import Backend, NumpyBackend, registered_backends
+
+REFERENCE = NumpyBackend("numpy")
+
+
+def arr(rng, shape, dtype, low=-2.0, high=2.0):
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def positive(rng, shape, dtype):
+    return arr(rng, shape, dtype, 0.1, 3.0)
+
+
+def unary(make=arr):
+    return lambda r, d, s: (make(r, s.a, d),)
+
+
+def binary(make_b=arr):
+    return lambda r, d, s: (arr(r, s.a, d), make_b(r, s.b, d))
+
+
+def compare_op(r, d, s):
+    a, b = np.round(arr(r, s.a, d)), np.round(arr(r, s.b, d))  # equal values are common
+    return a, b
+
+
+def dense(r, d, s, activation="relu", bias=True):
+    x, w = arr(r, (s.n, s.k), d), arr(r, (s.k, s.c), d)
+    return x, w, (arr(r, (s.c,), d) if bias else None), activation
+
+
+def dense_backward(r, d, s):
+    x, w, b, activation = dense(r, d, s, s.activation, s.flag)
+    out = REFERENCE.dense_forward(x, w, b, activation)
+    return x, w, out, arr(r, out.shape, d), activation, s.flag
+
+
+def xent(r, d, s):
+    logits = arr(r, (s.n, s.c), d, -5, 5)
+    targets = r.integers(0, s.c, s.n) if s.flag else r.uniform(0, 2, (s.n, s.c)).astype(d)
+    return logits, targets, True
+
+
+def state(r, d, s, count):
+    return tuple(arr(r, (s.n, s.c), d) for _ in range(count))
+
+
+CASES = {
+    "from_numpy": unary(),
+    "to_numpy": unary(),
+    "full": lambda r, d, s: (s.a, 1.5, d),
+    "copy": unary(),
+    "astype": lambda r, d, s: (arr(r, s.a, d), np.dtype(np.float64 if d == np.float32 else np.float32)),
+    "ascontiguous": lambda r, d, s: (arr(r, (s.n, s.c), d).T,),
+    "reshape": lambda r, d, s: (arr(r, (s.n, s.c), d), (s.c, s.n)),
+    "transpose": lambda r, d, s: (arr(r, (s.n, s.k, s.c), d), (2, 0, 1)),
+    "broadcast_to": lambda r, d, s: (arr(r, (1, s.c), d), (s.n, s.c)),
+    "getitem": lambda r, d, s: (arr(r, (s.n, s.c), d), (r.integers(0, s.n, 5), slice(None, None, -1))),
+    "index_add": lambda r, d, s: (np.zeros((s.n, s.c), d), (r.integers(0, s.n, 5),), arr(r, (5, s.c), d)),
+    "neg": unary(), "exp": unary(), "log": unary(positive), "sqrt": unary(positive), "tanh": unary(),
+    "sigmoid": lambda r, d, s: (arr(r, s.a, d, -50, 50),), "relu": unary(),
+    "add": binary(), "sub": binary(), "mul": binary(), "div": binary(positive),
+    "power": lambda r, d, s: (positive(r, s.a, d), arr(r, s.b, d)),
+    "maximum": compare_op, "minimum": compare_op,
+    "equal": compare_op, "not_equal": compare_op, "less": compare_op, "less_equal": compare_op,
+    "greater": compare_op, "greater_equal": compare_op,
+    "where": lambda r, d, s: (r.random(s.a) > 0.5, arr(r, s.a, d), arr(r, s.b, d)),
+    "sum": lambda r, d, s: (arr(r, (s.n, s.k, s.c), d), (0, 2), s.flag),
+    "max": lambda r, d, s: (arr(r, (s.n, s.k, s.c), d), (1,), s.flag),
+    "argmax": lambda r, d, s: (np.round(arr(r, (s.n, s.c), d)), 1),
+    "matmul": lambda r, d, s: (arr(r, (s.k, s.n), d), arr(r, (s.c, s.k), d), True, True),
+    "dense_forward": lambda r, d, s: dense(r, d, s, s.activation, s.flag),
+    "dense_backward": dense_backward,
+    "softmax": lambda r, d, s: (arr(r, (s.n, s.c), d, -30, 30), 1),
+    "log_softmax": lambda r, d, s: (arr(r, (s.n, s.c), d, -30, 30), 0),
+    "softmax_cross_entropy": xent,
+    "sgd_update": lambda r, d, s: (*state(r, d, s, 3), 0.1, 0.9, s.flag, 0.01),
+    # param, grad, m, v >= 0, v_max >= 0, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay
+    "adam_update": lambda r, d, s: (*state(r, d, s, 3), *np.abs(state(r, d, s, 2)),
+                                    3, 0.01, 0.9, 0.999, 1e-7, s.flag, 0.004),
+    # param, grad, mean_square, mean_grad (small enough that mean_square > mean_grad**2), velocity, ...
+    "rmsprop_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]) + 1,
+                                       state(r, d, s, 1)[0] * 0.3, state(r, d, s, 1)[0],
+                                       0.01, 0.9, 0.5, 1e-7, s.flag, 0.0),
+    "adagrad_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]), 0.01, 1e-7, 0.0),
+}
+
+IN_PLACE = {"index_add", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update"}
+
+
+class Sizes:
+    """Hypothesis-drawn sizes shared by the case makers."""
+
+    def __init__(self, shapes, n, k, c, flag, activation):
+        self.a, self.b = shapes
+        self.n, self.k, self.c, self.flag, self.activation = n, k, c, flag, activation
+
+
+sizes = st.builds(Sizes, broadcast_pairs(), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5),
+                  st.booleans(), st.sampled_from(["none", "relu", "sigmoid", "tanh", "softmax"]))
+
+
+def backend_classes():
+    """The class behind every registered device kind (plus CuPy's when it imports)."""
+    return sorted({factory for factory in registered_backends().values()}, key=lambda c: c.__name__)
+
+
+def test_every_primitive_has_a_case():
+    assert set(CASES) == set(Backend.primitives())
+
+
+def test_every_primitive_is_documented():
+    for name in Backend.primitives():
+        doc = inspect.getdoc(getattr(Backend, name))
+        assert doc and len(doc) > 20, f"Backend.{name} needs a docstring stating its contract"
+
+
+@pytest.mark.parametrize("cls", backend_classes(), ids=lambda c: c.__name__)
+def test_backend_implements_every_primitive(cls):
+    assert not inspect.isabstract(cls), f"{cls.__name__} leaves {sorted(cls.__abstractmethods__)} abstract"
+    for name in Backend.primitives():
+        assert getattr(cls, name) is not getattr(Backend, name), f"{cls.__name__}.{name} is not implemented"
+
+
+def _to_backend(backend, value):
+    if isinstance(value, np.ndarray):
+        return backend.from_numpy(value)
+    if isinstance(value, tuple):
+        return tuple(_to_backend(backend, v) for v in value)
+    return value
+
+
+def run(backend, name, args):
+    """Call primitive ``name`` on ``backend``; return its result and, if in place, the modified arrays."""
+    if name in ("from_numpy", "to_numpy"):  # a round trip through the device
+        return (backend.to_numpy(backend.from_numpy(args[0])),)
+    on_device = [_to_backend(backend, a) for a in args]
+    result = getattr(backend, name)(*on_device)
+    if name in IN_PLACE:
+        return tuple(backend.to_numpy(a) for a in on_device if a is not None and hasattr(a, "shape"))
+    results = result if isinstance(result, tuple) else (result,)
+    return tuple(None if r is None else backend.to_numpy(backend.ascontiguous(r)) for r in results)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@given(s=sizes, seed=seeds)
+def test_primitive_agrees_with_numpy_reference(device, float_dtype, name, s, seed):
+    backend = nn.get_backend(device)
+    args = CASES[name](np.random.default_rng(seed), float_dtype, s)
+    expected = run(REFERENCE, name, args)
+    got = run(backend, name, args)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        if e is None:
+            assert g is None
+            continue
+        assert g.shape == e.shape and g.dtype == e.dtype, f"{name}: {g.shape} {g.dtype} vs {e.shape} {e.dtype}"
+        np.testing.assert_allclose(g, e, **tolerance(float_dtype))
+
+
+@pytest.mark.parametrize("name", ["reshape", "transpose", "broadcast_to", "getitem", "index_add"])
+def test_view_primitives_leave_their_input_unchanged(device, name):
+    backend = nn.get_backend(device)
+    args = CASES[name](np.random.default_rng(0), np.dtype(np.float32), Sizes(((2,), (2,)), 3, 2, 4, True, "relu"))
+    if name == "index_add":
+        values = args[2].copy()
+        run(backend, name, args)
+        np.testing.assert_array_equal(args[2], values)
+    else:
+        original = args[0].copy()
+        run(backend, name, args)
+        np.testing.assert_array_equal(args[0], original)
