@@ -80,9 +80,12 @@ class Node:
         inputs: the input Tensors (None for absent optional inputs); None once freed.
         needs_input_grad: one bool per input.
         saved: the arrays stored by ``save_for_backward``; None once freed.
+        params: the op's keyword arguments; forward may add what backward needs (an input shape).
+        output_backend: the backend of the output, the inputs' one unless forward moves the data.
     """
 
-    __slots__ = ("function", "backend", "inputs", "needs_input_grad", "saved", "params", "freed")
+    __slots__ = ("function", "backend", "inputs", "needs_input_grad", "saved", "params",
+                 "output_backend", "freed")
 
     def __init__(self, function, backend, inputs, needs_input_grad):
         self.function = function
@@ -91,6 +94,7 @@ class Node:
         self.needs_input_grad = needs_input_grad
         self.saved = ()
         self.params = {}
+        self.output_backend = backend
         self.freed = False
 
     @property
@@ -140,7 +144,7 @@ class Function:
         out = cls.forward(ctx, *arrays, **params)
         # Only float results carry gradients (a cast to int ends the graph).
         track = any(needs) and is_grad_enabled() and out.dtype.kind == "f"
-        result = Tensor._make(out, backend, requires_grad=track)
+        result = Tensor._make(out, ctx.output_backend, requires_grad=track)
         if track:
             result._node = ctx
         return result

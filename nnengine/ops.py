@@ -124,6 +124,7 @@ class ToDevice(Function):
 
     @staticmethod
     def forward(ctx, x, target):
+        ctx.output_backend = target
         return target.from_numpy(ctx.backend.to_numpy(x))
 
     @staticmethod
@@ -133,9 +134,7 @@ class ToDevice(Function):
 
 def to_device(x, target_backend):
     """Return ``x`` copied onto the device of ``target_backend``."""
-    result = ToDevice.apply(x, target=target_backend)
-    result._backend = target_backend
-    return result
+    return ToDevice.apply(x, target=target_backend)
 
 
 # ----------------------------------------------------------------------
