@@ -261,46 +261,23 @@ def _tie_split(bk, g, a_wins, tie):
     return grad_a, grad_b
 
 
-def add(a, b):
-    """Elementwise a + b with broadcasting."""
-    a, b = _operands(a, b)
-    return Add.apply(*_promote("add", a, b))
+def _binary(function, name, description, float_result=False):
+    """Make the public wrapper of a binary Function: operands to Tensors, checked and promoted."""
+    def op(a, b):
+        a, b = _operands(a, b)
+        return function.apply(*_promote(name, a, b, float_result))
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {description} with numpy broadcasting (see ``{function.__name__}``)."
+    return op
 
 
-def sub(a, b):
-    """Elementwise a - b with broadcasting."""
-    a, b = _operands(a, b)
-    return Sub.apply(*_promote("sub", a, b))
-
-
-def mul(a, b):
-    """Elementwise a * b with broadcasting."""
-    a, b = _operands(a, b)
-    return Mul.apply(*_promote("mul", a, b))
-
-
-def div(a, b):
-    """Elementwise true division a / b with broadcasting (integer inputs give float32)."""
-    a, b = _operands(a, b)
-    return Div.apply(*_promote("div", a, b, float_result=True))
-
-
-def power(a, b):
-    """Elementwise a ** b with broadcasting."""
-    a, b = _operands(a, b)
-    return Power.apply(*_promote("power", a, b))
-
-
-def maximum(a, b):
-    """Elementwise maximum with broadcasting."""
-    a, b = _operands(a, b)
-    return Maximum.apply(*_promote("maximum", a, b))
-
-
-def minimum(a, b):
-    """Elementwise minimum with broadcasting."""
-    a, b = _operands(a, b)
-    return Minimum.apply(*_promote("minimum", a, b))
+add = _binary(Add, "add", "a + b")
+sub = _binary(Sub, "sub", "a - b")
+mul = _binary(Mul, "mul", "a * b")
+div = _binary(Div, "div", "true division a / b (integer inputs give float32)", float_result=True)
+power = _binary(Power, "power", "a ** b")
+maximum = _binary(Maximum, "maximum", "maximum of a and b")
+minimum = _binary(Minimum, "minimum", "minimum of a and b")
 
 
 _COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
