@@ -26,11 +26,15 @@ def _const(backend, value, dtype):
 
 
 def _scalar_dtype(value, like):
-    """dtype for a Python scalar meeting tensor ``like``: the tensor's, unless a float meets a non-float."""
-    if isinstance(value, (bool, np.bool_)):
+    """dtype for a scalar meeting tensor ``like``: the tensor's, widened only as far as the value needs.
+
+    A bool keeps any tensor's dtype; an int keeps an int or float tensor's (a bool
+    tensor becomes int64); a float keeps a float tensor's (others become float32).
+    """
+    if isinstance(value, (bool, np.bool_)) or is_float_dtype(like.dtype):
         return like.dtype
-    if isinstance(value, numbers.Integral) or is_float_dtype(like.dtype):
-        return like.dtype
+    if isinstance(value, numbers.Integral):
+        return like.dtype if like.dtype != np.bool_ else np.dtype(np.int64)
     return DEFAULT_FLOAT
 
 
@@ -38,8 +42,8 @@ def _as_tensor(value, like):
     """Return ``value`` as a Tensor on ``like``'s device (Python scalars take ``like``'s dtype)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, numbers.Number) and not isinstance(value, np.ndarray):
-        if isinstance(value, complex):
+    if isinstance(value, numbers.Number):
+        if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
             raise TypeError("complex numbers are not supported")
         return Tensor._make(_const(like._backend, value, _scalar_dtype(value, like)), like._backend)
     return Tensor(value, device=like.device)

@@ -168,6 +168,8 @@ class Tensor:
         return self._backend.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("a Tensor cannot be viewed as a numpy array without a copy; use .numpy()")
         array = self.numpy()
         return array if dtype is None else array.astype(dtype, copy=False)
 

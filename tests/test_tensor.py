@@ -43,6 +43,8 @@ def test_array_protocol_shape_size_and_item(device):
     t = nn.tensor([[1.0, 2.0, 3.0]], device=device)
     assert np.asarray(t).shape == (1, 3)
     assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="without a copy"):
+        np.asarray(t, copy=False)
     assert t.shape == (1, 3) and t.ndim == 2 and t.size == 3 and len(t) == 1
     assert nn.tensor([[4.5]], device=device).item() == 4.5
     assert float(nn.tensor(2.0, device=device)) == 2.0 and int(nn.tensor(3.0, device=device)) == 3
@@ -80,6 +82,11 @@ def test_scalar_keeps_tensor_dtype_and_int_meets_float():
     assert (ints * 0.5).dtype == np.float32
     assert (ints / ints).dtype == np.float32  # true division gives floats
     assert (f32 + nn.tensor(np.array([1.0], np.float64))).dtype == np.float64
+    flags = nn.tensor([True, False])
+    assert (flags + 1).dtype == np.int64 and (flags + 1).tolist() == [2, 1]
+    assert (flags * 0.5).dtype == np.float32
+    with pytest.raises(TypeError, match="complex"):
+        f32 * 1j
 
 
 def test_numpy_array_on_the_left_defers_to_tensor():
