@@ -31,3 +31,12 @@ def distinct(seed, shape, dtype=np.float64):
     rng = np.random.default_rng(seed)
     size = int(np.prod(shape))
     return (rng.permutation(size) * 0.05 - 1 + rng.uniform(0, 0.01, size)).reshape(shape).astype(dtype)
+
+
+#: Softmax cross-entropy targets of every kind, as makers (rng, n, c) -> array (float64 or int64).
+TARGET_KINDS = {
+    "one-hot": lambda rng, n, c: np.eye(c)[rng.integers(0, c, n)],
+    "soft": lambda rng, n, c: rng.dirichlet(np.ones(c), n),
+    "unnormalised": lambda rng, n, c: rng.uniform(0, 3, (n, c)),
+    "class-index": lambda rng, n, c: rng.integers(0, c, n),
+}

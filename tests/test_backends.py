@@ -118,7 +118,7 @@ sizes = st.builds(Sizes, broadcast_pairs(), st.integers(1, 5), st.integers(1, 5)
 
 
 def backend_classes():
-    """The class behind every registered device kind (plus CuPy's when it imports)."""
+    """The class behind every registered device kind."""
     return sorted({factory for factory in registered_backends().values()}, key=lambda c: c.__name__)
 
 

@@ -5,7 +5,7 @@ available backend device.
 """
 import numpy as np
 import pytest
-from helpers import away_from_zero, broadcast_pairs, distinct, seeds, small_shapes, values
+from helpers import TARGET_KINDS, away_from_zero, broadcast_pairs, distinct, seeds, small_shapes, values
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -191,20 +191,12 @@ def test_linear(device, activation, bias, n, n_in, n_out, seed):
         check(device, lambda x, w: F.linear(x, w, None, activation), x, w)
 
 
-TARGETS = {
-    "one-hot": lambda rng, n, c: np.eye(c)[rng.integers(0, c, n)],
-    "soft": lambda rng, n, c: rng.dirichlet(np.ones(c), n),
-    "unnormalised": lambda rng, n, c: rng.uniform(0, 3, (n, c)),
-    "class-index": lambda rng, n, c: rng.integers(0, c, n),
-}
-
-
-@pytest.mark.parametrize("kind", sorted(TARGETS))
+@pytest.mark.parametrize("kind", sorted(TARGET_KINDS))
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @given(n=st.integers(1, 4), c=st.integers(1, 5), seed=seeds)
 def test_softmax_cross_entropy(device, kind, reduction, n, c, seed):
     rng = np.random.default_rng(seed)
-    targets = nn.tensor(TARGETS[kind](rng, n, c), device=device,
+    targets = nn.tensor(TARGET_KINDS[kind](rng, n, c), device=device,
                         dtype=np.int64 if kind == "class-index" else np.float64)
     check(device, lambda z: F.softmax_cross_entropy(z, targets, reduction), values(seed, (n, c), -3, 3))
 
