@@ -10,6 +10,11 @@ Quick start::
     x = nn.tensor([[1.0, 2.0]], requires_grad=True)
     (x * x).sum().backward()
     x.grad  # 2 * x
+
+Keras-style::
+
+    model = nn.Sequential([nn.layers.Dense(10, activation="softmax", input_shape=(4,))])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 """
 from . import backends, functional
 from .autograd import enable_grad, is_grad_enabled, no_grad
@@ -18,7 +23,12 @@ from .device import device, get_default_device, set_default_device
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck
 from .tensor import Tensor, full, ones, tensor, zeros
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# The Keras-style API (floor 4); nnengine.keras exposes the same objects under Keras's names.
+from . import activations, callbacks, initializers, keras, layers, losses, metrics, models, optimizers, utils  # noqa: E402
+from .layers import Input  # noqa: E402
+from .models import Sequential, load_model  # noqa: E402
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full",
@@ -26,4 +36,6 @@ __all__ = [
     "device", "get_default_device", "set_default_device", "get_backend", "is_device_available",
     "DeviceUnavailableError", "gradcheck", "GradcheckError", "GradcheckResult",
     "functional", "backends",
+    "Sequential", "Input", "load_model", "keras", "layers", "activations", "losses", "metrics", "optimizers",
+    "initializers", "callbacks", "models", "utils",
 ]

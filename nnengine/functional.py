@@ -7,14 +7,14 @@ graph you still mean to differentiate: they overwrite parameters in place.
 """
 from .autograd import _common_backend
 from .ops import (  # noqa: F401 - re-exported as the functional API
-    add, argmax, clip, div, exp, linear, log, log_softmax, matmul, max, maximum, mean,
+    add, argmax, clip, div, erf, exp, linear, log, log_softmax, matmul, max, maximum, mean,
     minimum, mul, neg, power, relu, reshape, sigmoid, softmax, softmax_cross_entropy,
     sqrt, sub, sum, tanh, transpose, where,
 )
 from .tensor import is_float_dtype
 
 __all__ = [
-    "add", "argmax", "clip", "div", "exp", "linear", "log", "log_softmax", "matmul", "max",
+    "add", "argmax", "clip", "div", "erf", "exp", "linear", "log", "log_softmax", "matmul", "max",
     "maximum", "mean", "minimum", "mul", "neg", "power", "relu", "reshape", "sigmoid",
     "softmax", "softmax_cross_entropy", "sqrt", "sub", "sum", "tanh", "transpose", "where",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",

@@ -8,6 +8,7 @@ input's shape by the autograd engine (``autograd.reduce_to_shape``), not here.
 Notation in the comments: x, a, b are inputs, y the output, g = dL/dy.
 """
 import builtins
+import math
 import numbers
 
 import numpy as np
@@ -440,6 +441,22 @@ class Relu(Function):
         return (bk.where(bk.greater(x, zero), g, zero),)
 
 
+class Erf(Function):
+    """y = erf x;  dx = g * 2/sqrt(pi) * e^(-x^2)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.erf(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        bk = ctx.backend
+        x = ctx.saved[0]
+        density = bk.exp(bk.neg(bk.mul(x, x)))
+        return (bk.mul(g, bk.mul(density, _const(bk, 2.0 / math.sqrt(math.pi), g.dtype))),)
+
+
 class Clip(Function):
     """y = min(max(x, low), high);  dx = g where low <= x <= high, else 0."""
 
@@ -479,6 +496,7 @@ sqrt = _unary(Sqrt, "sqrt")
 tanh = _unary(Tanh, "tanh")
 sigmoid = _unary(Sigmoid, "sigmoid")
 relu = _unary(Relu, "relu")
+erf = _unary(Erf, "erf")
 
 
 def clip(x, low, high):

@@ -215,6 +215,27 @@ class Tensor:
             return self
         return ops.to_device(self, target)
 
+    def assign_(self, value):
+        """Overwrite this tensor's values in place (no graph), keeping its identity, dtype and device.
+
+        ``value`` is array-like of this tensor's exact shape; it is cast to this dtype.
+        Used for parameters, whose identity optimizers and layers hold on to.
+        """
+        host = _host_array(value.numpy() if isinstance(value, Tensor) else value)
+        if host.shape != self.shape:
+            raise ValueError(f"assign_: expected a value of shape {self.shape}, got {host.shape}")
+        self._data = self._backend.from_numpy(host.astype(self.dtype))
+        return self
+
+    def move_(self, device):
+        """Move this tensor's storage to ``device`` in place, keeping its identity; return self."""
+        target = get_backend(device)
+        if target is not self._backend:
+            self._data = target.from_numpy(self._backend.to_numpy(self._data))
+            self._backend = target
+            self.grad = None if self.grad is None else self.grad.to(device)
+        return self
+
     def astype(self, dtype):
         """Return this tensor converted to ``dtype``; differentiable between float dtypes."""
         return ops.astype(self, to_supported_dtype(dtype))

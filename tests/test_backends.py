@@ -75,7 +75,7 @@ CASES = {
     "getitem": lambda r, d, s: (arr(r, (s.n, s.c), d), (r.integers(0, s.n, 5), slice(None, None, -1))),
     "index_add": lambda r, d, s: (np.zeros((s.n, s.c), d), (r.integers(0, s.n, 5),), arr(r, (5, s.c), d)),
     "neg": unary(), "exp": unary(), "log": unary(positive), "sqrt": unary(positive), "tanh": unary(),
-    "sigmoid": lambda r, d, s: (arr(r, s.a, d, -50, 50),), "relu": unary(),
+    "sigmoid": lambda r, d, s: (arr(r, s.a, d, -50, 50),), "relu": unary(), "erf": unary(),
     "add": binary(), "sub": binary(), "mul": binary(), "div": binary(positive),
     "power": lambda r, d, s: (positive(r, s.a, d), arr(r, s.b, d)),
     "maximum": compare_op, "minimum": compare_op,

@@ -66,6 +66,7 @@ UNARY = {
     "tanh": (lambda x: x.tanh(), values),
     "sigmoid": (lambda x: x.sigmoid(), lambda s, sh: values(s, sh, -6, 6)),
     "relu": (lambda x: x.relu(), away_from_zero),
+    "erf": (lambda x: F.erf(x), values),
     "clip": (lambda x: x.clip(-0.5, 0.7), lambda s, sh: distinct(s, sh) * 1.3 + 0.004),
 }
 

@@ -149,6 +149,12 @@ class Backend(ABC):
     def relu(self, x):
         """Return ``max(x, 0)`` elementwise."""
 
+    @abstractmethod
+    def erf(self, x):
+        """Return the error function ``erf(x) = 2/sqrt(pi) * integral_0^x e**(-t*t) dt`` elementwise.
+
+        Accurate to the dtype's precision (it is the core of the exact GELU)."""
+
     # ------------------------------------------------------------------
     # Elementwise binary, numpy broadcasting, both operands of one dtype
     # ------------------------------------------------------------------

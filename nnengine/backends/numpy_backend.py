@@ -4,6 +4,8 @@ This backend is the executable specification of ``Backend``: other backends are
 tested against it, so clarity wins over speed here. Each method's contract is
 the docstring of the same method in ``base.py``.
 """
+import math
+
 import numpy as np
 
 from .base import Backend
@@ -64,6 +66,9 @@ def _decay(param, lr, weight_decay):
     """Decoupled weight decay, applied before a step: param -= lr * wd * param."""
     if weight_decay:
         param -= param.dtype.type(lr * weight_decay) * param
+
+
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
 
 
 class NumpyBackend(Backend):
@@ -127,6 +132,10 @@ class NumpyBackend(Backend):
 
     def relu(self, x):
         return np.maximum(x, 0).astype(x.dtype)
+
+    def erf(self, x):
+        # numpy has no erf; math.erf is exact to double precision, which is what a reference needs.
+        return _ERF(x).astype(x.dtype)
 
     # elementwise binary
     def add(self, a, b):

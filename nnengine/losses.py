@@ -1,0 +1,316 @@
+"""Losses with Keras 3's formulas, names and reductions.
+
+A loss object is called as ``loss(y_true, y_pred)`` and returns a scalar Tensor:
+the per-sample losses (each the mean or sum over the last axis, as Keras
+defines it) reduced by ``reduction``: "sum_over_batch_size" (the mean over the
+batch, Keras's default), "sum", or "none".
+
+Probabilities are clipped to [eps, 1 - eps] with eps = 1e-7 where Keras clips
+them. When a model's last activation is softmax (or sigmoid) and the loss is
+categorical / sparse categorical (or binary) cross-entropy, ``Sequential`` hands
+the loss the pre-activation logits instead (``call_on_logits``): the fused,
+numerically stable softmax cross-entropy, whose gradient p * sum(t) - t is right
+for soft and unnormalised targets. That is what tf.keras 2.x did for a softmax
+output; it differs from the clipped formula only where a probability is below 1e-7.
+"""
+import numpy as np
+
+from . import ops
+from .tensor import Tensor
+
+EPSILON = 1e-7
+REDUCTIONS = ("sum_over_batch_size", "sum", "none", None)
+
+__all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
+           "MeanSquaredError", "MeanAbsoluteError", "categorical_crossentropy", "sparse_categorical_crossentropy",
+           "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "get", "serialize"]
+
+
+def _as_tensor(value, like, dtype):
+    """``value`` as a Tensor of ``dtype`` on ``like``'s device."""
+    if isinstance(value, Tensor):
+        return value
+    return Tensor(np.asarray(value), dtype=dtype, device=like.device)
+
+
+def _abs(x):
+    return ops.maximum(x, -x)
+
+
+class Loss:
+    """Base class: ``call(y_true, y_pred)`` gives per-sample losses, ``__call__`` reduces them."""
+
+    #: the activation whose pre-activation this loss can consume instead (fusion), or None
+    fusable_activation = None
+
+    def __init__(self, name, reduction="sum_over_batch_size"):
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.name, self.reduction = name, reduction
+
+    def __call__(self, y_true, y_pred, from_pre_activation=False):
+        if not isinstance(y_pred, Tensor):
+            y_pred = Tensor(np.asarray(y_pred))
+        per_sample = (self.call_on_logits if from_pre_activation else self.call)(y_true, y_pred)
+        return self._reduce(per_sample)
+
+    def _reduce(self, per_sample):
+        if self.reduction in ("none", None):
+            return per_sample
+        if self.reduction == "sum":
+            return per_sample.sum()
+        if per_sample.shape[0] == 0:
+            raise ValueError(f"{self.name}: the mean over an empty batch is undefined")
+        return per_sample.mean()
+
+    def call(self, y_true, y_pred):
+        """Per-sample losses (n,) of predictions ``y_pred`` against targets ``y_true``."""
+        raise NotImplementedError
+
+    def call_on_logits(self, y_true, logits):
+        """Per-sample losses computed from the pre-activation of ``fusable_activation``."""
+        raise ValueError(f"{self.name} cannot take pre-activation values")
+
+    def check_targets(self, y_true_shape, y_pred_shape):
+        """Raise ValueError when targets of ``y_true_shape`` cannot go with predictions of ``y_pred_shape``."""
+        _matched_shape(self.name, y_true_shape, y_pred_shape)
+
+    def get_config(self):
+        """Keras's config: name, reduction, and the loss's own arguments."""
+        return {"name": self.name, "reduction": self.reduction}
+
+
+def _matched_shape(name, y_true_shape, y_pred_shape):
+    """Keras's rank matching: (n,) targets go with (n, 1) predictions and back; otherwise shapes must be equal."""
+    y_true_shape, y_pred_shape = tuple(y_true_shape), tuple(y_pred_shape)
+    if len(y_true_shape) == len(y_pred_shape) - 1 and y_pred_shape[-1] == 1:
+        y_true_shape = (*y_true_shape, 1)
+    elif len(y_true_shape) == len(y_pred_shape) + 1 and y_true_shape[-1] == 1:
+        y_true_shape = y_true_shape[:-1]
+    if y_true_shape != y_pred_shape:
+        raise ValueError(f"{name}: y_true of shape {y_true_shape} does not fit y_pred of shape {y_pred_shape}; "
+                         "they must have the same shape")
+    return y_true_shape
+
+
+def _targets_like(name, y_true, y_pred):
+    """y_true as a float Tensor reshaped to y_pred's shape (after Keras's rank matching)."""
+    shape = _matched_shape(name, np.shape(y_true) if not isinstance(y_true, Tensor) else y_true.shape, y_pred.shape)
+    y_true = _as_tensor(y_true, y_pred, dtype=y_pred.dtype)
+    if y_true.dtype != y_pred.dtype:
+        y_true = y_true.astype(y_pred.dtype)
+    return y_true.reshape(*shape) if y_true.shape != shape else y_true
+
+
+class CategoricalCrossentropy(Loss):
+    """-sum(y_true * log(y_pred)) over the classes; y_pred normalised to sum 1 and clipped, as in Keras.
+
+    Targets are one-hot, soft or unnormalised weights of y_pred's shape (n, classes).
+    ``from_logits=True`` takes raw scores and applies a stable log-softmax instead.
+    """
+
+    fusable_activation = "softmax"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size",
+                 name="categorical_crossentropy"):
+        super().__init__(name, reduction)
+        if not 0 <= label_smoothing <= 1:
+            raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+
+    def check_targets(self, y_true_shape, y_pred_shape):
+        """Targets must be (n, classes) like the predictions."""
+        if len(y_true_shape) != len(y_pred_shape) or tuple(y_true_shape) != tuple(y_pred_shape):
+            hint = (" Integer class labels need sparse_categorical_crossentropy, or one-hot encode them with "
+                    "nnengine.utils.to_categorical." if len(y_true_shape) < len(y_pred_shape) else "")
+            raise ValueError(f"{self.name}: y_true of shape {tuple(y_true_shape)} does not fit y_pred of shape "
+                             f"{tuple(y_pred_shape)}; expected one-hot or soft targets of the same shape.{hint}")
+
+    def _targets(self, y_true, y_pred):
+        self.check_targets(np.shape(y_true) if not isinstance(y_true, Tensor) else y_true.shape, y_pred.shape)
+        y_true = _targets_like(self.name, y_true, y_pred)
+        if self.label_smoothing:
+            classes = y_pred.shape[-1]
+            y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        return y_true
+
+    def call(self, y_true, y_pred):
+        """Per-sample cross-entropy."""
+        if self.from_logits:
+            return self.call_on_logits(y_true, y_pred)
+        y_true = self._targets(y_true, y_pred)
+        probabilities = ops.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+        return -(y_true * probabilities.log()).sum(axis=-1)
+
+    def call_on_logits(self, y_true, logits):
+        """Fused softmax cross-entropy of the logits (stable log-sum-exp)."""
+        return ops.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction="none")
+
+    def get_config(self):
+        """name, reduction, from_logits, label_smoothing, axis."""
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
+                "axis": -1}
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """-log(y_pred[label]) for integer class labels of shape (n,) or (n, 1)."""
+
+    fusable_activation = "softmax"
+
+    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name="sparse_categorical_crossentropy"):
+        super().__init__(name, reduction)
+        self.from_logits = bool(from_logits)
+
+    def check_targets(self, y_true_shape, y_pred_shape):
+        """Labels are (n,) or (n, 1) for predictions (n, classes)."""
+        y_true_shape = tuple(y_true_shape)
+        if len(y_true_shape) == 2 and y_true_shape[1] == 1:
+            y_true_shape = y_true_shape[:1]
+        if len(y_pred_shape) != 2 or y_true_shape != tuple(y_pred_shape[:1]):
+            raise ValueError(f"{self.name}: expected integer labels of shape ({y_pred_shape[0]},) for y_pred of "
+                             f"shape {tuple(y_pred_shape)}, got y_true of shape {y_true_shape}")
+
+    def _labels(self, y_true, y_pred):
+        host = y_true.numpy() if isinstance(y_true, Tensor) else np.asarray(y_true)
+        self.check_targets(host.shape, y_pred.shape)
+        labels = host.reshape(-1)
+        if labels.dtype.kind == "f":
+            if not np.all(labels == np.round(labels)):
+                raise ValueError(f"{self.name}: y_true must hold integer class labels, got non-integer values")
+        elif labels.dtype.kind not in "iu":
+            raise TypeError(f"{self.name}: y_true must hold integer class labels, got dtype {labels.dtype}")
+        labels = labels.astype(np.int64)
+        classes = y_pred.shape[1]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(f"{self.name}: labels must be in [0, {classes}), got values in "
+                             f"[{labels.min()}, {labels.max()}]")
+        return labels
+
+    def call(self, y_true, y_pred):
+        """Per-sample cross-entropy of (normalised, clipped) probabilities."""
+        if self.from_logits:
+            return self.call_on_logits(y_true, y_pred)
+        labels = self._labels(y_true, y_pred)
+        one_hot = Tensor(np.eye(y_pred.shape[1])[labels], dtype=y_pred.dtype, device=y_pred.device)
+        probabilities = ops.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+        return -(one_hot * probabilities.log()).sum(axis=-1)
+
+    def call_on_logits(self, y_true, logits):
+        """Fused softmax cross-entropy with integer targets."""
+        labels = Tensor(self._labels(y_true, logits), device=logits.device)
+        return ops.softmax_cross_entropy(logits, labels, reduction="none")
+
+    def get_config(self):
+        """name, reduction, from_logits."""
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+class BinaryCrossentropy(Loss):
+    """-(y log p + (1 - y) log(1 - p)), averaged over the last axis; p clipped to [eps, 1 - eps]."""
+
+    fusable_activation = "sigmoid"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size",
+                 name="binary_crossentropy"):
+        super().__init__(name, reduction)
+        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+
+    def _targets(self, y_true, y_pred):
+        y_true = _targets_like(self.name, y_true, y_pred)
+        if self.label_smoothing:
+            y_true = y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return y_true
+
+    def call(self, y_true, y_pred):
+        """Per-sample binary cross-entropy of probabilities."""
+        if self.from_logits:
+            return self.call_on_logits(y_true, y_pred)
+        y_true = self._targets(y_true, y_pred)
+        p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        return -(y_true * p.log() + (1.0 - y_true) * (1.0 - p).log()).mean(axis=-1)
+
+    def call_on_logits(self, y_true, logits):
+        """Stable form on logits z: max(z, 0) - z * y + log(1 + e^-|z|)."""
+        y_true = self._targets(y_true, logits)
+        return (ops.relu(logits) - logits * y_true + (ops.minimum(logits, -logits).exp() + 1.0).log()).mean(axis=-1)
+
+    def get_config(self):
+        """name, reduction, from_logits, label_smoothing."""
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class MeanSquaredError(Loss):
+    """mean((y_true - y_pred)^2) over the last axis."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
+        super().__init__(name, reduction)
+
+    def call(self, y_true, y_pred):
+        """Per-sample mean squared error."""
+        difference = _targets_like(self.name, y_true, y_pred) - y_pred
+        return (difference * difference).mean(axis=-1)
+
+
+class MeanAbsoluteError(Loss):
+    """mean(|y_true - y_pred|) over the last axis."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
+        super().__init__(name, reduction)
+
+    def call(self, y_true, y_pred):
+        """Per-sample mean absolute error."""
+        return _abs(_targets_like(self.name, y_true, y_pred) - y_pred).mean(axis=-1)
+
+
+def _per_sample(cls):
+    def loss(y_true, y_pred):
+        return cls(reduction="none")(y_true, y_pred)
+    loss.__doc__ = f"Per-sample losses of {cls.__name__} (no reduction), as Keras's function of that name."
+    return loss
+
+
+categorical_crossentropy = _per_sample(CategoricalCrossentropy)
+sparse_categorical_crossentropy = _per_sample(SparseCategoricalCrossentropy)
+binary_crossentropy = _per_sample(BinaryCrossentropy)
+mean_squared_error = _per_sample(MeanSquaredError)
+mean_absolute_error = _per_sample(MeanAbsoluteError)
+for _function, _name in ((categorical_crossentropy, "categorical_crossentropy"),
+                         (sparse_categorical_crossentropy, "sparse_categorical_crossentropy"),
+                         (binary_crossentropy, "binary_crossentropy"), (mean_squared_error, "mean_squared_error"),
+                         (mean_absolute_error, "mean_absolute_error")):
+    _function.__name__ = _name
+
+_BY_NAME = {
+    "categorical_crossentropy": CategoricalCrossentropy, "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy, "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+}
+_CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                          BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError)}
+
+
+def get(identifier):
+    """Resolve a loss: a Keras name ('categorical_crossentropy', 'mse', ...), a class name, a config or a Loss."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier) or _CLASSES.get(identifier)
+        if cls is None:
+            raise ValueError(f"Unknown loss {identifier!r}; valid names: {', '.join(sorted(_BY_NAME))}")
+        return cls()
+    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
+        cls = _CLASSES[identifier["class_name"]]
+        accepted = set(cls().get_config()) - {"axis"}
+        return cls(**{k: v for k, v in (identifier.get("config") or {}).items() if k in accepted})
+    for name, function in globals().items():
+        if identifier is function and name in _BY_NAME:
+            return _BY_NAME[name]()
+    raise ValueError(f"Unknown loss {identifier!r}; valid names: {', '.join(sorted(_BY_NAME))}")
+
+
+def serialize(loss, identifier=None):
+    """What Keras writes for a compiled loss: the string the user gave, else a class config."""
+    if isinstance(identifier, str):
+        return identifier
+    return {"module": "keras.losses", "class_name": type(loss).__name__, "config": loss.get_config(),
+            "registered_name": None}

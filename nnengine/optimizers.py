@@ -1,0 +1,281 @@
+"""Optimizers with Keras 3's update rules, defaults and names, on the backend's fused in-place updates.
+
+Each optimizer keeps per-parameter state ("slots") as Tensors on the parameter's
+device and calls one fused primitive per parameter per step
+(``nnengine.functional.*_update``). The formulas (see docs/keras.md):
+
+* SGD:     v = momentum v - lr g;  w += v   (Nesterov: w += momentum v - lr g)
+* Adam:    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+           w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+* AdamW:   Adam after the decoupled decay w -= lr * weight_decay * w
+* RMSprop: s = rho s + (1 - rho) g^2;  w -= lr g / sqrt(s + eps)   (centered: s - mean(g)^2)
+* Adagrad: a += g^2;  w -= lr g / sqrt(a + eps)
+``weight_decay`` on any optimizer is Keras's decoupled decay, applied before the step.
+"""
+import numpy as np
+
+from . import functional as F
+from .autograd import no_grad
+from .tensor import zeros
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize"]
+
+
+def _positive(owner, name, value, allow_zero=False):
+    value = float(value)
+    if not (value >= 0 if allow_zero else value > 0) or not np.isfinite(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: holds the learning rate, the step counter and the slots of each parameter.
+
+    ``apply_gradients([(grad, param), ...])`` (or ``apply(grads, params)``) runs one step;
+    ``step(params)`` uses each parameter's ``.grad``. The step counter ``iterations``
+    counts completed steps.
+    """
+
+    #: Keras's names of the per-parameter slots, in the order Keras saves them
+    slot_names = ()
+
+    def __init__(self, learning_rate, weight_decay=None, name=None):
+        self.name = name or type(self).__name__.lower()
+        self.learning_rate = learning_rate
+        self.weight_decay = None if weight_decay is None else _positive(self.name, "weight_decay", weight_decay,
+                                                                        allow_zero=True)
+        self.iterations = 0
+        self._slots = {}
+
+    @property
+    def learning_rate(self):
+        """The step size, a float; assignable (ReduceLROnPlateau lowers it)."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _positive(self.name, "learning_rate", value, allow_zero=True)
+
+    def _decay(self):
+        return self.weight_decay or 0.0
+
+    def slots(self, param):
+        """The state Tensors of ``param`` (created as Keras starts them on first use)."""
+        key = id(param)
+        if key not in self._slots:
+            self._slots[key] = (param, {name: self._initial_slot(name, param) for name in self._active_slots()})
+        return self._slots[key][1]
+
+    def _active_slots(self):
+        return self.slot_names
+
+    def _initial_slot(self, name, param):
+        return zeros(param.shape, dtype=param.dtype, device=param.device)
+
+    def apply_gradients(self, grads_and_vars):
+        """One step over ``[(grad, param), ...]``; a None gradient leaves its parameter alone."""
+        pairs = [(g, p) for g, p in grads_and_vars if g is not None]
+        self.iterations += 1
+        with no_grad():
+            for grad, param in pairs:
+                self.update(param, grad, self.slots(param))
+
+    def apply(self, grads, variables):
+        """Keras 3's ``apply(grads, trainable_variables)``."""
+        self.apply_gradients(zip(grads, variables))
+
+    def step(self, params):
+        """One step with each parameter's ``.grad``; the gradients are then reset to None."""
+        self.apply_gradients([(p.grad, p) for p in params])
+        for p in params:
+            p.zero_grad()
+
+    def update(self, param, grad, slots):
+        """Update ``param`` in place from ``grad`` and its ``slots`` (subclasses)."""
+        raise NotImplementedError
+
+    def variables(self):
+        """(name, Tensor-or-number) pairs in Keras's save order: iteration, learning_rate, then every slot."""
+        pairs = [("iteration", np.int64(self.iterations)), ("learning_rate", np.float32(self.learning_rate))]
+        for param, slots in self._slots.values():
+            for slot_name, tensor in slots.items():
+                pairs.append((slot_name, tensor, param))
+        return pairs
+
+    def get_config(self):
+        """Keras 3's optimizer config."""
+        return {"name": self.name, "learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
+                "clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False,
+                "ema_momentum": 0.99, "ema_overwrite_frequency": None, "loss_scale_factor": None,
+                "gradient_accumulation_steps": None}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild from a Keras config, ignoring keys nnengine has no use for; refuse features it lacks."""
+        for key in ("clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor", "gradient_accumulation_steps"):
+            if config.get(key) is not None:
+                raise ValueError(f"optimizer {cls.__name__}: {key} is not supported by nnengine")
+        if config.get("use_ema"):
+            raise ValueError(f"optimizer {cls.__name__}: use_ema is not supported by nnengine")
+        accepted = cls._argument_names()
+        return cls(**{k: v for k, v in config.items() if k in accepted})
+
+    @classmethod
+    def _argument_names(cls):
+        return {"learning_rate", "weight_decay", "name"}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum. Keras defaults: lr 0.01, momentum 0."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, name="sgd"):
+        super().__init__(learning_rate, weight_decay, name)
+        self.momentum = _positive(self.name, "momentum", momentum, allow_zero=True)
+        if self.momentum > 1:
+            raise ValueError(f"{self.name}: momentum must be in [0, 1], got {momentum}")
+        self.nesterov = bool(nesterov)
+
+    def _active_slots(self):
+        return ("momentum",) if self.momentum else ()
+
+    def update(self, param, grad, slots):
+        """v = momentum v - lr g;  w += v (or the Nesterov form)."""
+        F.sgd_update(param, grad, slots.get("momentum"), self.learning_rate, self.momentum, self.nesterov,
+                     self._decay())
+
+    def get_config(self):
+        """Adds momentum and nesterov."""
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+    @classmethod
+    def _argument_names(cls):
+        return super()._argument_names() | {"momentum", "nesterov"}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba) with Keras's defaults: lr 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7."""
+
+    slot_names = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=None, name="adam"):
+        super().__init__(learning_rate, weight_decay, name)
+        for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0 <= beta < 1:
+                raise ValueError(f"{self.name}: {label} must be in [0, 1), got {beta}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = _positive(self.name, "epsilon", epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def _active_slots(self):
+        return self.slot_names + (("velocity_hat",) if self.amsgrad else ())
+
+    def update(self, param, grad, slots):
+        """The Adam step (see the module docstring); the step count t is ``iterations``."""
+        F.adam_update(param, grad, slots["momentum"], slots["velocity"], self.iterations, slots.get("velocity_hat"),
+                      self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.amsgrad, self._decay())
+
+    def get_config(self):
+        """Adds beta_1, beta_2, epsilon and amsgrad."""
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad}
+
+    @classmethod
+    def _argument_names(cls):
+        return super()._argument_names() | {"beta_1", "beta_2", "epsilon", "amsgrad"}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter); Keras's default weight_decay is 0.004."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, name="adamw"):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, name)
+
+
+class RMSprop(Optimizer):
+    """RMSprop with Keras's defaults: lr 0.001, rho 0.9, momentum 0, epsilon 1e-7 (inside the square root)."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 weight_decay=None, name="rmsprop"):
+        super().__init__(learning_rate, weight_decay, name)
+        if not 0 <= rho < 1:
+            raise ValueError(f"{self.name}: rho must be in [0, 1), got {rho}")
+        self.rho, self.centered = float(rho), bool(centered)
+        self.momentum = _positive(self.name, "momentum", momentum, allow_zero=True)
+        self.epsilon = _positive(self.name, "epsilon", epsilon)
+
+    def _active_slots(self):
+        return (("velocity",) + (("momentum",) if self.momentum else ())
+                + (("average_gradient",) if self.centered else ()))
+
+    def update(self, param, grad, slots):
+        """The RMSprop step (see the module docstring)."""
+        F.rmsprop_update(param, grad, slots["velocity"], slots.get("average_gradient"), slots.get("momentum"),
+                         self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered, self._decay())
+
+    def get_config(self):
+        """Adds rho, momentum, epsilon and centered."""
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
+                "centered": self.centered}
+
+    @classmethod
+    def _argument_names(cls):
+        return super()._argument_names() | {"rho", "momentum", "epsilon", "centered"}
+
+
+class Adagrad(Optimizer):
+    """Adagrad with Keras's defaults: lr 0.001, initial_accumulator_value 0.1, epsilon 1e-7."""
+
+    slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
+                 name="adagrad"):
+        super().__init__(learning_rate, weight_decay, name)
+        self.initial_accumulator_value = _positive(self.name, "initial_accumulator_value",
+                                                   initial_accumulator_value, allow_zero=True)
+        self.epsilon = _positive(self.name, "epsilon", epsilon)
+
+    def _initial_slot(self, name, param):
+        slot = zeros(param.shape, dtype=param.dtype, device=param.device)
+        return slot + self.initial_accumulator_value
+
+    def update(self, param, grad, slots):
+        """a += g^2;  w -= lr g / sqrt(a + eps)."""
+        F.adagrad_update(param, grad, slots["accumulator"], self.learning_rate, self.epsilon, self._decay())
+
+    def get_config(self):
+        """Adds initial_accumulator_value and epsilon."""
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+    @classmethod
+    def _argument_names(cls):
+        return super()._argument_names() | {"initial_accumulator_value", "epsilon"}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+_CLASSES = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+
+
+def get(identifier):
+    """Resolve an optimizer: 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad' (Keras defaults), a config or an object."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"Unknown optimizer {identifier!r}; valid names: {', '.join(sorted(_BY_NAME))}")
+        return cls()
+    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
+        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config") or {})
+    if isinstance(identifier, dict):
+        raise ValueError(f"Unknown optimizer class {identifier.get('class_name')!r}; valid: "
+                         f"{', '.join(sorted(_CLASSES))}")
+    raise TypeError(f"optimizer must be a name, a config dict or an Optimizer, got {type(identifier).__name__}")
+
+
+def serialize(optimizer):
+    """Keras's {'class_name': ..., 'config': ...} of an optimizer (as in a training_config)."""
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}

@@ -1,0 +1,60 @@
+"""Helpers of the Keras-style API: seeding, layer names, and Keras-like utilities.
+
+``set_random_seed(seed)`` seeds every source of randomness nnengine uses
+(weight initializers, dropout masks, fit's shuffling, validation splits) plus
+numpy's and Python's global generators, as ``keras.utils.set_random_seed`` does.
+"""
+import random
+import re
+
+import numpy as np
+
+_state = {"rng": np.random.default_rng()}
+_name_counts = {}
+
+
+def set_random_seed(seed):
+    """Seed nnengine's generator and numpy's and Python's global ones, so that runs repeat."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"set_random_seed: seed must be an int, got {type(seed).__name__}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    _state["rng"] = np.random.default_rng(int(seed))
+
+
+def global_rng():
+    """The numpy Generator behind initializers without a seed, dropout and shuffling."""
+    return _state["rng"]
+
+
+def snake_case(name):
+    """'GlobalAveragePooling1D' -> 'global_average_pooling1d', as Keras names layers."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def unique_name(prefix):
+    """Keras's automatic names: 'dense', then 'dense_1', 'dense_2', ... for each prefix."""
+    count = _name_counts.get(prefix, 0)
+    _name_counts[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def clear_session():
+    """Reset the automatic layer and model name counters (``keras.utils.clear_session``)."""
+    _name_counts.clear()
+
+
+def to_categorical(y, num_classes=None, dtype="float32"):
+    """One-hot encode integer class labels: (n,) -> (n, num_classes), as ``keras.utils.to_categorical``."""
+    labels = np.asarray(y)
+    if labels.dtype.kind not in "iub" and not (labels.dtype.kind == "f" and np.all(labels == np.round(labels))):
+        raise TypeError(f"to_categorical: y must hold integer class labels, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if labels.ndim > 1 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"to_categorical: labels must lie in [0, {num_classes}), got "
+                         f"[{labels.min()}, {labels.max()}]")
+    return np.eye(num_classes, dtype=dtype)[labels]
