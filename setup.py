@@ -11,7 +11,7 @@ KERNEL_PACKAGES = ["nnengine.kernels"] + [
 
 setup(
     name="nnengine",
-    version="0.1.0",
+    version="0.2.0",
     description="A from-scratch neural-network engine: autograd, numba/CuPy kernels, a Keras-style API.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
@@ -22,5 +22,7 @@ setup(
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6.80", "pytest-cov>=4"],
         "gpu": ["cupy-cuda12x"],
+        # examples/digits.py: scikit-learn's bundled digits and a matplotlib chart; never needed by nnengine
+        "examples": ["scikit-learn>=1.2", "matplotlib>=3.6"],
     },
 )

@@ -1,0 +1,45 @@
+"""Small models and data shared by the Keras-API tests."""
+import io
+
+import numpy as np
+
+import nnengine as nn
+
+
+def classification_data(samples=64, features=6, classes=3, seed=0):
+    """x (float32) and integer labels from a random linear teacher."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((samples, features)).astype(np.float32)
+    labels = np.argmax(x @ rng.standard_normal((features, classes)), axis=1)
+    return x, labels
+
+
+def small_model(features=6, classes=3, hidden=8, output_activation="softmax", dtype=None, seed=0):
+    """Dense(hidden, relu) -> Dense(classes, output_activation), built, with seeded weights."""
+    nn.utils.set_random_seed(seed)
+    return nn.Sequential([
+        nn.layers.Dense(hidden, activation="relu", input_shape=(features,), dtype=dtype),
+        nn.layers.Dense(classes, activation=output_activation, dtype=dtype),
+    ])
+
+
+class FakeTerminal(io.StringIO):
+    """A text stream that says it is a terminal (so progress bars redraw in place)."""
+
+    def isatty(self):
+        return True
+
+
+def numpy_forward(weights, x, activations):
+    """The reference forward pass of a stack of Dense layers, in float64 numpy."""
+    out = x.astype(np.float64)
+    for (kernel, bias), activation in zip(zip(weights[::2], weights[1::2]), activations):
+        out = out @ kernel.astype(np.float64) + bias.astype(np.float64)
+        if activation == "relu":
+            out = np.maximum(out, 0)
+        elif activation == "softmax":
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        elif activation == "sigmoid":
+            out = 1 / (1 + np.exp(-out))
+    return out
