@@ -43,21 +43,28 @@ def _array(t):
     return None if t is None else t._data
 
 
-def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
-    """In place SGD step with Keras's formula and defaults (lr 0.01); ``velocity`` is needed when momentum > 0."""
-    _check_update("sgd_update", param, grad, velocity=velocity)
+def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, *,
+               validate=True):
+    """In place SGD step with Keras's formula and defaults (lr 0.01); ``velocity`` is needed when momentum > 0.
+
+    ``validate=False`` skips the shape/dtype/device checks, for callers (the optimizers) that created the
+    state themselves and checked the gradient; every update function takes it.
+    """
+    if validate:
+        _check_update("sgd_update", param, grad, velocity=velocity)
     if momentum and velocity is None:
         raise _missing("sgd_update", "velocity")
     param.backend.sgd_update(param._data, grad._data, _array(velocity), lr, momentum, nesterov, weight_decay)
 
 
 def adam_update(param, grad, m, v, step, v_max=None, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                amsgrad=False, weight_decay=0.0):
+                amsgrad=False, weight_decay=0.0, *, validate=True):
     """In place Adam step (AdamW when ``weight_decay`` > 0) with Keras's formula and defaults.
 
     ``step`` counts updates from 1. ``m`` and ``v`` (and ``v_max`` for AMSGrad) start as zeros.
     """
-    _check_update("adam_update", param, grad, m=m, v=v, v_max=v_max)
+    if validate:
+        _check_update("adam_update", param, grad, m=m, v=v, v_max=v_max)
     if int(step) < 1:
         raise ValueError(f"adam_update: step counts updates from 1, got {step}")
     if amsgrad and v_max is None:
@@ -67,10 +74,11 @@ def adam_update(param, grad, m, v, step, v_max=None, lr=0.001, beta_1=0.9, beta_
 
 
 def rmsprop_update(param, grad, mean_square, mean_grad=None, velocity=None, lr=0.001, rho=0.9,
-                   momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0):
+                   momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0, *, validate=True):
     """In place RMSprop step with Keras's formula (epsilon inside the square root) and defaults."""
-    _check_update("rmsprop_update", param, grad, mean_square=mean_square, mean_grad=mean_grad,
-                  velocity=velocity)
+    if validate:
+        _check_update("rmsprop_update", param, grad, mean_square=mean_square, mean_grad=mean_grad,
+                      velocity=velocity)
     if centered and mean_grad is None:
         raise _missing("rmsprop_update", "mean_grad")
     if momentum and velocity is None:
@@ -79,7 +87,8 @@ def rmsprop_update(param, grad, mean_square, mean_grad=None, velocity=None, lr=0
                                  _array(velocity), lr, rho, momentum, epsilon, centered, weight_decay)
 
 
-def adagrad_update(param, grad, accumulator, lr=0.001, epsilon=1e-7, weight_decay=0.0):
+def adagrad_update(param, grad, accumulator, lr=0.001, epsilon=1e-7, weight_decay=0.0, *, validate=True):
     """In place Adagrad step with Keras's formula; Keras starts ``accumulator`` at 0.1."""
-    _check_update("adagrad_update", param, grad, accumulator=accumulator)
+    if validate:
+        _check_update("adagrad_update", param, grad, accumulator=accumulator)
     param.backend.adagrad_update(param._data, grad._data, accumulator._data, lr, epsilon, weight_decay)

@@ -51,8 +51,17 @@ class Loss:
     def __call__(self, y_true, y_pred, from_pre_activation=False):
         if not isinstance(y_pred, Tensor):
             y_pred = Tensor(np.asarray(y_pred))
-        per_sample = (self.call_on_logits if from_pre_activation else self.call)(y_true, y_pred)
-        return self._reduce(per_sample)
+        if from_pre_activation or getattr(self, "from_logits", False):
+            return self._reduce_on_logits(y_true, y_pred)
+        return self._reduce(self.call(y_true, y_pred))
+
+    def _reduce_on_logits(self, y_true, logits):
+        """The reduced loss from pre-activation values (losses with a fused reduction override this)."""
+        return self._reduce(self.call_on_logits(y_true, logits))
+
+    def _fused_reduction(self):
+        """The reduction name of the fused softmax cross-entropy op for this loss's reduction."""
+        return {"sum_over_batch_size": "mean", "sum": "sum"}.get(self.reduction, "none")
 
     def _reduce(self, per_sample):
         if self.reduction in ("none", None):
@@ -146,6 +155,10 @@ class CategoricalCrossentropy(Loss):
         """Fused softmax cross-entropy of the logits (stable log-sum-exp)."""
         return ops.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction="none")
 
+    def _reduce_on_logits(self, y_true, logits):
+        # the fused op also reduces: one node in the graph instead of three
+        return ops.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction=self._fused_reduction())
+
     def get_config(self):
         """name, reduction, from_logits, label_smoothing, axis."""
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
@@ -197,8 +210,11 @@ class SparseCategoricalCrossentropy(Loss):
 
     def call_on_logits(self, y_true, logits):
         """Fused softmax cross-entropy with integer targets."""
+        return self._reduce_on_logits(y_true, logits, "none")
+
+    def _reduce_on_logits(self, y_true, logits, reduction=None):
         labels = Tensor(self._labels(y_true, logits), device=logits.device)
-        return ops.softmax_cross_entropy(logits, labels, reduction="none")
+        return ops.softmax_cross_entropy(logits, labels, reduction=reduction or self._fused_reduction())
 
     def get_config(self):
         """name, reduction, from_logits."""

@@ -28,6 +28,10 @@ def _host(value):
 class Metric:
     """Base class of metrics: a named, resettable running value."""
 
+    #: True when the metric depends on y_pred only through argmax over the last axis, so that
+    #: logits give the same result as the softmax of the logits (fit then skips the softmax)
+    argmax_only = False
+
     def __init__(self, name):
         self.name = name
 
@@ -62,8 +66,11 @@ class Mean(Metric):
     def update_state(self, values, sample_weight=None):
         """Add values (array-like), each with weight 1 or ``sample_weight``."""
         values = np.asarray(_host(values), dtype=np.float64).reshape(-1)
-        weights = np.ones_like(values) if sample_weight is None else np.broadcast_to(
-            np.asarray(sample_weight, np.float64).reshape(-1), values.shape)
+        if sample_weight is None:
+            self.total += float(values.sum())
+            self.count += values.size
+            return
+        weights = np.broadcast_to(np.asarray(sample_weight, np.float64).reshape(-1), values.shape)
         self.total += float(np.dot(values, weights))
         self.count += float(weights.sum())
 
@@ -148,6 +155,7 @@ Accuracy = _wrapper_class("Accuracy", accuracy, "accuracy")
 CategoricalAccuracy = _wrapper_class("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy")
 SparseCategoricalAccuracy = _wrapper_class("SparseCategoricalAccuracy", sparse_categorical_accuracy,
                                            "sparse_categorical_accuracy")
+CategoricalAccuracy.argmax_only = SparseCategoricalAccuracy.argmax_only = True
 MeanSquaredError = _wrapper_class("MeanSquaredError", mean_squared_error, "mean_squared_error")
 MeanAbsoluteError = _wrapper_class("MeanAbsoluteError", mean_absolute_error, "mean_absolute_error")
 

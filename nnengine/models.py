@@ -340,7 +340,9 @@ class Sequential:
         predictions = None
         if self._metrics:
             with no_grad():
-                predictions = (self._layers[-1].activation(out) if fused else out).numpy()
+                if fused and not all(m.argmax_only for m in self._metrics):
+                    out = self._layers[-1].activation(out)
+                predictions = out.numpy()   # logits when every metric depends only on their argmax
         return loss.item(), predictions
 
     def _reset_metrics(self):

@@ -29,6 +29,15 @@ def _positive(owner, name, value, allow_zero=False):
     return value
 
 
+def _check_gradient(owner, grad, param):
+    """The one check a step needs: the slots are the optimizer's own, so only the gradient can disagree."""
+    if grad.shape != param.shape or grad.dtype != param.dtype or grad.device != param.device:
+        raise ValueError(f"{owner}: the gradient ({grad.shape}, {grad.dtype.name}, {grad.device}) does not match "
+                         f"its parameter ({param.shape}, {param.dtype.name}, {param.device})")
+    if not param.dtype.kind == "f":
+        raise TypeError(f"{owner}: parameters must be float32 or float64, got {param.dtype.name}")
+
+
 class Optimizer:
     """Base class: holds the learning rate, the step counter and the slots of each parameter.
 
@@ -76,6 +85,8 @@ class Optimizer:
     def apply_gradients(self, grads_and_vars):
         """One step over ``[(grad, param), ...]``; a None gradient leaves its parameter alone."""
         pairs = [(g, p) for g, p in grads_and_vars if g is not None]
+        for grad, param in pairs:
+            _check_gradient(self.name, grad, param)
         self.iterations += 1
         with no_grad():
             for grad, param in pairs:
@@ -142,7 +153,7 @@ class SGD(Optimizer):
     def update(self, param, grad, slots):
         """v = momentum v - lr g;  w += v (or the Nesterov form)."""
         F.sgd_update(param, grad, slots.get("momentum"), self.learning_rate, self.momentum, self.nesterov,
-                     self._decay())
+                     self._decay(), validate=False)
 
     def get_config(self):
         """Adds momentum and nesterov."""
@@ -174,7 +185,8 @@ class Adam(Optimizer):
     def update(self, param, grad, slots):
         """The Adam step (see the module docstring); the step count t is ``iterations``."""
         F.adam_update(param, grad, slots["momentum"], slots["velocity"], self.iterations, slots.get("velocity_hat"),
-                      self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.amsgrad, self._decay())
+                      self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.amsgrad, self._decay(),
+                      validate=False)
 
     def get_config(self):
         """Adds beta_1, beta_2, epsilon and amsgrad."""
@@ -213,7 +225,8 @@ class RMSprop(Optimizer):
     def update(self, param, grad, slots):
         """The RMSprop step (see the module docstring)."""
         F.rmsprop_update(param, grad, slots["velocity"], slots.get("average_gradient"), slots.get("momentum"),
-                         self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered, self._decay())
+                         self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered, self._decay(),
+                         validate=False)
 
     def get_config(self):
         """Adds rho, momentum, epsilon and centered."""
@@ -243,7 +256,8 @@ class Adagrad(Optimizer):
 
     def update(self, param, grad, slots):
         """a += g^2;  w -= lr g / sqrt(a + eps)."""
-        F.adagrad_update(param, grad, slots["accumulator"], self.learning_rate, self.epsilon, self._decay())
+        F.adagrad_update(param, grad, slots["accumulator"], self.learning_rate, self.epsilon, self._decay(),
+                         validate=False)
 
     def get_config(self):
         """Adds initial_accumulator_value and epsilon."""
