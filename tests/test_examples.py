@@ -26,3 +26,13 @@ def test_script_runs_from_the_command_line(args):
     out = subprocess.run([sys.executable, str(EXAMPLES / "train_mlp.py"), *args],
                          capture_output=True, text=True, check=True, timeout=300).stdout
     assert "Epoch 2/2" in out and "Accuracy:" in out
+
+
+def test_digits_example_reaches_97_percent_and_saves_its_curves(tmp_path):
+    pytest.importorskip("sklearn", reason="examples/digits.py needs the [examples] extra")
+    pytest.importorskip("matplotlib", reason="examples/digits.py needs the [examples] extra")
+    import digits
+    plot = tmp_path / "curves.png"
+    accuracy = digits.main(["--plot", str(plot), "--verbose", "0"])
+    assert accuracy >= 0.97
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -21,5 +21,25 @@ def test_first_screen_has_exactly_two_setup_commands():
     first_screen = README.split("## Status")[0]
     commands = re.findall(r"```bash\n(.*?)\n```", first_screen, re.S)
     assert len(commands) == 2
-    assert "pip install -e ." in commands[0] and "examples/train_mlp.py" in commands[0]
-    assert 'pip install -e ".[dev]"' in commands[1] and commands[1].endswith("pytest")
+    assert "pip install -e ." in commands[0] and "examples/document_model.py" in commands[0]
+    assert 'pip install -e ".[dev,examples]"' in commands[1] and commands[1].endswith("pytest")
+
+
+def _without_times(text):
+    return re.sub(r"\d+(us|ms|s)/step", "T/step", text)
+
+
+def test_readme_shows_what_the_document_program_prints(tmp_path, monkeypatch):
+    match = re.search(r"## The document's program.*?```text\n(.*?)```", README, re.S)
+    assert match, "the document program's output block was not found"
+    shown = [line for line in match.group(1).splitlines() if line != "..."]
+    monkeypatch.chdir(tmp_path)
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    import document_model
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        document_model.main([])
+    printed = _without_times(out.getvalue()).splitlines()
+    for line in shown:
+        assert _without_times(line) in printed, line
