@@ -62,11 +62,24 @@ def _atomic_h5(path, overwrite, write):
             write(f)
         with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(temporary, _new_file_mode(path))
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _new_file_mode(path):
+    """The permissions the saved file gets: those of the file it replaces, else what the umask allows.
+
+    (mkstemp creates its file private, 0600; without this a save would quietly narrow the permissions.)
+    """
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _open_h5(path, caller):

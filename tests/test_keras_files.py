@@ -130,6 +130,20 @@ def test_a_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["model.h5"]          # no temporary file left behind
 
 
+def test_a_saved_file_gets_ordinary_permissions(tmp_path):
+    model, _, _ = trained_model()
+    path = tmp_path / "model.h5"
+    umask = os.umask(0o022)
+    try:
+        model.save(path)
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o640)
+        model.save(path)                          # replacing a file keeps its permissions
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
+
+
 def test_save_to_a_path_that_cannot_be_written(tmp_path):
     model, _, _ = trained_model()
     with pytest.raises(FileNotFoundError, match="the directory .* does not exist"):

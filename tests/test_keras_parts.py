@@ -316,3 +316,31 @@ def test_verbose_0_prints_nothing(capsys):
     model.evaluate(np.ones((4, 3)), np.ones((4, 1)), verbose=0)
     model.predict(np.ones((4, 3)), verbose=0)
     assert capsys.readouterr().out == ""
+
+
+@given(batch=st.integers(1, 9), features=st.integers(1, 7), units=st.integers(1, 6),
+       activation=st.sampled_from(sorted(ACTIVATIONS)), dtype=st.sampled_from(["float32", "float64"]),
+       seed=st.integers(0, 2**16))
+def test_dense_matches_numpy_over_shapes_activations_and_dtypes(batch, features, units, activation, dtype, seed):
+    layer = nn.layers.Dense(units, activation=activation, input_shape=(features,), dtype=dtype,
+                            bias_initializer=nn.initializers.RandomNormal(seed=seed))
+    x = np.random.default_rng(seed).standard_normal((batch, features))
+    kernel, bias = layer.get_weights()
+    out = layer(x)
+    assert out.dtype == np.dtype(dtype) and out.shape == (batch, units)
+    tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    expected = ACTIVATIONS[activation]((x.astype(dtype) @ kernel + bias).astype(np.float64))
+    np.testing.assert_allclose(out.numpy(), expected, **tolerance)
+
+
+@pytest.mark.parametrize("identifier", [
+    "categorical_crossentropy", "mse",
+    {"class_name": "CategoricalCrossentropy", "config": {"from_logits": True, "label_smoothing": 0.1, "axis": -1}},
+    nn.losses.BinaryCrossentropy(label_smoothing=0.2)])
+def test_losses_round_trip_through_their_config(identifier):
+    loss = nn.losses.get(identifier)
+    config = nn.losses.serialize(loss)
+    again = nn.losses.get(config)
+    assert type(again) is type(loss)
+    if isinstance(config, dict):
+        assert again.get_config() == loss.get_config()
