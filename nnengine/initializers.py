@@ -16,6 +16,7 @@ The constant .87962566103423978 is the standard deviation of a unit normal
 truncated to [-2, 2]; dividing by it restores the intended variance.
 """
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def compute_fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-class Initializer:
+class Initializer(ABC):
     """Base class: ``initializer(shape, dtype)`` returns a numpy array of that shape and dtype."""
 
     def __init__(self, seed=None):
@@ -50,9 +51,9 @@ class Initializer:
     def __call__(self, shape, dtype="float32"):
         return np.asarray(self.sample(tuple(int(d) for d in shape), self._rng()), dtype=dtype)
 
+    @abstractmethod
     def sample(self, shape, rng):
         """Draw the values (float64) for ``shape`` with generator ``rng``."""
-        raise NotImplementedError
 
     def get_config(self):
         """The constructor arguments, as Keras writes them in a model config."""

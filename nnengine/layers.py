@@ -11,6 +11,7 @@ one the backend fuses (linear, relu, sigmoid, tanh, softmax), the product,
 the bias and the activation run as ONE fused op (``nnengine.functional.linear``).
 """
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def _shape_tuple(name, shape):
     return shape
 
 
-class Layer:
+class Layer(ABC):
     """Base class of layers: naming, lazy building, weights and Keras's config round trip.
 
     Subclasses implement ``build(input_shape)`` (create weights with ``add_weight``),
@@ -130,9 +131,9 @@ class Layer:
         """The output shape for ``input_shape``; the identity unless a layer says otherwise."""
         return tuple(input_shape)
 
+    @abstractmethod
     def call(self, x, training=False):
         """The computation on a Tensor ``x``; ``training`` switches dropout-like behaviour."""
-        raise NotImplementedError
 
     def __call__(self, x, training=False):
         if not isinstance(x, Tensor):

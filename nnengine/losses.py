@@ -13,6 +13,8 @@ numerically stable softmax cross-entropy, whose gradient p * sum(t) - t is right
 for soft and unnormalised targets. That is what tf.keras 2.x did for a softmax
 output; it differs from the clipped formula only where a probability is below 1e-7.
 """
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from . import ops
@@ -37,7 +39,7 @@ def _abs(x):
     return ops.maximum(x, -x)
 
 
-class Loss:
+class Loss(ABC):
     """Base class: ``call(y_true, y_pred)`` gives per-sample losses, ``__call__`` reduces them."""
 
     #: the activation whose pre-activation this loss can consume instead (fusion), or None
@@ -72,9 +74,9 @@ class Loss:
             raise ValueError(f"{self.name}: the mean over an empty batch is undefined")
         return per_sample.mean()
 
+    @abstractmethod
     def call(self, y_true, y_pred):
         """Per-sample losses (n,) of predictions ``y_pred`` against targets ``y_true``."""
-        raise NotImplementedError
 
     def call_on_logits(self, y_true, logits):
         """Per-sample losses computed from the pre-activation of ``fusable_activation``."""

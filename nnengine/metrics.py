@@ -12,6 +12,8 @@ targets have a lower rank than the predictions (or a last axis of 1 against
 several classes), categorical accuracy otherwise. The metric keeps the name
 the user gave, so History's keys read 'accuracy' / 'val_accuracy'.
 """
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .tensor import Tensor
@@ -25,7 +27,7 @@ def _host(value):
     return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
 
 
-class Metric:
+class Metric(ABC):
     """Base class of metrics: a named, resettable running value."""
 
     #: True when the metric depends on y_pred only through argmax over the last axis, so that
@@ -35,17 +37,17 @@ class Metric:
     def __init__(self, name):
         self.name = name
 
+    @abstractmethod
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add one batch."""
-        raise NotImplementedError
 
+    @abstractmethod
     def result(self):
         """The value over every batch since the last reset, a Python float."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reset_state(self):
         """Forget every batch."""
-        raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         self.update_state(y_true, y_pred, sample_weight)

@@ -12,6 +12,8 @@ device and calls one fused primitive per parameter per step
 * Adagrad: a += g^2;  w -= lr g / sqrt(a + eps)
 ``weight_decay`` on any optimizer is Keras's decoupled decay, applied before the step.
 """
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from . import functional as F
@@ -38,7 +40,7 @@ def _check_gradient(owner, grad, param):
         raise TypeError(f"{owner}: parameters must be float32 or float64, got {param.dtype.name}")
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: holds the learning rate, the step counter and the slots of each parameter.
 
     ``apply_gradients([(grad, param), ...])`` (or ``apply(grads, params)``) runs one step;
@@ -102,9 +104,9 @@ class Optimizer:
         for p in params:
             p.zero_grad()
 
+    @abstractmethod
     def update(self, param, grad, slots):
         """Update ``param`` in place from ``grad`` and its ``slots`` (subclasses)."""
-        raise NotImplementedError
 
     def variables(self):
         """(name, Tensor-or-number) pairs in Keras's save order: iteration, learning_rate, then every slot."""
