@@ -9,6 +9,7 @@ after it.
 import math
 
 from . import ops
+from .utils import lookup
 
 __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "gelu", "softplus",
            "swish", "silu", "get", "serialize"]
@@ -93,11 +94,7 @@ def get(identifier):
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        try:
-            return _BY_NAME[identifier]
-        except KeyError:
-            raise ValueError(f"Unknown activation {identifier!r}; valid names: "
-                             f"{', '.join(sorted(_BY_NAME))}") from None
+        return lookup("activation", identifier, _BY_NAME)
     if callable(identifier):
         return identifier
     raise TypeError(f"activation must be None, a name or a callable, got {type(identifier).__name__}")

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .utils import global_rng
+from .utils import global_rng, lookup
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
            "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
@@ -225,15 +225,9 @@ def get(identifier):
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown initializer {identifier!r}; valid names: {', '.join(sorted(_ALIASES))}")
-        return cls()
+        return lookup("initializer", identifier, {**_CLASSES, **_ALIASES}, _ALIASES)()
     if isinstance(identifier, dict) and "class_name" in identifier:
-        cls = _CLASSES.get(identifier["class_name"])
-        if cls is None:
-            raise ValueError(f"Unknown initializer class {identifier['class_name']!r}; valid: "
-                             f"{', '.join(sorted(_CLASSES))}")
+        cls = lookup("initializer class", identifier["class_name"], _CLASSES)
         config = identifier.get("config") or {}
         accepted = set(cls().get_config())
         return cls(**{k: v for k, v in config.items() if k in accepted})

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import ops
 from .tensor import Tensor
+from .utils import lookup
 
 EPSILON = 1e-7
 REDUCTIONS = ("sum_over_batch_size", "sum", "none", None)
@@ -312,10 +313,7 @@ def get(identifier):
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown loss {identifier!r}; valid names: {', '.join(sorted(_BY_NAME))}")
-        return cls()
+        return lookup("loss", identifier, {**_CLASSES, **_BY_NAME}, _BY_NAME)()
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
         cls = _CLASSES[identifier["class_name"]]
         accepted = set(cls().get_config()) - {"axis"}

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .tensor import Tensor
+from .utils import lookup
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
@@ -204,7 +205,5 @@ def get(identifier, y_true_shape=None, y_pred_shape=None):
         if y_true_shape is None or y_pred_shape is None:
             return Accuracy(name=identifier)
         return resolve_accuracy(y_true_shape, y_pred_shape)(name=identifier)
-    cls = _BY_NAME.get(identifier) or _CLASSES.get(identifier)
-    if cls is None:
-        raise ValueError(f"Unknown metric {identifier!r}; valid names: {', '.join(VALID_NAMES)}")
+    cls = lookup("metric", identifier, {**_CLASSES, **_BY_NAME}, VALID_NAMES)
     return cls(name=identifier) if identifier in _BY_NAME else cls()

@@ -489,21 +489,19 @@ class Sequential:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
-        self._require_compiled("train_on_batch")
-        x, y = self._prepare_xy(x, y, "train_on_batch")
-        self._resolve_metrics(y.shape)
-        self._reset_metrics()
-        loss_value, predictions = self._step(x, y, training=True)
-        self._record(loss_value, y, predictions)
-        return self._logs() if return_dict else self._ordered(self._logs())
+        return self._one_batch("train_on_batch", x, y, True, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch, without training."""
-        self._require_compiled("test_on_batch")
-        x, y = self._prepare_xy(x, y, "test_on_batch")
+        return self._one_batch("test_on_batch", x, y, False, return_dict)
+
+    def _one_batch(self, method, x, y, training, return_dict):
+        """Keras 3's *_on_batch: metrics reset first, so the result is this batch's alone."""
+        self._require_compiled(method)
+        x, y = self._prepare_xy(x, y, method)
         self._resolve_metrics(y.shape)
         self._reset_metrics()
-        loss_value, predictions = self._step(x, y, training=False)
+        loss_value, predictions = self._step(x, y, training=training)
         self._record(loss_value, y, predictions)
         return self._logs() if return_dict else self._ordered(self._logs())
 

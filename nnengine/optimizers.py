@@ -19,6 +19,7 @@ import numpy as np
 from . import functional as F
 from .autograd import no_grad
 from .tensor import zeros
+from .utils import lookup
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize"]
 
@@ -280,15 +281,10 @@ def get(identifier):
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"Unknown optimizer {identifier!r}; valid names: {', '.join(sorted(_BY_NAME))}")
-        return cls()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config") or {})
+        return lookup("optimizer", identifier.lower(), _BY_NAME)()
     if isinstance(identifier, dict):
-        raise ValueError(f"Unknown optimizer class {identifier.get('class_name')!r}; valid: "
-                         f"{', '.join(sorted(_CLASSES))}")
+        cls = lookup("optimizer class", identifier.get("class_name"), _CLASSES)
+        return cls.from_config(identifier.get("config") or {})
     raise TypeError(f"optimizer must be a name, a config dict or an Optimizer, got {type(identifier).__name__}")
 
 

@@ -39,6 +39,14 @@ def unique_name(prefix):
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
+def lookup(kind, name, table, valid_names=None):
+    """``table[name]``, or a ValueError that names the ``kind`` and lists the valid names."""
+    found = table.get(name)
+    if found is None:
+        raise ValueError(f"Unknown {kind} {name!r}; valid names: {', '.join(sorted(valid_names or table))}")
+    return found
+
+
 def clear_session():
     """Reset the automatic layer and model name counters (``keras.utils.clear_session``)."""
     _name_counts.clear()
