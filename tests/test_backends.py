@@ -118,8 +118,18 @@ sizes = st.builds(Sizes, broadcast_pairs(), st.integers(1, 5), st.integers(1, 5)
 
 
 def backend_classes():
-    """The class behind every registered device kind."""
-    return sorted({factory for factory in registered_backends().values()}, key=lambda c: c.__name__)
+    """The class behind every registered device kind that is available here."""
+    kinds = [kind for kind in registered_backends() if nn.is_device_available(kind)]
+    return sorted({type(nn.get_backend(kind)) for kind in kinds}, key=lambda c: c.__name__)
+
+
+def test_numba_backend_runs_its_own_kernel_for_every_compute_primitive():
+    from nnengine.backends.numba_backend import NUMPY_PRIMITIVES, NumbaBackend
+    assert type(nn.get_backend("cpu")) is NumbaBackend
+    own = set(vars(NumbaBackend))
+    missing = [name for name in Backend.primitives() if name not in own and name not in NUMPY_PRIMITIVES]
+    assert not missing, f"NumbaBackend inherits numpy's {missing}"
+    assert all(name not in own for name in NUMPY_PRIMITIVES)
 
 
 def test_every_primitive_has_a_case():

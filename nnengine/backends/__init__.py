@@ -1,8 +1,9 @@
 """Backends (floor 2): the Backend interface, its implementations and their registry.
 
-Devices are strings. ``"numpy"`` is the reference backend; ``"cpu"`` is the fast
-CPU backend (it resolves to the numpy reference until the numba backend is
-registered); ``"cuda"`` and ``"cuda:N"`` name GPUs, served by the CuPy backend.
+Devices are strings. ``"numpy"`` is the reference backend; ``"cpu"`` is the numba
+backend (our kernels in ``kernels/cpu``, imported on first use so that importing
+nnengine does not wait for numba); ``"cuda"`` and ``"cuda:N"`` name GPUs, served by
+the CuPy backend.
 """
 import re
 
@@ -49,11 +50,16 @@ def _device_kind(device):
     return device.split(":")[0]
 
 
-# kind -> factory(device) returning a Backend. The numba backend will replace
-# "cpu"; the CuPy backend will register "cuda".
+def _numba_backend(device):
+    """The numba backend, imported only when a "cpu" backend is first asked for."""
+    from .numba_backend import NumbaBackend
+    return NumbaBackend(device)
+
+
+# kind -> factory(device) returning a Backend. The CuPy backend will register "cuda".
 _FACTORIES = {
     "numpy": NumpyBackend,
-    "cpu": NumpyBackend,
+    "cpu": _numba_backend,
 }
 _INSTANCES = {}
 

@@ -1,0 +1,126 @@
+"""Reductions over a block of axes, and index_add.
+
+The backend moves the reduced axes next to each other and views the input as
+(outer, reduced, inner); the kernels reduce the middle axis:
+
+* ``*_middle``: inner > 1. The inner axis is contiguous, so each step of the
+  reduced axis is a vectorised sweep over a row of ``inner`` values.
+* ``*_last``:   inner == 1 (the reduced axis is the last one). Sums accumulate
+  in 16 independent lanes, so the loop vectorises and rounding errors stay small;
+  float32 sums accumulate in float64 lanes for accuracy.
+"""
+import numpy as np
+from numba import njit
+
+LANES = 16
+
+
+@njit(cache=True)
+def sum_middle(x, out):
+    """out[a, b] = sum_r x[a, r, b] for x (A, R, B), out (A, B) zero-filled by the caller."""
+    outer, reduced, inner = x.shape
+    for a in range(outer):
+        out_a = out[a]
+        for r in range(reduced):
+            x_ar = x[a, r]
+            for b in range(inner):
+                out_a[b] += x_ar[b]
+
+
+@njit(cache=True)
+def sum_last(x, out):
+    """out[a] = sum_r x[a, r] for x (A, R), in float64 lanes."""
+    outer, reduced = x.shape
+    lanes = np.zeros(LANES, np.float64)
+    for a in range(outer):
+        lanes[:] = 0.0
+        row = x[a]
+        blocks = reduced // LANES
+        for block in range(blocks):
+            base = block * LANES
+            for lane in range(LANES):
+                lanes[lane] += row[base + lane]
+        total = 0.0
+        for r in range(blocks * LANES, reduced):
+            total += row[r]
+        out[a] = total + lanes.sum()
+
+
+@njit(cache=True)
+def max_middle(x, out):
+    """out[a, b] = max_r x[a, r, b] (NaN propagates), for x (A, R, B) with R >= 1."""
+    outer, reduced, inner = x.shape
+    for a in range(outer):
+        out_a = out[a]
+        out_a[:] = x[a, 0]
+        for r in range(1, reduced):
+            x_ar = x[a, r]
+            for b in range(inner):
+                v = x_ar[b]
+                if v > out_a[b] or v != v:
+                    out_a[b] = v if out_a[b] == out_a[b] else out_a[b]
+
+
+@njit(cache=True)
+def max_last(x, out):
+    """out[a] = max_r x[a, r] (the first NaN if any, as numpy), with 16 lanes so the loop vectorises."""
+    outer, reduced = x.shape
+    for a in range(outer):
+        row = x[a]
+        best = row[0]
+        blocks = reduced // LANES
+        if blocks > 0:
+            lanes = row[:LANES].copy()
+            for block in range(1, blocks):
+                base = block * LANES
+                for lane in range(LANES):
+                    v = row[base + lane]
+                    lanes[lane] = v if v > lanes[lane] else lanes[lane]
+            for lane in range(LANES):
+                best = lanes[lane] if lanes[lane] > best else best
+        for r in range(blocks * LANES, reduced):
+            best = row[r] if row[r] > best else best
+        for r in range(reduced):          # comparisons ignore NaN, so look for one separately
+            if row[r] != row[r]:
+                best = row[r]
+                break
+        out[a] = best
+
+
+@njit(cache=True)
+def argmax_middle(x, out):
+    """out[a, b] = the first r of the largest x[a, r, b] (the first NaN if any), as numpy's argmax."""
+    outer, reduced, inner = x.shape
+    for a in range(outer):
+        for b in range(inner):
+            best, index = x[a, 0, b], 0
+            for r in range(1, reduced):
+                v = x[a, r, b]
+                if best != best:
+                    break
+                if v > best or v != v:
+                    best, index = v, r
+            out[a, b] = index
+
+
+@njit(cache=True)
+def argmax_last(x, out):
+    """out[a] = argmax_r x[a, r] (first maximum; the first NaN wins, as numpy)."""
+    outer, reduced = x.shape
+    for a in range(outer):
+        row = x[a]
+        best, index = row[0], 0
+        for r in range(1, reduced):
+            v = row[r]
+            if best != best:
+                break
+            if v > best or v != v:
+                best, index = v, r
+        out[a] = index
+
+
+@njit(cache=True)
+def index_add(target, positions, values):
+    """target[positions[i]] += values[i] over flat arrays; repeated positions accumulate."""
+    for i in range(positions.size):
+        target[positions[i]] += values[i]

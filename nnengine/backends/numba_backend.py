@@ -1,0 +1,369 @@
+"""The numba CPU backend: every compute primitive runs our own kernels from ``nnengine.kernels.cpu``.
+
+What stays numpy's own: transfers, creation, copies, casts and views (from_numpy,
+to_numpy, full, copy, astype, ascontiguous, reshape, transpose, broadcast_to,
+getitem), as the design asks: views are the array library's, and kernels
+receive contiguous arrays. Every other primitive is a numba kernel; this module
+only prepares arguments (contiguity, broadcasting, loop shapes, serial or
+parallel variant, typed constants) and allocates outputs.
+
+Matrix products go to BLAS through numpy by default and to our own GEMM
+(``kernels/cpu/gemm.py``) with ``NNENGINE_GEMM=numba``; small dense layers run
+entirely inside one fused kernel either way.
+"""
+import numpy as np
+
+from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
+from .numpy_backend import NumpyBackend
+
+#: primitives this backend takes from the numpy reference: the array library's own transfers and views
+NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
+                    "broadcast_to", "getitem")
+
+
+def _flat(x):
+    """A contiguous 1-D view (a copy only when x is not contiguous)."""
+    return np.ascontiguousarray(x).reshape(-1)
+
+
+def _constants(dtype):
+    t = np.dtype(dtype).type
+    return t(0), t(1)
+
+
+def _parallel(size):
+    return size >= config.PARALLEL_MIN_ELEMENTS
+
+
+def _trailing_row(shape, out_shape):
+    """True when an operand of ``shape`` is one row repeated over the leading axes of ``out_shape``."""
+    core = tuple(shape)
+    while core and core[0] == 1:
+        core = core[1:]
+    return 0 < len(core) < len(out_shape) and core == tuple(out_shape[-len(core):])
+
+
+class NumbaBackend(NumpyBackend):
+    """Every compute primitive as a numba kernel on the CPU (see the module docstring)."""
+
+    name = "numba"
+
+    # -- elementwise -------------------------------------------------------------------
+    def _unary(self, op, x):
+        out = np.empty(x.shape, x.dtype)
+        if out.size:
+            kernel = elementwise.unary_parallel if _parallel(out.size) else elementwise.unary
+            kernel(op, _flat(x), out.reshape(-1), *_constants(x.dtype))
+        return out
+
+    def neg(self, x):
+        return self._unary(elementwise.NEG, x)
+
+    def exp(self, x):
+        return self._unary(elementwise.EXP, x)
+
+    def log(self, x):
+        return self._unary(elementwise.LOG, x)
+
+    def sqrt(self, x):
+        return self._unary(elementwise.SQRT, x)
+
+    def tanh(self, x):
+        return self._unary(elementwise.TANH, x)
+
+    def sigmoid(self, x):
+        return self._unary(elementwise.SIGMOID, x)
+
+    def relu(self, x):
+        return self._unary(elementwise.RELU, x)
+
+    def erf(self, x):
+        return self._unary(elementwise.ERF, x)
+
+    def _broadcast(self, a, b, out, same, scalar, rows):
+        """Run the loop shape that fits a and b (see kernels/cpu/elementwise.py); fill ``out``."""
+        if out.size == 0:
+            return out
+        if a.shape == out.shape and b.shape == out.shape:
+            same(_flat(a), _flat(b), out.reshape(-1))
+        elif b.size == 1 and a.shape == out.shape:
+            scalar(_flat(a), b.reshape(-1)[0], out.reshape(-1), False)
+        elif a.size == 1 and b.shape == out.shape:
+            scalar(_flat(b), a.reshape(-1)[0], out.reshape(-1), True)
+        elif a.shape == out.shape and _trailing_row(b.shape, out.shape):
+            m = b.size
+            rows(np.ascontiguousarray(a).reshape(-1, m), _flat(b), out.reshape(-1, m), False)
+        elif b.shape == out.shape and _trailing_row(a.shape, out.shape):
+            m = a.size
+            rows(np.ascontiguousarray(b).reshape(-1, m), _flat(a), out.reshape(-1, m), True)
+        else:
+            same(_flat(np.broadcast_to(a, out.shape)), _flat(np.broadcast_to(b, out.shape)), out.reshape(-1))
+        return out
+
+    def _binary(self, op, a, b):
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+        same = elementwise.binary_same_parallel if _parallel(out.size) else elementwise.binary_same
+        return self._broadcast(
+            a, b, out, lambda x, y, o: same(op, x, y, o),
+            lambda x, s, o, left: elementwise.binary_scalar(op, x, s, o, left),
+            lambda x, r, o, left: elementwise.binary_rows(op, x, r, o, left))
+
+    def add(self, a, b):
+        return self._binary(elementwise.ADD, a, b)
+
+    def sub(self, a, b):
+        return self._binary(elementwise.SUB, a, b)
+
+    def mul(self, a, b):
+        return self._binary(elementwise.MUL, a, b)
+
+    def div(self, a, b):
+        return self._binary(elementwise.DIV, a, b)
+
+    def power(self, a, b):
+        if a.dtype.kind != "f":
+            # integer powers keep numpy's integer semantics (overflow wraps, negative exponents raise)
+            return np.power(a, b)
+        return self._binary(elementwise.POW, a, b)
+
+    def maximum(self, a, b):
+        return self._binary(elementwise.MAX, a, b)
+
+    def minimum(self, a, b):
+        return self._binary(elementwise.MIN, a, b)
+
+    def _compare(self, op, a, b):
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.bool_)
+        return self._broadcast(
+            a, b, out, lambda x, y, o: elementwise.compare_same(op, x, y, o),
+            lambda x, s, o, left: elementwise.compare_scalar(op, x, s, o, left),
+            lambda x, r, o, left: elementwise.compare_rows(op, x, r, o, left))
+
+    def equal(self, a, b):
+        return self._compare(elementwise.EQ, a, b)
+
+    def not_equal(self, a, b):
+        return self._compare(elementwise.NE, a, b)
+
+    def less(self, a, b):
+        return self._compare(elementwise.LT, a, b)
+
+    def less_equal(self, a, b):
+        return self._compare(elementwise.LE, a, b)
+
+    def greater(self, a, b):
+        return self._compare(elementwise.GT, a, b)
+
+    def greater_equal(self, a, b):
+        return self._compare(elementwise.GE, a, b)
+
+    def where(self, cond, a, b):
+        shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
+        out = np.empty(shape, np.result_type(a, b))
+        if out.size:
+            elementwise.where(*(_flat(np.broadcast_to(v, shape)) for v in (cond, a, b)), out.reshape(-1))
+        return out
+
+    # -- reductions -------------------------------------------------------------------
+    @staticmethod
+    def _three_axes(x, axes):
+        """x viewed as (outer, reduced, inner) with the reduced axes in the middle, and the kept shape."""
+        axes = tuple(sorted(axes))
+        kept = [a for a in range(x.ndim) if a not in axes]
+        if axes and axes != tuple(range(axes[0], axes[-1] + 1)):
+            x = np.transpose(x, kept[:0] + list(axes) + kept)     # reduced axes first
+            axes, kept = tuple(range(len(axes))), list(range(len(axes), x.ndim))
+        x = np.ascontiguousarray(x)
+        first = axes[0] if axes else x.ndim
+        outer = int(np.prod(x.shape[:first]))
+        reduced = int(np.prod([x.shape[a] for a in axes]))
+        inner = int(np.prod(x.shape[first + len(axes):]))
+        return x.reshape(outer, reduced, inner)
+
+    @staticmethod
+    def _kept_shape(shape, axes, keepdims):
+        if keepdims:
+            return tuple(1 if i in axes else d for i, d in enumerate(shape))
+        return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+    def sum(self, x, axes, keepdims):
+        shape = self._kept_shape(x.shape, axes, keepdims)
+        x3 = self._three_axes(x, axes)
+        outer, reduced, inner = x3.shape
+        if x.dtype.kind != "f" or x3.size == 0:
+            return np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype)   # integer and empty sums
+        if inner == 1:
+            out = np.empty(outer, x.dtype)
+            reduce.sum_last(x3.reshape(outer, reduced), out)
+        else:
+            out = np.zeros((outer, inner), x.dtype)
+            reduce.sum_middle(x3, out)
+        return out.reshape(shape)
+
+    def max(self, x, axes, keepdims):
+        shape = self._kept_shape(x.shape, axes, keepdims)
+        x3 = self._three_axes(x, axes)
+        outer, reduced, inner = x3.shape
+        if x3.size == 0:
+            return np.max(x, axis=axes, keepdims=keepdims)     # numpy's error for an empty reduction
+        if inner == 1:
+            out = np.empty(outer, x.dtype)
+            reduce.max_last(x3.reshape(outer, reduced), out)
+        else:
+            out = np.empty((outer, inner), x.dtype)
+            reduce.max_middle(x3, out)
+        return out.reshape(shape)
+
+    def argmax(self, x, axis):
+        if x.size == 0:
+            return np.argmax(x, axis=axis).astype(np.int64)
+        if axis is None:
+            x3 = np.ascontiguousarray(x).reshape(1, -1, 1)
+            shape = ()
+        else:
+            x3 = self._three_axes(x, (axis,))
+            shape = self._kept_shape(x.shape, (axis,), False)
+        outer, reduced, inner = x3.shape
+        out = np.empty((outer, inner), np.int64)
+        if inner == 1:
+            reduce.argmax_last(x3.reshape(outer, reduced), out.reshape(-1))
+        else:
+            reduce.argmax_middle(x3, out)
+        return out.reshape(shape)
+
+    def index_add(self, target, index, values):
+        # the positions of every indexed element, in the order numpy's fancy indexing visits them
+        positions = np.arange(target.size, dtype=np.int64).reshape(target.shape)[index]
+        values = np.broadcast_to(values, positions.shape)
+        if not target.flags.c_contiguous:
+            np.add.at(target, index, values)          # pragma: no cover - the core passes its own arrays
+            return
+        reduce.index_add(target.reshape(-1), _flat(positions), _flat(values.astype(target.dtype, copy=False)))
+
+    # -- products ---------------------------------------------------------------------
+    def _gemm(self, a, b):
+        """a @ b for 2-D arrays, by the route NNENGINE_GEMM names."""
+        if config.gemm_route() == "blas" or a.dtype.kind != "f" or 0 in a.shape + b.shape:
+            return np.matmul(a, b)
+        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        gemm.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+        return out
+
+    def matmul(self, a, b, transpose_a=False, transpose_b=False):
+        if transpose_a:
+            a = np.swapaxes(a, -1, -2)
+        if transpose_b:
+            b = np.swapaxes(b, -1, -2)
+        if a.ndim == 2 and b.ndim == 2:
+            return self._gemm(a, b)
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = np.broadcast_to(a, batch + a.shape[-2:])
+        b = np.broadcast_to(b, batch + b.shape[-2:])
+        out = np.empty(batch + (a.shape[-2], b.shape[-1]), np.result_type(a, b))
+        for index in np.ndindex(*batch):
+            out[index] = self._gemm(a[index], b[index])
+        return out
+
+    # -- fused neural-network primitives ------------------------------------------------
+    def dense_forward(self, x, w, b, activation):
+        code = nn.ACTIVATIONS[activation]
+        zero, one = _constants(x.dtype)
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        bias = np.ascontiguousarray(b) if b is not None else w[0]
+        n, k = x.shape
+        m = w.shape[1]
+        if n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m:
+            out = np.empty((n, m), x.dtype)
+            nn.dense_small(x, w, bias, b is not None, code, out, zero, one)
+            return out
+        out = np.ascontiguousarray(self._gemm(x, w))
+        if out.size:
+            nn.bias_activation(out, bias, b is not None, code, zero, one)
+        return out
+
+    def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
+        zero, one = _constants(x.dtype)
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        n, k = x.shape
+        m = w.shape[1]
+        dz = np.empty((n, m), x.dtype)
+        grad_b = np.zeros(m, x.dtype)
+        if dz.size:
+            nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), nn.ACTIVATIONS[activation],
+                               dz, grad_b, zero, one)
+        if n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m:
+            grad_w = np.empty((k, m), x.dtype)
+            grad_x = np.empty((n, k), x.dtype) if need_grad_x else grad_w[:0]
+            nn.small_products(x, w, dz, need_grad_x, grad_x, grad_w)
+            return (grad_x if need_grad_x else None), grad_w, grad_b
+        grad_w = self._gemm(x.T, dz)
+        grad_x = self._gemm(dz, w.T) if need_grad_x else None
+        return grad_x, grad_w, grad_b
+
+    def _rows_along(self, x, axis, kernel, *constants):
+        """Apply a row kernel along ``axis`` by moving it last (a copy unless it already is)."""
+        moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+        out = np.empty(moved.shape, x.dtype)
+        if out.size:
+            kernel(moved.reshape(-1, moved.shape[-1]), out.reshape(-1, moved.shape[-1]), *constants)
+        return np.moveaxis(out, -1, axis)
+
+    def softmax(self, x, axis):
+        return self._rows_along(x, axis, nn.softmax_rows, *_constants(x.dtype))
+
+    def log_softmax(self, x, axis):
+        return self._rows_along(x, axis, nn.log_softmax_rows, _constants(x.dtype)[0])
+
+    def softmax_cross_entropy(self, logits, targets, need_grad):
+        logits = np.ascontiguousarray(logits)
+        n = logits.shape[0]
+        losses = np.empty(n, logits.dtype)
+        grad = np.empty(logits.shape, logits.dtype) if need_grad else logits[:0]
+        if n and logits.shape[1]:
+            zero = _constants(logits.dtype)[0]
+            if targets.ndim == 1:
+                nn.softmax_cross_entropy_labels(logits, np.ascontiguousarray(targets, np.int64), need_grad, losses,
+                                                grad, zero)
+            else:
+                nn.softmax_cross_entropy_soft(logits, np.ascontiguousarray(targets), need_grad, losses, grad, zero)
+        return losses, (grad if need_grad else None)
+
+    # -- optimizer updates (in place) ---------------------------------------------------
+    @staticmethod
+    def _in_place(arrays, update):
+        """Run ``update`` on flat views; arrays that are not contiguous go through a copy written back."""
+        flats = [a.reshape(-1) if a is not None and a.flags.c_contiguous else
+                 (None if a is None else np.ascontiguousarray(a).reshape(-1)) for a in arrays]
+        update(*flats)
+        for original, flat in zip(arrays, flats):
+            if original is not None and not np.shares_memory(original, flat):   # pragma: no cover
+                original[...] = flat.reshape(original.shape)
+
+    def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
+        c = np.array([lr, momentum, 1 - lr * weight_decay], param.dtype)
+        kernel = optim.sgd_parallel if _parallel(param.size) else optim.sgd
+        empty = param.reshape(-1)[:0]
+        self._in_place([param, grad, velocity], lambda p, g, v: kernel(
+            p, g, v if v is not None else empty, c, bool(momentum), bool(nesterov)))
+
+    def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
+        alpha = lr * np.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+        c = np.array([alpha, 1 - beta_1, 1 - beta_2, epsilon, 1 - lr * weight_decay], param.dtype)
+        kernel = optim.adam_parallel if _parallel(param.size) else optim.adam
+        empty = param.reshape(-1)[:0]
+        self._in_place([param, grad, m, v, v_max], lambda p, g, m1, v1, vm: kernel(
+            p, g, m1, v1, vm if vm is not None else empty, c, bool(amsgrad)))
+
+    def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
+                       weight_decay):
+        c = np.array([lr, rho, 1 - rho, epsilon, momentum, 1 - lr * weight_decay], param.dtype)
+        kernel = optim.rmsprop_parallel if _parallel(param.size) else optim.rmsprop
+        empty = param.reshape(-1)[:0]
+        self._in_place([param, grad, mean_square, mean_grad, velocity], lambda p, g, s, mg, vel: kernel(
+            p, g, s, mg if mg is not None else empty, vel if vel is not None else empty, c, bool(centered),
+            momentum > 0))
+
+    def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
+        c = np.array([lr, epsilon, 1 - lr * weight_decay], param.dtype)
+        kernel = optim.adagrad_parallel if _parallel(param.size) else optim.adagrad
+        self._in_place([param, grad, accumulator], lambda p, g, a: kernel(p, g, a, c))
