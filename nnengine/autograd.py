@@ -26,6 +26,9 @@ import numpy as np
 
 _grad_state = threading.local()
 
+#: the Tensor class, set by tensor.py once it is defined (tensor.py imports this module, not the reverse)
+_tensor_class = None
+
 
 def is_grad_enabled():
     """Return True when operations record the graph (the default, per thread)."""
@@ -133,19 +136,27 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on Tensors (None allowed for optional inputs) and record it when needed."""
-        from .tensor import Tensor  # tensor.py imports this module at its end
-
-        present = [t for t in inputs if t is not None]
-        backend = _common_backend(cls.__name__, present)
-        needs = tuple(t is not None and t.requires_grad for t in inputs)
-        ctx = Node(cls, backend, inputs, needs)
+        backend = None
+        arrays, needs = [], []
+        for t in inputs:            # one pass: the common device, the arrays, which inputs need a gradient
+            if t is None:
+                arrays.append(None)
+                needs.append(False)
+                continue
+            if backend is None:
+                backend = t._backend
+            elif t._backend is not backend:
+                _common_backend(cls.__name__, [t for t in inputs if t is not None])   # raises, naming both
+            arrays.append(t._data)
+            needs.append(t.requires_grad)
+        ctx = Node(cls, backend, inputs, tuple(needs))
         ctx.params = params
-        arrays = [None if t is None else t._data for t in inputs]
         out = cls.forward(ctx, *arrays, **params)
         # Only float results carry gradients (a cast to int ends the graph).
-        track = any(needs) and is_grad_enabled() and out.dtype.kind == "f"
-        result = Tensor._make(out, ctx.output_backend, requires_grad=track)
+        track = ctx.needs_input_grad.count(True) > 0 and out.dtype.kind == "f" and is_grad_enabled()
+        result = _tensor_class._make(out, ctx.output_backend)
         if track:
+            result.requires_grad = True
             result._node = ctx
         return result
 
@@ -206,13 +217,11 @@ def _graph_in_reverse_order(root):
 
 def _accumulate(tensor, grad_array):
     """Add a gradient into ``tensor.grad`` (the accumulation rule in the module docstring)."""
-    from .tensor import Tensor
-
     if tensor.grad is None:
         # A copy: backward may hand the same array (or a view of it) to several tensors.
-        tensor.grad = Tensor._make(tensor._backend.copy(grad_array), tensor._backend)
+        tensor.grad = _tensor_class._make(tensor._backend.copy(grad_array), tensor._backend)
     else:
-        tensor.grad = Tensor._make(tensor._backend.add(tensor.grad._data, grad_array), tensor._backend)
+        tensor.grad = _tensor_class._make(tensor._backend.add(tensor.grad._data, grad_array), tensor._backend)
 
 
 def _initial_grad(root, grad):

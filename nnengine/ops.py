@@ -58,6 +58,8 @@ def _operands(a, b):
 
 
 def _check_broadcast(name, a, b):
+    if a.shape == b.shape:
+        return a.shape
     try:
         return np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
@@ -68,7 +70,7 @@ def _promote(name, a, b, float_result=False):
     """Check devices and shapes, then cast both operands to their common dtype."""
     _common_backend(name, [a, b])
     _check_broadcast(name, a, b)
-    dtype = result_dtype(a.dtype, b.dtype)
+    dtype = a.dtype if a.dtype == b.dtype else result_dtype(a.dtype, b.dtype)
     if float_result and not is_float_dtype(dtype):
         dtype = DEFAULT_FLOAT
     return astype(a, dtype), astype(b, dtype)
@@ -823,10 +825,15 @@ def linear(x, w, b=None, activation=None):
         activation: None/"linear", "relu", "sigmoid", "tanh" or "softmax" (over the last axis).
     """
     activation = _activation_name(activation)
-    tensors = [t for t in (x, w, b) if t is not None]
+    tensors = (x, w) if b is None else (x, w, b)
     _common_backend("linear", tensors)
+    dtype = x.dtype
     for t in tensors:
-        _require_float("linear", t)
+        if t.dtype != dtype:
+            dtype = result_dtype(dtype, t.dtype)
+    if not is_float_dtype(dtype) or any(t.dtype.kind != "f" for t in tensors):
+        bad = next(t for t in tensors if t.dtype.kind != "f")
+        _require_float("linear", bad)
     if x.ndim != 2 or w.ndim != 2:
         raise ValueError(f"linear: expected x of shape (n, in) and w of shape (in, out), got {x.shape} and {w.shape}")
     if x.shape[1] != w.shape[0]:
@@ -834,9 +841,6 @@ def linear(x, w, b=None, activation=None):
                          f"{w.shape[0]} (shape {w.shape})")
     if b is not None and b.shape != (w.shape[1],):
         raise ValueError(f"linear: bias must have shape {(w.shape[1],)}, got {b.shape}")
-    dtype = x.dtype
-    for t in tensors[1:]:
-        dtype = result_dtype(dtype, t.dtype)
     x, w = astype(x, dtype), astype(w, dtype)
     b = None if b is None else astype(b, dtype)
     return Linear.apply(x, w, b, activation=activation)

@@ -434,3 +434,5 @@ def ones(shape, dtype=None, device=None, requires_grad=False):
 
 # ops and autograd build on Tensor, so they are imported once it exists.
 from . import autograd, ops  # noqa: E402
+
+autograd._tensor_class = Tensor

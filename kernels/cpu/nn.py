@@ -9,7 +9,7 @@ large ones the backend computes the product with a GEMM and ``bias_activation``
 finishes in place. Dense backward: ``activation_grad`` turns dL/da into
 dL/dz = g * act'(z) (written from the output a: relu [a > 0], sigmoid a(1 - a),
 tanh 1 - a^2, softmax a (g - sum(g a))) and sums dL/dz over the batch for the
-bias gradient in the same pass; the products x^T dz and dz w^T follow.
+bias gradient in the same pass; the products x^T dz and dz w^T follow (GEMM).
 """
 import math
 
@@ -107,30 +107,6 @@ def activation_grad(out, grad_out, activation, dz, grad_b, zero, one):
                 d[j] = a[j] * (g[j] - dot)
         for j in range(m):
             grad_b[j] += d[j]
-
-
-@njit(cache=True)
-def small_products(x, w, dz, need_grad_x, grad_x, grad_w):
-    """grad_w = x^T dz and (if asked) grad_x = dz w^T for small layers, without transposed copies."""
-    n, k = x.shape
-    m = dz.shape[1]
-    grad_w[:] = 0
-    for i in range(n):
-        d = dz[i]
-        for p in range(k):
-            xip = x[i, p]
-            gw = grad_w[p]
-            for j in range(m):
-                gw[j] += xip * d[j]
-    if need_grad_x:
-        for i in range(n):
-            d = dz[i]
-            for p in range(k):
-                w_p = w[p]
-                total = d[0] * w_p[0]
-                for j in range(1, m):
-                    total += d[j] * w_p[j]
-                grad_x[i, p] = total
 
 
 @njit(cache=True)

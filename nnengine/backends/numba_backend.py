@@ -11,6 +11,8 @@ Matrix products go to BLAS through numpy by default and to our own GEMM
 (``kernels/cpu/gemm.py``) with ``NNENGINE_GEMM=numba``; small dense layers run
 entirely inside one fused kernel either way.
 """
+import math
+
 import numpy as np
 
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
@@ -26,9 +28,17 @@ def _flat(x):
     return np.ascontiguousarray(x).reshape(-1)
 
 
+_CONSTANTS = {}
+_EMPTY = {}
+
+
 def _constants(dtype):
-    t = np.dtype(dtype).type
-    return t(0), t(1)
+    """(0, 1) as scalars of ``dtype``, so kernels keep float32 arithmetic in float32."""
+    pair = _CONSTANTS.get(dtype)
+    if pair is None:
+        t = np.dtype(dtype).type
+        pair = _CONSTANTS[dtype] = (t(0), t(1))
+    return pair
 
 
 def _parallel(size):
@@ -101,6 +111,12 @@ class NumbaBackend(NumpyBackend):
         return out
 
     def _binary(self, op, a, b):
+        if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:    # the common case, fast
+            out = np.empty(a.shape, a.dtype)
+            if out.size:
+                same = elementwise.binary_same_parallel if _parallel(out.size) else elementwise.binary_same
+                same(op, a.reshape(-1), b.reshape(-1), out.reshape(-1))
+            return out
         out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
         same = elementwise.binary_same_parallel if _parallel(out.size) else elementwise.binary_same
         return self._broadcast(
@@ -175,9 +191,9 @@ class NumbaBackend(NumpyBackend):
             axes, kept = tuple(range(len(axes))), list(range(len(axes), x.ndim))
         x = np.ascontiguousarray(x)
         first = axes[0] if axes else x.ndim
-        outer = int(np.prod(x.shape[:first]))
-        reduced = int(np.prod([x.shape[a] for a in axes]))
-        inner = int(np.prod(x.shape[first + len(axes):]))
+        outer = math.prod(x.shape[:first])
+        reduced = math.prod(x.shape[a] for a in axes)
+        inner = math.prod(x.shape[first + len(axes):])
         return x.reshape(outer, reduced, inner)
 
     @staticmethod
@@ -187,6 +203,10 @@ class NumbaBackend(NumpyBackend):
         return tuple(d for i, d in enumerate(shape) if i not in axes)
 
     def sum(self, x, axes, keepdims):
+        if x.dtype.kind == "f" and x.flags.c_contiguous and x.size and len(axes) == x.ndim:   # a total, fast
+            out = np.empty(1, x.dtype)
+            reduce.sum_last(x.reshape(1, -1), out)
+            return out.reshape((1,) * x.ndim if keepdims else ())
         shape = self._kept_shape(x.shape, axes, keepdims)
         x3 = self._three_axes(x, axes)
         outer, reduced, inner = x3.shape
@@ -291,11 +311,6 @@ class NumbaBackend(NumpyBackend):
         if dz.size:
             nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), nn.ACTIVATIONS[activation],
                                dz, grad_b, zero, one)
-        if n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m:
-            grad_w = np.empty((k, m), x.dtype)
-            grad_x = np.empty((n, k), x.dtype) if need_grad_x else grad_w[:0]
-            nn.small_products(x, w, dz, need_grad_x, grad_x, grad_w)
-            return (grad_x if need_grad_x else None), grad_w, grad_b
         grad_w = self._gemm(x.T, dz)
         grad_x = self._gemm(dz, w.T) if need_grad_x else None
         return grad_x, grad_w, grad_b
@@ -330,40 +345,36 @@ class NumbaBackend(NumpyBackend):
 
     # -- optimizer updates (in place) ---------------------------------------------------
     @staticmethod
-    def _in_place(arrays, update):
-        """Run ``update`` on flat views; arrays that are not contiguous go through a copy written back."""
-        flats = [a.reshape(-1) if a is not None and a.flags.c_contiguous else
-                 (None if a is None else np.ascontiguousarray(a).reshape(-1)) for a in arrays]
-        update(*flats)
-        for original, flat in zip(arrays, flats):
-            if original is not None and not np.shares_memory(original, flat):   # pragma: no cover
-                original[...] = flat.reshape(original.shape)
+    def _flat_state(param, *states):
+        """Flat views of the parameter and its state; None becomes an empty array the kernel never reads."""
+        for a in (param, *states):
+            if a is not None and not a.flags.c_contiguous:
+                raise ValueError("optimizer updates need C-contiguous arrays; the core creates parameters "
+                                 "and optimizer state contiguous")
+        empty = _EMPTY.get(param.dtype)
+        if empty is None:
+            empty = _EMPTY[param.dtype] = np.empty(0, param.dtype)
+        return [empty if a is None else a.reshape(-1) for a in (param, *states)]
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
-        c = np.array([lr, momentum, 1 - lr * weight_decay], param.dtype)
+        c = np.array((lr, momentum, 1 - lr * weight_decay), param.dtype)
         kernel = optim.sgd_parallel if _parallel(param.size) else optim.sgd
-        empty = param.reshape(-1)[:0]
-        self._in_place([param, grad, velocity], lambda p, g, v: kernel(
-            p, g, v if v is not None else empty, c, bool(momentum), bool(nesterov)))
+        kernel(*self._flat_state(param, grad, velocity), c, bool(momentum), bool(nesterov))
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
-        alpha = lr * np.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
-        c = np.array([alpha, 1 - beta_1, 1 - beta_2, epsilon, 1 - lr * weight_decay], param.dtype)
+        # Keras folds both bias corrections into the step size: alpha = lr sqrt(1 - b2^t) / (1 - b1^t)
+        alpha = lr * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+        c = np.array((alpha, 1 - beta_1, 1 - beta_2, epsilon, 1 - lr * weight_decay), param.dtype)
         kernel = optim.adam_parallel if _parallel(param.size) else optim.adam
-        empty = param.reshape(-1)[:0]
-        self._in_place([param, grad, m, v, v_max], lambda p, g, m1, v1, vm: kernel(
-            p, g, m1, v1, vm if vm is not None else empty, c, bool(amsgrad)))
+        kernel(*self._flat_state(param, grad, m, v, v_max), c, bool(amsgrad))
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
-        c = np.array([lr, rho, 1 - rho, epsilon, momentum, 1 - lr * weight_decay], param.dtype)
+        c = np.array((lr, rho, 1 - rho, epsilon, momentum, 1 - lr * weight_decay), param.dtype)
         kernel = optim.rmsprop_parallel if _parallel(param.size) else optim.rmsprop
-        empty = param.reshape(-1)[:0]
-        self._in_place([param, grad, mean_square, mean_grad, velocity], lambda p, g, s, mg, vel: kernel(
-            p, g, s, mg if mg is not None else empty, vel if vel is not None else empty, c, bool(centered),
-            momentum > 0))
+        kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), c, bool(centered), momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
-        c = np.array([lr, epsilon, 1 - lr * weight_decay], param.dtype)
+        c = np.array((lr, epsilon, 1 - lr * weight_decay), param.dtype)
         kernel = optim.adagrad_parallel if _parallel(param.size) else optim.adagrad
-        self._in_place([param, grad, accumulator], lambda p, g, a: kernel(p, g, a, c))
+        kernel(*self._flat_state(param, grad, accumulator), c)
