@@ -6,8 +6,8 @@
   over sizes on this machine; below it, starting the thread pool costs more than
   it saves.
 * ``gemm_route()``: "blas" (numpy's matmul, OpenBLAS) or "numba" (our GEMM in
-  ``gemm.py``), from the environment variable ``NNENGINE_GEMM``; read on every call
-  so tests and benchmarks can switch it.
+  ``gemm.py``); the environment variable ``NNENGINE_GEMM`` sets it when nnengine is
+  imported and ``set_gemm_route`` changes it at run time (tests and benchmarks).
 * numba itself honours ``NUMBA_NUM_THREADS`` for the size of its thread pool.
 """
 import os
@@ -20,9 +20,23 @@ SMALL_DENSE_FLOPS = 1 << 18
 GEMM_ROUTES = ("blas", "numba")
 
 
-def gemm_route():
-    """'blas' or 'numba' from NNENGINE_GEMM (default 'blas'); ValueError for anything else."""
-    route = os.environ.get("NNENGINE_GEMM", "blas").lower()
+def _checked(route, source):
+    route = str(route).lower()
     if route not in GEMM_ROUTES:
-        raise ValueError(f"NNENGINE_GEMM must be one of {GEMM_ROUTES}, got {route!r}")
+        raise ValueError(f"{source} must be one of {GEMM_ROUTES}, got {route!r}")
     return route
+
+
+_route = {"gemm": _checked(os.environ.get("NNENGINE_GEMM", "blas"), "NNENGINE_GEMM")}
+
+
+def gemm_route():
+    """The route of matrix products: 'blas' (the default) or 'numba'."""
+    return _route["gemm"]
+
+
+def set_gemm_route(route):
+    """Send matrix products to 'blas' or 'numba' from now on; return the previous route."""
+    previous = _route["gemm"]
+    _route["gemm"] = _checked(route, "set_gemm_route")
+    return previous

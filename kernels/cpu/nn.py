@@ -127,9 +127,9 @@ def log_softmax_rows(x, out, zero):
         total = zero
         for j in range(z.size):
             total += math.exp(z[j] - top)
-        shift = top + math.log(total)
+        log_total = math.log(total)
         for j in range(z.size):
-            o[j] = z[j] - shift
+            o[j] = (z[j] - top) - log_total     # subtract the max first: z - (top + log_total) loses digits
 
 
 @njit(cache=True)
@@ -143,12 +143,12 @@ def softmax_cross_entropy_labels(logits, labels, need_grad, losses, grad, zero):
         total = zero
         for j in range(z.size):
             total += math.exp(z[j] - top)
-        lse = top + math.log(total)
-        losses[i] = lse - z[labels[i]]
+        log_total = math.log(total)       # lse = top + log_total, kept apart so large logits keep their digits
+        losses[i] = log_total - (z[labels[i]] - top)
         if need_grad:
             g = grad[i]
             for j in range(z.size):
-                g[j] = math.exp(z[j] - lse)
+                g[j] = math.exp((z[j] - top) - log_total)
             g[labels[i]] -= 1
 
 
@@ -163,14 +163,14 @@ def softmax_cross_entropy_soft(logits, targets, need_grad, losses, grad, zero):
         total = zero
         for j in range(z.size):
             total += math.exp(z[j] - top)
-        lse = top + math.log(total)
+        log_total = math.log(total)
         loss = zero
         weight = zero
         for j in range(z.size):
-            loss += t[j] * (lse - z[j])
+            loss += t[j] * (log_total - (z[j] - top))
             weight += t[j]
         losses[i] = loss
         if need_grad:
             g = grad[i]
             for j in range(z.size):
-                g[j] = math.exp(z[j] - lse) * weight - t[j]
+                g[j] = math.exp((z[j] - top) - log_total) * weight - t[j]

@@ -1,0 +1,200 @@
+"""The numba backend on the inputs property tests rarely draw: empty and one-element arrays,
+non-contiguous views, every broadcasting loop shape, the parallel path, NaN, integers, both GEMM routes.
+Every result is compared with the numpy reference backend."""
+import numpy as np
+import pytest
+from conftest import tolerance
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnengine.backends.numba_backend import NumbaBackend
+from nnengine.backends.numpy_backend import NumpyBackend
+from nnengine.kernels.cpu import config
+
+NUMBA, NUMPY = NumbaBackend("cpu"), NumpyBackend("numpy")
+UNARY = ["neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "erf"]
+BINARY = ["add", "sub", "mul", "div", "power", "maximum", "minimum"]
+COMPARE = ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
+
+
+def same(name, *args, dtype=np.float32):
+    expected = getattr(NUMPY, name)(*args)
+    got = getattr(NUMBA, name)(*args)
+    expected, got = (expected if isinstance(expected, tuple) else (expected,)), (got if isinstance(got, tuple)
+                                                                                 else (got,))
+    for g, e in zip(got, expected):
+        if e is None:
+            assert g is None
+            continue
+        assert g.shape == e.shape and g.dtype == e.dtype, (name, g.shape, e.shape, g.dtype, e.dtype)
+        np.testing.assert_allclose(g, e, **tolerance(dtype), equal_nan=True)
+
+
+def positive(shape, dtype=np.float32, seed=0):
+    return np.random.default_rng(seed).uniform(0.5, 2.0, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (1,), (), (1, 1), (3, 1, 2)])
+def test_unary_on_empty_scalar_and_one_element_arrays(name, shape):
+    same(name, positive(shape))
+
+
+@pytest.mark.parametrize("name", BINARY + COMPARE)
+@pytest.mark.parametrize("shapes", [
+    ((4, 5), (4, 5)),       # same
+    ((4, 5), ()),           # scalar right
+    ((), (4, 5)),           # scalar left
+    ((4, 5), (5,)),         # row right
+    ((1, 5), (4, 5)),       # row left
+    ((2, 3, 4), (3, 4)),    # row of a 3-D output
+    ((4, 1), (1, 5)),       # outer product shape: materialised
+    ((4, 5), (4, 1)),       # column: materialised
+    ((0, 5), (5,)),         # empty
+    ((1,), (1,)),           # one element
+])
+def test_binary_and_compare_on_every_broadcast_shape(name, shapes):
+    a, b = positive(shapes[0], seed=1), positive(shapes[1], seed=2)
+    same(name, a, b)
+    if name in COMPARE:       # ties matter for comparisons
+        same(name, a, a.copy())
+
+
+@pytest.mark.parametrize("name", ["add", "mul", "maximum", "less", "exp", "relu"])
+def test_non_contiguous_inputs(name):
+    x = positive((6, 8), seed=3)
+    a, b = x.T, x[::2, 1::2]
+    if name in UNARY:
+        same(name, a)
+        same(name, b)
+    else:
+        same(name, a, positive((8, 6), seed=4)[:, ::-1])
+        same(name, b, b[::-1])
+
+
+def test_parallel_path_matches(monkeypatch):
+    monkeypatch.setattr(config, "PARALLEL_MIN_ELEMENTS", 16)
+    x, y = positive((40, 30), seed=5), positive((40, 30), seed=6)
+    for name in ("add", "mul", "div"):
+        same(name, x, y)
+    for name in ("exp", "tanh", "sigmoid"):
+        same(name, x)
+    param = positive(1200, seed=7)
+    for update in ("sgd_update", "adam_update", "rmsprop_update", "adagrad_update"):
+        _same_update(update, param)
+
+
+def _same_update(name, param):
+    rng = np.random.default_rng(8)
+    grad = rng.standard_normal(param.shape).astype(param.dtype)
+
+    def states(count):
+        return [np.abs(rng.standard_normal(param.shape)).astype(param.dtype) for _ in range(count)]
+
+    args = {"sgd_update": lambda s: (s[0], 0.1, 0.9, True, 0.01),
+            "adam_update": lambda s: (s[0], s[1], s[2], 4, 0.01, 0.9, 0.999, 1e-7, True, 0.004),
+            "rmsprop_update": lambda s: (s[0] + 1, s[1] * 0.1, s[2], 0.01, 0.9, 0.5, 1e-7, True, 0.0),
+            "adagrad_update": lambda s: (s[0], 0.01, 1e-7, 0.0)}[name]
+    state = states(3)
+    mine = [param.copy(), grad.copy(), *[a.copy() if isinstance(a, np.ndarray) else a for a in args(state)]]
+    reference = [param.copy(), grad.copy(), *[a.copy() if isinstance(a, np.ndarray) else a for a in args(state)]]
+    getattr(NUMBA, name)(*mine)
+    getattr(NUMPY, name)(*reference)
+    for got, expected in zip(mine, reference):
+        if isinstance(got, np.ndarray):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("axes, keepdims", [((0,), False), ((1,), True), ((2,), False), ((0, 2), False),
+                                            ((0, 1, 2), True), ((), False)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_reductions_over_any_axes_and_dtypes(axes, keepdims, dtype):
+    x = (np.random.default_rng(9).standard_normal((3, 37, 5)) * 10).astype(dtype)
+    same("sum", x, axes, keepdims, dtype=np.float64 if dtype == np.int64 else dtype)
+    if axes:
+        same("max", x, axes, keepdims, dtype=dtype)
+    for axis in (0, 1, 2):
+        np.testing.assert_array_equal(NUMBA.argmax(x, axis), NUMPY.argmax(x, axis))
+
+
+def test_reductions_propagate_nan_and_find_the_first_maximum():
+    x = np.array([[1.0, np.nan, 3.0, 3.0], [2.0, 5.0, 5.0, -1.0]], np.float32)
+    for axes in ((1,), (0,)):
+        same("max", x, axes, False)
+    np.testing.assert_array_equal(NUMBA.argmax(x, 1), NUMPY.argmax(x, 1))
+    long = np.ones(100, np.float32)
+    long[77] = np.nan
+    assert np.isnan(NUMBA.max(long, (0,), False))
+    assert np.isnan(NUMBA.relu(np.array([np.nan], np.float32))[0])
+
+
+def test_index_add_accumulates_repeated_positions():
+    for index in [(np.array([0, 2, 0, 0]),), (np.array([1, 1]), np.array([0, 0])), (slice(1, 3),)]:
+        target_numba, target_numpy = np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32)
+        values = np.ones_like(target_numpy[index])
+        NUMBA.index_add(target_numba, index, values)
+        NUMPY.index_add(target_numpy, index, values)
+        np.testing.assert_array_equal(target_numba, target_numpy)
+
+
+@pytest.mark.parametrize("route", ["numba", "blas"])
+@given(m=st.integers(1, 70), k=st.integers(1, 300), n=st.integers(1, 300), transpose_a=st.booleans(),
+       transpose_b=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_matmul_on_both_gemm_routes(route, m, k, n, transpose_a, transpose_b, dtype):
+    previous = config.set_gemm_route(route)
+    try:
+        rng = np.random.default_rng(m * 1000 + n)
+        a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+        got = NUMBA.matmul(a, b, transpose_a, transpose_b)
+        expected = NUMPY.matmul(a, b, transpose_a, transpose_b)
+        bound = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got, expected, **bound)     # float32: k-term sums, rounding ~ k * eps
+    finally:
+        config.set_gemm_route(previous)
+
+
+def test_batched_matmul_broadcasts_batch_axes():
+    rng = np.random.default_rng(10)
+    a, b = rng.standard_normal((2, 1, 3, 4)), rng.standard_normal((5, 4, 2))
+    same("matmul", a, b, False, False, dtype=np.float64)
+
+
+def test_gemm_route_is_checked():
+    with pytest.raises(ValueError, match=r"set_gemm_route must be one of \('blas', 'numba'\), got 'cuda'"):
+        config.set_gemm_route("cuda")
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("route", ["numba", "blas"])
+def test_large_dense_layers_take_the_gemm_path(activation, route, monkeypatch):
+    monkeypatch.setattr(config, "SMALL_DENSE_FLOPS", 0)        # force GEMM + fused epilogue
+    previous = config.set_gemm_route(route)
+    try:
+        rng = np.random.default_rng(11)
+        x, w, b = rng.standard_normal((9, 7)), rng.standard_normal((7, 5)), rng.standard_normal(5)
+        same("dense_forward", x, w, b, activation, dtype=np.float64)
+        out = NUMPY.dense_forward(x, w, b, activation)
+        same("dense_backward", x, w, out, rng.standard_normal((9, 5)), activation, True, dtype=np.float64)
+        same("dense_forward", x, w, None, activation, dtype=np.float64)
+    finally:
+        config.set_gemm_route(previous)
+
+
+def test_integer_arithmetic_and_comparisons():
+    a = np.array([[3, -2, 7]], np.int64)
+    b = np.array([2, 2, -7], np.int64)
+    for name in ("add", "sub", "mul", "maximum", "minimum", "power", "less", "equal"):
+        got, expected = getattr(NUMBA, name)(a, np.abs(b) if name == "power" else b), \
+            getattr(NUMPY, name)(a, np.abs(b) if name == "power" else b)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_softmax_family_along_any_axis_and_on_empty_batches():
+    x = np.random.default_rng(12).standard_normal((3, 4, 5)).astype(np.float32)
+    for axis in (0, 1, 2):
+        same("softmax", x, axis)
+        same("log_softmax", x, axis)
+    same("softmax_cross_entropy", np.zeros((0, 4), np.float32), np.zeros(0, np.int64), True)
+    same("softmax_cross_entropy", np.full((2, 3), 1000, np.float32), np.array([0, 2]), True)   # no overflow
