@@ -79,6 +79,11 @@ def test_parallel_path_matches(monkeypatch):
         same(name, x, y)
     for name in ("exp", "tanh", "sigmoid"):
         same(name, x)
+    for axis in (0, 1):
+        same("softmax", x, axis)
+        same("log_softmax", x, axis)
+    same("softmax_cross_entropy", x, np.arange(40) % 30, True)
+    same("softmax_cross_entropy", x, y, True)
     param = positive(1200, seed=7)
     for update in ("sgd_update", "adam_update", "rmsprop_update", "adagrad_update"):
         _same_update(update, param)
@@ -115,6 +120,15 @@ def test_reductions_over_any_axes_and_dtypes(axes, keepdims, dtype):
         same("max", x, axes, keepdims, dtype=dtype)
     for axis in (0, 1, 2):
         np.testing.assert_array_equal(NUMBA.argmax(x, axis), NUMPY.argmax(x, axis))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_over_the_whole_float_range(dtype):
+    x = np.array([-1e4, -100, -87.5, -87, -10, -1e-6, 0, 1e-6, 0.3, 1, 20, 88, 88.5, 100, np.inf, -np.inf, np.nan],
+                 dtype)
+    x = np.concatenate([x, np.random.default_rng(13).uniform(-90, 90, 1000).astype(dtype)])
+    with np.errstate(over="ignore"):
+        same("exp", x, dtype=dtype)
 
 
 def test_reductions_propagate_nan_and_find_the_first_maximum():

@@ -12,6 +12,7 @@ Anything else is materialised to the full shape first.
 """
 import math
 
+import numpy as np
 from numba import njit, prange
 
 # unary op codes
@@ -24,6 +25,48 @@ BINARY = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV, "power": POW, "maximum
 # comparison codes
 EQ, NE, LT, LE, GT, GE = range(6)
 COMPARE = {"equal": EQ, "not_equal": NE, "less": LT, "less_equal": LE, "greater": GT, "greater_equal": GE}
+
+
+# e^x for float32 without libm: e^x = 2^k e^r with k = round(x / ln 2), |r| <= ln(2) / 2.
+# Adding MAGIC = 1.5 * 2^23 rounds x / ln 2 to an integer k and leaves k in the low bits of the
+# float's mantissa, so k reaches the exponent field with integer arithmetic alone; every step is
+# branch-free, so LLVM vectorises the loop (numba's math.exp is a scalar libm call per element).
+# e^r comes from its Taylor polynomial to degree 7 (Horner form); ln 2 is split into a part exact
+# in float32 and a correction (Cody and Waite) so r keeps its digits. Relative error < 1e-7.
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_MAGIC = np.float32(12582912.0)
+_MAGIC_BITS = np.int32(0x4B400000)          # the bits of _MAGIC
+
+
+@njit(cache=True)
+def exp32(x, out, scratch):
+    """out = e^x for float32 x; out and scratch are float32 arrays of x's size, neither of them x itself.
+
+    Inputs outside [-87, 88] (where e^x leaves the normal floats: 0 or inf, or a subnormal) and NaN
+    take libm's exp in a final pass, so every result matches numpy's to float32 rounding.
+    """
+    for i in range(x.size):
+        v = min(max(x[i], np.float32(-87.0)), np.float32(88.0))     # e^v stays a normal float32
+        t = v * _LOG2E + _MAGIC
+        k = t - _MAGIC
+        r = v - k * _LN2_HI - k * _LN2_LO
+        p = np.float32(1.9875691500e-4)
+        p = p * r + np.float32(1.3981999507e-3)
+        p = p * r + np.float32(8.3334519073e-3)
+        p = p * r + np.float32(4.1665795894e-2)
+        p = p * r + np.float32(1.6666665459e-1)
+        p = p * r + np.float32(5.0000001201e-1)
+        out[i] = p * r * r + r + np.float32(1.0)
+        scratch[i] = t
+    out_bits = out.view(np.int32)
+    k_bits = scratch.view(np.int32)
+    for i in range(x.size):
+        out_bits[i] += (k_bits[i] - _MAGIC_BITS) << 23          # multiply by 2^k: add k to the exponent
+    for i in range(x.size):
+        if not (np.float32(-87.0) <= x[i] <= np.float32(88.0)):
+            out[i] = math.exp(x[i])
 
 
 @njit(inline="always")

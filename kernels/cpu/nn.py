@@ -13,9 +13,10 @@ bias gradient in the same pass; the products x^T dz and dz w^T follow (GEMM).
 """
 import math
 
-from numba import njit
+import numpy as np
+from numba import njit, prange
 
-from .elementwise import sigmoid_scalar
+from .elementwise import exp32, sigmoid_scalar
 
 NONE, RELU, SIGMOID, TANH, SOFTMAX = range(5)
 ACTIVATIONS = {"none": NONE, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
@@ -34,20 +35,37 @@ def _activate_row(row, activation, zero, one):
         for j in range(row.size):
             row[j] = math.tanh(row[j])
     elif activation == SOFTMAX:
-        _softmax_row(row, row, zero, one)
+        _softmax_row(row, row, one, row, row, False)      # in place; the scratch rows go unused (libm exp)
 
 
 @njit(inline="always")
-def _softmax_row(z, out, zero, one):
-    """out = softmax(z) for one row: shift by the max so exp never overflows."""
+def _row_max(z):
     top = z[0]
     for j in range(1, z.size):
         top = z[j] if z[j] > top else top
-    total = zero
+    return top
+
+
+@njit(inline="always")
+def _exp_shifted(z, top, out, scratch, spare, fast):
+    """out[j] = e^(z[j] - top); returns their sum. ``fast``: float32 rows take the vectorised exp32."""
+    if fast:
+        for j in range(z.size):
+            scratch[j] = z[j] - top
+        exp32(scratch, out, spare)
+    else:
+        for j in range(z.size):
+            out[j] = math.exp(z[j] - top)
+    total = out[0] - out[0]
     for j in range(z.size):
-        e = math.exp(z[j] - top)
-        out[j] = e
-        total += e
+        total += out[j]
+    return total
+
+
+@njit(inline="always")
+def _softmax_row(z, out, one, scratch, spare, fast):
+    """out = softmax(z) for one row: shift by the max so exp never overflows."""
+    total = _exp_shifted(z, _row_max(z), out, scratch, spare, fast)
     scale = one / total
     for j in range(z.size):
         out[j] *= scale
@@ -109,68 +127,97 @@ def activation_grad(out, grad_out, activation, dz, grad_b, zero, one):
             grad_b[j] += d[j]
 
 
+@njit(inline="always")
+def _softmax_body(x, out, i, one, fast):
+    z = x[i]
+    _softmax_row(z, out[i], one, np.empty_like(z), np.empty_like(z), fast)
+
+
 @njit(cache=True)
-def softmax_rows(x, out, zero, one):
-    """Softmax of each row of a 2-D array."""
+def softmax_rows(x, out, one, fast):
+    """Softmax of each row of a 2-D array (``fast``: float32, vectorised exp)."""
     for i in range(x.shape[0]):
-        _softmax_row(x[i], out[i], zero, one)
+        _softmax_body(x, out, i, one, fast)
+
+
+@njit(cache=True, parallel=True)
+def softmax_rows_parallel(x, out, one, fast):
+    """``softmax_rows`` with the rows split across threads."""
+    for i in prange(x.shape[0]):
+        _softmax_body(x, out, i, one, fast)
+
+
+@njit(inline="always")
+def _log_softmax_body(x, out, i, fast):
+    # out = z - max - log(sum(exp(z - max))): subtract the max first, then the log of the sum
+    z, o = x[i], out[i]
+    top = _row_max(z)
+    total = _exp_shifted(z, top, o, np.empty_like(z), np.empty_like(z), fast)
+    log_total = math.log(total)
+    for j in range(z.size):
+        o[j] = (z[j] - top) - log_total
 
 
 @njit(cache=True)
-def log_softmax_rows(x, out, zero):
-    """out = z - max - log(sum(exp(z - max))) for each row (a stable log-sum-exp)."""
+def log_softmax_rows(x, out, fast):
+    """Log-softmax of each row by a stable log-sum-exp."""
     for i in range(x.shape[0]):
-        z, o = x[i], out[i]
-        top = z[0]
-        for j in range(1, z.size):
-            top = z[j] if z[j] > top else top
-        total = zero
-        for j in range(z.size):
-            total += math.exp(z[j] - top)
-        log_total = math.log(total)
-        for j in range(z.size):
-            o[j] = (z[j] - top) - log_total     # subtract the max first: z - (top + log_total) loses digits
+        _log_softmax_body(x, out, i, fast)
 
 
-@njit(cache=True)
-def softmax_cross_entropy_labels(logits, labels, need_grad, losses, grad, zero):
-    """Integer targets: loss_i = lse_i - z_i[label]; grad = softmax(z) - onehot(label)."""
-    for i in range(logits.shape[0]):
-        z = logits[i]
-        top = z[0]
-        for j in range(1, z.size):
-            top = z[j] if z[j] > top else top
-        total = zero
-        for j in range(z.size):
-            total += math.exp(z[j] - top)
-        log_total = math.log(total)       # lse = top + log_total, kept apart so large logits keep their digits
-        losses[i] = log_total - (z[labels[i]] - top)
-        if need_grad:
-            g = grad[i]
-            for j in range(z.size):
-                g[j] = math.exp((z[j] - top) - log_total)
-            g[labels[i]] -= 1
+@njit(cache=True, parallel=True)
+def log_softmax_rows_parallel(x, out, fast):
+    """``log_softmax_rows`` with the rows split across threads."""
+    for i in prange(x.shape[0]):
+        _log_softmax_body(x, out, i, fast)
 
 
-@njit(cache=True)
-def softmax_cross_entropy_soft(logits, targets, need_grad, losses, grad, zero):
-    """Float targets t: loss_i = sum_j t_ij (lse_i - z_ij); grad = p * sum_j t_ij - t (right for any t)."""
-    for i in range(logits.shape[0]):
-        z, t = logits[i], targets[i]
-        top = z[0]
-        for j in range(1, z.size):
-            top = z[j] if z[j] > top else top
-        total = zero
-        for j in range(z.size):
-            total += math.exp(z[j] - top)
-        log_total = math.log(total)
-        loss = zero
-        weight = zero
+@njit(inline="always")
+def _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast):
+    # loss = sum_j t_j (lse - z_j), lse = top + log(total); with e_j = e^(z_j - top):
+    # grad = e / total * sum_j t_j - t, and for a label y (t one-hot) loss = log(total) - (z_y - top).
+    z = logits[i]
+    top = _row_max(z)
+    e = grad[i] if need_grad else np.empty_like(z)
+    total = _exp_shifted(z, top, e, np.empty_like(z), np.empty_like(z), fast)
+    log_total = math.log(total)
+    if soft:
+        t = targets[i]
+        loss = total - total
+        weight = total - total
         for j in range(z.size):
             loss += t[j] * (log_total - (z[j] - top))
             weight += t[j]
-        losses[i] = loss
-        if need_grad:
-            g = grad[i]
+    else:
+        label = int(targets[i, 0])
+        loss = log_total - (z[label] - top)
+        weight = total / total
+    losses[i] = loss
+    if need_grad:
+        scale = weight / total
+        if soft:
+            t = targets[i]
             for j in range(z.size):
-                g[j] = math.exp((z[j] - top) - log_total) * weight - t[j]
+                e[j] = e[j] * scale - t[j]
+        else:
+            for j in range(z.size):
+                e[j] *= scale
+            e[int(targets[i, 0])] -= 1
+
+
+@njit(cache=True)
+def softmax_cross_entropy(logits, targets, soft, need_grad, losses, grad, fast):
+    """Per-row softmax cross-entropy and its gradient in one pass over each row.
+
+    ``targets`` is (n, classes) of floats when ``soft``, else (n, 1) holding class indices;
+    the gradient p * sum(t) - t is right for targets that do not sum to 1.
+    """
+    for i in range(logits.shape[0]):
+        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast)
+
+
+@njit(cache=True, parallel=True)
+def softmax_cross_entropy_parallel(logits, targets, soft, need_grad, losses, grad, fast):
+    """``softmax_cross_entropy`` with the rows split across threads."""
+    for i in prange(logits.shape[0]):
+        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast)

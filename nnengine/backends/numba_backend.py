@@ -70,7 +70,11 @@ class NumbaBackend(NumpyBackend):
         return self._unary(elementwise.NEG, x)
 
     def exp(self, x):
-        return self._unary(elementwise.EXP, x)
+        if x.dtype != np.float32 or x.size == 0:
+            return self._unary(elementwise.EXP, x)
+        out = np.empty(x.shape, x.dtype)
+        elementwise.exp32(_flat(x), out.reshape(-1), np.empty(x.size, np.float32))
+        return out
 
     def log(self, x):
         return self._unary(elementwise.LOG, x)
@@ -315,32 +319,37 @@ class NumbaBackend(NumpyBackend):
         grad_x = self._gemm(dz, w.T) if need_grad_x else None
         return grad_x, grad_w, grad_b
 
-    def _rows_along(self, x, axis, kernel, *constants):
+    @staticmethod
+    def _row_kernel(serial, parallel, rows, columns):
+        """The serial or parallel variant of a per-row kernel, by the work it has."""
+        return parallel if rows > 1 and _parallel(rows * columns) else serial
+
+    def _rows_along(self, x, axis, serial, parallel, *constants):
         """Apply a row kernel along ``axis`` by moving it last (a copy unless it already is)."""
         moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
         out = np.empty(moved.shape, x.dtype)
         if out.size:
-            kernel(moved.reshape(-1, moved.shape[-1]), out.reshape(-1, moved.shape[-1]), *constants)
+            rows = moved.reshape(-1, moved.shape[-1])
+            kernel = self._row_kernel(serial, parallel, *rows.shape)
+            kernel(rows, out.reshape(rows.shape), *constants, x.dtype == np.float32)
         return np.moveaxis(out, -1, axis)
 
     def softmax(self, x, axis):
-        return self._rows_along(x, axis, nn.softmax_rows, *_constants(x.dtype))
+        return self._rows_along(x, axis, nn.softmax_rows, nn.softmax_rows_parallel, _constants(x.dtype)[1])
 
     def log_softmax(self, x, axis):
-        return self._rows_along(x, axis, nn.log_softmax_rows, _constants(x.dtype)[0])
+        return self._rows_along(x, axis, nn.log_softmax_rows, nn.log_softmax_rows_parallel)
 
     def softmax_cross_entropy(self, logits, targets, need_grad):
         logits = np.ascontiguousarray(logits)
-        n = logits.shape[0]
+        n, classes = logits.shape
         losses = np.empty(n, logits.dtype)
         grad = np.empty(logits.shape, logits.dtype) if need_grad else logits[:0]
-        if n and logits.shape[1]:
-            zero = _constants(logits.dtype)[0]
-            if targets.ndim == 1:
-                nn.softmax_cross_entropy_labels(logits, np.ascontiguousarray(targets, np.int64), need_grad, losses,
-                                                grad, zero)
-            else:
-                nn.softmax_cross_entropy_soft(logits, np.ascontiguousarray(targets), need_grad, losses, grad, zero)
+        if n and classes:
+            soft = targets.ndim == 2
+            targets = np.ascontiguousarray(targets) if soft else np.ascontiguousarray(targets, np.int64).reshape(n, 1)
+            kernel = self._row_kernel(nn.softmax_cross_entropy, nn.softmax_cross_entropy_parallel, n, classes)
+            kernel(logits, targets, soft, need_grad, losses, grad, logits.dtype == np.float32)
         return losses, (grad if need_grad else None)
 
     # -- optimizer updates (in place) ---------------------------------------------------

@@ -1,0 +1,179 @@
+"""The machine's limits, GEMM, fused kernels and the serial/parallel threshold, measured in one run.
+
+Every figure is the median of repeated runs after warm-up (which also compiles
+the numba kernels), and each is given as a ratio to a reference measured in the
+same run: GEMM against the measured fp32 peak (the best BLAS product), fused
+kernels against the bandwidth of a plain copy of the same bytes.
+"""
+import os
+
+import numpy as np
+from numba import njit, prange
+
+from nnengine.backends.numba_backend import NumbaBackend
+from nnengine.backends.numpy_backend import NumpyBackend
+from nnengine.kernels.cpu import config, elementwise, gemm, nn, optim
+
+from .common import median_time
+
+NUMBA, NUMPY = NumbaBackend("cpu"), NumpyBackend("numpy")
+
+
+@njit(cache=True, parallel=True)
+def _triad(a, b, c, s):
+    """STREAM triad: a = b + s * c (2 reads and 1 write per element)."""
+    for i in prange(a.size):
+        a[i] = b[i] + s * c[i]
+
+
+def theoretical_peak():
+    """cores x 32 fp32 flop/cycle (two 8-wide AVX2 FMA units) x the clock /proc/cpuinfo reports."""
+    mhz = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = next(float(line.split(":")[1]) for line in f if line.startswith("cpu MHz"))
+    except (OSError, StopIteration):
+        pass
+    cores = os.cpu_count() or 1
+    return None if mhz is None else cores * 32 * mhz * 1e6
+
+
+def machine_limits(repeats):
+    """Measured fp32 peak (BLAS sgemm, n = 2048) and memory bandwidth (triad and copy over 3 x 128 MB)."""
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    out = np.empty_like(a)
+    t_gemm, _ = median_time(lambda: np.matmul(a, a, out=out), repeats)
+    size = 32 * 1024 * 1024                       # float32 elements: 128 MB per array
+    x, y, z = (np.full(size, v, np.float32) for v in (1.0, 2.0, 3.0))
+    t_triad, _ = median_time(lambda: _triad(x, y, z, np.float32(0.5)), repeats)
+    t_copy, _ = median_time(lambda: np.copyto(x, y), repeats)
+    return {"peak_flops_measured": 2 * n ** 3 / t_gemm, "peak_flops_theoretical": theoretical_peak(),
+            "triad_bytes_per_s": 3 * 4 * size / t_triad, "copy_bytes_per_s": 2 * 4 * size / t_copy}
+
+
+def gemm_rates(sizes, repeats, peak):
+    """GFLOP/s of our numba GEMM, the backend's BLAS route and numpy's matmul, and fractions of the peak."""
+    rows = []
+    for n in sizes:
+        a = np.random.default_rng(n).standard_normal((n, n)).astype(np.float32)
+        out = np.empty_like(a)
+        reps = max(3, repeats if n <= 1024 else 3)
+        t_numba, _ = median_time(lambda: gemm.gemm(a, a, out), reps)
+        previous = config.set_gemm_route("blas")
+        t_route, _ = median_time(lambda: NUMBA.matmul(a, a), reps)
+        config.set_gemm_route(previous)
+        t_numpy, _ = median_time(lambda: np.matmul(a, a, out=out), reps)
+        flops = 2 * n ** 3
+        rows.append({"n": n, "numba_gflops": flops / t_numba / 1e9, "blas_route_gflops": flops / t_route / 1e9,
+                     "numpy_gflops": flops / t_numpy / 1e9, "numba_vs_numpy": t_numpy / t_numba,
+                     "numba_of_peak": flops / t_numba / peak, "numpy_of_peak": flops / t_numpy / peak})
+    return rows
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def fused_kernels(repeats, copy_rate):
+    """Bias + relu, softmax cross-entropy and Adam over 1M float32 values: GB/s, fraction of copy, vs numpy and torch."""
+    rng = np.random.default_rng(1)
+    rows, cols = 4096, 256                                     # 1M elements
+    z = rng.standard_normal((rows, cols)).astype(np.float32)
+    bias = rng.standard_normal(cols).astype(np.float32)
+    work = z.copy()
+    zero, one = np.float32(0), np.float32(1)
+    labels = rng.integers(0, cols, rows)
+    params = {k: rng.standard_normal(rows * cols).astype(np.float32) for k in ("p", "g", "m")}
+    params["v"] = np.abs(params["m"])
+    c = np.array([1e-3, 0.1, 0.001, 1e-7, 1.0], np.float32)
+    torch = _torch()
+    cases = {
+        # bytes moved per call: what a perfect single pass must read and write
+        "bias + relu (in place)": (2 * z.nbytes,
+                                   lambda: nn.bias_activation(work, bias, True, nn.RELU, zero, one),
+                                   lambda: np.maximum(z + bias, 0), None),
+        "softmax cross-entropy (loss + grad)": (2 * z.nbytes + labels.nbytes,
+                                                lambda: NUMBA.softmax_cross_entropy(z, labels, True),
+                                                lambda: NUMPY.softmax_cross_entropy(z, labels, True), None),
+        "Adam update (1M params)": (6 * params["p"].nbytes,           # reads p, g, m, v; writes p, m, v
+                                    lambda: optim.adam(params["p"], params["g"], params["m"], params["v"],
+                                                       params["p"][:0], c, False),
+                                    lambda: NUMPY.adam_update(params["p"], params["g"], params["m"], params["v"],
+                                                              None, 10, 1e-3, 0.9, 0.999, 1e-7, False, 0.0), None),
+    }
+    torch_cases = _torch_fused(torch, z, bias, labels) if torch is not None else {}
+    rows_out = []
+    for name, (nbytes, ours, reference, _) in cases.items():
+        t_ours, _ = median_time(ours, repeats)
+        t_numpy, _ = median_time(reference, repeats)
+        row = {"kernel": name, "bytes": nbytes, "numba_gbps": nbytes / t_ours / 1e9,
+               "of_copy_bandwidth": nbytes / t_ours / copy_rate, "numpy_s": t_numpy, "numba_s": t_ours,
+               "speedup_vs_numpy": t_numpy / t_ours}
+        if name in torch_cases:
+            t_torch, _ = median_time(torch_cases[name], repeats)
+            row.update(torch_s=t_torch, speedup_vs_torch=t_torch / t_ours)
+        rows_out.append(row)
+    return rows_out
+
+
+def _torch_fused(torch, z, bias, labels):
+    """PyTorch's best CPU equivalents: in-place add + relu, F.cross_entropy forward + backward, fused Adam."""
+    tz, tb = torch.from_numpy(z.copy()), torch.from_numpy(bias)
+    logits = torch.from_numpy(z.copy()).requires_grad_(True)
+    target = torch.from_numpy(labels)
+    param = torch.nn.Parameter(torch.from_numpy(z.reshape(-1).copy()))
+    param.grad = torch.ones_like(param)
+    try:
+        adam = torch.optim.Adam([param], fused=True)
+    except (RuntimeError, TypeError):                      # a build without the fused CPU kernel
+        adam = torch.optim.Adam([param], foreach=False)
+
+    def cross_entropy():
+        logits.grad = None
+        torch.nn.functional.cross_entropy(logits, target, reduction="sum").backward()
+
+    return {"bias + relu (in place)": lambda: torch.relu_(tz.add_(tb)),
+            "softmax cross-entropy (loss + grad)": cross_entropy,
+            "Adam update (1M params)": adam.step}
+
+
+def parallel_threshold(repeats):
+    """Times the serial and parallel variants of an elementwise kernel and Adam from 2^10 to 2^22 elements;
+    the threshold is the smallest size from which the parallel variant wins at every larger size."""
+    rows = []
+    for power in range(10, 23, 2):
+        n = 2 ** power
+        x = np.random.default_rng(power).standard_normal(n).astype(np.float32)
+        out = np.empty_like(x)
+        zero, one = np.float32(0), np.float32(1)
+        t_serial, _ = median_time(lambda: elementwise.unary(elementwise.TANH, x, out, zero, one), repeats)
+        t_parallel, _ = median_time(lambda: elementwise.unary_parallel(elementwise.TANH, x, out, zero, one), repeats)
+        p, g, m, v = x.copy(), x.copy(), x.copy(), np.abs(x)
+        c = np.array([1e-3, 0.1, 0.001, 1e-7, 1.0], np.float32)
+        a_serial, _ = median_time(lambda: optim.adam(p, g, m, v, p[:0], c, False), repeats)
+        a_parallel, _ = median_time(lambda: optim.adam_parallel(p, g, m, v, p[:0], c, False), repeats)
+        rows.append({"elements": n, "tanh_serial_s": t_serial, "tanh_parallel_s": t_parallel,
+                     "adam_serial_s": a_serial, "adam_parallel_s": a_parallel})
+    threshold = None
+    for i, row in enumerate(rows):
+        if all(r["tanh_parallel_s"] < r["tanh_serial_s"] and r["adam_parallel_s"] < r["adam_serial_s"]
+               for r in rows[i:]):
+            threshold = row["elements"]
+            break
+    return {"rows": rows, "measured_threshold": threshold, "configured_threshold": config.PARALLEL_MIN_ELEMENTS,
+            "threads": int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))}
+
+
+def run(repeats=7, quick=False):
+    """All kernel benchmarks; returns a dict for the JSON."""
+    limits = machine_limits(repeats)
+    sizes = (128, 256, 512) if quick else (128, 256, 512, 1024, 2048)
+    return {"machine_limits": limits,
+            "gemm": gemm_rates(sizes, repeats, limits["peak_flops_measured"]),
+            "fused": fused_kernels(repeats, limits["copy_bytes_per_s"]),
+            "threshold": parallel_threshold(repeats)}
