@@ -95,14 +95,15 @@ def fused_kernels(repeats, copy_rate):
     cases = {
         # bytes moved per call: what a perfect single pass must read and write
         "bias + relu (in place)": (2 * z.nbytes,
-                                   lambda: nn.bias_activation(work, bias, True, nn.RELU, zero, one),
+                                   lambda: (nn.bias_activation_parallel if rows * cols >= config.PARALLEL_MIN_ELEMENTS
+                                            else nn.bias_activation)(work, bias, True, nn.RELU, zero, one),
                                    lambda: np.maximum(z + bias, 0), None),
         "softmax cross-entropy (loss + grad)": (2 * z.nbytes + labels.nbytes,
                                                 lambda: NUMBA.softmax_cross_entropy(z, labels, True),
                                                 lambda: NUMPY.softmax_cross_entropy(z, labels, True), None),
         "Adam update (1M params)": (6 * params["p"].nbytes,           # reads p, g, m, v; writes p, m, v
-                                    lambda: optim.adam(params["p"], params["g"], params["m"], params["v"],
-                                                       params["p"][:0], c, False),
+                                    lambda: NUMBA.adam_update(params["p"], params["g"], params["m"], params["v"],
+                                                              None, 10, 1e-3, 0.9, 0.999, 1e-7, False, 0.0),
                                     lambda: NUMPY.adam_update(params["p"], params["g"], params["m"], params["v"],
                                                               None, 10, 1e-3, 0.9, 0.999, 1e-7, False, 0.0), None),
     }

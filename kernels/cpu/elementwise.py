@@ -40,7 +40,7 @@ _MAGIC = np.float32(12582912.0)
 _MAGIC_BITS = np.int32(0x4B400000)          # the bits of _MAGIC
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def exp32(x, out, scratch):
     """out = e^x for float32 x; out and scratch are float32 arrays of x's size, neither of them x itself.
 
@@ -97,14 +97,14 @@ def unary_scalar(op, x, zero, one):
     return math.erf(x)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unary(op, x, out, zero, one):
     """out[i] = op(x[i]) over flat arrays."""
     for i in range(out.size):
         out[i] = unary_scalar(op, x[i], zero, one)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def unary_parallel(op, x, out, zero, one):
     """``unary`` with the elements split across threads."""
     for i in prange(out.size):
@@ -129,21 +129,21 @@ def binary_scalar_op(op, x, y):
     return x if (x <= y or x != x) else y
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def binary_same(op, a, b, out):
     """out[i] = a[i] op b[i]."""
     for i in range(out.size):
         out[i] = binary_scalar_op(op, a[i], b[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def binary_same_parallel(op, a, b, out):
     """``binary_same`` split across threads."""
     for i in prange(out.size):
         out[i] = binary_scalar_op(op, a[i], b[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def binary_scalar(op, a, s, out, scalar_left):
     """out[i] = s op a[i] (scalar_left) or a[i] op s."""
     if scalar_left:
@@ -154,7 +154,7 @@ def binary_scalar(op, a, s, out, scalar_left):
             out[i] = binary_scalar_op(op, a[i], s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def binary_rows(op, a, row, out, row_left):
     """out[r, j] = row[j] op a[r, j] (row_left) or a[r, j] op row[j], for 2-D a and out."""
     n, m = out.shape
@@ -183,14 +183,14 @@ def compare_scalar_op(op, x, y):
     return x >= y
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def compare_same(op, a, b, out):
     """out[i] = a[i] cmp b[i] (bool)."""
     for i in range(out.size):
         out[i] = compare_scalar_op(op, a[i], b[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def compare_scalar(op, a, s, out, scalar_left):
     """out[i] = s cmp a[i] (scalar_left) or a[i] cmp s."""
     if scalar_left:
@@ -201,7 +201,7 @@ def compare_scalar(op, a, s, out, scalar_left):
             out[i] = compare_scalar_op(op, a[i], s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def compare_rows(op, a, row, out, row_left):
     """out[r, j] = row[j] cmp a[r, j] (row_left) or a[r, j] cmp row[j]."""
     n, m = out.shape
@@ -215,7 +215,7 @@ def compare_rows(op, a, row, out, row_left):
                 out_r[j] = compare_scalar_op(op, a_r[j], row[j])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def where(cond, a, b, out):
     """out[i] = a[i] if cond[i] else b[i] over flat arrays of one size."""
     for i in range(out.size):

@@ -22,14 +22,14 @@ KC = 128
 ROWS = 4
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pack(b, p0, p1, j0, j1, panel):
     for p in range(p1 - p0):
         for j in range(j1 - j0):
             panel[p, j] = b[p0 + p, j0 + j]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _update_panel(a, panel, out, p0, depth, j0, width):
     m = a.shape[0]
     blocks = m // ROWS
@@ -55,7 +55,7 @@ def _update_panel(a, panel, out, p0, depth, j0, width):
                 c[j] += ai * b[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gemm(a, b, out):
     """out = a @ b with the blocking above; ``out`` (M, N) is overwritten."""
     k, n = b.shape

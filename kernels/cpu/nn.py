@@ -71,7 +71,7 @@ def _softmax_row(z, out, one, scratch, spare, fast):
         out[j] *= scale
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dense_small(x, w, b, has_bias, activation, out, zero, one):
     """out = act(x @ w + b) in one pass per row: x (n, k), w (k, m), b (m,), out (n, m)."""
     n, k = x.shape
@@ -89,18 +89,30 @@ def dense_small(x, w, b, has_bias, activation, out, zero, one):
         _activate_row(row, activation, zero, one)
 
 
-@njit(cache=True)
+@njit(inline="always")
+def _bias_activation_row(z, i, b, has_bias, activation, zero, one):
+    row = z[i]
+    if has_bias:
+        for j in range(row.size):
+            row[j] += b[j]
+    _activate_row(row, activation, zero, one)
+
+
+@njit(cache=True, error_model="numpy")
 def bias_activation(z, b, has_bias, activation, zero, one):
     """z = act(z + b) in place, row by row (the epilogue after a GEMM)."""
     for i in range(z.shape[0]):
-        row = z[i]
-        if has_bias:
-            for j in range(row.size):
-                row[j] += b[j]
-        _activate_row(row, activation, zero, one)
+        _bias_activation_row(z, i, b, has_bias, activation, zero, one)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", parallel=True)
+def bias_activation_parallel(z, b, has_bias, activation, zero, one):
+    """``bias_activation`` with the rows split across threads."""
+    for i in prange(z.shape[0]):
+        _bias_activation_row(z, i, b, has_bias, activation, zero, one)
+
+
+@njit(cache=True, error_model="numpy")
 def activation_grad(out, grad_out, activation, dz, grad_b, zero, one):
     """dz = dL/dz from a = out and g = grad_out; grad_b = sum over rows of dz (zero-filled by the caller)."""
     n, m = out.shape
@@ -133,14 +145,14 @@ def _softmax_body(x, out, i, one, fast):
     _softmax_row(z, out[i], one, np.empty_like(z), np.empty_like(z), fast)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_rows(x, out, one, fast):
     """Softmax of each row of a 2-D array (``fast``: float32, vectorised exp)."""
     for i in range(x.shape[0]):
         _softmax_body(x, out, i, one, fast)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def softmax_rows_parallel(x, out, one, fast):
     """``softmax_rows`` with the rows split across threads."""
     for i in prange(x.shape[0]):
@@ -158,14 +170,14 @@ def _log_softmax_body(x, out, i, fast):
         o[j] = (z[j] - top) - log_total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def log_softmax_rows(x, out, fast):
     """Log-softmax of each row by a stable log-sum-exp."""
     for i in range(x.shape[0]):
         _log_softmax_body(x, out, i, fast)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def log_softmax_rows_parallel(x, out, fast):
     """``log_softmax_rows`` with the rows split across threads."""
     for i in prange(x.shape[0]):
@@ -205,7 +217,7 @@ def _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast)
             e[int(targets[i, 0])] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_cross_entropy(logits, targets, soft, need_grad, losses, grad, fast):
     """Per-row softmax cross-entropy and its gradient in one pass over each row.
 
@@ -216,7 +228,7 @@ def softmax_cross_entropy(logits, targets, soft, need_grad, losses, grad, fast):
         _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def softmax_cross_entropy_parallel(logits, targets, soft, need_grad, losses, grad, fast):
     """``softmax_cross_entropy`` with the rows split across threads."""
     for i in prange(logits.shape[0]):

@@ -24,14 +24,14 @@ def _sgd(i, param, grad, velocity, c, momentum_on, nesterov):
     param[i] = w
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sgd(param, grad, velocity, c, momentum_on, nesterov):
     """v = momentum v - lr g;  w += v (Nesterov: w += momentum v - lr g); plain: w -= lr g."""
     for i in range(param.size):
         _sgd(i, param, grad, velocity, c, momentum_on, nesterov)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def sgd_parallel(param, grad, velocity, c, momentum_on, nesterov):
     """``sgd`` split across threads."""
     for i in prange(param.size):
@@ -52,14 +52,19 @@ def _adam(i, param, grad, m, v, v_max, c, amsgrad):
     param[i] = param[i] * c[4] - c[0] * mi / (math.sqrt(vi) + c[3])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam(param, grad, m, v, v_max, c, amsgrad):
     """Keras's Adam: epsilon added to sqrt(v), bias corrections folded into the step size alpha."""
-    for i in range(param.size):
-        _adam(i, param, grad, m, v, v_max, c, amsgrad)
+    # one loop per case, each with a constant flag, so the loop body has no branch and vectorises
+    if amsgrad:
+        for i in range(param.size):
+            _adam(i, param, grad, m, v, v_max, c, True)
+    else:
+        for i in range(param.size):
+            _adam(i, param, grad, m, v, v_max, c, False)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def adam_parallel(param, grad, m, v, v_max, c, amsgrad):
     """``adam`` split across threads."""
     for i in prange(param.size):
@@ -88,14 +93,14 @@ def _rmsprop(i, param, grad, mean_square, mean_grad, velocity, c, centered, mome
     param[i] = w
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rmsprop(param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on):
     """Keras's RMSprop: w -= lr g / sqrt(s + eps) (centered: s - mean_g^2), optional momentum."""
     for i in range(param.size):
         _rmsprop(i, param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def rmsprop_parallel(param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on):
     """``rmsprop`` split across threads."""
     for i in prange(param.size):
@@ -111,14 +116,14 @@ def _adagrad(i, param, grad, accumulator, c):
     param[i] = param[i] * c[2] - c[0] * g / math.sqrt(a + c[1])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adagrad(param, grad, accumulator, c):
     """Keras's Adagrad: a += g^2;  w -= lr g / sqrt(a + eps)."""
     for i in range(param.size):
         _adagrad(i, param, grad, accumulator, c)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def adagrad_parallel(param, grad, accumulator, c):
     """``adagrad`` split across threads."""
     for i in prange(param.size):

@@ -15,7 +15,7 @@ from numba import njit
 LANES = 16
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sum_middle(x, out):
     """out[a, b] = sum_r x[a, r, b] for x (A, R, B), out (A, B) zero-filled by the caller."""
     outer, reduced, inner = x.shape
@@ -27,7 +27,7 @@ def sum_middle(x, out):
                 out_a[b] += x_ar[b]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sum_last(x, out):
     """out[a] = sum_r x[a, r] for x (A, R), in float64 lanes."""
     outer, reduced = x.shape
@@ -46,7 +46,7 @@ def sum_last(x, out):
         out[a] = total + lanes.sum()
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def max_middle(x, out):
     """out[a, b] = max_r x[a, r, b] (NaN propagates), for x (A, R, B) with R >= 1."""
     outer, reduced, inner = x.shape
@@ -61,7 +61,7 @@ def max_middle(x, out):
                     out_a[b] = v if out_a[b] == out_a[b] else out_a[b]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def max_last(x, out):
     """out[a] = max_r x[a, r] (the first NaN if any, as numpy), with 16 lanes so the loop vectorises."""
     outer, reduced = x.shape
@@ -87,7 +87,7 @@ def max_last(x, out):
         out[a] = best
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def argmax_middle(x, out):
     """out[a, b] = the first r of the largest x[a, r, b] (the first NaN if any), as numpy's argmax."""
     outer, reduced, inner = x.shape
@@ -103,7 +103,7 @@ def argmax_middle(x, out):
             out[a, b] = index
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def argmax_last(x, out):
     """out[a] = argmax_r x[a, r] (first maximum; the first NaN wins, as numpy)."""
     outer, reduced = x.shape
@@ -119,7 +119,7 @@ def argmax_last(x, out):
         out[a] = index
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def index_add(target, positions, values):
     """target[positions[i]] += values[i] over flat arrays; repeated positions accumulate."""
     for i in range(positions.size):

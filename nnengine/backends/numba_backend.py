@@ -302,7 +302,8 @@ class NumbaBackend(NumpyBackend):
             return out
         out = np.ascontiguousarray(self._gemm(x, w))
         if out.size:
-            nn.bias_activation(out, bias, b is not None, code, zero, one)
+            kernel = self._row_kernel(nn.bias_activation, nn.bias_activation_parallel, n, m)
+            kernel(out, bias, b is not None, code, zero, one)
         return out
 
     def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
