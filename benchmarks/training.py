@@ -1,0 +1,176 @@
+"""Training-step time, peak memory and start-up time: nnengine (numba), nnengine (numpy reference),
+a hand-written numpy loop and PyTorch CPU, side by side in one run.
+
+A step is one batch: forward, softmax cross-entropy, backward, Adam update
+(Keras's defaults: lr 1e-3, epsilon 1e-7). Each framework and model runs in its
+own process, so its peak resident memory (ru_maxrss) is its own. Models:
+
+* document: 10 -> 64 relu -> 32 relu -> 10, batch 32;
+* mnist:    784 -> 512 relu -> 512 relu -> 10, batch 256 (about 0.82 GFLOP per step).
+
+Cold start is a fresh process with an empty numba cache (NUMBA_CACHE_DIR pointing at a new
+directory) that imports nnengine and runs the document model's first training step; warm
+start is the same with the cache that the cold run filled.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+MODELS = {"document": ((10, 64, 32, 10), 32), "mnist": ((784, 512, 512, 10), 256)}
+FRAMEWORKS = ("nnengine-numba", "nnengine-numpy", "numpy-loop", "torch")
+
+
+def _data(sizes, batch):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((batch, sizes[0])).astype(np.float32), rng.integers(0, sizes[-1], batch)
+
+
+def _nnengine_step(sizes, batch, device):
+    import nnengine as nn
+    nn.set_default_device(device)
+    nn.utils.set_random_seed(0)
+    layers = [nn.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
+    layers += [nn.layers.Dense(n, activation="relu") for n in sizes[2:-1]]
+    layers.append(nn.layers.Dense(sizes[-1], activation="softmax"))
+    model = nn.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = _data(sizes, batch)
+    return lambda: model.train_on_batch(x, y)
+
+
+def _numpy_loop_step(sizes, batch):
+    """The same model by hand in numpy: the loop a careful numpy user would write."""
+    rng = np.random.default_rng(0)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        limit = np.sqrt(6 / (n_in + n_out))
+        params += [rng.uniform(-limit, limit, (n_in, n_out)).astype(np.float32), np.zeros(n_out, np.float32)]
+    moments = [[np.zeros_like(p), np.zeros_like(p)] for p in params]
+    x, y = _data(sizes, batch)
+    rows = np.arange(batch)
+    state = {"t": 0}
+
+    def step():
+        activations = [x]
+        for i in range(0, len(params), 2):
+            z = activations[-1] @ params[i] + params[i + 1]
+            activations.append(np.maximum(z, 0) if i + 2 < len(params) else z)
+        z = activations[-1]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        grad = p
+        grad[rows, y] -= 1
+        grad /= batch
+        grads = [None] * len(params)
+        for i in range(len(params) - 2, -1, -2):
+            grads[i], grads[i + 1] = activations[i // 2].T @ grad, grad.sum(axis=0)
+            if i:
+                grad = (grad @ params[i].T) * (activations[i // 2] > 0)
+        state["t"] += 1
+        t = state["t"]
+        alpha = 1e-3 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        for param, g, (m, v) in zip(params, grads, moments):
+            m += 0.1 * (g - m)
+            v += 0.001 * (g * g - v)
+            param -= np.float32(alpha) * m / (np.sqrt(v) + np.float32(1e-7))
+    return step
+
+
+def _torch_step(sizes, batch):
+    import torch
+    torch.manual_seed(0)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i + 2 < len(sizes):
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = (torch.from_numpy(a) for a in _data(sizes, batch))
+
+    def step():
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def measure_one(framework, model, repeats):
+    """Run in a child process: the median step time after warm-up, and the process's peak RSS."""
+    sizes, batch = MODELS[model]
+    if framework == "torch":
+        step = _torch_step(sizes, batch)
+    elif framework == "numpy-loop":
+        step = _numpy_loop_step(sizes, batch)
+    else:
+        step = _nnengine_step(sizes, batch, "cpu" if framework == "nnengine-numba" else "numpy")
+    for _ in range(5):
+        step()
+    inner = 50 if model == "document" else 3
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            step()
+        times.append((time.perf_counter() - start) / inner)
+    times.sort()
+    return {"framework": framework, "model": model, "step_s": times[len(times) // 2],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _child(args, env=None):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-m", "benchmarks.training", *args], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, **(env or {})}, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def torch_available():
+    """True when PyTorch can be imported here (an optional benchmark dependency)."""
+    try:
+        import importlib.util
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:          # pragma: no cover
+        return False
+
+
+def start_times():
+    """Cold and warm start in fresh processes: import nnengine and run the document model's first step."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        cold = _child(["--start"], env)
+        warm = _child(["--start"], env)
+    return {"cold_start_s": cold["elapsed_s"], "warm_start_s": warm["elapsed_s"]}
+
+
+def _start():
+    """The child of start_times: time from before importing nnengine to the end of the first step."""
+    start = time.perf_counter()
+    step = _nnengine_step(*MODELS["document"], "cpu")
+    step()
+    return {"elapsed_s": time.perf_counter() - start}
+
+
+def run(repeats=7):
+    """Every framework on every model (torch only when installed), plus start times."""
+    frameworks = [f for f in FRAMEWORKS if f != "torch" or torch_available()]
+    steps = [_child(["--one", framework, model, str(repeats)]) for model in MODELS for framework in frameworks]
+    return {"steps": steps, "start": start_times(), "torch_installed": "torch" in frameworks}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--one":
+        print(json.dumps(measure_one(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    elif sys.argv[1] == "--start":
+        print(json.dumps(_start()))
