@@ -162,10 +162,11 @@ def _torch_fused(torch, z, bias, labels):
 
 
 def parallel_threshold(repeats):
-    """Times the serial and parallel variants of an elementwise kernel and Adam from 2^10 to 2^22 elements;
-    the threshold is the smallest size from which the parallel variant wins at every larger size."""
+    """Times the serial and parallel variants of an elementwise kernel and Adam at every power of 2 from 2^10
+    to 2^22 elements; the threshold is the smallest size from which the parallel variant of both wins at
+    every larger size."""
     rows = []
-    for power in range(10, 23, 2):
+    for power in range(10, 23):
         n = 2 ** power
         x = np.random.default_rng(power).standard_normal(n).astype(np.float32)
         out = np.empty_like(x)

@@ -123,8 +123,16 @@ def measure_one(framework, model, repeats):
             step()
         times.append((time.perf_counter() - start) / inner)
     times.sort()
-    return {"framework": framework, "model": model, "step_s": times[len(times) // 2],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"framework": framework, "model": model, "step_s": times[len(times) // 2], "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that across exec from the parent."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):     # pragma: no cover - not Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child(args, env=None):

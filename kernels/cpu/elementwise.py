@@ -93,7 +93,7 @@ def unary_scalar(op, x, zero, one):
     if op == SIGMOID:
         return sigmoid_scalar(x, one)
     if op == RELU:
-        return x if (x > zero or x != x) else zero      # NaN stays NaN, as numpy's maximum(x, 0)
+        return x if not x <= zero else zero      # NaN stays NaN, as numpy's maximum(x, 0)
     return math.erf(x)
 
 

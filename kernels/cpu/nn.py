@@ -27,7 +27,8 @@ def _activate_row(row, activation, zero, one):
     """Apply the activation to one output row in place."""
     if activation == RELU:
         for j in range(row.size):
-            row[j] = row[j] if (row[j] > zero or row[j] != row[j]) else zero   # NaN stays NaN
+            v = row[j]
+            row[j] = v if not v <= zero else zero      # one comparison, so it vectorises; NaN stays NaN
     elif activation == SIGMOID:
         for j in range(row.size):
             row[j] = sigmoid_scalar(row[j], one)
@@ -139,59 +140,56 @@ def activation_grad(out, grad_out, activation, dz, grad_b, zero, one):
             grad_b[j] += d[j]
 
 
-@njit(inline="always")
-def _softmax_body(x, out, i, one, fast):
-    z = x[i]
-    _softmax_row(z, out[i], one, np.empty_like(z), np.empty_like(z), fast)
-
+# The row kernels below take two scratch arrays of the input's shape (allocated once by the caller,
+# so no row allocates): rows of them hold z - max and exp32's bits for the vectorised float32 exp.
 
 @njit(cache=True, error_model="numpy")
-def softmax_rows(x, out, one, fast):
+def softmax_rows(x, out, one, fast, scratch, spare):
     """Softmax of each row of a 2-D array (``fast``: float32, vectorised exp)."""
     for i in range(x.shape[0]):
-        _softmax_body(x, out, i, one, fast)
+        _softmax_row(x[i], out[i], one, scratch[i], spare[i], fast)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def softmax_rows_parallel(x, out, one, fast):
+def softmax_rows_parallel(x, out, one, fast, scratch, spare):
     """``softmax_rows`` with the rows split across threads."""
     for i in prange(x.shape[0]):
-        _softmax_body(x, out, i, one, fast)
+        _softmax_row(x[i], out[i], one, scratch[i], spare[i], fast)
 
 
 @njit(inline="always")
-def _log_softmax_body(x, out, i, fast):
+def _log_softmax_body(x, out, i, fast, scratch, spare):
     # out = z - max - log(sum(exp(z - max))): subtract the max first, then the log of the sum
     z, o = x[i], out[i]
     top = _row_max(z)
-    total = _exp_shifted(z, top, o, np.empty_like(z), np.empty_like(z), fast)
+    total = _exp_shifted(z, top, o, scratch[i], spare[i], fast)
     log_total = math.log(total)
     for j in range(z.size):
         o[j] = (z[j] - top) - log_total
 
 
 @njit(cache=True, error_model="numpy")
-def log_softmax_rows(x, out, fast):
+def log_softmax_rows(x, out, fast, scratch, spare):
     """Log-softmax of each row by a stable log-sum-exp."""
     for i in range(x.shape[0]):
-        _log_softmax_body(x, out, i, fast)
+        _log_softmax_body(x, out, i, fast, scratch, spare)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def log_softmax_rows_parallel(x, out, fast):
+def log_softmax_rows_parallel(x, out, fast, scratch, spare):
     """``log_softmax_rows`` with the rows split across threads."""
     for i in prange(x.shape[0]):
-        _log_softmax_body(x, out, i, fast)
+        _log_softmax_body(x, out, i, fast, scratch, spare)
 
 
 @njit(inline="always")
-def _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast):
+def _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast, scratch, spare):
     # loss = sum_j t_j (lse - z_j), lse = top + log(total); with e_j = e^(z_j - top):
     # grad = e / total * sum_j t_j - t, and for a label y (t one-hot) loss = log(total) - (z_y - top).
     z = logits[i]
     top = _row_max(z)
-    e = grad[i] if need_grad else np.empty_like(z)
-    total = _exp_shifted(z, top, e, np.empty_like(z), np.empty_like(z), fast)
+    e = grad[i]                      # the exponentials, turned into the gradient below when it is wanted
+    total = _exp_shifted(z, top, e, scratch[i], spare[i], fast)
     log_total = math.log(total)
     if soft:
         t = targets[i]
@@ -218,18 +216,19 @@ def _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast)
 
 
 @njit(cache=True, error_model="numpy")
-def softmax_cross_entropy(logits, targets, soft, need_grad, losses, grad, fast):
+def softmax_cross_entropy(logits, targets, soft, need_grad, losses, grad, fast, scratch, spare):
     """Per-row softmax cross-entropy and its gradient in one pass over each row.
 
     ``targets`` is (n, classes) of floats when ``soft``, else (n, 1) holding class indices;
-    the gradient p * sum(t) - t is right for targets that do not sum to 1.
+    the gradient p * sum(t) - t is right for targets that do not sum to 1. ``grad`` (n, classes)
+    is always given: without ``need_grad`` it only holds the exponentials.
     """
     for i in range(logits.shape[0]):
-        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast)
+        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast, scratch, spare)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def softmax_cross_entropy_parallel(logits, targets, soft, need_grad, losses, grad, fast):
+def softmax_cross_entropy_parallel(logits, targets, soft, need_grad, losses, grad, fast, scratch, spare):
     """``softmax_cross_entropy`` with the rows split across threads."""
     for i in prange(logits.shape[0]):
-        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast)
+        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast, scratch, spare)

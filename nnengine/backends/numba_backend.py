@@ -332,7 +332,8 @@ class NumbaBackend(NumpyBackend):
         if out.size:
             rows = moved.reshape(-1, moved.shape[-1])
             kernel = self._row_kernel(serial, parallel, *rows.shape)
-            kernel(rows, out.reshape(rows.shape), *constants, x.dtype == np.float32)
+            kernel(rows, out.reshape(rows.shape), *constants, x.dtype == np.float32, np.empty_like(rows),
+                   np.empty_like(rows))
         return np.moveaxis(out, -1, axis)
 
     def softmax(self, x, axis):
@@ -345,12 +346,13 @@ class NumbaBackend(NumpyBackend):
         logits = np.ascontiguousarray(logits)
         n, classes = logits.shape
         losses = np.empty(n, logits.dtype)
-        grad = np.empty(logits.shape, logits.dtype) if need_grad else logits[:0]
+        grad = np.empty(logits.shape, logits.dtype)
         if n and classes:
             soft = targets.ndim == 2
             targets = np.ascontiguousarray(targets) if soft else np.ascontiguousarray(targets, np.int64).reshape(n, 1)
             kernel = self._row_kernel(nn.softmax_cross_entropy, nn.softmax_cross_entropy_parallel, n, classes)
-            kernel(logits, targets, soft, need_grad, losses, grad, logits.dtype == np.float32)
+            kernel(logits, targets, soft, need_grad, losses, grad, logits.dtype == np.float32, np.empty_like(logits),
+                   np.empty_like(logits))
         return losses, (grad if need_grad else None)
 
     # -- optimizer updates (in place) ---------------------------------------------------
