@@ -64,6 +64,7 @@ def _numpy_loop_step(sizes, batch):
         z = activations[-1]
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
+        loss = -np.log(p[rows, y]).mean()          # every framework's step reports its loss
         grad = p
         grad[rows, y] -= 1
         grad /= batch
@@ -79,6 +80,7 @@ def _numpy_loop_step(sizes, batch):
             m += 0.1 * (g - m)
             v += 0.001 * (g * g - v)
             param -= np.float32(alpha) * m / (np.sqrt(v) + np.float32(1e-7))
+        return float(loss)
     return step
 
 
