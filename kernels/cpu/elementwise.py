@@ -168,6 +168,9 @@ def binary_rows(op, a, row, out, row_left):
                 out_r[j] = binary_scalar_op(op, a_r[j], row[j])
 
 
+# The comparison kernels repeat the three loop shapes of the arithmetic ones because their scalar
+# function returns a bool: numba types each function's result once, so one function cannot return a
+# number for arithmetic codes and a bool for comparison codes.
 @njit(inline="always")
 def compare_scalar_op(op, x, y):
     if op == EQ:
