@@ -88,7 +88,7 @@ class ProgbarLogger(Callback):
     def __init__(self, verbose=1):
         super().__init__()
         self.verbose = verbose
-        self.bar = None
+        self.bar = self.bar_test = self.bar_predict = None
         self.epochs = 0
 
     def on_train_begin(self, logs=None):
@@ -115,7 +115,7 @@ class ProgbarLogger(Callback):
 
     def on_test_batch_end(self, batch, logs=None):
         """Advance evaluate()'s bar."""
-        if getattr(self, "bar_test", None) is not None:
+        if self.bar_test is not None:
             self.bar_test.update(batch + 1, logs)
 
     def on_predict_begin(self, logs=None):

@@ -191,7 +191,7 @@ class NumbaBackend(NumpyBackend):
         axes = tuple(sorted(axes))
         kept = [a for a in range(x.ndim) if a not in axes]
         if axes and axes != tuple(range(axes[0], axes[-1] + 1)):
-            x = np.transpose(x, kept[:0] + list(axes) + kept)     # reduced axes first
+            x = np.transpose(x, list(axes) + kept)     # reduced axes first, then the kept ones
             axes, kept = tuple(range(len(axes))), list(range(len(axes), x.ndim))
         x = np.ascontiguousarray(x)
         first = axes[0] if axes else x.ndim
