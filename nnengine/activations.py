@@ -12,7 +12,7 @@ from . import ops
 from .utils import lookup
 
 __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "gelu", "softplus",
-           "swish", "silu", "get", "serialize"]
+           "swish", "silu", "get", "name_of", "serialize"]
 
 
 def linear(x):
@@ -100,10 +100,18 @@ def get(identifier):
     raise TypeError(f"activation must be None, a name or a callable, got {type(identifier).__name__}")
 
 
-def serialize(activation):
-    """The name Keras writes in a config for ``activation``; ValueError for an unnamed callable."""
+def name_of(activation):
+    """The registered name of an activation function ('swish' for silu too), or None for any other callable."""
     for name, function in _BY_NAME.items():
         if function is activation and name != "silu":
             return name
+    return None
+
+
+def serialize(activation):
+    """The name Keras writes in a config for ``activation``; ValueError for an unnamed callable."""
+    name = name_of(activation)
+    if name is not None:
+        return name
     raise ValueError(f"activation {activation!r} is not one of nnengine's named activations and "
                      "cannot be saved; valid names: " + ", ".join(sorted(_BY_NAME)))

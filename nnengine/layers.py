@@ -197,6 +197,8 @@ class Dense(Layer):
             raise ValueError(f"Dense {self.name!r}: units must be a positive int, got {units!r}")
         self.units = int(units)
         self.activation = activations.get(activation)
+        # the backend's fused name for this activation, or None when it runs after the fused product
+        self._fused_activation = activations.FUSED.get(activations.name_of(self.activation))
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -227,7 +229,7 @@ class Dense(Layer):
     def call(self, x, training=False, skip_activation=False):
         """activation(x @ kernel + bias); with ``skip_activation`` the pre-activation (logits)."""
         self._check_input(x)
-        fused = "none" if skip_activation else activations.FUSED.get(_activation_key(self.activation))
+        fused = "none" if skip_activation else self._fused_activation
         rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         x_cast = rows if rows.dtype == self.kernel.dtype else rows.astype(self.kernel.dtype)
         out = ops.linear(x_cast, self.kernel, self.bias, fused if fused is not None else "none")
@@ -258,14 +260,6 @@ class Dense(Layer):
             if config.get(key) is not None:
                 raise ValueError(f"Dense {config.get('name')!r}: {key} is not supported by nnengine")
         return arguments
-
-
-def _activation_key(activation):
-    """The registered name of an activation callable, or None for a custom one."""
-    try:
-        return activations.serialize(activation)
-    except ValueError:
-        return None
 
 
 class Activation(Layer):

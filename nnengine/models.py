@@ -23,7 +23,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from .activations import serialize as activation_name
+from .activations import name_of
 from .autograd import no_grad
 from .layers import LAYER_CLASSES, Activation, Dense, InputLayer, Layer
 from .metrics import Mean
@@ -228,10 +228,7 @@ class Sequential:
             raise TypeError(f"compile: metrics must be a list, got {type(metrics).__name__}")
         self._metric_specs = list(metrics or [])
         for spec in self._metric_specs:       # unknown names fail here, not in the middle of fit
-            if isinstance(spec, str) and spec not in ("accuracy", "acc"):
-                metrics_module.get(spec)
-            elif not isinstance(spec, str):
-                metrics_module.get(spec)
+            metrics_module.get(spec)
         self._metrics = []
         self._compile_config = {"loss": loss, "metrics": metrics}
         self.compiled = True
@@ -261,12 +258,7 @@ class Sequential:
         if wanted is None or getattr(self.loss, "from_logits", True) or not self._layers:
             return False
         last = self._layers[-1]
-        if isinstance(last, (Dense, Activation)):
-            try:
-                return activation_name(last.activation) == wanted
-            except ValueError:
-                return False
-        return False
+        return isinstance(last, (Dense, Activation)) and name_of(last.activation) == wanted
 
     def _ensure_built(self, x):
         if self._input_layer is None:
