@@ -93,7 +93,8 @@ class NumpyBackend(Backend):
         return x.astype(dtype)
 
     def ascontiguous(self, x):
-        return np.ascontiguousarray(x)
+        # not np.ascontiguousarray, which turns a 0-d array into a 1-d one
+        return x if x.flags.c_contiguous else np.array(x, order="C")
 
     # views and indexing
     def reshape(self, x, shape):
