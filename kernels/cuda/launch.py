@@ -1,0 +1,64 @@
+"""Launch configurations: how many blocks of how many threads each kind of kernel gets.
+
+Pure arithmetic on sizes (no CuPy, no GPU), so it is unit-tested on any machine. The
+constants must match ``common.cuh`` and ``gemm.cu``; ``tests/test_cuda_kernels.py`` reads
+them from the headers to keep the two sides equal.
+"""
+WARP_SIZE = 32
+WARPS_PER_BLOCK = 8            # row kernels: blockDim = (32, 8), one warp per row
+THREADS = 256                  # elementwise and per-parameter kernels
+MAX_GRID_STRIDE_BLOCKS = 8192  # grid-stride kernels: enough blocks to fill any current GPU
+REDUCE_BLOCK = 256             # reduce_rows_block threads
+SEGMENT = 16 * REDUCE_BLOCK    # elements one block reduces in the first pass of a long total
+BIAS_GRAD_ROW_BLOCKS = 64      # activation_grad_bias: row groups, i.e. atomics per column
+GEMM_TILE = 128                # gemm_tiled: C tile per block
+GEMM_THREADS_SIDE = 16         # gemm_tiled: blockDim = (16, 16)
+MAX_GRID_Z = 65535             # CUDA's limit on gridDim.z (the GEMM batch)
+
+
+def ceil_div(a, b):
+    """The smallest integer >= a / b for non-negative a and positive b."""
+    return -(-a // b)
+
+
+def grid_stride(n):
+    """(grid, block) for a grid-stride loop over ``n`` elements (at least one block)."""
+    blocks = min(max(ceil_div(n, THREADS), 1), MAX_GRID_STRIDE_BLOCKS)
+    return (blocks,), (THREADS,)
+
+
+def rows(n_rows):
+    """(grid, block) for a one-warp-per-row kernel over ``n_rows`` rows."""
+    return (max(ceil_div(n_rows, WARPS_PER_BLOCK), 1),), (WARP_SIZE, WARPS_PER_BLOCK)
+
+
+def long_rows(n_rows):
+    """(grid, block) for reduce_rows_block: one block of REDUCE_BLOCK threads per row."""
+    return (max(n_rows, 1),), (REDUCE_BLOCK,)
+
+
+def use_block_per_row(n_rows, row_length):
+    """Whether a row reduction should give a block (True) or a warp (False) to each row.
+
+    Long rows have work for 256 threads; short or numerous rows are better served by warps.
+    """
+    return row_length > 4 * REDUCE_BLOCK or (row_length > REDUCE_BLOCK and n_rows < 1024)
+
+
+def columns(n_rows, n_cols):
+    """(grid, block) for activation_grad_bias: 32 columns per block, rows shared among row groups."""
+    row_blocks = min(max(ceil_div(n_rows, WARPS_PER_BLOCK), 1), BIAS_GRAD_ROW_BLOCKS)
+    return (max(ceil_div(n_cols, WARP_SIZE), 1), row_blocks), (WARP_SIZE, WARPS_PER_BLOCK)
+
+
+def middle(outer, inner):
+    """(grid, block) for reduce_middle: one block per (outer index, group of 32 inner indices)."""
+    return (max(outer * ceil_div(inner, WARP_SIZE), 1),), (WARP_SIZE, WARPS_PER_BLOCK)
+
+
+def gemm(m, n, batch):
+    """(grid, block) for gemm_tiled on a batch of at most MAX_GRID_Z (m, n) products."""
+    if not 1 <= batch <= MAX_GRID_Z:
+        raise ValueError(f"gemm_tiled launches 1 to {MAX_GRID_Z} products at once, got {batch}")
+    grid = (max(ceil_div(n, GEMM_TILE), 1), max(ceil_div(m, GEMM_TILE), 1), batch)
+    return grid, (GEMM_THREADS_SIDE, GEMM_THREADS_SIDE)

@@ -1,0 +1,181 @@
+"""Load our CUDA C sources: expand their includes, compile each once per process, check them.
+
+Every ``.cu`` file in this directory holds kernels written as templates over the element type
+``T``. The loader instantiates each kernel for the C types its file lists in ``SOURCES``
+(``softmax_rows<float>``, ``softmax_rows<double>``, ...) through NVRTC name expressions, so one
+compilation serves every dtype.
+
+Two ways in:
+
+* ``function(source, kernel, dtype)``: the compiled kernel for a dtype, on the current device.
+  Each source is compiled once per process by ``cupy.RawModule`` (CuPy also keeps the binary in
+  its on-disk cache) and each function is looked up once per device (both memoized).
+* ``compile_to_cubin(source, arch)``: NVRTC alone, no GPU needed. It compiles a source to a
+  cubin with the include paths and flags CuPy's own compilation uses, and raises
+  ``CudaCompileError`` whose message carries the compiler's ``file(line): error`` lines. CI runs
+  it for every source (``tests/test_cuda_compile.py``).
+
+Our quoted ``#include "x.cuh"`` lines are expanded here, not by the compiler, so that a source's
+text is all of its code: CuPy's disk cache is keyed by that text, and a change to a header must
+recompile the kernels that use it. ``#line`` directives keep compiler messages pointing at the
+real file and line.
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+
+SOURCE_DIR = Path(__file__).resolve().parent
+
+FLOAT_TYPES = ("float", "double")
+ALL_TYPES = FLOAT_TYPES + ("int", "long long")
+
+#: the C element types each source's kernels are instantiated for
+SOURCES = {
+    "nn.cu": FLOAT_TYPES,
+    "optim.cu": FLOAT_TYPES,
+    "gemm.cu": FLOAT_TYPES,
+    "index.cu": FLOAT_TYPES,
+    "reduce.cu": ALL_TYPES,
+}
+
+#: numpy dtype -> the C type our templates are instantiated with
+C_TYPES = {
+    np.dtype(np.float32): "float",
+    np.dtype(np.float64): "double",
+    np.dtype(np.int32): "int",
+    np.dtype(np.int64): "long long",
+}
+
+#: the GPU architecture CI compiles for (Hopper: H100/H200)
+CHECK_ARCH = "sm_90"
+
+# What CuPy adds to every NVRTC compilation besides its include paths (see cupy.cuda.compiler):
+# flush float32 denormals to zero, and treat unannotated functions as device functions.
+_CUPY_FLAGS = ("-ftz=true", "--device-as-default-execution-space")
+
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
+_KERNEL = re.compile(
+    r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(")
+
+
+class CudaCompileError(RuntimeError):
+    """A CUDA source failed to compile; the message holds the compiler's log (file and line)."""
+
+
+def source_path(name):
+    """The path of source ``name`` ("nn.cu") in this directory; ValueError for an unknown name."""
+    path = SOURCE_DIR / name
+    if not path.is_file():
+        raise ValueError(f"no CUDA source {name!r} in {SOURCE_DIR}")
+    return path
+
+
+def _display_name(path):
+    """How messages name a source: relative to the repository, e.g. kernels/cuda/nn.cu."""
+    return f"kernels/cuda/{path.name}" if path.parent == SOURCE_DIR else str(path)
+
+
+def expand(path, _seen=None):
+    """The text of a source with our quoted includes inlined once each, with ``#line`` markers."""
+    path = Path(path)
+    seen = set() if _seen is None else _seen
+    lines = [f'#line 1 "{_display_name(path)}"']
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = _INCLUDE.match(line)
+        if match is None:
+            lines.append("" if line.strip() == "#pragma once" else line)
+            continue
+        header = path.parent / match.group(1)
+        if header not in seen:
+            seen.add(header)
+            lines.append(expand(header, seen))
+        lines.append(f'#line {number + 1} "{_display_name(path)}"')
+    return "\n".join(lines)
+
+
+def kernel_names(text):
+    """The names of the templated ``__global__`` kernels defined in CUDA source ``text``."""
+    return _KERNEL.findall(text)
+
+
+def name_expressions(name):
+    """Every instantiation of source ``name`` that gets compiled, e.g. ``["nn_kernel<float>", ...]``."""
+    text = source_path(name).read_text()
+    return [f"{kernel}<{c_type}>" for kernel in kernel_names(text) for c_type in SOURCES[name]]
+
+
+def c_type(dtype, allowed=FLOAT_TYPES, what="this kernel"):
+    """The C type our templates use for ``dtype``; TypeError naming ``what`` when not ``allowed``."""
+    c = C_TYPES.get(np.dtype(dtype))
+    if c is None or c not in allowed:
+        names = ", ".join(str(d) for d, t in C_TYPES.items() if t in allowed)
+        raise TypeError(f"{what} on cuda supports dtypes {names}; got {np.dtype(dtype)}")
+    return c
+
+
+_MODULES = {}
+_FUNCTIONS = {}
+
+
+def module(name):
+    """The ``cupy.RawModule`` of source ``name``, created once per process (compiles on first use)."""
+    mod = _MODULES.get(name)
+    if mod is None:
+        import cupy
+        mod = _MODULES[name] = cupy.RawModule(
+            code=expand(source_path(name)), name_expressions=name_expressions(name))
+    return mod
+
+
+def function(name, kernel, dtype):
+    """The compiled ``kernel`` of source ``name`` for ``dtype``, on the current device (memoized)."""
+    import cupy
+    key = (name, kernel, np.dtype(dtype), cupy.cuda.runtime.getDevice())
+    fn = _FUNCTIONS.get(key)
+    if fn is None:
+        expression = f"{kernel}<{c_type(dtype, SOURCES[name], kernel)}>"
+        fn = _FUNCTIONS[key] = module(name).get_function(expression)
+    return fn
+
+
+def cupy_compile_options():
+    """The include paths and language flags CuPy gives NVRTC for its own kernels."""
+    from cupy._core import core
+    return tuple(core.assemble_cupy_compiler_options(()))
+
+
+def nvrtc_compile(text, filename, expressions=(), arch=CHECK_ARCH):
+    """Compile CUDA ``text`` to a cubin with NVRTC (no GPU needed); return its bytes.
+
+    ``expressions`` are template instantiations to compile. Raises CudaCompileError with the
+    compiler's log when compilation fails.
+    """
+    from cupy_backends.cuda.libs import nvrtc
+    program = nvrtc.createProgram(text, filename, [], [])
+    try:
+        for expression in expressions:
+            nvrtc.addNameExpression(program, expression)
+        options = cupy_compile_options() + _CUPY_FLAGS + (f"-arch={arch}",)
+        try:
+            nvrtc.compileProgram(program, list(options))
+        except nvrtc.NVRTCError as error:
+            log = nvrtc.getProgramLog(program).strip()
+            raise CudaCompileError(f"{filename} does not compile for {arch} ({error}):\n{log}") from None
+        return nvrtc.getCUBIN(program)
+    finally:
+        nvrtc.destroyProgram(program)
+
+
+def compile_to_cubin(name_or_path, arch=CHECK_ARCH, types=None):
+    """Compile one source (a name in SOURCES or a path) and all its instantiations to a cubin.
+
+    ``types`` overrides the C types to instantiate (default: the source's entry in SOURCES, or
+    float and double for a path outside it).
+    """
+    path = source_path(name_or_path) if name_or_path in SOURCES else Path(name_or_path)
+    if types is None:
+        types = SOURCES.get(path.name, FLOAT_TYPES) if path.parent == SOURCE_DIR else FLOAT_TYPES
+    text = expand(path)
+    expressions = [f"{kernel}<{c}>" for kernel in kernel_names(text) for c in types]
+    return nvrtc_compile(text, _display_name(path), expressions, arch)
