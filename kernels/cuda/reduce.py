@@ -1,0 +1,77 @@
+"""Launchers for reduce.cu (sum, max, argmax over axes) and index.cu (scatter-add).
+
+The backend views its input as (outer, reduced, inner) and calls ``reduce3`` or ``argmax3``,
+which pick the kernel by shape (see reduce.cu).
+"""
+import numpy as np
+
+from . import launch, loader
+
+SOURCE = "reduce.cu"
+OPS = {"sum": 0, "max": 1}          # as in common.cuh
+_i = np.int64
+
+
+def _reduce_rows(x, n_rows, row_length, op):
+    """op over consecutive segments of ``row_length`` elements of flat ``x``; returns (n_rows,)."""
+    import cupy
+    out = cupy.empty(n_rows, x.dtype)
+    if launch.use_block_per_row(n_rows, row_length):
+        grid, block = launch.long_rows(n_rows)
+        kernel = "reduce_rows_block"
+    else:
+        grid, block = launch.rows(n_rows)
+        kernel = "reduce_rows_warp"
+    loader.function(SOURCE, kernel, x.dtype)(
+        grid, block, (x, out, _i(n_rows), _i(row_length), _i(x.size), _i(OPS[op])))
+    return out
+
+
+def reduce_rows(x2, op):
+    """op over the last axis of contiguous (rows, length) ``x2``; returns (rows,).
+
+    A single long row is reduced in two passes: segments of launch.SEGMENT elements in
+    parallel, then their results.
+    """
+    n_rows, length = x2.shape
+    flat = x2.reshape(-1)
+    while n_rows == 1 and length > launch.SEGMENT:
+        segments = launch.ceil_div(length, launch.SEGMENT)
+        flat = _reduce_rows(flat, segments, launch.SEGMENT, op)
+        length = segments
+    return _reduce_rows(flat, n_rows, length, op)
+
+
+def reduce3(x3, op):
+    """op over axis 1 of contiguous (outer, reduced, inner) ``x3``; returns (outer, inner)."""
+    import cupy
+    outer, reduced, inner = x3.shape
+    if inner == 1:
+        return reduce_rows(x3.reshape(outer, reduced), op).reshape(outer, 1)
+    out = cupy.empty((outer, inner), x3.dtype)
+    grid, block = launch.middle(outer, inner)
+    loader.function(SOURCE, "reduce_middle", x3.dtype)(
+        grid, block, (x3, out, _i(outer), _i(reduced), _i(inner), _i(OPS[op])))
+    return out
+
+
+def argmax3(x3):
+    """Index of the first maximum along axis 1 of contiguous (outer, reduced, inner) ``x3``."""
+    import cupy
+    outer, reduced, inner = x3.shape
+    out = cupy.empty((outer, inner), np.int64)
+    if inner == 1:
+        grid, block = launch.rows(outer)
+        loader.function(SOURCE, "argmax_rows", x3.dtype)(grid, block, (x3, out, _i(outer), _i(reduced)))
+    else:
+        grid, block = launch.grid_stride(outer * inner)
+        loader.function(SOURCE, "argmax_middle", x3.dtype)(
+            grid, block, (x3, out, _i(outer), _i(reduced), _i(inner)))
+    return out
+
+
+def scatter_add(target_flat, positions, values):
+    """target_flat[positions[k]] += values[k] for all k, accumulating repeats (atomics)."""
+    grid, block = launch.grid_stride(positions.size)
+    loader.function("index.cu", "scatter_add", target_flat.dtype)(
+        grid, block, (target_flat, positions, values, _i(positions.size)))
