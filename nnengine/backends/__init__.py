@@ -7,7 +7,7 @@ the CuPy backend.
 """
 import re
 
-from .base import DENSE_ACTIVATIONS, Backend
+from .base import DENSE_ACTIVATIONS, Backend, DeviceUnavailableError
 from .numpy_backend import NumpyBackend
 
 __all__ = [
@@ -17,10 +17,6 @@ __all__ = [
 ]
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|numpy|cuda)(?::(\d+))?$")
-
-
-class DeviceUnavailableError(RuntimeError):
-    """A device string is valid but nothing on this machine can compute on it."""
 
 
 def parse_device(device):
@@ -56,10 +52,20 @@ def _numba_backend(device):
     return NumbaBackend(device)
 
 
-# kind -> factory(device) returning a Backend. The CuPy backend will register "cuda".
+def _cupy_backend(device):
+    """The CuPy backend, imported only when a "cuda" backend is first asked for.
+
+    Raises DeviceUnavailableError when CuPy is missing or no GPU answers (see cupy_backend.py).
+    """
+    from .cupy_backend import CupyBackend
+    return CupyBackend(device)
+
+
+# kind -> factory(device) returning a Backend
 _FACTORIES = {
     "numpy": NumpyBackend,
     "cpu": _numba_backend,
+    "cuda": _cupy_backend,
 }
 _INSTANCES = {}
 
@@ -92,10 +98,7 @@ def get_backend(device):
     if backend is None:
         factory = _FACTORIES.get(_device_kind(device))
         if factory is None:
-            raise DeviceUnavailableError(
-                f"device {device!r} is not available: this version of nnengine has no CUDA "
-                "backend registered (it needs the CuPy backend and `pip install nnengine[gpu]`)"
-            )
+            raise DeviceUnavailableError(f"device {device!r} is not available: no backend is registered for it")
         backend = _INSTANCES[device] = factory(device)
     return backend
 

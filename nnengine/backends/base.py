@@ -29,6 +29,10 @@ from abc import ABC, abstractmethod
 DENSE_ACTIVATIONS = ("none", "relu", "sigmoid", "tanh", "softmax")
 
 
+class DeviceUnavailableError(RuntimeError):
+    """A device string is valid but nothing on this machine can compute on it."""
+
+
 class Backend(ABC):
     """Abstract base of every compute backend.
 

@@ -1,0 +1,341 @@
+"""The CuPy GPU backend: every compute primitive runs our CUDA kernels from ``nnengine.kernels.cuda``.
+
+What stays CuPy's own: transfers, creation, copies, casts and views (from_numpy, to_numpy,
+full, copy, astype, ascontiguous, reshape, transpose, broadcast_to, getitem), as the design
+asks, and matrix products by default, which go to cuBLAS through ``cupy.matmul``
+(``NNENGINE_CUDA_GEMM=tiled`` selects our tiled GEMM instead). Every other primitive is one
+of our kernels: the general elementwise ones are ElementwiseKernels over our operations
+(``kernels/cuda/elementwise.py``), the rest RawModule kernels from the ``.cu`` sources. This
+module only checks dtypes, makes operands contiguous, allocates outputs and picks a kernel.
+
+Host and device never mix silently: ``from_numpy``/``to_numpy`` are the only transfers, and
+the core refuses an operation between tensors on different devices.
+"""
+import math
+
+import numpy as np
+
+from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
+from .base import Backend, DeviceUnavailableError
+
+#: primitives that are CuPy's own array operations (transfers, creation, casts and views)
+CUPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
+                   "broadcast_to", "getitem")
+
+#: what to install for the GPU backend, by CUDA major version
+INSTALL_HINT = 'pip install "nnengine[cuda12]" (CUDA 12.x) or "nnengine[cuda13]" (CUDA 13.x)'
+
+
+def import_cupy():
+    """Import CuPy, or raise DeviceUnavailableError saying which extra installs it."""
+    try:
+        import cupy
+    except ImportError as error:
+        raise DeviceUnavailableError(
+            f"the cuda devices need CuPy, which is not installed ({error}); {INSTALL_HINT}") from None
+    except Exception as error:  # a CuPy that is installed but cannot load its CUDA libraries
+        raise DeviceUnavailableError(f"CuPy is installed but failed to import: {error}") from None
+    return cupy
+
+
+def check_gpu(cupy, index):
+    """Raise DeviceUnavailableError unless CUDA GPU number ``index`` can be used."""
+    if not cupy.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"device 'cuda:{index}' is not available: CuPy {cupy.__version__} sees no CUDA GPU on this machine "
+            "(no device, or no driver)")
+    count = cupy.cuda.runtime.getDeviceCount()
+    if index >= count:
+        raise DeviceUnavailableError(
+            f"device 'cuda:{index}' is not available: this machine has {count} CUDA GPU(s), 'cuda:0' to "
+            f"'cuda:{count - 1}'")
+
+
+def contiguous(x):
+    """``x`` if it is C-contiguous, else a C-contiguous copy (0-d arrays stay 0-d, unlike
+    numpy.ascontiguousarray)."""
+    return x if x.flags.c_contiguous else x.copy(order="C")
+
+
+def _kept_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+class CupyBackend(Backend):
+    """Every compute primitive as one of our CUDA kernels (see the module docstring)."""
+
+    name = "cupy"
+
+    def __init__(self, device):
+        super().__init__(device)
+        self.index = int(device.split(":")[1])
+        self.cupy = cp = import_cupy()
+        check_gpu(cp, self.index)
+        if cp.cuda.runtime.getDeviceCount() > 1:
+            self._bind_device()
+
+    def _bind_device(self):
+        """With several GPUs, make every primitive of this instance run with its GPU current."""
+        runtime, index = self.cupy.cuda.runtime, self.index
+
+        def on_device(method):
+            def call(*args, **kwargs):
+                if runtime.getDevice() != index:
+                    runtime.setDevice(index)
+                return method(*args, **kwargs)
+            call.__doc__ = method.__doc__
+            return call
+
+        for name in Backend.primitives():
+            setattr(self, name, on_device(getattr(self, name)))
+
+    # -- transfers, creation, copies, casts and views: CuPy's own -----------------------------
+    def from_numpy(self, array):
+        return self.cupy.array(array, order="C")          # a copy on the device, 0-d arrays kept
+
+    def to_numpy(self, x):
+        return self.cupy.asnumpy(x)                       # a new C-ordered host array
+
+    def full(self, shape, value, dtype):
+        return self.cupy.full(shape, value, dtype)
+
+    def copy(self, x):
+        return x.copy(order="C")
+
+    def astype(self, x, dtype):
+        return x.astype(dtype, order="C", copy=True)
+
+    def ascontiguous(self, x):
+        return contiguous(x)
+
+    def reshape(self, x, shape):
+        return x.reshape(shape)
+
+    def transpose(self, x, axes):
+        return x.transpose(axes)
+
+    def broadcast_to(self, x, shape):
+        return self.cupy.broadcast_to(x, shape)
+
+    def getitem(self, x, index):
+        return x[index]
+
+    def index_add(self, target, index, values):
+        cp = self.cupy
+        if not target.flags.c_contiguous:
+            raise ValueError("index_add on cuda needs a C-contiguous target; the core passes its own arrays")
+        # the flat position of every indexed element, in the order fancy indexing visits them
+        positions = cp.arange(target.size, dtype=np.int64).reshape(target.shape)[index]
+        if positions.size == 0:
+            return
+        values = contiguous(cp.broadcast_to(values.astype(target.dtype, copy=False), positions.shape))
+        reduce.scatter_add(target.reshape(-1), contiguous(positions).reshape(-1), values.reshape(-1))
+
+    # -- elementwise: ElementwiseKernels over our operations ----------------------------------
+    def neg(self, x):
+        return elementwise.run("neg", x)
+
+    def exp(self, x):
+        return elementwise.run("exp", x)
+
+    def log(self, x):
+        return elementwise.run("log", x)
+
+    def sqrt(self, x):
+        return elementwise.run("sqrt", x)
+
+    def tanh(self, x):
+        return elementwise.run("tanh", x)
+
+    def sigmoid(self, x):
+        return elementwise.run("sigmoid", x)
+
+    def relu(self, x):
+        return elementwise.run("relu", x)
+
+    def erf(self, x):
+        return elementwise.run("erf", x)
+
+    def add(self, a, b):
+        return elementwise.run("add", a, b)
+
+    def sub(self, a, b):
+        return elementwise.run("sub", a, b)
+
+    def mul(self, a, b):
+        return elementwise.run("mul", a, b)
+
+    def div(self, a, b):
+        return elementwise.run("div", a, b)
+
+    def power(self, a, b):
+        if a.dtype.kind in "iu" and b.size and int(self.max(self.neg(b), tuple(range(b.ndim)), False)) > 0:
+            raise ValueError("Integers to negative integer powers are not allowed.")   # numpy's rule and words
+        return elementwise.run("power", a, b)
+
+    def maximum(self, a, b):
+        return elementwise.run("maximum", a, b)
+
+    def minimum(self, a, b):
+        return elementwise.run("minimum", a, b)
+
+    def equal(self, a, b):
+        return elementwise.run("equal", a, b)
+
+    def not_equal(self, a, b):
+        return elementwise.run("not_equal", a, b)
+
+    def less(self, a, b):
+        return elementwise.run("less", a, b)
+
+    def less_equal(self, a, b):
+        return elementwise.run("less_equal", a, b)
+
+    def greater(self, a, b):
+        return elementwise.run("greater", a, b)
+
+    def greater_equal(self, a, b):
+        return elementwise.run("greater_equal", a, b)
+
+    def where(self, cond, a, b):
+        return elementwise.run("where", cond, a, b)
+
+    # -- reductions -------------------------------------------------------------------------
+    def _three_axes(self, x, axes):
+        """x as a contiguous (outer, reduced, inner) array, moving non-adjacent reduced axes together."""
+        axes = tuple(sorted(axes))
+        kept = [a for a in range(x.ndim) if a not in axes]
+        if axes and axes != tuple(range(axes[0], axes[-1] + 1)):
+            x = x.transpose(list(axes) + kept)      # reduced axes first, then the kept ones
+            axes = tuple(range(len(axes)))
+        x = contiguous(x)
+        first = axes[0] if axes else x.ndim
+        outer = math.prod(x.shape[:first])
+        reduced = math.prod(x.shape[a] for a in axes)
+        inner = math.prod(x.shape[first + len(axes):])
+        return x.reshape(outer, reduced, inner)
+
+    def sum(self, x, axes, keepdims):
+        shape = _kept_shape(x.shape, axes, keepdims)
+        if x.size == 0:
+            return self.cupy.zeros(shape, x.dtype)    # a sum over nothing is 0
+        return reduce.reduce3(self._three_axes(x, axes), "sum").reshape(shape)
+
+    def max(self, x, axes, keepdims):
+        shape = _kept_shape(x.shape, axes, keepdims)
+        if any(x.shape[a] == 0 for a in axes):
+            raise ValueError("zero-size array to reduction operation maximum which has no identity")
+        if x.size == 0:
+            return self.cupy.empty(shape, x.dtype)
+        return reduce.reduce3(self._three_axes(x, axes), "max").reshape(shape)
+
+    def argmax(self, x, axis):
+        if x.size == 0:
+            raise ValueError("attempt to get argmax of an empty sequence")
+        if axis is None:
+            return reduce.argmax3(contiguous(x).reshape(1, -1, 1)).reshape(())
+        shape = _kept_shape(x.shape, (axis,), False)
+        return reduce.argmax3(self._three_axes(x, (axis,))).reshape(shape)
+
+    # -- products ---------------------------------------------------------------------------
+    def _product(self, a, b):
+        """a @ b by the route NNENGINE_CUDA_GEMM names (cuBLAS by default)."""
+        if gemm.gemm_route() == "tiled" and a.dtype.kind == "f":
+            return gemm.gemm_tiled(a, b)
+        return self.cupy.matmul(a, b)
+
+    def matmul(self, a, b, transpose_a=False, transpose_b=False):
+        if transpose_a:
+            a = self.cupy.swapaxes(a, -1, -2)
+        if transpose_b:
+            b = self.cupy.swapaxes(b, -1, -2)
+        return self._product(a, b)
+
+    # -- fused neural-network primitives ----------------------------------------------------
+    def dense_forward(self, x, w, b, activation):
+        cp = self.cupy
+        z = contiguous(self._product(x, w))
+        bias = None if b is None else contiguous(b)
+        if z.size == 0:
+            return z
+        if activation == "softmax":             # the bias goes into the softmax kernel
+            out = cp.empty_like(z)
+            nn.softmax_rows(z, bias, out, log_output=False)
+            return out
+        if bias is not None or activation != "none":
+            nn.bias_activation(z, bias, activation)     # in place: one read and one write of z
+        return z
+
+    def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
+        cp = self.cupy
+        out, grad_out = contiguous(out), contiguous(grad_out)
+        n, m = out.shape
+        dz = cp.empty_like(out)
+        if activation == "softmax":
+            if dz.size:
+                nn.softmax_grad_rows(out, grad_out, dz)
+            grad_b = self.sum(dz, (0,), False)
+        else:
+            grad_b = cp.zeros(m, out.dtype)
+            if dz.size:
+                nn.activation_grad_bias(out, grad_out, dz, grad_b, activation)
+        grad_w = self._product(x.T, dz)
+        grad_x = self._product(dz, w.T) if need_grad_x else None
+        return grad_x, grad_w, grad_b
+
+    def _rows_along(self, x, axis, log_output):
+        """Row softmax along ``axis``, by moving it last (a copy unless it already is)."""
+        cp = self.cupy
+        moved = contiguous(cp.moveaxis(x, axis, -1))
+        out = cp.empty_like(moved)
+        if out.size:
+            rows = moved.reshape(-1, moved.shape[-1])
+            nn.softmax_rows(rows, None, out.reshape(rows.shape), log_output)
+        return cp.moveaxis(out, -1, axis)
+
+    def softmax(self, x, axis):
+        return self._rows_along(x, axis, log_output=False)
+
+    def log_softmax(self, x, axis):
+        return self._rows_along(x, axis, log_output=True)
+
+    def softmax_cross_entropy(self, logits, targets, need_grad):
+        cp = self.cupy
+        logits = contiguous(logits)
+        n, classes = logits.shape
+        losses = cp.zeros(n, logits.dtype)
+        grad = cp.empty_like(logits)
+        if targets.ndim == 2:
+            targets = contiguous(targets.astype(logits.dtype, copy=False))
+        else:
+            targets = contiguous(targets.astype(np.int64, copy=False))
+        if n and classes:
+            nn.softmax_cross_entropy(logits, targets, losses, grad, need_grad)
+        return losses, (grad if need_grad else None)
+
+    # -- optimizer updates (in place) ---------------------------------------------------------
+    @staticmethod
+    def _check_contiguous(*arrays):
+        if any(a is not None and not a.flags.c_contiguous for a in arrays):
+            raise ValueError("optimizer updates on cuda need C-contiguous arrays; the core creates parameters "
+                             "and optimizer state contiguous")
+
+    def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
+        self._check_contiguous(param, grad, velocity)
+        optim.sgd(param, grad, velocity, lr, momentum, nesterov, weight_decay)
+
+    def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
+        self._check_contiguous(param, grad, m, v, v_max)
+        optim.adam(param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+
+    def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
+                       weight_decay):
+        self._check_contiguous(param, grad, mean_square, mean_grad, velocity)
+        optim.rmsprop(param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
+                      weight_decay)
+
+    def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
+        self._check_contiguous(param, grad, accumulator)
+        optim.adagrad(param, grad, accumulator, lr, epsilon, weight_decay)
