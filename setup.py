@@ -18,10 +18,16 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["nnengine", "nnengine.*"]) + KERNEL_PACKAGES,
     package_dir={"nnengine.kernels": "kernels"},
+    package_data={"nnengine.kernels.cuda": ["*.cu", "*.cuh"]},
     install_requires=["numpy>=1.24", "numba>=0.59", "h5py>=3.8"],
     extras_require={
         "dev": ["pytest>=7", "hypothesis>=6.80", "pytest-cov>=4"],
-        "gpu": ["cupy-cuda12x"],
+        # the GPU backend: CuPy built for the machine's CUDA major version
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=14"],
+        "gpu": ["cupy-cuda12x>=13"],
+        # CI's compile check of every CUDA source for sm_90 through NVRTC, on machines without a GPU
+        "cuda-check": ["cupy-cuda13x==14.2.0", "nvidia-cuda-nvrtc==13.0.*", "nvidia-cuda-runtime==13.0.*"],
         # examples/digits.py: scikit-learn's bundled digits and a matplotlib chart; never needed by nnengine
         "examples": ["scikit-learn>=1.2", "matplotlib>=3.6"],
     },

@@ -1,0 +1,244 @@
+"""A stand-in for CuPy and our CUDA kernels, so the GPU backend's Python side is tested without a GPU.
+
+``FakeCupy`` answers the few CuPy calls the backend and launchers make with numpy's functions
+of the same names. ``fake_function`` replaces ``loader.function``: it returns a kernel that
+first checks every launch against the kernel's C signature, parsed from our ``.cu`` source
+(argument count; arrays where pointers are declared, of the right dtype; ``numpy.int64`` for
+``long long``; a scalar of the arrays' dtype for ``T``; a sane grid and block), and then
+applies a numpy emulation of the kernel's documented contract. The emulations state what each
+kernel must compute; the GPU tests check the real kernels against the numpy reference backend.
+"""
+import re
+import types
+
+import numpy as np
+
+from nnengine.kernels.cuda import loader
+
+_DTYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long long": np.int64}
+
+
+def signatures(source):
+    """{kernel name: [(C type, parameter name), ...]} for the templated kernels of ``source``."""
+    text = loader.expand(loader.source_path(source))
+    pattern = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+"
+                         r"(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)", re.S)
+    result = {}
+    for name, params in pattern.findall(text):
+        pairs = [p.strip().rsplit(None, 1) for p in params.split(",")]
+        result[name] = [(" ".join(t.split()), n.lstrip("*")) for t, n in pairs]
+    return result
+
+
+def _check_arg(kernel, c_type, name, value, dtype):
+    where = f"{kernel} argument {name!r} ({c_type})"
+    if c_type.endswith("*"):
+        element = c_type.replace("const", "").replace("*", "").strip()
+        expected = dtype if element == "T" else np.dtype(_DTYPES[element])
+        assert isinstance(value, np.ndarray), f"{where}: got {type(value).__name__}, not an array"
+        assert value.dtype == expected, f"{where}: array of {value.dtype}, kernel reads {expected}"
+        assert value.flags.c_contiguous, f"{where}: the kernel needs a C-contiguous array"
+    elif c_type == "long long":
+        assert type(value) is np.int64, f"{where}: got {type(value).__name__}, not numpy.int64"
+    elif c_type == "T":
+        assert type(value) is dtype.type, f"{where}: got {type(value).__name__}, not {dtype}"
+    else:  # pragma: no cover - a new parameter type needs a rule here
+        raise AssertionError(f"{where}: no rule for this C type")
+
+
+def _check_launch(kernel, grid, block):
+    assert isinstance(grid, tuple) and isinstance(block, tuple), f"{kernel}: grid and block must be tuples"
+    assert 1 <= len(grid) <= 3 and 1 <= len(block) <= 3
+    assert all(isinstance(g, int) and g >= 1 for g in grid + block), f"{kernel}: grid {grid}, block {block}"
+    assert int(np.prod(block)) <= 1024, f"{kernel}: {block} is more than 1024 threads"
+    assert grid[0] < 2**31 and all(g <= 65535 for g in grid[1:]), f"{kernel}: grid {grid} exceeds CUDA's limits"
+
+
+class FakeKernel:
+    """A kernel that checks its launch against the C signature, then runs its numpy emulation."""
+
+    def __init__(self, name, dtype, signature, launches):
+        self.name, self.dtype, self.signature, self.launches = name, np.dtype(dtype), signature, launches
+
+    def __call__(self, grid, block, args):
+        _check_launch(self.name, grid, block)
+        assert len(args) == len(self.signature), (
+            f"{self.name} takes {len(self.signature)} arguments, launched with {len(args)}")
+        for (c_type, name), value in zip(self.signature, args):
+            _check_arg(self.name, c_type, name, value, self.dtype)
+        self.launches.append((self.name, grid, block))
+        EMULATIONS[self.name](**{name: value for (_, name), value in zip(self.signature, args)})
+
+
+def fake_function_factory(launches):
+    """A replacement for ``loader.function`` that records launches into the list ``launches``."""
+    cache = {}
+
+    def function(source, kernel, dtype):
+        loader.c_type(dtype, loader.SOURCES[source], kernel)        # the real dtype dispatch rule
+        if source not in cache:
+            cache[source] = signatures(source)
+        return FakeKernel(kernel, dtype, cache[source][kernel], launches)
+    return function
+
+
+# -- numpy emulations of each kernel's contract (the comments in the .cu files) -------------------
+def _rows(a, rows, cols):
+    return a.reshape(-1)[: int(rows) * int(cols)].reshape(int(rows), int(cols))
+
+
+def _activate(v, code):
+    return [lambda z: z, lambda z: np.where(z > 0, z, np.where(np.isnan(z), z, 0)),
+            lambda z: 1 / (1 + np.exp(-z)), np.tanh][int(code)](v).astype(v.dtype)
+
+
+def _bias_activation(z, bias, rows, cols, has_bias, activation):
+    z2 = _rows(z, rows, cols)
+    z2[...] = _activate(z2 + (bias if has_bias else 0), activation)
+
+
+def _activation_grad_bias(out, grad_out, dz, grad_b, rows, cols, activation):
+    a, g = _rows(out, rows, cols), _rows(grad_out, rows, cols)
+    d = [g, np.where(a > 0, g, 0), g * a * (1 - a), g * (1 - a * a)][int(activation)]
+    _rows(dz, rows, cols)[...] = d
+    grad_b += d.sum(axis=0).astype(grad_b.dtype)
+
+
+def _softmax_rows(x, bias, out, rows, cols, has_bias, log_output):
+    v = _rows(x, rows, cols) + (bias if has_bias else 0)
+    shifted = v - v.max(axis=1, keepdims=True)
+    log_s = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    _rows(out, rows, cols)[...] = shifted - log_s if log_output else np.exp(shifted - log_s)
+
+
+def _softmax_grad_rows(out, grad_out, dz, rows, cols):
+    a, g = _rows(out, rows, cols), _rows(grad_out, rows, cols)
+    _rows(dz, rows, cols)[...] = a * (g - (g * a).sum(axis=1, keepdims=True))
+
+
+def _xent(logits, t, losses, grad, rows, cols, need_grad):
+    z = _rows(logits, rows, cols)
+    m = z.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    losses[...] = (t * (lse - z)).sum(axis=1)
+    if need_grad:
+        _rows(grad, rows, cols)[...] = np.exp(z - lse) * t.sum(axis=1, keepdims=True) - t
+
+
+def _xent_dense(logits, targets, losses, grad, rows, cols, need_grad):
+    _xent(logits, _rows(targets, rows, cols), losses, grad, rows, cols, need_grad)
+
+
+def _xent_index(logits, labels, losses, grad, rows, cols, need_grad):
+    _xent(logits, np.eye(int(cols), dtype=logits.dtype)[labels], losses, grad, rows, cols, need_grad)
+
+
+def _combine(values, op, axis):
+    return values.sum(axis=axis, dtype=values.dtype) if op == 0 else values.max(axis=axis)
+
+
+def _reduce_rows(x, out, rows, cols, total, op):
+    flat = x.reshape(-1)[: int(total)]
+    for r in range(int(rows)):
+        out[r] = _combine(flat[r * int(cols): (r + 1) * int(cols)], op, None)
+
+
+def _reduce_middle(x, out, outer, reduced, inner, op):
+    out.reshape(int(outer), int(inner))[...] = _combine(x.reshape(int(outer), int(reduced), int(inner)), op, 1)
+
+
+def _argmax_rows(x, out, rows, cols):
+    out.reshape(-1)[...] = np.argmax(_rows(x, rows, cols), axis=1)
+
+
+def _argmax_middle(x, out, outer, reduced, inner):
+    out.reshape(int(outer), int(inner))[...] = np.argmax(x.reshape(int(outer), int(reduced), int(inner)), axis=1)
+
+
+def _scatter_add(target, positions, values, n):
+    np.add.at(target, positions, values)
+
+
+def _sgd_update(param, grad, velocity, n, lr, momentum, decay, use_momentum, nesterov):
+    param *= decay
+    if not use_momentum:
+        param -= lr * grad
+        return
+    velocity[...] = momentum * velocity - lr * grad
+    param += momentum * velocity - lr * grad if nesterov else velocity
+
+
+def _adam_update(param, grad, m, v, v_max, n, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad):
+    m += one_minus_beta_1 * (grad - m)
+    v += one_minus_beta_2 * (grad * grad - v)
+    if amsgrad:
+        np.maximum(v_max, v, out=v_max)
+    param[...] = param * decay - alpha * m / (np.sqrt(v_max if amsgrad else v) + epsilon)
+
+
+def _rmsprop_update(param, grad, mean_square, mean_grad, velocity, n, lr, rho, momentum, epsilon, decay, centered,
+                    use_momentum):
+    mean_square[...] = rho * mean_square + (1 - rho) * grad * grad
+    denominator = mean_square + epsilon
+    if centered:
+        mean_grad[...] = rho * mean_grad + (1 - rho) * grad
+        denominator = denominator - mean_grad * mean_grad
+    step = lr * grad / np.sqrt(denominator)
+    if use_momentum:
+        step = step + momentum * velocity
+        velocity[...] = step
+    param[...] = param * decay - step
+
+
+def _adagrad_update(param, grad, accumulator, n, lr, epsilon, decay):
+    accumulator += grad * grad
+    param[...] = param * decay - lr * grad / np.sqrt(accumulator + epsilon)
+
+
+def _gemm_tiled(a, b, c, m, n, kdim, lda, ldb, trans_a, trans_b, stride_a, stride_b, stride_c):
+    m, n, k, lda, ldb = (int(v) for v in (m, n, kdim, lda, ldb))
+    batch = c.size // (m * n)
+    for z in range(batch):
+        a_mat = a.reshape(-1)[z * int(stride_a):][: (k if trans_a else m) * lda].reshape(-1, lda)
+        b_mat = b.reshape(-1)[z * int(stride_b):][: (n if trans_b else k) * ldb].reshape(-1, ldb)
+        op_a = a_mat[:k, :m].T if trans_a else a_mat[:m, :k]
+        op_b = b_mat[:n, :k].T if trans_b else b_mat[:k, :n]
+        c.reshape(-1)[z * int(stride_c):][: m * n] = (op_a @ op_b).reshape(-1)
+
+
+EMULATIONS = {
+    "bias_activation": _bias_activation, "activation_grad_bias": _activation_grad_bias,
+    "softmax_rows": _softmax_rows, "softmax_grad_rows": _softmax_grad_rows,
+    "softmax_xent_dense": _xent_dense, "softmax_xent_index": _xent_index,
+    "reduce_rows_warp": _reduce_rows, "reduce_rows_block": _reduce_rows, "reduce_middle": _reduce_middle,
+    "argmax_rows": _argmax_rows, "argmax_middle": _argmax_middle, "scatter_add": _scatter_add,
+    "sgd_update": _sgd_update, "adam_update": _adam_update, "rmsprop_update": _rmsprop_update,
+    "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,
+}
+
+_ELEMENTWISE = {
+    "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh,
+    "sigmoid": lambda x: (1 / (1 + np.exp(-x))).astype(x.dtype), "relu": lambda x: np.maximum(x, 0),
+    "erf": lambda x: np.vectorize(__import__("math").erf, otypes=[x.dtype])(x),
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "power": np.power,
+    "maximum": np.maximum, "minimum": np.minimum, "equal": np.equal, "not_equal": np.not_equal,
+    "less": np.less, "less_equal": np.less_equal, "greater": np.greater, "greater_equal": np.greater_equal,
+    "where": np.where,
+}
+
+
+def fake_elementwise_kernel(name):
+    """A replacement for ``elementwise.kernel``: numpy's function for the operation."""
+    return lambda *operands: np.asarray(_ELEMENTWISE[name](*operands))
+
+
+def fake_cupy():
+    """A module-like object with the CuPy calls nnengine makes, answered by numpy (one fake GPU)."""
+    names = ["array", "asarray", "ascontiguousarray", "full", "zeros", "empty", "empty_like", "arange", "broadcast_to",
+             "swapaxes", "moveaxis", "matmul"]
+    module = types.SimpleNamespace(**{n: getattr(np, n) for n in names})
+    module.__version__ = "fake"
+    module.asnumpy = lambda a: np.array(a, order="C")     # always a copy, as from a device
+    runtime = types.SimpleNamespace(getDevice=lambda: 0, getDeviceCount=lambda: 1, setDevice=lambda i: None)
+    module.cuda = types.SimpleNamespace(is_available=lambda: True, runtime=runtime)
+    return module

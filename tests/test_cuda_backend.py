@@ -1,0 +1,314 @@
+"""The GPU backend's Python side, tested on any machine (no GPU, no CUDA driver needed).
+
+Launch configurations and dtype dispatch are pure functions. The backend itself runs over
+``cuda_fake``: CuPy answered by numpy, and every kernel launch checked against the kernel's C
+signature in our ``.cu`` sources before a numpy emulation of the kernel runs. So each primitive's
+argument preparation (axes, contiguity, transposes, placeholders, scalar types) is checked
+against the numpy reference here; the real kernels are checked on a GPU by the
+backend-parametrized suite (device "cuda") and ``benchmarks/gpu_check.py``.
+"""
+import sys
+
+import cuda_fake
+import numpy as np
+import pytest
+from conftest import tolerance
+from hypothesis import given
+from hypothesis import strategies as st
+from test_backends import CASES, REFERENCE, Sizes, run, sizes
+
+import nnengine as nn
+from nnengine.backends import Backend, DeviceUnavailableError, get_backend
+from nnengine.backends import cupy_backend
+from nnengine.backends.cupy_backend import CUPY_PRIMITIVES, CupyBackend
+from nnengine.kernels.cuda import elementwise, gemm, launch, loader
+
+
+class FakeGPU:
+    """Context manager: a CupyBackend over the fake CuPy and the checked kernel emulations."""
+
+    def __init__(self, device_count=1):
+        self.launches = []
+        self.device_count = device_count
+
+    def __enter__(self):
+        self.patch = pytest.MonkeyPatch()
+        cupy = cuda_fake.fake_cupy()
+        cupy.cuda.runtime.getDeviceCount = lambda: self.device_count
+        self.patch.setitem(sys.modules, "cupy", cupy)
+        self.patch.setattr(loader, "function", cuda_fake.fake_function_factory(self.launches))
+        self.patch.setattr(elementwise, "kernel", cuda_fake.fake_elementwise_kernel)
+        self.cupy = cupy
+        return self
+
+    def backend(self, device="cuda:0"):
+        return CupyBackend(device)
+
+    def __exit__(self, *exc_info):
+        self.patch.undo()
+        return False
+
+
+def compare(backend, name, args, dtype):
+    expected = run(REFERENCE, name, args)
+    got = run(backend, name, args)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        if e is None:
+            assert g is None
+            continue
+        assert g.shape == e.shape and g.dtype == e.dtype, f"{name}: {g.shape} {g.dtype} vs {e.shape} {e.dtype}"
+        np.testing.assert_allclose(g, e, **tolerance(dtype))
+
+
+# -- completeness ------------------------------------------------------------------------------
+def test_cupy_backend_implements_every_primitive_itself():
+    own = set(vars(CupyBackend))
+    assert all(name in own for name in Backend.primitives())
+    assert set(CUPY_PRIMITIVES) < set(Backend.primitives())
+
+
+@pytest.mark.parametrize("route", gemm.ROUTES)
+@pytest.mark.parametrize("name", sorted(CASES))
+@given(s=sizes, seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]))
+def test_primitive_through_checked_launches_agrees_with_reference(name, route, s, seed, dtype):
+    if route == "tiled" and name not in ("matmul", "dense_forward", "dense_backward"):
+        return
+    args = CASES[name](np.random.default_rng(seed), np.dtype(dtype), s)
+    with FakeGPU() as gpu:
+        gemm.set_gemm_route(route)
+        try:
+            compare(gpu.backend(), name, args, dtype)
+        finally:
+            gemm.set_gemm_route(None)
+
+
+def test_every_kernel_is_launched_and_checked_by_some_primitive():
+    launched = set()
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        rng = np.random.default_rng(0)
+        gemm.set_gemm_route("tiled")
+        try:
+            for name in sorted(CASES):
+                for flag in (True, False):
+                    for activation in ("none", "relu", "softmax"):
+                        sizes = Sizes(((2, 3), (3,)), 3, 2, 4, flag, activation)
+                        run(backend, name, CASES[name](rng, np.dtype(np.float32), sizes))
+            backend.sum(backend.from_numpy(np.ones((1, 3 * launch.SEGMENT), np.float32)), (0, 1), False)
+            backend.argmax(backend.from_numpy(np.ones((2, 3, 4), np.float32)), 1)
+        finally:
+            gemm.set_gemm_route(None)
+        launched = {name for name, _, _ in gpu.launches}
+    every = {kernel for source in loader.SOURCES for kernel in cuda_fake.signatures(source)}
+    assert launched == every
+
+
+# -- reductions: every path --------------------------------------------------------------------
+@pytest.mark.parametrize("shape, axes", [
+    ((1, 5 * launch.SEGMENT + 7), (1,)),          # one long row: two passes
+    ((3 * launch.SEGMENT + 1,), (0,)),            # a long total
+    ((4, 3000), (1,)),                            # a block per row
+    ((700, 5), (1,)),                             # a warp per row
+    ((3, 4, 5), (0, 2)),                          # non-adjacent axes: transposed first
+    ((6, 4, 5), (1,)),                            # a middle axis
+    ((2, 3), ()),                                 # no axis: a copy
+])
+@pytest.mark.parametrize("op", ["sum", "max"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_reductions_agree_with_reference(shape, axes, op, dtype):
+    x = np.random.default_rng(1).uniform(-100, 100, shape).astype(dtype)
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        for keepdims in (False, True):
+            got = backend.to_numpy(getattr(backend, op)(backend.from_numpy(x), axes, keepdims))
+            expected = getattr(REFERENCE, op)(x, axes, keepdims)
+            assert got.shape == expected.shape and got.dtype == expected.dtype
+            np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_empty_reductions_follow_numpy():
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        empty = backend.from_numpy(np.zeros((0, 3), np.float32))
+        np.testing.assert_array_equal(backend.to_numpy(backend.sum(empty, (0,), False)), np.zeros(3))
+        assert backend.max(empty, (1,), False).shape == (0,)
+        with pytest.raises(ValueError, match="zero-size array"):
+            backend.max(empty, (0,), False)
+        with pytest.raises(ValueError, match="empty sequence"):
+            backend.argmax(empty, 0)
+
+
+def test_argmax_over_all_elements_and_along_a_middle_axis():
+    x = np.random.default_rng(2).integers(0, 3, (3, 4, 5)).astype(np.float64)   # many ties: first one wins
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        assert int(backend.to_numpy(backend.argmax(backend.from_numpy(x), None))) == np.argmax(x)
+        for axis in range(3):
+            np.testing.assert_array_equal(backend.to_numpy(backend.argmax(backend.from_numpy(x), axis)),
+                                          np.argmax(x, axis=axis))
+
+
+def test_integer_power_refuses_negative_exponents_as_numpy_does():
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        a, b = backend.from_numpy(np.array([2, 3], np.int64)), backend.from_numpy(np.array([3, -1], np.int64))
+        with pytest.raises(ValueError, match="negative integer powers"):
+            backend.power(a, b)
+        np.testing.assert_array_equal(backend.power(a, backend.from_numpy(np.array([3, 2], np.int64))), [8, 9])
+
+
+def test_float_only_operations_refuse_integer_operands():
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        with pytest.raises(TypeError, match="exp on cuda supports dtypes float32, float64; got int64"):
+            backend.exp(backend.from_numpy(np.arange(3)))
+        with pytest.raises(TypeError, match="scatter_add on cuda supports dtypes float32, float64; got int64"):
+            backend.index_add(backend.from_numpy(np.zeros(3, np.int64)), (backend.from_numpy(np.array([0])),),
+                              backend.from_numpy(np.array([1])))
+
+
+def test_optimizer_updates_refuse_non_contiguous_arrays():
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        param = np.zeros((3, 4), np.float32).T
+        with pytest.raises(ValueError, match="C-contiguous"):
+            backend.adagrad_update(param, np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32), 0.1, 1e-7, 0)
+
+
+def test_tiled_gemm_takes_transposed_views_without_copies_and_batches():
+    rng = np.random.default_rng(3)
+    with FakeGPU() as gpu:
+        gemm.set_gemm_route("tiled")
+        try:
+            backend = gpu.backend()
+            a, b = rng.normal(size=(5, 3)), rng.normal(size=(4, 5))
+            got = backend.matmul(a, b, transpose_a=True, transpose_b=True)
+            np.testing.assert_allclose(got, a.T @ b.T, rtol=1e-12)
+            batched, shared = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(5, 6))
+            np.testing.assert_allclose(backend.matmul(batched, shared), batched @ shared, rtol=1e-12)
+            zero_k = backend.matmul(np.ones((2, 0)), np.ones((0, 3)))
+            np.testing.assert_array_equal(zero_k, np.zeros((2, 3)))
+        finally:
+            gemm.set_gemm_route(None)
+
+
+def test_the_gemm_route_is_chosen_by_code_or_environment(monkeypatch):
+    monkeypatch.delenv(gemm.ENV_VARIABLE, raising=False)
+    assert gemm.gemm_route() == "cublas"
+    monkeypatch.setenv(gemm.ENV_VARIABLE, "tiled")
+    assert gemm.gemm_route() == "tiled"
+    gemm.set_gemm_route("cublas")
+    try:
+        assert gemm.gemm_route() == "cublas"
+    finally:
+        gemm.set_gemm_route(None)
+    monkeypatch.setenv(gemm.ENV_VARIABLE, "magma")
+    with pytest.raises(ValueError, match="NNENGINE_CUDA_GEMM must be one of"):
+        gemm.gemm_route()
+    with pytest.raises(ValueError, match="GEMM route must be one of"):
+        gemm.set_gemm_route("blas")
+
+
+# -- devices and errors ------------------------------------------------------------------------
+def test_several_gpus_each_primitive_runs_with_its_gpu_current():
+    with FakeGPU(device_count=2) as gpu:
+        chosen = []
+        current = {"device": 0}
+        gpu.cupy.cuda.runtime.getDevice = lambda: current["device"]
+        gpu.cupy.cuda.runtime.setDevice = lambda i: (chosen.append(i), current.update(device=i))
+        backend = gpu.backend("cuda:1")
+        backend.add(np.ones(2), np.ones(2))
+        backend.add(np.ones(2), np.ones(2))
+        assert chosen == [1]                      # switched once, then already current
+        assert backend.add.__doc__ == CupyBackend.add.__doc__
+
+
+def test_missing_cupy_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)       # makes `import cupy` raise ImportError
+    with pytest.raises(DeviceUnavailableError, match=r'nnengine\[cuda12\].*nnengine\[cuda13\]'):
+        cupy_backend.import_cupy()
+
+
+def test_no_gpu_and_a_missing_gpu_index_are_clear_errors():
+    with FakeGPU(device_count=2) as gpu:
+        with pytest.raises(DeviceUnavailableError, match=r"'cuda:2'.*2 CUDA GPU\(s\), 'cuda:0' to 'cuda:1'"):
+            gpu.backend("cuda:2")
+        gpu.cupy.cuda.is_available = lambda: False
+        with pytest.raises(DeviceUnavailableError, match="sees no CUDA GPU"):
+            gpu.backend("cuda:0")
+
+
+def test_without_a_gpu_cuda_tensors_are_a_clear_error_and_tests_skip():
+    if nn.is_device_available("cuda"):
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DeviceUnavailableError, match="'cuda:0' is not available|CuPy"):
+        get_backend("cuda")
+    with pytest.raises(DeviceUnavailableError):
+        nn.tensor([1.0], device="cuda").numpy()
+
+
+# -- launch configurations and dtype dispatch (pure functions) --------------------------------
+@given(st.integers(0, 10**9))
+def test_grid_stride_launch_covers_any_size_with_bounded_blocks(n):
+    (blocks,), (threads,) = launch.grid_stride(n)
+    assert 1 <= blocks <= launch.MAX_GRID_STRIDE_BLOCKS and threads == launch.THREADS
+    assert blocks == launch.MAX_GRID_STRIDE_BLOCKS or blocks * threads >= n
+
+
+@given(st.integers(0, 10**7), st.integers(1, 10**5))
+def test_row_column_and_middle_launches_cover_their_work(rows, cols):
+    (blocks,), block = launch.rows(rows)
+    assert block == (32, launch.WARPS_PER_BLOCK) and blocks * launch.WARPS_PER_BLOCK >= rows
+    (col_blocks, row_blocks), _ = launch.columns(rows, cols)
+    assert col_blocks * 32 >= cols and 1 <= row_blocks <= launch.BIAS_GRAD_ROW_BLOCKS
+    (middle_blocks,), _ = launch.middle(rows, cols)
+    assert middle_blocks == max(rows * launch.ceil_div(cols, 32), 1)
+
+
+def test_gemm_launch_tiles_the_output_and_refuses_oversized_batches():
+    grid, block = launch.gemm(300, 129, 7)
+    assert grid == (2, 3, 7) and block == (16, 16)
+    with pytest.raises(ValueError, match="1 to 65535"):
+        launch.gemm(4, 4, launch.MAX_GRID_Z + 1)
+
+
+def test_long_rows_get_a_block_and_short_rows_a_warp():
+    assert launch.use_block_per_row(1, 5000) and launch.use_block_per_row(10, 300)
+    assert not launch.use_block_per_row(10, 100) and not launch.use_block_per_row(5000, 300)
+
+
+def test_dtype_dispatch_names_the_instantiation_or_refuses_clearly():
+    assert loader.c_type(np.float32) == "float" and loader.c_type(np.float64) == "double"
+    assert loader.c_type(np.int64, loader.ALL_TYPES) == "long long"
+    with pytest.raises(TypeError, match="softmax_rows on cuda supports dtypes float32, float64; got float16"):
+        loader.c_type(np.float16, what="softmax_rows")
+    elementwise.check_dtype("add", np.int32)
+    with pytest.raises(TypeError, match="sqrt"):
+        elementwise.check_dtype("sqrt", np.int32)
+
+
+def test_sources_are_compiled_once_per_process_and_functions_looked_up_once(monkeypatch):
+    made = []
+
+    class RawModule:
+        def __init__(self, code, name_expressions):
+            made.append(name_expressions)
+            self.lookups = []
+
+        def get_function(self, expression):
+            self.lookups.append(expression)
+            return expression
+
+    fake = cuda_fake.fake_cupy()
+    fake.RawModule = RawModule
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(loader, "_MODULES", {})
+    monkeypatch.setattr(loader, "_FUNCTIONS", {})
+    assert loader.function("nn.cu", "softmax_rows", np.float32) == "softmax_rows<float>"
+    assert loader.function("nn.cu", "softmax_rows", np.float32) == "softmax_rows<float>"
+    assert loader.function("nn.cu", "softmax_rows", np.float64) == "softmax_rows<double>"
+    assert len(made) == 1 and "softmax_xent_index<double>" in made[0]
+    assert loader.module("nn.cu").lookups == ["softmax_rows<float>", "softmax_rows<double>"]
+    with pytest.raises(ValueError, match="no CUDA source 'missing.cu'"):
+        loader.module("missing.cu")

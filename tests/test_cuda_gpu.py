@@ -1,0 +1,130 @@
+"""Checks that need a real GPU: our CUDA kernels at sizes that exercise every launch path.
+
+Skipped where ``cupy.cuda.is_available()`` is false (through ``nn.is_device_available``). The
+backend-parametrized suite (device "cuda") compares every primitive with the numpy reference on
+small property-generated inputs; these tests add large and awkward shapes, the tiled GEMM, and
+whole models trained on the GPU.
+"""
+import numpy as np
+import pytest
+
+import nnengine as nn
+from nnengine.backends import NumpyBackend
+
+pytestmark = pytest.mark.skipif(not nn.is_device_available("cuda"), reason="no CUDA GPU here")
+REFERENCE = NumpyBackend("numpy")
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    return nn.get_backend("cuda")
+
+
+def on_gpu(backend, array):
+    return backend.from_numpy(np.asarray(array))
+
+
+@pytest.mark.parametrize("route", ["cublas", "tiled"])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (127, 129, 130), (300, 64, 257), (1024, 512, 768)])
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_cuda_matmul_routes_agree_with_numpy(gpu, route, m, k, n, transpose_a, transpose_b):
+    from nnengine.kernels.cuda import gemm
+    rng = np.random.default_rng(m + k + n)
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    gemm.set_gemm_route(route)
+    try:
+        got = gpu.to_numpy(gpu.matmul(on_gpu(gpu, a), on_gpu(gpu, b), transpose_a, transpose_b))
+    finally:
+        gemm.set_gemm_route(None)
+    expected = REFERENCE.matmul(a.astype(np.float64), b.astype(np.float64), transpose_a, transpose_b)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+def test_cuda_tiled_gemm_batches_and_float64(gpu):
+    from nnengine.kernels.cuda import gemm
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 2, 65, 33)), rng.standard_normal((33, 140))
+    gemm.set_gemm_route("tiled")
+    try:
+        got = gpu.to_numpy(gpu.matmul(on_gpu(gpu, a), on_gpu(gpu, b)))
+    finally:
+        gemm.set_gemm_route(None)
+    np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, axes", [((10_000_019,), (0,)), ((3, 1_000_003), (1,)), ((4096, 300), (1,)),
+                                         ((2, 5000, 3), (1,)), ((64, 7, 129), (0, 2)), ((100_000, 10), (0,))])
+@pytest.mark.parametrize("op", ["sum", "max"])
+def test_cuda_reductions_at_every_launch_path(gpu, shape, axes, op):
+    x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
+    got = gpu.to_numpy(getattr(gpu, op)(on_gpu(gpu, x), axes, False))
+    expected = getattr(np, op)(x.astype(np.float64), axis=axes)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.sqrt(x.size))
+
+
+def test_cuda_max_and_argmax_follow_numpy_on_nan_and_ties(gpu):
+    x = np.array([[1.0, 3.0, 3.0, np.nan, 2.0], [5.0, 5.0, 1.0, 0.0, 5.0]], np.float32)
+    np.testing.assert_array_equal(gpu.to_numpy(gpu.argmax(on_gpu(gpu, x), 1)), np.argmax(x, axis=1))
+    np.testing.assert_array_equal(gpu.to_numpy(gpu.max(on_gpu(gpu, x), (1,), False)), np.max(x, axis=1))
+    np.testing.assert_array_equal(gpu.to_numpy(gpu.relu(on_gpu(gpu, x))), np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 5000), (5000, 10), (333, 1025)])
+def test_cuda_softmax_and_cross_entropy_on_wide_and_tall_inputs(gpu, rows, cols):
+    rng = np.random.default_rng(2)
+    logits = (rng.standard_normal((rows, cols)) * 30).astype(np.float32)
+    labels = rng.integers(0, cols, rows)
+    np.testing.assert_allclose(gpu.to_numpy(gpu.softmax(on_gpu(gpu, logits), 1)),
+                               REFERENCE.softmax(logits, 1), rtol=1e-4, atol=1e-7)
+    got_loss, got_grad = gpu.softmax_cross_entropy(on_gpu(gpu, logits), on_gpu(gpu, labels), True)
+    loss, grad = REFERENCE.softmax_cross_entropy(logits.astype(np.float64), labels, True)
+    np.testing.assert_allclose(gpu.to_numpy(got_loss), loss, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(gpu.to_numpy(got_grad), grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "sigmoid", "tanh", "softmax"])
+def test_cuda_dense_layer_forward_and_backward_at_size(gpu, activation):
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) * 0.1 for s in ((2048, 300), (300, 517), (517,)))
+    grad_out = rng.standard_normal((2048, 517)).astype(np.float32)
+    out = gpu.dense_forward(on_gpu(gpu, x), on_gpu(gpu, w), on_gpu(gpu, b), activation)
+    expected = REFERENCE.dense_forward(x.astype(np.float64), w, b, activation)
+    np.testing.assert_allclose(gpu.to_numpy(out), expected, rtol=1e-4, atol=1e-5)
+    grads = gpu.dense_backward(on_gpu(gpu, x), on_gpu(gpu, w), out, on_gpu(gpu, grad_out), activation, True)
+    expected_grads = REFERENCE.dense_backward(x.astype(np.float64), w, gpu.to_numpy(out).astype(np.float64),
+                                              grad_out, activation, True)
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_allclose(gpu.to_numpy(got), want, rtol=1e-3, atol=1e-3)
+
+
+def test_cuda_tensors_move_explicitly_and_never_mix(gpu):
+    host = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = nn.tensor(host).to("cuda")
+    assert t.device == "cuda:0"
+    np.testing.assert_array_equal(t.numpy(), host)
+    with pytest.raises(ValueError, match="device"):
+        t + nn.tensor(host)
+
+
+def _trained_losses(device):
+    nn.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 10)).astype(np.float32)
+    y = nn.utils.to_categorical(rng.integers(0, 10, 256), 10)
+    model = nn.Sequential([nn.layers.Dense(64, activation="relu", input_shape=(10,)),
+                           nn.layers.Dense(32, activation="relu"), nn.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.to(device)
+    history = model.fit(x, y, epochs=3, batch_size=32, shuffle=False, verbose=0)
+    return history.history["loss"], model
+
+
+def test_cuda_model_trains_like_the_cpu_model(tmp_path):
+    cpu_losses, _ = _trained_losses("cpu")
+    gpu_losses, model = _trained_losses("cuda")
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-4)
+    model.save(tmp_path / "model.h5")
+    loaded = nn.models.load_model(tmp_path / "model.h5")
+    x = np.ones((2, 10), np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
