@@ -1,0 +1,323 @@
+"""One run on a machine with a GPU: the GPU tests, then the GPU benchmarks, results to a directory.
+
+    python -m benchmarks.gpu_check OUTDIR [--skip-tests] [--quick]
+
+Works from an installed nnengine or a bare checkout (PYTHONPATH=.). Writes OUTDIR/gpu_check.json,
+OUTDIR/gpu_check.md and the tests' output OUTDIR/gpu_tests.txt, and finishes within 8 minutes on
+one GPU (the tests have a 4-minute limit; each benchmark sizes its repeats to the work).
+
+Benchmarks, all medians, each figure a ratio to something measured in the same run:
+
+* GEMM TFLOP/s for n = 1024 ... 8192, float32: cuBLAS (``cupy.matmul``) and our ``gemm_tiled``;
+* fused kernels' GB/s as a fraction of a device-to-device copy's GB/s: bias+relu epilogue,
+  activation backward with the bias gradient, row softmax, softmax cross-entropy, Adam;
+* training-step time (forward, loss, backward, Adam) for the document's model (10-64-32-10, batch
+  32) and an MLP (4096-4096-4096-10, batch 4096): nnengine on cuda, PyTorch on CUDA when it is
+  importable, and nnengine on the numba CPU backend.
+
+Without a GPU it writes a result that says so and exits with status 2.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_TIME_LIMIT_S = 240
+GEMM_SIZES = (1024, 2048, 4096, 8192)
+TRAINING_MODELS = {"document": ((10, 64, 32, 10), 32), "mlp4096": ((4096, 4096, 4096, 10), 4096)}
+
+#: the issue's targets: (result key, description, test on the results)
+TARGETS = [
+    ("fused_min_copy_fraction", "fused kernels >= 70% of copy bandwidth", lambda v: v >= 0.70),
+    ("tiled_vs_cublas_4096", "tiled SGEMM >= 25% of cuBLAS at n = 4096", lambda v: v >= 0.25),
+    ("mlp4096_torch_over_cupy", "MLP 4096 step no slower than PyTorch CUDA", lambda v: v >= 1.0),
+    ("document_torch_over_cupy", "document step >= 1.5x faster than PyTorch CUDA", lambda v: v >= 1.5),
+]
+
+
+def run_tests(outdir):
+    """The GPU-relevant tests (every test with 'cuda' in its id); returns a summary dict."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-cov", "-k", "cuda",
+               "-o", "addopts=", str(ROOT / "tests")]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    start = time.perf_counter()
+    try:
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=TEST_TIME_LIMIT_S)
+        output, status = result.stdout + result.stderr, result.returncode
+    except subprocess.TimeoutExpired as error:
+        output, status = f"{error.stdout or ''}\n[timed out after {TEST_TIME_LIMIT_S} s]", "timeout"
+    (outdir / "gpu_tests.txt").write_text(output if isinstance(output, str) else output.decode())
+    last = [line for line in str(output).splitlines() if line.strip()][-1:] or [""]
+    return {"exit_status": status, "summary": last[0], "seconds": round(time.perf_counter() - start, 1)}
+
+
+def gpu_median(function, repeats=7, warmup=2):
+    """Median seconds of ``function()`` on the GPU, timed with CUDA events around each call."""
+    import cupy
+    for _ in range(warmup):
+        function()
+    cupy.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        function()
+        end.record()
+        end.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, end) / 1000)
+    return statistics.median(times)
+
+
+def bench_gemm(quick):
+    """TFLOP/s of cuBLAS and of our tiled kernel, float32, n x n x n."""
+    import cupy
+
+    from nnengine.kernels.cuda import gemm
+    rows = []
+    for n in GEMM_SIZES[:2] if quick else GEMM_SIZES:
+        a, b = (cupy.random.standard_normal((n, n), dtype=cupy.float32) for _ in range(2))
+        repeats = 3 if n >= 8192 else 5
+        cublas = gpu_median(lambda: cupy.matmul(a, b), repeats)
+        tiled = gpu_median(lambda: gemm.gemm_tiled(a, b), repeats)
+        error = float(cupy.abs(gemm.gemm_tiled(a, b) - cupy.matmul(a, b)).max() / cupy.abs(cupy.matmul(a, b)).max())
+        flop = 2 * n ** 3
+        rows.append({"n": n, "cublas_tflops": flop / cublas / 1e12, "tiled_tflops": flop / tiled / 1e12,
+                     "tiled_vs_cublas": cublas / tiled, "max_relative_difference": error})
+        del a, b
+    return rows
+
+
+def bench_fused(quick):
+    """GB/s of our fused kernels and their fraction of a same-run device-to-device copy."""
+    import cupy
+
+    from nnengine.kernels.cuda import nn, optim, reduce
+    rows_, cols = (8192, 1024) if quick else (65536, 1024)
+    n = rows_ * cols
+    f32 = cupy.float32
+    src, dst = cupy.ones(n, f32), cupy.empty(n, f32)
+    copy_s = gpu_median(lambda: cupy.copyto(dst, src))
+    copy_gbs = 2 * n * 4 / copy_s / 1e9
+    z = cupy.random.standard_normal((rows_, cols), dtype=f32)
+    bias = cupy.zeros(cols, f32)
+    grad = cupy.random.standard_normal((rows_, cols), dtype=f32)
+    dz, grad_b, out = cupy.empty_like(z), cupy.zeros(cols, f32), cupy.empty_like(z)
+    labels = cupy.random.randint(0, cols, rows_).astype(cupy.int64)
+    losses = cupy.empty(rows_, f32)
+    param, m, v = (cupy.zeros(n, f32) for _ in range(3))
+    flat_grad = grad.reshape(-1)
+    cases = {  # name: (function, bytes moved per call)
+        "bias_relu": (lambda: nn.bias_activation(z, bias, "relu"), 2 * n * 4 + cols * 4),
+        "relu_grad_and_bias_grad": (lambda: nn.activation_grad_bias(z, grad, dz, grad_b, "relu"), 3 * n * 4),
+        "softmax_rows": (lambda: nn.softmax_rows(z, None, out, False), 2 * n * 4),
+        "softmax_cross_entropy": (lambda: nn.softmax_cross_entropy(z, labels, losses, out, True), 2 * n * 4),
+        "adam_update": (lambda: optim.adam(param, flat_grad, m, v, None, 1, 1e-3, 0.9, 0.999, 1e-7, False, 0.0),
+                        7 * n * 4),
+        "sum_all": (lambda: reduce.reduce_rows(flat_grad.reshape(1, -1), "sum"), n * 4),
+    }
+    results = []
+    for name, (function, moved) in cases.items():
+        seconds = gpu_median(function)
+        gbs = moved / seconds / 1e9
+        results.append({"kernel": name, "gb_per_s": gbs, "fraction_of_copy": gbs / copy_gbs,
+                        "microseconds": seconds * 1e6})
+    return {"copy_gb_per_s": copy_gbs, "elements": n, "kernels": results}
+
+
+def _nnengine_model(sizes, device):
+    import nnengine as nn
+    nn.utils.set_random_seed(0)
+    layers = [nn.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
+    layers += [nn.layers.Dense(k, activation="relu") for k in sizes[2:-1]]
+    layers.append(nn.layers.Dense(sizes[-1], activation="softmax"))
+    model = nn.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model.to(device)
+
+
+def _nnengine_step(sizes, batch, device):
+    """One training step of the Keras-style model on inputs already on ``device``.
+
+    The same work as ``train_on_batch`` (forward, fused softmax cross-entropy, backward, Adam)
+    without its host-to-device copy of x, as PyTorch's step below keeps x on the GPU too.
+    """
+    import numpy as np
+
+    import nnengine as nn
+    model = _nnengine_model(sizes, device)
+    rng = np.random.default_rng(0)
+    x = nn.tensor(rng.standard_normal((batch, sizes[0])).astype(np.float32), device=device)
+    y = rng.integers(0, sizes[-1], batch)
+    fused = model._fused_loss()
+
+    def step():
+        out = model._forward(x, training=True, pre_activation=fused)
+        loss = model.loss(y, out, from_pre_activation=fused)
+        loss.backward()
+        model.optimizer.step(model.trainable_weights)
+        return loss.item()                 # a float: waits for the device
+    return step
+
+
+def _torch_step(sizes, batch):
+    import torch
+    torch.manual_seed(0)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [torch.nn.Linear(n_in, n_out)] + ([torch.nn.ReLU()] if i + 2 < len(sizes) else [])
+    model = torch.nn.Sequential(*layers).cuda()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.randn(batch, sizes[0], device="cuda")
+    y = torch.randint(0, sizes[-1], (batch,), device="cuda")
+
+    def step():
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def wall_median(step, inner, repeats):
+    """Median wall seconds per call of ``step`` (each call ends with a device sync)."""
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            step()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def bench_training(quick):
+    """Step times per model and framework (None where a framework is not available)."""
+    rows = []
+    for model, (sizes, batch) in TRAINING_MODELS.items():
+        small = model == "document"
+        entry = {"model": model, "sizes": sizes, "batch": batch}
+        entry["nnengine_cupy_s"] = wall_median(_nnengine_step(sizes, batch, "cuda"), 50 if small else 5, 7)
+        try:
+            entry["torch_cuda_s"] = wall_median(_torch_step(sizes, batch), 50 if small else 5, 7)
+        except ImportError:
+            entry["torch_cuda_s"] = None
+        cpu_repeats = (7, 20) if small else ((1, 1) if quick else (3, 1))
+        entry["nnengine_numba_s"] = wall_median(_nnengine_step(sizes, batch, "cpu"), cpu_repeats[1], cpu_repeats[0])
+        rows.append(entry)
+    return rows
+
+
+def summarize(results):
+    """The headline ratios the targets are judged on (absent when their inputs are missing)."""
+    summary = {}
+    fused = results.get("fused")
+    if fused:
+        summary["fused_min_copy_fraction"] = min(k["fraction_of_copy"] for k in fused["kernels"])
+    for row in results.get("gemm") or []:
+        if row["n"] == 4096:
+            summary["tiled_vs_cublas_4096"] = row["tiled_vs_cublas"]
+    for row in results.get("training") or []:
+        if row.get("torch_cuda_s"):
+            summary[f"{row['model']}_torch_over_cupy"] = row["torch_cuda_s"] / row["nnengine_cupy_s"]
+        summary[f"{row['model']}_numba_over_cupy"] = row["nnengine_numba_s"] / row["nnengine_cupy_s"]
+    return summary
+
+
+def markdown(results):
+    """The results as a Markdown report."""
+    lines = ["# nnengine GPU check", "", f"GPU: {results.get('gpu') or 'none'}", ""]
+    tests = results.get("tests")
+    if tests:
+        lines += [f"Tests (`-k cuda`): {tests['summary']} in {tests['seconds']} s (exit {tests['exit_status']})", ""]
+    if results.get("error"):
+        lines += [f"**Error:** {results['error']}", ""]
+    if results.get("gemm"):
+        lines += ["| n | cuBLAS TFLOP/s | tiled TFLOP/s | tiled / cuBLAS |", "|---|---|---|---|"]
+        lines += [f"| {r['n']} | {r['cublas_tflops']:.1f} | {r['tiled_tflops']:.1f} | {r['tiled_vs_cublas']:.0%} |"
+                  for r in results["gemm"]]
+        lines.append("")
+    if results.get("fused"):
+        fused = results["fused"]
+        lines += [f"Device-to-device copy: {fused['copy_gb_per_s']:.0f} GB/s ({fused['elements']} float32)", "",
+                  "| kernel | GB/s | of copy | µs |", "|---|---|---|---|"]
+        lines += [f"| {k['kernel']} | {k['gb_per_s']:.0f} | {k['fraction_of_copy']:.0%} | {k['microseconds']:.0f} |"
+                  for k in fused["kernels"]]
+        lines.append("")
+    if results.get("training"):
+        lines += ["| model | nnengine cuda ms | PyTorch CUDA ms | nnengine numba ms |", "|---|---|---|---|"]
+        for r in results["training"]:
+            torch_ms = f"{r['torch_cuda_s'] * 1e3:.3f}" if r.get("torch_cuda_s") else "not installed"
+            lines.append(f"| {r['model']} | {r['nnengine_cupy_s'] * 1e3:.3f} | {torch_ms} | "
+                         f"{r['nnengine_numba_s'] * 1e3:.3f} |")
+        lines.append("")
+    summary = results.get("summary", {})
+    if summary:
+        lines += ["| target | value | met |", "|---|---|---|"]
+        for key, description, test in TARGETS:
+            value = summary.get(key)
+            lines.append(f"| {description} | {'n/a' if value is None else f'{value:.2f}'} | "
+                         f"{'n/a' if value is None else ('yes' if test(value) else 'NO')} |")
+    return "\n".join(lines) + "\n"
+
+
+def gpu_name():
+    """The GPU's name, or None when CuPy sees no GPU (or is not installed)."""
+    try:
+        import cupy
+        if not cupy.cuda.is_available():
+            return None
+        return cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    except Exception:  # ImportError, or CUDA libraries missing
+        return None
+
+
+def write(outdir, results):
+    """Write gpu_check.json and gpu_check.md into ``outdir``; return their paths."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = outdir / "gpu_check.json", outdir / "gpu_check.md"
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--skip-tests", action="store_true", help="benchmarks only")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    results = {"gpu": gpu_name(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if results["gpu"] is None:
+        results["error"] = "no CUDA GPU is visible to CuPy here; nothing was run"
+        write(args.outdir, results)
+        print(markdown(results))
+        return 2
+    if not args.skip_tests:
+        results["tests"] = run_tests(args.outdir)
+        write(args.outdir, results)
+    for name, bench in (("gemm", bench_gemm), ("fused", bench_fused), ("training", bench_training)):
+        start = time.perf_counter()
+        try:
+            results[name] = bench(args.quick)
+        except Exception as error:   # keep the other benchmarks' results
+            results[f"{name}_error"] = f"{type(error).__name__}: {error}"
+        results[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
+        results["summary"] = summarize(results)
+        write(args.outdir, results)          # after each part, so a timeout keeps what finished
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
