@@ -25,7 +25,7 @@ setup(
         # the GPU backend: CuPy built for the machine's CUDA major version
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=14"],
-        "gpu": ["cupy-cuda12x>=13"],
+        "gpu": ["cupy-cuda12x>=13"],           # the older name of cuda12
         # CI's compile check of every CUDA source for sm_90 through NVRTC, on machines without a GPU
         "cuda-check": ["cupy-cuda13x==14.2.0", "nvidia-cuda-nvrtc==13.0.*", "nvidia-cuda-runtime==13.0.*"],
         # examples/digits.py: scikit-learn's bundled digits and a matplotlib chart; never needed by nnengine

@@ -19,6 +19,7 @@
 #define SLICE 8
 #define THREADS_SIDE 16
 #define PER_THREAD (TILE / THREADS_SIDE)   // 8 rows and 8 columns of C per thread
+#define PAD 4
 
 // Element (i, k) of op(A) for A stored row-major with leading dimension lda.
 template <typename T> __device__ __forceinline__ T load_a(const T* a, long long i, long long k,
@@ -39,8 +40,11 @@ __global__ void __launch_bounds__(THREADS_SIDE * THREADS_SIDE)
 gemm_tiled(const T* a, const T* b, T* c, long long m, long long n, long long kdim,
            long long lda, long long ldb, long long trans_a, long long trans_b,
            long long stride_a, long long stride_b, long long stride_c) {
-    __shared__ T a_panel[SLICE][TILE];      // a_panel[k][i] = op(A)[row0 + i, k0 + k]
-    __shared__ T b_panel[SLICE][TILE];      // b_panel[k][j] = op(B)[k0 + k, col0 + j]
+    // a_panel[k][i] = op(A)[row0 + i, k0 + k] and b_panel[k][j] = op(B)[k0 + k, col0 + j]. PAD
+    // shifts each k-row by 4 banks: when consecutive threads store down a column (8 values of
+    // k for one i), they hit 8 different banks instead of one.
+    __shared__ T a_panel[SLICE][TILE + PAD];
+    __shared__ T b_panel[SLICE][TILE + PAD];
     a += blockIdx.z * stride_a;
     b += blockIdx.z * stride_b;
     c += blockIdx.z * stride_c;
