@@ -165,27 +165,6 @@ def _nnengine_step(sizes, batch, device):
     return step
 
 
-def _torch_step(sizes, batch):
-    import torch
-    torch.manual_seed(0)
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers += [torch.nn.Linear(n_in, n_out)] + ([torch.nn.ReLU()] if i + 2 < len(sizes) else [])
-    model = torch.nn.Sequential(*layers).cuda()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x = torch.randn(batch, sizes[0], device="cuda")
-    y = torch.randint(0, sizes[-1], (batch,), device="cuda")
-
-    def step():
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-    return step
-
-
 def wall_median(step, inner, repeats):
     """Median wall seconds per call of ``step`` (each call ends with a device sync)."""
     for _ in range(3):
@@ -201,13 +180,14 @@ def wall_median(step, inner, repeats):
 
 def bench_training(quick):
     """Step times per model and framework (None where a framework is not available)."""
+    from benchmarks import training
     rows = []
     for model, (sizes, batch) in TRAINING_MODELS.items():
         small = model == "document"
         entry = {"model": model, "sizes": sizes, "batch": batch}
         entry["nnengine_cupy_s"] = wall_median(_nnengine_step(sizes, batch, "cuda"), 50 if small else 5, 7)
         try:
-            entry["torch_cuda_s"] = wall_median(_torch_step(sizes, batch), 50 if small else 5, 7)
+            entry["torch_cuda_s"] = wall_median(training._torch_step(sizes, batch, "cuda"), 50 if small else 5, 7)
         except ImportError:
             entry["torch_cuda_s"] = None
         cpu_repeats = (7, 20) if small else ((1, 1) if quick else (3, 1))

@@ -84,7 +84,8 @@ def _numpy_loop_step(sizes, batch):
     return step
 
 
-def _torch_step(sizes, batch):
+def _torch_step(sizes, batch, device="cpu"):
+    """PyTorch eager's step for the same model on ``device`` ("cpu" or "cuda"), data already there."""
     import torch
     torch.manual_seed(0)
     layers = []
@@ -92,10 +93,10 @@ def _torch_step(sizes, batch):
         layers.append(torch.nn.Linear(n_in, n_out))
         if i + 2 < len(sizes):
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
+    model = torch.nn.Sequential(*layers).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
-    x, y = (torch.from_numpy(a) for a in _data(sizes, batch))
+    x, y = (torch.from_numpy(a).to(device) for a in _data(sizes, batch))
 
     def step():
         optimizer.zero_grad()

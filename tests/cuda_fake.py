@@ -8,7 +8,6 @@ first checks every launch against the kernel's C signature, parsed from our ``.c
 applies a numpy emulation of the kernel's documented contract. The emulations state what each
 kernel must compute; the GPU tests check the real kernels against the numpy reference backend.
 """
-import re
 import types
 
 import numpy as np
@@ -19,15 +18,8 @@ _DTYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long lon
 
 
 def signatures(source):
-    """{kernel name: [(C type, parameter name), ...]} for the templated kernels of ``source``."""
-    text = loader.expand(loader.source_path(source))
-    pattern = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+"
-                         r"(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)", re.S)
-    result = {}
-    for name, params in pattern.findall(text):
-        pairs = [p.strip().rsplit(None, 1) for p in params.split(",")]
-        result[name] = [(" ".join(t.split()), n.lstrip("*")) for t, n in pairs]
-    return result
+    """{kernel name: [(C type, parameter name), ...]} for the kernels of ``source``."""
+    return loader.kernel_signatures(loader.expand(loader.source_path(source)))
 
 
 def _check_arg(kernel, c_type, name, value, dtype):

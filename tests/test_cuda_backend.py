@@ -12,10 +12,9 @@ import sys
 import cuda_fake
 import numpy as np
 import pytest
-from conftest import tolerance
 from hypothesis import given
 from hypothesis import strategies as st
-from test_backends import CASES, REFERENCE, Sizes, run, sizes
+from test_backends import CASES, REFERENCE, Sizes, assert_agrees_with_reference, run, sizes
 
 import nnengine as nn
 from nnengine.backends import Backend, DeviceUnavailableError, get_backend
@@ -49,18 +48,6 @@ class FakeGPU:
         return False
 
 
-def compare(backend, name, args, dtype):
-    expected = run(REFERENCE, name, args)
-    got = run(backend, name, args)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        if e is None:
-            assert g is None
-            continue
-        assert g.shape == e.shape and g.dtype == e.dtype, f"{name}: {g.shape} {g.dtype} vs {e.shape} {e.dtype}"
-        np.testing.assert_allclose(g, e, **tolerance(dtype))
-
-
 # -- completeness ------------------------------------------------------------------------------
 def test_cupy_backend_implements_every_primitive_itself():
     own = set(vars(CupyBackend))
@@ -78,7 +65,7 @@ def test_primitive_through_checked_launches_agrees_with_reference(name, route, s
     with FakeGPU() as gpu:
         gemm.set_gemm_route(route)
         try:
-            compare(gpu.backend(), name, args, dtype)
+            assert_agrees_with_reference(gpu.backend(), name, args, dtype)
         finally:
             gemm.set_gemm_route(None)
 

@@ -56,7 +56,7 @@ _CUPY_FLAGS = ("-ftz=true", "--device-as-default-execution-space")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 _KERNEL = re.compile(
-    r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(")
+    r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)")
 
 
 class CudaCompileError(RuntimeError):
@@ -94,9 +94,18 @@ def expand(path, _seen=None):
     return "\n".join(lines)
 
 
+def kernel_signatures(text):
+    """``{name: [(C type, parameter name), ...]}`` for the templated kernels in CUDA source ``text``."""
+    signatures = {}
+    for name, params in _KERNEL.findall(text):
+        pairs = [p.strip().rsplit(None, 1) for p in params.split(",")]
+        signatures[name] = [(" ".join(c_type.split()), param) for c_type, param in pairs]
+    return signatures
+
+
 def kernel_names(text):
     """The names of the templated ``__global__`` kernels defined in CUDA source ``text``."""
-    return _KERNEL.findall(text)
+    return list(kernel_signatures(text))
 
 
 def name_expressions(name):

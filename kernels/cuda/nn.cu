@@ -99,6 +99,17 @@ __global__ void softmax_grad_rows(const T* out, const T* grad_out, T* dz, long l
         dz[row * cols + j] = a[j] * (g[j] - dot);
 }
 
+// log sum_j exp(z_j) of one row, computed by the calling warp as m + log sum_j exp(z_j - m) with
+// m = max_j z_j, so no exp overflows; every lane gets the result.
+template <typename T> __device__ __forceinline__ T warp_log_sum_exp(const T* z, long long cols) {
+    T m = lowest<T>();
+    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) m = nan_max(m, z[j]);
+    m = warp_max(m);
+    T s = T(0);
+    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) s += exp(z[j] - m);
+    return m + log(warp_sum(s));
+}
+
 // Softmax cross-entropy with dense targets t (one-hot, soft or unnormalised), one warp per row.
 // With lse = m + log sum_j exp(z_j - m), -log p_j = lse - z_j, so
 //   loss = sum_j t_j (lse - z_j),   grad_j = p_j * sum_k t_k - t_j,   p_j = exp(z_j - lse).
@@ -109,12 +120,7 @@ __global__ void softmax_xent_dense(const T* logits, const T* targets, T* losses,
     if (row >= rows) return;
     const T* z = logits + row * cols;
     const T* t = targets + row * cols;
-    T m = lowest<T>();
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) m = nan_max(m, z[j]);
-    m = warp_max(m);
-    T s = T(0);
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) s += exp(z[j] - m);
-    T lse = m + log(warp_sum(s));
+    T lse = warp_log_sum_exp(z, cols);
     T loss = T(0), t_sum = T(0);
     for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) {
         loss += t[j] * (lse - z[j]);
@@ -138,12 +144,7 @@ __global__ void softmax_xent_index(const T* logits, const long long* labels, T* 
     if (row >= rows) return;
     const T* z = logits + row * cols;
     long long label = labels[row];
-    T m = lowest<T>();
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) m = nan_max(m, z[j]);
-    m = warp_max(m);
-    T s = T(0);
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) s += exp(z[j] - m);
-    T lse = m + log(warp_sum(s));
+    T lse = warp_log_sum_exp(z, cols);
     if (threadIdx.x == 0) losses[row] = lse - z[label];
     if (need_grad)
         for (long long j = threadIdx.x; j < cols; j += WARP_SIZE)

@@ -11,12 +11,11 @@ module only checks dtypes, makes operands contiguous, allocates outputs and pick
 Host and device never mix silently: ``from_numpy``/``to_numpy`` are the only transfers, and
 the core refuses an operation between tensors on different devices.
 """
-import math
-
 import numpy as np
 
 from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
 from .base import Backend, DeviceUnavailableError
+from .layout import contiguous, kept_shape, three_axes
 
 #: primitives that are CuPy's own array operations (transfers, creation, casts and views)
 CUPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
@@ -49,18 +48,6 @@ def check_gpu(cupy, index):
         raise DeviceUnavailableError(
             f"device 'cuda:{index}' is not available: this machine has {count} CUDA GPU(s), 'cuda:0' to "
             f"'cuda:{count - 1}'")
-
-
-def contiguous(x):
-    """``x`` if it is C-contiguous, else a C-contiguous copy (0-d arrays stay 0-d, unlike
-    numpy.ascontiguousarray)."""
-    return x if x.flags.c_contiguous else x.copy(order="C")
-
-
-def _kept_shape(shape, axes, keepdims):
-    if keepdims:
-        return tuple(1 if i in axes else d for i, d in enumerate(shape))
-    return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
 class CupyBackend(Backend):
@@ -203,41 +190,27 @@ class CupyBackend(Backend):
         return elementwise.run("where", cond, a, b)
 
     # -- reductions -------------------------------------------------------------------------
-    def _three_axes(self, x, axes):
-        """x as a contiguous (outer, reduced, inner) array, moving non-adjacent reduced axes together."""
-        axes = tuple(sorted(axes))
-        kept = [a for a in range(x.ndim) if a not in axes]
-        if axes and axes != tuple(range(axes[0], axes[-1] + 1)):
-            x = x.transpose(list(axes) + kept)      # reduced axes first, then the kept ones
-            axes = tuple(range(len(axes)))
-        x = contiguous(x)
-        first = axes[0] if axes else x.ndim
-        outer = math.prod(x.shape[:first])
-        reduced = math.prod(x.shape[a] for a in axes)
-        inner = math.prod(x.shape[first + len(axes):])
-        return x.reshape(outer, reduced, inner)
-
     def sum(self, x, axes, keepdims):
-        shape = _kept_shape(x.shape, axes, keepdims)
+        shape = kept_shape(x.shape, axes, keepdims)
         if x.size == 0:
             return self.cupy.zeros(shape, x.dtype)    # a sum over nothing is 0
-        return reduce.reduce3(self._three_axes(x, axes), "sum").reshape(shape)
+        return reduce.reduce3(three_axes(x, axes), "sum").reshape(shape)
 
     def max(self, x, axes, keepdims):
-        shape = _kept_shape(x.shape, axes, keepdims)
+        shape = kept_shape(x.shape, axes, keepdims)
         if any(x.shape[a] == 0 for a in axes):
             raise ValueError("zero-size array to reduction operation maximum which has no identity")
         if x.size == 0:
             return self.cupy.empty(shape, x.dtype)
-        return reduce.reduce3(self._three_axes(x, axes), "max").reshape(shape)
+        return reduce.reduce3(three_axes(x, axes), "max").reshape(shape)
 
     def argmax(self, x, axis):
         if x.size == 0:
             raise ValueError("attempt to get argmax of an empty sequence")
         if axis is None:
             return reduce.argmax3(contiguous(x).reshape(1, -1, 1)).reshape(())
-        shape = _kept_shape(x.shape, (axis,), False)
-        return reduce.argmax3(self._three_axes(x, (axis,))).reshape(shape)
+        shape = kept_shape(x.shape, (axis,), False)
+        return reduce.argmax3(three_axes(x, (axis,))).reshape(shape)
 
     # -- products ---------------------------------------------------------------------------
     def _product(self, a, b):

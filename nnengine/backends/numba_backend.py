@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
+from .layout import kept_shape, three_axes
 from .numpy_backend import NumpyBackend
 
 #: primitives this backend takes from the numpy reference: the array library's own transfers and views
@@ -185,34 +186,13 @@ class NumbaBackend(NumpyBackend):
         return out
 
     # -- reductions -------------------------------------------------------------------
-    @staticmethod
-    def _three_axes(x, axes):
-        """x viewed as (outer, reduced, inner) with the reduced axes in the middle, and the kept shape."""
-        axes = tuple(sorted(axes))
-        kept = [a for a in range(x.ndim) if a not in axes]
-        if axes and axes != tuple(range(axes[0], axes[-1] + 1)):
-            x = np.transpose(x, list(axes) + kept)     # reduced axes first, then the kept ones
-            axes, kept = tuple(range(len(axes))), list(range(len(axes), x.ndim))
-        x = np.ascontiguousarray(x)
-        first = axes[0] if axes else x.ndim
-        outer = math.prod(x.shape[:first])
-        reduced = math.prod(x.shape[a] for a in axes)
-        inner = math.prod(x.shape[first + len(axes):])
-        return x.reshape(outer, reduced, inner)
-
-    @staticmethod
-    def _kept_shape(shape, axes, keepdims):
-        if keepdims:
-            return tuple(1 if i in axes else d for i, d in enumerate(shape))
-        return tuple(d for i, d in enumerate(shape) if i not in axes)
-
     def sum(self, x, axes, keepdims):
         if x.dtype.kind == "f" and x.flags.c_contiguous and x.size and len(axes) == x.ndim:   # a total, fast
             out = np.empty(1, x.dtype)
             reduce.sum_last(x.reshape(1, -1), out)
             return out.reshape((1,) * x.ndim if keepdims else ())
-        shape = self._kept_shape(x.shape, axes, keepdims)
-        x3 = self._three_axes(x, axes)
+        shape = kept_shape(x.shape, axes, keepdims)
+        x3 = three_axes(x, axes)
         outer, reduced, inner = x3.shape
         if x.dtype.kind != "f" or x3.size == 0:
             return np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype)   # integer and empty sums
@@ -225,8 +205,8 @@ class NumbaBackend(NumpyBackend):
         return out.reshape(shape)
 
     def max(self, x, axes, keepdims):
-        shape = self._kept_shape(x.shape, axes, keepdims)
-        x3 = self._three_axes(x, axes)
+        shape = kept_shape(x.shape, axes, keepdims)
+        x3 = three_axes(x, axes)
         outer, reduced, inner = x3.shape
         if x3.size == 0:
             return np.max(x, axis=axes, keepdims=keepdims)     # numpy's error for an empty reduction
@@ -245,8 +225,8 @@ class NumbaBackend(NumpyBackend):
             x3 = np.ascontiguousarray(x).reshape(1, -1, 1)
             shape = ()
         else:
-            x3 = self._three_axes(x, (axis,))
-            shape = self._kept_shape(x.shape, (axis,), False)
+            x3 = three_axes(x, (axis,))
+            shape = kept_shape(x.shape, (axis,), False)
         outer, reduced, inner = x3.shape
         out = np.empty((outer, inner), np.int64)
         if inner == 1:
