@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEST_TIME_LIMIT_S = 240
 GEMM_SIZES = (1024, 2048, 4096, 8192)
+FUSED_SHAPE, QUICK_FUSED_SHAPE = (65536, 1024), (8192, 1024)     # (rows, columns) of the fused kernels' inputs
 TRAINING_MODELS = {"document": ((10, 64, 32, 10), 32), "mlp4096": ((4096, 4096, 4096, 10), 4096)}
 
 #: the issue's targets: (result key, description, test on the results)
@@ -89,7 +90,6 @@ def bench_gemm(quick):
         flop = 2 * n ** 3
         rows.append({"n": n, "cublas_tflops": flop / cublas / 1e12, "tiled_tflops": flop / tiled / 1e12,
                      "tiled_vs_cublas": cublas / tiled, "max_relative_difference": error})
-        del a, b
     return rows
 
 
@@ -98,7 +98,7 @@ def bench_fused(quick):
     import cupy
 
     from nnengine.kernels.cuda import nn, optim, reduce
-    rows_, cols = (8192, 1024) if quick else (65536, 1024)
+    rows_, cols = QUICK_FUSED_SHAPE if quick else FUSED_SHAPE
     n = rows_ * cols
     f32 = cupy.float32
     src, dst = cupy.ones(n, f32), cupy.empty(n, f32)
@@ -130,17 +130,6 @@ def bench_fused(quick):
     return {"copy_gb_per_s": copy_gbs, "elements": n, "kernels": results}
 
 
-def _nnengine_model(sizes, device):
-    import nnengine as nn
-    nn.utils.set_random_seed(0)
-    layers = [nn.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
-    layers += [nn.layers.Dense(k, activation="relu") for k in sizes[2:-1]]
-    layers.append(nn.layers.Dense(sizes[-1], activation="softmax"))
-    model = nn.Sequential(layers)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    return model.to(device)
-
-
 def _nnengine_step(sizes, batch, device):
     """One training step of the Keras-style model on inputs already on ``device``.
 
@@ -150,7 +139,8 @@ def _nnengine_step(sizes, batch, device):
     import numpy as np
 
     import nnengine as nn
-    model = _nnengine_model(sizes, device)
+    from benchmarks import training
+    model = training.nnengine_model(sizes, device)
     rng = np.random.default_rng(0)
     x = nn.tensor(rng.standard_normal((batch, sizes[0])).astype(np.float32), device=device)
     y = rng.integers(0, sizes[-1], batch)
@@ -165,33 +155,23 @@ def _nnengine_step(sizes, batch, device):
     return step
 
 
-def wall_median(step, inner, repeats):
-    """Median wall seconds per call of ``step`` (each call ends with a device sync)."""
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            step()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
-
-
 def bench_training(quick):
-    """Step times per model and framework (None where a framework is not available)."""
+    """Step times per model and framework (None where PyTorch is not importable)."""
     from benchmarks import training
     rows = []
     for model, (sizes, batch) in TRAINING_MODELS.items():
         small = model == "document"
+        inner = 50 if small else 5
         entry = {"model": model, "sizes": sizes, "batch": batch}
-        entry["nnengine_cupy_s"] = wall_median(_nnengine_step(sizes, batch, "cuda"), 50 if small else 5, 7)
+        entry["nnengine_cupy_s"] = training.median_step_time(_nnengine_step(sizes, batch, "cuda"), inner, 7)
         try:
-            entry["torch_cuda_s"] = wall_median(training._torch_step(sizes, batch, "cuda"), 50 if small else 5, 7)
-        except ImportError:
-            entry["torch_cuda_s"] = None
-        cpu_repeats = (7, 20) if small else ((1, 1) if quick else (3, 1))
-        entry["nnengine_numba_s"] = wall_median(_nnengine_step(sizes, batch, "cpu"), cpu_repeats[1], cpu_repeats[0])
+            entry["torch_cuda_s"] = training.median_step_time(training._torch_step(sizes, batch, "cuda"), inner, 7)
+        except Exception as error:     # not installed, or a build without CUDA
+            entry["torch_cuda_s"], entry["torch_error"] = None, f"{type(error).__name__}: {error}"
+        # the 4096-wide MLP takes about a second per step on the CPU: few runs
+        cpu_step = _nnengine_step(sizes, batch, "cpu")
+        entry["nnengine_numba_s"] = (training.median_step_time(cpu_step, 20, 7) if small else
+                                     training.median_step_time(cpu_step, 1, 1 if quick else 3, warmup=1))
         rows.append(entry)
     return rows
 

@@ -31,15 +31,22 @@ def _data(sizes, batch):
     return rng.standard_normal((batch, sizes[0])).astype(np.float32), rng.integers(0, sizes[-1], batch)
 
 
-def _nnengine_step(sizes, batch, device):
+def nnengine_model(sizes, device):
+    """The benchmark's Keras-style model (relu layers, softmax output, Adam) on ``device``."""
     import nnengine as nn
-    nn.set_default_device(device)
     nn.utils.set_random_seed(0)
     layers = [nn.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
     layers += [nn.layers.Dense(n, activation="relu") for n in sizes[2:-1]]
     layers.append(nn.layers.Dense(sizes[-1], activation="softmax"))
     model = nn.Sequential(layers)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model.to(device)
+
+
+def _nnengine_step(sizes, batch, device):
+    import nnengine as nn
+    nn.set_default_device(device)
+    model = nnengine_model(sizes, device)
     x, y = _data(sizes, batch)
     return lambda: model.train_on_batch(x, y)
 
@@ -116,9 +123,14 @@ def measure_one(framework, model, repeats):
         step = _numpy_loop_step(sizes, batch)
     else:
         step = _nnengine_step(sizes, batch, "cpu" if framework == "nnengine-numba" else "numpy")
-    for _ in range(5):
+    step_s = median_step_time(step, inner=50 if model == "document" else 3, repeats=repeats)
+    return {"framework": framework, "model": model, "step_s": step_s, "peak_rss_mb": peak_rss_mb()}
+
+
+def median_step_time(step, inner, repeats, warmup=5):
+    """Median seconds per call of ``step()``: ``repeats`` timings of ``inner`` calls each, after warm-up."""
+    for _ in range(warmup):
         step()
-    inner = 50 if model == "document" else 3
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -126,7 +138,7 @@ def measure_one(framework, model, repeats):
             step()
         times.append((time.perf_counter() - start) / inner)
     times.sort()
-    return {"framework": framework, "model": model, "step_s": times[len(times) // 2], "peak_rss_mb": peak_rss_mb()}
+    return times[len(times) // 2]
 
 
 def peak_rss_mb():

@@ -8,6 +8,7 @@ first checks every launch against the kernel's C signature, parsed from our ``.c
 applies a numpy emulation of the kernel's documented contract. The emulations state what each
 kernel must compute; the GPU tests check the real kernels against the numpy reference backend.
 """
+import time
 import types
 
 import numpy as np
@@ -231,6 +232,25 @@ def fake_cupy():
     module = types.SimpleNamespace(**{n: getattr(np, n) for n in names})
     module.__version__ = "fake"
     module.asnumpy = lambda a: np.array(a, order="C")     # always a copy, as from a device
-    runtime = types.SimpleNamespace(getDevice=lambda: 0, getDeviceCount=lambda: 1, setDevice=lambda i: None)
-    module.cuda = types.SimpleNamespace(is_available=lambda: True, runtime=runtime)
+    module.float32, module.int64, module.abs, module.ones, module.copyto = (
+        np.float32, np.int64, np.abs, np.ones, np.copyto)
+    rng = np.random.default_rng(0)
+    module.random = types.SimpleNamespace(
+        standard_normal=lambda shape, dtype=np.float64: rng.standard_normal(shape).astype(dtype),
+        randint=lambda low, high, size: rng.integers(low, high, size))
+    runtime = types.SimpleNamespace(getDevice=lambda: 0, getDeviceCount=lambda: 1, setDevice=lambda i: None,
+                                    getDeviceProperties=lambda i: {"name": b"Fake GPU"})
+    module.cuda = types.SimpleNamespace(is_available=lambda: True, runtime=runtime, Event=FakeEvent,
+                                        get_elapsed_time=lambda start, end: (end.time - start.time) * 1e3,
+                                        Device=lambda *index: types.SimpleNamespace(synchronize=lambda: None))
     return module
+
+
+class FakeEvent:
+    """A CUDA event that records the host clock (the fake GPU computes synchronously)."""
+
+    def record(self):
+        self.time = time.perf_counter()
+
+    def synchronize(self):
+        pass

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_backends import CASES, REFERENCE, Sizes, assert_agrees_with_reference, run, sizes
 
 import nnengine as nn
+from nnengine import backends
 from nnengine.backends import Backend, DeviceUnavailableError, get_backend
 from nnengine.backends import cupy_backend
 from nnengine.backends.cupy_backend import CUPY_PRIMITIVES, CupyBackend
@@ -37,6 +38,7 @@ class FakeGPU:
         self.patch.setitem(sys.modules, "cupy", cupy)
         self.patch.setattr(loader, "function", cuda_fake.fake_function_factory(self.launches))
         self.patch.setattr(elementwise, "kernel", cuda_fake.fake_elementwise_kernel)
+        self.patch.setattr(backends, "_INSTANCES", {})        # backends made here stay here
         self.cupy = cupy
         return self
 
@@ -299,3 +301,40 @@ def test_sources_are_compiled_once_per_process_and_functions_looked_up_once(monk
     assert loader.module("nn.cu").lookups == ["softmax_rows<float>", "softmax_rows<double>"]
     with pytest.raises(ValueError, match="no CUDA source 'missing.cu'"):
         loader.module("missing.cu")
+
+
+# -- the whole GPU path end to end, on the fake -----------------------------------------------
+def test_keras_model_trains_on_the_cuda_backend_as_on_the_cpu():
+    def losses(device):
+        nn.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((64, 10)).astype(np.float32), rng.integers(0, 3, 64)
+        model = nn.Sequential([nn.layers.Dense(8, activation="tanh", input_shape=(10,)),
+                               nn.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.to(device)
+        return model.fit(x, y, epochs=2, batch_size=16, verbose=0).history["loss"]
+
+    with FakeGPU():
+        on_gpu = losses("cuda")
+    np.testing.assert_allclose(on_gpu, losses("numpy"), rtol=1e-5)
+
+
+def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
+    import sys as system
+    from pathlib import Path
+    system.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import gpu_check
+    monkeypatch.setattr(gpu_check, "GEMM_SIZES", (64, 96))
+    monkeypatch.setattr(gpu_check, "QUICK_FUSED_SHAPE", (64, 256))
+    monkeypatch.setattr(gpu_check, "TRAINING_MODELS", {"document": ((10, 16, 3), 8), "mlp4096": ((12, 8, 3), 16)})
+    with FakeGPU():
+        assert gpu_check.gpu_name() == "Fake GPU"
+        gemm_rows = gpu_check.bench_gemm(quick=True)
+        fused = gpu_check.bench_fused(quick=True)
+        training = gpu_check.bench_training(quick=True)
+    assert [row["n"] for row in gemm_rows] == [64, 96] and gemm_rows[0]["max_relative_difference"] < 1e-5
+    assert {k["kernel"] for k in fused["kernels"]} >= {"bias_relu", "softmax_cross_entropy", "adam_update"}
+    assert all(row["nnengine_cupy_s"] > 0 and row["nnengine_numba_s"] > 0 for row in training)
+    summary = gpu_check.summarize({"gemm": gemm_rows, "fused": fused, "training": training})
+    assert "fused_min_copy_fraction" in summary and "document_numba_over_cupy" in summary
