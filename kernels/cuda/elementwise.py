@@ -103,7 +103,11 @@ def _check_kernel(name, in_params, out_params, operation, c_type):
     """One operation as a plain kernel over single elements, for the compile check."""
     params = [p.split() for p in (in_params + ", " + out_params).split(", ")]
     inputs = {n for _, n in (p.split() for p in in_params.split(", "))}
-    c = lambda t: "bool" if t == "bool" else c_type   # noqa: E731 - T -> the C type
+
+    def c(t):
+        """The C type of a parameter declared with type ``t`` ("T" or "bool")."""
+        return "bool" if t == "bool" else c_type
+
     signature = ", ".join(f"{'const ' if n in inputs else ''}{c(t)}* {n}_ptr" for t, n in params)
     body = [f"typedef {c_type} T;"]
     body += [f"{c(t)} {n} = {n}_ptr[0];" if n in inputs else f"{c(t)} {n};" for t, n in params]
