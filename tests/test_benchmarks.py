@@ -99,3 +99,11 @@ def test_a_bare_checkout_finds_its_kernels_without_an_install(tmp_path):
             "print(l.SOURCE_DIR); print(nnengine.tensor([1.0, 2.0]).sum().item())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.split() == [str(root / "kernels" / "cuda"), "3.0"]
+
+
+def test_gpu_check_runs_the_tests_without_coverage_flags(tmp_path):
+    """The GPU machine has pytest but not pytest-cov: the command must not need it."""
+    from benchmarks import gpu_check
+    summary = gpu_check.run_tests(tmp_path, selection="cuda and launch_constants")
+    assert summary["exit_status"] == 0 and "1 passed" in summary["summary"]
+    assert "1 passed" in (tmp_path / "gpu_tests.txt").read_text()

@@ -9,8 +9,6 @@ compiles it once per dtype.
 ``check_source(c_type)`` turns every operation into a small kernel for one C type, so CI can
 compile them all to a cubin with NVRTC, without a GPU (``tests/test_cuda_compile.py``).
 """
-import numpy as np
-
 from . import loader
 
 #: name -> operation, for in_params "T x" and out_params "T y"
@@ -132,8 +130,3 @@ def check_source(c_type):
     allowed = [name for name in operations() if c_type in loader.FLOAT_TYPES or name in INTEGER_OK]
     kernels = [_check_kernel(name, *operations()[name], c_type) for name in allowed]
     return "\n".join([cupy_headers(), preamble(), '#line 1 "elementwise.py operations"', *kernels])
-
-
-def result_dtype(name, dtype):
-    """The dtype of operation ``name``'s result for operands of ``dtype``."""
-    return np.dtype(np.bool_) if name in COMPARE else np.dtype(dtype)

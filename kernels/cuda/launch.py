@@ -1,7 +1,7 @@
 """Launch configurations: how many blocks of how many threads each kind of kernel gets.
 
 Pure arithmetic on sizes (no CuPy, no GPU), so it is unit-tested on any machine. The
-constants must match ``common.cuh`` and ``gemm.cu``; ``tests/test_cuda_kernels.py`` reads
+constants must match ``common.cuh`` and ``gemm.cu``; ``tests/test_cuda_compile.py`` reads
 them from the headers to keep the two sides equal.
 """
 WARP_SIZE = 32

@@ -108,10 +108,9 @@ def kernel_names(text):
     return list(kernel_signatures(text))
 
 
-def name_expressions(name):
-    """Every instantiation of source ``name`` that gets compiled, e.g. ``["nn_kernel<float>", ...]``."""
-    text = source_path(name).read_text()
-    return [f"{kernel}<{c_type}>" for kernel in kernel_names(text) for c_type in SOURCES[name]]
+def instantiations(text, types):
+    """Every kernel of CUDA source ``text`` for every C type in ``types``: ``["softmax_rows<float>", ...]``."""
+    return [f"{kernel}<{c}>" for kernel in kernel_names(text) for c in types]
 
 
 def c_type(dtype, allowed=FLOAT_TYPES, what="this kernel"):
@@ -132,8 +131,8 @@ def module(name):
     mod = _MODULES.get(name)
     if mod is None:
         import cupy
-        mod = _MODULES[name] = cupy.RawModule(
-            code=expand(source_path(name)), name_expressions=name_expressions(name))
+        text = expand(source_path(name))
+        mod = _MODULES[name] = cupy.RawModule(code=text, name_expressions=instantiations(text, SOURCES[name]))
     return mod
 
 
@@ -182,9 +181,9 @@ def compile_to_cubin(name_or_path, arch=CHECK_ARCH, types=None):
     ``types`` overrides the C types to instantiate (default: the source's entry in SOURCES, or
     float and double for a path outside it).
     """
-    path = source_path(name_or_path) if name_or_path in SOURCES else Path(name_or_path)
+    listed = name_or_path in SOURCES
+    path = source_path(name_or_path) if listed else Path(name_or_path)
     if types is None:
-        types = SOURCES.get(path.name, FLOAT_TYPES) if path.parent == SOURCE_DIR else FLOAT_TYPES
+        types = SOURCES[name_or_path] if listed else FLOAT_TYPES
     text = expand(path)
-    expressions = [f"{kernel}<{c}>" for kernel in kernel_names(text) for c in types]
-    return nvrtc_compile(text, _display_name(path), expressions, arch)
+    return nvrtc_compile(text, _display_name(path), instantiations(text, types), arch)

@@ -279,7 +279,7 @@ class CupyBackend(Backend):
         logits = contiguous(logits)
         n, classes = logits.shape
         losses = cp.zeros(n, logits.dtype)
-        grad = cp.empty_like(logits)
+        grad = cp.empty_like(logits) if need_grad else logits     # without need_grad the kernel never writes it
         if targets.ndim == 2:
             targets = contiguous(targets.astype(logits.dtype, copy=False))
         else:
