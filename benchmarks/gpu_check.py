@@ -100,7 +100,9 @@ def bench_gemm(quick):
 def bench_fused(quick):
     """GB/s of our fused kernels and their fraction of a same-run device-to-device copy."""
     import cupy
+    import numpy as np
 
+    from nnengine.backends.optimizer_scalars import adam_scalars, typed
     from nnengine.kernels.cuda import nn, optim, reduce
     rows_, cols = QUICK_FUSED_SHAPE if quick else FUSED_SHAPE
     n = rows_ * cols
@@ -116,13 +118,13 @@ def bench_fused(quick):
     losses = cupy.empty(rows_, f32)
     param, m, v = (cupy.zeros(n, f32) for _ in range(3))
     flat_grad = grad.reshape(-1)
+    adam_step = typed(adam_scalars(1, 1e-3, 0.9, 0.999, 1e-7, 0.0), np.dtype(f32))
     cases = {  # name: (function, bytes moved per call)
         "bias_relu": (lambda: nn.bias_activation(z, bias, "relu"), 2 * n * 4 + cols * 4),
         "relu_grad_and_bias_grad": (lambda: nn.activation_grad_bias(z, grad, dz, grad_b, "relu"), 3 * n * 4),
         "softmax_rows": (lambda: nn.softmax_rows(z, None, out, False), 2 * n * 4),
         "softmax_cross_entropy": (lambda: nn.softmax_cross_entropy(z, labels, losses, out, True), 2 * n * 4),
-        "adam_update": (lambda: optim.adam(param, flat_grad, m, v, None, 1, 1e-3, 0.9, 0.999, 1e-7, False, 0.0),
-                        7 * n * 4),
+        "adam_update": (lambda: optim.adam(param, flat_grad, m, v, None, adam_step, False), 7 * n * 4),
         "sum_all": (lambda: reduce.reduce_rows(flat_grad.reshape(1, -1), "sum"), n * 4),
     }
     results = []

@@ -12,6 +12,7 @@ from numba import njit, prange
 
 from nnengine.backends.numba_backend import NumbaBackend
 from nnengine.backends.numpy_backend import NumpyBackend
+from nnengine.backends.optimizer_scalars import adam_scalars, typed
 from nnengine.kernels.cpu import config, elementwise, gemm, nn, optim
 
 from .common import median_time
@@ -174,9 +175,9 @@ def parallel_threshold(repeats):
         t_serial, _ = median_time(lambda: elementwise.unary(elementwise.TANH, x, out, zero, one), repeats)
         t_parallel, _ = median_time(lambda: elementwise.unary_parallel(elementwise.TANH, x, out, zero, one), repeats)
         p, g, m, v = x.copy(), x.copy(), x.copy(), np.abs(x)
-        c = np.array([1e-3, 0.1, 0.001, 1e-7, 1.0], np.float32)
-        a_serial, _ = median_time(lambda: optim.adam(p, g, m, v, p[:0], c, False), repeats)
-        a_parallel, _ = median_time(lambda: optim.adam_parallel(p, g, m, v, p[:0], c, False), repeats)
+        c = typed(adam_scalars(1, 1e-3, 0.9, 0.999, 1e-7, 0.0), x.dtype)
+        a_serial, _ = median_time(lambda: optim.adam(p, g, m, v, p[:0], *c, False), repeats)
+        a_parallel, _ = median_time(lambda: optim.adam_parallel(p, g, m, v, p[:0], *c, False), repeats)
         rows.append({"elements": n, "tanh_serial_s": t_serial, "tanh_parallel_s": t_parallel,
                      "adam_serial_s": a_serial, "adam_parallel_s": a_parallel})
     threshold = None

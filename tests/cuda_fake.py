@@ -5,15 +5,22 @@ of the same names. ``fake_function`` replaces ``loader.function``: it returns a 
 first checks every launch against the kernel's C signature, parsed from our ``.cu`` source
 (argument count; arrays where pointers are declared, of the right dtype; ``numpy.int64`` for
 ``long long``; a scalar of the arrays' dtype for ``T``; a sane grid and block), and then
-applies a numpy emulation of the kernel's documented contract. The emulations state what each
-kernel must compute; the GPU tests check the real kernels against the numpy reference backend.
+applies a numpy emulation of the kernel's documented contract. The fused kernels' emulations
+call the reference defaults of ``nnengine/backends/base.py`` (no formula is written again here);
+the GPU tests check the real kernels against the same reference.
 """
 import time
 import types
 
 import numpy as np
 
+from nnengine.backends import NumpyBackend
+from nnengine.backends.optimizer_scalars import AdagradScalars, AdamScalars, RMSpropScalars, SGDScalars
+from nnengine.kernels.activation_codes import ACTIVATION_NAMES
 from nnengine.kernels.cuda import loader
+
+#: the kernels' contracts are the reference backend's primitives (base.py's defaults)
+REFERENCE = NumpyBackend("numpy")
 
 _DTYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long long": np.int64}
 
@@ -80,42 +87,33 @@ def _rows(a, rows, cols):
     return a.reshape(-1)[: int(rows) * int(cols)].reshape(int(rows), int(cols))
 
 
-def _activate(v, code):
-    return [lambda z: z, lambda z: np.where(z > 0, z, np.where(np.isnan(z), z, 0)),
-            lambda z: 1 / (1 + np.exp(-z)), np.tanh][int(code)](v).astype(v.dtype)
-
-
 def _bias_activation(z, bias, rows, cols, has_bias, activation):
     z2 = _rows(z, rows, cols)
-    z2[...] = _activate(z2 + (bias if has_bias else 0), activation)
+    z2[...] = REFERENCE._activate(z2 + (bias if has_bias else 0), ACTIVATION_NAMES[int(activation)])
 
 
 def _activation_grad_bias(out, grad_out, dz, grad_b, rows, cols, activation):
     a, g = _rows(out, rows, cols), _rows(grad_out, rows, cols)
-    d = [g, np.where(a > 0, g, 0), g * a * (1 - a), g * (1 - a * a)][int(activation)]
+    d = REFERENCE.activation_backward(a, g, ACTIVATION_NAMES[int(activation)], 1)
     _rows(dz, rows, cols)[...] = d
     grad_b += d.sum(axis=0).astype(grad_b.dtype)
 
 
 def _softmax_rows(x, bias, out, rows, cols, has_bias, log_output):
     v = _rows(x, rows, cols) + (bias if has_bias else 0)
-    shifted = v - v.max(axis=1, keepdims=True)
-    log_s = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    _rows(out, rows, cols)[...] = shifted - log_s if log_output else np.exp(shifted - log_s)
+    _rows(out, rows, cols)[...] = REFERENCE.log_softmax(v, 1) if log_output else REFERENCE.softmax(v, 1)
 
 
 def _softmax_grad_rows(out, grad_out, dz, rows, cols):
     a, g = _rows(out, rows, cols), _rows(grad_out, rows, cols)
-    _rows(dz, rows, cols)[...] = a * (g - (g * a).sum(axis=1, keepdims=True))
+    _rows(dz, rows, cols)[...] = REFERENCE.activation_backward(a, g, "softmax", 1)
 
 
-def _xent(logits, t, losses, grad, rows, cols, need_grad):
-    z = _rows(logits, rows, cols)
-    m = z.max(axis=1, keepdims=True)
-    lse = m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
-    losses[...] = (t * (lse - z)).sum(axis=1)
+def _xent(logits, targets, losses, grad, rows, cols, need_grad):
+    row_losses, row_grad = REFERENCE.softmax_cross_entropy(_rows(logits, rows, cols), targets, bool(need_grad))
+    losses[...] = row_losses
     if need_grad:
-        _rows(grad, rows, cols)[...] = np.exp(z - lse) * t.sum(axis=1, keepdims=True) - t
+        _rows(grad, rows, cols)[...] = row_grad
 
 
 def _xent_dense(logits, targets, losses, grad, rows, cols, need_grad):
@@ -123,7 +121,7 @@ def _xent_dense(logits, targets, losses, grad, rows, cols, need_grad):
 
 
 def _xent_index(logits, labels, losses, grad, rows, cols, need_grad):
-    _xent(logits, np.eye(int(cols), dtype=logits.dtype)[labels], losses, grad, rows, cols, need_grad)
+    _xent(logits, labels, losses, grad, rows, cols, need_grad)
 
 
 def _combine(values, op, axis):
@@ -152,40 +150,24 @@ def _scatter_add(target, positions, values, n):
     np.add.at(target, positions, values)
 
 
+# the optimizer kernels' contract is the reference's step on packed scalars (optimizer_scalars.py)
 def _sgd_update(param, grad, velocity, n, lr, momentum, decay, use_momentum, nesterov):
-    param *= decay
-    if not use_momentum:
-        param -= lr * grad
-        return
-    velocity[...] = momentum * velocity - lr * grad
-    param += momentum * velocity - lr * grad if nesterov else velocity
+    REFERENCE._sgd_step(param, grad, velocity, SGDScalars(lr, momentum, decay), use_momentum, nesterov)
 
 
 def _adam_update(param, grad, m, v, v_max, n, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad):
-    m += one_minus_beta_1 * (grad - m)
-    v += one_minus_beta_2 * (grad * grad - v)
-    if amsgrad:
-        np.maximum(v_max, v, out=v_max)
-    param[...] = param * decay - alpha * m / (np.sqrt(v_max if amsgrad else v) + epsilon)
+    scalars = AdamScalars(alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay)
+    REFERENCE._adam_step(param, grad, m, v, v_max, scalars, amsgrad)
 
 
-def _rmsprop_update(param, grad, mean_square, mean_grad, velocity, n, lr, rho, momentum, epsilon, decay, centered,
-                    use_momentum):
-    mean_square[...] = rho * mean_square + (1 - rho) * grad * grad
-    denominator = mean_square + epsilon
-    if centered:
-        mean_grad[...] = rho * mean_grad + (1 - rho) * grad
-        denominator = denominator - mean_grad * mean_grad
-    step = lr * grad / np.sqrt(denominator)
-    if use_momentum:
-        step = step + momentum * velocity
-        velocity[...] = step
-    param[...] = param * decay - step
+def _rmsprop_update(param, grad, mean_square, mean_grad, velocity, n, lr, rho, one_minus_rho, momentum, epsilon,
+                    decay, centered, use_momentum):
+    scalars = RMSpropScalars(lr, rho, one_minus_rho, momentum, epsilon, decay)
+    REFERENCE._rmsprop_step(param, grad, mean_square, mean_grad, velocity, scalars, centered, use_momentum)
 
 
 def _adagrad_update(param, grad, accumulator, n, lr, epsilon, decay):
-    accumulator += grad * grad
-    param[...] = param * decay - lr * grad / np.sqrt(accumulator + epsilon)
+    REFERENCE._adagrad_step(param, grad, accumulator, AdagradScalars(lr, epsilon, decay))
 
 
 def _gemm_tiled(a, b, c, m, n, kdim, lda, ldb, trans_a, trans_b, stride_a, stride_b, stride_c):

@@ -52,6 +52,13 @@ def dense_backward(r, d, s):
     return x, w, out, arr(r, out.shape, d), activation, s.flag
 
 
+def activation_backward(r, d, s):
+    x = arr(r, (s.n, s.k, s.c), d, -3, 3)
+    axis = s.n % 3
+    out = REFERENCE.softmax(x, axis) if s.activation == "softmax" else REFERENCE._activate(x, s.activation)
+    return out, arr(r, x.shape, d), s.activation, axis
+
+
 def xent(r, d, s):
     logits = arr(r, (s.n, s.c), d, -5, 5)
     targets = r.integers(0, s.c, s.n) if s.flag else r.uniform(0, 2, (s.n, s.c)).astype(d)
@@ -74,6 +81,7 @@ CASES = {
     "broadcast_to": lambda r, d, s: (arr(r, (1, s.c), d), (s.n, s.c)),
     "getitem": lambda r, d, s: (arr(r, (s.n, s.c), d), (r.integers(0, s.n, 5), slice(None, None, -1))),
     "index_add": lambda r, d, s: (np.zeros((s.n, s.c), d), (r.integers(0, s.n, 5),), arr(r, (5, s.c), d)),
+    "assign": lambda r, d, s: (arr(r, (s.n, s.c), d), arr(r, (1, s.c) if s.flag else (s.n, s.c), d)),
     "neg": unary(), "exp": unary(), "log": unary(positive), "sqrt": unary(positive), "tanh": unary(),
     "sigmoid": lambda r, d, s: (arr(r, s.a, d, -50, 50),), "relu": unary(), "erf": unary(),
     "add": binary(), "sub": binary(), "mul": binary(), "div": binary(positive),
@@ -88,6 +96,7 @@ CASES = {
     "matmul": lambda r, d, s: (arr(r, (s.k, s.n), d), arr(r, (s.c, s.k), d), True, True),
     "dense_forward": lambda r, d, s: dense(r, d, s, s.activation, s.flag),
     "dense_backward": dense_backward,
+    "activation_backward": activation_backward,
     "softmax": lambda r, d, s: (arr(r, (s.n, s.c), d, -30, 30), 1),
     "log_softmax": lambda r, d, s: (arr(r, (s.n, s.c), d, -30, 30), 0),
     "softmax_cross_entropy": xent,
@@ -102,7 +111,7 @@ CASES = {
     "adagrad_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]), 0.01, 1e-7, 0.0),
 }
 
-IN_PLACE = {"index_add", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update"}
+IN_PLACE = {"index_add", "assign", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update"}
 
 
 class Sizes:
@@ -132,6 +141,17 @@ def test_numba_backend_runs_its_own_kernel_for_every_compute_primitive():
     assert all(name not in own for name in NUMPY_PRIMITIVES)
 
 
+def test_the_reference_backend_is_the_interface_defaults():
+    # the numpy backend implements the general primitives and inherits every fused one: the
+    # defaults in base.py are the specification that every override is compared with below
+    assert set(Backend.fused_primitives()) >= {"dense_forward", "dense_backward", "activation_backward", "softmax",
+                                               "log_softmax", "softmax_cross_entropy", "sgd_update", "adam_update",
+                                               "rmsprop_update", "adagrad_update"}
+    for name in Backend.fused_primitives():
+        assert getattr(NumpyBackend, name) is getattr(Backend, name), f"NumpyBackend overrides the reference {name}"
+    assert not set(Backend.general_primitives()) & set(Backend.fused_primitives())
+
+
 def test_every_primitive_has_a_case():
     assert set(CASES) == set(Backend.primitives())
 
@@ -145,8 +165,11 @@ def test_every_primitive_is_documented():
 @pytest.mark.parametrize("cls", backend_classes(), ids=lambda c: c.__name__)
 def test_backend_implements_every_primitive(cls):
     assert not inspect.isabstract(cls), f"{cls.__name__} leaves {sorted(cls.__abstractmethods__)} abstract"
-    for name in Backend.primitives():
+    for name in Backend.general_primitives():
         assert getattr(cls, name) is not getattr(Backend, name), f"{cls.__name__}.{name} is not implemented"
+    if cls is not NumpyBackend:   # a fast backend overrides every fused reference with its kernels
+        for name in Backend.fused_primitives():
+            assert getattr(cls, name) is not getattr(Backend, name), f"{cls.__name__}.{name} keeps the reference"
 
 
 def _to_backend(backend, value):

@@ -110,10 +110,19 @@ def test_launch_constants_match_the_cuda_headers():
     assert "warp_results[1024 / WARP_SIZE]" in reduce_source and launch.REDUCE_BLOCK <= 1024
 
 
-def test_activation_and_reduction_codes_match_the_cuda_header():
-    from nnengine.kernels.cuda import nn, reduce
+def test_activation_codes_reach_every_cuda_source_from_the_one_table():
+    from nnengine.kernels.activation_codes import ACTIVATION_CODES
+    for source in loader.SOURCES:
+        text = loader.expand(loader.source_path(source))
+        for name, code in ACTIVATION_CODES.items():
+            assert _define(text, f"ACT_{name.upper()}") == code
+    # and no header defines them a second time
+    for header in loader.SOURCE_DIR.glob("*.cu*"):
+        assert "#define ACT_" not in header.read_text(), header.name
+
+
+def test_reduction_codes_match_the_cuda_header():
+    from nnengine.kernels.cuda import reduce
     common = (loader.SOURCE_DIR / "common.cuh").read_text()
-    for name, code in nn.ACTIVATIONS.items():
-        assert _define(common, f"ACT_{name.upper()}") == code
     for name, code in reduce.OPS.items():
         assert _define(common, f"OP_{name.upper()}") == code

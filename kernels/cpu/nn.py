@@ -1,6 +1,7 @@
 """Fused neural-network kernels: the dense layer, softmax, log-softmax, softmax cross-entropy.
 
-Activation codes: NONE, RELU, SIGMOID, TANH, SOFTMAX (softmax over each row).
+Activation codes: NONE, RELU, SIGMOID, TANH, SOFTMAX (softmax over each row), from the one table
+in ``kernels/activation_codes.py``.
 Scalars ``zero`` and ``one`` are passed in the arrays' dtype so float32 math stays float32.
 
 Dense forward, a = act(x @ w + b): for small layers ``dense_small`` does the
@@ -16,10 +17,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..activation_codes import ACTIVATION_CODES
 from .elementwise import exp32, sigmoid_scalar
 
-NONE, RELU, SIGMOID, TANH, SOFTMAX = range(5)
-ACTIVATIONS = {"none": NONE, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "softmax": SOFTMAX}
+# the codes of kernels/activation_codes.py as module constants, which numba folds into the kernels
+NONE, RELU, SIGMOID, TANH, SOFTMAX = (ACTIVATION_CODES[name] for name in ("none", "relu", "sigmoid", "tanh", "softmax"))
 
 
 @njit(inline="always")

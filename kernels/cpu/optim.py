@@ -1,9 +1,10 @@
 """In-place optimizer updates over flat parameter arrays, with Keras's formulas.
 
 Each kernel reads and writes every array once, in one loop: the whole update is
-one pass over memory. ``c`` holds the step's scalar coefficients, computed once
-by the backend in the parameter's dtype (so float32 stays float32):
-weight decay is Keras's decoupled form, w <- w - lr * wd * w, applied first.
+one pass over memory. The scalars are those of ``nnengine/backends/optimizer_scalars.py``,
+named and ordered as there (and as in ``kernels/cuda/optim.cu``), computed once per step
+by the backend in the parameter's dtype (so float32 stays float32). ``decay`` is
+decoupled weight decay as a factor, 1 - lr * weight_decay, applied first.
 Each kernel has a serial and a parallel (prange) variant.
 """
 import math
@@ -12,119 +13,117 @@ from numba import njit, prange
 
 
 @njit(inline="always")
-def _sgd(i, param, grad, velocity, c, momentum_on, nesterov):
-    # c = (lr, momentum, 1 - lr * wd)
-    w = param[i] * c[2]
-    if momentum_on:
-        v = c[1] * velocity[i] - c[0] * grad[i]
+def _sgd(i, param, grad, velocity, lr, momentum, decay, use_momentum, nesterov):
+    w = param[i] * decay
+    if use_momentum:
+        v = momentum * velocity[i] - lr * grad[i]
         velocity[i] = v
-        w = w + (c[1] * v - c[0] * grad[i] if nesterov else v)
+        w = w + (momentum * v - lr * grad[i] if nesterov else v)
     else:
-        w = w - c[0] * grad[i]
+        w = w - lr * grad[i]
     param[i] = w
 
 
 @njit(cache=True, error_model="numpy")
-def sgd(param, grad, velocity, c, momentum_on, nesterov):
+def sgd(param, grad, velocity, lr, momentum, decay, use_momentum, nesterov):
     """v = momentum v - lr g;  w += v (Nesterov: w += momentum v - lr g); plain: w -= lr g."""
     for i in range(param.size):
-        _sgd(i, param, grad, velocity, c, momentum_on, nesterov)
+        _sgd(i, param, grad, velocity, lr, momentum, decay, use_momentum, nesterov)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def sgd_parallel(param, grad, velocity, c, momentum_on, nesterov):
+def sgd_parallel(param, grad, velocity, lr, momentum, decay, use_momentum, nesterov):
     """``sgd`` split across threads."""
     for i in prange(param.size):
-        _sgd(i, param, grad, velocity, c, momentum_on, nesterov)
+        _sgd(i, param, grad, velocity, lr, momentum, decay, use_momentum, nesterov)
 
 
 @njit(inline="always")
-def _adam(i, param, grad, m, v, v_max, c, amsgrad):
-    # c = (alpha, 1 - beta_1, 1 - beta_2, epsilon, 1 - lr * wd); alpha = lr sqrt(1 - b2^t) / (1 - b1^t)
+def _adam(i, param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad):
+    # alpha = lr sqrt(1 - b2^t) / (1 - b1^t): both bias corrections folded into the step size
     g = grad[i]
-    mi = m[i] + c[1] * (g - m[i])
-    vi = v[i] + c[2] * (g * g - v[i])
+    mi = m[i] + one_minus_beta_1 * (g - m[i])
+    vi = v[i] + one_minus_beta_2 * (g * g - v[i])
     m[i] = mi
     v[i] = vi
     if amsgrad:
         vi = vi if vi > v_max[i] else v_max[i]
         v_max[i] = vi
-    param[i] = param[i] * c[4] - c[0] * mi / (math.sqrt(vi) + c[3])
+    param[i] = param[i] * decay - alpha * mi / (math.sqrt(vi) + epsilon)
 
 
 @njit(cache=True, error_model="numpy")
-def adam(param, grad, m, v, v_max, c, amsgrad):
+def adam(param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad):
     """Keras's Adam: epsilon added to sqrt(v), bias corrections folded into the step size alpha."""
     # one loop per case, each with a constant flag, so the loop body has no branch and vectorises
     if amsgrad:
         for i in range(param.size):
-            _adam(i, param, grad, m, v, v_max, c, True)
+            _adam(i, param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, True)
     else:
         for i in range(param.size):
-            _adam(i, param, grad, m, v, v_max, c, False)
+            _adam(i, param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, False)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def adam_parallel(param, grad, m, v, v_max, c, amsgrad):
+def adam_parallel(param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad):
     """``adam`` split across threads."""
     for i in prange(param.size):
-        _adam(i, param, grad, m, v, v_max, c, amsgrad)
+        _adam(i, param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad)
 
 
 @njit(inline="always")
-def _rmsprop(i, param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on):
-    # c = (lr, rho, 1 - rho, epsilon, momentum, 1 - lr * wd)
+def _rmsprop(i, param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rho, momentum, epsilon, decay,
+             centered, use_momentum):
     g = grad[i]
-    s = c[1] * mean_square[i] + c[2] * g * g
+    s = rho * mean_square[i] + one_minus_rho * g * g
     mean_square[i] = s
-    denominator = s + c[3]
+    denominator = s + epsilon
     if centered:
-        mg = c[1] * mean_grad[i] + c[2] * g
+        mg = rho * mean_grad[i] + one_minus_rho * g
         mean_grad[i] = mg
         denominator = denominator - mg * mg
-    step = c[0] * g / math.sqrt(denominator)
-    w = param[i] * c[5]
-    if momentum_on:
-        vel = c[4] * velocity[i] + step
-        velocity[i] = vel
-        w = w - vel
-    else:
-        w = w - step
-    param[i] = w
+    step = lr * g / math.sqrt(denominator)
+    if use_momentum:
+        step = momentum * velocity[i] + step
+        velocity[i] = step
+    param[i] = param[i] * decay - step
 
 
 @njit(cache=True, error_model="numpy")
-def rmsprop(param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on):
+def rmsprop(param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rho, momentum, epsilon, decay,
+            centered, use_momentum):
     """Keras's RMSprop: w -= lr g / sqrt(s + eps) (centered: s - mean_g^2), optional momentum."""
     for i in range(param.size):
-        _rmsprop(i, param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on)
+        _rmsprop(i, param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rho, momentum, epsilon, decay,
+                 centered, use_momentum)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def rmsprop_parallel(param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on):
+def rmsprop_parallel(param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rho, momentum, epsilon, decay,
+                     centered, use_momentum):
     """``rmsprop`` split across threads."""
     for i in prange(param.size):
-        _rmsprop(i, param, grad, mean_square, mean_grad, velocity, c, centered, momentum_on)
+        _rmsprop(i, param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rho, momentum, epsilon, decay,
+                 centered, use_momentum)
 
 
 @njit(inline="always")
-def _adagrad(i, param, grad, accumulator, c):
-    # c = (lr, epsilon, 1 - lr * wd)
+def _adagrad(i, param, grad, accumulator, lr, epsilon, decay):
     g = grad[i]
     a = accumulator[i] + g * g
     accumulator[i] = a
-    param[i] = param[i] * c[2] - c[0] * g / math.sqrt(a + c[1])
+    param[i] = param[i] * decay - lr * g / math.sqrt(a + epsilon)
 
 
 @njit(cache=True, error_model="numpy")
-def adagrad(param, grad, accumulator, c):
+def adagrad(param, grad, accumulator, lr, epsilon, decay):
     """Keras's Adagrad: a += g^2;  w -= lr g / sqrt(a + eps)."""
     for i in range(param.size):
-        _adagrad(i, param, grad, accumulator, c)
+        _adagrad(i, param, grad, accumulator, lr, epsilon, decay)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def adagrad_parallel(param, grad, accumulator, c):
+def adagrad_parallel(param, grad, accumulator, lr, epsilon, decay):
     """``adagrad`` split across threads."""
     for i in prange(param.size):
-        _adagrad(i, param, grad, accumulator, c)
+        _adagrad(i, param, grad, accumulator, lr, epsilon, decay)

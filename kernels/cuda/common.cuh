@@ -14,12 +14,8 @@
 #define WARPS_PER_BLOCK 8
 #define FULL_MASK 0xffffffffu
 
-// Activation codes shared with kernels/cuda/nn.py (same numbering as kernels/cpu/nn.py).
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_SIGMOID 2
-#define ACT_TANH 3
-#define ACT_SOFTMAX 4
+// Activation codes ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX: the loader defines them in
+// front of every source from the one table, kernels/activation_codes.py.
 
 // Reduction codes shared with kernels/cuda/reduce.py.
 #define OP_SUM 0

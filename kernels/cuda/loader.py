@@ -15,7 +15,8 @@ Two ways in:
   ``CudaCompileError`` whose message carries the compiler's ``file(line): error`` lines. CI runs
   it for every source (``tests/test_cuda_compile.py``).
 
-Our quoted ``#include "x.cuh"`` lines are expanded here, not by the compiler, so that a source's
+The activation codes come from ``kernels/activation_codes.py`` as ``#define`` lines in front
+of the text. Our quoted ``#include "x.cuh"`` lines are expanded here, not by the compiler, so that a source's
 text is all of its code: CuPy's disk cache is keyed by that text, and a change to a header must
 recompile the kernels that use it. ``#line`` directives keep compiler messages pointing at the
 real file and line.
@@ -24,6 +25,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+
+from ..activation_codes import cuda_defines
 
 SOURCE_DIR = Path(__file__).resolve().parent
 
@@ -77,10 +80,16 @@ def _display_name(path):
 
 
 def expand(path, _seen=None):
-    """The text of a source with our quoted includes inlined once each, with ``#line`` markers."""
+    """The text of a source with our quoted includes inlined once each, with ``#line`` markers.
+
+    The top-level text starts with the activation codes of ``kernels/activation_codes.py`` as
+    ``#define`` lines, so the CUDA sources and the Python side share one table.
+    """
     path = Path(path)
-    seen = set() if _seen is None else _seen
-    lines = [f'#line 1 "{_display_name(path)}"']
+    top_level = _seen is None
+    seen = set() if top_level else _seen
+    lines = [cuda_defines()] if top_level else []
+    lines.append(f'#line 1 "{_display_name(path)}"')
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         match = _INCLUDE.match(line)
         if match is None:

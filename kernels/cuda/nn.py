@@ -6,12 +6,10 @@ with the configuration from ``launch.py``.
 """
 import numpy as np
 
+from ..activation_codes import activation_code
 from . import launch, loader
 
 SOURCE = "nn.cu"
-
-#: activation codes, as in common.cuh
-ACTIVATIONS = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
 
 _i = np.int64
 
@@ -22,7 +20,7 @@ def bias_activation(z, bias, activation):
     grid, block = launch.grid_stride(z.size)
     loader.function(SOURCE, "bias_activation", z.dtype)(
         grid, block, (z, z if bias is None else bias, _i(rows), _i(cols), _i(bias is not None),
-                      _i(ACTIVATIONS[activation])))
+                      _i(activation_code(activation))))
 
 
 def activation_grad_bias(out, grad_out, dz, grad_b, activation):
@@ -30,7 +28,7 @@ def activation_grad_bias(out, grad_out, dz, grad_b, activation):
     rows, cols = out.shape
     grid, block = launch.columns(rows, cols)
     loader.function(SOURCE, "activation_grad_bias", out.dtype)(
-        grid, block, (out, grad_out, dz, grad_b, _i(rows), _i(cols), _i(ACTIVATIONS[activation])))
+        grid, block, (out, grad_out, dz, grad_b, _i(rows), _i(cols), _i(activation_code(activation))))
 
 
 def softmax_rows(x, bias, out, log_output):

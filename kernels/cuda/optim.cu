@@ -1,6 +1,7 @@
 // In-place optimizer updates, Keras's formulas, one thread per parameter (grid-stride loop).
-// Every kernel first applies decoupled weight decay as a factor: decay = 1 - lr * weight_decay
-// (1 when there is none), i.e. param -= lr * weight_decay * param.
+// The scalars are those of nnengine/backends/optimizer_scalars.py, by the same names and in the
+// same order (as in kernels/cpu/optim.py). Every kernel first applies decoupled weight decay as
+// a factor: decay = 1 - lr * weight_decay (1 when there is none), i.e. param -= lr * wd * param.
 #include "common.cuh"
 
 // SGD. Without momentum: p -= lr g. With it: v = momentum v - lr g, then
@@ -47,21 +48,21 @@ __global__ void adam_update(T* param, const T* grad, T* m, T* v, T* v_max, long 
 // with momentum: vel = momentum vel + step, p -= vel; else p -= step.
 template <typename T>
 __global__ void rmsprop_update(T* param, const T* grad, T* mean_square, T* mean_grad, T* velocity,
-                               long long n, T lr, T rho, T momentum, T epsilon, T decay,
-                               long long centered, long long use_momentum) {
+                               long long n, T lr, T rho, T one_minus_rho, T momentum, T epsilon,
+                               T decay, long long centered, long long use_momentum) {
     FOR_EACH_ELEMENT(i, n) {
         T g = grad[i];
-        T ms = rho * mean_square[i] + (T(1) - rho) * g * g;
+        T ms = rho * mean_square[i] + one_minus_rho * g * g;
         mean_square[i] = ms;
         T denominator = ms + epsilon;
         if (centered) {
-            T mg = rho * mean_grad[i] + (T(1) - rho) * g;
+            T mg = rho * mean_grad[i] + one_minus_rho * g;
             mean_grad[i] = mg;
             denominator -= mg * mg;
         }
         T step = lr * g / sqrt(denominator);
         if (use_momentum) {
-            step += momentum * velocity[i];
+            step = momentum * velocity[i] + step;
             velocity[i] = step;
         }
         param[i] = param[i] * decay - step;

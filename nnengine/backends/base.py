@@ -16,7 +16,10 @@ Conventions that hold for every primitive unless its docstring says otherwise:
 * Binary primitives broadcast with numpy's rules. The core has already checked
   that the shapes broadcast, so a backend may assume they do.
 * Primitives return new arrays and never modify their inputs, except those whose
-  name ends in ``_update`` and ``index_add``, which write in place as stated.
+  name ends in ``_update``, ``index_add`` and ``assign``, which write in place as stated.
+* General primitives are abstract: every backend implements them. Fused primitives
+  have a default here, composed of the general ones; that default is their
+  specification (the numpy backend inherits it; faster backends override it).
 * View primitives (reshape, transpose, broadcast_to, getitem with basic indices)
   may return views that share memory with their input; the core never writes
   through them.
@@ -25,8 +28,13 @@ Conventions that hold for every primitive unless its docstring says otherwise:
 """
 from abc import ABC, abstractmethod
 
-#: Activation names understood by the fused dense primitives.
-DENSE_ACTIVATIONS = ("none", "relu", "sigmoid", "tanh", "softmax")
+import numpy as np
+
+from ..kernels.activation_codes import ACTIVATION_NAMES, activation_code
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
+
+#: Activation names understood by the fused dense primitives (the one table in kernels/activation_codes.py).
+DENSE_ACTIVATIONS = ACTIVATION_NAMES
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -52,11 +60,21 @@ class Backend(ABC):
 
     @classmethod
     def primitives(cls):
-        """Return the sorted names of every primitive a backend must implement."""
-        return sorted(
-            name for name, value in vars(Backend).items()
-            if getattr(value, "__isabstractmethod__", False)
-        )
+        """Return the sorted names of every primitive: the general ones and the fused ones."""
+        return sorted(Backend.general_primitives() + Backend.fused_primitives())
+
+    @classmethod
+    def general_primitives(cls):
+        """The names of the primitives every backend must implement itself (the abstract methods)."""
+        return sorted(name for name, value in vars(Backend).items()
+                      if getattr(value, "__isabstractmethod__", False))
+
+    @classmethod
+    def fused_primitives(cls):
+        """The names of the fused primitives: each has a reference default here that a backend may override."""
+        return sorted(name for name, value in vars(Backend).items()
+                      if callable(value) and not name.startswith("_") and not getattr(value, "__isabstractmethod__", False)
+                      and name not in ("primitives", "general_primitives", "fused_primitives"))
 
     # ------------------------------------------------------------------
     # Transfers, creation, copies and casts
@@ -120,6 +138,13 @@ class Backend(ABC):
 
         ``index`` follows ``getitem``; ``values`` broadcasts to ``target[index]``'s
         shape and has ``target``'s dtype. Returns None. This is the backward of getitem.
+        """
+
+    @abstractmethod
+    def assign(self, target, value):
+        """IN PLACE: ``target[...] = value``; ``value`` broadcasts to ``target``'s shape and has its dtype.
+
+        Returns None. The fused in-place updates are written with it.
         """
 
     # ------------------------------------------------------------------
@@ -256,9 +281,46 @@ class Backend(ABC):
         """
 
     # ------------------------------------------------------------------
-    # Fused neural-network primitives
+    # Fused neural-network primitives. Each default below IS the primitive's
+    # specification, written with the general primitives above: the numpy
+    # backend inherits it, the fast backends override it with one kernel, and
+    # tests/test_backends.py compares every override with it.
     # ------------------------------------------------------------------
-    @abstractmethod
+    def _constant(self, value, dtype):
+        """A 0-d array holding ``value`` (how the defaults write scalars)."""
+        return self.full((), value, dtype)
+
+    def _activate(self, z, activation):
+        """act(z) for a name of ``DENSE_ACTIVATIONS``; softmax over the last axis."""
+        activation_code(activation)          # an unknown name raises here
+        if activation == "none":
+            return z
+        if activation == "softmax":
+            return self.softmax(z, z.ndim - 1)
+        return getattr(self, activation)(z)
+
+    def activation_backward(self, out, grad_out, activation, axis):
+        """Return dL/dz from the activation's output ``out`` = act(z) and ``grad_out`` = dL/dout.
+
+        ``activation`` is one of ``DENSE_ACTIVATIONS``; ``axis`` is the softmax axis (an int,
+        unused by the others). The derivatives, written from the output:
+        relu ``g * [out > 0]``; sigmoid ``g * out * (1 - out)``; tanh ``g * (1 - out^2)``;
+        softmax ``out * (g - sum(g * out))``, the sum along ``axis``.
+        """
+        activation_code(activation)
+        g = grad_out
+        if activation == "none":
+            return g
+        zero, one = self._constant(0, out.dtype), self._constant(1, out.dtype)
+        if activation == "relu":
+            return self.where(self.greater(out, zero), g, zero)
+        if activation == "sigmoid":
+            return self.mul(self.mul(g, out), self.sub(one, out))
+        if activation == "tanh":
+            return self.mul(g, self.sub(one, self.mul(out, out)))
+        dot = self.sum(self.mul(g, out), (axis,), True)
+        return self.mul(out, self.sub(g, dot))
+
     def dense_forward(self, x, w, b, activation):
         """Fused dense layer: return ``act(x @ w + b)``.
 
@@ -266,56 +328,94 @@ class Backend(ABC):
         for no bias; result (n, out), all one floating dtype. ``activation`` is
         one of ``DENSE_ACTIVATIONS``; softmax is over the last axis.
         """
+        z = self.matmul(x, w)
+        if b is not None:
+            z = self.add(z, b)
+        return self._activate(z, activation)
 
-    @abstractmethod
     def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
         """Backward of ``dense_forward``: return ``(grad_x, grad_w, grad_b)``.
 
         ``out`` is the forward's result and ``grad_out`` the gradient of the loss
-        with respect to it, both (n, out). With ``dZ`` the gradient before the
-        activation (computed from ``out``): ``grad_w = x.T @ dZ`` (in, out),
+        with respect to it, both (n, out). With ``dZ = activation_backward(out, grad_out)``,
+        the gradient before the activation: ``grad_w = x.T @ dZ`` (in, out),
         ``grad_b = sum of dZ over rows`` (out,), and ``grad_x = dZ @ w.T`` (n, in),
         or None when ``need_grad_x`` is false (the first layer needs none).
         """
+        dz = self.activation_backward(out, grad_out, activation, 1)
+        grad_w = self.matmul(x, dz, transpose_a=True)
+        grad_b = self.sum(dz, (0,), False)
+        grad_x = self.matmul(dz, w, transpose_b=True) if need_grad_x else None
+        return grad_x, grad_w, grad_b
 
-    @abstractmethod
     def softmax(self, x, axis):
         """Return ``exp(x - max) / sum(exp(x - max))`` along the int ``axis`` (stable for any finite x)."""
+        shifted = self.sub(x, self.max(x, (axis,), True))
+        e = self.exp(shifted)
+        return self.div(e, self.sum(e, (axis,), True))
 
-    @abstractmethod
     def log_softmax(self, x, axis):
         """Return ``x - max - log(sum(exp(x - max)))`` along the int ``axis`` (stable log-sum-exp)."""
+        shifted = self.sub(x, self.max(x, (axis,), True))
+        return self.sub(shifted, self.log(self.sum(self.exp(shifted), (axis,), True)))
 
-    @abstractmethod
     def softmax_cross_entropy(self, logits, targets, need_grad):
         """Fused softmax cross-entropy: return ``(losses, grad_logits)``.
 
         ``logits`` is (n, c) floating. ``targets`` is either (n, c) of the
         logits' dtype (one-hot, soft, or unnormalised weights t) or (n,) int64
-        class indices in [0, c). Per row, with p = softmax(logits):
-        ``losses[i] = -sum_j t_ij * log p_ij`` (n,), and
+        class indices in [0, c), which stand for their one-hot rows. Per row, with
+        p = softmax(logits): ``losses[i] = -sum_j t_ij * log p_ij`` (n,), and
         ``grad_logits[i, j] = p_ij * sum_k t_ik - t_ij`` (n, c), the gradient of
-        ``losses[i]`` with respect to ``logits[i]``; for class indices t is the
-        one-hot row. ``grad_logits`` is None when ``need_grad`` is false.
+        ``losses[i]`` with respect to ``logits[i]``, right for targets that do not
+        sum to 1. ``grad_logits`` is None when ``need_grad`` is false.
         """
+        neg_log_p = self.neg(self.log_softmax(logits, 1))         # -log p = lse - z, taken stably
+        if targets.ndim == 1:
+            classes = self.from_numpy(np.arange(logits.shape[1], dtype=np.int64))
+            one_hot = self.equal(self.reshape(targets, (targets.shape[0], 1)), classes)
+            targets = self.astype(one_hot, logits.dtype)
+        losses = self.sum(self.mul(targets, neg_log_p), (1,), False)
+        if not need_grad:
+            return losses, None
+        p = self.exp(self.neg(neg_log_p))
+        return losses, self.sub(self.mul(p, self.sum(targets, (1,), True)), targets)
 
-    @abstractmethod
+    # In-place optimizer updates. Their scalars come from optimizer_scalars.py, the one home of
+    # each formula's constants (Adam's step size among them), shared with every kernel.
+    def _scalars(self, scalars, dtype):
+        """The fields of an ``optimizer_scalars`` tuple as 0-d arrays of ``dtype``."""
+        return type(scalars)(*(self._constant(value, dtype) for value in scalars))
+
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
         """IN PLACE SGD step (Keras formula). Updates ``param`` and ``velocity``; returns None.
 
-        First ``param -= lr * weight_decay * param`` when ``weight_decay`` > 0. Then,
+        First ``param *= decay`` with ``decay = 1 - lr * weight_decay`` (decoupled decay). Then,
         with momentum 0 (``velocity`` may be None): ``param -= lr * grad``;
         otherwise ``velocity = momentum * velocity - lr * grad`` and
         ``param += momentum * velocity - lr * grad`` if ``nesterov``, else
         ``param += velocity``. All arrays share one shape and floating dtype.
         """
+        self._sgd_step(param, grad, velocity, self._scalars(sgd_scalars(lr, momentum, weight_decay), param.dtype),
+                       momentum != 0, nesterov)
 
-    @abstractmethod
+    def _sgd_step(self, param, grad, velocity, s, use_momentum, nesterov):
+        """``sgd_update`` with its scalars already packed (``SGDScalars`` of 0-d arrays): the kernels' contract."""
+        decayed = self.mul(param, s.decay)
+        step = self.mul(s.lr, grad)
+        if not use_momentum:
+            self.assign(param, self.sub(decayed, step))
+            return
+        new_velocity = self.sub(self.mul(s.momentum, velocity), step)
+        self.assign(velocity, new_velocity)
+        change = self.sub(self.mul(s.momentum, new_velocity), step) if nesterov else new_velocity
+        self.assign(param, self.add(decayed, change))
+
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon,
                     amsgrad, weight_decay):
         """IN PLACE Adam/AdamW step (Keras formula). Updates ``param``, ``m``, ``v``, ``v_max``.
 
-        ``step`` is the 1-based step count. First ``param -= lr * weight_decay * param``
+        ``step`` is the 1-based step count. First ``param *= 1 - lr * weight_decay``
         (AdamW's decoupled decay; 0 for Adam). Then ``m += (1 - beta_1)(grad - m)``,
         ``v += (1 - beta_2)(grad**2 - v)``; with ``amsgrad``, ``v_max = max(v_max, v)``
         is used in place of v (``v_max`` is None otherwise). Finally
@@ -323,28 +423,67 @@ class Backend(ABC):
         into the step, ``alpha = lr * sqrt(1 - beta_2**step) / (1 - beta_1**step)``.
         Returns None.
         """
+        scalars = adam_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay)
+        self._adam_step(param, grad, m, v, v_max, self._scalars(scalars, param.dtype), amsgrad)
 
-    @abstractmethod
+    def _adam_step(self, param, grad, m, v, v_max, s, amsgrad):
+        """``adam_update`` with its scalars already packed (``AdamScalars`` of 0-d arrays): the kernels' contract."""
+        new_m = self.add(m, self.mul(s.one_minus_beta_1, self.sub(grad, m)))
+        new_v = self.add(v, self.mul(s.one_minus_beta_2, self.sub(self.mul(grad, grad), v)))
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        if amsgrad:
+            new_v = self.maximum(v_max, new_v)
+            self.assign(v_max, new_v)
+        change = self.div(self.mul(s.alpha, new_m), self.add(self.sqrt(new_v), s.epsilon))
+        self.assign(param, self.sub(self.mul(param, s.decay), change))
+
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho,
                        momentum, epsilon, centered, weight_decay):
         """IN PLACE RMSprop step (Keras formula). Updates ``param`` and the state arrays.
 
-        First ``param -= lr * weight_decay * param`` when ``weight_decay`` > 0.
+        First ``param *= 1 - lr * weight_decay``.
         ``mean_square = rho * mean_square + (1 - rho) * grad**2``; if ``centered``,
         ``mean_grad = rho * mean_grad + (1 - rho) * grad`` and
-        ``denominator = mean_square - mean_grad**2 + epsilon``, else
+        ``denominator = mean_square + epsilon - mean_grad**2``, else
         ``denominator = mean_square + epsilon`` (epsilon INSIDE the square root).
         ``increment = lr * grad / sqrt(denominator)``. With ``momentum`` > 0,
         ``velocity = momentum * velocity + increment`` and ``param -= velocity``;
         otherwise ``param -= increment``. Unused state arrays may be None.
         Returns None.
         """
+        scalars = rmsprop_scalars(lr, rho, momentum, epsilon, weight_decay)
+        self._rmsprop_step(param, grad, mean_square, mean_grad, velocity, self._scalars(scalars, param.dtype),
+                           centered, momentum > 0)
 
-    @abstractmethod
+    def _rmsprop_step(self, param, grad, mean_square, mean_grad, velocity, s, centered, use_momentum):
+        """``rmsprop_update`` with its scalars packed (``RMSpropScalars`` of 0-d arrays): the kernels' contract."""
+        new_square = self.add(self.mul(s.rho, mean_square), self.mul(self.mul(s.one_minus_rho, grad), grad))
+        self.assign(mean_square, new_square)
+        denominator = self.add(new_square, s.epsilon)
+        if centered:
+            new_mean = self.add(self.mul(s.rho, mean_grad), self.mul(s.one_minus_rho, grad))
+            self.assign(mean_grad, new_mean)
+            denominator = self.sub(denominator, self.mul(new_mean, new_mean))
+        change = self.div(self.mul(s.lr, grad), self.sqrt(denominator))
+        if use_momentum:
+            change = self.add(self.mul(s.momentum, velocity), change)
+            self.assign(velocity, change)
+        self.assign(param, self.sub(self.mul(param, s.decay), change))
+
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         """IN PLACE Adagrad step (Keras formula). Updates ``param`` and ``accumulator``.
 
-        First ``param -= lr * weight_decay * param`` when ``weight_decay`` > 0. Then
+        First ``param *= 1 - lr * weight_decay``. Then
         ``accumulator += grad**2`` and ``param -= lr * grad / sqrt(accumulator + epsilon)``.
         Returns None.
         """
+        self._adagrad_step(param, grad, accumulator, self._scalars(adagrad_scalars(lr, epsilon, weight_decay),
+                                                                   param.dtype))
+
+    def _adagrad_step(self, param, grad, accumulator, s):
+        """``adagrad_update`` with its scalars packed (``AdagradScalars`` of 0-d arrays): the kernels' contract."""
+        new_accumulator = self.add(accumulator, self.mul(grad, grad))
+        self.assign(accumulator, new_accumulator)
+        change = self.div(self.mul(s.lr, grad), self.sqrt(self.add(new_accumulator, s.epsilon)))
+        self.assign(param, self.sub(self.mul(param, s.decay), change))

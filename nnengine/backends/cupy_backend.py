@@ -16,6 +16,7 @@ import numpy as np
 from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
 from .base import Backend, DeviceUnavailableError
 from .layout import contiguous, kept_shape, three_axes
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed
 
 #: primitives that are CuPy's own array operations (transfers, creation, casts and views)
 CUPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
@@ -108,6 +109,9 @@ class CupyBackend(Backend):
 
     def getitem(self, x, index):
         return x[index]
+
+    def assign(self, target, value):
+        target[...] = value
 
     def index_add(self, target, index, values):
         cp = self.cupy
@@ -241,19 +245,33 @@ class CupyBackend(Backend):
             nn.bias_activation(z, bias, activation)     # in place: one read and one write of z
         return z
 
-    def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
+    def _activation_grad_rows(self, out, grad_out, activation):
+        """(dz, column sums of dz) for 2-D ``out`` and ``grad_out``: the fused kernel's one pass."""
         cp = self.cupy
         out, grad_out = contiguous(out), contiguous(grad_out)
-        n, m = out.shape
         dz = cp.empty_like(out)
         if activation == "softmax":
             if dz.size:
                 nn.softmax_grad_rows(out, grad_out, dz)
-            grad_b = self.sum(dz, (0,), False)
-        else:
-            grad_b = cp.zeros(m, out.dtype)
-            if dz.size:
-                nn.activation_grad_bias(out, grad_out, dz, grad_b, activation)
+            return dz, self.sum(dz, (0,), False)
+        grad_b = cp.zeros(out.shape[1], out.dtype)
+        if dz.size:
+            nn.activation_grad_bias(out, grad_out, dz, grad_b, activation)
+        return dz, grad_b
+
+    def activation_backward(self, out, grad_out, activation, axis):
+        cp = self.cupy
+        moved_out = cp.moveaxis(out, axis, -1) if activation == "softmax" else out
+        moved_grad = cp.moveaxis(grad_out, axis, -1) if activation == "softmax" else grad_out
+        shape = moved_out.shape
+        columns = shape[-1] if shape else 1
+        dz, _ = self._activation_grad_rows(contiguous(moved_out).reshape(-1, columns),
+                                           contiguous(moved_grad).reshape(-1, columns), activation)
+        dz = dz.reshape(shape)
+        return cp.moveaxis(dz, -1, axis) if activation == "softmax" else dz
+
+    def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
+        dz, grad_b = self._activation_grad_rows(out, grad_out, activation)
         grad_w = self._product(x.T, dz)
         grad_x = self._product(dz, w.T) if need_grad_x else None
         return grad_x, grad_w, grad_b
@@ -297,18 +315,21 @@ class CupyBackend(Backend):
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
         self._check_contiguous(param, grad, velocity)
-        optim.sgd(param, grad, velocity, lr, momentum, nesterov, weight_decay)
+        optim.sgd(param, grad, velocity, typed(sgd_scalars(lr, momentum, weight_decay), param.dtype),
+                  momentum != 0, nesterov)
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
         self._check_contiguous(param, grad, m, v, v_max)
-        optim.adam(param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+        scalars = adam_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay)
+        optim.adam(param, grad, m, v, v_max, typed(scalars, param.dtype), amsgrad)
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
         self._check_contiguous(param, grad, mean_square, mean_grad, velocity)
-        optim.rmsprop(param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
-                      weight_decay)
+        scalars = rmsprop_scalars(lr, rho, momentum, epsilon, weight_decay)
+        optim.rmsprop(param, grad, mean_square, mean_grad, velocity, typed(scalars, param.dtype), centered,
+                      momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         self._check_contiguous(param, grad, accumulator)
-        optim.adagrad(param, grad, accumulator, lr, epsilon, weight_decay)
+        optim.adagrad(param, grad, accumulator, typed(adagrad_scalars(lr, epsilon, weight_decay), param.dtype))

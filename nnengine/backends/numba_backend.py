@@ -1,7 +1,7 @@
 """The numba CPU backend: every compute primitive runs our own kernels from ``nnengine.kernels.cpu``.
 
 What stays numpy's own: transfers, creation, copies, casts and views (from_numpy,
-to_numpy, full, copy, astype, ascontiguous, reshape, transpose, broadcast_to,
+to_numpy, full, copy, astype, ascontiguous, assign, reshape, transpose, broadcast_to,
 getitem), as the design asks: views are the array library's, and kernels
 receive contiguous arrays. Every other primitive is a numba kernel; this module
 only prepares arguments (contiguity, broadcasting, loop shapes, serial or
@@ -11,17 +11,17 @@ Matrix products go to BLAS through numpy by default and to our own GEMM
 (``kernels/cpu/gemm.py``) with ``NNENGINE_GEMM=numba``; small dense layers run
 entirely inside one fused kernel either way.
 """
-import math
-
 import numpy as np
 
+from ..kernels.activation_codes import activation_code
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
 from .layout import kept_shape, three_axes
 from .numpy_backend import NumpyBackend
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed
 
 #: primitives this backend takes from the numpy reference: the array library's own transfers and views
-NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
-                    "broadcast_to", "getitem")
+NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "assign", "reshape",
+                    "transpose", "broadcast_to", "getitem")
 
 
 def _flat(x):
@@ -270,7 +270,7 @@ class NumbaBackend(NumpyBackend):
 
     # -- fused neural-network primitives ------------------------------------------------
     def dense_forward(self, x, w, b, activation):
-        code = nn.ACTIVATIONS[activation]
+        code = activation_code(activation)
         zero, one = _constants(x.dtype)
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         bias = np.ascontiguousarray(b) if b is not None else w[0]
@@ -286,16 +286,30 @@ class NumbaBackend(NumpyBackend):
             kernel(out, bias, b is not None, code, zero, one)
         return out
 
-    def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
-        zero, one = _constants(x.dtype)
-        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
-        n, k = x.shape
-        m = w.shape[1]
-        dz = np.empty((n, m), x.dtype)
-        grad_b = np.zeros(m, x.dtype)
+    @staticmethod
+    def _activation_grad_rows(out, grad_out, activation):
+        """(dz, column sums of dz) for 2-D ``out`` and ``grad_out``, in one pass of the fused kernel."""
+        zero, one = _constants(out.dtype)
+        dz = np.empty(out.shape, out.dtype)
+        grad_b = np.zeros(out.shape[1], out.dtype)
         if dz.size:
-            nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), nn.ACTIVATIONS[activation],
+            nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), activation_code(activation),
                                dz, grad_b, zero, one)
+        return dz, grad_b
+
+    def activation_backward(self, out, grad_out, activation, axis):
+        last = activation == "softmax" and axis != out.ndim - 1     # the kernel's softmax runs along rows
+        if last:
+            out, grad_out = np.moveaxis(out, axis, -1), np.moveaxis(grad_out, axis, -1)
+        columns = out.shape[-1] if out.ndim else 1
+        dz, _ = self._activation_grad_rows(np.ascontiguousarray(out).reshape(-1, columns),
+                                           np.ascontiguousarray(grad_out).reshape(-1, columns), activation)
+        dz = dz.reshape(out.shape)
+        return np.moveaxis(dz, -1, axis) if last else dz
+
+    def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        dz, grad_b = self._activation_grad_rows(out, grad_out, activation)
         grad_w = self._gemm(x.T, dz)
         grad_x = self._gemm(dz, w.T) if need_grad_x else None
         return grad_x, grad_w, grad_b
@@ -349,24 +363,23 @@ class NumbaBackend(NumpyBackend):
         return [empty if a is None else a.reshape(-1) for a in (param, *states)]
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
-        c = np.array((lr, momentum, 1 - lr * weight_decay), param.dtype)
+        scalars = typed(sgd_scalars(lr, momentum, weight_decay), param.dtype)
         kernel = optim.sgd_parallel if _parallel(param.size) else optim.sgd
-        kernel(*self._flat_state(param, grad, velocity), c, bool(momentum), bool(nesterov))
+        kernel(*self._flat_state(param, grad, velocity), *scalars, bool(momentum), bool(nesterov))
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
-        # Keras folds both bias corrections into the step size: alpha = lr sqrt(1 - b2^t) / (1 - b1^t)
-        alpha = lr * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
-        c = np.array((alpha, 1 - beta_1, 1 - beta_2, epsilon, 1 - lr * weight_decay), param.dtype)
+        scalars = typed(adam_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay), param.dtype)
         kernel = optim.adam_parallel if _parallel(param.size) else optim.adam
-        kernel(*self._flat_state(param, grad, m, v, v_max), c, bool(amsgrad))
+        kernel(*self._flat_state(param, grad, m, v, v_max), *scalars, bool(amsgrad))
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
-        c = np.array((lr, rho, 1 - rho, epsilon, momentum, 1 - lr * weight_decay), param.dtype)
+        scalars = typed(rmsprop_scalars(lr, rho, momentum, epsilon, weight_decay), param.dtype)
         kernel = optim.rmsprop_parallel if _parallel(param.size) else optim.rmsprop
-        kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), c, bool(centered), momentum > 0)
+        kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), *scalars, bool(centered),
+               momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
-        c = np.array((lr, epsilon, 1 - lr * weight_decay), param.dtype)
+        scalars = typed(adagrad_scalars(lr, epsilon, weight_decay), param.dtype)
         kernel = optim.adagrad_parallel if _parallel(param.size) else optim.adagrad
-        kernel(*self._flat_state(param, grad, accumulator), c)
+        kernel(*self._flat_state(param, grad, accumulator), *scalars)

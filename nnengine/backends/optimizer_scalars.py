@@ -1,0 +1,85 @@
+"""The scalars of one optimizer step, computed once on the host in float64, named the same everywhere.
+
+Each ``*_scalars`` function turns an update's hyper-parameters into the scalars its kernel
+reads, in the kernel's argument order. The reference defaults in ``base.py``, the numba
+kernels (``kernels/cpu/optim.py``) and the CUDA kernels (``kernels/cuda/optim.cu``) all take
+these, under these names, so a formula such as Adam's step size is written once, here.
+
+``decay`` is decoupled weight decay as a factor, ``1 - lr * weight_decay`` (1 without decay):
+every update starts with ``param *= decay``, which is Keras's ``param -= lr * wd * param``.
+"""
+import math
+from typing import NamedTuple
+
+
+class SGDScalars(NamedTuple):
+    """SGD: ``v = momentum v - lr g``; ``param += v`` (Nesterov: ``momentum v - lr g``), or ``param -= lr g``."""
+
+    lr: float
+    momentum: float
+    decay: float
+
+
+class AdamScalars(NamedTuple):
+    """Adam: ``m += (1 - b1)(g - m)``, ``v += (1 - b2)(g^2 - v)``, ``param -= alpha m / (sqrt(v) + epsilon)``."""
+
+    alpha: float
+    one_minus_beta_1: float
+    one_minus_beta_2: float
+    epsilon: float
+    decay: float
+
+
+class RMSpropScalars(NamedTuple):
+    """RMSprop: ``s = rho s + (1 - rho) g^2``, ``param -= lr g / sqrt(s + epsilon)`` (see base.py for the rest)."""
+
+    lr: float
+    rho: float
+    one_minus_rho: float
+    momentum: float
+    epsilon: float
+    decay: float
+
+
+class AdagradScalars(NamedTuple):
+    """Adagrad: ``a += g^2``, ``param -= lr g / sqrt(a + epsilon)``."""
+
+    lr: float
+    epsilon: float
+    decay: float
+
+
+def _decay(lr, weight_decay):
+    return 1.0 - lr * weight_decay
+
+
+def sgd_scalars(lr, momentum, weight_decay):
+    """The scalars of one SGD step."""
+    return SGDScalars(lr, momentum, _decay(lr, weight_decay))
+
+
+def adam_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay):
+    """The scalars of Adam step number ``step`` (from 1).
+
+    Keras folds both bias corrections into the step size instead of correcting m and v:
+    alpha = lr * sqrt(1 - beta_2^step) / (1 - beta_1^step), and epsilon is added to the
+    uncorrected sqrt(v).
+    """
+    alpha = lr * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+    return AdamScalars(alpha, 1 - beta_1, 1 - beta_2, epsilon, _decay(lr, weight_decay))
+
+
+def rmsprop_scalars(lr, rho, momentum, epsilon, weight_decay):
+    """The scalars of one RMSprop step."""
+    return RMSpropScalars(lr, rho, 1 - rho, momentum, epsilon, _decay(lr, weight_decay))
+
+
+def adagrad_scalars(lr, epsilon, weight_decay):
+    """The scalars of one Adagrad step."""
+    return AdagradScalars(lr, epsilon, _decay(lr, weight_decay))
+
+
+def typed(scalars, dtype):
+    """The scalars as numpy scalars of ``dtype``, so float32 kernels compute in float32."""
+    to_dtype = dtype.type
+    return type(scalars)(*(to_dtype(value) for value in scalars))
