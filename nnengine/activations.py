@@ -8,7 +8,7 @@ after it.
 """
 import math
 
-from . import ops
+from . import functional as F
 from .utils import lookup
 
 __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "gelu", "softplus",
@@ -22,33 +22,33 @@ def linear(x):
 
 def relu(x):
     """Rectified linear unit: f(x) = max(x, 0)."""
-    return ops.relu(x)
+    return F.relu(x)
 
 
 def sigmoid(x):
     """Logistic sigmoid: f(x) = 1 / (1 + e^-x)."""
-    return ops.sigmoid(x)
+    return F.sigmoid(x)
 
 
 def tanh(x):
     """Hyperbolic tangent."""
-    return ops.tanh(x)
+    return F.tanh(x)
 
 
 def softmax(x, axis=-1):
     """Softmax along ``axis`` (the last by default): e^x_i / sum_j e^x_j, computed stably."""
-    return ops.softmax(x, axis)
+    return F.softmax(x, axis)
 
 
 def leaky_relu(x, negative_slope=0.2):
     """Leaky ReLU with Keras 3's default slope: f(x) = x if x > 0 else negative_slope * x."""
-    return ops.where(x > 0, x, x * negative_slope)
+    return F.where(x > 0, x, x * negative_slope)
 
 
 def elu(x, alpha=1.0):
     """Exponential linear unit: f(x) = x if x > 0 else alpha * (e^x - 1)."""
     # exp of min(x, 0) so that the branch not taken cannot overflow.
-    return ops.where(x > 0, x, (ops.minimum(x, 0.0).exp() - 1.0) * alpha)
+    return F.where(x > 0, x, (F.minimum(x, 0.0).exp() - 1.0) * alpha)
 
 
 def gelu(x, approximate=False):
@@ -59,19 +59,19 @@ def gelu(x, approximate=False):
     """
     if approximate:
         inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
-        return x * 0.5 * (ops.tanh(inner) + 1.0)
-    return x * 0.5 * (ops.erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
+        return x * 0.5 * (F.tanh(inner) + 1.0)
+    return x * 0.5 * (F.erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
 
 
 def softplus(x):
     """Softplus: f(x) = log(1 + e^x), written as max(x, 0) + log(1 + e^-|x|) so it never overflows."""
-    negative_abs = ops.minimum(x, -x)
-    return ops.relu(x) + (negative_abs.exp() + 1.0).log()
+    negative_abs = F.minimum(x, -x)
+    return F.relu(x) + (negative_abs.exp() + 1.0).log()
 
 
 def swish(x):
     """Swish (SiLU): f(x) = x * sigmoid(x)."""
-    return x * ops.sigmoid(x)
+    return x * F.sigmoid(x)
 
 
 silu = swish

@@ -9,7 +9,9 @@ methods written with backend primitives:
 
 ``Function.apply`` runs the forward and, when gradients are wanted, records a
 ``Node`` on the output tensor linking it to its inputs. ``backward`` walks that
-graph once in reverse topological order.
+graph once in reverse topological order. Outputs and gradients are made with the
+class of the tensors they come from (``type(t)._make``), so this module knows
+tensors only as ``TensorBase`` and sits below ops, functional and tensor.
 
 Accumulation rule: gradients reaching a leaf tensor (one created by the user
 with ``requires_grad=True``) are SUMMED into its ``.grad``, across paths within
@@ -24,10 +26,9 @@ import threading
 
 import numpy as np
 
-_grad_state = threading.local()
+from .tensor_base import TensorBase
 
-#: the Tensor class, set by tensor.py once it is defined (tensor.py imports this module, not the reverse)
-_tensor_class = None
+_grad_state = threading.local()
 
 
 def is_grad_enabled():
@@ -136,7 +137,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on Tensors (None allowed for optional inputs) and record it when needed."""
-        backend = None
+        backend = tensor_type = None
         arrays, needs = [], []
         for t in inputs:            # one pass: the common device, the arrays, which inputs need a gradient
             if t is None:
@@ -144,7 +145,7 @@ class Function:
                 needs.append(False)
                 continue
             if backend is None:
-                backend = t._backend
+                backend, tensor_type = t._backend, type(t)
             elif t._backend is not backend:
                 _common_backend(cls.__name__, [t for t in inputs if t is not None])   # raises, naming both
             arrays.append(t._data)
@@ -154,7 +155,7 @@ class Function:
         out = cls.forward(ctx, *arrays, **params)
         # Only float results carry gradients (a cast to int ends the graph).
         track = ctx.needs_input_grad.count(True) > 0 and out.dtype.kind == "f" and is_grad_enabled()
-        result = _tensor_class._make(out, ctx.output_backend)
+        result = tensor_type._make(out, ctx.output_backend)     # the inputs' class: Tensor
         if track:
             result.requires_grad = True
             result._node = ctx
@@ -219,15 +220,13 @@ def _accumulate(tensor, grad_array):
     """Add a gradient into ``tensor.grad`` (the accumulation rule in the module docstring)."""
     if tensor.grad is None:
         # A copy: backward may hand the same array (or a view of it) to several tensors.
-        tensor.grad = _tensor_class._make(tensor._backend.copy(grad_array), tensor._backend)
+        tensor.grad = type(tensor)._make(tensor._backend.copy(grad_array), tensor._backend)
     else:
-        tensor.grad = _tensor_class._make(tensor._backend.add(tensor.grad._data, grad_array), tensor._backend)
+        tensor.grad = type(tensor)._make(tensor._backend.add(tensor.grad._data, grad_array), tensor._backend)
 
 
 def _initial_grad(root, grad):
     """The seed dL/droot: ones for a one-element root, else the given gradient checked."""
-    from .tensor import Tensor
-
     backend = root._backend
     if grad is None:
         if root.size != 1:
@@ -236,8 +235,8 @@ def _initial_grad(root, grad):
                 "shape; only one-element tensors get an implicit gradient of 1"
             )
         return backend.full(root.shape, 1, root.dtype)
-    if not isinstance(grad, Tensor):
-        grad = Tensor(np.asarray(grad), dtype=root.dtype, device=root.device)
+    if not isinstance(grad, TensorBase):
+        grad = type(root)(np.asarray(grad), dtype=root.dtype, device=root.device)
     if grad.shape != root.shape:
         raise ValueError(f"backward(): gradient has shape {grad.shape}, expected the tensor's shape {root.shape}")
     _common_backend("backward", [root, grad])

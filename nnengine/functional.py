@@ -1,94 +1,455 @@
-"""The functional API: differentiable ops on Tensors, and in-place optimizer steps.
+"""The functional API: every differentiable op on Tensors, checked, and the in-place optimizer steps.
 
-``import nnengine.functional as F``. The differentiable ops are those of
-``nnengine.ops``; the optimizer steps wrap the backend's fused in-place update
-primitives with argument checks. Call them after ``backward()`` and outside any
-graph you still mean to differentiate: they overwrite parameters in place.
+``import nnengine.functional as F``. This is the public op layer that ``Tensor``'s methods call:
+each function checks its arguments (shapes, dtypes, devices), promotes dtypes, and then applies
+the ``Function`` of ``nnengine.ops`` that holds the math. The optimizer steps wrap the backend's
+fused in-place update primitives with argument checks; call them after ``backward()`` and outside
+any graph you still mean to differentiate: they overwrite parameters in place.
+
+Nothing here names the ``Tensor`` class: results are made by ``type(x)._make`` from an operand,
+and operands are recognised as ``TensorBase``, so this module sits below ``tensor.py``
+(docs/ARCHITECTURE.md gives the order).
 """
+import builtins
+import numbers
+
+import numpy as np
+
 from .autograd import _common_backend
-from .ops import (  # noqa: F401 - re-exported as the functional API
-    add, argmax, clip, div, erf, exp, linear, log, log_softmax, matmul, max, maximum, mean,
-    minimum, mul, neg, power, relu, reshape, sigmoid, softmax, softmax_cross_entropy,
-    sqrt, sub, sum, tanh, transpose, where,
+from .backends import DENSE_ACTIVATIONS
+from .dtypes import DEFAULT_FLOAT, is_float_dtype, result_dtype
+from .ops import (
+    Add, Cast, Clip, Div, Erf, Exp, GetItem, Linear, Log, LogSoftmax, MatMul, Max, Maximum, Minimum, Mul, Neg,
+    Power, Relu, Reshape, Sigmoid, Softmax, SoftmaxCrossEntropy, Sqrt, Sub, Sum, Tanh, ToDevice, Transpose,
+    Where, constant,
 )
-from .tensor import is_float_dtype
+from .tensor_base import TensorBase
+from .updates import adagrad_update, adam_update, rmsprop_update, sgd_update  # noqa: F401 - part of this API
 
 __all__ = [
-    "add", "argmax", "clip", "div", "erf", "exp", "linear", "log", "log_softmax", "matmul", "max",
-    "maximum", "mean", "minimum", "mul", "neg", "power", "relu", "reshape", "sigmoid",
-    "softmax", "softmax_cross_entropy", "sqrt", "sub", "sum", "tanh", "transpose", "where",
+    "add", "argmax", "astype", "clip", "compare", "div", "erf", "exp", "getitem", "linear", "log", "log_softmax",
+    "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "power", "relu", "reshape", "sigmoid",
+    "softmax", "softmax_cross_entropy", "sqrt", "sub", "sum", "tanh", "to_device", "transpose", "where",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
 ]
 
 
-def _check_update(name, param, grad, **state):
-    """Check that param, grad and the state tensors share shape, dtype and device."""
-    if not is_float_dtype(param.dtype):
-        raise TypeError(f"{name}: parameters must be float32 or float64, got {param.dtype.name}")
-    if grad is None:
-        raise ValueError(f"{name}: the parameter has no gradient (.grad is None); call backward() first")
-    tensors = {"grad": grad, **{k: v for k, v in state.items() if v is not None}}
-    _common_backend(name, [param, *tensors.values()])
-    for label, t in tensors.items():
-        if t.shape != param.shape or t.dtype != param.dtype:
-            raise ValueError(f"{name}: {label} must match the parameter's shape {param.shape} and dtype "
-                             f"{param.dtype.name}, got {t.shape} {t.dtype.name}")
+def _scalar_dtype(value, like):
+    """dtype for a scalar meeting tensor ``like``: the tensor's, widened only as far as the value needs.
 
-
-def _missing(name, label):
-    return ValueError(f"{name}: this configuration needs the state tensor {label!r}")
-
-
-def _array(t):
-    return None if t is None else t._data
-
-
-def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, *,
-               validate=True):
-    """In place SGD step with Keras's formula and defaults (lr 0.01); ``velocity`` is needed when momentum > 0.
-
-    ``validate=False`` skips the shape/dtype/device checks, for callers (the optimizers) that created the
-    state themselves and checked the gradient; every update function takes it.
+    A bool keeps any tensor's dtype; an int keeps an int or float tensor's (a bool
+    tensor becomes int64); a float keeps a float tensor's (others become float32).
     """
-    if validate:
-        _check_update("sgd_update", param, grad, velocity=velocity)
-    if momentum and velocity is None:
-        raise _missing("sgd_update", "velocity")
-    param.backend.sgd_update(param._data, grad._data, _array(velocity), lr, momentum, nesterov, weight_decay)
+    if isinstance(value, (bool, np.bool_)) or is_float_dtype(like.dtype):
+        return like.dtype
+    if isinstance(value, numbers.Integral):
+        return like.dtype if like.dtype != np.bool_ else np.dtype(np.int64)
+    return DEFAULT_FLOAT
 
 
-def adam_update(param, grad, m, v, step, v_max=None, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                amsgrad=False, weight_decay=0.0, *, validate=True):
-    """In place Adam step (AdamW when ``weight_decay`` > 0) with Keras's formula and defaults.
+def _as_tensor(value, like):
+    """Return ``value`` as a Tensor on ``like``'s device (Python scalars take ``like``'s dtype)."""
+    if isinstance(value, TensorBase):
+        return value
+    if isinstance(value, numbers.Number):
+        if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+            raise TypeError("complex numbers are not supported")
+        return type(like)._make(constant(like._backend, value, _scalar_dtype(value, like)), like._backend)
+    return type(like)(value, device=like.device)
 
-    ``step`` counts updates from 1. ``m`` and ``v`` (and ``v_max`` for AMSGrad) start as zeros.
+
+def _operands(a, b):
+    """Turn the operands of a binary op into Tensors, at least one of which was one."""
+    if isinstance(a, TensorBase):
+        return a, _as_tensor(b, a)
+    return _as_tensor(a, b), b
+
+
+def _check_broadcast(name, a, b):
+    if a.shape == b.shape:
+        return a.shape
+    try:
+        return np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+def _promote(name, a, b, float_result=False):
+    """Check devices and shapes, then cast both operands to their common dtype."""
+    _common_backend(name, [a, b])
+    _check_broadcast(name, a, b)
+    dtype = a.dtype if a.dtype == b.dtype else result_dtype(a.dtype, b.dtype)
+    if float_result and not is_float_dtype(dtype):
+        dtype = DEFAULT_FLOAT
+    return astype(a, dtype), astype(b, dtype)
+
+
+def _require_float(name, x):
+    if not is_float_dtype(x.dtype):
+        raise TypeError(
+            f"{name} expects a float32 or float64 tensor, got {x.dtype.name}; "
+            f"convert it first with .astype('float32')"
+        )
+
+
+def _normalize_axes(name, axis, ndim):
+    """Turn None / int / tuple into a sorted tuple of distinct non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    normalized = []
+    for ax in axes:
+        if not isinstance(ax, numbers.Integral) or not -ndim <= ax < ndim:
+            raise ValueError(f"{name}: axis {ax} is out of range for a tensor with {ndim} dims")
+        normalized.append(int(ax) % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{name}: repeated axis in {axis}")
+    return tuple(sorted(normalized))
+
+
+def astype(x, dtype):
+    """Return ``x`` as ``dtype`` (itself when it already is)."""
+    if x.dtype == dtype:
+        return x
+    return Cast.apply(x, dtype=np.dtype(dtype))
+
+
+def to_device(x, target_backend):
+    """Return ``x`` copied onto the device of ``target_backend``."""
+    return ToDevice.apply(x, target=target_backend)
+
+
+def _binary(function, name, description, float_result=False):
+    """Make the public wrapper of a binary Function: operands to Tensors, checked and promoted."""
+    def op(a, b):
+        a, b = _operands(a, b)
+        return function.apply(*_promote(name, a, b, float_result))
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {description} with numpy broadcasting (see ``{function.__name__}``)."
+    return op
+
+
+add = _binary(Add, "add", "a + b")
+
+
+sub = _binary(Sub, "sub", "a - b")
+
+
+mul = _binary(Mul, "mul", "a * b")
+
+
+div = _binary(Div, "div", "true division a / b (integer inputs give float32)", float_result=True)
+
+
+power = _binary(Power, "power", "a ** b")
+
+
+maximum = _binary(Maximum, "maximum", "maximum of a and b")
+
+
+minimum = _binary(Minimum, "minimum", "minimum of a and b")
+
+
+_COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+
+
+def compare(name, a, b):
+    """Elementwise comparison ``name`` (one of the backend's six) giving a bool tensor; not differentiable."""
+    if name not in _COMPARISONS:
+        raise ValueError(f"unknown comparison {name!r}: expected one of {', '.join(_COMPARISONS)}")
+    if a is None or b is None or isinstance(a, str) or isinstance(b, str):
+        return NotImplemented
+    a, b = _operands(a, b)
+    a, b = _promote(name, a, b)
+    backend = a._backend
+    return type(a)._make(getattr(backend, name)(a._data, b._data), backend)
+
+
+def where(cond, a, b):
+    """Select from ``a`` where the bool tensor ``cond`` is true, else from ``b`` (broadcast)."""
+    if not isinstance(cond, TensorBase):
+        like = a if isinstance(a, TensorBase) else b
+        cond = type(like)(np.asarray(cond, dtype=bool), device=like.device)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: cond must be a bool tensor, got {cond.dtype.name}")
+    a, b = _operands(a, b)
+    a, b = _promote("where", a, b)
+    _common_backend("where", [cond, a])
+    try:
+        np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together") from None
+    return Where.apply(cond, a, b)
+
+
+def neg(x):
+    """Elementwise -x."""
+    return Neg.apply(x)
+
+
+def _unary(function, name):
+    def op(x):
+        _require_float(name, x)
+        return function.apply(x)
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name} of a float tensor (see ``{function.__name__}`` for its derivative)."
+    return op
+
+
+exp = _unary(Exp, "exp")
+
+
+log = _unary(Log, "log")
+
+
+sqrt = _unary(Sqrt, "sqrt")
+
+
+tanh = _unary(Tanh, "tanh")
+
+
+sigmoid = _unary(Sigmoid, "sigmoid")
+
+
+relu = _unary(Relu, "relu")
+
+
+erf = _unary(Erf, "erf")
+
+
+def clip(x, low, high):
+    """Clamp a float tensor to [low, high]; the gradient is zero where clamped."""
+    _require_float("clip", x)
+    if not low <= high:
+        raise ValueError(f"clip: low ({low}) must not exceed high ({high})")
+    return Clip.apply(x, low=float(low), high=float(high))
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy's name
+    """Sum over ``axis`` (None for all); bool tensors are counted as int64."""
+    if x.dtype == np.bool_:
+        x = astype(x, np.dtype(np.int64))
+    axes = _normalize_axes("sum", axis, x.ndim)
+    return Sum.apply(x, axes=axes, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Arithmetic mean over ``axis`` (None for all); integer tensors give float32."""
+    axes = _normalize_axes("mean", axis, x.ndim)
+    count = int(np.prod([x.shape[i] for i in axes]))
+    if count == 0:
+        raise ValueError(f"mean: no elements to average over axis {axis} of a tensor of shape {x.shape}")
+    if not is_float_dtype(x.dtype):
+        x = astype(x, DEFAULT_FLOAT)
+    return mul(Sum.apply(x, axes=axes, keepdims=keepdims), 1.0 / count)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy's name
+    """Maximum over ``axis`` (None for all); the gradient is shared equally between ties."""
+    axes = _normalize_axes("max", axis, x.ndim)
+    if any(x.shape[i] == 0 for i in axes) or (x.size == 0 and not axes):
+        raise ValueError(f"max: cannot take the maximum of an empty axis of a tensor of shape {x.shape}")
+    return Max.apply(x, axes=axes, keepdims=keepdims)
+
+
+def argmax(x, axis=None):
+    """Indices of the first maxima along ``axis`` (None: of the flattened tensor), int64."""
+    if x.size == 0:
+        raise ValueError(f"argmax: the tensor of shape {x.shape} is empty")
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    (axis,) = _normalize_axes("argmax", axis, x.ndim)
+    return type(x)._make(x._backend.argmax(x._data, axis), x._backend)
+
+
+def matmul(a, b):
+    """Matrix product with numpy's rules: 1-D operands are promoted to rows/columns, batch axes broadcast."""
+    a, b = _operands(a, b)
+    _common_backend("matmul", [a, b])
+    for name, t in (("first", a), ("second", b)):
+        if t.ndim == 0:
+            raise ValueError(f"matmul: the {name} operand is a scalar (shape ()); use * to scale")
+        _require_float("matmul", t)
+    a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+    b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not align: the first has {a2.shape[-1]} "
+            f"columns (last dim) but the second has {b2.shape[-2]} rows (dim -2)")
+    try:
+        np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dims of shapes {a.shape} and {b.shape} cannot be broadcast") from None
+    dtype = result_dtype(a.dtype, b.dtype)
+    out = MatMul.apply(astype(a2, dtype), astype(b2, dtype))
+    if a.ndim == 1:
+        out = reshape(out, out.shape[:-2] + out.shape[-1:])
+    if b.ndim == 1:
+        out = reshape(out, out.shape[:-1])
+    return out
+
+
+def _resolve_shape(x, shape):
+    """Validate a reshape target (one -1 allowed) against x's size."""
+    shape = tuple(int(s) for s in shape)
+    unknown = [i for i, s in enumerate(shape) if s == -1]
+    known = int(np.prod([s for s in shape if s != -1]))
+    if len(unknown) > 1 or any(s < -1 for s in shape):
+        raise ValueError(f"reshape: invalid target shape {shape}")
+    if unknown and known > 0 and x.size % known == 0:
+        shape = tuple(x.size // known if s == -1 else s for s in shape)
+    if -1 in shape or int(np.prod(shape)) != x.size:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}")
+    return shape
+
+
+def reshape(x, shape):
+    """Return ``x`` with a new shape of the same size (one entry may be -1)."""
+    shape = _resolve_shape(x, shape)
+    if shape == x.shape:
+        return x
+    return Reshape.apply(x, shape=shape)
+
+
+def transpose(x, axes=None):
+    """Permute the axes of ``x`` (reverse them when ``axes`` is None)."""
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    axes = tuple(int(a) % builtins.max(x.ndim, 1) if -x.ndim <= a < x.ndim else a for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+    return Transpose.apply(x, axes=axes)
+
+
+def _index_part(part, x):
+    """Check one component of an index and move any array in it to x's backend."""
+    if part is None or part is Ellipsis or isinstance(part, (slice, numbers.Integral)):
+        return int(part) if isinstance(part, numbers.Integral) and not isinstance(part, bool) else part
+    if isinstance(part, TensorBase):
+        _common_backend("getitem", [x, part])
+        array, dtype = part._data, part.dtype
+    else:
+        host = np.asarray(part)
+        if host.dtype.kind in "iu" and host.dtype != np.int64:
+            host = host.astype(np.int64)
+        array, dtype = x._backend.from_numpy(host), host.dtype
+    if dtype.kind not in "iub" and not (dtype.kind == "f" and array.size == 0):
+        raise TypeError(f"getitem: index arrays must be integer or bool, got {dtype.name}")
+    if dtype.kind == "f":
+        array = x._backend.astype(array, np.int64)
+    return array
+
+
+def getitem(x, index):
+    """Return ``x[index]`` with numpy semantics (slices, ints, None, ..., int or bool arrays)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    parts = tuple(_index_part(p, x) for p in parts)
+    return GetItem.apply(x, index=parts if isinstance(index, tuple) else parts[0])
+
+
+def softmax(x, axis=-1):
+    """Softmax along ``axis``, computed stably (the maximum is subtracted first)."""
+    _require_float("softmax", x)
+    (axis,) = _normalize_axes("softmax", axis, x.ndim)
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    """Log-softmax along ``axis`` by a stable log-sum-exp."""
+    _require_float("log_softmax", x)
+    (axis,) = _normalize_axes("log_softmax", axis, x.ndim)
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def _activation_name(activation):
+    name = "none" if activation in (None, "linear") else activation
+    if name not in DENSE_ACTIVATIONS:
+        valid = ", ".join(repr(a) for a in DENSE_ACTIVATIONS + ("linear",))
+        raise ValueError(f"linear: unknown activation {activation!r}; valid: None, {valid}")
+    return name
+
+
+def linear(x, w, b=None, activation=None):
+    """Fused dense layer ``act(x @ w + b)`` with Keras's kernel layout.
+
+    Args:
+        x: (n, in) inputs.
+        w: (in, out) kernel.
+        b: (out,) bias, or None.
+        activation: None/"linear", "relu", "sigmoid", "tanh" or "softmax" (over the last axis).
     """
-    if validate:
-        _check_update("adam_update", param, grad, m=m, v=v, v_max=v_max)
-    if int(step) < 1:
-        raise ValueError(f"adam_update: step counts updates from 1, got {step}")
-    if amsgrad and v_max is None:
-        raise _missing("adam_update", "v_max")
-    param.backend.adam_update(param._data, grad._data, m._data, v._data, _array(v_max), int(step), lr,
-                              beta_1, beta_2, epsilon, amsgrad, weight_decay)
+    activation = _activation_name(activation)
+    tensors = (x, w) if b is None else (x, w, b)
+    _common_backend("linear", tensors)
+    dtype = x.dtype
+    for t in tensors:
+        if t.dtype != dtype:
+            dtype = result_dtype(dtype, t.dtype)
+    if not is_float_dtype(dtype) or any(t.dtype.kind != "f" for t in tensors):
+        bad = next(t for t in tensors if t.dtype.kind != "f")
+        _require_float("linear", bad)
+    if x.ndim != 2 or w.ndim != 2:
+        raise ValueError(f"linear: expected x of shape (n, in) and w of shape (in, out), got {x.shape} and {w.shape}")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"linear: x has {x.shape[1]} features (shape {x.shape}) but w expects "
+                         f"{w.shape[0]} (shape {w.shape})")
+    if b is not None and b.shape != (w.shape[1],):
+        raise ValueError(f"linear: bias must have shape {(w.shape[1],)}, got {b.shape}")
+    x, w = astype(x, dtype), astype(w, dtype)
+    b = None if b is None else astype(b, dtype)
+    return Linear.apply(x, w, b, activation=activation)
 
 
-def rmsprop_update(param, grad, mean_square, mean_grad=None, velocity=None, lr=0.001, rho=0.9,
-                   momentum=0.0, epsilon=1e-7, centered=False, weight_decay=0.0, *, validate=True):
-    """In place RMSprop step with Keras's formula (epsilon inside the square root) and defaults."""
-    if validate:
-        _check_update("rmsprop_update", param, grad, mean_square=mean_square, mean_grad=mean_grad,
-                      velocity=velocity)
-    if centered and mean_grad is None:
-        raise _missing("rmsprop_update", "mean_grad")
-    if momentum and velocity is None:
-        raise _missing("rmsprop_update", "velocity")
-    param.backend.rmsprop_update(param._data, grad._data, mean_square._data, _array(mean_grad),
-                                 _array(velocity), lr, rho, momentum, epsilon, centered, weight_decay)
+_REDUCTIONS = ("mean", "sum", "none")
 
 
-def adagrad_update(param, grad, accumulator, lr=0.001, epsilon=1e-7, weight_decay=0.0, *, validate=True):
-    """In place Adagrad step with Keras's formula; Keras starts ``accumulator`` at 0.1."""
-    if validate:
-        _check_update("adagrad_update", param, grad, accumulator=accumulator)
-    param.backend.adagrad_update(param._data, grad._data, accumulator._data, lr, epsilon, weight_decay)
+def _check_targets(logits, targets):
+    """Validate targets for softmax cross-entropy and cast them to what the kernel takes."""
+    n, c = logits.shape
+    if is_float_dtype(targets.dtype):
+        if targets.shape != (n, c):
+            raise ValueError(f"softmax_cross_entropy: float targets must have the logits' shape {(n, c)}, "
+                             f"got {targets.shape}")
+        if targets.requires_grad:
+            raise ValueError("softmax_cross_entropy: targets are constants here and must not require grad")
+        return astype(targets, logits.dtype)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"softmax_cross_entropy: targets must be float (n, c) or integer (n,), "
+                        f"got {targets.dtype.name}")
+    if targets.shape != (n,):
+        raise ValueError(f"softmax_cross_entropy: integer class targets must have shape {(n,)}, got {targets.shape}")
+    if n:
+        # one small transfer of the labels, checked on the host: cheaper than two reductions on the device
+        labels = targets._backend.to_numpy(targets._data)
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= c:
+            raise ValueError(f"softmax_cross_entropy: class indices must be in [0, {c}), got values in [{low}, {high}]")
+    return astype(targets, np.dtype(np.int64))
+
+
+def softmax_cross_entropy(logits, targets, reduction="mean"):
+    """Cross-entropy of softmax(logits) against targets, fused and numerically stable.
+
+    Args:
+        logits: (n, c) float scores before the softmax.
+        targets: (n, c) float one-hot, soft or unnormalised target weights t, or (n,) integer class indices.
+            Targets are constants: they receive no gradient.
+        reduction: "mean" (over the n rows, Keras's and PyTorch's default), "sum" or "none" (per row).
+
+    Per row the loss is -sum_j t_j log p_j with p = softmax(z); its gradient
+    p * sum_j t_j - t is right for targets that do not sum to 1.
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"softmax_cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not isinstance(targets, TensorBase):
+        host = np.asarray(targets)
+        dtype = np.int64 if host.dtype.kind in "iu" else logits.dtype
+        targets = type(logits)(host, dtype=dtype, device=logits.device)
+    _common_backend("softmax_cross_entropy", [logits, targets])
+    _require_float("softmax_cross_entropy", logits)
+    if logits.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be (n, classes), got shape {logits.shape}")
+    if logits.shape[0] == 0 and reduction == "mean":
+        raise ValueError("softmax_cross_entropy: the mean over an empty batch is undefined")
+    targets = _check_targets(logits, targets)
+    return SoftmaxCrossEntropy.apply(logits, targets, reduction=reduction)

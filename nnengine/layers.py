@@ -15,9 +15,11 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import activations, initializers, ops
+from . import activations, initializers
+from . import functional as F
 from .device import get_default_device
-from .tensor import Tensor, is_float_dtype, to_supported_dtype
+from .dtypes import is_float_dtype, to_supported_dtype
+from .tensor import Tensor
 from .utils import global_rng, snake_case, unique_name
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "InputLayer", "Input"]
@@ -232,7 +234,7 @@ class Dense(Layer):
         fused = "none" if skip_activation else self._fused_activation
         rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         x_cast = rows if rows.dtype == self.kernel.dtype else rows.astype(self.kernel.dtype)
-        out = ops.linear(x_cast, self.kernel, self.bias, fused if fused is not None else "none")
+        out = F.linear(x_cast, self.kernel, self.bias, fused if fused is not None else "none")
         if fused is None:
             out = self.activation(out)
         return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.units)

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import ops
+from . import functional as F
 from .tensor import Tensor
 from .utils import lookup
 
@@ -37,7 +37,7 @@ def _as_tensor(value, like, dtype):
 
 
 def _abs(x):
-    return ops.maximum(x, -x)
+    return F.maximum(x, -x)
 
 
 class Loss(ABC):
@@ -151,16 +151,16 @@ class CategoricalCrossentropy(Loss):
         if self.from_logits:
             return self.call_on_logits(y_true, y_pred)
         y_true = self._targets(y_true, y_pred)
-        probabilities = ops.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+        probabilities = F.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
         return -(y_true * probabilities.log()).sum(axis=-1)
 
     def call_on_logits(self, y_true, logits):
         """Fused softmax cross-entropy of the logits (stable log-sum-exp)."""
-        return ops.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction="none")
+        return F.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction="none")
 
     def _reduce_on_logits(self, y_true, logits):
         # the fused op also reduces: one node in the graph instead of three
-        return ops.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction=self._fused_reduction())
+        return F.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction=self._fused_reduction())
 
     def get_config(self):
         """name, reduction, from_logits, label_smoothing, axis."""
@@ -208,7 +208,7 @@ class SparseCategoricalCrossentropy(Loss):
             return self.call_on_logits(y_true, y_pred)
         labels = self._labels(y_true, y_pred)
         one_hot = Tensor(np.eye(y_pred.shape[1])[labels], dtype=y_pred.dtype, device=y_pred.device)
-        probabilities = ops.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+        probabilities = F.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
         return -(one_hot * probabilities.log()).sum(axis=-1)
 
     def call_on_logits(self, y_true, logits):
@@ -217,7 +217,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def _reduce_on_logits(self, y_true, logits, reduction=None):
         labels = Tensor(self._labels(y_true, logits), device=logits.device)
-        return ops.softmax_cross_entropy(logits, labels, reduction=reduction or self._fused_reduction())
+        return F.softmax_cross_entropy(logits, labels, reduction=reduction or self._fused_reduction())
 
     def get_config(self):
         """name, reduction, from_logits."""
@@ -245,13 +245,13 @@ class BinaryCrossentropy(Loss):
         if self.from_logits:
             return self.call_on_logits(y_true, y_pred)
         y_true = self._targets(y_true, y_pred)
-        p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        p = F.clip(y_pred, EPSILON, 1.0 - EPSILON)
         return -(y_true * p.log() + (1.0 - y_true) * (1.0 - p).log()).mean(axis=-1)
 
     def call_on_logits(self, y_true, logits):
         """Stable form on logits z: max(z, 0) - z * y + log(1 + e^-|z|)."""
         y_true = self._targets(y_true, logits)
-        return (ops.relu(logits) - logits * y_true + (ops.minimum(logits, -logits).exp() + 1.0).log()).mean(axis=-1)
+        return (F.relu(logits) - logits * y_true + (F.minimum(logits, -logits).exp() + 1.0).log()).mean(axis=-1)
 
     def get_config(self):
         """name, reduction, from_logits, label_smoothing."""
