@@ -3,7 +3,11 @@
 ``kernels/`` sits at the top of the repository so every compute kernel is easy to
 find, and it installs as ``nnengine.kernels`` (see docs/ARCHITECTURE.md).
 """
+import re
+
 from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"', open("nnengine/version.py", encoding="utf-8").read()).group(1)
 
 KERNEL_PACKAGES = ["nnengine.kernels"] + [
     "nnengine.kernels." + name for name in find_packages(where="kernels")
@@ -11,7 +15,7 @@ KERNEL_PACKAGES = ["nnengine.kernels"] + [
 
 setup(
     name="nnengine",
-    version="0.2.0",
+    version=VERSION,
     description="A from-scratch neural-network engine: autograd, numba/CuPy kernels, a Keras-style API.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

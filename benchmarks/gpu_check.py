@@ -150,11 +150,11 @@ def _nnengine_step(sizes, batch, device):
     rng = np.random.default_rng(0)
     x = nn.tensor(rng.standard_normal((batch, sizes[0])).astype(np.float32), device=device)
     y = rng.integers(0, sizes[-1], batch)
-    fused = model._fused_loss()
+    logits = model.trains_on_logits()
 
     def step():
-        out = model._forward(x, training=True, pre_activation=fused)
-        loss = model.loss(y, out, from_pre_activation=fused)
+        out = model._forward(x, training=True, return_logits=logits)
+        loss = model.loss.on_logits(y, out) if logits else model.loss(y, out)
         loss.backward()
         model.optimizer.step(model.trainable_weights)
         return loss.item()                 # a float: waits for the device

@@ -46,7 +46,7 @@ from .device import device, get_default_device, set_default_device  # noqa: E402
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck  # noqa: E402
 from .tensor import Tensor, full, ones, tensor, zeros  # noqa: E402
 
-__version__ = "0.2.0"
+from .version import __version__  # noqa: E402
 
 # The Keras-style API (floor 4); nnengine.keras exposes the same objects under Keras's names.
 from . import activations, callbacks, initializers, keras, layers, losses, metrics, models, optimizers, utils  # noqa: E402

@@ -403,7 +403,16 @@ def linear(x, w, b=None, activation=None):
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_targets(logits, targets):
+def _check_label_range(labels, classes):
+    """Class indices (a host numpy array) must lie in [0, classes)."""
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            raise ValueError(f"softmax_cross_entropy: class indices must be in [0, {classes}), got values in "
+                             f"[{low}, {high}]")
+
+
+def _check_targets(logits, targets, labels_checked):
     """Validate targets for softmax cross-entropy and cast them to what the kernel takes."""
     n, c = logits.shape
     if is_float_dtype(targets.dtype):
@@ -418,16 +427,13 @@ def _check_targets(logits, targets):
                         f"got {targets.dtype.name}")
     if targets.shape != (n,):
         raise ValueError(f"softmax_cross_entropy: integer class targets must have shape {(n,)}, got {targets.shape}")
-    if n:
+    if not labels_checked:
         # one small transfer of the labels, checked on the host: cheaper than two reductions on the device
-        labels = targets._backend.to_numpy(targets._data)
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= c:
-            raise ValueError(f"softmax_cross_entropy: class indices must be in [0, {c}), got values in [{low}, {high}]")
+        _check_label_range(targets._backend.to_numpy(targets._data), c)
     return astype(targets, np.dtype(np.int64))
 
 
-def softmax_cross_entropy(logits, targets, reduction="mean"):
+def softmax_cross_entropy(logits, targets, reduction="mean", *, labels_checked=False):
     """Cross-entropy of softmax(logits) against targets, fused and numerically stable.
 
     Args:
@@ -435,6 +441,9 @@ def softmax_cross_entropy(logits, targets, reduction="mean"):
         targets: (n, c) float one-hot, soft or unnormalised target weights t, or (n,) integer class indices.
             Targets are constants: they receive no gradient.
         reduction: "mean" (over the n rows, Keras's and PyTorch's default), "sum" or "none" (per row).
+        labels_checked: the caller has already checked on the host that integer targets lie in [0, c)
+            (the Keras losses do, once per batch, before the upload); skips that check. Host (numpy)
+            labels are always checked before they are uploaded, device labels after one copy to the host.
 
     Per row the loss is -sum_j t_j log p_j with p = softmax(z); its gradient
     p * sum_j t_j - t is right for targets that do not sum to 1.
@@ -443,6 +452,9 @@ def softmax_cross_entropy(logits, targets, reduction="mean"):
         raise ValueError(f"softmax_cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not isinstance(targets, TensorBase):
         host = np.asarray(targets)
+        if host.dtype.kind in "iu" and host.ndim == 1 and logits.ndim == 2 and not labels_checked:
+            _check_label_range(host, logits.shape[1])      # on the host, before the upload
+            labels_checked = True
         dtype = np.int64 if host.dtype.kind in "iu" else logits.dtype
         targets = type(logits)(host, dtype=dtype, device=logits.device)
     _common_backend("softmax_cross_entropy", [logits, targets])
@@ -451,5 +463,5 @@ def softmax_cross_entropy(logits, targets, reduction="mean"):
         raise ValueError(f"softmax_cross_entropy: logits must be (n, classes), got shape {logits.shape}")
     if logits.shape[0] == 0 and reduction == "mean":
         raise ValueError("softmax_cross_entropy: the mean over an empty batch is undefined")
-    targets = _check_targets(logits, targets)
+    targets = _check_targets(logits, targets, labels_checked)
     return SoftmaxCrossEntropy.apply(logits, targets, reduction=reduction)

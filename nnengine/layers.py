@@ -228,10 +228,10 @@ class Dense(Layer):
             raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected axis -1 of "
                              f"input shape to have value {expected}, but received input with shape {x.shape}")
 
-    def call(self, x, training=False, skip_activation=False):
-        """activation(x @ kernel + bias); with ``skip_activation`` the pre-activation (logits)."""
+    def call(self, x, training=False, return_logits=False):
+        """activation(x @ kernel + bias); with ``return_logits`` the logits, x @ kernel + bias."""
         self._check_input(x)
-        fused = "none" if skip_activation else self._fused_activation
+        fused = "none" if return_logits else self._fused_activation
         rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         x_cast = rows if rows.dtype == self.kernel.dtype else rows.astype(self.kernel.dtype)
         out = F.linear(x_cast, self.kernel, self.bias, fused if fused is not None else "none")
@@ -271,9 +271,9 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def call(self, x, training=False, skip_activation=False):
-        """activation(x), or x itself when the loss consumes the pre-activation."""
-        return x if skip_activation else self.activation(x)
+    def call(self, x, training=False, return_logits=False):
+        """activation(x); with ``return_logits`` x itself, the logits of this activation."""
+        return x if return_logits else self.activation(x)
 
     def get_config(self):
         """Keras 3's Activation config."""

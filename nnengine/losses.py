@@ -7,8 +7,8 @@ batch, Keras's default), "sum", or "none".
 
 Probabilities are clipped to [eps, 1 - eps] with eps = 1e-7 where Keras clips
 them. When a model's last activation is softmax (or sigmoid) and the loss is
-categorical / sparse categorical (or binary) cross-entropy, ``Sequential`` hands
-the loss the pre-activation logits instead (``call_on_logits``): the fused,
+categorical / sparse categorical (or binary) cross-entropy, the trainer hands
+the loss the logits instead (``Loss.on_logits``; see ``Loss.logits_activation``): the fused,
 numerically stable softmax cross-entropy, whose gradient p * sum(t) - t is right
 for soft and unnormalised targets. That is what tf.keras 2.x did for a softmax
 output; it differs from the clipped formula only where a probability is below 1e-7.
@@ -43,23 +43,29 @@ def _abs(x):
 class Loss(ABC):
     """Base class: ``call(y_true, y_pred)`` gives per-sample losses, ``__call__`` reduces them."""
 
-    #: the activation whose pre-activation this loss can consume instead (fusion), or None
-    fusable_activation = None
+    #: the output activation whose input, the logits, this loss can take instead of the output
+    #: (through ``on_logits``, one fused and stable op), or None
+    logits_activation = None
 
     def __init__(self, name, reduction="sum_over_batch_size"):
         if reduction not in REDUCTIONS:
             raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.name, self.reduction = name, reduction
 
-    def __call__(self, y_true, y_pred, from_pre_activation=False):
+    def __call__(self, y_true, y_pred):
+        """The reduced loss of predictions ``y_pred`` (logits when the loss was made with from_logits=True)."""
         if not isinstance(y_pred, Tensor):
             y_pred = Tensor(np.asarray(y_pred))
-        if from_pre_activation or getattr(self, "from_logits", False):
-            return self._reduce_on_logits(y_true, y_pred)
+        if getattr(self, "from_logits", False):
+            return self.on_logits(y_true, y_pred)
         return self._reduce(self.call(y_true, y_pred))
 
-    def _reduce_on_logits(self, y_true, logits):
-        """The reduced loss from pre-activation values (losses with a fused reduction override this)."""
+    def on_logits(self, y_true, logits):
+        """The reduced loss computed from ``logits``, the input of ``logits_activation``.
+
+        The trainer calls this instead of ``__call__`` when the model's last activation is this
+        loss's ``logits_activation``: the same loss, by one fused and stable op.
+        """
         return self._reduce(self.call_on_logits(y_true, logits))
 
     def _fused_reduction(self):
@@ -80,8 +86,8 @@ class Loss(ABC):
         """Per-sample losses (n,) of predictions ``y_pred`` against targets ``y_true``."""
 
     def call_on_logits(self, y_true, logits):
-        """Per-sample losses computed from the pre-activation of ``fusable_activation``."""
-        raise ValueError(f"{self.name} cannot take pre-activation values")
+        """Per-sample losses computed from ``logits``, the input of ``logits_activation``."""
+        raise ValueError(f"{self.name} cannot take logits")
 
     def check_targets(self, y_true_shape, y_pred_shape):
         """Raise ValueError when targets of ``y_true_shape`` cannot go with predictions of ``y_pred_shape``."""
@@ -121,7 +127,7 @@ class CategoricalCrossentropy(Loss):
     ``from_logits=True`` takes raw scores and applies a stable log-softmax instead.
     """
 
-    fusable_activation = "softmax"
+    logits_activation = "softmax"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size",
                  name="categorical_crossentropy"):
@@ -158,8 +164,8 @@ class CategoricalCrossentropy(Loss):
         """Fused softmax cross-entropy of the logits (stable log-sum-exp)."""
         return F.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction="none")
 
-    def _reduce_on_logits(self, y_true, logits):
-        # the fused op also reduces: one node in the graph instead of three
+    def on_logits(self, y_true, logits):
+        """The fused op also reduces: one node in the graph instead of three."""
         return F.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction=self._fused_reduction())
 
     def get_config(self):
@@ -171,7 +177,7 @@ class CategoricalCrossentropy(Loss):
 class SparseCategoricalCrossentropy(Loss):
     """-log(y_pred[label]) for integer class labels of shape (n,) or (n, 1)."""
 
-    fusable_activation = "softmax"
+    logits_activation = "softmax"
 
     def __init__(self, from_logits=False, reduction="sum_over_batch_size", name="sparse_categorical_crossentropy"):
         super().__init__(name, reduction)
@@ -213,11 +219,13 @@ class SparseCategoricalCrossentropy(Loss):
 
     def call_on_logits(self, y_true, logits):
         """Fused softmax cross-entropy with integer targets."""
-        return self._reduce_on_logits(y_true, logits, "none")
+        return self.on_logits(y_true, logits, "none")
 
-    def _reduce_on_logits(self, y_true, logits, reduction=None):
-        labels = Tensor(self._labels(y_true, logits), device=logits.device)
-        return F.softmax_cross_entropy(logits, labels, reduction=reduction or self._fused_reduction())
+    def on_logits(self, y_true, logits, reduction=None):
+        """The fused op on the labels, checked once on the host (``_labels``) and uploaded once."""
+        labels = self._labels(y_true, logits)
+        return F.softmax_cross_entropy(logits, labels, reduction=reduction or self._fused_reduction(),
+                                       labels_checked=True)
 
     def get_config(self):
         """name, reduction, from_logits."""
@@ -227,7 +235,7 @@ class SparseCategoricalCrossentropy(Loss):
 class BinaryCrossentropy(Loss):
     """-(y log p + (1 - y) log(1 - p)), averaged over the last axis; p clipped to [eps, 1 - eps]."""
 
-    fusable_activation = "sigmoid"
+    logits_activation = "sigmoid"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size",
                  name="binary_crossentropy"):

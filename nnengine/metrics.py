@@ -33,7 +33,7 @@ class Metric(ABC):
 
     #: True when the metric depends on y_pred only through argmax over the last axis, so that
     #: logits give the same result as the softmax of the logits (fit then skips the softmax)
-    argmax_only = False
+    accepts_logits = False
 
     def __init__(self, name):
         self.name = name
@@ -158,7 +158,7 @@ Accuracy = _wrapper_class("Accuracy", accuracy, "accuracy")
 CategoricalAccuracy = _wrapper_class("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy")
 SparseCategoricalAccuracy = _wrapper_class("SparseCategoricalAccuracy", sparse_categorical_accuracy,
                                            "sparse_categorical_accuracy")
-CategoricalAccuracy.argmax_only = SparseCategoricalAccuracy.argmax_only = True
+CategoricalAccuracy.accepts_logits = SparseCategoricalAccuracy.accepts_logits = True
 MeanSquaredError = _wrapper_class("MeanSquaredError", mean_squared_error, "mean_squared_error")
 MeanAbsoluteError = _wrapper_class("MeanAbsoluteError", mean_absolute_error, "mean_absolute_error")
 

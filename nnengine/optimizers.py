@@ -73,14 +73,24 @@ class Optimizer(ABC):
         return self.weight_decay or 0.0
 
     def slots(self, param):
-        """The state Tensors of ``param`` (created as Keras starts them on first use)."""
+        """The state Tensors of ``param``, by slot name (created as Keras starts them on first use)."""
         key = id(param)
         if key not in self._slots:
-            self._slots[key] = (param, {name: self._initial_slot(name, param) for name in self._active_slots()})
+            self._slots[key] = (param, {name: self._initial_slot(name, param) for name in self.active_slot_names()})
         return self._slots[key][1]
 
-    def _active_slots(self):
+    def active_slot_names(self):
+        """The names of the slots this configuration keeps per parameter (Keras's names, its save order)."""
         return self.slot_names
+
+    @property
+    def has_state(self):
+        """True once a step has created slots (before that there is nothing to save or move)."""
+        return bool(self._slots)
+
+    def slot_variables(self):
+        """Every slot as ``(param, slot_name, Tensor)``, parameter by parameter in first-use order."""
+        return [(param, name, tensor) for param, slots in self._slots.values() for name, tensor in slots.items()]
 
     def _initial_slot(self, name, param):
         return zeros(param.shape, dtype=param.dtype, device=param.device)
@@ -110,12 +120,9 @@ class Optimizer(ABC):
         """Update ``param`` in place from ``grad`` and its ``slots`` (subclasses)."""
 
     def variables(self):
-        """(name, Tensor-or-number) pairs in Keras's save order: iteration, learning_rate, then every slot."""
+        """Keras's save order: ("iteration", n), ("learning_rate", lr), then (slot_name, Tensor, param) per slot."""
         pairs = [("iteration", np.int64(self.iterations)), ("learning_rate", np.float32(self.learning_rate))]
-        for param, slots in self._slots.values():
-            for slot_name, tensor in slots.items():
-                pairs.append((slot_name, tensor, param))
-        return pairs
+        return pairs + [(name, tensor, param) for param, name, tensor in self.slot_variables()]
 
     def get_config(self):
         """Keras 3's optimizer config."""
@@ -150,7 +157,8 @@ class SGD(Optimizer):
             raise ValueError(f"{self.name}: momentum must be in [0, 1], got {momentum}")
         self.nesterov = bool(nesterov)
 
-    def _active_slots(self):
+    def active_slot_names(self):
+        """momentum when momentum > 0, else none."""
         return ("momentum",) if self.momentum else ()
 
     def update(self, param, grad, slots):
@@ -182,7 +190,8 @@ class Adam(Optimizer):
         self.epsilon = _positive(self.name, "epsilon", epsilon)
         self.amsgrad = bool(amsgrad)
 
-    def _active_slots(self):
+    def active_slot_names(self):
+        """momentum and velocity, plus velocity_hat (the running max of v) with AMSGrad."""
         return self.slot_names + (("velocity_hat",) if self.amsgrad else ())
 
     def update(self, param, grad, slots):
@@ -221,15 +230,18 @@ class RMSprop(Optimizer):
         self.momentum = _positive(self.name, "momentum", momentum, allow_zero=True)
         self.epsilon = _positive(self.name, "epsilon", epsilon)
 
-    def _active_slots(self):
+    def active_slot_names(self):
+        """velocity (Keras's name for the mean square), then momentum and average_gradient when configured."""
         return (("velocity",) + (("momentum",) if self.momentum else ())
                 + (("average_gradient",) if self.centered else ()))
 
     def update(self, param, grad, slots):
         """The RMSprop step (see the module docstring)."""
-        F.rmsprop_update(param, grad, slots["velocity"], slots.get("average_gradient"), slots.get("momentum"),
-                         self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered, self._decay(),
-                         validate=False)
+        # The slot names are Keras's, because they name the saved variables: Keras calls the running mean
+        # of g^2 "velocity" and the momentum buffer "momentum". The keywords say what each one holds.
+        F.rmsprop_update(param, grad, mean_square=slots["velocity"], mean_grad=slots.get("average_gradient"),
+                         velocity=slots.get("momentum"), lr=self.learning_rate, rho=self.rho, momentum=self.momentum,
+                         epsilon=self.epsilon, centered=self.centered, weight_decay=self._decay(), validate=False)
 
     def get_config(self):
         """Adds rho, momentum, epsilon and centered."""

@@ -27,10 +27,10 @@ import warnings
 import h5py
 import numpy as np
 
-from . import __version__
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .utils import snake_case
+from .version import __version__
 
 #: the Keras version whose file layout these files follow
 KERAS_LAYOUT_VERSION = "3.0.0"
@@ -198,7 +198,7 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
         if model.compiled and model.loss is not None:
             f.attrs["training_config"] = json.dumps(_training_config(model))
         _write_model_weights(f.create_group("model_weights"), model)
-        if include_optimizer and model.compiled and model.optimizer._slots:
+        if include_optimizer and model.compiled and model.optimizer.has_state:
             _write_optimizer_weights(f, model)
 
     _atomic_h5(path, overwrite, write)
@@ -261,7 +261,7 @@ def _restore_optimizer(model, f, caller):
     slots = {}
     for layer in model.layers:
         for weight, weight_name in zip(layer.weights, layer.weight_names):
-            for slot_name in optimizer._active_slots():
+            for slot_name in optimizer.active_slot_names():
                 key = f"{model.name}_{layer.name}_{weight_name}_{slot_name}"
                 if key not in stored or stored[key].shape != weight.shape:
                     return False
@@ -272,9 +272,12 @@ def _restore_optimizer(model, f, caller):
     return True
 
 
-def load_model(filepath, compile=True):
-    """Read a model written by ``save_model`` or by Keras (a Sequential of Dense, Activation, Dropout, Flatten)."""
-    from .models import Sequential
+def load_model(filepath, model_class, compile=True):
+    """Read a model written by ``save_model`` or by Keras (a Sequential of Dense, Activation, Dropout, Flatten).
+
+    ``model_class`` (``Sequential``) rebuilds the model from its config: models.py calls this with
+    it, so this module never imports the models it reads and writes.
+    """
     caller = "load_model"
     with _open_h5(filepath, caller) as f:
         config = _json_attribute(f, "model_config", caller, filepath)
@@ -284,7 +287,7 @@ def load_model(filepath, compile=True):
         if config.get("class_name") != "Sequential":
             raise ValueError(f"{caller}: {filepath!r} holds a {config.get('class_name')!r} model; nnengine "
                              "loads Sequential models")
-        model = Sequential.from_config(config.get("config") or {})
+        model = model_class.from_config(config.get("config") or {})
         _read_layer_weights(f["model_weights"] if "model_weights" in f else f, model, caller, filepath)
         training_config = _json_attribute(f, "training_config", caller, filepath) if compile else None
         if training_config is not None:
@@ -322,7 +325,7 @@ def save_weights(model, filepath, overwrite=True):
             for index, weight in enumerate(layer.weights):
                 variables.create_dataset(str(index), data=weight.numpy())
         f.create_group("vars").attrs["name"] = model.name
-        if model.optimizer is not None and model.optimizer._slots:
+        if model.optimizer is not None and model.optimizer.has_state:
             variables = f.create_group("optimizer").create_group("vars")
             variables.attrs["name"] = model.optimizer.name
             for index, (_, value) in enumerate(_optimizer_variable_names(model)):

@@ -82,8 +82,8 @@ def summary_lines(model):
 def _optimizer_state(model):
     """(count, bytes) of the optimizer's variables once it has state: its slots plus iteration and rate."""
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is None or not optimizer._slots:
+    if optimizer is None or not optimizer.has_state:
         return 0, 0
-    slots = [tensor for _, state in optimizer._slots.values() for tensor in state.values()]
+    slots = [tensor for _, _, tensor in optimizer.slot_variables()]
     count = sum(int(np.prod(t.shape)) for t in slots) + 2
     return count, _bytes(slots) + 8

@@ -271,11 +271,11 @@ def test_dense_on_inputs_with_more_axes_works_on_the_last():
 def test_a_softmax_output_with_cross_entropy_trains_through_the_fused_loss():
     model = small_model()
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    assert model._fused_loss()
+    assert model.trains_on_logits()
     model.compile(optimizer="adam", loss=nn.losses.CategoricalCrossentropy(from_logits=True))
-    assert not model._fused_loss()                       # the model's output is already a probability
+    assert not model.trains_on_logits()                       # the model's output is already a probability
     model.compile(optimizer="adam", loss="mse")
-    assert not model._fused_loss()
+    assert not model.trains_on_logits()
 
 
 def test_model_to_device_moves_weights_and_optimizer_state(device):

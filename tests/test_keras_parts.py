@@ -127,7 +127,7 @@ def test_fused_softmax_cross_entropy_equals_keras_formula_with_gradient_for_soft
     logits = rng.uniform(-3, 3, (5, 4))
     y = rng.uniform(0, 2, (5, 4))                            # soft, unnormalised
     loss = nn.losses.CategoricalCrossentropy()
-    fused = lambda z: loss(y, z, from_pre_activation=True)
+    fused = lambda z: loss.on_logits(y, z)
     plain = lambda z: loss(y, z.softmax())
     z = nn.tensor(logits, requires_grad=True)
     assert fused(z).item() == pytest.approx(plain(z).item(), rel=1e-10)
@@ -161,7 +161,7 @@ def test_binary_crossentropy_probabilities_and_logits():
     assert bce(y, nn.tensor(p, dtype="float64")).item() == pytest.approx(expected, rel=1e-9)
     assert nn.losses.BinaryCrossentropy(from_logits=True)(y, nn.tensor(z, dtype="float64")).item() == \
         pytest.approx(expected, rel=1e-9)
-    assert bce(y, nn.tensor(z, dtype="float64"), from_pre_activation=True).item() == pytest.approx(expected, rel=1e-9)
+    assert bce.on_logits(y, nn.tensor(z, dtype="float64")).item() == pytest.approx(expected, rel=1e-9)
     assert nn.gradcheck(lambda t: nn.losses.BinaryCrossentropy(from_logits=True)(y, t),
                         nn.tensor(z, requires_grad=True)).passed
 

@@ -14,7 +14,6 @@ bias gradient in the same pass; the products x^T dz and dz w^T follow (GEMM).
 """
 import math
 
-import numpy as np
 from numba import njit, prange
 
 from ..activation_codes import ACTIVATION_CODES
