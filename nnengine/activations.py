@@ -2,17 +2,18 @@
 
 Each takes a float Tensor and returns one; derivatives come from the core ops
 they are written with. ``get(name)`` resolves the strings Keras accepts.
-The activations that the fused dense primitive knows (linear, relu, sigmoid,
-tanh, softmax) run inside ``Dense`` as part of one fused op; the others run
-after it.
+The activations that the fused dense primitive knows (``fused_name``: linear, relu,
+sigmoid, tanh, softmax, from the one table in ``kernels/activation_codes.py``) run
+inside ``Dense`` as part of one fused op; the others run after it.
 """
 import math
 
 from . import functional as F
+from .backends import DENSE_ACTIVATIONS
 from .utils import lookup
 
 __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "gelu", "softplus",
-           "swish", "silu", "get", "name_of", "serialize"]
+           "swish", "silu", "get", "name_of", "fused_name", "serialize"]
 
 
 def linear(x):
@@ -82,8 +83,6 @@ _BY_NAME = {
     "silu": silu,
 }
 
-#: Activations the backend's fused dense primitive computes itself (Dense runs them in one op).
-FUSED = {"linear": "none", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
 
 
 def get(identifier):
@@ -106,6 +105,17 @@ def name_of(activation):
         if function is activation and name != "silu":
             return name
     return None
+
+
+def fused_name(activation):
+    """The name the fused dense primitive knows ``activation`` by ("none" for linear), or None.
+
+    The fusable ones are those of the one table, ``kernels/activation_codes.py``; Dense runs them
+    inside its one fused op and any other activation after it.
+    """
+    name = name_of(activation)
+    name = "none" if name == "linear" else name
+    return name if name in DENSE_ACTIVATIONS else None
 
 
 def serialize(activation):

@@ -8,7 +8,8 @@ any graph you still mean to differentiate: they overwrite parameters in place.
 
 Nothing here names the ``Tensor`` class: results are made by ``type(x)._make`` from an operand,
 and operands are recognised as ``TensorBase``, so this module sits below ``tensor.py``
-(docs/ARCHITECTURE.md gives the order).
+(docs/ARCHITECTURE.md gives the order). The module is one piece (a little over 450 lines): it is
+the list of public ops, each with its checks, read as one page of the API.
 """
 import builtins
 import numbers

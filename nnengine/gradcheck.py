@@ -6,6 +6,8 @@ with the central difference (s(x + eps e_k) - s(x - eps e_k)) / (2 eps) for
 every element k of every checked input. One backward checks the whole
 vector-Jacobian product, so any wrong entry of the Jacobian shows up.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from .autograd import no_grad
@@ -16,6 +18,7 @@ class GradcheckError(AssertionError):
     """Raised by gradcheck when an analytic gradient disagrees with the numeric one."""
 
 
+@dataclass
 class GradcheckResult:
     """The outcome of ``gradcheck``; true when it passed.
 
@@ -27,13 +30,12 @@ class GradcheckResult:
         excess: |analytic - numeric| / (atol + rtol * |numeric|); above 1 fails.
     """
 
-    def __init__(self, passed, input_index, index, analytic, numeric, excess):
-        self.passed = passed
-        self.input_index = input_index
-        self.index = index
-        self.analytic = analytic
-        self.numeric = numeric
-        self.excess = excess
+    passed: bool
+    input_index: object
+    index: object
+    analytic: float
+    numeric: float
+    excess: float
 
     def __bool__(self):
         return self.passed

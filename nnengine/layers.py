@@ -200,7 +200,7 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         # the backend's fused name for this activation, or None when it runs after the fused product
-        self._fused_activation = activations.FUSED.get(activations.name_of(self.activation))
+        self._fused_activation = activations.fused_name(self.activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)

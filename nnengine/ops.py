@@ -247,46 +247,42 @@ class Sqrt(Function):
         return (bk.div(g, bk.mul(out, constant(bk, 2, out.dtype))),)
 
 
-class Tanh(Function):
+class _Activation(Function):
+    """y = act(x), elementwise, by the backend primitive of the same name; dx from y.
+
+    The derivative's one home is ``Backend.activation_backward`` (also used by the fused dense
+    backward), which takes the output y: that is what forward saves.
+    """
+
+    activation = None     # the primitive's name, set by each subclass
+
+    @classmethod
+    def forward(cls, ctx, x):
+        out = getattr(ctx.backend, cls.activation)(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @classmethod
+    def backward(cls, ctx, g):
+        return (ctx.backend.activation_backward(ctx.saved[0], g, cls.activation, 0),)
+
+
+class Tanh(_Activation):
     """y = tanh x;  dx = g * (1 - y^2)  (Backend.activation_backward)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        out = ctx.backend.tanh(x)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (ctx.backend.activation_backward(ctx.saved[0], g, "tanh", 0),)
+    activation = "tanh"
 
 
-class Sigmoid(Function):
+class Sigmoid(_Activation):
     """y = 1 / (1 + e^-x);  dx = g * y * (1 - y)  (Backend.activation_backward)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        out = ctx.backend.sigmoid(x)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (ctx.backend.activation_backward(ctx.saved[0], g, "sigmoid", 0),)
+    activation = "sigmoid"
 
 
-class Relu(Function):
+class Relu(_Activation):
     """y = max(x, 0);  dx = g where y > 0 (that is, x > 0), else 0  (Backend.activation_backward)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        out = ctx.backend.relu(x)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        return (ctx.backend.activation_backward(ctx.saved[0], g, "relu", 0),)
+    activation = "relu"
 
 
 class Erf(Function):

@@ -51,6 +51,9 @@ class Optimizer(ABC):
 
     #: Keras's names of the per-parameter slots, in the order Keras saves them
     slot_names = ()
+    #: the constructor's own arguments, kept as attributes of the same names: each goes into the
+    #: config and comes back through from_config (one list, so the two cannot disagree)
+    hyper_parameters = ()
 
     def __init__(self, learning_rate, weight_decay=None, name=None):
         self.name = name or type(self).__name__.lower()
@@ -129,7 +132,7 @@ class Optimizer(ABC):
         return {"name": self.name, "learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
                 "clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False,
                 "ema_momentum": 0.99, "ema_overwrite_frequency": None, "loss_scale_factor": None,
-                "gradient_accumulation_steps": None}
+                "gradient_accumulation_steps": None, **{key: getattr(self, key) for key in self.hyper_parameters}}
 
     @classmethod
     def from_config(cls, config):
@@ -144,11 +147,14 @@ class Optimizer(ABC):
 
     @classmethod
     def _argument_names(cls):
-        return {"learning_rate", "weight_decay", "name"}
+        """The keyword arguments the constructor takes (from_config passes only these)."""
+        return {"learning_rate", "weight_decay", "name", *cls.hyper_parameters}
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum. Keras defaults: lr 0.01, momentum 0."""
+
+    hyper_parameters = ("momentum", "nesterov")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, name="sgd"):
         super().__init__(learning_rate, weight_decay, name)
@@ -166,19 +172,13 @@ class SGD(Optimizer):
         F.sgd_update(param, grad, slots.get("momentum"), self.learning_rate, self.momentum, self.nesterov,
                      self._decay(), validate=False)
 
-    def get_config(self):
-        """Adds momentum and nesterov."""
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
-    @classmethod
-    def _argument_names(cls):
-        return super()._argument_names() | {"momentum", "nesterov"}
 
 
 class Adam(Optimizer):
     """Adam (Kingma and Ba) with Keras's defaults: lr 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7."""
 
     slot_names = ("momentum", "velocity")
+    hyper_parameters = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  weight_decay=None, name="adam"):
@@ -200,14 +200,6 @@ class Adam(Optimizer):
                       self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.amsgrad, self._decay(),
                       validate=False)
 
-    def get_config(self):
-        """Adds beta_1, beta_2, epsilon and amsgrad."""
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "amsgrad": self.amsgrad}
-
-    @classmethod
-    def _argument_names(cls):
-        return super()._argument_names() | {"beta_1", "beta_2", "epsilon", "amsgrad"}
 
 
 class AdamW(Adam):
@@ -220,6 +212,8 @@ class AdamW(Adam):
 
 class RMSprop(Optimizer):
     """RMSprop with Keras's defaults: lr 0.001, rho 0.9, momentum 0, epsilon 1e-7 (inside the square root)."""
+
+    hyper_parameters = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  weight_decay=None, name="rmsprop"):
@@ -243,20 +237,13 @@ class RMSprop(Optimizer):
                          velocity=slots.get("momentum"), lr=self.learning_rate, rho=self.rho, momentum=self.momentum,
                          epsilon=self.epsilon, centered=self.centered, weight_decay=self._decay(), validate=False)
 
-    def get_config(self):
-        """Adds rho, momentum, epsilon and centered."""
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
-                "centered": self.centered}
-
-    @classmethod
-    def _argument_names(cls):
-        return super()._argument_names() | {"rho", "momentum", "epsilon", "centered"}
 
 
 class Adagrad(Optimizer):
     """Adagrad with Keras's defaults: lr 0.001, initial_accumulator_value 0.1, epsilon 1e-7."""
 
     slot_names = ("accumulator",)
+    hyper_parameters = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
                  name="adagrad"):
@@ -274,14 +261,6 @@ class Adagrad(Optimizer):
         F.adagrad_update(param, grad, slots["accumulator"], self.learning_rate, self.epsilon, self._decay(),
                          validate=False)
 
-    def get_config(self):
-        """Adds initial_accumulator_value and epsilon."""
-        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
-
-    @classmethod
-    def _argument_names(cls):
-        return super()._argument_names() | {"initial_accumulator_value", "epsilon"}
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}

@@ -2,7 +2,8 @@
 
 * ``PARALLEL_MIN_ELEMENTS``: elementwise and update kernels run their parallel
   (prange) variant from this many elements up and the serial one below it. The
-  value comes from ``python -m benchmarks.threshold``, which times both variants
+  value comes from ``benchmarks/kernels_bench.py::parallel_threshold`` (part of
+  ``python -m benchmarks``, reported as "threshold"), which times both variants
   over sizes on this machine; below it, starting the thread pool costs more than
   it saves.
 * ``gemm_route()``: "blas" (numpy's matmul, OpenBLAS) or "numba" (our GEMM in

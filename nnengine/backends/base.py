@@ -25,6 +25,9 @@ Conventions that hold for every primitive unless its docstring says otherwise:
   through them.
 * ``axes`` arguments are tuples of non-negative, distinct axis numbers, already
   normalised by the core.
+
+The interface is one piece on purpose (about 500 lines): the list of primitives, their
+contracts and the fused references are read together, and a backend author works from it.
 """
 from abc import ABC, abstractmethod
 
