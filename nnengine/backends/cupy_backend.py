@@ -16,7 +16,7 @@ import numpy as np
 from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
 from .base import Backend, DeviceUnavailableError
 from .layout import contiguous, kept_shape, three_axes
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
 #: primitives that are CuPy's own array operations (transfers, creation, casts and views)
 CUPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
@@ -315,21 +315,20 @@ class CupyBackend(Backend):
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
         self._check_contiguous(param, grad, velocity)
-        optim.sgd(param, grad, velocity, typed(sgd_scalars(lr, momentum, weight_decay), param.dtype),
+        optim.sgd(param, grad, velocity, typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay),
                   momentum != 0, nesterov)
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
         self._check_contiguous(param, grad, m, v, v_max)
-        scalars = adam_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay)
-        optim.adam(param, grad, m, v, v_max, typed(scalars, param.dtype), amsgrad)
+        scalars = typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        optim.adam(param, grad, m, v, v_max, scalars, amsgrad)
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
         self._check_contiguous(param, grad, mean_square, mean_grad, velocity)
-        scalars = rmsprop_scalars(lr, rho, momentum, epsilon, weight_decay)
-        optim.rmsprop(param, grad, mean_square, mean_grad, velocity, typed(scalars, param.dtype), centered,
-                      momentum > 0)
+        scalars = typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
+        optim.rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         self._check_contiguous(param, grad, accumulator)
-        optim.adagrad(param, grad, accumulator, typed(adagrad_scalars(lr, epsilon, weight_decay), param.dtype))
+        optim.adagrad(param, grad, accumulator, typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay))

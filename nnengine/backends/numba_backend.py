@@ -13,11 +13,11 @@ entirely inside one fused kernel either way.
 """
 import numpy as np
 
-from ..kernels.activation_codes import activation_code
+from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
 from .layout import kept_shape, three_axes
 from .numpy_backend import NumpyBackend
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
 #: primitives this backend takes from the numpy reference: the array library's own transfers and views
 NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "assign", "reshape",
@@ -270,7 +270,7 @@ class NumbaBackend(NumpyBackend):
 
     # -- fused neural-network primitives ------------------------------------------------
     def dense_forward(self, x, w, b, activation):
-        code = activation_code(activation)
+        code = ACTIVATION_CODES[activation]
         zero, one = _constants(x.dtype)
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         bias = np.ascontiguousarray(b) if b is not None else w[0]
@@ -293,7 +293,7 @@ class NumbaBackend(NumpyBackend):
         dz = np.empty(out.shape, out.dtype)
         grad_b = np.zeros(out.shape[1], out.dtype)
         if dz.size:
-            nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), activation_code(activation),
+            nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), ACTIVATION_CODES[activation],
                                dz, grad_b, zero, one)
         return dz, grad_b
 
@@ -363,23 +363,23 @@ class NumbaBackend(NumpyBackend):
         return [empty if a is None else a.reshape(-1) for a in (param, *states)]
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
-        scalars = typed(sgd_scalars(lr, momentum, weight_decay), param.dtype)
+        scalars = typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay)
         kernel = optim.sgd_parallel if _parallel(param.size) else optim.sgd
         kernel(*self._flat_state(param, grad, velocity), *scalars, bool(momentum), bool(nesterov))
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
-        scalars = typed(adam_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay), param.dtype)
+        scalars = typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
         kernel = optim.adam_parallel if _parallel(param.size) else optim.adam
         kernel(*self._flat_state(param, grad, m, v, v_max), *scalars, bool(amsgrad))
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
-        scalars = typed(rmsprop_scalars(lr, rho, momentum, epsilon, weight_decay), param.dtype)
+        scalars = typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
         kernel = optim.rmsprop_parallel if _parallel(param.size) else optim.rmsprop
         kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), *scalars, bool(centered),
                momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
-        scalars = typed(adagrad_scalars(lr, epsilon, weight_decay), param.dtype)
+        scalars = typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)
         kernel = optim.adagrad_parallel if _parallel(param.size) else optim.adagrad
         kernel(*self._flat_state(param, grad, accumulator), *scalars)

@@ -81,5 +81,24 @@ def adagrad_scalars(lr, epsilon, weight_decay):
 
 def typed(scalars, dtype):
     """The scalars as numpy scalars of ``dtype``, so float32 kernels compute in float32."""
-    to_dtype = dtype.type
-    return type(scalars)(*(to_dtype(value) for value in scalars))
+    return type(scalars)._make(map(dtype.type, scalars))
+
+
+_MEMO = {}
+_MEMO_LIMIT = 256
+
+
+def typed_scalars(make, dtype, *arguments):
+    """``typed(make(*arguments), dtype)``, memoized: what the backends call once per parameter.
+
+    Every parameter of a model takes the same step's scalars, and making numpy scalars costs more
+    than the small kernels that read them. The memo is emptied when it fills (Adam's step count,
+    and with it its scalars, changes every step).
+    """
+    key = (make, dtype, arguments)
+    result = _MEMO.get(key)
+    if result is None:
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        result = _MEMO[key] = typed(make(*arguments), dtype)
+    return result
