@@ -9,6 +9,16 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def best_time(function, repeats=7, warmup=2):
+    """Shortest wall time of ``function()`` in seconds over ``repeats`` runs, after ``warmup`` untimed runs.
+
+    For a machine's limits (peak FLOP/s, bandwidth): the best run is the closest to what the hardware
+    can do, where a median would carry the noise of a shared machine into every ratio built on it.
+    """
+    _, times = median_time(function, repeats, warmup)
+    return min(times)
+
+
 def median_time(function, repeats=7, warmup=2):
     """Median wall time of ``function()`` in seconds over ``repeats`` runs, after ``warmup`` untimed runs."""
     for _ in range(warmup):
@@ -21,16 +31,28 @@ def median_time(function, repeats=7, warmup=2):
     return statistics.median(times), times
 
 
+def cpu_info():
+    """(model name, flags) of the first CPU in /proc/cpuinfo, or (platform's processor or "unknown", ())."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        return fields.get("model name") or platform.processor() or "unknown", tuple(fields.get("flags", "").split())
+    except OSError:      # pragma: no cover - not Linux
+        return platform.processor() or "unknown", ()
+
+
 def machine():
-    """What the numbers were measured on."""
+    """What the numbers were measured on: the CPU by name, its core count, Python, and the date."""
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "processor": platform.processor() or "unknown"}
+            "processor": cpu_info()[0], "date": time.strftime("%Y-%m-%d")}
 
 
-def write_results(name, payload, markdown):
-    """Write results/<name>.json and results/<name>.md; return their paths."""
-    RESULTS.mkdir(exist_ok=True)
-    json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+def write_results(name, payload, markdown, folder=None):
+    """Write <folder>/<name>.json and <folder>/<name>.md (folder: benchmarks/results); return their paths."""
+    folder = Path(folder) if folder is not None else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
     json_path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path

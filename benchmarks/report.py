@@ -1,4 +1,17 @@
-"""Markdown tables and a PNG chart from the benchmark results (matplotlib is optional for the chart)."""
+"""Markdown tables and a PNG chart from the benchmark results (matplotlib is optional for the chart).
+
+Every sentence is built from measured values. A fraction of a measured limit above 100% cannot be
+true (the limit was under-measured in that run), so it is flagged instead of printed.
+"""
+
+
+def fraction(value):
+    """A fraction of a measured limit as a percentage; above 100% it is flagged, never printed as a number."""
+    if value is None:
+        return "not measured"
+    if value > 1.0:
+        return "above the measured limit (flagged: limit under-measured)"
+    return f"{value:.0%}"
 
 
 def _table(header, rows):
@@ -10,10 +23,11 @@ def _table(header, rows):
 def _limits(results):
     limits = results["kernels"]["machine_limits"]
     theoretical = limits["peak_flops_theoretical"]
+    how = limits.get("peak_flops_theoretical_from", "cores x flop/cycle x clock")
     return _table(["measure", "value"], [
-        ["fp32 peak, measured (BLAS sgemm n=2048)", f"{limits['peak_flops_measured'] / 1e9:.0f} GFLOP/s"],
-        ["fp32 peak, theoretical (cores x 32 flop/cycle x clock)",
-         "unknown" if theoretical is None else f"{theoretical / 1e9:.0f} GFLOP/s"],
+        ["fp32 peak, measured (best BLAS sgemm of the run)", f"{limits['peak_flops_measured'] / 1e9:.0f} GFLOP/s"],
+        [f"fp32 peak, theoretical ({how})",
+         "not known (no clock reported)" if theoretical is None else f"{theoretical / 1e9:.0f} GFLOP/s"],
         ["memory bandwidth, STREAM triad (3 x 128 MB)", f"{limits['triad_bytes_per_s'] / 1e9:.1f} GB/s"],
         ["memory bandwidth, numpy copy (2 x 128 MB)", f"{limits['copy_bytes_per_s'] / 1e9:.1f} GB/s"]])
 
@@ -22,8 +36,8 @@ def _gemm(results):
     return _table(["n", "our numba GEMM", "BLAS route (backend)", "numpy matmul", "numba / numpy",
                    "numba of peak", "numpy of peak"],
                   [[r["n"], f"{r['numba_gflops']:.1f} GFLOP/s", f"{r['blas_route_gflops']:.1f} GFLOP/s",
-                    f"{r['numpy_gflops']:.1f} GFLOP/s", f"{r['numba_vs_numpy']:.0%}", f"{r['numba_of_peak']:.0%}",
-                    f"{r['numpy_of_peak']:.0%}"] for r in results["kernels"]["gemm"]])
+                    f"{r['numpy_gflops']:.1f} GFLOP/s", f"{r['numba_vs_numpy']:.0%}", fraction(r['numba_of_peak']),
+                    fraction(r['numpy_of_peak'])] for r in results["kernels"]["gemm"]])
 
 
 def _fused(results):
@@ -31,19 +45,24 @@ def _fused(results):
     for r in results["kernels"]["fused"]:
         torch = f"{r['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in r else "not installed"
         rows.append([r["kernel"], f"{r['numba_s'] * 1e3:.3f} ms", f"{r['numba_gbps']:.1f} GB/s",
-                     f"{r['copy_gbps']:.1f} GB/s", f"{r['of_copy_bandwidth']:.0%}", f"{r['speedup_vs_numpy']:.2f}x",
+                     f"{r['copy_gbps']:.1f} GB/s", fraction(r['of_copy_bandwidth']), f"{r['speedup_vs_numpy']:.2f}x",
                      torch])
     return _table(["kernel (1M float32)", "numba time", "numba GB/s", "copy GB/s (same bytes)", "of copy",
-                   "vs numpy", "vs PyTorch"], rows)
+                   "vs numpy reference", "vs PyTorch"], rows)
 
 
 def _threshold(results):
     t = results["kernels"]["threshold"]
     rows = [[r["elements"], f"{r['tanh_serial_s'] * 1e6:.1f}", f"{r['tanh_parallel_s'] * 1e6:.1f}",
              f"{r['adam_serial_s'] * 1e6:.1f}", f"{r['adam_parallel_s'] * 1e6:.1f}"] for r in t["rows"]]
+    largest = t["rows"][-1]["elements"] if t["rows"] else 0
+    if t["measured_threshold"] is None:
+        verdict = (f"The parallel variants did not win at every size from any point up to {largest:,} elements "
+                   f"({t['threads']} threads)")
+    else:
+        verdict = f"Parallel wins from {t['measured_threshold']:,} elements on ({t['threads']} threads)"
     return (_table(["elements", "tanh serial us", "tanh parallel us", "Adam serial us", "Adam parallel us"], rows)
-            + f"\nParallel wins from {t['measured_threshold']} elements on ({t['threads']} threads); "
-              f"the backend switches at {t['configured_threshold']}.\n")
+            + f"\n{verdict}; the backend switches at {t['configured_threshold']:,}.\n")
 
 
 def _training(results):
@@ -66,9 +85,11 @@ def _training(results):
 def markdown(results):
     """The whole report as Markdown."""
     machine = results["machine"]
-    return (f"# nnengine benchmarks\n\nMachine: {machine['cpus']} CPUs ({machine['processor']}, "
-            f"{machine['machine']}), Python {machine['python']}. Every time is the median of repeated runs "
-            "after warm-up; every ratio is to a reference measured in the same run.\n\n"
+    torch = ("PyTorch " + results["torch_version"]) if results.get("torch_version") else "PyTorch not installed"
+    return (f"# nnengine benchmarks\n\nMachine: {machine['processor']}, {machine['cpus']} CPUs "
+            f"({machine['machine']}), Python {machine['python']}, {torch}; run on {machine.get('date', 'an unknown date')}. "
+            "Every time is the median of repeated runs after warm-up; the machine's limits are the best "
+            "run; every ratio is to a reference measured in the same run.\n\n"
             "## Machine limits\n\n" + _limits(results) + "\n## GEMM (float32, n x n x n)\n\n" + _gemm(results)
             + "\n## Fused kernels\n\n" + _fused(results) + "\n## Serial or parallel\n\n" + _threshold(results)
             + "\n## Training step (forward, loss, backward, Adam)\n\n" + _training(results))
@@ -82,30 +103,47 @@ def chart(results, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
-    gemm = results["kernels"]["gemm"]
-    sizes = [r["n"] for r in gemm]
-    axes[0, 0].plot(sizes, [r["numba_gflops"] for r in gemm], "o-", label="our numba GEMM")
-    axes[0, 0].plot(sizes, [r["numpy_gflops"] for r in gemm], "s-", label="numpy (BLAS)")
-    axes[0, 0].axhline(results["kernels"]["machine_limits"]["peak_flops_measured"] / 1e9, color="gray", ls="--",
-                       label="measured peak")
-    axes[0, 0].set(xscale="log", xlabel="n", ylabel="GFLOP/s", title="GEMM, float32")
-    axes[0, 0].legend()
-    fused = results["kernels"]["fused"]
-    names = [r["kernel"].split(" (")[0] for r in fused]
-    positions = range(len(fused))
-    axes[0, 1].bar([p - 0.2 for p in positions], [r["numba_gbps"] for r in fused], 0.4, label="numba kernel")
-    axes[0, 1].bar([p + 0.2 for p in positions], [r["copy_gbps"] for r in fused], 0.4, label="copy, same bytes")
-    axes[0, 1].set_xticks(list(positions), names)
-    axes[0, 1].set(ylabel="GB/s", title="Fused kernels, 1M float32")
-    axes[0, 1].legend()
-    steps = results["training"]["steps"]
+    figure, axes = plt.subplots(2, 2, figsize=(13, 9))
+    _gemm_panel(axes[0, 0], results)
+    _fused_panel(axes[0, 1], results["kernels"]["fused"])
     for axis, model in zip((axes[1, 0], axes[1, 1]), ("document", "mnist")):
-        rows = [s for s in steps if s["model"] == model]
-        axis.bar([s["framework"] for s in rows], [s["step_s"] * 1e3 for s in rows])
-        axis.set(ylabel="ms per step", title=f"Training step: {model} model")
-        axis.tick_params(axis="x", rotation=15)
+        _step_panel(axis, [s for s in results["training"]["steps"] if s["model"] == model], model)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return True
+
+
+def _gemm_panel(axis, results):
+    gemm = results["kernels"]["gemm"]
+    sizes = [r["n"] for r in gemm]
+    axis.plot(sizes, [r["numba_gflops"] for r in gemm], "o-", label="our numba GEMM")
+    axis.plot(sizes, [r["numpy_gflops"] for r in gemm], "s-", label="numpy (BLAS)")
+    axis.axhline(results["kernels"]["machine_limits"]["peak_flops_measured"] / 1e9, color="gray", ls="--",
+                 label="measured peak")
+    axis.set(xscale="log", yscale="log", xlabel="n (log scale)", ylabel="GFLOP/s (log scale)", title="GEMM, float32")
+    axis.set_xticks(sizes, [str(n) for n in sizes])       # one plain label per size, no overlapping powers
+    axis.minorticks_off()
+    axis.legend()
+
+
+def _fused_panel(axis, fused):
+    names = [r["kernel"].split(" (")[0] for r in fused]
+    positions = range(len(fused))
+    axis.bar([p - 0.2 for p in positions], [r["numba_gbps"] for r in fused], 0.4, label="numba kernel")
+    axis.bar([p + 0.2 for p in positions], [r["copy_gbps"] for r in fused], 0.4, label="copy, same bytes")
+    axis.set_xticks(list(positions), names, rotation=10)
+    axis.set(ylabel="GB/s", title="Fused kernels, 1M float32")
+    axis.legend()
+
+
+def _step_panel(axis, rows, model):
+    """Horizontal bars on a log scale, each labelled with its time: a slow peer cannot squash the rest."""
+    rows = sorted(rows, key=lambda s: s["step_s"])
+    times = [s["step_s"] * 1e3 for s in rows]
+    axis.barh([s["framework"] for s in rows], times)
+    axis.set_xscale("log")
+    for position, value in enumerate(times):
+        axis.text(value, position, f" {value:.3g} ms", va="center")
+    axis.set_xlim(min(times) / 2, max(times) * 4)
+    axis.set(xlabel="ms per step (log scale)", title=f"Training step: {model} model")

@@ -168,6 +168,14 @@ def torch_available():
         return False
 
 
+def torch_version():
+    """PyTorch's version when it is installed here, else None (it is an optional peer, never a dependency)."""
+    if not torch_available():
+        return None
+    from importlib.metadata import version
+    return version("torch")
+
+
 def start_times():
     """Cold and warm start in fresh processes: import nnengine and run the document model's first step."""
     with tempfile.TemporaryDirectory() as cache:

@@ -10,10 +10,21 @@ its training curves as a PNG.
     python examples/digits.py [--epochs 40] [--plot digits_training.png]
 """
 import argparse
+import importlib.util
+import sys
 
 import numpy as np
 
 import nnengine as nn
+
+#: what this example needs beyond nnengine, and how to get it
+EXTRA_HINT = 'pip install -e ".[examples]"'
+
+
+def missing_modules(plot):
+    """The optional modules this run needs that are not installed (matplotlib only for the chart)."""
+    wanted = ["sklearn"] + (["matplotlib"] if plot else [])
+    return [name for name in wanted if importlib.util.find_spec(name) is None]
 
 
 def load_data(seed=0):
@@ -65,6 +76,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
+    missing = missing_modules(args.plot)
+    if missing:
+        names = ", ".join("scikit-learn" if m == "sklearn" else m for m in missing)
+        print(f"examples/digits.py needs {names}, from the examples extra: {EXTRA_HINT}", file=sys.stderr)
+        raise SystemExit(2)
     nn.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.seed)
     model = build_model()

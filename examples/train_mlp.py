@@ -8,6 +8,7 @@ its loss and accuracy after each epoch; the loss falls as it learns.
     python examples/train_mlp.py [--epochs 10] [--samples 2000] [--device cpu]
 """
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -99,13 +100,19 @@ def train(epochs=10, samples=2000, batch_size=32, device=None, seed=0, log=print
     return losses, evaluate(model, x, y)[1]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--device", default=None, help="cpu, numpy, cuda (default: nnengine's default device)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device is not None:
+        try:
+            nn.get_backend(args.device)
+        except (nn.DeviceUnavailableError, ValueError, TypeError) as error:   # one line, no traceback
+            print(f"examples/train_mlp.py: {error}", file=sys.stderr)
+            raise SystemExit(2)
     losses, accuracy = train(args.epochs, args.samples, device=args.device, seed=args.seed)
     print(f"Loss fell from {losses[0]:.4f} to {losses[-1]:.4f}")
     print("Accuracy:", round(accuracy, 4))

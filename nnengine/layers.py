@@ -45,12 +45,16 @@ class Layer(ABC):
     ``call(x, training)`` and ``compute_output_shape(input_shape)``.
     """
 
+    #: whether the layer may hold an integer dtype (only inputs: layers with weights compute in floats)
+    accepts_integer_dtype = False
+
     def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, input_dim=None,
                  batch_input_shape=None):
         self.name = name if name is not None else unique_name(snake_case(type(self).__name__))
         self.dtype = to_supported_dtype(dtype or "float32").name
-        if not is_float_dtype(self.dtype):
-            raise TypeError(f"layer {self.name!r}: dtype must be float32 or float64, got {self.dtype}")
+        if not is_float_dtype(self.dtype) and not (self.accepts_integer_dtype and self.dtype in ("int32", "int64")):
+            allowed = "float32, float64, int32 or int64" if self.accepts_integer_dtype else "float32 or float64"
+            raise TypeError(f"layer {self.name!r}: dtype must be {allowed}, got {self.dtype}")
         self.trainable = trainable
         self.built = False
         self.input_shape = None
@@ -341,7 +345,11 @@ class InputLayer(Layer):
     Args:
         shape: the shape of one sample, e.g. (10,); the batch axis is implied.
         batch_size: a fixed batch size, or None.
+        dtype: what inputs are cast to: float32 (the default), float64, or int32/int64 for integer
+            inputs, as Keras allows (a Dense layer after it casts them to its own float dtype).
     """
+
+    accepts_integer_dtype = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, input_shape=None,
                  **kwargs):

@@ -99,10 +99,18 @@ class Sequential(Trainer):
 
     @property
     def dtype(self):
-        """The dtype inputs are cast to: that of the input layer or the first layer (float32 by default)."""
-        if self._input_layer is not None:
+        """The model's float dtype: the input layer's when it is a float, else the first layer's (float32 default).
+
+        Float targets are cast to it. Inputs are cast to ``input_dtype``, which may be an integer type.
+        """
+        if self._input_layer is not None and self._input_layer.dtype.startswith("float"):
             return self._input_layer.dtype
         return self._layers[0].dtype if self._layers else "float32"
+
+    @property
+    def input_dtype(self):
+        """The dtype inputs are cast to: the input layer's (int32/int64 allowed), else ``dtype``."""
+        return self._input_layer.dtype if self._input_layer is not None else self.dtype
 
     # -- weights ------------------------------------------------------------------------------
     @property

@@ -6,7 +6,7 @@ step, the loop over batches and epochs, metrics bookkeeping and callback dispatc
 
 What a Trainer needs from the model it is part of: ``_layers`` (the layers, the last one
 with an ``activation``), ``_forward(x, training, return_logits)``, ``_ensure_built(x)``,
-``_check_input(x, method)``, ``output_shape``, ``dtype`` and ``trainable_weights``.
+``_check_input(x, method)``, ``output_shape``, ``dtype``, ``input_dtype`` and ``trainable_weights``.
 
 Semantics follow Keras 3 (see docs/keras.md for the list):
 
@@ -18,7 +18,8 @@ Semantics follow Keras 3 (see docs/keras.md for the list):
 * ``evaluate`` returns ``[loss, *metrics]`` (a float when there are no metrics);
   ``predict`` runs in batches and returns a numpy array.
 * Inputs may be numpy arrays or lists of any int or float dtype; they are cast
-  to the model's dtype (float32 unless its layers say float64).
+  to the model's input dtype (float32 unless its input or first layer says float64,
+  or ``Input(dtype='int64')`` asks for integers).
 * A softmax (sigmoid) output trained with (sparse) categorical (binary)
   cross-entropy runs as ONE fused, stable loss on the logits (``trains_on_logits``).
 """
@@ -149,7 +150,7 @@ class Trainer:
             raise ValueError(f"{method}: the model has no layers")
         self._ensure_built(x)
         self._check_input(x, method)
-        return x.astype(self.dtype, copy=False)
+        return x.astype(self.input_dtype, copy=False)
 
     def _prepare_xy(self, x, y, method):
         x = self._prepare_x(x, method)
@@ -164,7 +165,8 @@ class Trainer:
         return x, y
 
     def _tensor(self, array):
-        return Tensor(array, dtype=self.dtype, device=self._layers[0].device)
+        """A batch of inputs as a Tensor of the model's input dtype on the model's device."""
+        return Tensor(array, dtype=self.input_dtype, device=self._layers[0].device)
 
     def _step(self, x_batch, y_batch, training):
         """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch."""

@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common, keras_fit  # noqa: E402
@@ -107,3 +109,73 @@ def test_gpu_check_runs_the_tests_without_coverage_flags(tmp_path):
     summary = gpu_check.run_tests(tmp_path, selection="cuda and launch_constants")
     assert summary["exit_status"] == 0 and "1 passed" in summary["summary"]
     assert "1 passed" in (tmp_path / "gpu_tests.txt").read_text()
+
+
+def _fake_results(peak=1e11, gemm_rate=50.0, copy_fraction=0.5, threshold=None):
+    gemm = [{"n": 64, "numba_gflops": gemm_rate, "blas_route_gflops": gemm_rate, "numpy_gflops": gemm_rate,
+             "numba_vs_numpy": 1.0, "numba_of_peak": gemm_rate * 1e9 / peak, "numpy_of_peak": gemm_rate * 1e9 / peak}]
+    fused = [{"kernel": "Adam update (1M params)", "numba_s": 1e-3, "numba_gbps": 10.0, "copy_gbps": 10.0,
+              "of_copy_bandwidth": copy_fraction, "speedup_vs_numpy": 2.0}]
+    rows = [{"elements": 1024, "tanh_serial_s": 1e-6, "tanh_parallel_s": 2e-6, "adam_serial_s": 1e-6,
+             "adam_parallel_s": 2e-6}]
+    return {
+        "machine": {"cpus": 2, "processor": "AMD EPYC", "machine": "x86_64", "python": "3", "date": "2026-11-30"},
+        "torch_version": None,
+        "kernels": {"machine_limits": {"peak_flops_measured": peak, "peak_flops_theoretical": 1.5e11,
+                                       "peak_flops_theoretical_from": "2 cores x 32 flop/cycle x 2.45 GHz",
+                                       "triad_bytes_per_s": 1e10, "copy_bytes_per_s": 1e10},
+                    "gemm": gemm, "fused": fused,
+                    "threshold": {"rows": rows, "measured_threshold": threshold, "configured_threshold": 1 << 20,
+                                  "threads": 2}},
+        "training": {"steps": [{"model": m, "framework": f, "step_s": t, "peak_rss_mb": 1}
+                               for m in ("document", "mnist")
+                               for f, t in (("nnengine-numba", 1e-4), ("numpy-loop", 2e-4), ("torch", 5e-2))],
+                     "start": {"cold_start_s": 1.0, "warm_start_s": 0.5}},
+    }
+
+
+def test_report_never_prints_none_and_names_the_cpu():
+    from benchmarks import report
+    text = report.markdown(_fake_results(threshold=None))
+    assert "None" not in text
+    assert "AMD EPYC" in text and "2026-11-30" in text and "PyTorch not installed" in text
+    assert "did not win at every size" in text and "1,024" in text
+    assert "Parallel wins from 4,096" in report.markdown(_fake_results(threshold=4096))
+
+
+def test_a_fraction_above_a_measured_limit_is_flagged_not_printed():
+    from benchmarks import report
+    text = report.markdown(_fake_results(peak=1e10, gemm_rate=27.2, copy_fraction=1.03))
+    assert "272%" not in text and "103%" not in text
+    assert text.count("flagged") >= 3          # numba and numpy of peak, and the fused kernel of copy
+    assert "| 50% |" in report.markdown(_fake_results(peak=1e11, gemm_rate=50.0))
+
+
+def test_the_measured_peak_is_at_least_the_best_gemm_of_the_run():
+    from benchmarks import kernels_bench
+    limits = {"peak_flops_measured": 36e9}
+    rows = [{"numba_gflops": 20.0, "blas_route_gflops": 90.0, "numpy_gflops": 98.0}]
+    kernels_bench.raise_peak_to_best_seen(limits, rows)
+    assert limits["peak_flops_measured"] == 98e9
+    assert rows[0]["numpy_of_peak"] == 1.0 and rows[0]["numba_of_peak"] < 1.0
+
+
+def test_theoretical_peak_follows_the_cpu_flags():
+    from benchmarks import kernels_bench
+    assert kernels_bench.flops_per_cycle(("avx512f", "avx2", "fma")) == 64
+    assert kernels_bench.flops_per_cycle(("avx2", "fma")) == 32
+    assert kernels_bench.flops_per_cycle(("sse2",)) == 16
+
+
+def test_the_chart_renders_with_a_slow_peer(tmp_path):
+    pytest.importorskip("matplotlib")
+    from benchmarks import report
+    path = tmp_path / "chart.png"
+    assert report.chart(_fake_results(), path) and path.stat().st_size > 10_000
+
+
+def test_benchmarks_help_names_the_command(capsys):
+    from benchmarks.__main__ import main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m benchmarks")

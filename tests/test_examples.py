@@ -36,3 +36,21 @@ def test_digits_example_reaches_97_percent_and_saves_its_curves(tmp_path):
     accuracy = digits.main(["--plot", str(plot), "--verbose", "0"])
     assert accuracy >= 0.97
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unavailable_device_prints_one_line_and_exits_non_zero():
+    result = subprocess.run([sys.executable, str(EXAMPLES / "train_mlp.py"), "--device", "cuda:7"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "cuda:7" in result.stderr
+
+
+def test_digits_without_its_extra_names_the_extra_to_install(monkeypatch, capsys):
+    import digits
+    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit) as exit_info:
+        digits.main(["--epochs", "1"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "scikit-learn" in message and 'pip install -e ".[examples]"' in message

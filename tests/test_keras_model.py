@@ -338,3 +338,31 @@ def test_document_example_runs_with_progress_and_accuracy(tmp_path, capsys, monk
     assert (tmp_path / "model.h5").exists()
     restored = nn.load_model(tmp_path / "model.h5")
     assert restored.evaluate(*document_model.make_data(400), verbose=0) == pytest.approx([loss, accuracy])
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_inputs_are_accepted_as_keras_accepts_them(dtype, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (24, 6))
+    y = rng.integers(0, 3, 24)
+    model = nn.Sequential([nn.Input(shape=(6,), dtype=dtype), nn.layers.Dense(4, activation="relu"),
+                           nn.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert model.input_dtype == dtype and model.dtype == "float32"
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    # the integers reach the first Dense as the same floats a float input would give
+    as_float = nn.Sequential([nn.Input(shape=(6,)), *[nn.layers.Dense(4, activation="relu"),
+                                                     nn.layers.Dense(3, activation="softmax")]])
+    as_float.build((None, 6))
+    as_float.set_weights(model.get_weights())
+    np.testing.assert_array_equal(model.predict(x, verbose=0), as_float.predict(x.astype("float32"), verbose=0))
+    model.save(tmp_path / "int.h5")
+    assert nn.load_model(tmp_path / "int.h5").input_dtype == dtype
+
+
+def test_a_layer_with_weights_refuses_an_integer_dtype():
+    with pytest.raises(TypeError, match="dtype must be float32 or float64, got int64"):
+        nn.layers.Dense(3, dtype="int64")
+    with pytest.raises(TypeError, match="float32, float64, int32 or int64, got bool"):
+        nn.Input(shape=(2,), dtype="bool")

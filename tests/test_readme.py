@@ -47,3 +47,33 @@ def test_readme_shows_what_the_document_program_prints(tmp_path, monkeypatch):
     printed = _without_times(out.getvalue()).splitlines()
     for line in shown:
         assert _without_times(line) in printed, line
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _relative_links(text):
+    """Markdown link targets that point into the repository (not http(s), mailto or a page anchor)."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves_in_a_clone():
+    # a path that .gitignore excludes (benchmarks/results/) would not be in a clone: only tracked files count
+    import subprocess
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for document in documents:
+        for target in _relative_links(document.read_text(encoding="utf-8")):
+            path = (document.parent / target).resolve()
+            relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else None
+            in_clone = relative is not None and (relative in tracked or any(t.startswith(relative + "/")
+                                                                            for t in tracked))
+            if not in_clone:
+                broken.append(f"{document.name}: {target}")
+    assert not broken, f"links that a fresh clone cannot follow: {broken}"
+
+
+def test_the_link_check_sees_a_broken_link():
+    assert _relative_links("see [a](docs/nowhere.md), [b](https://x.org) and [c](#top)") == ["docs/nowhere.md"]
