@@ -41,6 +41,7 @@ _kernels_from_checkout()
 
 from . import backends, functional  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad  # noqa: E402
+from .capture import CaptureError, jit  # noqa: E402
 from .backends import DeviceUnavailableError, get_backend, is_device_available  # noqa: E402
 from .device import device, get_default_device, set_default_device  # noqa: E402
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck  # noqa: E402
@@ -57,7 +58,7 @@ __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full",
     "no_grad", "enable_grad", "is_grad_enabled",
     "device", "get_default_device", "set_default_device", "get_backend", "is_device_available",
-    "DeviceUnavailableError", "gradcheck", "GradcheckError", "GradcheckResult",
+    "DeviceUnavailableError", "gradcheck", "GradcheckError", "GradcheckResult", "jit", "CaptureError",
     "functional", "backends",
     "Sequential", "Input", "load_model", "keras", "layers", "activations", "losses", "metrics", "optimizers",
     "initializers", "callbacks", "models", "utils",

@@ -141,6 +141,14 @@ class Layer(ABC):
     def call(self, x, training=False):
         """The computation on a Tensor ``x``; ``training`` switches dropout-like behaviour."""
 
+    def capture_blocker(self, training):
+        """Why a compiled step cannot replay this layer, or None (the default: it can).
+
+        A layer whose call uploads host data that changes from step to step (new random numbers, for
+        one) must say so here: a captured plan would replay the first step's data forever.
+        """
+        return None
+
     def __call__(self, x, training=False):
         if not isinstance(x, Tensor):
             x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
@@ -302,6 +310,12 @@ class Dropout(Layer):
             raise ValueError(f"Dropout {self.name!r}: noise_shape is not supported")
         self.rate, self.seed = float(rate), seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
+
+    def capture_blocker(self, training):
+        """In training, each step draws a new mask on the host, which a captured plan would freeze."""
+        if training and self.rate > 0:
+            return f"Dropout {self.name!r} draws a new random mask on the host every training step"
+        return None
 
     def call(self, x, training=False):
         """Inverted dropout: x * mask / (1 - rate) with mask ~ Bernoulli(1 - rate), in training only."""

@@ -89,6 +89,24 @@ class Loss(ABC):
         """Per-sample losses computed from ``logits``, the input of ``logits_activation``."""
         raise ValueError(f"{self.name} cannot take logits")
 
+    def prepare_targets(self, y_true, y_pred_shape, dtype):
+        """The host half of the loss, once per batch: ``y_true`` checked and shaped as the loss computes with it.
+
+        Returns a numpy array for ``from_prepared``: here y_true in y_pred's shape (after Keras's rank
+        matching) and float ``dtype``. Everything that looks at target VALUES on the host happens here,
+        before the upload, so the device half reads no host data (and a compiled step can replay it).
+        """
+        host = y_true.numpy() if isinstance(y_true, Tensor) else np.asarray(y_true)
+        shape = _matched_shape(self.name, host.shape, y_pred_shape)
+        return host.astype(dtype, copy=False).reshape(shape)
+
+    def from_prepared(self, targets, y_pred, logits=False):
+        """The reduced loss from ``targets``, the upload of ``prepare_targets``'s array: the device half.
+
+        ``logits``: ``y_pred`` holds the logits of ``logits_activation`` (the trainer's fused path).
+        """
+        return self.on_logits(targets, y_pred) if logits else self(targets, y_pred)
+
     def check_targets(self, y_true_shape, y_pred_shape):
         """Raise ValueError when targets of ``y_true_shape`` cannot go with predictions of ``y_pred_shape``."""
         _matched_shape(self.name, y_true_shape, y_pred_shape)
@@ -144,6 +162,12 @@ class CategoricalCrossentropy(Loss):
             raise ValueError(f"{self.name}: y_true of shape {tuple(y_true_shape)} does not fit y_pred of shape "
                              f"{tuple(y_pred_shape)}; expected one-hot or soft targets of the same shape.{hint}")
 
+    def prepare_targets(self, y_true, y_pred_shape, dtype):
+        """One-hot, soft or unnormalised targets of y_pred's exact shape, as float ``dtype``."""
+        host = y_true.numpy() if isinstance(y_true, Tensor) else np.asarray(y_true)
+        self.check_targets(host.shape, y_pred_shape)
+        return host.astype(dtype, copy=False)
+
     def _targets(self, y_true, y_pred):
         self.check_targets(np.shape(y_true) if not isinstance(y_true, Tensor) else y_true.shape, y_pred.shape)
         y_true = _targets_like(self.name, y_true, y_pred)
@@ -192,9 +216,20 @@ class SparseCategoricalCrossentropy(Loss):
             raise ValueError(f"{self.name}: expected integer labels of shape ({y_pred_shape[0]},) for y_pred of "
                              f"shape {tuple(y_pred_shape)}, got y_true of shape {y_true_shape}")
 
-    def _labels(self, y_true, y_pred):
+    def prepare_targets(self, y_true, y_pred_shape, dtype=None):
+        """Integer labels as int64 (n,), checked on the host once: integral values in [0, classes)."""
+        return self._labels(y_true, y_pred_shape)
+
+    def from_prepared(self, targets, y_pred, logits=False):
+        """The loss from labels made by ``prepare_targets`` (already checked: no host work here)."""
+        if logits or self.from_logits:
+            return F.softmax_cross_entropy(y_pred, targets, reduction=self._fused_reduction(), labels_checked=True)
+        return self._reduce(self._from_probabilities(targets, y_pred))
+
+    def _labels(self, y_true, y_pred_shape):
         host = y_true.numpy() if isinstance(y_true, Tensor) else np.asarray(y_true)
-        self.check_targets(host.shape, y_pred.shape)
+        y_pred_shape = tuple(y_pred_shape)
+        self.check_targets(host.shape, y_pred_shape)
         labels = host.reshape(-1)
         if labels.dtype.kind == "f":
             if not np.all(labels == np.round(labels)):
@@ -202,7 +237,7 @@ class SparseCategoricalCrossentropy(Loss):
         elif labels.dtype.kind not in "iu":
             raise TypeError(f"{self.name}: y_true must hold integer class labels, got dtype {labels.dtype}")
         labels = labels.astype(np.int64)
-        classes = y_pred.shape[1]
+        classes = y_pred_shape[1]
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"{self.name}: labels must be in [0, {classes}), got values in "
                              f"[{labels.min()}, {labels.max()}]")
@@ -212,8 +247,13 @@ class SparseCategoricalCrossentropy(Loss):
         """Per-sample cross-entropy of (normalised, clipped) probabilities."""
         if self.from_logits:
             return self.call_on_logits(y_true, y_pred)
-        labels = self._labels(y_true, y_pred)
-        one_hot = Tensor(np.eye(y_pred.shape[1])[labels], dtype=y_pred.dtype, device=y_pred.device)
+        labels = Tensor(self._labels(y_true, y_pred.shape), device=y_pred.device)
+        return self._from_probabilities(labels, y_pred)
+
+    def _from_probabilities(self, labels, y_pred):
+        """-log of the (normalised, clipped) probability of each label; the one-hot rows made on the device."""
+        classes = Tensor(np.arange(y_pred.shape[1]), dtype="int64", device=y_pred.device)
+        one_hot = (labels.reshape(-1, 1) == classes).astype(y_pred.dtype)
         probabilities = F.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
         return -(one_hot * probabilities.log()).sum(axis=-1)
 
@@ -223,7 +263,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def on_logits(self, y_true, logits, reduction=None):
         """The fused op on the labels, checked once on the host (``_labels``) and uploaded once."""
-        labels = self._labels(y_true, logits)
+        labels = self._labels(y_true, logits.shape)
         return F.softmax_cross_entropy(logits, labels, reduction=reduction or self._fused_reduction(),
                                        labels_checked=True)
 

@@ -108,6 +108,18 @@ class Optimizer(ABC):
             for grad, param in pairs:
                 self.update(param, grad, self.slots(param))
 
+    def apply_prepared(self, params, grad_arrays):
+        """One step from backend gradient arrays that the trainer made for ``params`` (None: leave it alone).
+
+        The same updates as ``apply_gradients``, without its checks: the trainer's step computed each
+        gradient for its parameter, so shape, dtype and device agree by construction.
+        """
+        pairs = [(g, p) for g, p in zip(grad_arrays, params) if g is not None]
+        self.iterations += 1
+        with no_grad():
+            for grad, param in pairs:
+                self.update(param, type(param)._make(grad, param._backend), self.slots(param))
+
     def apply(self, grads, variables):
         """Keras 3's ``apply(grads, trainable_variables)``."""
         self.apply_gradients(zip(grads, variables))
@@ -121,6 +133,19 @@ class Optimizer(ABC):
     @abstractmethod
     def update(self, param, grad, slots):
         """Update ``param`` in place from ``grad`` and its ``slots`` (subclasses)."""
+
+    @abstractmethod
+    def update_scalars(self):
+        """The scalar arguments that end this optimizer's backend update call, in its order, for this step.
+
+        ``update`` passes exactly these, and a compiled step reads them anew before each replay (the step
+        count and the learning rate change between steps), so the two cannot disagree.
+        """
+
+    def build(self, params):
+        """Create the slots of every parameter now (Keras's ``optimizer.build``), not at its first update."""
+        for param in params:
+            self.slots(param)
 
     def variables(self):
         """Keras's save order: ("iteration", n), ("learning_rate", lr), then (slot_name, Tensor, param) per slot."""
@@ -167,10 +192,13 @@ class SGD(Optimizer):
         """momentum when momentum > 0, else none."""
         return ("momentum",) if self.momentum else ()
 
+    def update_scalars(self):
+        """(lr, momentum, nesterov, weight_decay), as ``Backend.sgd_update`` takes them."""
+        return (self.learning_rate, self.momentum, self.nesterov, self._decay())
+
     def update(self, param, grad, slots):
         """v = momentum v - lr g;  w += v (or the Nesterov form)."""
-        F.sgd_update(param, grad, slots.get("momentum"), self.learning_rate, self.momentum, self.nesterov,
-                     self._decay(), validate=False)
+        F.sgd_update(param, grad, slots.get("momentum"), *self.update_scalars(), validate=False)
 
 
 
@@ -194,10 +222,15 @@ class Adam(Optimizer):
         """momentum and velocity, plus velocity_hat (the running max of v) with AMSGrad."""
         return self.slot_names + (("velocity_hat",) if self.amsgrad else ())
 
+    def update_scalars(self):
+        """(step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay), as ``Backend.adam_update`` takes them."""
+        return (self.iterations, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.amsgrad,
+                self._decay())
+
     def update(self, param, grad, slots):
         """The Adam step (see the module docstring); the step count t is ``iterations``."""
-        F.adam_update(param, grad, slots["momentum"], slots["velocity"], self.iterations, slots.get("velocity_hat"),
-                      self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.amsgrad, self._decay(),
+        step, *rest = self.update_scalars()
+        F.adam_update(param, grad, slots["momentum"], slots["velocity"], step, slots.get("velocity_hat"), *rest,
                       validate=False)
 
 
@@ -233,9 +266,14 @@ class RMSprop(Optimizer):
         """The RMSprop step (see the module docstring)."""
         # The slot names are Keras's, because they name the saved variables: Keras calls the running mean
         # of g^2 "velocity" and the momentum buffer "momentum". The keywords say what each one holds.
+        lr, rho, momentum, epsilon, centered, weight_decay = self.update_scalars()
         F.rmsprop_update(param, grad, mean_square=slots["velocity"], mean_grad=slots.get("average_gradient"),
-                         velocity=slots.get("momentum"), lr=self.learning_rate, rho=self.rho, momentum=self.momentum,
-                         epsilon=self.epsilon, centered=self.centered, weight_decay=self._decay(), validate=False)
+                         velocity=slots.get("momentum"), lr=lr, rho=rho, momentum=momentum, epsilon=epsilon,
+                         centered=centered, weight_decay=weight_decay, validate=False)
+
+    def update_scalars(self):
+        """(lr, rho, momentum, epsilon, centered, weight_decay), as ``Backend.rmsprop_update`` takes them."""
+        return (self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered, self._decay())
 
 
 
@@ -258,8 +296,11 @@ class Adagrad(Optimizer):
 
     def update(self, param, grad, slots):
         """a += g^2;  w -= lr g / sqrt(a + eps)."""
-        F.adagrad_update(param, grad, slots["accumulator"], self.learning_rate, self.epsilon, self._decay(),
-                         validate=False)
+        F.adagrad_update(param, grad, slots["accumulator"], *self.update_scalars(), validate=False)
+
+    def update_scalars(self):
+        """(lr, epsilon, weight_decay), as ``Backend.adagrad_update`` takes them."""
+        return (self.learning_rate, self.epsilon, self._decay())
 
 
 

@@ -33,7 +33,8 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .activations import name_of
-from .autograd import no_grad
+from .autograd import enable_grad, no_grad
+from .compiled_step import StepCompiler
 from .layers import Activation, Dense
 from .metrics import Mean
 from .tensor import Tensor
@@ -93,12 +94,22 @@ class Trainer:
         self._metrics = []
         self._metric_specs = []
         self._loss_tracker = Mean("loss")
+        self._compiler = StepCompiler("auto")
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto"):
-        """Set the optimizer, loss and metrics (names or objects, as Keras accepts them)."""
+        """Set the optimizer, loss and metrics (names or objects, as Keras accepts them).
+
+        ``jit_compile`` ("auto", True or False) and ``run_eagerly`` choose between compiled and eager
+        steps as in Keras 3: see compiled_step.py, and ``jit_report()`` for what was compiled.
+        """
         if loss_weights is not None or weighted_metrics is not None:
             raise ValueError("compile: loss_weights and weighted_metrics are not supported by nnengine")
+        if not isinstance(run_eagerly, bool):
+            raise TypeError(f"compile: run_eagerly must be True or False, got {run_eagerly!r}")
+        if run_eagerly and jit_compile is True:
+            raise ValueError("compile: run_eagerly=True and jit_compile=True contradict each other")
+        compiler = StepCompiler(False if run_eagerly else jit_compile)
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = None if loss is None else losses_module.get(loss)
         if metrics is not None and not isinstance(metrics, (list, tuple)):
@@ -108,7 +119,12 @@ class Trainer:
             metrics_module.get(spec)
         self._metrics = []
         self._compile_config = {"loss": loss, "metrics": metrics}
+        self._compiler = compiler
         self.compiled = True
+
+    def jit_report(self):
+        """What the compiled steps did: mode, plans captured by kind, plans held, the last fallback's reason."""
+        return self._compiler.report()
 
     def _require_compiled(self, method):
         if not self.compiled:
@@ -169,25 +185,78 @@ class Trainer:
         return Tensor(array, dtype=self.input_dtype, device=self._layers[0].device)
 
     def _step(self, x_batch, y_batch, training):
-        """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch."""
+        """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch.
+
+        The host prepares the batch (inputs cast, targets checked by the loss) and uploads it; the device
+        part (forward, loss, backward, the metrics' activation) is one compiled step or runs eagerly;
+        the optimizer then applies the gradients. Both paths make the same primitive calls.
+        """
         logits = self.trains_on_logits()
+        want_predictions = bool(self._metrics)
         x = self._tensor(x_batch)
+        targets = self.loss.prepare_targets(y_batch, (len(y_batch), *self.output_shape[1:]), self.dtype)
+        y = Tensor(targets, device=x.device)
+        trainable = self.trainable_weights
+        key = ("train" if training else "test", x.shape, x.dtype.str, y.shape, y.dtype.str, x.device, logits,
+               want_predictions, self._structure_key(trainable))
+        params = self.weights
         if training:
-            out = self._forward(x, training=True, return_logits=logits)
-            loss = self.loss.on_logits(y_batch, out) if logits else self.loss(y_batch, out)
-            loss.backward()
-            self.optimizer.step(self.trainable_weights)
-        else:
-            with no_grad():
-                out = self._forward(x, training=False, return_logits=logits)
-                loss = self.loss.on_logits(y_batch, out) if logits else self.loss(y_batch, out)
+            self.optimizer.build(trainable)        # slots exist before a capture, so a plan reads them
+            params = params + [slot for _, _, slot in self.optimizer.slot_variables()]
+        loss, predictions = self._compiler.run(
+            key, x.backend, [x._data, y._data], params,
+            lambda: self._device_step(x, y, training, logits, want_predictions, trainable),
+            self._capture_blocker(training), live=self.optimizer if training else None)
+        to_host = x.backend.to_numpy
+        return to_host(loss).reshape(()).item(), (None if predictions is None else to_host(predictions))
+
+    def _device_step(self, x, y, training, logits, want_predictions, trainable):
+        """The device part of a step, eagerly: forward, loss, and when training backward and the optimizer's
+        update. Returns [loss, predictions or None] (arrays)."""
+        for weight in trainable:                        # each step's gradients are its own, as in Keras
+            weight.zero_grad()
+        with (enable_grad() if training else no_grad()):
+            out = self._forward(x, training=training, return_logits=logits)
+            loss = self.loss.from_prepared(y, out, logits)
+            if training:
+                loss.backward()
         predictions = None
-        if self._metrics:
+        if want_predictions:
             with no_grad():
                 if logits and not all(m.accepts_logits for m in self._metrics):
                     out = self._layers[-1].activation(out)
-                predictions = out.numpy()   # logits when every metric depends only on their argmax
-        return loss.item(), predictions
+                predictions = out._data       # logits when every metric depends only on their argmax
+        if training:
+            grads = [None if weight.grad is None else weight.grad._data for weight in trainable]
+            for weight in trainable:
+                weight.zero_grad()
+            self.optimizer.apply_prepared(trainable, grads)
+        return [loss._data, predictions]
+
+    def _predict_batch(self, x_batch):
+        """The model's outputs for one prepared batch, as a numpy array (a compiled step when it can be)."""
+        x = self._tensor(x_batch)
+
+        def eager():
+            with no_grad():
+                return [self._forward(x)._data]
+        key = ("predict", x.shape, x.dtype.str, x.device, self._structure_key())
+        (out,) = self._compiler.run(key, x.backend, [x._data], self.weights, eager, self._capture_blocker(False))
+        return x.backend.to_numpy(out)
+
+    def _structure_key(self, trainable=None):
+        """What a plan depends on in the model itself: its layers, their activations, and the weights' identity."""
+        trainable = self.trainable_weights if trainable is None else trainable
+        return (tuple((id(layer), id(getattr(layer, "activation", None)), layer.trainable) for layer in self._layers),
+                tuple(map(id, trainable)), id(self.optimizer))
+
+    def _capture_blocker(self, training):
+        """The first layer's reason why this step cannot be compiled, or None."""
+        for layer in self._layers:
+            reason = layer.capture_blocker(training)
+            if reason is not None:
+                return reason
+        return None
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
@@ -321,11 +390,10 @@ class Trainer:
                                             {"verbose": verbose, "steps": math.ceil(len(x) / batch_size)})
         run.call("on_predict_begin", {})
         outputs = []
-        with no_grad():
-            for batch, index in enumerate(_batches(len(x), batch_size)):
-                run.call("on_predict_batch_begin", batch, {})
-                outputs.append(self._forward(self._tensor(x[index])).numpy())
-                run.call("on_predict_batch_end", batch, {"outputs": outputs[-1]})
+        for batch, index in enumerate(_batches(len(x), batch_size)):
+            run.call("on_predict_batch_begin", batch, {})
+            outputs.append(self._predict_batch(x[index]))
+            run.call("on_predict_batch_end", batch, {"outputs": outputs[-1]})
         run.call("on_predict_end", {})
         return np.concatenate(outputs)
 
@@ -349,6 +417,4 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch, as a numpy array."""
-        x = self._prepare_x(x, "predict_on_batch")
-        with no_grad():
-            return self._forward(self._tensor(x)).numpy()
+        return self._predict_batch(self._prepare_x(x, "predict_on_batch"))

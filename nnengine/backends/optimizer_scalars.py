@@ -85,7 +85,7 @@ def typed(scalars, dtype):
 
 
 _MEMO = {}
-_MEMO_LIMIT = 256
+_MEMO_LIMIT = 16
 
 
 def typed_scalars(make, dtype, *arguments):

@@ -1,0 +1,109 @@
+"""The trainer's compiled steps: one plan per kind of step and shape, captured once, replayed after.
+
+``StepCompiler.run(key, ...)`` runs a step's eager function the first time it meets ``key`` while a
+``capture.Recorder`` listens, turns what it heard into a ``capture.Plan``, and from then on replays the
+plan instead (see capture.py for what a plan is and why a replay is bitwise the eager step). The key
+holds everything a plan depends on (the kind of step, the shapes and dtypes of the batch, the device,
+the model's layers and weights, the loss's path): a new key captures a new plan, so a plan never goes
+stale. A fit with a fixed batch size captures at most two training plans (full and last partial
+batch) and two evaluation plans.
+
+Modes, as Keras 3's ``compile(jit_compile=...)``: ``"auto"`` compiles wherever a step can be captured
+and runs the others eagerly, ``True`` demands it (``CaptureError`` naming the reason), ``False`` (or
+``run_eagerly=True``) keeps every step eager.
+"""
+import logging
+from collections import Counter, OrderedDict
+
+from .capture import CaptureError, Plan, Recorder
+
+__all__ = ["StepCompiler", "JIT_MODES"]
+
+log = logging.getLogger("nnengine.capture")
+
+JIT_MODES = ("auto", True, False)
+
+#: plans kept per model; the least recently used one goes when a new one would exceed this
+MAX_PLANS = 16
+
+
+class StepCompiler:
+    """Plans of one model's steps, by key, and the record of what was captured and what fell back.
+
+    Attributes:
+        mode: "auto", True or False (see the module docstring).
+        captures: how many plans were captured, by kind ("train", "test", "predict").
+        fallback_reason: why the last step that could not be compiled ran eagerly, or None.
+    """
+
+    def __init__(self, mode="auto"):
+        if mode not in JIT_MODES or isinstance(mode, int) and not isinstance(mode, bool):
+            raise ValueError(f"compile: jit_compile must be 'auto', True or False, got {mode!r}")
+        self.mode = mode
+        self.captures = Counter()
+        self.fallback_reason = None
+        self._plans = OrderedDict()
+
+    @property
+    def enabled(self):
+        """False when every step runs eagerly."""
+        return self.mode is not False
+
+    def run(self, key, backend, inputs, params, eager, blocker=None, live=None):
+        """The step's output arrays: replayed from the plan of ``key``, or computed by ``eager()``.
+
+        Args:
+            key: a hashable whose first item is the kind of step.
+            backend: the Backend the step computes on.
+            inputs: the step's input arrays (the batch), in a fixed order.
+            params: the tensors whose arrays the step reads (the model's weights).
+            eager: a function that runs the step eagerly and returns its output arrays (a list).
+            blocker: a reason this step cannot be captured, known before running it, or None.
+            live: the optimizer whose updates the step makes (their scalars are read on each replay).
+        """
+        if not self.enabled:
+            return eager()
+        if blocker is not None:
+            return self._eager_because(blocker, eager)
+        plan = self._plans.get(key)
+        if plan is None:
+            return self._capture(key, backend, inputs, params, eager, live)
+        self._plans.move_to_end(key)
+        if isinstance(plan, str):
+            return self._eager_because(plan, eager)
+        return plan.run(inputs)
+
+    def _capture(self, key, backend, inputs, params, eager, live):
+        recorder = Recorder(backend, allow_uploads=True)
+        with recorder:
+            outputs = eager()
+        try:
+            plan = Plan.build(recorder, inputs, params, outputs, strict=True, live=live)
+        except CaptureError as error:
+            self._keep(key, str(error))
+            return self._eager_because(str(error), lambda: outputs)
+        self._keep(key, plan)
+        self.captures[key[0]] += 1
+        log.info("captured a %s plan of %d primitive calls (plan %d of this model)", key[0], len(plan),
+                 sum(self.captures.values()))
+        return outputs
+
+    def _keep(self, key, plan):
+        self._plans[key] = plan
+        while len(self._plans) > MAX_PLANS:
+            self._plans.popitem(last=False)
+
+    def _eager_because(self, reason, eager):
+        self.fallback_reason = reason
+        if self.mode is True:
+            raise CaptureError(f"compile(jit_compile=True): this step cannot be compiled: {reason}")
+        return eager()
+
+    def plans(self):
+        """The captured plans, by key (steps that fell back are not among them)."""
+        return {key: plan for key, plan in self._plans.items() if isinstance(plan, Plan)}
+
+    def report(self):
+        """What was compiled: mode, plans captured by kind, plans held, and the last fallback's reason."""
+        return {"jit_compile": self.mode, "captured": dict(self.captures), "plans_held": len(self.plans()),
+                "fallback_reason": self.fallback_reason}
