@@ -3,7 +3,10 @@ a hand-written numpy loop and PyTorch CPU, side by side in one run.
 
 A step is one batch: forward, softmax cross-entropy, backward, Adam update
 (Keras's defaults: lr 1e-3, epsilon 1e-7). Each framework and model runs in its
-own process, so its peak resident memory (ru_maxrss) is its own. Models:
+own process, so its peak resident memory (ru_maxrss) is its own.
+
+nnengine runs its compiled step (``jit_compile="auto"``, the default) and, as
+"nnengine-numba-eager", the same model with ``jit_compile=False``. Models:
 
 * document: 10 -> 64 relu -> 32 relu -> 10, batch 32;
 * mnist:    784 -> 512 relu -> 512 relu -> 10, batch 256 (about 0.82 GFLOP per step).
@@ -23,7 +26,7 @@ import time
 import numpy as np
 
 MODELS = {"document": ((10, 64, 32, 10), 32), "mnist": ((784, 512, 512, 10), 256)}
-FRAMEWORKS = ("nnengine-numba", "nnengine-numpy", "numpy-loop", "torch")
+FRAMEWORKS = ("nnengine-numba", "nnengine-numba-eager", "nnengine-numpy", "numpy-loop", "torch")
 
 
 def _data(sizes, batch):
@@ -31,22 +34,25 @@ def _data(sizes, batch):
     return rng.standard_normal((batch, sizes[0])).astype(np.float32), rng.integers(0, sizes[-1], batch)
 
 
-def nnengine_model(sizes, device):
-    """The benchmark's Keras-style model (relu layers, softmax output, Adam) on ``device``."""
+def nnengine_model(sizes, device, jit_compile="auto"):
+    """The benchmark's Keras-style model (relu layers, softmax output, Adam) on ``device``.
+
+    ``jit_compile`` as in ``compile``: "auto" replays compiled steps (the default), False runs eagerly.
+    """
     import nnengine as nn
     nn.utils.set_random_seed(0)
     layers = [nn.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
     layers += [nn.layers.Dense(n, activation="relu") for n in sizes[2:-1]]
     layers.append(nn.layers.Dense(sizes[-1], activation="softmax"))
     model = nn.Sequential(layers)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
     return model.to(device)
 
 
-def _nnengine_step(sizes, batch, device):
+def _nnengine_step(sizes, batch, device, jit_compile="auto"):
     import nnengine as nn
     nn.set_default_device(device)
-    model = nnengine_model(sizes, device)
+    model = nnengine_model(sizes, device, jit_compile)
     x, y = _data(sizes, batch)
     return lambda: model.train_on_batch(x, y)
 
@@ -122,7 +128,8 @@ def measure_one(framework, model, repeats):
     elif framework == "numpy-loop":
         step = _numpy_loop_step(sizes, batch)
     else:
-        step = _nnengine_step(sizes, batch, "cpu" if framework == "nnengine-numba" else "numpy")
+        device = "numpy" if framework == "nnengine-numpy" else "cpu"
+        step = _nnengine_step(sizes, batch, device, False if framework.endswith("-eager") else "auto")
     step_s = median_step_time(step, inner=50 if model == "document" else 3, repeats=repeats)
     return {"framework": framework, "model": model, "step_s": step_s, "peak_rss_mb": peak_rss_mb()}
 

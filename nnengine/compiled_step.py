@@ -49,7 +49,7 @@ class StepCompiler:
         """False when every step runs eagerly."""
         return self.mode is not False
 
-    def run(self, key, backend, inputs, params, eager, blocker=None, live=None):
+    def run(self, key, backend, inputs, params, eager, blocker=None, live=None, defer=False):
         """The step's output arrays: replayed from the plan of ``key``, or computed by ``eager()``.
 
         Args:
@@ -60,8 +60,11 @@ class StepCompiler:
             eager: a function that runs the step eagerly and returns its output arrays (a list).
             blocker: a reason this step cannot be captured, known before running it, or None.
             live: the optimizer whose updates the step makes (their scalars are read on each replay).
+            defer: run this step eagerly and capture a later one (the first step of a fresh optimizer).
         """
         if not self.enabled:
+            return eager()
+        if defer and blocker is None:
             return eager()
         if blocker is not None:
             return self._eager_because(blocker, eager)

@@ -147,6 +147,10 @@ class Optimizer(ABC):
         for param in params:
             self.slots(param)
 
+    def has_slots_for(self, params):
+        """True when every parameter in ``params`` has its slots (after its first update, or ``build``)."""
+        return all(id(param) in self._slots for param in params)
+
     def variables(self):
         """Keras's save order: ("iteration", n), ("learning_rate", lr), then (slot_name, Tensor, param) per slot."""
         pairs = [("iteration", np.int64(self.iterations)), ("learning_rate", np.float32(self.learning_rate))]

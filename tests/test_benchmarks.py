@@ -24,7 +24,7 @@ def test_keras_fit_benchmark_writes_results(tmp_path, monkeypatch, capsys):
 
 def test_training_benchmark_measures_each_framework_in_this_process():
     from benchmarks import training
-    for framework in ("nnengine-numba", "numpy-loop"):
+    for framework in ("nnengine-numba", "nnengine-numba-eager", "numpy-loop"):
         result = training.measure_one(framework, "document", 1)
         assert result["framework"] == framework and result["step_s"] > 0 and result["peak_rss_mb"] > 10
 
