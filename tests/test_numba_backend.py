@@ -17,6 +17,34 @@ BINARY = ["add", "sub", "mul", "div", "power", "maximum", "minimum"]
 COMPARE = ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
 
 
+@pytest.fixture(autouse=True, params=["numpy below 1024", "kernels always"])
+def small_path(request, monkeypatch):
+    """Every test twice: as configured (tiny arithmetic on numpy's ufuncs) and with the kernels for every size."""
+    if request.param == "kernels always":
+        monkeypatch.setattr(config, "NUMPY_MAX_ELEMENTS", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum", "sum"])
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=40),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_the_tiny_path_is_bitwise_the_kernels_for_exact_operations(name, values, dtype):
+    a = np.array(values, dtype)
+    b = a[::-1].copy()
+    tiny = NUMBA.sum(a, (0,), False) if name == "sum" else getattr(NUMBA, name)(a, b)
+    previous, config.NUMPY_MAX_ELEMENTS = config.NUMPY_MAX_ELEMENTS, 0
+    try:
+        kernel = NUMBA.sum(a, (0,), False) if name == "sum" else getattr(NUMBA, name)(a, b)
+    finally:
+        config.NUMPY_MAX_ELEMENTS = previous
+    assert tiny.shape == kernel.shape and tiny.dtype == kernel.dtype and isinstance(tiny, np.ndarray)
+    if name == "sum":      # a total: numpy's pairwise order against the kernel's lanes, both within rounding
+        np.testing.assert_allclose(tiny, kernel, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6,
+                                   equal_nan=True)
+    else:
+        np.testing.assert_array_equal(tiny, kernel)
+
+
 def same(name, *args, dtype=np.float32):
     expected = getattr(NUMPY, name)(*args)
     got = getattr(NUMBA, name)(*args)

@@ -29,6 +29,10 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 #: below this many multiply-adds a dense layer runs entirely inside one serial fused kernel
 SMALL_DENSE_FLOPS = 1 << 18
 
+#: up to this many elements, + - * / max min and totals take numpy's ufuncs: a numba dispatch costs as
+#: much as numpy's call there, and a small model's first run then compiles three kernels fewer
+NUMPY_MAX_ELEMENTS = 1 << 10
+
 GEMM_ROUTES = ("blas", "numba")
 
 

@@ -24,6 +24,12 @@ NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "asconti
                     "transpose", "broadcast_to", "getitem")
 
 
+#: the elementwise operations whose numpy ufunc gives bitwise the kernel's result (IEEE: one correctly
+#: rounded operation per element; maximum and minimum propagate NaN as the kernels do)
+_EXACT_OPS = {elementwise.ADD: np.add, elementwise.SUB: np.subtract, elementwise.MUL: np.multiply,
+              elementwise.DIV: np.divide, elementwise.MAX: np.maximum, elementwise.MIN: np.minimum}
+
+
 def _flat(x):
     """A contiguous 1-D view (a copy only when x is not contiguous)."""
     return np.ascontiguousarray(x).reshape(-1)
@@ -116,6 +122,12 @@ class NumbaBackend(NumpyBackend):
         return out
 
     def _binary(self, op, a, b):
+        if op in _EXACT_OPS and max(a.size, b.size) <= config.NUMPY_MAX_ELEMENTS:
+            # tiny operands: numpy's ufunc, bitwise the kernel's result (one correctly rounded operation per
+            # element) and as fast as a numba dispatch, and the first run compiles no kernel for them
+            out = np.empty(np.broadcast_shapes(a.shape, b.shape), a.dtype)
+            with np.errstate(all="ignore"):          # IEEE results in silence, as the kernels give them
+                return _EXACT_OPS[op](a, b, out=out)
         if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:    # the common case, fast
             out = np.empty(a.shape, a.dtype)
             if out.size:
@@ -187,6 +199,10 @@ class NumbaBackend(NumpyBackend):
 
     # -- reductions -------------------------------------------------------------------
     def sum(self, x, axes, keepdims):
+        if x.dtype.kind == "f" and len(axes) == x.ndim and 0 < x.size <= config.NUMPY_MAX_ELEMENTS:
+            # the total of a tiny array (a batch's losses): numpy's, no kernel to compile on the first run
+            with np.errstate(all="ignore"):
+                return np.asarray(np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype))
         if x.dtype.kind == "f" and x.flags.c_contiguous and x.size and len(axes) == x.ndim:   # a total, fast
             out = np.empty(1, x.dtype)
             reduce.sum_last(x.reshape(1, -1), out)
