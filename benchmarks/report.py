@@ -123,8 +123,17 @@ def _gemm_panel(axis, results):
                  label="measured peak")
     axis.set(xscale="log", yscale="log", xlabel="n (log scale)", ylabel="GFLOP/s (log scale)", title="GEMM, float32")
     axis.set_xticks(sizes, [str(n) for n in sizes])       # one plain label per size, no overlapping powers
+    _plain_log_labels(axis.yaxis)
     axis.minorticks_off()
     axis.legend()
+
+
+def _plain_log_labels(axis):
+    """Plain numbers (1, 2, 5, 10, 20, ...) at a few places of a log axis, and no minor labels to overlap."""
+    from matplotlib import ticker
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _fused_panel(axis, fused):
@@ -146,4 +155,5 @@ def _step_panel(axis, rows, model):
     for position, value in enumerate(times):
         axis.text(value, position, f" {value:.3g} ms", va="center")
     axis.set_xlim(min(times) / 2, max(times) * 4)
+    _plain_log_labels(axis.xaxis)
     axis.set(xlabel="ms per step (log scale)", title=f"Training step: {model} model")
