@@ -25,7 +25,12 @@ NONE, RELU, SIGMOID, TANH, SOFTMAX = (ACTIVATION_CODES[name] for name in ("none"
 
 @njit(inline="always")
 def _activate_row(row, activation, zero, one):
-    """Apply the activation to one output row in place."""
+    """Apply an elementwise activation to one output row in place (softmax runs as its own row kernel).
+
+    Softmax is not a branch here: numba compiles every branch of a kernel whatever the code at run
+    time, and the softmax one (exp, the row maximum and sum) tripled the first compilation of
+    ``dense_small``, which a model trained on its logits never takes.
+    """
     if activation == RELU:
         for j in range(row.size):
             v = row[j]
@@ -36,8 +41,6 @@ def _activate_row(row, activation, zero, one):
     elif activation == TANH:
         for j in range(row.size):
             row[j] = math.tanh(row[j])
-    elif activation == SOFTMAX:
-        _softmax_row(row, row, one, row, row, False)      # in place; the scratch rows go unused (libm exp)
 
 
 @njit(inline="always")
@@ -98,10 +101,13 @@ def dense_small(x, w, b, has_bias, activation, out, zero, one):
     n, k = x.shape
     for i in range(n):
         row = out[i]
+        # element loops, not row[:] = b: numba's slice assignment costs seconds to compile on a first run
         if has_bias:
-            row[:] = b
+            for j in range(row.size):
+                row[j] = b[j]
         else:
-            row[:] = zero
+            for j in range(row.size):
+                row[j] = zero
         for p in range(k):
             xip = x[i, p]
             w_p = w[p]
@@ -140,7 +146,8 @@ def activation_grad(out, grad_out, activation, dz, grad_b, zero, one):
     for i in range(n):
         a, g, d = out[i], grad_out[i], dz[i]
         if activation == NONE:
-            d[:] = g
+            for j in range(m):
+                d[j] = g[j]
         elif activation == RELU:
             for j in range(m):
                 d[j] = g[j] if a[j] > zero else zero

@@ -286,7 +286,8 @@ class NumbaBackend(NumpyBackend):
 
     # -- fused neural-network primitives ------------------------------------------------
     def dense_forward(self, x, w, b, activation):
-        code = ACTIVATION_CODES[activation]
+        # softmax is a row kernel of its own, run in place after the product and bias (see nn._activate_row)
+        code = ACTIVATION_CODES["none" if activation == "softmax" else activation]
         zero, one = _constants(x.dtype)
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         bias = np.ascontiguousarray(b) if b is not None else w[0]
@@ -295,12 +296,19 @@ class NumbaBackend(NumpyBackend):
         if n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m:
             out = np.empty((n, m), x.dtype)
             nn.dense_small(x, w, bias, b is not None, code, out, zero, one)
-            return out
-        out = np.ascontiguousarray(self._gemm(x, w))
-        if out.size:
-            kernel = self._row_kernel(nn.bias_activation, nn.bias_activation_parallel, n, m)
-            kernel(out, bias, b is not None, code, zero, one)
+        else:
+            out = np.ascontiguousarray(self._gemm(x, w))
+            if out.size:
+                kernel = self._row_kernel(nn.bias_activation, nn.bias_activation_parallel, n, m)
+                kernel(out, bias, b is not None, code, zero, one)
+        if activation == "softmax" and out.size:
+            self._softmax_in_place(out)
         return out
+
+    def _softmax_in_place(self, z):
+        """Softmax of each row of the contiguous 2-D ``z``, written over it."""
+        kernel = self._row_kernel(nn.softmax_rows, nn.softmax_rows_parallel, *z.shape)
+        kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, np.empty_like(z), np.empty_like(z))
 
     @staticmethod
     def _activation_grad_rows(out, grad_out, activation):
