@@ -31,6 +31,19 @@ def parse_device(device):
     """
     if not isinstance(device, str):
         raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    canonical = _CANONICAL.get(device)
+    if canonical is None:
+        canonical = _canonical(device)
+        if len(_CANONICAL) < 64:            # every Tensor made parses its device: remember the few seen
+            _CANONICAL[device] = canonical
+    return canonical
+
+
+_CANONICAL = {}
+
+
+def _canonical(device):
+    """parse_device's work, for a string not seen before."""
     match = _DEVICE_PATTERN.match(device.strip().lower())
     if match is None:
         raise ValueError(f"unknown device {device!r}: expected 'cpu', 'numpy', 'cuda' or 'cuda:N'")

@@ -125,7 +125,7 @@ class NumbaBackend(NumpyBackend):
         if op in _EXACT_OPS and max(a.size, b.size) <= config.NUMPY_MAX_ELEMENTS:
             # tiny operands: numpy's ufunc, bitwise the kernel's result (one correctly rounded operation per
             # element) and as fast as a numba dispatch, and the first run compiles no kernel for them
-            out = np.empty(np.broadcast_shapes(a.shape, b.shape), a.dtype)
+            out = np.empty(a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape), a.dtype)
             with np.errstate(all="ignore"):          # IEEE results in silence, as the kernels give them
                 return _EXACT_OPS[op](a, b, out=out)
         if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:    # the common case, fast
@@ -202,7 +202,7 @@ class NumbaBackend(NumpyBackend):
         if x.dtype.kind == "f" and len(axes) == x.ndim and 0 < x.size <= config.NUMPY_MAX_ELEMENTS:
             # the total of a tiny array (a batch's losses): numpy's, no kernel to compile on the first run
             with np.errstate(all="ignore"):
-                return np.asarray(np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype))
+                return np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdims, dtype=x.dtype))
         if x.dtype.kind == "f" and x.flags.c_contiguous and x.size and len(axes) == x.ndim:   # a total, fast
             out = np.empty(1, x.dtype)
             reduce.sum_last(x.reshape(1, -1), out)
