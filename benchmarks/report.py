@@ -77,9 +77,19 @@ def _training(results):
             rows.append([model, framework, f"{s['step_s'] * 1e3:.3f} ms", f"{s['step_s'] / ours:.2f}x",
                          f"{s['peak_rss_mb']:.0f} MB"])
     start = results["training"]["start"]
-    return (_table(["model", "framework", "step (median)", "time relative to nnengine-numba", "peak RSS"], rows)
-            + f"\nCold start (import + first step of the document model, empty numba cache): "
-              f"{start['cold_start_s']:.2f} s. Warm start (cache filled): {start['warm_start_s']:.2f} s.\n")
+    text = (f"\nCold start (import + first step of the document model, empty numba cache): "
+            f"{start['cold_start_s']:.2f} s. Warm start (cache filled): {start['warm_start_s']:.2f} s.\n")
+    if "program_cold_s" in start:
+        text += (f"\nThe document's program (examples/document_model.py) as a whole process: "
+                 f"{start['program_cold_s']:.2f} s on its first run (empty numba cache), "
+                 f"{start['program_warm_s']:.2f} s after")
+        if "torch_program_s" in start:
+            torch = start["torch_program_s"]
+            text += (f"; the same program in PyTorch (benchmarks/torch_document.py): {torch:.2f} s, so "
+                     f"{start['program_cold_s'] / torch:.2f}x PyTorch's time cold and {torch / start['program_warm_s']:.1f}x "
+                     "faster warm")
+        text += ".\n"
+    return _table(["model", "framework", "step (median)", "time relative to nnengine-numba", "peak RSS"], rows) + text
 
 
 def markdown(results):

@@ -184,12 +184,30 @@ def torch_version():
 
 
 def start_times():
-    """Cold and warm start in fresh processes: import nnengine and run the document model's first step."""
+    """Cold and warm start in fresh processes: import nnengine and run the document model's first step; and
+    the document's whole program as a process, cold and warm, beside the same program in PyTorch."""
     with tempfile.TemporaryDirectory() as cache:
         env = {"NUMBA_CACHE_DIR": cache}
         cold = _child(["--start"], env)
         warm = _child(["--start"], env)
-    return {"cold_start_s": cold["elapsed_s"], "warm_start_s": warm["elapsed_s"]}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        times = {"program_cold_s": _process_seconds([os.path.join("examples", "document_model.py"),
+                                                     "--output", os.path.join(cache, "model.h5")], env),
+                 "program_warm_s": _process_seconds([os.path.join("examples", "document_model.py"),
+                                                     "--output", os.path.join(cache, "model.h5")], env)}
+    if torch_available():
+        times["torch_program_s"] = _process_seconds(["-m", "benchmarks.torch_document"], {})
+    return {"cold_start_s": cold["elapsed_s"], "warm_start_s": warm["elapsed_s"], **times}
+
+
+def _process_seconds(args, env):
+    """Wall seconds of ``python ARGS`` as a whole process, interpreter start-up included."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=root, check=True,
+                   env={**os.environ, **env}, timeout=600)
+    return time.perf_counter() - start
 
 
 def _start():

@@ -179,3 +179,18 @@ def test_benchmarks_help_names_the_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert capsys.readouterr().out.startswith("usage: python -m benchmarks")
+
+
+def test_the_report_compares_the_whole_program_with_pytorchs():
+    from benchmarks import report
+    results = _fake_results()
+    results["training"]["start"].update(program_cold_s=4.0, program_warm_s=1.0, torch_program_s=5.0)
+    text = report.markdown(results)
+    assert "as a whole process: 4.00 s on its first run" in text and "0.80x PyTorch's time cold" in text
+    assert "5.0x faster warm" in text
+
+
+def test_the_pytorch_program_trains():
+    pytest.importorskip("torch", reason="PyTorch is an optional benchmark peer")
+    from benchmarks import torch_document
+    assert torch_document.main(samples=200, epochs=2) > 0.1
