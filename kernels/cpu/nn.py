@@ -210,53 +210,72 @@ def log_softmax_rows_parallel(x, out, fast, scratch, spare):
 
 
 @njit(inline="always")
-def _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast, scratch, spare):
-    # loss = sum_j t_j (lse - z_j), lse = top + log(total); with e_j = e^(z_j - top):
-    # grad = e / total * sum_j t_j - t, and for a label y (t one-hot) loss = log(total) - (z_y - top).
+def _soft_cross_entropy_row(logits, targets, i, need_grad, losses, grad, fast, scratch, spare):
+    # loss = sum_j t_j (lse - z_j) with lse = top + log(total), e_j = e^(z_j - top), so
+    # loss = log_total sum_j t_j - sum_j t_j (z_j - top);  grad = e / total * sum_j t_j - t
     z = logits[i]
     top = _row_max(z)
     e = grad[i]                      # the exponentials, turned into the gradient below when it is wanted
     total = _exp_shifted(z, top, e, scratch[i], spare[i], fast)
     log_total = math.log(total)
-    if soft:
-        # sum_j t_j (log_total - (z_j - top)) = log_total sum_j t_j - sum_j t_j (z_j - top)
-        t = targets[i]
-        terms = scratch[i]
-        for j in range(z.size):
-            terms[j] = t[j] * (z[j] - top)
-        weight = row_sum(t)
-        loss = log_total * weight - row_sum(terms)
-    else:
-        label = int(targets[i, 0])
-        loss = log_total - (z[label] - top)
-        weight = total / total
-    losses[i] = loss
+    t = targets[i]
+    terms = scratch[i]
+    for j in range(z.size):
+        terms[j] = t[j] * (z[j] - top)
+    weight = row_sum(t)
+    losses[i] = log_total * weight - row_sum(terms)
     if need_grad:
         scale = weight / total
-        if soft:
-            t = targets[i]
-            for j in range(z.size):
-                e[j] = e[j] * scale - t[j]
-        else:
-            for j in range(z.size):
-                e[j] *= scale
-            e[int(targets[i, 0])] -= 1
+        for j in range(z.size):
+            e[j] = e[j] * scale - t[j]
 
+
+@njit(inline="always")
+def _label_cross_entropy_row(logits, labels, i, need_grad, losses, grad, fast, scratch, spare):
+    # for a label y (t one-hot): loss = log(total) - (z_y - top);  grad = e / total - one_hot(y)
+    z = logits[i]
+    top = _row_max(z)
+    e = grad[i]
+    total = _exp_shifted(z, top, e, scratch[i], spare[i], fast)
+    label = labels[i]
+    losses[i] = math.log(total) - (z[label] - top)
+    if need_grad:
+        scale = (total / total) / total
+        for j in range(z.size):
+            e[j] *= scale
+        e[label] -= 1
+
+
+# Soft targets and class labels are kernels of their own, not a branch of one: numba compiles every
+# branch, and the soft one typed for integer labels cost a label-trained model its compilation.
 
 @njit(cache=True, error_model="numpy")
-def softmax_cross_entropy(logits, targets, soft, need_grad, losses, grad, fast, scratch, spare):
-    """Per-row softmax cross-entropy and its gradient in one pass over each row.
+def softmax_cross_entropy_soft(logits, targets, need_grad, losses, grad, fast, scratch, spare):
+    """Per-row softmax cross-entropy and its gradient p * sum(t) - t, one pass per row.
 
-    ``targets`` is (n, classes) of floats when ``soft``, else (n, 1) holding class indices;
-    the gradient p * sum(t) - t is right for targets that do not sum to 1. ``grad`` (n, classes)
-    is always given: without ``need_grad`` it only holds the exponentials.
+    ``targets`` is (n, classes) of floats (one-hot, soft or unnormalised); ``grad`` (n, classes) is
+    always given: without ``need_grad`` it only holds the exponentials.
     """
     for i in range(logits.shape[0]):
-        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast, scratch, spare)
+        _soft_cross_entropy_row(logits, targets, i, need_grad, losses, grad, fast, scratch, spare)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def softmax_cross_entropy_parallel(logits, targets, soft, need_grad, losses, grad, fast, scratch, spare):
-    """``softmax_cross_entropy`` with the rows split across threads."""
+def softmax_cross_entropy_soft_parallel(logits, targets, need_grad, losses, grad, fast, scratch, spare):
+    """``softmax_cross_entropy_soft`` with the rows split across threads."""
     for i in prange(logits.shape[0]):
-        _cross_entropy_body(logits, targets, soft, i, need_grad, losses, grad, fast, scratch, spare)
+        _soft_cross_entropy_row(logits, targets, i, need_grad, losses, grad, fast, scratch, spare)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy_labels(logits, labels, need_grad, losses, grad, fast, scratch, spare):
+    """Per-row softmax cross-entropy against int64 class ``labels`` (n,), and its gradient p - one_hot."""
+    for i in range(logits.shape[0]):
+        _label_cross_entropy_row(logits, labels, i, need_grad, losses, grad, fast, scratch, spare)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def softmax_cross_entropy_labels_parallel(logits, labels, need_grad, losses, grad, fast, scratch, spare):
+    """``softmax_cross_entropy_labels`` with the rows split across threads."""
+    for i in prange(logits.shape[0]):
+        _label_cross_entropy_row(logits, labels, i, need_grad, losses, grad, fast, scratch, spare)

@@ -366,10 +366,14 @@ class NumbaBackend(NumpyBackend):
         losses = np.empty(n, logits.dtype)
         grad = np.empty(logits.shape, logits.dtype)
         if n and classes:
-            soft = targets.ndim == 2
-            targets = np.ascontiguousarray(targets) if soft else np.ascontiguousarray(targets, np.int64).reshape(n, 1)
-            kernel = self._row_kernel(nn.softmax_cross_entropy, nn.softmax_cross_entropy_parallel, n, classes)
-            kernel(logits, targets, soft, need_grad, losses, grad, logits.dtype == np.float32, np.empty_like(logits),
+            if targets.ndim == 2:
+                targets = np.ascontiguousarray(targets)
+                serial, parallel = nn.softmax_cross_entropy_soft, nn.softmax_cross_entropy_soft_parallel
+            else:
+                targets = np.ascontiguousarray(targets, np.int64)
+                serial, parallel = nn.softmax_cross_entropy_labels, nn.softmax_cross_entropy_labels_parallel
+            kernel = self._row_kernel(serial, parallel, n, classes)
+            kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, np.empty_like(logits),
                    np.empty_like(logits))
         return losses, (grad if need_grad else None)
 
