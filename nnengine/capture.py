@@ -31,12 +31,19 @@ import numpy as np
 from .backends import Backend
 from .tensor_base import TensorBase
 
-__all__ = ["CaptureError", "Plan", "Recorder", "jit"]
+__all__ = ["CaptureError", "Plan", "Recorder", "capturing", "jit"]
 
 log = logging.getLogger("nnengine.capture")
 
 _INPUT, _PARAM, _RESULT, _CONST, _TUPLE = range(5)
 _CAPTURE_LOCK = threading.Lock()
+_THIS_THREAD = threading.local()
+
+
+def capturing():
+    """True while this thread records a capture: a nested capture (a jit function called inside a step
+    being captured) then runs eagerly, and the outer plan records its primitives."""
+    return getattr(_THIS_THREAD, "recording", False)
 
 
 class CaptureError(RuntimeError):
@@ -68,7 +75,10 @@ class Recorder:
         self._shadowed = {}
 
     def __enter__(self):
+        if capturing():
+            raise CaptureError("a capture is already recording in this thread")
         _CAPTURE_LOCK.acquire()
+        _THIS_THREAD.recording = True
         self._thread = threading.get_ident()
         # a backend may keep its own per-instance wrappers (the CuPy one selects the GPU): keep them
         self._shadowed = {name: self.backend.__dict__.get(name) for name in Backend.primitives()}
@@ -87,6 +97,7 @@ class Recorder:
                 self.backend.__dict__.pop(name, None)
             else:
                 setattr(self.backend, name, previous)
+        _THIS_THREAD.recording = False
         _CAPTURE_LOCK.release()
         return False
 
@@ -338,8 +349,9 @@ class jit:
 
     def __call__(self, *args):
         tensors = [a for a in args if isinstance(a, TensorBase)]
-        if not tensors or any(t.requires_grad for t in tensors):
-            self.reason = "no Tensor argument" if not tensors else "an argument requires grad (replays record no graph)"
+        if not tensors or any(t.requires_grad for t in tensors) or capturing():
+            self.reason = ("no Tensor argument" if not tensors else "called inside another capture" if capturing()
+                           else "an argument requires grad (replays record no graph)")
             return self.fn(*args)
         key = _signature(args)
         if key not in self._plans:

@@ -15,7 +15,7 @@ and runs the others eagerly, ``True`` demands it (``CaptureError`` naming the re
 import logging
 from collections import Counter, OrderedDict
 
-from .capture import CaptureError, Plan, Recorder
+from .capture import CaptureError, Plan, Recorder, capturing
 
 __all__ = ["StepCompiler", "JIT_MODES"]
 
@@ -62,7 +62,7 @@ class StepCompiler:
             live: the optimizer whose updates the step makes (their scalars are read on each replay).
             defer: run this step eagerly and capture a later one (the first step of a fresh optimizer).
         """
-        if not self.enabled:
+        if not self.enabled or capturing():         # inside another capture: that one records these calls
             return eager()
         if defer and blocker is None:
             return eager()

@@ -278,3 +278,16 @@ def test_jit_runs_eagerly_when_an_argument_requires_grad():
     out.backward()
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
     assert "requires grad" in fast.reason and fast.plans == 0
+
+
+def test_a_jit_function_inside_a_captured_step_is_recorded_by_the_step():
+    inner = nn.jit(lambda x: x * 2.0)
+    backend = nn.get_backend("cpu")
+    from nnengine.capture import Recorder
+    with Recorder(backend, allow_uploads=True) as recorder:
+        out = inner(nn.tensor([1.0, 2.0]))
+        with pytest.raises(CaptureError, match="already recording"):
+            Recorder(backend).__enter__()
+    np.testing.assert_array_equal(out.numpy(), [2.0, 4.0])
+    assert inner.plans == 0 and "inside another capture" in inner.reason
+    assert [call[0] for call in recorder.calls] == ["from_numpy", "full", "mul"]     # the tensor, 2.0, x * 2
