@@ -133,11 +133,25 @@ class Plan:
         outputs: a spec per output (an input, a parameter, a result or a constant).
     """
 
-    def __init__(self, methods, steps, outputs, live=None):
+    def __init__(self, methods, steps, outputs, live=None, uploads=()):
         self.steps = steps
         self.outputs = outputs
         self.live = live
+        self.uploads = uploads
         self.run = _compile_replay(methods, steps, outputs, live)
+
+    def matches(self, recorder):
+        """True when ``recorder`` heard the same calls and uploaded the same host data as this plan's capture.
+
+        A second eager step checked this way shows that the uploads are constants of the step (shapes,
+        indices), not data that changes from step to step (random numbers), which a plan would freeze.
+        """
+        if [call[0] for call in recorder.calls] != [step[0] for step in self.steps]:
+            return False
+        uploads = _uploads(recorder)
+        return len(uploads) == len(self.uploads) and all(
+            a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+            for a, b in zip(uploads, self.uploads))
 
     @classmethod
     def build(cls, recorder, inputs, params, outputs, strict=False, live=None):
@@ -169,7 +183,7 @@ class Plan:
             if spec[0] == _CONST and array is not None:
                 raise CaptureError("an output of the computation was not made by the backend's primitives")
             output_specs.append(spec)
-        return cls(recorder.method, steps, output_specs, live)
+        return cls(recorder.method, steps, output_specs, live, _uploads(recorder))
 
     def __len__(self):
         return len(self.steps)
@@ -182,6 +196,11 @@ class Plan:
             lines.append(f"{position:3d}  {name}({', '.join(shown)})")
         lines.append("out  " + ", ".join(_show(spec) for spec in self.outputs))
         return "\n".join(lines)
+
+
+def _uploads(recorder):
+    """The host arrays of the recorded uploads, in order."""
+    return [args[0] for name, args, _, _ in recorder.calls if name == "from_numpy"]
 
 
 def _is_array(value):

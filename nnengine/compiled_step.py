@@ -1,8 +1,9 @@
 """The trainer's compiled steps: one plan per kind of step and shape, captured once, replayed after.
 
 ``StepCompiler.run(key, ...)`` runs a step's eager function the first time it meets ``key`` while a
-``capture.Recorder`` listens, turns what it heard into a ``capture.Plan``, and from then on replays the
-plan instead (see capture.py for what a plan is and why a replay is bitwise the eager step). The key
+``capture.Recorder`` listens, turns what it heard into a ``capture.Plan``, checks on the next step
+(eager again, listening) that the step makes the same calls with the same uploaded host data, and from
+then on replays the plan instead (see capture.py for what a plan is and why a replay is bitwise the eager step). The key
 holds everything a plan depends on (the kind of step, the shapes and dtypes of the batch, the device,
 the model's layers and weights, the loss's path): a new key captures a new plan, so a plan never goes
 stale. A fit with a fixed batch size captures at most two training plans (full and last partial
@@ -43,6 +44,7 @@ class StepCompiler:
         self.captures = Counter()
         self.fallback_reason = None
         self._plans = OrderedDict()
+        self._unverified = set()
 
     @property
     def enabled(self):
@@ -74,7 +76,22 @@ class StepCompiler:
         self._plans.move_to_end(key)
         if isinstance(plan, str):
             return self._eager_because(plan, eager)
+        if key in self._unverified:
+            return self._verify(key, plan, backend, eager)
         return plan.run(inputs)
+
+    def _verify(self, key, plan, backend, eager):
+        """Run the step once more eagerly, listening: a plan is trusted when this step matches its capture."""
+        recorder = Recorder(backend, allow_uploads=True)
+        with recorder:
+            outputs = eager()
+        self._unverified.discard(key)
+        if not plan.matches(recorder):
+            reason = ("the step uploads host data that changes from step to step (new random numbers?), "
+                      "which a plan would freeze; a layer that does so should say it in capture_blocker")
+            self._keep(key, reason)
+            return self._eager_because(reason, lambda: outputs)
+        return outputs
 
     def _capture(self, key, backend, inputs, params, eager, live):
         recorder = Recorder(backend, allow_uploads=True)
@@ -86,6 +103,7 @@ class StepCompiler:
             self._keep(key, str(error))
             return self._eager_because(str(error), lambda: outputs)
         self._keep(key, plan)
+        self._unverified.add(key)
         self.captures[key[0]] += 1
         log.info("captured a %s plan of %d primitive calls (plan %d of this model)", key[0], len(plan),
                  sum(self.captures.values()))
@@ -94,7 +112,8 @@ class StepCompiler:
     def _keep(self, key, plan):
         self._plans[key] = plan
         while len(self._plans) > MAX_PLANS:
-            self._plans.popitem(last=False)
+            dropped, _ = self._plans.popitem(last=False)
+            self._unverified.discard(dropped)
 
     def _eager_because(self, reason, eager):
         self.fallback_reason = reason

@@ -291,3 +291,30 @@ def test_a_jit_function_inside_a_captured_step_is_recorded_by_the_step():
     np.testing.assert_array_equal(out.numpy(), [2.0, 4.0])
     assert inner.plans == 0 and "inside another capture" in inner.reason
     assert [call[0] for call in recorder.calls] == ["from_numpy", "full", "mul"]     # the tensor, 2.0, x * 2
+
+
+class _NoisyLayer(nn.layers.Layer):
+    """Adds fresh host noise in training and does not say so: the check on the second step must catch it."""
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        noise = np.random.default_rng().standard_normal(x.shape).astype(np.float32) * 0.01
+        return x + nn.tensor(noise, device=x.device)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def test_host_data_that_changes_every_step_is_caught_on_the_second_step():
+    model = nn.Sequential([nn.Input(shape=(6,)), nn.layers.Dense(4, activation="relu"), _NoisyLayer(),
+                           nn.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    x, y = np.ones((8, 6), np.float32), np.eye(3, dtype=np.float32)[np.arange(8) % 3]
+    for _ in range(4):
+        model.train_on_batch(x, y)
+    report = model.jit_report()
+    assert "changes from step to step" in report["fallback_reason"] and report["plans_held"] == 0
+    model.test_on_batch(x, y)                  # at inference the layer uploads nothing: compiled
+    model.test_on_batch(x, y)
+    assert model.jit_report()["plans_held"] == 1
