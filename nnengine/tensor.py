@@ -2,7 +2,7 @@
 
 ``TensorBase`` (tensor_base.py) holds the data and the autograd state; ``Tensor`` adds the
 operators and methods, each a call into ``nnengine.functional`` (the checked op layer), and
-``backward``. The dtype rules are in ``nnengine.dtypes``; their names are re-exported here.
+``backward``. The dtype rules are in ``nnengine.dtypes``.
 """
 import numbers
 
@@ -10,9 +10,7 @@ from . import autograd
 from . import functional as F
 from .backends import get_backend
 from .device import get_default_device
-from .dtypes import (  # noqa: F401 - the dtype rules, re-exported where tensors are made
-    DEFAULT_FLOAT, FLOAT_DTYPES, SUPPORTED_DTYPES, is_float_dtype, result_dtype, to_supported_dtype,
-)
+from .dtypes import DEFAULT_FLOAT, to_supported_dtype
 from .tensor_base import TensorBase
 
 

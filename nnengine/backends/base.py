@@ -12,7 +12,7 @@ Conventions that hold for every primitive unless its docstring says otherwise:
   backends, ``cupy.ndarray`` for CUDA).
 * Floating primitives accept float32 and float64 and return the dtype they were
   given. Binary primitives receive two arrays of the SAME dtype; the core
-  promotes before calling (see ``nnengine.tensor.result_dtype``).
+  promotes before calling (see ``nnengine.dtypes.result_dtype``).
 * Binary primitives broadcast with numpy's rules. The core has already checked
   that the shapes broadcast, so a backend may assume they do.
 * Primitives return new arrays and never modify their inputs, except those whose
