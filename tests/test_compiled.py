@@ -318,3 +318,34 @@ def test_host_data_that_changes_every_step_is_caught_on_the_second_step():
     model.test_on_batch(x, y)                  # at inference the layer uploads nothing: compiled
     model.test_on_batch(x, y)
     assert model.jit_report()["plans_held"] == 1
+
+
+def test_threads_capture_and_replay_their_own_models_exactly():
+    def make(seed):
+        nn.utils.set_random_seed(seed)
+        model = nn.Sequential([nn.Input(shape=(6,)), nn.layers.Dense(16, activation="relu"),
+                               nn.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 6)).astype(np.float32), rng.integers(0, 3, 32)
+    expected = []
+    for seed in range(4):
+        model = make(seed)
+        for _ in range(20):
+            model.train_on_batch(x, y)
+        expected.append(model.get_weights())
+    models = [make(seed) for seed in range(4)]
+
+    def train(model):
+        for _ in range(20):
+            model.train_on_batch(x, y)
+    threads = [threading.Thread(target=train, args=(model,)) for model in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for model, weights in zip(models, expected):
+        assert model.jit_report()["captured"] == {"train": 1}
+        for got, want in zip(model.get_weights(), weights):
+            np.testing.assert_array_equal(got, want)
