@@ -19,7 +19,7 @@ import numpy as np
 
 from . import functional as F
 from .tensor import Tensor
-from .utils import lookup
+from .utils import lookup, to_host
 
 EPSILON = 1e-7
 REDUCTIONS = ("sum_over_batch_size", "sum", "none", None)
@@ -96,7 +96,7 @@ class Loss(ABC):
         matching) and float ``dtype``. Everything that looks at target VALUES on the host happens here,
         before the upload, so the device half reads no host data (and a compiled step can replay it).
         """
-        host = y_true.numpy() if isinstance(y_true, Tensor) else np.asarray(y_true)
+        host = to_host(y_true)
         shape = _matched_shape(self.name, host.shape, y_pred_shape)
         return host.astype(dtype, copy=False).reshape(shape)
 
@@ -164,7 +164,7 @@ class CategoricalCrossentropy(Loss):
 
     def prepare_targets(self, y_true, y_pred_shape, dtype):
         """One-hot, soft or unnormalised targets of y_pred's exact shape, as float ``dtype``."""
-        host = y_true.numpy() if isinstance(y_true, Tensor) else np.asarray(y_true)
+        host = to_host(y_true)
         self.check_targets(host.shape, y_pred_shape)
         return host.astype(dtype, copy=False)
 
@@ -227,7 +227,7 @@ class SparseCategoricalCrossentropy(Loss):
         return self._reduce(self._from_probabilities(targets, y_pred))
 
     def _labels(self, y_true, y_pred_shape):
-        host = y_true.numpy() if isinstance(y_true, Tensor) else np.asarray(y_true)
+        host = to_host(y_true)
         y_pred_shape = tuple(y_pred_shape)
         self.check_targets(host.shape, y_pred_shape)
         labels = host.reshape(-1)

@@ -16,16 +16,11 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .tensor import Tensor
-from .utils import lookup
+from .utils import lookup, to_host
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
            "categorical_accuracy", "sparse_categorical_accuracy", "get"]
-
-
-def _host(value):
-    return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
 
 
 class Metric(ABC):
@@ -68,7 +63,7 @@ class Mean(Metric):
 
     def update_state(self, values, sample_weight=None):
         """Add values (array-like), each with weight 1 or ``sample_weight``."""
-        values = np.asarray(_host(values), dtype=np.float64).reshape(-1)
+        values = np.asarray(to_host(values), dtype=np.float64).reshape(-1)
         if sample_weight is None:
             self.total += float(values.sum())
             self.count += values.size
@@ -100,7 +95,7 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the per-sample values of ``fn`` on this batch."""
-        super().update_state(self.fn(_host(y_true), _host(y_pred)), sample_weight)
+        super().update_state(self.fn(to_host(y_true), to_host(y_pred)), sample_weight)
 
 
 def _match_rank(y_true, y_pred):

@@ -16,16 +16,12 @@ import math
 import numpy as np
 
 from .autograd import Function
+from .backends.layout import kept_shape
 
 
 def constant(backend, value, dtype):
     """A 0-d backend array holding ``value``: the core's scalar constants."""
     return backend.full((), value, dtype)
-
-
-def kept_shape(shape, axes):
-    """The shape of a reduction over ``axes`` with keepdims=True."""
-    return tuple(1 if i in axes else size for i, size in enumerate(shape))
 
 
 class Cast(Function):
@@ -332,7 +328,7 @@ class Sum(Function):
     def backward(ctx, g):
         bk = ctx.backend
         shape = ctx.params["input_shape"]
-        g = bk.reshape(g, kept_shape(shape, ctx.params["axes"]))
+        g = bk.reshape(g, kept_shape(shape, ctx.params["axes"], True))
         return (bk.ascontiguous(bk.broadcast_to(g, shape)),)
 
 
@@ -344,8 +340,7 @@ class Max(Function):
         bk = ctx.backend
         kept = bk.max(x, axes, True)
         ctx.save_for_backward(x, kept)
-        return kept if keepdims else bk.reshape(kept, tuple(
-            size for i, size in enumerate(x.shape) if i not in axes))
+        return kept if keepdims else bk.reshape(kept, kept_shape(x.shape, axes, False))
 
     @staticmethod
     def backward(ctx, g):

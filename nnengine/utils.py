@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from .tensor_base import TensorBase
+
 _state = {"rng": np.random.default_rng()}
 _name_counts = {}
 
@@ -66,3 +68,8 @@ def to_categorical(y, num_classes=None, dtype="float32"):
         raise ValueError(f"to_categorical: labels must lie in [0, {num_classes}), got "
                          f"[{labels.min()}, {labels.max()}]")
     return np.eye(num_classes, dtype=dtype)[labels]
+
+
+def to_host(value):
+    """``value`` as a host numpy array: a tensor's values copied from its device, anything else as numpy reads it."""
+    return value.numpy() if isinstance(value, TensorBase) else np.asarray(value)
