@@ -86,6 +86,14 @@ class Recorder:
             setattr(self.backend, name, self._listener(name, self.method(name)))
         return self
 
+    @classmethod
+    def listen(cls, backend, compute, allow_uploads=True):
+        """Run ``compute()`` with a recorder on ``backend``; return (the recorder, what compute returned)."""
+        recorder = cls(backend, allow_uploads)
+        with recorder:
+            result = compute()
+        return recorder, result
+
     def method(self, name):
         """Primitive ``name`` of the backend as it is when no recorder listens (what a plan calls)."""
         own = self._shadowed.get(name)
@@ -268,7 +276,8 @@ def _compile_replay(methods, steps, outputs, live=None):
             continue
         if live is not None and name in _UPDATES:
             if not live_started:
-                lines += [f"    {constant(live)}.iterations += 1", f"    s = c{len(namespace) - 1}.update_scalars()"]
+                optimizer = constant(live)
+                lines += [f"    {optimizer}.iterations += 1", f"    s = {optimizer}.update_scalars()"]
                 live_started = True
             written[len(written) - live_count:] = [f"s[{i}]" for i in range(live_count)]
         call = ", ".join(written + [f"{k}={source(v)}" for k, v in kwargs.items()])
@@ -355,8 +364,7 @@ class jit:
 
     def __init__(self, fn):
         self.fn = fn
-        self._plans = {}
-        self._structure = {}
+        self._plans = {}            # signature -> (plan, how to rebuild the result), or None: runs eagerly
         self.reason = None
         self.__name__ = getattr(fn, "__name__", "jit")
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -375,17 +383,15 @@ class jit:
         key = _signature(args)
         if key not in self._plans:
             return self._capture(key, args, tensors)
-        plan = self._plans[key]
-        if plan is None:
+        captured = self._plans[key]
+        if captured is None:
             return self.fn(*args)
+        plan, structure = captured
         backend, like = tensors[0]._backend, type(tensors[0])
-        return _repack(self._structure[key], [like._make(a, backend) for a in plan.run([t._data for t in tensors])])
+        return _repack(structure, [like._make(a, backend) for a in plan.run([t._data for t in tensors])])
 
     def _capture(self, key, args, tensors):
-        backend = tensors[0]._backend
-        recorder = Recorder(backend, allow_uploads=True)
-        with recorder:
-            result = self.fn(*args)
+        recorder, result = Recorder.listen(tensors[0]._backend, lambda: self.fn(*args))
         outputs, structure = _flatten(result)
         try:
             externals = _external_tensors(recorder, tensors, outputs)
@@ -394,8 +400,7 @@ class jit:
             self.reason = str(error)
             self._plans[key] = None
             return result
-        self._plans[key] = plan
-        self._structure[key] = structure
+        self._plans[key] = (plan, structure)
         log.info("jit %s: captured a plan of %d primitive calls for %s", self.__name__, len(plan), key)
         return result
 
@@ -426,10 +431,10 @@ def _external_tensors(recorder, inputs, outputs):
     externals = []
     for _, args, kwargs, result in recorder.calls:
         for value in (*args, *kwargs.values()):
-            if hasattr(value, "shape") and not isinstance(value, np.generic) and id(value) not in made:
+            if _is_array(value) and id(value) not in made:
                 made.add(id(value))
                 externals.append(_ArrayRef(value))
         for value in result if isinstance(result, tuple) else (result,):
-            if value is not None and hasattr(value, "shape"):
+            if value is not None and hasattr(value, "shape"):     # numpy's 0-d results are scalars: made too
                 made.add(id(value))
     return externals

@@ -3,7 +3,8 @@
 ``StepCompiler.run(key, ...)`` runs a step's eager function the first time it meets ``key`` while a
 ``capture.Recorder`` listens, turns what it heard into a ``capture.Plan``, checks on the next step
 (eager again, listening) that the step makes the same calls with the same uploaded host data, and from
-then on replays the plan instead (see capture.py for what a plan is and why a replay is bitwise the eager step). The key
+then on replays the plan instead (see capture.py for what a plan is and why a replay is bitwise the
+eager step). The key
 holds everything a plan depends on (the kind of step, the shapes and dtypes of the batch, the device,
 the model's layers and weights, the loss's path): a new key captures a new plan, so a plan never goes
 stale. A fit with a fixed batch size captures at most two training plans (full and last partial
@@ -82,9 +83,7 @@ class StepCompiler:
 
     def _verify(self, key, plan, backend, eager):
         """Run the step once more eagerly, listening: a plan is trusted when this step matches its capture."""
-        recorder = Recorder(backend, allow_uploads=True)
-        with recorder:
-            outputs = eager()
+        recorder, outputs = Recorder.listen(backend, eager)
         self._unverified.discard(key)
         if not plan.matches(recorder):
             reason = ("the step uploads host data that changes from step to step (new random numbers?), "
@@ -94,9 +93,7 @@ class StepCompiler:
         return outputs
 
     def _capture(self, key, backend, inputs, params, eager, live):
-        recorder = Recorder(backend, allow_uploads=True)
-        with recorder:
-            outputs = eager()
+        recorder, outputs = Recorder.listen(backend, eager)
         try:
             plan = Plan.build(recorder, inputs, params, outputs, strict=True, live=live)
         except CaptureError as error:

@@ -103,10 +103,7 @@ class Optimizer(ABC):
         pairs = [(g, p) for g, p in grads_and_vars if g is not None]
         for grad, param in pairs:
             _check_gradient(self.name, grad, param)
-        self.iterations += 1
-        with no_grad():
-            for grad, param in pairs:
-                self.update(param, grad, self.slots(param))
+        self._update_all(pairs)
 
     def apply_prepared(self, params, grad_arrays):
         """One step from backend gradient arrays that the trainer made for ``params`` (None: leave it alone).
@@ -114,11 +111,14 @@ class Optimizer(ABC):
         The same updates as ``apply_gradients``, without its checks: the trainer's step computed each
         gradient for its parameter, so shape, dtype and device agree by construction.
         """
-        pairs = [(g, p) for g, p in zip(grad_arrays, params) if g is not None]
+        self._update_all([(type(p)._make(g, p._backend), p) for g, p in zip(grad_arrays, params) if g is not None])
+
+    def _update_all(self, pairs):
+        """One step: count it, then update each parameter of the checked ``(grad, param)`` pairs."""
         self.iterations += 1
         with no_grad():
             for grad, param in pairs:
-                self.update(param, type(param)._make(grad, param._backend), self.slots(param))
+                self.update(param, grad, self.slots(param))
 
     def apply(self, grads, variables):
         """Keras 3's ``apply(grads, trainable_variables)``."""
@@ -205,7 +205,6 @@ class SGD(Optimizer):
         F.sgd_update(param, grad, slots.get("momentum"), *self.update_scalars(), validate=False)
 
 
-
 class Adam(Optimizer):
     """Adam (Kingma and Ba) with Keras's defaults: lr 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7."""
 
@@ -236,7 +235,6 @@ class Adam(Optimizer):
         step, *rest = self.update_scalars()
         F.adam_update(param, grad, slots["momentum"], slots["velocity"], step, slots.get("velocity_hat"), *rest,
                       validate=False)
-
 
 
 class AdamW(Adam):
@@ -280,7 +278,6 @@ class RMSprop(Optimizer):
         return (self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered, self._decay())
 
 
-
 class Adagrad(Optimizer):
     """Adagrad with Keras's defaults: lr 0.001, initial_accumulator_value 0.1, epsilon 1e-7."""
 
@@ -305,7 +302,6 @@ class Adagrad(Optimizer):
     def update_scalars(self):
         """(lr, epsilon, weight_decay), as ``Backend.adagrad_update`` takes them."""
         return (self.learning_rate, self.epsilon, self._decay())
-
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}

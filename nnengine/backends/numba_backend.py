@@ -322,14 +322,14 @@ class NumbaBackend(NumpyBackend):
         return dz, grad_b
 
     def activation_backward(self, out, grad_out, activation, axis):
-        last = activation == "softmax" and axis != out.ndim - 1     # the kernel's softmax runs along rows
-        if last:
+        moved = activation == "softmax" and axis != out.ndim - 1    # the kernel's softmax runs along rows
+        if moved:
             out, grad_out = np.moveaxis(out, axis, -1), np.moveaxis(grad_out, axis, -1)
         columns = out.shape[-1] if out.ndim else 1
         dz, _ = self._activation_grad_rows(np.ascontiguousarray(out).reshape(-1, columns),
                                            np.ascontiguousarray(grad_out).reshape(-1, columns), activation)
         dz = dz.reshape(out.shape)
-        return np.moveaxis(dz, -1, axis) if last else dz
+        return np.moveaxis(dz, -1, axis) if moved else dz
 
     def dense_backward(self, x, w, out, grad_out, activation, need_grad_x):
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
