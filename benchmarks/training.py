@@ -26,6 +26,8 @@ import time
 import numpy as np
 
 MODELS = {"document": ((10, 64, 32, 10), 32), "mnist": ((784, 512, 512, 10), 256)}
+#: the repository, where every child process runs
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMEWORKS = ("nnengine-numba", "nnengine-numba-eager", "nnengine-numpy", "numpy-loop", "torch")
 
 
@@ -158,9 +160,8 @@ def peak_rss_mb():
 
 
 def _child(args, env=None):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-m", "benchmarks.training", *args], capture_output=True, text=True,
-                            cwd=root, env={**os.environ, **(env or {})}, timeout=600)
+                            cwd=ROOT, env={**os.environ, **(env or {})}, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child {args} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -203,9 +204,8 @@ def start_times():
 
 def _process_seconds(args, env):
     """Wall seconds of ``python ARGS`` as a whole process, interpreter start-up included."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=root, check=True,
+    subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, check=True,
                    env={**os.environ, **env}, timeout=600)
     return time.perf_counter() - start
 
