@@ -13,8 +13,13 @@ batch) and two evaluation plans.
 Modes, as Keras 3's ``compile(jit_compile=...)``: ``"auto"`` compiles wherever a step can be captured
 and runs the others eagerly, ``True`` demands it (``CaptureError`` naming the reason), ``False`` (or
 ``run_eagerly=True``) keeps every step eager.
+
+Threads: a plan owns its buffers, so one thread at a time runs a model's plans. A thread that finds
+another one inside this model's compiler (two threads predicting with one model) runs its step eagerly,
+which gives the same numbers without waiting.
 """
 import logging
+import threading
 from collections import Counter, OrderedDict
 
 from .capture import CaptureError, Plan, Recorder, capturing
@@ -46,6 +51,7 @@ class StepCompiler:
         self.fallback_reason = None
         self._plans = OrderedDict()
         self._unverified = set()
+        self._busy = threading.Lock()
 
     @property
     def enabled(self):
@@ -71,6 +77,15 @@ class StepCompiler:
             return eager()
         if blocker is not None:
             return self._eager_because(blocker, eager)
+        if not self._busy.acquire(blocking=False):   # another thread replays or captures this model's plans
+            return eager()
+        try:
+            return self._planned(key, backend, inputs, params, eager, live)
+        finally:
+            self._busy.release()
+
+    def _planned(self, key, backend, inputs, params, eager, live):
+        """run's work once this thread holds the compiler: replay, verify or capture the plan of ``key``."""
         plan = self._plans.get(key)
         if plan is None:
             return self._capture(key, backend, inputs, params, eager, live)

@@ -11,6 +11,7 @@ one the backend fuses (linear, relu, sigmoid, tanh, softmax), the product,
 the bias and the activation run as ONE fused op (``nnengine.functional.linear``).
 """
 import math
+import threading
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -23,6 +24,9 @@ from .tensor import Tensor
 from .utils import global_rng, snake_case, unique_name
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "InputLayer", "Input"]
+
+#: held while a layer or model builds lazily, so that threads calling it for the first time build it once
+BUILD_LOCK = threading.RLock()
 
 
 def _shape_tuple(name, shape):
@@ -153,7 +157,9 @@ class Layer(ABC):
         if not isinstance(x, Tensor):
             x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
         if not self.built:
-            self.build((None, *x.shape[1:]))
+            with BUILD_LOCK:
+                if not self.built:
+                    self.build((None, *x.shape[1:]))
         return self.call(x, training=training)
 
     # -- config ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Training (compile, fit, evaluate, predict, *_on_batch) is inherited from ``Train
 (trainer.py), as Keras 3's Model inherits it; file formats are saving.py's.
 """
 from . import saving
-from .layers import LAYER_CLASSES, InputLayer, Layer
+from .layers import BUILD_LOCK, LAYER_CLASSES, InputLayer, Layer
 from .summary import summary_lines
 from .tensor import Tensor
 from .trainer import Trainer
@@ -160,10 +160,13 @@ class Sequential(Trainer):
 
     # -- forward --------------------------------------------------------------------------------
     def _ensure_built(self, x):
-        if self._input_layer is None:
-            self.build((None, *x.shape[1:]))
-        elif not self.built:
-            self._build_from(0)
+        if self.built:
+            return
+        with BUILD_LOCK:                # two threads meeting an unbuilt model build it once
+            if self._input_layer is None:
+                self.build((None, *x.shape[1:]))
+            elif not self.built:
+                self._build_from(0)
 
     def _check_input(self, x, method):
         expected = self.input_shape

@@ -6,6 +6,7 @@ numpy's and Python's global generators, as ``keras.utils.set_random_seed`` does.
 """
 import random
 import re
+import threading
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from .tensor_base import TensorBase
 
 _state = {"rng": np.random.default_rng()}
 _name_counts = {}
+_name_lock = threading.Lock()
 
 
 def set_random_seed(seed):
@@ -36,8 +38,9 @@ def snake_case(name):
 
 def unique_name(prefix):
     """Keras's automatic names: 'dense', then 'dense_1', 'dense_2', ... for each prefix."""
-    count = _name_counts.get(prefix, 0)
-    _name_counts[prefix] = count + 1
+    with _name_lock:                    # layers made in two threads at once still get distinct names
+        count = _name_counts.get(prefix, 0)
+        _name_counts[prefix] = count + 1
     return prefix if count == 0 else f"{prefix}_{count}"
 
 

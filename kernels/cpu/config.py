@@ -15,9 +15,11 @@
   every parallel kernel and starve OpenBLAS's threads in the matrix product that
   follows: measured here, a 256 x 784 x 512 product took 1.6 ms alone and 7.7 ms
   right after a parallel kernel under OpenMP, 1.6 ms under workqueue. (workqueue
-  does not allow parallel kernels to be launched from several Python threads at once.)
+  does not allow parallel kernels to be launched from several Python threads at once: it aborts the
+  process. ``OneThreadAtATime`` wraps a parallel kernel so that its launches hold one lock.)
 """
 import os
+import threading
 
 import numba
 
@@ -56,3 +58,25 @@ def set_gemm_route(route):
     previous = _route["gemm"]
     _route["gemm"] = _checked(route, "set_gemm_route")
     return previous
+
+
+_PARALLEL_LAUNCH = threading.Lock()
+
+
+class OneThreadAtATime:
+    """A parallel numba kernel that one Python thread at a time runs (the others wait for the lock).
+
+    numba's workqueue threading layer aborts the process ("Concurrent access has been detected") when
+    two Python threads launch parallel kernels at once. Only parallel variants need this: they run from
+    ``PARALLEL_MIN_ELEMENTS`` up, where a launch takes hundreds of microseconds and an uncontended lock
+    well under one.
+    """
+
+    __slots__ = ("kernel",)
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __call__(self, *args):
+        with _PARALLEL_LAUNCH:
+            return self.kernel(*args)

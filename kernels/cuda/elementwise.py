@@ -78,10 +78,13 @@ def kernel(name):
     """The ``cupy.ElementwiseKernel`` of operation ``name`` (created once per process)."""
     k = _KERNELS.get(name)
     if k is None:
-        import cupy
-        in_params, out_params, operation = operations()[name]
-        k = _KERNELS[name] = cupy.ElementwiseKernel(
-            in_params, out_params, operation, f"nne_{name}", preamble=preamble())
+        with loader.COMPILE_LOCK:
+            k = _KERNELS.get(name)
+            if k is None:
+                import cupy
+                in_params, out_params, operation = operations()[name]
+                k = _KERNELS[name] = cupy.ElementwiseKernel(
+                    in_params, out_params, operation, f"nne_{name}", preamble=preamble())
     return k
 
 

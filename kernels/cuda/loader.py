@@ -22,6 +22,7 @@ recompile the kernels that use it. ``#line`` directives keep compiler messages p
 real file and line.
 """
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -133,15 +134,21 @@ def c_type(dtype, allowed=FLOAT_TYPES, what="this kernel"):
 
 _MODULES = {}
 _FUNCTIONS = {}
+# first uses from several threads compile each source once (a compile takes seconds)
+COMPILE_LOCK = threading.RLock()
 
 
 def module(name):
     """The ``cupy.RawModule`` of source ``name``, created once per process (compiles on first use)."""
     mod = _MODULES.get(name)
     if mod is None:
-        import cupy
-        text = expand(source_path(name))
-        mod = _MODULES[name] = cupy.RawModule(code=text, name_expressions=instantiations(text, SOURCES[name]))
+        with COMPILE_LOCK:
+            mod = _MODULES.get(name)
+            if mod is None:
+                import cupy
+                text = expand(source_path(name))
+                mod = _MODULES[name] = cupy.RawModule(code=text,
+                                                      name_expressions=instantiations(text, SOURCES[name]))
     return mod
 
 
@@ -152,7 +159,8 @@ def function(name, kernel, dtype):
     fn = _FUNCTIONS.get(key)
     if fn is None:
         expression = f"{kernel}<{c_type(dtype, SOURCES[name], kernel)}>"
-        fn = _FUNCTIONS[key] = module(name).get_function(expression)
+        with COMPILE_LOCK:
+            fn = _FUNCTIONS[key] = module(name).get_function(expression)
     return fn
 
 

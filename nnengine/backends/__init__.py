@@ -6,6 +6,7 @@ nnengine does not wait for numba); ``"cuda"`` and ``"cuda:N"`` name GPUs, served
 the CuPy backend.
 """
 import re
+import threading
 
 from .base import DENSE_ACTIVATIONS, Backend, DeviceUnavailableError
 from .numpy_backend import NumpyBackend
@@ -81,6 +82,9 @@ _FACTORIES = {
     "cuda": _cupy_backend,
 }
 _INSTANCES = {}
+# held while a backend is made or the registry changes: two threads asking for the first "cpu" backend at
+# once must get the SAME instance (tensors compare backends by identity), and the factories are slow
+_REGISTRY_LOCK = threading.RLock()
 
 
 def register_backend(kind, factory):
@@ -90,29 +94,37 @@ def register_backend(kind, factory):
     """
     if kind not in ("cpu", "numpy", "cuda"):
         raise ValueError(f"unknown device kind {kind!r}: expected 'cpu', 'numpy' or 'cuda'")
-    _FACTORIES[kind] = factory
-    for device in [d for d in _INSTANCES if _device_kind(d) == kind]:
-        del _INSTANCES[device]
+    with _REGISTRY_LOCK:
+        _FACTORIES[kind] = factory
+        for device in [d for d in _INSTANCES if _device_kind(d) == kind]:
+            del _INSTANCES[device]
 
 
 def registered_backends():
     """Return ``{kind: factory}`` for every device kind that has a backend."""
-    return dict(_FACTORIES)
+    with _REGISTRY_LOCK:
+        return dict(_FACTORIES)
 
 
 def get_backend(device):
     """Return the (memoized) Backend instance that computes on ``device``.
 
+    Safe under concurrent first use: every thread gets the same instance.
+
     Raises:
         DeviceUnavailableError: no backend serves this kind of device here.
     """
     device = parse_device(device)
-    backend = _INSTANCES.get(device)
+    backend = _INSTANCES.get(device)            # the common case takes no lock
     if backend is None:
-        factory = _FACTORIES.get(_device_kind(device))
-        if factory is None:
-            raise DeviceUnavailableError(f"device {device!r} is not available: no backend is registered for it")
-        backend = _INSTANCES[device] = factory(device)
+        with _REGISTRY_LOCK:
+            backend = _INSTANCES.get(device)
+            if backend is None:
+                factory = _FACTORIES.get(_device_kind(device))
+                if factory is None:
+                    raise DeviceUnavailableError(f"device {device!r} is not available: no backend is "
+                                                 "registered for it")
+                backend = _INSTANCES[device] = factory(device)
     return backend
 
 

@@ -10,6 +10,11 @@ parallel variant, typed constants) and allocates outputs.
 Matrix products go to BLAS through numpy by default and to our own GEMM
 (``kernels/cpu/gemm.py``) with ``NNENGINE_GEMM=numba``; small dense layers run
 entirely inside one fused kernel either way.
+
+Threads: any number of Python threads may compute on this backend at once. Serial kernels run
+concurrently; a parallel (prange) kernel holds one lock while it runs, because numba's workqueue
+threading layer aborts the process when two threads launch parallel kernels at the same time
+(docs/reliability.md gives the measurements behind that choice).
 """
 import numpy as np
 
@@ -52,6 +57,21 @@ def _parallel(size):
     return size >= config.PARALLEL_MIN_ELEMENTS
 
 
+# parallel kernels, each launched by one Python thread at a time (see the module docstring)
+_unary_parallel = config.OneThreadAtATime(elementwise.unary_parallel)
+_binary_same_parallel = config.OneThreadAtATime(elementwise.binary_same_parallel)
+_gemm_parallel = config.OneThreadAtATime(gemm.gemm)
+_bias_activation_parallel = config.OneThreadAtATime(nn.bias_activation_parallel)
+_softmax_rows_parallel = config.OneThreadAtATime(nn.softmax_rows_parallel)
+_log_softmax_rows_parallel = config.OneThreadAtATime(nn.log_softmax_rows_parallel)
+_xent_soft_parallel = config.OneThreadAtATime(nn.softmax_cross_entropy_soft_parallel)
+_xent_labels_parallel = config.OneThreadAtATime(nn.softmax_cross_entropy_labels_parallel)
+_sgd_parallel = config.OneThreadAtATime(optim.sgd_parallel)
+_adam_parallel = config.OneThreadAtATime(optim.adam_parallel)
+_rmsprop_parallel = config.OneThreadAtATime(optim.rmsprop_parallel)
+_adagrad_parallel = config.OneThreadAtATime(optim.adagrad_parallel)
+
+
 def _trailing_row(shape, out_shape):
     """True when an operand of ``shape`` is one row repeated over the leading axes of ``out_shape``."""
     core = tuple(shape)
@@ -69,7 +89,7 @@ class NumbaBackend(NumpyBackend):
     def _unary(self, op, x):
         out = np.empty(x.shape, x.dtype)
         if out.size:
-            kernel = elementwise.unary_parallel if _parallel(out.size) else elementwise.unary
+            kernel = _unary_parallel if _parallel(out.size) else elementwise.unary
             kernel(op, _flat(x), out.reshape(-1), *_constants(x.dtype))
         return out
 
@@ -131,11 +151,11 @@ class NumbaBackend(NumpyBackend):
         if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:    # the common case, fast
             out = np.empty(a.shape, a.dtype)
             if out.size:
-                same = elementwise.binary_same_parallel if _parallel(out.size) else elementwise.binary_same
+                same = _binary_same_parallel if _parallel(out.size) else elementwise.binary_same
                 same(op, a.reshape(-1), b.reshape(-1), out.reshape(-1))
             return out
         out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
-        same = elementwise.binary_same_parallel if _parallel(out.size) else elementwise.binary_same
+        same = _binary_same_parallel if _parallel(out.size) else elementwise.binary_same
         return self._broadcast(
             a, b, out, lambda x, y, o: same(op, x, y, o),
             lambda x, s, o, left: elementwise.binary_scalar(op, x, s, o, left),
@@ -266,7 +286,7 @@ class NumbaBackend(NumpyBackend):
         if config.gemm_route() == "blas" or a.dtype.kind != "f" or 0 in a.shape + b.shape:
             return np.matmul(a, b)
         out = np.empty((a.shape[0], b.shape[1]), a.dtype)
-        gemm.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+        _gemm_parallel(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
         return out
 
     def matmul(self, a, b, transpose_a=False, transpose_b=False):
@@ -299,7 +319,7 @@ class NumbaBackend(NumpyBackend):
         else:
             out = np.ascontiguousarray(self._gemm(x, w))
             if out.size:
-                kernel = self._row_kernel(nn.bias_activation, nn.bias_activation_parallel, n, m)
+                kernel = self._row_kernel(nn.bias_activation, _bias_activation_parallel, n, m)
                 kernel(out, bias, b is not None, code, zero, one)
         if activation == "softmax" and out.size:
             self._softmax_in_place(out)
@@ -307,7 +327,7 @@ class NumbaBackend(NumpyBackend):
 
     def _softmax_in_place(self, z):
         """Softmax of each row of the contiguous 2-D ``z``, written over it."""
-        kernel = self._row_kernel(nn.softmax_rows, nn.softmax_rows_parallel, *z.shape)
+        kernel = self._row_kernel(nn.softmax_rows, _softmax_rows_parallel, *z.shape)
         kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, np.empty_like(z), np.empty_like(z))
 
     @staticmethod
@@ -355,10 +375,10 @@ class NumbaBackend(NumpyBackend):
         return np.moveaxis(out, -1, axis)
 
     def softmax(self, x, axis):
-        return self._rows_along(x, axis, nn.softmax_rows, nn.softmax_rows_parallel, _constants(x.dtype)[1])
+        return self._rows_along(x, axis, nn.softmax_rows, _softmax_rows_parallel, _constants(x.dtype)[1])
 
     def log_softmax(self, x, axis):
-        return self._rows_along(x, axis, nn.log_softmax_rows, nn.log_softmax_rows_parallel)
+        return self._rows_along(x, axis, nn.log_softmax_rows, _log_softmax_rows_parallel)
 
     def softmax_cross_entropy(self, logits, targets, need_grad):
         logits = np.ascontiguousarray(logits)
@@ -368,10 +388,10 @@ class NumbaBackend(NumpyBackend):
         if n and classes:
             if targets.ndim == 2:
                 targets = np.ascontiguousarray(targets)
-                serial, parallel = nn.softmax_cross_entropy_soft, nn.softmax_cross_entropy_soft_parallel
+                serial, parallel = nn.softmax_cross_entropy_soft, _xent_soft_parallel
             else:
                 targets = np.ascontiguousarray(targets, np.int64)
-                serial, parallel = nn.softmax_cross_entropy_labels, nn.softmax_cross_entropy_labels_parallel
+                serial, parallel = nn.softmax_cross_entropy_labels, _xent_labels_parallel
             kernel = self._row_kernel(serial, parallel, n, classes)
             kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, np.empty_like(logits),
                    np.empty_like(logits))
@@ -392,22 +412,22 @@ class NumbaBackend(NumpyBackend):
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
         scalars = typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay)
-        kernel = optim.sgd_parallel if _parallel(param.size) else optim.sgd
+        kernel = _sgd_parallel if _parallel(param.size) else optim.sgd
         kernel(*self._flat_state(param, grad, velocity), *scalars, bool(momentum), bool(nesterov))
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
         scalars = typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
-        kernel = optim.adam_parallel if _parallel(param.size) else optim.adam
+        kernel = _adam_parallel if _parallel(param.size) else optim.adam
         kernel(*self._flat_state(param, grad, m, v, v_max), *scalars, bool(amsgrad))
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
         scalars = typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
-        kernel = optim.rmsprop_parallel if _parallel(param.size) else optim.rmsprop
+        kernel = _rmsprop_parallel if _parallel(param.size) else optim.rmsprop
         kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), *scalars, bool(centered),
                momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         scalars = typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)
-        kernel = optim.adagrad_parallel if _parallel(param.size) else optim.adagrad
+        kernel = _adagrad_parallel if _parallel(param.size) else optim.adagrad
         kernel(*self._flat_state(param, grad, accumulator), *scalars)
