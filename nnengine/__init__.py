@@ -53,6 +53,7 @@ from .version import __version__  # noqa: E402
 from . import activations, callbacks, initializers, keras, layers, losses, metrics, models, optimizers, utils  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Sequential, load_model  # noqa: E402
+from .h5io import ModelFileError  # noqa: E402
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full",
@@ -60,6 +61,6 @@ __all__ = [
     "device", "get_default_device", "set_default_device", "get_backend", "is_device_available",
     "DeviceUnavailableError", "gradcheck", "GradcheckError", "GradcheckResult", "jit", "CaptureError",
     "functional", "backends",
-    "Sequential", "Input", "load_model", "keras", "layers", "activations", "losses", "metrics", "optimizers",
+    "Sequential", "Input", "load_model", "ModelFileError", "keras", "layers", "activations", "losses", "metrics", "optimizers",
     "initializers", "callbacks", "models", "utils",
 ]

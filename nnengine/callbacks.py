@@ -13,6 +13,9 @@ import math
 import os
 import warnings
 
+import numpy as np
+
+from . import arguments
 from .progress import Progbar
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
@@ -21,6 +24,13 @@ __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStoppin
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
          "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
          "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
+
+
+def _check_verbose(owner, verbose):
+    """0 or 1 (or a bool), as the callbacks' verbose argument."""
+    if isinstance(verbose, (bool, int)) and verbose in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f"{owner}: verbose must be 0 or 1, got {verbose!r}")
 
 
 class Callback:
@@ -128,13 +138,19 @@ class ProgbarLogger(Callback):
 
 
 class _Monitor(Callback):
-    """Shared by callbacks that watch a logged quantity: decide 'better' by mode and min_delta."""
+    """Shared by callbacks that watch a logged quantity: decide 'better' by mode and min_delta.
 
-    def __init__(self, monitor, mode, min_delta):
+    NaN and infinity are never better: an epoch whose monitored value is not finite is skipped with a
+    warning (it cannot become the best epoch, and counts as an epoch without improvement).
+    """
+
+    def __init__(self, monitor, mode, min_delta, verbose=0):
         super().__init__()
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"{type(self).__name__}: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor = monitor
+        owner = type(self).__name__
+        self.monitor = arguments.text(owner, "monitor", monitor)
+        mode = arguments.choice(owner, "mode", mode, ("auto", "min", "max"))
+        min_delta = arguments.number(owner, "min_delta", min_delta)
+        self.verbose = _check_verbose(owner, verbose)
         if mode == "auto":
             # Keras: quantities whose name says accuracy (or AUC) grow; everything else shrinks.
             mode = "max" if any(key in monitor for key in ("acc", "auc")) else "min"
@@ -142,7 +158,9 @@ class _Monitor(Callback):
         self.min_delta = abs(min_delta)
 
     def is_better(self, current, reference):
-        """True when ``current`` improves on ``reference`` by more than min_delta."""
+        """True when ``current`` improves on ``reference`` by more than min_delta; never for NaN or infinity."""
+        if not math.isfinite(current):
+            return False
         if reference is None:
             return True
         if self.mode == "min":
@@ -155,6 +173,9 @@ class _Monitor(Callback):
         if value is None:
             warnings.warn(f"{type(self).__name__}: the monitored metric {self.monitor!r} is not available; "
                           f"available metrics: {', '.join(logs or {})}", stacklevel=3)
+        elif not math.isfinite(value):
+            warnings.warn(f"{type(self).__name__}: {self.monitor} is {value} this epoch; a value that is not "
+                          "finite is never an improvement, so this epoch is skipped", RuntimeWarning, stacklevel=3)
         return value
 
 
@@ -167,9 +188,11 @@ class EarlyStopping(_Monitor):
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
-        super().__init__(monitor, mode, min_delta)
-        self.patience, self.verbose, self.baseline = patience, verbose, baseline
-        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+        super().__init__(monitor, mode, min_delta, verbose)
+        self.patience = arguments.integer("EarlyStopping", "patience", patience, minimum=0)
+        self.baseline = None if baseline is None else arguments.number("EarlyStopping", "baseline", baseline)
+        self.restore_best_weights = arguments.boolean("EarlyStopping", "restore_best_weights", restore_best_weights)
+        self.start_from_epoch = arguments.integer("EarlyStopping", "start_from_epoch", start_from_epoch, minimum=0)
 
     def on_train_begin(self, logs=None):
         """Reset the state."""
@@ -181,12 +204,12 @@ class EarlyStopping(_Monitor):
         if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.get_weights()
+            self._keep_weights_if_finite()
         self.wait += 1
         if self.is_better(current, self.best):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
-                self.best_weights = self.model.get_weights()
+                self._keep_weights_if_finite()
             if self.baseline is None or self.is_better(current, self.baseline):
                 self.wait = 0
             return
@@ -194,8 +217,14 @@ class EarlyStopping(_Monitor):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
+    def _keep_weights_if_finite(self):
+        """Remember the model's weights as the ones to restore, unless any of them is NaN or infinite."""
+        weights = self.model.get_weights()
+        if all(np.isfinite(w).all() for w in weights):
+            self.best_weights = weights
+
     def on_train_end(self, logs=None):
-        """Report the stop and restore the best weights when asked."""
+        """Report the stop and restore the best weights when asked (never weights that are not finite)."""
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -213,16 +242,22 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
-        super().__init__(monitor, mode, 0)
+        super().__init__(monitor, mode, 0, verbose)
         if save_freq != "epoch":
             raise ValueError(f"ModelCheckpoint: only save_freq='epoch' is supported, got {save_freq!r}")
-        self.filepath, self.verbose = os.fspath(filepath), verbose
-        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
-        self.best = initial_value_threshold
+        self.filepath = arguments.path("ModelCheckpoint", "filepath", filepath)
+        self.save_best_only = arguments.boolean("ModelCheckpoint", "save_best_only", save_best_only)
+        self.save_weights_only = arguments.boolean("ModelCheckpoint", "save_weights_only", save_weights_only)
+        self.best = None if initial_value_threshold is None else \
+            arguments.number("ModelCheckpoint", "initial_value_threshold", initial_value_threshold)
+        suffixes = (".weights.h5",) if self.save_weights_only else (".h5", ".hdf5")
+        if not self.filepath.endswith(suffixes):
+            raise ValueError(f"ModelCheckpoint: filepath must end in {' or '.join(suffixes)} "
+                             f"(save_weights_only={self.save_weights_only}), got {self.filepath!r}")
 
     def on_epoch_end(self, epoch, logs=None):
         """Save when due."""
-        path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        path = self._path(epoch, logs or {})
         if self.save_best_only:
             current = self.current_value(logs)
             if current is None or not self.is_better(current, self.best):
@@ -242,16 +277,29 @@ class ModelCheckpoint(_Monitor):
             self.model.save(path)
 
 
+    def _path(self, epoch, logs):
+        """filepath with its fields filled from the epoch (1-based) and the logs, or a clear error."""
+        try:
+            return self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as error:
+            raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} names {error.args[0]!r}, which epoch "
+                             f"{epoch + 1} did not log (logged: epoch, {', '.join(logs)}); validation values "
+                             "need validation_data or validation_split") from None
+        except (ValueError, IndexError, AttributeError, TypeError) as error:
+            raise ValueError(f"ModelCheckpoint: cannot fill filepath {self.filepath!r}: {error}") from None
+
+
 class ReduceLROnPlateau(_Monitor):
     """Multiplies the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
-        super().__init__(monitor, mode, min_delta)
-        if not 0 < factor < 1:
-            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
-        self.factor, self.patience, self.verbose = factor, patience, verbose
-        self.cooldown, self.min_lr = cooldown, min_lr
+        super().__init__(monitor, mode, min_delta, verbose)
+        owner = "ReduceLROnPlateau"
+        self.factor = arguments.number(owner, "factor", factor, 0, 1, low_open=True, high_open=True)
+        self.patience = arguments.integer(owner, "patience", patience, minimum=0)
+        self.cooldown = arguments.integer(owner, "cooldown", cooldown, minimum=0)
+        self.min_lr = arguments.number(owner, "min_lr", min_lr, low=0)
 
     def on_train_begin(self, logs=None):
         """Reset the state."""
@@ -299,7 +347,9 @@ class CSVLogger(Callback):
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
-        self.filename, self.separator, self.append = os.fspath(filename), separator, append
+        self.filename = arguments.path("CSVLogger", "filename", filename)
+        self.separator = arguments.text("CSVLogger", "separator", separator)
+        self.append = arguments.boolean("CSVLogger", "append", append)
         self.keys, self.file, self.writer = None, None, None
 
     def on_train_begin(self, logs=None):
@@ -336,4 +386,6 @@ class LambdaCallback(Callback):
                                                "on_batch_end": "on_train_batch_end"}.get(name)
             if hook is None:
                 raise ValueError(f"LambdaCallback: unknown hook {name!r}; valid: {', '.join(HOOKS)}")
+            if not callable(function):
+                raise TypeError(f"LambdaCallback: {name} must be a function, got {type(function).__name__}")
             setattr(self, hook, function)

@@ -10,13 +10,15 @@ a = activation(x @ kernel + bias) over the last axis. When the activation is
 one the backend fuses (linear, relu, sigmoid, tanh, softmax), the product,
 the bias and the activation run as ONE fused op (``nnengine.functional.linear``).
 """
+import contextlib
+import contextvars
 import math
 import threading
 from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import activations, initializers
+from . import activations, arguments, initializers
 from . import functional as F
 from .device import get_default_device
 from .dtypes import is_float_dtype, to_supported_dtype
@@ -28,18 +30,28 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "InputLayer", "
 #: held while a layer or model builds lazily, so that threads calling it for the first time build it once
 BUILD_LOCK = threading.RLock()
 
+_WEIGHT_SOURCE = contextvars.ContextVar("nnengine_weight_source", default=None)
 
-def _shape_tuple(name, shape):
-    """A shape argument as a tuple of positive ints (None allowed), with a clear error."""
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
+
+@contextlib.contextmanager
+def stored_weights(source):
+    """Inside the block, layers that build take each new weight from ``source(layer, name, shape)``.
+
+    Loading a file uses this: the source compares the shape a layer asks for with the stored one
+    before reading or allocating anything, and the layers skip their random initialization.
+    """
+    token = _WEIGHT_SOURCE.set(source)
     try:
-        shape = tuple(None if d is None else int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a tuple of ints, got {shape!r}") from None
-    if any(d is not None and d <= 0 for d in shape):
-        raise ValueError(f"{name} must hold positive sizes, got {shape}")
-    return shape
+        yield
+    finally:
+        _WEIGHT_SOURCE.reset(token)
+
+
+def _batch_shape(owner, name, shape):
+    """A batch shape: its first axis a positive int or None (the batch), the rest positive ints or None."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or not shape:
+        raise TypeError(f"{owner}: {name} must be a tuple (batch, *sizes), got {shape!r}")
+    return arguments.shape(owner, name, shape)
 
 
 class Layer(ABC):
@@ -54,29 +66,33 @@ class Layer(ABC):
 
     def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, input_dim=None,
                  batch_input_shape=None):
-        self.name = name if name is not None else unique_name(snake_case(type(self).__name__))
+        self.name = arguments.text(type(self).__name__, "name", name, optional=True) or \
+            unique_name(snake_case(type(self).__name__))
         self.dtype = to_supported_dtype(dtype or "float32").name
         if not is_float_dtype(self.dtype) and not (self.accepts_integer_dtype and self.dtype in ("int32", "int64")):
             allowed = "float32, float64, int32 or int64" if self.accepts_integer_dtype else "float32 or float64"
             raise TypeError(f"layer {self.name!r}: dtype must be {allowed}, got {self.dtype}")
-        self.trainable = trainable
+        self.trainable = arguments.boolean(f"layer {self.name!r}", "trainable", trainable)
         self.built = False
         self.input_shape = None
         self._weights = []
         self._weight_names = []
         self.device = get_default_device()
         self.batch_input_shape = None
+        owner = f"layer {self.name!r}"
         if input_dim is not None:
-            input_shape = (input_dim,)
+            input_shape = (arguments.integer(owner, "input_dim", input_dim, minimum=1),)
         if input_shape is not None:
-            batch_input_shape = (None, *_shape_tuple(f"layer {self.name!r}: input_shape", input_shape))
+            batch_input_shape = (None, *arguments.shape(owner, "input_shape", input_shape))
         if batch_input_shape is not None:
-            self.batch_input_shape = tuple(batch_input_shape)
+            self.batch_input_shape = _batch_shape(owner, "batch_input_shape", batch_input_shape)
 
     # -- weights ---------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer, trainable=True):
-        """Create a weight Tensor of ``shape`` from ``initializer`` on this layer's device."""
-        values = initializers.get(initializer)(shape, self.dtype)
+        """Create a weight Tensor of ``shape`` from ``initializer`` (or a file being loaded) on this layer's device."""
+        source = _WEIGHT_SOURCE.get()
+        shape = tuple(shape)
+        values = initializers.get(initializer)(shape, self.dtype) if source is None else source(self, name, shape)
         weight = Tensor(values, dtype=self.dtype, device=self.device, requires_grad=trainable)
         self._weights.append(weight)
         self._weight_names.append(name)
@@ -134,7 +150,7 @@ class Layer(ABC):
     # -- building and calling ------------------------------------------------------------------
     def build(self, input_shape):
         """Create the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
-        self.input_shape = tuple(input_shape)
+        self.input_shape = _batch_shape(f"layer {self.name!r}", "input_shape", input_shape)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -213,13 +229,11 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"Dense {self.name!r}: units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = arguments.integer(f"Dense {self.name!r}", "units", units, minimum=1)
         self.activation = activations.get(activation)
         # the backend's fused name for this activation, or None when it runs after the fused product
         self._fused_activation = activations.fused_name(self.activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = arguments.boolean(f"Dense {self.name!r}", "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel = self.bias = None
@@ -228,6 +242,7 @@ class Dense(Layer):
 
     def build(self, input_shape):
         """Create kernel (in, units) and bias (units,) for inputs whose last axis is ``in``."""
+        input_shape = _batch_shape(f"Dense {self.name!r}", "input_shape", input_shape)
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense {self.name!r} needs inputs (batch, ..., features) with a known feature "
                              f"size, got input shape {tuple(input_shape)}")
@@ -310,11 +325,12 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f"Dropout {self.name!r}: rate must be in [0, 1), got {rate}")
+        owner = f"Dropout {self.name!r}"
+        rate = arguments.number(owner, "rate", rate, 0, 1, high_open=True)
         if noise_shape is not None:
-            raise ValueError(f"Dropout {self.name!r}: noise_shape is not supported")
-        self.rate, self.seed = float(rate), seed
+            raise ValueError(f"{owner}: noise_shape is not supported")
+        seed = None if seed is None else arguments.integer(owner, "seed", seed, minimum=0)
+        self.rate, self.seed = rate, seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def capture_blocker(self, training):
@@ -377,9 +393,11 @@ class InputLayer(Layer):
         if batch_shape is None:
             if shape is None:
                 raise ValueError("InputLayer needs a shape, e.g. InputLayer(shape=(10,))")
-            batch_shape = (batch_size, *_shape_tuple("InputLayer: shape", shape))
+            if batch_size is not None:
+                batch_size = arguments.integer("InputLayer", "batch_size", batch_size, minimum=1)
+            batch_shape = (batch_size, *arguments.shape("InputLayer", "shape", shape))
         super().__init__(name=name if name is not None else unique_name("input_layer"), dtype=dtype,
-                         batch_input_shape=tuple(batch_shape), **kwargs)
+                         batch_input_shape=batch_shape, **kwargs)
         self.built = True
         self.input_shape = self.batch_input_shape
 

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from . import functional as F
+from .dtypes import checked_cast
 from .tensor import Tensor
 from .utils import lookup, to_host
 
@@ -236,7 +237,7 @@ class SparseCategoricalCrossentropy(Loss):
                 raise ValueError(f"{self.name}: y_true must hold integer class labels, got non-integer values")
         elif labels.dtype.kind not in "iu":
             raise TypeError(f"{self.name}: y_true must hold integer class labels, got dtype {labels.dtype}")
-        labels = labels.astype(np.int64)
+        labels = checked_cast(labels, np.int64, f"{self.name}: y_true")
         classes = y_pred_shape[1]
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"{self.name}: labels must be in [0, {classes}), got values in "
@@ -369,6 +370,9 @@ def get(identifier):
     for name, function in globals().items():
         if identifier is function and name in _BY_NAME:
             return _BY_NAME[name]()
+    if not isinstance(identifier, dict):
+        raise TypeError(f"loss must be a name, a config dict or a Loss object, got {identifier!r} "
+                        f"({type(identifier).__name__}); valid names: {', '.join(sorted(_BY_NAME))}")
     raise ValueError(f"Unknown loss {identifier!r}; valid names: {', '.join(sorted(_BY_NAME))}")
 
 

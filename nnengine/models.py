@@ -3,14 +3,15 @@
 Training (compile, fit, evaluate, predict, *_on_batch) is inherited from ``Trainer``
 (trainer.py), as Keras 3's Model inherits it; file formats are saving.py's.
 """
-from . import saving
+from . import arguments, saving
+from .h5io import ModelFileError
 from .layers import BUILD_LOCK, LAYER_CLASSES, InputLayer, Layer
 from .summary import summary_lines
 from .tensor import Tensor
 from .trainer import Trainer
 from .utils import unique_name
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["Sequential", "load_model", "ModelFileError"]
 
 
 class Sequential(Trainer):
@@ -22,12 +23,13 @@ class Sequential(Trainer):
     """
 
     def __init__(self, layers=None, name=None, trainable=True):
-        self.name = name if name is not None else unique_name("sequential")
-        self.trainable = trainable
+        self.name = arguments.text("Sequential", "name", name, optional=True) or unique_name("sequential")
+        self.trainable = arguments.boolean("Sequential", "trainable", trainable)
         self._input_layer = None
         self._layers = []
         self._init_training_state()
-        for layer in layers or []:
+        for layer in arguments.sequence_of("Sequential", "layers", layers, Layer, "layer",
+                                           "Sequential([Dense(3)])"):
             self.add(layer)
 
     # -- structure ----------------------------------------------------------------------------
@@ -73,7 +75,10 @@ class Sequential(Trainer):
     def build(self, input_shape=None):
         """Build every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
         if input_shape is not None:
-            input_shape = tuple(input_shape)
+            if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)) or \
+                    len(input_shape) < 2:
+                raise TypeError(f"build: input_shape must be a tuple (batch, *sizes), got {input_shape!r}")
+            input_shape = arguments.shape(f"model {self.name!r}: build", "input_shape", input_shape)
             if self._input_layer is None:
                 self._input_layer = InputLayer(batch_shape=input_shape, dtype=self.dtype)
             elif tuple(self._input_layer.batch_input_shape[1:]) != input_shape[1:]:
@@ -195,6 +200,8 @@ class Sequential(Trainer):
     # -- summary, config and files ---------------------------------------------------------------------
     def summary(self, print_fn=None):
         """Print the layer table as Keras 3 prints it (layer, output shape, parameter count, totals)."""
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"summary: print_fn must be a function such as print, got {type(print_fn).__name__}")
         for line in summary_lines(self):
             (print_fn or print)(line)
 
@@ -215,16 +222,21 @@ class Sequential(Trainer):
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild a model from its config (Keras 3 or tf.keras 2.x); only nnengine's own layer classes load."""
+        """Rebuild a model from its config (Keras 3 or tf.keras 2.x); only nnengine's own layer classes load.
+
+        Raises TypeError or ValueError naming the layer (by position and class) whose config is wrong.
+        """
+        if not isinstance(config, dict):
+            raise TypeError(f"Sequential.from_config: expected a dict, got {type(config).__name__}")
+        entries = config.get("layers", [])
+        if not isinstance(entries, list):
+            raise TypeError(f"Sequential.from_config: 'layers' must be a list, got {type(entries).__name__}")
         model = cls(name=config.get("name"))
-        for entry in config.get("layers", []):
-            layer_class = LAYER_CLASSES.get(entry.get("class_name"))
-            if layer_class is None:
-                raise ValueError(f"cannot load layer class {entry.get('class_name')!r}: nnengine knows "
-                                 f"{', '.join(sorted(LAYER_CLASSES))}")
-            model.add(layer_class.from_config(entry.get("config") or {}))
-        if not model.built and config.get("build_input_shape"):
-            model.build(tuple(config["build_input_shape"]))
+        for position, entry in enumerate(entries):
+            model.add(_layer_from_config(position, entry))
+        build_shape = config.get("build_input_shape")
+        if not model.built and build_shape:
+            model.build(build_shape)
         return model
 
     def save(self, filepath, overwrite=True, include_optimizer=True):
@@ -241,6 +253,22 @@ class Sequential(Trainer):
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, layers={[layer.name for layer in self._layers]}>"
+
+
+def _layer_from_config(position, entry):
+    """Layer ``position`` of a Sequential config: {'class_name': ..., 'config': {...}}."""
+    where = f"Sequential.from_config: layers[{position}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
+        raise TypeError(f"{where} must be a dict {{'class_name': ..., 'config': {{...}}}}, got {entry!r:.80}")
+    class_name = entry.get("class_name")
+    layer_class = LAYER_CLASSES.get(class_name) if isinstance(class_name, str) else None
+    if layer_class is None:
+        raise ValueError(f"{where}: cannot load layer class {class_name!r:.80}: nnengine knows "
+                         f"{', '.join(sorted(LAYER_CLASSES))}")
+    try:
+        return layer_class.from_config(entry.get("config") or {})
+    except KeyError as error:
+        raise ValueError(f"{where} ({class_name}): its config lacks {error}") from None
 
 
 def load_model(filepath, compile=True):

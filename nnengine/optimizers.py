@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from . import arguments
 from . import functional as F
 from .autograd import no_grad
 from .tensor import zeros
@@ -25,11 +26,13 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "se
 
 
 def _positive(owner, name, value, allow_zero=False):
-    value = float(value)
-    if not (value >= 0 if allow_zero else value > 0) or not np.isfinite(value):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {value}")
-    return value
+    """A finite number > 0 (>= 0 with ``allow_zero``); a string or bool is a TypeError, not parsed."""
+    return arguments.number(owner, name, value, low=0, low_open=not allow_zero)
+
+
+def _fraction(owner, name, value, high_open=True):
+    """A number in [0, 1) (in [0, 1] without ``high_open``): betas, rho, momentum."""
+    return arguments.number(owner, name, value, low=0, high=1, high_open=high_open)
 
 
 def _check_gradient(owner, grad, param):
@@ -56,7 +59,7 @@ class Optimizer(ABC):
     hyper_parameters = ()
 
     def __init__(self, learning_rate, weight_decay=None, name=None):
-        self.name = name or type(self).__name__.lower()
+        self.name = arguments.text(type(self).__name__, "name", name, optional=True) or type(self).__name__.lower()
         self.learning_rate = learning_rate
         self.weight_decay = None if weight_decay is None else _positive(self.name, "weight_decay", weight_decay,
                                                                         allow_zero=True)
@@ -187,10 +190,8 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, name="sgd"):
         super().__init__(learning_rate, weight_decay, name)
-        self.momentum = _positive(self.name, "momentum", momentum, allow_zero=True)
-        if self.momentum > 1:
-            raise ValueError(f"{self.name}: momentum must be in [0, 1], got {momentum}")
-        self.nesterov = bool(nesterov)
+        self.momentum = _fraction(self.name, "momentum", momentum, high_open=False)
+        self.nesterov = arguments.boolean(self.name, "nesterov", nesterov)
 
     def active_slot_names(self):
         """momentum when momentum > 0, else none."""
@@ -214,12 +215,10 @@ class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  weight_decay=None, name="adam"):
         super().__init__(learning_rate, weight_decay, name)
-        for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= beta < 1:
-                raise ValueError(f"{self.name}: {label} must be in [0, 1), got {beta}")
-        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.beta_1 = _fraction(self.name, "beta_1", beta_1)
+        self.beta_2 = _fraction(self.name, "beta_2", beta_2)
         self.epsilon = _positive(self.name, "epsilon", epsilon)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = arguments.boolean(self.name, "amsgrad", amsgrad)
 
     def active_slot_names(self):
         """momentum and velocity, plus velocity_hat (the running max of v) with AMSGrad."""
@@ -253,10 +252,9 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  weight_decay=None, name="rmsprop"):
         super().__init__(learning_rate, weight_decay, name)
-        if not 0 <= rho < 1:
-            raise ValueError(f"{self.name}: rho must be in [0, 1), got {rho}")
-        self.rho, self.centered = float(rho), bool(centered)
-        self.momentum = _positive(self.name, "momentum", momentum, allow_zero=True)
+        self.rho = _fraction(self.name, "rho", rho)
+        self.centered = arguments.boolean(self.name, "centered", centered)
+        self.momentum = _fraction(self.name, "momentum", momentum, high_open=False)
         self.epsilon = _positive(self.name, "epsilon", epsilon)
 
     def active_slot_names(self):

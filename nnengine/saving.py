@@ -14,21 +14,24 @@
 
 Files that Keras itself wrote load too: Keras 3's names (``sequential/dense/kernel``)
 and tf.keras 2.x's (``dense/kernel:0``), for Sequential models of nnengine's layer
-classes. Every save writes a temporary file beside the target and renames it over
-the target only once it is complete, so a failed save leaves the old file intact.
-Loading reads JSON and numeric datasets only; a layer or class name that nnengine
-does not know is an error, never an import.
+classes. Saves are atomic and loads are checked (h5io.py: temporary file and rename,
+checksums, no data from outside the file, one ``ModelFileError`` for every malformed
+file). Loading reads JSON and numeric datasets only; a layer or class name that
+nnengine does not know is an error, never an import. A model is built from its
+config with each weight taken from the file as the layer asks for it, so every
+shape is checked against the stored one before anything is allocated.
 """
 import json
-import os
-import tempfile
+import math
 import warnings
 
-import h5py
 import numpy as np
 
+from . import arguments
 from . import losses as losses_module
 from . import optimizers as optimizers_module
+from .h5io import CONFIG_CHECKSUMS, ModelFileError, ModelFileReader, atomic_save, json_checksums, write_dataset
+from .layers import stored_weights
 from .utils import snake_case
 from .version import __version__
 
@@ -36,97 +39,7 @@ from .version import __version__
 KERAS_LAYOUT_VERSION = "3.0.0"
 BACKEND_NAME = "nnengine"
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic writes and careful reads
-# ---------------------------------------------------------------------------------------------
-def _atomic_h5(path, overwrite, write):
-    """Write an HDF5 file with ``write(h5file)`` to a temporary name, then rename it over ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {path!r}: the directory {directory!r} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot save to {path!r}: it is a directory")
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path!r} exists and overwrite=False")
-    try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".nnengine-", suffix=".h5.tmp")
-    except OSError as error:
-        raise PermissionError(f"cannot save to {path!r}: cannot write in {directory!r} ({error.strerror})") from None
-    os.close(handle)
-    try:
-        with h5py.File(temporary, "w") as f:
-            write(f)
-        with open(temporary, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def _new_file_mode(path):
-    """The permissions the saved file gets: those of the file it replaces, else what the umask allows.
-
-    (mkstemp creates its file private, 0600; without this a save would quietly narrow the permissions.)
-    """
-    if os.path.exists(path):
-        return os.stat(path).st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _open_h5(path, caller):
-    """Open an HDF5 file for reading, turning a missing, foreign or truncated file into a clear error."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{caller}: no such file {path!r}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{caller}: {path!r} is a directory; nnengine reads .h5 files")
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{caller}: {path!r} is not an HDF5 file (nnengine reads Keras .h5 files)")
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{caller}: cannot read {path!r}: the HDF5 file is truncated or corrupted ({error})") \
-            from None
-
-
-def _text(value):
-    return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def _string_list(group, name):
-    """A list-of-strings attribute, also when Keras split a large one into name0, name1, ..."""
-    if name in group.attrs:
-        return [_text(v) for v in np.atleast_1d(group.attrs[name])] if len(group.attrs[name]) else []
-    values, chunk = [], 0
-    while f"{name}{chunk}" in group.attrs:
-        values.extend(_text(v) for v in group.attrs[f"{name}{chunk}"])
-        chunk += 1
-    return values
-
-
-def _json_attribute(f, name, caller, path):
-    if name not in f.attrs:
-        return None
-    try:
-        return json.loads(_text(f.attrs[name]))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{caller}: {path!r} has an unreadable {name} attribute: {error}") from None
-
-
-def _numeric(dataset, caller, name):
-    """A dataset's values, refusing anything but plain numbers (no objects, no references)."""
-    if dataset.dtype.kind not in "biuf":
-        raise ValueError(f"{caller}: weight {name!r} holds {dataset.dtype}, not numbers")
-    return np.asarray(dataset[()])
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ModelFileError"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +67,7 @@ def _write_model_weights(group, model):
         paths = [_weight_path(model, layer, name) for name in layer.weight_names]
         layer_group.attrs["weight_names"] = np.array([p.encode("utf8") for p in paths])
         for path, weight in zip(paths, layer.weights):
-            layer_group.create_dataset(path, data=weight.numpy())
+            write_dataset(layer_group, path, weight.numpy())
     top = group.create_group("top_level_model_weights")
     top.attrs["weight_names"] = np.array([], dtype="S1")
 
@@ -174,68 +87,131 @@ def _optimizer_variable_names(model):
     return names
 
 
-def _write_optimizer_weights(f, model):
-    variables = _optimizer_variable_names(model)
+def _host_values(variables):
+    """(name, numpy array) for each optimizer variable, copied to the host before a file is opened."""
+    return [(name, value.numpy() if hasattr(value, "numpy") else np.asarray(value)) for name, value in variables]
+
+
+def _write_optimizer_weights(f, variables):
     group = f.create_group("optimizer_weights")
     group.attrs["weight_names"] = np.array([name.encode("utf8") for name, _ in variables])
     for name, value in variables:
-        group.create_dataset(name, data=value.numpy() if hasattr(value, "numpy") else value)
+        write_dataset(group, name, value)
 
 
 def save_model(model, filepath, overwrite=True, include_optimizer=True):
     """Write ``model`` to a Keras legacy HDF5 file (see the module docstring), atomically."""
-    path = os.fspath(filepath)
-    if not path.endswith((".h5", ".hdf5")):
-        raise ValueError(f"save: nnengine writes Keras's HDF5 format; give a filename ending in .h5, got {path!r}")
+    path = _checked_path("save", filepath, (".h5", ".hdf5"), "nnengine writes Keras's HDF5 format; give a "
+                                                           "filename ending in .h5")
+    include_optimizer = arguments.boolean("save", "include_optimizer", include_optimizer)
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built yet; build it or train it first")
+    # everything that can fail for reasons other than the disk happens before the file is opened
+    texts = {"model_config": json.dumps({"class_name": "Sequential", "config": model.get_config()})}
+    if model.compiled and model.loss is not None:
+        texts["training_config"] = json.dumps(_training_config(model))
+    optimizer = _host_values(_optimizer_variable_names(model)) \
+        if include_optimizer and model.compiled and model.optimizer.has_state else None
 
     def write(f):
         f.attrs["keras_version"] = KERAS_LAYOUT_VERSION
         f.attrs["backend"] = BACKEND_NAME
         f.attrs["nnengine_version"] = __version__
-        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": model.get_config()})
-        if model.compiled and model.loss is not None:
-            f.attrs["training_config"] = json.dumps(_training_config(model))
+        f.attrs[CONFIG_CHECKSUMS] = json_checksums(**texts)
+        for name, text in texts.items():
+            f.attrs[name] = text
         _write_model_weights(f.create_group("model_weights"), model)
-        if include_optimizer and model.compiled and model.optimizer.has_state:
-            _write_optimizer_weights(f, model)
+        if optimizer is not None:
+            _write_optimizer_weights(f, optimizer)
 
-    _atomic_h5(path, overwrite, write)
-
-
-def _read_layer_weights(group, model, caller, path):
-    """Assign each layer's weights from a legacy weights group (layer groups named by layer name)."""
-    stored = _string_list(group, "layer_names")
-    stored_with_weights = [name for name in stored if _string_list(group[name], "weight_names")]
-    layers = [layer for layer in model.layers if layer.weights]
-    if len(stored_with_weights) != len(layers):
-        raise ValueError(f"{caller}: {path!r} holds weights for {len(stored_with_weights)} layers, the model has "
-                         f"{len(layers)} layers with weights")
-    for layer, name in zip(layers, stored_with_weights):
-        layer_group = group[name]
-        names = _string_list(layer_group, "weight_names")
-        values = [_numeric(layer_group[n], caller, n) for n in names]
-        layer.set_weights(values)
+    atomic_save("save", path, overwrite, write)
 
 
-def _compile_from_config(model, config, caller):
+def _checked_path(caller, filepath, suffixes, hint):
+    path = arguments.path(caller, "filepath", filepath)
+    if not path.endswith(suffixes):
+        raise ValueError(f"{caller}: {hint}, got {path!r}")
+    return path
+
+
+class _StoredLayerWeights:
+    """The weights of a legacy weights group, handed to layers in order as they are built.
+
+    Keras matches layers with weights to stored layers with weights by position; each layer's
+    ``add_weight`` calls this in the layer's weight order, and gets the stored array after its
+    shape was compared with the one the layer asks for (before any data is read).
+    """
+
+    def __init__(self, reader, group_path):
+        self.reader = reader
+        names = reader.string_list(group_path, "layer_names")
+        self.stored = []
+        for name in names:
+            layer_path = f"{group_path.rstrip('/')}/{name}"
+            weight_names = reader.string_list(layer_path, "weight_names")
+            if weight_names:
+                self.stored.append((name, [f"{layer_path}/{w}" for w in weight_names]))
+        self.position, self.taken, self.layer = -1, 0, None
+
+    def __call__(self, layer, weight_name, shape):
+        if layer is not self.layer:
+            self._finish_layer()
+            self.position, self.taken, self.layer = self.position + 1, 0, layer
+        if self.position >= len(self.stored):
+            raise self.reader.error("model_weights", f"layer {layer.name!r} has weights, but the file stores "
+                                                     f"weights for {len(self.stored)} layers only")
+        name, paths = self.stored[self.position]
+        if self.taken >= len(paths):
+            raise self.reader.error(f"model_weights/{name}", f"layer {layer.name!r} needs more weights than the "
+                                                             f"{len(paths)} stored")
+        self.taken += 1
+        return self.reader.array(paths[self.taken - 1], expected_shape=shape)
+
+    def _finish_layer(self):
+        if self.layer is not None and self.taken != len(self.stored[self.position][1]):
+            name, paths = self.stored[self.position]
+            raise self.reader.error(f"model_weights/{name}", f"stores {len(paths)} weights, layer "
+                                                             f"{self.layer.name!r} has {self.taken}")
+
+    def finish(self):
+        """Check that every stored layer and weight went to the model."""
+        self._finish_layer()
+        if self.position + 1 != len(self.stored):
+            raise self.reader.error("model_weights", f"the file stores weights for {len(self.stored)} layers, the "
+                                                     f"model has {self.position + 1} layers with weights")
+
+
+def _read_layer_weights(reader, group_path, model):
+    """Assign each layer's weights of an existing model from a legacy weights group (load_weights)."""
+    stored = _StoredLayerWeights(reader, group_path)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([stored(layer, name, weight.shape) for name, weight in
+                               zip(layer.weight_names, layer.weights)])
+    stored.finish()
+
+
+def _compile_from_config(model, config, reader):
     """Compile from a training_config (Keras 3's or tf.keras 2.x's); warn and stay uncompiled if it cannot."""
+    if not isinstance(config, dict) or not isinstance(config.get("optimizer_config"), dict):
+        raise reader.error("attribute training_config", "expected a dict with an optimizer_config dict")
     try:
         optimizer = dict(config["optimizer_config"])
-        optimizer["class_name"] = optimizer["class_name"].split(">")[-1]      # tf.keras 2.x: 'Custom>Adam'
+        optimizer["class_name"] = str(optimizer["class_name"]).split(">")[-1]      # tf.keras 2.x: 'Custom>Adam'
         loss = config["loss"]
-        metrics = [_metric_name(m) for m in _flatten(config.get("metrics") or [])]
+        metrics = [_metric_name(m) for m in _flatten(config.get("metrics") or [], 0)]
         model.compile(optimizer=optimizers_module.get(optimizer), loss=loss, metrics=metrics)
     except (KeyError, TypeError, ValueError) as error:
-        warnings.warn(f"{caller}: the file's training configuration could not be used ({error}); the model is "
-                      "returned uncompiled: call compile() before fit()", stacklevel=3)
+        warnings.warn(f"{reader.caller}: the file's training configuration could not be used ({error}); the "
+                      "model is returned uncompiled: call compile() before fit()", stacklevel=4)
 
 
-def _flatten(items):
+def _flatten(items, depth):
+    if not isinstance(items, list) or depth > 8:
+        raise TypeError(f"metrics must be a list of names, got {type(items).__name__}")
     for item in items:
         if isinstance(item, list):
-            yield from _flatten(item)
+            yield from _flatten(item, depth + 1)
         else:
             yield item
 
@@ -247,53 +223,76 @@ def _metric_name(metric):
     return metric
 
 
-def _restore_optimizer(model, f, caller):
-    """Reload optimizer state saved by nnengine or Keras 3 (names '<opt>/<model>_<layer>_<weight>_<slot>')."""
-    group = f["optimizer_weights"]
-    names = _string_list(group, "weight_names")
+def _restore_optimizer(model, reader):
+    """Reload optimizer state saved by nnengine or Keras 3 (names '<opt>/<model>_<layer>_<weight>_<slot>').
+
+    State under other names (another optimizer, another model name) is skipped with a warning; state
+    under the expected names must have the expected shapes, or the file is refused.
+    """
+    names = reader.string_list("optimizer_weights", "weight_names")
     optimizer = model.optimizer
     prefix = f"{optimizer.name}/"
-    if not names or not all(n.startswith(prefix) for n in names):
-        return False
-    stored = {n[len(prefix):]: group[n] for n in names}
-    if "iteration" not in stored:
-        return False
-    slots = {}
+    wanted = {f"{model.name}_{layer.name}_{weight_name}_{slot_name}": weight
+              for layer in model.layers for weight, weight_name in zip(layer.weights, layer.weight_names)
+              for slot_name in optimizer.active_slot_names()}
+    stored = {n[len(prefix):]: f"optimizer_weights/{n}" for n in names if n.startswith(prefix)}
+    missing = [key for key in ("iteration", *wanted) if key not in stored]
+    if missing:
+        warnings.warn(f"{reader.caller}: the optimizer state in {reader.path!r} does not match optimizer "
+                      f"{optimizer.name!r} of this model (missing {missing[0]!r}); it starts afresh", stacklevel=4)
+        return
+    iteration = reader.array(stored["iteration"])
+    if iteration.size != 1 or not math.isfinite(float(iteration.reshape(-1)[0])) or \
+            float(iteration.reshape(-1)[0]) < 0 or float(iteration.reshape(-1)[0]) != int(iteration.reshape(-1)[0]):
+        raise reader.error(stored["iteration"], f"the step count must be one non-negative integer, got {iteration}")
+    values = {key: reader.array(stored[key], expected_shape=weight.shape) for key, weight in wanted.items()}
     for layer in model.layers:
         for weight, weight_name in zip(layer.weights, layer.weight_names):
             for slot_name in optimizer.active_slot_names():
-                key = f"{model.name}_{layer.name}_{weight_name}_{slot_name}"
-                if key not in stored or stored[key].shape != weight.shape:
-                    return False
-                slots[(id(weight), slot_name)] = (weight, _numeric(stored[key], caller, key))
-    for (_, slot_name), (weight, value) in slots.items():
-        optimizer.slots(weight)[slot_name].assign_(value)
-    optimizer.iterations = int(_numeric(stored["iteration"], caller, "iteration"))
-    return True
+                optimizer.slots(weight)[slot_name].assign_(values[f"{model.name}_{layer.name}_{weight_name}_{slot_name}"])
+    optimizer.iterations = int(iteration.reshape(-1)[0])
+
+
+def _model_config(reader):
+    """The file's model config: a dict naming a Sequential, with a list of layer dicts."""
+    config = reader.json_attribute("model_config")
+    where = "attribute model_config"
+    if config is None:
+        raise reader.error(where, "missing: this is not a model saved with model.save() (for a weights file use "
+                                  "model.load_weights)")
+    if not isinstance(config, dict):
+        raise reader.error(where, f"expected a JSON object, found {type(config).__name__}")
+    if config.get("class_name") != "Sequential":
+        raise reader.error(where, f"holds a {config.get('class_name')!r} model; nnengine loads Sequential models")
+    if not isinstance(config.get("config"), dict):
+        raise reader.error(where, "its 'config' must be a JSON object")
+    return config["config"]
 
 
 def load_model(filepath, model_class, compile=True):
     """Read a model written by ``save_model`` or by Keras (a Sequential of Dense, Activation, Dropout, Flatten).
 
     ``model_class`` (``Sequential``) rebuilds the model from its config: models.py calls this with
-    it, so this module never imports the models it reads and writes.
+    it, so this module never imports the models it reads and writes. Raises ``ModelFileError`` for
+    any malformed, corrupted or unsafe file.
     """
-    caller = "load_model"
-    with _open_h5(filepath, caller) as f:
-        config = _json_attribute(f, "model_config", caller, filepath)
-        if config is None:
-            raise ValueError(f"{caller}: {filepath!r} holds no model_config: it is not a model saved with "
-                             "model.save() (for a weights file use model.load_weights)")
-        if config.get("class_name") != "Sequential":
-            raise ValueError(f"{caller}: {filepath!r} holds a {config.get('class_name')!r} model; nnengine "
-                             "loads Sequential models")
-        model = model_class.from_config(config.get("config") or {})
-        _read_layer_weights(f["model_weights"] if "model_weights" in f else f, model, caller, filepath)
-        training_config = _json_attribute(f, "training_config", caller, filepath) if compile else None
+    compile = arguments.boolean("load_model", "compile", compile)
+    with ModelFileReader.open(filepath, "load_model") as reader:
+        config = _model_config(reader)
+        group = "model_weights" if reader.has("model_weights") else "/"
+        stored = _StoredLayerWeights(reader, group)
+        reader.where = "attribute model_config"
+        with stored_weights(stored):
+            model = model_class.from_config(config)
+        if not model.built:
+            raise reader.error("attribute model_config", "the config gives no input shape, so the stored weights "
+                                                         "cannot be matched to the layers")
+        stored.finish()
+        training_config = reader.json_attribute("training_config") if compile else None
         if training_config is not None:
-            _compile_from_config(model, training_config, caller)
-            if model.compiled and "optimizer_weights" in f:
-                _restore_optimizer(model, f, caller)
+            _compile_from_config(model, training_config, reader)
+            if model.compiled and reader.has("optimizer_weights"):
+                _restore_optimizer(model, reader)
     return model
 
 
@@ -313,43 +312,68 @@ def _layer_keys(model):
 
 def save_weights(model, filepath, overwrite=True):
     """Write the weights (and the optimizer's variables) to a Keras 3 ``.weights.h5`` file, atomically."""
-    path = os.fspath(filepath)
-    if not path.endswith(".weights.h5"):
-        raise ValueError(f"save_weights: the filename must end in .weights.h5 (Keras 3's rule), got {path!r}")
+    path = _checked_path("save_weights", filepath, (".weights.h5",), "the filename must end in .weights.h5 "
+                                                                      "(Keras 3's rule)")
+    if not model.built:
+        raise ValueError(f"save_weights: model {model.name!r} is not built yet; build it or train it first")
+    layers = [(key, layer.name, [w.numpy() for w in layer.weights])
+              for key, layer in zip(_layer_keys(model), model.layers)]
+    optimizer = _host_values(_optimizer_variable_names(model)) \
+        if model.optimizer is not None and model.optimizer.has_state else None
 
     def write(f):
+        f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
         layers_group = f.create_group("layers")
-        for key, layer in zip(_layer_keys(model), model.layers):
+        for key, name, values in layers:
             variables = layers_group.create_group(key).create_group("vars")
-            variables.attrs["name"] = layer.name
-            for index, weight in enumerate(layer.weights):
-                variables.create_dataset(str(index), data=weight.numpy())
+            variables.attrs["name"] = name
+            for index, value in enumerate(values):
+                write_dataset(variables, str(index), value)
         f.create_group("vars").attrs["name"] = model.name
-        if model.optimizer is not None and model.optimizer.has_state:
+        if optimizer is not None:
             variables = f.create_group("optimizer").create_group("vars")
             variables.attrs["name"] = model.optimizer.name
-            for index, (_, value) in enumerate(_optimizer_variable_names(model)):
-                variables.create_dataset(str(index), data=value.numpy() if hasattr(value, "numpy") else value)
+            for index, (_, value) in enumerate(optimizer):
+                write_dataset(variables, str(index), value)
 
-    _atomic_h5(path, overwrite, write)
+    atomic_save("save_weights", path, overwrite, write)
 
 
 def load_weights(model, filepath):
-    """Read weights from a ``.weights.h5`` file (Keras 3 layout) or a legacy ``.h5`` file into a built model."""
+    """Read weights from a ``.weights.h5`` file (Keras 3 layout) or a legacy ``.h5`` file into a built model.
+
+    Every stored shape is checked against the model's before the data is read; a file that does not fit
+    raises ``ModelFileError`` and leaves the model's weights as they were.
+    """
     caller = "load_weights"
     if not model.built:
         raise ValueError(f"{caller}: build model {model.name!r} before loading weights into it")
-    with _open_h5(filepath, caller) as f:
-        if "layers" in f:
-            for key, layer in zip(_layer_keys(model), model.layers):
-                if not layer.weights:
-                    continue
-                if f"layers/{key}/vars" not in f:
-                    raise ValueError(f"{caller}: {filepath!r} has no weights for layer {layer.name!r} (key {key!r})")
-                variables = f[f"layers/{key}/vars"]
-                layer.set_weights([_numeric(variables[str(i)], caller, f"{key}/{i}")
-                                   for i in range(len(variables))])
-        elif "model_weights" in f or "layer_names" in f.attrs:
-            _read_layer_weights(f["model_weights"] if "model_weights" in f else f, model, caller, filepath)
-        else:
-            raise ValueError(f"{caller}: {filepath!r} holds no Keras weights")
+    previous = model.get_weights()
+    try:
+        with ModelFileReader.open(filepath, caller) as reader:
+            if reader.has("layers"):
+                _read_keras3_weights(reader, model)
+            elif reader.has("model_weights"):
+                _read_layer_weights(reader, "model_weights", model)
+            elif "layer_names" in reader.file.attrs:
+                _read_layer_weights(reader, "/", model)
+            else:
+                raise reader.error("/", "holds no Keras weights (no 'layers' or 'model_weights' group)")
+    except BaseException:
+        model.set_weights(previous)          # all or nothing
+        raise
+
+
+def _read_keras3_weights(reader, model):
+    """Keras 3's layout: layers/<key>/vars/0, 1, ... for each layer, keyed by class name and position."""
+    for key, layer in zip(_layer_keys(model), model.layers):
+        if not layer.weights:
+            continue
+        where = f"layers/{key}/vars"
+        if not reader.has(where):
+            raise reader.error(where, f"missing: no weights for layer {layer.name!r}")
+        stored = len(reader.group(where))
+        if stored != len(layer.weights):
+            raise reader.error(where, f"stores {stored} weights, layer {layer.name!r} has {len(layer.weights)}")
+        layer.set_weights([reader.array(f"{where}/{index}", expected_shape=weight.shape)
+                           for index, weight in enumerate(layer.weights)])

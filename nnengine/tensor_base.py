@@ -15,7 +15,7 @@ import numpy as np
 
 from .backends import get_backend
 from .device import get_default_device
-from .dtypes import is_float_dtype, natural_dtype, to_supported_dtype
+from .dtypes import checked_cast, is_float_dtype, natural_dtype, to_supported_dtype
 
 
 def host_array(data):
@@ -47,7 +47,7 @@ class TensorBase:
         array = host_array(data)
         dtype = natural_dtype(array, from_python) if dtype is None else to_supported_dtype(dtype)
         backend = get_backend(device if device is not None else get_default_device())
-        self._init(backend.from_numpy(array.astype(dtype, copy=False)), backend, requires_grad)
+        self._init(backend.from_numpy(checked_cast(array, dtype, "Tensor")), backend, requires_grad)
 
     def _init(self, array, backend, requires_grad):
         self._data = array

@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from . import arguments
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -35,6 +36,7 @@ from . import optimizers as optimizers_module
 from .activations import name_of
 from .autograd import enable_grad, no_grad
 from .compiled_step import StepCompiler
+from .dtypes import checked_cast
 from .layers import Activation, Dense
 from .metrics import Mean
 from .tensor import Tensor
@@ -58,20 +60,9 @@ def _as_array(name, value):
     return array
 
 
-def _check_batch_size(batch_size):
-    if batch_size is None:
-        return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
-
-
-def _check_verbose(verbose):
-    if verbose == "auto":
-        return 1
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-    return verbose
+def _check_callbacks(method, callbacks):
+    return arguments.sequence_of(method, "callbacks", callbacks, callbacks_module.Callback, "callback",
+                                 "callbacks=[EarlyStopping()]")
 
 
 def _batches(count, batch_size, order=None):
@@ -103,10 +94,9 @@ class Trainer:
         ``jit_compile`` ("auto", True or False) and ``run_eagerly`` choose between compiled and eager
         steps as in Keras 3: see compiled_step.py, and ``jit_report()`` for what was compiled.
         """
-        if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("compile: loss_weights and weighted_metrics are not supported by nnengine")
-        if not isinstance(run_eagerly, bool):
-            raise TypeError(f"compile: run_eagerly must be True or False, got {run_eagerly!r}")
+        arguments.unsupported("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        run_eagerly = arguments.boolean("compile", "run_eagerly", run_eagerly)
+        arguments.integer("compile", "steps_per_execution", steps_per_execution, minimum=1)   # same results
         if run_eagerly and jit_compile is True:
             raise ValueError("compile: run_eagerly=True and jit_compile=True contradict each other")
         compiler = StepCompiler(False if run_eagerly else jit_compile)
@@ -166,7 +156,7 @@ class Trainer:
             raise ValueError(f"{method}: the model has no layers")
         self._ensure_built(x)
         self._check_input(x, method)
-        return x.astype(self.input_dtype, copy=False)
+        return checked_cast(x, self.input_dtype, f"{method}: x")
 
     def _prepare_xy(self, x, y, method):
         x = self._prepare_x(x, method)
@@ -286,18 +276,23 @@ class Trainer:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs; return a History whose ``history`` maps each log key to per-epoch values."""
         self._require_compiled("fit")
-        if class_weight is not None or sample_weight is not None or steps_per_epoch is not None:
-            raise ValueError("fit: class_weight, sample_weight and steps_per_epoch are not supported by nnengine")
+        arguments.unsupported("fit", class_weight=class_weight, sample_weight=sample_weight,
+                              steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         verbose_argument = verbose
-        batch_size, verbose = _check_batch_size(batch_size), _check_verbose(verbose)
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        batch_size, verbose = arguments.batch_size("fit", batch_size), arguments.verbose("fit", verbose)
+        validation_batch_size = arguments.batch_size(
+            "fit", batch_size if validation_batch_size is None else validation_batch_size, "validation_batch_size")
+        epochs, initial_epoch = self._check_epochs(epochs, initial_epoch)
+        validation_split = arguments.number("fit", "validation_split", validation_split, 0, 1, high_open=True)
+        validation_freq = arguments.integer("fit", "validation_freq", validation_freq, minimum=1)
+        shuffle = arguments.boolean("fit", "shuffle", shuffle)
+        callbacks = _check_callbacks("fit", callbacks)
         x, y = self._prepare_xy(x, y, "fit")
         x, y, validation = self._split_validation(x, y, validation_split, validation_data)
         self._resolve_metrics(y.shape)
         steps = math.ceil(len(x) / batch_size)
         history = callbacks_module.History()
-        extra = list(callbacks or [])
+        extra = callbacks
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
         run = callbacks_module.CallbackList([*progbar, *extra, history], self,
                                             {"verbose": verbose_argument, "epochs": epochs, "steps": steps})
@@ -308,7 +303,7 @@ class Trainer:
             run.call("on_epoch_begin", epoch, {})
             logs = self._train_epoch(x, y, batch_size, shuffle, run, epoch)
             if validation is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(*validation, _check_batch_size(validation_batch_size or batch_size))
+                val_logs = self._evaluate_arrays(*validation, validation_batch_size)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
             run.call("on_epoch_end", epoch, logs)
             if self.stop_training:
@@ -317,6 +312,16 @@ class Trainer:
         self.history = history
         history.model = self
         return history
+
+    @staticmethod
+    def _check_epochs(epochs, initial_epoch):
+        """Non-negative ints; when there is nothing to train, Keras's empty History and a warning."""
+        epochs = arguments.integer("fit", "epochs", epochs, minimum=0)
+        initial_epoch = arguments.integer("fit", "initial_epoch", initial_epoch, minimum=0)
+        if epochs <= initial_epoch:
+            warnings.warn(f"fit: epochs={epochs} with initial_epoch={initial_epoch} trains nothing (epochs counts "
+                          "up to, not beyond, initial_epoch); the History is empty", UserWarning, stacklevel=3)
+        return epochs, initial_epoch
 
     def _split_validation(self, x, y, validation_split, validation_data):
         """Keras: validation_data wins; otherwise the LAST fraction of the samples, taken before shuffling."""
@@ -370,13 +375,14 @@ class Trainer:
                  callbacks=None, return_dict=False):
         """The loss and metrics on (x, y): ``[loss, *metrics]``, a float without metrics, or a dict."""
         self._require_compiled("evaluate")
-        if sample_weight is not None or steps is not None:
-            raise ValueError("evaluate: sample_weight and steps are not supported by nnengine")
-        batch_size, verbose = _check_batch_size(batch_size), _check_verbose(verbose)
+        arguments.unsupported("evaluate", sample_weight=sample_weight, steps=steps)
+        batch_size, verbose = arguments.batch_size("evaluate", batch_size), arguments.verbose("evaluate", verbose)
+        callbacks = _check_callbacks("evaluate", callbacks)
+        return_dict = arguments.boolean("evaluate", "return_dict", return_dict)
         x, y = self._prepare_xy(x, y, "evaluate")
         self._resolve_metrics(y.shape)
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
-        run = callbacks_module.CallbackList([*progbar, *(callbacks or [])], self,
+        run = callbacks_module.CallbackList([*progbar, *callbacks], self,
                                             {"verbose": verbose, "steps": math.ceil(len(x) / batch_size),
                                              "mode": "test"})
         run.call("on_test_begin", {})
@@ -386,10 +392,12 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for x, computed in batches, as a numpy array."""
-        batch_size, verbose = _check_batch_size(batch_size), _check_verbose(verbose)
+        arguments.unsupported("predict", steps=steps)
+        batch_size, verbose = arguments.batch_size("predict", batch_size), arguments.verbose("predict", verbose)
+        callbacks = _check_callbacks("predict", callbacks)
         x = self._prepare_x(x, "predict")
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
-        run = callbacks_module.CallbackList([*progbar, *(callbacks or [])], self,
+        run = callbacks_module.CallbackList([*progbar, *callbacks], self,
                                             {"verbose": verbose, "steps": math.ceil(len(x) / batch_size)})
         run.call("on_predict_begin", {})
         outputs = []
@@ -402,15 +410,18 @@ class Trainer:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
+        arguments.unsupported("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
         return self._one_batch("train_on_batch", x, y, True, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch, without training."""
+        arguments.unsupported("test_on_batch", sample_weight=sample_weight)
         return self._one_batch("test_on_batch", x, y, False, return_dict)
 
     def _one_batch(self, method, x, y, training, return_dict):
         """Keras 3's *_on_batch: metrics reset first, so the result is this batch's alone."""
         self._require_compiled(method)
+        return_dict = arguments.boolean(method, "return_dict", return_dict)
         x, y = self._prepare_xy(x, y, method)
         self._resolve_metrics(y.shape)
         self._reset_metrics()

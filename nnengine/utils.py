@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from .dtypes import checked_cast
 from .tensor_base import TensorBase
 
 _state = {"rng": np.random.default_rng()}
@@ -62,9 +63,12 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     labels = np.asarray(y)
     if labels.dtype.kind not in "iub" and not (labels.dtype.kind == "f" and np.all(labels == np.round(labels))):
         raise TypeError(f"to_categorical: y must hold integer class labels, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64)
+    labels = checked_cast(labels, np.int64, "to_categorical: y")
     if labels.ndim > 1 and labels.shape[-1] == 1:
         labels = labels[..., 0]
+    if num_classes is not None and (isinstance(num_classes, (bool, np.bool_)) or
+                                    not isinstance(num_classes, (int, np.integer)) or num_classes < 1):
+        raise TypeError(f"to_categorical: num_classes must be a positive int or None, got {num_classes!r}")
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if labels.size else 0
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):

@@ -262,7 +262,7 @@ def test_every_optimizer_lowers_a_quadratic(optimizer):
 def test_optimizer_arguments_are_checked():
     with pytest.raises(ValueError, match="learning_rate must be a finite number >= 0, got -1.0"):
         nn.optimizers.Adam(learning_rate=-1)
-    with pytest.raises(ValueError, match="beta_1 must be in \\[0, 1\\), got 1.5"):
+    with pytest.raises(ValueError, match="beta_1 must be a finite number in \\[0, 1\\), got 1.5"):
         nn.optimizers.Adam(beta_1=1.5)
 
 
