@@ -23,6 +23,13 @@ Reading (``ModelFileReader``): a model file comes from anywhere, so it is checke
 * Checksums: nnengine writes the CRC-32 of every weight array (attribute ``nnengine_crc32``, which
   Keras ignores) and of its JSON attributes (root attribute ``nnengine_checksums``), and verifies
   them on load, so corrupted weights or configs are detected; Keras files have none and still load.
+* The whole file is checksummed too, in HDF5's user block (512 bytes before the HDF5 data that
+  the HDF5 library skips, so Keras and h5py read these files as usual). It is verified BEFORE the
+  HDF5 library parses anything: the library can hang or crash on corrupted metadata (a fuzz run
+  here found a flipped byte that sends its attribute reader into an endless loop).
+* A file without that header (written by Keras, or by hand) is first opened by a child process
+  that reads every object and attribute the loader would; if the child hangs (``PROBE_SECONDS``) or
+  dies, the file is refused and this process never touches it.
 """
 import contextlib
 import errno
@@ -30,7 +37,10 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
+import warnings
 import zlib
 
 import h5py
@@ -45,6 +55,11 @@ __all__ = ["ModelFileError", "ModelFileReader", "atomic_save", "checksum", "writ
 TEMP_MARK = ".nnengine-tmp."
 CHECKSUM_ATTRIBUTE = "nnengine_crc32"
 CONFIG_CHECKSUMS = "nnengine_checksums"
+#: the user block that holds the whole-file checksum: its size (HDF5's minimum) and first bytes
+HEADER_SIZE = 512
+HEADER_MAGIC = b"nnengine model file\n"
+#: how long the child process may take to read a foreign file's structure before the file is refused
+PROBE_SECONDS = 20
 _HOST = socket.gethostname().replace("/", "_") or "host"
 _ACTIVE_TEMPS = set()            # this process's saves in progress (another thread's temp file is not stale)
 _ACTIVE_LOCK = threading.Lock()
@@ -141,9 +156,11 @@ def _new_temp(caller, path, target):
 
 
 def _write_and_replace(temporary, target, write):
-    with h5py.File(temporary, "w") as f:
+    with h5py.File(temporary, "w", userblock_size=HEADER_SIZE) as f:
         write(f)
     with open(temporary, "rb+") as f:
+        f.write(_header(*_body_checksum(f)))
+        f.flush()
         os.fsync(f.fileno())
     os.chmod(temporary, _new_file_mode(target))
     os.replace(temporary, target)
@@ -153,6 +170,97 @@ def _write_and_replace(temporary, target, write):
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _header(crc, length):
+    """The user block: magic line, then 'crc32 <hex> length <bytes>' of everything after it, zero-padded."""
+    text = HEADER_MAGIC + f"crc32 {crc:08x} length {length}\n".encode("ascii")
+    return text.ljust(HEADER_SIZE, b"\0")
+
+
+def _body_checksum(f):
+    """(CRC-32, length) of an open binary file's bytes after the user block, read in chunks."""
+    f.seek(HEADER_SIZE)
+    crc, length = 0, 0
+    while True:
+        chunk = f.read(1 << 22)
+        if not chunk:
+            break
+        crc, length = zlib.crc32(chunk, crc), length + len(chunk)
+    f.seek(0)
+    return crc, length
+
+
+def verify_whole_file(path):
+    """True when ``path`` carries nnengine's header and its body matches it; False when it has no header.
+
+    Raises:
+        ValueError: the header is there but the body does not match it (or the header is garbled).
+    """
+    with open(path, "rb") as f:
+        head = f.read(HEADER_SIZE)
+        if not head.startswith(HEADER_MAGIC):
+            return False
+        fields = head[len(HEADER_MAGIC):].split(b"\n", 1)[0].split()
+        if len(fields) != 4 or fields[0] != b"crc32" or fields[2] != b"length" or not fields[3].isdigit():
+            raise ValueError("the checksum header is garbled")
+        try:
+            crc, length = int(fields[1], 16), int(fields[3])
+        except ValueError:
+            raise ValueError("the checksum header is garbled") from None
+        actual_crc, actual_length = _body_checksum(f)
+    if actual_length != length:
+        raise ValueError(f"the file holds {actual_length + HEADER_SIZE} bytes, its header says "
+                         f"{length + HEADER_SIZE}: it was truncated or extended")
+    if actual_crc != crc:
+        raise ValueError("the file's checksum does not match: it is corrupted")
+    return True
+
+
+_PROBE = """
+import sys, h5py
+def visit(group, depth):
+    for key in group.attrs:
+        group.attrs[key]
+    if depth > 64 or not isinstance(group, h5py.Group):
+        return
+    for name in group:
+        link = group.get(name, getlink=True)
+        if isinstance(link, h5py.HardLink):
+            child = group[name]
+            if isinstance(child, h5py.Dataset):
+                child.shape, child.dtype, child.external, child.is_virtual
+                child.id.get_storage_size(), child.id.get_create_plist().get_nfilters()
+                for key in child.attrs:
+                    child.attrs[key]
+            else:
+                visit(child, depth + 1)
+with h5py.File(sys.argv[1], "r") as f:
+    visit(f, 0)
+print("ok")
+"""
+
+
+def probe_in_child(path):
+    """Read the structure of the file at ``path`` in a child process; the problem as text, or None when fine."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, path], capture_output=True, text=True,
+                              timeout=PROBE_SECONDS, env=environment)
+    except subprocess.TimeoutExpired:
+        return f"the HDF5 library did not finish reading its structure within {PROBE_SECONDS} s (corrupted metadata)"
+    except OSError as error:              # no Python to start here (an embedded interpreter): read it ourselves
+        warnings.warn(f"nnengine could not start a child process to check {path!r} first ({error}); reading it "
+                      "in this process", RuntimeWarning, stacklevel=4)
+        return None
+    if "ModuleNotFoundError" in done.stderr:
+        warnings.warn(f"nnengine's child process could not import h5py to check {path!r} first; reading it in "
+                      "this process", RuntimeWarning, stacklevel=4)
+        return None
+    if done.returncode != 0 or "ok" not in done.stdout:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return f"the HDF5 library cannot read its structure ({last[:200]})"
+    return None
 
 
 def _new_file_mode(target):
@@ -222,8 +330,15 @@ class ModelFileReader:
         if os.path.isdir(path):
             raise IsADirectoryError(errno.EISDIR, f"{caller}: {path!r} is a directory; nnengine reads .h5 files")
         reader = cls(None, path, caller)
+        try:
+            verified = verify_whole_file(path)
+        except ValueError as error:
+            raise reader.error("the whole file", str(error)) from None
         if not h5py.is_hdf5(path):
             raise reader.error("the start of the file", "not an HDF5 file (nnengine reads Keras .h5 files)")
+        problem = None if verified else probe_in_child(path)
+        if problem is not None:
+            raise reader.error("the file's structure", problem)
         try:
             reader.file = h5py.File(path, "r")
         except Exception as error:
