@@ -30,7 +30,8 @@ import numpy as np
 from . import arguments
 from . import losses as losses_module
 from . import optimizers as optimizers_module
-from .h5io import CONFIG_CHECKSUMS, ModelFileError, ModelFileReader, atomic_save, json_checksums, write_dataset
+from .h5io import ModelFileError, ModelFileReader
+from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
 from .layers import stored_weights
 from .utils import snake_case
 from .version import __version__
