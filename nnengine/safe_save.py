@@ -15,6 +15,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 import socket
 import threading
@@ -92,12 +93,20 @@ def atomic_save(caller, path, overwrite, write):
             os.remove(temporary)
         if not isinstance(error, Exception):          # KeyboardInterrupt, SystemExit: clean up, pass on
             raise
-        code = getattr(error, "errno", None) or errno.EIO
+        code = _errno_of(error)
         raise OSError(code, f"{caller}: could not write {path!r} ({type(error).__name__}: {error}); the "
                             "previous file, if any, is untouched") from error
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE_TEMPS.discard(temporary)
+
+
+def _errno_of(error):
+    """The OS error number behind a failed write: the exception's own, or the one HDF5 quotes in its message."""
+    if getattr(error, "errno", None):
+        return error.errno
+    quoted = re.search(r"errno = (\d+)", str(error))
+    return int(quoted.group(1)) if quoted else errno.EIO
 
 
 def _new_temp(caller, path, target):
