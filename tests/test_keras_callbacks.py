@@ -171,3 +171,70 @@ def test_a_missing_monitored_metric_warns_with_the_available_keys():
     x, y = classification_data(20)
     with pytest.warns(UserWarning, match="'val_loss' is not available; available metrics: accuracy, loss"):
         compiled().fit(x, y, epochs=1, verbose=0, callbacks=[nn.callbacks.EarlyStopping()])
+
+
+# -- NaN and infinity are never "better" (issue 12) -------------------------------------------------
+def _epochs(callback, model, values, key="val_loss"):
+    """Drive a callback's epoch hooks with ``values`` of ``key``, changing the weights each epoch."""
+    callback.set_model(model)
+    callback.set_params({"epochs": len(values), "steps": 1, "verbose": 0})
+    callback.on_train_begin({})
+    for epoch, value in enumerate(values):
+        model.set_weights([np.full_like(w, value) for w in model.get_weights()])
+        callback.on_epoch_end(epoch, {key: value})
+        if model.stop_training:
+            break
+    callback.on_train_end({})
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_early_stopping_never_takes_a_non_finite_epoch_as_best(bad):
+    model = compiled()
+    model.stop_training = False
+    stopper = nn.callbacks.EarlyStopping(patience=1, restore_best_weights=True)
+    with pytest.warns(RuntimeWarning, match=rf"EarlyStopping: val_loss is {bad} this epoch; a value that is not "
+                                            "finite is never an improvement, so this epoch is skipped"):
+        _epochs(stopper, model, [bad, 3.0, bad, bad])
+    assert stopper.best == 3.0 and stopper.best_epoch == 1
+    assert model.stop_training                              # two epochs without improvement after the best
+    assert all(np.all(w == 3.0) for w in model.get_weights())
+
+
+def test_early_stopping_never_restores_non_finite_weights():
+    model = compiled()
+    model.stop_training = False
+    stopper = nn.callbacks.EarlyStopping(patience=0, restore_best_weights=True)
+    with pytest.warns(RuntimeWarning, match="is never an improvement"):
+        _epochs(stopper, model, [math.nan, math.nan])
+    assert stopper.best is None and stopper.best_weights is None
+    assert model.stop_training
+
+
+def test_model_checkpoint_skips_non_finite_epochs(tmp_path):
+    model = compiled()
+    checkpoint = nn.callbacks.ModelCheckpoint(str(tmp_path / "best.h5"), save_best_only=True)
+    with pytest.warns(RuntimeWarning, match="ModelCheckpoint: val_loss is nan this epoch"):
+        _epochs(checkpoint, model, [math.nan])
+    assert not (tmp_path / "best.h5").exists()
+    _epochs(checkpoint, model, [2.0, math.nan, 1.5])
+    assert checkpoint.best == 1.5
+    assert all(np.all(w == 1.5) for w in nn.load_model(tmp_path / "best.h5").get_weights())
+
+
+def test_reduce_lr_on_plateau_counts_a_nan_epoch_as_no_improvement():
+    model = compiled()
+    reducer = nn.callbacks.ReduceLROnPlateau(patience=1, factor=0.5)
+    with pytest.warns(RuntimeWarning):
+        _epochs(reducer, model, [1.0, math.nan])
+    assert reducer.best == 1.0
+    assert model.optimizer.learning_rate == pytest.approx(0.0005)
+
+
+def test_model_checkpoint_names_a_field_the_logs_lack(tmp_path):
+    model = compiled()
+    x, y = classification_data(16)
+    checkpoint = nn.callbacks.ModelCheckpoint(str(tmp_path / "m-{val_loss:.2f}.h5"))
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: filepath '.*m-\{val_loss:.2f\}.h5' names 'val_loss', "
+                                         r"which epoch 1 did not log \(logged: epoch, accuracy, loss\); validation "
+                                         "values need validation_data or validation_split"):
+        model.fit(x, y, callbacks=[checkpoint], verbose=0)
