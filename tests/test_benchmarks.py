@@ -194,3 +194,13 @@ def test_the_pytorch_program_trains():
     pytest.importorskip("torch", reason="PyTorch is an optional benchmark peer")
     from benchmarks import torch_document
     assert torch_document.main(samples=200, epochs=2) > 0.1
+
+
+def test_saveload_benchmark_writes_results(tmp_path, monkeypatch):
+    from benchmarks import saveload
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    results = saveload.main(["--repeats", "1", "--widths", "8,16,4"])
+    saved = json.loads((tmp_path / "saveload.json").read_text())
+    assert saved["parameters"] == 8 * 16 + 16 + 16 * 4 + 4 == results["parameters"]
+    assert saved["nnengine_load_s"] > 0 and saved["h5py_read_s"] > 0
+    assert "| nnengine load |" in (tmp_path / "saveload.md").read_text()
