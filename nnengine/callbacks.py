@@ -27,10 +27,10 @@ HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on
 
 
 def _check_verbose(owner, verbose):
-    """0 or 1 (or a bool), as the callbacks' verbose argument."""
+    """0, 1 or 2 (or a bool), as the callbacks' verbose argument."""
     if isinstance(verbose, (bool, int)) and verbose in (0, 1, 2):
         return int(verbose)
-    raise ValueError(f"{owner}: verbose must be 0 or 1, got {verbose!r}")
+    raise ValueError(f"{owner}: verbose must be 0, 1 or 2, got {verbose!r}")
 
 
 class Callback:

@@ -124,6 +124,8 @@ class Layer(ABC):
 
     def set_weights(self, weights):
         """Overwrite the weights from numpy arrays of exactly the current shapes."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"layer {self.name!r}: set_weights expects a list of arrays, got {type(weights).__name__}")
         weights = list(weights)
         if len(weights) != len(self._weights):
             raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weight arrays, "
@@ -358,7 +360,16 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """Flattens every axis but the batch axis: (n, d1, d2, ...) -> (n, d1 * d2 * ...)."""
+    """Flattens every axis but the batch axis: (n, d1, d2, ...) -> (n, d1 * d2 * ...).
+
+    ``data_format`` may be None or 'channels_last' (Keras's default, the only layout nnengine uses).
+    """
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Flatten {self.name!r}: data_format must be None or 'channels_last' (nnengine is "
+                             f"channels_last only), got {data_format!r}")
 
     def call(self, x, training=False):
         """x reshaped to (n, -1)."""

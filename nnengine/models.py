@@ -140,6 +140,9 @@ class Sequential(Trainer):
 
     def set_weights(self, weights):
         """Set every weight from numpy arrays in ``get_weights()`` order and shapes."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"set_weights: expected a list of arrays (as get_weights() returns), got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self._layers)
         if len(weights) != expected:

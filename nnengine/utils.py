@@ -22,6 +22,8 @@ def set_random_seed(seed):
     """Seed nnengine's generator and numpy's and Python's global ones, so that runs repeat."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"set_random_seed: seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"set_random_seed: seed must be >= 0, got {seed}")
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     _state["rng"] = np.random.default_rng(int(seed))

@@ -103,6 +103,10 @@ CASES = [
     ("Input(batch_size=0)", lambda: keras.Input(shape=(3,), batch_size=0), ValueError,
      "InputLayer: batch_size must be an int >= 1"),
     ("summary(print_fn=3)", lambda: compiled().summary(print_fn=3), TypeError, "summary: print_fn must be a function"),
+    ("set_weights(None)", lambda: compiled().set_weights(None), TypeError, "set_weights: expected a list of arrays"),
+    ("Flatten(data_format='channels_first')", lambda: keras.layers.Flatten(data_format="channels_first"), ValueError,
+     "data_format must be None or 'channels_last'"),
+    ("set_random_seed(-1)", lambda: keras.utils.set_random_seed(-1), ValueError, "seed must be >= 0, got -1"),
     # callbacks
     ("EarlyStopping(patience='2')", lambda: keras.callbacks.EarlyStopping(patience="2"), TypeError,
      "EarlyStopping: patience must be an int, got '2'"),
@@ -176,3 +180,4 @@ def test_good_values_of_each_kind_still_pass():
     keras.optimizers.Adam(learning_rate=np.float32(0.01), beta_1=0, amsgrad=np.bool_(False))
     keras.layers.Dense(np.int64(3), input_shape=[4])
     keras.callbacks.EarlyStopping(patience=np.int64(2), verbose=1)
+    keras.layers.Flatten(data_format="channels_last")
