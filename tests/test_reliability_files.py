@@ -163,6 +163,18 @@ def test_a_file_that_hangs_the_hdf5_library_is_refused_without_hanging(monkeypat
     assert time.perf_counter() - start < 15
 
 
+def test_a_forged_header_does_not_skip_the_probe_when_asked(tmp_path, monkeypatch):
+    hanging = tmp_path / "forged.h5"
+    body = (DATA / "hdf5_hangs.h5").read_bytes()[512:]
+    import zlib
+    hanging.write_bytes(safe_save._header(zlib.crc32(body), len(body)) + body)   # a valid header on a bad file
+    assert h5io.verify_whole_file(hanging)
+    monkeypatch.setattr(h5io, "PROBE_SECONDS", 3)
+    monkeypatch.setattr(h5io, "PROBE_ALL_FILES", True)
+    with pytest.raises(nn.ModelFileError, match="did not finish reading its structure within 3 s"):
+        nn.load_model(hanging)
+
+
 # ---------------------------------------------------------------------------------------------
 # Malformed configs and missing parts: one exception type, naming the place
 # ---------------------------------------------------------------------------------------------
