@@ -9,6 +9,7 @@ epoch's logs (loss, metrics, val_loss, val_metrics); finally on_train_end.
 A callback stops training by setting ``self.model.stop_training = True``.
 """
 import csv
+import inspect
 import math
 import os
 import warnings
@@ -19,7 +20,7 @@ from . import arguments
 from .progress import Progbar
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
-           "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger", "LambdaCallback"]
+           "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback"]
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
          "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
@@ -329,6 +330,46 @@ class ReduceLROnPlateau(_Monitor):
                 if self.verbose > 0:
                     print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at the start of each epoch to ``schedule(epoch, lr)`` (or ``schedule(epoch)``).
+
+    ``epoch`` counts from 0 and ``lr`` is the current rate, as in Keras; the epoch's logs get
+    ``learning_rate``. The optimizer's rate must be a float, not a schedule.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be a function of (epoch, lr), got "
+                            f"{type(schedule).__name__}")
+        self.schedule, self.verbose = schedule, _check_verbose("LearningRateScheduler", verbose)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Ask the schedule for this epoch's rate and set it."""
+        rate = self._call_schedule(epoch, float(self.model.optimizer.learning_rate))
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.floating, np.integer)):
+            raise ValueError(f'LearningRateScheduler: the output of the "schedule" function should be a float, got '
+                             f"{rate!r} ({type(rate).__name__}) at epoch {epoch}")
+        self.model.optimizer.learning_rate = float(rate)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(rate)}.")
+
+    def _call_schedule(self, epoch, rate):
+        """schedule(epoch, lr) when it takes two arguments, schedule(epoch) when it takes one (Keras's old API)."""
+        try:
+            parameters = inspect.signature(self.schedule).parameters.values()
+        except (TypeError, ValueError):            # a builtin without a signature: try the two-argument form
+            return self.schedule(epoch, rate)
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes_many = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+        return self.schedule(epoch, rate) if takes_many or len(positional) >= 2 else self.schedule(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Log the rate the epoch ran with."""
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
 
 
 class TerminateOnNaN(Callback):

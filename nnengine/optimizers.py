@@ -11,18 +11,28 @@ device and calls one fused primitive per parameter per step
 * RMSprop: s = rho s + (1 - rho) g^2;  w -= lr g / sqrt(s + eps)   (centered: s - mean(g)^2)
 * Adagrad: a += g^2;  w -= lr g / sqrt(a + eps)
 ``weight_decay`` on any optimizer is Keras's decoupled decay, applied before the step.
+
+``learning_rate`` may be a schedule (schedules.py): it is evaluated at the number of completed steps,
+once per step, before the update. Gradient clipping, as Keras 3 applies it before every update:
+
+* ``clipnorm``:        g * clipnorm / max(||g||, clipnorm), for each gradient on its own
+* ``global_clipnorm``: every g * clipnorm / max(sqrt(sum of all ||g||^2), clipnorm)
+* ``clipvalue``:       clip(g, -clipvalue, clipvalue)
+(only the first one set applies, in that order, as in Keras).
 """
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
 
 from . import arguments
 from . import functional as F
+from . import schedules
 from .autograd import no_grad
 from .tensor import zeros
 from .utils import lookup
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize", "schedules"]
 
 
 def _positive(owner, name, value, allow_zero=False):
@@ -33,6 +43,23 @@ def _positive(owner, name, value, allow_zero=False):
 def _fraction(owner, name, value, high_open=True):
     """A number in [0, 1) (in [0, 1] without ``high_open``): betas, rho, momentum."""
     return arguments.number(owner, name, value, low=0, high=1, high_open=high_open)
+
+
+def _norm(grad):
+    """||g||, the L2 norm of all of a gradient's entries (a 0-d tensor on its device)."""
+    return F.sqrt(F.sum(grad * grad))
+
+
+def _sum_all(tensors):
+    total = tensors[0]
+    for tensor in tensors[1:]:
+        total = total + tensor
+    return total
+
+
+def _scaled_to_norm(grad, norm, clip):
+    """g * clip / max(norm, clip): unchanged when norm <= clip, else rescaled to norm ``clip``."""
+    return grad * clip / F.maximum(norm, clip)
 
 
 def _check_gradient(owner, grad, param):
@@ -58,22 +85,50 @@ class Optimizer(ABC):
     #: config and comes back through from_config (one list, so the two cannot disagree)
     hyper_parameters = ()
 
-    def __init__(self, learning_rate, weight_decay=None, name=None):
+    def __init__(self, learning_rate, weight_decay=None, name=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
         self.name = arguments.text(type(self).__name__, "name", name, optional=True) or type(self).__name__.lower()
-        self.learning_rate = learning_rate
+        self.schedule = None
+        if isinstance(learning_rate, dict):                  # a schedule's config, as Keras saves it
+            learning_rate = schedules.deserialize(learning_rate)
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            self.schedule = learning_rate
+        else:
+            self.learning_rate = learning_rate
         self.weight_decay = None if weight_decay is None else _positive(self.name, "weight_decay", weight_decay,
                                                                         allow_zero=True)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = (
+            None if value is None else _positive(self.name, label, value)
+            for label, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)))
+        if self.clipnorm is not None and self.global_clipnorm is not None:
+            raise ValueError(f"{self.name}: give clipnorm or global_clipnorm, not both (as Keras requires)")
         self.iterations = 0
         self._slots = {}
 
     @property
     def learning_rate(self):
-        """The step size, a float; assignable (ReduceLROnPlateau lowers it)."""
-        return self._learning_rate
+        """The step size of the next step, a float: the schedule's value at ``iterations`` when there is one.
+
+        Assignable when it is a float (ReduceLROnPlateau lowers it); a schedule's is not, as in Keras.
+        """
+        return self._learning_rate if self.schedule is None else self.schedule(self.iterations)
 
     @learning_rate.setter
     def learning_rate(self, value):
+        if getattr(self, "schedule", None) is not None:
+            raise TypeError(f"{self.name}: the learning rate comes from a {type(self.schedule).__name__} schedule, "
+                            "so it cannot be set (as in Keras)")
         self._learning_rate = _positive(self.name, "learning_rate", value, allow_zero=True)
+
+    def _step_learning_rate(self):
+        """The learning rate of the step being taken (``iterations`` already counts it)."""
+        if self.schedule is None:
+            return self._learning_rate
+        rate = self.schedule(self.iterations - 1)
+        if not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"{self.name}: the {type(self.schedule).__name__} schedule gave learning rate {rate} "
+                             f"at step {self.iterations - 1}; it must be a finite number >= 0")
+        return rate
 
     def _decay(self):
         return self.weight_decay or 0.0
@@ -117,11 +172,22 @@ class Optimizer(ABC):
         self._update_all([(type(p)._make(g, p._backend), p) for g, p in zip(grad_arrays, params) if g is not None])
 
     def _update_all(self, pairs):
-        """One step: count it, then update each parameter of the checked ``(grad, param)`` pairs."""
+        """One step: count it, clip the gradients if asked, then update each parameter of the checked pairs."""
         self.iterations += 1
         with no_grad():
-            for grad, param in pairs:
+            for grad, param in self._clipped(pairs):
                 self.update(param, grad, self.slots(param))
+
+    def _clipped(self, pairs):
+        """The ``(grad, param)`` pairs with Keras's gradient clipping applied (see the module docstring)."""
+        if self.clipnorm is not None:
+            return [(_scaled_to_norm(grad, _norm(grad), self.clipnorm), param) for grad, param in pairs]
+        if self.global_clipnorm is not None and pairs:
+            total = F.sqrt(_sum_all([F.sum(grad * grad) for grad, _ in pairs]))
+            return [(_scaled_to_norm(grad, total, self.global_clipnorm), param) for grad, param in pairs]
+        if self.clipvalue is not None:
+            return [(F.clip(grad, -self.clipvalue, self.clipvalue), param) for grad, param in pairs]
+        return pairs
 
     def apply(self, grads, variables):
         """Keras 3's ``apply(grads, trainable_variables)``."""
@@ -161,15 +227,17 @@ class Optimizer(ABC):
 
     def get_config(self):
         """Keras 3's optimizer config."""
-        return {"name": self.name, "learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
-                "clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False,
+        rate = self.learning_rate if self.schedule is None else schedules.serialize(self.schedule)
+        return {"name": self.name, "learning_rate": rate, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue,
+                "use_ema": False,
                 "ema_momentum": 0.99, "ema_overwrite_frequency": None, "loss_scale_factor": None,
                 "gradient_accumulation_steps": None, **{key: getattr(self, key) for key in self.hyper_parameters}}
 
     @classmethod
     def from_config(cls, config):
         """Rebuild from a Keras config, ignoring keys nnengine has no use for; refuse features it lacks."""
-        for key in ("clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor", "gradient_accumulation_steps"):
+        for key in ("loss_scale_factor", "gradient_accumulation_steps"):
             if config.get(key) is not None:
                 raise ValueError(f"optimizer {cls.__name__}: {key} is not supported by nnengine")
         if config.get("use_ema"):
@@ -180,7 +248,8 @@ class Optimizer(ABC):
     @classmethod
     def _argument_names(cls):
         """The keyword arguments the constructor takes (from_config passes only these)."""
-        return {"learning_rate", "weight_decay", "name", *cls.hyper_parameters}
+        return {"learning_rate", "weight_decay", "name", "clipnorm", "clipvalue", "global_clipnorm",
+                *cls.hyper_parameters}
 
 
 class SGD(Optimizer):
@@ -188,8 +257,8 @@ class SGD(Optimizer):
 
     hyper_parameters = ("momentum", "nesterov")
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, name="sgd"):
-        super().__init__(learning_rate, weight_decay, name)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, name="sgd", **clipping):
+        super().__init__(learning_rate, weight_decay, name, **clipping)
         self.momentum = _fraction(self.name, "momentum", momentum, high_open=False)
         self.nesterov = arguments.boolean(self.name, "nesterov", nesterov)
 
@@ -199,7 +268,7 @@ class SGD(Optimizer):
 
     def update_scalars(self):
         """(lr, momentum, nesterov, weight_decay), as ``Backend.sgd_update`` takes them."""
-        return (self.learning_rate, self.momentum, self.nesterov, self._decay())
+        return (self._step_learning_rate(), self.momentum, self.nesterov, self._decay())
 
     def update(self, param, grad, slots):
         """v = momentum v - lr g;  w += v (or the Nesterov form)."""
@@ -213,8 +282,8 @@ class Adam(Optimizer):
     hyper_parameters = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 weight_decay=None, name="adam"):
-        super().__init__(learning_rate, weight_decay, name)
+                 weight_decay=None, name="adam", **clipping):
+        super().__init__(learning_rate, weight_decay, name, **clipping)
         self.beta_1 = _fraction(self.name, "beta_1", beta_1)
         self.beta_2 = _fraction(self.name, "beta_2", beta_2)
         self.epsilon = _positive(self.name, "epsilon", epsilon)
@@ -226,7 +295,7 @@ class Adam(Optimizer):
 
     def update_scalars(self):
         """(step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay), as ``Backend.adam_update`` takes them."""
-        return (self.iterations, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.amsgrad,
+        return (self.iterations, self._step_learning_rate(), self.beta_1, self.beta_2, self.epsilon, self.amsgrad,
                 self._decay())
 
     def update(self, param, grad, slots):
@@ -240,8 +309,8 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov and Hutter); Keras's default weight_decay is 0.004."""
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, name="adamw"):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, name)
+                 amsgrad=False, name="adamw", **clipping):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, name, **clipping)
 
 
 class RMSprop(Optimizer):
@@ -250,8 +319,8 @@ class RMSprop(Optimizer):
     hyper_parameters = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 weight_decay=None, name="rmsprop"):
-        super().__init__(learning_rate, weight_decay, name)
+                 weight_decay=None, name="rmsprop", **clipping):
+        super().__init__(learning_rate, weight_decay, name, **clipping)
         self.rho = _fraction(self.name, "rho", rho)
         self.centered = arguments.boolean(self.name, "centered", centered)
         self.momentum = _fraction(self.name, "momentum", momentum, high_open=False)
@@ -273,7 +342,7 @@ class RMSprop(Optimizer):
 
     def update_scalars(self):
         """(lr, rho, momentum, epsilon, centered, weight_decay), as ``Backend.rmsprop_update`` takes them."""
-        return (self.learning_rate, self.rho, self.momentum, self.epsilon, self.centered, self._decay())
+        return (self._step_learning_rate(), self.rho, self.momentum, self.epsilon, self.centered, self._decay())
 
 
 class Adagrad(Optimizer):
@@ -283,8 +352,8 @@ class Adagrad(Optimizer):
     hyper_parameters = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
-                 name="adagrad"):
-        super().__init__(learning_rate, weight_decay, name)
+                 name="adagrad", **clipping):
+        super().__init__(learning_rate, weight_decay, name, **clipping)
         self.initial_accumulator_value = _positive(self.name, "initial_accumulator_value",
                                                    initial_accumulator_value, allow_zero=True)
         self.epsilon = _positive(self.name, "epsilon", epsilon)
@@ -299,7 +368,7 @@ class Adagrad(Optimizer):
 
     def update_scalars(self):
         """(lr, epsilon, weight_decay), as ``Backend.adagrad_update`` takes them."""
-        return (self.learning_rate, self.epsilon, self._decay())
+        return (self._step_learning_rate(), self.epsilon, self._decay())
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}

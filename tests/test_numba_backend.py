@@ -4,7 +4,7 @@ Every result is compared with the numpy reference backend."""
 import numpy as np
 import pytest
 from conftest import tolerance
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from nnengine.backends.numba_backend import NumbaBackend
@@ -31,6 +31,8 @@ def small_path(request, monkeypatch):
 def test_the_tiny_path_is_bitwise_the_kernels_for_exact_operations(name, values, dtype):
     a = np.array(values, dtype)
     b = a[::-1].copy()
+    if name == "sum":     # where finite terms can overflow, the order decides between inf and nan: no rounding then
+        assume(np.abs(a[np.isfinite(a)].astype(np.float64)).sum() < np.finfo(dtype).max)
     tiny = NUMBA.sum(a, (0,), False) if name == "sum" else getattr(NUMBA, name)(a, b)
     previous, config.NUMPY_MAX_ELEMENTS = config.NUMPY_MAX_ELEMENTS, 0
     try:

@@ -1,0 +1,78 @@
+"""Record Keras 3's learning-rate schedules and clipped training runs for tests/test_schedules.py (not run by the tests).
+
+    KERAS_BACKEND=torch python tests/data/make_schedule_references.py     # in a venv with keras 3 + torch
+
+Writes keras3_schedules.json: each schedule's config and its values at steps 0..STEPS-1, and for each
+training run its optimizer, the starting weights, the data, Keras's per-epoch losses and final weights.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+STEPS = 60
+SCHEDULES = [
+    ("ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=7, decay_rate=0.5)),
+    ("ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=7, decay_rate=0.5, staircase=True)),
+    ("InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=5, decay_rate=0.3)),
+    ("InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=5, decay_rate=0.3, staircase=True)),
+    ("PiecewiseConstantDecay", dict(boundaries=[5, 20], values=[0.1, 0.05, 0.01])),
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=25, end_learning_rate=0.001, power=2.0)),
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=25, end_learning_rate=0.001, power=0.5,
+                             cycle=True)),
+    ("CosineDecay", dict(initial_learning_rate=0.1, decay_steps=30, alpha=0.1)),
+    ("CosineDecay", dict(initial_learning_rate=0.0, decay_steps=30, warmup_target=0.1, warmup_steps=10)),
+    ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=8, t_mul=2.0, m_mul=0.7, alpha=0.05)),
+    ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=8, t_mul=1.0, m_mul=0.9)),
+]
+RUNS = [
+    ("Adam", dict(learning_rate=("ExponentialDecay", dict(initial_learning_rate=0.05, decay_steps=4,
+                                                           decay_rate=0.7)), clipnorm=0.05)),
+    ("SGD", dict(learning_rate=("CosineDecay", dict(initial_learning_rate=0.01, decay_steps=12, warmup_target=0.2,
+                                                     warmup_steps=5)), momentum=0.9, global_clipnorm=0.3)),
+    ("RMSprop", dict(learning_rate=0.01, clipvalue=0.02)),
+    ("Adam", dict(learning_rate=("PiecewiseConstantDecay", dict(boundaries=[6], values=[0.02, 0.002])))),
+]
+
+
+def optimizer(keras, name, config):
+    config = dict(config)
+    if isinstance(config["learning_rate"], tuple):
+        kind, arguments = config["learning_rate"]
+        config["learning_rate"] = getattr(keras.optimizers.schedules, kind)(**arguments)
+    return getattr(keras.optimizers, name)(**config)
+
+
+def run(keras, name, config):
+    rng = np.random.default_rng(len(name) + len(str(config)))
+    x = rng.standard_normal((48, 6)).astype("float32")
+    y = rng.integers(0, 3, 48)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    start = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+    model.set_weights(start)
+    model.compile(optimizer=optimizer(keras, name, config), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=4, batch_size=16, shuffle=False, verbose=0)
+    return {"optimizer": name, "config": config, "x": x.tolist(), "y": y.tolist(),
+            "start": [w.tolist() for w in start], "loss": history.history["loss"],
+            "final": [w.tolist() for w in model.get_weights()]}
+
+
+def main():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    schedules = []
+    for kind, arguments in SCHEDULES:
+        schedule = getattr(keras.optimizers.schedules, kind)(**arguments)
+        values = [float(keras.ops.convert_to_numpy(schedule(step))) for step in range(STEPS)]
+        schedules.append({"class_name": kind, "arguments": arguments, "values": values,
+                          "config": keras.optimizers.schedules.serialize(schedule)})
+    runs = [run(keras, name, config) for name, config in RUNS]
+    out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
+           "runs": runs}
+    (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
