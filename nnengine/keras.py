@@ -9,8 +9,9 @@ Every name here is the same object as at the top of nnengine
 (``nnengine.keras.layers is nnengine.layers``).
 """
 from . import activations, callbacks, initializers, layers, losses, metrics, models, optimizers, utils
+from . import keras_ops as ops
 from .layers import Input
 from .models import Sequential
 
 __all__ = ["Sequential", "Input", "activations", "callbacks", "initializers", "layers", "losses", "metrics",
-           "models", "optimizers", "utils"]
+           "models", "ops", "optimizers", "utils"]

@@ -25,7 +25,7 @@ from .utils import lookup, to_host
 EPSILON = 1e-7
 REDUCTIONS = ("sum_over_batch_size", "sum", "none", None)
 
-__all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
+__all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "MeanAbsoluteError", "categorical_crossentropy", "sparse_categorical_crossentropy",
            "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "get", "serialize"]
 
@@ -357,8 +357,48 @@ _CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategor
                                           BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError)}
 
 
+class LossFunctionWrapper(Loss):
+    """A loss from a function ``fn(y_true, y_pred)`` of Tensors that returns per-sample values.
+
+    As in Keras, ``y_true`` arrives as a float Tensor in its own shape, and the values (one per sample,
+    or any shape with the batch first) are reduced by ``reduction``: their mean by default.
+    """
+
+    def __init__(self, fn, name=None, reduction="sum_over_batch_size"):
+        super().__init__(name or getattr(fn, "__name__", type(fn).__name__), reduction)
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        """``fn``'s values, checked: a Tensor whose first axis is the batch."""
+        values = self.fn(_as_tensor(y_true, y_pred, y_pred.dtype), y_pred)
+        if not isinstance(values, Tensor):
+            raise TypeError(f"loss function {self.name!r} must return a Tensor (use nnengine.keras.ops), got "
+                            f"{type(values).__name__}")
+        if values.ndim == 0 or values.shape[0] != y_pred.shape[0]:
+            raise ValueError(f"loss function {self.name!r} must return per-sample values, shape "
+                             f"({y_pred.shape[0]},) or ({y_pred.shape[0]}, ...), got shape {values.shape}")
+        if values.dtype.kind != "f":
+            raise TypeError(f"loss function {self.name!r} must return floats, got {values.dtype}")
+        return values.reshape(values.shape[0], -1).mean(axis=-1) if values.ndim > 1 else values
+
+    def prepare_targets(self, y_true, y_pred_shape, dtype):
+        """y_true as floats of ``dtype`` in its own shape (the function decides what it needs)."""
+        return to_host(y_true).astype(dtype, copy=False)
+
+    def check_targets(self, y_true_shape, y_pred_shape):
+        """Only the batch size must agree; the function checks the rest."""
+        if tuple(y_true_shape)[:1] != tuple(y_pred_shape)[:1]:
+            raise ValueError(f"loss function {self.name!r}: y_true of shape {tuple(y_true_shape)} and y_pred of "
+                             f"shape {tuple(y_pred_shape)} have different batch sizes")
+
+    def get_config(self):
+        """The function's name and the reduction (the function itself cannot be saved)."""
+        return {"name": self.name, "reduction": self.reduction}
+
+
 def get(identifier):
-    """Resolve a loss: a Keras name ('categorical_crossentropy', 'mse', ...), a class name, a config or a Loss."""
+    """Resolve a loss: a Keras name ('categorical_crossentropy', 'mse', ...), a class name, a config, a Loss,
+    or a function ``fn(y_true, y_pred)`` returning per-sample values (wrapped, as Keras wraps it)."""
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
@@ -370,6 +410,8 @@ def get(identifier):
     for name, function in globals().items():
         if identifier is function and name in _BY_NAME:
             return _BY_NAME[name]()
+    if callable(identifier) and not isinstance(identifier, type):
+        return LossFunctionWrapper(identifier)
     if not isinstance(identifier, dict):
         raise TypeError(f"loss must be a name, a config dict or a Loss object, got {identifier!r} "
                         f"({type(identifier).__name__}); valid names: {', '.join(sorted(_BY_NAME))}")
@@ -377,8 +419,10 @@ def get(identifier):
 
 
 def serialize(loss, identifier=None):
-    """What Keras writes for a compiled loss: the string the user gave, else a class config."""
+    """What Keras writes for a compiled loss: the string the user gave (a function's name), else a class config."""
     if isinstance(identifier, str):
         return identifier
+    if isinstance(loss, LossFunctionWrapper):
+        return loss.name
     return {"module": "keras.losses", "class_name": type(loss).__name__, "config": loss.get_config(),
             "registered_name": None}

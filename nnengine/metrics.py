@@ -16,9 +16,10 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from .tensor import Tensor
 from .utils import lookup, to_host
 
-__all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
+__all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
            "categorical_accuracy", "sparse_categorical_accuracy", "get"]
 
@@ -96,6 +97,23 @@ class MeanMetricWrapper(Mean):
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the per-sample values of ``fn`` on this batch."""
         super().update_state(self.fn(to_host(y_true), to_host(y_pred)), sample_weight)
+
+
+def function_metric(fn, name=None):
+    """A metric that averages ``fn(y_true, y_pred)`` over samples, ``fn`` written with Tensors (keras.ops) or numpy.
+
+    ``fn`` gets float Tensors and returns one value per sample (or any shape with the batch first,
+    averaged per sample), as a Keras metric function does.
+    """
+    name = name or getattr(fn, "__name__", type(fn).__name__)
+
+    def per_sample(y_true, y_pred):
+        values = to_host(fn(Tensor(y_true.astype(y_pred.dtype, copy=False)), Tensor(y_pred)))
+        if values.ndim == 0 or values.shape[0] != len(y_pred):
+            raise ValueError(f"metric function {name!r} must return per-sample values, shape ({len(y_pred)},), "
+                             f"got shape {values.shape}")
+        return values.reshape(len(values), -1).mean(axis=-1)
+    return MeanMetricWrapper(per_sample, name)
 
 
 def _match_rank(y_true, y_pred):
@@ -194,8 +212,10 @@ def get(identifier, y_true_shape=None, y_pred_shape=None):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
+    if callable(identifier) and not isinstance(identifier, type):
+        return function_metric(identifier)
     if not isinstance(identifier, str):
-        raise TypeError(f"a metric must be a name or a Metric object, got {type(identifier).__name__}")
+        raise TypeError(f"a metric must be a name, a Metric object or a function, got {type(identifier).__name__}")
     if identifier in ("accuracy", "acc"):
         if y_true_shape is None or y_pred_shape is None:
             return Accuracy(name=identifier)

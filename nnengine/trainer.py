@@ -60,6 +60,15 @@ def _as_array(name, value):
     return array
 
 
+def _metric_name(spec):
+    """The log key of a compiled metric: its name, the string given, a class's default name or a function's name."""
+    if isinstance(spec, metrics_module.Metric):
+        return spec.name
+    if isinstance(spec, str):
+        return spec
+    return spec().name if isinstance(spec, type) else getattr(spec, "__name__", type(spec).__name__)
+
+
 def _check_callbacks(method, callbacks):
     return arguments.sequence_of(method, "callbacks", callbacks, callbacks_module.Callback, "callback",
                                  "callbacks=[EarlyStopping()]")
@@ -131,8 +140,7 @@ class Trainer:
     @property
     def metrics_names(self):
         """'loss' then each compiled metric's name (the order of evaluate's list)."""
-        return ["loss", *[m.name if isinstance(m, metrics_module.Metric) else
-                          (m if isinstance(m, str) else m().name) for m in (self._metrics or self._metric_specs)]]
+        return ["loss", *[_metric_name(m) for m in (self._metrics or self._metric_specs)]]
 
     def trains_on_logits(self):
         """THE one place that decides the logits path: True when the loss takes the last layer's logits.

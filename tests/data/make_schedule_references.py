@@ -1,4 +1,6 @@
-"""Record Keras 3's learning-rate schedules and clipped training runs for tests/test_schedules.py (not run by the tests).
+"""Record Keras 3's schedules, clipped training runs and a custom-loss fit for the tests (not run by the tests).
+
+tests/test_schedules.py reads the schedules and runs; tests/test_custom_functions.py the custom fit.
 
     KERAS_BACKEND=torch python tests/data/make_schedule_references.py     # in a venv with keras 3 + torch
 
@@ -59,6 +61,32 @@ def run(keras, name, config):
             "final": [w.tolist() for w in model.get_weights()]}
 
 
+def custom_loss(ops):
+    """A loss and a metric written with keras.ops: what a Keras user writes (the tests define the same ones)."""
+    def scaled_huber(y_true, y_pred):
+        error = ops.abs(y_pred - y_true)
+        quadratic = ops.minimum(error, 0.5)
+        return ops.mean(0.5 * ops.square(quadratic) + 0.5 * (error - quadratic), axis=-1) * 3.0
+
+    def rms_error(y_true, y_pred):
+        return ops.sqrt(ops.mean(ops.square(y_pred - y_true), axis=-1))
+    return scaled_huber, rms_error
+
+
+def custom_run(keras):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((40, 5)).astype("float32")
+    y = rng.standard_normal((40, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)])
+    start = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+    model.set_weights(start)
+    loss, metric = custom_loss(keras.ops)
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=loss, metrics=[metric])
+    history = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+    return {"x": x.tolist(), "y": y.tolist(), "start": [w.tolist() for w in start], "history": history.history,
+            "final": [w.tolist() for w in model.get_weights()], "evaluate": model.evaluate(x, y, verbose=0)}
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -70,7 +98,7 @@ def main():
                           "config": keras.optimizers.schedules.serialize(schedule)})
     runs = [run(keras, name, config) for name, config in RUNS]
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
-           "runs": runs}
+           "runs": runs, "custom": custom_run(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 

@@ -1,0 +1,102 @@
+"""Custom loss and metric functions written with ``nnengine.keras.ops``, against a fit recorded from Keras 3.
+
+tests/data/keras3_schedules.json's "custom" entry comes from tests/data/make_schedule_references.py:
+the same two functions, written with ``keras.ops``, compiled into a model and fitted for 3 epochs.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnengine as nn
+from nnengine import keras
+from nnengine.keras import ops
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "keras3_schedules.json").read_text())["custom"]
+
+
+def scaled_huber(y_true, y_pred):
+    error = ops.abs(y_pred - y_true)
+    quadratic = ops.minimum(error, 0.5)
+    return ops.mean(0.5 * ops.square(quadratic) + 0.5 * (error - quadratic), axis=-1) * 3.0
+
+
+def rms_error(y_true, y_pred):
+    return ops.sqrt(ops.mean(ops.square(y_pred - y_true), axis=-1))
+
+
+def reference_model():
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)])
+    model.set_weights([np.array(w, np.float32) for w in REFERENCE["start"]])
+    return model
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["compiled", "eager"])
+def test_a_custom_loss_and_metric_train_as_in_keras(jit):
+    model = reference_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=scaled_huber, metrics=[rms_error], jit_compile=jit)
+    x, y = np.array(REFERENCE["x"], np.float32), np.array(REFERENCE["y"], np.float32)
+    history = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+    for key in ("loss", "rms_error"):
+        np.testing.assert_allclose(history.history[key], REFERENCE["history"][key], rtol=1e-5)
+    for ours, theirs in zip(model.get_weights(), REFERENCE["final"]):
+        np.testing.assert_allclose(ours, np.array(theirs, np.float32), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), REFERENCE["evaluate"], rtol=1e-5)
+    assert model.metrics_names == ["loss", "rms_error"]
+    if jit:
+        assert model.jit_report()["fallback_reason"] is None and model.jit_report()["captured"]["train"] >= 1
+
+
+def test_a_loss_function_gets_gradients_by_finite_differences():
+    w = nn.tensor(np.random.default_rng(0).standard_normal((3, 2)), dtype="float64", requires_grad=True)
+    x = nn.tensor(np.random.default_rng(1).standard_normal((4, 3)), dtype="float64")
+    y = nn.tensor(np.random.default_rng(2).standard_normal((4, 2)), dtype="float64")
+    result = nn.gradcheck(lambda w: keras.losses.get(scaled_huber)(y, x @ w), [w])
+    assert result.passed, result
+
+
+@pytest.mark.parametrize("name, fn, expected", [
+    ("var", lambda x: ops.var(x, axis=0), lambda a: a.var(axis=0)),
+    ("std", lambda x: ops.std(x), lambda a: a.std()),
+    ("min", lambda x: ops.min(x, axis=1, keepdims=True), lambda a: a.min(axis=1, keepdims=True)),
+    ("abs", ops.abs, np.abs),
+    ("squeeze", lambda x: ops.squeeze(ops.expand_dims(x, 1), 1), lambda a: a),
+    ("expand_dims", lambda x: ops.expand_dims(x, -1), lambda a: a[..., None]),
+    ("clip", lambda x: ops.clip(x, -0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5)),
+    ("where", lambda x: ops.where(ops.greater(x, 0), x, ops.zeros_like(x)), lambda a: np.where(a > 0, a, 0)),
+    ("softmax", ops.softmax, lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True)),
+    ("ones_like", ops.ones_like, np.ones_like),
+])
+def test_keras_ops_match_numpy(name, fn, expected):
+    a = np.random.default_rng(3).standard_normal((4, 3))
+    np.testing.assert_allclose(fn(nn.tensor(a, dtype="float64")).numpy(), expected(a), rtol=1e-12, atol=1e-12)
+
+
+def test_bad_loss_functions_get_clear_errors():
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    model.compile(optimizer="sgd", loss=lambda y_true, y_pred: ops.mean(ops.square(y_pred - y_true)))
+    with pytest.raises(ValueError, match=r"loss function '<lambda>' must return per-sample values, shape \(4,\) or "
+                                         r"\(4, \.\.\.\), got shape \(\)"):
+        model.fit(x, y, verbose=0)
+
+    def numpy_loss(y_true, y_pred):
+        return np.zeros(4)
+    model.compile(optimizer="sgd", loss=numpy_loss)
+    with pytest.raises(TypeError, match="loss function 'numpy_loss' must return a Tensor"):
+        model.fit(x, y, verbose=0)
+    model.compile(optimizer="sgd", loss="mse", metrics=[lambda y_true, y_pred: ops.sum(y_pred)])
+    with pytest.raises(ValueError, match=r"metric function '<lambda>' must return per-sample values"):
+        model.fit(x, y, verbose=0)
+
+
+def test_a_model_with_a_custom_loss_saves_and_loads_uncompiled_with_a_warning(tmp_path):
+    model = reference_model()
+    model.compile(optimizer="adam", loss=scaled_huber, metrics=[rms_error])
+    model.save(tmp_path / "m.h5")
+    with pytest.warns(UserWarning, match="Unknown loss 'scaled_huber'"):
+        loaded = nn.load_model(tmp_path / "m.h5")
+    assert not loaded.compiled
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
