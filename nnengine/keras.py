@@ -11,7 +11,7 @@ Every name here is the same object as at the top of nnengine
 from . import activations, callbacks, initializers, layers, losses, metrics, models, optimizers, utils
 from . import keras_ops as ops
 from .layers import Input
-from .models import Sequential
+from .models import Model, Sequential
 
-__all__ = ["Sequential", "Input", "activations", "callbacks", "initializers", "layers", "losses", "metrics",
+__all__ = ["Sequential", "Model", "Input", "activations", "callbacks", "initializers", "layers", "losses", "metrics",
            "models", "ops", "optimizers", "utils"]

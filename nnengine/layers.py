@@ -172,6 +172,10 @@ class Layer(ABC):
         return None
 
     def __call__(self, x, training=False):
+        if isinstance(x, InputLayer):
+            raise TypeError(f"layer {self.name!r} was called on an Input: that is Keras's Functional API "
+                            "(Model(inputs, outputs)), which nnengine does not support; put the layers in a "
+                            "Sequential([Input(shape=...), ...]) instead")
         if not isinstance(x, Tensor):
             x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
         if not self.built:

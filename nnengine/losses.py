@@ -13,130 +13,22 @@ numerically stable softmax cross-entropy, whose gradient p * sum(t) - t is right
 for soft and unnormalised targets. That is what tf.keras 2.x did for a softmax
 output; it differs from the clipped formula only where a probability is below 1e-7.
 """
-from abc import ABC, abstractmethod
+import math
 
 import numpy as np
 
+from . import activations, arguments
 from . import functional as F
 from .dtypes import checked_cast
+from .loss_base import EPSILON, REDUCTIONS, Loss, LossFunctionWrapper, absolute, as_tensor, matched_shape, targets_like
 from .tensor import Tensor
 from .utils import lookup, to_host
 
-EPSILON = 1e-7
-REDUCTIONS = ("sum_over_batch_size", "sum", "none", None)
-
-__all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
-           "MeanSquaredError", "MeanAbsoluteError", "categorical_crossentropy", "sparse_categorical_crossentropy",
-           "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "get", "serialize"]
-
-
-def _as_tensor(value, like, dtype):
-    """``value`` as a Tensor of ``dtype`` on ``like``'s device."""
-    if isinstance(value, Tensor):
-        return value
-    return Tensor(np.asarray(value), dtype=dtype, device=like.device)
-
-
-def _abs(x):
-    return F.maximum(x, -x)
-
-
-class Loss(ABC):
-    """Base class: ``call(y_true, y_pred)`` gives per-sample losses, ``__call__`` reduces them."""
-
-    #: the output activation whose input, the logits, this loss can take instead of the output
-    #: (through ``on_logits``, one fused and stable op), or None
-    logits_activation = None
-
-    def __init__(self, name, reduction="sum_over_batch_size"):
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.name, self.reduction = name, reduction
-
-    def __call__(self, y_true, y_pred):
-        """The reduced loss of predictions ``y_pred`` (logits when the loss was made with from_logits=True)."""
-        if not isinstance(y_pred, Tensor):
-            y_pred = Tensor(np.asarray(y_pred))
-        if getattr(self, "from_logits", False):
-            return self.on_logits(y_true, y_pred)
-        return self._reduce(self.call(y_true, y_pred))
-
-    def on_logits(self, y_true, logits):
-        """The reduced loss computed from ``logits``, the input of ``logits_activation``.
-
-        The trainer calls this instead of ``__call__`` when the model's last activation is this
-        loss's ``logits_activation``: the same loss, by one fused and stable op.
-        """
-        return self._reduce(self.call_on_logits(y_true, logits))
-
-    def _fused_reduction(self):
-        """The reduction name of the fused softmax cross-entropy op for this loss's reduction."""
-        return {"sum_over_batch_size": "mean", "sum": "sum"}.get(self.reduction, "none")
-
-    def _reduce(self, per_sample):
-        if self.reduction in ("none", None):
-            return per_sample
-        if self.reduction == "sum":
-            return per_sample.sum()
-        if per_sample.shape[0] == 0:
-            raise ValueError(f"{self.name}: the mean over an empty batch is undefined")
-        return per_sample.mean()
-
-    @abstractmethod
-    def call(self, y_true, y_pred):
-        """Per-sample losses (n,) of predictions ``y_pred`` against targets ``y_true``."""
-
-    def call_on_logits(self, y_true, logits):
-        """Per-sample losses computed from ``logits``, the input of ``logits_activation``."""
-        raise ValueError(f"{self.name} cannot take logits")
-
-    def prepare_targets(self, y_true, y_pred_shape, dtype):
-        """The host half of the loss, once per batch: ``y_true`` checked and shaped as the loss computes with it.
-
-        Returns a numpy array for ``from_prepared``: here y_true in y_pred's shape (after Keras's rank
-        matching) and float ``dtype``. Everything that looks at target VALUES on the host happens here,
-        before the upload, so the device half reads no host data (and a compiled step can replay it).
-        """
-        host = to_host(y_true)
-        shape = _matched_shape(self.name, host.shape, y_pred_shape)
-        return host.astype(dtype, copy=False).reshape(shape)
-
-    def from_prepared(self, targets, y_pred, logits=False):
-        """The reduced loss from ``targets``, the upload of ``prepare_targets``'s array: the device half.
-
-        ``logits``: ``y_pred`` holds the logits of ``logits_activation`` (the trainer's fused path).
-        """
-        return self.on_logits(targets, y_pred) if logits else self(targets, y_pred)
-
-    def check_targets(self, y_true_shape, y_pred_shape):
-        """Raise ValueError when targets of ``y_true_shape`` cannot go with predictions of ``y_pred_shape``."""
-        _matched_shape(self.name, y_true_shape, y_pred_shape)
-
-    def get_config(self):
-        """Keras's config: name, reduction, and the loss's own arguments."""
-        return {"name": self.name, "reduction": self.reduction}
-
-
-def _matched_shape(name, y_true_shape, y_pred_shape):
-    """Keras's rank matching: (n,) targets go with (n, 1) predictions and back; otherwise shapes must be equal."""
-    y_true_shape, y_pred_shape = tuple(y_true_shape), tuple(y_pred_shape)
-    if len(y_true_shape) == len(y_pred_shape) - 1 and y_pred_shape[-1] == 1:
-        y_true_shape = (*y_true_shape, 1)
-    elif len(y_true_shape) == len(y_pred_shape) + 1 and y_true_shape[-1] == 1:
-        y_true_shape = y_true_shape[:-1]
-    if y_true_shape != y_pred_shape:
-        raise ValueError(f"{name}: y_true of shape {y_true_shape} does not fit y_pred of shape {y_pred_shape}; "
-                         "they must have the same shape")
-    return y_true_shape
-
-
-def _targets_like(name, y_true, y_pred):
-    """y_true as a float Tensor reshaped to y_pred's shape (after Keras's rank matching)."""
-    shape = _matched_shape(name, np.shape(y_true) if not isinstance(y_true, Tensor) else y_true.shape, y_pred.shape)
-    y_true = _as_tensor(y_true, y_pred, dtype=y_pred.dtype)
-    if y_true.dtype != y_pred.dtype:
-        y_true = y_true.astype(y_pred.dtype)
-    return y_true.reshape(*shape) if y_true.shape != shape else y_true
+__all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+           "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "LogCosh", "KLDivergence",
+           "Poisson", "CosineSimilarity", "categorical_crossentropy", "sparse_categorical_crossentropy",
+           "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "huber", "log_cosh", "kl_divergence",
+           "poisson", "cosine_similarity", "get", "serialize", "EPSILON", "REDUCTIONS"]
 
 
 class CategoricalCrossentropy(Loss):
@@ -171,7 +63,7 @@ class CategoricalCrossentropy(Loss):
 
     def _targets(self, y_true, y_pred):
         self.check_targets(np.shape(y_true) if not isinstance(y_true, Tensor) else y_true.shape, y_pred.shape)
-        y_true = _targets_like(self.name, y_true, y_pred)
+        y_true = targets_like(self.name, y_true, y_pred)
         if self.label_smoothing:
             classes = y_pred.shape[-1]
             y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / classes
@@ -284,7 +176,7 @@ class BinaryCrossentropy(Loss):
         self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
 
     def _targets(self, y_true, y_pred):
-        y_true = _targets_like(self.name, y_true, y_pred)
+        y_true = targets_like(self.name, y_true, y_pred)
         if self.label_smoothing:
             y_true = y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         return y_true
@@ -315,7 +207,7 @@ class MeanSquaredError(Loss):
 
     def call(self, y_true, y_pred):
         """Per-sample mean squared error."""
-        difference = _targets_like(self.name, y_true, y_pred) - y_pred
+        difference = targets_like(self.name, y_true, y_pred) - y_pred
         return (difference * difference).mean(axis=-1)
 
 
@@ -327,7 +219,82 @@ class MeanAbsoluteError(Loss):
 
     def call(self, y_true, y_pred):
         """Per-sample mean absolute error."""
-        return _abs(_targets_like(self.name, y_true, y_pred) - y_pred).mean(axis=-1)
+        return absolute(targets_like(self.name, y_true, y_pred) - y_pred).mean(axis=-1)
+
+
+class Huber(Loss):
+    """mean over the last axis of 0.5 e^2 where |e| <= delta, else delta (|e| - 0.5 delta), with e = y_pred - y_true."""
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
+        super().__init__(name, reduction)
+        self.delta = arguments.number(name, "delta", delta, low=0, low_open=True)
+
+    def call(self, y_true, y_pred):
+        """Quadratic near zero, linear beyond ``delta``: with q = min(|e|, delta), 0.5 q^2 + delta (|e| - q)."""
+        error = absolute(y_pred - targets_like(self.name, y_true, y_pred))
+        quadratic = F.minimum(error, self.delta)
+        return (0.5 * quadratic * quadratic + self.delta * (error - quadratic)).mean(axis=-1)
+
+    def get_config(self):
+        """name, reduction, delta."""
+        return {**super().get_config(), "delta": self.delta}
+
+
+class LogCosh(Loss):
+    """mean over the last axis of log(cosh(y_pred - y_true)), computed as x + softplus(-2x) - log 2."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="log_cosh"):
+        super().__init__(name, reduction)
+
+    def call(self, y_true, y_pred):
+        """log cosh x = x + log(1 + e^(-2x)) - log 2, stable for large |x|."""
+        x = y_pred - targets_like(self.name, y_true, y_pred)
+        return (x + activations.softplus(-2.0 * x) - math.log(2.0)).mean(axis=-1)
+
+
+class KLDivergence(Loss):
+    """sum over the last axis of t log(t / p), with t and p clipped to [eps, 1]."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="kl_divergence"):
+        super().__init__(name, reduction)
+
+    def call(self, y_true, y_pred):
+        """Per-sample Kullback-Leibler divergence of y_pred from y_true."""
+        t = F.clip(targets_like(self.name, y_true, y_pred), EPSILON, 1.0)
+        p = F.clip(y_pred, EPSILON, 1.0)
+        return (t * (t / p).log()).sum(axis=-1)
+
+
+class Poisson(Loss):
+    """mean over the last axis of y_pred - y_true log(y_pred + eps)."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="poisson"):
+        super().__init__(name, reduction)
+
+    def call(self, y_true, y_pred):
+        """Per-sample Poisson negative log-likelihood, up to a term in y_true alone."""
+        return (y_pred - targets_like(self.name, y_true, y_pred) * (y_pred + EPSILON).log()).mean(axis=-1)
+
+
+class CosineSimilarity(Loss):
+    """-sum(t_hat * p_hat) over the last axis, each normalised: x_hat = x / sqrt(max(sum x^2, 1e-12))."""
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity"):
+        super().__init__(name, reduction)
+        if axis != -1:
+            raise ValueError(f"{name}: nnengine computes the cosine similarity over the last axis (axis=-1), got "
+                             f"axis={axis!r}")
+        self.axis = -1
+
+    def call(self, y_true, y_pred):
+        """Minus the cosine of the angle between y_true and y_pred: -1 when they point the same way."""
+        def unit(x):
+            return x / F.maximum((x * x).sum(axis=-1, keepdims=True), 1e-12).sqrt()
+        return -(unit(targets_like(self.name, y_true, y_pred)) * unit(y_pred)).sum(axis=-1)
+
+    def get_config(self):
+        """name, reduction, axis."""
+        return {**super().get_config(), "axis": self.axis}
 
 
 def _per_sample(cls):
@@ -342,58 +309,27 @@ sparse_categorical_crossentropy = _per_sample(SparseCategoricalCrossentropy)
 binary_crossentropy = _per_sample(BinaryCrossentropy)
 mean_squared_error = _per_sample(MeanSquaredError)
 mean_absolute_error = _per_sample(MeanAbsoluteError)
+huber, log_cosh, kl_divergence = _per_sample(Huber), _per_sample(LogCosh), _per_sample(KLDivergence)
+poisson, cosine_similarity = _per_sample(Poisson), _per_sample(CosineSimilarity)
 for _function, _name in ((categorical_crossentropy, "categorical_crossentropy"),
                          (sparse_categorical_crossentropy, "sparse_categorical_crossentropy"),
                          (binary_crossentropy, "binary_crossentropy"), (mean_squared_error, "mean_squared_error"),
-                         (mean_absolute_error, "mean_absolute_error")):
+                         (mean_absolute_error, "mean_absolute_error"), (huber, "huber"), (log_cosh, "log_cosh"),
+                         (kl_divergence, "kl_divergence"), (poisson, "poisson"),
+                         (cosine_similarity, "cosine_similarity")):
     _function.__name__ = _name
 
 _BY_NAME = {
     "categorical_crossentropy": CategoricalCrossentropy, "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "binary_crossentropy": BinaryCrossentropy, "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+    "huber": Huber, "huber_loss": Huber, "log_cosh": LogCosh, "logcosh": LogCosh, "kl_divergence": KLDivergence,
+    "kld": KLDivergence, "kullback_leibler_divergence": KLDivergence, "poisson": Poisson,
+    "cosine_similarity": CosineSimilarity,
 }
 _CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
-                                          BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError)}
-
-
-class LossFunctionWrapper(Loss):
-    """A loss from a function ``fn(y_true, y_pred)`` of Tensors that returns per-sample values.
-
-    As in Keras, ``y_true`` arrives as a float Tensor in its own shape, and the values (one per sample,
-    or any shape with the batch first) are reduced by ``reduction``: their mean by default.
-    """
-
-    def __init__(self, fn, name=None, reduction="sum_over_batch_size"):
-        super().__init__(name or getattr(fn, "__name__", type(fn).__name__), reduction)
-        self.fn = fn
-
-    def call(self, y_true, y_pred):
-        """``fn``'s values, checked: a Tensor whose first axis is the batch."""
-        values = self.fn(_as_tensor(y_true, y_pred, y_pred.dtype), y_pred)
-        if not isinstance(values, Tensor):
-            raise TypeError(f"loss function {self.name!r} must return a Tensor (use nnengine.keras.ops), got "
-                            f"{type(values).__name__}")
-        if values.ndim == 0 or values.shape[0] != y_pred.shape[0]:
-            raise ValueError(f"loss function {self.name!r} must return per-sample values, shape "
-                             f"({y_pred.shape[0]},) or ({y_pred.shape[0]}, ...), got shape {values.shape}")
-        if values.dtype.kind != "f":
-            raise TypeError(f"loss function {self.name!r} must return floats, got {values.dtype}")
-        return values.reshape(values.shape[0], -1).mean(axis=-1) if values.ndim > 1 else values
-
-    def prepare_targets(self, y_true, y_pred_shape, dtype):
-        """y_true as floats of ``dtype`` in its own shape (the function decides what it needs)."""
-        return to_host(y_true).astype(dtype, copy=False)
-
-    def check_targets(self, y_true_shape, y_pred_shape):
-        """Only the batch size must agree; the function checks the rest."""
-        if tuple(y_true_shape)[:1] != tuple(y_pred_shape)[:1]:
-            raise ValueError(f"loss function {self.name!r}: y_true of shape {tuple(y_true_shape)} and y_pred of "
-                             f"shape {tuple(y_pred_shape)} have different batch sizes")
-
-    def get_config(self):
-        """The function's name and the reduction (the function itself cannot be saved)."""
-        return {"name": self.name, "reduction": self.reduction}
+                                          BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError, Huber, LogCosh,
+                                          KLDivergence, Poisson, CosineSimilarity)}
 
 
 def get(identifier):

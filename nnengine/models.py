@@ -11,7 +11,7 @@ from .tensor import Tensor
 from .trainer import Trainer
 from .utils import unique_name
 
-__all__ = ["Sequential", "load_model", "ModelFileError"]
+__all__ = ["Sequential", "Model", "load_model", "ModelFileError"]
 
 
 class Sequential(Trainer):
@@ -54,6 +54,14 @@ class Sequential(Trainer):
         self._layers.append(layer)
         if self._input_layer is not None:
             self._build_from(len(self._layers) - 1)
+
+    def pop(self):
+        """Remove the last layer and return it (Keras's ``Sequential.pop``); TypeError when there is none."""
+        if not self._layers:
+            raise TypeError(f"Sequential.pop: model {self.name!r} has no layers to remove")
+        layer = self._layers.pop()
+        self._metrics = []                      # the output shape changed: 'accuracy' is resolved again
+        return layer
 
     def _build_from(self, index):
         """Build layers[index:] from the output shape of the layer before them."""
@@ -256,6 +264,17 @@ class Sequential(Trainer):
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, layers={[layer.name for layer in self._layers]}>"
+
+
+class Model:
+    """Keras's ``Model``: the Functional API and subclassed models, which nnengine does not support.
+
+    Making one raises a TypeError that says so; a model of stacked layers is a ``Sequential``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("keras.Model (the Functional API, Model(inputs, outputs), and subclassed models) is not "
+                        "supported by nnengine: stack the layers in a Sequential([Input(shape=...), ...])")
 
 
 def _layer_from_config(position, entry):

@@ -87,6 +87,26 @@ def custom_run(keras):
             "final": [w.tolist() for w in model.get_weights()], "evaluate": model.evaluate(x, y, verbose=0)}
 
 
+def more_losses(keras):
+    """Keras's Huber, LogCosh, KLDivergence, Poisson and CosineSimilarity on fixed inputs: per sample and reduced."""
+    rng = np.random.default_rng(11)
+    out = []
+    for name, arguments, positive in [("Huber", {"delta": 0.7}, False), ("LogCosh", {}, False),
+                                      ("KLDivergence", {}, True), ("Poisson", {}, True),
+                                      ("CosineSimilarity", {}, False)]:
+        y_true = rng.random((6, 4)).astype("float32") if positive else rng.standard_normal((6, 4)).astype("float32")
+        y_pred = rng.random((6, 4)).astype("float32") + 0.05 if positive else \
+            rng.standard_normal((6, 4)).astype("float32") * 3
+        if name == "KLDivergence":
+            y_true, y_pred = y_true / y_true.sum(-1, keepdims=True), y_pred / y_pred.sum(-1, keepdims=True)
+        loss = getattr(keras.losses, name)(**arguments)
+        per_sample = getattr(keras.losses, name)(reduction=None, **arguments)(y_true, y_pred)
+        out.append({"class_name": name, "arguments": arguments, "y_true": y_true.tolist(), "y_pred": y_pred.tolist(),
+                    "value": float(keras.ops.convert_to_numpy(loss(y_true, y_pred))),
+                    "per_sample": keras.ops.convert_to_numpy(per_sample).tolist(), "name": loss.name})
+    return out
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -98,7 +118,7 @@ def main():
                           "config": keras.optimizers.schedules.serialize(schedule)})
     runs = [run(keras, name, config) for name, config in RUNS]
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
-           "runs": runs, "custom": custom_run(keras)}
+           "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 
