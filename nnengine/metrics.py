@@ -19,7 +19,9 @@ import numpy as np
 from .tensor import Tensor
 from .utils import lookup, to_host
 
-__all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
+__all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision", "Recall", "AUC", "F1Score",
+           "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "top_k_categorical_accuracy",
+           "sparse_top_k_categorical_accuracy", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
            "categorical_accuracy", "sparse_categorical_accuracy", "get"]
 
@@ -188,13 +190,214 @@ class BinaryAccuracy(MeanMetricWrapper):
         return {"name": self.name, "threshold": self.threshold}
 
 
+def _weights(sample_weight, count):
+    """Per-sample weights as float64 of length ``count`` (ones when None)."""
+    if sample_weight is None:
+        return np.ones(count)
+    return np.broadcast_to(np.asarray(to_host(sample_weight), np.float64).reshape(-1), (count,))
+
+
+def _divide(numerator, denominator):
+    """numerator / denominator, 0 where the denominator is 0 (Keras's divide_no_nan)."""
+    numerator, denominator = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    return np.divide(numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape),
+                     where=denominator != 0)
+
+
+class _ConfusionCounts(Metric):
+    """Weighted counts of true/false positives/negatives at each of ``thresholds``, over every element.
+
+    An element is predicted positive when y_pred > threshold; y_true is positive when it is non-zero.
+    The counts come from one sort per batch, not one comparison per threshold and element.
+    """
+
+    def __init__(self, name, thresholds):
+        super().__init__(name)
+        self.thresholds = np.asarray(thresholds, np.float64)
+        self.reset_state()
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch's counts."""
+        y_pred = np.asarray(to_host(y_pred), np.float64)
+        y_true = _match_rank(np.asarray(to_host(y_true)), y_pred)
+        weights = np.broadcast_to(_weights(sample_weight, len(y_pred)).reshape(-1, *[1] * (y_pred.ndim - 1)),
+                                  y_pred.shape).reshape(-1)
+        positive = (y_true != 0).reshape(-1)
+        order = np.argsort(y_pred.reshape(-1), kind="stable")
+        scores = y_pred.reshape(-1)[order]
+        positive_weight = np.concatenate([[0.0], np.cumsum(np.where(positive[order], weights[order], 0.0))])
+        negative_weight = np.concatenate([[0.0], np.cumsum(np.where(positive[order], 0.0, weights[order]))])
+        below = np.searchsorted(scores, self.thresholds, side="right")      # elements <= threshold
+        self.fn += positive_weight[below]
+        self.tn += negative_weight[below]
+        self.tp += positive_weight[-1] - positive_weight[below]
+        self.fp += negative_weight[-1] - negative_weight[below]
+
+    def reset_state(self):
+        """All counts to zero."""
+        self.tp, self.fp, self.tn, self.fn = (np.zeros(len(self.thresholds)) for _ in range(4))
+
+
+def _threshold(owner, thresholds, top_k, class_id):
+    if top_k is not None or class_id is not None:
+        raise ValueError(f"{owner}: top_k and class_id are not supported by nnengine yet")
+    if thresholds is None:
+        return 0.5
+    if isinstance(thresholds, (bool, np.bool_)) or not isinstance(thresholds, (int, float, np.floating)) or \
+            not 0 <= thresholds <= 1:
+        raise ValueError(f"{owner}: thresholds must be one number in [0, 1] (lists are not supported yet), got "
+                         f"{thresholds!r}")
+    return float(thresholds)
+
+
+class Precision(_ConfusionCounts):
+    """tp / (tp + fp) over every element, y_pred > ``thresholds`` (0.5) counting as positive."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="precision"):
+        super().__init__(name, [_threshold("Precision", thresholds, top_k, class_id)])
+
+    def result(self):
+        """The precision so far (0 before any predicted positive)."""
+        return float(_divide(self.tp, self.tp + self.fp)[0])
+
+
+class Recall(_ConfusionCounts):
+    """tp / (tp + fn) over every element, y_pred > ``thresholds`` (0.5) counting as positive."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall"):
+        super().__init__(name, [_threshold("Recall", thresholds, top_k, class_id)])
+
+    def result(self):
+        """The recall so far (0 before any positive target)."""
+        return float(_divide(self.tp, self.tp + self.fn)[0])
+
+
+class AUC(_ConfusionCounts):
+    """Area under the ROC or precision-recall curve from counts at ``num_thresholds`` thresholds (Keras's).
+
+    Thresholds: -1e-7, then i / (n - 1) for i = 1 .. n - 2, then 1 + 1e-7. ROC: the trapezoid rule over
+    (false positive rate, true positive rate). PR: Davis and Goadrich's interpolation between thresholds,
+    precision taken as linear in the number of predicted positives.
+    """
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name="auc",
+                 thresholds=None, multi_label=False, from_logits=False):
+        if curve not in ("ROC", "PR") or summation_method != "interpolation" or thresholds is not None or \
+                multi_label or from_logits:
+            raise ValueError("AUC: nnengine supports curve='ROC' or 'PR' with summation_method='interpolation', "
+                             "default thresholds, multi_label=False and from_logits=False")
+        if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) or num_thresholds < 2:
+            raise ValueError(f"AUC: num_thresholds must be an int > 1, got {num_thresholds!r}")
+        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        super().__init__(name, [-1e-7, *inner, 1.0 + 1e-7])
+        self.num_thresholds, self.curve = num_thresholds, curve
+
+    def result(self):
+        """The area so far."""
+        if self.curve == "ROC":
+            tpr, fpr = _divide(self.tp, self.tp + self.fn), _divide(self.fp, self.fp + self.tn)
+            return float(np.sum((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2))
+        # PR: between thresholds i and i+1, precision = slope * p + intercept in p = tp + fp; integrate
+        # it against recall = tp / (tp + fn): slope * (dtp + intercept * log(p_i / p_i+1)) / positives
+        tp, predicted = self.tp, self.tp + self.fp
+        dtp, dp = tp[:-1] - tp[1:], predicted[:-1] - predicted[1:]
+        slope = _divide(dtp, np.maximum(dp, 0))
+        intercept = tp[1:] - slope * predicted[1:]
+        both = (predicted[:-1] > 0) & (predicted[1:] > 0)
+        ratio = np.where(both, _divide(predicted[:-1], np.maximum(predicted[1:], 0)), 1.0)
+        increments = _divide(slope * (dtp + intercept * np.log(np.where(ratio > 0, ratio, 1.0))),
+                             np.maximum(tp[1:] + self.fn[1:], 0))
+        return float(np.sum(increments))
+
+
+class F1Score(Metric):
+    """Keras 3's F1Score: per class, 2 p r / (p + r) from counts over the epoch; ``average`` combines the classes.
+
+    Without ``threshold`` each sample's largest prediction is its predicted class; with it, y_pred > threshold.
+    ``average``: None (one score per class, an array), 'micro', 'macro' or 'weighted'.
+    """
+
+    def __init__(self, average=None, threshold=None, name="f1_score"):
+        super().__init__(name)
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(f"F1Score: average must be None, 'micro', 'macro' or 'weighted', got {average!r}")
+        self.average, self.threshold = average, threshold
+        self.reset_state()
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch's per-class counts."""
+        y_pred = np.asarray(to_host(y_pred), np.float64)
+        y_true = np.asarray(to_host(y_true), np.float64).reshape(y_pred.shape)
+        if self.threshold is None:
+            chosen = (y_pred >= y_pred.max(axis=-1, keepdims=True)) & (np.abs(y_pred) > 1e-9)
+        else:
+            chosen = y_pred > self.threshold
+        chosen = chosen.astype(np.float64)
+        weights = _weights(sample_weight, len(y_pred))[:, None]
+        axis = None if self.average == "micro" else 0
+        counts = [np.sum(value * weights, axis=axis) for value in
+                  (chosen * y_true, chosen * (1 - y_true), (1 - chosen) * y_true, y_true)]
+        self.tp, self.fp, self.fn, self.support = (
+            new if old is None else old + new for old, new in zip((self.tp, self.fp, self.fn, self.support), counts))
+
+    def result(self):
+        """The score (an array per class when average is None)."""
+        if self.tp is None:
+            return 0.0
+        epsilon = 1e-7
+        precision = self.tp / (self.tp + self.fp + epsilon)
+        recall = self.tp / (self.tp + self.fn + epsilon)
+        f1 = 2 * precision * recall / (precision + recall + epsilon)
+        if self.average == "weighted":
+            return float(np.sum(f1 * self.support / np.sum(self.support)))
+        if self.average in ("macro", "micro"):
+            return float(np.mean(f1))
+        return f1
+
+    def reset_state(self):
+        """Forget every batch."""
+        self.tp = self.fp = self.fn = self.support = None
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """1 where the true class (argmax of y_true) is among the k largest predictions (ties count as in), else 0."""
+    target = np.take_along_axis(y_pred, np.argmax(y_true, axis=-1)[..., None], axis=-1)
+    return (np.sum(y_pred > target, axis=-1) < k).astype(np.float64)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """top_k_categorical_accuracy for integer labels."""
+    labels = (y_true.reshape(y_true.shape[:-1]) if y_true.ndim == y_pred.ndim else y_true).astype(np.int64)
+    target = np.take_along_axis(y_pred, labels[..., None], axis=-1)
+    return (np.sum(y_pred > target, axis=-1) < k).astype(np.float64)
+
+
+class TopKCategoricalAccuracy(MeanMetricWrapper):
+    """The running mean of ``top_k_categorical_accuracy`` (k=5)."""
+
+    def __init__(self, k=5, name="top_k_categorical_accuracy"):
+        super().__init__(lambda t, p: top_k_categorical_accuracy(t, p, k), name)
+        self.k = k
+
+
+class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
+    """The running mean of ``sparse_top_k_categorical_accuracy`` (k=5)."""
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
+        super().__init__(lambda t, p: sparse_top_k_categorical_accuracy(t, p, k), name)
+        self.k = k
+
+
 _BY_NAME = {
     "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "binary_accuracy": BinaryAccuracy, "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
-    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "precision": Precision, "recall": Recall,
+    "auc": AUC, "f1_score": F1Score, "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
 }
 _CLASSES = {cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
-                                          MeanSquaredError, MeanAbsoluteError)}
+                                          MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, F1Score,
+                                          TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
 VALID_NAMES = sorted([*_BY_NAME, "accuracy", "acc"])
 
 

@@ -21,7 +21,12 @@ BAR_CHAR = "\u2501"      # the heavy horizontal line Keras 3 draws its bar with
 
 
 def format_value(value):
-    """Keras's number format: 4 decimals, or scientific notation for |value| <= 1e-3."""
+    """Keras's number format: 4 decimals, or scientific notation for |value| <= 1e-3.
+
+    A metric with one value per class (F1Score without ``average``) shows their mean, as Keras's bar does.
+    """
+    if hasattr(value, "__len__"):
+        value = sum(float(v) for v in value) / max(1, len(value))
     return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
 
 

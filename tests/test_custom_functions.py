@@ -4,6 +4,7 @@ tests/data/keras3_schedules.json's "custom" entry comes from tests/data/make_sch
 the same two functions, written with ``keras.ops``, compiled into a model and fitted for 3 epochs.
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,29 @@ def test_the_functional_api_is_refused_clearly():
     with pytest.raises(TypeError, match=r"keras.Model \(the Functional API, Model\(inputs, outputs\), and subclassed "
                                         "models\\) is not supported by nnengine"):
         keras.Model(inputs, inputs)
+
+
+METRICS = json.loads((Path(__file__).parent / "data" / "keras3_schedules.json").read_text())["metrics"]
+
+
+@pytest.mark.parametrize("case", METRICS["metrics"], ids=[f"{c['class_name']}-{i}" for i, c in
+                                                          enumerate(METRICS["metrics"])])
+def test_more_metrics_match_keras(case):
+    metric = getattr(keras.metrics, case["class_name"])(**case["arguments"])
+    assert metric.name == re.sub(r"_\d+$", "", case["name"])     # Keras numbered its second 'precision' etc.
+    for y_true, y_pred, labels, weight in METRICS["batches"]:
+        target = np.array(labels) if case["class_name"].startswith("Sparse") else np.array(y_true, np.float32)
+        metric.update_state(target, np.array(y_pred, np.float32), sample_weight=weight)
+    np.testing.assert_allclose(metric.result(), case["result"], rtol=2e-5, atol=1e-7)
+    metric.reset_state()
+    assert np.all(np.asarray(metric.result()) == 0)
+
+
+def test_new_metrics_by_name_in_fit():
+    model = keras.Sequential([keras.layers.Dense(1, activation="sigmoid", input_shape=(4,))])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["precision", "recall", "auc"])
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 4)).astype("float32"), (rng.random(64) > 0.5).astype("float32")
+    history = model.fit(x, y, epochs=2, verbose=0, validation_split=0.25)
+    assert {"precision", "recall", "auc", "val_auc"} <= set(history.history)
+    assert all(0 <= value <= 1 for value in history.history["auc"])

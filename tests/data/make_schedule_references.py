@@ -107,6 +107,34 @@ def more_losses(keras):
     return out
 
 
+def more_metrics(keras):
+    """Keras's confusion and top-k metrics over three batches (one sample-weighted): their results."""
+    rng = np.random.default_rng(12)
+    batches = []
+    for index in range(3):
+        logits = rng.standard_normal((20, 5)).astype("float32")
+        y_pred = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        labels = rng.integers(0, 5, 20)
+        y_true = np.eye(5, dtype="float32")[labels]
+        weight = rng.random(20).astype("float32") if index == 1 else None
+        batches.append((y_true, y_pred, labels, weight))
+    cases = [("Precision", {}), ("Precision", {"thresholds": 0.3}), ("Recall", {}), ("Recall", {"thresholds": 0.2}),
+             ("AUC", {}), ("AUC", {"num_thresholds": 50}), ("AUC", {"curve": "PR"}),
+             ("F1Score", {}), ("F1Score", {"average": "macro"}), ("F1Score", {"average": "micro"}),
+             ("F1Score", {"average": "weighted", "threshold": 0.3}), ("TopKCategoricalAccuracy", {"k": 2}),
+             ("SparseTopKCategoricalAccuracy", {"k": 3})]
+    out = []
+    for name, arguments in cases:
+        metric = getattr(keras.metrics, name)(**arguments)
+        for y_true, y_pred, labels, weight in batches:
+            target = labels if name.startswith("Sparse") else y_true
+            metric.update_state(target, y_pred, sample_weight=weight)
+        result = np.asarray(keras.ops.convert_to_numpy(metric.result()), np.float64)
+        out.append({"class_name": name, "arguments": arguments, "result": result.tolist(), "name": metric.name})
+    return {"batches": [[t.tolist(), p.tolist(), l.tolist(), None if w is None else w.tolist()]
+                        for t, p, l, w in batches], "metrics": out}
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -118,7 +146,8 @@ def main():
                           "config": keras.optimizers.schedules.serialize(schedule)})
     runs = [run(keras, name, config) for name, config in RUNS]
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
-           "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras)}
+           "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras),
+           "metrics": more_metrics(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 
