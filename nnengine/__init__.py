@@ -50,7 +50,8 @@ from .tensor import Tensor, full, ones, tensor, zeros  # noqa: E402
 from .version import __version__  # noqa: E402
 
 # The Keras-style API (floor 4); nnengine.keras exposes the same objects under Keras's names.
-from . import activations, callbacks, initializers, keras, layers, losses, metrics, models, optimizers, utils  # noqa: E402
+from . import activations, callbacks, initializers, keras, layers, losses, metrics, models, optimizers  # noqa: E402
+from . import regularizers, utils  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Sequential, load_model  # noqa: E402
 from .h5io import ModelFileError  # noqa: E402
@@ -62,5 +63,5 @@ __all__ = [
     "DeviceUnavailableError", "gradcheck", "GradcheckError", "GradcheckResult", "jit", "CaptureError",
     "functional", "backends",
     "Sequential", "Input", "load_model", "ModelFileError", "keras", "layers", "activations", "losses", "metrics", "optimizers",
-    "initializers", "callbacks", "models", "utils",
+    "initializers", "callbacks", "models", "regularizers", "utils",
 ]

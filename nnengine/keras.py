@@ -8,10 +8,10 @@ A program written for ``tf.keras`` or Keras 3 runs with only its import changed:
 Every name here is the same object as at the top of nnengine
 (``nnengine.keras.layers is nnengine.layers``).
 """
-from . import activations, callbacks, initializers, layers, losses, metrics, models, optimizers, utils
+from . import activations, callbacks, initializers, layers, losses, metrics, models, optimizers, regularizers, utils
 from . import keras_ops as ops
 from .layers import Input
 from .models import Model, Sequential
 
 __all__ = ["Sequential", "Model", "Input", "activations", "callbacks", "initializers", "layers", "losses", "metrics",
-           "models", "ops", "optimizers", "utils"]
+           "models", "ops", "optimizers", "regularizers", "utils"]

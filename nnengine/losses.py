@@ -20,7 +20,7 @@ import numpy as np
 from . import activations, arguments
 from . import functional as F
 from .dtypes import checked_cast
-from .loss_base import EPSILON, REDUCTIONS, Loss, LossFunctionWrapper, absolute, as_tensor, matched_shape, targets_like
+from .loss_base import EPSILON, REDUCTIONS, Loss, LossFunctionWrapper, absolute, targets_like
 from .tensor import Tensor
 from .utils import lookup, to_host
 

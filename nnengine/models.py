@@ -191,14 +191,25 @@ class Sequential(Trainer):
             raise ValueError(f"{method}: input of shape {x.shape} does not fit layer {first!r}, which expects "
                              f"inputs of shape {expected} (None is the batch axis)")
 
-    def _forward(self, x, training=False, return_logits=False):
-        """Run the layers on Tensor ``x``; with ``return_logits`` the last one stops at its logits."""
+    def _forward(self, x, training=False, return_logits=False, penalties=None):
+        """Run the layers on Tensor ``x``; with ``return_logits`` the last one stops at its logits.
+
+        ``penalties``, a list, receives each layer's activity-regularizer penalty of its output.
+        """
         for layer in self._layers[:-1]:
             x = layer.call(x, training=training)
+            self._note_activity(layer, x, penalties)
         last = self._layers[-1]
         if return_logits:
-            return last.call(x, training=training, return_logits=True)
-        return last.call(x, training=training)
+            return last.call(x, training=training, return_logits=True)    # no activity regularizer (trainer)
+        out = last.call(x, training=training)
+        self._note_activity(last, out, penalties)
+        return out
+
+    @staticmethod
+    def _note_activity(layer, output, penalties):
+        if penalties is not None and layer.activity_regularizer is not None:
+            penalties.append(layer.activity_loss(output))
 
     def __call__(self, x, training=False):
         """The model's output Tensor for input ``x`` (a Tensor or array); differentiable."""

@@ -154,6 +154,8 @@ class Trainer:
         if wanted is None or getattr(self.loss, "from_logits", True) or not self._layers:
             return False
         last = self._layers[-1]
+        if last.activity_regularizer is not None:         # it penalises the activated output, so compute it
+            return False
         return isinstance(last, (Dense, Activation)) and name_of(last.activation) == wanted
 
     def _prepare_x(self, x, method):
@@ -217,8 +219,11 @@ class Trainer:
         for weight in trainable:                        # each step's gradients are its own, as in Keras
             weight.zero_grad()
         with (enable_grad() if training else no_grad()):
-            out = self._forward(x, training=training, return_logits=logits)
+            penalties = [penalty for layer in self._layers for penalty in layer.regularization_losses()]
+            out = self._forward(x, training=training, return_logits=logits, penalties=penalties)
             loss = self.loss.from_prepared(y, out, logits)
+            for penalty in penalties:                   # Keras adds the regularizers' penalties to the loss
+                loss = loss + penalty.astype(loss.dtype)
             if training:
                 loss.backward()
         predictions = None

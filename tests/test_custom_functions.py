@@ -170,3 +170,45 @@ def test_new_metrics_by_name_in_fit():
     history = model.fit(x, y, epochs=2, verbose=0, validation_split=0.25)
     assert {"precision", "recall", "auc", "val_auc"} <= set(history.history)
     assert all(0 <= value <= 1 for value in history.history["auc"])
+
+
+REGULARIZED = json.loads((Path(__file__).parent / "data" / "keras3_schedules.json").read_text())["regularized"]
+
+
+def regularized_model():
+    return keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(6, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05),
+                           bias_regularizer=keras.regularizers.L1(0.02)),
+        keras.layers.Dense(4, activation="tanh", activity_regularizer=keras.regularizers.L1L2(l1=0.01, l2=0.03)),
+        keras.layers.Dense(3, activation="softmax", kernel_regularizer="l1")])
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["compiled", "eager"])
+def test_regularizers_train_as_in_keras(jit):
+    model = regularized_model()
+    model.set_weights([np.array(w, np.float32) for w in REGULARIZED["start"]])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5), loss="sparse_categorical_crossentropy",
+                  jit_compile=jit)
+    x, y = np.array(REGULARIZED["x"], np.float32), np.array(REGULARIZED["y"])
+    history = model.fit(x, y, epochs=3, batch_size=10, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], REGULARIZED["loss"], rtol=1e-5)
+    for ours, theirs in zip(model.get_weights(), REGULARIZED["final"]):
+        np.testing.assert_allclose(ours, np.array(theirs, np.float32), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), REGULARIZED["evaluate"], rtol=1e-5)
+
+
+def test_regularizers_save_load_and_errors(tmp_path):
+    model = regularized_model()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "m.h5")
+    loaded = nn.load_model(tmp_path / "m.h5")
+    first, second, third = loaded.layers
+    assert isinstance(first.kernel_regularizer, keras.regularizers.L2) and first.kernel_regularizer.l2 == 0.05
+    assert isinstance(second.activity_regularizer, keras.regularizers.L1L2) and second.activity_regularizer.l2 == 0.03
+    assert isinstance(third.kernel_regularizer, keras.regularizers.L1) and third.kernel_regularizer.l1 == 0.01
+    assert keras.regularizers.L2(0.5)(nn.tensor([3.0, -4.0])).item() == pytest.approx(12.5)
+    with pytest.raises(ValueError, match="Unknown regularizer 'l3'"):
+        keras.layers.Dense(2, kernel_regularizer="l3")
+    with pytest.raises(TypeError, match="L2: l2 must be a number, got '0.1'"):
+        keras.regularizers.L2("0.1")

@@ -135,6 +135,25 @@ def more_metrics(keras):
                         for t, p, l, w in batches], "metrics": out}
 
 
+def regularized_run(keras):
+    """A 3-epoch fit with kernel, bias and activity regularizers: Keras's losses (penalties included) and weights."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((40, 5)).astype("float32")
+    y = rng.integers(0, 3, 40)
+    model = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(6, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05),
+                           bias_regularizer=keras.regularizers.L1(0.02)),
+        keras.layers.Dense(4, activation="tanh", activity_regularizer=keras.regularizers.L1L2(l1=0.01, l2=0.03)),
+        keras.layers.Dense(3, activation="softmax", kernel_regularizer="l1")])
+    start = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+    model.set_weights(start)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=3, batch_size=10, shuffle=False, verbose=0)
+    return {"x": x.tolist(), "y": y.tolist(), "start": [w.tolist() for w in start], "loss": history.history["loss"],
+            "final": [w.tolist() for w in model.get_weights()], "evaluate": float(model.evaluate(x, y, verbose=0))}
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -147,7 +166,7 @@ def main():
     runs = [run(keras, name, config) for name, config in RUNS]
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
            "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras),
-           "metrics": more_metrics(keras)}
+           "metrics": more_metrics(keras), "regularized": regularized_run(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 

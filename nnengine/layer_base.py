@@ -1,0 +1,233 @@
+"""The base of every layer: ``Layer`` (naming, lazy building, weights, regularizers, config) and loading hooks.
+
+layers.py holds the concrete layers; this module holds what they share, so that each file stays
+readable. ``stored_weights`` lets saving.py build a model with its weights taken from a file.
+"""
+import contextlib
+import contextvars
+import math
+import threading
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from . import arguments, initializers, regularizers
+from .device import get_default_device
+from .dtypes import is_float_dtype, to_supported_dtype
+from .tensor import Tensor
+from .utils import snake_case, unique_name
+
+__all__ = ["Layer", "BUILD_LOCK", "stored_weights", "batch_shape", "config_dtype"]
+
+
+#: held while a layer or model builds lazily, so that threads calling it for the first time build it once
+BUILD_LOCK = threading.RLock()
+
+_WEIGHT_SOURCE = contextvars.ContextVar("nnengine_weight_source", default=None)
+
+
+@contextlib.contextmanager
+def stored_weights(source):
+    """Inside the block, layers that build take each new weight from ``source(layer, name, shape)``.
+
+    Loading a file uses this: the source compares the shape a layer asks for with the stored one
+    before reading or allocating anything, and the layers skip their random initialization.
+    """
+    token = _WEIGHT_SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _WEIGHT_SOURCE.reset(token)
+
+
+def batch_shape(owner, name, shape):
+    """A batch shape: its first axis a positive int or None (the batch), the rest positive ints or None."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or not shape:
+        raise TypeError(f"{owner}: {name} must be a tuple (batch, *sizes), got {shape!r}")
+    return arguments.shape(owner, name, shape)
+
+
+class Layer(ABC):
+    """Base class of layers: naming, lazy building, weights and Keras's config round trip.
+
+    Subclasses implement ``build(input_shape)`` (create weights with ``add_weight``),
+    ``call(x, training)`` and ``compute_output_shape(input_shape)``.
+    """
+
+    #: whether the layer may hold an integer dtype (only inputs: layers with weights compute in floats)
+    accepts_integer_dtype = False
+
+    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, input_dim=None,
+                 batch_input_shape=None, activity_regularizer=None):
+        self.name = arguments.text(type(self).__name__, "name", name, optional=True) or \
+            unique_name(snake_case(type(self).__name__))
+        self.dtype = to_supported_dtype(dtype or "float32").name
+        if not is_float_dtype(self.dtype) and not (self.accepts_integer_dtype and self.dtype in ("int32", "int64")):
+            allowed = "float32, float64, int32 or int64" if self.accepts_integer_dtype else "float32 or float64"
+            raise TypeError(f"layer {self.name!r}: dtype must be {allowed}, got {self.dtype}")
+        self.trainable = arguments.boolean(f"layer {self.name!r}", "trainable", trainable)
+        self.built = False
+        self.input_shape = None
+        self._weights = []
+        self._weight_names = []
+        self._weight_regularizers = []
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.device = get_default_device()
+        self.batch_input_shape = None
+        owner = f"layer {self.name!r}"
+        if input_dim is not None:
+            input_shape = (arguments.integer(owner, "input_dim", input_dim, minimum=1),)
+        if input_shape is not None:
+            batch_input_shape = (None, *arguments.shape(owner, "input_shape", input_shape))
+        if batch_input_shape is not None:
+            self.batch_input_shape = batch_shape(owner, "batch_input_shape", batch_input_shape)
+
+    # -- weights ---------------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer, trainable=True, regularizer=None):
+        """Create a weight Tensor of ``shape`` from ``initializer`` (or a file being loaded) on this layer's device.
+
+        A ``regularizer`` adds its penalty of this weight to the training loss (``regularization_losses``).
+        """
+        source = _WEIGHT_SOURCE.get()
+        shape = tuple(shape)
+        values = initializers.get(initializer)(shape, self.dtype) if source is None else source(self, name, shape)
+        weight = Tensor(values, dtype=self.dtype, device=self.device, requires_grad=trainable)
+        self._weights.append(weight)
+        self._weight_names.append(name)
+        self._weight_regularizers.append(regularizers.get(regularizer))
+        return weight
+
+    def regularization_losses(self):
+        """The penalties of the regularized trainable weights (0-d Tensors), as Keras adds them to the loss."""
+        if not self.trainable:
+            return []
+        return [regularizer(weight) for weight, regularizer in zip(self._weights, self._weight_regularizers)
+                if regularizer is not None and weight.requires_grad]
+
+    def activity_loss(self, output):
+        """The activity regularizer's penalty of this layer's ``output``, divided by the batch size, or None."""
+        if self.activity_regularizer is None:
+            return None
+        return self.activity_regularizer(output) * (1.0 / max(1, output.shape[0]))
+
+    @property
+    def weights(self):
+        """Every weight Tensor, in Keras's order (kernel before bias)."""
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        """The weights an optimizer updates (all of them unless ``trainable`` is False)."""
+        return [w for w in self._weights if w.requires_grad] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        """The weights an optimizer leaves alone."""
+        return [w for w in self._weights if w not in self.trainable_weights]
+
+    @property
+    def weight_names(self):
+        """Keras's short names of the weights ('kernel', 'bias')."""
+        return list(self._weight_names)
+
+    def get_weights(self):
+        """The weights as numpy arrays, in Keras's order."""
+        return [w.numpy() for w in self._weights]
+
+    def set_weights(self, weights):
+        """Overwrite the weights from numpy arrays of exactly the current shapes."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"layer {self.name!r}: set_weights expects a list of arrays, got {type(weights).__name__}")
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weight arrays, "
+                             f"got {len(weights)}")
+        for name, current, new in zip(self._weight_names, self._weights, weights):
+            new = np.asarray(new)
+            if new.shape != current.shape:
+                raise ValueError(f"layer {self.name!r}: weight {name!r} has shape {current.shape}, "
+                                 f"got an array of shape {new.shape}")
+        for current, new in zip(self._weights, weights):
+            current.assign_(new)
+
+    def count_params(self):
+        """The number of scalars in the weights."""
+        return sum(math.prod(w.shape) for w in self._weights)
+
+    def to(self, device):
+        """Move the weights to ``device`` in place; return self."""
+        for weight in self._weights:
+            weight.move_(device)
+        self.device = device
+        return self
+
+    # -- building and calling ------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
+        self.input_shape = batch_shape(f"layer {self.name!r}", "input_shape", input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape``; the identity unless a layer says otherwise."""
+        return tuple(input_shape)
+
+    @abstractmethod
+    def call(self, x, training=False):
+        """The computation on a Tensor ``x``; ``training`` switches dropout-like behaviour."""
+
+    def capture_blocker(self, training):
+        """Why a compiled step cannot replay this layer, or None (the default: it can).
+
+        A layer whose call uploads host data that changes from step to step (new random numbers, for
+        one) must say so here: a captured plan would replay the first step's data forever.
+        """
+        return None
+
+    def __call__(self, x, training=False):
+        if isinstance(x, Layer):          # an Input(...): Keras's Functional API
+            raise TypeError(f"layer {self.name!r} was called on an Input: that is Keras's Functional API "
+                            "(Model(inputs, outputs)), which nnengine does not support; put the layers in a "
+                            "Sequential([Input(shape=...), ...]) instead")
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
+        if not self.built:
+            with BUILD_LOCK:
+                if not self.built:
+                    self.build((None, *x.shape[1:]))
+        return self.call(x, training=training)
+
+    # -- config ------------------------------------------------------------------------------
+    def get_config(self):
+        """Keras 3's config dict of this layer (what ``model.save`` writes)."""
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": self.dtype},
+                            "registered_name": None}}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a layer from its config dict (Keras 3 or tf.keras 2.x)."""
+        return cls(**cls._config_arguments(config))
+
+    @classmethod
+    def _config_arguments(cls, config):
+        """The constructor arguments in a config, ignoring keys nnengine does not use."""
+        arguments = {"name": config.get("name"), "trainable": config.get("trainable", True),
+                     "dtype": config_dtype(config.get("dtype"))}
+        if config.get("batch_input_shape") is not None:           # tf.keras 2.x
+            arguments["batch_input_shape"] = tuple(config["batch_input_shape"])
+        if config.get("batch_shape") is not None:
+            arguments["batch_input_shape"] = tuple(config["batch_shape"])
+        return arguments
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+def config_dtype(dtype):
+    """The dtype name in a Keras config: a string, or Keras 3's DTypePolicy dict."""
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name")
+    if dtype in (None, "mixed_float16", "mixed_bfloat16"):
+        return "float32"
+    return dtype
