@@ -11,11 +11,12 @@ bools (``True`` is not the integer 1 here, except for ``verbose``, as Keras trea
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 
 __all__ = ["integer", "number", "boolean", "choice", "text", "path", "sequence_of", "shape", "batch_size",
-           "verbose", "unsupported"]
+           "verbose", "unsupported", "epochs"]
 
 
 def _received(value):
@@ -139,6 +140,16 @@ def verbose(method, value):
     if isinstance(value, (int, np.integer)) and value in (0, 1, 2):
         return int(value)
     raise ValueError(f"{method}: verbose must be 'auto', 0, 1 or 2, got {value!r}")
+
+
+def epochs(method, count, initial_epoch):
+    """Non-negative ints; when there is nothing to train, Keras's empty History and a warning."""
+    count = integer(method, "epochs", count, minimum=0)
+    initial_epoch = integer(method, "initial_epoch", initial_epoch, minimum=0)
+    if count <= initial_epoch:
+        warnings.warn(f"{method}: epochs={count} with initial_epoch={initial_epoch} trains nothing (epochs counts "
+                      "up to, not beyond, initial_epoch); the History is empty", UserWarning, stacklevel=3)
+    return count, initial_epoch
 
 
 def unsupported(method, **values):

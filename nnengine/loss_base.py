@@ -41,10 +41,21 @@ class Loss(ABC):
             raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.name, self.reduction = name, reduction
 
-    def __call__(self, y_true, y_pred):
-        """The reduced loss of predictions ``y_pred`` (logits when the loss was made with from_logits=True)."""
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The reduced loss of predictions ``y_pred`` (logits when the loss was made with from_logits=True).
+
+        ``sample_weight`` (one weight per sample) weights each sample's loss, as Keras does.
+        """
         if not isinstance(y_pred, Tensor):
             y_pred = Tensor(np.asarray(y_pred))
+        if sample_weight is not None:
+            weights = as_tensor(sample_weight, y_pred, y_pred.dtype)
+            per_sample = self.call_on_logits(y_true, y_pred) if getattr(self, "from_logits", False) else \
+                self.call(y_true, y_pred)
+            if weights.size != per_sample.shape[0]:
+                raise ValueError(f"{self.name}: sample_weight has {weights.size} values for {per_sample.shape[0]} "
+                                 "samples")
+            return self._reduce(per_sample, weights)
         if getattr(self, "from_logits", False):
             return self.on_logits(y_true, y_pred)
         return self._reduce(self.call(y_true, y_pred))
@@ -61,7 +72,11 @@ class Loss(ABC):
         """The reduction name of the fused softmax cross-entropy op for this loss's reduction."""
         return {"sum_over_batch_size": "mean", "sum": "sum"}.get(self.reduction, "none")
 
-    def _reduce(self, per_sample):
+    def _reduce(self, per_sample, weights=None):
+        """Reduce per-sample losses; with ``weights`` (one per sample), Keras's weighted form: the weighted
+        values summed and divided by the number of samples (not by the sum of the weights)."""
+        if weights is not None:
+            per_sample = per_sample * weights.reshape(*per_sample.shape).astype(per_sample.dtype)
         if self.reduction in ("none", None):
             return per_sample
         if self.reduction == "sum":
@@ -89,12 +104,21 @@ class Loss(ABC):
         shape = matched_shape(self.name, host.shape, y_pred_shape)
         return host.astype(dtype, copy=False).reshape(shape)
 
-    def from_prepared(self, targets, y_pred, logits=False):
+    def from_prepared(self, targets, y_pred, logits=False, weights=None):
         """The reduced loss from ``targets``, the upload of ``prepare_targets``'s array: the device half.
 
         ``logits``: ``y_pred`` holds the logits of ``logits_activation`` (the trainer's fused path).
+        ``weights``: a Tensor of per-sample weights (sample_weight or class_weight), or None.
         """
+        if weights is not None:
+            return self._reduce(self.per_sample_prepared(targets, y_pred, logits), weights)
         return self.on_logits(targets, y_pred) if logits else self(targets, y_pred)
+
+    def per_sample_prepared(self, targets, y_pred, logits=False):
+        """The per-sample losses from prepared ``targets`` (no host work: a compiled step can replay it)."""
+        if logits or getattr(self, "from_logits", False):
+            return self.call_on_logits(targets, y_pred)
+        return self.call(targets, y_pred)
 
     def check_targets(self, y_true_shape, y_pred_shape):
         """Raise ValueError when targets of ``y_true_shape`` cannot go with predictions of ``y_pred_shape``."""

@@ -113,11 +113,19 @@ class SparseCategoricalCrossentropy(Loss):
         """Integer labels as int64 (n,), checked on the host once: integral values in [0, classes)."""
         return self._labels(y_true, y_pred_shape)
 
-    def from_prepared(self, targets, y_pred, logits=False):
+    def from_prepared(self, targets, y_pred, logits=False, weights=None):
         """The loss from labels made by ``prepare_targets`` (already checked: no host work here)."""
+        if weights is not None:
+            return self._reduce(self.per_sample_prepared(targets, y_pred, logits), weights)
         if logits or self.from_logits:
             return F.softmax_cross_entropy(y_pred, targets, reduction=self._fused_reduction(), labels_checked=True)
         return self._reduce(self._from_probabilities(targets, y_pred))
+
+    def per_sample_prepared(self, targets, y_pred, logits=False):
+        """Per-sample losses from checked labels."""
+        if logits or self.from_logits:
+            return F.softmax_cross_entropy(y_pred, targets, reduction="none", labels_checked=True)
+        return self._from_probabilities(targets, y_pred)
 
     def _labels(self, y_true, y_pred_shape):
         host = to_host(y_true)

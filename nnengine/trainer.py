@@ -41,6 +41,7 @@ from .layers import Activation, Dense
 from .metrics import Mean
 from .tensor import Tensor
 from .utils import global_rng
+from .weighting import sample_weights
 
 __all__ = ["Trainer"]
 
@@ -184,7 +185,7 @@ class Trainer:
         """A batch of inputs as a Tensor of the model's input dtype on the model's device."""
         return Tensor(array, dtype=self.input_dtype, device=self._layers[0].device)
 
-    def _step(self, x_batch, y_batch, training):
+    def _step(self, x_batch, y_batch, training, w_batch=None):
         """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch.
 
         The host prepares the batch (inputs cast, targets checked by the loss) and uploads it; the device
@@ -196,9 +197,10 @@ class Trainer:
         x = self._tensor(x_batch)
         targets = self.loss.prepare_targets(y_batch, (len(y_batch), *self.output_shape[1:]), self.dtype)
         y = Tensor(targets, device=x.device)
+        w = None if w_batch is None else Tensor(w_batch, dtype=self.dtype, device=x.device)
         trainable = self.trainable_weights
         key = ("train" if training else "test", x.shape, x.dtype.str, y.shape, y.dtype.str, x.device, logits,
-               want_predictions, self._structure_key(trainable))
+               want_predictions, w is not None, self._structure_key(trainable))
         params, defer = self.weights, False
         if training:
             params = params + [slot for _, _, slot in self.optimizer.slot_variables()]
@@ -207,13 +209,13 @@ class Trainer:
             # allocator thousands of page faults per step on the MNIST-size model: measured.)
             defer = not self.optimizer.has_slots_for(trainable)
         loss, predictions = self._compiler.run(
-            key, x.backend, [x._data, y._data], params,
-            lambda: self._device_step(x, y, training, logits, want_predictions, trainable),
+            key, x.backend, [x._data, y._data] + ([] if w is None else [w._data]), params,
+            lambda: self._device_step(x, y, training, logits, want_predictions, trainable, w),
             self._capture_blocker(training), live=self.optimizer if training else None, defer=defer)
         to_host = x.backend.to_numpy
         return to_host(loss).reshape(()).item(), (None if predictions is None else to_host(predictions))
 
-    def _device_step(self, x, y, training, logits, want_predictions, trainable):
+    def _device_step(self, x, y, training, logits, want_predictions, trainable, w=None):
         """The device part of a step, eagerly: forward, loss, and when training backward and the optimizer's
         update. Returns [loss, predictions or None] (arrays)."""
         for weight in trainable:                        # each step's gradients are its own, as in Keras
@@ -221,7 +223,7 @@ class Trainer:
         with (enable_grad() if training else no_grad()):
             penalties = [penalty for layer in self._layers for penalty in layer.regularization_losses()]
             out = self._forward(x, training=training, return_logits=logits, penalties=penalties)
-            loss = self.loss.from_prepared(y, out, logits)
+            loss = self.loss.from_prepared(y, out, logits, weights=w)
             for penalty in penalties:                   # Keras adds the regularizers' penalties to the loss
                 loss = loss + penalty.astype(loss.dtype)
             if training:
@@ -289,19 +291,22 @@ class Trainer:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs; return a History whose ``history`` maps each log key to per-epoch values."""
         self._require_compiled("fit")
-        arguments.unsupported("fit", class_weight=class_weight, sample_weight=sample_weight,
-                              steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        arguments.unsupported("fit", steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         verbose_argument = verbose
         batch_size, verbose = arguments.batch_size("fit", batch_size), arguments.verbose("fit", verbose)
         validation_batch_size = arguments.batch_size(
             "fit", batch_size if validation_batch_size is None else validation_batch_size, "validation_batch_size")
-        epochs, initial_epoch = self._check_epochs(epochs, initial_epoch)
+        epochs, initial_epoch = arguments.epochs("fit", epochs, initial_epoch)
         validation_split = arguments.number("fit", "validation_split", validation_split, 0, 1, high_open=True)
         validation_freq = arguments.integer("fit", "validation_freq", validation_freq, minimum=1)
         shuffle = arguments.boolean("fit", "shuffle", shuffle)
         callbacks = _check_callbacks("fit", callbacks)
         x, y = self._prepare_xy(x, y, "fit")
-        x, y, validation = self._split_validation(x, y, validation_split, validation_data)
+        sample_weights("fit", sample_weight, class_weight, y, len(x))                 # checks both, once
+        w = sample_weights("fit", sample_weight, None, y, len(x))
+        x, y, w, validation = self._split_validation(x, y, w, validation_split, validation_data)
+        if class_weight is not None:            # Keras weights the training samples only, after the split
+            w = sample_weights("fit", None, class_weight, y, len(x))
         self._resolve_metrics(y.shape)
         steps = math.ceil(len(x) / batch_size)
         history = callbacks_module.History()
@@ -314,7 +319,7 @@ class Trainer:
         run.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             run.call("on_epoch_begin", epoch, {})
-            logs = self._train_epoch(x, y, batch_size, shuffle, run, epoch)
+            logs = self._train_epoch(x, y, w, batch_size, shuffle, run, epoch)
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_arrays(*validation, validation_batch_size)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
@@ -326,38 +331,30 @@ class Trainer:
         history.model = self
         return history
 
-    @staticmethod
-    def _check_epochs(epochs, initial_epoch):
-        """Non-negative ints; when there is nothing to train, Keras's empty History and a warning."""
-        epochs = arguments.integer("fit", "epochs", epochs, minimum=0)
-        initial_epoch = arguments.integer("fit", "initial_epoch", initial_epoch, minimum=0)
-        if epochs <= initial_epoch:
-            warnings.warn(f"fit: epochs={epochs} with initial_epoch={initial_epoch} trains nothing (epochs counts "
-                          "up to, not beyond, initial_epoch); the History is empty", UserWarning, stacklevel=3)
-        return epochs, initial_epoch
-
-    def _split_validation(self, x, y, validation_split, validation_data):
-        """Keras: validation_data wins; otherwise the LAST fraction of the samples, taken before shuffling."""
+    def _split_validation(self, x, y, w, validation_split, validation_data):
+        """Keras: validation_data (x, y) or (x, y, sample_weight) wins; otherwise the LAST fraction of the
+        samples (and of their weights), taken before shuffling."""
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
-            if len(validation_data) == 3:
-                raise ValueError("fit: validation sample weights are not supported by nnengine")
-            return (x, y, self._prepare_xy(*validation_data, "fit (validation_data)"))
+                raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
+            x_val, y_val = self._prepare_xy(*validation_data[:2], "fit (validation_data)")
+            weights = validation_data[2] if len(validation_data) == 3 else None
+            return x, y, w, (x_val, y_val, sample_weights("fit (validation_data)", weights, None, y_val, len(x_val)))
         if not validation_split:
-            return x, y, None
+            return x, y, w, None
         split_at = int(math.floor(len(x) * (1.0 - validation_split)))
         if split_at == 0 or split_at == len(x):
             raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples leaves "
                              f"{split_at} for training and {len(x) - split_at} for validation; both need at least 1")
-        return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+        w_train, w_val = (None, None) if w is None else (w[:split_at], w[split_at:])
+        return x[:split_at], y[:split_at], w_train, (x[split_at:], y[split_at:], w_val)
 
-    def _train_epoch(self, x, y, batch_size, shuffle, run, epoch):
+    def _train_epoch(self, x, y, w, batch_size, shuffle, run, epoch):
         self._reset_metrics()
         order = global_rng().permutation(len(x)) if shuffle else None
         for batch, index in enumerate(_batches(len(x), batch_size, order)):
             run.call("on_train_batch_begin", batch, {})
-            loss_value, predictions = self._step(x[index], y[index], training=True)
+            loss_value, predictions = self._step(x[index], y[index], True, None if w is None else w[index])
             self._check_finite(loss_value, epoch, batch)
             self._record(loss_value, y[index], predictions)
             run.call("on_train_batch_end", batch, self._logs())
@@ -373,12 +370,12 @@ class Trainer:
                           "no longer finite. Lower the learning rate, check the data, or add "
                           "callbacks.TerminateOnNaN() to stop.", RuntimeWarning, stacklevel=3)
 
-    def _evaluate_arrays(self, x, y, batch_size, run=None):
+    def _evaluate_arrays(self, x, y, w, batch_size, run=None):
         self._reset_metrics()
         for batch, index in enumerate(_batches(len(x), batch_size)):
             if run is not None:
                 run.call("on_test_batch_begin", batch, {})
-            loss_value, predictions = self._step(x[index], y[index], training=False)
+            loss_value, predictions = self._step(x[index], y[index], False, None if w is None else w[index])
             self._record(loss_value, y[index], predictions)
             if run is not None:
                 run.call("on_test_batch_end", batch, self._logs())
@@ -388,18 +385,19 @@ class Trainer:
                  callbacks=None, return_dict=False):
         """The loss and metrics on (x, y): ``[loss, *metrics]``, a float without metrics, or a dict."""
         self._require_compiled("evaluate")
-        arguments.unsupported("evaluate", sample_weight=sample_weight, steps=steps)
+        arguments.unsupported("evaluate", steps=steps)
         batch_size, verbose = arguments.batch_size("evaluate", batch_size), arguments.verbose("evaluate", verbose)
         callbacks = _check_callbacks("evaluate", callbacks)
         return_dict = arguments.boolean("evaluate", "return_dict", return_dict)
         x, y = self._prepare_xy(x, y, "evaluate")
+        w = sample_weights("evaluate", sample_weight, None, y, len(x))
         self._resolve_metrics(y.shape)
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
         run = callbacks_module.CallbackList([*progbar, *callbacks], self,
                                             {"verbose": verbose, "steps": math.ceil(len(x) / batch_size),
                                              "mode": "test"})
         run.call("on_test_begin", {})
-        logs = self._evaluate_arrays(x, y, batch_size, run)
+        logs = self._evaluate_arrays(x, y, w, batch_size, run)
         run.call("on_test_end", logs)
         return logs if return_dict else self._ordered(logs)
 
@@ -423,22 +421,21 @@ class Trainer:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics) of that batch."""
-        arguments.unsupported("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
-        return self._one_batch("train_on_batch", x, y, True, return_dict)
+        return self._one_batch("train_on_batch", x, y, True, return_dict, sample_weight, class_weight)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) of one batch, without training."""
-        arguments.unsupported("test_on_batch", sample_weight=sample_weight)
-        return self._one_batch("test_on_batch", x, y, False, return_dict)
+        return self._one_batch("test_on_batch", x, y, False, return_dict, sample_weight)
 
-    def _one_batch(self, method, x, y, training, return_dict):
+    def _one_batch(self, method, x, y, training, return_dict, sample_weight=None, class_weight=None):
         """Keras 3's *_on_batch: metrics reset first, so the result is this batch's alone."""
         self._require_compiled(method)
         return_dict = arguments.boolean(method, "return_dict", return_dict)
         x, y = self._prepare_xy(x, y, method)
+        w = sample_weights(method, sample_weight, class_weight, y, len(x))
         self._resolve_metrics(y.shape)
         self._reset_metrics()
-        loss_value, predictions = self._step(x, y, training=training)
+        loss_value, predictions = self._step(x, y, training, w)
         self._record(loss_value, y, predictions)
         return self._logs() if return_dict else self._ordered(self._logs())
 

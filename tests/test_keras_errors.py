@@ -128,8 +128,8 @@ def test_non_numeric_input(model):
 def test_bad_verbose_and_unsupported_arguments(model):
     with pytest.raises(ValueError, match="verbose must be 'auto', 0, 1 or 2, got 3"):
         model.fit(*classification_data(8), verbose=3)
-    with pytest.raises(ValueError, match="fit: sample_weight is not supported by nnengine yet"):
-        model.fit(*classification_data(8), sample_weight=np.ones(8), verbose=0)
+    with pytest.raises(ValueError, match="fit: steps_per_epoch is not supported by nnengine yet"):
+        model.fit(*classification_data(8), steps_per_epoch=2, verbose=0)
 
 
 def test_adding_things_that_are_not_layers():

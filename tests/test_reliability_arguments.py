@@ -55,7 +55,7 @@ CASES = [
     ("fit verbose=3", fit(verbose=3), ValueError, "fit: verbose must be 'auto', 0, 1 or 2, got 3"),
     ("fit steps_per_epoch", fit(steps_per_epoch=2), ValueError, "fit: steps_per_epoch is not supported"),
     ("fit validation_data=(x,)", fit(validation_data=(X,)), ValueError,
-     r"fit: validation_data must be a tuple \(x_val, y_val\)"),
+     r"fit: validation_data must be \(x_val, y_val\) or \(x_val, y_val, sample_weight\)"),
     ("evaluate batch_size=0", evaluate(batch_size=0), ValueError, "evaluate: batch_size must be an int >= 1"),
     ("evaluate return_dict='no'", evaluate(return_dict="no"), TypeError,
      "evaluate: return_dict must be True or False"),

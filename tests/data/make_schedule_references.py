@@ -154,6 +154,34 @@ def regularized_run(keras):
             "final": [w.tolist() for w in model.get_weights()], "evaluate": float(model.evaluate(x, y, verbose=0))}
 
 
+def weighted_runs(keras):
+    """Fits with sample_weight (and weighted validation data) and with class_weight, plus a weighted evaluate."""
+    out = []
+    for kind in ("sample_weight", "class_weight", "binary_class_weight"):
+        rng = np.random.default_rng(14)
+        x = rng.standard_normal((36, 5)).astype("float32")
+        binary = kind == "binary_class_weight"
+        y = (rng.random(36) > 0.5).astype("float32") if binary else np.eye(3, dtype="float32")[rng.integers(0, 3, 36)]
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="relu"),
+                                  keras.layers.Dense(1 if binary else 3, activation="sigmoid" if binary else "softmax")])
+        start = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+        model.set_weights(start)
+        model.compile(optimizer=keras.optimizers.Adam(0.03),
+                      loss="binary_crossentropy" if binary else "categorical_crossentropy", metrics=["accuracy"])
+        weights = rng.random(36).astype("float32") * 2
+        class_weight = {0: 0.3, 1: 2.0} if binary else {0: 0.5, 1: 1.5, 2: 3.0}
+        arguments = {"sample_weight": weights[:30], "validation_data": (x[30:], y[30:], weights[30:])} \
+            if kind == "sample_weight" else {"class_weight": class_weight, "validation_split": 1 / 6}
+        history = model.fit(x if kind != "sample_weight" else x[:30], y if kind != "sample_weight" else y[:30],
+                            epochs=3, batch_size=8, shuffle=False, verbose=0, **arguments)
+        evaluated = model.evaluate(x, y, sample_weight=weights, verbose=0)
+        out.append({"kind": kind, "x": x.tolist(), "y": y.tolist(), "weights": weights.tolist(),
+                    "class_weight": {str(k): v for k, v in class_weight.items()}, "start": [w.tolist() for w in start],
+                    "history": history.history, "final": [w.tolist() for w in model.get_weights()],
+                    "evaluate": evaluated})
+    return out
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -166,7 +194,7 @@ def main():
     runs = [run(keras, name, config) for name, config in RUNS]
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
            "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras),
-           "metrics": more_metrics(keras), "regularized": regularized_run(keras)}
+           "metrics": more_metrics(keras), "regularized": regularized_run(keras), "weighted": weighted_runs(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 
