@@ -5,6 +5,7 @@ readable. ``stored_weights`` lets saving.py build a model with its weights taken
 """
 import contextlib
 import contextvars
+import inspect
 import math
 import threading
 from abc import ABC, abstractmethod
@@ -61,7 +62,7 @@ class Layer(ABC):
                  batch_input_shape=None, activity_regularizer=None):
         self.name = arguments.text(type(self).__name__, "name", name, optional=True) or \
             unique_name(snake_case(type(self).__name__))
-        self.dtype = to_supported_dtype(dtype or "float32").name
+        self.dtype = to_supported_dtype(config_dtype(dtype) or "float32").name    # a name or Keras's DTypePolicy
         if not is_float_dtype(self.dtype) and not (self.accepts_integer_dtype and self.dtype in ("int32", "int64")):
             allowed = "float32, float64, int32 or int64" if self.accepts_integer_dtype else "float32 or float64"
             raise TypeError(f"layer {self.name!r}: dtype must be {allowed}, got {self.dtype}")
@@ -83,13 +84,27 @@ class Layer(ABC):
             self.batch_input_shape = batch_shape(owner, "batch_input_shape", batch_input_shape)
 
     # -- weights ---------------------------------------------------------------------------
-    def add_weight(self, name, shape, initializer, trainable=True, regularizer=None):
-        """Create a weight Tensor of ``shape`` from ``initializer`` (or a file being loaded) on this layer's device.
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
+                   constraint=None, name=None):
+        """Create a weight Tensor of ``shape`` from ``initializer`` (or a file being loaded), Keras 3's signature.
 
-        A ``regularizer`` adds its penalty of this weight to the training loss (``regularization_losses``).
+        ``name`` defaults to 'variable', 'variable_1', ... within the layer. A ``regularizer`` adds its
+        penalty of this weight to the training loss (``regularization_losses``). ``dtype`` must be the
+        layer's own (nnengine keeps one dtype per layer); constraints are not supported yet.
         """
+        owner = f"layer {self.name!r}: add_weight"
+        if constraint is not None:
+            raise ValueError(f"{owner}: constraints are not supported by nnengine yet")
+        if dtype is not None and to_supported_dtype(config_dtype(dtype)).name != self.dtype:
+            raise ValueError(f"{owner}: dtype {dtype!r} differs from the layer's {self.dtype}")
+        shape = () if shape is None else arguments.shape(owner, "shape", shape, allow_none=False)
+        if name is None:
+            taken = sum(1 for existing in self._weight_names if existing.startswith("variable"))
+            name = "variable" if taken == 0 else f"variable_{taken}"
+        name = arguments.text(owner, "name", name)
+        if name in self._weight_names:
+            raise ValueError(f"{owner}: the layer already has a weight named {name!r}")
         source = _WEIGHT_SOURCE.get()
-        shape = tuple(shape)
         values = initializers.get(initializer)(shape, self.dtype) if source is None else source(self, name, shape)
         weight = Tensor(values, dtype=self.dtype, device=self.device, requires_grad=trainable)
         self._weights.append(weight)
@@ -193,8 +208,24 @@ class Layer(ABC):
         if not self.built:
             with BUILD_LOCK:
                 if not self.built:
-                    self.build((None, *x.shape[1:]))
-        return self.call(x, training=training)
+                    self.build_once((None, *x.shape[1:]))
+        return self.invoke(x, training)
+
+    def build_once(self, input_shape):
+        """``build(input_shape)``, then mark the layer built (a custom ``build`` need not call super().build)."""
+        self.build(tuple(input_shape))
+        if self.input_shape is None:
+            self.input_shape = tuple(input_shape)
+        self.built = True
+
+    def invoke(self, x, training=False):
+        """``call(x, training=...)``, or ``call(x)`` for a custom layer whose call takes no ``training``."""
+        takes_training = type(self).__dict__.get("_call_takes_training")
+        if takes_training is None:
+            parameters = inspect.signature(self.call).parameters
+            takes_training = "training" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+            type(self)._call_takes_training = takes_training
+        return self.call(x, training=training) if takes_training else self.call(x)
 
     # -- config ------------------------------------------------------------------------------
     def get_config(self):
@@ -206,8 +237,18 @@ class Layer(ABC):
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild a layer from its config dict (Keras 3 or tf.keras 2.x)."""
-        return cls(**cls._config_arguments(config))
+        """Rebuild a layer from its config dict (Keras 3 or tf.keras 2.x).
+
+        nnengine's layers read the keys they know; a custom layer gets the whole config as keyword
+        arguments, as Keras's default ``from_config`` passes it (with the dtype policy and batch shape
+        translated).
+        """
+        if cls.__module__.startswith("nnengine."):
+            return cls(**cls._config_arguments(config))
+        base = cls._config_arguments(config)
+        own = {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype", "batch_shape",
+                                                            "batch_input_shape")}
+        return cls(**own, **base)
 
     @classmethod
     def _config_arguments(cls, config):

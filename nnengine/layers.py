@@ -57,10 +57,11 @@ class Dense(Layer):
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense {self.name!r} needs inputs (batch, ..., features) with a known feature "
                              f"size, got input shape {tuple(input_shape)}")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer, regularizer=self.bias_regularizer)
+            self.bias = self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                        name="bias")
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):

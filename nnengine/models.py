@@ -68,7 +68,7 @@ class Sequential(Trainer):
         shape = self._input_layer.batch_input_shape
         for position, layer in enumerate(self._layers):
             if position >= index and not layer.built:
-                layer.build(shape)
+                layer.build_once(shape)
             elif position >= index and layer.input_shape is not None and \
                     tuple(layer.input_shape[1:]) != tuple(shape[1:]):
                 raise ValueError(f"layer {layer.name!r} was built for inputs {layer.input_shape} but receives "
@@ -197,12 +197,12 @@ class Sequential(Trainer):
         ``penalties``, a list, receives each layer's activity-regularizer penalty of its output.
         """
         for layer in self._layers[:-1]:
-            x = layer.call(x, training=training)
+            x = layer.invoke(x, training)
             self._note_activity(layer, x, penalties)
         last = self._layers[-1]
         if return_logits:
             return last.call(x, training=training, return_logits=True)    # no activity regularizer (trainer)
-        out = last.call(x, training=training)
+        out = last.invoke(x, training)
         self._note_activity(last, out, penalties)
         return out
 
@@ -233,7 +233,10 @@ class Sequential(Trainer):
         if self._input_layer is not None:
             layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
         for layer in self._layers:
-            layers.append({"class_name": type(layer).__name__, "config": layer.get_config()})
+            entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
+            if type(layer) not in LAYER_CLASSES.values():
+                entry["registered_name"] = saving.registered_name(type(layer))
+            layers.append(entry)
         config = {"name": self.name, "trainable": self.trainable,
                   "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": self.dtype},
                             "registered_name": None},
@@ -243,10 +246,12 @@ class Sequential(Trainer):
         return config
 
     @classmethod
-    def from_config(cls, config):
-        """Rebuild a model from its config (Keras 3 or tf.keras 2.x); only nnengine's own layer classes load.
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild a model from its config (Keras 3 or tf.keras 2.x).
 
-        Raises TypeError or ValueError naming the layer (by position and class) whose config is wrong.
+        Layer classes come from nnengine's own, from ``custom_objects`` ({name: class}) and from classes
+        registered with ``saving.register_keras_serializable``: a name in the config is looked up, never
+        imported. Raises TypeError or ValueError naming the layer (by position and class) whose config is wrong.
         """
         if not isinstance(config, dict):
             raise TypeError(f"Sequential.from_config: expected a dict, got {type(config).__name__}")
@@ -254,8 +259,9 @@ class Sequential(Trainer):
         if not isinstance(entries, list):
             raise TypeError(f"Sequential.from_config: 'layers' must be a list, got {type(entries).__name__}")
         model = cls(name=config.get("name"))
+        known = saving.layer_classes(LAYER_CLASSES, custom_objects)
         for position, entry in enumerate(entries):
-            model.add(_layer_from_config(position, entry))
+            model.add(_layer_from_config(position, entry, known))
         build_shape = config.get("build_input_shape")
         if not model.built and build_shape:
             model.build(build_shape)
@@ -288,22 +294,33 @@ class Model:
                         "supported by nnengine: stack the layers in a Sequential([Input(shape=...), ...])")
 
 
-def _layer_from_config(position, entry):
-    """Layer ``position`` of a Sequential config: {'class_name': ..., 'config': {...}}."""
+def _layer_from_config(position, entry, known):
+    """Layer ``position`` of a Sequential config: {'class_name': ..., 'config': {...}}, its class from ``known``."""
     where = f"Sequential.from_config: layers[{position}]"
     if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
         raise TypeError(f"{where} must be a dict {{'class_name': ..., 'config': {{...}}}}, got {entry!r:.80}")
     class_name = entry.get("class_name")
-    layer_class = LAYER_CLASSES.get(class_name) if isinstance(class_name, str) else None
+    registered = entry.get("registered_name")
+    layer_class = None
+    for name in (registered, class_name):
+        if isinstance(name, str) and layer_class is None:
+            layer_class = known.get(name)
     if layer_class is None:
         raise ValueError(f"{where}: cannot load layer class {class_name!r:.80}: nnengine knows "
-                         f"{', '.join(sorted(LAYER_CLASSES))}")
+                         f"{', '.join(sorted(LAYER_CLASSES))}; pass a custom layer class in "
+                         "custom_objects={'Name': Class} or register it with "
+                         "keras.saving.register_keras_serializable()")
     try:
         return layer_class.from_config(entry.get("config") or {})
     except KeyError as error:
         raise ValueError(f"{where} ({class_name}): its config lacks {error}") from None
 
 
-def load_model(filepath, compile=True):
-    """Read a model saved with ``model.save('*.h5')`` by nnengine or by Keras (Sequential of Dense layers)."""
-    return saving.load_model(filepath, Sequential, compile=compile)
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Read a model saved with ``model.save('*.h5')`` by nnengine or by Keras (a Sequential).
+
+    ``custom_objects`` ({name: class or function}) supplies custom layers (and losses or metrics to
+    compile with); nothing named in the file is ever imported. ``safe_mode`` is Keras's flag: nnengine
+    never runs code from a file either way.
+    """
+    return saving.load_model(filepath, Sequential, compile=compile, custom_objects=custom_objects)

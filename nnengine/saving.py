@@ -40,7 +40,51 @@ from .version import __version__
 KERAS_LAYOUT_VERSION = "3.0.0"
 BACKEND_NAME = "nnengine"
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ModelFileError"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ModelFileError",
+           "register_keras_serializable", "get_registered_object", "registered_name", "layer_classes"]
+
+_REGISTERED = {}
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Class decorator, as Keras's: register a custom layer (or loss, metric) under '<package>>name'.
+
+    A model whose config names the class loads without custom_objects. Only classes registered in this
+    process are found: the file names a class, and nothing is imported to find it.
+    """
+    package = arguments.text("register_keras_serializable", "package", package)
+    if ">" in package:
+        raise ValueError(f"register_keras_serializable: package must not contain '>', got {package!r}")
+
+    def register(cls):
+        key = f"{package}>{name or cls.__name__}"
+        if key in _REGISTERED and _REGISTERED[key] is not cls:
+            raise ValueError(f"register_keras_serializable: {key!r} is already registered to another class")
+        _REGISTERED[key] = cls
+        cls._registered_name = key
+        return cls
+    return register
+
+
+def get_registered_object(name, custom_objects=None):
+    """The class registered (or given in ``custom_objects``) under ``name``, or None."""
+    return (custom_objects or {}).get(name) or _REGISTERED.get(name)
+
+
+def registered_name(cls):
+    """The name a custom class is saved under: '<package>>Name' when registered, else its class name."""
+    return getattr(cls, "_registered_name", cls.__name__)
+
+
+def layer_classes(builtin, custom_objects=None):
+    """Every layer class a config may name: nnengine's, the registered ones (also by bare class name) and
+    ``custom_objects``."""
+    known = dict(builtin)
+    for key, cls in _REGISTERED.items():
+        known.setdefault(key, cls)
+        known.setdefault(key.split(">", 1)[1], cls)
+    known.update(custom_objects or {})
+    return known
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,15 +237,21 @@ def _read_layer_weights(reader, group_path, model):
     stored.finish()
 
 
-def _compile_from_config(model, config, reader):
-    """Compile from a training_config (Keras 3's or tf.keras 2.x's); warn and stay uncompiled if it cannot."""
+def _compile_from_config(model, config, reader, custom_objects=None):
+    """Compile from a training_config (Keras 3's or tf.keras 2.x's); warn and stay uncompiled if it cannot.
+
+    A loss or metric named in ``custom_objects`` (a function or class the user passed) is used by name.
+    """
     if not isinstance(config, dict) or not isinstance(config.get("optimizer_config"), dict):
         raise reader.error("attribute training_config", "expected a dict with an optimizer_config dict")
+    custom = custom_objects or {}
     try:
         optimizer = dict(config["optimizer_config"])
         optimizer["class_name"] = str(optimizer["class_name"]).split(">")[-1]      # tf.keras 2.x: 'Custom>Adam'
         loss = config["loss"]
+        loss = custom.get(loss, loss) if isinstance(loss, str) else loss
         metrics = [_metric_name(m) for m in _flatten(config.get("metrics") or [], 0)]
+        metrics = [custom.get(m, m) if isinstance(m, str) else m for m in metrics]
         model.compile(optimizer=optimizers_module.get(optimizer), loss=loss, metrics=metrics)
     except (KeyError, TypeError, ValueError) as error:
         warnings.warn(f"{reader.caller}: the file's training configuration could not be used ({error}); the "
@@ -271,7 +321,7 @@ def _model_config(reader):
     return config["config"]
 
 
-def load_model(filepath, model_class, compile=True):
+def load_model(filepath, model_class, compile=True, custom_objects=None):
     """Read a model written by ``save_model`` or by Keras (a Sequential of Dense, Activation, Dropout, Flatten).
 
     ``model_class`` (``Sequential``) rebuilds the model from its config: models.py calls this with
@@ -279,20 +329,28 @@ def load_model(filepath, model_class, compile=True):
     any malformed, corrupted or unsafe file.
     """
     compile = arguments.boolean("load_model", "compile", compile)
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"load_model: custom_objects must be a dict {{name: class}}, got "
+                        f"{type(custom_objects).__name__}")
     with ModelFileReader.open(filepath, "load_model") as reader:
         config = _model_config(reader)
         group = "model_weights" if reader.has("model_weights") else "/"
         stored = _StoredLayerWeights(reader, group)
         reader.where = "attribute model_config"
         with stored_weights(stored):
-            model = model_class.from_config(config)
+            try:
+                model = model_class.from_config(config, custom_objects=custom_objects)
+            except ModelFileError:
+                raise
+            except (KeyError, TypeError, ValueError) as error:       # the config's problem, wherever it showed
+                raise reader.error("attribute model_config", f"{type(error).__name__}: {error}") from None
         if not model.built:
             raise reader.error("attribute model_config", "the config gives no input shape, so the stored weights "
                                                          "cannot be matched to the layers")
         stored.finish()
         training_config = reader.json_attribute("training_config") if compile else None
         if training_config is not None:
-            _compile_from_config(model, training_config, reader)
+            _compile_from_config(model, training_config, reader, custom_objects)
             if model.compiled and reader.has("optimizer_weights"):
                 _restore_optimizer(model, reader)
     return model

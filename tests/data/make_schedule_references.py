@@ -182,6 +182,35 @@ def weighted_runs(keras):
     return out
 
 
+def custom_layer_run(keras):
+    """A fit through a custom layer written as Keras 3 documents it (the tests define the same class)."""
+    class Scale(keras.layers.Layer):
+        def __init__(self, factor=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+        def call(self, inputs):
+            return inputs * self.w * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((30, 5)).astype("float32")
+    y = rng.integers(0, 3, 30)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="tanh"), Scale(1.5),
+                              keras.layers.Dense(3, activation="softmax")])
+    start = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+    model.set_weights(start)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=3, batch_size=10, shuffle=False, verbose=0)
+    return {"x": x.tolist(), "y": y.tolist(), "start": [w.tolist() for w in start], "loss": history.history["loss"],
+            "final": [w.tolist() for w in model.get_weights()]}
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -194,7 +223,8 @@ def main():
     runs = [run(keras, name, config) for name, config in RUNS]
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
            "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras),
-           "metrics": more_metrics(keras), "regularized": regularized_run(keras), "weighted": weighted_runs(keras)}
+           "metrics": more_metrics(keras), "regularized": regularized_run(keras), "weighted": weighted_runs(keras),
+           "custom_layer": custom_layer_run(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 
