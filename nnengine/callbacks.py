@@ -107,18 +107,20 @@ class ProgbarLogger(Callback):
         self.epochs = self.params.get("epochs", 1)
 
     def on_epoch_begin(self, epoch, logs=None):
-        """Print 'Epoch i/n' and start a bar over the epoch's steps."""
+        """Print 'Epoch i/n' and start a bar over the epoch's steps (their number may be unknown: None)."""
         print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
         self.bar = Progbar(self.params["steps"], self.verbose)
+        self.seen = 0
 
     def on_train_batch_end(self, batch, logs=None):
         """Redraw the bar (a terminal only; piped output waits for the end)."""
-        if batch + 1 < self.params["steps"]:
+        self.seen = batch + 1
+        if self.params["steps"] is None or batch + 1 < self.params["steps"]:
             self.bar.update(batch + 1, logs, finalize=False)
 
     def on_epoch_end(self, epoch, logs=None):
         """Finish the line with the epoch's values, validation included."""
-        self.bar.update(self.params["steps"], logs, finalize=True)
+        self.bar.update(self.params["steps"] or self.seen, logs, finalize=True)
 
     def on_test_begin(self, logs=None):
         """evaluate() on its own gets a bar; validation inside fit does not."""
@@ -128,6 +130,12 @@ class ProgbarLogger(Callback):
         """Advance evaluate()'s bar."""
         if self.bar_test is not None:
             self.bar_test.update(batch + 1, logs)
+            self.test_seen = batch + 1
+
+    def on_test_end(self, logs=None):
+        """Finish evaluate()'s bar when its length was unknown."""
+        if self.bar_test is not None and self.params.get("steps") is None:
+            self.bar_test.update(getattr(self, "test_seen", 0), logs, finalize=True)
 
     def on_predict_begin(self, logs=None):
         """predict() gets a bar."""

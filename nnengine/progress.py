@@ -64,7 +64,9 @@ class Progbar:
     """
 
     def __init__(self, target, verbose=1, stream=None, interval=0.05, unit="step"):
-        self.target, self.verbose, self.interval, self.unit = int(target), verbose, interval, unit
+        # target None: the number of steps is unknown until the end (a generator): 'n/Unknown', no bar
+        self.target = None if target is None else int(target)
+        self.verbose, self.interval, self.unit = verbose, interval, unit
         self.stream = stream if stream is not None else sys.stdout
         self.dynamic = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
@@ -85,7 +87,10 @@ class Progbar:
         now = time.perf_counter()
         if current >= 1 and self.first_step_end is None:
             self.first_step_end = now
-        finalize = current >= self.target if finalize is None else finalize
+        if finalize is None:
+            finalize = self.target is not None and current >= self.target
+        if finalize and self.target is None:
+            self.target = current                   # now known: the finished line shows n/n
         if self.verbose == 1 and (finalize or (self.dynamic and now - self.last_draw >= self.interval)):
             self._draw_bar(current, logs or {}, now, finalize)
             self.last_draw = now
@@ -94,10 +99,17 @@ class Progbar:
                         f"{format_step_time(self._step_time(current, now), self.unit)}{format_logs(logs or {})}\n")
 
     def _counter(self, current):
+        if self.target is None:
+            return f"{current}/Unknown"
         digits = int(math.log10(self.target)) + 1 if self.target > 0 else 1
         return f"{current:{digits}d}/{self.target}"
 
     def _draw_bar(self, current, logs, now, finalize):
+        if self.target is None:                     # unknown length: counter, elapsed time, values
+            tail = f" {format_step_time(self._step_time(current, now), self.unit)}{format_logs(logs)}"
+            line = f"{self._counter(current)} {now - self.start:.0f}s{tail}"
+            self._write(("\r" + line) if self.dynamic else line + "\n")
+            return
         filled = int(BAR_WIDTH * current / self.target) if self.target else BAR_WIDTH
         seconds = now - self.start if finalize else self._step_time(current, now) * (self.target - current)
         clock = f"{seconds:.0f}s" if finalize else format_eta(seconds)

@@ -35,7 +35,9 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .activations import name_of
 from .autograd import enable_grad, no_grad
+from .batch_loops import BatchLoops
 from .compiled_step import StepCompiler
+from .data import is_batch_source
 from .dtypes import checked_cast
 from .layers import Activation, Dense
 from .metrics import Mean
@@ -70,6 +72,12 @@ def _metric_name(spec):
     return spec().name if isinstance(spec, type) else getattr(spec, "__name__", type(spec).__name__)
 
 
+def _no_y_with_batches(method, y, sample_weight):
+    if y is not None or sample_weight is not None:
+        raise ValueError(f"{method}: when x is a generator or PyDataset its batches carry the targets (and "
+                         "weights); y and sample_weight must be None")
+
+
 def _check_callbacks(method, callbacks):
     return arguments.sequence_of(method, "callbacks", callbacks, callbacks_module.Callback, "callback",
                                  "callbacks=[EarlyStopping()]")
@@ -82,7 +90,7 @@ def _batches(count, batch_size, order=None):
         yield slice(start, stop) if order is None else order[start:stop]
 
 
-class Trainer:
+class Trainer(BatchLoops):
     """The training half of a Keras model (see the module docstring)."""
 
     def _init_training_state(self):
@@ -291,7 +299,8 @@ class Trainer:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs; return a History whose ``history`` maps each log key to per-epoch values."""
         self._require_compiled("fit")
-        arguments.unsupported("fit", steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        if not is_batch_source(x):
+            arguments.unsupported("fit", steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         verbose_argument = verbose
         batch_size, verbose = arguments.batch_size("fit", batch_size), arguments.verbose("fit", verbose)
         validation_batch_size = arguments.batch_size(
@@ -301,6 +310,12 @@ class Trainer:
         validation_freq = arguments.integer("fit", "validation_freq", validation_freq, minimum=1)
         shuffle = arguments.boolean("fit", "shuffle", shuffle)
         callbacks = _check_callbacks("fit", callbacks)
+        if is_batch_source(x):
+            _no_y_with_batches("fit", y, sample_weight)
+            return self._fit_batches(x, epochs, initial_epoch, verbose, verbose_argument, callbacks, shuffle, dict(
+                steps_per_epoch=steps_per_epoch, validation_data=validation_data, validation_steps=validation_steps,
+                validation_freq=validation_freq, validation_batch_size=validation_batch_size,
+                class_weight=class_weight, validation_split=validation_split))
         x, y = self._prepare_xy(x, y, "fit")
         sample_weights("fit", sample_weight, class_weight, y, len(x))                 # checks both, once
         w = sample_weights("fit", sample_weight, None, y, len(x))
@@ -330,24 +345,6 @@ class Trainer:
         self.history = history
         history.model = self
         return history
-
-    def _split_validation(self, x, y, w, validation_split, validation_data):
-        """Keras: validation_data (x, y) or (x, y, sample_weight) wins; otherwise the LAST fraction of the
-        samples (and of their weights), taken before shuffling."""
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
-            x_val, y_val = self._prepare_xy(*validation_data[:2], "fit (validation_data)")
-            weights = validation_data[2] if len(validation_data) == 3 else None
-            return x, y, w, (x_val, y_val, sample_weights("fit (validation_data)", weights, None, y_val, len(x_val)))
-        if not validation_split:
-            return x, y, w, None
-        split_at = int(math.floor(len(x) * (1.0 - validation_split)))
-        if split_at == 0 or split_at == len(x):
-            raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples leaves "
-                             f"{split_at} for training and {len(x) - split_at} for validation; both need at least 1")
-        w_train, w_val = (None, None) if w is None else (w[:split_at], w[split_at:])
-        return x[:split_at], y[:split_at], w_train, (x[split_at:], y[split_at:], w_val)
 
     def _train_epoch(self, x, y, w, batch_size, shuffle, run, epoch):
         self._reset_metrics()
@@ -385,10 +382,13 @@ class Trainer:
                  callbacks=None, return_dict=False):
         """The loss and metrics on (x, y): ``[loss, *metrics]``, a float without metrics, or a dict."""
         self._require_compiled("evaluate")
-        arguments.unsupported("evaluate", steps=steps)
         batch_size, verbose = arguments.batch_size("evaluate", batch_size), arguments.verbose("evaluate", verbose)
         callbacks = _check_callbacks("evaluate", callbacks)
         return_dict = arguments.boolean("evaluate", "return_dict", return_dict)
+        if is_batch_source(x):
+            _no_y_with_batches("evaluate", y, sample_weight)
+            return self._evaluate_batches(x, steps, verbose, callbacks, return_dict)
+        arguments.unsupported("evaluate", steps=steps)
         x, y = self._prepare_xy(x, y, "evaluate")
         w = sample_weights("evaluate", sample_weight, None, y, len(x))
         self._resolve_metrics(y.shape)
@@ -403,9 +403,11 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for x, computed in batches, as a numpy array."""
-        arguments.unsupported("predict", steps=steps)
         batch_size, verbose = arguments.batch_size("predict", batch_size), arguments.verbose("predict", verbose)
         callbacks = _check_callbacks("predict", callbacks)
+        if is_batch_source(x):
+            return self._predict_batches(x, steps, verbose, callbacks)
+        arguments.unsupported("predict", steps=steps)
         x = self._prepare_x(x, "predict")
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
         run = callbacks_module.CallbackList([*progbar, *callbacks], self,

@@ -1,0 +1,142 @@
+"""fit, evaluate and predict over batches from Python (generators, iterators, ``PyDataset``): ``BatchLoops``.
+
+A base class of ``Trainer``: the loops here walk a ``data.BatchSource`` batch by batch and run the
+same steps, metrics, callbacks and progress bars as the array loops in trainer.py. Each batch is
+checked and cast like an array input (``_prepare_xy``), so a generator that yields inconsistent
+batches gets the same clear errors. When the number of batches is unknown (a generator without
+``steps_per_epoch``), the progress bar counts ``n/Unknown`` as Keras's does.
+"""
+import math
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from .data import BatchSource, is_batch_source
+from .utils import global_rng
+from .weighting import sample_weights
+
+__all__ = ["BatchLoops"]
+
+
+class BatchLoops:
+    """The batch-source loops and the validation split of a Trainer (see the module docstring)."""
+
+    def _split_validation(self, x, y, w, validation_split, validation_data):
+        """Keras: validation_data (x, y) or (x, y, sample_weight) wins; otherwise the LAST fraction of the
+        samples (and of their weights), taken before shuffling."""
+        if validation_data is not None:
+            if is_batch_source(validation_data):
+                return x, y, w, validation_data
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
+            x_val, y_val = self._prepare_xy(*validation_data[:2], "fit (validation_data)")
+            weights = validation_data[2] if len(validation_data) == 3 else None
+            return x, y, w, (x_val, y_val, sample_weights("fit (validation_data)", weights, None, y_val, len(x_val)))
+        if not validation_split:
+            return x, y, w, None
+        split_at = int(math.floor(len(x) * (1.0 - validation_split)))
+        if split_at == 0 or split_at == len(x):
+            raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples leaves "
+                             f"{split_at} for training and {len(x) - split_at} for validation; both need at least 1")
+        w_train, w_val = (None, None) if w is None else (w[:split_at], w[split_at:])
+        return x[:split_at], y[:split_at], w_train, (x[split_at:], y[split_at:], w_val)
+
+    def _fit_batches(self, data, epochs, initial_epoch, verbose, verbose_argument, callbacks, shuffle, options):
+        """fit over a batch source; ``options``: steps_per_epoch, validation_data, validation_steps,
+        validation_freq, validation_batch_size, class_weight, validation_split."""
+        if options["validation_split"]:
+            raise ValueError("fit: validation_split needs arrays; with a generator or PyDataset pass "
+                             "validation_data")
+        source = BatchSource("fit", data, options["steps_per_epoch"])
+        if options["validation_data"] is not None:             # arrays are checked and cast once, up front
+            options["validation_data"] = self._split_validation(None, None, None, 0, options["validation_data"])[3]
+        history = callbacks_module.History()
+        progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
+        run = callbacks_module.CallbackList([*progbar, *callbacks, history], self,
+                                            {"verbose": verbose_argument, "epochs": epochs,
+                                             "steps": source.known_steps})
+        self.stop_training, self._nan_reported = False, False
+        run.call("on_train_begin", {})
+        for epoch in range(initial_epoch, epochs):
+            run.call("on_epoch_begin", epoch, {})
+            seen = self._train_source_epoch(source, shuffle, options["class_weight"], run, epoch)
+            if not seen:
+                break
+            logs = self._logs()
+            validation = options["validation_data"]
+            if validation is not None and (epoch + 1) % options["validation_freq"] == 0:
+                logs.update({f"val_{k}": v for k, v in self._validate(validation, options).items()})
+            run.call("on_epoch_end", epoch, logs)
+            if self.stop_training or source.ran_out:
+                break
+        run.call("on_train_end", {})
+        self.history = history
+        history.model = self
+        return history
+
+    def _train_source_epoch(self, source, shuffle, class_weight, run, epoch):
+        """One epoch of training steps over ``source``; the number of batches seen."""
+        self._reset_metrics()
+        seen = 0
+        for batch, (x, y, w) in enumerate(source.epoch(shuffle, global_rng())):
+            run.call("on_train_batch_begin", batch, {})
+            x, y = self._prepare_xy(x, y, "fit")
+            self._resolve_metrics(y.shape)
+            w = sample_weights("fit", w, class_weight, y, len(x))
+            loss_value, predictions = self._step(x, y, True, w)
+            self._check_finite(loss_value, epoch, batch)
+            self._record(loss_value, y, predictions)
+            seen = batch + 1
+            run.call("on_train_batch_end", batch, self._logs())
+            if self.stop_training:
+                break
+        return seen
+
+    def _validate(self, validation, options):
+        """Validation logs from arrays (x, y, w) or from a batch source."""
+        if is_batch_source(validation):
+            return self._evaluate_source(BatchSource("fit (validation_data)", validation, options["validation_steps"]))
+        return self._evaluate_arrays(*validation, options["validation_batch_size"])
+
+    def _evaluate_source(self, source, run=None):
+        """Loss and metrics over one pass of ``source``."""
+        self._reset_metrics()
+        for batch, (x, y, w) in enumerate(source.epoch()):
+            if run is not None:
+                run.call("on_test_batch_begin", batch, {})
+            x, y = self._prepare_xy(x, y, source.method)
+            self._resolve_metrics(y.shape)
+            w = sample_weights(source.method, w, None, y, len(x))
+            loss_value, predictions = self._step(x, y, False, w)
+            self._record(loss_value, y, predictions)
+            if run is not None:
+                run.call("on_test_batch_end", batch, self._logs())
+        return self._logs()
+
+    def _evaluate_batches(self, data, steps, verbose, callbacks, return_dict):
+        """evaluate over a batch source."""
+        source = BatchSource("evaluate", data, steps)
+        progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
+        run = callbacks_module.CallbackList([*progbar, *callbacks], self,
+                                            {"verbose": verbose, "steps": source.known_steps, "mode": "test"})
+        run.call("on_test_begin", {})
+        logs = self._evaluate_source(source, run)
+        run.call("on_test_end", logs)
+        return logs if return_dict else self._ordered(logs)
+
+    def _predict_batches(self, data, steps, verbose, callbacks):
+        """predict over a batch source (each item x, or a tuple whose first part is x)."""
+        source = BatchSource("predict", data, steps)
+        progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
+        run = callbacks_module.CallbackList([*progbar, *callbacks], self,
+                                            {"verbose": verbose, "steps": source.known_steps})
+        run.call("on_predict_begin", {})
+        outputs = []
+        for batch, (x, _, _) in enumerate(source.epoch()):
+            run.call("on_predict_batch_begin", batch, {})
+            outputs.append(self._predict_batch(self._prepare_x(x, "predict")))
+            run.call("on_predict_batch_end", batch, {"outputs": outputs[-1]})
+        run.call("on_predict_end", {})
+        if not outputs:
+            raise ValueError("predict: the input yielded no batches")
+        return np.concatenate(outputs)

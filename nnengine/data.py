@@ -1,0 +1,107 @@
+"""Batches from Python: generators, iterators and ``PyDataset`` (Keras 3's ``utils.PyDataset``), for fit/evaluate/predict.
+
+Each item a source yields is one batch: ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+
+* A ``PyDataset`` knows its length: one epoch is ``len(dataset)`` batches (or ``steps_per_epoch``),
+  read by index, in a new random order every epoch when fit's ``shuffle`` is True;
+  ``on_epoch_end()`` is called after each epoch.
+* A generator or iterator is read on: each epoch takes ``steps_per_epoch`` batches from it, or all
+  that remain when that is None. When it runs dry before an epoch is complete, training stops with a
+  warning, as Keras's does ("ran out of data").
+"""
+import warnings
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["PyDataset", "is_batch_source", "BatchSource", "split_batch"]
+
+
+class PyDataset:
+    """Keras 3's base class of indexable datasets: implement ``__len__`` (batches) and ``__getitem__(i)``.
+
+    ``workers``, ``use_multiprocessing`` and ``max_queue_size`` are accepted for Keras compatibility;
+    nnengine reads batches in the training thread.
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers, self.use_multiprocessing, self.max_queue_size = workers, use_multiprocessing, max_queue_size
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__ (the number of batches)")
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__(index) (one batch)")
+
+    def on_epoch_end(self):
+        """Called after every epoch (override to reshuffle or augment)."""
+
+    @property
+    def num_batches(self):
+        """The number of batches, ``len(self)``."""
+        return len(self)
+
+
+def is_batch_source(data):
+    """True for a PyDataset, a generator or iterator, or another iterable that is not array-like data."""
+    if isinstance(data, PyDataset):
+        return True
+    if data is None or isinstance(data, (np.ndarray, Tensor, list, tuple, dict, str, bytes)):
+        return False
+    return hasattr(data, "__next__") or hasattr(data, "__iter__")
+
+
+def split_batch(method, item):
+    """One batch as (x, y or None, sample_weight or None), with a clear error for anything else."""
+    if isinstance(item, tuple):
+        if not 1 <= len(item) <= 3:
+            raise ValueError(f"{method}: a batch must be x, (x,), (x, y) or (x, y, sample_weight), got a tuple of "
+                             f"{len(item)} items")
+        return (*item, *([None] * (3 - len(item))))
+    if isinstance(item, list) and len(item) in (2, 3) and all(hasattr(part, "__len__") for part in item):
+        return (*item, *([None] * (3 - len(item))))
+    return item, None, None
+
+
+class BatchSource:
+    """The batches of one fit/evaluate/predict call, epoch by epoch."""
+
+    def __init__(self, method, data, steps=None):
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+            raise ValueError(f"{method}: steps must be a positive int or None, got {steps!r}")
+        self.method, self.data, self.steps = method, data, steps
+        self.indexed = isinstance(data, PyDataset)
+        self._iterator = None if self.indexed else iter(data)
+        self.ran_out = False
+
+    @property
+    def known_steps(self):
+        """Batches per epoch when known in advance, else None (a generator without steps)."""
+        if self.indexed:
+            return min(len(self.data), self.steps) if self.steps else len(self.data)
+        return self.steps
+
+    def epoch(self, shuffle=False, rng=None):
+        """The batches of one epoch, each as (x, y, sample_weight); ``rng`` shuffles a PyDataset's batch order."""
+        if self.indexed:
+            order = np.arange(len(self.data))
+            if shuffle:
+                order = (rng or np.random.default_rng()).permutation(order)
+            for index in order[:self.known_steps]:
+                yield split_batch(self.method, self.data[int(index)])
+            self.data.on_epoch_end()
+            return
+        taken = 0
+        while self.steps is None or taken < self.steps:
+            try:
+                item = next(self._iterator)
+            except StopIteration:
+                if self.steps is not None or taken == 0:
+                    self.ran_out = True
+                    warnings.warn(f"{self.method}: your input ran out of data after {taken} batches of this epoch; "
+                                  "training stops (give steps_per_epoch no larger than the generator yields, or "
+                                  "repeat it)", UserWarning, stacklevel=4)
+                return
+            taken += 1
+            yield split_batch(self.method, item)
