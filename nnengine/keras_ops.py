@@ -92,9 +92,8 @@ def log(x):
 
 
 def abs(x):  # noqa: A001 - keras.ops's name
-    """|x| = max(x, -x) (gradient: the sign of x; at 0, split between the two)."""
-    x = convert_to_tensor(x)
-    return F.maximum(x, F.neg(x))
+    """|x| (``Tensor.abs``)."""
+    return convert_to_tensor(x).abs()
 
 
 absolute = abs
@@ -141,8 +140,8 @@ def max(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops's name
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops's name
-    """The minimum over ``axis``: -max(-x)."""
-    return F.neg(F.max(F.neg(convert_to_tensor(x)), axis=axis, keepdims=keepdims))
+    """The minimum over ``axis`` (``Tensor.min``)."""
+    return convert_to_tensor(x).min(axis, keepdims)
 
 
 def argmax(x, axis=-1):
@@ -151,15 +150,13 @@ def argmax(x, axis=-1):
 
 
 def var(x, axis=None, keepdims=False):
-    """The (biased) variance over ``axis``: mean((x - mean(x))^2), as numpy and Keras compute it."""
-    x = _float(x)
-    centred = x - F.mean(x, axis=axis, keepdims=True)
-    return F.mean(centred * centred, axis=axis, keepdims=keepdims)
+    """The (biased) variance over ``axis`` (``Tensor.var``)."""
+    return _float(x).var(axis, keepdims)
 
 
 def std(x, axis=None, keepdims=False):
-    """The standard deviation over ``axis``: sqrt(var)."""
-    return F.sqrt(var(x, axis=axis, keepdims=keepdims))
+    """The standard deviation over ``axis`` (``Tensor.std``)."""
+    return _float(x).std(axis, keepdims)
 
 
 def reshape(x, new_shape):
@@ -173,23 +170,13 @@ def transpose(x, axes=None):
 
 
 def squeeze(x, axis=None):
-    """``x`` without its size-1 axes (only ``axis`` when given)."""
-    x = convert_to_tensor(x)
-    if axis is None:
-        shape = [d for d in x.shape if d != 1]
-    else:
-        axes = [a % x.ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
-        if any(x.shape[a] != 1 for a in axes):
-            raise ValueError(f"squeeze: axis {axis} of shape {x.shape} is not of size 1")
-        shape = [d for a, d in enumerate(x.shape) if a not in axes]
-    return F.reshape(x, tuple(shape))
+    """``x`` without its size-1 axes (only ``axis`` when given; ``Tensor.squeeze``)."""
+    return convert_to_tensor(x).squeeze(axis)
 
 
 def expand_dims(x, axis):
-    """``x`` with a new size-1 axis at ``axis``."""
-    x = convert_to_tensor(x)
-    axis = axis % (x.ndim + 1)
-    return F.reshape(x, (*x.shape[:axis], 1, *x.shape[axis:]))
+    """``x`` with a new size-1 axis at ``axis`` (``Tensor.expand_dims``)."""
+    return convert_to_tensor(x).expand_dims(axis)
 
 
 def softmax(x, axis=-1):

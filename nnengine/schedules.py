@@ -33,7 +33,12 @@ class LearningRateSchedule:
 
     def __call__(self, step):
         """The learning rate at optimizer step ``step`` (0 for the first update), a float."""
-        return float(self.value(float(step)))
+        rate = self.value(float(step))
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) and not hasattr(rate, "__float__") or \
+                isinstance(rate, (str, bytes)):
+            raise TypeError(f"{type(self).__name__}: a schedule must return a number, got {rate!r} "
+                            f"({type(rate).__name__}) at step {int(step)}")
+        return float(rate)
 
     def value(self, step):
         """The formula (subclasses)."""

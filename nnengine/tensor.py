@@ -133,6 +133,37 @@ class Tensor(TensorBase):
         """Maximum over ``axis``; the gradient is shared equally between tied maxima."""
         return F.max(self, axis, keepdims)
 
+    def min(self, axis=None, keepdims=False):
+        """Minimum over ``axis``: -max(-x), so ties share the gradient as max's do."""
+        return F.neg(F.max(F.neg(self), axis, keepdims))
+
+    def abs(self):
+        """|x| as max(x, -x): the gradient is the sign of x (split between the two at 0)."""
+        return F.maximum(self, F.neg(self))
+
+    def var(self, axis=None, keepdims=False):
+        """The (biased) variance over ``axis``: mean((x - mean(x))^2), as numpy computes it."""
+        centred = self - F.mean(self, axis, True)
+        return F.mean(centred * centred, axis, keepdims)
+
+    def std(self, axis=None, keepdims=False):
+        """The standard deviation over ``axis``: sqrt(var)."""
+        return F.sqrt(self.var(axis, keepdims))
+
+    def squeeze(self, axis=None):
+        """The same data without size-1 axes (only ``axis``, an int or tuple, when given)."""
+        if axis is None:
+            return F.reshape(self, tuple(d for d in self.shape if d != 1))
+        axes = {a % self.ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
+        if any(self.shape[a] != 1 for a in axes):
+            raise ValueError(f"squeeze: axis {axis} of a tensor of shape {self.shape} does not have size 1")
+        return F.reshape(self, tuple(d for a, d in enumerate(self.shape) if a not in axes))
+
+    def expand_dims(self, axis):
+        """The same data with a new size-1 axis at ``axis``."""
+        axis = axis % (self.ndim + 1)
+        return F.reshape(self, (*self.shape[:axis], 1, *self.shape[axis:]))
+
     def argmax(self, axis=None):
         """Indices (int64) of the maxima along ``axis`` (None: of the flattened tensor); not differentiable."""
         return F.argmax(self, axis)

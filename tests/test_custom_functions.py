@@ -212,3 +212,14 @@ def test_regularizers_save_load_and_errors(tmp_path):
         keras.layers.Dense(2, kernel_regularizer="l3")
     with pytest.raises(TypeError, match="L2: l2 must be a number, got '0.1'"):
         keras.regularizers.L2("0.1")
+
+
+@pytest.mark.parametrize("method, expected", [
+    (lambda t: t.abs(), np.abs), (lambda t: t.min(axis=0), lambda a: a.min(axis=0)),
+    (lambda t: t.var(axis=1, keepdims=True), lambda a: a.var(axis=1, keepdims=True)),
+    (lambda t: t.std(), lambda a: a.std()), (lambda t: t.expand_dims(0).squeeze(0), lambda a: a),
+])
+def test_tensor_methods_for_custom_functions_match_numpy_and_gradcheck(method, expected):
+    a = np.random.default_rng(4).standard_normal((3, 4)) + 0.1
+    np.testing.assert_allclose(method(nn.tensor(a, dtype="float64")).numpy(), expected(a), rtol=1e-12, atol=1e-12)
+    assert nn.gradcheck(lambda t: method(t), nn.tensor(a, dtype="float64", requires_grad=True))

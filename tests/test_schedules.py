@@ -119,6 +119,14 @@ def test_schedule_errors():
     with pytest.raises(ValueError, match="Unknown learning-rate schedule 'Exotic'"):
         schedules.deserialize({"class_name": "Exotic", "config": {}})
 
+    class Wordy(schedules.LearningRateSchedule):
+        name = "wordy"
+
+        def value(self, step):
+            return "0.1"
+    with pytest.raises(TypeError, match="Wordy: a schedule must return a number, got '0.1'"):
+        keras.optimizers.SGD(Wordy()).learning_rate
+
     class Broken(schedules.LearningRateSchedule):
         def value(self, step):
             return math.nan
