@@ -9,10 +9,10 @@ Every name here is the same object as at the top of nnengine
 (``nnengine.keras.layers is nnengine.layers``).
 """
 from . import activations, callbacks, initializers, layers, losses, metrics, models, optimizers, regularizers, utils
-from . import saving
+from . import constraints, saving
 from . import keras_ops as ops
 from .layers import Input
 from .models import Model, Sequential
 
-__all__ = ["Sequential", "Model", "Input", "activations", "callbacks", "initializers", "layers", "losses", "metrics",
+__all__ = ["Sequential", "Model", "Input", "activations", "callbacks", "constraints", "initializers", "layers", "losses", "metrics",
            "models", "ops", "optimizers", "regularizers", "saving", "utils"]

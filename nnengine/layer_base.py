@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import arguments, initializers, regularizers
+from . import arguments, constraints, initializers, regularizers
 from .device import get_default_device
 from .dtypes import is_float_dtype, to_supported_dtype
 from .tensor import Tensor
@@ -72,6 +72,7 @@ class Layer(ABC):
         self._weights = []
         self._weight_names = []
         self._weight_regularizers = []
+        self._weight_constraints = []
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self.device = get_default_device()
         self.batch_input_shape = None
@@ -90,11 +91,10 @@ class Layer(ABC):
 
         ``name`` defaults to 'variable', 'variable_1', ... within the layer. A ``regularizer`` adds its
         penalty of this weight to the training loss (``regularization_losses``). ``dtype`` must be the
-        layer's own (nnengine keeps one dtype per layer); constraints are not supported yet.
+        layer's own (nnengine keeps one dtype per layer). A ``constraint`` projects the weight after each
+        optimizer step of fit (``apply_constraints``).
         """
         owner = f"layer {self.name!r}: add_weight"
-        if constraint is not None:
-            raise ValueError(f"{owner}: constraints are not supported by nnengine yet")
         if dtype is not None and to_supported_dtype(config_dtype(dtype)).name != self.dtype:
             raise ValueError(f"{owner}: dtype {dtype!r} differs from the layer's {self.dtype}")
         shape = () if shape is None else arguments.shape(owner, "shape", shape, allow_none=False)
@@ -110,7 +110,15 @@ class Layer(ABC):
         self._weights.append(weight)
         self._weight_names.append(name)
         self._weight_regularizers.append(regularizers.get(regularizer))
+        self._weight_constraints.append(constraints.get(constraint))
         return weight
+
+    def apply_constraints(self):
+        """Project each constrained weight in place (after an optimizer step), as Keras's optimizer does."""
+        for weight, constraint in zip(self._weights, self._weight_constraints):
+            if constraint is not None:
+                projected = constraint(weight)
+                weight._backend.assign(weight._data, projected._data)
 
     def regularization_losses(self):
         """The penalties of the regularized trainable weights (0-d Tensors), as Keras adds them to the loss."""

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import activations, arguments, initializers, regularizers
+from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
 from .layer_base import BUILD_LOCK, Layer, batch_shape, config_dtype, stored_weights
 from .tensor import Tensor
@@ -36,8 +36,11 @@ class Dense(Layer):
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.units = arguments.integer(f"Dense {self.name!r}", "units", units, minimum=1)
@@ -58,10 +61,11 @@ class Dense(Layer):
             raise ValueError(f"Dense {self.name!r} needs inputs (batch, ..., features) with a known feature "
                              f"size, got input shape {tuple(input_shape)}")
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                      name="kernel")
         if self.use_bias:
             self.bias = self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        name="bias")
+                                        constraint=self.bias_constraint, name="bias")
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -95,7 +99,8 @@ class Dense(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": None, "bias_constraint": None})
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint)})
         return config
 
     @classmethod
@@ -107,10 +112,9 @@ class Dense(Layer):
                          bias_initializer=config.get("bias_initializer", "zeros"),
                          kernel_regularizer=config.get("kernel_regularizer"),
                          bias_regularizer=config.get("bias_regularizer"),
-                         activity_regularizer=config.get("activity_regularizer"))
-        for key in ("kernel_constraint", "bias_constraint"):
-            if config.get(key) is not None:
-                raise ValueError(f"Dense {config.get('name')!r}: {key} is not supported by nnengine")
+                         activity_regularizer=config.get("activity_regularizer"),
+                         kernel_constraint=config.get("kernel_constraint"),
+                         bias_constraint=config.get("bias_constraint"))
         return arguments
 
 

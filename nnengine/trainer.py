@@ -247,6 +247,9 @@ class Trainer(BatchLoops):
             for weight in trainable:
                 weight.zero_grad()
             self.optimizer.apply_prepared(trainable, grads)
+            with no_grad():
+                for layer in self._layers:          # weight constraints after the update, as Keras applies them
+                    layer.apply_constraints()
         return [loss._data, predictions]
 
     def _predict_batch(self, x_batch):

@@ -96,9 +96,36 @@ def test_add_weight_follows_keras_3():
     assert layer.weight_names == ["w", "variable"] and not extra.requires_grad
     with pytest.raises(ValueError, match="already has a weight named 'w'"):
         layer.add_weight((1,), name="w")
-    with pytest.raises(ValueError, match="constraints are not supported"):
-        layer.add_weight((1,), constraint="non_neg")
+    with pytest.raises(ValueError, match="Unknown constraint 'positive'"):
+        layer.add_weight((1,), constraint="positive")
     with pytest.raises(ValueError, match="add_weight: shape must hold positive sizes"):
         layer.add_weight((0,), name="empty")
     with pytest.raises(ValueError, match="cannot load layer class 'Nope'.*register_keras_serializable"):
         keras.Sequential.from_config({"layers": [{"class_name": "Nope", "config": {}}]})
+
+
+CONSTRAINED = json.loads((Path(__file__).parent / "data" / "keras3_schedules.json").read_text())["constrained"]
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["compiled", "eager"])
+def test_constraints_train_as_in_keras(jit, tmp_path):
+    model = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(6, activation="relu", kernel_constraint=keras.constraints.MaxNorm(0.8),
+                           bias_constraint=keras.constraints.NonNeg()),
+        keras.layers.Dense(3, activation="softmax", kernel_constraint=keras.constraints.MaxNorm(1.2, axis=1))])
+    model.set_weights([np.array(w, np.float32) for w in CONSTRAINED["start"]])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", jit_compile=jit)
+    history = model.fit(np.array(CONSTRAINED["x"], np.float32), np.array(CONSTRAINED["y"]), epochs=3, batch_size=10,
+                        shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], CONSTRAINED["loss"], rtol=1e-5)
+    for ours, theirs in zip(model.get_weights(), CONSTRAINED["final"]):
+        np.testing.assert_allclose(ours, np.array(theirs, np.float32), rtol=1e-4, atol=1e-5)
+    kernel, bias = model.layers[0].get_weights()
+    assert np.all(np.sqrt((kernel ** 2).sum(axis=0)) <= 0.8 + 1e-5) and np.all(bias >= 0)
+    if jit:
+        assert model.jit_report()["fallback_reason"] is None
+    model.save(tmp_path / "m.h5")
+    loaded = nn.load_model(tmp_path / "m.h5")
+    assert isinstance(loaded.layers[1].kernel_constraint, keras.constraints.MaxNorm)
+    assert loaded.layers[1].kernel_constraint.axis == 1

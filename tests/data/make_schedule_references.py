@@ -211,6 +211,24 @@ def custom_layer_run(keras):
             "final": [w.tolist() for w in model.get_weights()]}
 
 
+def constrained_run(keras):
+    """A 3-epoch fit with MaxNorm and NonNeg constraints: Keras's losses and final (projected) weights."""
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((30, 5)).astype("float32")
+    y = rng.integers(0, 3, 30)
+    model = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(6, activation="relu", kernel_constraint=keras.constraints.MaxNorm(0.8),
+                           bias_constraint=keras.constraints.NonNeg()),
+        keras.layers.Dense(3, activation="softmax", kernel_constraint=keras.constraints.MaxNorm(1.2, axis=1))])
+    start = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+    model.set_weights(start)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=3, batch_size=10, shuffle=False, verbose=0)
+    return {"x": x.tolist(), "y": y.tolist(), "start": [w.tolist() for w in start], "loss": history.history["loss"],
+            "final": [w.tolist() for w in model.get_weights()]}
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -224,7 +242,7 @@ def main():
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
            "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras),
            "metrics": more_metrics(keras), "regularized": regularized_run(keras), "weighted": weighted_runs(keras),
-           "custom_layer": custom_layer_run(keras)}
+           "custom_layer": custom_layer_run(keras), "constrained": constrained_run(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 
