@@ -20,7 +20,7 @@ from .autograd import _common_backend
 from .backends import DENSE_ACTIVATIONS
 from .dtypes import DEFAULT_FLOAT, is_float_dtype, result_dtype
 from .ops import (
-    Add, Cast, Clip, Div, Erf, Exp, GetItem, Linear, Log, LogSoftmax, MatMul, Max, Maximum, Minimum, Mul, Neg,
+    Add, Cast, Clip, Concatenate, Div, Erf, Exp, GetItem, Linear, Log, LogSoftmax, MatMul, Max, Maximum, Minimum, Mul, Neg,
     Power, Relu, Reshape, Sigmoid, Softmax, SoftmaxCrossEntropy, Sqrt, Sub, Sum, Tanh, ToDevice, Transpose,
     Where, constant,
 )
@@ -346,6 +346,21 @@ def getitem(x, index):
     parts = index if isinstance(index, tuple) else (index,)
     parts = tuple(_index_part(p, x) for p in parts)
     return GetItem.apply(x, index=parts if isinstance(index, tuple) else parts[0])
+
+
+def concatenate(tensors, axis=0):
+    """Join tensors of one dtype and device along ``axis`` (their other sizes must agree)."""
+    tensors = list(tensors)
+    if not tensors or not all(isinstance(t, TensorBase) for t in tensors):
+        raise TypeError("concatenate: expected a non-empty list of tensors")
+    first = tensors[0]
+    axis = _normalize_axes("concatenate", axis, first.ndim)[0]
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or t.dtype != first.dtype or \
+                any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
+            raise ValueError(f"concatenate: shapes {first.shape} and {t.shape} (dtypes {first.dtype}, {t.dtype}) "
+                             f"cannot be joined along axis {axis}")
+    return Concatenate.apply(*tensors, axis=axis)
 
 
 def softmax(x, axis=-1):

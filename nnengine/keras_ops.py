@@ -17,7 +17,8 @@ from .tensor import Tensor, ones, zeros
 
 __all__ = ["convert_to_tensor", "cast", "add", "subtract", "multiply", "divide", "negative", "power", "square",
            "sqrt", "exp", "log", "abs", "absolute", "maximum", "minimum", "clip", "where", "matmul", "mean", "sum",
-           "max", "min", "argmax", "var", "std", "reshape", "transpose", "squeeze", "expand_dims", "softmax",
+           "max", "min", "argmax", "var", "std", "reshape", "transpose", "squeeze", "expand_dims", "concatenate", "stack",
+           "softmax",
            "log_softmax", "relu", "sigmoid", "tanh", "equal", "not_equal", "greater", "greater_equal", "less",
            "less_equal", "ones_like", "zeros_like"]
 
@@ -177,6 +178,16 @@ def squeeze(x, axis=None):
 def expand_dims(x, axis):
     """``x`` with a new size-1 axis at ``axis`` (``Tensor.expand_dims``)."""
     return convert_to_tensor(x).expand_dims(axis)
+
+
+def concatenate(xs, axis=0):
+    """The tensors joined along ``axis``."""
+    return F.concatenate([convert_to_tensor(x) for x in xs], axis=axis)
+
+
+def stack(xs, axis=0):
+    """The tensors (all of one shape) stacked along a new axis ``axis``."""
+    return F.concatenate([convert_to_tensor(x).expand_dims(axis) for x in xs], axis=axis)
 
 
 def softmax(x, axis=-1):

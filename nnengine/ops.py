@@ -410,6 +410,28 @@ class GetItem(Function):
         return (grad,)
 
 
+class Concatenate(Function):
+    """y = the inputs joined along ``axis``: written into zeros piece by piece;  dx_i = g's piece of x_i."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis):
+        shape = list(xs[0].shape)
+        shape[axis] = sum(x.shape[axis] for x in xs)
+        out = ctx.backend.full(tuple(shape), 0, xs[0].dtype)
+        pieces, start = [], 0
+        for x in xs:
+            piece = tuple([slice(None)] * axis + [slice(start, start + x.shape[axis])])
+            ctx.backend.index_add(out, piece, x)
+            pieces.append(piece)
+            start += x.shape[axis]
+        ctx.params["pieces"] = pieces
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(ctx.backend.getitem(g, piece) for piece in ctx.params["pieces"])
+
+
 class Softmax(Function):
     """y = softmax(x) along an axis;  dx = y * (g - sum(g * y)), the sum along that axis (activation_backward)."""
 

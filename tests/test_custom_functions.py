@@ -223,3 +223,17 @@ def test_tensor_methods_for_custom_functions_match_numpy_and_gradcheck(method, e
     a = np.random.default_rng(4).standard_normal((3, 4)) + 0.1
     np.testing.assert_allclose(method(nn.tensor(a, dtype="float64")).numpy(), expected(a), rtol=1e-12, atol=1e-12)
     assert nn.gradcheck(lambda t: method(t), nn.tensor(a, dtype="float64", requires_grad=True))
+
+
+@pytest.mark.parametrize("device", ["numpy", "cpu"])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_concatenate_and_stack_match_numpy_and_gradcheck(device, axis):
+    rng = np.random.default_rng(5)
+    parts = [rng.standard_normal((2, 3)), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))]
+    tensors = [nn.tensor(p, dtype="float64", device=device, requires_grad=True) for p in parts]
+    np.testing.assert_array_equal(ops.concatenate(tensors, axis=axis).numpy(), np.concatenate(parts, axis=axis))
+    np.testing.assert_array_equal(ops.stack(tensors, axis=axis).numpy(), np.stack(parts, axis=axis))
+    assert nn.gradcheck(lambda a, b, c: ops.concatenate([a, b * 2.0, c], axis=axis).exp(), *tensors)
+    assert nn.gradcheck(lambda a, b: ops.stack([a, b], axis=axis) ** 2, *tensors[:2])
+    with pytest.raises(ValueError, match="cannot be joined along axis"):
+        ops.concatenate([tensors[0], nn.tensor(np.ones((3, 3)), dtype="float64", device=device)], axis=1)

@@ -114,3 +114,28 @@ def test_arguments_that_do_not_go_with_a_generator():
         model().fit(batches(), steps_per_epoch=0, verbose=0)
     with pytest.raises(ValueError, match="fit: steps_per_epoch is not supported by nnengine yet"):
         model().fit(X, Y, steps_per_epoch=2, verbose=0)
+
+
+def test_a_pydataset_fit_matches_keras():
+    import json
+    from pathlib import Path
+    run = json.loads((Path(__file__).parent / "data" / "keras3_schedules.json").read_text())["pydataset"]
+    x, y = np.array(run["x"], np.float32), np.array(run["y"])
+
+    class Recorded(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return x[index * 10:(index + 1) * 10], y[index * 10:(index + 1) * 10]
+
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"),
+                          keras.layers.Dense(3, activation="softmax")])
+    m.set_weights([np.array(w, np.float32) for w in run["start"]])
+    m.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = m.fit(Recorded(), epochs=2, shuffle=False, verbose=0)
+    for key, values in run["history"].items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-5, err_msg=key)
+    for ours, theirs in zip(m.get_weights(), run["final"]):
+        np.testing.assert_allclose(ours, np.array(theirs, np.float32), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m.evaluate(Recorded(), verbose=0), run["evaluate"], rtol=1e-5)

@@ -229,6 +229,29 @@ def constrained_run(keras):
             "final": [w.tolist() for w in model.get_weights()]}
 
 
+def pydataset_run(keras):
+    """A 2-epoch fit on a PyDataset of 4 batches, shuffle=False, then the same batches from a generator."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((40, 4)).astype("float32")
+    y = rng.integers(0, 3, 40)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return x[index * 10:(index + 1) * 10], y[index * 10:(index + 1) * 10]
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    start = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in model.get_weights()]
+    model.set_weights(start)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(Batches(), epochs=2, shuffle=False, verbose=0)
+    return {"x": x.tolist(), "y": y.tolist(), "start": [w.tolist() for w in start], "history": history.history,
+            "final": [w.tolist() for w in model.get_weights()], "evaluate": model.evaluate(Batches(), verbose=0)}
+
+
 def main():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -242,7 +265,8 @@ def main():
     out = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules,
            "runs": runs, "custom": custom_run(keras), "losses": more_losses(keras),
            "metrics": more_metrics(keras), "regularized": regularized_run(keras), "weighted": weighted_runs(keras),
-           "custom_layer": custom_layer_run(keras), "constrained": constrained_run(keras)}
+           "custom_layer": custom_layer_run(keras), "constrained": constrained_run(keras),
+           "pydataset": pydataset_run(keras)}
     (Path(__file__).parent / "keras3_schedules.json").write_text(json.dumps(out))
 
 
