@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from . import arguments, constraints, initializers, regularizers
+from .autograd import no_grad
 from .device import get_default_device
 from .dtypes import is_float_dtype, to_supported_dtype
 from .tensor import Tensor
@@ -191,8 +192,19 @@ class Layer(ABC):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        """The output shape for ``input_shape``; the identity unless a layer says otherwise."""
-        return tuple(input_shape)
+        """The output shape for ``input_shape``.
+
+        nnengine's layers say it; for a custom layer that does not, the built layer runs once on a zero
+        batch of one sample and the shape is read off (Keras traces the layer symbolically instead).
+        """
+        input_shape = tuple(input_shape)
+        if type(self).__module__.startswith("nnengine.") or not self.built or \
+                any(d is None for d in input_shape[1:]):
+            return input_shape
+        with no_grad():
+            probe = Tensor(np.zeros((1, *input_shape[1:])), dtype=self.dtype, device=self.device)
+            out = self.invoke(probe, False)
+        return (input_shape[0], *out.shape[1:])
 
     @abstractmethod
     def call(self, x, training=False):

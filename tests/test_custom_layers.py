@@ -129,3 +129,22 @@ def test_constraints_train_as_in_keras(jit, tmp_path):
     loaded = nn.load_model(tmp_path / "m.h5")
     assert isinstance(loaded.layers[1].kernel_constraint, keras.constraints.MaxNorm)
     assert loaded.layers[1].kernel_constraint.axis == 1
+
+
+class Project(keras.layers.Layer):
+    """A custom layer that changes the shape and does not say how (no compute_output_shape)."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], 2), initializer="glorot_uniform")
+
+    def call(self, inputs):
+        return inputs @ self.w
+
+
+def test_a_custom_layer_that_changes_the_shape_is_traced():
+    model = keras.Sequential([keras.Input((5,)), Project(), keras.layers.Dense(3)])
+    assert model.output_shape == (None, 3) and model.layers[1].kernel.shape == (2, 3)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("Project" in line and "(None, 2)" in line for line in lines)
+    assert model.predict(np.ones((4, 5), np.float32), verbose=0).shape == (4, 3)

@@ -82,3 +82,12 @@ def test_a_loss_object_takes_sample_weight():
     assert loss(y_true, y_pred, sample_weight=np.array([1.0, 0.0, 2.0, 1.0])).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="sample_weight has 3 values for 4 samples"):
         loss(y_true, y_pred, sample_weight=np.ones(3))
+
+
+def test_the_keras_features_run_on_the_numpy_reference_backend_too():
+    """The same recorded weighted fit on the "numpy" device (every feature is device-agnostic: its math is
+    functional ops, so each backend computes it; CI runs the rest on "cpu")."""
+    import nnengine as nn
+    with nn.device("numpy"):
+        test_weighted_fits_match_keras(WEIGHTED[0], True)
+        test_weighted_fits_match_keras(WEIGHTED[1], False)
