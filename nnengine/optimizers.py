@@ -45,6 +45,17 @@ def _fraction(owner, name, value, high_open=True):
     return arguments.number(owner, name, value, low=0, high=1, high_open=high_open)
 
 
+class _RateFunction(schedules.LearningRateSchedule):
+    """A learning rate given as a function of no arguments (Keras allows it): called at every step."""
+
+    def __init__(self, function):
+        self.function, self.name = function, getattr(function, "__name__", "learning_rate")
+
+    def value(self, step):
+        """``function()``, whatever the step."""
+        return self.function()
+
+
 def _norm(grad):
     """||g||, the L2 norm of all of a gradient's entries (a 0-d tensor on its device)."""
     return F.sqrt(F.sum(grad * grad))
@@ -93,6 +104,8 @@ class Optimizer(ABC):
             learning_rate = schedules.deserialize(learning_rate)
         if isinstance(learning_rate, schedules.LearningRateSchedule):
             self.schedule = learning_rate
+        elif callable(learning_rate):           # Keras: a function of no arguments, read at every step
+            self.schedule = _RateFunction(learning_rate)
         else:
             self.learning_rate = learning_rate
         self.weight_decay = None if weight_decay is None else _positive(self.name, "weight_decay", weight_decay,
@@ -227,7 +240,8 @@ class Optimizer(ABC):
 
     def get_config(self):
         """Keras 3's optimizer config."""
-        rate = self.learning_rate if self.schedule is None else schedules.serialize(self.schedule)
+        rate = self.learning_rate if self.schedule is None or isinstance(self.schedule, _RateFunction) else \
+            schedules.serialize(self.schedule)
         return {"name": self.name, "learning_rate": rate, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue,
                 "use_ema": False,

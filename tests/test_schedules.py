@@ -148,3 +148,13 @@ def test_clipping_formulas(clip, expected):
     keras.optimizers.SGD(learning_rate=1.0, **clip).apply_gradients(zip(grads, params))
     for param, want in zip(params, expected):
         np.testing.assert_allclose(-param.numpy(), want, rtol=2e-3)
+
+
+def test_a_learning_rate_function_of_no_arguments_is_read_every_step():
+    rates = iter([0.5, 0.25])
+    optimizer = keras.optimizers.SGD(learning_rate=lambda: next(rates))
+    param = nn.tensor([0.0], requires_grad=True)
+    optimizer.apply_gradients([(nn.tensor([1.0]), param)])
+    optimizer.apply_gradients([(nn.tensor([1.0]), param)])
+    assert param.numpy() == pytest.approx([-0.75])
+    assert keras.optimizers.SGD(learning_rate=lambda: 0.1).get_config()["learning_rate"] == pytest.approx(0.1)
