@@ -25,7 +25,11 @@ setup(
     package_data={"nnengine.kernels.cuda": ["*.cu", "*.cuh"]},
     install_requires=["numpy>=1.24", "numba>=0.59", "h5py>=3.8"],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6.80", "pytest-cov>=4"],
+        # mpi4py and MPICH (a wheel: no system MPI needed) so that the tests can run the 2-process checks of
+        # nnengine.distributed under mpiexec
+        "dev": ["pytest>=7", "hypothesis>=6.80", "pytest-cov>=4", "mpi4py>=4", "mpich>=4"],
+        # data-parallel training over MPI (nnengine.distributed); bring your cluster's MPI or MPICH's wheel
+        "mpi": ["mpi4py>=4", "mpich>=4"],
         # the GPU backend: CuPy built for the machine's CUDA major version
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=14"],

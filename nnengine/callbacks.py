@@ -17,61 +17,12 @@ import warnings
 import numpy as np
 
 from . import arguments
+from .callback_base import HOOKS, Callback, CallbackList, noop_hook, check_verbose, is_secondary_process, \
+    set_secondary_process
 from .progress import Progbar
 
-__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
+__all__ = ["set_secondary_process", "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback"]
-
-HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
-         "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
-         "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
-
-
-def _check_verbose(owner, verbose):
-    """0, 1 or 2 (or a bool), as the callbacks' verbose argument."""
-    if isinstance(verbose, (bool, int)) and verbose in (0, 1, 2):
-        return int(verbose)
-    raise ValueError(f"{owner}: verbose must be 0, 1 or 2, got {verbose!r}")
-
-
-class Callback:
-    """Base class: every hook does nothing; ``model`` and ``params`` are set before training."""
-
-    def __init__(self):
-        self.model = None
-        self.params = {}
-
-    def set_model(self, model):
-        """Attach the model being trained."""
-        self.model = model
-
-    def set_params(self, params):
-        """Receive fit's parameters: {'verbose', 'epochs', 'steps'}."""
-        self.params = params
-
-
-def _noop(self, *args, **kwargs):
-    """Does nothing (override to act)."""
-
-
-for _hook in HOOKS:
-    setattr(Callback, _hook, _noop)
-
-
-class CallbackList:
-    """Calls a hook on each callback in order."""
-
-    def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
-        for callback in self.callbacks:
-            callback.set_model(model)
-            callback.set_params(params)
-
-    def call(self, hook, *args):
-        """Run ``hook`` on every callback."""
-        for callback in self.callbacks:
-            getattr(callback, hook)(*args)
-
 
 class History(Callback):
     """Records each epoch's logs: ``history.history['loss']`` is the list of epoch losses; ``epoch`` their indices."""
@@ -98,9 +49,15 @@ class ProgbarLogger(Callback):
 
     def __init__(self, verbose=1):
         super().__init__()
-        self.verbose = verbose
+        self.verbose = 0 if is_secondary_process() else verbose
         self.bar = self.bar_test = self.bar_predict = None
         self.epochs = 0
+
+    def __getattribute__(self, name):
+        """Every hook does nothing when verbose is 0 (a secondary process of a distributed run)."""
+        if name.startswith("on_") and object.__getattribute__(self, "verbose") == 0:
+            return noop_hook.__get__(self)
+        return object.__getattribute__(self, name)
 
     def on_train_begin(self, logs=None):
         """Note the number of epochs."""
@@ -159,7 +116,7 @@ class _Monitor(Callback):
         self.monitor = arguments.text(owner, "monitor", monitor)
         mode = arguments.choice(owner, "mode", mode, ("auto", "min", "max"))
         min_delta = arguments.number(owner, "min_delta", min_delta)
-        self.verbose = _check_verbose(owner, verbose)
+        self.verbose = check_verbose(owner, verbose)
         if mode == "auto":
             # Keras: quantities whose name says accuracy (or AUC) grow; everything else shrinks.
             mode = "max" if any(key in monitor for key in ("acc", "auc")) else "min"
@@ -265,7 +222,9 @@ class ModelCheckpoint(_Monitor):
                              f"(save_weights_only={self.save_weights_only}), got {self.filepath!r}")
 
     def on_epoch_end(self, epoch, logs=None):
-        """Save when due."""
+        """Save when due (never on a secondary process of a distributed run)."""
+        if is_secondary_process():
+            return
         path = self._path(epoch, logs or {})
         if self.save_best_only:
             current = self.current_value(logs)
@@ -352,7 +311,7 @@ class LearningRateScheduler(Callback):
         if not callable(schedule):
             raise TypeError(f"LearningRateScheduler: schedule must be a function of (epoch, lr), got "
                             f"{type(schedule).__name__}")
-        self.schedule, self.verbose = schedule, _check_verbose("LearningRateScheduler", verbose)
+        self.schedule, self.verbose = schedule, check_verbose("LearningRateScheduler", verbose)
 
     def on_epoch_begin(self, epoch, logs=None):
         """Ask the schedule for this epoch's rate and set it."""
@@ -402,13 +361,18 @@ class CSVLogger(Callback):
         self.keys, self.file, self.writer = None, None, None
 
     def on_train_begin(self, logs=None):
-        """Open the file (appending when asked and it exists)."""
+        """Open the file (appending when asked and it exists); a secondary process of a distributed run writes none."""
+        if is_secondary_process():
+            self.file = None
+            return
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
         self.file = open(self.filename, "a" if self.append else "w", newline="")
         self.header_written = exists
 
     def on_epoch_end(self, epoch, logs=None):
         """Write one row."""
+        if self.file is None:
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

@@ -1,0 +1,73 @@
+"""The base of every callback: ``Callback`` (Keras's hooks, each a no-op), ``CallbackList``, and the process flag.
+
+callbacks.py holds the built-in callbacks; this module holds what they and the trainer share.
+``set_secondary_process`` marks a non-zero rank of a distributed run, whose progress bars and files
+are silent (nnengine.distributed.init sets it).
+"""
+
+__all__ = ["HOOKS", "Callback", "CallbackList", "set_secondary_process", "is_secondary_process", "check_verbose",
+           "noop_hook"]
+
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+         "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+         "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
+
+
+_PROCESS = {"secondary": False}
+
+
+def set_secondary_process(secondary):
+    """Mark this process as one that does not print progress or write files (a non-zero rank of a
+    distributed run; nnengine.distributed.init sets it)."""
+    _PROCESS["secondary"] = bool(secondary)
+
+
+def check_verbose(owner, verbose):
+    """0, 1 or 2 (or a bool), as the callbacks' verbose argument."""
+    if isinstance(verbose, (bool, int)) and verbose in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f"{owner}: verbose must be 0, 1 or 2, got {verbose!r}")
+
+
+class Callback:
+    """Base class: every hook does nothing; ``model`` and ``params`` are set before training."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        """Attach the model being trained."""
+        self.model = model
+
+    def set_params(self, params):
+        """Receive fit's parameters: {'verbose', 'epochs', 'steps'}."""
+        self.params = params
+
+
+def is_secondary_process():
+    """True on a process that does not print progress or write files."""
+    return _PROCESS["secondary"]
+
+
+def noop_hook(self, *args, **kwargs):
+    """Does nothing (override to act)."""
+
+
+for _hook in HOOKS:
+    setattr(Callback, _hook, noop_hook)
+
+
+class CallbackList:
+    """Calls a hook on each callback in order."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model)
+            callback.set_params(params)
+
+    def call(self, hook, *args):
+        """Run ``hook`` on every callback."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)

@@ -1,0 +1,246 @@
+"""Data-parallel training over MPI, with Horovod's Keras API: ``import nnengine.distributed as hvd``.
+
+    hvd.init()
+    x, y = hvd.shard(x, y)                                   # each process its part of the data
+    model.compile(optimizer=hvd.DistributedOptimizer(keras.optimizers.Adam(0.001 * hvd.size())), ...)
+    model.fit(x, y, callbacks=[hvd.BroadcastGlobalVariablesCallback(0), hvd.MetricAverageCallback()])
+
+    mpiexec -n 2 python train.py                                  # one machine
+    mpiexec -n 8 -f hostfile python train.py                      # several (MPICH's hostfile: one host per line)
+
+* ``init()`` joins MPI's world (mpi4py, the ``[mpi]`` extra). Without mpi4py, a single process runs as
+  rank 0 of 1; a process started by mpiexec without mpi4py gets a clear error instead of training alone.
+* ``DistributedOptimizer(optimizer)`` averages the gradients of every process before each update: they
+  are packed into flat buffers of at most ``bucket_bytes`` (Horovod's tensor fusion), each reduced with
+  one in-place Allreduce. GPU tensors go through the host (NCCL is not wired yet). The exchange reads
+  device data on the host, so a distributed step runs eagerly (jit_report says why).
+* Only rank 0 prints progress bars and writes ModelCheckpoint/CSVLogger files, unless ``init(quiet=False)``.
+* Faults: ``init`` installs an exception hook that calls ``MPI_Abort`` when a process dies of an
+  uncaught exception, so the others stop at once instead of waiting forever in an Allreduce.
+"""
+import os
+import sys
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from .optimizers import Optimizer
+
+__all__ = ["init", "rank", "size", "local_rank", "local_size", "is_initialized", "allreduce_average",
+           "broadcast_arrays", "DistributedOptimizer", "BroadcastGlobalVariablesCallback", "MetricAverageCallback",
+           "LearningRateWarmupCallback", "shard"]
+
+_STATE = {"comm": None, "local": None, "initialized": False}
+#: the environment variables MPI launchers set: a process that has one was started as part of a group
+_LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_RANK")
+
+
+def init(quiet=True):
+    """Join the MPI world (or run alone without mpi4py); ``quiet``: only rank 0 prints and writes files."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        if any(int(os.environ.get(v, "1") or 1) > 1 for v in _LAUNCHER_VARIABLES if v.endswith("SIZE")):
+            raise RuntimeError("nnengine.distributed.init: this process was started by an MPI launcher but mpi4py "
+                               "is not installed: pip install 'nnengine[mpi]'") from None
+        _STATE.update(comm=None, local=None, initialized=True)
+        return
+    comm = MPI.COMM_WORLD
+    _STATE.update(comm=comm, local=comm.Split_type(MPI.COMM_TYPE_SHARED), initialized=True)
+    if comm.Get_size() > 1:
+        _abort_on_uncaught_exceptions(comm)
+        callbacks_module.set_secondary_process(quiet and comm.Get_rank() != 0)
+
+
+def _abort_on_uncaught_exceptions(comm):
+    """A process that dies of an exception takes the others down with it (MPI_Abort), instead of a hang."""
+    previous = sys.excepthook
+
+    def abort(kind, value, traceback):
+        previous(kind, value, traceback)
+        sys.stderr.flush()
+        comm.Abort(1)
+    sys.excepthook = abort
+
+
+def is_initialized():
+    """True after ``init()``."""
+    return _STATE["initialized"]
+
+
+def _comm():
+    if not _STATE["initialized"]:
+        raise RuntimeError("nnengine.distributed: call init() first")
+    return _STATE["comm"]
+
+
+def rank():
+    """This process's rank in the world (0 without MPI)."""
+    comm = _comm()
+    return 0 if comm is None else comm.Get_rank()
+
+
+def size():
+    """The number of processes (1 without MPI)."""
+    comm = _comm()
+    return 1 if comm is None else comm.Get_size()
+
+
+def local_rank():
+    """This process's rank among those on its machine."""
+    _comm()
+    return 0 if _STATE["local"] is None else _STATE["local"].Get_rank()
+
+
+def local_size():
+    """The number of processes on this machine."""
+    _comm()
+    return 1 if _STATE["local"] is None else _STATE["local"].Get_size()
+
+
+def allreduce_average(arrays, bucket_bytes=64 << 20):
+    """Every process's ``arrays`` averaged elementwise, in buckets of at most ``bucket_bytes`` (one Allreduce each).
+
+    Arrays of one dtype are packed into one flat buffer per bucket, reduced in place, divided by the
+    number of processes and unpacked; the result keeps each array's shape and dtype.
+    """
+    comm = _comm()
+    arrays = [np.ascontiguousarray(a) for a in arrays]
+    if comm is None or comm.Get_size() == 1:
+        return arrays
+    from mpi4py import MPI
+    out = [None] * len(arrays)
+    for bucket in _buckets(arrays, bucket_bytes):
+        flat = np.concatenate([arrays[i].reshape(-1) for i in bucket])
+        comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        flat /= comm.Get_size()
+        start = 0
+        for i in bucket:
+            out[i] = flat[start:start + arrays[i].size].reshape(arrays[i].shape)
+            start += arrays[i].size
+    return out
+
+
+def _buckets(arrays, bucket_bytes):
+    """Index lists of arrays of one dtype whose total size stays within ``bucket_bytes`` (one array may exceed it)."""
+    buckets, current, current_bytes, current_dtype = [], [], 0, None
+    for index, array in enumerate(arrays):
+        if current and (array.dtype != current_dtype or current_bytes + array.nbytes > bucket_bytes):
+            buckets.append(current)
+            current, current_bytes = [], 0
+        current.append(index)
+        current_bytes += array.nbytes
+        current_dtype = array.dtype
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+def broadcast_arrays(arrays, root_rank=0):
+    """The ``arrays`` of process ``root_rank``, on every process (shapes and dtypes must agree)."""
+    comm = _comm()
+    if comm is None or comm.Get_size() == 1:
+        return [np.asarray(a) for a in arrays]
+    result = []
+    for array in arrays:
+        buffer = np.array(array, copy=True, order="C")
+        comm.Bcast(buffer, root=root_rank)
+        result.append(buffer)
+    return result
+
+
+class _Averaging:
+    """Mixed into an optimizer's class by DistributedOptimizer: average the gradients, then update."""
+
+    bucket_bytes = 64 << 20
+
+    def _update_all(self, pairs):
+        grads = allreduce_average([grad.numpy() for grad, _ in pairs], self.bucket_bytes)
+        averaged = [(type(grad)(value, dtype=grad.dtype, device=grad.device), param)
+                    for value, (grad, param) in zip(grads, pairs)]
+        super()._update_all(averaged)
+
+
+def DistributedOptimizer(optimizer, bucket_bytes=64 << 20):
+    """``optimizer`` with its gradients averaged over every process before each update (Horovod's name).
+
+    The result is the same kind of optimizer (saved under the same class name), so compile, save and
+    load treat it as the optimizer it wraps.
+    """
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"DistributedOptimizer: expected an nnengine optimizer, got {type(optimizer).__name__}")
+    base = type(optimizer)
+    distributed = type(base.__name__, (_Averaging, base), {"__module__": __name__,
+                                                           "__doc__": f"{base.__name__}, gradients averaged."})
+    wrapped = distributed.__new__(distributed)
+    wrapped.__dict__.update(optimizer.__dict__)
+    wrapped.bucket_bytes = int(bucket_bytes)
+    return wrapped
+
+
+class BroadcastGlobalVariablesCallback(callbacks_module.Callback):
+    """At the start of training every process takes rank ``root_rank``'s weights and optimizer state."""
+
+    def __init__(self, root_rank=0):
+        super().__init__()
+        self.root_rank = root_rank
+
+    def on_train_begin(self, logs=None):
+        """Broadcast the weights, the step count and any optimizer slots."""
+        self.model.set_weights(broadcast_arrays(self.model.get_weights(), self.root_rank))
+        optimizer = self.model.optimizer
+        if optimizer is not None:
+            step = broadcast_arrays([np.array([optimizer.iterations], np.int64)], self.root_rank)[0]
+            optimizer.iterations = int(step[0])
+            slots = [tensor for _, _, tensor in optimizer.slot_variables()]
+            for tensor, value in zip(slots, broadcast_arrays([t.numpy() for t in slots], self.root_rank)):
+                tensor.assign_(value)
+
+
+class MetricAverageCallback(callbacks_module.Callback):
+    """Average each epoch's logged values over every process, so all report (and monitor) the same."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Replace each number in the logs by its mean over processes."""
+        if not logs:
+            return
+        keys = [k for k, v in logs.items() if isinstance(v, (int, float, np.floating))]
+        values = allreduce_average([np.array([float(logs[k]) for k in keys])])[0]
+        logs.update({k: float(v) for k, v in zip(keys, values)})
+
+
+class LearningRateWarmupCallback(callbacks_module.Callback):
+    """Horovod's warmup: the rate grows linearly from initial_lr / size to initial_lr over ``warmup_epochs``.
+
+    lr = initial_lr / size * (e * (size - 1) / warmup_epochs + 1), with e the fractional epoch.
+    """
+
+    def __init__(self, initial_lr, warmup_epochs=5, steps_per_epoch=None, verbose=0):
+        super().__init__()
+        self.initial_lr, self.warmup_epochs = float(initial_lr), float(warmup_epochs)
+        self.steps_per_epoch, self.verbose, self.epoch = steps_per_epoch, verbose, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Note the epoch."""
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Set this batch's rate while warming up."""
+        if self.epoch >= self.warmup_epochs:
+            return
+        steps = self.steps_per_epoch or self.params.get("steps") or 1
+        progress = self.epoch + batch / steps
+        self.model.optimizer.learning_rate = self.initial_lr / size() * (progress * (size() - 1) /
+                                                                         self.warmup_epochs + 1)
+
+
+def shard(*arrays):
+    """This process's contiguous part of each array (sizes differ by at most one), so that the processes
+    together see every sample once per epoch."""
+    count, parts = len(arrays[0]), size()
+    start, stop = count * rank() // parts, count * (rank() + 1) // parts
+    if any(len(a) != count for a in arrays):
+        raise ValueError(f"shard: the arrays must have the same length, got {[len(a) for a in arrays]}")
+    sharded = tuple(a[start:stop] for a in arrays)
+    return sharded[0] if len(sharded) == 1 else sharded
+

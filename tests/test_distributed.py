@@ -1,0 +1,148 @@
+"""nnengine.distributed: one process alone, and two processes under mpiexec (MPICH's wheel, installed by [dev]).
+
+The two-process runs are child processes started with mpiexec; each test reads what rank 0 wrote and
+compares it with the same training done in this process.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnengine.distributed as hvd
+from nnengine import keras
+
+MPIEXEC = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
+needs_mpi = pytest.mark.skipif(not os.path.exists(MPIEXEC) or not shutil.which(MPIEXEC) and
+                               not os.access(MPIEXEC, os.X_OK), reason="no mpiexec here")
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((32, 5))
+Y = RNG.integers(0, 3, 32)
+START_SEED = 7
+
+
+def build(optimizer, dtype="float64"):
+    keras.utils.set_random_seed(START_SEED)
+    model = keras.Sequential([keras.Input((5,), dtype=dtype), keras.layers.Dense(6, activation="tanh", dtype=dtype),
+                              keras.layers.Dense(3, activation="softmax", dtype=dtype)])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_single_process_runs_as_rank_0_of_1_and_trains_as_without_it():
+    hvd.init()
+    assert (hvd.rank(), hvd.size(), hvd.local_rank(), hvd.local_size()) == (0, 1, 0, 1)
+    plain, distributed = build(keras.optimizers.Adam(0.01)), build(hvd.DistributedOptimizer(keras.optimizers.Adam(0.01)))
+    plain.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    distributed.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(plain.get_weights(), distributed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert type(distributed.optimizer).__name__ == "Adam" and isinstance(distributed.optimizer, keras.optimizers.Adam)
+    assert hvd.shard(np.arange(10)).tolist() == list(range(10))
+
+
+def test_buckets_keep_dtypes_apart_and_respect_the_size():
+    arrays = [np.zeros(10, np.float32), np.zeros(10, np.float32), np.zeros(4, np.float64), np.zeros(30, np.float32)]
+    assert hvd._buckets(arrays, bucket_bytes=80) == [[0, 1], [2], [3]]
+
+
+TWO_PROCESSES = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import nnengine.distributed as hvd
+    sys.path.insert(0, sys.argv[1])
+    from test_distributed import X, Y, build
+    from nnengine import keras
+
+    hvd.init()
+    kind, out = sys.argv[2], sys.argv[3]
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.5) if kind == "sgd" else keras.optimizers.Adam(0.02)
+    model = build(hvd.DistributedOptimizer(optimizer, bucket_bytes=200))
+    if hvd.rank() == 1:                                   # a different start: the broadcast must fix it
+        model.set_weights([w + 1.0 for w in model.get_weights()])
+    # each process takes its half of every batch of 8: rows 8i + 4r .. 8i + 4r + 3
+    rows = np.concatenate([np.arange(8 * i + 4 * hvd.rank(), 8 * i + 4 * hvd.rank() + 4) for i in range(4)])
+    history = model.fit(X[rows], Y[rows], batch_size=4, epochs=3, shuffle=False, verbose=1,
+                        callbacks=[hvd.BroadcastGlobalVariablesCallback(0), hvd.MetricAverageCallback()])
+    weights = np.concatenate([w.reshape(-1) for w in model.get_weights()])
+    everyone = hvd._comm().allgather(weights)
+    if hvd.rank() == 0:
+        np.savez(out, *model.get_weights(), same=np.array(all(np.array_equal(everyone[0], w) for w in everyone)),
+                 loss=np.array(history.history["loss"]))
+""")
+
+
+def run_two(tmp_path, *args, timeout=240):
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESSES)
+    return subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(Path(__file__).parent), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@needs_mpi
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_two_processes_with_half_batches_equal_one_process_with_whole_batches(tmp_path, kind):
+    done = run_two(tmp_path, kind, str(tmp_path / "out.npz"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = np.load(tmp_path / "out.npz", allow_pickle=False)
+    assert bool(result["same"]), "the processes ended with different weights"
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.5) if kind == "sgd" else keras.optimizers.Adam(0.02)
+    alone = build(optimizer)
+    history = alone.fit(X, Y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+    for index, weight in enumerate(alone.get_weights()):
+        np.testing.assert_allclose(result[f"arr_{index}"], weight, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(result["loss"], history.history["loss"], rtol=1e-6)   # averaged over processes
+    assert done.stdout.count("Epoch 1/3") == 1, "only rank 0 prints progress"
+
+
+FAULT = textwrap.dedent("""
+    import numpy as np
+    import nnengine.distributed as hvd
+    hvd.init()
+    if hvd.rank() == 1:
+        raise RuntimeError("rank 1 fails")
+    hvd.allreduce_average([np.ones(3)])             # rank 0 would wait here forever without MPI_Abort
+""")
+
+
+@needs_mpi
+def test_one_process_failing_stops_the_others(tmp_path):
+    script = tmp_path / "fault.py"
+    script.write_text(FAULT)
+    start = time.perf_counter()
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0 and "rank 1 fails" in done.stderr
+    assert time.perf_counter() - start < 60
+
+
+def test_warmup_and_errors():
+    hvd.init()
+    model = build(keras.optimizers.SGD(0.1))
+    warmup = hvd.LearningRateWarmupCallback(initial_lr=0.1, warmup_epochs=2)
+    model.fit(X, Y, batch_size=8, epochs=3, verbose=0, callbacks=[warmup])
+    assert model.optimizer.learning_rate == pytest.approx(0.1)     # one process: the rate is initial_lr throughout
+    with pytest.raises(TypeError, match="DistributedOptimizer: expected an nnengine optimizer"):
+        hvd.DistributedOptimizer("adam")
+    with pytest.raises(ValueError, match="shard: the arrays must have the same length"):
+        hvd.shard(np.arange(3), np.arange(4))
+
+
+@needs_mpi
+def test_the_distributed_example_trains_on_two_processes_and_saves_once(tmp_path):
+    pytest.importorskip("sklearn")
+    example = Path(__file__).resolve().parent.parent / "examples" / "distributed_digits.py"
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(example), "--epochs", "12", "--save",
+                           str(tmp_path / "d.h5")], capture_output=True, text=True, timeout=300,
+                          cwd=str(example.parent))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("test accuracy") == 1 and done.stdout.count("Epoch 1/12") == 1
+    accuracy = float(done.stdout.split("test accuracy: ")[1].split()[0])
+    assert accuracy > 0.9
+    assert os.listdir(tmp_path) == ["d.h5"]
