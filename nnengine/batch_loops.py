@@ -1,9 +1,10 @@
-"""fit, evaluate and predict over batches from Python (generators, iterators, ``PyDataset``): ``BatchLoops``.
+"""The loops over batches of fit and evaluate, for arrays and for batches from Python (generators,
+iterators, ``PyDataset``): ``BatchLoops``.
 
-A base class of ``Trainer``: the loops here walk a ``data.BatchSource`` batch by batch and run the
-same steps, metrics, callbacks and progress bars as the array loops in trainer.py. Each batch is
-checked and cast like an array input (``_prepare_xy``), so a generator that yields inconsistent
-batches gets the same clear errors. When the number of batches is unknown (a generator without
+A base class of ``Trainer``: one training loop and one evaluation loop walk batches of (x, y, weights),
+from the arrays (``array_batches``) or from a ``data.BatchSource``, and run the same steps, metrics,
+callbacks and progress bars. Each batch from a source is checked and cast like array input
+(``_prepare_xy``), so a generator that yields inconsistent batches gets the same clear errors. When the number of batches is unknown (a generator without
 ``steps_per_epoch``), the progress bar counts ``n/Unknown`` as Keras's does.
 """
 import math
@@ -15,11 +16,58 @@ from .data import BatchSource, is_batch_source
 from .utils import global_rng
 from .weighting import sample_weights
 
-__all__ = ["BatchLoops"]
+__all__ = ["BatchLoops", "batches", "array_batches"]
+
+
+def batches(count, batch_size, order=None):
+    """Index arrays (or slices) of consecutive batches over ``count`` samples."""
+    for start in range(0, count, batch_size):
+        stop = min(start + batch_size, count)
+        yield slice(start, stop) if order is None else order[start:stop]
+
+
+def array_batches(x, y, w, batch_size, order=None):
+    """(x, y, weights or None) of each consecutive batch of the arrays, in ``order`` when given."""
+    for index in batches(len(x), batch_size, order):
+        yield x[index], y[index], None if w is None else w[index]
 
 
 class BatchLoops:
-    """The batch-source loops and the validation split of a Trainer (see the module docstring)."""
+    """The loops over batches, the batch-source entry points and the validation split of a Trainer."""
+
+    def _train_epoch(self, batches, run, epoch, prepare=None):
+        """Training steps over ``batches`` of (x, y, weights), each made ready by ``prepare`` when given
+        (batches from a generator); returns how many batches there were."""
+        self._reset_metrics()
+        seen = 0
+        for batch, item in enumerate(batches):
+            run.call("on_train_batch_begin", batch, {})
+            x, y, w = item if prepare is None else prepare(*item)
+            loss_value, predictions = self._step(x, y, True, w)
+            self._check_finite(loss_value, epoch, batch)
+            self._record(loss_value, y, predictions)
+            seen = batch + 1
+            run.call("on_train_batch_end", batch, self._logs())
+            if self.stop_training:
+                break
+        return seen
+
+    def _evaluate_arrays(self, x, y, w, batch_size, run=None):
+        return self._evaluate_over(array_batches(x, y, w, batch_size), run)
+
+    def _evaluate_over(self, batches, run=None, prepare=None):
+        """Loss and metrics over ``batches`` of (x, y, weights), each made ready by ``prepare`` when given."""
+        self._reset_metrics()
+        for batch, item in enumerate(batches):
+            if run is not None:
+                run.call("on_test_batch_begin", batch, {})
+            x, y, w = item if prepare is None else prepare(*item)
+            loss_value, predictions = self._step(x, y, False, w)
+            self._record(loss_value, y, predictions)
+            if run is not None:
+                run.call("on_test_batch_end", batch, self._logs())
+        return self._logs()
+
 
     def _split_validation(self, x, y, w, validation_split, validation_data):
         """Keras: validation_data (x, y) or (x, y, sample_weight) wins; otherwise the LAST fraction of the
@@ -59,7 +107,8 @@ class BatchLoops:
         run.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             run.call("on_epoch_begin", epoch, {})
-            seen = self._train_source_epoch(source, shuffle, options["class_weight"], run, epoch)
+            seen = self._train_epoch(source.epoch(shuffle, global_rng()), run, epoch,
+                                     self._batch_preparer("fit", options["class_weight"]))
             if not seen:
                 break
             logs = self._logs()
@@ -74,23 +123,13 @@ class BatchLoops:
         history.model = self
         return history
 
-    def _train_source_epoch(self, source, shuffle, class_weight, run, epoch):
-        """One epoch of training steps over ``source``; the number of batches seen."""
-        self._reset_metrics()
-        seen = 0
-        for batch, (x, y, w) in enumerate(source.epoch(shuffle, global_rng())):
-            run.call("on_train_batch_begin", batch, {})
-            x, y = self._prepare_xy(x, y, "fit")
+    def _batch_preparer(self, method, class_weight=None):
+        """A function that checks and casts one batch from a source as array input is, and weights it."""
+        def prepare(x, y, w):
+            x, y = self._prepare_xy(x, y, method)
             self._resolve_metrics(y.shape)
-            w = sample_weights("fit", w, class_weight, y, len(x))
-            loss_value, predictions = self._step(x, y, True, w)
-            self._check_finite(loss_value, epoch, batch)
-            self._record(loss_value, y, predictions)
-            seen = batch + 1
-            run.call("on_train_batch_end", batch, self._logs())
-            if self.stop_training:
-                break
-        return seen
+            return x, y, sample_weights(method, w, class_weight, y, len(x))
+        return prepare
 
     def _validate(self, validation, options):
         """Validation logs from arrays (x, y, w) or from a batch source."""
@@ -100,18 +139,7 @@ class BatchLoops:
 
     def _evaluate_source(self, source, run=None):
         """Loss and metrics over one pass of ``source``."""
-        self._reset_metrics()
-        for batch, (x, y, w) in enumerate(source.epoch()):
-            if run is not None:
-                run.call("on_test_batch_begin", batch, {})
-            x, y = self._prepare_xy(x, y, source.method)
-            self._resolve_metrics(y.shape)
-            w = sample_weights(source.method, w, None, y, len(x))
-            loss_value, predictions = self._step(x, y, False, w)
-            self._record(loss_value, y, predictions)
-            if run is not None:
-                run.call("on_test_batch_end", batch, self._logs())
-        return self._logs()
+        return self._evaluate_over(source.epoch(), run, self._batch_preparer(source.method))
 
     def _evaluate_batches(self, data, steps, verbose, callbacks, return_dict):
         """evaluate over a batch source."""

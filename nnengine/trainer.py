@@ -35,7 +35,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .activations import name_of
 from .autograd import enable_grad, no_grad
-from .batch_loops import BatchLoops
+from .batch_loops import BatchLoops, array_batches, batches
 from .compiled_step import StepCompiler
 from .data import is_batch_source
 from .dtypes import checked_cast
@@ -81,13 +81,6 @@ def _no_y_with_batches(method, y, sample_weight):
 def _check_callbacks(method, callbacks):
     return arguments.sequence_of(method, "callbacks", callbacks, callbacks_module.Callback, "callback",
                                  "callbacks=[EarlyStopping()]")
-
-
-def _batches(count, batch_size, order=None):
-    """Index arrays (or slices) of consecutive batches over ``count`` samples."""
-    for start in range(0, count, batch_size):
-        stop = min(start + batch_size, count)
-        yield slice(start, stop) if order is None else order[start:stop]
 
 
 class Trainer(BatchLoops):
@@ -320,11 +313,10 @@ class Trainer(BatchLoops):
                 validation_freq=validation_freq, validation_batch_size=validation_batch_size,
                 class_weight=class_weight, validation_split=validation_split))
         x, y = self._prepare_xy(x, y, "fit")
-        sample_weights("fit", sample_weight, class_weight, y, len(x))                 # checks both, once
-        w = sample_weights("fit", sample_weight, None, y, len(x))
+        w = sample_weights("fit", sample_weight, class_weight, y, len(x))
         x, y, w, validation = self._split_validation(x, y, w, validation_split, validation_data)
-        if class_weight is not None:            # Keras weights the training samples only, after the split
-            w = sample_weights("fit", None, class_weight, y, len(x))
+        if class_weight is not None and validation_data is None and validation is not None:
+            validation = (*validation[:2], None)    # Keras weights the training samples only
         self._resolve_metrics(y.shape)
         steps = math.ceil(len(x) / batch_size)
         history = callbacks_module.History()
@@ -337,7 +329,9 @@ class Trainer(BatchLoops):
         run.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             run.call("on_epoch_begin", epoch, {})
-            logs = self._train_epoch(x, y, w, batch_size, shuffle, run, epoch)
+            order = global_rng().permutation(len(x)) if shuffle else None
+            self._train_epoch(array_batches(x, y, w, batch_size, order), run, epoch)
+            logs = self._logs()
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_arrays(*validation, validation_batch_size)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
@@ -349,19 +343,6 @@ class Trainer(BatchLoops):
         history.model = self
         return history
 
-    def _train_epoch(self, x, y, w, batch_size, shuffle, run, epoch):
-        self._reset_metrics()
-        order = global_rng().permutation(len(x)) if shuffle else None
-        for batch, index in enumerate(_batches(len(x), batch_size, order)):
-            run.call("on_train_batch_begin", batch, {})
-            loss_value, predictions = self._step(x[index], y[index], True, None if w is None else w[index])
-            self._check_finite(loss_value, epoch, batch)
-            self._record(loss_value, y[index], predictions)
-            run.call("on_train_batch_end", batch, self._logs())
-            if self.stop_training:
-                break
-        return self._logs()
-
     def _check_finite(self, loss_value, epoch, batch):
         """Report (once per fit) a NaN or infinite loss instead of training through it silently."""
         if not math.isfinite(loss_value) and not self._nan_reported:
@@ -369,17 +350,6 @@ class Trainer(BatchLoops):
             warnings.warn(f"fit: the loss is {loss_value} at epoch {epoch + 1}, batch {batch}; the weights are "
                           "no longer finite. Lower the learning rate, check the data, or add "
                           "callbacks.TerminateOnNaN() to stop.", RuntimeWarning, stacklevel=3)
-
-    def _evaluate_arrays(self, x, y, w, batch_size, run=None):
-        self._reset_metrics()
-        for batch, index in enumerate(_batches(len(x), batch_size)):
-            if run is not None:
-                run.call("on_test_batch_begin", batch, {})
-            loss_value, predictions = self._step(x[index], y[index], False, None if w is None else w[index])
-            self._record(loss_value, y[index], predictions)
-            if run is not None:
-                run.call("on_test_batch_end", batch, self._logs())
-        return self._logs()
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
@@ -417,7 +387,7 @@ class Trainer(BatchLoops):
                                             {"verbose": verbose, "steps": math.ceil(len(x) / batch_size)})
         run.call("on_predict_begin", {})
         outputs = []
-        for batch, index in enumerate(_batches(len(x), batch_size)):
+        for batch, index in enumerate(batches(len(x), batch_size)):
             run.call("on_predict_batch_begin", batch, {})
             outputs.append(self._predict_batch(x[index]))
             run.call("on_predict_batch_end", batch, {"outputs": outputs[-1]})
