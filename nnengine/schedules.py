@@ -61,42 +61,39 @@ def _positive_steps(owner, name, value):
     return arguments.number(owner, name, value, low=0, low_open=True)
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """lr0 * decay_rate ** (step / decay_steps), the exponent rounded down with ``staircase``."""
+class _RateDecay(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: lr0, decay_steps, decay_rate, staircase (Keras's)."""
 
     arguments = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase")
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
         owner = type(self).__name__
         self.initial_learning_rate = arguments.number(owner, "initial_learning_rate", initial_learning_rate, low=0)
         self.decay_steps = _positive_steps(owner, "decay_steps", decay_steps)
         self.decay_rate = arguments.number(owner, "decay_rate", decay_rate, low=0)
         self.staircase = arguments.boolean(owner, "staircase", staircase)
-        self.name = name
+        self.name = name or owner
+
+    def _progress(self, step):
+        """p = step / decay_steps, rounded down with ``staircase``."""
+        p = step / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+
+class ExponentialDecay(_RateDecay):
+    """lr0 * decay_rate ** (step / decay_steps), the exponent rounded down with ``staircase``."""
 
     def value(self, step):
         """lr0 * rate^p."""
-        p = step / self.decay_steps
-        return self.initial_learning_rate * self.decay_rate ** (math.floor(p) if self.staircase else p)
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """lr0 / (1 + decay_rate * step / decay_steps), the ratio rounded down with ``staircase``."""
-
-    arguments = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase")
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
-        owner = type(self).__name__
-        self.initial_learning_rate = arguments.number(owner, "initial_learning_rate", initial_learning_rate, low=0)
-        self.decay_steps = _positive_steps(owner, "decay_steps", decay_steps)
-        self.decay_rate = arguments.number(owner, "decay_rate", decay_rate, low=0)
-        self.staircase = arguments.boolean(owner, "staircase", staircase)
-        self.name = name
 
     def value(self, step):
         """lr0 / (1 + rate * p)."""
-        p = step / self.decay_steps
-        return self.initial_learning_rate / (1.0 + self.decay_rate * (math.floor(p) if self.staircase else p))
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
