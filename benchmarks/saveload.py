@@ -17,7 +17,6 @@ import os
 import tempfile
 
 import h5py
-import numpy as np
 
 from .common import median_time, write_results
 

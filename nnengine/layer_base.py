@@ -201,10 +201,12 @@ class Layer(ABC):
         if type(self).__module__.startswith("nnengine.") or not self.built or \
                 any(d is None for d in input_shape[1:]):
             return input_shape
-        with no_grad():
-            probe = Tensor(np.zeros((1, *input_shape[1:])), dtype=self.dtype, device=self.device)
-            out = self.invoke(probe, False)
-        return (input_shape[0], *out.shape[1:])
+        traced = self.__dict__.setdefault("_traced_output_shapes", {})    # fit asks once per batch: trace once
+        if input_shape[1:] not in traced:
+            with no_grad():
+                probe = Tensor(np.zeros((1, *input_shape[1:])), dtype=self.dtype, device=self.device)
+                traced[input_shape[1:]] = tuple(self.invoke(probe, False).shape[1:])
+        return (input_shape[0], *traced[input_shape[1:]])
 
     @abstractmethod
     def call(self, x, training=False):

@@ -148,3 +148,12 @@ def test_a_custom_layer_that_changes_the_shape_is_traced():
     model.summary(print_fn=lines.append)
     assert any("Project" in line and "(None, 2)" in line for line in lines)
     assert model.predict(np.ones((4, 5), np.float32), verbose=0).shape == (4, 3)
+    calls = []
+    original = Project.call
+    Project.call = lambda self, inputs: calls.append(1) or original(self, inputs)
+    try:
+        model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+        model.fit(np.ones((16, 5), np.float32), np.zeros((16, 3), np.float32), batch_size=4, verbose=0)
+    finally:
+        Project.call = original
+    assert len(calls) == 4                 # one call per batch: the output shape was traced once, not per step
