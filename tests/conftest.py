@@ -1,22 +1,26 @@
 """Shared fixtures: every test that takes ``device`` runs once per backend device.
 
-GPU cases skip cleanly when no CUDA backend or device is available. Hypothesis
-runs a bounded number of examples so CI stays fast; set HYPOTHESIS_PROFILE=thorough
+GPU cases skip cleanly when no CUDA backend or device is available. Hypothesis (optional:
+without it the property-test modules skip and the rest runs) runs a bounded number of examples so CI stays fast; set HYPOTHESIS_PROFILE=thorough
 for a longer search.
 """
 import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
 
 import nnengine as nn
 
-settings.register_profile("ci", max_examples=20, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", max_examples=300, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+try:        # optional: without hypothesis its modules skip (importorskip) and the rest still runs
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    settings = None
+if settings is not None:
+    settings.register_profile("ci", max_examples=20, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("thorough", max_examples=300, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 DEVICES = ("numpy", "cpu", "cuda")
 

@@ -1,5 +1,8 @@
 """Strategies and array makers shared by the property tests."""
 import numpy as np
+import pytest
+
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 

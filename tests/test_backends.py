@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import tolerance
 from helpers import broadcast_pairs, seeds
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import given
 from hypothesis import strategies as st
 

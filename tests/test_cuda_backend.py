@@ -12,6 +12,7 @@ import sys
 import cuda_fake
 import numpy as np
 import pytest
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import given
 from hypothesis import strategies as st
 from test_backends import CASES, REFERENCE, Sizes, assert_agrees_with_reference, run, sizes

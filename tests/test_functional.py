@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from helpers import TARGET_KINDS, seeds
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -6,6 +6,7 @@ available backend device.
 import numpy as np
 import pytest
 from helpers import TARGET_KINDS, away_from_zero, broadcast_pairs, distinct, seeds, small_shapes, values
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import assume, given
 from hypothesis import strategies as st
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import given
 from hypothesis import strategies as st
 from keras_helpers import FakeTerminal

@@ -4,6 +4,7 @@ Every result is compared with the numpy reference backend."""
 import numpy as np
 import pytest
 from conftest import tolerance
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import assume, given
 from hypothesis import strategies as st
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+pytest.importorskip("hypothesis")        # property tests: skipped where hypothesis is missing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from keras_helpers import classification_data, small_model, strip_header
