@@ -23,9 +23,11 @@ arrays) unless ``retain_graph=True``; a second backward through a freed graph
 raises RuntimeError.
 """
 import threading
+from collections import Counter
 
 import numpy as np
 
+from .backends.constants import shared_constant
 from .tensor_base import TensorBase
 
 _grad_state = threading.local()
@@ -216,13 +218,35 @@ def _graph_in_reverse_order(root):
     return order
 
 
-def _accumulate(tensor, grad_array):
-    """Add a gradient into ``tensor.grad`` (the accumulation rule in the module docstring)."""
+def _accumulate(tensor, grad_array, owned):
+    """Add a gradient into ``tensor.grad`` (the accumulation rule in the module docstring).
+
+    ``owned``: this backward made ``grad_array`` and handed it to this tensor alone, so ``.grad`` may
+    keep it; otherwise it is copied (backward may hand one array, or views of it, to several tensors).
+    """
     if tensor.grad is None:
-        # A copy: backward may hand the same array (or a view of it) to several tensors.
-        tensor.grad = type(tensor)._make(tensor._backend.copy(grad_array), tensor._backend)
+        data = grad_array if owned else tensor._backend.copy(grad_array)
+        tensor.grad = type(tensor)._make(data, tensor._backend)
     else:
         tensor.grad = type(tensor)._make(tensor._backend.add(tensor.grad._data, grad_array), tensor._backend)
+
+
+def _owned(handed, grad_array):
+    """Whether ``grad_array`` is held by one pending entry only and is not a view of another array.
+
+    ``handed`` counts, by id, the pending entries (and kept ``.grad``s) holding each gradient array of
+    this backward; an entry is dropped when its array leaves pending, so a later array that reuses a
+    freed array's id starts from zero.
+    """
+    return handed[id(grad_array)] == 1 and getattr(grad_array, "base", None) is None
+
+
+def _let_go(handed, grad_array):
+    """One pending entry no longer holds ``grad_array``."""
+    key = id(grad_array)
+    handed[key] -= 1
+    if handed[key] <= 0:
+        del handed[key]
 
 
 def _initial_grad(root, grad):
@@ -234,6 +258,8 @@ def _initial_grad(root, grad):
                 f"backward() on a tensor of shape {root.shape} needs a gradient argument of that "
                 "shape; only one-element tensors get an implicit gradient of 1"
             )
+        if root.shape == ():
+            return shared_constant(backend, 1, root.dtype)
         return backend.full(root.shape, 1, root.dtype)
     if not isinstance(grad, TensorBase):
         grad = type(root)(np.asarray(grad), dtype=root.dtype, device=root.device)
@@ -255,7 +281,9 @@ def backward(root, grad=None, retain_graph=False):
         raise RuntimeError("backward(): this tensor does not require grad and has no graph")
     if root._node is not None and root._node.freed:
         raise RuntimeError(_FREED_MESSAGE)
-    pending = {id(root): _initial_grad(root, grad)}
+    seed = _initial_grad(root, grad)
+    pending = {id(root): seed}
+    handed = Counter({id(seed): 2})     # the seed may be a shared constant or the caller's array: never kept
     with no_grad():
         for tensor in _graph_in_reverse_order(root):
             grad_array = pending.pop(id(tensor), None)
@@ -263,9 +291,13 @@ def backward(root, grad=None, retain_graph=False):
                 continue
             node = tensor._node
             if node is None or tensor._retains_grad:
-                _accumulate(tensor, grad_array)
+                owned = _owned(handed, grad_array)
+                _accumulate(tensor, grad_array, owned)
+                if owned:
+                    handed[id(grad_array)] += 1     # kept as this .grad: another tensor gets a copy
             if node is not None:
-                _propagate(node, grad_array, pending, retain_graph)
+                _propagate(node, grad_array, pending, retain_graph, handed)
+            _let_go(handed, grad_array)
 
 
 _FREED_MESSAGE = (
@@ -274,8 +306,9 @@ _FREED_MESSAGE = (
 )
 
 
-def _propagate(node, grad_array, pending, retain_graph):
-    """Run one node's backward and add each input's gradient into ``pending``."""
+def _propagate(node, grad_array, pending, retain_graph, handed):
+    """Run one node's backward and add each input's gradient into ``pending``; ``handed`` counts how
+    often each gradient array was handed out (an array passed on unchanged is counted again)."""
     if node.freed:
         raise RuntimeError(_FREED_MESSAGE)
     input_grads = node.function.backward(node, grad_array)
@@ -288,8 +321,11 @@ def _propagate(node, grad_array, pending, retain_graph):
             parent_grad = backend.astype(parent_grad, parent.dtype)
         key = id(parent)
         if key in pending:
-            pending[key] = backend.add(pending[key], parent_grad)
+            earlier = pending[key]
+            pending[key] = backend.add(earlier, parent_grad)
+            _let_go(handed, earlier)
         else:
             pending[key] = parent_grad
+        handed[id(pending[key])] += 1
     if not retain_graph:
         node.release()

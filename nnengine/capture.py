@@ -29,6 +29,7 @@ import threading
 import numpy as np
 
 from .backends import Backend
+from .backends.constants import is_shared_constant
 from .tensor_base import TensorBase
 
 __all__ = ["CaptureError", "Plan", "Recorder", "capturing", "jit"]
@@ -306,7 +307,7 @@ def _spec(value, known, allowed=None):
         found = known.get(id(value))
         if found is not None:
             return found
-        if _is_array(value) and allowed is not None and id(value) not in allowed:
+        if _is_array(value) and allowed is not None and id(value) not in allowed and not is_shared_constant(value):
             raise CaptureError("the step reads an array that is neither its batch, a weight, nor made by the step "
                                f"(state left over from before, shape {tuple(value.shape)}), which a plan would freeze")
         return (_CONST, value)

@@ -16,11 +16,12 @@ import math
 import numpy as np
 
 from .autograd import Function
+from .backends.constants import shared_constant
 from .backends.layout import kept_shape
 
 
 def constant(backend, value, dtype):
-    """A 0-d backend array holding ``value``: the core's scalar constants."""
+    """A new 0-d backend array holding ``value`` (a Tensor of its own may wrap it)."""
     return backend.full((), value, dtype)
 
 
@@ -122,10 +123,10 @@ class Power(Function):
         a, b, out = ctx.saved
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            one = constant(bk, 1, b.dtype)
+            one = shared_constant(bk, 1, b.dtype)
             grad_a = bk.mul(g, bk.mul(b, bk.power(a, bk.sub(b, one))))
         if ctx.needs_input_grad[1]:
-            zero, one = constant(bk, 0, a.dtype), constant(bk, 1, a.dtype)
+            zero, one = shared_constant(bk, 0, a.dtype), shared_constant(bk, 1, a.dtype)
             at_zero = bk.equal(a, zero)
             # ln(a) with a replaced by 1 where a == 0, so no log(0) is ever taken.
             log_a = bk.log(bk.where(at_zero, one, a))
@@ -163,8 +164,8 @@ class Minimum(Function):
 
 def _tie_split(bk, g, a_wins, tie):
     """Gradients of max/min: (g where a wins, g where b wins), g/2 to each on a tie."""
-    zero = constant(bk, 0, g.dtype)
-    half_g = bk.mul(g, constant(bk, 0.5, g.dtype))
+    zero = shared_constant(bk, 0, g.dtype)
+    half_g = bk.mul(g, shared_constant(bk, 0.5, g.dtype))
     grad_a = bk.where(a_wins, g, bk.where(tie, half_g, zero))
     grad_b = bk.sub(g, grad_a)
     return grad_a, grad_b
@@ -182,7 +183,7 @@ class Where(Function):
     def backward(ctx, g):
         bk = ctx.backend
         (cond,) = ctx.saved
-        zero = constant(bk, 0, g.dtype)
+        zero = shared_constant(bk, 0, g.dtype)
         return (None,
                 bk.where(cond, g, zero) if ctx.needs_input_grad[1] else None,
                 bk.where(cond, zero, g) if ctx.needs_input_grad[2] else None)
@@ -240,7 +241,7 @@ class Sqrt(Function):
     def backward(ctx, g):
         bk = ctx.backend
         out = ctx.saved[0]
-        return (bk.div(g, bk.mul(out, constant(bk, 2, out.dtype))),)
+        return (bk.div(g, bk.mul(out, shared_constant(bk, 2, out.dtype))),)
 
 
 class _Activation(Function):
@@ -294,7 +295,7 @@ class Erf(Function):
         bk = ctx.backend
         x = ctx.saved[0]
         density = bk.exp(bk.neg(bk.mul(x, x)))
-        return (bk.mul(g, bk.mul(density, constant(bk, 2.0 / math.sqrt(math.pi), g.dtype))),)
+        return (bk.mul(g, bk.mul(density, shared_constant(bk, 2.0 / math.sqrt(math.pi), g.dtype))),)
 
 
 class Clip(Function):
@@ -304,16 +305,16 @@ class Clip(Function):
     def forward(ctx, x, low, high):
         bk = ctx.backend
         ctx.save_for_backward(x)
-        return bk.minimum(bk.maximum(x, constant(bk, low, x.dtype)), constant(bk, high, x.dtype))
+        return bk.minimum(bk.maximum(x, shared_constant(bk, low, x.dtype)), shared_constant(bk, high, x.dtype))
 
     @staticmethod
     def backward(ctx, g):
         bk = ctx.backend
         x = ctx.saved[0]
         low, high = ctx.params["low"], ctx.params["high"]
-        zero = constant(bk, 0, g.dtype)
-        inside = bk.where(bk.greater(x, constant(bk, high, x.dtype)), zero, g)
-        return (bk.where(bk.less(x, constant(bk, low, x.dtype)), zero, inside),)
+        zero = shared_constant(bk, 0, g.dtype)
+        inside = bk.where(bk.greater(x, shared_constant(bk, high, x.dtype)), zero, g)
+        return (bk.where(bk.less(x, shared_constant(bk, low, x.dtype)), zero, inside),)
 
 
 class Sum(Function):
@@ -494,7 +495,7 @@ class SoftmaxCrossEntropy(Function):
         total = bk.sum(losses, (0,), False)
         if reduction == "sum":
             return total
-        return bk.mul(total, constant(bk, 1.0 / logits.shape[0], logits.dtype))
+        return bk.mul(total, shared_constant(bk, 1.0 / logits.shape[0], logits.dtype))
 
     @staticmethod
     def backward(ctx, g):
@@ -507,5 +508,5 @@ class SoftmaxCrossEntropy(Function):
         elif reduction == "sum":
             per_row = bk.reshape(g, (1, 1))
         else:
-            per_row = bk.reshape(bk.mul(g, constant(bk, 1.0 / n, g.dtype)), (1, 1))
+            per_row = bk.reshape(bk.mul(g, shared_constant(bk, 1.0 / n, g.dtype)), (1, 1))
         return bk.mul(grad, per_row), None

@@ -32,10 +32,11 @@ def signatures(source):
 
 def _check_arg(kernel, c_type, name, value, dtype):
     where = f"{kernel} argument {name!r} ({c_type})"
+    c_type = c_type.replace("__restrict__", "").strip()
     if c_type.endswith("*"):
         element = c_type.replace("const", "").replace("*", "").strip()
         expected = dtype if element == "T" else np.dtype(_DTYPES[element])
-        assert isinstance(value, np.ndarray), f"{where}: got {type(value).__name__}, not an array"
+        assert isinstance(value, DeviceArray), f"{where}: got {type(value).__name__}, not an array on the device"
         assert value.dtype == expected, f"{where}: array of {value.dtype}, kernel reads {expected}"
         assert value.flags.c_contiguous, f"{where}: the kernel needs a C-contiguous array"
     elif c_type == "long long":
@@ -67,7 +68,8 @@ class FakeKernel:
         for (c_type, name), value in zip(self.signature, args):
             _check_arg(self.name, c_type, name, value, self.dtype)
         self.launches.append((self.name, grid, block))
-        EMULATIONS[self.name](**{name: value for (_, name), value in zip(self.signature, args)})
+        _operation(self.name)
+        EMULATIONS[self.name](**{name: on_host(value) for (_, name), value in zip(self.signature, args)})
 
 
 def fake_function_factory(launches):
@@ -80,6 +82,103 @@ def fake_function_factory(launches):
             cache[source] = signatures(source)
         return FakeKernel(kernel, dtype, cache[source][kernel], launches)
     return function
+
+
+# -- device arrays that count what the GPU would do ------------------------------------------------
+class DeviceLog:
+    """What one fake GPU was asked to do: ``operations`` (kernels, cuBLAS calls, fills, copies and
+    transfers, each one command on the GPU's stream) and ``syncs`` (host reads that wait for the GPU)."""
+
+    def __init__(self):
+        self.operations, self.syncs = [], []
+
+    def clear(self):
+        self.operations.clear()
+        self.syncs.clear()
+
+
+_LOG = {"current": DeviceLog()}
+
+
+def _operation(kind):
+    _LOG["current"].operations.append(kind)
+
+
+def _sync(kind):
+    _LOG["current"].syncs.append(kind)
+
+
+def _advanced(index):
+    """Whether ``index`` uses integer or boolean arrays (a gather, which is a kernel on a GPU)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (np.ndarray, list)) for p in parts)
+
+
+class DeviceArray(np.ndarray):
+    """A numpy array standing for GPU memory: copies, casts, fills, gathers and writes are logged as
+    device operations, and reading a value on the host (``item``, ``float``, ``bool``...) as a sync."""
+
+    def copy(self, order="C"):
+        _operation("copy")
+        return super().copy(order)
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if copy or np.dtype(dtype) != self.dtype:
+            _operation("astype")
+        return super().astype(dtype, order, casting, subok, copy)
+
+    def fill(self, value):
+        _operation("fill")
+        super().fill(value)
+
+    def __getitem__(self, index):
+        if _advanced(index):
+            _operation("gather")
+        return super().__getitem__(index)
+
+    def __setitem__(self, index, value):
+        _operation("setitem")
+        super().__setitem__(index, value)
+
+    def item(self, *args):
+        _sync("item")
+        return super().item(*args)
+
+    def __float__(self):
+        _sync("float")
+        return super().__float__()
+
+    def __int__(self):
+        _sync("int")
+        return super().__int__()
+
+    def __index__(self):
+        _sync("index")
+        return super().__index__()
+
+    def __bool__(self):
+        _sync("bool")
+        return super().__bool__()
+
+
+def on_device(value):
+    """A new DeviceArray holding ``value`` (arrays only; scalars and None pass through). Like a fresh
+    CuPy result it owns its memory (``base`` is None)."""
+    if not isinstance(value, np.ndarray):
+        return value
+    fresh = DeviceArray(value.shape, value.dtype)
+    fresh.view(np.ndarray)[...] = value
+    return fresh
+
+
+def device_view(value):
+    """``value`` (a view of a device array) as a DeviceArray view."""
+    return value.view(DeviceArray) if isinstance(value, np.ndarray) else value
+
+
+def on_host(value):
+    """A plain-ndarray view of a DeviceArray (the same memory), for the emulations' own numpy work."""
+    return value.view(np.ndarray) if isinstance(value, DeviceArray) else value
 
 
 # -- numpy emulations of each kernel's contract (the comments in the .cu files) -------------------
@@ -203,23 +302,68 @@ _ELEMENTWISE = {
 
 
 def fake_elementwise_kernel(name):
-    """A replacement for ``elementwise.kernel``: numpy's function for the operation."""
-    return lambda *operands: np.asarray(_ELEMENTWISE[name](*operands))
+    """A replacement for ``elementwise.kernel``: numpy's function for the operation (one logged kernel)."""
+    def run(*operands):
+        _operation(f"elementwise {name}")
+        return on_device(np.asarray(_ELEMENTWISE[name](*(on_host(o) for o in operands))))
+    return run
 
 
-def fake_cupy():
-    """A module-like object with the CuPy calls nnengine makes, answered by numpy (one fake GPU)."""
-    names = ["array", "asarray", "ascontiguousarray", "full", "zeros", "empty", "empty_like", "arange", "broadcast_to",
-             "swapaxes", "moveaxis", "matmul"]
-    module = types.SimpleNamespace(**{n: getattr(np, n) for n in names})
+def _upload_or_copy(value, dtype=None, order="K", copy=True):
+    """cupy.array: a host array is uploaded (a transfer), a device array copied (a kernel)."""
+    if isinstance(value, DeviceArray):
+        if not copy:
+            return value if dtype is None else value.astype(dtype, copy=False)
+        _operation("copy")
+    else:
+        _operation("upload")
+    return on_device(np.array(on_host(value), dtype=dtype, order=order, copy=True))
+
+
+def _logged(kind, function):
+    """``function`` returning a device array, logged as one device operation of ``kind`` (None: free)."""
+    def call(*args, **kwargs):
+        if kind:
+            _operation(kind)
+        return on_device(function(*(on_host(a) for a in args), **kwargs))
+    return call
+
+
+def _views(function):
+    """A view-making function (no device work) that keeps its result on the device."""
+    return lambda *args, **kwargs: device_view(function(*(on_host(a) for a in args), **kwargs))
+
+
+def _copyto(destination, source):
+    _operation("copy")
+    np.copyto(on_host(destination), on_host(source))
+
+
+def _to_host(value):
+    _sync("asnumpy")
+    return np.array(on_host(value), order="C")      # always a copy, as from a device
+
+
+def fake_cupy(log=None):
+    """A module-like object with the CuPy calls nnengine makes, answered by numpy (one fake GPU).
+
+    Arrays it makes are ``DeviceArray``s; ``log`` (a DeviceLog) receives what the GPU was asked to do.
+    """
+    _LOG["current"] = log if log is not None else DeviceLog()
+    module = types.SimpleNamespace(
+        array=_upload_or_copy, asarray=lambda a, dtype=None: _upload_or_copy(a, dtype, copy=False),
+        ascontiguousarray=lambda a: a if a.flags.c_contiguous else a.copy(order="C"),
+        full=_logged("fill", np.full), zeros=_logged("fill", np.zeros), ones=_logged("fill", np.ones),
+        arange=_logged("fill", np.arange), empty=_logged(None, np.empty), empty_like=_logged(None, np.empty_like),
+        matmul=_logged("cublas matmul", np.matmul), broadcast_to=_views(np.broadcast_to),
+        swapaxes=_views(np.swapaxes), moveaxis=_views(np.moveaxis), abs=_logged("elementwise abs", np.abs),
+        copyto=_copyto,
+        asnumpy=_to_host, float32=np.float32, int64=np.int64)
     module.__version__ = "fake"
-    module.asnumpy = lambda a: np.array(a, order="C")     # always a copy, as from a device
-    module.float32, module.int64, module.abs, module.ones, module.copyto = (
-        np.float32, np.int64, np.abs, np.ones, np.copyto)
     rng = np.random.default_rng(0)
     module.random = types.SimpleNamespace(
-        standard_normal=lambda shape, dtype=np.float64: rng.standard_normal(shape).astype(dtype),
-        randint=lambda low, high, size: rng.integers(low, high, size))
+        standard_normal=lambda shape, dtype=np.float64: on_device(rng.standard_normal(shape).astype(dtype)),
+        randint=lambda low, high, size: on_device(rng.integers(low, high, size)))
     runtime = types.SimpleNamespace(getDevice=lambda: 0, getDeviceCount=lambda: 1, setDevice=lambda i: None,
                                     getDeviceProperties=lambda i: {"name": b"Fake GPU"})
     module.cuda = types.SimpleNamespace(is_available=lambda: True, runtime=runtime, Event=FakeEvent,

@@ -39,6 +39,33 @@ def test_shared_gradient_arrays_are_not_aliased(device):
     assert b.grad.numpy()[0] == 1.0
 
 
+def test_retained_and_leaf_gradients_passed_through_are_not_aliased():
+    x = leaf([1.0, 2.0])
+    kept = x.reshape((2,)) * 1.0
+    kept.retain_grad()
+    view = kept.reshape((1, 2))                 # reshape hands on (a view of) the same gradient
+    view.sum().backward()
+    assert not np.shares_memory(kept.grad._data, x.grad._data)
+    seed_leaf = leaf(3.0)
+    seed_leaf.backward()                        # the implicit seed is a shared constant: copied into .grad
+    seed_leaf.grad._data[...] = 7.0
+    other = leaf(5.0)
+    other.backward()
+    assert other.grad.item() == 1.0
+
+
+def test_a_gradient_made_for_one_leaf_is_kept_without_a_copy(monkeypatch):
+    w, b = leaf(np.ones((3, 2))), leaf(np.zeros(2))
+    x = nn.tensor(np.ones((4, 3)))
+    copies = []
+    backend = w.backend
+    monkeypatch.setattr(backend, "copy", lambda array: copies.append(array.shape) or array.copy())
+    F.linear(x, w, b, activation="relu").sum().backward()
+    assert copies == []                         # dense_backward made both gradients for these leaves alone
+    np.testing.assert_allclose(w.grad.numpy(), np.full((3, 2), 4.0))
+    np.testing.assert_allclose(b.grad.numpy(), [4.0, 4.0])
+
+
 def test_graph_is_freed_after_backward_and_second_backward_raises():
     x = leaf([1.0, 2.0])
     loss = (x.exp() * 2).sum()

@@ -172,12 +172,13 @@ def test_tiled_gemm_takes_transposed_views_without_copies_and_batches():
         gemm.set_gemm_route("tiled")
         try:
             backend = gpu.backend()
+            up = backend.from_numpy
             a, b = rng.normal(size=(5, 3)), rng.normal(size=(4, 5))
-            got = backend.matmul(a, b, transpose_a=True, transpose_b=True)
+            got = backend.matmul(up(a), up(b), transpose_a=True, transpose_b=True)
             np.testing.assert_allclose(got, a.T @ b.T, rtol=1e-12)
             batched, shared = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(5, 6))
-            np.testing.assert_allclose(backend.matmul(batched, shared), batched @ shared, rtol=1e-12)
-            zero_k = backend.matmul(np.ones((2, 0)), np.ones((0, 3)))
+            np.testing.assert_allclose(backend.matmul(up(batched), up(shared)), batched @ shared, rtol=1e-12)
+            zero_k = backend.matmul(up(np.ones((2, 0))), up(np.ones((0, 3))))
             np.testing.assert_array_equal(zero_k, np.zeros((2, 3)))
         finally:
             gemm.set_gemm_route(None)
@@ -258,9 +259,13 @@ def test_row_column_and_middle_launches_cover_their_work(rows, cols):
 
 def test_gemm_launch_tiles_the_output_and_refuses_oversized_batches():
     grid, block = launch.gemm(300, 129, 7)
-    assert grid == (2, 3, 7) and block == (16, 16)
+    assert grid == (6, 1, 7) and block == (16, 16)            # 3 row tiles x 2 column tiles, on x
     with pytest.raises(ValueError, match="1 to 65535"):
         launch.gemm(4, 4, launch.MAX_GRID_Z + 1)
+    tall, _ = launch.gemm(9_000_000, 64, 1)                     # y would stop at 65535 tiles (8.4M rows)
+    assert tall == (launch.ceil_div(9_000_000, 128), 1, 1)
+    with pytest.raises(ValueError, match="more than CUDA"):
+        launch.gemm(2**40, 2**20, 1)
 
 
 def test_long_rows_get_a_block_and_short_rows_a_warp():

@@ -1,5 +1,6 @@
 // Our tiled GEMM: C = op(A) @ op(B), op = transpose when its flag is set, for a batch of
-// matrices (blockIdx.z picks the matrix; a stride of 0 reuses one operand for every matrix).
+// matrices (blockIdx.x picks the 128 x 128 tile of C, blockIdx.z the matrix; a stride of 0
+// reuses one operand for every matrix).
 //
 // The scheme (the classic shared-memory + register blocking):
 //  * Each block computes one 128 x 128 tile of C with 256 threads arranged 16 x 16.
@@ -48,7 +49,10 @@ gemm_tiled(const T* a, const T* b, T* c, long long m, long long n, long long kdi
     a += blockIdx.z * stride_a;
     b += blockIdx.z * stride_b;
     c += blockIdx.z * stride_c;
-    const long long row0 = (long long)blockIdx.y * TILE, col0 = (long long)blockIdx.x * TILE;
+    // One flat tile index on x (CUDA allows 2^31 - 1 blocks there, 65535 on y): tiles run along
+    // the rows of C, so consecutive blocks share their A panel through L2.
+    const long long col_tiles = (n + TILE - 1) / TILE;
+    const long long row0 = (long long)blockIdx.x / col_tiles * TILE, col0 = (long long)blockIdx.x % col_tiles * TILE;
     const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * THREADS_SIDE + tx;
 
     T acc[PER_THREAD][PER_THREAD];

@@ -14,6 +14,7 @@ BIAS_GRAD_ROW_BLOCKS = 64      # activation_grad_bias: row groups, i.e. atomics 
 GEMM_TILE = 128                # gemm_tiled: C tile per block
 GEMM_THREADS_SIDE = 16         # gemm_tiled: blockDim = (16, 16)
 MAX_GRID_Z = 65535             # CUDA's limit on gridDim.z (the GEMM batch)
+MAX_GRID_X = 2**31 - 1         # CUDA's limit on gridDim.x
 
 
 def ceil_div(a, b):
@@ -57,8 +58,14 @@ def middle(outer, inner):
 
 
 def gemm(m, n, batch):
-    """(grid, block) for gemm_tiled on a batch of at most MAX_GRID_Z (m, n) products."""
+    """(grid, block) for gemm_tiled on a batch of at most MAX_GRID_Z (m, n) products.
+
+    The tiles of C are numbered along x, whose limit (2^31 - 1 blocks) allows products of any
+    size memory can hold; y would stop at 65535 tiles, i.e. about 8.4 million rows.
+    """
     if not 1 <= batch <= MAX_GRID_Z:
         raise ValueError(f"gemm_tiled launches 1 to {MAX_GRID_Z} products at once, got {batch}")
-    grid = (max(ceil_div(n, GEMM_TILE), 1), max(ceil_div(m, GEMM_TILE), 1), batch)
-    return grid, (GEMM_THREADS_SIDE, GEMM_THREADS_SIDE)
+    tiles = max(ceil_div(m, GEMM_TILE), 1) * max(ceil_div(n, GEMM_TILE), 1)
+    if tiles > MAX_GRID_X:
+        raise ValueError(f"gemm_tiled: a ({m}, {n}) product has {tiles} tiles, more than CUDA's {MAX_GRID_X} blocks")
+    return (tiles, 1, batch), (GEMM_THREADS_SIDE, GEMM_THREADS_SIDE)

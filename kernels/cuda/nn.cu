@@ -59,29 +59,75 @@ __global__ void activation_grad_bias(const T* out, const T* grad_out, T* dz, T* 
     }
 }
 
-// Softmax (or log-softmax) of each row of x (+ bias, when has_bias), one warp per row:
-//   m = max_j v_j,  s = sum_j exp(v_j - m),
-//   softmax_j = exp(v_j - m) / s,   log_softmax_j = v_j - m - log(s)   (stable for any finite v).
-template <typename T>
-__global__ void softmax_rows(const T* x, const T* bias, T* out, long long rows, long long cols,
-                             long long has_bias, long long log_output) {
-    long long row = warp_row();
-    if (row >= rows) return;               // the whole warp leaves together
-    const T* xr = x + row * cols;
-    T* outr = out + row * cols;
+// One row of values v_j = x_j (+ bias_j), as the lanes of the calling warp see it: lane l owns
+// the columns j = l + 32 k. A row of at most ROW_IN_REGISTERS * 32 columns is read from memory
+// once and held in registers (k is a compile-time index there, so `held` stays in registers);
+// a longer row is read again in each pass of the kernel.
+#define ROW_IN_REGISTERS 8
+template <typename T> struct WarpRow {
+    const T* __restrict__ x;
+    const T* __restrict__ bias;            // nullptr: no bias
+    long long cols;
+    bool in_registers;
+    T held[ROW_IN_REGISTERS];
+
+    __device__ __forceinline__ T load(long long j) const { return bias ? x[j] + bias[j] : x[j]; }
+
+    __device__ __forceinline__ WarpRow(const T* x_, const T* bias_, long long cols_)
+        : x(x_), bias(bias_), cols(cols_), in_registers(cols_ <= ROW_IN_REGISTERS * WARP_SIZE) {
+        if (in_registers) {
+#pragma unroll
+            for (int k = 0; k < ROW_IN_REGISTERS; ++k) {
+                long long j = threadIdx.x + (long long)k * WARP_SIZE;
+                held[k] = j < cols ? load(j) : T(0);
+            }
+        }
+    }
+
+    // f(v_j, j) for each column j of this lane, in increasing j.
+    template <typename F> __device__ __forceinline__ void for_each(F f) const {
+        if (in_registers) {
+#pragma unroll
+            for (int k = 0; k < ROW_IN_REGISTERS; ++k) {
+                long long j = threadIdx.x + (long long)k * WARP_SIZE;
+                if (j < cols) f(held[k], j);
+            }
+        } else {
+            for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) f(load(j), j);
+        }
+    }
+};
+
+// The shift m = max_j v_j and log_s = log sum_j exp(v_j - m) of a row, in every lane. They are
+// kept apart on purpose: folding them into lse = m + log_s rounds away up to half an ulp of |m|,
+// which exp(v_j - lse) then carries into every probability (3.8e-6 at |v| ~ 100 in float32).
+template <typename T> struct ShiftedLogSum { T m, s, log_s; };
+
+template <typename T> __device__ __forceinline__ ShiftedLogSum<T> row_shifted_log_sum(const WarpRow<T>& row) {
     T m = lowest<T>();
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE)
-        m = nan_max(m, xr[j] + (has_bias ? bias[j] : T(0)));
+    row.for_each([&](T v, long long) { m = nan_max(m, v); });
     m = warp_max(m);
     T s = T(0);
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE)
-        s += exp(xr[j] + (has_bias ? bias[j] : T(0)) - m);
+    row.for_each([&](T v, long long) { s += exp(v - m); });
     s = warp_sum(s);
-    T log_s = log(s);
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) {
-        T shifted = xr[j] + (has_bias ? bias[j] : T(0)) - m;
-        outr[j] = log_output ? shifted - log_s : exp(shifted) / s;
-    }
+    return {m, s, log(s)};
+}
+
+// Softmax (or log-softmax) of each row of x (+ bias, when has_bias), one warp per row:
+//   m = max_j v_j,  s = sum_j exp(v_j - m),
+//   softmax_j = exp(v_j - m) / s,   log_softmax_j = (v_j - m) - log(s)   (stable for any finite v).
+template <typename T>
+__global__ void softmax_rows(const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ out,
+                             long long rows, long long cols, long long has_bias, long long log_output) {
+    long long row = warp_row();
+    if (row >= rows) return;               // the whole warp leaves together
+    WarpRow<T> v(x + row * cols, has_bias ? bias : nullptr, cols);
+    ShiftedLogSum<T> stats = row_shifted_log_sum(v);
+    T* outr = out + row * cols;
+    v.for_each([&](T value, long long j) {
+        T shifted = value - stats.m;
+        outr[j] = log_output ? shifted - stats.log_s : exp(shifted) / stats.s;
+    });
 }
 
 // Backward of a row softmax, one warp per row: dz_j = a_j (g_j - sum_k g_k a_k).
@@ -99,54 +145,57 @@ __global__ void softmax_grad_rows(const T* out, const T* grad_out, T* dz, long l
         dz[row * cols + j] = a[j] * (g[j] - dot);
 }
 
-// log sum_j exp(z_j) of one row, computed by the calling warp as m + log sum_j exp(z_j - m) with
-// m = max_j z_j, so no exp overflows; every lane gets the result.
-template <typename T> __device__ __forceinline__ T warp_log_sum_exp(const T* z, long long cols) {
-    T m = lowest<T>();
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) m = nan_max(m, z[j]);
-    m = warp_max(m);
-    T s = T(0);
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) s += exp(z[j] - m);
-    return m + log(warp_sum(s));
-}
-
 // Softmax cross-entropy with dense targets t (one-hot, soft or unnormalised), one warp per row.
-// With lse = m + log sum_j exp(z_j - m), -log p_j = lse - z_j, so
-//   loss = sum_j t_j (lse - z_j),   grad_j = p_j * sum_k t_k - t_j,   p_j = exp(z_j - lse).
+// With m and log_s of the row (row_shifted_log_sum), -log p_j = log_s - (z_j - m), so
+//   loss = sum_j t_j (log_s - (z_j - m)),   grad_j = p_j * sum_k t_k - t_j,   p_j = exp((z_j - m) - log_s).
 template <typename T>
-__global__ void softmax_xent_dense(const T* logits, const T* targets, T* losses, T* grad,
+__global__ void softmax_xent_dense(const T* __restrict__ logits, const T* __restrict__ targets,
+                                   T* __restrict__ losses, T* __restrict__ grad,
                                    long long rows, long long cols, long long need_grad) {
     long long row = warp_row();
     if (row >= rows) return;
-    const T* z = logits + row * cols;
     const T* t = targets + row * cols;
-    T lse = warp_log_sum_exp(z, cols);
+    WarpRow<T> z(logits + row * cols, nullptr, cols);
+    ShiftedLogSum<T> stats = row_shifted_log_sum(z);
     T loss = T(0), t_sum = T(0);
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) {
-        loss += t[j] * (lse - z[j]);
+    z.for_each([&](T value, long long j) {
+        loss += t[j] * (stats.log_s - (value - stats.m));
         t_sum += t[j];
-    }
+    });
     loss = warp_sum(loss);
     t_sum = warp_sum(t_sum);
     if (threadIdx.x == 0) losses[row] = loss;
     if (need_grad)
-        for (long long j = threadIdx.x; j < cols; j += WARP_SIZE)
-            grad[row * cols + j] = exp(z[j] - lse) * t_sum - t[j];
+        z.for_each([&](T value, long long j) {
+            grad[row * cols + j] = exp((value - stats.m) - stats.log_s) * t_sum - t[j];
+        });
 }
 
 // Softmax cross-entropy with class indices (the one-hot row of labels[row]), one warp per row:
-//   loss = lse - z_label,   grad_j = p_j - [j == label].
-// The labels were checked to lie in [0, cols) on the host before the launch.
+//   loss = log_s - (z_label - m),   grad_j = p_j - [j == label],   p_j = exp((z_j - m) - log_s).
+// The core checks labels on the host before the upload; a label outside [0, cols) that reaches
+// the kernel anyway (a direct backend call) gives a NaN loss and gradient row, never a read
+// outside the row.
 template <typename T>
-__global__ void softmax_xent_index(const T* logits, const long long* labels, T* losses, T* grad,
+__global__ void softmax_xent_index(const T* __restrict__ logits, const long long* __restrict__ labels,
+                                   T* __restrict__ losses, T* __restrict__ grad,
                                    long long rows, long long cols, long long need_grad) {
     long long row = warp_row();
     if (row >= rows) return;
-    const T* z = logits + row * cols;
     long long label = labels[row];
-    T lse = warp_log_sum_exp(z, cols);
-    if (threadIdx.x == 0) losses[row] = lse - z[label];
+    const T* zr = logits + row * cols;
+    if (label < 0 || label >= cols) {
+        T nan = T(0) / T(0);
+        if (threadIdx.x == 0) losses[row] = nan;
+        if (need_grad)
+            for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) grad[row * cols + j] = nan;
+        return;
+    }
+    WarpRow<T> z(zr, nullptr, cols);
+    ShiftedLogSum<T> stats = row_shifted_log_sum(z);
+    if (threadIdx.x == 0) losses[row] = stats.log_s - (zr[label] - stats.m);
     if (need_grad)
-        for (long long j = threadIdx.x; j < cols; j += WARP_SIZE)
-            grad[row * cols + j] = exp(z[j] - lse) - (j == label ? T(1) : T(0));
+        z.for_each([&](T value, long long j) {
+            grad[row * cols + j] = exp((value - stats.m) - stats.log_s) - (j == label ? T(1) : T(0));
+        });
 }

@@ -1,0 +1,39 @@
+"""Shared 0-d constants: the core's scalar operands (1/n, 0, 0.5, ...) made once per backend and reused.
+
+Making a constant is a device operation on a GPU (a fill kernel), and eager steps use several per
+step; a cache turns them into zero. A shared constant is read only: the ops pass it to primitives as
+an operand and nothing writes into it (the in-place primitives write into parameters, optimizer state
+and arrays their caller made). It is made by the backend's class method, not through the instance,
+so a capture recorder listening on the instance never sees it: a plan reads it as the constant it is.
+"""
+import threading
+
+import numpy as np
+
+#: constants kept per backend before the cache starts again (1/n for every batch size seen, and so on)
+MAX_CONSTANTS = 256
+
+_LOCK = threading.Lock()
+_SHARED_IDS = set()     # ids of the arrays the caches hold (alive while held, so ids are not reused)
+
+
+def shared_constant(backend, value, dtype):
+    """The 0-d array of ``dtype`` holding ``value`` on ``backend``, made on first use and then shared."""
+    dtype = np.dtype(dtype)
+    key = (type(value), value, dtype.str)
+    cache = backend.__dict__.setdefault("_shared_constants", {})
+    array = cache.get(key)
+    if array is None:
+        array = type(backend).full(backend, (), value, dtype)
+        with _LOCK:
+            if len(cache) >= MAX_CONSTANTS:
+                _SHARED_IDS.difference_update(id(a) for a in cache.values())
+                cache.clear()
+            cache[key] = array
+            _SHARED_IDS.add(id(array))
+    return array
+
+
+def is_shared_constant(array):
+    """Whether ``array`` is one of the shared constants (a capture may treat it as a constant)."""
+    return id(array) in _SHARED_IDS
