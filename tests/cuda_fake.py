@@ -191,11 +191,14 @@ def _bias_activation(z, bias, rows, cols, has_bias, activation):
     z2[...] = REFERENCE._activate(z2 + (bias if has_bias else 0), ACTIVATION_NAMES[int(activation)])
 
 
-def _activation_grad_bias(out, grad_out, dz, grad_b, rows, cols, activation):
+def _activation_grad_bias(out, grad_out, dz, partial_b, rows, cols, activation):
     a, g = _rows(out, rows, cols), _rows(grad_out, rows, cols)
     d = REFERENCE.activation_backward(a, g, ACTIVATION_NAMES[int(activation)], 1)
     _rows(dz, rows, cols)[...] = d
-    grad_b += d.sum(axis=0).astype(grad_b.dtype)
+    block_rows = partial_b.size // int(cols)        # block row y sums rows y*8 + 8*block_rows*k + w
+    row_block = (np.arange(int(rows)) // 8) % block_rows
+    for y in range(block_rows):
+        partial_b.reshape(block_rows, int(cols))[y] = d[row_block == y].sum(axis=0)
 
 
 def _softmax_rows(x, bias, out, rows, cols, has_bias, log_output):

@@ -10,7 +10,10 @@ THREADS = 256                  # elementwise and per-parameter kernels
 MAX_GRID_STRIDE_BLOCKS = 8192  # grid-stride kernels: enough blocks to fill any current GPU
 REDUCE_BLOCK = 256             # reduce_rows_block threads
 SEGMENT = 16 * REDUCE_BLOCK    # elements one block reduces in the first pass of a long total
-BIAS_GRAD_ROW_BLOCKS = 64      # activation_grad_bias: row groups, i.e. atomics per column
+BIAS_GRAD_ROW_BLOCKS = 64      # activation_grad_bias: at most this many partial sums per column
+BIAS_GRAD_ONE_BLOCK_ROWS = 512  # activation_grad_bias: rows one block row sums alone
+ROWS_PER_THREAD = 4            # bias_activation: rows each thread walks (loads in flight per thread)
+MAX_GRID_Y = 65535             # CUDA's limit on gridDim.y
 GEMM_TILE = 128                # gemm_tiled: C tile per block
 GEMM_THREADS_SIDE = 16         # gemm_tiled: blockDim = (16, 16)
 MAX_GRID_Z = 65535             # CUDA's limit on gridDim.z (the GEMM batch)
@@ -47,8 +50,15 @@ def use_block_per_row(n_rows, row_length):
 
 
 def columns(n_rows, n_cols):
-    """(grid, block) for activation_grad_bias: 32 columns per block, rows shared among row groups."""
-    row_blocks = min(max(ceil_div(n_rows, WARPS_PER_BLOCK), 1), BIAS_GRAD_ROW_BLOCKS)
+    """(grid, block) for activation_grad_bias: 32 columns per block; up to BIAS_GRAD_ONE_BLOCK_ROWS rows
+    one block row walks alone (its sums are the result), more are shared among up to BIAS_GRAD_ROW_BLOCKS."""
+    row_blocks = min(max(ceil_div(n_rows, BIAS_GRAD_ONE_BLOCK_ROWS), 1), BIAS_GRAD_ROW_BLOCKS)
+    return (max(ceil_div(n_cols, WARP_SIZE), 1), row_blocks), (WARP_SIZE, WARPS_PER_BLOCK)
+
+
+def matrix(n_rows, n_cols):
+    """(grid, block) for bias_activation: 32 columns per block on x, rows strided over y (at most 65535)."""
+    row_blocks = min(max(ceil_div(n_rows, WARPS_PER_BLOCK * ROWS_PER_THREAD), 1), MAX_GRID_Y)
     return (max(ceil_div(n_cols, WARP_SIZE), 1), row_blocks), (WARP_SIZE, WARPS_PER_BLOCK)
 
 

@@ -7,34 +7,40 @@
 //
 // Dense backward: activation_grad_bias turns dL/da into dL/dz = g * act'(z), written from the
 // output a (relu: [a > 0]; sigmoid: a(1 - a); tanh: 1 - a^2), and sums dL/dz over the rows for
-// the bias gradient in the same pass; softmax_grad_rows does the softmax case,
+// the bias gradient in the same pass (partial sums per block row, no atomics); softmax_grad_rows does the softmax case,
 // dz = a (g - sum_j g_j a_j), one warp per row.
 #include "common.cuh"
 
-// In place on z (rows, cols): z = act(z + b). Grid-stride over the elements; the column of
-// element i is i % cols because z is row-major.
+// In place on z (rows, cols): z = act(z + b). A 2-D grid: blockIdx.x / threadIdx.x pick the
+// column (no 64-bit modulo per element) and the thread keeps its column's bias in a register
+// while it strides down the rows; a warp touches 32 adjacent elements of a row (coalesced).
 template <typename T>
-__global__ void bias_activation(T* z, const T* bias, long long rows, long long cols,
+__global__ void bias_activation(T* __restrict__ z, const T* __restrict__ bias, long long rows, long long cols,
                                 long long has_bias, long long activation) {
-    FOR_EACH_ELEMENT(i, rows * cols) {
-        T v = z[i];
-        if (has_bias) v += bias[i % cols];
+    long long col = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= cols) return;
+    T b = has_bias ? bias[col] : T(0);
+    for (long long row = (long long)blockIdx.y * blockDim.y + threadIdx.y; row < rows;
+         row += (long long)gridDim.y * blockDim.y) {
+        T v = z[row * cols + col] + b;
         if (activation == ACT_RELU) v = relu_keep_nan(v);
         else if (activation == ACT_SIGMOID) v = stable_sigmoid(v);
         else if (activation == ACT_TANH) v = tanh(v);
-        z[i] = v;
+        z[row * cols + col] = v;
     }
 }
 
-// dz = g * act'(a) elementwise, and grad_b[j] += sum over this block's rows of dz[:, j].
-// Launch: blockDim = (32, WARPS_PER_BLOCK); blockIdx.x picks 32 adjacent columns (so a warp reads
-// 32 adjacent elements of a row: coalesced), and the rows are shared out in a grid-stride loop
-// over threadIdx.y + blockIdx.y * WARPS_PER_BLOCK. Each thread keeps its column's partial sum in a
-// register; the WARPS_PER_BLOCK partials of a column meet in shared memory, and one thread per
-// column adds the block's total to grad_b with an atomic (grad_b starts at zero).
+// dz = g * act'(a) elementwise, and partial_b[blockIdx.y, j] = sum of dz[:, j] over the rows this
+// block row owns. Launch: blockDim = (32, WARPS_PER_BLOCK); blockIdx.x picks 32 adjacent columns
+// (so a warp reads 32 adjacent elements of a row: coalesced), and the rows are shared out in a
+// grid-stride loop over threadIdx.y + blockIdx.y * WARPS_PER_BLOCK. Each thread keeps its column's
+// partial sum in a register; the WARPS_PER_BLOCK partials of a column meet in shared memory and
+// are added in a fixed order. No atomics: with one block row (gridDim.y == 1) partial_b IS the
+// bias gradient; otherwise the caller sums partial_b over its rows with reduce_middle, so the
+// result is the same on every run (deterministic).
 template <typename T>
-__global__ void activation_grad_bias(const T* out, const T* grad_out, T* dz, T* grad_b,
-                                     long long rows, long long cols, long long activation) {
+__global__ void activation_grad_bias(const T* __restrict__ out, const T* __restrict__ grad_out, T* __restrict__ dz,
+                                     T* __restrict__ partial_b, long long rows, long long cols, long long activation) {
     __shared__ T partial[WARPS_PER_BLOCK][WARP_SIZE];
     long long col = (long long)blockIdx.x * WARP_SIZE + threadIdx.x;
     T sum = T(0);
@@ -55,7 +61,7 @@ __global__ void activation_grad_bias(const T* out, const T* grad_out, T* dz, T* 
     if (threadIdx.y == 0 && col < cols) {
         T total = T(0);
         for (int w = 0; w < WARPS_PER_BLOCK; ++w) total += partial[w][threadIdx.x];
-        atomicAdd(grad_b + col, total);
+        partial_b[blockIdx.y * cols + col] = total;
     }
 }
 

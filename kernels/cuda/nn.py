@@ -17,18 +17,26 @@ _i = np.int64
 def bias_activation(z, bias, activation):
     """In place on z (rows, cols): z = act(z + bias); ``bias`` (cols,) or None; not softmax."""
     rows, cols = z.shape
-    grid, block = launch.grid_stride(z.size)
+    grid, block = launch.matrix(rows, cols)
     loader.function(SOURCE, "bias_activation", z.dtype)(
         grid, block, (z, z if bias is None else bias, _i(rows), _i(cols), _i(bias is not None),
                       _i(activation_code(activation))))
 
 
-def activation_grad_bias(out, grad_out, dz, grad_b, activation):
-    """dz = grad_out * act'(out) and grad_b += column sums of dz (grad_b must start at zero)."""
+def activation_grad_bias(out, grad_out, dz, activation, reduce_columns):
+    """dz = grad_out * act'(out) into ``dz``; returns the column sums of dz (the bias gradient).
+
+    ``reduce_columns(partials)`` sums a (block rows, cols) array over its rows; it is used only when
+    the rows are shared among several block rows (see launch.columns), never with atomics.
+    """
+    import cupy
     rows, cols = out.shape
     grid, block = launch.columns(rows, cols)
+    block_rows = grid[1]
+    partials = cupy.empty(cols if block_rows == 1 else (block_rows, cols), out.dtype)
     loader.function(SOURCE, "activation_grad_bias", out.dtype)(
-        grid, block, (out, grad_out, dz, grad_b, _i(rows), _i(cols), _i(activation_code(activation))))
+        grid, block, (out, grad_out, dz, partials, _i(rows), _i(cols), _i(activation_code(activation))))
+    return partials if block_rows == 1 else reduce_columns(partials)
 
 
 def softmax_rows(x, bias, out, log_output):

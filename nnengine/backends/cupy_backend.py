@@ -254,9 +254,9 @@ class CupyBackend(Backend):
             if dz.size:
                 nn.softmax_grad_rows(out, grad_out, dz)
             return dz, self.sum(dz, (0,), False)
-        grad_b = cp.zeros(out.shape[1], out.dtype)
-        if dz.size:
-            nn.activation_grad_bias(out, grad_out, dz, grad_b, activation)
+        if not dz.size:
+            return dz, cp.zeros(out.shape[1], out.dtype)       # a sum over no rows is 0
+        grad_b = nn.activation_grad_bias(out, grad_out, dz, activation, lambda partials: self.sum(partials, (0,), False))
         return dz, grad_b
 
     def activation_backward(self, out, grad_out, activation, axis):
@@ -296,7 +296,7 @@ class CupyBackend(Backend):
         cp = self.cupy
         logits = contiguous(logits)
         n, classes = logits.shape
-        losses = cp.zeros(n, logits.dtype)
+        losses = cp.empty(n, logits.dtype) if classes else cp.zeros(n, logits.dtype)   # the kernel writes each row
         grad = cp.empty_like(logits) if need_grad else logits     # without need_grad the kernel never writes it
         if targets.ndim == 2:
             targets = contiguous(targets.astype(logits.dtype, copy=False))
