@@ -236,8 +236,20 @@ def _reduce_rows(x, out, rows, cols, total, op):
         out[r] = _combine(flat[r * int(cols): (r + 1) * int(cols)], op, None)
 
 
-def _reduce_middle(x, out, outer, reduced, inner, op):
-    out.reshape(int(outer), int(inner))[...] = _combine(x.reshape(int(outer), int(reduced), int(inner)), op, 1)
+def _reduce_middle(x, out, outer, reduced, inner, chunk, op):
+    outer, reduced, inner, chunk = int(outer), int(reduced), int(inner), int(chunk)
+    x3 = x.reshape(outer, reduced, inner)
+    chunks = -(-reduced // chunk)
+    parts = [_combine(x3[:, c * chunk:(c + 1) * chunk], op, 1) for c in range(chunks)]
+    out.reshape(outer, chunks, inner)[...] = np.stack(parts, axis=1)
+
+
+def _argmax_segments(x, values, indices, segments, length, total):
+    flat = x.reshape(-1)[: int(total)]
+    for s in range(int(segments)):
+        piece = flat[s * int(length): (s + 1) * int(length)]
+        indices[s] = s * int(length) + np.argmax(piece)
+        values[s] = piece[indices[s] - s * int(length)]
 
 
 def _argmax_rows(x, out, rows, cols):
@@ -288,7 +300,7 @@ EMULATIONS = {
     "softmax_rows": _softmax_rows, "softmax_grad_rows": _softmax_grad_rows,
     "softmax_xent_dense": _xent_dense, "softmax_xent_index": _xent_index,
     "reduce_rows_warp": _reduce_rows, "reduce_rows_block": _reduce_rows, "reduce_middle": _reduce_middle,
-    "argmax_rows": _argmax_rows, "argmax_middle": _argmax_middle, "scatter_add": _scatter_add,
+    "argmax_rows": _argmax_rows, "argmax_middle": _argmax_middle, "argmax_segments": _argmax_segments, "scatter_add": _scatter_add,
     "sgd_update": _sgd_update, "adam_update": _adam_update, "rmsprop_update": _rmsprop_update,
     "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,
 }

@@ -87,6 +87,7 @@ def test_every_kernel_is_launched_and_checked_by_some_primitive():
                         run(backend, name, CASES[name](rng, np.dtype(np.float32), sizes))
             backend.sum(backend.from_numpy(np.ones((1, 3 * launch.SEGMENT), np.float32)), (0, 1), False)
             backend.argmax(backend.from_numpy(np.ones((2, 3, 4), np.float32)), 1)
+            backend.argmax(backend.from_numpy(np.ones(3 * launch.SEGMENT, np.float32)), None)
         finally:
             gemm.set_gemm_route(None)
         launched = {name for name, _, _ in gpu.launches}
@@ -102,6 +103,7 @@ def test_every_kernel_is_launched_and_checked_by_some_primitive():
     ((700, 5), (1,)),                             # a warp per row
     ((3, 4, 5), (0, 2)),                          # non-adjacent axes: transposed first
     ((6, 4, 5), (1,)),                            # a middle axis
+    ((3000, 7), (0,)),                            # few outputs: the middle axis cut into chunks
     ((2, 3), ()),                                 # no axis: a copy
 ])
 @pytest.mark.parametrize("op", ["sum", "max"])
@@ -114,7 +116,9 @@ def test_reductions_agree_with_reference(shape, axes, op, dtype):
             got = backend.to_numpy(getattr(backend, op)(backend.from_numpy(x), axes, keepdims))
             expected = getattr(REFERENCE, op)(x, axes, keepdims)
             assert got.shape == expected.shape and got.dtype == expected.dtype
-            np.testing.assert_allclose(got, expected, rtol=1e-5)
+            # sums in another order may differ by rounding: a few ulps of the sum of |x| (exact for integers)
+            scale = float(np.finfo(dtype).eps * np.abs(x).sum()) if np.dtype(dtype).kind == "f" else 0.0
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=4 * scale)
 
 
 def test_empty_reductions_follow_numpy():
@@ -137,6 +141,12 @@ def test_argmax_over_all_elements_and_along_a_middle_axis():
         for axis in range(3):
             np.testing.assert_array_equal(backend.to_numpy(backend.argmax(backend.from_numpy(x), axis)),
                                           np.argmax(x, axis=axis))
+        for where in (5, launch.SEGMENT - 1, launch.SEGMENT, 3 * launch.SEGMENT + 2):   # two passes over segments
+            long = np.zeros(3 * launch.SEGMENT + 7, np.float32)
+            long[[where, -1]] = 2.0                  # a tie with the last element: the first one wins
+            long[where + 1:][:3] = np.nan if where == 5 else 1.0
+            got = backend.to_numpy(backend.argmax(backend.from_numpy(long), None))
+            assert got.shape == () and int(got) == np.argmax(long)
 
 
 def test_integer_power_refuses_negative_exponents_as_numpy_does():
@@ -253,8 +263,23 @@ def test_row_column_and_middle_launches_cover_their_work(rows, cols):
     assert block == (32, launch.WARPS_PER_BLOCK) and blocks * launch.WARPS_PER_BLOCK >= rows
     (col_blocks, row_blocks), _ = launch.columns(rows, cols)
     assert col_blocks * 32 >= cols and 1 <= row_blocks <= launch.BIAS_GRAD_ROW_BLOCKS
-    (middle_blocks,), _ = launch.middle(rows, cols)
+    (middle_blocks,), _ = launch.middle(rows, 1, cols)
     assert middle_blocks == max(rows * launch.ceil_div(cols, 32), 1)
+    (matrix_x, matrix_y), _ = launch.matrix(rows, cols)
+    assert matrix_x * 32 >= cols and 1 <= matrix_y <= launch.MAX_GRID_Y
+
+
+@given(st.integers(1, 1000), st.integers(1, 10**7), st.integers(1, 1000))
+def test_a_middle_reduction_with_few_outputs_is_cut_into_chunks_that_cover_it(outer, reduced, inner):
+    chunk = launch.middle_chunk(outer, reduced, inner)
+    chunks = launch.ceil_div(reduced, chunk)
+    assert 1 <= chunk <= reduced and (chunks - 1) * chunk < reduced <= chunks * chunk
+    (blocks,), _ = launch.middle(outer, chunks, inner)
+    if chunks > 1:
+        assert 2 * chunk >= launch.MIN_CHUNK and blocks <= 2 * launch.MIDDLE_TARGET_BLOCKS
+    else:
+        assert blocks >= launch.MIDDLE_TARGET_BLOCKS or reduced < 2 * launch.MIN_CHUNK
+    assert launch.ceil_div(launch.middle_chunk(1, 100_000, 10), 1) < 100_000      # the (100000, 10) sum splits
 
 
 def test_gemm_launch_tiles_the_output_and_refuses_oversized_batches():

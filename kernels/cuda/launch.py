@@ -10,6 +10,8 @@ THREADS = 256                  # elementwise and per-parameter kernels
 MAX_GRID_STRIDE_BLOCKS = 8192  # grid-stride kernels: enough blocks to fill any current GPU
 REDUCE_BLOCK = 256             # reduce_rows_block threads
 SEGMENT = 16 * REDUCE_BLOCK    # elements one block reduces in the first pass of a long total
+MIDDLE_TARGET_BLOCKS = 512     # reduce_middle: blocks worth splitting the reduced axis for (H200: 132 SMs)
+MIN_CHUNK = 256                # reduce_middle: the fewest reduced indices a chunk takes (32 per warp)
 BIAS_GRAD_ROW_BLOCKS = 64      # activation_grad_bias: at most this many partial sums per column
 BIAS_GRAD_ONE_BLOCK_ROWS = 512  # activation_grad_bias: rows one block row sums alone
 ROWS_PER_THREAD = 4            # bias_activation: rows each thread walks (loads in flight per thread)
@@ -62,9 +64,21 @@ def matrix(n_rows, n_cols):
     return (max(ceil_div(n_cols, WARP_SIZE), 1), row_blocks), (WARP_SIZE, WARPS_PER_BLOCK)
 
 
-def middle(outer, inner):
-    """(grid, block) for reduce_middle: one block per (outer index, group of 32 inner indices)."""
-    return (max(outer * ceil_div(inner, WARP_SIZE), 1),), (WARP_SIZE, WARPS_PER_BLOCK)
+def middle(outer, chunks, inner):
+    """(grid, block) for reduce_middle: one block per (outer index, chunk, group of 32 inner indices)."""
+    return (max(outer * chunks * ceil_div(inner, WARP_SIZE), 1),), (WARP_SIZE, WARPS_PER_BLOCK)
+
+
+def middle_chunk(outer, reduced, inner):
+    """How many of the ``reduced`` indices one reduce_middle block takes (all of them: one chunk).
+
+    When the outputs give fewer than MIDDLE_TARGET_BLOCKS blocks, the reduced axis is cut into chunks of
+    at least MIN_CHUNK indices so that about MIDDLE_TARGET_BLOCKS blocks share it; a (100000, 10) sum
+    over axis 0 then runs on ~512 blocks instead of one.
+    """
+    blocks = max(outer * ceil_div(inner, WARP_SIZE), 1)
+    wanted = min(ceil_div(MIDDLE_TARGET_BLOCKS, blocks), ceil_div(reduced, MIN_CHUNK))
+    return reduced if wanted <= 1 else ceil_div(reduced, wanted)
 
 
 def gemm(m, n, batch):

@@ -5,7 +5,8 @@
 //   inner == 1, short rows   -> reduce_rows_warp   (one warp per row of `reduced` elements)
 //   inner == 1, long rows    -> reduce_rows_block  (one block per row, or per segment of a row)
 //   inner > 1                -> reduce_middle      (32 adjacent outputs per block, coalesced)
-// `op` is OP_SUM or OP_MAX (common.cuh); max propagates NaN as numpy does.
+// `op` is OP_SUM or OP_MAX (common.cuh); max propagates NaN as numpy does. Each thread's running
+// sum is Kahan-compensated (Accumulator), so a long serial share loses no more than a few ulps.
 #include "common.cuh"
 
 template <typename T> __device__ __forceinline__ T identity(long long op) {
@@ -20,6 +21,24 @@ template <typename T> __device__ __forceinline__ T warp_combine(T v, long long o
     return op == OP_MAX ? warp_max(v) : warp_sum(v);
 }
 
+// One thread's running reduction. For OP_SUM it is Kahan's compensated sum: `lost` keeps the low
+// part each addition rounded away, (t - total) - y, and puts it back into the next addend, so the
+// error stays O(ulp) instead of growing with the count. Once the total is inf or NaN there is
+// nothing left to compensate (inf - inf would make NaN of an honest inf), so `lost` is reset.
+template <typename T> struct Accumulator {
+    long long op;
+    T total, lost;
+    __device__ __forceinline__ explicit Accumulator(long long op_) : op(op_), total(identity<T>(op_)), lost(T(0)) {}
+    __device__ __forceinline__ void add(T x) {
+        if (op == OP_MAX) { total = nan_max(total, x); return; }
+        if (T(0.5) == T(0)) { total += x; return; }          // an integer type: exact, nothing to compensate
+        T y = x - lost;
+        T t = total + y;
+        lost = (t - t == T(0)) ? (t - total) - y : T(0);      // t - t is 0 exactly when t is finite
+        total = t;
+    }
+};
+
 // out[r] = op over x[r*cols : min((r+1)*cols, total)], one warp per row.
 template <typename T>
 __global__ void reduce_rows_warp(const T* x, T* out, long long rows, long long cols,
@@ -27,10 +46,10 @@ __global__ void reduce_rows_warp(const T* x, T* out, long long rows, long long c
     long long row = warp_row();
     if (row >= rows) return;
     long long end = min((row + 1) * cols, total);
-    T acc = identity<T>(op);
-    for (long long i = row * cols + threadIdx.x; i < end; i += WARP_SIZE) acc = combine(acc, x[i], op);
-    acc = warp_combine(acc, op);
-    if (threadIdx.x == 0) out[row] = acc;
+    Accumulator<T> acc(op);
+    for (long long i = row * cols + threadIdx.x; i < end; i += WARP_SIZE) acc.add(x[i]);
+    T result = warp_combine(acc.total, op);
+    if (threadIdx.x == 0) out[row] = result;
 }
 
 // The same with one block of blockDim.x threads (a multiple of 32, at most 1024) per row: each
@@ -43,9 +62,9 @@ __global__ void reduce_rows_block(const T* x, T* out, long long rows, long long 
     __shared__ T warp_results[1024 / WARP_SIZE];
     long long row = blockIdx.x;
     long long end = min((row + 1) * cols, total);
-    T acc = identity<T>(op);
-    for (long long i = row * cols + threadIdx.x; i < end; i += blockDim.x) acc = combine(acc, x[i], op);
-    acc = warp_combine(acc, op);
+    Accumulator<T> running(op);
+    for (long long i = row * cols + threadIdx.x; i < end; i += blockDim.x) running.add(x[i]);
+    T acc = warp_combine(running.total, op);
     int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
     if (lane == 0) warp_results[warp] = acc;
     __syncthreads();
@@ -57,27 +76,33 @@ __global__ void reduce_rows_block(const T* x, T* out, long long rows, long long 
     }
 }
 
-// out[o, i] = op over r of x[o, r, i] for x of shape (outer, reduced, inner).
-// Launch: blockDim = (32, WARPS_PER_BLOCK), one block per (o, group of 32 adjacent i):
-// grid = outer * ceil(inner / 32) blocks along x. threadIdx.x picks one of the 32 outputs
-// (adjacent in memory, so loads coalesce) and threadIdx.y takes every WARPS_PER_BLOCK-th r;
-// the WARPS_PER_BLOCK partials meet in shared memory.
+// out[o, c, i] = op over the r of chunk c (r in [c * chunk, (c + 1) * chunk)) of x[o, r, i], for
+// x of shape (outer, reduced, inner); with chunk >= reduced there is one chunk and out is (outer,
+// inner). Splitting `reduced` into chunks gives few outputs (a sum over axis 0 of an (N, 10) array)
+// many blocks; the Python side then reduces the chunks' results in a second pass.
+// Launch: blockDim = (32, WARPS_PER_BLOCK), one block per (o, c, group of 32 adjacent i), groups
+// fastest: grid = outer * chunks * ceil(inner / 32) blocks along x. threadIdx.x picks one of the 32
+// outputs (adjacent in memory, so loads coalesce) and threadIdx.y takes every WARPS_PER_BLOCK-th r;
+// the WARPS_PER_BLOCK partials meet in shared memory and are combined in a fixed order.
 template <typename T>
-__global__ void reduce_middle(const T* x, T* out, long long outer, long long reduced,
-                              long long inner, long long op) {
+__global__ void reduce_middle(const T* __restrict__ x, T* __restrict__ out, long long outer, long long reduced,
+                              long long inner, long long chunk, long long op) {
     __shared__ T partial[WARPS_PER_BLOCK][WARP_SIZE];
     long long groups = (inner + WARP_SIZE - 1) / WARP_SIZE;
-    long long o = blockIdx.x / groups;
-    long long i = (blockIdx.x % groups) * WARP_SIZE + threadIdx.x;
-    T acc = identity<T>(op);
+    long long chunks = (reduced + chunk - 1) / chunk;
+    long long g = blockIdx.x % groups, c = (blockIdx.x / groups) % chunks, o = blockIdx.x / groups / chunks;
+    long long i = g * WARP_SIZE + threadIdx.x;
+    long long r_end = min((c + 1) * chunk, reduced);
+    Accumulator<T> acc(op);
     if (i < inner)
-        for (long long r = threadIdx.y; r < reduced; r += WARPS_PER_BLOCK)
-            acc = combine(acc, x[(o * reduced + r) * inner + i], op);
-    partial[threadIdx.y][threadIdx.x] = acc;
+        for (long long r = c * chunk + threadIdx.y; r < r_end; r += WARPS_PER_BLOCK)
+            acc.add(x[(o * reduced + r) * inner + i]);
+    partial[threadIdx.y][threadIdx.x] = acc.total;
     __syncthreads();
     if (threadIdx.y == 0 && i < inner) {
-        for (int w = 1; w < WARPS_PER_BLOCK; ++w) acc = combine(acc, partial[w][threadIdx.x], op);
-        out[o * inner + i] = acc;
+        T total = acc.total;
+        for (int w = 1; w < WARPS_PER_BLOCK; ++w) total = combine(total, partial[w][threadIdx.x], op);
+        out[(o * chunks + c) * inner + i] = total;
     }
 }
 
@@ -89,22 +114,47 @@ template <typename T> __device__ __forceinline__ bool better(T a, long long ia, 
     return a > b || (a == b && ia < ib);
 }
 
-// out[r] = index of the first maximum of row r of x (rows, cols), one warp per row.
-template <typename T>
-__global__ void argmax_rows(const T* x, long long* out, long long rows, long long cols) {
-    long long row = warp_row();
-    if (row >= rows) return;
-    const T* xr = x + row * cols;
-    T best = xr[0];
-    long long best_index = 0;
-    for (long long j = threadIdx.x; j < cols; j += WARP_SIZE)
-        if (better(xr[j], j, best, best_index)) { best = xr[j]; best_index = j; }
+// The first maximum of x[begin:end] as seen by the calling warp: every lane gets its value and index.
+template <typename T> __device__ __forceinline__ void warp_argmax(const T* x, long long begin, long long end,
+                                                                  T& best, long long& best_index) {
+    best = x[begin];
+    best_index = begin;
+    for (long long j = begin + threadIdx.x; j < end; j += WARP_SIZE)
+        if (better(x[j], j, best, best_index)) { best = x[j]; best_index = j; }
     for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2) {
         T other = __shfl_xor_sync(FULL_MASK, best, offset);
         long long other_index = __shfl_xor_sync(FULL_MASK, best_index, offset);
         if (better(other, other_index, best, best_index)) { best = other; best_index = other_index; }
     }
-    if (threadIdx.x == 0) out[row] = best_index;
+}
+
+// out[r] = index of the first maximum of row r of x (rows, cols), one warp per row.
+template <typename T>
+__global__ void argmax_rows(const T* __restrict__ x, long long* __restrict__ out, long long rows, long long cols) {
+    long long row = warp_row();
+    if (row >= rows) return;
+    T best;
+    long long best_index;
+    warp_argmax(x, row * cols, (row + 1) * cols, best, best_index);
+    if (threadIdx.x == 0) out[row] = best_index - row * cols;
+}
+
+// First pass of the argmax of one long flat array: segment s = x[s*length : min((s+1)*length, total)]
+// gets one warp, which writes its first maximum's value and (global) index. The second pass takes
+// the first maximum of the segments' values (argmax_rows), whose index is then looked up; ties and
+// NaNs keep numpy's rule because segments are in order and each keeps its first best.
+template <typename T>
+__global__ void argmax_segments(const T* __restrict__ x, T* __restrict__ values, long long* __restrict__ indices,
+                                long long segments, long long length, long long total) {
+    long long segment = warp_row();
+    if (segment >= segments) return;
+    T best;
+    long long best_index;
+    warp_argmax(x, segment * length, min((segment + 1) * length, total), best, best_index);
+    if (threadIdx.x == 0) {
+        values[segment] = best;
+        indices[segment] = best_index;
+    }
 }
 
 // out[o, i] = argmax over r of x[o, r, i], one thread per output (r loops serially).

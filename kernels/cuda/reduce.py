@@ -43,23 +43,41 @@ def reduce_rows(x2, op):
 
 
 def reduce3(x3, op):
-    """op over axis 1 of contiguous (outer, reduced, inner) ``x3``; returns (outer, inner)."""
+    """op over axis 1 of contiguous (outer, reduced, inner) ``x3``; returns (outer, inner).
+
+    With few outputs the reduced axis is cut into chunks (launch.middle_chunk) so that enough blocks
+    share the work; the chunks' results are then reduced the same way.
+    """
     import cupy
     outer, reduced, inner = x3.shape
     if inner == 1:
         return reduce_rows(x3.reshape(outer, reduced), op).reshape(outer, 1)
-    out = cupy.empty((outer, inner), x3.dtype)
-    grid, block = launch.middle(outer, inner)
+    chunk = launch.middle_chunk(outer, reduced, inner)
+    chunks = launch.ceil_div(reduced, chunk)
+    out = cupy.empty((outer, chunks, inner) if chunks > 1 else (outer, inner), x3.dtype)
+    grid, block = launch.middle(outer, chunks, inner)
     loader.function(SOURCE, "reduce_middle", x3.dtype)(
-        grid, block, (x3, out, _i(outer), _i(reduced), _i(inner), _i(OPS[op])))
-    return out
+        grid, block, (x3, out, _i(outer), _i(reduced), _i(inner), _i(chunk), _i(OPS[op])))
+    return reduce3(out, op) if chunks > 1 else out
 
 
 def argmax3(x3):
-    """Index of the first maximum along axis 1 of contiguous (outer, reduced, inner) ``x3``."""
+    """Index of the first maximum along axis 1 of contiguous (outer, reduced, inner) ``x3``.
+
+    One long flat array takes two passes: the first maximum of each segment of launch.SEGMENT
+    elements (one warp each), then the first maximum among the segments.
+    """
     import cupy
     outer, reduced, inner = x3.shape
     out = cupy.empty((outer, inner), np.int64)
+    if outer == 1 and inner == 1 and reduced > launch.SEGMENT:
+        segments = launch.ceil_div(reduced, launch.SEGMENT)
+        values, indices = cupy.empty(segments, x3.dtype), cupy.empty(segments, np.int64)
+        grid, block = launch.rows(segments)
+        loader.function(SOURCE, "argmax_segments", x3.dtype)(
+            grid, block, (x3, values, indices, _i(segments), _i(launch.SEGMENT), _i(reduced)))
+        best_segment = argmax3(values.reshape(1, segments, 1)).reshape(1)
+        return indices[best_segment].reshape(1, 1)          # a gather on the device: no host sync
     if inner == 1:
         grid, block = launch.rows(outer)
         loader.function(SOURCE, "argmax_rows", x3.dtype)(grid, block, (x3, out, _i(outer), _i(reduced)))
