@@ -188,8 +188,13 @@ class Optimizer(ABC):
         """One step: count it, clip the gradients if asked, then update each parameter of the checked pairs."""
         self.iterations += 1
         with no_grad():
-            for grad, param in self._clipped(pairs):
-                self.update(param, grad, self.slots(param))
+            self.update_many(self._clipped(pairs))
+
+    def update_many(self, pairs):
+        """Update the parameter of every checked ``(grad, param)`` pair: ``update`` on each. An optimizer
+        whose backends update many parameters at once (Adam) overrides this."""
+        for grad, param in pairs:
+            self.update(param, grad, self.slots(param))
 
     def _clipped(self, pairs):
         """The ``(grad, param)`` pairs with Keras's gradient clipping applied (see the module docstring)."""
@@ -317,6 +322,23 @@ class Adam(Optimizer):
         step, *rest = self.update_scalars()
         F.adam_update(param, grad, slots["momentum"], slots["velocity"], step, slots.get("velocity_hat"), *rest,
                       validate=False)
+
+    def update_many(self, pairs):
+        """The Adam step of every pair at once: one ``adam_update_many`` per backend (on CUDA one launch for
+        all the parameters, a multi-tensor apply). A subclass that overrides ``update`` keeps its own."""
+        if type(self).update is not Adam.update:
+            return super().update_many(pairs)
+        by_backend = {}
+        for grad, param in pairs:
+            slots = self.slots(param)
+            velocity_hat = slots.get("velocity_hat")
+            by_backend.setdefault(param.backend, []).append(
+                (param._data, grad._data, slots["momentum"]._data, slots["velocity"]._data,
+                 None if velocity_hat is None else velocity_hat._data))
+        step, *rest = self.update_scalars()
+        for backend, rows in by_backend.items():
+            params, grads, ms, vs, v_maxes = (tuple(column) for column in zip(*rows))
+            backend.adam_update_many(params, grads, ms, vs, v_maxes, int(step), *rest)
 
 
 class AdamW(Adam):

@@ -39,6 +39,15 @@ def _check_arg(kernel, c_type, name, value, dtype):
         assert isinstance(value, DeviceArray), f"{where}: got {type(value).__name__}, not an array on the device"
         assert value.dtype == expected, f"{where}: array of {value.dtype}, kernel reads {expected}"
         assert value.flags.c_contiguous, f"{where}: the kernel needs a C-contiguous array"
+    elif c_type == "TensorGroup":
+        from nnengine.kernels.cuda.optim import TENSOR_GROUP
+        assert isinstance(value, np.ndarray) and value.dtype == TENSOR_GROUP and value.shape == (1,), (
+            f"{where}: pass a host array of one optim.TENSOR_GROUP")
+        count = int(value["count"][0])
+        assert 1 <= count <= value["start"].shape[1] - 1, f"{where}: {count} tensors"
+        for address in value["array"][0, :, :count].reshape(-1):
+            assert int(address) in _ADDRESSES, f"{where}: {int(address):#x} is no device array's address"
+            assert _ADDRESSES[int(address)].dtype == dtype, f"{where}: an array of another dtype"
     elif c_type == "long long":
         assert type(value) is np.int64, f"{where}: got {type(value).__name__}, not numpy.int64"
     elif c_type == "T":
@@ -70,6 +79,18 @@ class FakeKernel:
         self.launches.append((self.name, grid, block))
         _operation(self.name)
         EMULATIONS[self.name](**{name: on_host(value) for (_, name), value in zip(self.signature, args)})
+
+
+#: device address -> the (host view of the) array there, for the fake kernels that take tables of arrays
+_ADDRESSES = {}
+
+
+def fake_pointer(array):
+    """A replacement for ``loader.pointer``: the array's address, remembered so an emulation can find it."""
+    assert isinstance(array, DeviceArray) and array.flags.c_contiguous, "a table entry must be a device array"
+    address = array.__array_interface__["data"][0]
+    _ADDRESSES[address] = on_host(array)
+    return address
 
 
 def fake_function_factory(launches):
@@ -280,6 +301,15 @@ def _rmsprop_update(param, grad, mean_square, mean_grad, velocity, n, lr, rho, o
     REFERENCE._rmsprop_step(param, grad, mean_square, mean_grad, velocity, scalars, centered, use_momentum)
 
 
+def _adam_update_many(group, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad):
+    count, start = int(group["count"][0]), group["start"][0]
+    for t in range(count):
+        size = int(start[t + 1] - start[t])
+        param, grad, m, v, v_max = (_ADDRESSES[int(a)].reshape(-1)[:size] for a in group["array"][0, :, t])
+        _adam_update(param, grad, m, v, v_max, size, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay,
+                     amsgrad)
+
+
 def _adagrad_update(param, grad, accumulator, n, lr, epsilon, decay):
     REFERENCE._adagrad_step(param, grad, accumulator, AdagradScalars(lr, epsilon, decay))
 
@@ -301,7 +331,7 @@ EMULATIONS = {
     "softmax_xent_dense": _xent_dense, "softmax_xent_index": _xent_index,
     "reduce_rows_warp": _reduce_rows, "reduce_rows_block": _reduce_rows, "reduce_middle": _reduce_middle,
     "argmax_rows": _argmax_rows, "argmax_middle": _argmax_middle, "argmax_segments": _argmax_segments, "scatter_add": _scatter_add,
-    "sgd_update": _sgd_update, "adam_update": _adam_update, "rmsprop_update": _rmsprop_update,
+    "sgd_update": _sgd_update, "adam_update": _adam_update, "adam_update_many": _adam_update_many, "rmsprop_update": _rmsprop_update,
     "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,
 }
 

@@ -70,6 +70,14 @@ def state(r, d, s, count):
     return tuple(arr(r, (s.n, s.c), d) for _ in range(count))
 
 
+def adam_group(r, d, s):
+    """(params, grads, ms, vs, v_maxes) of three parameters, v_maxes None unless s.flag (AMSGrad)."""
+    shapes = [(s.n, s.c), (s.c,), (s.k, s.n, s.c)]
+    rows = [(arr(r, shape, d), arr(r, shape, d), arr(r, shape, d), np.abs(arr(r, shape, d)),
+             np.abs(arr(r, shape, d)) if s.flag else None) for shape in shapes]
+    return tuple(tuple(column) for column in zip(*rows))
+
+
 CASES = {
     "from_numpy": unary(),
     "to_numpy": unary(),
@@ -105,6 +113,8 @@ CASES = {
     # param, grad, m, v >= 0, v_max >= 0, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay
     "adam_update": lambda r, d, s: (*state(r, d, s, 3), *np.abs(state(r, d, s, 2)),
                                     3, 0.01, 0.9, 0.999, 1e-7, s.flag, 0.004),
+    # three parameters of different shapes, each with its param, grad, m, v >= 0 (v_max >= 0 with amsgrad)
+    "adam_update_many": lambda r, d, s: (*adam_group(r, d, s), 3, 0.01, 0.9, 0.999, 1e-7, s.flag, 0.004),
     # param, grad, mean_square, mean_grad (small enough that mean_square > mean_grad**2), velocity, ...
     "rmsprop_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]) + 1,
                                        state(r, d, s, 1)[0] * 0.3, state(r, d, s, 1)[0],
@@ -112,7 +122,8 @@ CASES = {
     "adagrad_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]), 0.01, 1e-7, 0.0),
 }
 
-IN_PLACE = {"index_add", "assign", "sgd_update", "adam_update", "rmsprop_update", "adagrad_update"}
+IN_PLACE = {"index_add", "assign", "sgd_update", "adam_update", "adam_update_many", "rmsprop_update",
+            "adagrad_update"}
 
 
 class Sizes:
@@ -188,7 +199,8 @@ def run(backend, name, args):
     on_device = [_to_backend(backend, a) for a in args]
     result = getattr(backend, name)(*on_device)
     if name in IN_PLACE:
-        return tuple(backend.to_numpy(a) for a in on_device if a is not None and hasattr(a, "shape"))
+        arrays = [b for a in on_device for b in (a if isinstance(a, tuple) else (a,))]
+        return tuple(backend.to_numpy(a) for a in arrays if a is not None and hasattr(a, "shape"))
     results = result if isinstance(result, tuple) else (result,)
     return tuple(None if r is None else backend.to_numpy(backend.ascontiguous(r)) for r in results)
 

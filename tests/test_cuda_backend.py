@@ -38,6 +38,7 @@ class FakeGPU:
         cupy.cuda.runtime.getDeviceCount = lambda: self.device_count
         self.patch.setitem(sys.modules, "cupy", cupy)
         self.patch.setattr(loader, "function", cuda_fake.fake_function_factory(self.launches))
+        self.patch.setattr(loader, "pointer", cuda_fake.fake_pointer)
         self.patch.setattr(elementwise, "kernel", cuda_fake.fake_elementwise_kernel)
         self.patch.setattr(backends, "_INSTANCES", {})        # backends made here stay here
         self.cupy = cupy

@@ -108,6 +108,12 @@ def test_launch_constants_match_the_cuda_headers():
     assert _define(gemm, "THREADS_SIDE") == launch.GEMM_THREADS_SIDE
     reduce_source = (loader.SOURCE_DIR / "reduce.cu").read_text()
     assert "warp_results[1024 / WARP_SIZE]" in reduce_source and launch.REDUCE_BLOCK <= 1024
+    from nnengine.kernels.cuda import optim
+    optim_source = (loader.SOURCE_DIR / "optim.cu").read_text()
+    assert _define(optim_source, "GROUP_SIZE") == optim.GROUP_SIZE
+    assert _define(optim_source, "GROUP_ARRAYS") == optim.GROUP_ARRAYS
+    assert optim.TENSOR_GROUP.itemsize == 8 * (optim.GROUP_ARRAYS * optim.GROUP_SIZE + optim.GROUP_SIZE + 2)
+    assert optim.TENSOR_GROUP.itemsize <= 4096 - 64       # a kernel's parameters: at most 4 KB in all
 
 
 def test_activation_codes_reach_every_cuda_source_from_the_one_table():

@@ -104,6 +104,11 @@ def expand(path, _seen=None):
     return "\n".join(lines)
 
 
+def pointer(array):
+    """The device address of a CuPy array's first element (what a table of arrays passes to a kernel)."""
+    return array.data.ptr
+
+
 def kernel_signatures(text):
     """``{name: [(C type, parameter name), ...]}`` for the templated kernels in CUDA source ``text``."""
     signatures = {}

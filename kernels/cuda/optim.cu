@@ -7,14 +7,14 @@
 // SGD. Without momentum: p -= lr g. With it: v = momentum v - lr g, then
 // p += momentum v - lr g (nesterov) or p += v.
 template <typename T>
-__global__ void sgd_update(T* param, const T* grad, T* velocity, long long n, T lr, T momentum,
-                           T decay, long long use_momentum, long long nesterov) {
+__global__ void sgd_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ velocity, long long n,
+                           T lr, T momentum, T decay, long long use_momentum, long long nesterov) {
     FOR_EACH_ELEMENT(i, n) {
-        T p = param[i] * decay, g = grad[i];
+        T p = param[i] * decay, g = grad[i], v_old = use_momentum ? velocity[i] : T(0);
         if (!use_momentum) {
             p -= lr * g;
         } else {
-            T v = momentum * velocity[i] - lr * g;
+            T v = momentum * v_old - lr * g;
             velocity[i] = v;
             p += nesterov ? momentum * v - lr * g : v;
         }
@@ -25,21 +25,71 @@ __global__ void sgd_update(T* param, const T* grad, T* velocity, long long n, T 
 // Adam / AdamW (decay < 1) / AMSGrad. m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v);
 // with amsgrad v_max = max(v_max, v) replaces v in the step; p -= alpha m / (sqrt(v) + eps),
 // where alpha = lr sqrt(1 - b2^t) / (1 - b1^t) folds both bias corrections (computed on the host).
+// Every value is loaded before anything is stored, so the compiler need not fear aliasing.
 template <typename T>
-__global__ void adam_update(T* param, const T* grad, T* m, T* v, T* v_max, long long n, T alpha,
-                            T one_minus_beta_1, T one_minus_beta_2, T epsilon, T decay,
-                            long long amsgrad) {
-    FOR_EACH_ELEMENT(i, n) {
-        T g = grad[i];
-        T mi = m[i] + one_minus_beta_1 * (g - m[i]);
-        T vi = v[i] + one_minus_beta_2 * (g * g - v[i]);
-        m[i] = mi;
-        v[i] = vi;
-        if (amsgrad) {
-            vi = nan_max(v_max[i], vi);
-            v_max[i] = vi;
-        }
-        param[i] = param[i] * decay - alpha * mi / (sqrt(vi) + epsilon);
+__device__ __forceinline__ void adam_element(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                                             T* __restrict__ v, T* __restrict__ v_max, long long i, T alpha,
+                                             T one_minus_beta_1, T one_minus_beta_2, T epsilon, T decay,
+                                             long long amsgrad) {
+    T p = param[i], g = grad[i], mi = m[i], vi = v[i];
+    T v_seen = amsgrad ? v_max[i] : T(0);
+    mi += one_minus_beta_1 * (g - mi);
+    vi += one_minus_beta_2 * (g * g - vi);
+    m[i] = mi;
+    v[i] = vi;
+    if (amsgrad) {
+        vi = nan_max(v_seen, vi);
+        v_max[i] = vi;
+    }
+    param[i] = p * decay - alpha * mi / (sqrt(vi) + epsilon);
+}
+
+template <typename T>
+__global__ void adam_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m, T* __restrict__ v,
+                            T* __restrict__ v_max, long long n, T alpha, T one_minus_beta_1, T one_minus_beta_2,
+                            T epsilon, T decay, long long amsgrad) {
+    FOR_EACH_ELEMENT(i, n)
+        adam_element(param, grad, m, v, v_max, i, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
+}
+
+// Multi-tensor apply: the arrays of up to GROUP_SIZE tensors in one launch. The table travels as a
+// kernel parameter (by value: no upload, no allocation); array[a][t] is the device address of array
+// a (0 param, 1 grad, then the optimizer's state in the order of its kernel) of tensor t, and tensor t
+// owns the elements [start[t], start[t + 1]) of the launch's flat index space.
+#define GROUP_SIZE 24
+#define GROUP_ARRAYS 5
+struct TensorGroup {
+    unsigned long long array[GROUP_ARRAYS][GROUP_SIZE];
+    long long start[GROUP_SIZE + 1];
+    long long count;
+};
+// The Python side (optim.TENSOR_GROUP) packs the same bytes: eight-byte fields only, so no padding.
+static_assert(sizeof(TensorGroup) == 8 * (GROUP_ARRAYS * GROUP_SIZE + GROUP_SIZE + 2), "TensorGroup has padding");
+
+// The tensor that owns flat element k: the last t with start[t] <= k (binary search over <= 24 starts).
+__device__ __forceinline__ int owning_tensor(const TensorGroup& group, long long k) {
+    int low = 0, high = (int)group.count - 1;
+    while (low < high) {
+        int middle = (low + high + 1) / 2;
+        if (group.start[middle] <= k) low = middle; else high = middle - 1;
+    }
+    return low;
+}
+
+template <typename T> __device__ __forceinline__ T* group_array(const TensorGroup& group, int a, int t) {
+    return reinterpret_cast<T*>(group.array[a][t]);
+}
+
+// Adam over every tensor of the group: arrays param, grad, m, v, v_max (v_max: the param again
+// without AMSGrad, never read). One grid-stride loop over all their elements.
+template <typename T>
+__global__ void adam_update_many(TensorGroup group, T alpha, T one_minus_beta_1, T one_minus_beta_2, T epsilon,
+                                 T decay, long long amsgrad) {
+    FOR_EACH_ELEMENT(k, group.start[group.count]) {
+        int t = owning_tensor(group, k);
+        adam_element(group_array<T>(group, 0, t), group_array<T>(group, 1, t), group_array<T>(group, 2, t),
+                     group_array<T>(group, 3, t), group_array<T>(group, 4, t), k - group.start[t], alpha,
+                     one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
     }
 }
 
@@ -47,11 +97,12 @@ __global__ void adam_update(T* param, const T* grad, T* m, T* v, T* v_max, long 
 // denominator = ms - mg^2 + eps, else ms + eps (eps INSIDE the root); step = lr g / sqrt(denominator);
 // with momentum: vel = momentum vel + step, p -= vel; else p -= step.
 template <typename T>
-__global__ void rmsprop_update(T* param, const T* grad, T* mean_square, T* mean_grad, T* velocity,
+__global__ void rmsprop_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ mean_square,
+                               T* __restrict__ mean_grad, T* __restrict__ velocity,
                                long long n, T lr, T rho, T one_minus_rho, T momentum, T epsilon,
                                T decay, long long centered, long long use_momentum) {
     FOR_EACH_ELEMENT(i, n) {
-        T g = grad[i];
+        T g = grad[i], p = param[i];
         T ms = rho * mean_square[i] + one_minus_rho * g * g;
         mean_square[i] = ms;
         T denominator = ms + epsilon;
@@ -65,18 +116,18 @@ __global__ void rmsprop_update(T* param, const T* grad, T* mean_square, T* mean_
             step = momentum * velocity[i] + step;
             velocity[i] = step;
         }
-        param[i] = param[i] * decay - step;
+        param[i] = p * decay - step;
     }
 }
 
 // Adagrad. acc += g^2; p -= lr g / sqrt(acc + eps).
 template <typename T>
-__global__ void adagrad_update(T* param, const T* grad, T* accumulator, long long n, T lr,
-                               T epsilon, T decay) {
+__global__ void adagrad_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ accumulator,
+                               long long n, T lr, T epsilon, T decay) {
     FOR_EACH_ELEMENT(i, n) {
-        T g = grad[i];
+        T g = grad[i], p = param[i];
         T acc = accumulator[i] + g * g;
         accumulator[i] = acc;
-        param[i] = param[i] * decay - lr * g / sqrt(acc + epsilon);
+        param[i] = p * decay - lr * g / sqrt(acc + epsilon);
     }
 }

@@ -31,6 +31,36 @@ def adam(param, grad, m, v, v_max, scalars, amsgrad):
     _launch("adam_update", param, (grad, m, v, v_max), scalars, (amsgrad,))
 
 
+#: as in optim.cu: tensors per multi-tensor launch, and arrays per tensor in its table
+GROUP_SIZE = 24
+GROUP_ARRAYS = 5
+#: the C struct TensorGroup of optim.cu, field for field (all 8-byte fields: no padding either side)
+TENSOR_GROUP = np.dtype([("array", np.uint64, (GROUP_ARRAYS, GROUP_SIZE)), ("start", np.int64, (GROUP_SIZE + 1,)),
+                         ("count", np.int64)])
+
+
+def tensor_group(columns):
+    """The TensorGroup kernel parameter for ``columns``: one sequence of arrays per table row (param,
+    grad, then state), each sequence of the same up to GROUP_SIZE tensors (None: the param, never read)."""
+    params = columns[0]
+    group = np.zeros(1, TENSOR_GROUP)
+    for a, arrays in enumerate(columns):
+        group["array"][0, a, :len(arrays)] = [loader.pointer(p if x is None else x) for x, p in zip(arrays, params)]
+    group["start"][0, 1:len(params) + 1] = np.cumsum([p.size for p in params])
+    group["count"] = len(params)
+    return group
+
+
+def adam_many(params, grads, ms, vs, v_maxes, scalars, amsgrad):
+    """``adam`` for many tensors of one dtype: one launch per GROUP_SIZE tensors (a multi-tensor apply)."""
+    function = loader.function(SOURCE, "adam_update_many", params[0].dtype)
+    for first in range(0, len(params), GROUP_SIZE):
+        part = slice(first, first + GROUP_SIZE)
+        group = tensor_group([params[part], grads[part], ms[part], vs[part], v_maxes[part]])
+        grid, block = launch.grid_stride(int(group["start"][0, group["count"][0]]))
+        function(grid, block, (group, *scalars, _i(bool(amsgrad))))
+
+
 def rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, use_momentum):
     """RMSprop, plain or centered, with optional momentum (epsilon inside the square root)."""
     _launch("rmsprop_update", param, (grad, mean_square, mean_grad, velocity), scalars, (centered, use_momentum))

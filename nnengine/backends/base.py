@@ -429,6 +429,17 @@ class Backend(ABC):
         scalars = adam_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay)
         self._adam_step(param, grad, m, v, v_max, self._scalars(scalars, param.dtype), amsgrad)
 
+    def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
+                         weight_decay):
+        """IN PLACE ``adam_update`` of many parameters with the same scalars: ``params``, ``grads``,
+        ``ms``, ``vs`` and ``v_maxes`` are tuples of equal length (``v_maxes`` entries None without
+        AMSGrad), entry i being one parameter's arrays. The result is that of ``adam_update`` on each
+        entry in turn; a backend may do them all at once (the CUDA one: one launch, a multi-tensor
+        apply). Returns None.
+        """
+        for param, grad, m, v, v_max in zip(params, grads, ms, vs, v_maxes):
+            self.adam_update(param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+
     def _adam_step(self, param, grad, m, v, v_max, s, amsgrad):
         """``adam_update`` with its scalars already packed (``AdamScalars`` of 0-d arrays): the kernels' contract."""
         new_m = self.add(m, self.mul(s.one_minus_beta_1, self.sub(grad, m)))

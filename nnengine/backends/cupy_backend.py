@@ -323,6 +323,18 @@ class CupyBackend(Backend):
         scalars = typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
         optim.adam(param, grad, m, v, v_max, scalars, amsgrad)
 
+    def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
+                         weight_decay):
+        if not params:
+            return
+        self._check_contiguous(*params, *grads, *ms, *vs, *v_maxes)
+        dtypes = {a.dtype for group in (params, grads, ms, vs, v_maxes) for a in group if a is not None}
+        if len(dtypes) > 1:            # one launch serves one dtype: mixed groups go one by one
+            return super().adam_update_many(params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon,
+                                            amsgrad, weight_decay)
+        scalars = typed_scalars(adam_scalars, params[0].dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        optim.adam_many(params, grads, ms, vs, v_maxes, scalars, amsgrad)
+
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
         self._check_contiguous(param, grad, mean_square, mean_grad, velocity)
