@@ -42,7 +42,8 @@ _kernels_from_checkout()
 from . import backends, functional  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad  # noqa: E402
 from .capture import CaptureError, jit  # noqa: E402
-from .backends import DeviceUnavailableError, get_backend, is_device_available  # noqa: E402
+from .backends import (DeviceUnavailableError, are_deterministic_algorithms_enabled, get_backend,  # noqa: E402
+                       is_device_available, use_deterministic_algorithms)
 from .device import device, get_default_device, set_default_device  # noqa: E402
 from .gradcheck import GradcheckError, GradcheckResult, gradcheck  # noqa: E402
 from .tensor import Tensor, full, ones, tensor, zeros  # noqa: E402
@@ -60,6 +61,7 @@ __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full",
     "no_grad", "enable_grad", "is_grad_enabled",
     "device", "get_default_device", "set_default_device", "get_backend", "is_device_available",
+    "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
     "DeviceUnavailableError", "gradcheck", "GradcheckError", "GradcheckResult", "jit", "CaptureError",
     "functional", "backends",
     "Sequential", "Input", "load_model", "ModelFileError", "keras", "layers", "activations", "losses", "metrics", "optimizers",

@@ -139,6 +139,15 @@ class DeviceArray(np.ndarray):
     """A numpy array standing for GPU memory: copies, casts, fills, gathers and writes are logged as
     device operations, and reading a value on the host (``item``, ``float``, ``bool``...) as a sync."""
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """Arithmetic on device arrays is a CuPy kernel (index bookkeeping, for example): logged."""
+        _operation(f"cupy {ufunc.__name__}")
+        plain = [on_host(x) for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(on_host(x) for x in kwargs["out"])
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        return on_device(result) if isinstance(result, np.ndarray) else result
+
     def copy(self, order="C"):
         _operation("copy")
         return super().copy(order)
@@ -244,7 +253,11 @@ def _xent_dense(logits, targets, losses, grad, rows, cols, need_grad):
 
 
 def _xent_index(logits, labels, losses, grad, rows, cols, need_grad):
-    _xent(logits, labels, losses, grad, rows, cols, need_grad)
+    bad = (labels < 0) | (labels >= int(cols))           # the kernel's contract: a NaN row, no read outside
+    _xent(logits, np.where(bad, 0, labels), losses, grad, rows, cols, need_grad)
+    losses[bad] = np.nan
+    if need_grad:
+        _rows(grad, rows, cols)[bad] = np.nan
 
 
 def _combine(values, op, axis):
@@ -283,6 +296,11 @@ def _argmax_middle(x, out, outer, reduced, inner):
 
 def _scatter_add(target, positions, values, n):
     np.add.at(target, positions, values)
+
+
+def _scatter_add_sorted(target, sorted_positions, order, values, n):
+    assert np.all(np.diff(sorted_positions) >= 0), "scatter_add_sorted: positions must come sorted"
+    np.add.at(target, sorted_positions, values[order])
 
 
 # the optimizer kernels' contract is the reference's step on packed scalars (optimizer_scalars.py)
@@ -330,7 +348,8 @@ EMULATIONS = {
     "softmax_rows": _softmax_rows, "softmax_grad_rows": _softmax_grad_rows,
     "softmax_xent_dense": _xent_dense, "softmax_xent_index": _xent_index,
     "reduce_rows_warp": _reduce_rows, "reduce_rows_block": _reduce_rows, "reduce_middle": _reduce_middle,
-    "argmax_rows": _argmax_rows, "argmax_middle": _argmax_middle, "argmax_segments": _argmax_segments, "scatter_add": _scatter_add,
+    "argmax_rows": _argmax_rows, "argmax_middle": _argmax_middle, "argmax_segments": _argmax_segments,
+    "scatter_add": _scatter_add, "scatter_add_sorted": _scatter_add_sorted,
     "sgd_update": _sgd_update, "adam_update": _adam_update, "adam_update_many": _adam_update_many, "rmsprop_update": _rmsprop_update,
     "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,
 }
@@ -403,7 +422,8 @@ def fake_cupy(log=None):
         matmul=_logged("cublas matmul", np.matmul), broadcast_to=_views(np.broadcast_to),
         swapaxes=_views(np.swapaxes), moveaxis=_views(np.moveaxis), abs=_logged("elementwise abs", np.abs),
         copyto=_copyto,
-        asnumpy=_to_host, float32=np.float32, int64=np.int64)
+        asnumpy=_to_host, float32=np.float32, int64=np.int64,
+        argsort=_logged("cupy argsort", lambda a: np.argsort(a, kind="stable")))     # CuPy's sort is stable
     module.__version__ = "fake"
     rng = np.random.default_rng(0)
     module.random = types.SimpleNamespace(

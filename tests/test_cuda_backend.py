@@ -89,8 +89,11 @@ def test_every_kernel_is_launched_and_checked_by_some_primitive():
             backend.sum(backend.from_numpy(np.ones((1, 3 * launch.SEGMENT), np.float32)), (0, 1), False)
             backend.argmax(backend.from_numpy(np.ones((2, 3, 4), np.float32)), 1)
             backend.argmax(backend.from_numpy(np.ones(3 * launch.SEGMENT, np.float32)), None)
+            nn.use_deterministic_algorithms(True)
+            run(backend, "index_add", CASES["index_add"](rng, np.dtype(np.float32), sizes))
         finally:
             gemm.set_gemm_route(None)
+            nn.use_deterministic_algorithms(False)
         launched = {name for name, _, _ in gpu.launches}
     every = {kernel for source in loader.SOURCES for kernel in cuda_fake.signatures(source)}
     assert launched == every
@@ -164,9 +167,49 @@ def test_float_only_operations_refuse_integer_operands():
         backend = gpu.backend()
         with pytest.raises(TypeError, match="exp on cuda supports dtypes float32, float64; got int64"):
             backend.exp(backend.from_numpy(np.arange(3)))
-        with pytest.raises(TypeError, match="scatter_add on cuda supports dtypes float32, float64; got int64"):
-            backend.index_add(backend.from_numpy(np.zeros(3, np.int64)), (backend.from_numpy(np.array([0])),),
-                              backend.from_numpy(np.array([1])))
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_index_add_takes_every_index_kind_and_dtype_as_numpy_does(dtype, deterministic):
+    rng = np.random.default_rng(4)
+    rows = rng.integers(-6, 6, 40)                    # repeats and negative rows
+    cases = [((6, 5), (rows,), (40, 5)), ((6, 5), (rows, rng.integers(0, 5, 40)), (40,)),
+             ((6, 5, 2), (rows[:7], 3), (7, 2)), ((6, 5), (slice(1, 4), [0, 2, 2]), (3, 3)),
+             ((6, 5), (rng.random((6, 5)) > 0.5,), None), ((6, 5), 2, (5,)), ((4,), (np.array([], int),), (0,))]
+    nn.use_deterministic_algorithms(deterministic)
+    try:
+        with FakeGPU() as gpu:
+            backend = gpu.backend()
+            for shape, index, values_shape in cases:
+                count = int(np.count_nonzero(index[0])) if values_shape is None else None
+                values = rng.integers(-9, 9, (count,) if count is not None else values_shape).astype(dtype)
+                expected = np.zeros(shape, dtype)
+                np.add.at(expected, index, values)
+                target = backend.from_numpy(np.zeros(shape, dtype))
+                device_index = tuple(backend.from_numpy(p) if isinstance(p, np.ndarray) else p for p in index) \
+                    if isinstance(index, tuple) else index
+                backend.index_add(target, device_index, backend.from_numpy(values))
+                np.testing.assert_array_equal(backend.to_numpy(target), expected)
+            kernels = {name for name, _, _ in gpu.launches}
+    finally:
+        nn.use_deterministic_algorithms(False)
+    assert kernels == ({"scatter_add_sorted"} if deterministic else {"scatter_add"})
+    assert not nn.are_deterministic_algorithms_enabled()
+    with pytest.raises(TypeError, match="True or False"):
+        nn.use_deterministic_algorithms("yes")
+
+
+def test_index_add_of_embedding_rows_makes_no_array_as_large_as_the_table():
+    with FakeGPU() as gpu:
+        backend = gpu.backend()
+        table = backend.from_numpy(np.zeros((10_000, 8), np.float32))
+        rows = backend.from_numpy(np.array([3, 3, 9_999]))
+        allocated = []
+        real_arange = gpu.cupy.arange
+        gpu.cupy.arange = lambda n, *args, **kwargs: allocated.append(n) or real_arange(n, *args, **kwargs)
+        backend.index_add(table, (rows,), backend.from_numpy(np.ones((3, 8), np.float32)))
+        assert max(allocated) == 8 and backend.to_numpy(table)[3].tolist() == [2.0] * 8
 
 
 def test_optimizer_updates_refuse_non_contiguous_arrays():
@@ -370,3 +413,38 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     assert all(row["nnengine_cupy_s"] > 0 and row["nnengine_numba_s"] > 0 for row in training)
     summary = gpu_check.summarize({"gemm": gemm_rows, "fused": fused, "training": training})
     assert "fused_min_copy_fraction" in summary and "document_numba_over_cupy" in summary
+
+
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+@pytest.mark.parametrize("run_eagerly", [True, False])
+def test_a_training_step_of_the_document_model_is_at_most_20_device_operations_and_no_sync(loss, run_eagerly):
+    """Counted on the fake GPU: kernels, cuBLAS calls, fills, copies and transfers, and host reads."""
+    log = cuda_fake.DeviceLog()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 32)
+    y = labels if loss.startswith("sparse") else np.eye(10, dtype=np.float32)[labels]
+    with FakeGPU():
+        cuda_fake._LOG["current"] = log
+        model = nn.Sequential([nn.layers.Dense(64, activation="relu", input_shape=(10,)),
+                               nn.layers.Dense(32, activation="relu"), nn.layers.Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"], run_eagerly=run_eagerly)
+        model.to("cuda")
+        inside = {}
+        run = model._compiler.run
+
+        def counted(*args, **kwargs):       # the device step: forward, loss, backward, Adam
+            operations, syncs = len(log.operations), len(log.syncs)
+            result = run(*args, **kwargs)
+            inside["operations"] = log.operations[operations:]
+            inside["syncs"] = log.syncs[syncs:]
+            return result
+        model._compiler.run = counted
+        for _ in range(3):                  # the first step makes Adam's slots, the second is captured
+            log.clear()
+            model.train_on_batch(x, y)
+    assert len(inside["operations"]) <= 20, inside["operations"]
+    assert inside["syncs"] == [], inside["syncs"]
+    assert log.operations.count("upload") == 2                       # the batch: inputs and targets
+    assert "adam_update_many" in inside["operations"] and "copy" not in inside["operations"]
+    assert log.syncs == ["asnumpy", "asnumpy"]                       # after the step: loss, predictions

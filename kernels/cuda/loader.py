@@ -39,7 +39,7 @@ SOURCES = {
     "nn.cu": FLOAT_TYPES,
     "optim.cu": FLOAT_TYPES,
     "gemm.cu": FLOAT_TYPES,
-    "index.cu": FLOAT_TYPES,
+    "index.cu": ALL_TYPES,
     "reduce.cu": ALL_TYPES,
 }
 

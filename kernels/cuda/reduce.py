@@ -88,8 +88,16 @@ def argmax3(x3):
     return out
 
 
-def scatter_add(target_flat, positions, values):
-    """target_flat[positions[k]] += values[k] for all k, accumulating repeats (atomics)."""
+def scatter_add(target_flat, positions, values, deterministic=False):
+    """target_flat[positions[k]] += values[k] for all k, accumulating repeats: with atomics, or
+    (``deterministic``) over the stably sorted positions, each position's values added in order."""
+    import cupy
     grid, block = launch.grid_stride(positions.size)
-    loader.function("index.cu", "scatter_add", target_flat.dtype)(
-        grid, block, (target_flat, positions, values, _i(positions.size)))
+    if not deterministic:
+        loader.function("index.cu", "scatter_add", target_flat.dtype)(
+            grid, block, (target_flat, positions, values, _i(positions.size)))
+        return
+    order = cupy.argsort(positions).astype(np.int64, copy=False)     # CuPy's argsort is always stable
+    sorted_positions = positions[order]
+    loader.function("index.cu", "scatter_add_sorted", target_flat.dtype)(
+        grid, block, (target_flat, sorted_positions, order, values, _i(positions.size)))

@@ -9,12 +9,13 @@ import re
 import threading
 
 from .base import DENSE_ACTIVATIONS, Backend, DeviceUnavailableError
+from .determinism import are_deterministic_algorithms_enabled, use_deterministic_algorithms
 from .numpy_backend import NumpyBackend
 
 __all__ = [
     "Backend", "NumpyBackend", "DENSE_ACTIVATIONS", "DeviceUnavailableError",
     "parse_device", "get_backend", "register_backend", "registered_backends",
-    "is_device_available",
+    "is_device_available", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
 ]
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|numpy|cuda)(?::(\d+))?$")

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
 from .base import Backend, DeviceUnavailableError
+from .determinism import are_deterministic_algorithms_enabled
 from .layout import contiguous, kept_shape, three_axes
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
@@ -114,15 +115,40 @@ class CupyBackend(Backend):
         target[...] = value
 
     def index_add(self, target, index, values):
-        cp = self.cupy
         if not target.flags.c_contiguous:
             raise ValueError("index_add on cuda needs a C-contiguous target; the core passes its own arrays")
-        # the flat position of every indexed element, in the order fancy indexing visits them
-        positions = cp.arange(target.size, dtype=np.int64).reshape(target.shape)[index]
+        positions = self._flat_positions(target.shape, index)
         if positions.size == 0:
             return
-        values = contiguous(cp.broadcast_to(values.astype(target.dtype, copy=False), positions.shape))
-        reduce.scatter_add(target.reshape(-1), contiguous(positions).reshape(-1), values.reshape(-1))
+        values = contiguous(self.cupy.broadcast_to(values.astype(target.dtype, copy=False), positions.shape))
+        reduce.scatter_add(target.reshape(-1), contiguous(positions).reshape(-1), values.reshape(-1),
+                           deterministic=are_deterministic_algorithms_enabled())
+
+    def _flat_positions(self, shape, index):
+        """The flat position in a C-ordered array of ``shape`` of every element ``x[index]`` selects, in
+        the order indexing visits them (the shape of ``x[index]``).
+
+        An index of integers and integer arrays over the leading axes (Embedding's rows, a gather of
+        labels) is turned into positions directly: sum_k i_k * stride_k, plus every offset of the
+        trailing axes. Any other index (slices, booleans, ...) indexes an arange over the array.
+        """
+        cp = self.cupy
+        parts = index if isinstance(index, tuple) else (index,)
+        integer_parts = all(isinstance(p, (int, np.integer)) or (hasattr(p, "dtype") and p.dtype.kind in "iu")
+                            for p in parts)
+        if not (parts and integer_parts and len(parts) <= len(shape)):
+            return cp.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)[index]
+        strides = np.cumprod((1,) + shape[::-1][:-1], dtype=np.int64)[::-1]      # C strides, in elements
+        lead = None
+        for part, size, stride in zip(parts, shape, strides):
+            term = cp.asarray(part).astype(np.int64, copy=False)
+            term = (term % size) * stride if size else term         # numpy's negative indices count from the end
+            lead = term if lead is None else lead + term
+        trailing = shape[len(parts):]
+        if not trailing:
+            return lead
+        offsets = cp.arange(int(np.prod(trailing, dtype=np.int64)), dtype=np.int64).reshape(trailing)
+        return lead.reshape(lead.shape + (1,) * len(trailing)) + offsets
 
     # -- elementwise: ElementwiseKernels over our operations ----------------------------------
     def neg(self, x):
