@@ -1,21 +1,31 @@
-"""One run on a machine with a GPU: the GPU tests, then the GPU benchmarks, results to a directory.
+"""One run on a machine with a GPU: a preflight, the GPU tests, then the GPU benchmarks, results to a directory.
 
     python -m benchmarks.gpu_check OUTDIR [--skip-tests] [--quick]
 
-Works from an installed nnengine or a bare checkout (PYTHONPATH=.). Writes OUTDIR/gpu_check.json,
-OUTDIR/gpu_check.md and the tests' output OUTDIR/gpu_tests.txt, and finishes within 8 minutes on
-one GPU (the tests have a 4-minute limit; each benchmark sizes its repeats to the work).
+Works from an installed nnengine or a bare checkout (PYTHONPATH=.). Writes OUTDIR/gpu_check.json and
+OUTDIR/gpu_check.md after each part (a timeout keeps what finished) and the tests' output
+OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected seconds of each part
+(EXPECTED_SECONDS) come from timing what can be timed without a GPU (NVRTC compiles every source in
+3.2 s on a 2-core machine; the numba CPU steps of the training part) plus the GPU's own share:
 
-Benchmarks, all medians, each figure a ratio to something measured in the same run:
+1. preflight (~20 s): compile and run one RawModule kernel, one ElementwiseKernel, one GEMM on each
+   route, one multi-tensor Adam launch (its table is a by-value struct parameter) and one training
+   step, each against numpy. If any fails, the run stops there with a report that says which and why,
+   instead of spending the rest of the budget on failures with the same cause.
+2. tests (limit 240 s): only those that need the GPU, ``tests/test_cuda_gpu.py`` and the ``cuda``
+   cases of the backend-parametrized suite, in deterministic mode; not the fake-GPU, emulation and
+   compile tests, which CI runs on every machine.
+3. benchmarks, all medians, each figure a ratio to something measured in the same run:
+   * GEMM TFLOP/s for n = 1024 ... 8192, float32: cuBLAS (``cupy.matmul``) and our ``gemm_tiled``;
+   * fused kernels' GB/s as a fraction of a device-to-device copy's GB/s: bias+relu epilogue,
+     activation backward with the bias gradient, row softmax, softmax cross-entropy, Adam (one
+     tensor, and the multi-tensor launch over many), a full sum;
+   * training-step time (forward, loss, backward, Adam) for the document's model (10-64-32-10,
+     batch 32) and an MLP (4096-4096-4096-10, batch 4096): nnengine on cuda, PyTorch on CUDA when it
+     is importable, and nnengine on the numba CPU backend. Inputs AND labels are on the device for
+     both frameworks; each step ends by reading the loss (one sync each).
 
-* GEMM TFLOP/s for n = 1024 ... 8192, float32: cuBLAS (``cupy.matmul``) and our ``gemm_tiled``;
-* fused kernels' GB/s as a fraction of a device-to-device copy's GB/s: bias+relu epilogue,
-  activation backward with the bias gradient, row softmax, softmax cross-entropy, Adam;
-* training-step time (forward, loss, backward, Adam) for the document's model (10-64-32-10, batch
-  32) and an MLP (4096-4096-4096-10, batch 4096): nnengine on cuda, PyTorch on CUDA when it is
-  importable, and nnengine on the numba CPU backend.
-
-Without a GPU it writes a result that says so and exits with status 2.
+Without a GPU it writes a result that says so and exits with status 2; a failed preflight exits 3.
 """
 import argparse
 import json
@@ -28,6 +38,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_TIME_LIMIT_S = 240
+#: what each part should take on an H200 (seconds), stated up front so an overrun is visible in the report
+EXPECTED_SECONDS = {"preflight": 20, "tests": 180, "gemm": 45, "fused": 25, "training": 90}
+#: test modules that run without a GPU (fake GPU, float32 emulation, NVRTC compiles): CI runs them
+NO_GPU_TEST_MODULES = ("test_cuda_backend.py", "test_cuda_arithmetic.py", "test_cuda_compile.py")
 GEMM_SIZES = (1024, 2048, 4096, 8192)
 FUSED_SHAPE, QUICK_FUSED_SHAPE = (65536, 1024), (8192, 1024)     # (rows, columns) of the fused kernels' inputs
 TRAINING_MODELS = {"document": ((10, 64, 32, 10), 32), "mlp4096": ((4096, 4096, 4096, 10), 4096)}
@@ -42,12 +56,15 @@ TARGETS = [
 
 
 def run_tests(outdir, selection="cuda"):
-    """The GPU-relevant tests (``-k selection``: every test with 'cuda' in its id); returns a summary dict."""
+    """The tests that need the GPU (``-k selection`` over the suite without NO_GPU_TEST_MODULES), in
+    deterministic mode; returns a summary dict."""
     # The GPU machine has no pytest-cov: `-o addopts=` drops setup.cfg's coverage flags, and
     # `-p no:pytest_cov` makes a machine that has it run the same way (so CI checks this command).
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:pytest_cov",
                "-k", selection, "-o", "addopts=", str(ROOT / "tests")]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    command += [f"--ignore={ROOT / 'tests' / name}" for name in NO_GPU_TEST_MODULES]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "NNENGINE_DETERMINISTIC": "1"}
     start = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -60,6 +77,65 @@ def run_tests(outdir, selection="cuda"):
     (outdir / "gpu_tests.txt").write_text(output)
     last = [line for line in output.splitlines() if line.strip()][-1:] or [""]
     return {"exit_status": status, "summary": last[0], "seconds": round(time.perf_counter() - start, 1)}
+
+
+def preflight():
+    """Each first use of the GPU path once, against numpy: {check: "ok" or the error}; stops at nothing."""
+    import cupy
+    import numpy as np
+
+    import nnengine as nn
+    from nnengine.backends.optimizer_scalars import adam_scalars, typed
+    from nnengine.kernels.cuda import elementwise, gemm, nn as nn_kernels, optim
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((37, 45)).astype(np.float32)
+
+    def raw_module():
+        out = cupy.empty((37, 45), np.float32)
+        nn_kernels.softmax_rows(cupy.asarray(x), None, out, False)
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(cupy.asnumpy(out), e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+    def elementwise_kernel():
+        np.testing.assert_array_equal(cupy.asnumpy(elementwise.run("relu", cupy.asarray(x))), np.maximum(x, 0))
+
+    def gemm_routes():
+        a, b = rng.standard_normal((130, 70)).astype(np.float32), rng.standard_normal((70, 129)).astype(np.float32)
+        for product in (cupy.matmul, gemm.gemm_tiled):
+            got = cupy.asnumpy(product(cupy.asarray(a), cupy.asarray(b)))
+            np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+    def multi_tensor_adam():
+        shapes = [(10, 64), (64,), (64, 32)]
+        host = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(4)]
+        host[3] = [np.abs(v) for v in host[3]]
+        device = [[cupy.asarray(a) for a in column] for column in host]
+        scalars = typed(adam_scalars(3, 1e-2, 0.9, 0.999, 1e-7, 0.0), np.dtype(np.float32))
+        optim.adam_many(*device, [None] * len(shapes), scalars, False)
+        reference = nn.backends.NumpyBackend("numpy")
+        for p, g, m, v, got in zip(*host, device[0]):
+            reference.adam_update(p, g, m, v, None, 3, 1e-2, 0.9, 0.999, 1e-7, False, 0.0)
+            np.testing.assert_allclose(cupy.asnumpy(got), p, rtol=1e-5, atol=1e-6)
+
+    def training_step():
+        model = nn.Sequential([nn.layers.Dense(16, activation="relu", input_shape=(10,)),
+                               nn.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.to("cuda")
+        loss = model.train_on_batch(rng.standard_normal((8, 10)).astype(np.float32), rng.integers(0, 3, 8))
+        assert np.isfinite(loss), f"loss {loss}"
+
+    checks = {}
+    for name, check in (("raw_module", raw_module), ("elementwise_kernel", elementwise_kernel),
+                        ("gemm_routes", gemm_routes), ("multi_tensor_adam", multi_tensor_adam),
+                        ("training_step", training_step)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as error:      # report every failure, then stop the run
+            checks[name] = f"{type(error).__name__}: {error}"[:2000]
+    return checks
 
 
 def gpu_median(function, repeats=7, warmup=2):
@@ -121,6 +197,8 @@ def bench_fused(quick):
     losses = cupy.empty(rows_, f32)
     param, m, v = (cupy.zeros(n, f32) for _ in range(3))
     flat_grad = grad.reshape(-1)
+    # the same elements as 16 tensors (rows of a (16, n / 16) view: contiguous), updated by one launch
+    pieces = [tuple(a.reshape(16, -1)[i] for i in range(16)) for a in (param, flat_grad, m, v)]
     adam_step = typed(adam_scalars(1, 1e-3, 0.9, 0.999, 1e-7, 0.0), np.dtype(f32))
     cases = {  # name: (function, bytes moved per call)
         "bias_relu": (lambda: nn.bias_activation(z, bias, "relu"), 2 * n * 4 + cols * 4),
@@ -128,6 +206,7 @@ def bench_fused(quick):
         "softmax_rows": (lambda: nn.softmax_rows(z, None, out, False), 2 * n * 4),
         "softmax_cross_entropy": (lambda: nn.softmax_cross_entropy(z, labels, losses, out, True), 2 * n * 4),
         "adam_update": (lambda: optim.adam(param, flat_grad, m, v, None, adam_step, False), 7 * n * 4),
+        "adam_update_many_16": (lambda: optim.adam_many(*pieces, [None] * 16, adam_step, False), 7 * n * 4),
         "sum_all": (lambda: reduce.reduce_rows(flat_grad.reshape(1, -1), "sum"), n * 4),
     }
     results = []
@@ -140,10 +219,12 @@ def bench_fused(quick):
 
 
 def _nnengine_step(sizes, batch, device):
-    """One training step of the Keras-style model on inputs already on ``device``.
+    """One training step of the Keras-style model with its inputs and labels already on ``device``.
 
-    The same work as ``train_on_batch`` (forward, fused softmax cross-entropy, backward, Adam)
-    without its host-to-device copy of x, as PyTorch's step below keeps x on the GPU too.
+    The model's own device step (``_device_step``: forward, fused softmax cross-entropy, backward, Adam),
+    as ``train_on_batch`` runs it eagerly, without its host-to-device copies of the batch: PyTorch's
+    step below keeps x and y on the GPU too. The labels are checked once on the host before the upload
+    (as fit does per batch), so the step itself never reads them back.
     """
     import numpy as np
 
@@ -152,15 +233,14 @@ def _nnengine_step(sizes, batch, device):
     model = training.nnengine_model(sizes, device)
     rng = np.random.default_rng(0)
     x = nn.tensor(rng.standard_normal((batch, sizes[0])).astype(np.float32), device=device)
-    y = rng.integers(0, sizes[-1], batch)
-    logits = model.trains_on_logits()
+    targets = model.loss.prepare_targets(rng.integers(0, sizes[-1], batch), (batch, sizes[-1]), model.dtype)
+    y = nn.Tensor(targets, device=device)
+    logits, trainable = model.trains_on_logits(), model.trainable_weights
+    to_host = x.backend.to_numpy
 
     def step():
-        out = model._forward(x, training=True, return_logits=logits)
-        loss = model.loss.on_logits(y, out) if logits else model.loss(y, out)
-        loss.backward()
-        model.optimizer.step(model.trainable_weights)
-        return loss.item()                 # a float: waits for the device
+        loss, _ = model._device_step(x, y, True, logits, False, trainable)
+        return float(to_host(loss))        # a float: waits for the device, as PyTorch's loss.item()
     return step
 
 
@@ -207,8 +287,18 @@ def markdown(results):
     tests = results.get("tests")
     if tests:
         lines += [f"Tests (`-k cuda`): {tests['summary']} in {tests['seconds']} s (exit {tests['exit_status']})", ""]
+    if results.get("preflight"):
+        lines += [f"Preflight ({results.get('preflight_seconds', '?')} s):", "", "| check | outcome |", "|---|---|"]
+        lines += [f"| {name} | {outcome} |" for name, outcome in results["preflight"].items()]
+        lines.append("")
     if results.get("error"):
         lines += [f"**Error:** {results['error']}", ""]
+    timing = [(part, results.get(f"{part}_seconds", (results.get("tests") or {}).get("seconds") if part == "tests"
+                                 else None), expected) for part, expected in EXPECTED_SECONDS.items()]
+    if any(seconds is not None for _, seconds, _ in timing):
+        lines += ["| part | seconds | expected |", "|---|---|---|"]
+        lines += [f"| {part} | {'-' if seconds is None else seconds} | {expected} |" for part, seconds, expected in timing]
+        lines.append("")
     if results.get("gemm"):
         lines += ["| n | cuBLAS TFLOP/s | tiled TFLOP/s | tiled / cuBLAS |", "|---|---|---|---|"]
         lines += [f"| {r['n']} | {r['cublas_tflops']:.1f} | {r['tiled_tflops']:.1f} | {r['tiled_vs_cublas']:.0%} |"
@@ -266,12 +356,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     args.outdir.mkdir(parents=True, exist_ok=True)
-    results = {"gpu": gpu_name(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results = {"gpu": gpu_name(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "expected_seconds": EXPECTED_SECONDS}
     if results["gpu"] is None:
         results["error"] = "no CUDA GPU is visible to CuPy here; nothing was run"
         write(args.outdir, results)
         print(markdown(results))
         return 2
+    start = time.perf_counter()
+    results["preflight"] = preflight()
+    results["preflight_seconds"] = round(time.perf_counter() - start, 1)
+    write(args.outdir, results)
+    if any(outcome != "ok" for outcome in results["preflight"].values()):
+        results["error"] = "the preflight failed (see its table); nothing else was run"
+        write(args.outdir, results)
+        print(markdown(results))
+        return 3
     if not args.skip_tests:
         results["tests"] = run_tests(args.outdir)
         write(args.outdir, results)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import nnengine as nn
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common, keras_fit  # noqa: E402
@@ -106,9 +108,17 @@ def test_a_bare_checkout_finds_its_kernels_without_an_install(tmp_path):
 def test_gpu_check_runs_the_tests_without_coverage_flags(tmp_path):
     """The GPU machine has pytest but not pytest-cov: the command must not need it."""
     from benchmarks import gpu_check
-    summary = gpu_check.run_tests(tmp_path, selection="cuda and launch_constants")
-    assert summary["exit_status"] == 0 and "1 passed" in summary["summary"]
-    assert "1 passed" in (tmp_path / "gpu_tests.txt").read_text()
+    summary = gpu_check.run_tests(tmp_path, selection="cuda and test_primitive_agrees_with_numpy_reference and full")
+    assert summary["exit_status"] == 0, (tmp_path / "gpu_tests.txt").read_text()
+    expected = "2 passed" if nn.is_device_available("cuda") else "2 skipped"      # float32 and float64
+    assert expected in summary["summary"]
+
+
+def test_gpu_check_leaves_the_tests_that_need_no_gpu_to_ci(tmp_path):
+    from benchmarks import gpu_check
+    summary = gpu_check.run_tests(tmp_path, selection="launch_constants or fake or emulat")
+    assert summary["exit_status"] == 5 and "deselected" in summary["summary"]         # none left to run
+    assert "passed" not in summary["summary"]
 
 
 def _fake_results(peak=1e11, gemm_rate=50.0, copy_fraction=0.5, threshold=None):

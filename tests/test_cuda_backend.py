@@ -405,14 +405,31 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     monkeypatch.setattr(gpu_check, "TRAINING_MODELS", {"document": ((10, 16, 3), 8), "mlp4096": ((12, 8, 3), 16)})
     with FakeGPU():
         assert gpu_check.gpu_name() == "Fake GPU"
+        assert gpu_check.preflight() == dict.fromkeys(
+            ["raw_module", "elementwise_kernel", "gemm_routes", "multi_tensor_adam", "training_step"], "ok")
         gemm_rows = gpu_check.bench_gemm(quick=True)
         fused = gpu_check.bench_fused(quick=True)
         training = gpu_check.bench_training(quick=True)
     assert [row["n"] for row in gemm_rows] == [64, 96] and gemm_rows[0]["max_relative_difference"] < 1e-5
-    assert {k["kernel"] for k in fused["kernels"]} >= {"bias_relu", "softmax_cross_entropy", "adam_update"}
+    assert {k["kernel"] for k in fused["kernels"]} >= {"bias_relu", "softmax_cross_entropy", "adam_update",
+                                                       "adam_update_many_16"}
     assert all(row["nnengine_cupy_s"] > 0 and row["nnengine_numba_s"] > 0 for row in training)
     summary = gpu_check.summarize({"gemm": gemm_rows, "fused": fused, "training": training})
     assert "fused_min_copy_fraction" in summary and "document_numba_over_cupy" in summary
+
+
+def test_gpu_check_stops_after_a_failed_preflight_and_says_why(monkeypatch, tmp_path):
+    import sys as system
+    from pathlib import Path
+    system.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import gpu_check
+    monkeypatch.setattr(gpu_check, "gpu_name", lambda: "Fake GPU")
+    monkeypatch.setattr(gpu_check, "preflight", lambda: {"raw_module": "ok", "multi_tensor_adam": "CUDADriverError: x"})
+    monkeypatch.setattr(gpu_check, "run_tests", lambda outdir: pytest.fail("tests ran after a failed preflight"))
+    assert gpu_check.main([str(tmp_path)]) == 3
+    report = (tmp_path / "gpu_check.md").read_text()
+    assert "| multi_tensor_adam | CUDADriverError: x |" in report and "the preflight failed" in report
+    assert "| preflight |" in report and "| tests | - | 180 |" in report        # expected seconds stated
 
 
 @pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])

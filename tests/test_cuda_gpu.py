@@ -128,3 +128,61 @@ def test_cuda_model_trains_like_the_cpu_model(tmp_path):
     loaded = nn.models.load_model(tmp_path / "model.h5")
     x = np.ones((2, 10), np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_cuda_tiled_gemm_beyond_65535_row_tiles(gpu):
+    from nnengine.kernels.cuda import gemm
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((8_500_000, 4)).astype(np.float32)       # 66,407 row tiles: y would refuse it
+    b = rng.standard_normal((4, 8)).astype(np.float32)
+    gemm.set_gemm_route("tiled")
+    try:
+        got = gpu.to_numpy(gpu.matmul(on_gpu(gpu, a), on_gpu(gpu, b)))
+    finally:
+        gemm.set_gemm_route(None)
+    np.testing.assert_allclose(got[::9973], (a[::9973].astype(np.float64) @ b), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got[-3:], a[-3:].astype(np.float64) @ b, rtol=1e-4, atol=1e-5)
+
+
+def test_cuda_argmax_of_a_long_flat_array_and_a_bad_label(gpu):
+    x = np.zeros(3_000_001, np.float32)
+    x[[1_234_567, 2_999_999]] = 5.0                        # a tie: the first wins, as in numpy
+    assert int(gpu.to_numpy(gpu.argmax(on_gpu(gpu, x), None))) == 1_234_567
+    logits = np.zeros((3, 4), np.float32)
+    losses, grad = gpu.softmax_cross_entropy(on_gpu(gpu, logits), on_gpu(gpu, np.array([1, 4, -1])), True)
+    losses, grad = gpu.to_numpy(losses), gpu.to_numpy(grad)
+    assert np.isfinite(losses[0]) and np.isnan(losses[1:]).all() and np.isnan(grad[1:]).all()
+
+
+def test_cuda_multi_tensor_adam_over_many_groups(gpu):
+    rng = np.random.default_rng(7)
+    shapes = [(int(rng.integers(1, 300)), int(rng.integers(1, 40))) for _ in range(53)]   # three launches
+    host = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    host.append([np.abs(rng.standard_normal(s)).astype(np.float32) for s in shapes])
+    device = [tuple(on_gpu(gpu, a) for a in column) for column in host]
+    gpu.adam_update_many(*device, (None,) * len(shapes), 4, 1e-2, 0.9, 0.999, 1e-7, False, 0.004)
+    for p, g, m, v, got in zip(*host, device[0]):
+        REFERENCE.adam_update(p, g, m, v, None, 4, 1e-2, 0.9, 0.999, 1e-7, False, 0.004)
+        np.testing.assert_allclose(gpu.to_numpy(got), p, rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_deterministic_index_add_gives_the_same_bits_every_run(gpu):
+    rng = np.random.default_rng(8)
+    rows = on_gpu(gpu, rng.integers(0, 50, 200_000))          # thousands of values meet at each row
+    values = on_gpu(gpu, rng.standard_normal((200_000, 16)).astype(np.float32))
+    nn.use_deterministic_algorithms(True)
+    try:
+        results = []
+        for _ in range(3):
+            table = on_gpu(gpu, np.zeros((50, 16), np.float32))
+            gpu.index_add(table, (rows,), values)
+            results.append(gpu.to_numpy(table))
+    finally:
+        nn.use_deterministic_algorithms(False)
+    assert all(np.array_equal(results[0], r) for r in results[1:])
+    expected = np.zeros((50, 16))
+    np.add.at(expected, gpu.to_numpy(rows), gpu.to_numpy(values).astype(np.float64))
+    np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-3)
+    integers = on_gpu(gpu, np.zeros(5, np.int64))
+    gpu.index_add(integers, (on_gpu(gpu, np.array([1, 1, 4])),), on_gpu(gpu, np.array([2, 3, -1])))
+    assert gpu.to_numpy(integers).tolist() == [0, 5, 0, 0, -1]
