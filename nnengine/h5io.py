@@ -270,6 +270,8 @@ class ModelFileReader:
         strings = []
         for value in values:
             value = np.atleast_1d(value)
+            if value.size == 0 and value.ndim == 1:
+                continue                    # Keras writes a layer without weights as an empty float array
             if value.dtype.kind not in "SUO" or value.ndim != 1:
                 raise self.error(self.where, f"expected a list of names, found {value.dtype} of shape {value.shape}")
             strings.extend(_text(v) for v in value)

@@ -1,4 +1,7 @@
-"""Keras-style layers: Dense, Activation, Dropout, Flatten, InputLayer (and ``Input``).
+"""Keras-style layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer (and ``Input``).
+
+The convolution and pooling layers are in conv_layers.py, the normalization layers in
+norm_layers.py; every layer class is reachable from here (``nnengine.layers.Conv2D``).
 
 A layer holds its weights as Tensors that require grad and computes with the
 core ops, so autograd derives its backward pass. Layers build lazily: the
@@ -16,12 +19,17 @@ import numpy as np
 
 from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
+from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, GlobalAveragePooling1D,
+                          GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
 from .layer_base import BUILD_LOCK, Layer, batch_shape, config_dtype, stored_weights
+from .norm_layers import BatchNormalization, LayerNormalization
 from .tensor import Tensor
 from .utils import global_rng, unique_name
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "InputLayer", "Input", "BUILD_LOCK",
-           "stored_weights"]
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "InputLayer", "Input",
+           "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
+           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+           "BatchNormalization", "LayerNormalization", "BUILD_LOCK", "stored_weights"]
 
 
 class Dense(Layer):
@@ -205,6 +213,127 @@ class Flatten(Layer):
         return {**super().get_config(), "data_format": "channels_last"}
 
 
+class Reshape(Layer):
+    """Reshapes each sample to ``target_shape`` (one entry may be -1: whatever the size leaves)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"Reshape {self.name!r}"
+        if not isinstance(target_shape, (tuple, list)) or not target_shape:
+            raise TypeError(f"{owner}: target_shape must be a non-empty tuple of ints, got {target_shape!r}")
+        shape = tuple(-1 if d == -1 else arguments.integer(owner, "target_shape", d, minimum=1) for d in target_shape)
+        if shape.count(-1) > 1:
+            raise ValueError(f"{owner}: target_shape may hold one -1, got {target_shape!r}")
+        self.target_shape = shape
+
+    def _resolved(self, sample_shape):
+        """target_shape with its -1 worked out for samples of ``sample_shape``; ValueError if sizes differ."""
+        size = math.prod(sample_shape)
+        known = math.prod(d for d in self.target_shape if d != -1)
+        if (-1 in self.target_shape and (known == 0 or size % known)) or \
+                (-1 not in self.target_shape and known != size):
+            raise ValueError(f"Reshape {self.name!r}: a sample of shape {tuple(sample_shape)} ({size} values) "
+                             f"cannot be reshaped to {self.target_shape}")
+        return tuple(size // known if d == -1 else d for d in self.target_shape)
+
+    def call(self, x, training=False):
+        """x reshaped to (batch, *target_shape)."""
+        return x.reshape(x.shape[0], *self._resolved(x.shape[1:]))
+
+    def compute_output_shape(self, input_shape):
+        """(batch, *target_shape), the -1 resolved when the input's size is known."""
+        rest = tuple(input_shape)[1:]
+        if any(d is None for d in rest):
+            return (input_shape[0], *(None if d == -1 else d for d in self.target_shape))
+        return (input_shape[0], *self._resolved(rest))
+
+    def get_config(self):
+        """Keras 3's config."""
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "target_shape": tuple(config["target_shape"])}
+
+
+class Embedding(Layer):
+    """Maps integer indices in [0, input_dim) to rows of an (input_dim, output_dim) matrix: x -> embeddings[x].
+
+    Inputs of any shape; the output adds an axis of output_dim. Float inputs are taken as indices
+    when every value is a whole number (Keras casts them); any other value, or an index outside
+    [0, input_dim), is a ValueError naming the layer. The check reads the indices on the host (on
+    a GPU that is one copy back per call). The gradient adds each output row's gradient into the
+    row it came from (the gather's backward, ``index_add``).
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
+                 embeddings_constraint=None, mask_zero=False, input_length=None, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"Embedding {self.name!r}"
+        self.input_dim = arguments.integer(owner, "input_dim", input_dim, minimum=1)
+        self.output_dim = arguments.integer(owner, "output_dim", output_dim, minimum=1)
+        if mask_zero:
+            raise ValueError(f"{owner}: mask_zero=True is not supported (nnengine's layers take no masks)")
+        if input_length is not None and self.batch_input_shape is None:     # tf.keras 2.x's argument
+            self.batch_input_shape = (None, arguments.integer(owner, "input_length", input_length, minimum=1))
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.embeddings = None
+        if self.batch_input_shape is not None:
+            self.build(self.batch_input_shape)
+
+    def build(self, input_shape):
+        """Create embeddings (input_dim, output_dim)."""
+        self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
+                                          regularizer=self.embeddings_regularizer,
+                                          constraint=self.embeddings_constraint, name="embeddings")
+        super().build(batch_shape(f"Embedding {self.name!r}", "input_shape", input_shape))
+
+    def _indices(self, x):
+        """x as an int64 Tensor on the layer's device, after checking every value is an index."""
+        values = x.numpy()
+        if values.dtype.kind == "f":
+            if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+                raise ValueError(f"Embedding {self.name!r}: inputs must be integer indices, got non-integer values "
+                                 f"such as {values[values != np.round(values)][:3].tolist()}")
+        elif values.dtype.kind not in "iu":
+            raise TypeError(f"Embedding {self.name!r}: inputs must be integer indices, got dtype {values.dtype}")
+        if values.size and (values.min() < 0 or values.max() >= self.input_dim):
+            raise ValueError(f"Embedding {self.name!r}: indices must be in [0, {self.input_dim}), got values in "
+                             f"[{int(values.min())}, {int(values.max())}]")
+        if values.dtype == np.int64 and x.device == self.embeddings.device:
+            return x
+        return Tensor(values.astype(np.int64), dtype=np.int64, device=self.embeddings.device)
+
+    def call(self, x, training=False):
+        """embeddings[x]: shape (*x.shape, output_dim)."""
+        return self.embeddings[self._indices(x)]
+
+    def compute_output_shape(self, input_shape):
+        """(*input_shape, output_dim)."""
+        return (*tuple(input_shape), self.output_dim)
+
+    def get_config(self):
+        """Keras 3's config."""
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
+                "mask_zero": False}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "input_dim": config["input_dim"],
+                "output_dim": config["output_dim"],
+                "embeddings_initializer": config.get("embeddings_initializer", "uniform"),
+                "embeddings_regularizer": config.get("embeddings_regularizer"),
+                "activity_regularizer": config.get("activity_regularizer"),
+                "embeddings_constraint": config.get("embeddings_constraint"),
+                "mask_zero": config.get("mask_zero", False), "input_length": config.get("input_length")}
+
+
 class InputLayer(Layer):
     """Declares the input shape of a Sequential model (no computation).
 
@@ -258,4 +387,7 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
 
 
-LAYER_CLASSES = {cls.__name__: cls for cls in (Dense, Activation, Dropout, Flatten, InputLayer)}
+LAYER_CLASSES = {cls.__name__: cls for cls in (
+    Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D,
+    AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
+    GlobalMaxPooling2D, BatchNormalization, LayerNormalization)}
