@@ -147,7 +147,8 @@ class Layer(ABC):
     @property
     def non_trainable_weights(self):
         """The weights an optimizer leaves alone."""
-        return [w for w in self._weights if w not in self.trainable_weights]
+        trainable = {id(w) for w in self.trainable_weights}       # by identity: == on tensors is elementwise
+        return [w for w in self._weights if id(w) not in trainable]
 
     @property
     def weight_names(self):

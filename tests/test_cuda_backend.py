@@ -465,3 +465,27 @@ def test_a_training_step_of_the_document_model_is_at_most_20_device_operations_a
     assert log.operations.count("upload") == 2                       # the batch: inputs and targets
     assert "adam_update_many" in inside["operations"] and "copy" not in inside["operations"]
     assert log.syncs == ["asnumpy", "asnumpy"]                       # after the step: loss, predictions
+
+
+def test_a_cnn_with_batchnorm_and_an_embedding_model_train_on_the_cuda_backend_as_on_the_cpu():
+    def histories(device):
+        nn.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        images, labels = rng.standard_normal((24, 6, 6, 1)).astype(np.float32), rng.integers(0, 3, 24)
+        cnn = nn.Sequential([nn.layers.Input((6, 6, 1)), nn.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                             nn.layers.BatchNormalization(), nn.layers.MaxPooling2D(2),
+                             nn.layers.AveragePooling2D(2, padding="same"), nn.layers.Flatten(),
+                             nn.layers.Dense(3, activation="softmax")])
+        words = nn.Sequential([nn.layers.Input((5,), dtype="int32"), nn.layers.Embedding(9, 3),
+                               nn.layers.LayerNormalization(), nn.layers.GlobalAveragePooling1D(),
+                               nn.layers.Dense(3, activation="softmax")])
+        losses = []
+        for model, x in ((cnn, images), (words, rng.integers(0, 9, (24, 5)))):
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            model.to(device)
+            losses += model.fit(x, labels, epochs=2, batch_size=8, verbose=0).history["loss"]
+        return losses
+
+    with FakeGPU():
+        on_gpu = histories("cuda")
+    np.testing.assert_allclose(on_gpu, histories("numpy"), rtol=1e-5)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -54,3 +55,21 @@ def test_digits_without_its_extra_names_the_extra_to_install(monkeypatch, capsys
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert "scikit-learn" in message and 'pip install -e ".[examples]"' in message
+
+
+def test_digits_cnn_example_reaches_98_5_percent_and_saves_its_curves(tmp_path):
+    pytest.importorskip("sklearn", reason="examples/digits_cnn.py needs the [examples] extra")
+    pytest.importorskip("matplotlib", reason="examples/digits_cnn.py needs the [examples] extra")
+    import digits_cnn
+    plot = tmp_path / "cnn.png"
+    accuracy = digits_cnn.main(["--plot", str(plot), "--verbose", "0"])
+    assert accuracy >= 0.985
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_text_embedding_example_learns_which_words_are_positive():
+    import text_embedding
+    accuracy, scores = text_embedding.main(["--verbose", "0"])
+    assert accuracy >= 0.95
+    order = np.argsort(scores)
+    assert set(order[-10:]) <= set(text_embedding.POSITIVE) and set(order[:10]) <= set(text_embedding.NEGATIVE)
