@@ -214,3 +214,23 @@ def test_saveload_benchmark_writes_results(tmp_path, monkeypatch):
     assert saved["parameters"] == 8 * 16 + 16 + 16 * 4 + 4 == results["parameters"]
     assert saved["nnengine_load_s"] > 0 and saved["h5py_read_s"] > 0
     assert "| nnengine load |" in (tmp_path / "saveload.md").read_text()
+
+
+def test_cnn_benchmark_compares_with_pytorch_in_one_run(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="the CNN benchmark's peer is PyTorch")
+    from benchmarks import cnn
+    monkeypatch.setattr(cnn, "MODELS", {"digits": ((8, 8, 1), 4, "same"), "mnist": ((12, 12, 1), 4, "valid")})
+    results = cnn.main(["--repeats", "1", "--out", str(tmp_path)])
+    assert [row["model"] for row in results["steps"]] == ["digits", "mnist"]
+    assert all(row["nnengine_s"] > 0 and row["torch_s"] > 0 for row in results["steps"])
+    assert 0 < results["conv_forward"]["of_peak"]
+    assert "| digits | 4 |" in (tmp_path / "cnn.md").read_text()
+    assert json.loads((tmp_path / "cnn.json").read_text())["steps"][1]["batch"] == 4
+
+
+def test_the_cnn_step_is_the_same_model_in_both_frameworks():
+    pytest.importorskip("torch", reason="the CNN benchmark's peer is PyTorch")
+    from benchmarks import cnn
+    for shape, batch, padding in cnn.MODELS.values():
+        theirs = sum(p.numel() for p in cnn.torch_model(shape, padding).parameters())
+        assert theirs == cnn.nnengine_model(shape, padding).count_params()

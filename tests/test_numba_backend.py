@@ -243,3 +243,17 @@ def test_softmax_family_along_any_axis_and_on_empty_batches():
         same("log_softmax", x, axis)
     same("softmax_cross_entropy", np.zeros((0, 4), np.float32), np.zeros(0, np.int64), True)
     same("softmax_cross_entropy", np.full((2, 3), 1000, np.float32), np.array([0, 2]), True)   # no overflow
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_index_add_of_whole_slices_along_one_axis_matches_numpy(axis):
+    backend = NumbaBackend("cpu")
+    rng = np.random.default_rng(axis)
+    target = np.zeros((4, 5, 3))
+    rows = rng.integers(-target.shape[axis], target.shape[axis], (2, 6))      # repeats and negative indices
+    index = (slice(None),) * axis + (rows,)
+    values = rng.standard_normal(target[index].shape)
+    expected = target.copy()
+    np.add.at(expected, index, values)
+    backend.index_add(target, index, values)
+    np.testing.assert_allclose(target, expected, rtol=1e-12)

@@ -120,6 +120,18 @@ def argmax_last(x, out):
 
 
 @njit(cache=True, error_model="numpy")
+def index_add_along_axis(target3, rows, values3):
+    """target3[o, rows[k], i] += values3[o, k, i] for target3 (outer, n_rows, inner), values3 (outer, m, inner):
+    the backward of a gather of whole rows along one axis (im2col's and Embedding's), repeats accumulating."""
+    outer, n_rows, inner = target3.shape
+    for o in range(outer):
+        for k in range(rows.size):
+            row = rows[k] % n_rows                  # numpy's negative indices count from the end
+            for i in range(inner):
+                target3[o, row, i] += values3[o, k, i]
+
+
+@njit(cache=True, error_model="numpy")
 def index_add(target, positions, values):
     """target[positions[i]] += values[i] over flat arrays; repeated positions accumulate."""
     for i in range(positions.size):

@@ -37,3 +37,24 @@ def three_axes(x, axes):
     reduced = math.prod(x.shape[a] for a in axes)
     inner = math.prod(x.shape[first + len(axes):])
     return x.reshape(outer, reduced, inner)
+
+
+def gather_along_axis(target, index, values):
+    """(outer, rows, inner) when ``target[index]`` selects whole slices along ONE axis by one integer array
+    ``rows`` (every other part of the index a full slice) and ``values`` has exactly that result's shape
+    and target's dtype, with target C-contiguous: then the scatter-add target[index] += values is, on the
+    view (outer, n, inner), target[o, rows[k], i] += values[o, k, i]. None for any other index.
+    """
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [a for a, p in enumerate(parts) if hasattr(p, "dtype") and hasattr(p, "shape")]
+    if len(arrays) != 1 or not target.flags.c_contiguous or len(parts) > target.ndim:
+        return None
+    axis = arrays[0]
+    rows = parts[axis]
+    if rows.dtype.kind not in "iu" or rows.size == 0 or \
+            any(not (isinstance(p, slice) and p == slice(None)) for a, p in enumerate(parts) if a != axis):
+        return None
+    shape = tuple(target.shape)
+    if tuple(values.shape) != shape[:axis] + tuple(rows.shape) + shape[axis + 1:] or values.dtype != target.dtype:
+        return None
+    return math.prod(shape[:axis]), rows, math.prod(shape[axis + 1:])

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
-from .layout import kept_shape, three_axes
+from .layout import gather_along_axis, kept_shape, three_axes
 from .numpy_backend import NumpyBackend
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
@@ -272,6 +272,8 @@ class NumbaBackend(NumpyBackend):
         return out.reshape(shape)
 
     def index_add(self, target, index, values):
+        if self._index_add_along_axis(target, index, values):
+            return
         # the positions of every indexed element, in the order numpy's fancy indexing visits them
         positions = np.arange(target.size, dtype=np.int64).reshape(target.shape)[index]
         values = np.broadcast_to(values, positions.shape)
@@ -279,6 +281,17 @@ class NumbaBackend(NumpyBackend):
             np.add.at(target, index, values)          # pragma: no cover - the core passes its own arrays
             return
         reduce.index_add(target.reshape(-1), _flat(positions), _flat(values.astype(target.dtype, copy=False)))
+
+    @staticmethod
+    def _index_add_along_axis(target, index, values):
+        """index_add of whole slices along one axis by our kernel, without a position array; True when done."""
+        plan = gather_along_axis(target, index, values)
+        if plan is None:
+            return False
+        outer, rows, inner = plan
+        reduce.index_add_along_axis(target.reshape(outer, -1, inner), _flat(rows.astype(np.int64)),
+                                    np.ascontiguousarray(values).reshape(outer, rows.size, inner))
+        return True
 
     # -- products ---------------------------------------------------------------------
     def _gemm(self, a, b):
@@ -420,11 +433,9 @@ class NumbaBackend(NumpyBackend):
         kernel = _adam_parallel if _parallel(param.size) else optim.adam
         kernel(*self._flat_state(param, grad, m, v, v_max), *scalars, bool(amsgrad))
 
-    def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
-                         weight_decay):
-        # our kernel per parameter: a numba dispatch costs about a microsecond, a launch nothing more
-        for param, grad, m, v, v_max in zip(params, grads, ms, vs, v_maxes):
-            self.adam_update(param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+    def adam_update_many(self, params, grads, ms, vs, v_maxes, *scalars):
+        for arrays in zip(params, grads, ms, vs, v_maxes):     # our kernel per parameter: no launch cost on a CPU
+            self.adam_update(*arrays, *scalars)
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
