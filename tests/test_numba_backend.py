@@ -257,3 +257,17 @@ def test_index_add_of_whole_slices_along_one_axis_matches_numpy(axis):
     np.add.at(expected, index, values)
     backend.index_add(target, index, values)
     np.testing.assert_allclose(target, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("small", [(3, 1, 5), (1, 4, 5), (3, 1, 1)])
+@pytest.mark.parametrize("op", ["sub", "div", "maximum", "less", "equal"])
+def test_an_operand_broadcast_along_a_middle_axis_matches_numpy(small, op):
+    backend, reference = NumbaBackend("cpu"), NumpyBackend("numpy")
+    rng = np.random.default_rng(len(small))
+    big = rng.uniform(0.5, 2, (3, 4, 5)) if small != (3, 1, 1) else rng.uniform(0.5, 2, (3, 4, 1))
+    other = np.round(rng.uniform(0.5, 2, small), 1)
+    for a, b in ((big, other), (other, big)):
+        expected = getattr(reference, op)(a, b)
+        got = getattr(backend, op)(a, b)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)

@@ -155,6 +155,29 @@ def binary_scalar(op, a, s, out, scalar_left):
 
 
 @njit(cache=True, error_model="numpy")
+def binary_middle(op, a, b, out, b_left):
+    """out[o, m, i] = b[o, i] op a[o, m, i] (b_left) or a[o, m, i] op b[o, i], for a and out (outer, mid,
+    inner) and b (outer, inner): b broadcast along a middle axis (pooling's backward, per-window maxima)."""
+    outer, mid, inner = out.shape
+    for o in range(outer):
+        for m in range(mid):
+            for i in range(inner):
+                out[o, m, i] = binary_scalar_op(op, b[o, i], a[o, m, i]) if b_left else \
+                    binary_scalar_op(op, a[o, m, i], b[o, i])
+
+
+@njit(cache=True, error_model="numpy")
+def compare_middle(op, a, b, out, b_left):
+    """``binary_middle`` for comparisons (bool out)."""
+    outer, mid, inner = out.shape
+    for o in range(outer):
+        for m in range(mid):
+            for i in range(inner):
+                out[o, m, i] = compare_scalar_op(op, b[o, i], a[o, m, i]) if b_left else \
+                    compare_scalar_op(op, a[o, m, i], b[o, i])
+
+
+@njit(cache=True, error_model="numpy")
 def binary_rows(op, a, row, out, row_left):
     """out[r, j] = row[j] op a[r, j] (row_left) or a[r, j] op row[j], for 2-D a and out."""
     n, m = out.shape

@@ -58,3 +58,16 @@ def gather_along_axis(target, index, values):
     if tuple(values.shape) != shape[:axis] + tuple(rows.shape) + shape[axis + 1:] or values.dtype != target.dtype:
         return None
     return math.prod(shape[:axis]), rows, math.prod(shape[axis + 1:])
+
+
+def middle_broadcast(small_shape, out_shape):
+    """(outer, mid, inner) when ``small_shape`` is ``out_shape`` with ONE axis of size 1 (not the last):
+    an operand of that shape is then an (outer, inner) array broadcast along the middle of (outer, mid,
+    inner). None otherwise."""
+    if len(small_shape) != len(out_shape):
+        return None
+    ones = [a for a, (s, o) in enumerate(zip(small_shape, out_shape)) if s != o]
+    if len(ones) != 1 or small_shape[ones[0]] != 1 or ones[0] == len(out_shape) - 1:
+        return None
+    axis = ones[0]
+    return math.prod(out_shape[:axis]), out_shape[axis], math.prod(out_shape[axis + 1:])

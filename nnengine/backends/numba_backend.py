@@ -20,7 +20,7 @@ import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
-from .layout import gather_along_axis, kept_shape, three_axes
+from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes
 from .numpy_backend import NumpyBackend
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
@@ -121,24 +121,29 @@ class NumbaBackend(NumpyBackend):
     def erf(self, x):
         return self._unary(elementwise.ERF, x)
 
-    def _broadcast(self, a, b, out, same, scalar, rows):
+    def _broadcast(self, a, b, out, same, scalar, rows, middle):
         """Run the loop shape that fits a and b (see kernels/cpu/elementwise.py); fill ``out``."""
         if out.size == 0:
             return out
         if a.shape == out.shape and b.shape == out.shape:
             same(_flat(a), _flat(b), out.reshape(-1))
-        elif b.size == 1 and a.shape == out.shape:
-            scalar(_flat(a), b.reshape(-1)[0], out.reshape(-1), False)
-        elif a.size == 1 and b.shape == out.shape:
-            scalar(_flat(b), a.reshape(-1)[0], out.reshape(-1), True)
-        elif a.shape == out.shape and _trailing_row(b.shape, out.shape):
-            m = b.size
-            rows(np.ascontiguousarray(a).reshape(-1, m), _flat(b), out.reshape(-1, m), False)
-        elif b.shape == out.shape and _trailing_row(a.shape, out.shape):
-            m = a.size
-            rows(np.ascontiguousarray(b).reshape(-1, m), _flat(a), out.reshape(-1, m), True)
-        else:
-            same(_flat(np.broadcast_to(a, out.shape)), _flat(np.broadcast_to(b, out.shape)), out.reshape(-1))
+            return out
+        for big, small, small_left in ((a, b, False), (b, a, True)):
+            if big.shape != out.shape:
+                continue
+            split = middle_broadcast(small.shape, out.shape)
+            if small.size == 1:
+                scalar(_flat(big), small.reshape(-1)[0], out.reshape(-1), small_left)
+            elif _trailing_row(small.shape, out.shape):
+                m = small.size
+                rows(np.ascontiguousarray(big).reshape(-1, m), _flat(small), out.reshape(-1, m), small_left)
+            elif split is not None:         # small broadcast along one middle axis: (outer, 1, inner)
+                middle(np.ascontiguousarray(big).reshape(split), np.ascontiguousarray(small).reshape(split[0], -1),
+                       out.reshape(split), small_left)
+            else:
+                continue
+            return out
+        same(_flat(np.broadcast_to(a, out.shape)), _flat(np.broadcast_to(b, out.shape)), out.reshape(-1))
         return out
 
     def _binary(self, op, a, b):
@@ -159,7 +164,8 @@ class NumbaBackend(NumpyBackend):
         return self._broadcast(
             a, b, out, lambda x, y, o: same(op, x, y, o),
             lambda x, s, o, left: elementwise.binary_scalar(op, x, s, o, left),
-            lambda x, r, o, left: elementwise.binary_rows(op, x, r, o, left))
+            lambda x, r, o, left: elementwise.binary_rows(op, x, r, o, left),
+            lambda x, y, o, left: elementwise.binary_middle(op, x, y, o, left))
 
     def add(self, a, b):
         return self._binary(elementwise.ADD, a, b)
@@ -190,7 +196,8 @@ class NumbaBackend(NumpyBackend):
         return self._broadcast(
             a, b, out, lambda x, y, o: elementwise.compare_same(op, x, y, o),
             lambda x, s, o, left: elementwise.compare_scalar(op, x, s, o, left),
-            lambda x, r, o, left: elementwise.compare_rows(op, x, r, o, left))
+            lambda x, r, o, left: elementwise.compare_rows(op, x, r, o, left),
+            lambda x, y, o, left: elementwise.compare_middle(op, x, y, o, left))
 
     def equal(self, a, b):
         return self._compare(elementwise.EQ, a, b)
@@ -272,7 +279,11 @@ class NumbaBackend(NumpyBackend):
         return out.reshape(shape)
 
     def index_add(self, target, index, values):
-        if self._index_add_along_axis(target, index, values):
+        along_axis = gather_along_axis(target, index, values)
+        if along_axis is not None:         # whole slices along one axis (im2col's, Embedding's): no positions
+            outer, rows, inner = along_axis
+            reduce.index_add_along_axis(target.reshape(outer, -1, inner), _flat(rows.astype(np.int64)),
+                                        np.ascontiguousarray(values).reshape(outer, rows.size, inner))
             return
         # the positions of every indexed element, in the order numpy's fancy indexing visits them
         positions = np.arange(target.size, dtype=np.int64).reshape(target.shape)[index]
@@ -281,17 +292,6 @@ class NumbaBackend(NumpyBackend):
             np.add.at(target, index, values)          # pragma: no cover - the core passes its own arrays
             return
         reduce.index_add(target.reshape(-1), _flat(positions), _flat(values.astype(target.dtype, copy=False)))
-
-    @staticmethod
-    def _index_add_along_axis(target, index, values):
-        """index_add of whole slices along one axis by our kernel, without a position array; True when done."""
-        plan = gather_along_axis(target, index, values)
-        if plan is None:
-            return False
-        outer, rows, inner = plan
-        reduce.index_add_along_axis(target.reshape(outer, -1, inner), _flat(rows.astype(np.int64)),
-                                    np.ascontiguousarray(values).reshape(outer, rows.size, inner))
-        return True
 
     # -- products ---------------------------------------------------------------------
     def _gemm(self, a, b):
