@@ -12,8 +12,11 @@
   rank 0 of 1; a process started by mpiexec without mpi4py gets a clear error instead of training alone.
 * ``DistributedOptimizer(optimizer)`` averages the gradients of every process before each update: they
   are packed into flat buffers of at most ``bucket_bytes`` (Horovod's tensor fusion), each reduced with
-  one in-place Allreduce. GPU tensors go through the host (NCCL is not wired yet). The exchange reads
-  device data on the host, so a distributed step runs eagerly (jit_report says why).
+  one in-place Allreduce: through MPI for host tensors, and for CUDA tensors through NCCL on the GPU
+  (CuPy's NCCL bindings; the communicator's unique id goes from rank 0 to the others over MPI), so their
+  gradients never leave the device. Without CuPy's NCCL, CUDA gradients go through the host over MPI.
+  Give each process its own GPU: ``model.to(f"cuda:{hvd.local_rank()}")``. The exchange is a
+  collective call outside the backends, so a distributed step runs eagerly (jit_report says why).
 * Only rank 0 prints progress bars and writes ModelCheckpoint/CSVLogger files, unless ``init(quiet=False)``.
 * Faults: ``init`` installs an exception hook that calls ``MPI_Abort`` when a process dies of an
   uncaught exception, so the others stop at once instead of waiting forever in an Allreduce.
@@ -27,6 +30,7 @@ from . import callbacks as callbacks_module
 from .optimizers import Optimizer
 
 __all__ = ["init", "rank", "size", "local_rank", "local_size", "is_initialized", "allreduce_average",
+           "allreduce_average_on_gpu", "nccl_available",
            "broadcast_arrays", "DistributedOptimizer", "BroadcastGlobalVariablesCallback", "MetricAverageCallback",
            "LearningRateWarmupCallback", "shard"]
 
@@ -121,6 +125,54 @@ def allreduce_average(arrays, bucket_bytes=64 << 20):
     return out
 
 
+def nccl_available():
+    """Whether CuPy's NCCL bindings load here (the GPU path of allreduce_average_on_gpu)."""
+    try:
+        from cupy.cuda import nccl
+    except Exception:       # no CuPy, or CuPy without its CUDA libraries
+        return False
+    return bool(getattr(nccl, "available", True))
+
+
+def _nccl_communicator(comm, device_index):
+    """This process's NCCL communicator for GPU ``device_index``, made once: rank 0 draws the unique id and
+    MPI broadcasts it, then every rank joins with it (a collective: every process must call this)."""
+    cache = _STATE.setdefault("nccl", {})
+    if device_index not in cache:
+        from cupy.cuda import nccl
+        unique_id = nccl.get_unique_id() if comm.Get_rank() == 0 else None
+        unique_id = comm.bcast(unique_id, root=0)
+        cache[device_index] = nccl.NcclCommunicator(comm.Get_size(), unique_id, comm.Get_rank())
+    return cache[device_index]
+
+
+def allreduce_average_on_gpu(arrays, device_index, bucket_bytes=64 << 20):
+    """Every process's CuPy ``arrays`` (on GPU ``device_index``) averaged elementwise over NCCL, in buckets of
+    at most ``bucket_bytes`` (one in-place allReduce each, on the current stream); nothing leaves the GPU."""
+    comm = _comm()
+    if comm is None or comm.Get_size() == 1:
+        return list(arrays)
+    import cupy
+    from cupy.cuda import nccl
+
+    from .kernels.cuda import loader
+    nccl_types = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64}
+    out = [None] * len(arrays)
+    with cupy.cuda.Device(device_index):
+        communicator = _nccl_communicator(comm, device_index)
+        stream = cupy.cuda.get_current_stream().ptr
+        for bucket in _buckets(arrays, bucket_bytes):
+            flat = cupy.concatenate([arrays[i].reshape(-1) for i in bucket])
+            address = loader.pointer(flat)
+            communicator.allReduce(address, address, flat.size, nccl_types[flat.dtype], nccl.NCCL_SUM, stream)
+            flat *= flat.dtype.type(1.0 / comm.Get_size())
+            start = 0
+            for i in bucket:
+                out[i] = flat[start:start + arrays[i].size].reshape(arrays[i].shape)
+                start += arrays[i].size
+    return out
+
+
 def _buckets(arrays, bucket_bytes):
     """Index lists of arrays of one dtype whose total size stays within ``bucket_bytes`` (one array may exceed it)."""
     buckets, current, current_bytes, current_dtype = [], [], 0, None
@@ -155,9 +207,16 @@ class _Averaging:
     bucket_bytes = 64 << 20
 
     def _update_all(self, pairs):
-        grads = allreduce_average([grad.numpy() for grad, _ in pairs], self.bucket_bytes)
-        averaged = [(type(grad)(value, dtype=grad.dtype, device=grad.device), param)
-                    for value, (grad, param) in zip(grads, pairs)]
+        devices = {grad.device for grad, _ in pairs}
+        device = devices.pop() if len(devices) == 1 else None
+        if device is not None and device.startswith("cuda") and nccl_available():     # stays on the GPU
+            values = allreduce_average_on_gpu([grad._data for grad, _ in pairs], int(device.split(":")[1]),
+                                              self.bucket_bytes)
+            averaged = [(type(grad)._make(value, grad._backend), param) for value, (grad, param) in zip(values, pairs)]
+        else:
+            values = allreduce_average([grad.numpy() for grad, _ in pairs], self.bucket_bytes)
+            averaged = [(type(grad)(value, dtype=grad.dtype, device=grad.device), param)
+                        for value, (grad, param) in zip(values, pairs)]
         super()._update_all(averaged)
 
 

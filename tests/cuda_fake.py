@@ -433,8 +433,52 @@ def fake_cupy(log=None):
                                     getDeviceProperties=lambda i: {"name": b"Fake GPU"})
     module.cuda = types.SimpleNamespace(is_available=lambda: True, runtime=runtime, Event=FakeEvent,
                                         get_elapsed_time=lambda start, end: (end.time - start.time) * 1e3,
-                                        Device=lambda *index: types.SimpleNamespace(synchronize=lambda: None))
+                                        Device=FakeDevice, get_current_stream=lambda: types.SimpleNamespace(ptr=0))
+    module.concatenate = _logged("concatenate", np.concatenate)
     return module
+
+
+class FakeDevice:
+    """cupy.cuda.Device: a context manager that makes GPU ``index`` current (one fake GPU: nothing to do)."""
+
+    def __init__(self, index=0):
+        self.id = index
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def synchronize(self):
+        pass
+
+    def use(self):
+        pass
+
+
+def fake_nccl(mpi_comm):
+    """cupy.cuda.nccl answered over MPI on the host: a communicator's allReduce finds the device array at
+    the address it is given (``fake_pointer``) and sums it across the processes of ``mpi_comm``."""
+    from mpi4py import MPI
+    calls = []
+
+    class NcclCommunicator:
+        def __init__(self, ndev, unique_id, rank):
+            assert ndev == mpi_comm.Get_size() and rank == mpi_comm.Get_rank()
+            assert unique_id == mpi_comm.bcast(unique_id, root=0), "every rank must get rank 0's unique id"
+            calls.append(("init", unique_id))
+
+        def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):
+            assert sendbuf == recvbuf and op == 0 and datatype in (7, 8)
+            array = _ADDRESSES[int(sendbuf)].reshape(-1)[:count]
+            assert array.dtype == (np.float32 if datatype == 7 else np.float64)
+            mpi_comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+            calls.append(("allReduce", count))
+
+    unique = f"uid-{mpi_comm.Get_rank()}-{time.time()}".encode()
+    return types.SimpleNamespace(available=True, NCCL_FLOAT32=7, NCCL_FLOAT64=8, NCCL_SUM=0, calls=calls,
+                                 get_unique_id=lambda: unique, NcclCommunicator=NcclCommunicator)
 
 
 class FakeEvent:

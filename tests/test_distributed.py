@@ -62,8 +62,18 @@ TWO_PROCESSES = textwrap.dedent("""
 
     hvd.init()
     kind, out = sys.argv[2], sys.argv[3]
+    nccl = None
+    if kind.endswith("-cuda"):        # each process on a fake GPU, its gradients averaged by a fake NCCL
+        import cuda_fake
+        from test_cuda_backend import FakeGPU
+        gpu = FakeGPU().__enter__()
+        nccl = gpu.cupy.cuda.nccl = cuda_fake.fake_nccl(hvd._comm())
+        gpu.patch.setitem(sys.modules, "cupy.cuda", gpu.cupy.cuda)
+        gpu.patch.setitem(sys.modules, "cupy.cuda.nccl", nccl)
     optimizer = keras.optimizers.SGD(0.1, momentum=0.5) if kind == "sgd" else keras.optimizers.Adam(0.02)
     model = build(hvd.DistributedOptimizer(optimizer, bucket_bytes=200))
+    if nccl is not None:
+        model.to("cuda")
     if hvd.rank() == 1:                                   # a different start: the broadcast must fix it
         model.set_weights([w + 1.0 for w in model.get_weights()])
     # each process takes its half of every batch of 8: rows 8i + 4r .. 8i + 4r + 3
@@ -74,7 +84,8 @@ TWO_PROCESSES = textwrap.dedent("""
     everyone = hvd._comm().allgather(weights)
     if hvd.rank() == 0:
         np.savez(out, *model.get_weights(), same=np.array(all(np.array_equal(everyone[0], w) for w in everyone)),
-                 loss=np.array(history.history["loss"]))
+                 loss=np.array(history.history["loss"]),
+                 nccl=np.array([call[0] for call in nccl.calls] if nccl is not None else [], dtype=str))
 """)
 
 
@@ -86,12 +97,15 @@ def run_two(tmp_path, *args, timeout=240):
 
 
 @needs_mpi
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adam-cuda"])
 def test_two_processes_with_half_batches_equal_one_process_with_whole_batches(tmp_path, kind):
     done = run_two(tmp_path, kind, str(tmp_path / "out.npz"))
     assert done.returncode == 0, done.stderr[-3000:]
     result = np.load(tmp_path / "out.npz", allow_pickle=False)
     assert bool(result["same"]), "the processes ended with different weights"
+    if kind.endswith("-cuda"):       # one communicator, then every bucket through NCCL (4 steps x 3 epochs)
+        calls = result["nccl"].tolist()
+        assert calls[0] == "init" and calls.count("init") == 1 and calls.count("allReduce") >= 12, calls
     optimizer = keras.optimizers.SGD(0.1, momentum=0.5) if kind == "sgd" else keras.optimizers.Adam(0.02)
     alone = build(optimizer)
     history = alone.fit(X, Y, batch_size=8, epochs=3, shuffle=False, verbose=0)
