@@ -176,7 +176,9 @@ def test_index_add_takes_every_index_kind_and_dtype_as_numpy_does(dtype, determi
     rows = rng.integers(-6, 6, 40)                    # repeats and negative rows
     cases = [((6, 5), (rows,), (40, 5)), ((6, 5), (rows, rng.integers(0, 5, 40)), (40,)),
              ((6, 5, 2), (rows[:7], 3), (7, 2)), ((6, 5), (slice(1, 4), [0, 2, 2]), (3, 3)),
-             ((6, 5), (rng.random((6, 5)) > 0.5,), None), ((6, 5), 2, (5,)), ((4,), (np.array([], int),), (0,))]
+             ((6, 5), (rng.random((6, 5)) > 0.5,), None), ((6, 5), 2, (5,)), ((4,), (np.array([], int),), (0,)),
+             ((3, 6, 2), (slice(None), rows[:9]), (3, 9, 2)), ((2, 3, 6), (slice(None), slice(None), rows[:4]),
+                                                                (2, 3, 4))]
     nn.use_deterministic_algorithms(deterministic)
     try:
         with FakeGPU() as gpu:

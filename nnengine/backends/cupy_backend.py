@@ -128,27 +128,34 @@ class CupyBackend(Backend):
         """The flat position in a C-ordered array of ``shape`` of every element ``x[index]`` selects, in
         the order indexing visits them (the shape of ``x[index]``).
 
-        An index of integers and integer arrays over the leading axes (Embedding's rows, a gather of
-        labels) is turned into positions directly: sum_k i_k * stride_k, plus every offset of the
-        trailing axes. Any other index (slices, booleans, ...) indexes an arange over the array.
+        An index of full slices, then integers and integer arrays (Embedding's rows, a gather of labels,
+        the im2col gather x[:, windows, :]) is turned into positions directly: for the integer parts
+        sum_k i_k * stride_k, plus every offset of the axes before and after them. Any other index
+        (partial slices, booleans, ...) indexes an arange over the array.
         """
         cp = self.cupy
         parts = index if isinstance(index, tuple) else (index,)
+        leading = next((k for k, p in enumerate(parts) if not (isinstance(p, slice) and p == slice(None))),
+                       len(parts))
         integer_parts = all(isinstance(p, (int, np.integer)) or (hasattr(p, "dtype") and p.dtype.kind in "iu")
-                            for p in parts)
-        if not (parts and integer_parts and len(parts) <= len(shape)):
+                            for p in parts[leading:])
+        if not (parts[leading:] and integer_parts and len(parts) <= len(shape)):
             return cp.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)[index]
         strides = np.cumprod((1,) + shape[::-1][:-1], dtype=np.int64)[::-1]      # C strides, in elements
         lead = None
-        for part, size, stride in zip(parts, shape, strides):
+        for part, size, stride in zip(parts[leading:], shape[leading:], strides[leading:]):
             term = cp.asarray(part).astype(np.int64, copy=False)
             term = (term % size) * stride if size else term         # numpy's negative indices count from the end
             lead = term if lead is None else lead + term
-        trailing = shape[len(parts):]
-        if not trailing:
-            return lead
-        offsets = cp.arange(int(np.prod(trailing, dtype=np.int64)), dtype=np.int64).reshape(trailing)
-        return lead.reshape(lead.shape + (1,) * len(trailing)) + offsets
+        before, after = shape[:leading], shape[len(parts):]
+        positions = lead.reshape((1,) * len(before) + lead.shape + (1,) * len(after))
+        if after:
+            offsets = cp.arange(int(np.prod(after, dtype=np.int64)), dtype=np.int64)
+            positions = positions + offsets.reshape((1,) * (len(before) + lead.ndim) + after)
+        if before:
+            outer = cp.arange(int(np.prod(before, dtype=np.int64)), dtype=np.int64) * int(strides[leading - 1])
+            positions = positions + outer.reshape(before + (1,) * (lead.ndim + len(after)))
+        return positions
 
     # -- elementwise: ElementwiseKernels over our operations ----------------------------------
     def neg(self, x):
