@@ -237,3 +237,17 @@ def test_view_primitives_leave_their_input_unchanged(device, name):
         original = args[0].copy()
         run(backend, name, args)
         np.testing.assert_array_equal(args[0], original)
+
+
+@pytest.mark.parametrize("index", [(slice(None), np.array([1, -1, 1])), (slice(None), slice(None), np.array([[0, 4], [2, 2]])),
+                                   np.array([2, 0]), (slice(None), np.array(2)), (slice(None), np.array([True, False, True, True]))])
+def test_a_gather_between_full_slices_gives_numpys_values_contiguous(device, index):
+    backend = nn.get_backend(device)
+    x = np.arange(60.0).reshape(3, 4, 5)
+    got = backend.getitem(backend.from_numpy(x), index if not isinstance(index, tuple) else
+                          tuple(backend.from_numpy(p) if isinstance(p, np.ndarray) else p for p in index))
+    expected = x[index]
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(backend.to_numpy(got), expected)
+    if device != "cuda" and np.asarray(index[-1] if isinstance(index, tuple) else index).dtype != bool:
+        assert got.flags.c_contiguous          # the im2col patches reshape without a copy

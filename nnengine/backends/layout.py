@@ -4,6 +4,8 @@ They use only methods both array types have (``flags``, ``copy``, ``transpose``,
 """
 import math
 
+import numpy as np
+
 
 def contiguous(x):
     """``x`` if it is C-contiguous, else a C-contiguous copy.
@@ -71,3 +73,16 @@ def middle_broadcast(small_shape, out_shape):
         return None
     axis = ones[0]
     return math.prod(out_shape[:axis]), out_shape[axis], math.prod(out_shape[axis + 1:])
+
+
+def take_axis(x, index):
+    """The axis when ``x[index]`` is full slices around ONE integer array (``x[:, rows, :]``, the im2col and
+    Embedding gathers), else None. numpy's fancy indexing leaves such a result non-contiguous when the
+    array is not the first part; ``np.take`` along that axis gives the same values contiguous."""
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [a for a, p in enumerate(parts) if isinstance(p, np.ndarray)]
+    if len(arrays) != 1 or len(parts) > x.ndim or parts[arrays[0]].dtype.kind not in "iu":
+        return None
+    if any(not (isinstance(p, slice) and p == slice(None)) for a, p in enumerate(parts) if a != arrays[0]):
+        return None
+    return arrays[0]

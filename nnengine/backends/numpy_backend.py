@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .base import Backend
+from .layout import take_axis
 
 
 _ERF = np.vectorize(math.erf, otypes=[np.float64])
@@ -53,6 +54,9 @@ class NumpyBackend(Backend):
         return np.broadcast_to(x, shape)
 
     def getitem(self, x, index):
+        axis = take_axis(x, index)
+        if axis is not None:        # x[:, rows, :] as np.take: the same values, written C-contiguous
+            return np.take(x, index[axis] if isinstance(index, tuple) else index, axis=axis)
         return x[index]
 
     def index_add(self, target, index, values):
