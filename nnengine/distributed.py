@@ -30,7 +30,7 @@ from . import callbacks as callbacks_module
 from .optimizers import Optimizer
 
 __all__ = ["init", "rank", "size", "local_rank", "local_size", "is_initialized", "allreduce_average",
-           "allreduce_average_on_gpu", "nccl_available",
+           "allreduce_average_on_gpu", "nccl_available", "check_same_layout",
            "broadcast_arrays", "DistributedOptimizer", "BroadcastGlobalVariablesCallback", "MetricAverageCallback",
            "LearningRateWarmupCallback", "shard"]
 
@@ -188,11 +188,31 @@ def _buckets(arrays, bucket_bytes):
     return buckets
 
 
+def check_same_layout(arrays, what="weights"):
+    """Raise ValueError on every process unless every process holds arrays of the same shapes and dtypes
+    (one allgather of their descriptions): a collective over mismatched buffers would fail obscurely or hang."""
+    comm = _comm()
+    if comm is None or comm.Get_size() == 1:
+        return
+    mine = [(tuple(np.shape(a)), np.asarray(a).dtype.str) for a in arrays]
+    everyone = comm.allgather(mine)
+    for other_rank, theirs in enumerate(everyone):
+        if theirs != everyone[0]:
+            first = next((i for i, (a, b) in enumerate(zip(everyone[0], theirs)) if a != b), min(len(theirs),
+                                                                                                  len(everyone[0])))
+            raise ValueError(
+                f"nnengine.distributed: the processes hold different {what}: rank 0 has {len(everyone[0])} arrays, "
+                f"rank {other_rank} has {len(theirs)}; the first difference is array {first}: rank 0 "
+                f"{everyone[0][first] if first < len(everyone[0]) else 'none'}, rank {other_rank} "
+                f"{theirs[first] if first < len(theirs) else 'none'} (every process must build the same model)")
+
+
 def broadcast_arrays(arrays, root_rank=0):
-    """The ``arrays`` of process ``root_rank``, on every process (shapes and dtypes must agree)."""
+    """The ``arrays`` of process ``root_rank``, on every process (shapes and dtypes must agree: checked first)."""
     comm = _comm()
     if comm is None or comm.Get_size() == 1:
         return [np.asarray(a) for a in arrays]
+    check_same_layout(arrays)
     result = []
     for array in arrays:
         buffer = np.array(array, copy=True, order="C")

@@ -125,6 +125,35 @@ FAULT = textwrap.dedent("""
 """)
 
 
+MISMATCH = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import nnengine.distributed as hvd
+    from nnengine import keras
+    hvd.init()
+    units = 6 if hvd.rank() == 0 else 7                     # rank 1 built a different model
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(units), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=hvd.DistributedOptimizer(keras.optimizers.Adam()), loss="sparse_categorical_crossentropy")
+    try:
+        model.fit(np.zeros((8, 5)), np.zeros(8, int), verbose=0, callbacks=[hvd.BroadcastGlobalVariablesCallback(0)])
+    except ValueError as error:
+        print(f"rank {hvd.rank()}: {error}")
+        sys.exit(3)
+""")
+
+
+@needs_mpi
+def test_mismatched_models_are_a_clear_error_on_every_process_at_the_broadcast(tmp_path):
+    script = tmp_path / "mismatch.py"
+    script.write_text(MISMATCH)
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0, done.stdout + done.stderr
+    for rank in (0, 1):
+        assert f"rank {rank}: nnengine.distributed: the processes hold different weights" in done.stdout, done.stdout
+    assert "array 0: rank 0 ((5, 6), '<f4'), rank 1 ((5, 7), '<f4')" in done.stdout
+
+
 @needs_mpi
 def test_one_process_failing_stops_the_others(tmp_path):
     script = tmp_path / "fault.py"
@@ -160,3 +189,18 @@ def test_the_distributed_example_trains_on_two_processes_and_saves_once(tmp_path
     accuracy = float(done.stdout.split("test accuracy: ")[1].split()[0])
     assert accuracy > 0.9
     assert os.listdir(tmp_path) == ["d.h5"]
+
+
+@needs_mpi
+def test_the_distributed_benchmark_measures_against_a_bare_allreduce_in_one_run(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "benchmarks.distributed", "--repeats", "1",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+    result = json.loads((tmp_path / "distributed.json").read_text())
+    assert result["processes"] == 2 and result["parameters"] == 669_706
+    assert result["allreduce_s"] > 0 and result["bare_allreduce_s"] > 0 and result["latency_s"] > 0
+    assert "of the bare Allreduce's bandwidth" in (tmp_path / "distributed.md").read_text()
