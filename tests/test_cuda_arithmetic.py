@@ -370,3 +370,120 @@ def test_a_multi_tensor_launch_gives_each_element_to_its_own_tensor(sizes):
     assert owners == expected.tolist()
     offsets = np.arange(starts[-1]) - starts[owners]
     assert (offsets >= 0).all() and (offsets < np.array(sizes)[owners]).all()
+
+
+# -- nn.cu: softmax backward; reduce.cu: argmax; index.cu: the sorted scatter; optim.cu: the other optimizers --
+def softmax_grad_rows(a, g):
+    """softmax_grad_rows of nn.cu: dot = sum_j g_j a_j (lane sums, butterfly), dz = a (g - dot)."""
+    dot = butterfly(lane_sums(lane_columns((g * a).astype(F32), 0.0)), np.add)
+    return (a * (g - dot[:, None]).astype(F32)).astype(F32)
+
+
+def test_softmax_backward_rows():
+    rng = np.random.default_rng(9)
+    for rows, cols in [(5, 3), (64, 10), (7, 1025)]:
+        z = rng.standard_normal((rows, cols)).astype(F32)
+        a = softmax_rows(z)
+        g = rng.standard_normal((rows, cols)).astype(F32)
+        a64, g64 = a.astype(np.float64), g.astype(np.float64)
+        expected = a64 * (g64 - (g64 * a64).sum(axis=1, keepdims=True))
+        np.testing.assert_allclose(softmax_grad_rows(a, g), expected, rtol=1e-4, atol=2e-7 * np.sqrt(cols))
+
+
+def better(a, ia, b, ib):
+    """reduce.cu's rule: the first NaN wins, then the larger value, then the smaller index."""
+    a_nan, b_nan = np.isnan(a), np.isnan(b)
+    return np.where(a_nan | b_nan, a_nan & (~b_nan | (ia < ib)), (a > b) | ((a == b) & (ia < ib)))
+
+
+def warp_argmax(x):
+    """warp_argmax of reduce.cu on each row of x: every lane scans its columns, then 5 shuffle steps."""
+    rows, cols = x.shape
+    best = np.repeat(x[:, :1], WARP, axis=1)
+    index = np.zeros((rows, WARP), np.int64)
+    for start in range(0, cols, WARP):
+        j = np.arange(start, start + WARP)
+        inside = j < cols
+        candidate = np.where(inside, x[:, np.minimum(j, cols - 1)], np.nan)
+        take = inside & better(candidate, j, best, index)
+        best, index = np.where(take, candidate, best), np.where(take, j, index)
+    lane = np.arange(WARP)
+    for offset in (16, 8, 4, 2, 1):
+        other, other_index = best[:, lane ^ offset], index[:, lane ^ offset]
+        take = better(other, other_index, best, index)
+        best, index = np.where(take, other, best), np.where(take, other_index, index)
+    return index[:, 0]
+
+
+def test_argmax_follows_numpy_on_ties_and_nans_in_one_and_two_passes():
+    rng = np.random.default_rng(10)
+    x = rng.integers(0, 4, (50, 77)).astype(F32)          # many ties
+    x[3, [40, 5]] = np.nan
+    assert warp_argmax(x).tolist() == np.argmax(x, axis=1).tolist()
+    flat = rng.integers(0, 6, 3 * launch.SEGMENT + 11).astype(F32)
+    segments = -(-flat.size // launch.SEGMENT)
+    padded = np.full(segments * launch.SEGMENT, -np.inf, F32)
+    padded[:flat.size] = flat
+    per_segment = warp_argmax(padded.reshape(segments, -1))          # argmax_segments, then argmax_rows
+    values = padded.reshape(segments, -1)[np.arange(segments), per_segment]
+    best = warp_argmax(values.reshape(1, -1))[0]
+    assert best * launch.SEGMENT + per_segment[best] == np.argmax(flat)
+
+
+def scatter_add_sorted(target, positions, values):
+    """scatter_add_sorted of index.cu: stably sorted positions; the first of each run adds the run in order."""
+    order = np.argsort(positions, kind="stable")
+    sorted_positions = positions[order]
+    out = target.copy()
+    for k in range(len(positions)):
+        if k and sorted_positions[k - 1] == sorted_positions[k]:
+            continue
+        total, j = F32(0), k
+        while j < len(positions) and sorted_positions[j] == sorted_positions[k]:
+            total = F32(total + values[order[j]])
+            j += 1
+        out[sorted_positions[k]] = F32(out[sorted_positions[k]] + total)
+    return out
+
+
+def test_the_deterministic_scatter_add_sums_each_position_in_its_original_order():
+    rng = np.random.default_rng(11)
+    positions = rng.integers(0, 7, 500)
+    values = rng.standard_normal(500).astype(F32)
+    got = scatter_add_sorted(np.zeros(7, F32), positions, values)
+    in_order = np.zeros(7, F32)
+    for p, v in zip(positions, values):                      # a serial loop in the original order
+        in_order[p] = F32(in_order[p] + v)
+    np.testing.assert_array_equal(got, in_order)             # the same bits: order fixed, no atomics
+
+
+def test_sgd_rmsprop_and_adagrad_in_float32_follow_float64():
+    from nnengine.backends.optimizer_scalars import adagrad_scalars, rmsprop_scalars, sgd_scalars
+    rng = np.random.default_rng(12)
+    p0, g = rng.standard_normal(5000).astype(F32), rng.standard_normal(5000).astype(F32)
+    s = sgd_scalars(0.05, 0.9, 0.01)
+    p, velocity = p0.copy(), np.zeros_like(p0)
+    p64, v64 = p0.astype(np.float64), np.zeros(5000)
+    for _ in range(5):                                       # sgd_update, Nesterov momentum
+        decayed = (p * F32(s.decay)).astype(F32)
+        velocity = fma(F32(s.momentum), velocity, -(F32(s.lr) * g).astype(F32))
+        p = (decayed + fma(F32(s.momentum), velocity, -(F32(s.lr) * g).astype(F32))).astype(F32)
+        v64 = s.momentum * v64 - s.lr * g
+        p64 = p64 * s.decay + s.momentum * v64 - s.lr * g
+    np.testing.assert_allclose(p, p64, rtol=1e-5, atol=1e-6)
+    r = rmsprop_scalars(1e-3, 0.9, 0.0, 1e-7, 0.0)
+    ms, ms64, p, p64 = np.zeros(5000, F32), np.zeros(5000), p0.copy(), p0.astype(np.float64)
+    for _ in range(5):                                       # rmsprop_update, plain
+        ms = fma(F32(r.rho), ms, (F32(r.one_minus_rho) * g * g).astype(F32))
+        p = fma(p, F32(r.decay), -(F32(r.lr) * g / np.sqrt(ms + F32(r.epsilon))).astype(F32))
+        ms64 = r.rho * ms64 + r.one_minus_rho * g.astype(np.float64) ** 2
+        p64 = p64 * r.decay - r.lr * g / np.sqrt(ms64 + r.epsilon)
+    np.testing.assert_allclose(p, p64, rtol=1e-5, atol=1e-6)
+    a = adagrad_scalars(0.01, 1e-7, 0.0)
+    acc, acc64, p, p64 = np.full(5000, 0.1, F32), np.full(5000, 0.1), p0.copy(), p0.astype(np.float64)
+    for _ in range(5):                                       # adagrad_update
+        acc = fma(g, g, acc)
+        p = fma(p, F32(a.decay), -(F32(a.lr) * g / np.sqrt(acc + F32(a.epsilon))).astype(F32))
+        acc64 = acc64 + g.astype(np.float64) ** 2
+        p64 = p64 * a.decay - a.lr * g / np.sqrt(acc64 + a.epsilon)
+    np.testing.assert_allclose(p, p64, rtol=1e-5, atol=1e-6)
