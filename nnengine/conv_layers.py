@@ -158,7 +158,7 @@ class _Windows(Layer):
         rows = x.reshape(n, height * width, c)
         if padded:
             rows = F.concatenate([rows, full((n, 1, c), fill, dtype=x.dtype, device=x.device)], axis=1)
-        key = (positions.ctypes.data, x.device)
+        key = (height, width, x.device)         # the layer's own geometry is fixed: the input size decides
         index = self._index_cache.get(key)
         if index is None:                      # uploaded once per shape and device, not every step
             index = self._index_cache[key] = Tensor(positions, dtype=np.int64, device=x.device)

@@ -213,14 +213,10 @@ class LayerNormalization(_Normalization):
     def call(self, x, training=False):
         """Each sample normalized over the feature axes."""
         self._check_input(x)
-        if x.dtype != self.gamma_dtype():
-            x = x.astype(self.gamma_dtype())
+        if x.dtype != np.dtype(self.dtype):
+            x = x.astype(self.dtype)
         axes = tuple(self._feature_axes)
         mean = x.mean(axis=axes, keepdims=True)
         centred = x - mean
         variance = (centred * centred).mean(axis=axes, keepdims=True)
         return self._normalize(x, mean, variance)
-
-    def gamma_dtype(self):
-        """The dtype the layer computes in (its own)."""
-        return np.dtype(self.dtype)
