@@ -17,8 +17,8 @@ class Constraint:
     """Base class: ``constraint(w)`` is the projected weight, a Tensor of w's shape."""
 
     def __call__(self, w):
-        """The projection (subclasses)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement __call__(w)")
+        """The projection of ``w``; subclasses override it. The base leaves ``w`` unchanged, as Keras's does."""
+        return w
 
     def get_config(self):
         """Keras's config."""

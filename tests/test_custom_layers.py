@@ -157,3 +157,9 @@ def test_a_custom_layer_that_changes_the_shape_is_traced():
     finally:
         Project.call = original
     assert len(calls) == 4                 # one call per batch: the output shape was traced once, not per step
+
+
+def test_the_base_constraint_leaves_a_weight_unchanged_as_keras_does():
+    w = nn.tensor([[-1.0, 2.0]])
+    assert nn.constraints.Constraint()(w) is w
+    assert nn.constraints.Constraint().get_config() == {}
