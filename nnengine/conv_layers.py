@@ -18,9 +18,9 @@ import math
 
 import numpy as np
 
-from . import activations, arguments, constraints, initializers, regularizers
+from . import arguments
 from . import functional as F
-from .layer_base import Layer, batch_shape
+from .layer_base import KernelAndBias, Layer, batch_shape
 from .tensor import Tensor, full
 
 __all__ = ["Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
@@ -170,7 +170,7 @@ class _Windows(Layer):
                 "padding": self.padding, "data_format": "channels_last"}
 
 
-class Conv2D(_Windows):
+class Conv2D(KernelAndBias, _Windows):
     """2-D convolution over (batch, height, width, channels) inputs: a = activation(conv(x, kernel) + bias).
 
     Keras's arguments and defaults; the kernel is (kh, kw, in, filters). 'same' padding gives
@@ -189,16 +189,8 @@ class Conv2D(_Windows):
         if groups != 1:
             raise ValueError(f"{owner}: groups must be 1 (grouped convolutions are not supported), got {groups!r}")
         self._init_windows(kernel_size, strides, padding, dilation_rate, data_format)
-        self.activation = activations.get(activation)
-        self._fused_activation = activations.fused_name(self.activation)
-        self.use_bias = arguments.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.kernel = self.bias = None
+        self._init_kernel_and_bias(owner, activation, use_bias, kernel_initializer, bias_initializer,
+                                   kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
         if self.batch_input_shape is not None:
             self.build(self.batch_input_shape)
 
@@ -208,12 +200,7 @@ class Conv2D(_Windows):
         self._check_input(input_shape)
         if input_shape[-1] is None:
             raise ValueError(f"{self._owner()} needs a known number of input channels, got {tuple(input_shape)}")
-        self.kernel = self.add_weight((*self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
+        self._add_kernel_and_bias((*self.kernel_size, input_shape[-1], self.filters), self.filters)
         super().build(input_shape)
 
     def _output_channels(self, channels):
@@ -227,38 +214,21 @@ class Conv2D(_Windows):
         patches, oh, ow, _ = self._gather(x, 0.0)
         n = x.shape[0]
         rows = patches.reshape(n * oh * ow, -1)
-        fused = "none" if return_logits else self._fused_activation
-        out = F.linear(rows, self.kernel.reshape(-1, self.filters), self.bias, fused if fused is not None else "none")
-        if fused is None:
-            out = self.activation(out)
+        out = self._activated_product(rows, self.kernel.reshape(-1, self.filters), return_logits)
         return out.reshape(n, oh, ow, self.filters) if self.rank == 2 else out.reshape(n, oh, self.filters)
 
     def get_config(self):
         """Keras 3's config."""
-        config = super().get_config()
-        config.update({"filters": self.filters, **self._window_config(), "dilation_rate": list(self.dilation_rate),
-                       "groups": 1, "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                       "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                       "bias_initializer": initializers.serialize(self.bias_initializer),
-                       "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                       "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                       "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-                       "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                       "bias_constraint": constraints.serialize(self.bias_constraint)})
-        return config
+        return {**super().get_config(), "filters": self.filters, **self._window_config(),
+                "dilation_rate": list(self.dilation_rate), "groups": 1, **self._kernel_and_bias_config()}
 
     @classmethod
     def _config_arguments(cls, config):
-        arguments_ = super()._config_arguments(config)
-        for key, default in (("strides", 1), ("padding", "valid"), ("dilation_rate", 1), ("groups", 1),
-                             ("activation", None), ("use_bias", True), ("kernel_initializer", "glorot_uniform"),
-                             ("bias_initializer", "zeros"), ("kernel_regularizer", None), ("bias_regularizer", None),
-                             ("activity_regularizer", None), ("kernel_constraint", None), ("bias_constraint", None)):
-            arguments_[key] = config.get(key, default)
-        arguments_.update(filters=config["filters"], kernel_size=_listed(config["kernel_size"]),
-                          strides=_listed(arguments_["strides"]), dilation_rate=_listed(arguments_["dilation_rate"]),
-                          data_format=config.get("data_format"))
-        return arguments_
+        return {**super()._config_arguments(config), **cls._kernel_and_bias_arguments(config),
+                "filters": config["filters"], "kernel_size": _listed(config["kernel_size"]),
+                "strides": _listed(config.get("strides", 1)), "padding": config.get("padding", "valid"),
+                "dilation_rate": _listed(config.get("dilation_rate", 1)), "groups": config.get("groups", 1),
+                "data_format": config.get("data_format")}
 
 
 class Conv1D(Conv2D):

@@ -12,14 +12,15 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import arguments, constraints, initializers, regularizers
+from . import activations, arguments, constraints, initializers, regularizers
+from . import functional as F
 from .autograd import no_grad
 from .device import get_default_device
 from .dtypes import is_float_dtype, to_supported_dtype
 from .tensor import Tensor
 from .utils import snake_case, unique_name
 
-__all__ = ["Layer", "BUILD_LOCK", "stored_weights", "batch_shape", "config_dtype"]
+__all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "batch_shape", "config_dtype"]
 
 
 #: held while a layer or model builds lazily, so that threads calling it for the first time build it once
@@ -286,6 +287,61 @@ class Layer(ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+#: the arguments KernelAndBias layers share, with Keras's defaults, in Keras's config order
+KERNEL_AND_BIAS_DEFAULTS = (
+    ("activation", "linear"), ("use_bias", True), ("kernel_initializer", "glorot_uniform"),
+    ("bias_initializer", "zeros"), ("kernel_regularizer", None), ("bias_regularizer", None),
+    ("activity_regularizer", None), ("kernel_constraint", None), ("bias_constraint", None))
+
+
+class KernelAndBias:
+    """What Dense and the convolutions share (mixed into a Layer): a kernel, an optional bias, and an
+    activation that runs inside the fused product where the backend fuses it (linear, relu, sigmoid,
+    tanh, softmax), with their Keras arguments and config."""
+
+    def _init_kernel_and_bias(self, owner, activation, use_bias, kernel_initializer, bias_initializer,
+                              kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint):
+        self.activation = activations.get(activation)
+        # the backend's fused name for this activation, or None when it runs after the fused product
+        self._fused_activation = activations.fused_name(self.activation)
+        self.use_bias = arguments.boolean(owner, "use_bias", use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.kernel = self.bias = None
+
+    def _add_kernel_and_bias(self, kernel_shape, units):
+        """Create the kernel of ``kernel_shape`` and (with use_bias) the bias (units,), in Keras's order."""
+        self.kernel = self.add_weight(kernel_shape, self.kernel_initializer, regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
+        if self.use_bias:
+            self.bias = self.add_weight((units,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name="bias")
+
+    def _activated_product(self, rows, kernel, return_logits):
+        """activation(rows @ kernel + bias) as ONE fused op where the backend fuses the activation, else the
+        fused product and then the activation; with ``return_logits`` the logits, rows @ kernel + bias."""
+        fused = "none" if return_logits else self._fused_activation
+        out = F.linear(rows, kernel, self.bias, "none" if fused is None else fused)
+        return self.activation(out) if fused is None else out
+
+    def _kernel_and_bias_config(self):
+        """The shared part of the config, serialized as Keras writes it."""
+        serialize = {"activation": activations.serialize, "kernel_initializer": initializers.serialize,
+                     "bias_initializer": initializers.serialize, "kernel_regularizer": regularizers.serialize,
+                     "bias_regularizer": regularizers.serialize, "activity_regularizer": regularizers.serialize,
+                     "kernel_constraint": constraints.serialize, "bias_constraint": constraints.serialize}
+        return {key: serialize.get(key, lambda value: value)(getattr(self, key)) for key, _ in KERNEL_AND_BIAS_DEFAULTS}
+
+    @staticmethod
+    def _kernel_and_bias_arguments(config):
+        """The shared constructor arguments in a config, Keras's defaults for the missing ones."""
+        return {key: config.get(key, default) for key, default in KERNEL_AND_BIAS_DEFAULTS}
 
 
 def config_dtype(dtype):

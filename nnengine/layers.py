@@ -18,10 +18,9 @@ import math
 import numpy as np
 
 from . import activations, arguments, constraints, initializers, regularizers
-from . import functional as F
 from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, GlobalAveragePooling1D,
                           GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
-from .layer_base import BUILD_LOCK, Layer, batch_shape, config_dtype, stored_weights
+from .layer_base import BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, stored_weights
 from .norm_layers import BatchNormalization, LayerNormalization
 from .tensor import Tensor
 from .utils import global_rng, unique_name
@@ -32,7 +31,7 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "BatchNormalization", "LayerNormalization", "BUILD_LOCK", "stored_weights"]
 
 
-class Dense(Layer):
+class Dense(KernelAndBias, Layer):
     """A densely connected layer: a = activation(x @ kernel + bias), over the last axis of x.
 
     Args:
@@ -47,18 +46,10 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.units = arguments.integer(f"Dense {self.name!r}", "units", units, minimum=1)
-        self.activation = activations.get(activation)
-        # the backend's fused name for this activation, or None when it runs after the fused product
-        self._fused_activation = activations.fused_name(self.activation)
-        self.use_bias = arguments.boolean(f"Dense {self.name!r}", "use_bias", use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel = self.bias = None
+        owner = f"Dense {self.name!r}"
+        self.units = arguments.integer(owner, "units", units, minimum=1)
+        self._init_kernel_and_bias(owner, activation, use_bias, kernel_initializer, bias_initializer,
+                                   kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
         if self.batch_input_shape is not None:
             self.build(self.batch_input_shape)
 
@@ -68,12 +59,7 @@ class Dense(Layer):
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense {self.name!r} needs inputs (batch, ..., features) with a known feature "
                              f"size, got input shape {tuple(input_shape)}")
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
+        self._add_kernel_and_bias((input_shape[-1], self.units), self.units)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -89,41 +75,19 @@ class Dense(Layer):
     def call(self, x, training=False, return_logits=False):
         """activation(x @ kernel + bias); with ``return_logits`` the logits, x @ kernel + bias."""
         self._check_input(x)
-        fused = "none" if return_logits else self._fused_activation
         rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         x_cast = rows if rows.dtype == self.kernel.dtype else rows.astype(self.kernel.dtype)
-        out = F.linear(x_cast, self.kernel, self.bias, fused if fused is not None else "none")
-        if fused is None:
-            out = self.activation(out)
+        out = self._activated_product(x_cast, self.kernel, return_logits)
         return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.units)
 
     def get_config(self):
         """Keras 3's Dense config."""
-        config = super().get_config()
-        config.update({
-            "units": self.units, "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint)})
-        return config
+        return {**super().get_config(), "units": self.units, **self._kernel_and_bias_config()}
 
     @classmethod
     def _config_arguments(cls, config):
-        arguments = super()._config_arguments(config)
-        arguments.update(units=config["units"], activation=config.get("activation", "linear"),
-                         use_bias=config.get("use_bias", True),
-                         kernel_initializer=config.get("kernel_initializer", "glorot_uniform"),
-                         bias_initializer=config.get("bias_initializer", "zeros"),
-                         kernel_regularizer=config.get("kernel_regularizer"),
-                         bias_regularizer=config.get("bias_regularizer"),
-                         activity_regularizer=config.get("activity_regularizer"),
-                         kernel_constraint=config.get("kernel_constraint"),
-                         bias_constraint=config.get("bias_constraint"))
-        return arguments
+        return {**super()._config_arguments(config), "units": config["units"],
+                **cls._kernel_and_bias_arguments(config)}
 
 
 class Activation(Layer):
