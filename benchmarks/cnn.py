@@ -20,7 +20,7 @@ import numpy as np
 
 from .common import RESULTS, median_time, write_results
 from .kernels_bench import machine_limits
-from .training import median_step_time, torch_version
+from .training import median_step_time, torch_training_step, torch_version
 
 MODELS = {"digits": ((8, 8, 1), 64, "same"), "mnist": ((28, 28, 1), 128, "valid")}
 
@@ -62,20 +62,10 @@ def torch_model(shape, padding):
 def torch_step(shape, batch, padding):
     """PyTorch eager's CPU step of the same model: forward, loss, backward, Adam."""
     import torch
-    model = torch_model(shape, padding)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    loss_fn = torch.nn.CrossEntropyLoss()
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((batch, 1, *shape[:2])).astype(np.float32))
     y = torch.from_numpy(rng.integers(0, 10, batch))
-
-    def step():
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-    return step
+    return torch_training_step(torch_model(shape, padding), x, y)
 
 
 def conv_forward_rate(repeats):

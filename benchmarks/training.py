@@ -109,9 +109,16 @@ def _torch_step(sizes, batch, device="cpu"):
         if i + 2 < len(sizes):
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers).to(device)
+    x, y = (torch.from_numpy(a).to(device) for a in _data(sizes, batch))
+    return torch_training_step(model, x, y)
+
+
+def torch_training_step(model, x, y):
+    """PyTorch eager's training step of ``model`` on (x, y): forward, cross-entropy, backward, Adam (Keras's
+    epsilon), the loss read as a float (as nnengine's step reads its loss)."""
+    import torch
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
-    x, y = (torch.from_numpy(a).to(device) for a in _data(sizes, batch))
 
     def step():
         optimizer.zero_grad()

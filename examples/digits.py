@@ -69,29 +69,36 @@ def plot_history(history, path):
     plt.close(figure)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--plot", default="digits_training.png")
+def run(argv, description, script, build, sample_shape, epochs, plot):
+    """Parse the command line, train ``build()`` on the digits seen as ``sample_shape``, print and return the
+    test accuracy, save the curves as a PNG (the shared body of this example and digits_cnn.py)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--plot", default=plot)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
     missing = missing_modules(args.plot)
     if missing:
         names = ", ".join("scikit-learn" if m == "sklearn" else m for m in missing)
-        print(f"examples/digits.py needs {names}, from the examples extra: {EXTRA_HINT}", file=sys.stderr)
+        print(f"examples/{script} needs {names}, from the examples extra: {EXTRA_HINT}", file=sys.stderr)
         raise SystemExit(2)
     nn.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.seed)
-    model = build_model()
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, validation_split=0.1,
-                        verbose=args.verbose)
-    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    model = build()
+    history = model.fit(x_train.reshape(-1, *sample_shape), y_train, epochs=args.epochs, batch_size=32,
+                        validation_split=0.1, verbose=args.verbose)
+    loss, accuracy = model.evaluate(x_test.reshape(-1, *sample_shape), y_test, verbose=0)
     print(f"Test loss: {loss:.4f}  Test accuracy: {accuracy:.4f}")
     if args.plot:
         plot_history(history, args.plot)
         print(f"Training curves saved to {args.plot}")
     return accuracy
+
+
+def main(argv=None):
+    """The MLP on the 64 pixels of each digit."""
+    return run(argv, __doc__.splitlines()[0], "digits.py", build_model, (64,), 40, "digits_training.png")
 
 
 if __name__ == "__main__":

@@ -272,10 +272,14 @@ class _Pooling(_Windows):
         return out.reshape(n, oh, ow, c) if self.rank == 2 else out.reshape(n, oh, c)
 
     def _window_counts(self, positions, outputs, x):
-        """How many real (not padding) elements each window holds, as a (1, outputs, 1) tensor."""
+        """How many real (not padding) elements each window holds, as a (1, outputs, 1) tensor (made and
+        uploaded once per input size, dtype and device, like the window index)."""
         height, width = self._spatial(x.shape)
-        counts = (positions.reshape(outputs, -1) < height * width).sum(axis=1)
-        return Tensor(counts.reshape(1, outputs, 1), dtype=x.dtype, device=x.device)
+        key = ("counts", height, width, x.dtype.str, x.device)
+        if key not in self._index_cache:
+            counts = (positions.reshape(outputs, -1) < height * width).sum(axis=1)
+            self._index_cache[key] = Tensor(counts.reshape(1, outputs, 1), dtype=x.dtype, device=x.device)
+        return self._index_cache[key]
 
     def get_config(self):
         """Keras 3's config."""
