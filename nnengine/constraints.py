@@ -8,7 +8,7 @@ to ``add_weight``. fit applies them after each update, inside the compiled step,
 """
 from . import arguments
 from . import functional as F
-from .utils import lookup
+from .utils import resolve_keras_object, serialize_keras_object
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "get", "serialize"]
 
@@ -61,22 +61,9 @@ _BY_NAME = {"max_norm": MaxNorm, "non_neg": NonNeg, **_CLASSES}
 
 def get(identifier):
     """None, a name ('max_norm', 'non_neg'), Keras's config dict, or a Constraint, as a Constraint (or None)."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        return lookup("constraint", identifier, _BY_NAME)()
-    if isinstance(identifier, dict):
-        cls = lookup("constraint", identifier.get("class_name"), _CLASSES)
-        config = identifier.get("config") or {}
-        if not isinstance(config, dict):
-            raise TypeError(f"constraint {cls.__name__}: its config must be a dict, got {config!r:.60}")
-        return cls.from_config(config)
-    raise TypeError(f"a constraint must be None, a name, a config dict or a Constraint, got {type(identifier).__name__}")
+    return resolve_keras_object("constraint", identifier, Constraint, _CLASSES, _BY_NAME)
 
 
 def serialize(constraint):
     """Keras 3's dict for a constraint, or None."""
-    if constraint is None:
-        return None
-    return {"module": "keras.constraints", "class_name": type(constraint).__name__,
-            "config": constraint.get_config(), "registered_name": None}
+    return serialize_keras_object("constraints", constraint)

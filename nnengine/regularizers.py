@@ -12,7 +12,7 @@ On a Dense layer, ``kernel_regularizer`` and ``bias_regularizer`` penalise the w
 """
 from . import arguments
 from . import functional as F
-from .utils import lookup
+from .utils import resolve_keras_object, serialize_keras_object
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize"]
 
@@ -97,23 +97,9 @@ _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, **_CLASSES}
 
 def get(identifier):
     """None, a name ('l1', 'l2', 'l1_l2'), Keras's config dict, or a Regularizer, as a Regularizer (or None)."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        return lookup("regularizer", identifier, _BY_NAME)()
-    if isinstance(identifier, dict):
-        cls = lookup("regularizer", identifier.get("class_name"), _CLASSES)
-        config = identifier.get("config") or {}
-        if not isinstance(config, dict):
-            raise TypeError(f"regularizer {cls.__name__}: its config must be a dict, got {config!r:.60}")
-        return cls.from_config(config)
-    raise TypeError(f"a regularizer must be None, a name, a config dict or a Regularizer, got "
-                    f"{type(identifier).__name__}")
+    return resolve_keras_object("regularizer", identifier, Regularizer, _CLASSES, _BY_NAME)
 
 
 def serialize(regularizer):
     """Keras 3's dict for a regularizer, or None."""
-    if regularizer is None:
-        return None
-    return {"module": "keras.regularizers", "class_name": type(regularizer).__name__,
-            "config": regularizer.get_config(), "registered_name": None}
+    return serialize_keras_object("regularizers", regularizer)

@@ -56,6 +56,31 @@ def lookup(kind, name, table, valid_names=None):
     return found
 
 
+def resolve_keras_object(kind, identifier, base, classes, by_name):
+    """None, a name (``by_name``), Keras's config dict ({"class_name": one of ``classes``, "config": {...}}) or
+    an instance of ``base``, as an instance of ``base`` (or None): how constraints and regularizers are given."""
+    if identifier is None or isinstance(identifier, base):
+        return identifier
+    if isinstance(identifier, str):
+        return lookup(kind, identifier, by_name)()
+    if isinstance(identifier, dict):
+        cls = lookup(kind, identifier.get("class_name"), classes)
+        config = identifier.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError(f"{kind} {cls.__name__}: its config must be a dict, got {config!r:.60}")
+        return cls.from_config(config)
+    raise TypeError(f"a {kind} must be None, a name, a config dict or a {base.__name__}, got "
+                    f"{type(identifier).__name__}")
+
+
+def serialize_keras_object(module, instance):
+    """Keras 3's dict for ``instance`` of keras.``module`` (its class name and get_config()), or None."""
+    if instance is None:
+        return None
+    return {"module": f"keras.{module}", "class_name": type(instance).__name__, "config": instance.get_config(),
+            "registered_name": None}
+
+
 def clear_session():
     """Reset the automatic layer and model name counters (``keras.utils.clear_session``)."""
     _name_counts.clear()
