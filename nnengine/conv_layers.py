@@ -1,27 +1,27 @@
 """Convolution and pooling layers, channels_last as Keras: Conv1D, Conv2D, MaxPooling1D/2D,
-AveragePooling2D and the global poolings.
+AveragePooling1D/2D and the global poolings.
 
 How a convolution is computed (docs/convolution.md derives it): each output position reads a window
 of the input. ``window_positions`` lists, once per input shape, the flat input position of every
-element of every window (a padded position points at one extra zero row). Gathering those gives the
-patch matrix P of shape (n * oh * ow, kh * kw * c) (im2col), and the convolution is then ONE fused
-dense op, act(P @ K + b), with the Keras kernel K (kh, kw, c, filters) read as (kh * kw * c, filters):
-the same GEMM, bias and activation kernels as Dense, on every backend. The backward needs nothing
-new either: autograd's matmul gives dK = P^T dZ and dP = dZ K^T, and the gather's backward
-(``index_add``) adds each dP element back onto the input position it was read from (col2im).
+element of every window (a padded position points one past the end). Gathering those
+(``gather_windows``, one backend primitive: im2col) gives the patch matrix P of shape
+(n * oh * ow, kh * kw * c), and the convolution is then ONE fused dense op, act(P @ K + b), with the
+Keras kernel K (kh, kw, c, filters) read as (kh * kw * c, filters): the same GEMM, bias and activation
+kernels as Dense, on every backend. Backward: autograd's matmul gives dK = P^T dZ and dP = dZ K^T,
+and the gather's backward (``window_scatter``, col2im) adds each dP element back onto the input
+position it was read from.
 
-Pooling gathers the same windows and reduces them: max over the window (padding reads -inf), or
-the mean over the window's real elements (padding excluded from the count, as Keras does).
+Pooling reads the same windows in one fused primitive each way, without a patch matrix: the maximum
+of each window's real elements (the gradient goes to the first one holding it, as in Keras), or their
+mean (padding left out of the count, as Keras does).
 """
 import functools
-import math
 
 import numpy as np
 
 from . import arguments
-from . import functional as F
 from .layer_base import KernelAndBias, Layer, batch_shape
-from .tensor import Tensor, full
+from .layer_functional import average_pool, gather_windows, index_constant, max_pool
 
 __all__ = ["Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
@@ -101,7 +101,6 @@ class _Windows(Layer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{owner}: strides > 1 together with dilation_rate > 1 is not supported "
                              f"(Keras refuses it too), got strides={self.strides}, dilation_rate={self.dilation_rate}")
-        self._index_cache = {}
 
     _kernel_argument = "kernel_size"
 
@@ -148,22 +147,15 @@ class _Windows(Layer):
     def _output_channels(self, channels):
         return channels
 
-    def _gather(self, x, fill):
-        """The windows of x (n, *spatial, c) as a tensor (n, oh * ow, kh * kw, c), padding read as ``fill``;
-        also returns (oh, ow, positions)."""
+    def _windows(self, x):
+        """x (n, *spatial, c) as rows (n, height * width, c), the window positions as a shared int64 Tensor
+        (uploaded once per input size and device), and the output's (oh, ow)."""
         n, c = x.shape[0], x.shape[-1]
         height, width = self._spatial(x.shape)
-        kernel, strides, dilation = self._geometry()
-        oh, ow, positions, padded = window_positions(height, width, kernel, strides, dilation, self.padding)
-        rows = x.reshape(n, height * width, c)
-        if padded:
-            rows = F.concatenate([rows, full((n, 1, c), fill, dtype=x.dtype, device=x.device)], axis=1)
-        key = (height, width, x.device)         # the layer's own geometry is fixed: the input size decides
-        index = self._index_cache.get(key)
-        if index is None:                      # uploaded once per shape and device, not every step
-            index = self._index_cache[key] = Tensor(positions, dtype=np.int64, device=x.device)
-        patches = rows[:, index, :]
-        return patches.reshape(n, oh * ow, kernel[0] * kernel[1], c), oh, ow, positions
+        geometry = (height, width, *self._geometry(), self.padding)
+        oh, ow, positions, _ = window_positions(*geometry)
+        index = index_constant(x, ("windows", *geometry), lambda: positions)
+        return x.reshape(n, height * width, c), index, oh, ow
 
     def _window_config(self):
         return {self._kernel_argument: list(self.kernel_size), "strides": list(self.strides),
@@ -211,9 +203,9 @@ class Conv2D(KernelAndBias, _Windows):
         self._check_input(x.shape, self.kernel.shape[-2])
         if x.dtype != self.kernel.dtype:
             x = x.astype(self.kernel.dtype)
-        patches, oh, ow, _ = self._gather(x, 0.0)
+        rows, index, oh, ow = self._windows(x)
         n = x.shape[0]
-        rows = patches.reshape(n * oh * ow, -1)
+        rows = gather_windows(rows, index, 0.0).reshape(n * oh * ow, -1)
         out = self._activated_product(rows, self.kernel.reshape(-1, self.filters), return_logits)
         return out.reshape(n, oh, ow, self.filters) if self.rank == 2 else out.reshape(n, oh, self.filters)
 
@@ -263,23 +255,10 @@ class _Pooling(_Windows):
         """The pooled windows, (batch, *output sizes, channels)."""
         self._check_input(x.shape)
         n, c = x.shape[0], x.shape[-1]
-        patches, oh, ow, positions = self._gather(x, -math.inf if self.maximum else 0.0)
-        if self.maximum:
-            out = patches.max(axis=2)
-        else:
-            counts = self._window_counts(positions, oh * ow, x)
-            out = patches.sum(axis=2) / counts
+        rows, index, oh, ow = self._windows(x)
+        window = self.kernel_size[0] * (self.kernel_size[1] if self.rank == 2 else 1)
+        out = (max_pool if self.maximum else average_pool)(rows, index, window)
         return out.reshape(n, oh, ow, c) if self.rank == 2 else out.reshape(n, oh, c)
-
-    def _window_counts(self, positions, outputs, x):
-        """How many real (not padding) elements each window holds, as a (1, outputs, 1) tensor (made and
-        uploaded once per input size, dtype and device, like the window index)."""
-        height, width = self._spatial(x.shape)
-        key = ("counts", height, width, x.dtype.str, x.device)
-        if key not in self._index_cache:
-            counts = (positions.reshape(outputs, -1) < height * width).sum(axis=1)
-            self._index_cache[key] = Tensor(counts.reshape(1, outputs, 1), dtype=x.dtype, device=x.device)
-        return self._index_cache[key]
 
     def get_config(self):
         """Keras 3's config."""

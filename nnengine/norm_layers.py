@@ -14,12 +14,18 @@ A batch of one sample in training gives v = 0 and y = beta, as in Keras.
 
 LayerNormalization takes m and v over ``axis`` (the features) of each sample, in training and
 inference alike.
+
+When the normalized axes are the last ones (Keras's default axis=-1, and LayerNormalization over
+every axis but the batch), x is viewed as a matrix (samples, features) and the layers run the fused
+primitives: ``moments`` (m and v in one pass) and ``normalize`` (one pass; its backward the closed
+form of docs/convolution.md). Other axes take the composed ops above, with the same formulas.
 """
 import numpy as np
 
 from . import arguments, constraints, initializers, regularizers
 from .autograd import no_grad
 from .layer_base import Layer, batch_shape
+from .layer_functional import moments, normalize
 
 __all__ = ["BatchNormalization", "LayerNormalization"]
 
@@ -92,6 +98,14 @@ class _Normalization(Layer):
             shape[axis] = size
         return tensor.reshape(*shape)
 
+    def _trailing(self, ndim):
+        """Whether the normalized feature axes are the last ones (then the fused primitives apply)."""
+        return self._feature_axes == list(range(ndim - len(self._feature_axes), ndim))
+
+    def _flat_scale_and_offset(self):
+        """gamma and beta flattened to one value per feature (None where absent)."""
+        return tuple(None if w is None else w.reshape(-1) for w in (self.gamma, self.beta))
+
     def _normalize(self, x, mean, variance):
         """gamma * (x - mean) / sqrt(variance + epsilon) + beta."""
         out = (x - mean) * ((variance + self.epsilon) ** -0.5)
@@ -160,7 +174,10 @@ class BatchNormalization(_Normalization):
         self._check_input(x)
         if x.dtype != self.moving_mean.dtype:
             x = x.astype(self.moving_mean.dtype)
-        if not (training and self.trainable):
+        batch_statistics = training and self.trainable
+        if self._trailing(x.ndim):
+            return self._fused(x, batch_statistics)
+        if not batch_statistics:
             return self._normalize(x, self._broadcastable(self.moving_mean, x.ndim),
                                    self._broadcastable(self.moving_variance, x.ndim))
         reduced = tuple(a for a in range(x.ndim) if a not in self._feature_axes)
@@ -170,6 +187,18 @@ class BatchNormalization(_Normalization):
         self._update_moving(self.moving_mean, mean)
         self._update_moving(self.moving_variance, variance)
         return self._normalize(x, mean, variance)
+
+    def _fused(self, x, batch_statistics):
+        """The fused path (features last): x as (samples, features), statistics per column."""
+        rows = x.reshape(-1, int(np.prod(self._param_shape)))
+        if batch_statistics:
+            mean, variance = moments(rows, 0)
+            self._update_moving(self.moving_mean, mean)
+            self._update_moving(self.moving_variance, variance)
+        else:
+            mean, variance = self.moving_mean.reshape(-1), self.moving_variance.reshape(-1)
+        return normalize(rows, mean, variance, *self._flat_scale_and_offset(), self.epsilon, 0,
+                         batch_statistics).reshape(*x.shape)
 
     def _update_moving(self, moving, batch_value):
         """moving = moving * momentum + batch_value * (1 - momentum), in place on the device (no graph)."""
@@ -215,6 +244,11 @@ class LayerNormalization(_Normalization):
         self._check_input(x)
         if x.dtype != np.dtype(self.dtype):
             x = x.astype(self.dtype)
+        if self._trailing(x.ndim):        # the fused path: x as (samples, features), statistics per row
+            rows = x.reshape(-1, int(np.prod(self._param_shape)))
+            mean, variance = moments(rows, 1)
+            return normalize(rows, mean, variance, *self._flat_scale_and_offset(), self.epsilon, 1,
+                             True).reshape(*x.shape)
         axes = tuple(self._feature_axes)
         mean = x.mean(axis=axes, keepdims=True)
         centred = x - mean

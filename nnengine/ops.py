@@ -510,3 +510,84 @@ class SoftmaxCrossEntropy(Function):
         else:
             per_row = bk.reshape(bk.mul(g, shared_constant(bk, 1.0 / n, g.dtype)), (1, 1))
         return bk.mul(grad, per_row), None
+
+
+class GatherWindows(Function):
+    """im2col: y[:, i] = x[:, positions[i]] (``fill`` in the padding);  dx = col2im(g): each g[:, i]
+    added back at positions[i] (``Backend.window_scatter``; docs/convolution.md)."""
+
+    @staticmethod
+    def forward(ctx, x, positions, fill):
+        ctx.save_for_backward(positions, x.shape[1])
+        return ctx.backend.window_gather(x, positions, fill)
+
+    @staticmethod
+    def backward(ctx, g):
+        positions, size = ctx.saved
+        return ctx.backend.window_scatter(ctx.backend.ascontiguous(g), positions, size), None
+
+
+class MaxPool(Function):
+    """y_i = max over window i of x;  dx: g_i added at the first position holding the maximum."""
+
+    @staticmethod
+    def forward(ctx, x, positions, window):
+        out, chosen = ctx.backend.max_pool(x, positions, window)
+        ctx.save_for_backward(chosen, x.shape[1])
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        chosen, size = ctx.saved
+        return ctx.backend.max_pool_backward(ctx.backend.ascontiguous(g), chosen, size), None
+
+
+class AveragePool(Function):
+    """y_i = sum of window i's real elements / their count c_i;  dx: g_i / c_i added at each of them."""
+
+    @staticmethod
+    def forward(ctx, x, positions, window):
+        ctx.save_for_backward(positions, x.shape[1])
+        return ctx.backend.average_pool(x, positions, window)
+
+    @staticmethod
+    def backward(ctx, g):
+        positions, size = ctx.saved
+        return ctx.backend.average_pool_backward(ctx.backend.ascontiguous(g), positions, ctx.params["window"],
+                                                 size), None
+
+
+class Moments(Function):
+    """(mean, biased variance) of a 2-D x over an axis as one (2, k) array. No gradient flows through it:
+    ``Normalize`` differentiates through the statistics itself (its ``through_statistics``)."""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        return ctx.backend.moments(x, axis)
+
+    @staticmethod
+    def backward(ctx, g):  # pragma: no cover - functional.moments detaches its input
+        return (None,)
+
+
+class Normalize(Function):
+    """y = gamma * xhat + beta, xhat = (x - mean) * r, r = 1 / sqrt(variance + eps), on a 2-D x;
+    dbeta = sum g, dgamma = sum g * xhat, and with h = g * gamma, means over the statistics' axis,
+    dx = r * (h - mean(h) - xhat * mean(h * xhat)) when mean and variance are x's own (the terms
+    through them), else dx = r * h (Backend.normalize_backward; docs/convolution.md)."""
+
+    @staticmethod
+    def forward(ctx, x, mean, variance, gamma, beta, epsilon, axis, through_statistics):
+        ctx.save_for_backward(x, mean, variance, gamma)
+        return ctx.backend.normalize(x, mean, variance, gamma, beta, epsilon, axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, mean, variance, gamma = ctx.saved
+        params = ctx.params
+        need_x, _, _, need_gamma, need_beta = ctx.needs_input_grad
+        grad_x, grad_gamma, grad_beta = ctx.backend.normalize_backward(
+            x, mean, variance, gamma, ctx.backend.ascontiguous(g), params["epsilon"], params["axis"],
+            params["through_statistics"])
+        return (grad_x if need_x else None, None, None, grad_gamma if need_gamma else None,
+                grad_beta if need_beta else None)

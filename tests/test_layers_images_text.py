@@ -35,6 +35,11 @@ LAYERS = {
     "global_max1d": (lambda: L.GlobalMaxPooling1D(), (4, 3)),
     "batchnorm": (lambda: L.BatchNormalization(), (3, 3, 2)),
     "layernorm": (lambda: L.LayerNormalization(axis=[1, 2]), (3, 4)),
+    "layernorm_last_no_center": (lambda: L.LayerNormalization(center=False), (3, 4)),
+    "layernorm_middle_axis": (lambda: L.LayerNormalization(axis=1), (3, 2)),
+    "batchnorm_channels_first_no_scale": (lambda: L.BatchNormalization(axis=1, scale=False), (2, 3, 2)),
+    "maxpool_overlapping": (lambda: L.MaxPooling2D(3, strides=1), (4, 4, 2)),
+    "maxpool1d_same": (lambda: L.MaxPooling1D(2, padding="same"), (5, 2)),
     "reshape": (lambda: L.Reshape((-1, 2)), (3, 4)),
 }
 
@@ -54,6 +59,16 @@ def test_layer_derivatives_match_finite_differences(name, training):
         assert not np.allclose(moving[0], layer.non_trainable_weights[0].numpy())      # the moving mean moved
         return
     gradcheck(lambda x_, *weights: layer(x_, training=training), x, *layer.trainable_weights)
+
+
+@pytest.mark.parametrize("device", ["numpy", "cpu"])
+def test_max_pooling_gives_a_tied_maximum_gradient_to_its_first_element_as_keras(device):
+    # windows of 2x2 over a 4x4 input where every window holds its maximum twice
+    x = np.array([[1, 3, 0, 0], [3, 2, 0, -1], [5, 5, 7, 1], [5, 1, 2, 7]], dtype=np.float32).reshape(1, 4, 4, 1)
+    xt = nn.tensor(x, device=device, requires_grad=True)
+    L.MaxPooling2D(2)(xt).sum().backward()
+    expected = np.array([[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]], dtype=np.float32)
+    np.testing.assert_array_equal(xt.grad.numpy().reshape(4, 4), expected)
 
 
 def test_embedding_gradient_adds_into_the_rows_used():
@@ -115,7 +130,7 @@ def make_weights(layer):
     """The layer's initial weights as they were before its training call (moving statistics reset)."""
     weights = layer.get_weights()
     if isinstance(layer, L.BatchNormalization):
-        weights[2], weights[3] = np.zeros_like(weights[2]), np.ones_like(weights[3])
+        weights[-2], weights[-1] = np.zeros_like(weights[-2]), np.ones_like(weights[-1])
     return weights
 
 

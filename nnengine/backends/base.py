@@ -26,7 +26,7 @@ Conventions that hold for every primitive unless its docstring says otherwise:
 * ``axes`` arguments are tuples of non-negative, distinct axis numbers, already
   normalised by the core.
 
-The interface is one piece on purpose (about 500 lines): the list of primitives, their
+The interface is one piece on purpose (about 620 lines): the list of primitives, their
 contracts and the fused references are read together, and a backend author works from it.
 """
 from abc import ABC, abstractmethod
@@ -383,6 +383,128 @@ class Backend(ABC):
             return losses, None
         p = self.exp(self.neg(neg_log_p))
         return losses, self.sub(self.mul(p, self.sum(targets, (1,), True)), targets)
+
+    # Windows of images (convolution and pooling) and normalization. ``x`` is (n, s, c): n samples of
+    # s = height * width positions of c channels (channels_last, spatial axes flattened). ``positions``
+    # is an int64 backend array (p * k,): entry i * k + j is the flat position, in [0, s), of element j
+    # of output i's window, or s where that element falls in the padding (conv_layers.window_positions).
+    def window_gather(self, x, positions, fill):
+        """im2col: return ``out`` (n, p * k, c) with ``out[:, i] = x[:, positions[i]]``, or ``fill``
+        (a Python float) where ``positions[i]`` is s (padding)."""
+        size = x.shape[1]
+        inside = self.minimum(positions, self._constant(size - 1, positions.dtype))
+        gathered = self.getitem(x, (slice(None), inside, slice(None)))
+        padding = self.reshape(self.equal(positions, self._constant(size, positions.dtype)), (1, -1, 1))
+        return self.where(padding, self._constant(fill, x.dtype), gathered)
+
+    def window_scatter(self, grad, positions, size):
+        """col2im, the backward of ``window_gather``: return (n, size, c) zeros plus, for every i with
+        ``positions[i] < size``, ``grad[:, i]`` added at ``positions[i]`` (repeats accumulate)."""
+        n, _, c = grad.shape
+        target = self.full((n, size + 1, c), 0, grad.dtype)        # row ``size`` takes the padding's share
+        self.index_add(target, (slice(None), positions, slice(None)), grad)
+        return self.ascontiguous(self.getitem(target, (slice(None), slice(0, size), slice(None))))
+
+    def _window_counts(self, positions, window, size, dtype):
+        """(1, p, 1): how many real (not padding) elements each window holds."""
+        real = self.astype(self.less(positions, self._constant(size, positions.dtype)), dtype)
+        return self.reshape(self.sum(self.reshape(real, (-1, window)), (1,), False), (1, -1, 1))
+
+    def max_pool(self, x, positions, window):
+        """Max over windows of ``window`` (k) elements: return ``(out, chosen)``, both (n, p, c).
+
+        ``out[:, i]`` is the maximum of window i's real elements (padding never wins; NaN propagates)
+        and ``chosen`` (int64) the flat input position of the FIRST element holding it (the first NaN
+        for a NaN), which alone receives the gradient, as in Keras.
+        """
+        n, size, c = x.shape
+        windows = self.reshape(self.window_gather(x, positions, -np.inf), (n, -1, window, c))
+        out = self.max(windows, (2,), False)
+        is_max = self.astype(self.equal(windows, self.reshape(out, (n, -1, 1, c))), np.int64)
+        is_nan = self.astype(self.not_equal(windows, windows), np.int64)
+        real = self.astype(self.less(positions, self._constant(size, positions.dtype)), np.int64)
+        first = self.argmax(self.mul(self.add(is_max, is_nan), self.reshape(real, (1, -1, window, 1))), 2)
+        starts = self.from_numpy(np.arange(0, positions.shape[0], window, dtype=np.int64).reshape(1, -1, 1))
+        return out, self.getitem(positions, self.add(first, starts))
+
+    def max_pool_backward(self, grad, chosen, size):
+        """Backward of ``max_pool``: (n, size, c) zeros plus ``grad[b, i, ch]`` added at
+        ``[b, chosen[b, i, ch], ch]``."""
+        n, _, c = grad.shape
+        target = self.full((n, size, c), 0, grad.dtype)
+        samples = self.from_numpy(np.arange(n, dtype=np.int64).reshape(n, 1, 1))
+        channels = self.from_numpy(np.arange(c, dtype=np.int64).reshape(1, 1, c))
+        self.index_add(target, (samples, chosen, channels), grad)
+        return target
+
+    def average_pool(self, x, positions, window):
+        """Mean over each window's real elements (padding left out of the count, as Keras): (n, p, c)."""
+        n, size, c = x.shape
+        windows = self.reshape(self.window_gather(x, positions, 0.0), (n, -1, window, c))
+        return self.div(self.sum(windows, (2,), False), self._window_counts(positions, window, size, x.dtype))
+
+    def average_pool_backward(self, grad, positions, window, size):
+        """Backward of ``average_pool``: each window's gradient divided by its count, spread over its real
+        elements (``window_scatter``): (n, size, c)."""
+        n, p, c = grad.shape
+        share = self.div(grad, self._window_counts(positions, window, size, grad.dtype))
+        spread = self.broadcast_to(self.reshape(share, (n, p, 1, c)), (n, p, window, c))
+        return self.window_scatter(self.reshape(self.ascontiguous(spread), (n, p * window, c)), positions, size)
+
+    def moments(self, x, axis):
+        """Mean and biased variance of the 2-D ``x`` over ``axis`` (0: per column, 1: per row), as ONE
+        (2, k) array: row 0 the means, row 1 the variances mean((x - mean)^2), never negative."""
+        count = self._constant(1.0 / x.shape[axis], x.dtype)
+        mean = self.mul(self.sum(x, (axis,), True), count)
+        centred = self.sub(x, mean)
+        variance = self.mul(self.sum(self.mul(centred, centred), (axis,), True), count)
+        return self._stacked(mean, variance)
+
+    def _stacked(self, mean, variance):
+        """(2, k) from two (k,)-sized arrays."""
+        both = self.full((2, mean.size), 0, mean.dtype)
+        self.assign(self.getitem(both, 0), self.reshape(mean, (-1,)))
+        self.assign(self.getitem(both, 1), self.reshape(variance, (-1,)))
+        return both
+
+    def _normalized(self, x, mean, variance, epsilon, axis):
+        """xhat = (x - mean) * r with r = 1 / sqrt(variance + epsilon), the (k,) statistics broadcast
+        along ``axis``; returns (xhat, r)."""
+        shape = (1, -1) if axis == 0 else (-1, 1)
+        variance = self.reshape(variance, shape)
+        r = self.div(self._constant(1.0, x.dtype), self.sqrt(self.add(variance, self._constant(epsilon, x.dtype))))
+        return self.mul(self.sub(x, self.reshape(mean, shape)), r), r
+
+    def normalize(self, x, mean, variance, gamma, beta, epsilon, axis):
+        """y = gamma * (x - mean) / sqrt(variance + epsilon) + beta for the 2-D ``x`` (m, c).
+
+        ``mean`` and ``variance`` hold one value per column (``axis`` 0, k = c: batch normalization)
+        or per row (``axis`` 1, k = m: layer normalization), as ``moments(x, axis)`` gives or moving
+        statistics; ``gamma`` and ``beta`` are (c,) or None.
+        """
+        y, _ = self._normalized(x, mean, variance, epsilon, axis)
+        if gamma is not None:
+            y = self.mul(y, gamma)
+        return y if beta is None else self.add(y, beta)
+
+    def normalize_backward(self, x, mean, variance, gamma, grad, epsilon, axis, through_statistics):
+        """Backward of ``normalize``: return ``(grad_x, grad_gamma, grad_beta)``.
+
+        With xhat and r as in ``normalize``, h = grad * gamma, and means taken over ``axis``:
+        ``grad_beta = sum over rows of grad``, ``grad_gamma = sum over rows of grad * xhat`` (c,), and
+        ``grad_x = r * (h - mean(h) - xhat * mean(h * xhat))`` when the statistics are x's own
+        (``through_statistics``: batch statistics in training, layer normalization), else ``r * h``.
+        """
+        xhat, r = self._normalized(x, mean, variance, epsilon, axis)
+        h = grad if gamma is None else self.mul(grad, gamma)
+        grad_beta = self.sum(grad, (0,), False)
+        grad_gamma = self.sum(self.mul(grad, xhat), (0,), False)
+        if through_statistics:
+            count = self._constant(1.0 / x.shape[axis], x.dtype)
+            mean_h = self.mul(self.sum(h, (axis,), True), count)
+            mean_hx = self.mul(self.sum(self.mul(h, xhat), (axis,), True), count)
+            h = self.sub(self.sub(h, mean_h), self.mul(xhat, mean_hx))
+        return self.mul(h, r), grad_gamma, grad_beta
 
     # In-place optimizer updates. Their scalars come from optimizer_scalars.py, the one home of
     # each formula's constants (Adam's step size among them), shared with every kernel.

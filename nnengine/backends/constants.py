@@ -1,4 +1,4 @@
-"""Shared 0-d constants: the core's scalar operands (1/n, 0, 0.5, ...) made once per backend and reused.
+"""Shared 0-d constants (and shape-only index arrays): the core's scalar operands (1/n, 0, 0.5, ...) made once per backend and reused.
 
 Making a constant is a device operation on a GPU (a fill kernel), and eager steps use several per
 step; a cache turns them into zero. A shared constant is read only: the ops pass it to primitives as
@@ -37,3 +37,26 @@ def shared_constant(backend, value, dtype):
 def is_shared_constant(array):
     """Whether ``array`` is one of the shared constants (a capture may treat it as a constant)."""
     return id(array) in _SHARED_IDS
+
+
+#: read-only index arrays kept per backend (a convolution's window positions, per input size)
+MAX_SHARED_ARRAYS = 64
+
+
+def shared_array(backend, key, make):
+    """The read-only backend copy of the host array ``make()`` returns, uploaded once per backend and
+    hashable ``key`` and then shared, like the 0-d constants (a capture reads it as a constant).
+
+    For arrays that depend on shapes only: window positions, window counts. Nothing may write into it.
+    """
+    cache = backend.__dict__.setdefault("_shared_arrays", {})
+    array = cache.get(key)
+    if array is None:
+        array = type(backend).from_numpy(backend, make())
+        with _LOCK:
+            if len(cache) >= MAX_SHARED_ARRAYS:
+                _SHARED_IDS.difference_update(id(a) for a in cache.values())
+                cache.clear()
+            cache[key] = array
+            _SHARED_IDS.add(id(array))
+    return array

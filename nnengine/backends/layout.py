@@ -86,3 +86,11 @@ def take_axis(x, index):
     if any(not (isinstance(p, slice) and p == slice(None)) for a, p in enumerate(parts) if a != arrays[0]):
         return None
     return arrays[0]
+
+
+def trailing_row(shape, out_shape):
+    """True when an operand of ``shape`` is one row repeated over the leading axes of ``out_shape``."""
+    core = tuple(shape)
+    while core and core[0] == 1:
+        core = core[1:]
+    return 0 < len(core) < len(out_shape) and core == tuple(out_shape[-len(core):])

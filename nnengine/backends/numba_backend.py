@@ -7,9 +7,9 @@ receive contiguous arrays. Every other primitive is a numba kernel; this module
 only prepares arguments (contiguity, broadcasting, loop shapes, serial or
 parallel variant, typed constants) and allocates outputs.
 
-Matrix products go to BLAS through numpy by default and to our own GEMM
-(``kernels/cpu/gemm.py``) with ``NNENGINE_GEMM=numba``; small dense layers run
-entirely inside one fused kernel either way.
+Matrix products go to BLAS through numpy by default and to our own GEMM (``kernels/cpu/gemm.py``)
+with ``NNENGINE_GEMM=numba``; small dense layers run entirely inside one fused kernel either way.
+Large outputs come from ``host_buffers`` (mapped memory, reused once nothing refers to it).
 
 Threads: any number of Python threads may compute on this backend at once. Serial kernels run
 concurrently; a parallel (prange) kernel holds one lock while it runs, because numba's workqueue
@@ -20,14 +20,14 @@ import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
-from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes
-from .numpy_backend import NumpyBackend
+from . import host_buffers
+from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes, trailing_row
+from .numba_layers import NumbaLayerPrimitives
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
 #: primitives this backend takes from the numpy reference: the array library's own transfers and views
 NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "assign", "reshape",
                     "transpose", "broadcast_to", "getitem")
-
 
 #: the elementwise operations whose numpy ufunc gives bitwise the kernel's result (IEEE: one correctly
 #: rounded operation per element; maximum and minimum propagate NaN as the kernels do)
@@ -40,8 +40,7 @@ def _flat(x):
     return np.ascontiguousarray(x).reshape(-1)
 
 
-_CONSTANTS = {}
-_EMPTY = {}
+_CONSTANTS, _EMPTY = {}, {}
 
 
 def _constants(dtype):
@@ -72,22 +71,14 @@ _rmsprop_parallel = config.OneThreadAtATime(optim.rmsprop_parallel)
 _adagrad_parallel = config.OneThreadAtATime(optim.adagrad_parallel)
 
 
-def _trailing_row(shape, out_shape):
-    """True when an operand of ``shape`` is one row repeated over the leading axes of ``out_shape``."""
-    core = tuple(shape)
-    while core and core[0] == 1:
-        core = core[1:]
-    return 0 < len(core) < len(out_shape) and core == tuple(out_shape[-len(core):])
-
-
-class NumbaBackend(NumpyBackend):
+class NumbaBackend(NumbaLayerPrimitives):
     """Every compute primitive as a numba kernel on the CPU (see the module docstring)."""
 
     name = "numba"
 
     # -- elementwise -------------------------------------------------------------------
     def _unary(self, op, x):
-        out = np.empty(x.shape, x.dtype)
+        out = host_buffers.empty(x.shape, x.dtype)
         if out.size:
             kernel = _unary_parallel if _parallel(out.size) else elementwise.unary
             kernel(op, _flat(x), out.reshape(-1), *_constants(x.dtype))
@@ -99,8 +90,8 @@ class NumbaBackend(NumpyBackend):
     def exp(self, x):
         if x.dtype != np.float32 or x.size == 0:
             return self._unary(elementwise.EXP, x)
-        out = np.empty(x.shape, x.dtype)
-        elementwise.exp32(_flat(x), out.reshape(-1), np.empty(x.size, np.float32))
+        out = host_buffers.empty(x.shape, x.dtype)
+        elementwise.exp32(_flat(x), out.reshape(-1), host_buffers.empty(x.size, np.float32))
         return out
 
     def log(self, x):
@@ -134,7 +125,7 @@ class NumbaBackend(NumpyBackend):
             split = middle_broadcast(small.shape, out.shape)
             if small.size == 1:
                 scalar(_flat(big), small.reshape(-1)[0], out.reshape(-1), small_left)
-            elif _trailing_row(small.shape, out.shape):
+            elif trailing_row(small.shape, out.shape):
                 m = small.size
                 rows(np.ascontiguousarray(big).reshape(-1, m), _flat(small), out.reshape(-1, m), small_left)
             elif split is not None:         # small broadcast along one middle axis: (outer, 1, inner)
@@ -150,16 +141,16 @@ class NumbaBackend(NumpyBackend):
         if op in _EXACT_OPS and max(a.size, b.size) <= config.NUMPY_MAX_ELEMENTS:
             # tiny operands: numpy's ufunc, bitwise the kernel's result (one correctly rounded operation per
             # element) and as fast as a numba dispatch, and the first run compiles no kernel for them
-            out = np.empty(a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape), a.dtype)
+            out = host_buffers.empty(a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape), a.dtype)
             with np.errstate(all="ignore"):          # IEEE results in silence, as the kernels give them
                 return _EXACT_OPS[op](a, b, out=out)
         if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:    # the common case, fast
-            out = np.empty(a.shape, a.dtype)
+            out = host_buffers.empty(a.shape, a.dtype)
             if out.size:
                 same = _binary_same_parallel if _parallel(out.size) else elementwise.binary_same
                 same(op, a.reshape(-1), b.reshape(-1), out.reshape(-1))
             return out
-        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+        out = host_buffers.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
         same = _binary_same_parallel if _parallel(out.size) else elementwise.binary_same
         return self._broadcast(
             a, b, out, lambda x, y, o: same(op, x, y, o),
@@ -192,7 +183,7 @@ class NumbaBackend(NumpyBackend):
         return self._binary(elementwise.MIN, a, b)
 
     def _compare(self, op, a, b):
-        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.bool_)
+        out = host_buffers.empty(np.broadcast_shapes(a.shape, b.shape), np.bool_)
         return self._broadcast(
             a, b, out, lambda x, y, o: elementwise.compare_same(op, x, y, o),
             lambda x, s, o, left: elementwise.compare_scalar(op, x, s, o, left),
@@ -219,7 +210,7 @@ class NumbaBackend(NumpyBackend):
 
     def where(self, cond, a, b):
         shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
-        out = np.empty(shape, np.result_type(a, b))
+        out = host_buffers.empty(shape, np.result_type(a, b))
         if out.size:
             elementwise.where(*(_flat(np.broadcast_to(v, shape)) for v in (cond, a, b)), out.reshape(-1))
         return out
@@ -231,7 +222,7 @@ class NumbaBackend(NumpyBackend):
             with np.errstate(all="ignore"):
                 return np.asarray(np.add.reduce(x, axis=axes, keepdims=keepdims, dtype=x.dtype))
         if x.dtype.kind == "f" and x.flags.c_contiguous and x.size and len(axes) == x.ndim:   # a total, fast
-            out = np.empty(1, x.dtype)
+            out = host_buffers.empty(1, x.dtype)
             reduce.sum_last(x.reshape(1, -1), out)
             return out.reshape((1,) * x.ndim if keepdims else ())
         shape = kept_shape(x.shape, axes, keepdims)
@@ -240,10 +231,10 @@ class NumbaBackend(NumpyBackend):
         if x.dtype.kind != "f" or x3.size == 0:
             return np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype)   # integer and empty sums
         if inner == 1:
-            out = np.empty(outer, x.dtype)
+            out = host_buffers.empty(outer, x.dtype)
             reduce.sum_last(x3.reshape(outer, reduced), out)
         else:
-            out = np.zeros((outer, inner), x.dtype)
+            out = host_buffers.zeros((outer, inner), x.dtype)
             reduce.sum_middle(x3, out)
         return out.reshape(shape)
 
@@ -254,10 +245,10 @@ class NumbaBackend(NumpyBackend):
         if x3.size == 0:
             return np.max(x, axis=axes, keepdims=keepdims)     # numpy's error for an empty reduction
         if inner == 1:
-            out = np.empty(outer, x.dtype)
+            out = host_buffers.empty(outer, x.dtype)
             reduce.max_last(x3.reshape(outer, reduced), out)
         else:
-            out = np.empty((outer, inner), x.dtype)
+            out = host_buffers.empty((outer, inner), x.dtype)
             reduce.max_middle(x3, out)
         return out.reshape(shape)
 
@@ -271,7 +262,7 @@ class NumbaBackend(NumpyBackend):
             x3 = three_axes(x, (axis,))
             shape = kept_shape(x.shape, (axis,), False)
         outer, reduced, inner = x3.shape
-        out = np.empty((outer, inner), np.int64)
+        out = host_buffers.empty((outer, inner), np.int64)
         if inner == 1:
             reduce.argmax_last(x3.reshape(outer, reduced), out.reshape(-1))
         else:
@@ -296,9 +287,11 @@ class NumbaBackend(NumpyBackend):
     # -- products ---------------------------------------------------------------------
     def _gemm(self, a, b):
         """a @ b for 2-D arrays, by the route NNENGINE_GEMM names."""
-        if config.gemm_route() == "blas" or a.dtype.kind != "f" or 0 in a.shape + b.shape:
+        if a.dtype.kind != "f" or 0 in a.shape + b.shape:
             return np.matmul(a, b)
-        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        out = host_buffers.empty((a.shape[0], b.shape[1]), a.dtype)
+        if config.gemm_route() == "blas":
+            return np.matmul(a, b, out=out)
         _gemm_parallel(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
         return out
 
@@ -312,7 +305,7 @@ class NumbaBackend(NumpyBackend):
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         a = np.broadcast_to(a, batch + a.shape[-2:])
         b = np.broadcast_to(b, batch + b.shape[-2:])
-        out = np.empty(batch + (a.shape[-2], b.shape[-1]), np.result_type(a, b))
+        out = host_buffers.empty(batch + (a.shape[-2], b.shape[-1]), np.result_type(a, b))
         for index in np.ndindex(*batch):
             out[index] = self._gemm(a[index], b[index])
         return out
@@ -327,7 +320,7 @@ class NumbaBackend(NumpyBackend):
         n, k = x.shape
         m = w.shape[1]
         if n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m:
-            out = np.empty((n, m), x.dtype)
+            out = host_buffers.empty((n, m), x.dtype)
             nn.dense_small(x, w, bias, b is not None, code, out, zero, one)
         else:
             out = np.ascontiguousarray(self._gemm(x, w))
@@ -341,13 +334,13 @@ class NumbaBackend(NumpyBackend):
     def _softmax_in_place(self, z):
         """Softmax of each row of the contiguous 2-D ``z``, written over it."""
         kernel = self._row_kernel(nn.softmax_rows, _softmax_rows_parallel, *z.shape)
-        kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, np.empty_like(z), np.empty_like(z))
+        kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, host_buffers.empty_like(z), host_buffers.empty_like(z))
 
     @staticmethod
     def _activation_grad_rows(out, grad_out, activation):
         """(dz, column sums of dz) for 2-D ``out`` and ``grad_out``, in one pass of the fused kernel."""
         zero, one = _constants(out.dtype)
-        dz = np.empty(out.shape, out.dtype)
+        dz = host_buffers.empty(out.shape, out.dtype)
         grad_b = np.zeros(out.shape[1], out.dtype)
         if dz.size:
             nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), ACTIVATION_CODES[activation],
@@ -379,12 +372,12 @@ class NumbaBackend(NumpyBackend):
     def _rows_along(self, x, axis, serial, parallel, *constants):
         """Apply a row kernel along ``axis`` by moving it last (a copy unless it already is)."""
         moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
-        out = np.empty(moved.shape, x.dtype)
+        out = host_buffers.empty(moved.shape, x.dtype)
         if out.size:
             rows = moved.reshape(-1, moved.shape[-1])
             kernel = self._row_kernel(serial, parallel, *rows.shape)
-            kernel(rows, out.reshape(rows.shape), *constants, x.dtype == np.float32, np.empty_like(rows),
-                   np.empty_like(rows))
+            kernel(rows, out.reshape(rows.shape), *constants, x.dtype == np.float32, host_buffers.empty_like(rows),
+                   host_buffers.empty_like(rows))
         return np.moveaxis(out, -1, axis)
 
     def softmax(self, x, axis):
@@ -396,8 +389,8 @@ class NumbaBackend(NumpyBackend):
     def softmax_cross_entropy(self, logits, targets, need_grad):
         logits = np.ascontiguousarray(logits)
         n, classes = logits.shape
-        losses = np.empty(n, logits.dtype)
-        grad = np.empty(logits.shape, logits.dtype)
+        losses = host_buffers.empty(n, logits.dtype)
+        grad = host_buffers.empty(logits.shape, logits.dtype)
         if n and classes:
             if targets.ndim == 2:
                 targets = np.ascontiguousarray(targets)
@@ -406,8 +399,8 @@ class NumbaBackend(NumpyBackend):
                 targets = np.ascontiguousarray(targets, np.int64)
                 serial, parallel = nn.softmax_cross_entropy_labels, _xent_labels_parallel
             kernel = self._row_kernel(serial, parallel, n, classes)
-            kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, np.empty_like(logits),
-                   np.empty_like(logits))
+            kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, host_buffers.empty_like(logits),
+                   host_buffers.empty_like(logits))
         return losses, (grad if need_grad else None)
 
     # -- optimizer updates (in place) ---------------------------------------------------
@@ -420,7 +413,7 @@ class NumbaBackend(NumpyBackend):
                                  "and optimizer state contiguous")
         empty = _EMPTY.get(param.dtype)
         if empty is None:
-            empty = _EMPTY[param.dtype] = np.empty(0, param.dtype)
+            empty = _EMPTY[param.dtype] = np.zeros(0, param.dtype)
         return [empty if a is None else a.reshape(-1) for a in (param, *states)]
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):

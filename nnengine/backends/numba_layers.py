@@ -1,0 +1,116 @@
+"""The numba backend's window and normalization primitives (im2col, col2im, pooling, moments, normalize).
+
+A base class of ``NumbaBackend`` (which adds every other primitive): each primitive prepares its arguments (contiguity, typed scalars, zeroed
+outputs, serial or parallel variant) and runs one kernel of ``kernels/cpu/windows.py`` or
+``kernels/cpu/norm.py``. The contracts are the docstrings in ``base.py``; ``tests/test_backends.py``
+compares every one with the reference default there.
+"""
+import numpy as np
+
+from ..kernels.cpu import config, norm, windows
+from . import host_buffers
+from .numpy_backend import NumpyBackend
+
+#: the parallel kernels, each launched by one Python thread at a time (numba_backend's docstring says why)
+_PARALLEL = {name: config.OneThreadAtATime(getattr(module, name)) for module, names in (
+    (windows, ("window_gather_parallel", "window_scatter_parallel", "max_pool_parallel",
+               "max_pool_backward_parallel", "average_pool_parallel", "average_pool_backward_parallel")),
+    (norm, ("moments_columns_parallel", "moments_rows", "normalize", "normalize_backward_columns",
+            "normalize_backward_rows"))) for name in names}
+
+
+def _kernel(module, name, elements):
+    """The serial kernel, or its parallel variant from config.PARALLEL_MIN_ELEMENTS elements up."""
+    if elements >= config.PARALLEL_MIN_ELEMENTS:
+        return _PARALLEL[name + "_parallel"]
+    return getattr(module, name)
+
+
+def _contiguous(*arrays):
+    return tuple(None if a is None else np.ascontiguousarray(a) for a in arrays)
+
+
+def _typed(dtype, *values):
+    return tuple(dtype.type(v) for v in values)
+
+
+class NumbaLayerPrimitives(NumpyBackend):
+    """The numpy reference with window_gather, window_scatter, max/average pooling and the normalization
+    primitives on numba kernels (NumbaBackend builds on it)."""
+
+    def window_gather(self, x, positions, fill):
+        x, positions = _contiguous(x, positions)
+        out = host_buffers.empty((x.shape[0], positions.size, x.shape[2]), x.dtype)
+        _kernel(windows, "window_gather", out.size)(x, positions, x.dtype.type(fill), out)
+        return out
+
+    def window_scatter(self, grad, positions, size):
+        grad, positions = _contiguous(grad, positions)
+        out = host_buffers.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        _kernel(windows, "window_scatter", grad.size)(grad, positions, out)
+        return out
+
+    def max_pool(self, x, positions, window):
+        x, positions = _contiguous(x, positions)
+        shape = (x.shape[0], positions.size // window, x.shape[2])
+        out, chosen = host_buffers.empty(shape, x.dtype), host_buffers.empty(shape, np.int64)
+        _kernel(windows, "max_pool", x.size)(x, positions, window, out, chosen)
+        return out, chosen
+
+    def max_pool_backward(self, grad, chosen, size):
+        grad, chosen = _contiguous(grad, chosen)
+        out = host_buffers.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        _kernel(windows, "max_pool_backward", grad.size)(grad, chosen, out)
+        return out
+
+    def _counts(self, positions, window, size, dtype):
+        counts = host_buffers.empty(positions.size // window, dtype)
+        windows.window_counts(positions, window, size, counts)
+        return counts
+
+    def average_pool(self, x, positions, window):
+        x, positions = _contiguous(x, positions)
+        counts = self._counts(positions, window, x.shape[1], x.dtype)
+        out = host_buffers.empty((x.shape[0], counts.size, x.shape[2]), x.dtype)
+        _kernel(windows, "average_pool", x.size)(x, positions, window, counts, out)
+        return out
+
+    def average_pool_backward(self, grad, positions, window, size):
+        grad, positions = _contiguous(grad, positions)
+        counts = self._counts(positions, window, size, grad.dtype)
+        out = host_buffers.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        _kernel(windows, "average_pool_backward", grad.size)(grad, positions, window, counts, out)
+        return out
+
+    def moments(self, x, axis):
+        if x.shape[axis] == 0:                       # no samples: the reference's NaN statistics
+            return super().moments(x, axis)
+        (x,) = _contiguous(x)
+        out = host_buffers.empty((2, x.shape[1 - axis]), x.dtype)
+        if axis == 0:
+            _kernel(norm, "moments_columns", x.size)(x, out)
+        else:
+            _PARALLEL["moments_rows"](x, out)
+        return out
+
+    def normalize(self, x, mean, variance, gamma, beta, epsilon, axis):
+        x, mean, variance, gamma, beta = _contiguous(x, mean, variance, gamma, beta)
+        out = host_buffers.empty_like(x)
+        _PARALLEL["normalize"](x, mean, variance, mean if gamma is None else gamma, mean if beta is None else beta,
+                               gamma is not None, beta is not None, *_typed(x.dtype, epsilon, 1), axis == 1, out)
+        return out
+
+    def normalize_backward(self, x, mean, variance, gamma, grad, epsilon, axis, through_statistics):
+        if x.size == 0 or (axis == 1 and not through_statistics):     # nothing to do, or no layer's case
+            return super().normalize_backward(x, mean, variance, gamma, grad, epsilon, axis, through_statistics)
+        x, mean, variance, gamma, grad = _contiguous(x, mean, variance, gamma, grad)
+        dx, dgamma, dbeta = host_buffers.empty_like(x), host_buffers.empty(x.shape[1], x.dtype), host_buffers.empty(x.shape[1], x.dtype)
+        scale = mean if gamma is None else gamma          # a stand-in the kernel never reads
+        constants = _typed(x.dtype, epsilon, 1)
+        if axis == 0:
+            _PARALLEL["normalize_backward_columns"](x, grad, mean, variance, scale, gamma is not None, *constants,
+                                                    through_statistics, dx, dgamma, dbeta)
+        else:
+            _PARALLEL["normalize_backward_rows"](x, grad, mean, variance, scale, gamma is not None, *constants,
+                                                 dx, dgamma, dbeta)
+        return dx, dgamma, dbeta
