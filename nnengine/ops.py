@@ -533,13 +533,14 @@ class MaxPool(Function):
     @staticmethod
     def forward(ctx, x, positions, window):
         out, chosen = ctx.backend.max_pool(x, positions, window)
-        ctx.save_for_backward(chosen, x.shape[1])
+        ctx.save_for_backward(chosen, positions, x.shape[1])
         return out
 
     @staticmethod
     def backward(ctx, g):
-        chosen, size = ctx.saved
-        return ctx.backend.max_pool_backward(ctx.backend.ascontiguous(g), chosen, size), None
+        chosen, positions, size = ctx.saved
+        return ctx.backend.max_pool_backward(ctx.backend.ascontiguous(g), chosen, positions, ctx.params["window"],
+                                             size), None
 
 
 class AveragePool(Function):

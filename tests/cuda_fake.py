@@ -343,6 +343,106 @@ def _gemm_tiled(a, b, c, m, n, kdim, lda, ldb, trans_a, trans_b, stride_a, strid
         c.reshape(-1)[z * int(stride_c):][: m * n] = (op_a @ op_b).reshape(-1)
 
 
+# windows.cu: the forwards are the reference's; the backwards gather through the inverse table
+# (order, starts) exactly as the kernels do, so a wrong inverse fails here too.
+def _maps(a, n, middle, channels):
+    return a.reshape(int(n), int(middle), int(channels))
+
+
+def _window_gather(x, positions, out, n, size, entries, channels, fill):
+    _maps(out, n, entries, channels)[...] = REFERENCE.window_gather(_maps(x, n, size, channels), positions, fill)
+
+
+def _readers(order, starts, p):
+    return order[starts[p]:starts[p + 1]]
+
+
+def _window_scatter(grad, order, starts, out, n, size, entries, channels):
+    g, o = _maps(grad, n, entries, channels), _maps(out, n, size, channels)
+    for p in range(int(size)):
+        o[:, p] = g[:, _readers(order, starts, p)].sum(axis=1)
+
+
+def _max_pool(x, positions, out, chosen, n, size, windows, window, channels):
+    values, where = REFERENCE.max_pool(_maps(x, n, size, channels), positions, int(window))
+    _maps(out, n, windows, channels)[...], _maps(chosen, n, windows, channels)[...] = values, where
+
+
+def _max_pool_backward(grad, chosen, order, starts, out, n, size, windows, window, channels):
+    g, c, o = _maps(grad, n, windows, channels), _maps(chosen, n, windows, channels), _maps(out, n, size, channels)
+    for p in range(int(size)):
+        w = _readers(order, starts, p) // int(window)
+        o[:, p] = np.where(c[:, w] == p, g[:, w], 0).sum(axis=1)
+
+
+def _average_pool(x, positions, out, n, size, windows, window, channels):
+    _maps(out, n, windows, channels)[...] = REFERENCE.average_pool(_maps(x, n, size, channels), positions, int(window))
+
+
+def _average_pool_backward(grad, positions, order, starts, out, n, size, windows, window, channels):
+    g, o = _maps(grad, n, windows, channels), _maps(out, n, size, channels)
+    counts = (positions.reshape(-1, int(window)) < int(size)).sum(axis=1).astype(g.dtype)
+    for p in range(int(size)):
+        w = _readers(order, starts, p) // int(window)
+        o[:, p] = (g[:, w] / counts[w][None, :, None]).sum(axis=1)
+
+
+# norm.cu: per-chunk double partials and their ordered merge, as the kernels make them
+def _chunks(rows, chunk_rows):
+    return [(start, min(start + int(chunk_rows), int(rows))) for start in range(0, int(rows), int(chunk_rows))]
+
+
+def _column_moments(x, partials, rows, cols, chunk_rows):
+    x2 = _rows(x, rows, cols).astype(np.float64)
+    for k, (start, stop) in enumerate(_chunks(rows, chunk_rows)):
+        mean = x2[start:stop].mean(axis=0)
+        partials[k] = mean, ((x2[start:stop] - mean) ** 2).sum(axis=0)
+
+
+def _merge_column_moments(partials, out, chunks, rows, cols, chunk_rows):
+    mean, m2, seen = partials[0, 0].copy(), partials[0, 1].copy(), min(int(chunk_rows), int(rows))
+    for k in range(1, int(chunks)):
+        count = min(int(chunk_rows), int(rows) - k * int(chunk_rows))
+        d = partials[k, 0] - mean
+        mean += d * count / (seen + count)
+        m2 += partials[k, 1] + d * d * seen * count / (seen + count)
+        seen += count
+    out[0], out[1] = mean, m2 / int(rows)
+
+
+def _row_moments(x, out, rows, cols):
+    x2 = _rows(x, rows, cols).astype(np.float64)
+    out[0], out[1] = x2.mean(axis=1), x2.var(axis=1)
+
+
+def _normalize(x, mean, variance, gamma, beta, out, rows, cols, has_gamma, has_beta, per_row, epsilon):
+    _rows(out, rows, cols)[...] = REFERENCE.normalize(_rows(x, rows, cols), mean, variance, gamma if has_gamma else None,
+                                                      beta if has_beta else None, epsilon, int(per_row))
+
+
+def _column_gradient_sums(x, grad, mean, variance, partials, rows, cols, chunk_rows, per_row, epsilon):
+    xhat, _ = REFERENCE._normalized(_rows(x, rows, cols), mean, variance, epsilon, int(per_row))
+    g = _rows(grad, rows, cols).astype(np.float64)
+    for k, (start, stop) in enumerate(_chunks(rows, chunk_rows)):
+        partials[k] = g[start:stop].sum(axis=0), (g[start:stop] * xhat[start:stop]).sum(axis=0)
+
+
+def _finish_gradient_sums(partials, dgamma, dbeta, chunks, cols):
+    dbeta[...], dgamma[...] = partials[:int(chunks), 0].sum(axis=0), partials[:int(chunks), 1].sum(axis=0)
+
+
+def _normalize_dx_columns(x, grad, mean, variance, gamma, dgamma, dbeta, dx, rows, cols, has_gamma, through, epsilon):
+    dx2, _, _ = REFERENCE.normalize_backward(_rows(x, rows, cols), mean, variance, gamma if has_gamma else None,
+                                             _rows(grad, rows, cols), epsilon, 0, bool(through))
+    _rows(dx, rows, cols)[...] = dx2
+
+
+def _normalize_dx_rows(x, grad, mean, variance, gamma, dx, rows, cols, has_gamma, epsilon):
+    dx2, _, _ = REFERENCE.normalize_backward(_rows(x, rows, cols), mean, variance, gamma if has_gamma else None,
+                                             _rows(grad, rows, cols), epsilon, 1, True)
+    _rows(dx, rows, cols)[...] = dx2
+
+
 EMULATIONS = {
     "bias_activation": _bias_activation, "activation_grad_bias": _activation_grad_bias,
     "softmax_rows": _softmax_rows, "softmax_grad_rows": _softmax_grad_rows,
@@ -352,6 +452,12 @@ EMULATIONS = {
     "scatter_add": _scatter_add, "scatter_add_sorted": _scatter_add_sorted,
     "sgd_update": _sgd_update, "adam_update": _adam_update, "adam_update_many": _adam_update_many, "rmsprop_update": _rmsprop_update,
     "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,
+    "window_gather": _window_gather, "window_scatter": _window_scatter, "max_pool": _max_pool,
+    "max_pool_backward": _max_pool_backward, "average_pool": _average_pool,
+    "average_pool_backward": _average_pool_backward, "column_moments": _column_moments,
+    "merge_column_moments": _merge_column_moments, "row_moments": _row_moments, "normalize": _normalize,
+    "column_gradient_sums": _column_gradient_sums, "finish_gradient_sums": _finish_gradient_sums,
+    "normalize_dx_columns": _normalize_dx_columns, "normalize_dx_rows": _normalize_dx_rows,
 }
 
 _ELEMENTWISE = {
@@ -423,7 +529,8 @@ def fake_cupy(log=None):
         swapaxes=_views(np.swapaxes), moveaxis=_views(np.moveaxis), abs=_logged("elementwise abs", np.abs),
         copyto=_copyto,
         asnumpy=_to_host, float32=np.float32, int64=np.int64,
-        argsort=_logged("cupy argsort", lambda a: np.argsort(a, kind="stable")))     # CuPy's sort is stable
+        argsort=_logged("cupy argsort", lambda a: np.argsort(a, kind="stable")),     # CuPy's sort is stable
+        searchsorted=_logged("cupy searchsorted", np.searchsorted))
     module.__version__ = "fake"
     rng = np.random.default_rng(0)
     module.random = types.SimpleNamespace(

@@ -93,7 +93,7 @@ def windows(r, d, s):
 def max_pool_backward(r, d, s):
     x, positions, window, size = windows(r, d, s)
     out, chosen = REFERENCE.max_pool(x, positions, window)
-    return arr(r, out.shape, d), chosen, size
+    return arr(r, out.shape, d), chosen, positions, window, size
 
 
 def statistics(r, d, s):

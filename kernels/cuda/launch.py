@@ -20,6 +20,8 @@ GEMM_TILE = 128                # gemm_tiled: C tile per block
 GEMM_THREADS_SIDE = 16         # gemm_tiled: blockDim = (16, 16)
 MAX_GRID_Z = 65535             # CUDA's limit on gridDim.z (the GEMM batch)
 MAX_GRID_X = 2**31 - 1         # CUDA's limit on gridDim.x
+MIN_CHUNK_ROWS = 256           # norm.cu: the fewest rows a per-column partial sum takes
+MAX_CHUNKS = 1024              # norm.cu: at most this many partial sums per column
 
 
 def ceil_div(a, b):
@@ -79,6 +81,13 @@ def middle_chunk(outer, reduced, inner):
     blocks = max(outer * ceil_div(inner, WARP_SIZE), 1)
     wanted = min(ceil_div(MIDDLE_TARGET_BLOCKS, blocks), ceil_div(reduced, MIN_CHUNK))
     return reduced if wanted <= 1 else ceil_div(reduced, wanted)
+
+
+def column_chunks(rows):
+    """(chunk_rows, chunks) for norm.cu's per-column partial sums: chunks of at least MIN_CHUNK_ROWS rows,
+    at most MAX_CHUNKS of them, covering every row (set by the row count alone: deterministic)."""
+    chunk_rows = max(MIN_CHUNK_ROWS, ceil_div(rows, MAX_CHUNKS))
+    return chunk_rows, max(ceil_div(rows, chunk_rows), 1)
 
 
 def gemm(m, n, batch):

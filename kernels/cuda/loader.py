@@ -41,6 +41,8 @@ SOURCES = {
     "gemm.cu": FLOAT_TYPES,
     "index.cu": ALL_TYPES,
     "reduce.cu": ALL_TYPES,
+    "windows.cu": FLOAT_TYPES,
+    "norm.cu": FLOAT_TYPES,
 }
 
 #: numpy dtype -> the C type our templates are instantiated with

@@ -427,9 +427,10 @@ class Backend(ABC):
         starts = self.from_numpy(np.arange(0, positions.shape[0], window, dtype=np.int64).reshape(1, -1, 1))
         return out, self.getitem(positions, self.add(first, starts))
 
-    def max_pool_backward(self, grad, chosen, size):
+    def max_pool_backward(self, grad, chosen, positions, window, size):
         """Backward of ``max_pool``: (n, size, c) zeros plus ``grad[b, i, ch]`` added at
-        ``[b, chosen[b, i, ch], ch]``."""
+        ``[b, chosen[b, i, ch], ch]``. ``positions`` and ``window`` are the forward's: a backend may
+        use them to find the windows that read each input position instead of scattering."""
         n, _, c = grad.shape
         target = self.full((n, size, c), 0, grad.dtype)
         samples = self.from_numpy(np.arange(n, dtype=np.int64).reshape(n, 1, 1))

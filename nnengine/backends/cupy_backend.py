@@ -15,6 +15,7 @@ import numpy as np
 
 from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
 from .base import Backend, DeviceUnavailableError
+from .cupy_layers import CupyLayerPrimitives
 from .determinism import are_deterministic_algorithms_enabled
 from .layout import contiguous, kept_shape, three_axes
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
@@ -52,7 +53,7 @@ def check_gpu(cupy, index):
             f"'cuda:{count - 1}'")
 
 
-class CupyBackend(Backend):
+class CupyBackend(CupyLayerPrimitives):
     """Every compute primitive as one of our CUDA kernels (see the module docstring)."""
 
     name = "cupy"

@@ -57,7 +57,7 @@ class NumbaLayerPrimitives(NumpyBackend):
         _kernel(windows, "max_pool", x.size)(x, positions, window, out, chosen)
         return out, chosen
 
-    def max_pool_backward(self, grad, chosen, size):
+    def max_pool_backward(self, grad, chosen, positions, window, size):
         grad, chosen = _contiguous(grad, chosen)
         out = host_buffers.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
         _kernel(windows, "max_pool_backward", grad.size)(grad, chosen, out)
