@@ -10,7 +10,9 @@ Models (issue 14), both Adam and sparse categorical cross-entropy on the fused s
 Each framework's step is forward, loss, backward and Adam on a batch already in memory, timed as the
 median of ``repeats`` runs of several steps; PyTorch runs its own eager CPU step with as many threads
 as nnengine's numba. The second table is the forward of the MNIST model's second convolution
-(the biggest GEMM) in GFLOP/s against the BLAS sgemm peak measured in the same run.
+(the biggest GEMM) in GFLOP/s against the BLAS sgemm peak measured in the same run; the third, the
+pooling and normalization primitives against the copy bandwidth measured in the same run; the last,
+the engine's im2col convolution against a direct numba kernel (``conv_kernels.py``).
 Writes benchmarks/results/cnn.{json,md}.
 """
 import argparse
@@ -19,6 +21,7 @@ import time
 import numpy as np
 
 from .common import RESULTS, median_time, write_results
+from .conv_kernels import convolution_routes, layer_kernel_rates
 from .kernels_bench import machine_limits
 from .training import median_step_time, torch_training_step, torch_version
 
@@ -81,9 +84,15 @@ def conv_forward_rate(repeats):
 
 
 def run(repeats=7):
-    """Every measurement of this benchmark, in one process."""
+    """Every measurement of this benchmark, in one process. The kernels alone come first, before PyTorch
+    has run: its OpenMP threads keep spinning for a while after each of its steps and would share the
+    two cores with the kernels being timed."""
     import torch
     import numba
+    limits = machine_limits(3)
+    kernels = layer_kernel_rates(limits["copy_bytes_per_s"], repeats)
+    routes = convolution_routes(repeats)
+    rate = conv_forward_rate(repeats)
     torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     rows = []
     for name, (shape, batch, padding) in MODELS.items():
@@ -92,11 +101,10 @@ def run(repeats=7):
         theirs = median_step_time(torch_step(shape, batch, padding), inner, repeats)
         rows.append({"model": name, "batch": batch, "nnengine_s": ours, "torch_s": theirs,
                      "torch_over_nnengine": theirs / ours})
-    limits = machine_limits(3)
-    rate = conv_forward_rate(repeats)
     return {"torch_version": torch_version(), "steps": rows,
             "conv_forward": {"gflops": rate, "peak_gflops_measured": limits["peak_flops_measured"] / 1e9,
-                             "of_peak": rate * 1e9 / limits["peak_flops_measured"]}}
+                             "of_peak": rate * 1e9 / limits["peak_flops_measured"]},
+            "copy_gb_per_s": limits["copy_bytes_per_s"] / 1e9, "layer_kernels": kernels, "convolution_routes": routes}
 
 
 def markdown(results):
@@ -110,8 +118,16 @@ def markdown(results):
     lines += ["", "| convolution forward (128x13x13x32 -> 64, 3x3) | GFLOP/s | measured sgemm peak | of peak |",
               "|---|---|---|---|",
               f"| im2col gather + fused dense | {conv['gflops']:.1f} | {conv['peak_gflops_measured']:.1f} | "
-              f"{conv['of_peak']:.0%} |", ""]
-    return "\n".join(lines)
+              f"{conv['of_peak']:.0%} |", "",
+              f"| pooling / normalization primitive (MNIST-size) | ms | GB/s | of copy ({results['copy_gb_per_s']:.1f} "
+              "GB/s) |", "|---|---|---|---|"]
+    lines += [f"| {r['kernel']} | {r['ms']:.2f} | {r['gb_per_s']:.1f} | {r['of_copy']:.0%} |"
+              for r in results["layer_kernels"]]
+    lines += ["", "| convolution forward, batch 128 | im2col + GEMM ms | direct numba ms | direct / im2col |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['convolution']} | {r['im2col_ms']:.2f} | {r['direct_ms']:.2f} | {r['direct_over_im2col']:.2f}x |"
+              for r in results["convolution_routes"]]
+    return "\n".join(lines + [""])
 
 
 def main(argv=None):

@@ -234,3 +234,17 @@ def test_the_cnn_step_is_the_same_model_in_both_frameworks():
     for shape, batch, padding in cnn.MODELS.values():
         theirs = sum(p.numel() for p in cnn.torch_model(shape, padding).parameters())
         assert theirs == cnn.nnengine_model(shape, padding).count_params()
+
+
+def test_layer_kernels_are_rated_against_copy_and_the_direct_convolution_agrees(monkeypatch):
+    from benchmarks import conv_kernels
+    monkeypatch.setattr(conv_kernels, "MNIST_POOL", (2, 6, 6, 3))
+    monkeypatch.setattr(conv_kernels, "MNIST_NORM", (50, 3))
+    monkeypatch.setattr(conv_kernels, "CONVOLUTIONS", {"small": ((2, 7, 6, 2), 4)})
+    rows = conv_kernels.layer_kernel_rates(1e10, 1)
+    assert [r["kernel"] for r in rows] == ["max_pool", "max_pool_backward", "average_pool", "average_pool_backward",
+                                           "moments", "normalize", "normalize_backward"]
+    assert all(r["ms"] > 0 and r["of_copy"] == pytest.approx(r["gb_per_s"] * 1e9 / 1e10) for r in rows)
+    # convolution_routes checks the direct kernel against the layer before timing either
+    (route,) = conv_kernels.convolution_routes(1)
+    assert route["im2col_ms"] > 0 and route["direct_ms"] > 0

@@ -14,6 +14,7 @@ bias gradient in the same pass; the products x^T dz and dz w^T follow (GEMM).
 """
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from ..activation_codes import ACTIVATION_CODES
@@ -139,32 +140,59 @@ def bias_activation_parallel(z, b, has_bias, activation, zero, one):
         _bias_activation_row(z, i, b, has_bias, activation, zero, one)
 
 
+@njit(inline="always")
+def _activation_grad_row(a, g, d, activation, zero, one):
+    """One row of dz = dL/dz from a = out and g = grad_out."""
+    m = a.size
+    if activation == NONE:
+        for j in range(m):
+            d[j] = g[j]
+    elif activation == RELU:
+        for j in range(m):
+            d[j] = g[j] if a[j] > zero else zero
+    elif activation == SIGMOID:
+        for j in range(m):
+            d[j] = g[j] * a[j] * (one - a[j])
+    elif activation == TANH:
+        for j in range(m):
+            d[j] = g[j] * (one - a[j] * a[j])
+    else:
+        dot = zero
+        for j in range(m):
+            dot += g[j] * a[j]
+        for j in range(m):
+            d[j] = a[j] * (g[j] - dot)
+
+
 @njit(cache=True, error_model="numpy")
 def activation_grad(out, grad_out, activation, dz, grad_b, zero, one):
     """dz = dL/dz from a = out and g = grad_out; grad_b = sum over rows of dz (zero-filled by the caller)."""
-    n, m = out.shape
-    for i in range(n):
-        a, g, d = out[i], grad_out[i], dz[i]
-        if activation == NONE:
-            for j in range(m):
-                d[j] = g[j]
-        elif activation == RELU:
-            for j in range(m):
-                d[j] = g[j] if a[j] > zero else zero
-        elif activation == SIGMOID:
-            for j in range(m):
-                d[j] = g[j] * a[j] * (one - a[j])
-        elif activation == TANH:
-            for j in range(m):
-                d[j] = g[j] * (one - a[j] * a[j])
-        else:
-            dot = zero
-            for j in range(m):
-                dot += g[j] * a[j]
-            for j in range(m):
-                d[j] = a[j] * (g[j] - dot)
-        for j in range(m):
-            grad_b[j] += d[j]
+    for i in range(out.shape[0]):
+        _activation_grad_row(out[i], grad_out[i], dz[i], activation, zero, one)
+        for j in range(grad_b.size):
+            grad_b[j] += dz[i, j]
+
+
+#: rows per chunk of the parallel activation gradient (each chunk sums its share of the bias gradient)
+GRAD_CHUNK_ROWS = 512
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def activation_grad_parallel(out, grad_out, activation, dz, grad_b, zero, one):
+    """``activation_grad`` over chunks of GRAD_CHUNK_ROWS rows split across threads; each chunk's bias
+    gradient is a partial sum, and the partials are added in chunk order (the same bits on any thread count)."""
+    rows = out.shape[0]
+    chunks = -(-rows // GRAD_CHUNK_ROWS)
+    partials = np.zeros((chunks, grad_b.size), grad_b.dtype)
+    for k in prange(chunks):
+        part = partials[k]
+        for i in range(k * GRAD_CHUNK_ROWS, min((k + 1) * GRAD_CHUNK_ROWS, rows)):
+            _activation_grad_row(out[i], grad_out[i], dz[i], activation, zero, one)
+            for j in range(part.size):
+                part[j] += dz[i, j]
+    for k in range(chunks):
+        for j in range(grad_b.size):
+            grad_b[j] += partials[k, j]
 
 
 # The row kernels below take two scratch arrays of the input's shape (allocated once by the caller,

@@ -61,6 +61,7 @@ _unary_parallel = config.OneThreadAtATime(elementwise.unary_parallel)
 _binary_same_parallel = config.OneThreadAtATime(elementwise.binary_same_parallel)
 _gemm_parallel = config.OneThreadAtATime(gemm.gemm)
 _bias_activation_parallel = config.OneThreadAtATime(nn.bias_activation_parallel)
+_activation_grad_parallel = config.OneThreadAtATime(nn.activation_grad_parallel)
 _softmax_rows_parallel = config.OneThreadAtATime(nn.softmax_rows_parallel)
 _log_softmax_rows_parallel = config.OneThreadAtATime(nn.log_softmax_rows_parallel)
 _xent_soft_parallel = config.OneThreadAtATime(nn.softmax_cross_entropy_soft_parallel)
@@ -343,8 +344,9 @@ class NumbaBackend(NumbaLayerPrimitives):
         dz = host_buffers.empty(out.shape, out.dtype)
         grad_b = np.zeros(out.shape[1], out.dtype)
         if dz.size:
-            nn.activation_grad(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), ACTIVATION_CODES[activation],
-                               dz, grad_b, zero, one)
+            kernel = _activation_grad_parallel if _parallel(dz.size) and out.shape[0] > 1 else nn.activation_grad
+            kernel(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), ACTIVATION_CODES[activation], dz, grad_b,
+                   zero, one)
         return dz, grad_b
 
     def activation_backward(self, out, grad_out, activation, axis):
