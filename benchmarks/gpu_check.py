@@ -21,7 +21,8 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
      activation backward with the bias gradient, row softmax, softmax cross-entropy, Adam (one
      tensor, and the multi-tensor launch over many), a full sum;
    * training-step time (forward, loss, backward, Adam) for the document's model (10-64-32-10,
-     batch 32) and an MLP (4096-4096-4096-10, batch 4096): nnengine on cuda, PyTorch on CUDA when it
+     batch 32), an MLP (4096-4096-4096-10, batch 4096) and the MNIST-size CNN of benchmarks/cnn.py
+     (batch 128): nnengine on cuda, PyTorch on CUDA when it
      is importable, and nnengine on the numba CPU backend. Inputs AND labels are on the device for
      both frameworks; each step ends by reading the loss (one sync each).
 
@@ -45,6 +46,7 @@ NO_GPU_TEST_MODULES = ("test_cuda_backend.py", "test_cuda_arithmetic.py", "test_
 GEMM_SIZES = (1024, 2048, 4096, 8192)
 FUSED_SHAPE, QUICK_FUSED_SHAPE = (65536, 1024), (8192, 1024)     # (rows, columns) of the fused kernels' inputs
 TRAINING_MODELS = {"document": ((10, 64, 32, 10), 32), "mlp4096": ((4096, 4096, 4096, 10), 4096)}
+CNN_BATCH = 128                 # the MNIST-size CNN of benchmarks/cnn.py
 
 #: the issue's targets: (result key, description, test on the results)
 TARGETS = [
@@ -52,6 +54,7 @@ TARGETS = [
     ("tiled_vs_cublas_4096", "tiled SGEMM >= 25% of cuBLAS at n = 4096", lambda v: v >= 0.25),
     ("mlp4096_torch_over_cupy", "MLP 4096 step no slower than PyTorch CUDA", lambda v: v >= 1.0),
     ("document_torch_over_cupy", "document step >= 1.5x faster than PyTorch CUDA", lambda v: v >= 1.5),
+    ("cnn_mnist_torch_over_cupy", "MNIST-size CNN step no slower than PyTorch CUDA", lambda v: v >= 1.0),
 ]
 
 
@@ -219,9 +222,20 @@ def bench_fused(quick):
 
 
 def _nnengine_step(sizes, batch, device):
-    """One training step of the Keras-style model with its inputs and labels already on ``device``.
+    """One training step of the Keras-style dense model with its inputs and labels already on ``device``."""
+    from benchmarks import training
+    return _device_step(training.nnengine_model(sizes, device), (batch, sizes[0]), sizes[-1], device)
 
-    The model's own device step (``_device_step``: forward, fused softmax cross-entropy, backward, Adam),
+
+def _nnengine_cnn_step(batch, device):
+    """The same for the MNIST-size CNN of benchmarks/cnn.py (issue 14's GPU target)."""
+    from benchmarks import cnn
+    shape, _, padding = cnn.MODELS["mnist"]
+    return _device_step(cnn.nnengine_model(shape, padding).to(device), (batch, *shape), 10, device)
+
+
+def _device_step(model, input_shape, classes, device):
+    """The model's own device step (``_device_step``: forward, fused softmax cross-entropy, backward, Adam),
     as ``train_on_batch`` runs it eagerly, without its host-to-device copies of the batch: PyTorch's
     step below keeps x and y on the GPU too. The labels are checked once on the host before the upload
     (as fit does per batch), so the step itself never reads them back.
@@ -229,11 +243,10 @@ def _nnengine_step(sizes, batch, device):
     import numpy as np
 
     import nnengine as nn
-    from benchmarks import training
-    model = training.nnengine_model(sizes, device)
     rng = np.random.default_rng(0)
-    x = nn.tensor(rng.standard_normal((batch, sizes[0])).astype(np.float32), device=device)
-    targets = model.loss.prepare_targets(rng.integers(0, sizes[-1], batch), (batch, sizes[-1]), model.dtype)
+    batch = input_shape[0]
+    x = nn.tensor(rng.standard_normal(input_shape).astype(np.float32), device=device)
+    targets = model.loss.prepare_targets(rng.integers(0, classes, batch), (batch, classes), model.dtype)
     y = nn.Tensor(targets, device=device)
     logits, trainable = model.trains_on_logits(), model.trainable_weights
     to_host = x.backend.to_numpy
@@ -242,6 +255,19 @@ def _nnengine_step(sizes, batch, device):
         loss, _ = model._device_step(x, y, True, logits, False, trainable)
         return float(to_host(loss))        # a float: waits for the device, as PyTorch's loss.item()
     return step
+
+
+def _torch_cnn_step(batch):
+    """PyTorch eager's CUDA step of the same CNN, data on the GPU."""
+    import numpy as np
+    import torch
+
+    from benchmarks import cnn, training
+    shape, _, padding = cnn.MODELS["mnist"]
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((batch, 1, *shape[:2])).astype(np.float32)).cuda()
+    y = torch.from_numpy(rng.integers(0, 10, batch)).cuda()
+    return training.torch_training_step(cnn.torch_model(shape, padding).cuda(), x, y)
 
 
 def bench_training(quick):
@@ -253,16 +279,27 @@ def bench_training(quick):
         inner = 50 if small else 5
         entry = {"model": model, "sizes": sizes, "batch": batch}
         entry["nnengine_cupy_s"] = training.median_step_time(_nnengine_step(sizes, batch, "cuda"), inner, 7)
-        try:
-            entry["torch_cuda_s"] = training.median_step_time(training._torch_step(sizes, batch, "cuda"), inner, 7)
-        except Exception as error:     # not installed, or a build without CUDA
-            entry["torch_cuda_s"], entry["torch_error"] = None, f"{type(error).__name__}: {error}"
+        _torch_entry(entry, lambda: training._torch_step(sizes, batch, "cuda"), inner)
         # the 4096-wide MLP takes about a second per step on the CPU: few runs
         cpu_step = _nnengine_step(sizes, batch, "cpu")
         entry["nnengine_numba_s"] = (training.median_step_time(cpu_step, 20, 7) if small else
                                      training.median_step_time(cpu_step, 1, 1 if quick else 3, warmup=1))
         rows.append(entry)
+    entry = {"model": "cnn_mnist", "sizes": "28x28x1 conv32 pool conv64 pool dense10", "batch": CNN_BATCH}
+    entry["nnengine_cupy_s"] = training.median_step_time(_nnengine_cnn_step(CNN_BATCH, "cuda"), 10, 7)
+    _torch_entry(entry, lambda: _torch_cnn_step(CNN_BATCH), 10)
+    entry["nnengine_numba_s"] = training.median_step_time(_nnengine_cnn_step(CNN_BATCH, "cpu"), 2, 3 if quick else 5)
+    rows.append(entry)
     return rows
+
+
+def _torch_entry(entry, make_step, inner):
+    """entry["torch_cuda_s"]: PyTorch's median step, or None and the reason where it cannot run."""
+    from benchmarks import training
+    try:
+        entry["torch_cuda_s"] = training.median_step_time(make_step(), inner, 7)
+    except Exception as error:     # not installed, or a build without CUDA
+        entry["torch_cuda_s"], entry["torch_error"] = None, f"{type(error).__name__}: {error}"
 
 
 def summarize(results):

@@ -405,6 +405,7 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     monkeypatch.setattr(gpu_check, "GEMM_SIZES", (64, 96))
     monkeypatch.setattr(gpu_check, "QUICK_FUSED_SHAPE", (64, 256))
     monkeypatch.setattr(gpu_check, "TRAINING_MODELS", {"document": ((10, 16, 3), 8), "mlp4096": ((12, 8, 3), 16)})
+    monkeypatch.setattr(gpu_check, "CNN_BATCH", 2)
     with FakeGPU():
         assert gpu_check.gpu_name() == "Fake GPU"
         assert gpu_check.preflight() == dict.fromkeys(
@@ -416,6 +417,7 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     assert {k["kernel"] for k in fused["kernels"]} >= {"bias_relu", "softmax_cross_entropy", "adam_update",
                                                        "adam_update_many_16"}
     assert all(row["nnengine_cupy_s"] > 0 and row["nnengine_numba_s"] > 0 for row in training)
+    assert [row["model"] for row in training] == ["document", "mlp4096", "cnn_mnist"]
     summary = gpu_check.summarize({"gemm": gemm_rows, "fused": fused, "training": training})
     assert "fused_min_copy_fraction" in summary and "document_numba_over_cupy" in summary
 
