@@ -169,6 +169,14 @@ class Optimizer(ABC):
     def _initial_slot(self, name, param):
         return zeros(param.shape, dtype=param.dtype, device=param.device)
 
+    #: whether ``exchange_gradients`` does anything (the trainer then compiles a step as two plans around it)
+    exchanges_gradients = False
+
+    def exchange_gradients(self, backend, grad_arrays):
+        """A host step between a step's gradients and its update, on ``backend``'s arrays (None entries kept):
+        the identity here; DistributedOptimizer averages them across processes."""
+        return grad_arrays
+
     def apply_gradients(self, grads_and_vars):
         """One step over ``[(grad, param), ...]``; a None gradient leaves its parameter alone."""
         pairs = [(g, p) for g, p in grads_and_vars if g is not None]

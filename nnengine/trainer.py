@@ -209,16 +209,42 @@ class Trainer(BatchLoops):
             # before the first step instead changes the order of the big allocations, which costs glibc's
             # allocator thousands of page faults per step on the MNIST-size model: measured.)
             defer = not self.optimizer.has_slots_for(trainable)
-        loss, predictions = self._compiler.run(
-            key, x.backend, [x._data, y._data] + ([] if w is None else [w._data]), params,
-            lambda: self._device_step(x, y, training, logits, want_predictions, trainable, w),
-            self._capture_blocker(training), live=self.optimizer if training else None, defer=defer)
+        inputs = [x._data, y._data] + ([] if w is None else [w._data])
+        if training and self.optimizer.exchanges_gradients:
+            loss, predictions = self._exchanging_step(key, x, y, w, inputs, logits, want_predictions, trainable,
+                                                      params, defer)
+        else:
+            loss, predictions = self._compiler.run(
+                key, x.backend, inputs, params,
+                lambda: self._device_step(x, y, training, logits, want_predictions, trainable, w),
+                self._capture_blocker(training), live=self.optimizer if training else None, defer=defer)
         to_host = x.backend.to_numpy
         return to_host(loss).reshape(()).item(), (None if predictions is None else to_host(predictions))
 
+    def _exchanging_step(self, key, x, y, w, inputs, logits, want_predictions, trainable, params, defer):
+        """A step whose optimizer exchanges gradients on the host (DistributedOptimizer averages them): a plan for
+        loss, predictions and gradients, the exchange, a plan for the update; each compiles as a step would."""
+        loss, predictions, *grads = self._compiler.run(
+            ("train-gradients",) + key[1:], x.backend, inputs, self.weights,
+            lambda: self._device_gradients(x, y, True, logits, want_predictions, trainable, w),
+            self._capture_blocker(True))
+        grads = self.optimizer.exchange_gradients(x.backend, grads)
+        self._compiler.run(("train-update",) + key[1:], x.backend, [g for g in grads if g is not None], params,
+                           lambda: self._device_update(trainable, grads), live=self.optimizer, defer=defer)
+        return loss, predictions
+
     def _device_step(self, x, y, training, logits, want_predictions, trainable, w=None):
-        """The device part of a step, eagerly: forward, loss, and when training backward and the optimizer's
-        update. Returns [loss, predictions or None] (arrays)."""
+        """The device part of a step, eagerly: forward, loss, and when training backward, the optimizer's
+        gradient exchange (the identity unless it is distributed) and its update. Returns [loss, predictions
+        or None] (arrays)."""
+        loss, predictions, *grads = self._device_gradients(x, y, training, logits, want_predictions, trainable, w)
+        if training:
+            self._device_update(trainable, self.optimizer.exchange_gradients(x.backend, grads))
+        return [loss, predictions]
+
+    def _device_gradients(self, x, y, training, logits, want_predictions, trainable, w=None):
+        """Forward, loss and (training) backward: [loss, predictions or None, *one gradient array or None per
+        trainable weight (training only)]."""
         for weight in trainable:                        # each step's gradients are its own, as in Keras
             weight.zero_grad()
         with (enable_grad() if training else no_grad()):
@@ -235,15 +261,20 @@ class Trainer(BatchLoops):
                 if logits and not all(m.accepts_logits for m in self._metrics):
                     out = self._layers[-1].activation(out)
                 predictions = out._data       # logits when every metric depends only on their argmax
+        grads = []
         if training:
             grads = [None if weight.grad is None else weight.grad._data for weight in trainable]
             for weight in trainable:
                 weight.zero_grad()
-            self.optimizer.apply_prepared(trainable, grads)
-            with no_grad():
-                for layer in self._layers:          # weight constraints after the update, as Keras applies them
-                    layer.apply_constraints()
-        return [loss._data, predictions]
+        return [loss._data, predictions, *grads]
+
+    def _device_update(self, trainable, grads):
+        """The optimizer's update from the step's gradient arrays, then the layers' weight constraints. Returns []."""
+        self.optimizer.apply_prepared(trainable, grads)
+        with no_grad():
+            for layer in self._layers:          # weight constraints after the update, as Keras applies them
+                layer.apply_constraints()
+        return []
 
     def _predict_batch(self, x_batch):
         """The model's outputs for one prepared batch, as a numpy array (a compiled step when it can be)."""

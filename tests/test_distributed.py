@@ -84,7 +84,8 @@ TWO_PROCESSES = textwrap.dedent("""
     everyone = hvd._comm().allgather(weights)
     if hvd.rank() == 0:
         np.savez(out, *model.get_weights(), same=np.array(all(np.array_equal(everyone[0], w) for w in everyone)),
-                 loss=np.array(history.history["loss"]),
+                 loss=np.array(history.history["loss"]), fallback=np.array(str(model._compiler.fallback_reason)),
+                 plans=np.array(sorted(model._compiler.captures.elements()), dtype=str),
                  nccl=np.array([call[0] for call in nccl.calls] if nccl is not None else [], dtype=str))
 """)
 
@@ -96,6 +97,36 @@ def run_two(tmp_path, *args, timeout=240):
                           capture_output=True, text=True, timeout=timeout)
 
 
+AVERAGE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import nnengine.distributed as hvd
+    hvd.init()
+    rng = np.random.default_rng(hvd.rank())
+    arrays = [rng.standard_normal((5, 3)), rng.standard_normal(7).astype(np.float32), rng.standard_normal(())]
+    averaged = hvd.allreduce_average(arrays, bucket_bytes=64)
+    everyone = hvd._comm().allgather(arrays)
+    if hvd.rank() == 0:
+        exact = [np.mean([np.asarray(mine[i], np.float64) for mine in everyone], axis=0) for i in range(3)]
+        np.savez(sys.argv[1], *averaged, *exact)
+""")
+
+
+@needs_mpi
+@pytest.mark.parametrize("processes", [2, 3])
+def test_allreduce_average_averages_every_array_in_its_dtype_and_shape(tmp_path, processes):
+    script = tmp_path / "average.py"
+    script.write_text(AVERAGE)
+    done = subprocess.run([MPIEXEC, "-n", str(processes), sys.executable, str(script), str(tmp_path / "out.npz")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = np.load(tmp_path / "out.npz", allow_pickle=False)
+    for i, (shape, dtype) in enumerate([((5, 3), np.float64), ((7,), np.float32), ((), np.float64)]):
+        got, exact = result[f"arr_{i}"], result[f"arr_{i + 3}"]
+        assert got.shape == shape and got.dtype == dtype
+        np.testing.assert_allclose(got, exact, rtol=2 * np.finfo(dtype).eps * processes, atol=1e-30)
+
+
 @needs_mpi
 @pytest.mark.parametrize("kind", ["sgd", "adam", "adam-cuda"])
 def test_two_processes_with_half_batches_equal_one_process_with_whole_batches(tmp_path, kind):
@@ -103,6 +134,8 @@ def test_two_processes_with_half_batches_equal_one_process_with_whole_batches(tm
     assert done.returncode == 0, done.stderr[-3000:]
     result = np.load(tmp_path / "out.npz", allow_pickle=False)
     assert bool(result["same"]), "the processes ended with different weights"
+    # the step compiles as two plans around the host allreduce (gradients, then the update): no eager fallback
+    assert result["plans"].tolist() == ["train-gradients", "train-update"] and str(result["fallback"]) == "None"
     if kind.endswith("-cuda"):       # one communicator, then every bucket through NCCL (4 steps x 3 epochs)
         calls = result["nccl"].tolist()
         assert calls[0] == "init" and calls.count("init") == 1 and calls.count("allReduce") >= 12, calls
