@@ -28,6 +28,7 @@ MAX_POOLED_BYTES = 1 << 30
 _LOCK = threading.Lock()
 _BUFFERS = {}            # byte size -> the uint8 buffers of that size the pool owns
 _HELD = [0]              # bytes the pool owns
+_ITEMSIZES = {}          # dtype (as the callers pass it) -> bytes per element
 # a buffer only the pool refers to: its list's slot, the loop's name, and getrefcount's argument
 _FREE_REFERENCES = 3
 
@@ -50,10 +51,12 @@ def _free_buffer(nbytes):
 
 def empty(shape, dtype):
     """Like ``numpy.empty(shape, dtype)`` (C order), from the pool when it is large."""
-    dtype = np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < MIN_POOLED_BYTES:
+    elements = shape if isinstance(shape, int) else math.prod(shape)
+    itemsize = _ITEMSIZES.get(dtype)
+    if itemsize is None:
+        itemsize = _ITEMSIZES[dtype] = np.dtype(dtype).itemsize
+    nbytes = elements * itemsize
+    if nbytes < MIN_POOLED_BYTES:        # the common case of small models: numpy's own, nothing else
         return np.empty(shape, dtype)
     with _LOCK:                          # the view is made before another thread can see the buffer free
         buffer = _free_buffer(nbytes)

@@ -335,7 +335,8 @@ class NumbaBackend(NumbaLayerPrimitives):
     def _softmax_in_place(self, z):
         """Softmax of each row of the contiguous 2-D ``z``, written over it."""
         kernel = self._row_kernel(nn.softmax_rows, _softmax_rows_parallel, *z.shape)
-        kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, host_buffers.empty_like(z), host_buffers.empty_like(z))
+        scratch = host_buffers.empty_like(z), host_buffers.empty_like(z)
+        kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, *scratch)
 
     @staticmethod
     def _activation_grad_rows(out, grad_out, activation):
@@ -401,8 +402,8 @@ class NumbaBackend(NumbaLayerPrimitives):
                 targets = np.ascontiguousarray(targets, np.int64)
                 serial, parallel = nn.softmax_cross_entropy_labels, _xent_labels_parallel
             kernel = self._row_kernel(serial, parallel, n, classes)
-            kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, host_buffers.empty_like(logits),
-                   host_buffers.empty_like(logits))
+            scratch = host_buffers.empty_like(logits), host_buffers.empty_like(logits)
+            kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, *scratch)
         return losses, (grad if need_grad else None)
 
     # -- optimizer updates (in place) ---------------------------------------------------
@@ -423,14 +424,18 @@ class NumbaBackend(NumbaLayerPrimitives):
         kernel = _sgd_parallel if _parallel(param.size) else optim.sgd
         kernel(*self._flat_state(param, grad, velocity), *scalars, bool(momentum), bool(nesterov))
 
-    def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
-        scalars = typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
-        kernel = _adam_parallel if _parallel(param.size) else optim.adam
-        kernel(*self._flat_state(param, grad, m, v, v_max), *scalars, bool(amsgrad))
+    def adam_update(self, param, grad, m, v, v_max, *scalars):
+        self.adam_update_many((param,), (grad,), (m,), (v,), (v_max,), *scalars)
 
-    def adam_update_many(self, params, grads, ms, vs, v_maxes, *scalars):
-        for arrays in zip(params, grads, ms, vs, v_maxes):     # our kernel per parameter: no launch cost on a CPU
-            self.adam_update(*arrays, *scalars)
+    def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
+                         weight_decay):
+        scalars = {}                 # our kernel per parameter (no launch cost on a CPU); the scalars once per dtype
+        for arrays in zip(params, grads, ms, vs, v_maxes):
+            dtype = arrays[0].dtype
+            if dtype not in scalars:
+                scalars[dtype] = typed_scalars(adam_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+            kernel = _adam_parallel if _parallel(arrays[0].size) else optim.adam
+            kernel(*self._flat_state(*arrays), *scalars[dtype], bool(amsgrad))
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
