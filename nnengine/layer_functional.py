@@ -31,8 +31,32 @@ def index_constant(like, key, make):
     return type(like)._make(array, backend)
 
 
+#: window tables already checked against an input size: id(array) -> (the array, kept alive; the size)
+_CHECKED = {}
+_MAX_CHECKED = 256
+
+
+def _check_positions(op, positions, size, window):
+    """Every entry of ``positions`` in [0, size] (size: the padding), and every window holding at least one
+    real position: checked on the host once per table and input size (a kernel trusts them)."""
+    data = positions._data
+    known = _CHECKED.get(id(data))
+    if known is not None and known[0] is data and known[1] == size:
+        return
+    backend = positions._backend
+    host = type(backend).to_numpy(backend, data)   # the class's method: a constant's check, not a step's read
+    if host.size and (host.min() < 0 or host.max() > size):
+        raise ValueError(f"{op}: positions must lie in [0, {size}] for inputs of {size} positions ({size} marks "
+                         f"the padding), got values from {host.min()} to {host.max()}")
+    if window is not None and host.size and (host.reshape(-1, window) == size).all(axis=1).any():
+        raise ValueError(f"{op}: a window of {window} positions lies wholly in the padding")
+    if len(_CHECKED) >= _MAX_CHECKED:
+        _CHECKED.clear()
+    _CHECKED[id(data)] = (data, size)
+
+
 def _check_windows(op, x, positions, window):
-    """x (n, s, c) floating; positions an int64 Tensor of whole windows on x's device."""
+    """x (n, s, c) floating; positions an int64 Tensor of whole windows on x's device, each entry checked."""
     if not isinstance(x, TensorBase) or not isinstance(positions, TensorBase):
         raise TypeError(f"{op}: x and positions must be Tensors, got {type(x).__name__} and "
                         f"{type(positions).__name__}")
@@ -43,9 +67,10 @@ def _check_windows(op, x, positions, window):
     if positions.dtype != np.int64 or positions.ndim != 1:
         raise TypeError(f"{op}: positions must be a 1-D int64 Tensor, got {positions.dtype} with shape "
                         f"{positions.shape}")
-    if window is not None and (window < 1 or positions.shape[0] % window):
-        raise ValueError(f"{op}: {positions.shape[0]} positions do not make whole windows of {window}")
+    if window is not None and (not isinstance(window, (int, np.integer)) or window < 1 or positions.shape[0] % window):
+        raise ValueError(f"{op}: {positions.shape[0]} positions do not make whole windows of {window!r}")
     _common_backend(op, [x, positions])
+    _check_positions(op, positions, x.shape[1], window)
 
 
 def gather_windows(x, positions, fill=0.0):

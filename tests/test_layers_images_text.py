@@ -220,3 +220,25 @@ def test_a_text_model_with_embedding_trains_and_saves(tmp_path):
     assert history.history["accuracy"][-1] > 0.9
     model.save(tmp_path / "text.h5")
     np.testing.assert_allclose(nn.load_model(tmp_path / "text.h5").predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_the_window_ops_refuse_tables_a_kernel_would_read_outside_of():
+    from nnengine import layer_functional as LF
+    x = nn.tensor(np.random.default_rng(0).random((2, 9, 3)).astype(np.float32))
+
+    def table(values):
+        return nn.tensor(np.array(values), dtype="int64")
+    with pytest.raises(ValueError, match=r"positions must lie in \[0, 9\].*from 0 to 10"):
+        LF.max_pool(x, table([0, 1, 9, 10]), 2)
+    with pytest.raises(ValueError, match=r"from -1 to 2"):
+        LF.average_pool(x, table([-1, 0, 1, 2]), 2)
+    with pytest.raises(ValueError, match="wholly in the padding"):
+        LF.max_pool(x, table([9, 9, 0, 1]), 2)
+    with pytest.raises(ValueError, match="whole windows of 2"):
+        LF.max_pool(x, table([0, 1, 2]), 2)
+    with pytest.raises(TypeError, match="1-D int64"):
+        LF.gather_windows(x, nn.tensor(np.array([0.0, 1.0])))
+    with pytest.raises(ValueError, match="must be a float32 Tensor of shape"):
+        LF.normalize(x.reshape(18, 3), *LF.moments(x.reshape(18, 3), 1), None, None, 1e-3, 0, True)
+    out = LF.max_pool(x, table([0, 1, 2, 9]), 2)          # padding in a window with a real element is fine
+    np.testing.assert_array_equal(out.numpy()[:, 1], x.numpy()[:, 2])
