@@ -294,3 +294,16 @@ def test_a_gather_between_full_slices_gives_numpys_values_contiguous(device, ind
     np.testing.assert_array_equal(backend.to_numpy(got), expected)
     if device != "cuda" and np.asarray(index[-1] if isinstance(index, tuple) else index).dtype != bool:
         assert got.flags.c_contiguous          # the im2col patches reshape without a copy
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_moments_stay_exact_to_float32_when_the_mean_dwarfs_the_spread(device, axis):
+    # sum-of-squares formulas lose every digit here (numpy's float32 var is off by 40x); ours may not
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((700, 600)) + 1e4).astype(np.float32)
+    x[0] += 50.0                                   # an outlier as the first row: the shifted sweep's centre
+    backend = nn.get_backend(device)
+    mean, variance = (backend.to_numpy(a) for a in backend.moments(backend.from_numpy(x), axis))
+    exact = x.astype(np.float64)
+    np.testing.assert_allclose(variance, exact.var(axis), rtol=2e-3)
+    np.testing.assert_allclose(mean, exact.mean(axis), rtol=4e-6)

@@ -2,7 +2,8 @@
 normalization, x viewed as (samples, features)) or per row (layer normalization).
 
 Stable moments in one pass over memory: the rows are cut into chunks of ``CHUNK_ROWS``; each chunk's
-mean and sum of squared deviations M2 come from two sweeps over the chunk while it sits in cache,
+mean and sum of squared deviations M2 come from two sweeps over the chunk while it sits in cache
+(float32 data: one sweep of float64 sums about the chunk's first row, ``_chunk_moments_shifted``),
 and the chunks are merged in order by Chan's formula: with counts a, b (n = a + b), means m_a, m_b
 and d = m_b - m_a,
     mean = m_a + d * b / n,    M2 = M2_a + M2_b + d^2 * a * b / n,    variance = M2 / rows.
@@ -31,7 +32,7 @@ def chunk_count(rows):
 
 @njit(inline="always")
 def _chunk_moments(x, k, means, m2s):
-    """means[k], m2s[k] (float64 rows) of the rows of chunk k."""
+    """means[k], m2s[k] (float64 rows) of the rows of chunk k: its mean first, then its squared deviations."""
     start, stop = k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])
     mean, m2 = means[k], m2s[k]
     mean[:] = 0.0
@@ -48,6 +49,29 @@ def _chunk_moments(x, k, means, m2s):
         for j in range(row.size):
             d = row[j] - mean[j]
             m2[j] += d * d
+
+
+@njit(inline="always")
+def _chunk_moments_shifted(x, k, means, m2s):
+    """The same in ONE sweep, for float32 data: sums of d = x - c and d^2 about the chunk's first row c,
+    in float64, then mean = c + sum(d) / n and M2 = sum(d^2) - sum(d)^2 / n. The subtraction loses about
+    ((mean - c) / std)^2 float64 ulps, far below float32's resolution for any c within 10^4 standard
+    deviations of the mean (float64 data take the two sweeps above)."""
+    start, stop = k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])
+    mean, m2 = means[k], m2s[k]
+    for j in range(mean.size):
+        mean[j] = 0.0
+        m2[j] = 0.0
+    for i in range(start, stop):
+        for j in range(mean.size):
+            d = np.float64(x[i, j]) - np.float64(x[start, j])
+            mean[j] += d
+            m2[j] += d * d
+    count = stop - start
+    for j in range(mean.size):
+        total = mean[j]
+        mean[j] = np.float64(x[start, j]) + total / count
+        m2[j] = max(m2[j] - total * total / count, 0.0)
 
 
 @njit(inline="always")
@@ -69,22 +93,29 @@ def _merge_chunks(means, m2s, rows, out):
 
 
 @njit(cache=True, error_model="numpy")
-def moments_columns(x, out):
-    """out (2, c) = per-column mean and biased variance of x (m, c), m >= 1."""
+def moments_columns(x, out, shifted):
+    """out (2, c) = per-column mean and biased variance of x (m, c), m >= 1 (``shifted``: one sweep per
+    chunk, for float32 data)."""
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     means, m2s = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
     for k in range(chunks):
-        _chunk_moments(x, k, means, m2s)
+        if shifted:
+            _chunk_moments_shifted(x, k, means, m2s)
+        else:
+            _chunk_moments(x, k, means, m2s)
     _merge_chunks(means, m2s, x.shape[0], out)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def moments_columns_parallel(x, out):
+def moments_columns_parallel(x, out, shifted):
     """``moments_columns`` with the chunks split across threads (bitwise the same result)."""
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     means, m2s = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
     for k in prange(chunks):
-        _chunk_moments(x, k, means, m2s)
+        if shifted:
+            _chunk_moments_shifted(x, k, means, m2s)
+        else:
+            _chunk_moments(x, k, means, m2s)
     _merge_chunks(means, m2s, x.shape[0], out)
 
 

@@ -88,7 +88,7 @@ class NumbaLayerPrimitives(NumpyBackend):
         (x,) = _contiguous(x)
         out = host_buffers.empty((2, x.shape[1 - axis]), x.dtype)
         if axis == 0:
-            _kernel(norm, "moments_columns", x.size)(x, out)
+            _kernel(norm, "moments_columns", x.size)(x, out, x.dtype == np.float32)
         else:
             _PARALLEL["moments_rows"](x, out)
         return out
