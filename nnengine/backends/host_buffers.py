@@ -11,8 +11,10 @@ How: the pool keeps the large buffers it handed out. A buffer is free again when
 refers to it: every array made from it (views, reshapes) holds a reference to it, so its reference
 count says when the last user is gone, with no release call to forget. A request takes a free buffer
 of the same byte size, or makes a new one. The pool holds at most ``MAX_POOLED_BYTES``; beyond that,
-arrays are made and freed as numpy does. Buffers below ``MIN_POOLED_BYTES`` are never pooled (malloc
-reuses small blocks itself).
+arrays are made and freed as numpy does. A free buffer that no request took during the last
+``STALE_AFTER_REQUESTS`` requests goes back to the allocator (a model that is gone, a batch size seen
+once), and ``release_free()`` gives back every free buffer at once. Buffers below ``MIN_POOLED_BYTES``
+are never pooled (malloc reuses small blocks itself).
 """
 import math
 import sys
@@ -24,20 +26,29 @@ import numpy as np
 MIN_POOLED_BYTES = 1 << 20
 #: the most memory the pool keeps (free and in use)
 MAX_POOLED_BYTES = 1 << 30
+#: a free buffer that no request took during this many pooled requests is given back (a model that is gone,
+#: or a batch size seen once); a training step makes a few dozen requests
+STALE_AFTER_REQUESTS = 4096
 
 _LOCK = threading.Lock()
 _BUFFERS = {}            # byte size -> the uint8 buffers of that size the pool owns
 _HELD = [0]              # bytes the pool owns
 _ITEMSIZES = {}          # dtype (as the callers pass it) -> bytes per element
+_REQUESTS = [0]          # pooled requests so far
+_LAST_USED = {}          # id(buffer) -> the request that last took it
 # a buffer only the pool refers to: its list's slot, the loop's name, and getrefcount's argument
 _FREE_REFERENCES = 3
 
 
 def _free_buffer(nbytes):
     """A pooled buffer of ``nbytes`` that nothing else uses, a new pooled one, or None (pool full)."""
+    _REQUESTS[0] += 1
+    if _REQUESTS[0] % STALE_AFTER_REQUESTS == 0:
+        _drop_free(_REQUESTS[0] - STALE_AFTER_REQUESTS)
     buffers = _BUFFERS.setdefault(nbytes, [])
     for buffer in buffers:
         if sys.getrefcount(buffer) == _FREE_REFERENCES:
+            _LAST_USED[id(buffer)] = _REQUESTS[0]
             return buffer
     if _HELD[0] + nbytes > MAX_POOLED_BYTES:
         _drop_free()                     # shapes change (a new batch size): free sizes make room
@@ -46,6 +57,7 @@ def _free_buffer(nbytes):
     buffer = np.empty(nbytes, np.uint8)
     buffers.append(buffer)
     _HELD[0] += nbytes
+    _LAST_USED[id(buffer)] = _REQUESTS[0]
     return buffer
 
 
@@ -82,14 +94,21 @@ def held_bytes():
     return _HELD[0]
 
 
-def _drop_free():
+def _drop_free(used_before=None):
+    """Give back the free buffers (only those last taken before request ``used_before``, when given)."""
     for nbytes, buffers in list(_BUFFERS.items()):
-        kept = [buffer for buffer in buffers if sys.getrefcount(buffer) > _FREE_REFERENCES]
+        kept = [buffer for buffer in buffers if sys.getrefcount(buffer) > _FREE_REFERENCES
+                or used_before is not None and _LAST_USED[id(buffer)] >= used_before]
+        for buffer in buffers:
+            if not any(buffer is k for k in kept):
+                del _LAST_USED[id(buffer)]
         _HELD[0] -= nbytes * (len(buffers) - len(kept))
         _BUFFERS[nbytes] = kept
 
 
 def release_free():
-    """Give back every buffer nothing uses (to the allocator; tests and long-lived processes)."""
+    """Give back every buffer nothing uses now (as torch.cuda.empty_cache does for PyTorch's GPU cache): for
+    a long-lived process that is done with a large model. Free buffers also go back by themselves once
+    STALE_AFTER_REQUESTS pooled requests pass without taking them."""
     with _LOCK:
         _drop_free()
