@@ -242,3 +242,33 @@ def test_the_window_ops_refuse_tables_a_kernel_would_read_outside_of():
         LF.normalize(x.reshape(18, 3), *LF.moments(x.reshape(18, 3), 1), None, None, 1e-3, 0, True)
     out = LF.max_pool(x, table([0, 1, 2, 9]), 2)          # padding in a window with a real element is fine
     np.testing.assert_array_equal(out.numpy()[:, 1], x.numpy()[:, 2])
+
+
+@settings(max_examples=25, deadline=None)
+@given(g=st.data())
+def test_the_fused_window_and_normalization_ops_match_finite_differences(g):
+    # each op alone, float64, on drawn geometries: odd sizes, strides beyond the window, 'same' with
+    # strides, 1-wide windows, batch 1 (the layers' gradchecks above go through the same ops)
+    from nnengine import layer_functional as LF
+    n, height, width, channels = (g.draw(st.integers(1, 3)), g.draw(st.integers(1, 6)), g.draw(st.integers(1, 5)),
+                                  g.draw(st.integers(1, 3)))
+    kernel = (g.draw(st.integers(1, height)), g.draw(st.integers(1, width)))
+    strides = (g.draw(st.integers(1, 3)), g.draw(st.integers(1, 3)))
+    padding = g.draw(st.sampled_from(["valid", "same"]))
+    _, _, positions, _ = window_positions(height, width, kernel, strides, (1, 1), padding)
+    window = kernel[0] * kernel[1]
+    rng = np.random.default_rng(g.draw(st.integers(0, 2**31)))
+    # distinct values, far apart compared with eps: max pooling is differentiable there
+    x = nn.tensor(rng.permutation(n * height * width * channels).reshape(n, height * width, channels) * 0.1,
+                  dtype="float64", requires_grad=True)
+    table = nn.tensor(positions, dtype="int64")
+    gradcheck(lambda x_: LF.gather_windows(x_, table, -1.0), x)
+    gradcheck(lambda x_: LF.max_pool(x_, table, window), x)
+    gradcheck(lambda x_: LF.average_pool(x_, table, window), x)
+    rows = nn.tensor(rng.standard_normal((n * height, width * channels)) * 3 + 2, dtype="float64", requires_grad=True)
+    gamma = nn.tensor(rng.standard_normal(width * channels), dtype="float64", requires_grad=True)
+    beta = nn.tensor(rng.standard_normal(width * channels), dtype="float64", requires_grad=True)
+    for axis in (0, 1):                      # a statistic over one value included: its gradient is 0
+        gradcheck(lambda r, gm, bt: LF.normalize(r, *LF.moments(r, axis), gm, bt, 1e-3, axis, True), rows, gamma, beta)
+    moving = [nn.tensor(rng.random(width * channels) + 0.5, dtype="float64") for _ in range(2)]
+    gradcheck(lambda r, gm, bt: LF.normalize(r, moving[0] - 0.5, moving[1], gm, bt, 1e-3, 0, False), rows, gamma, beta)
