@@ -271,3 +271,31 @@ def test_an_operand_broadcast_along_a_middle_axis_matches_numpy(small, op):
         got = getattr(backend, op)(a, b)
         assert got.dtype == expected.dtype and got.shape == expected.shape
         np.testing.assert_array_equal(got, expected)
+
+
+def test_the_normalization_kernels_give_the_same_bits_serial_and_parallel():
+    # both forms are made of the same inline pieces and merge chunk partials in chunk order
+    from nnengine.kernels.cpu import norm
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3 * norm.CHUNK_ROWS + 5, 17)) * 4 + 30).astype(np.float32)
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    gamma, eps, one = rng.standard_normal(17).astype(np.float32), np.float32(1e-3), np.float32(1)
+    pairs = [(norm.moments_columns, norm.moments_columns_parallel, lambda f: _run(f, (2, 17), x, True)),
+             (norm.moments_rows, norm.moments_rows_parallel, lambda f: _run(f, (2, x.shape[0]), x))]
+    for serial, parallel, run in pairs:
+        np.testing.assert_array_equal(run(serial), run(parallel))
+    mean, variance = x.mean(axis=0), x.var(axis=0)
+    for through in (True, False):
+        results = []
+        for kernel in (norm.normalize_backward_columns, norm.normalize_backward_columns_parallel):
+            dx, dgamma, dbeta = np.empty_like(x), np.empty(17, np.float32), np.empty(17, np.float32)
+            kernel(x, grad, mean, variance, gamma, True, eps, one, through, dx, dgamma, dbeta)
+            results.append((dx, dgamma, dbeta))
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b)
+
+
+def _run(kernel, shape, *args):
+    out = np.empty(shape, np.float32)
+    kernel(args[0], out, *args[1:])
+    return out

@@ -18,6 +18,12 @@ h = g * gamma and means over the statistics' axis,
     dbeta = sum_rows g,  dgamma = sum_rows g * xhat,  dx = r * (h - mean(h) - xhat * mean(h * xhat)),
 or dx = r * h when the statistics are constants (moving statistics). One sweep makes the sums, one
 writes dx: dx of any row needs sums over all rows, so two reads of x and g are the minimum.
+
+Every kernel has a serial form and a ``_parallel`` one (prange over rows or chunks), both made of the
+same inline pieces, so they give the same bits; the backend takes the parallel one from
+``config.PARALLEL_MIN_ELEMENTS`` up. The serial forms compile in a fraction of the time (no parfor
+pass): a small model's first run pays only for them. No slice assignment and no ``sum(axis=...)``
+inside (each costs numba a second or more to compile).
 """
 import numpy as np
 from numba import njit, prange
@@ -25,29 +31,23 @@ from numba import njit, prange
 CHUNK_ROWS = 256
 
 
-def chunk_count(rows):
-    """How many chunks of CHUNK_ROWS the rows make (at least one)."""
-    return max(-(-rows // CHUNK_ROWS), 1)
-
-
 @njit(inline="always")
 def _chunk_moments(x, k, means, m2s):
     """means[k], m2s[k] (float64 rows) of the rows of chunk k: its mean first, then its squared deviations."""
     start, stop = k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])
     mean, m2 = means[k], m2s[k]
-    mean[:] = 0.0
-    m2[:] = 0.0
+    for j in range(mean.size):
+        mean[j] = 0.0
+        m2[j] = 0.0
     for i in range(start, stop):
-        row = x[i]
-        for j in range(row.size):
-            mean[j] += row[j]
+        for j in range(mean.size):
+            mean[j] += x[i, j]
     count = stop - start
     for j in range(mean.size):
         mean[j] /= count
     for i in range(start, stop):
-        row = x[i]
-        for j in range(row.size):
-            d = row[j] - mean[j]
+        for j in range(mean.size):
+            d = x[i, j] - mean[j]
             m2[j] += d * d
 
 
@@ -75,21 +75,28 @@ def _chunk_moments_shifted(x, k, means, m2s):
 
 
 @njit(inline="always")
+def _one_chunk_moments(x, k, means, m2s, shifted):
+    if shifted:
+        _chunk_moments_shifted(x, k, means, m2s)
+    else:
+        _chunk_moments(x, k, means, m2s)
+
+
+@njit(inline="always")
 def _merge_chunks(means, m2s, rows, out):
     """Chan's merge of the chunks, in order; out[0] = means, out[1] = M2 / rows."""
-    mean, m2 = means[0].copy(), m2s[0].copy()
-    seen = min(CHUNK_ROWS, rows)
-    for k in range(1, means.shape[0]):
-        count = min(CHUNK_ROWS, rows - k * CHUNK_ROWS)
-        total = seen + count
-        for j in range(mean.size):
-            d = means[k, j] - mean[j]
-            mean[j] += d * count / total
-            m2[j] += m2s[k, j] + d * d * seen * count / total
-        seen = total
-    for j in range(mean.size):
-        out[0, j] = mean[j]
-        out[1, j] = m2[j] / rows
+    for j in range(means.shape[1]):
+        mean, m2 = means[0, j], m2s[0, j]
+        seen = min(CHUNK_ROWS, rows)
+        for k in range(1, means.shape[0]):
+            count = min(CHUNK_ROWS, rows - k * CHUNK_ROWS)
+            total = seen + count
+            d = means[k, j] - mean
+            mean += d * count / total
+            m2 += m2s[k, j] + d * d * seen * count / total
+            seen = total
+        out[0, j] = mean
+        out[1, j] = m2 / rows
 
 
 @njit(cache=True, error_model="numpy")
@@ -99,10 +106,7 @@ def moments_columns(x, out, shifted):
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     means, m2s = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
     for k in range(chunks):
-        if shifted:
-            _chunk_moments_shifted(x, k, means, m2s)
-        else:
-            _chunk_moments(x, k, means, m2s)
+        _one_chunk_moments(x, k, means, m2s, shifted)
     _merge_chunks(means, m2s, x.shape[0], out)
 
 
@@ -112,28 +116,38 @@ def moments_columns_parallel(x, out, shifted):
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     means, m2s = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
     for k in prange(chunks):
-        if shifted:
-            _chunk_moments_shifted(x, k, means, m2s)
-        else:
-            _chunk_moments(x, k, means, m2s)
+        _one_chunk_moments(x, k, means, m2s, shifted)
     _merge_chunks(means, m2s, x.shape[0], out)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(inline="always")
+def _row_moments(x, i, out):
+    """out[:, i] = mean and biased variance of row i: two sweeps of the cached row, in float64."""
+    row = x[i]
+    total = 0.0
+    for j in range(row.size):
+        total += row[j]
+    mean = total / row.size
+    squares = 0.0
+    for j in range(row.size):
+        d = row[j] - mean
+        squares += d * d
+    out[0, i] = mean
+    out[1, i] = squares / row.size
+
+
+@njit(cache=True, error_model="numpy")
 def moments_rows(x, out):
-    """out (2, m) = per-row mean and biased variance of x (m, c), c >= 1 (two sweeps of each cached row)."""
+    """out (2, m) = per-row mean and biased variance of x (m, c), c >= 1."""
+    for i in range(x.shape[0]):
+        _row_moments(x, i, out)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def moments_rows_parallel(x, out):
+    """``moments_rows`` with the rows split across threads."""
     for i in prange(x.shape[0]):
-        row = x[i]
-        total = 0.0
-        for j in range(row.size):
-            total += row[j]
-        mean = total / row.size
-        squares = 0.0
-        for j in range(row.size):
-            d = row[j] - mean
-            squares += d * d
-        out[0, i] = mean
-        out[1, i] = squares / row.size
+        _row_moments(x, i, out)
 
 
 @njit(inline="always")
@@ -155,20 +169,33 @@ def _affine(v, j, gamma, beta, has_gamma, has_beta):
     return v
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(inline="always")
+def _normalize_row(x, mean, r, gamma, beta, has_gamma, has_beta, per_row, out, i):
+    """out[i] = ((x[i] - mean) * r) * gamma + beta, statistics of row i or per column."""
+    row, y = x[i], out[i]
+    if per_row:
+        m, ri = mean[i], r[i]
+        for j in range(row.size):
+            y[j] = _affine((row[j] - m) * ri, j, gamma, beta, has_gamma, has_beta)
+    else:
+        for j in range(row.size):
+            y[j] = _affine((row[j] - mean[j]) * r[j], j, gamma, beta, has_gamma, has_beta)
+
+
+@njit(cache=True, error_model="numpy")
 def normalize(x, mean, variance, gamma, beta, has_gamma, has_beta, epsilon, one, per_row, out):
     """out = ((x - mean) * r) * gamma + beta, statistics per column (per_row false) or per row."""
     r = _scales(variance, epsilon, one)
-    if per_row:
-        for i in prange(x.shape[0]):
-            row, y, m, ri = x[i], out[i], mean[i], r[i]
-            for j in range(row.size):
-                y[j] = _affine((row[j] - m) * ri, j, gamma, beta, has_gamma, has_beta)
-    else:
-        for i in prange(x.shape[0]):
-            row, y = x[i], out[i]
-            for j in range(row.size):
-                y[j] = _affine((row[j] - mean[j]) * r[j], j, gamma, beta, has_gamma, has_beta)
+    for i in range(x.shape[0]):
+        _normalize_row(x, mean, r, gamma, beta, has_gamma, has_beta, per_row, out, i)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def normalize_parallel(x, mean, variance, gamma, beta, has_gamma, has_beta, epsilon, one, per_row, out):
+    """``normalize`` with the rows split across threads."""
+    r = _scales(variance, epsilon, one)
+    for i in prange(x.shape[0]):
+        _normalize_row(x, mean, r, gamma, beta, has_gamma, has_beta, per_row, out, i)
 
 
 @njit(inline="always")
@@ -176,8 +203,9 @@ def _chunk_gradient_sums(x, grad, mean, r, per_row, k, sums_g, sums_gx):
     """sums_g[k] = sum of g, sums_gx[k] = sum of g * xhat over chunk k's rows, per column (float64)."""
     start, stop = k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])
     sg, sgx = sums_g[k], sums_gx[k]
-    sg[:] = 0.0
-    sgx[:] = 0.0
+    for j in range(sg.size):
+        sg[j] = 0.0
+        sgx[j] = 0.0
     for i in range(start, stop):
         row, g = x[i], grad[i]
         for j in range(row.size):
@@ -186,53 +214,105 @@ def _chunk_gradient_sums(x, grad, mean, r, per_row, k, sums_g, sums_gx):
             sgx[j] += g[j] * xhat
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(inline="always")
+def _finish_sums(sums_g, sums_gx, dgamma, dbeta):
+    """dbeta, dgamma = the chunks' sums added in chunk order."""
+    for j in range(dbeta.size):
+        total_g, total_gx = 0.0, 0.0
+        for k in range(sums_g.shape[0]):
+            total_g += sums_g[k, j]
+            total_gx += sums_gx[k, j]
+        dbeta[j] = total_g
+        dgamma[j] = total_gx
+
+
+@njit(inline="always")
+def _column_means(dgamma, dbeta, gamma, has_gamma, rows):
+    """mean(h) and mean(h * xhat) per column, h = g * gamma, from the column sums."""
+    mean_h, mean_hx = np.empty_like(dbeta), np.empty_like(dbeta)
+    for j in range(dbeta.size):
+        scale = gamma[j] if has_gamma else 1.0
+        mean_h[j] = scale * np.float64(dbeta[j]) / rows
+        mean_hx[j] = scale * np.float64(dgamma[j]) / rows
+    return mean_h, mean_hx
+
+
+@njit(inline="always")
+def _dx_row_columns(x, grad, mean, r, gamma, has_gamma, through, mean_h, mean_hx, dx, i):
+    row, g, out = x[i], grad[i], dx[i]
+    for j in range(row.size):
+        h = g[j] * gamma[j] if has_gamma else g[j]
+        if through:
+            h = h - mean_h[j] - (row[j] - mean[j]) * r[j] * mean_hx[j]
+        out[j] = h * r[j]
+
+
+@njit(cache=True, error_model="numpy")
 def normalize_backward_columns(x, grad, mean, variance, gamma, has_gamma, epsilon, one, through, dx, dgamma, dbeta):
     """Backward with statistics per column (batch normalization): dx, dgamma, dbeta (see the docstring)."""
     rows, columns = x.shape
     r = _scales(variance, epsilon, one)
     chunks = -(-rows // CHUNK_ROWS)
     sums_g, sums_gx = np.empty((chunks, columns)), np.empty((chunks, columns))
-    for k in prange(chunks):
+    for k in range(chunks):
         _chunk_gradient_sums(x, grad, mean, r, False, k, sums_g, sums_gx)
-    total_g, total_gx = sums_g.sum(axis=0), sums_gx.sum(axis=0)
-    mean_h, mean_hx = np.empty(columns, x.dtype), np.empty(columns, x.dtype)
-    for j in range(columns):
-        dbeta[j] = total_g[j]
-        dgamma[j] = total_gx[j]
-        scale = gamma[j] if has_gamma else 1.0
-        mean_h[j] = scale * total_g[j] / rows
-        mean_hx[j] = scale * total_gx[j] / rows
-    for i in prange(rows):
-        row, g, out = x[i], grad[i], dx[i]
-        for j in range(columns):
-            h = g[j] * gamma[j] if has_gamma else g[j]
-            if through:
-                h = h - mean_h[j] - (row[j] - mean[j]) * r[j] * mean_hx[j]
-            out[j] = h * r[j]
+    _finish_sums(sums_g, sums_gx, dgamma, dbeta)
+    mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, has_gamma, rows)
+    for i in range(rows):
+        _dx_row_columns(x, grad, mean, r, gamma, has_gamma, through, mean_h, mean_hx, dx, i)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def normalize_backward_rows(x, grad, mean, variance, gamma, has_gamma, epsilon, one, dx, dgamma, dbeta):
-    """Backward with statistics per row (layer normalization, always through them): dx, dgamma, dbeta."""
+def normalize_backward_columns_parallel(x, grad, mean, variance, gamma, has_gamma, epsilon, one, through, dx, dgamma,
+                                        dbeta):
+    """``normalize_backward_columns`` with the chunks, then the rows, split across threads."""
     rows, columns = x.shape
     r = _scales(variance, epsilon, one)
     chunks = -(-rows // CHUNK_ROWS)
     sums_g, sums_gx = np.empty((chunks, columns)), np.empty((chunks, columns))
     for k in prange(chunks):
-        _chunk_gradient_sums(x, grad, mean, r, True, k, sums_g, sums_gx)
-        for i in range(k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, rows)):
-            row, g, out, m, ri = x[i], grad[i], dx[i], mean[i], r[i]
-            total_h, total_hx = 0.0, 0.0
-            for j in range(columns):
-                h = g[j] * gamma[j] if has_gamma else g[j]
-                total_h += h
-                total_hx += h * ((row[j] - m) * ri)
-            mean_h, mean_hx = total_h / columns, total_hx / columns
-            for j in range(columns):
-                h = g[j] * gamma[j] if has_gamma else g[j]
-                out[j] = (h - mean_h - (row[j] - m) * ri * mean_hx) * ri
-    total_g, total_gx = sums_g.sum(axis=0), sums_gx.sum(axis=0)
-    for j in range(columns):
-        dbeta[j] = total_g[j]
-        dgamma[j] = total_gx[j]
+        _chunk_gradient_sums(x, grad, mean, r, False, k, sums_g, sums_gx)
+    _finish_sums(sums_g, sums_gx, dgamma, dbeta)
+    mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, has_gamma, rows)
+    for i in prange(rows):
+        _dx_row_columns(x, grad, mean, r, gamma, has_gamma, through, mean_h, mean_hx, dx, i)
+
+
+@njit(inline="always")
+def _rows_chunk_backward(x, grad, mean, r, gamma, has_gamma, k, sums_g, sums_gx, dx):
+    """Chunk k of the per-row backward: its column sums, and dx of its rows (each row's two means)."""
+    _chunk_gradient_sums(x, grad, mean, r, True, k, sums_g, sums_gx)
+    columns = x.shape[1]
+    for i in range(k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])):
+        row, g, out, m, ri = x[i], grad[i], dx[i], mean[i], r[i]
+        total_h, total_hx = 0.0, 0.0
+        for j in range(columns):
+            h = g[j] * gamma[j] if has_gamma else g[j]
+            total_h += h
+            total_hx += h * ((row[j] - m) * ri)
+        mean_h, mean_hx = total_h / columns, total_hx / columns
+        for j in range(columns):
+            h = g[j] * gamma[j] if has_gamma else g[j]
+            out[j] = (h - mean_h - (row[j] - m) * ri * mean_hx) * ri
+
+
+@njit(cache=True, error_model="numpy")
+def normalize_backward_rows(x, grad, mean, variance, gamma, has_gamma, epsilon, one, dx, dgamma, dbeta):
+    """Backward with statistics per row (layer normalization, always through them): dx, dgamma, dbeta."""
+    r = _scales(variance, epsilon, one)
+    chunks = -(-x.shape[0] // CHUNK_ROWS)
+    sums_g, sums_gx = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
+    for k in range(chunks):
+        _rows_chunk_backward(x, grad, mean, r, gamma, has_gamma, k, sums_g, sums_gx, dx)
+    _finish_sums(sums_g, sums_gx, dgamma, dbeta)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def normalize_backward_rows_parallel(x, grad, mean, variance, gamma, has_gamma, epsilon, one, dx, dgamma, dbeta):
+    """``normalize_backward_rows`` with the chunks split across threads."""
+    r = _scales(variance, epsilon, one)
+    chunks = -(-x.shape[0] // CHUNK_ROWS)
+    sums_g, sums_gx = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
+    for k in prange(chunks):
+        _rows_chunk_backward(x, grad, mean, r, gamma, has_gamma, k, sums_g, sums_gx, dx)
+    _finish_sums(sums_g, sums_gx, dgamma, dbeta)

@@ -15,8 +15,8 @@ from .numpy_backend import NumpyBackend
 _PARALLEL = {name: config.OneThreadAtATime(getattr(module, name)) for module, names in (
     (windows, ("window_gather_parallel", "window_scatter_parallel", "max_pool_parallel",
                "max_pool_backward_parallel", "average_pool_parallel", "average_pool_backward_parallel")),
-    (norm, ("moments_columns_parallel", "moments_rows", "normalize", "normalize_backward_columns",
-            "normalize_backward_rows"))) for name in names}
+    (norm, ("moments_columns_parallel", "moments_rows_parallel", "normalize_parallel",
+            "normalize_backward_columns_parallel", "normalize_backward_rows_parallel"))) for name in names}
 
 
 def _kernel(module, name, elements):
@@ -90,14 +90,15 @@ class NumbaLayerPrimitives(NumpyBackend):
         if axis == 0:
             _kernel(norm, "moments_columns", x.size)(x, out, x.dtype == np.float32)
         else:
-            _PARALLEL["moments_rows"](x, out)
+            _kernel(norm, "moments_rows", x.size)(x, out)
         return out
 
     def normalize(self, x, mean, variance, gamma, beta, epsilon, axis):
         x, mean, variance, gamma, beta = _contiguous(x, mean, variance, gamma, beta)
         out = host_buffers.empty_like(x)
-        _PARALLEL["normalize"](x, mean, variance, mean if gamma is None else gamma, mean if beta is None else beta,
-                               gamma is not None, beta is not None, *_typed(x.dtype, epsilon, 1), axis == 1, out)
+        _kernel(norm, "normalize", x.size)(x, mean, variance, mean if gamma is None else gamma,
+                                           mean if beta is None else beta, gamma is not None, beta is not None,
+                                           *_typed(x.dtype, epsilon, 1), axis == 1, out)
         return out
 
     def normalize_backward(self, x, mean, variance, gamma, grad, epsilon, axis, through_statistics):
@@ -108,9 +109,9 @@ class NumbaLayerPrimitives(NumpyBackend):
         scale = mean if gamma is None else gamma          # a stand-in the kernel never reads
         constants = _typed(x.dtype, epsilon, 1)
         if axis == 0:
-            _PARALLEL["normalize_backward_columns"](x, grad, mean, variance, scale, gamma is not None, *constants,
-                                                    through_statistics, dx, dgamma, dbeta)
+            _kernel(norm, "normalize_backward_columns", x.size)(x, grad, mean, variance, scale, gamma is not None,
+                                                                *constants, through_statistics, dx, dgamma, dbeta)
         else:
-            _PARALLEL["normalize_backward_rows"](x, grad, mean, variance, scale, gamma is not None, *constants,
-                                                 dx, dgamma, dbeta)
+            _kernel(norm, "normalize_backward_rows", x.size)(x, grad, mean, variance, scale, gamma is not None,
+                                                             *constants, dx, dgamma, dbeta)
         return dx, dgamma, dbeta
