@@ -397,6 +397,36 @@ def test_keras_model_trains_on_the_cuda_backend_as_on_the_cpu():
     np.testing.assert_allclose(on_gpu, losses("numpy"), rtol=1e-5)
 
 
+def test_a_cnn_with_normalization_trains_on_the_cuda_backend_as_on_the_cpu():
+    # every image-layer kernel (im2col and col2im, both poolings, moments, normalize and its backward over
+    # columns and rows) through a whole fit, compiled, with the window tables uploaded once and inverted once
+    def losses(device, launches=None):
+        nn.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((24, 6, 6, 2)).astype(np.float32), rng.integers(0, 3, 24)
+        layers = nn.layers
+        model = nn.Sequential([nn.Input((6, 6, 2)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+                               layers.BatchNormalization(), layers.MaxPooling2D(2), layers.Conv2D(3, 2, padding="same"),
+                               layers.AveragePooling2D(2, 1), layers.Flatten(), layers.LayerNormalization(),
+                               layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.to(device)
+        history = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"]
+        assert model.jit_report()["fallback_reason"] is None
+        return history
+
+    with FakeGPU() as gpu:
+        on_gpu = losses("cuda")
+        kernels = {name for name, _, _ in gpu.launches}
+        sorts = cuda_fake._LOG["current"].operations.count("cupy argsort")
+    # the inverse of each window table that a backward reads (conv2's, both poolings') is made once, not per step
+    assert sorts == 3
+    assert {"window_gather", "window_scatter", "max_pool", "max_pool_backward", "average_pool",
+            "average_pool_backward", "column_moments", "merge_column_moments", "row_moments", "normalize",
+            "column_gradient_sums", "finish_gradient_sums", "normalize_dx_columns", "normalize_dx_rows"} <= kernels
+    np.testing.assert_allclose(on_gpu, losses("numpy"), rtol=2e-5)
+
+
 def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     import sys as system
     from pathlib import Path
