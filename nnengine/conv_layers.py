@@ -32,19 +32,21 @@ PADDINGS = ("valid", "same")
 
 def output_length(size, kernel, stride, dilation, padding):
     """Keras's output length of one spatial axis: floor((size - span) / stride) + 1 for 'valid',
-    ceil(size / stride) for 'same', where span = (kernel - 1) * dilation + 1 (0 when nothing fits)."""
+    ceil(size / stride) for 'same' and 'causal' (Conv1D's: the input padded with span - 1 before it), where
+    span = (kernel - 1) * dilation + 1 (0 when nothing fits)."""
     span = (kernel - 1) * dilation + 1
-    if padding == "same":
+    if padding in ("same", "causal"):
         return -(-size // stride)
     return max((size - span) // stride + 1, 0)
 
 
 def _axis_windows(size, kernel, stride, dilation, padding):
     """(positions (out, kernel), valid (out, kernel)) along one axis; 'same' pads (total // 2) before,
-    the rest after, as TensorFlow and Keras do."""
+    the rest after, as TensorFlow and Keras do; 'causal' pads span - 1 before, so output i reads inputs
+    up to i * stride and never one after it."""
     out = output_length(size, kernel, stride, dilation, padding)
     span = (kernel - 1) * dilation + 1
-    before = max((out - 1) * stride + span - size, 0) // 2 if padding == "same" else 0
+    before = {"same": max((out - 1) * stride + span - size, 0) // 2, "causal": span - 1}.get(padding, 0)
     positions = (np.arange(out) * stride - before)[:, None] + np.arange(kernel) * dilation
     return positions, (positions >= 0) & (positions < size)
 
@@ -74,10 +76,8 @@ def _pair(owner, name, value, rank):
     return tuple(arguments.integer(owner, name, v, minimum=1) for v in values)
 
 
-def _padding(owner, padding):
-    padding = arguments.choice(owner, "padding", padding.lower() if isinstance(padding, str) else padding,
-                               PADDINGS)
-    return padding
+def _padding(owner, padding, allowed=PADDINGS):
+    return arguments.choice(owner, "padding", padding.lower() if isinstance(padding, str) else padding, allowed)
 
 
 def _data_format(owner, data_format):
@@ -96,13 +96,14 @@ class _Windows(Layer):
         _data_format(owner, data_format)
         self.kernel_size = _pair(owner, self._kernel_argument, kernel, self.rank)
         self.strides = _pair(owner, "strides", strides, self.rank)
-        self.padding = _padding(owner, padding)
+        self.padding = _padding(owner, padding, self._paddings)
         self.dilation_rate = _pair(owner, "dilation_rate", dilation, self.rank)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{owner}: strides > 1 together with dilation_rate > 1 is not supported "
                              f"(Keras refuses it too), got strides={self.strides}, dilation_rate={self.dilation_rate}")
 
     _kernel_argument = "kernel_size"
+    _paddings = PADDINGS
 
     def _owner(self):
         return f"{type(self).__name__} {self.name!r}"
@@ -226,10 +227,13 @@ class Conv2D(KernelAndBias, _Windows):
 class Conv1D(Conv2D):
     """1-D convolution over (batch, steps, channels): Conv2D's computation with a width of one.
 
-    The kernel is (kernel_size, in, filters), as Keras's. padding='causal' is not supported.
+    The kernel is (kernel_size, in, filters), as Keras's. padding='causal' (Keras's, for sequences) pads
+    (kernel_size - 1) * dilation_rate steps before the input only, so step t of the output reads input
+    steps up to t, never after it.
     """
 
     rank = 1
+    _paddings = PADDINGS + ("causal",)
 
 
 def _listed(value):

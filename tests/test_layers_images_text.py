@@ -28,6 +28,7 @@ LAYERS = {
     "conv2d_dilated": (lambda: L.Conv2D(2, 2, dilation_rate=2, activation="sigmoid"), (5, 5, 2)),
     "conv2d_1x1_no_bias": (lambda: L.Conv2D(2, 1, use_bias=False), (3, 3, 3)),
     "conv1d": (lambda: L.Conv1D(2, 3, padding="same", activation="relu"), (6, 2)),
+    "conv1d_causal_strided": (lambda: L.Conv1D(2, 3, strides=2, padding="causal", activation="tanh"), (7, 2)),
     "maxpool_same": (lambda: L.MaxPooling2D((2, 3), strides=(1, 2), padding="same"), (4, 5, 2)),
     "avgpool_same": (lambda: L.AveragePooling2D(3, strides=2, padding="same"), (5, 4, 2)),
     "avgpool1d": (lambda: L.AveragePooling1D(2), (5, 3)),

@@ -10,7 +10,7 @@ import pytest
 import nnengine as nn
 
 DATA = Path(__file__).parent / "data"
-CASES = ["cnn", "conv_strided_dilated", "batchnorm", "layernorm", "embedding", "conv1d"]
+CASES = ["cnn", "conv_strided_dilated", "batchnorm", "layernorm", "embedding", "conv1d", "conv1d_causal"]
 
 
 def reference(name):

@@ -77,6 +77,13 @@ def models():
             L.GlobalAveragePooling1D(),
             L.Dense(2, activation="softmax")]),
             rng.standard_normal((6, 12)).astype("float32"), rng.integers(0, 2, 6), "sparse_categorical_crossentropy"),
+        "conv1d_causal": (lambda: keras.Sequential([
+            keras.Input((9, 2)),
+            L.Conv1D(3, 3, dilation_rate=2, padding="causal", activation="tanh"),
+            L.Conv1D(2, 2, strides=2, padding="causal"),
+            L.GlobalMaxPooling1D(),
+            L.Dense(2, activation="softmax")]),
+            rng.standard_normal((5, 9, 2)).astype("float32"), rng.integers(0, 2, 5), "sparse_categorical_crossentropy"),
     }
 
 
