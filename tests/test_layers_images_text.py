@@ -145,8 +145,10 @@ def test_bad_inputs_are_clear_errors():
         conv(np.zeros((1, 5, 5, 4)))
     with pytest.raises(ValueError, match=r"spans 3 .*has 2 there; with padding='valid' the output would be empty"):
         L.Conv2D(1, 3)(np.zeros((1, 2, 8, 1)))
-    with pytest.raises(ValueError, match="padding must be one of"):
-        L.Conv1D(1, 2, padding="causal")
+    with pytest.raises(ValueError, match="padding must be one of 'valid', 'same', got 'causal'"):
+        L.Conv2D(1, 2, padding="causal")           # Keras takes 'causal' for Conv1D only
+    with pytest.raises(ValueError, match="padding must be one of 'valid', 'same', 'causal', got 'full'"):
+        L.Conv1D(1, 2, padding="full")
     with pytest.raises(ValueError, match="strides > 1 together with dilation_rate > 1"):
         L.Conv2D(1, 2, strides=2, dilation_rate=2)
     with pytest.raises(TypeError, match="kernel_size must be an int or a tuple of 2 ints"):
