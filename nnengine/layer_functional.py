@@ -76,6 +76,8 @@ def _check_windows(op, x, positions, window):
 def gather_windows(x, positions, fill=0.0):
     """im2col: (n, p * k, c) with row i = x[:, positions[i]], ``fill`` where positions[i] is the padding."""
     _check_windows("gather_windows", x, positions, None)
+    if not isinstance(fill, (int, float, np.integer, np.floating)) or isinstance(fill, bool):
+        raise TypeError(f"gather_windows: fill must be a number, got {type(fill).__name__} {fill!r}")
     return GatherWindows.apply(x, positions, fill=float(fill))
 
 

@@ -241,6 +241,8 @@ def test_the_window_ops_refuse_tables_a_kernel_would_read_outside_of():
         LF.max_pool(x, table([0, 1, 2]), 2)
     with pytest.raises(TypeError, match="1-D int64"):
         LF.gather_windows(x, nn.tensor(np.array([0.0, 1.0])))
+    with pytest.raises(TypeError, match="fill must be a number, got str"):
+        LF.gather_windows(x, table([0, 1]), "zero")
     with pytest.raises(ValueError, match="must be a float32 Tensor of shape"):
         LF.normalize(x.reshape(18, 3), *LF.moments(x.reshape(18, 3), 1), None, None, 1e-3, 0, True)
     out = LF.max_pool(x, table([0, 1, 2, 9]), 2)          # padding in a window with a real element is fine
