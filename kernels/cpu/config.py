@@ -35,6 +35,11 @@ SMALL_DENSE_FLOPS = 1 << 18
 #: much as numpy's call there, and a small model's first run then compiles three kernels fewer
 NUMPY_MAX_ELEMENTS = 1 << 10
 
+def workqueue_layer():
+    """Whether numba's parallel kernels run on its workqueue threading layer (nnengine's default)."""
+    return numba.config.THREADING_LAYER == "workqueue"
+
+
 GEMM_ROUTES = ("blas", "numba")
 
 

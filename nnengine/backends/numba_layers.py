@@ -88,7 +88,10 @@ class NumbaLayerPrimitives(NumpyBackend):
         (x,) = _contiguous(x)
         out = host_buffers.empty((2, x.shape[1 - axis]), x.dtype)
         if axis == 0:
-            _kernel(norm, "moments_columns", x.size)(x, out, x.dtype == np.float32)
+            # measured on 86528 x 32 float32: under workqueue the parallel form is slower than the serial one
+            # (0.88 against 0.74 ms); under OpenMP it takes 0.36 ms
+            kernel = norm.moments_columns if config.workqueue_layer() else _kernel(norm, "moments_columns", x.size)
+            kernel(x, out, x.dtype == np.float32)
         else:
             _kernel(norm, "moments_rows", x.size)(x, out)
         return out
