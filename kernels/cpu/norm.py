@@ -3,7 +3,8 @@ normalization, x viewed as (samples, features)) or per row (layer normalization)
 
 Stable moments in one pass over memory: the rows are cut into chunks of ``CHUNK_ROWS``; each chunk's
 mean and sum of squared deviations M2 come from two sweeps over the chunk while it sits in cache
-(float32 data: one sweep of float64 sums about the chunk's first row, ``_chunk_moments_shifted``),
+(float32 data: one sweep about the chunk's first row, float32 sums of 16 rows folded into float64 ones,
+``_chunk_moments_shifted``),
 and the chunks are merged in order by Chan's formula: with counts a, b (n = a + b), means m_a, m_b
 and d = m_b - m_a,
     mean = m_a + d * b / n,    M2 = M2_a + M2_b + d^2 * a * b / n,    variance = M2 / rows.
@@ -51,33 +52,47 @@ def _chunk_moments(x, k, means, m2s):
             m2[j] += d * d
 
 
+#: rows whose float32 sums are folded into the float64 ones at a time (the shifted sweep)
+SUB_ROWS = 16
+
+
 @njit(inline="always")
-def _chunk_moments_shifted(x, k, means, m2s):
+def _chunk_moments_shifted(x, k, means, m2s, scratch):
     """The same in ONE sweep, for float32 data: sums of d = x - c and d^2 about the chunk's first row c,
-    in float64, then mean = c + sum(d) / n and M2 = sum(d^2) - sum(d)^2 / n. The subtraction loses about
-    ((mean - c) / std)^2 float64 ulps, far below float32's resolution for any c within 10^4 standard
-    deviations of the mean (float64 data take the two sweeps above)."""
+    then mean = c + sum(d) / n and M2 = sum(d^2) - sum(d)^2 / n. The sums run in float32 over SUB_ROWS rows
+    at a time (few enough registers: the loop stays vectorised) and are folded into float64 after each,
+    so a float32 partial holds at most 16 terms. The subtraction loses about ((mean - c) / std)^2 float64
+    ulps, nothing at float32's resolution for any c within 10^4 standard deviations of the mean.
+    ``scratch`` is a (2, columns) float64 array of the caller's (float64 data take the two sweeps above)."""
     start, stop = k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])
-    mean, m2 = means[k], m2s[k]
-    for j in range(mean.size):
-        mean[j] = 0.0
-        m2[j] = 0.0
-    for i in range(start, stop):
-        for j in range(mean.size):
-            d = np.float64(x[i, j]) - np.float64(x[start, j])
-            mean[j] += d
-            m2[j] += d * d
+    columns = x.shape[1]
+    centre, sub_d, sub_d2 = x[start].copy(), np.empty(columns, x.dtype), np.empty(columns, x.dtype)
+    sum_d, sum_d2 = scratch[0], scratch[1]
+    for j in range(columns):
+        sum_d[j] = 0.0
+        sum_d2[j] = 0.0
+    for first in range(start, stop, SUB_ROWS):
+        for j in range(columns):
+            sub_d[j] = 0
+            sub_d2[j] = 0
+        for i in range(first, min(first + SUB_ROWS, stop)):
+            for j in range(columns):
+                d = x[i, j] - centre[j]
+                sub_d[j] += d
+                sub_d2[j] += d * d
+        for j in range(columns):
+            sum_d[j] += sub_d[j]
+            sum_d2[j] += sub_d2[j]
     count = stop - start
-    for j in range(mean.size):
-        total = mean[j]
-        mean[j] = np.float64(x[start, j]) + total / count
-        m2[j] = max(m2[j] - total * total / count, 0.0)
+    for j in range(columns):
+        means[k, j] = centre[j] + sum_d[j] / count
+        m2s[k, j] = max(sum_d2[j] - sum_d[j] * sum_d[j] / count, 0.0)
 
 
 @njit(inline="always")
-def _one_chunk_moments(x, k, means, m2s, shifted):
+def _one_chunk_moments(x, k, means, m2s, shifted, scratch):
     if shifted:
-        _chunk_moments_shifted(x, k, means, m2s)
+        _chunk_moments_shifted(x, k, means, m2s, scratch)
     else:
         _chunk_moments(x, k, means, m2s)
 
@@ -105,8 +120,9 @@ def moments_columns(x, out, shifted):
     chunk, for float32 data)."""
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     means, m2s = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
+    scratch = np.empty((2, x.shape[1]))
     for k in range(chunks):
-        _one_chunk_moments(x, k, means, m2s, shifted)
+        _one_chunk_moments(x, k, means, m2s, shifted, scratch)
     _merge_chunks(means, m2s, x.shape[0], out)
 
 
@@ -116,7 +132,7 @@ def moments_columns_parallel(x, out, shifted):
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     means, m2s = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
     for k in prange(chunks):
-        _one_chunk_moments(x, k, means, m2s, shifted)
+        _one_chunk_moments(x, k, means, m2s, shifted, np.empty((2, x.shape[1])))
     _merge_chunks(means, m2s, x.shape[0], out)
 
 
