@@ -137,19 +137,47 @@ def moments_columns_parallel(x, out, shifted):
 
 
 @njit(inline="always")
+def _row_sum(x, i, shift):
+    """sum over j of (x[i, j] - shift) in float64, in four interleaved partial sums (a single running sum
+    waits on each addition's latency: four keep the adder busy)."""
+    columns = x.shape[1]
+    s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+    end = columns - columns % 4
+    for j in range(0, end, 4):
+        s0 += x[i, j] - shift
+        s1 += x[i, j + 1] - shift
+        s2 += x[i, j + 2] - shift
+        s3 += x[i, j + 3] - shift
+    for j in range(end, columns):
+        s0 += x[i, j] - shift
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(inline="always")
+def _row_squares(x, i, mean):
+    """sum over j of (x[i, j] - mean)^2 in float64, four interleaved partial sums."""
+    columns = x.shape[1]
+    s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+    end = columns - columns % 4
+    for j in range(0, end, 4):
+        d0, d1, d2, d3 = x[i, j] - mean, x[i, j + 1] - mean, x[i, j + 2] - mean, x[i, j + 3] - mean
+        s0 += d0 * d0
+        s1 += d1 * d1
+        s2 += d2 * d2
+        s3 += d3 * d3
+    for j in range(end, columns):
+        d = x[i, j] - mean
+        s0 += d * d
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(inline="always")
 def _row_moments(x, i, out):
     """out[:, i] = mean and biased variance of row i: two sweeps of the cached row, in float64."""
-    row = x[i]
-    total = 0.0
-    for j in range(row.size):
-        total += row[j]
-    mean = total / row.size
-    squares = 0.0
-    for j in range(row.size):
-        d = row[j] - mean
-        squares += d * d
+    columns = x.shape[1]
+    mean = _row_sum(x, i, 0.0) / columns
     out[0, i] = mean
-    out[1, i] = squares / row.size
+    out[1, i] = _row_squares(x, i, mean) / columns
 
 
 @njit(cache=True, error_model="numpy")
@@ -176,58 +204,60 @@ def _scales(variance, epsilon, one):
 
 
 @njit(inline="always")
-def _affine(v, j, gamma, beta, has_gamma, has_beta):
-    """v * gamma[j] + beta[j], each part only when the layer has it."""
-    if has_gamma:
-        v = v * gamma[j]
-    if has_beta:
-        v = v + beta[j]
-    return v
+def _scale_and_offset(gamma, beta, has_gamma, has_beta, columns, dtype):
+    """gamma and beta as arrays: ones and zeros where the layer has none (x * 1 and x + 0 are exact, and the
+    inner loops then carry no branch, which LLVM needs to vectorise them)."""
+    return (gamma if has_gamma else np.ones(columns, dtype)), (beta if has_beta else np.zeros(columns, dtype))
 
 
 @njit(inline="always")
-def _normalize_row(x, mean, r, gamma, beta, has_gamma, has_beta, per_row, out, i):
+def _normalize_row(x, mean, r, gamma, beta, per_row, out, i):
     """out[i] = ((x[i] - mean) * r) * gamma + beta, statistics of row i or per column."""
-    row, y = x[i], out[i]
+    # 2-D indexing, not row views: numba's serial loops over views of rows ran 6x slower here
     if per_row:
         m, ri = mean[i], r[i]
-        for j in range(row.size):
-            y[j] = _affine((row[j] - m) * ri, j, gamma, beta, has_gamma, has_beta)
+        for j in range(x.shape[1]):
+            out[i, j] = ((x[i, j] - m) * ri) * gamma[j] + beta[j]
     else:
-        for j in range(row.size):
-            y[j] = _affine((row[j] - mean[j]) * r[j], j, gamma, beta, has_gamma, has_beta)
+        for j in range(x.shape[1]):
+            out[i, j] = ((x[i, j] - mean[j]) * r[j]) * gamma[j] + beta[j]
 
 
 @njit(cache=True, error_model="numpy")
 def normalize(x, mean, variance, gamma, beta, has_gamma, has_beta, epsilon, one, per_row, out):
     """out = ((x - mean) * r) * gamma + beta, statistics per column (per_row false) or per row."""
     r = _scales(variance, epsilon, one)
+    gamma, beta = _scale_and_offset(gamma, beta, has_gamma, has_beta, x.shape[1], x.dtype)
     for i in range(x.shape[0]):
-        _normalize_row(x, mean, r, gamma, beta, has_gamma, has_beta, per_row, out, i)
+        _normalize_row(x, mean, r, gamma, beta, per_row, out, i)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def normalize_parallel(x, mean, variance, gamma, beta, has_gamma, has_beta, epsilon, one, per_row, out):
     """``normalize`` with the rows split across threads."""
     r = _scales(variance, epsilon, one)
+    gamma, beta = _scale_and_offset(gamma, beta, has_gamma, has_beta, x.shape[1], x.dtype)
     for i in prange(x.shape[0]):
-        _normalize_row(x, mean, r, gamma, beta, has_gamma, has_beta, per_row, out, i)
+        _normalize_row(x, mean, r, gamma, beta, per_row, out, i)
 
 
 @njit(inline="always")
 def _chunk_gradient_sums(x, grad, mean, r, per_row, k, sums_g, sums_gx):
     """sums_g[k] = sum of g, sums_gx[k] = sum of g * xhat over chunk k's rows, per column (float64)."""
     start, stop = k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])
-    sg, sgx = sums_g[k], sums_gx[k]
-    for j in range(sg.size):
-        sg[j] = 0.0
-        sgx[j] = 0.0
+    for j in range(x.shape[1]):
+        sums_g[k, j] = 0.0
+        sums_gx[k, j] = 0.0
     for i in range(start, stop):
-        row, g = x[i], grad[i]
-        for j in range(row.size):
-            xhat = (row[j] - mean[i]) * r[i] if per_row else (row[j] - mean[j]) * r[j]
-            sg[j] += g[j]
-            sgx[j] += g[j] * xhat
+        if per_row:
+            m, ri = mean[i], r[i]
+            for j in range(x.shape[1]):
+                sums_g[k, j] += grad[i, j]
+                sums_gx[k, j] += grad[i, j] * ((x[i, j] - m) * ri)
+        else:
+            for j in range(x.shape[1]):
+                sums_g[k, j] += grad[i, j]
+                sums_gx[k, j] += grad[i, j] * ((x[i, j] - mean[j]) * r[j])
 
 
 @njit(inline="always")
@@ -254,13 +284,29 @@ def _column_means(dgamma, dbeta, gamma, has_gamma, rows):
 
 
 @njit(inline="always")
-def _dx_row_columns(x, grad, mean, r, gamma, has_gamma, through, mean_h, mean_hx, dx, i):
-    row, g, out = x[i], grad[i], dx[i]
-    for j in range(row.size):
-        h = g[j] * gamma[j] if has_gamma else g[j]
-        if through:
-            h = h - mean_h[j] - (row[j] - mean[j]) * r[j] * mean_hx[j]
-        out[j] = h * r[j]
+def _dx_row_columns(x, grad, mean, r, gamma, through, mean_h, mean_hx, dx, i):
+    """dx[i] = (h - mean_h - xhat * mean_hx) * r (or h * r), h = g * gamma, statistics per column."""
+    if through:
+        for j in range(x.shape[1]):
+            dx[i, j] = (grad[i, j] * gamma[j] - mean_h[j] - (x[i, j] - mean[j]) * r[j] * mean_hx[j]) * r[j]
+    else:
+        for j in range(x.shape[1]):
+            dx[i, j] = (grad[i, j] * gamma[j]) * r[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _gradient_sums_serial(x, grad, mean, r, sums_g, sums_gx):
+    """Every chunk's column sums, in order (a function of its own: inlined into the kernel below, LLVM
+    vectorised neither loop and the backward took 4.5 ms instead of 2.0 on 86528 x 32)."""
+    for k in range(sums_g.shape[0]):
+        _chunk_gradient_sums(x, grad, mean, r, False, k, sums_g, sums_gx)
+
+
+@njit(cache=True, error_model="numpy")
+def _dx_columns_serial(x, grad, mean, r, gamma, through, mean_h, mean_hx, dx):
+    """dx of every row, statistics per column (a function of its own, as above)."""
+    for i in range(x.shape[0]):
+        _dx_row_columns(x, grad, mean, r, gamma, through, mean_h, mean_hx, dx, i)
 
 
 @njit(cache=True, error_model="numpy")
@@ -270,12 +316,11 @@ def normalize_backward_columns(x, grad, mean, variance, gamma, has_gamma, epsilo
     r = _scales(variance, epsilon, one)
     chunks = -(-rows // CHUNK_ROWS)
     sums_g, sums_gx = np.empty((chunks, columns)), np.empty((chunks, columns))
-    for k in range(chunks):
-        _chunk_gradient_sums(x, grad, mean, r, False, k, sums_g, sums_gx)
+    _gradient_sums_serial(x, grad, mean, r, sums_g, sums_gx)
     _finish_sums(sums_g, sums_gx, dgamma, dbeta)
     mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, has_gamma, rows)
-    for i in range(rows):
-        _dx_row_columns(x, grad, mean, r, gamma, has_gamma, through, mean_h, mean_hx, dx, i)
+    gamma, _ = _scale_and_offset(gamma, gamma, has_gamma, False, columns, x.dtype)
+    _dx_columns_serial(x, grad, mean, r, gamma, through, mean_h, mean_hx, dx)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -290,36 +335,50 @@ def normalize_backward_columns_parallel(x, grad, mean, variance, gamma, has_gamm
         _chunk_gradient_sums(x, grad, mean, r, False, k, sums_g, sums_gx)
     _finish_sums(sums_g, sums_gx, dgamma, dbeta)
     mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, has_gamma, rows)
+    gamma, _ = _scale_and_offset(gamma, gamma, has_gamma, False, columns, x.dtype)
     for i in prange(rows):
-        _dx_row_columns(x, grad, mean, r, gamma, has_gamma, through, mean_h, mean_hx, dx, i)
+        _dx_row_columns(x, grad, mean, r, gamma, through, mean_h, mean_hx, dx, i)
 
 
 @njit(inline="always")
-def _rows_chunk_backward(x, grad, mean, r, gamma, has_gamma, k, sums_g, sums_gx, dx):
+def _rows_chunk_backward(x, grad, mean, r, gamma, k, sums_g, sums_gx, dx):
     """Chunk k of the per-row backward: its column sums, and dx of its rows (each row's two means)."""
     _chunk_gradient_sums(x, grad, mean, r, True, k, sums_g, sums_gx)
     columns = x.shape[1]
     for i in range(k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, x.shape[0])):
-        row, g, out, m, ri = x[i], grad[i], dx[i], mean[i], r[i]
-        total_h, total_hx = 0.0, 0.0
+        m, ri = mean[i], r[i]
+        h0, h1, hx0, hx1 = 0.0, 0.0, 0.0, 0.0      # two interleaved partial sums each (as _row_sum)
+        end = columns - columns % 2
+        for j in range(0, end, 2):
+            ha, hb = grad[i, j] * gamma[j], grad[i, j + 1] * gamma[j + 1]
+            h0 += ha
+            h1 += hb
+            hx0 += ha * ((x[i, j] - m) * ri)
+            hx1 += hb * ((x[i, j + 1] - m) * ri)
+        for j in range(end, columns):
+            h = grad[i, j] * gamma[j]
+            h0 += h
+            hx0 += h * ((x[i, j] - m) * ri)
+        mean_h, mean_hx = (h0 + h1) / columns, (hx0 + hx1) / columns
         for j in range(columns):
-            h = g[j] * gamma[j] if has_gamma else g[j]
-            total_h += h
-            total_hx += h * ((row[j] - m) * ri)
-        mean_h, mean_hx = total_h / columns, total_hx / columns
-        for j in range(columns):
-            h = g[j] * gamma[j] if has_gamma else g[j]
-            out[j] = (h - mean_h - (row[j] - m) * ri * mean_hx) * ri
+            dx[i, j] = (grad[i, j] * gamma[j] - mean_h - (x[i, j] - m) * ri * mean_hx) * ri
+
+
+@njit(cache=True, error_model="numpy")
+def _rows_backward_serial(x, grad, mean, r, gamma, sums_g, sums_gx, dx):
+    """Every chunk of the per-row backward, in order (a function of its own, as _gradient_sums_serial)."""
+    for k in range(sums_g.shape[0]):
+        _rows_chunk_backward(x, grad, mean, r, gamma, k, sums_g, sums_gx, dx)
 
 
 @njit(cache=True, error_model="numpy")
 def normalize_backward_rows(x, grad, mean, variance, gamma, has_gamma, epsilon, one, dx, dgamma, dbeta):
     """Backward with statistics per row (layer normalization, always through them): dx, dgamma, dbeta."""
     r = _scales(variance, epsilon, one)
+    gamma, _ = _scale_and_offset(gamma, gamma, has_gamma, False, x.shape[1], x.dtype)
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     sums_g, sums_gx = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
-    for k in range(chunks):
-        _rows_chunk_backward(x, grad, mean, r, gamma, has_gamma, k, sums_g, sums_gx, dx)
+    _rows_backward_serial(x, grad, mean, r, gamma, sums_g, sums_gx, dx)
     _finish_sums(sums_g, sums_gx, dgamma, dbeta)
 
 
@@ -327,8 +386,9 @@ def normalize_backward_rows(x, grad, mean, variance, gamma, has_gamma, epsilon, 
 def normalize_backward_rows_parallel(x, grad, mean, variance, gamma, has_gamma, epsilon, one, dx, dgamma, dbeta):
     """``normalize_backward_rows`` with the chunks split across threads."""
     r = _scales(variance, epsilon, one)
+    gamma, _ = _scale_and_offset(gamma, gamma, has_gamma, False, x.shape[1], x.dtype)
     chunks = -(-x.shape[0] // CHUNK_ROWS)
     sums_g, sums_gx = np.empty((chunks, x.shape[1])), np.empty((chunks, x.shape[1]))
     for k in prange(chunks):
-        _rows_chunk_backward(x, grad, mean, r, gamma, has_gamma, k, sums_g, sums_gx, dx)
+        _rows_chunk_backward(x, grad, mean, r, gamma, k, sums_g, sums_gx, dx)
     _finish_sums(sums_g, sums_gx, dgamma, dbeta)
