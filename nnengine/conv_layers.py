@@ -276,7 +276,8 @@ class _Pooling(_Windows):
 
 
 class MaxPooling2D(_Pooling):
-    """The maximum of each pool_size window of (batch, height, width, channels); tied maxima share the gradient."""
+    """The maximum of each pool_size window of (batch, height, width, channels); a tied maximum's gradient goes
+    to the first element holding it (row-major), as in Keras."""
 
     rank, maximum = 2, True
 
