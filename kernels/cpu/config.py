@@ -31,6 +31,10 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 #: below this many multiply-adds a dense layer runs entirely inside one serial fused kernel
 SMALL_DENSE_FLOPS = 1 << 18
 
+#: below this many elements a softmax (or its cross-entropy) takes libm's exp, not the vectorised exp32 (rows of
+#: a few classes gain nothing from it, and a small model's first run then does not compile it: 0.3 s)
+FAST_EXP_MIN_ELEMENTS = 1 << 14
+
 #: up to this many elements, + - * / max min and totals take numpy's ufuncs: a numba dispatch costs as
 #: much as numpy's call there, and a small model's first run then compiles three kernels fewer
 NUMPY_MAX_ELEMENTS = 1 << 10

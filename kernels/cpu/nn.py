@@ -307,3 +307,40 @@ def softmax_cross_entropy_labels_parallel(logits, labels, need_grad, losses, gra
     """``softmax_cross_entropy_labels`` with the rows split across threads."""
     for i in prange(logits.shape[0]):
         _label_cross_entropy_row(logits, labels, i, need_grad, losses, grad, fast, scratch, spare)
+
+
+# Variants with libm's exp only: the backend runs them for small inputs (config.FAST_EXP_MIN_ELEMENTS), where
+# the vectorised exp32 gains nothing. ``fast`` reaches the row helpers as a literal False, so numba prunes the
+# exp32 branch and a program that never has a large float32 softmax never compiles exp32 (0.3 s of a first run).
+@njit(cache=True, error_model="numpy")
+def softmax_rows_libm(x, out, one, fast, scratch, spare):
+    """``softmax_rows`` with libm's exp (``fast`` is ignored)."""
+    for i in range(x.shape[0]):
+        _softmax_row(x[i], out[i], one, scratch[i], spare[i], False)
+
+
+@njit(cache=True, error_model="numpy")
+def log_softmax_rows_libm(x, out, fast, scratch, spare):
+    """``log_softmax_rows`` with libm's exp (``fast`` is ignored)."""
+    for i in range(x.shape[0]):
+        _log_softmax_body(x, out, i, False, scratch, spare)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy_soft_libm(logits, targets, need_grad, losses, grad, fast, scratch, spare):
+    """``softmax_cross_entropy_soft`` with libm's exp (``fast`` is ignored)."""
+    for i in range(logits.shape[0]):
+        _soft_cross_entropy_row(logits, targets, i, need_grad, losses, grad, False, scratch, spare)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy_labels_libm(logits, labels, need_grad, losses, grad, fast, scratch, spare):
+    """``softmax_cross_entropy_labels`` with libm's exp (``fast`` is ignored)."""
+    for i in range(logits.shape[0]):
+        _label_cross_entropy_row(logits, labels, i, need_grad, losses, grad, False, scratch, spare)
+
+
+#: serial row kernel -> its libm variant
+LIBM_VARIANTS = {softmax_rows: softmax_rows_libm, log_softmax_rows: log_softmax_rows_libm,
+                 softmax_cross_entropy_soft: softmax_cross_entropy_soft_libm,
+                 softmax_cross_entropy_labels: softmax_cross_entropy_labels_libm}

@@ -21,6 +21,7 @@ import numpy as np
 from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
 from . import host_buffers
+from .base import Backend
 from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes, trailing_row
 from .numba_layers import NumbaLayerPrimitives
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
@@ -72,6 +73,15 @@ _rmsprop_parallel = config.OneThreadAtATime(optim.rmsprop_parallel)
 _adagrad_parallel = config.OneThreadAtATime(optim.adagrad_parallel)
 
 
+def _unary_primitive(name, op):
+    """The primitive ``name`` as one call of the unary kernel with operation code ``op`` (Backend's contract)."""
+    def primitive(self, x):
+        return self._unary(op, x)
+    primitive.__name__, primitive.__qualname__ = name, f"NumbaBackend.{name}"
+    primitive.__doc__ = getattr(Backend, name).__doc__
+    return primitive
+
+
 class NumbaBackend(NumbaLayerPrimitives):
     """Every compute primitive as a numba kernel on the CPU (see the module docstring)."""
 
@@ -85,8 +95,13 @@ class NumbaBackend(NumbaLayerPrimitives):
             kernel(op, _flat(x), out.reshape(-1), *_constants(x.dtype))
         return out
 
-    def neg(self, x):
-        return self._unary(elementwise.NEG, x)
+    neg = _unary_primitive("neg", elementwise.NEG)
+    log = _unary_primitive("log", elementwise.LOG)
+    sqrt = _unary_primitive("sqrt", elementwise.SQRT)
+    tanh = _unary_primitive("tanh", elementwise.TANH)
+    sigmoid = _unary_primitive("sigmoid", elementwise.SIGMOID)
+    relu = _unary_primitive("relu", elementwise.RELU)
+    erf = _unary_primitive("erf", elementwise.ERF)
 
     def exp(self, x):
         if x.dtype != np.float32 or x.size == 0:
@@ -94,24 +109,6 @@ class NumbaBackend(NumbaLayerPrimitives):
         out = host_buffers.empty(x.shape, x.dtype)
         elementwise.exp32(_flat(x), out.reshape(-1), host_buffers.empty(x.size, np.float32))
         return out
-
-    def log(self, x):
-        return self._unary(elementwise.LOG, x)
-
-    def sqrt(self, x):
-        return self._unary(elementwise.SQRT, x)
-
-    def tanh(self, x):
-        return self._unary(elementwise.TANH, x)
-
-    def sigmoid(self, x):
-        return self._unary(elementwise.SIGMOID, x)
-
-    def relu(self, x):
-        return self._unary(elementwise.RELU, x)
-
-    def erf(self, x):
-        return self._unary(elementwise.ERF, x)
 
     def _broadcast(self, a, b, out, same, scalar, rows, middle):
         """Run the loop shape that fits a and b (see kernels/cpu/elementwise.py); fill ``out``."""
@@ -369,7 +366,10 @@ class NumbaBackend(NumbaLayerPrimitives):
 
     @staticmethod
     def _row_kernel(serial, parallel, rows, columns):
-        """The serial or parallel variant of a per-row kernel, by the work it has."""
+        """The serial or parallel variant of a per-row kernel, by the work it has (softmax rows of little work:
+        the variant with libm's exp, nn.LIBM_VARIANTS)."""
+        if rows * columns < config.FAST_EXP_MIN_ELEMENTS and serial in nn.LIBM_VARIANTS:
+            return nn.LIBM_VARIANTS[serial]
         return parallel if rows > 1 and _parallel(rows * columns) else serial
 
     def _rows_along(self, x, axis, serial, parallel, *constants):
