@@ -208,6 +208,16 @@ def test_regularizers_save_load_and_errors(tmp_path):
     assert isinstance(second.activity_regularizer, keras.regularizers.L1L2) and second.activity_regularizer.l2 == 0.03
     assert isinstance(third.kernel_regularizer, keras.regularizers.L1) and third.kernel_regularizer.l1 == 0.01
     assert keras.regularizers.L2(0.5)(nn.tensor([3.0, -4.0])).item() == pytest.approx(12.5)
+    # Keras's base Regularizer penalises nothing (its __call__ returns 0): a model with it trains as without
+    penalty = keras.regularizers.Regularizer()(nn.tensor([3.0, -4.0], dtype="float64"))
+    assert penalty.shape == () and penalty.dtype == np.float64 and penalty.item() == 0.0
+    losses = []
+    for regularizer in (None, keras.regularizers.Regularizer()):
+        nn.utils.set_random_seed(0)
+        plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, kernel_regularizer=regularizer)])
+        plain.compile(optimizer="sgd", loss="mse")
+        losses.append(plain.fit(np.ones((4, 3)), np.zeros((4, 2)), epochs=2, verbose=0).history["loss"])
+    assert losses[0] == losses[1]
     with pytest.raises(ValueError, match="Unknown regularizer 'l3'"):
         keras.layers.Dense(2, kernel_regularizer="l3")
     with pytest.raises(TypeError, match="L2: l2 must be a number, got '0.1'"):
