@@ -17,21 +17,28 @@ _LOCK = threading.Lock()
 _SHARED_IDS = set()     # ids of the arrays the caches hold (alive while held, so ids are not reused)
 
 
-def shared_constant(backend, value, dtype):
-    """The 0-d array of ``dtype`` holding ``value`` on ``backend``, made on first use and then shared."""
-    dtype = np.dtype(dtype)
-    key = (type(value), value, dtype.str)
-    cache = backend.__dict__.setdefault("_shared_constants", {})
+def _shared(backend, cache_name, limit, key, make, *arguments):
+    """The array of ``key`` in the backend's cache ``cache_name``, made by ``make(*arguments)`` on first use
+    (no closure on the hit path: eager steps ask for constants on every op) and registered as shared; the
+    cache starts again when it holds ``limit`` arrays."""
+    cache = backend.__dict__.setdefault(cache_name, {})
     array = cache.get(key)
     if array is None:
-        array = type(backend).full(backend, (), value, dtype)
+        array = make(*arguments)
         with _LOCK:
-            if len(cache) >= MAX_CONSTANTS:
+            if len(cache) >= limit:
                 _SHARED_IDS.difference_update(id(a) for a in cache.values())
                 cache.clear()
             cache[key] = array
             _SHARED_IDS.add(id(array))
     return array
+
+
+def shared_constant(backend, value, dtype):
+    """The 0-d array of ``dtype`` holding ``value`` on ``backend``, made on first use and then shared."""
+    dtype = np.dtype(dtype)
+    return _shared(backend, "_shared_constants", MAX_CONSTANTS, (type(value), value, dtype.str),
+                   type(backend).full, backend, (), value, dtype)
 
 
 def is_shared_constant(array):
@@ -49,14 +56,8 @@ def shared_array(backend, key, make):
 
     For arrays that depend on shapes only: window positions, window counts. Nothing may write into it.
     """
-    cache = backend.__dict__.setdefault("_shared_arrays", {})
-    array = cache.get(key)
-    if array is None:
-        array = type(backend).from_numpy(backend, make())
-        with _LOCK:
-            if len(cache) >= MAX_SHARED_ARRAYS:
-                _SHARED_IDS.difference_update(id(a) for a in cache.values())
-                cache.clear()
-            cache[key] = array
-            _SHARED_IDS.add(id(array))
-    return array
+    return _shared(backend, "_shared_arrays", MAX_SHARED_ARRAYS, key, _upload, backend, make)
+
+
+def _upload(backend, make):
+    return type(backend).from_numpy(backend, make())
