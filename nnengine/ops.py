@@ -524,7 +524,7 @@ class GatherWindows(Function):
     @staticmethod
     def backward(ctx, g):
         positions, size = ctx.saved
-        return ctx.backend.window_scatter(ctx.backend.ascontiguous(g), positions, size), None
+        return ctx.backend.window_scatter(g, positions, size), None
 
 
 class MaxPool(Function):
@@ -539,8 +539,7 @@ class MaxPool(Function):
     @staticmethod
     def backward(ctx, g):
         chosen, positions, size = ctx.saved
-        return ctx.backend.max_pool_backward(ctx.backend.ascontiguous(g), chosen, positions, ctx.params["window"],
-                                             size), None
+        return ctx.backend.max_pool_backward(g, chosen, positions, ctx.params["window"], size), None
 
 
 class AveragePool(Function):
@@ -554,8 +553,7 @@ class AveragePool(Function):
     @staticmethod
     def backward(ctx, g):
         positions, size = ctx.saved
-        return ctx.backend.average_pool_backward(ctx.backend.ascontiguous(g), positions, ctx.params["window"],
-                                                 size), None
+        return ctx.backend.average_pool_backward(g, positions, ctx.params["window"], size), None
 
 
 class Moments(Function):
@@ -588,7 +586,6 @@ class Normalize(Function):
         params = ctx.params
         need_x, _, _, need_gamma, need_beta = ctx.needs_input_grad
         grad_x, grad_gamma, grad_beta = ctx.backend.normalize_backward(
-            x, mean, variance, gamma, ctx.backend.ascontiguous(g), params["epsilon"], params["axis"],
-            params["through_statistics"])
+            x, mean, variance, gamma, g, params["epsilon"], params["axis"], params["through_statistics"])
         return (grad_x if need_x else None, None, None, grad_gamma if need_gamma else None,
                 grad_beta if need_beta else None)
