@@ -51,7 +51,8 @@ def normalize_backward(x, grad, mean, variance, gamma, epsilon, per_row, through
     loader.function(SOURCE, "column_gradient_sums", x.dtype)(
         grid, block, (x, grad, mean, variance, partials, _i(rows), _i(cols), _i(chunk_rows), _i(per_row), eps))
     grid, block = launch.grid_stride(cols)
-    loader.function(SOURCE, "finish_gradient_sums", x.dtype)(grid, block, (partials, dgamma, dbeta, _i(chunks), _i(cols)))
+    loader.function(SOURCE, "finish_gradient_sums", x.dtype)(
+        grid, block, (partials, dgamma, dbeta, _i(chunks), _i(cols)))
     if per_row:
         grid, block = launch.rows(rows)
         loader.function(SOURCE, "normalize_dx_rows", x.dtype)(

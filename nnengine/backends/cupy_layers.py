@@ -39,7 +39,7 @@ class CupyLayerPrimitives(Backend):
 
     def window_scatter(self, grad, positions, size):
         grad, positions = contiguous(grad), contiguous(positions)
-        out = self.cupy.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        out = self.cupy.empty((grad.shape[0], size, grad.shape[2]), grad.dtype)     # the kernel writes each
         if out.size:
             windows.window_scatter(grad, *self._inverse(positions, size), out)
         return out
@@ -54,7 +54,7 @@ class CupyLayerPrimitives(Backend):
 
     def max_pool_backward(self, grad, chosen, positions, window, size):
         grad, chosen, positions = contiguous(grad), contiguous(chosen), contiguous(positions)
-        out = self.cupy.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        out = self.cupy.empty((grad.shape[0], size, grad.shape[2]), grad.dtype)     # the kernel writes each
         if out.size:
             windows.max_pool_backward(grad, chosen, *self._inverse(positions, size), window, out)
         return out
@@ -68,7 +68,7 @@ class CupyLayerPrimitives(Backend):
 
     def average_pool_backward(self, grad, positions, window, size):
         grad, positions = contiguous(grad), contiguous(positions)
-        out = self.cupy.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        out = self.cupy.empty((grad.shape[0], size, grad.shape[2]), grad.dtype)     # the kernel writes each
         if out.size:
             windows.average_pool_backward(grad, positions, *self._inverse(positions, size), window, out)
         return out

@@ -1,14 +1,15 @@
 """The numba backend's window and normalization primitives (im2col, col2im, pooling, moments, normalize).
 
-A base class of ``NumbaBackend`` (which adds every other primitive): each primitive prepares its arguments (contiguity, typed scalars, zeroed
-outputs, serial or parallel variant) and runs one kernel of ``kernels/cpu/windows.py`` or
-``kernels/cpu/norm.py``. The contracts are the docstrings in ``base.py``; ``tests/test_backends.py``
-compares every one with the reference default there.
+A base class of ``NumbaBackend`` (which adds every other primitive): each primitive prepares its
+arguments (contiguity, typed scalars, zeroed outputs, serial or parallel variant) and runs one kernel of
+``kernels/cpu/windows.py`` or ``kernels/cpu/norm.py``. The contracts are the docstrings in ``base.py``;
+``tests/test_backends.py`` compares every one with the reference default there.
 """
 import numpy as np
 
 from ..kernels.cpu import config, norm, windows
 from . import host_buffers
+from .layout import contiguous
 from .numpy_backend import NumpyBackend
 
 #: the parallel kernels, each launched by one Python thread at a time (numba_backend's docstring says why)
@@ -27,7 +28,7 @@ def _kernel(module, name, elements):
 
 
 def _contiguous(*arrays):
-    return tuple(None if a is None else np.ascontiguousarray(a) for a in arrays)
+    return tuple(None if a is None else contiguous(a) for a in arrays)
 
 
 def _typed(dtype, *values):
@@ -108,7 +109,7 @@ class NumbaLayerPrimitives(NumpyBackend):
         if x.size == 0 or (axis == 1 and not through_statistics):     # nothing to do, or no layer's case
             return super().normalize_backward(x, mean, variance, gamma, grad, epsilon, axis, through_statistics)
         x, mean, variance, gamma, grad = _contiguous(x, mean, variance, gamma, grad)
-        dx, dgamma, dbeta = host_buffers.empty_like(x), host_buffers.empty(x.shape[1], x.dtype), host_buffers.empty(x.shape[1], x.dtype)
+        dx, dgamma, dbeta = host_buffers.empty_like(x), np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
         scale = mean if gamma is None else gamma          # a stand-in the kernel never reads
         constants = _typed(x.dtype, epsilon, 1)
         if axis == 0:
