@@ -28,7 +28,7 @@ import numpy as np
 
 from . import callbacks as callbacks_module
 from .backends import host_buffers
-from .optimizers import Optimizer, _check_gradient
+from .optimizers import Optimizer
 
 __all__ = ["init", "rank", "size", "local_rank", "local_size", "is_initialized", "allreduce_average",
            "allreduce_average_on_gpu", "nccl_available", "check_same_layout",
@@ -250,18 +250,6 @@ class _Averaging:
                         allreduce_average([backend.to_numpy(g) for g in present], self.bucket_bytes)]
         averaged = iter(averaged)
         return [None if g is None else next(averaged) for g in grad_arrays]
-
-    def apply_gradients(self, grads_and_vars):
-        """A custom training loop's step: the gradients averaged over every process, then the update."""
-        pairs = [(grad, param) for grad, param in grads_and_vars if grad is not None]
-        for grad, param in pairs:
-            _check_gradient(self.name, grad, param)
-        if len({grad.device for grad, _ in pairs}) > 1:
-            raise ValueError(f"{self.name}: the gradients are on different devices "
-                             f"{sorted({grad.device for grad, _ in pairs})}; average them from one device")
-        averaged = self.exchange_gradients(pairs[0][0]._backend, [grad._data for grad, _ in pairs]) if pairs else []
-        self._update_all([(type(grad)._make(value, grad._backend), param)
-                          for value, (grad, param) in zip(averaged, pairs)])
 
 
 def DistributedOptimizer(optimizer, bucket_bytes=64 << 20):

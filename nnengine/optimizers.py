@@ -178,10 +178,17 @@ class Optimizer(ABC):
         return grad_arrays
 
     def apply_gradients(self, grads_and_vars):
-        """One step over ``[(grad, param), ...]``; a None gradient leaves its parameter alone."""
+        """One step over ``[(grad, param), ...]``; a None gradient leaves its parameter alone. An optimizer that
+        exchanges gradients (DistributedOptimizer) does so first, as the trainer's step does."""
         pairs = [(g, p) for g, p in grads_and_vars if g is not None]
         for grad, param in pairs:
             _check_gradient(self.name, grad, param)
+        if self.exchanges_gradients and pairs:
+            if len({grad.device for grad, _ in pairs}) > 1:
+                raise ValueError(f"{self.name}: the gradients are on different devices "
+                                 f"{sorted({grad.device for grad, _ in pairs})}; exchange them from one device")
+            exchanged = self.exchange_gradients(pairs[0][0]._backend, [grad._data for grad, _ in pairs])
+            pairs = [(type(grad)._make(value, grad._backend), param) for value, (grad, param) in zip(exchanged, pairs)]
         self._update_all(pairs)
 
     def apply_prepared(self, params, grad_arrays):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nnengine as nn
 import nnengine.distributed as hvd
 from nnengine import keras
 
@@ -45,6 +46,22 @@ def test_a_single_process_runs_as_rank_0_of_1_and_trains_as_without_it():
         np.testing.assert_array_equal(a, b)
     assert type(distributed.optimizer).__name__ == "Adam" and isinstance(distributed.optimizer, keras.optimizers.Adam)
     assert hvd.shard(np.arange(10)).tolist() == list(range(10))
+
+
+def test_a_custom_loop_exchanges_the_gradients_before_the_update(monkeypatch):
+    # apply_gradients goes through the optimizer's exchange (the allreduce), as the trainer's step does
+    hvd.init()
+    optimizer = hvd.DistributedOptimizer(keras.optimizers.SGD(1.0))
+    seen = []
+    monkeypatch.setattr(type(optimizer), "exchange_gradients",
+                        lambda self, backend, arrays: seen.append(len(arrays)) or [a * 2 for a in arrays])
+    param = nn.tensor([1.0, 2.0], requires_grad=True)
+    optimizer.apply_gradients([(nn.tensor([0.5, 0.25]), param), (None, nn.tensor([0.0]))])
+    assert seen == [1]
+    np.testing.assert_allclose(param.numpy(), [0.0, 1.5])        # 1 - 2 * 0.5, 2 - 2 * 0.25
+    with pytest.raises(ValueError, match="on different devices"):
+        optimizer.apply_gradients([(nn.tensor([1.0]), nn.tensor([0.0], requires_grad=True)),
+                                   (nn.tensor([1.0], device="numpy"), nn.tensor([0.0], device="numpy"))])
 
 
 def test_buckets_keep_dtypes_apart_and_respect_the_size():
