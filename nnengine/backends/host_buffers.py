@@ -97,10 +97,12 @@ def held_bytes():
 def _drop_free(used_before=None):
     """Give back the free buffers (only those last taken before request ``used_before``, when given)."""
     for nbytes, buffers in list(_BUFFERS.items()):
-        kept = [buffer for buffer in buffers if sys.getrefcount(buffer) > _FREE_REFERENCES
-                or used_before is not None and _LAST_USED[id(buffer)] >= used_before]
+        kept = []
         for buffer in buffers:
-            if not any(buffer is k for k in kept):
+            if sys.getrefcount(buffer) > _FREE_REFERENCES or (
+                    used_before is not None and _LAST_USED[id(buffer)] >= used_before):
+                kept.append(buffer)
+            else:
                 del _LAST_USED[id(buffer)]
         _HELD[0] -= nbytes * (len(buffers) - len(kept))
         _BUFFERS[nbytes] = kept
