@@ -273,13 +273,12 @@ def _finish_sums(sums_g, sums_gx, dgamma, dbeta):
 
 
 @njit(inline="always")
-def _column_means(dgamma, dbeta, gamma, has_gamma, rows):
+def _column_means(dgamma, dbeta, gamma, rows):
     """mean(h) and mean(h * xhat) per column, h = g * gamma, from the column sums."""
     mean_h, mean_hx = np.empty_like(dbeta), np.empty_like(dbeta)
     for j in range(dbeta.size):
-        scale = gamma[j] if has_gamma else 1.0
-        mean_h[j] = scale * np.float64(dbeta[j]) / rows
-        mean_hx[j] = scale * np.float64(dgamma[j]) / rows
+        mean_h[j] = gamma[j] * np.float64(dbeta[j]) / rows
+        mean_hx[j] = gamma[j] * np.float64(dgamma[j]) / rows
     return mean_h, mean_hx
 
 
@@ -318,8 +317,8 @@ def normalize_backward_columns(x, grad, mean, variance, gamma, has_gamma, epsilo
     sums_g, sums_gx = np.empty((chunks, columns)), np.empty((chunks, columns))
     _gradient_sums_serial(x, grad, mean, r, sums_g, sums_gx)
     _finish_sums(sums_g, sums_gx, dgamma, dbeta)
-    mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, has_gamma, rows)
     gamma, _ = _scale_and_offset(gamma, gamma, has_gamma, False, columns, x.dtype)
+    mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, rows)
     _dx_columns_serial(x, grad, mean, r, gamma, through, mean_h, mean_hx, dx)
 
 
@@ -334,8 +333,8 @@ def normalize_backward_columns_parallel(x, grad, mean, variance, gamma, has_gamm
     for k in prange(chunks):
         _chunk_gradient_sums(x, grad, mean, r, False, k, sums_g, sums_gx)
     _finish_sums(sums_g, sums_gx, dgamma, dbeta)
-    mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, has_gamma, rows)
     gamma, _ = _scale_and_offset(gamma, gamma, has_gamma, False, columns, x.dtype)
+    mean_h, mean_hx = _column_means(dgamma, dbeta, gamma, rows)
     for i in prange(rows):
         _dx_row_columns(x, grad, mean, r, gamma, through, mean_h, mean_hx, dx, i)
 
