@@ -41,7 +41,8 @@ _kernels_from_checkout()
 
 from . import backends, functional  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad  # noqa: E402
-from .capture import CaptureError, jit  # noqa: E402
+from .capture import CaptureError  # noqa: E402
+from .capture_jit import jit  # noqa: E402
 from .backends import (DeviceUnavailableError, are_deterministic_algorithms_enabled, get_backend,  # noqa: E402
                        is_device_available, use_deterministic_algorithms)
 from .device import device, get_default_device, set_default_device  # noqa: E402

@@ -21,22 +21,27 @@ follow), or a host array uploaded inside the region that the caller did not decl
 random numbers every step, for example, which a plan would freeze). Layers that draw host randomness
 say so up front (``Layer.capture_blocker``).
 
-``jit(fn)`` applies the same machinery to a function of Tensors (``nnengine.jit``).
+``capture_jit.jit(fn)`` applies the same machinery to a function of Tensors (``nnengine.jit``).
 """
+import atexit
 import logging
 import threading
+import weakref
 
 import numpy as np
 
 from .backends import Backend
 from .backends.constants import is_shared_constant
-from .tensor_base import TensorBase
+from .backends.numba_lowering import LoweringRefused
 
-__all__ = ["CaptureError", "Plan", "Recorder", "capturing", "jit"]
+__all__ = ["CaptureError", "Plan", "Recorder", "capturing", "wait_for_lowering"]
 
 log = logging.getLogger("nnengine.capture")
 
 _INPUT, _PARAM, _RESULT, _CONST, _TUPLE = range(5)
+
+#: replays of a plan before it is lowered to one compiled function (unless that function is in the disk cache)
+LOWER_AFTER_REPLAYS = 1000
 _CAPTURE_LOCK = threading.Lock()
 _THIS_THREAD = threading.local()
 
@@ -147,7 +152,52 @@ class Plan:
         self.outputs = outputs
         self.live = live
         self.uploads = uploads
-        self.run = _compile_replay(methods, steps, outputs, live)
+        self.replay = self.run = _compile_replay(methods, steps, outputs, live)
+        self.lowered = None
+        self.lowering_reason = "not lowered (only a model's compiled steps are)"
+        self.replays = 0
+
+    def lower(self, recorder):
+        """Run this plan as one compiled function where the backend can lower it (``lower_plan``; on the CPU
+        ``backends/numba_lowering.py``), from the values ``recorder`` saw. The function compiles on a thread of
+        its own while the plan goes on replaying, and takes over at the next step once it is ready: at the first
+        replay when its machine code is in the disk cache (milliseconds), else after ``LOWER_AFTER_REPLAYS``
+        replays, so that a short run does not pay for compiling it. ``lowering_reason`` says why a plan keeps
+        its Python replay."""
+        lower = getattr(recorder.backend, "lower_plan", None)
+        if lower is None:
+            self.lowering_reason = f"the {recorder.backend.name} backend replays plans in Python"
+            return
+        try:
+            self.lowered = lower([(name, tuple(_plain(spec) for spec in args)) for name, args, _ in self.steps],
+                                 recorder.calls, [_plain(spec) for spec in self.outputs], self.live, _UPDATES)
+        except LoweringRefused as refusal:
+            self.lowering_reason = str(refusal)
+            return
+        self.lowering_reason = "compiling" if self.lowered.cached else f"replayed until {LOWER_AFTER_REPLAYS} replays"
+        self.run = self._counted_replay
+
+    @property
+    def is_lowered(self):
+        """True once the plan's steps run as its one compiled function."""
+        return self.lowered is not None and self.run is self.lowered.run
+
+    def _counted_replay(self, inputs):
+        self.replays += 1
+        if self.replays == (1 if self.lowered.cached else LOWER_AFTER_REPLAYS):
+            self.lowering_reason = "compiling"
+            _start_lowering(self, self.lowered.argument_types(inputs))
+        return self.replay(inputs)
+
+    def _lowering_done(self, refusal):
+        """From the lowering thread: hand the plan's steps to the compiled function, or keep the replay."""
+        if refusal is not None:
+            self.lowering_reason, self.run = str(refusal), self.replay
+            log.warning("a plan keeps its Python replay: %s", refusal)
+            return
+        self.lowering_reason = None
+        self.run = self.lowered.run
+        log.info("a plan of %d primitive calls runs as one compiled function from now on", len(self.steps))
 
     def matches(self, recorder):
         """True when ``recorder`` heard the same calls and uploaded the same host data as this plan's capture.
@@ -163,7 +213,7 @@ class Plan:
             for a, b in zip(uploads, self.uploads))
 
     @classmethod
-    def build(cls, recorder, inputs, params, outputs, strict=False, live=None):
+    def build(cls, recorder, inputs, params, outputs, strict=False, live=None, lower=False):
         """The plan of ``recorder``'s calls: ``inputs`` (arrays), ``params`` (tensors) and ``outputs`` (arrays).
 
         With ``strict``, every array a call reads must be an input, a parameter, a result or an
@@ -192,7 +242,10 @@ class Plan:
             if spec[0] == _CONST and array is not None:
                 raise CaptureError("an output of the computation was not made by the backend's primitives")
             output_specs.append(spec)
-        return cls(recorder.method, steps, output_specs, live, _uploads(recorder))
+        plan = cls(recorder.method, steps, output_specs, live, _uploads(recorder))
+        if lower:
+            plan.lower(recorder)
+        return plan
 
     def __len__(self):
         return len(self.steps)
@@ -205,6 +258,44 @@ class Plan:
             lines.append(f"{position:3d}  {name}({', '.join(shown)})")
         lines.append("out  " + ", ".join(_show(spec) for spec in self.outputs))
         return "\n".join(lines)
+
+
+_LOWERING_THREADS = set()
+
+
+def _start_lowering(plan, types):
+    """Compile ``plan.lowered`` for ``types`` on a thread of its own; the thread holds the plan weakly, so a
+    model dropped meanwhile goes with its plans."""
+    lowered, plan = plan.lowered, weakref.ref(plan)
+
+    def compile_then_switch():
+        try:
+            lowered.compile(types)
+            refusal = None
+        except LoweringRefused as error:
+            refusal = error
+        alive = plan()
+        if alive is not None:
+            alive._lowering_done(refusal)
+    thread = threading.Thread(target=compile_then_switch, name="nnengine-lowering", daemon=True)
+    _LOWERING_THREADS.add(thread)
+    thread.start()
+
+
+def wait_for_lowering(timeout=None):
+    """Wait until every plan being lowered has compiled (or failed to); True when none is left compiling.
+
+    Benchmarks call it to measure the steady state; it also runs when the interpreter exits, so that no
+    compilation is cut off inside LLVM.
+    """
+    for thread in list(_LOWERING_THREADS):
+        thread.join(timeout)
+        if not thread.is_alive():
+            _LOWERING_THREADS.discard(thread)
+    return not _LOWERING_THREADS
+
+
+atexit.register(wait_for_lowering, 60)
 
 
 def _uploads(recorder):
@@ -330,6 +421,15 @@ def _resolve(spec, inputs, results):
     return where
 
 
+_KIND_NAMES = {_INPUT: "input", _PARAM: "param", _RESULT: "result", _CONST: "const", _TUPLE: "tuple"}
+
+
+def _plain(spec):
+    """A spec as the backends' lowering reads it: (kind name, where), tuples' parts likewise."""
+    kind, where = spec
+    return _KIND_NAMES[kind], tuple(_plain(part) for part in where) if kind == _TUPLE else where
+
+
 def _show(spec):
     kind, where = spec
     if kind == _TUPLE:
@@ -343,99 +443,3 @@ def _show(spec):
     if _is_array(where):
         return f"const{tuple(where.shape)}"
     return repr(where)
-
-
-def _signature(tensors):
-    return tuple((t.shape, t.dtype.str, t.device) if isinstance(t, TensorBase) else ("value", repr(t))
-                 for t in tensors)
-
-
-class jit:
-    """Capture a function of Tensors into plans and replay them: ``fast = nnengine.jit(fn)``.
-
-    The first call with a given signature (each argument's shape, dtype and device; other arguments by
-    value) runs ``fn`` eagerly while recording its primitive calls; later calls with that signature
-    replay the plan and return Tensors holding the new results (with no graph: a replay does not
-    record autograd nodes). Arrays ``fn`` reads that are not its arguments (weights it closes over)
-    are read as they are at each call, so in-place updates are seen.
-
-    When ``fn`` cannot be captured (see ``CaptureError``), or an argument requires grad, the call runs
-    eagerly; ``reason`` then says why. ``plans`` counts the captured signatures.
-    """
-
-    def __init__(self, fn):
-        self.fn = fn
-        self._plans = {}            # signature -> (plan, how to rebuild the result), or None: runs eagerly
-        self.reason = None
-        self.__name__ = getattr(fn, "__name__", "jit")
-        self.__doc__ = getattr(fn, "__doc__", None)
-
-    @property
-    def plans(self):
-        """How many signatures have a captured plan."""
-        return sum(1 for plan in self._plans.values() if plan is not None)
-
-    def __call__(self, *args):
-        tensors = [a for a in args if isinstance(a, TensorBase)]
-        if not tensors or any(t.requires_grad for t in tensors) or capturing():
-            self.reason = ("no Tensor argument" if not tensors else "called inside another capture" if capturing()
-                           else "an argument requires grad (replays record no graph)")
-            return self.fn(*args)
-        key = _signature(args)
-        if key not in self._plans:
-            return self._capture(key, args, tensors)
-        captured = self._plans[key]
-        if captured is None:
-            return self.fn(*args)
-        plan, structure = captured
-        backend, like = tensors[0]._backend, type(tensors[0])
-        return _repack(structure, [like._make(a, backend) for a in plan.run([t._data for t in tensors])])
-
-    def _capture(self, key, args, tensors):
-        recorder, result = Recorder.listen(tensors[0]._backend, lambda: self.fn(*args))
-        outputs, structure = _flatten(result)
-        try:
-            externals = _external_tensors(recorder, tensors, outputs)
-            plan = Plan.build(recorder, [t._data for t in tensors], externals, [t._data for t in outputs])
-        except CaptureError as error:
-            self.reason = str(error)
-            self._plans[key] = None
-            return result
-        self._plans[key] = (plan, structure)
-        log.info("jit %s: captured a plan of %d primitive calls for %s", self.__name__, len(plan), key)
-        return result
-
-
-def _flatten(result):
-    """(list of output Tensors, how to rebuild the result from them)."""
-    if isinstance(result, TensorBase):
-        return [result], None
-    if isinstance(result, (tuple, list)) and all(isinstance(r, TensorBase) for r in result):
-        return list(result), type(result)
-    raise CaptureError("jit: the function must return a Tensor or a tuple/list of Tensors")
-
-
-def _repack(structure, tensors):
-    return tensors[0] if structure is None else structure(tensors)
-
-
-class _ArrayRef:
-    """A stand-in tensor for an array the function closes over: read the same array object every call."""
-
-    def __init__(self, array):
-        self._data = array
-
-
-def _external_tensors(recorder, inputs, outputs):
-    """Arrays the recorded calls read that neither an input nor a call made: the closed-over weights."""
-    made = {id(t._data) for t in inputs}
-    externals = []
-    for _, args, kwargs, result in recorder.calls:
-        for value in (*args, *kwargs.values()):
-            if _is_array(value) and id(value) not in made:
-                made.add(id(value))
-                externals.append(_ArrayRef(value))
-        for value in result if isinstance(result, tuple) else (result,):
-            if value is not None and hasattr(value, "shape"):     # numpy's 0-d results are scalars: made too
-                made.add(id(value))
-    return externals

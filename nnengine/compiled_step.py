@@ -110,7 +110,7 @@ class StepCompiler:
     def _capture(self, key, backend, inputs, params, eager, live):
         recorder, outputs = Recorder.listen(backend, eager)
         try:
-            plan = Plan.build(recorder, inputs, params, outputs, strict=True, live=live)
+            plan = Plan.build(recorder, inputs, params, outputs, strict=True, live=live, lower=True)
         except CaptureError as error:
             self._keep(key, str(error))
             return self._eager_because(str(error), lambda: outputs)
@@ -138,6 +138,8 @@ class StepCompiler:
         return {key: plan for key, plan in self._plans.items() if isinstance(plan, Plan)}
 
     def report(self):
-        """What was compiled: mode, plans captured by kind, plans held, and the last fallback's reason."""
-        return {"jit_compile": self.mode, "captured": dict(self.captures), "plans_held": len(self.plans()),
-                "fallback_reason": self.fallback_reason}
+        """What was compiled: mode, plans captured by kind, plans held, plans running as one compiled function
+        (``capture.Plan.lower``), and the last fallback's reason."""
+        plans = self.plans().values()
+        return {"jit_compile": self.mode, "captured": dict(self.captures), "plans_held": len(plans),
+                "plans_lowered": sum(plan.is_lowered for plan in plans), "fallback_reason": self.fallback_reason}

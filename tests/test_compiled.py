@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import nnengine as nn
+from nnengine import capture
 from nnengine.capture import CaptureError
 
 DEVICES = ["numpy", "cpu"]
@@ -157,7 +158,8 @@ def test_run_eagerly_and_bad_modes():
     model = nn.Sequential([nn.layers.Dense(2, input_shape=(3,))])
     model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
     model.train_on_batch(np.ones((4, 3)), np.ones((4, 2)))
-    assert model.jit_report() == {"jit_compile": False, "captured": {}, "plans_held": 0, "fallback_reason": None}
+    assert model.jit_report() == {"jit_compile": False, "captured": {}, "plans_held": 0, "plans_lowered": 0,
+                                  "fallback_reason": None}
     with pytest.raises(ValueError, match="jit_compile must be 'auto', True or False, got 'yes'"):
         model.compile(optimizer="sgd", loss="mse", jit_compile="yes")
     with pytest.raises(ValueError, match="contradict"):
@@ -192,8 +194,12 @@ def test_compiled_steps_do_not_grow_memory_and_plans_die_with_their_model():
     config = CONFIGS[0]
     x, y = _data(config, 8)
     model = _model(config, "cpu", "auto")
+    for _ in range(capture.LOWER_AFTER_REPLAYS + 10):   # past the tier-up: the steps below run the lowered plan
+        model.train_on_batch(x, y)
+    assert capture.wait_for_lowering(120)
     for _ in range(50):
         model.train_on_batch(x, y)
+    assert model.jit_report()["plans_lowered"] == 1
     tracemalloc.start()
     sizes = []
     for _ in range(5):                       # 10,000 compiled steps in all

@@ -136,3 +136,58 @@ def index_add(target, positions, values):
     """target[positions[i]] += values[i] over flat arrays; repeated positions accumulate."""
     for i in range(positions.size):
         target[positions[i]] += values[i]
+
+
+#: numpy's pairwise summation: blocks of up to this many elements are summed in 8 lanes, larger ones split
+_PAIRWISE_BLOCK = 128
+
+
+@njit(cache=True, error_model="numpy")
+def _pairwise_block(x, start, n):
+    """numpy's sum of a block of at most ``_PAIRWISE_BLOCK`` elements: in order below 8, else in 8 lanes."""
+    if n < 8:
+        total = x.dtype.type(0)
+        for i in range(start, start + n):
+            total += x[i]
+        return total
+    lanes = x[start:start + 8].copy()
+    i = 8
+    while i < n - n % 8:
+        for lane in range(8):
+            lanes[lane] += x[start + i + lane]
+        i += 8
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    for j in range(start + i, start + n):
+        total += x[j]
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def numpy_total(x):
+    """The total of the 1-D float array ``x`` summed as ``np.add.reduce`` sums it (0 + pairwise sum, in x's
+    dtype), so that numba code gives bitwise the backend's total of a small array (numba's own ``sum``
+    adds in order). ``tests/test_lowering.py`` checks it against numpy over sizes."""
+    # numpy recurses: sum(a[:h]) + sum(a[h:]) with h = n // 2 rounded down to a multiple of 8, down to blocks.
+    # The same tree, walked with a stack of tasks (numba's disk cache cannot link recursive functions into
+    # callers): a task is a segment to sum (start, n >= 0), or "add the last two sums" (n == -1).
+    starts, sizes = np.empty(64, np.int64), np.empty(64, np.int64)
+    sums = np.empty(64, x.dtype)
+    tasks, held = 1, 0
+    starts[0], sizes[0] = 0, x.size
+    while tasks:
+        tasks -= 1
+        start, n = starts[tasks], sizes[tasks]
+        if n == -1:
+            held -= 1
+            sums[held - 1] = sums[held - 1] + sums[held]
+        elif n <= _PAIRWISE_BLOCK:
+            sums[held] = _pairwise_block(x, start, n)
+            held += 1
+        else:
+            half = n // 2
+            half -= half % 8
+            starts[tasks], sizes[tasks] = 0, -1                  # runs last: left + right
+            starts[tasks + 1], sizes[tasks + 1] = start + half, n - half
+            starts[tasks + 2], sizes[tasks + 2] = start, half    # runs first
+            tasks += 3
+    return x.dtype.type(0) + sums[0]

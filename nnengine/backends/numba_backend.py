@@ -19,12 +19,11 @@ threading layer aborts the process when two threads launch parallel kernels at t
 import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_CODES
-from ..kernels.cpu import config, elementwise, gemm, nn, optim, reduce
-from . import host_buffers
+from ..kernels.cpu import blas, config, elementwise, gemm, nn, reduce
+from . import host_buffers, numba_lowering
 from .base import Backend
 from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes, trailing_row
-from .numba_layers import NumbaLayerPrimitives
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
+from .numba_updates import NumbaUpdatePrimitives
 
 #: primitives this backend takes from the numpy reference: the array library's own transfers and views
 NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "assign", "reshape",
@@ -41,7 +40,7 @@ def _flat(x):
     return np.ascontiguousarray(x).reshape(-1)
 
 
-_CONSTANTS, _EMPTY = {}, {}
+_CONSTANTS = {}
 
 
 def _constants(dtype):
@@ -67,10 +66,6 @@ _softmax_rows_parallel = config.OneThreadAtATime(nn.softmax_rows_parallel)
 _log_softmax_rows_parallel = config.OneThreadAtATime(nn.log_softmax_rows_parallel)
 _xent_soft_parallel = config.OneThreadAtATime(nn.softmax_cross_entropy_soft_parallel)
 _xent_labels_parallel = config.OneThreadAtATime(nn.softmax_cross_entropy_labels_parallel)
-_sgd_parallel = config.OneThreadAtATime(optim.sgd_parallel)
-_adam_parallel = config.OneThreadAtATime(optim.adam_parallel)
-_rmsprop_parallel = config.OneThreadAtATime(optim.rmsprop_parallel)
-_adagrad_parallel = config.OneThreadAtATime(optim.adagrad_parallel)
 
 
 def _unary_primitive(name, op):
@@ -82,7 +77,7 @@ def _unary_primitive(name, op):
     return primitive
 
 
-class NumbaBackend(NumbaLayerPrimitives):
+class NumbaBackend(NumbaUpdatePrimitives):
     """Every compute primitive as a numba kernel on the CPU (see the module docstring)."""
 
     name = "numba"
@@ -288,8 +283,8 @@ class NumbaBackend(NumbaLayerPrimitives):
         if a.dtype.kind != "f" or 0 in a.shape + b.shape:
             return np.matmul(a, b)
         out = host_buffers.empty((a.shape[0], b.shape[1]), a.dtype)
-        if config.gemm_route() == "blas":
-            return np.matmul(a, b, out=out)
+        if config.gemm_route() == "blas":    # numpy's OpenBLAS, called as the lowered step calls it (blas.py)
+            return blas.product(a, b, out) if blas.usable(a, b) else np.matmul(a, b, out=out)
         _gemm_parallel(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
         return out
 
@@ -317,7 +312,7 @@ class NumbaBackend(NumbaLayerPrimitives):
         bias = np.ascontiguousarray(b) if b is not None else w[0]
         n, k = x.shape
         m = w.shape[1]
-        if n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m:
+        if self._dense_is_small(n, k, m):
             out = host_buffers.empty((n, m), x.dtype)
             nn.dense_small(x, w, bias, b is not None, code, out, zero, one)
         else:
@@ -328,6 +323,11 @@ class NumbaBackend(NumbaLayerPrimitives):
         if activation == "softmax" and out.size:
             self._softmax_in_place(out)
         return out
+
+    @staticmethod
+    def _dense_is_small(n, k, m):
+        """Whether an (n, k) @ (k, m) dense layer runs entirely inside the fused small kernel."""
+        return bool(n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m)
 
     def _softmax_in_place(self, z):
         """Softmax of each row of the contiguous 2-D ``z``, written over it."""
@@ -406,45 +406,7 @@ class NumbaBackend(NumbaLayerPrimitives):
             kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, *scratch)
         return losses, (grad if need_grad else None)
 
-    # -- optimizer updates (in place) ---------------------------------------------------
-    @staticmethod
-    def _flat_state(param, *states):
-        """Flat views of the parameter and its state; None becomes an empty array the kernel never reads."""
-        for a in (param, *states):
-            if a is not None and not a.flags.c_contiguous:
-                raise ValueError("optimizer updates need C-contiguous arrays; the core creates parameters "
-                                 "and optimizer state contiguous")
-        empty = _EMPTY.get(param.dtype)
-        if empty is None:
-            empty = _EMPTY[param.dtype] = np.zeros(0, param.dtype)
-        return [empty if a is None else a.reshape(-1) for a in (param, *states)]
-
-    def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
-        scalars = typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay)
-        kernel = _sgd_parallel if _parallel(param.size) else optim.sgd
-        kernel(*self._flat_state(param, grad, velocity), *scalars, bool(momentum), bool(nesterov))
-
-    def adam_update(self, param, grad, m, v, v_max, *scalars):
-        self.adam_update_many((param,), (grad,), (m,), (v,), (v_max,), *scalars)
-
-    def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
-                         weight_decay):
-        scalars = {}                 # our kernel per parameter (no launch cost on a CPU); the scalars once per dtype
-        for arrays in zip(params, grads, ms, vs, v_maxes):
-            dtype = arrays[0].dtype
-            if dtype not in scalars:
-                scalars[dtype] = typed_scalars(adam_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
-            kernel = _adam_parallel if _parallel(arrays[0].size) else optim.adam
-            kernel(*self._flat_state(*arrays), *scalars[dtype], bool(amsgrad))
-
-    def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
-                       weight_decay):
-        scalars = typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
-        kernel = _rmsprop_parallel if _parallel(param.size) else optim.rmsprop
-        kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), *scalars, bool(centered),
-               momentum > 0)
-
-    def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
-        scalars = typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)
-        kernel = _adagrad_parallel if _parallel(param.size) else optim.adagrad
-        kernel(*self._flat_state(param, grad, accumulator), *scalars)
+    # -- the compiled step's CPU tier -----------------------------------------------------
+    def lower_plan(self, steps, calls, outputs, live=None, updates=()):
+        """A captured plan as one numba function (``numba_lowering.lower``: its arguments, and LoweringRefused)."""
+        return numba_lowering.lower(self, steps, calls, outputs, live, updates)

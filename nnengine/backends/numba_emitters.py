@@ -1,0 +1,308 @@
+"""The lowering of each primitive of the numba backend: the kernel calls one step of a plan makes, as source.
+
+``numba_lowering.lower`` walks a captured plan and hands each call to its emitter here (``EMITTERS``), with
+the values the capture saw: arrays the generated function holds (``Value``: its source name, an example of
+its shape and dtype, whether it is a numba scalar) and other arguments (``Literal``: the value, and the
+Python expression that gives it on each step). An emitter takes the choices the eager primitive takes,
+through the backend's own helpers (``_dense_is_small``, ``_row_kernel``) on the captured shapes, and writes
+the same kernel calls with the same argument types (flags as typed values, not literals: numba would
+compile a kernel anew for a literal). It raises LoweringRefused for any case it does not write out.
+"""
+import sys
+
+import numpy as np
+from numba.core.registry import CPUDispatcher
+
+from ..kernels.activation_codes import ACTIVATION_CODES
+from ..kernels.cpu import blas, config, nn, optim, reduce
+from . import host_buffers
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
+
+__all__ = ["Builder", "EMITTERS", "Literal", "LoweringRefused", "Value"]
+
+
+class LoweringRefused(Exception):
+    """A plan cannot be lowered to one numba function; the message says why (it keeps its Python replay)."""
+
+
+class Value:
+    """A value inside the generated function: its source text, the array the capture saw, and whether it is
+    held as a numba scalar (0-d arrays are: numba returns and multiplies them as scalars)."""
+
+    def __init__(self, code, example, scalar=False):
+        self.code, self.example, self.scalar = code, example, scalar
+
+
+class Literal:
+    """A non-array argument: its captured value, and the Python expression that gives it on each step."""
+
+    def __init__(self, value, python):
+        self.value, self.python = value, python
+
+
+class Builder:
+    """Collects the generated function's parameters, body and the Python wrapper's prelude."""
+
+    def __init__(self):
+        self.parameters, self.passed = [], []     # numba parameter names; the wrapper's expression for each
+        self.body, self.prelude = [], []          # numba lines; wrapper lines before the call
+        self.increment = []                       # the wrapper's first line: the optimizer's step count
+        self.namespace = {"np": np, "_contiguous": np.ascontiguousarray}
+        self.modules = {}                         # module name -> alias in the generated source
+        self._names = 0
+
+    def name(self, prefix):
+        """A fresh name for the generated source, starting with ``prefix``."""
+        self._names += 1
+        return f"{prefix}{self._names}"
+
+    def constant(self, value):
+        """A name for ``value`` in the wrapper's namespace."""
+        name = self.name("c")
+        self.namespace[name] = value
+        return name
+
+    def pass_in(self, python, prefix="a"):
+        """A numba parameter that the wrapper fills with the Python expression ``python`` on each step."""
+        name = self.name(prefix)
+        self.parameters.append(name)
+        self.passed.append(python)
+        return name
+
+    def kernel(self, function):
+        """The source text that names the numba kernel ``function`` (one of the kernel modules' own)."""
+        if not isinstance(function, CPUDispatcher):
+            raise LoweringRefused(f"{function!r} is not a serial numba kernel")
+        module, name = function.py_func.__module__, function.py_func.__name__
+        if getattr(sys.modules.get(module), name, None) is not function:
+            raise LoweringRefused(f"kernel {name} is not a module-level function of {module}")
+        alias = self.modules.setdefault(module, f"m{len(self.modules)}")
+        return f"{alias}.{name}"
+
+    def new_array(self, shape, dtype, fill="empty"):
+        """A fresh array inside the function; returns its name."""
+        _check_small(shape, dtype)
+        name = self.name("t")
+        self.body.append(f"    {name} = np.{fill}({tuple(int(s) for s in shape)!r}, np.{np.dtype(dtype).name})")
+        return name
+
+
+def _check_small(shape, dtype):
+    size = int(np.prod(shape))
+    if size * np.dtype(dtype).itemsize >= host_buffers.MIN_POOLED_BYTES or size >= config.PARALLEL_MIN_ELEMENTS:
+        raise LoweringRefused(f"an array of shape {tuple(shape)} is large: the step's time is in its kernels, and "
+                              "the Python replay reuses mapped host buffers for it")
+
+
+def _bool(value):
+    """A flag as the eager call passes it: a typed bool, not a literal (numba would compile the kernel anew for a
+    literal argument)."""
+    return f"np.bool_({bool(value)})"
+
+
+def _int(value):
+    """An integer argument (an activation code) as a typed int64, not a literal (see ``_bool``)."""
+    return f"np.int64({int(value)})"
+
+
+def _typed(dtype, value):
+    return f"np.{np.dtype(dtype).name}({float(value)!r})"
+
+
+def _array(value, what):
+    if not isinstance(value, Value) or value.scalar:
+        raise LoweringRefused(f"{what} is not an array the plan made or reads")
+    return value
+
+
+# -- the primitives ---------------------------------------------------------------------------------
+def _dense_forward(b, backend, x, w, bias, activation):
+    x, w = _array(x, "dense_forward's input"), _array(w, "dense_forward's kernel")
+    dtype = x.example.dtype
+    n, k = x.example.shape
+    m = w.example.shape[1]
+    if not (n and k and m) or w.example.dtype != dtype:
+        raise LoweringRefused("dense_forward of empty or mixed-dtype arrays")
+    has_bias = bias.value is not None if isinstance(bias, Literal) else True
+    bias_code = _array(bias, "dense_forward's bias").code if has_bias else f"{w.code}[0]"
+    code = ACTIVATION_CODES["none" if activation.value == "softmax" else activation.value]
+    zero, one = _typed(dtype, 0), _typed(dtype, 1)
+    out = b.new_array((n, m), dtype)
+    if backend._dense_is_small(n, k, m):
+        b.body.append(f"    {b.kernel(nn.dense_small)}({x.code}, {w.code}, {bias_code}, {_bool(has_bias)}, {_int(code)}, {out}, "
+                      f"{zero}, {one})")
+    else:
+        _gemm(b, x, w, out, False, False)
+        kernel = backend._row_kernel(nn.bias_activation, None, n, m)
+        b.body.append(f"    {b.kernel(kernel)}({out}, {bias_code}, {_bool(has_bias)}, {_int(code)}, {zero}, {one})")
+    if activation.value == "softmax":
+        _softmax_rows(b, backend, out, n, m, dtype)
+    return Value(out, np.empty((n, m), dtype))
+
+
+def _softmax_rows(b, backend, z, n, m, dtype):
+    kernel = backend._row_kernel(nn.softmax_rows, None, n, m)
+    scratch = b.new_array((n, m), dtype), b.new_array((n, m), dtype)
+    b.body.append(f"    {b.kernel(kernel)}({z}, {z}, {_typed(dtype, 1)}, {_bool(dtype == np.float32)}, {scratch[0]}, "
+                  f"{scratch[1]})")
+
+
+def _gemm(b, left, right, out, transpose_left, transpose_right):
+    if not blas.AVAILABLE or config.gemm_route() != "blas":
+        raise LoweringRefused("matrix products take numpy's matmul here (no bundled OpenBLAS, or NNENGINE_GEMM)")
+    b.body.append(f"    {b.kernel(blas.gemm)}({left.code}, {right.code}, {out}, {_bool(transpose_left)}, {_bool(transpose_right)})")
+
+
+def _dense_backward(b, backend, x, w, out, grad_out, activation, need_grad_x):
+    x, w = _array(x, "dense_backward's input"), _array(w, "dense_backward's kernel")
+    out, grad_out = _array(out, "dense_backward's output"), _array(grad_out, "dense_backward's gradient")
+    n, k = x.example.shape
+    m = w.example.shape[1]
+    dtype = x.example.dtype
+    if not (n and k and m) or grad_out.example.shape != (n, m):
+        raise LoweringRefused("dense_backward of empty arrays or a broadcast gradient")
+    dz, grad_b = b.new_array((n, m), dtype), b.new_array((m,), dtype, "zeros")
+    b.body.append(f"    {b.kernel(nn.activation_grad)}({out.code}, {grad_out.code}, {_int(ACTIVATION_CODES[activation.value])}, "
+                  f"{dz}, {grad_b}, {_typed(dtype, 0)}, {_typed(dtype, 1)})")
+    grad_w = b.new_array((k, m), dtype)
+    _gemm(b, x, Value(dz, None), grad_w, True, False)
+    grad_x = None
+    if need_grad_x.value:
+        grad_x = b.new_array((n, k), dtype)
+        _gemm(b, Value(dz, None), w, grad_x, False, True)
+        grad_x = Value(grad_x, np.empty((n, k), dtype))
+    return grad_x, Value(grad_w, np.empty((k, m), dtype)), Value(grad_b, np.empty(m, dtype))
+
+
+def _softmax_cross_entropy(b, backend, logits, targets, need_grad):
+    logits, targets = _array(logits, "the logits"), _array(targets, "the targets")
+    n, classes = logits.example.shape
+    dtype = logits.example.dtype
+    if not (n and classes):
+        raise LoweringRefused("softmax_cross_entropy of an empty batch")
+    if targets.example.ndim == 2:
+        serial, target_code = nn.softmax_cross_entropy_soft, targets.code
+    else:
+        serial, target_code = nn.softmax_cross_entropy_labels, targets.code
+        if targets.example.dtype != np.int64:
+            target_code = f"{targets.code}.astype(np.int64)"
+    kernel = backend._row_kernel(serial, None, n, classes)
+    losses, grad = b.new_array((n,), dtype), b.new_array((n, classes), dtype)
+    scratch = b.new_array((n, classes), dtype), b.new_array((n, classes), dtype)
+    b.body.append(f"    {b.kernel(kernel)}({logits.code}, {target_code}, {_bool(need_grad.value)}, {losses}, {grad}, "
+                  f"{_bool(dtype == np.float32)}, {scratch[0]}, {scratch[1]})")
+    return Value(losses, np.empty(n, dtype)), (Value(grad, np.empty((n, classes), dtype)) if need_grad.value else None)
+
+
+def _sum(b, backend, x, axes, keepdims):
+    x = _array(x, "the summed array")
+    example = x.example
+    if example.dtype.kind != "f" or len(axes.value) != example.ndim or keepdims.value or not example.size:
+        raise LoweringRefused("only the total of a float array is lowered")
+    name = b.name("s")
+    if example.size <= config.NUMPY_MAX_ELEMENTS:        # the backend's numpy total: pairwise, as numpy adds
+        b.body.append(f"    {name} = {b.kernel(reduce.numpy_total)}({x.code}.reshape(-1))")
+    else:
+        out = b.new_array((1,), example.dtype)
+        b.body.append(f"    {b.kernel(reduce.sum_last)}({x.code}.reshape(1, -1), {out})")
+        b.body.append(f"    {name} = {out}[0]")
+    return Value(name, np.empty((), example.dtype), scalar=True)
+
+
+def _binary(symbol):
+    def emit(b, backend, left, right):
+        for value in (left, right):
+            if not isinstance(value, Value) or value.example.dtype.kind != "f":
+                raise LoweringRefused(f"'{symbol}' of operands the plan does not hold as float values")
+        if left.example.dtype != right.example.dtype:
+            raise LoweringRefused(f"'{symbol}' of mixed dtypes")
+        shape = np.broadcast_shapes(left.example.shape, right.example.shape)
+        both_scalar = left.scalar and right.scalar
+        for value in (left, right):     # a scalar operand broadcast over the other's shape: IEEE, as numpy
+            if not value.scalar and value.example.shape != shape:
+                raise LoweringRefused(f"'{symbol}' broadcasts an array (shapes {left.example.shape}, "
+                                      f"{right.example.shape})")
+        name = b.name("t")
+        b.body.append(f"    {name} = {left.code} {symbol} {right.code}")
+        return Value(name, np.empty(shape, left.example.dtype), scalar=both_scalar)
+    return emit
+
+
+def _reshape(b, backend, x, shape):
+    x = _array(x, "the reshaped array")
+    name = b.name("t")
+    b.body.append(f"    {name} = {x.code}.reshape({tuple(shape.value)!r})")
+    return Value(name, x.example.reshape(shape.value))
+
+
+# -- optimizer updates: the kernels take flat views and the scalars typed_scalars makes ---------------------------
+def _flat(value, dtype):
+    if value is None or isinstance(value, Literal) and value.value is None:
+        return f"np.empty(0, np.{np.dtype(dtype).name})"
+    return f"{_array(value, 'an optimizer array').code}.reshape(-1)"
+
+
+def _scalars(b, make, dtype, *literals):
+    """Numba parameters for ``typed_scalars(make, dtype, ...)`` computed by the wrapper on each step."""
+    held = b.name("k")
+    b.prelude.append(f"    {held} = {b.constant(typed_scalars)}({b.constant(make)}, {b.constant(dtype)}, "
+                     + ", ".join(literal.python for literal in literals) + ")")
+    return [b.pass_in(f"{held}[{i}]") for i in range(len(make(*(literal.value for literal in literals))))]
+
+
+def _flag(b, literal):
+    return b.pass_in(f"bool({literal.python})")
+
+
+def _update(b, kernel, arrays, scalars, flags):
+    param = _array(arrays[0], "an optimized weight")
+    dtype = param.example.dtype
+    _check_small(param.example.shape, dtype)
+    flats = [_flat(value, dtype) for value in arrays]
+    b.body.append(f"    {b.kernel(kernel)}({', '.join(flats + scalars + flags)})")
+
+
+def _adam_update_many(b, backend, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
+                      weight_decay):
+    by_dtype = {}
+    if isinstance(v_maxes, Literal):           # a tuple of Nones (no AMSGrad) is a constant of the plan
+        v_maxes = [Literal(value, "None") for value in v_maxes.value]
+    for arrays in zip(params, grads, ms, vs, v_maxes):
+        dtype = _array(arrays[0], "an optimized weight").example.dtype
+        if dtype not in by_dtype:
+            by_dtype[dtype] = _scalars(b, adam_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        _update(b, optim.adam, arrays, by_dtype[dtype], [_flag(b, amsgrad)])
+
+
+def _adam_update(b, backend, param, grad, m, v, v_max, *scalars):
+    _adam_update_many(b, backend, (param,), (grad,), (m,), (v,), (v_max,), *scalars)
+
+
+def _sgd_update(b, backend, param, grad, velocity, lr, momentum, nesterov, weight_decay):
+    dtype = _array(param, "an optimized weight").example.dtype
+    scalars = _scalars(b, sgd_scalars, dtype, lr, momentum, weight_decay)
+    _update(b, optim.sgd, (param, grad, velocity), scalars, [_flag(b, momentum), _flag(b, nesterov)])
+
+
+def _rmsprop_update(b, backend, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
+                    weight_decay):
+    dtype = _array(param, "an optimized weight").example.dtype
+    scalars = _scalars(b, rmsprop_scalars, dtype, lr, rho, momentum, epsilon, weight_decay)
+    positive = b.pass_in(f"({momentum.python}) > 0")
+    _update(b, optim.rmsprop, (param, grad, mean_square, mean_grad, velocity), scalars,
+            [_flag(b, centered), positive])
+
+
+def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_decay):
+    dtype = _array(param, "an optimized weight").example.dtype
+    scalars = _scalars(b, adagrad_scalars, dtype, lr, epsilon, weight_decay)
+    _update(b, optim.adagrad, (param, grad, accumulator), scalars, [])
+
+
+EMITTERS = {
+    "dense_forward": _dense_forward, "dense_backward": _dense_backward,
+    "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape,
+    "mul": _binary("*"), "add": _binary("+"), "sub": _binary("-"),
+    "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
+    "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update,
+}

@@ -1,0 +1,69 @@
+"""The numba backend's optimizer updates: each weight, its gradient and its slots in one pass of a kernel
+of ``kernels/cpu/optim.py``, in place (the serial kernel, or the parallel one for large weights).
+
+The scalars each kernel takes (bias corrections, decay factors) are computed once per call, in the weight's
+dtype, by ``optimizer_scalars`` (the CUDA backend computes them the same way).
+"""
+import numpy as np
+
+from ..kernels.cpu import config, optim
+from .numba_layers import NumbaLayerPrimitives
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
+
+_EMPTY = {}
+
+# parallel kernels, each launched by one Python thread at a time (numba_backend's docstring says why)
+_sgd_parallel = config.OneThreadAtATime(optim.sgd_parallel)
+_adam_parallel = config.OneThreadAtATime(optim.adam_parallel)
+_rmsprop_parallel = config.OneThreadAtATime(optim.rmsprop_parallel)
+_adagrad_parallel = config.OneThreadAtATime(optim.adagrad_parallel)
+
+
+def _parallel(size):
+    return size >= config.PARALLEL_MIN_ELEMENTS
+
+
+class NumbaUpdatePrimitives(NumbaLayerPrimitives):
+    """The optimizer-update primitives of the numba backend (see the module docstring)."""
+
+    @staticmethod
+    def _flat_state(param, *states):
+        """Flat views of the parameter and its state; None becomes an empty array the kernel never reads."""
+        for a in (param, *states):
+            if a is not None and not a.flags.c_contiguous:
+                raise ValueError("optimizer updates need C-contiguous arrays; the core creates parameters "
+                                 "and optimizer state contiguous")
+        empty = _EMPTY.get(param.dtype)
+        if empty is None:
+            empty = _EMPTY[param.dtype] = np.zeros(0, param.dtype)
+        return [empty if a is None else a.reshape(-1) for a in (param, *states)]
+
+    def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
+        scalars = typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay)
+        kernel = _sgd_parallel if _parallel(param.size) else optim.sgd
+        kernel(*self._flat_state(param, grad, velocity), *scalars, bool(momentum), bool(nesterov))
+
+    def adam_update(self, param, grad, m, v, v_max, *scalars):
+        self.adam_update_many((param,), (grad,), (m,), (v,), (v_max,), *scalars)
+
+    def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
+                         weight_decay):
+        scalars = {}                 # our kernel per parameter (no launch cost on a CPU); the scalars once per dtype
+        for arrays in zip(params, grads, ms, vs, v_maxes):
+            dtype = arrays[0].dtype
+            if dtype not in scalars:
+                scalars[dtype] = typed_scalars(adam_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+            kernel = _adam_parallel if _parallel(arrays[0].size) else optim.adam
+            kernel(*self._flat_state(*arrays), *scalars[dtype], bool(amsgrad))
+
+    def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
+                       weight_decay):
+        scalars = typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
+        kernel = _rmsprop_parallel if _parallel(param.size) else optim.rmsprop
+        kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), *scalars, bool(centered),
+               momentum > 0)
+
+    def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
+        scalars = typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)
+        kernel = _adagrad_parallel if _parallel(param.size) else optim.adagrad
+        kernel(*self._flat_state(param, grad, accumulator), *scalars)

@@ -1,0 +1,155 @@
+"""The compiled step's CPU tier: a plan lowered to one numba function (backends/numba_lowering.py).
+
+A lowered step must give bitwise the eager step's weights, losses and predictions; a plan that cannot be
+lowered keeps its Python replay and says why; the lowered function is written to the plan cache and a later
+model with the same plan loads it from there.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import nnengine as nn
+from nnengine import capture
+from nnengine.backends import numba_lowering
+from nnengine.kernels.cpu import blas, reduce
+
+from test_compiled import CONFIGS, _data, _model
+
+#: the configurations whose every step lowers: dense layers, softmax cross-entropy (one-hot and labels), Adam
+#: with AMSGrad and SGD with Nesterov momentum
+LOWERED = ["relu-softmax-cce-adam", "tanh-softmax-sparse-sgd"]
+
+
+@pytest.fixture(autouse=True)
+def _lower_at_once(monkeypatch, tmp_path):
+    """Lower every plan at its first replay, into a plan cache of this test's own."""
+    monkeypatch.setattr(capture, "LOWER_AFTER_REPLAYS", 1)
+    monkeypatch.setenv("NNENGINE_PLAN_CACHE", str(tmp_path / "plans"))
+    yield
+    assert capture.wait_for_lowering(120)
+
+
+def _fit_thrice(model, x, y):
+    """Fit three times, waiting for the lowering in between (a plan lowers after its first replay, and the last
+    batch's plan replays once an epoch), then evaluate and predict twice: every plan runs lowered at the end."""
+    histories = []
+    for _ in range(3):
+        nn.utils.set_random_seed(11)
+        histories.append(model.fit(x, y, epochs=2, batch_size=8, validation_split=0.2, verbose=0).history)
+        model.evaluate(x, y, verbose=0)
+        model.predict(x, batch_size=16, verbose=0)
+        assert capture.wait_for_lowering(120)
+    return histories, model.evaluate(x, y, verbose=0), model.predict(x, batch_size=16, verbose=0)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c[0] in LOWERED], ids=lambda c: c[0])
+def test_lowered_steps_are_bitwise_the_eager_ones(config):
+    x, y = _data(config)
+    lowered, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
+    results = _fit_thrice(lowered, x, y)
+    report = lowered.jit_report()
+    assert report["plans_lowered"] == report["plans_held"] == 8, report    # train, test and predict, all shapes
+    expected = _fit_thrice(eager, x, y)
+    assert results[:2] == expected[:2]
+    np.testing.assert_array_equal(results[2], expected[2])
+    for mine, theirs in zip(lowered.get_weights(), eager.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_plan_that_cannot_be_lowered_keeps_its_replay_and_says_why():
+    config = next(c for c in CONFIGS if c[0] == "flatten-activation-mae-adamw")
+    x, y = _data(config)
+    model = _model(config, "cpu", "auto")
+    _fit_thrice(model, x, y)
+    plans = model._compiler.plans().values()
+    train = [plan for key, plan in model._compiler.plans().items() if key[0] == "train"]
+    assert train and all(not plan.is_lowered and "has no lowering" in plan.lowering_reason for plan in train)
+    assert model.jit_report()["plans_lowered"] == sum(plan.is_lowered for plan in plans)
+
+
+def test_the_numpy_reference_device_is_never_lowered():
+    config = CONFIGS[0]
+    x, y = _data(config)
+    model = _model(config, "numpy", "auto")
+    _fit_thrice(model, x, y)
+    assert model.jit_report()["plans_lowered"] == 0
+    assert all("replays plans in Python" in plan.lowering_reason for plan in model._compiler.plans().values())
+
+
+def test_a_plan_waits_for_its_replays_before_compiling(monkeypatch):
+    monkeypatch.setattr(capture, "LOWER_AFTER_REPLAYS", 10 ** 6)
+    config = CONFIGS[0]
+    x, y = _data(config, 16)
+    model = _model(config, "cpu", "auto")
+    for _ in range(20):
+        model.train_on_batch(x, y)
+    (plan,) = model._compiler.plans().values()
+    assert plan.lowered is not None and not plan.is_lowered
+    assert "replayed until" in plan.lowering_reason
+
+
+def test_a_second_model_loads_the_lowered_plan_from_the_cache(tmp_path):
+    config = CONFIGS[1]
+    x, y = _data(config, 16)
+    first = _model(config, "cpu", "auto")
+    for _ in range(4):
+        first.train_on_batch(x, y)
+    assert capture.wait_for_lowering(120)
+    (plan,) = first._compiler.plans().values()
+    assert plan.is_lowered and not plan.lowered.cached
+    assert plan.lowered.path.startswith(str(tmp_path / "plans"))
+    with open(plan.lowered.path) as source:
+        assert source.read() == plan.lowered.source and "def step(" in plan.lowered.source
+    second = _model(config, "cpu", "auto")
+    for _ in range(4):
+        second.train_on_batch(x, y)
+    (again,) = second._compiler.plans().values()
+    assert again.lowered.cached and again.lowered.path == plan.lowered.path
+
+
+def test_a_lowered_step_that_does_not_compile_falls_back_to_the_replay(monkeypatch):
+    def refuse(self, types):
+        raise numba_lowering.LoweringRefused("the lowered step did not compile: a test says so")
+    monkeypatch.setattr(numba_lowering.LoweredStep, "compile", refuse)
+    config = CONFIGS[1]
+    x, y = _data(config, 16)
+    model, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
+    for _ in range(6):
+        model.train_on_batch(x, y)
+        assert capture.wait_for_lowering(120)
+        eager.train_on_batch(x, y)
+    (plan,) = model._compiler.plans().values()
+    assert not plan.is_lowered and "a test says so" in plan.lowering_reason
+    for mine, theirs in zip(model.get_weights(), eager.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_plan_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("NNENGINE_PLAN_CACHE", str(tmp_path / "mine"))
+    assert numba_lowering.plan_cache_dir() == str(tmp_path / "mine")
+    monkeypatch.delenv("NNENGINE_PLAN_CACHE")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert numba_lowering.plan_cache_dir() == str(tmp_path / "numba" / "nnengine_plans")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 1500), st.sampled_from([np.float32, np.float64]), st.integers(0, 2 ** 32 - 1))
+def test_numpy_total_sums_as_numpy_does(n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 4, n)).astype(dtype)
+    assert reduce.numpy_total(x) == np.add.reduce(x, dtype=dtype)
+    assert np.signbit(reduce.numpy_total(np.full(n, -0.0, dtype))) == np.signbit(np.add.reduce(np.full(n, -0.0, dtype)))
+
+
+@pytest.mark.skipif(not blas.AVAILABLE, reason="numpy's bundled OpenBLAS was not found")
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 40), st.booleans(), st.booleans(),
+       st.sampled_from([np.float32, np.float64]))
+def test_blas_gemm_is_the_matrix_product(m, n, k, transpose_a, transpose_b, dtype):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    blas.gemm(a, b, out, transpose_a, transpose_b)
+    expected = (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b).astype(np.float64)
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
