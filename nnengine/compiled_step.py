@@ -65,30 +65,32 @@ class StepCompiler:
             key: a hashable whose first item is the kind of step.
             backend: the Backend the step computes on.
             inputs: the step's input arrays (the batch), in a fixed order.
-            params: the tensors whose arrays the step reads (the model's weights).
+            params: the tensors whose arrays the step reads (the model's weights), or a function giving them
+                (called only when a plan is captured).
             eager: a function that runs the step eagerly and returns its output arrays (a list).
             blocker: a reason this step cannot be captured, known before running it, or None.
             live: the optimizer whose updates the step makes (their scalars are read on each replay).
-            defer: run this step eagerly and capture a later one (the first step of a fresh optimizer).
+            defer: run this step eagerly and capture a later one (the first step of a fresh optimizer); or a
+                function saying so, called only while ``key`` has no plan.
         """
         if not self.enabled or capturing():         # inside another capture: that one records these calls
-            return eager()
-        if defer and blocker is None:
             return eager()
         if blocker is not None:
             return self._eager_because(blocker, eager)
         if not self._busy.acquire(blocking=False):   # another thread replays or captures this model's plans
             return eager()
         try:
-            return self._planned(key, backend, inputs, params, eager, live)
+            return self._planned(key, backend, inputs, params, eager, live, defer)
         finally:
             self._busy.release()
 
-    def _planned(self, key, backend, inputs, params, eager, live):
+    def _planned(self, key, backend, inputs, params, eager, live, defer):
         """run's work once this thread holds the compiler: replay, verify or capture the plan of ``key``."""
         plan = self._plans.get(key)
         if plan is None:
-            return self._capture(key, backend, inputs, params, eager, live)
+            if defer() if callable(defer) else defer:
+                return eager()
+            return self._capture(key, backend, inputs, params() if callable(params) else params, eager, live)
         self._plans.move_to_end(key)
         if isinstance(plan, str):
             return self._eager_because(plan, eager)

@@ -202,13 +202,12 @@ class Trainer(BatchLoops):
         trainable = self.trainable_weights
         key = ("train" if training else "test", x.shape, x.dtype.str, y.shape, y.dtype.str, x.device, logits,
                want_predictions, w is not None, self._structure_key(trainable))
-        params, defer = self.weights, False
-        if training:
-            params = params + [slot for _, _, slot in self.optimizer.slot_variables()]
-            # the first step creates the optimizer's slots; a plan is captured once they exist. (Making them
-            # before the first step instead changes the order of the big allocations, which costs glibc's
-            # allocator thousands of page faults per step on the MNIST-size model: measured.)
-            defer = not self.optimizer.has_slots_for(trainable)
+        # what a plan reads (the weights, and the optimizer's slots), and whether to defer the capture: functions,
+        # as a step that replays its plan needs neither. The first step creates the optimizer's slots; a plan is
+        # captured once they exist. (Making them before the first step instead changes the order of the big
+        # allocations, which costs glibc's allocator thousands of page faults per MNIST-size step: measured.)
+        params = lambda: self.weights + ([s for _, _, s in self.optimizer.slot_variables()] if training else [])  # noqa
+        defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
         inputs = [x._data, y._data] + ([] if w is None else [w._data])
         if training and self.optimizer.exchanges_gradients:
             loss, predictions = self._exchanging_step(key, x, y, w, inputs, logits, want_predictions, trainable,
