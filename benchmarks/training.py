@@ -5,8 +5,10 @@ A step is one batch: forward, softmax cross-entropy, backward, Adam update
 (Keras's defaults: lr 1e-3, epsilon 1e-7). Each framework and model runs in its
 own process, so its peak resident memory (ru_maxrss) is its own.
 
-nnengine runs its compiled step (``jit_compile="auto"``, the default) and, as
-"nnengine-numba-eager", the same model with ``jit_compile=False``. Models:
+nnengine runs its compiled step (``jit_compile="auto"``, the default) in its steady state, the plan
+lowered to one numba function (as it is after ``LOWER_AFTER_REPLAYS`` replays, or at once when the plan
+cache holds it: the warm-up waits for it); as "nnengine-numba-replay", the same plan replayed in Python
+(never lowered); as "nnengine-numba-eager", the same model with ``jit_compile=False``. Models:
 
 * document: 10 -> 64 relu -> 32 relu -> 10, batch 32;
 * mnist:    784 -> 512 relu -> 512 relu -> 10, batch 256 (about 0.82 GFLOP per step).
@@ -28,7 +30,8 @@ import numpy as np
 MODELS = {"document": ((10, 64, 32, 10), 32), "mnist": ((784, 512, 512, 10), 256)}
 #: the repository, where every child process runs
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FRAMEWORKS = ("nnengine-numba", "nnengine-numba-eager", "nnengine-numpy", "numpy-loop", "torch")
+FRAMEWORKS = ("nnengine-numba", "nnengine-numba-replay", "nnengine-numba-eager", "nnengine-numpy", "numpy-loop",
+              "torch")
 
 
 def _data(sizes, batch):
@@ -51,11 +54,20 @@ def nnengine_model(sizes, device, jit_compile="auto"):
     return model.to(device)
 
 
-def _nnengine_step(sizes, batch, device, jit_compile="auto"):
+def _nnengine_step(sizes, batch, device, jit_compile="auto", lowered=True):
+    """nnengine's training step. ``lowered`` True: in its steady state, the plan running as one compiled function
+    (the first replay starts its compilation; the warm-up waits for it); False: the plan replayed in Python;
+    None: as a program runs it by default (no warm-up)."""
     import nnengine as nn
+    from nnengine import capture
     nn.set_default_device(device)
     model = nnengine_model(sizes, device, jit_compile)
     x, y = _data(sizes, batch)
+    if lowered is not None:
+        capture.LOWER_AFTER_REPLAYS, capture.LOWERING_ENABLED = 1, lowered
+        for _ in range(5):                  # eager (the optimizer's slots), capture, verify, replays
+            model.train_on_batch(x, y)
+        capture.wait_for_lowering()
     return lambda: model.train_on_batch(x, y)
 
 
@@ -138,7 +150,8 @@ def measure_one(framework, model, repeats):
         step = _numpy_loop_step(sizes, batch)
     else:
         device = "numpy" if framework == "nnengine-numpy" else "cpu"
-        step = _nnengine_step(sizes, batch, device, False if framework.endswith("-eager") else "auto")
+        step = _nnengine_step(sizes, batch, device, False if framework.endswith("-eager") else "auto",
+                              lowered=not framework.endswith("-replay"))
     step_s = median_step_time(step, inner=50 if model == "document" else 3, repeats=repeats)
     return {"framework": framework, "model": model, "step_s": step_s, "peak_rss_mb": peak_rss_mb()}
 
@@ -220,7 +233,7 @@ def _process_seconds(args, env):
 def _start():
     """The child of start_times: time from before importing nnengine to the end of the first step."""
     start = time.perf_counter()
-    step = _nnengine_step(*MODELS["document"], "cpu")
+    step = _nnengine_step(*MODELS["document"], "cpu", lowered=None)
     step()
     return {"elapsed_s": time.perf_counter() - start}
 

@@ -25,6 +25,7 @@ say so up front (``Layer.capture_blocker``).
 """
 import atexit
 import logging
+import os
 import threading
 import weakref
 
@@ -42,6 +43,8 @@ _INPUT, _PARAM, _RESULT, _CONST, _TUPLE = range(5)
 
 #: replays of a plan before it is lowered to one compiled function (unless that function is in the disk cache)
 LOWER_AFTER_REPLAYS = 1000
+#: False keeps every plan on its Python replay (benchmarks compare the two tiers; NNENGINE_LOWER=0 sets it)
+LOWERING_ENABLED = os.environ.get("NNENGINE_LOWER", "1") != "0"
 _CAPTURE_LOCK = threading.Lock()
 _THIS_THREAD = threading.local()
 
@@ -165,6 +168,9 @@ class Plan:
         replays, so that a short run does not pay for compiling it. ``lowering_reason`` says why a plan keeps
         its Python replay."""
         lower = getattr(recorder.backend, "lower_plan", None)
+        if not LOWERING_ENABLED:
+            self.lowering_reason = "lowering is switched off (capture.LOWERING_ENABLED, NNENGINE_LOWER=0)"
+            return
         if lower is None:
             self.lowering_reason = f"the {recorder.backend.name} backend replays plans in Python"
             return
@@ -264,8 +270,7 @@ _LOWERING_THREADS = set()
 
 
 def _start_lowering(plan, types):
-    """Compile ``plan.lowered`` for ``types`` on a thread of its own; the thread holds the plan weakly, so a
-    model dropped meanwhile goes with its plans."""
+    """Compile ``plan.lowered`` for ``types`` on a thread of its own (holding the plan weakly: it dies with its model)."""
     lowered, plan = plan.lowered, weakref.ref(plan)
 
     def compile_then_switch():

@@ -49,6 +49,7 @@ class Builder:
         self.increment = []                       # the wrapper's first line: the optimizer's step count
         self.namespace = {"np": np, "_contiguous": np.ascontiguousarray}
         self.modules = {}                         # module name -> alias in the generated source
+        self.flags = {}                           # the wrapper's flag expressions -> their parameters
         self._names = 0
 
     def name(self, prefix):
@@ -251,7 +252,11 @@ def _scalars(b, make, dtype, *literals):
 
 
 def _flag(b, literal):
-    return b.pass_in(f"bool({literal.python})")
+    """A numba parameter for a flag the wrapper reads on each step (one per expression, however many use it)."""
+    expression = f"bool({literal.python})"
+    if expression not in b.flags:
+        b.flags[expression] = b.pass_in(expression)
+    return b.flags[expression]
 
 
 def _update(b, kernel, arrays, scalars, flags):
