@@ -153,3 +153,48 @@ def test_blas_gemm_is_the_matrix_product(m, n, k, transpose_a, transpose_b, dtyp
     blas.gemm(a, b, out, transpose_a, transpose_b)
     expected = (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b).astype(np.float64)
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_a_float64_model_lowers_bitwise_too():
+    from keras_helpers import classification_data, small_model
+    x, labels = classification_data(40)
+    models = []
+    for jit in ("auto", False):
+        model = small_model(dtype="float64")
+        model.to("cpu")
+        model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", jit_compile=jit)
+        models.append(model)
+    lowered, eager = models
+    for model in models:
+        for _ in range(3):
+            model.fit(x, labels, epochs=1, batch_size=8, shuffle=False, verbose=0)
+            capture.wait_for_lowering(120)
+    assert lowered.jit_report()["plans_lowered"] == 1
+    assert "np.float64" in next(iter(lowered._compiler.plans().values())).lowered.source
+    for mine, theirs in zip(lowered.get_weights(), eager.get_weights()):
+        assert mine.dtype == np.float64
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_tampered_plan_cache_file_is_rewritten_never_run(tmp_path):
+    config = CONFIGS[1]
+    x, y = _data(config, 16)
+    first = _model(config, "cpu", "auto")
+    for _ in range(4):
+        first.train_on_batch(x, y)
+    assert capture.wait_for_lowering(120)
+    (plan,) = first._compiler.plans().values()
+    marker = tmp_path / "ran"
+    with open(plan.lowered.path, "w") as file:         # someone else's code where our plan's source was
+        file.write(f"open({str(marker)!r}, 'w').close()\n")
+    second, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
+    for _ in range(6):
+        second.train_on_batch(x, y)
+        assert capture.wait_for_lowering(120)
+        eager.train_on_batch(x, y)
+    (again,) = second._compiler.plans().values()
+    assert again.is_lowered and not marker.exists()
+    with open(again.lowered.path) as file:
+        assert file.read() == again.lowered.source
+    for mine, theirs in zip(second.get_weights(), eager.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)

@@ -25,10 +25,10 @@ name hashes the source and the kernels' own sources, so a changed kernel never m
 """
 import functools
 import hashlib
-import importlib.util
 import os
 import sys
 import tempfile
+import types
 
 import numba
 import numpy as np
@@ -237,22 +237,39 @@ def _generated(builder, lines):
 
 
 def _import_step(path, source):
-    """Write ``source`` to ``path`` (atomically, once) and import it; its ``step`` dispatcher."""
-    folder = os.path.dirname(path)
+    """The ``step`` dispatcher of ``source``, run from memory as the module of file ``path`` (numba's disk cache
+    is kept beside that file and keyed by its time stamp). The file is (re)written first whenever it does not
+    hold exactly ``source``, so only our own generated code ever runs, whatever the cache folder holds."""
+    path = _written(path, source)
+    name = "nnengine_lowered_" + os.path.basename(path)[:-3]
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module          # numba's cache finds a function's module by its name
+    exec(compile(source, path, "exec"), module.__dict__)      # noqa: S102 - our own generated code
+    return module.step
+
+
+def _written(path, source):
+    """``path`` holding exactly ``source`` (written atomically when it does not); a private copy when the plan
+    cache cannot be written (its functions then compile in every process)."""
     try:
-        os.makedirs(folder, exist_ok=True)
-        if not os.path.exists(path):
-            handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if _read(path) != source:
+            handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
             with os.fdopen(handle, "w") as file:
                 file.write(source)
             os.replace(temporary, path)
-    except OSError:                 # a read-only cache: compile from a private copy, without a disk cache
-        path = os.path.join(tempfile.mkdtemp(prefix="nnengine_plans_"), os.path.basename(path))
-        with open(path, "w") as file:
+        return path
+    except OSError:
+        private = os.path.join(tempfile.mkdtemp(prefix="nnengine_plans_"), os.path.basename(path))
+        with open(private, "w") as file:
             file.write(source)
-    name = "nnengine_lowered_" + os.path.basename(path)[:-3]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module          # numba's cache finds a function's module by its name
-    spec.loader.exec_module(module)
-    return module.step
+        return private
+
+
+def _read(path):
+    try:
+        with open(path) as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
