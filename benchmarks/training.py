@@ -68,6 +68,8 @@ def _nnengine_step(sizes, batch, device, jit_compile="auto", lowered=True):
         for _ in range(5):                  # eager (the optimizer's slots), capture, verify, replays
             model.train_on_batch(x, y)
         capture.wait_for_lowering()
+        for _ in range(300):                # right after a compilation, the first few hundred steps run slower
+            model.train_on_batch(x, y)
     return lambda: model.train_on_batch(x, y)
 
 

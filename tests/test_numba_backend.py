@@ -226,6 +226,23 @@ def test_large_dense_layers_take_the_gemm_path(activation, route, monkeypatch):
         config.set_gemm_route(previous)
 
 
+@pytest.mark.parametrize("activation", ["none", "relu", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("route", ["numba", "blas"])
+def test_small_dense_layers_fuse_off_the_blas_route(activation, route):
+    """Off the bundled-BLAS route a small layer runs in ``dense_small``; on it, a BLAS product and the bias
+    kernel (faster at every small size measured). Both match the reference."""
+    from nnengine.kernels.cpu import blas
+    previous = config.set_gemm_route(route)
+    try:
+        assert NUMBA._dense_is_small(9, 7, 5) == (route == "numba" or not blas.AVAILABLE)
+        rng = np.random.default_rng(12)
+        x, w, b = rng.standard_normal((9, 7)), rng.standard_normal((7, 5)), rng.standard_normal(5)
+        same("dense_forward", x, w, b, activation, dtype=np.float64)
+        same("dense_forward", x, w, None, activation, dtype=np.float32)
+    finally:
+        config.set_gemm_route(previous)
+
+
 def test_integer_arithmetic_and_comparisons():
     a = np.array([[3, -2, 7]], np.int64)
     b = np.array([2, 2, -7], np.int64)

@@ -69,25 +69,33 @@ def lower(backend, steps, calls, outputs, live=None, updates=()):
         optimizer = b.constant(live)
         b.increment = [f"    {optimizer}.iterations += 1"]
         b.prelude.append(f"    s = {optimizer}.update_scalars()")
-    values, params = {}, {}
+    values, params = {}, {}          # params: the weights' and inputs' values, each passed once
     for position, ((name, specs), (_, args, kwargs, result)) in enumerate(zip(steps, calls)):
-        first_live = len(specs) - live_count if live is not None and name in updates else len(specs)
-        operands = [_operand(b, spec, actual, values, params, f"s[{i - first_live}]" if i >= first_live else None)
-                    for i, (spec, actual) in enumerate(zip(specs, args))]
-        if name not in updates and not any(_made_by_plan(o) for o in operands):
+        if name not in updates and all(_constant_spec(spec, values) for spec in (*specs, *kwargs.values())):
             _remember(values, position, result, lambda part: ("folded", part))   # a constant of the shapes
             continue
         if kwargs or name not in EMITTERS:
             raise LoweringRefused(f"primitive {name} has no lowering")
+        first_live = len(specs) - live_count if live is not None and name in updates else len(specs)
+        operands = [_operand(b, spec, actual, values, params, f"s[{i - first_live}]" if i >= first_live else None)
+                    for i, (spec, actual) in enumerate(zip(specs, args))]
         _remember(values, position, result, _checked(EMITTERS[name](b, backend, *operands), result, name))
     returned = [_output(b, spec, values, params) for spec in outputs]
     return LoweredStep(b, returned)
 
 
-def _made_by_plan(operand):
-    if isinstance(operand, list):
-        return any(_made_by_plan(o) for o in operand)
-    return isinstance(operand, Value) and not getattr(operand, "constant", False)
+def _constant_spec(spec, values):
+    """Whether ``spec`` is a constant of the plan: no input, no weight, no value the plan computes."""
+    kind, where = spec
+    if kind == "tuple":
+        return all(_constant_spec(part, values) for part in where)
+    if kind == "result":
+        return _is_folded(values[where])
+    return kind == "const"
+
+
+def _is_folded(value):
+    return isinstance(value, tuple) and len(value) == 2 and value[0] == "folded"
 
 
 def _remember(values, position, result, lowered):
@@ -117,16 +125,16 @@ def _operand(b, spec, actual, values, params, live_python):
     if kind == "input":
         if np.ndim(actual) == 0:
             raise LoweringRefused("a 0-d input")
-        return Value(b.pass_in(f"_contiguous(inputs[{where}])", "i"), actual)
+        if ("input", where) not in params:
+            params[("input", where)] = Value(b.pass_in(f"_contiguous(inputs[{where}])", "i"), actual)
+        return params[("input", where)]
     if kind == "param":
         if id(where) not in params:
             params[id(where)] = Value(b.pass_in(f"{b.constant(where)}._data", "p"), actual)
         return params[id(where)]
     if kind == "result":
         value = values[where]
-        if isinstance(value, tuple) and value and value[0] == "folded":
-            return _constant(b, value[1])
-        return value
+        return _constant(b, value[1]) if _is_folded(value) else value
     return _constant(b, actual)
 
 
@@ -136,11 +144,8 @@ def _constant(b, value):
         return Literal(value, b.constant(value))
     array = np.asarray(value)
     if array.size == 1:
-        held = Value(b.pass_in(b.constant(array.reshape(-1)[0])), array, scalar=True)
-    else:
-        held = Value(b.pass_in(b.constant(array)), array)
-    held.constant = True
-    return held
+        return Value(b.pass_in(b.constant(array.reshape(-1)[0])), array, scalar=True)
+    return Value(b.pass_in(b.constant(array)), array)
 
 
 def _output(b, spec, values, params):
