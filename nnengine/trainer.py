@@ -35,6 +35,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .activations import name_of
 from .autograd import enable_grad, no_grad
+from .backends import get_backend
 from .batch_loops import BatchLoops, array_batches, batches
 from .compiled_step import StepCompiler
 from .data import is_batch_source
@@ -183,8 +184,9 @@ class Trainer(BatchLoops):
         return x, y
 
     def _tensor(self, array):
-        """A batch of inputs as a Tensor of the model's input dtype on the model's device."""
-        return Tensor(array, dtype=self.input_dtype, device=self._layers[0].device)
+        """A prepared batch of inputs as a Tensor of the model's input dtype on the model's device."""
+        backend = get_backend(self._layers[0].device)
+        return Tensor._make(backend.from_numpy(checked_cast(array, self.input_dtype, "the batch")), backend)
 
     def _step(self, x_batch, y_batch, training, w_batch=None):
         """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch.
@@ -202,10 +204,9 @@ class Trainer(BatchLoops):
         trainable = self.trainable_weights
         key = ("train" if training else "test", x.shape, x.dtype.str, y.shape, y.dtype.str, x.device, logits,
                want_predictions, w is not None, self._structure_key(trainable))
-        # what a plan reads (the weights, and the optimizer's slots), and whether to defer the capture: functions,
-        # as a step that replays its plan needs neither. The first step creates the optimizer's slots; a plan is
-        # captured once they exist. (Making them before the first step instead changes the order of the big
-        # allocations, which costs glibc's allocator thousands of page faults per MNIST-size step: measured.)
+        # what a plan reads, and whether to wait for the optimizer's slots (made by the first step; making them
+        # before it changes the order of the big allocations: thousands of page faults per MNIST-size step).
+        # Functions, as a step that replays its plan needs neither.
         params = lambda: self.weights + ([s for _, _, s in self.optimizer.slot_variables()] if training else [])  # noqa
         defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
         inputs = [x._data, y._data] + ([] if w is None else [w._data])

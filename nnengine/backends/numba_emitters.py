@@ -16,7 +16,7 @@ from numba.core.registry import CPUDispatcher
 from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import blas, config, nn, optim, reduce
 from . import host_buffers
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
+from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
 __all__ = ["Builder", "EMITTERS", "Literal", "LoweringRefused", "Value"]
 
@@ -50,6 +50,7 @@ class Builder:
         self.namespace = {"np": np, "_contiguous": np.ascontiguousarray}
         self.modules = {}                         # module name -> alias in the generated source
         self.flags = {}                           # the wrapper's flag expressions -> their parameters
+        self.scalars = {}                         # (maker, its arguments) -> the parameters of its scalars
         self._names = 0
 
     def name(self, prefix):
@@ -244,11 +245,16 @@ def _flat(value, dtype):
 
 
 def _scalars(b, make, dtype, *literals):
-    """Numba parameters for ``typed_scalars(make, dtype, ...)`` computed by the wrapper on each step."""
+    """The update's scalars, ``make(...)`` computed by the wrapper on each step in Python floats and cast to
+    ``dtype`` inside the function: the values ``typed_scalars`` gives the eager update (a double rounded to
+    float32 once, either way), without making numpy scalars on every step."""
     held = b.name("k")
-    b.prelude.append(f"    {held} = {b.constant(typed_scalars)}({b.constant(make)}, {b.constant(dtype)}, "
-                     + ", ".join(literal.python for literal in literals) + ")")
-    return [b.pass_in(f"{held}[{i}]") for i in range(len(make(*(literal.value for literal in literals))))]
+    key = (make, tuple(literal.python for literal in literals))
+    if key not in b.scalars:
+        b.prelude.append(f"    {held} = {b.constant(make)}(" + ", ".join(key[1]) + ")")
+        count = len(make(*(literal.value for literal in literals)))
+        b.scalars[key] = [b.pass_in(f"float({held}[{i}])") for i in range(count)]
+    return [f"np.{np.dtype(dtype).name}({name})" for name in b.scalars[key]]
 
 
 def _flag(b, literal):
