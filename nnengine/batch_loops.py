@@ -47,7 +47,8 @@ class BatchLoops:
             self._check_finite(loss_value, epoch, batch)
             self._record(loss_value, y, predictions)
             seen = batch + 1
-            run.call("on_train_batch_end", batch, self._logs())
+            if run.wants("on_train_batch_end"):
+                run.call("on_train_batch_end", batch, self._logs())
             if self.stop_training:
                 break
         return seen
@@ -64,7 +65,7 @@ class BatchLoops:
             x, y, w = item if prepare is None else prepare(*item)
             loss_value, predictions = self._step(x, y, False, w)
             self._record(loss_value, y, predictions)
-            if run is not None:
+            if run is not None and run.wants("on_test_batch_end"):
                 run.call("on_test_batch_end", batch, self._logs())
         return self._logs()
 

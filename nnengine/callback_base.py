@@ -66,8 +66,21 @@ class CallbackList:
         for callback in self.callbacks:
             callback.set_model(model)
             callback.set_params(params)
+        # the hooks some callback acts on: a fit without batch callbacks then skips making each batch's logs
+        self._idle = {hook for hook in HOOKS if not any(_acts_on(callback, hook) for callback in self.callbacks)}
+
+    def wants(self, hook):
+        """Whether some callback acts on ``hook`` (a caller may skip building its arguments otherwise)."""
+        return hook not in self._idle
 
     def call(self, hook, *args):
         """Run ``hook`` on every callback."""
+        if hook in self._idle:
+            return
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
+
+
+def _acts_on(callback, hook):
+    """False when ``callback``'s ``hook`` is the base class's no-op (an instance attribute counts as acting)."""
+    return getattr(getattr(callback, hook, None), "__func__", None) is not noop_hook

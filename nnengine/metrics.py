@@ -68,7 +68,7 @@ class Mean(Metric):
         """Add values (array-like), each with weight 1 or ``sample_weight``."""
         values = np.asarray(to_host(values), dtype=np.float64).reshape(-1)
         if sample_weight is None:
-            self.total += float(values.sum())
+            self.total += float(np.add.reduce(values))       # the ufunc itself: ndarray.sum adds a wrapper
             self.count += values.size
             return
         weights = np.broadcast_to(np.asarray(sample_weight, np.float64).reshape(-1), values.shape)
@@ -142,7 +142,7 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
 
 def categorical_accuracy(y_true, y_pred):
     """1 where argmax(y_true) == argmax(y_pred), else 0."""
-    return (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(np.float64)
+    return (np.asarray(y_true).argmax(axis=-1) == np.asarray(y_pred).argmax(axis=-1)).astype(np.float64)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):

@@ -238,3 +238,26 @@ def test_model_checkpoint_names_a_field_the_logs_lack(tmp_path):
                                          r"which epoch 1 did not log \(logged: epoch, accuracy, loss\); validation "
                                          "values need validation_data or validation_split"):
         model.fit(x, y, callbacks=[checkpoint], verbose=0)
+
+
+def test_a_callback_list_knows_which_hooks_act_so_idle_ones_cost_nothing():
+    from nnengine.callback_base import CallbackList
+
+    class Counting(nn.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches += 1
+
+    seen = []
+    lambda_callback = nn.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(logs))
+    idle = CallbackList([nn.callbacks.Callback(), nn.callbacks.History()], None, {})
+    assert not idle.wants("on_train_batch_end") and idle.wants("on_epoch_end")     # History records epochs
+    counting = Counting()
+    model = nn.Sequential([nn.layers.Dense(2, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 2)), batch_size=4, epochs=2, verbose=0,
+              callbacks=[counting, lambda_callback])
+    assert counting.batches == 4 and len(seen) == 4 and all("loss" in logs for logs in seen)
