@@ -30,12 +30,16 @@ def _lower_at_once(monkeypatch, tmp_path):
 
 
 def _fit_thrice(model, x, y):
-    """Fit three times, waiting for the lowering in between (a plan lowers after its first replay, and the last
-    batch's plan replays once an epoch), then evaluate and predict twice: every plan runs lowered at the end."""
+    """Fit three times (halving the learning rate every epoch), waiting for the lowering in between (a plan
+    lowers after its first replay, and the last batch's plan replays once an epoch), then evaluate and
+    predict: every plan runs lowered at the end."""
+    def slower(epoch, logs):                 # the lowered update reads its learning rate on every step
+        model.optimizer.learning_rate = model.optimizer.learning_rate * 0.5
     histories = []
     for _ in range(3):
         nn.utils.set_random_seed(11)
-        histories.append(model.fit(x, y, epochs=2, batch_size=8, validation_split=0.2, verbose=0).history)
+        histories.append(model.fit(x, y, epochs=2, batch_size=8, validation_split=0.2, verbose=0,
+                                   callbacks=[nn.callbacks.LambdaCallback(on_epoch_end=slower)]).history)
         model.evaluate(x, y, verbose=0)
         model.predict(x, batch_size=16, verbose=0)
         assert capture.wait_for_lowering(120)
