@@ -15,9 +15,11 @@ from nnengine.kernels.cpu import blas, reduce
 
 from test_compiled import CONFIGS, _data, _model
 
-#: the configurations whose every step lowers: dense layers, softmax cross-entropy (one-hot and labels), Adam
-#: with AMSGrad and SGD with Nesterov momentum
-LOWERED = ["relu-softmax-cce-adam", "tanh-softmax-sparse-sgd"]
+#: the configurations whose every step lowers: dense layers, softmax cross-entropy (one-hot, labels, label
+#: smoothing), mean squared error, GELU and swish (separate elementwise ops), Adam with AMSGrad, SGD with
+#: Nesterov momentum, Adagrad
+LOWERED = ["relu-softmax-cce-adam", "tanh-softmax-sparse-sgd", "linear-mse-adagrad",
+           "logits-cce-smoothing"]
 
 
 @pytest.fixture(autouse=True)

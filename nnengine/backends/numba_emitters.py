@@ -14,7 +14,7 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from ..kernels.activation_codes import ACTIVATION_CODES
-from ..kernels.cpu import blas, config, nn, optim, reduce
+from ..kernels.cpu import blas, config, elementwise, nn, optim, reduce
 from . import host_buffers
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
@@ -163,9 +163,7 @@ def _dense_backward(b, backend, x, w, out, grad_out, activation, need_grad_x):
     dtype = x.example.dtype
     if not (n and k and m) or grad_out.example.shape != (n, m):
         raise LoweringRefused("dense_backward of empty arrays or a broadcast gradient")
-    dz, grad_b = b.new_array((n, m), dtype), b.new_array((m,), dtype, "zeros")
-    b.body.append(f"    {b.kernel(nn.activation_grad)}({out.code}, {grad_out.code}, {_int(ACTIVATION_CODES[activation.value])}, "
-                  f"{dz}, {grad_b}, {_typed(dtype, 0)}, {_typed(dtype, 1)})")
+    dz, grad_b = _activation_grad(b, out, grad_out, activation.value)
     grad_w = b.new_array((k, m), dtype)
     _gemm(b, x, Value(dz, None), grad_w, True, False)
     grad_x = None
@@ -174,6 +172,45 @@ def _dense_backward(b, backend, x, w, out, grad_out, activation, need_grad_x):
         _gemm(b, Value(dz, None), w, grad_x, False, True)
         grad_x = Value(grad_x, np.empty((n, k), dtype))
     return grad_x, Value(grad_w, np.empty((k, m), dtype)), Value(grad_b, np.empty(m, dtype))
+
+
+def _activation_grad(b, out, grad_out, activation):
+    """(dz, its column sums) of the 2-D ``out`` and ``grad_out`` (Values): the backend's fused kernel."""
+    n, m = out.example.shape
+    dtype = out.example.dtype
+    if grad_out.example.shape != (n, m) or not n * m:
+        raise LoweringRefused("an activation gradient of empty or broadcast arrays")
+    dz, grad_b = b.new_array((n, m), dtype), b.new_array((m,), dtype, "zeros")
+    b.body.append(f"    {b.kernel(nn.activation_grad)}({out.code}, {grad_out.code}, {_int(ACTIVATION_CODES[activation])}, "
+                  f"{dz}, {grad_b}, {_typed(dtype, 0)}, {_typed(dtype, 1)})")
+    return dz, grad_b
+
+
+def _activation_backward(b, backend, out, grad_out, activation, axis):
+    out, grad_out = _array(out, "the activation's output"), _array(grad_out, "its gradient")
+    shape = out.example.shape
+    if not shape or activation.value == "softmax" and axis.value % len(shape) != len(shape) - 1:
+        raise LoweringRefused("an activation gradient along another axis than the last")
+    columns = shape[-1]
+    rows = int(np.prod(shape)) // columns if columns else 0
+    flat = [Value(f"{v.code}.reshape({rows}, {columns})", np.empty((rows, columns), v.example.dtype))
+            for v in (out, grad_out)]
+    dz, _ = _activation_grad(b, *flat, activation.value)
+    name = b.name("t")
+    b.body.append(f"    {name} = {dz}.reshape({tuple(shape)!r})")
+    return Value(name, np.empty(shape, out.example.dtype))
+
+
+def _exp(b, backend, x):
+    """The backend's exp: float32 through the vectorised ``exp32`` (with its scratch), float64 the unary kernel."""
+    x = _array(x, "the operand")
+    if x.example.dtype != np.float32:
+        return _unary(elementwise.EXP)(b, backend, x)
+    if not x.example.size:
+        raise LoweringRefused("exp of an empty array")
+    out, scratch = b.new_array(x.example.shape, np.float32), b.new_array((x.example.size,), np.float32)
+    b.body.append(f"    {b.kernel(elementwise.exp32)}({x.code}.reshape(-1), {out}.reshape(-1), {scratch})")
+    return Value(out, np.empty(x.example.shape, np.float32))
 
 
 def _softmax_cross_entropy(b, backend, logits, targets, need_grad):
@@ -199,16 +236,47 @@ def _softmax_cross_entropy(b, backend, logits, targets, need_grad):
 def _sum(b, backend, x, axes, keepdims):
     x = _array(x, "the summed array")
     example = x.example
-    if example.dtype.kind != "f" or len(axes.value) != example.ndim or keepdims.value or not example.size:
-        raise LoweringRefused("only the total of a float array is lowered")
+    axes = tuple(sorted(axis % example.ndim for axis in axes.value)) if example.ndim else ()
+    if example.dtype.kind != "f" or not example.size or not axes:
+        raise LoweringRefused("only sums of non-empty float arrays are lowered")
+    if len(axes) == example.ndim and not keepdims.value:
+        return _total(b, x)
+    if axes != (example.ndim - 1,):
+        raise LoweringRefused("a sum over axes other than the last one")
+    rows, columns = int(np.prod(example.shape[:-1])), example.shape[-1]       # the backend's (outer, reduced, 1)
+    shape = example.shape[:-1] + ((1,) if keepdims.value else ())
+    out = b.new_array((rows,), example.dtype)
+    b.body.append(f"    {b.kernel(reduce.sum_last)}({x.code}.reshape({rows}, {columns}), {out})")
+    name = b.name("t")
+    b.body.append(f"    {name} = {out}.reshape({tuple(shape)!r})")
+    return Value(name, np.empty(shape, example.dtype))
+
+
+def _total(b, x):
+    """The total of ``x`` as the backend sums it: numpy's pairwise sum when small, else the lanes kernel."""
+    example = x.example
     name = b.name("s")
-    if example.size <= config.NUMPY_MAX_ELEMENTS:        # the backend's numpy total: pairwise, as numpy adds
+    if example.size <= config.NUMPY_MAX_ELEMENTS:
         b.body.append(f"    {name} = {b.kernel(reduce.numpy_total)}({x.code}.reshape(-1))")
     else:
         out = b.new_array((1,), example.dtype)
         b.body.append(f"    {b.kernel(reduce.sum_last)}({x.code}.reshape(1, -1), {out})")
         b.body.append(f"    {name} = {out}[0]")
     return Value(name, np.empty((), example.dtype), scalar=True)
+
+
+def _unary(op):
+    """The emitter of an elementwise primitive the backend runs as ``elementwise.unary`` with code ``op``."""
+    def emit(b, backend, x):
+        x = _array(x, "the operand")
+        dtype = x.example.dtype
+        if dtype.kind != "f" or not x.example.size:
+            raise LoweringRefused("an elementwise function of an empty or non-float array")
+        out = b.new_array(x.example.shape, dtype)
+        b.body.append(f"    {b.kernel(elementwise.unary)}({_int(op)}, {x.code}.reshape(-1), {out}.reshape(-1), "
+                      f"{_typed(dtype, 0)}, {_typed(dtype, 1)})")
+        return Value(out, np.empty(x.example.shape, dtype))
+    return emit
 
 
 def _binary(symbol):
@@ -314,6 +382,8 @@ EMITTERS = {
     "dense_forward": _dense_forward, "dense_backward": _dense_backward,
     "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape,
     "mul": _binary("*"), "add": _binary("+"), "sub": _binary("-"),
+    **{name: _unary(op) for name, op in elementwise.UNARY.items() if name != "exp"}, "exp": _exp,
+    "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
     "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update,
 }

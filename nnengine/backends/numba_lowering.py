@@ -6,18 +6,18 @@ each, which is most of a small model's step. Here the whole plan becomes the sou
 function that calls the *same kernels* with the *same arguments* in the same order, so a step is one
 dispatch and its results are bitwise the eager step's.
 
-How each primitive is written out (``_EMITTERS``): the emitter takes the values the capture saw (their
-shapes and dtypes are fixed for the plan's key), makes the choices the eager primitive makes through the
-backend's own helpers (``dense_is_small``, ``_row_kernel``: the fused small-dense kernel or a BLAS
-product, libm's exp or the vectorised one) and writes the kernel calls. Products go through
+How each primitive is written out (``numba_emitters.py``): its emitter takes the values the capture saw
+(their shapes and dtypes are fixed for the plan's key), makes the choices the eager primitive makes
+through the backend's own helpers (``_dense_is_small``, ``_row_kernel``: the fused small-dense kernel or
+a BLAS product, libm's exp or the vectorised one) and writes the kernel calls. Products go through
 ``kernels/cpu/blas.py``, the routine the eager products call too.
 
 What is lowered: the primitives of a dense network's training, evaluation and prediction step (dense
-layers, softmax cross-entropy, totals, scalar arithmetic, reshapes, the optimizers' updates), on small
-steps: every array under ``host_buffers.MIN_POOLED_BYTES`` and under the parallel kernels' threshold, so
-every kernel is its serial variant. Anything else raises ``LoweringRefused`` with the reason and the
-plan keeps its Python replay (large steps spend their time in kernels, and their replay reuses mapped
-host buffers).
+layers, softmax cross-entropy, sums, elementwise arithmetic and functions, activation gradients, reshapes,
+the optimizers' updates; ``numba_emitters.EMITTERS``), on small steps: every array under
+``host_buffers.MIN_POOLED_BYTES`` and under the parallel kernels' threshold, so every kernel is its
+serial variant. Anything else raises ``LoweringRefused`` with the reason and the plan keeps its Python
+replay (large steps spend their time in kernels, and their replay reuses mapped host buffers).
 
 The source is written to a file in the plan cache (``plan_cache_dir()``) and compiled with
 ``cache=True``, so a later process loads the machine code instead of compiling it again. The file's
