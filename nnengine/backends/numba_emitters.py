@@ -1,9 +1,10 @@
 """The lowering of each primitive of the numba backend: the kernel calls one step of a plan makes, as source.
 
-``numba_lowering.lower`` walks a captured plan and hands each call to its emitter here (``EMITTERS``), with
-the values the capture saw: arrays the generated function holds (``Value``: its source name, an example of
-its shape and dtype, whether it is a numba scalar) and other arguments (``Literal``: the value, and the
-Python expression that gives it on each step). An emitter takes the choices the eager primitive takes,
+``numba_lowering.lower`` walks a captured plan and hands each call to its emitter: here (``NN_EMITTERS``:
+dense layers, the loss, sums, reshapes, activation gradients, the updates) or in
+``numba_elementwise_emitters.py``. It passes the values the capture saw: arrays the generated function
+holds (``Value``: its source name, an example of its shape and dtype, whether it is a numba scalar) and
+other arguments (``Literal``: the value, and the Python expression that gives it on each step). An emitter takes the choices the eager primitive takes,
 through the backend's own helpers (``_dense_is_small``, ``_row_kernel``) on the captured shapes, and writes
 the same kernel calls with the same argument types (flags as typed values, not literals: numba would
 compile a kernel anew for a literal). It raises LoweringRefused for any case it does not write out.
@@ -14,11 +15,11 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from ..kernels.activation_codes import ACTIVATION_CODES
-from ..kernels.cpu import blas, config, elementwise, nn, optim, reduce
+from ..kernels.cpu import blas, config, nn, optim, reduce
 from . import host_buffers
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
-__all__ = ["Builder", "EMITTERS", "Literal", "LoweringRefused", "Value"]
+__all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value"]
 
 
 class LoweringRefused(Exception):
@@ -201,18 +202,6 @@ def _activation_backward(b, backend, out, grad_out, activation, axis):
     return Value(name, np.empty(shape, out.example.dtype))
 
 
-def _exp(b, backend, x):
-    """The backend's exp: float32 through the vectorised ``exp32`` (with its scratch), float64 the unary kernel."""
-    x = _array(x, "the operand")
-    if x.example.dtype != np.float32:
-        return _unary(elementwise.EXP)(b, backend, x)
-    if not x.example.size:
-        raise LoweringRefused("exp of an empty array")
-    out, scratch = b.new_array(x.example.shape, np.float32), b.new_array((x.example.size,), np.float32)
-    b.body.append(f"    {b.kernel(elementwise.exp32)}({x.code}.reshape(-1), {out}.reshape(-1), {scratch})")
-    return Value(out, np.empty(x.example.shape, np.float32))
-
-
 def _softmax_cross_entropy(b, backend, logits, targets, need_grad):
     logits, targets = _array(logits, "the logits"), _array(targets, "the targets")
     n, classes = logits.example.shape
@@ -263,39 +252,6 @@ def _total(b, x):
         b.body.append(f"    {b.kernel(reduce.sum_last)}({x.code}.reshape(1, -1), {out})")
         b.body.append(f"    {name} = {out}[0]")
     return Value(name, np.empty((), example.dtype), scalar=True)
-
-
-def _unary(op):
-    """The emitter of an elementwise primitive the backend runs as ``elementwise.unary`` with code ``op``."""
-    def emit(b, backend, x):
-        x = _array(x, "the operand")
-        dtype = x.example.dtype
-        if dtype.kind != "f" or not x.example.size:
-            raise LoweringRefused("an elementwise function of an empty or non-float array")
-        out = b.new_array(x.example.shape, dtype)
-        b.body.append(f"    {b.kernel(elementwise.unary)}({_int(op)}, {x.code}.reshape(-1), {out}.reshape(-1), "
-                      f"{_typed(dtype, 0)}, {_typed(dtype, 1)})")
-        return Value(out, np.empty(x.example.shape, dtype))
-    return emit
-
-
-def _binary(symbol):
-    def emit(b, backend, left, right):
-        for value in (left, right):
-            if not isinstance(value, Value) or value.example.dtype.kind != "f":
-                raise LoweringRefused(f"'{symbol}' of operands the plan does not hold as float values")
-        if left.example.dtype != right.example.dtype:
-            raise LoweringRefused(f"'{symbol}' of mixed dtypes")
-        shape = np.broadcast_shapes(left.example.shape, right.example.shape)
-        both_scalar = left.scalar and right.scalar
-        for value in (left, right):     # a scalar operand broadcast over the other's shape: IEEE, as numpy
-            if not value.scalar and value.example.shape != shape:
-                raise LoweringRefused(f"'{symbol}' broadcasts an array (shapes {left.example.shape}, "
-                                      f"{right.example.shape})")
-        name = b.name("t")
-        b.body.append(f"    {name} = {left.code} {symbol} {right.code}")
-        return Value(name, np.empty(shape, left.example.dtype), scalar=both_scalar)
-    return emit
 
 
 def _reshape(b, backend, x, shape):
@@ -378,11 +334,9 @@ def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_de
     _update(b, optim.adagrad, (param, grad, accumulator), scalars, [])
 
 
-EMITTERS = {
+NN_EMITTERS = {
     "dense_forward": _dense_forward, "dense_backward": _dense_backward,
     "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape,
-    "mul": _binary("*"), "add": _binary("+"), "sub": _binary("-"),
-    **{name: _unary(op) for name, op in elementwise.UNARY.items() if name != "exp"}, "exp": _exp,
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
     "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update,

@@ -6,7 +6,7 @@ each, which is most of a small model's step. Here the whole plan becomes the sou
 function that calls the *same kernels* with the *same arguments* in the same order, so a step is one
 dispatch and its results are bitwise the eager step's.
 
-How each primitive is written out (``numba_emitters.py``): its emitter takes the values the capture saw
+How each primitive is written out (``numba_emitters.py``, ``numba_elementwise_emitters.py``): its emitter takes the values the capture saw
 (their shapes and dtypes are fixed for the plan's key), makes the choices the eager primitive makes
 through the backend's own helpers (``_dense_is_small``, ``_row_kernel``: the fused small-dense kernel or
 a BLAS product, libm's exp or the vectorised one) and writes the kernel calls. Products go through
@@ -14,7 +14,7 @@ a BLAS product, libm's exp or the vectorised one) and writes the kernel calls. P
 
 What is lowered: the primitives of a dense network's training, evaluation and prediction step (dense
 layers, softmax cross-entropy, sums, elementwise arithmetic and functions, activation gradients, reshapes,
-the optimizers' updates; ``numba_emitters.EMITTERS``), on small steps: every array under
+the optimizers' updates; ``EMITTERS``), on small steps: every array under
 ``host_buffers.MIN_POOLED_BYTES`` and under the parallel kernels' threshold, so every kernel is its
 serial variant. Anything else raises ``LoweringRefused`` with the reason and the plan keeps its Python
 replay (large steps spend their time in kernels, and their replay reuses mapped host buffers).
@@ -34,7 +34,11 @@ import numba
 import numpy as np
 
 from ..kernels.cpu import nn
-from .numba_emitters import EMITTERS, Builder, Literal, LoweringRefused, Value
+from .numba_elementwise_emitters import ELEMENTWISE_EMITTERS
+from .numba_emitters import NN_EMITTERS, Builder, Literal, LoweringRefused, Value
+
+#: every primitive that has a lowering, and its emitter
+EMITTERS = {**NN_EMITTERS, **ELEMENTWISE_EMITTERS}
 
 __all__ = ["LoweringRefused", "LoweredStep", "lower", "plan_cache_dir"]
 

@@ -1,0 +1,144 @@
+"""The lowering of the numba backend's elementwise primitives (numba_lowering.py; the others are in
+numba_emitters.py): unary functions, binary arithmetic and comparisons on equal shapes or with a single
+value, ``where``, broadcasts, contiguity and casts.
+
+Each writes the kernel the eager primitive runs (``kernels/cpu/elementwise.py``). On arrays of up to
+``NUMPY_MAX_ELEMENTS`` the eager binary arithmetic takes numpy's ufuncs instead: one correctly rounded
+operation per element, bitwise the kernels' results (maximum and minimum let NaN win in both), so the
+lowered step may call the kernels throughout. Broadcasts along some axes only (an (n, 1) against a (m,))
+are refused: their kernels' loop shapes are not written out here.
+"""
+import numpy as np
+
+from ..kernels.cpu import elementwise
+from .numba_emitters import LoweringRefused, Value, _array, _bool, _check_small, _int, _typed
+
+__all__ = ["ELEMENTWISE_EMITTERS"]
+
+
+def _unary(op):
+    """The emitter of an elementwise primitive the backend runs as ``elementwise.unary`` with code ``op``."""
+    def emit(b, backend, x):
+        x = _array(x, "the operand")
+        dtype = x.example.dtype
+        if dtype.kind != "f" or not x.example.size:
+            raise LoweringRefused("an elementwise function of an empty or non-float array")
+        out = b.new_array(x.example.shape, dtype)
+        b.body.append(f"    {b.kernel(elementwise.unary)}({_int(op)}, {x.code}.reshape(-1), {out}.reshape(-1), "
+                      f"{_typed(dtype, 0)}, {_typed(dtype, 1)})")
+        return Value(out, np.empty(x.example.shape, dtype))
+    return emit
+
+
+def _exp(b, backend, x):
+    """The backend's exp: float32 through the vectorised ``exp32`` (with its scratch), float64 the unary kernel."""
+    x = _array(x, "the operand")
+    if x.example.dtype != np.float32:
+        return _unary(elementwise.EXP)(b, backend, x)
+    if not x.example.size:
+        raise LoweringRefused("exp of an empty array")
+    out, scratch = b.new_array(x.example.shape, np.float32), b.new_array((x.example.size,), np.float32)
+    b.body.append(f"    {b.kernel(elementwise.exp32)}({x.code}.reshape(-1), {out}.reshape(-1), {scratch})")
+    return Value(out, np.empty(x.example.shape, np.float32))
+
+
+def _elementwise(op, compare=False):
+    """The emitter of a binary primitive on equal shapes, or with one side a single value: the backend's
+    ``binary_*`` (``compare_*``) kernels, whose results numpy's ufuncs match bit for bit on tiny arrays."""
+    scalar_op = elementwise.compare_scalar_op if compare else elementwise.binary_scalar_op
+    same, with_scalar = ((elementwise.compare_same, elementwise.compare_scalar) if compare
+                         else (elementwise.binary_same, elementwise.binary_scalar))
+
+    def emit(b, backend, left, right):
+        for value in (left, right):
+            if not isinstance(value, Value) or value.example.dtype.kind not in "fiub":
+                raise LoweringRefused("an elementwise operation on values the plan does not hold as arrays")
+        dtype = left.example.dtype
+        if right.example.dtype != dtype or not compare and dtype.kind != "f":
+            raise LoweringRefused("an elementwise operation on mixed or non-float dtypes")
+        shape = np.broadcast_shapes(left.example.shape, right.example.shape)
+        out_dtype = np.dtype(bool) if compare else dtype
+        if left.scalar and right.scalar and shape == ():
+            name = b.name("s")
+            b.body.append(f"    {name} = {b.kernel(scalar_op)}({_int(op)}, {left.code}, {right.code})")
+            return Value(name, np.empty((), out_dtype), scalar=True)
+        out = b.new_array(shape, out_dtype)
+        if left.example.shape == shape == right.example.shape and not (left.scalar or right.scalar):
+            b.body.append(f"    {b.kernel(same)}({_int(op)}, {left.code}.reshape(-1), {right.code}.reshape(-1), "
+                          f"{out}.reshape(-1))")
+            return Value(out, np.empty(shape, out_dtype))
+        for big, small, small_left in ((left, right, False), (right, left, True)):
+            if big.example.shape == shape and not big.scalar and small.example.size == 1:
+                b.body.append(f"    {b.kernel(with_scalar)}({_int(op)}, {big.code}.reshape(-1), {_single(small)}, "
+                              f"{out}.reshape(-1), {_bool(small_left)})")
+                return Value(out, np.empty(shape, out_dtype))
+        raise LoweringRefused(f"an elementwise operation that broadcasts {left.example.shape} and "
+                              f"{right.example.shape}")
+    return emit
+
+
+def _single(value):
+    """The one element of a size-1 Value, as the backend's ``small.reshape(-1)[0]``."""
+    return value.code if value.scalar else f"{value.code}.reshape(-1)[0]"
+
+
+def _where(b, backend, condition, left, right):
+    values = (condition, left, right)
+    if not all(isinstance(v, Value) for v in values) or left.example.dtype != right.example.dtype:
+        raise LoweringRefused("where on values the plan does not hold as arrays of one dtype")
+    shape = np.broadcast_shapes(*(v.example.shape for v in values))
+    size = int(np.prod(shape))
+    flats = []
+    for value in values:                 # the backend's flat copies of each operand broadcast to the shape
+        if value.example.shape == shape and not value.scalar:
+            flats.append(f"{value.code}.reshape(-1)")
+        elif value.example.size == 1:
+            flats.append(f"np.full({size}, {_single(value)})")
+        else:
+            raise LoweringRefused("where with an operand broadcast along some axes only")
+    out = b.new_array(shape, left.example.dtype)
+    b.body.append(f"    {b.kernel(elementwise.where)}({', '.join(flats)}, {out}.reshape(-1))")
+    return Value(out, np.empty(shape, left.example.dtype))
+
+
+def _broadcast_to(b, backend, x, shape):
+    """A contiguous copy where the backend makes a view: the values are the same, and nothing in a lowered
+    plan writes into either."""
+    x = _array_or_scalar(x)
+    shape = tuple(shape.value)
+    name = b.name("t")
+    if x.scalar or x.example.size == 1:
+        b.body.append(f"    {name} = np.full({shape!r}, {_single(x)})")
+    else:
+        b.body.append(f"    {name} = np.ascontiguousarray(np.broadcast_to({x.code}, {shape!r}))")
+    _check_small(shape, x.example.dtype)
+    return Value(name, np.empty(shape, x.example.dtype))
+
+
+def _ascontiguous(b, backend, x):
+    return _array_or_scalar(x)           # every array of a lowered plan is contiguous already
+
+
+def _astype(b, backend, x, dtype):
+    x = _array_or_scalar(x)
+    target = np.dtype(dtype.value)
+    if target.kind not in "fiub":
+        raise LoweringRefused(f"a cast to {target}")
+    name = b.name("t")
+    b.body.append(f"    {name} = np.{target.name}({x.code})" if x.scalar
+                  else f"    {name} = {x.code}.astype(np.{target.name})")
+    return Value(name, np.empty(x.example.shape, target), scalar=x.scalar)
+
+
+def _array_or_scalar(x):
+    if not isinstance(x, Value):
+        raise LoweringRefused("an operand the plan does not hold as a value")
+    return x
+
+
+ELEMENTWISE_EMITTERS = {
+    **{name: _unary(op) for name, op in elementwise.UNARY.items() if name != "exp"}, "exp": _exp,
+    **{name: _elementwise(op) for name, op in elementwise.BINARY.items() if name != "power"},
+    **{name: _elementwise(op, compare=True) for name, op in elementwise.COMPARE.items()},
+    "where": _where, "broadcast_to": _broadcast_to, "ascontiguous": _ascontiguous, "astype": _astype,
+}
