@@ -11,7 +11,7 @@ are refused: their kernels' loop shapes are not written out here.
 import numpy as np
 
 from ..kernels.cpu import elementwise
-from .numba_emitters import LoweringRefused, Value, _array, _bool, _check_small, _int, _typed
+from .numba_emitters import LoweringRefused, Value, as_array, check_small, typed_constant, typed_flag, typed_int
 
 __all__ = ["ELEMENTWISE_EMITTERS"]
 
@@ -19,26 +19,26 @@ __all__ = ["ELEMENTWISE_EMITTERS"]
 def _unary(op):
     """The emitter of an elementwise primitive the backend runs as ``elementwise.unary`` with code ``op``."""
     def emit(b, backend, x):
-        x = _array(x, "the operand")
+        x = as_array(x, "the operand")
         dtype = x.example.dtype
         if dtype.kind != "f" or not x.example.size:
             raise LoweringRefused("an elementwise function of an empty or non-float array")
         out = b.new_array(x.example.shape, dtype)
-        b.body.append(f"    {b.kernel(elementwise.unary)}({_int(op)}, {x.code}.reshape(-1), {out}.reshape(-1), "
-                      f"{_typed(dtype, 0)}, {_typed(dtype, 1)})")
+        b.call(elementwise.unary, typed_int(op), f"{x.code}.reshape(-1)", f"{out}.reshape(-1)",
+               typed_constant(dtype, 0), typed_constant(dtype, 1))
         return Value(out, np.empty(x.example.shape, dtype))
     return emit
 
 
 def _exp(b, backend, x):
     """The backend's exp: float32 through the vectorised ``exp32`` (with its scratch), float64 the unary kernel."""
-    x = _array(x, "the operand")
+    x = as_array(x, "the operand")
     if x.example.dtype != np.float32:
         return _unary(elementwise.EXP)(b, backend, x)
     if not x.example.size:
         raise LoweringRefused("exp of an empty array")
     out, scratch = b.new_array(x.example.shape, np.float32), b.new_array((x.example.size,), np.float32)
-    b.body.append(f"    {b.kernel(elementwise.exp32)}({x.code}.reshape(-1), {out}.reshape(-1), {scratch})")
+    b.call(elementwise.exp32, f"{x.code}.reshape(-1)", f"{out}.reshape(-1)", scratch)
     return Value(out, np.empty(x.example.shape, np.float32))
 
 
@@ -60,17 +60,16 @@ def _elementwise(op, compare=False):
         out_dtype = np.dtype(bool) if compare else dtype
         if left.scalar and right.scalar and shape == ():
             name = b.name("s")
-            b.body.append(f"    {name} = {b.kernel(scalar_op)}({_int(op)}, {left.code}, {right.code})")
+            b.body.append(f"    {name} = {b.kernel(scalar_op)}({typed_int(op)}, {left.code}, {right.code})")
             return Value(name, np.empty((), out_dtype), scalar=True)
         out = b.new_array(shape, out_dtype)
         if left.example.shape == shape == right.example.shape and not (left.scalar or right.scalar):
-            b.body.append(f"    {b.kernel(same)}({_int(op)}, {left.code}.reshape(-1), {right.code}.reshape(-1), "
-                          f"{out}.reshape(-1))")
+            b.call(same, typed_int(op), f"{left.code}.reshape(-1)", f"{right.code}.reshape(-1)", f"{out}.reshape(-1)")
             return Value(out, np.empty(shape, out_dtype))
         for big, small, small_left in ((left, right, False), (right, left, True)):
             if big.example.shape == shape and not big.scalar and small.example.size == 1:
-                b.body.append(f"    {b.kernel(with_scalar)}({_int(op)}, {big.code}.reshape(-1), {_single(small)}, "
-                              f"{out}.reshape(-1), {_bool(small_left)})")
+                b.call(with_scalar, typed_int(op), f"{big.code}.reshape(-1)", _single(small), f"{out}.reshape(-1)",
+                       typed_flag(small_left))
                 return Value(out, np.empty(shape, out_dtype))
         raise LoweringRefused(f"an elementwise operation that broadcasts {left.example.shape} and "
                               f"{right.example.shape}")
@@ -97,7 +96,7 @@ def _where(b, backend, condition, left, right):
         else:
             raise LoweringRefused("where with an operand broadcast along some axes only")
     out = b.new_array(shape, left.example.dtype)
-    b.body.append(f"    {b.kernel(elementwise.where)}({', '.join(flats)}, {out}.reshape(-1))")
+    b.call(elementwise.where, *flats, f"{out}.reshape(-1)")
     return Value(out, np.empty(shape, left.example.dtype))
 
 
@@ -111,7 +110,7 @@ def _broadcast_to(b, backend, x, shape):
         b.body.append(f"    {name} = np.full({shape!r}, {_single(x)})")
     else:
         b.body.append(f"    {name} = np.ascontiguousarray(np.broadcast_to({x.code}, {shape!r}))")
-    _check_small(shape, x.example.dtype)
+    check_small(shape, x.example.dtype)
     return Value(name, np.empty(shape, x.example.dtype))
 
 

@@ -4,10 +4,12 @@
 dense layers, the loss, sums, reshapes, activation gradients, the updates) or in
 ``numba_elementwise_emitters.py``. It passes the values the capture saw: arrays the generated function
 holds (``Value``: its source name, an example of its shape and dtype, whether it is a numba scalar) and
-other arguments (``Literal``: the value, and the Python expression that gives it on each step). An emitter takes the choices the eager primitive takes,
-through the backend's own helpers (``_dense_is_small``, ``_row_kernel``) on the captured shapes, and writes
-the same kernel calls with the same argument types (flags as typed values, not literals: numba would
-compile a kernel anew for a literal). It raises LoweringRefused for any case it does not write out.
+other arguments (``Literal``: the value, and the Python expression that gives it on each step).
+
+An emitter takes the choices the eager primitive takes, through the backend's own helpers
+(``_dense_is_small``, ``_row_kernel``) on the captured shapes, and writes the same kernel calls with the
+same argument types (flags as typed values, not literals: numba would compile a kernel anew for a
+literal). It raises LoweringRefused for any case it does not write out.
 """
 import sys
 
@@ -19,7 +21,8 @@ from ..kernels.cpu import blas, config, nn, optim, reduce
 from . import host_buffers
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
-__all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value"]
+__all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small",
+           "typed_constant", "typed_flag", "typed_int"]
 
 
 class LoweringRefused(Exception):
@@ -82,37 +85,45 @@ class Builder:
         alias = self.modules.setdefault(module, f"m{len(self.modules)}")
         return f"{alias}.{name}"
 
+    def call(self, function, *arguments):
+        """Write a call of the kernel ``function`` with ``arguments`` (source texts) into the body."""
+        self.body.append(f"    {self.kernel(function)}({', '.join(arguments)})")
+
     def new_array(self, shape, dtype, fill="empty"):
         """A fresh array inside the function; returns its name."""
-        _check_small(shape, dtype)
+        check_small(shape, dtype)
         name = self.name("t")
         self.body.append(f"    {name} = np.{fill}({tuple(int(s) for s in shape)!r}, np.{np.dtype(dtype).name})")
         return name
 
 
-def _check_small(shape, dtype):
+def check_small(shape, dtype):
+    """Refuse (LoweringRefused) an array of ``shape`` that the backend would take from ``host_buffers`` or
+    hand to a parallel kernel: lowered plans are small steps, all serial kernels."""
     size = int(np.prod(shape))
     if size * np.dtype(dtype).itemsize >= host_buffers.MIN_POOLED_BYTES or size >= config.PARALLEL_MIN_ELEMENTS:
         raise LoweringRefused(f"an array of shape {tuple(shape)} is large: the step's time is in its kernels, and "
                               "the Python replay reuses mapped host buffers for it")
 
 
-def _bool(value):
+def typed_flag(value):
     """A flag as the eager call passes it: a typed bool, not a literal (numba would compile the kernel anew for a
     literal argument)."""
     return f"np.bool_({bool(value)})"
 
 
-def _int(value):
-    """An integer argument (an activation code) as a typed int64, not a literal (see ``_bool``)."""
+def typed_int(value):
+    """An integer argument (an activation code) as a typed int64, not a literal (see ``typed_flag``)."""
     return f"np.int64({int(value)})"
 
 
-def _typed(dtype, value):
+def typed_constant(dtype, value):
+    """``value`` as a numba constant of ``dtype``, as the backend's ``_constants`` passes 0 and 1."""
     return f"np.{np.dtype(dtype).name}({float(value)!r})"
 
 
-def _array(value, what):
+def as_array(value, what):
+    """``value`` when it is an array the generated function holds; LoweringRefused naming ``what`` otherwise."""
     if not isinstance(value, Value) or value.scalar:
         raise LoweringRefused(f"{what} is not an array the plan made or reads")
     return value
@@ -120,24 +131,23 @@ def _array(value, what):
 
 # -- the primitives ---------------------------------------------------------------------------------
 def _dense_forward(b, backend, x, w, bias, activation):
-    x, w = _array(x, "dense_forward's input"), _array(w, "dense_forward's kernel")
+    x, w = as_array(x, "dense_forward's input"), as_array(w, "dense_forward's kernel")
     dtype = x.example.dtype
     n, k = x.example.shape
     m = w.example.shape[1]
     if not (n and k and m) or w.example.dtype != dtype:
         raise LoweringRefused("dense_forward of empty or mixed-dtype arrays")
     has_bias = bias.value is not None if isinstance(bias, Literal) else True
-    bias_code = _array(bias, "dense_forward's bias").code if has_bias else f"{w.code}[0]"
+    bias_code = as_array(bias, "dense_forward's bias").code if has_bias else f"{w.code}[0]"
     code = ACTIVATION_CODES["none" if activation.value == "softmax" else activation.value]
-    zero, one = _typed(dtype, 0), _typed(dtype, 1)
+    zero, one = typed_constant(dtype, 0), typed_constant(dtype, 1)
     out = b.new_array((n, m), dtype)
     if backend._dense_is_small(n, k, m):
-        b.body.append(f"    {b.kernel(nn.dense_small)}({x.code}, {w.code}, {bias_code}, {_bool(has_bias)}, {_int(code)}, {out}, "
-                      f"{zero}, {one})")
+        b.call(nn.dense_small, x.code, w.code, bias_code, typed_flag(has_bias), typed_int(code), out, zero, one)
     else:
         _gemm(b, x, w, out, False, False)
         kernel = backend._row_kernel(nn.bias_activation, None, n, m)
-        b.body.append(f"    {b.kernel(kernel)}({out}, {bias_code}, {_bool(has_bias)}, {_int(code)}, {zero}, {one})")
+        b.call(kernel, out, bias_code, typed_flag(has_bias), typed_int(code), zero, one)
     if activation.value == "softmax":
         _softmax_rows(b, backend, out, n, m, dtype)
     return Value(out, np.empty((n, m), dtype))
@@ -146,19 +156,18 @@ def _dense_forward(b, backend, x, w, bias, activation):
 def _softmax_rows(b, backend, z, n, m, dtype):
     kernel = backend._row_kernel(nn.softmax_rows, None, n, m)
     scratch = b.new_array((n, m), dtype), b.new_array((n, m), dtype)
-    b.body.append(f"    {b.kernel(kernel)}({z}, {z}, {_typed(dtype, 1)}, {_bool(dtype == np.float32)}, {scratch[0]}, "
-                  f"{scratch[1]})")
+    b.call(kernel, z, z, typed_constant(dtype, 1), typed_flag(dtype == np.float32), *scratch)
 
 
 def _gemm(b, left, right, out, transpose_left, transpose_right):
     if not blas.AVAILABLE or config.gemm_route() != "blas":
         raise LoweringRefused("matrix products take numpy's matmul here (no bundled OpenBLAS, or NNENGINE_GEMM)")
-    b.body.append(f"    {b.kernel(blas.gemm)}({left.code}, {right.code}, {out}, {_bool(transpose_left)}, {_bool(transpose_right)})")
+    b.call(blas.gemm, left.code, right.code, out, typed_flag(transpose_left), typed_flag(transpose_right))
 
 
 def _dense_backward(b, backend, x, w, out, grad_out, activation, need_grad_x):
-    x, w = _array(x, "dense_backward's input"), _array(w, "dense_backward's kernel")
-    out, grad_out = _array(out, "dense_backward's output"), _array(grad_out, "dense_backward's gradient")
+    x, w = as_array(x, "dense_backward's input"), as_array(w, "dense_backward's kernel")
+    out, grad_out = as_array(out, "dense_backward's output"), as_array(grad_out, "dense_backward's gradient")
     n, k = x.example.shape
     m = w.example.shape[1]
     dtype = x.example.dtype
@@ -182,13 +191,13 @@ def _activation_grad(b, out, grad_out, activation):
     if grad_out.example.shape != (n, m) or not n * m:
         raise LoweringRefused("an activation gradient of empty or broadcast arrays")
     dz, grad_b = b.new_array((n, m), dtype), b.new_array((m,), dtype, "zeros")
-    b.body.append(f"    {b.kernel(nn.activation_grad)}({out.code}, {grad_out.code}, {_int(ACTIVATION_CODES[activation])}, "
-                  f"{dz}, {grad_b}, {_typed(dtype, 0)}, {_typed(dtype, 1)})")
+    b.call(nn.activation_grad, out.code, grad_out.code, typed_int(ACTIVATION_CODES[activation]), dz, grad_b,
+           typed_constant(dtype, 0), typed_constant(dtype, 1))
     return dz, grad_b
 
 
 def _activation_backward(b, backend, out, grad_out, activation, axis):
-    out, grad_out = _array(out, "the activation's output"), _array(grad_out, "its gradient")
+    out, grad_out = as_array(out, "the activation's output"), as_array(grad_out, "its gradient")
     shape = out.example.shape
     if not shape or activation.value == "softmax" and axis.value % len(shape) != len(shape) - 1:
         raise LoweringRefused("an activation gradient along another axis than the last")
@@ -203,7 +212,7 @@ def _activation_backward(b, backend, out, grad_out, activation, axis):
 
 
 def _softmax_cross_entropy(b, backend, logits, targets, need_grad):
-    logits, targets = _array(logits, "the logits"), _array(targets, "the targets")
+    logits, targets = as_array(logits, "the logits"), as_array(targets, "the targets")
     n, classes = logits.example.shape
     dtype = logits.example.dtype
     if not (n and classes):
@@ -217,13 +226,13 @@ def _softmax_cross_entropy(b, backend, logits, targets, need_grad):
     kernel = backend._row_kernel(serial, None, n, classes)
     losses, grad = b.new_array((n,), dtype), b.new_array((n, classes), dtype)
     scratch = b.new_array((n, classes), dtype), b.new_array((n, classes), dtype)
-    b.body.append(f"    {b.kernel(kernel)}({logits.code}, {target_code}, {_bool(need_grad.value)}, {losses}, {grad}, "
-                  f"{_bool(dtype == np.float32)}, {scratch[0]}, {scratch[1]})")
+    b.call(kernel, logits.code, target_code, typed_flag(need_grad.value), losses, grad,
+           typed_flag(dtype == np.float32), *scratch)
     return Value(losses, np.empty(n, dtype)), (Value(grad, np.empty((n, classes), dtype)) if need_grad.value else None)
 
 
 def _sum(b, backend, x, axes, keepdims):
-    x = _array(x, "the summed array")
+    x = as_array(x, "the summed array")
     example = x.example
     axes = tuple(sorted(axis % example.ndim for axis in axes.value)) if example.ndim else ()
     if example.dtype.kind != "f" or not example.size or not axes:
@@ -235,7 +244,7 @@ def _sum(b, backend, x, axes, keepdims):
     rows, columns = int(np.prod(example.shape[:-1])), example.shape[-1]       # the backend's (outer, reduced, 1)
     shape = example.shape[:-1] + ((1,) if keepdims.value else ())
     out = b.new_array((rows,), example.dtype)
-    b.body.append(f"    {b.kernel(reduce.sum_last)}({x.code}.reshape({rows}, {columns}), {out})")
+    b.call(reduce.sum_last, f"{x.code}.reshape({rows}, {columns})", out)
     name = b.name("t")
     b.body.append(f"    {name} = {out}.reshape({tuple(shape)!r})")
     return Value(name, np.empty(shape, example.dtype))
@@ -249,13 +258,13 @@ def _total(b, x):
         b.body.append(f"    {name} = {b.kernel(reduce.numpy_total)}({x.code}.reshape(-1))")
     else:
         out = b.new_array((1,), example.dtype)
-        b.body.append(f"    {b.kernel(reduce.sum_last)}({x.code}.reshape(1, -1), {out})")
+        b.call(reduce.sum_last, f"{x.code}.reshape(1, -1)", out)
         b.body.append(f"    {name} = {out}[0]")
     return Value(name, np.empty((), example.dtype), scalar=True)
 
 
 def _reshape(b, backend, x, shape):
-    x = _array(x, "the reshaped array")
+    x = as_array(x, "the reshaped array")
     name = b.name("t")
     b.body.append(f"    {name} = {x.code}.reshape({tuple(shape.value)!r})")
     return Value(name, x.example.reshape(shape.value))
@@ -265,7 +274,7 @@ def _reshape(b, backend, x, shape):
 def _flat(value, dtype):
     if value is None or isinstance(value, Literal) and value.value is None:
         return f"np.empty(0, np.{np.dtype(dtype).name})"
-    return f"{_array(value, 'an optimizer array').code}.reshape(-1)"
+    return f"{as_array(value, 'an optimizer array').code}.reshape(-1)"
 
 
 def _scalars(b, make, dtype, *literals):
@@ -290,11 +299,11 @@ def _flag(b, literal):
 
 
 def _update(b, kernel, arrays, scalars, flags):
-    param = _array(arrays[0], "an optimized weight")
+    param = as_array(arrays[0], "an optimized weight")
     dtype = param.example.dtype
-    _check_small(param.example.shape, dtype)
+    check_small(param.example.shape, dtype)
     flats = [_flat(value, dtype) for value in arrays]
-    b.body.append(f"    {b.kernel(kernel)}({', '.join(flats + scalars + flags)})")
+    b.call(kernel, *flats, *scalars, *flags)
 
 
 def _adam_update_many(b, backend, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
@@ -303,7 +312,7 @@ def _adam_update_many(b, backend, params, grads, ms, vs, v_maxes, step, lr, beta
     if isinstance(v_maxes, Literal):           # a tuple of Nones (no AMSGrad) is a constant of the plan
         v_maxes = [Literal(value, "None") for value in v_maxes.value]
     for arrays in zip(params, grads, ms, vs, v_maxes):
-        dtype = _array(arrays[0], "an optimized weight").example.dtype
+        dtype = as_array(arrays[0], "an optimized weight").example.dtype
         if dtype not in by_dtype:
             by_dtype[dtype] = _scalars(b, adam_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
         _update(b, optim.adam, arrays, by_dtype[dtype], [_flag(b, amsgrad)])
@@ -314,14 +323,14 @@ def _adam_update(b, backend, param, grad, m, v, v_max, *scalars):
 
 
 def _sgd_update(b, backend, param, grad, velocity, lr, momentum, nesterov, weight_decay):
-    dtype = _array(param, "an optimized weight").example.dtype
+    dtype = as_array(param, "an optimized weight").example.dtype
     scalars = _scalars(b, sgd_scalars, dtype, lr, momentum, weight_decay)
     _update(b, optim.sgd, (param, grad, velocity), scalars, [_flag(b, momentum), _flag(b, nesterov)])
 
 
 def _rmsprop_update(b, backend, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                     weight_decay):
-    dtype = _array(param, "an optimized weight").example.dtype
+    dtype = as_array(param, "an optimized weight").example.dtype
     scalars = _scalars(b, rmsprop_scalars, dtype, lr, rho, momentum, epsilon, weight_decay)
     positive = b.pass_in(f"({momentum.python}) > 0")
     _update(b, optim.rmsprop, (param, grad, mean_square, mean_grad, velocity), scalars,
@@ -329,7 +338,7 @@ def _rmsprop_update(b, backend, param, grad, mean_square, mean_grad, velocity, l
 
 
 def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_decay):
-    dtype = _array(param, "an optimized weight").example.dtype
+    dtype = as_array(param, "an optimized weight").example.dtype
     scalars = _scalars(b, adagrad_scalars, dtype, lr, epsilon, weight_decay)
     _update(b, optim.adagrad, (param, grad, accumulator), scalars, [])
 

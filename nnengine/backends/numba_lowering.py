@@ -6,11 +6,12 @@ each, which is most of a small model's step. Here the whole plan becomes the sou
 function that calls the *same kernels* with the *same arguments* in the same order, so a step is one
 dispatch and its results are bitwise the eager step's.
 
-How each primitive is written out (``numba_emitters.py``, ``numba_elementwise_emitters.py``): its emitter takes the values the capture saw
-(their shapes and dtypes are fixed for the plan's key), makes the choices the eager primitive makes
-through the backend's own helpers (``_dense_is_small``, ``_row_kernel``: the fused small-dense kernel or
-a BLAS product, libm's exp or the vectorised one) and writes the kernel calls. Products go through
-``kernels/cpu/blas.py``, the routine the eager products call too.
+How each primitive is written out (``numba_emitters.py``, ``numba_elementwise_emitters.py``): its
+emitter takes the values the capture saw (their shapes and dtypes are fixed for the plan's key), makes
+the choices the eager primitive makes through the backend's own helpers (``_dense_is_small``,
+``_row_kernel``: the fused small-dense kernel or a BLAS product, libm's exp or the vectorised one) and
+writes the kernel calls. Products go through ``kernels/cpu/blas.py``, the routine the eager products
+call too.
 
 What is lowered: the primitives of a dense network's training, evaluation and prediction step (dense
 layers, softmax cross-entropy, sums, elementwise arithmetic and functions, activation gradients, reshapes,
