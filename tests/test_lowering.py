@@ -203,3 +203,30 @@ def test_a_tampered_plan_cache_file_is_rewritten_never_run(tmp_path):
         assert file.read() == again.lowered.source
     for mine, theirs in zip(second.get_weights(), eager.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_without_the_bundled_blas_products_take_matmul_and_plans_keep_their_replay(tmp_path):
+    """NNENGINE_NO_BUNDLED_BLAS=1 is numpy on MKL or Accelerate: no cblas to call from numba."""
+    import os
+    import subprocess
+    import sys
+    script = """
+import numpy as np, nnengine as nn
+from nnengine import capture
+from nnengine.kernels.cpu import blas
+capture.LOWER_AFTER_REPLAYS = 1
+assert not blas.AVAILABLE
+nn.utils.set_random_seed(0)
+model = nn.Sequential([nn.layers.Dense(8, activation="relu", input_shape=(6,)), nn.layers.Dense(3, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+x, y = np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32), np.arange(16) % 3
+losses = [model.train_on_batch(x, y) for _ in range(6)]
+capture.wait_for_lowering(120)
+assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+(plan,) = model._compiler.plans().values()
+assert not plan.is_lowered and "numpy's matmul" in plan.lowering_reason, plan.lowering_reason
+print("ok")
+"""
+    env = {**os.environ, "NNENGINE_NO_BUNDLED_BLAS": "1", "NNENGINE_PLAN_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

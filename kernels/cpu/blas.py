@@ -54,7 +54,10 @@ def _find_gemm():
             continue
         for single, double, ilp64 in _NAMES:
             if hasattr(library, single) and hasattr(library, double):
-                binding.load_library_permanently(path)
+                try:
+                    binding.load_library_permanently(path)
+                except RuntimeError:        # LLVM could not load it: products stay on np.matmul
+                    return None
                 return single, double, ilp64
     return None
 
