@@ -7,7 +7,7 @@ own process, so its peak resident memory (ru_maxrss) is its own.
 
 nnengine runs its compiled step (``jit_compile="auto"``, the default) in its steady state, the plan
 lowered to one numba function (as it is after ``LOWER_AFTER_REPLAYS`` replays, or at once when the plan
-cache holds it: the warm-up waits for it); as "nnengine-numba-replay", the same plan replayed in Python
+cache holds it: the warm-up lowers it); as "nnengine-numba-replay", the same plan replayed in Python
 (never lowered); as "nnengine-numba-eager", the same model with ``jit_compile=False``. Models:
 
 * document: 10 -> 64 relu -> 32 relu -> 10, batch 32;
@@ -56,8 +56,8 @@ def nnengine_model(sizes, device, jit_compile="auto"):
 
 def _nnengine_step(sizes, batch, device, jit_compile="auto", lowered=True):
     """nnengine's training step. ``lowered`` True: in its steady state, the plan running as one compiled function
-    (the first replay starts its compilation; the warm-up waits for it); False: the plan replayed in Python;
-    None: as a program runs it by default (no warm-up)."""
+    (compiled at its first replay, during the warm-up); False: the plan replayed in Python; None: as a program
+    runs it by default (no warm-up)."""
     import nnengine as nn
     from nnengine import capture
     nn.set_default_device(device)
@@ -67,7 +67,6 @@ def _nnengine_step(sizes, batch, device, jit_compile="auto", lowered=True):
         capture.LOWER_AFTER_REPLAYS, capture.LOWERING_ENABLED = 1, lowered
         for _ in range(5):                  # eager (the optimizer's slots), capture, verify, replays
             model.train_on_batch(x, y)
-        capture.wait_for_lowering()
         for _ in range(300):                # right after a compilation, the first few hundred steps run slower
             model.train_on_batch(x, y)
     return lambda: model.train_on_batch(x, y)

@@ -23,11 +23,9 @@ say so up front (``Layer.capture_blocker``).
 
 ``capture_jit.jit(fn)`` applies the same machinery to a function of Tensors (``nnengine.jit``).
 """
-import atexit
 import logging
 import os
 import threading
-import weakref
 
 import numpy as np
 
@@ -35,7 +33,7 @@ from .backends import Backend
 from .backends.constants import is_shared_constant
 from .backends.numba_lowering import LoweringRefused
 
-__all__ = ["CaptureError", "Plan", "Recorder", "capturing", "wait_for_lowering"]
+__all__ = ["CaptureError", "Plan", "Recorder", "capturing"]
 
 log = logging.getLogger("nnengine.capture")
 
@@ -162,11 +160,12 @@ class Plan:
 
     def lower(self, recorder):
         """Run this plan as one compiled function where the backend can lower it (``lower_plan``; on the CPU
-        ``backends/numba_lowering.py``), from the values ``recorder`` saw. The function compiles on a thread of
-        its own while the plan goes on replaying, and takes over at the next step once it is ready: at the first
-        replay when its machine code is in the disk cache (milliseconds), else after ``LOWER_AFTER_REPLAYS``
-        replays, so that a short run does not pay for compiling it. ``lowering_reason`` says why a plan keeps
-        its Python replay."""
+        ``backends/numba_lowering.py``), from the values ``recorder`` saw. The function is compiled, in the
+        thread that runs the step, at the first replay when its machine code is in the disk cache
+        (milliseconds), else at the ``LOWER_AFTER_REPLAYS``-th replay, so that a short run never pays for
+        compiling it. (Not on a thread of its own: numba's compiler enters ``warnings.catch_warnings``, whose
+        global state would race with the user's own.) ``lowering_reason`` says why a plan keeps its Python
+        replay."""
         lower = getattr(recorder.backend, "lower_plan", None)
         if not LOWERING_ENABLED:
             self.lowering_reason = "lowering is switched off (capture.LOWERING_ENABLED, NNENGINE_LOWER=0)"
@@ -180,7 +179,8 @@ class Plan:
         except LoweringRefused as refusal:
             self.lowering_reason = str(refusal)
             return
-        self.lowering_reason = "compiling" if self.lowered.cached else f"replayed until {LOWER_AFTER_REPLAYS} replays"
+        self.lowering_reason = "to be compiled at its first replay" if self.lowered.cached else \
+            f"replayed until its {LOWER_AFTER_REPLAYS}th replay"
         self.run = self._counted_replay
 
     @property
@@ -190,20 +190,18 @@ class Plan:
 
     def _counted_replay(self, inputs):
         self.replays += 1
-        if self.replays == (1 if self.lowered.cached else LOWER_AFTER_REPLAYS):
-            self.lowering_reason = "compiling"
-            _start_lowering(self, self.lowered.argument_types(inputs))
-        return self.replay(inputs)
-
-    def _lowering_done(self, refusal):
-        """From the lowering thread: hand the plan's steps to the compiled function, or keep the replay."""
-        if refusal is not None:
+        if self.replays < (1 if self.lowered.cached else LOWER_AFTER_REPLAYS):
+            return self.replay(inputs)
+        try:
+            self.lowered.compile(self.lowered.argument_types(inputs))
+        except LoweringRefused as refusal:            # nothing ran: this step and the next ones replay
             self.lowering_reason, self.run = str(refusal), self.replay
             log.warning("a plan keeps its Python replay: %s", refusal)
-            return
+            return self.replay(inputs)
         self.lowering_reason = None
         self.run = self.lowered.run
         log.info("a plan of %d primitive calls runs as one compiled function from now on", len(self.steps))
+        return self.run(inputs)
 
     def matches(self, recorder):
         """True when ``recorder`` heard the same calls and uploaded the same host data as this plan's capture.
@@ -264,43 +262,6 @@ class Plan:
             lines.append(f"{position:3d}  {name}({', '.join(shown)})")
         lines.append("out  " + ", ".join(_show(spec) for spec in self.outputs))
         return "\n".join(lines)
-
-
-_LOWERING_THREADS = set()
-
-
-def _start_lowering(plan, types):
-    """Compile ``plan.lowered`` for ``types`` on a thread of its own (holding the plan weakly: it dies with its model)."""
-    lowered, plan = plan.lowered, weakref.ref(plan)
-
-    def compile_then_switch():
-        try:
-            lowered.compile(types)
-            refusal = None
-        except LoweringRefused as error:
-            refusal = error
-        alive = plan()
-        if alive is not None:
-            alive._lowering_done(refusal)
-    thread = threading.Thread(target=compile_then_switch, name="nnengine-lowering", daemon=True)
-    _LOWERING_THREADS.add(thread)
-    thread.start()
-
-
-def wait_for_lowering(timeout=None):
-    """Wait until every plan being lowered has compiled (or failed to); True when none is left compiling.
-
-    Benchmarks call it to measure the steady state; it also runs when the interpreter exits, so that no
-    compilation is cut off inside LLVM.
-    """
-    for thread in list(_LOWERING_THREADS):
-        thread.join(timeout)
-        if not thread.is_alive():
-            _LOWERING_THREADS.discard(thread)
-    return not _LOWERING_THREADS
-
-
-atexit.register(wait_for_lowering, 60)
 
 
 def _uploads(recorder):

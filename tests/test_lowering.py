@@ -25,14 +25,12 @@ def _lower_at_once(monkeypatch, tmp_path):
     """Lower every plan at its first replay, into a plan cache of this test's own."""
     monkeypatch.setattr(capture, "LOWER_AFTER_REPLAYS", 1)
     monkeypatch.setenv("NNENGINE_PLAN_CACHE", str(tmp_path / "plans"))
-    yield
-    assert capture.wait_for_lowering(120)
 
 
 def _fit_thrice(model, x, y):
-    """Fit three times (halving the learning rate every epoch), waiting for the lowering in between (a plan
-    lowers after its first replay, and the last batch's plan replays once an epoch), then evaluate and
-    predict: every plan runs lowered at the end."""
+    """Fit three times (halving the learning rate every epoch), evaluating and predicting after each (a plan
+    lowers at its first replay, and the last batch's plan replays once an epoch), then evaluate and predict
+    once more: every plan runs lowered at the end."""
     def slower(epoch, logs):                 # the lowered update reads its learning rate on every step
         model.optimizer.learning_rate = model.optimizer.learning_rate * 0.5
     histories = []
@@ -42,7 +40,6 @@ def _fit_thrice(model, x, y):
                                    callbacks=[nn.callbacks.LambdaCallback(on_epoch_end=slower)]).history)
         model.evaluate(x, y, verbose=0)
         model.predict(x, batch_size=16, verbose=0)
-        assert capture.wait_for_lowering(120)
     return histories, model.evaluate(x, y, verbose=0), model.predict(x, batch_size=16, verbose=0)
 
 
@@ -99,7 +96,6 @@ def test_a_second_model_loads_the_lowered_plan_from_the_cache(tmp_path):
     first = _model(config, "cpu", "auto")
     for _ in range(4):
         first.train_on_batch(x, y)
-    assert capture.wait_for_lowering(120)
     (plan,) = first._compiler.plans().values()
     assert plan.is_lowered and not plan.lowered.cached
     assert plan.lowered.path.startswith(str(tmp_path / "plans"))
@@ -121,7 +117,6 @@ def test_a_lowered_step_that_does_not_compile_falls_back_to_the_replay(monkeypat
     model, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
     for _ in range(6):
         model.train_on_batch(x, y)
-        assert capture.wait_for_lowering(120)
         eager.train_on_batch(x, y)
     (plan,) = model._compiler.plans().values()
     assert not plan.is_lowered and "a test says so" in plan.lowering_reason
@@ -173,7 +168,6 @@ def test_a_float64_model_lowers_bitwise_too():
     for model in models:
         for _ in range(3):
             model.fit(x, labels, epochs=1, batch_size=8, shuffle=False, verbose=0)
-            capture.wait_for_lowering(120)
     assert lowered.jit_report()["plans_lowered"] == 1
     assert "np.float64" in next(iter(lowered._compiler.plans().values())).lowered.source
     for mine, theirs in zip(lowered.get_weights(), eager.get_weights()):
@@ -187,7 +181,6 @@ def test_a_tampered_plan_cache_file_is_rewritten_never_run(tmp_path):
     first = _model(config, "cpu", "auto")
     for _ in range(4):
         first.train_on_batch(x, y)
-    assert capture.wait_for_lowering(120)
     (plan,) = first._compiler.plans().values()
     marker = tmp_path / "ran"
     with open(plan.lowered.path, "w") as file:         # someone else's code where our plan's source was
@@ -195,7 +188,6 @@ def test_a_tampered_plan_cache_file_is_rewritten_never_run(tmp_path):
     second, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
     for _ in range(6):
         second.train_on_batch(x, y)
-        assert capture.wait_for_lowering(120)
         eager.train_on_batch(x, y)
     (again,) = second._compiler.plans().values()
     assert again.is_lowered and not marker.exists()
@@ -221,7 +213,6 @@ model = nn.Sequential([nn.layers.Dense(8, activation="relu", input_shape=(6,)), 
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 x, y = np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32), np.arange(16) % 3
 losses = [model.train_on_batch(x, y) for _ in range(6)]
-capture.wait_for_lowering(120)
 assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
 (plan,) = model._compiler.plans().values()
 assert not plan.is_lowered and "numpy's matmul" in plan.lowering_reason, plan.lowering_reason
