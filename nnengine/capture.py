@@ -174,8 +174,9 @@ class Plan:
             self.lowering_reason = f"the {recorder.backend.name} backend replays plans in Python"
             return
         try:
-            self.lowered = lower([(name, tuple(_plain(spec) for spec in args)) for name, args, _ in self.steps],
-                                 recorder.calls, [_plain(spec) for spec in self.outputs], self.live, _UPDATES)
+            steps = [(name, tuple(map(_plain, args)), {key: _plain(spec) for key, spec in keywords.items()})
+                     for name, args, keywords in self.steps]
+            self.lowered = lower(steps, recorder.calls, [_plain(spec) for spec in self.outputs], self.live, _UPDATES)
         except LoweringRefused as refusal:
             self.lowering_reason = str(refusal)
             return

@@ -1,16 +1,16 @@
 """The lowering of the numba backend's elementwise primitives (numba_lowering.py; the others are in
-numba_emitters.py): unary functions, binary arithmetic and comparisons on equal shapes or with a single
-value, ``where``, broadcasts, contiguity and casts.
+numba_emitters.py): unary functions, binary arithmetic and comparisons in the backend's loop shapes,
+``where``, broadcasts, contiguity and casts.
 
 Each writes the kernel the eager primitive runs (``kernels/cpu/elementwise.py``). On arrays of up to
 ``NUMPY_MAX_ELEMENTS`` the eager binary arithmetic takes numpy's ufuncs instead: one correctly rounded
 operation per element, bitwise the kernels' results (maximum and minimum let NaN win in both), so the
-lowered step may call the kernels throughout. Broadcasts along some axes only (an (n, 1) against a (m,))
-are refused: their kernels' loop shapes are not written out here.
+lowered step may call the kernels throughout.
 """
 import numpy as np
 
 from ..kernels.cpu import elementwise
+from .layout import middle_broadcast, trailing_row
 from .numba_emitters import LoweringRefused, Value, as_array, check_small, typed_constant, typed_flag, typed_int
 
 __all__ = ["ELEMENTWISE_EMITTERS"]
@@ -43,11 +43,14 @@ def _exp(b, backend, x):
 
 
 def _elementwise(op, compare=False):
-    """The emitter of a binary primitive on equal shapes, or with one side a single value: the backend's
-    ``binary_*`` (``compare_*``) kernels, whose results numpy's ufuncs match bit for bit on tiny arrays."""
+    """The emitter of a binary primitive: the loop shape the backend's ``_broadcast`` picks (equal shapes, one
+    value, a trailing row, a middle axis, else both operands broadcast to flat copies) and its ``binary_*``
+    (``compare_*``) kernel, whose results numpy's ufuncs match bit for bit on tiny arrays."""
     scalar_op = elementwise.compare_scalar_op if compare else elementwise.binary_scalar_op
-    same, with_scalar = ((elementwise.compare_same, elementwise.compare_scalar) if compare
-                         else (elementwise.binary_same, elementwise.binary_scalar))
+    same, with_scalar, rows, middle = (
+        (elementwise.compare_same, elementwise.compare_scalar, elementwise.compare_rows, elementwise.compare_middle)
+        if compare else
+        (elementwise.binary_same, elementwise.binary_scalar, elementwise.binary_rows, elementwise.binary_middle))
 
     def emit(b, backend, left, right):
         for value in (left, right):
@@ -66,14 +69,35 @@ def _elementwise(op, compare=False):
         if left.example.shape == shape == right.example.shape and not (left.scalar or right.scalar):
             b.call(same, typed_int(op), f"{left.code}.reshape(-1)", f"{right.code}.reshape(-1)", f"{out}.reshape(-1)")
             return Value(out, np.empty(shape, out_dtype))
-        for big, small, small_left in ((left, right, False), (right, left, True)):
-            if big.example.shape == shape and not big.scalar and small.example.size == 1:
+        for big, small, small_left in ((left, right, False), (right, left, True)):    # the backend's loop shapes
+            if big.scalar or big.example.shape != shape:
+                continue
+            if small.example.size == 1:
                 b.call(with_scalar, typed_int(op), f"{big.code}.reshape(-1)", _single(small), f"{out}.reshape(-1)",
                        typed_flag(small_left))
                 return Value(out, np.empty(shape, out_dtype))
-        raise LoweringRefused(f"an elementwise operation that broadcasts {left.example.shape} and "
-                              f"{right.example.shape}")
+            if trailing_row(small.example.shape, shape):
+                m = small.example.size
+                b.call(rows, typed_int(op), f"{big.code}.reshape(-1, {m})", f"{small.code}.reshape(-1)",
+                       f"{out}.reshape(-1, {m})", typed_flag(small_left))
+                return Value(out, np.empty(shape, out_dtype))
+            split = middle_broadcast(small.example.shape, shape)
+            if split is not None:
+                b.call(middle, typed_int(op), f"{big.code}.reshape({split!r})", f"{small.code}.reshape({split[0]}, -1)",
+                       f"{out}.reshape({split!r})", typed_flag(small_left))
+                return Value(out, np.empty(shape, out_dtype))
+        b.call(same, typed_int(op), _broadcast_flat(left, shape), _broadcast_flat(right, shape), f"{out}.reshape(-1)")
+        return Value(out, np.empty(shape, out_dtype))
     return emit
+
+
+def _broadcast_flat(value, shape):
+    """``value`` broadcast to ``shape`` as a flat contiguous array: the backend's ``_flat(np.broadcast_to(...))``."""
+    if value.scalar:
+        return f"np.full({int(np.prod(shape))}, {value.code})"
+    if value.example.shape == tuple(shape):
+        return f"{value.code}.reshape(-1)"
+    return f"np.ascontiguousarray(np.broadcast_to({value.code}, {tuple(shape)!r})).reshape(-1)"
 
 
 def _single(value):

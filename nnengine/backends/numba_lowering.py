@@ -61,8 +61,8 @@ def lower(backend, steps, calls, outputs, live=None, updates=()):
 
     Args:
         backend: the NumbaBackend the plan was captured on.
-        steps: per call, (primitive name, argument specs); a spec is ("input", index), ("param", tensor),
-            ("result", (position, part)), ("const", value) or ("tuple", specs).
+        steps: per call, (primitive name, argument specs, keyword argument specs); a spec is ("input", index),
+            ("param", tensor), ("result", (position, part)), ("const", value) or ("tuple", specs).
         calls: the recorder's calls (name, args, kwargs, result) with the values the capture saw.
         outputs: the specs of the plan's outputs.
         live: the optimizer whose ``update_scalars()`` the updates (primitives in ``updates``) take last.
@@ -75,16 +75,18 @@ def lower(backend, steps, calls, outputs, live=None, updates=()):
         b.increment = [f"    {optimizer}.iterations += 1"]
         b.prelude.append(f"    s = {optimizer}.update_scalars()")
     values, params = {}, {}          # params: the weights' and inputs' values, each passed once
-    for position, ((name, specs), (_, args, kwargs, result)) in enumerate(zip(steps, calls)):
-        if name not in updates and all(_constant_spec(spec, values) for spec in (*specs, *kwargs.values())):
+    for position, ((name, specs, keyword_specs), (_, args, kwargs, result)) in enumerate(zip(steps, calls)):
+        if name not in updates and all(_constant_spec(spec, values)
+                                       for spec in (*specs, *keyword_specs.values())):
             _remember(values, position, result, lambda part: ("folded", part))   # a constant of the shapes
             continue
-        if kwargs or name not in EMITTERS:
+        if name not in EMITTERS or kwargs and name in updates:
             raise LoweringRefused(f"primitive {name} has no lowering")
         first_live = len(specs) - live_count if live is not None and name in updates else len(specs)
         operands = [_operand(b, spec, actual, values, params, f"s[{i - first_live}]" if i >= first_live else None)
                     for i, (spec, actual) in enumerate(zip(specs, args))]
-        _remember(values, position, result, _checked(EMITTERS[name](b, backend, *operands), result, name))
+        keywords = {key: _operand(b, keyword_specs[key], kwargs[key], values, params, None) for key in kwargs}
+        _remember(values, position, result, _checked(EMITTERS[name](b, backend, *operands, **keywords), result, name))
     returned = [_output(b, spec, values, params) for spec in outputs]
     return LoweredStep(b, returned)
 
