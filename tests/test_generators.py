@@ -139,3 +139,12 @@ def test_a_pydataset_fit_matches_keras():
     for ours, theirs in zip(m.get_weights(), run["final"]):
         np.testing.assert_allclose(ours, np.array(theirs, np.float32), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m.evaluate(Recorded(), verbose=0), run["evaluate"], rtol=1e-5)
+
+
+def test_a_pydataset_must_implement_its_two_methods():
+    class Unfinished(keras.utils.PyDataset):       # the abstract methods of Keras's base class, not given
+        pass
+    with pytest.raises(NotImplementedError, match=r"Unfinished must implement __len__ \(the number of batches\)"):
+        model().fit(Unfinished(), epochs=1, verbose=0)
+    with pytest.raises(NotImplementedError, match=r"Unfinished must implement __getitem__\(index\) \(one batch\)"):
+        Unfinished()[0]

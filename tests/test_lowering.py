@@ -43,6 +43,20 @@ def _fit_thrice(model, x, y):
     return histories, model.evaluate(x, y, verbose=0), model.predict(x, batch_size=16, verbose=0)
 
 
+def _assert_same_weights(model, other):
+    for mine, theirs in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def _lowered_plan(config, x, y):
+    """A fresh model of ``config`` trained 4 steps on (x, y), and its one plan (lowered at its first replay)."""
+    model = _model(config, "cpu", "auto")
+    for _ in range(4):
+        model.train_on_batch(x, y)
+    (plan,) = model._compiler.plans().values()
+    return model, plan
+
+
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c[0] in LOWERED], ids=lambda c: c[0])
 def test_lowered_steps_are_bitwise_the_eager_ones(config):
     x, y = _data(config)
@@ -53,8 +67,7 @@ def test_lowered_steps_are_bitwise_the_eager_ones(config):
     expected = _fit_thrice(eager, x, y)
     assert results[:2] == expected[:2]
     np.testing.assert_array_equal(results[2], expected[2])
-    for mine, theirs in zip(lowered.get_weights(), eager.get_weights()):
-        np.testing.assert_array_equal(mine, theirs)
+    _assert_same_weights(lowered, eager)
 
 
 def test_a_plan_that_cannot_be_lowered_keeps_its_replay_and_says_why():
@@ -94,18 +107,12 @@ def test_a_plan_waits_for_its_replays_before_compiling(monkeypatch):
 def test_a_second_model_loads_the_lowered_plan_from_the_cache(tmp_path):
     config = CONFIGS[1]
     x, y = _data(config, 16)
-    first = _model(config, "cpu", "auto")
-    for _ in range(4):
-        first.train_on_batch(x, y)
-    (plan,) = first._compiler.plans().values()
+    _, plan = _lowered_plan(config, x, y)
     assert plan.is_lowered and not plan.lowered.cached
     assert plan.lowered.path.startswith(str(tmp_path / "plans"))
     with open(plan.lowered.path) as source:
         assert source.read() == plan.lowered.source and "def step(" in plan.lowered.source
-    second = _model(config, "cpu", "auto")
-    for _ in range(4):
-        second.train_on_batch(x, y)
-    (again,) = second._compiler.plans().values()
+    _, again = _lowered_plan(config, x, y)
     assert again.lowered.cached and again.lowered.path == plan.lowered.path
 
 
@@ -121,8 +128,7 @@ def test_a_lowered_step_that_does_not_compile_falls_back_to_the_replay(monkeypat
         eager.train_on_batch(x, y)
     (plan,) = model._compiler.plans().values()
     assert not plan.is_lowered and "a test says so" in plan.lowering_reason
-    for mine, theirs in zip(model.get_weights(), eager.get_weights()):
-        np.testing.assert_array_equal(mine, theirs)
+    _assert_same_weights(model, eager)
 
 
 def test_plan_cache_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -171,18 +177,14 @@ def test_a_float64_model_lowers_bitwise_too():
             model.fit(x, labels, epochs=1, batch_size=8, shuffle=False, verbose=0)
     assert lowered.jit_report()["plans_lowered"] == 1
     assert "np.float64" in next(iter(lowered._compiler.plans().values())).lowered.source
-    for mine, theirs in zip(lowered.get_weights(), eager.get_weights()):
-        assert mine.dtype == np.float64
-        np.testing.assert_array_equal(mine, theirs)
+    assert all(weight.dtype == np.float64 for weight in lowered.get_weights())
+    _assert_same_weights(lowered, eager)
 
 
 def test_a_tampered_plan_cache_file_is_rewritten_never_run(tmp_path):
     config = CONFIGS[1]
     x, y = _data(config, 16)
-    first = _model(config, "cpu", "auto")
-    for _ in range(4):
-        first.train_on_batch(x, y)
-    (plan,) = first._compiler.plans().values()
+    _, plan = _lowered_plan(config, x, y)
     marker = tmp_path / "ran"
     with open(plan.lowered.path, "w") as file:         # someone else's code where our plan's source was
         file.write(f"open({str(marker)!r}, 'w').close()\n")
@@ -194,8 +196,7 @@ def test_a_tampered_plan_cache_file_is_rewritten_never_run(tmp_path):
     assert again.is_lowered and not marker.exists()
     with open(again.lowered.path) as file:
         assert file.read() == again.lowered.source
-    for mine, theirs in zip(second.get_weights(), eager.get_weights()):
-        np.testing.assert_array_equal(mine, theirs)
+    _assert_same_weights(second, eager)
 
 
 def test_without_the_bundled_blas_products_take_matmul_and_plans_keep_their_replay(tmp_path):

@@ -158,3 +158,10 @@ def test_a_learning_rate_function_of_no_arguments_is_read_every_step():
     optimizer.apply_gradients([(nn.tensor([1.0]), param)])
     assert param.numpy() == pytest.approx([-0.75])
     assert keras.optimizers.SGD(learning_rate=lambda: 0.1).get_config()["learning_rate"] == pytest.approx(0.1)
+
+
+def test_a_schedule_must_implement_value():
+    class Unfinished(schedules.LearningRateSchedule):     # LearningRateSchedule is abstract, as in Keras
+        pass
+    with pytest.raises(NotImplementedError, match="Unfinished must implement value"):
+        Unfinished()(0)

@@ -270,7 +270,7 @@ def _reshape(b, backend, x, shape):
     return Value(name, x.example.reshape(shape.value))
 
 
-# -- optimizer updates: the kernels take flat views and the scalars typed_scalars makes ---------------------------
+# -- optimizer updates: the kernels take flat views, and the scalars the optimizer_scalars makers give ----------
 def _flat(value, dtype):
     if value is None or isinstance(value, Literal) and value.value is None:
         return f"np.empty(0, np.{np.dtype(dtype).name})"
@@ -281,9 +281,9 @@ def _scalars(b, make, dtype, *literals):
     """The update's scalars, ``make(...)`` computed by the wrapper on each step in Python floats and cast to
     ``dtype`` inside the function: the values ``typed_scalars`` gives the eager update (a double rounded to
     float32 once, either way), without making numpy scalars on every step."""
-    held = b.name("k")
     key = (make, tuple(literal.python for literal in literals))
-    if key not in b.scalars:
+    if key not in b.scalars:                 # one computation per step, whichever weights and dtypes share it
+        held = b.name("k")
         b.prelude.append(f"    {held} = {b.constant(make)}(" + ", ".join(key[1]) + ")")
         count = len(make(*(literal.value for literal in literals)))
         b.scalars[key] = [b.pass_in(f"float({held}[{i}])") for i in range(count)]
@@ -308,14 +308,12 @@ def _update(b, kernel, arrays, scalars, flags):
 
 def _adam_update_many(b, backend, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
                       weight_decay):
-    by_dtype = {}
     if isinstance(v_maxes, Literal):           # a tuple of Nones (no AMSGrad) is a constant of the plan
         v_maxes = [Literal(value, "None") for value in v_maxes.value]
     for arrays in zip(params, grads, ms, vs, v_maxes):
         dtype = as_array(arrays[0], "an optimized weight").example.dtype
-        if dtype not in by_dtype:
-            by_dtype[dtype] = _scalars(b, adam_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
-        _update(b, optim.adam, arrays, by_dtype[dtype], [_flag(b, amsgrad)])
+        scalars = _scalars(b, adam_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        _update(b, optim.adam, arrays, scalars, [_flag(b, amsgrad)])
 
 
 def _adam_update(b, backend, param, grad, m, v, v_max, *scalars):

@@ -187,6 +187,7 @@ class LoweredStep:
         path: the file it is (or will be) written to in the plan cache.
         cached: True when that file existed already: an earlier process compiled it, and numba's cache
             should load its machine code in milliseconds.
+        run: ``run(inputs)``, the Python wrapper around the compiled function (once ``compile`` returned).
     """
 
     def __init__(self, builder, returned):
@@ -202,7 +203,6 @@ class LoweredStep:
         self.cached = os.path.exists(self.path)
         self.run = _wrapper(builder, returned)
         self._arguments = _arguments(builder)
-        self.ready = False
 
     def argument_types(self, inputs):
         """The numba types of the function's arguments for a step on ``inputs`` (counts no step)."""
@@ -217,7 +217,6 @@ class LoweredStep:
         except Exception as error:      # noqa: BLE001 - any failure leaves the plan on its Python replay
             raise LoweringRefused(f"the lowered step did not compile: {type(error).__name__}: {error}") from error
         self.run.__globals__["step"] = step
-        self.ready = True
 
 
 def _wrapper(builder, returned):
