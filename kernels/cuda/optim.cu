@@ -7,19 +7,24 @@
 // SGD. Without momentum: p -= lr g. With it: v = momentum v - lr g, then
 // p += momentum v - lr g (nesterov) or p += v.
 template <typename T>
+__device__ __forceinline__ void sgd_element(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ velocity,
+                                            long long i, T lr, T momentum, T decay, long long use_momentum,
+                                            long long nesterov) {
+    T p = param[i] * decay, g = grad[i], v_old = use_momentum ? velocity[i] : T(0);
+    if (!use_momentum) {
+        p -= lr * g;
+    } else {
+        T v = momentum * v_old - lr * g;
+        velocity[i] = v;
+        p += nesterov ? momentum * v - lr * g : v;
+    }
+    param[i] = p;
+}
+
+template <typename T>
 __global__ void sgd_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ velocity, long long n,
                            T lr, T momentum, T decay, long long use_momentum, long long nesterov) {
-    FOR_EACH_ELEMENT(i, n) {
-        T p = param[i] * decay, g = grad[i], v_old = use_momentum ? velocity[i] : T(0);
-        if (!use_momentum) {
-            p -= lr * g;
-        } else {
-            T v = momentum * v_old - lr * g;
-            velocity[i] = v;
-            p += nesterov ? momentum * v - lr * g : v;
-        }
-        param[i] = p;
-    }
+    FOR_EACH_ELEMENT(i, n) sgd_element(param, grad, velocity, i, lr, momentum, decay, use_momentum, nesterov);
 }
 
 // Adam / AdamW (decay < 1) / AMSGrad. m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v);
@@ -97,37 +102,98 @@ __global__ void adam_update_many(TensorGroup group, T alpha, T one_minus_beta_1,
 // denominator = ms - mg^2 + eps, else ms + eps (eps INSIDE the root); step = lr g / sqrt(denominator);
 // with momentum: vel = momentum vel + step, p -= vel; else p -= step.
 template <typename T>
+__device__ __forceinline__ void rmsprop_element(T* __restrict__ param, const T* __restrict__ grad,
+                                                T* __restrict__ mean_square, T* __restrict__ mean_grad,
+                                                T* __restrict__ velocity, long long i, T lr, T rho, T one_minus_rho,
+                                                T momentum, T epsilon, T decay, long long centered,
+                                                long long use_momentum) {
+    T g = grad[i], p = param[i];
+    T ms = rho * mean_square[i] + one_minus_rho * g * g;
+    mean_square[i] = ms;
+    T denominator = ms + epsilon;
+    if (centered) {
+        T mg = rho * mean_grad[i] + one_minus_rho * g;
+        mean_grad[i] = mg;
+        denominator -= mg * mg;
+    }
+    T step = lr * g / sqrt(denominator);
+    if (use_momentum) {
+        step = momentum * velocity[i] + step;
+        velocity[i] = step;
+    }
+    param[i] = p * decay - step;
+}
+
+template <typename T>
 __global__ void rmsprop_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ mean_square,
                                T* __restrict__ mean_grad, T* __restrict__ velocity,
                                long long n, T lr, T rho, T one_minus_rho, T momentum, T epsilon,
                                T decay, long long centered, long long use_momentum) {
-    FOR_EACH_ELEMENT(i, n) {
-        T g = grad[i], p = param[i];
-        T ms = rho * mean_square[i] + one_minus_rho * g * g;
-        mean_square[i] = ms;
-        T denominator = ms + epsilon;
-        if (centered) {
-            T mg = rho * mean_grad[i] + one_minus_rho * g;
-            mean_grad[i] = mg;
-            denominator -= mg * mg;
-        }
-        T step = lr * g / sqrt(denominator);
-        if (use_momentum) {
-            step = momentum * velocity[i] + step;
-            velocity[i] = step;
-        }
-        param[i] = p * decay - step;
-    }
+    FOR_EACH_ELEMENT(i, n)
+        rmsprop_element(param, grad, mean_square, mean_grad, velocity, i, lr, rho, one_minus_rho, momentum, epsilon,
+                        decay, centered, use_momentum);
 }
 
 // Adagrad. acc += g^2; p -= lr g / sqrt(acc + eps).
 template <typename T>
+__device__ __forceinline__ void adagrad_element(T* __restrict__ param, const T* __restrict__ grad,
+                                                T* __restrict__ accumulator, long long i, T lr, T epsilon, T decay) {
+    T g = grad[i], p = param[i];
+    T acc = accumulator[i] + g * g;
+    accumulator[i] = acc;
+    param[i] = p * decay - lr * g / sqrt(acc + epsilon);
+}
+
+template <typename T>
 __global__ void adagrad_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ accumulator,
                                long long n, T lr, T epsilon, T decay) {
-    FOR_EACH_ELEMENT(i, n) {
-        T g = grad[i], p = param[i];
-        T acc = accumulator[i] + g * g;
-        accumulator[i] = acc;
-        param[i] = p * decay - lr * g / sqrt(acc + epsilon);
+    FOR_EACH_ELEMENT(i, n) adagrad_element(param, grad, accumulator, i, lr, epsilon, decay);
+}
+
+// The same updates with their scalars read from device memory, s[0], s[1], ... in the order above
+// (the fields of the step's optimizer_scalars tuple). A CUDA Graph freezes the arguments passed by
+// value, so a graph's update reads each step's scalars from an array the host refreshes before every
+// launch (nnengine/backends/cuda_graphs.py). The scalars are loaded once per thread.
+template <typename T>
+__global__ void sgd_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ velocity,
+                              long long n, const T* __restrict__ s, long long use_momentum, long long nesterov) {
+    T lr = s[0], momentum = s[1], decay = s[2];
+    FOR_EACH_ELEMENT(i, n) sgd_element(param, grad, velocity, i, lr, momentum, decay, use_momentum, nesterov);
+}
+
+template <typename T>
+__global__ void adam_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                               T* __restrict__ v, T* __restrict__ v_max, long long n, const T* __restrict__ s,
+                               long long amsgrad) {
+    T alpha = s[0], one_minus_beta_1 = s[1], one_minus_beta_2 = s[2], epsilon = s[3], decay = s[4];
+    FOR_EACH_ELEMENT(i, n)
+        adam_element(param, grad, m, v, v_max, i, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
+}
+
+template <typename T>
+__global__ void adam_update_many_at(TensorGroup group, const T* __restrict__ s, long long amsgrad) {
+    T alpha = s[0], one_minus_beta_1 = s[1], one_minus_beta_2 = s[2], epsilon = s[3], decay = s[4];
+    FOR_EACH_ELEMENT(k, group.start[group.count]) {
+        int t = owning_tensor(group, k);
+        adam_element(group_array<T>(group, 0, t), group_array<T>(group, 1, t), group_array<T>(group, 2, t),
+                     group_array<T>(group, 3, t), group_array<T>(group, 4, t), k - group.start[t], alpha,
+                     one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
     }
+}
+
+template <typename T>
+__global__ void rmsprop_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ mean_square,
+                                  T* __restrict__ mean_grad, T* __restrict__ velocity, long long n,
+                                  const T* __restrict__ s, long long centered, long long use_momentum) {
+    T lr = s[0], rho = s[1], one_minus_rho = s[2], momentum = s[3], epsilon = s[4], decay = s[5];
+    FOR_EACH_ELEMENT(i, n)
+        rmsprop_element(param, grad, mean_square, mean_grad, velocity, i, lr, rho, one_minus_rho, momentum, epsilon,
+                        decay, centered, use_momentum);
+}
+
+template <typename T>
+__global__ void adagrad_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ accumulator,
+                                  long long n, const T* __restrict__ s) {
+    T lr = s[0], epsilon = s[1], decay = s[2];
+    FOR_EACH_ELEMENT(i, n) adagrad_element(param, grad, accumulator, i, lr, epsilon, decay);
 }

@@ -4,7 +4,10 @@ Arrays are C-contiguous and of one dtype; a state array the update does not use 
 without momentum, v_max without AMSGrad, ...) is passed as None and replaced by ``param``,
 which the kernel then never reads. ``scalars`` is the step's tuple from
 ``nnengine/backends/optimizer_scalars.py``, already in the arrays' dtype: the kernels take
-its fields by the same names and in the same order (as the numba kernels do).
+its fields by the same names and in the same order (as the numba kernels do). Or it is a
+device array holding those fields in that order: the ``*_at`` kernels then read them from
+device memory, which is how a CUDA Graph's update sees each step's scalars
+(``nnengine/backends/cuda_graphs.py``).
 """
 import numpy as np
 
@@ -14,10 +17,21 @@ SOURCE = "optim.cu"
 _i = np.int64
 
 
+def on_device(scalars):
+    """True when ``scalars`` is a device array of the scalars (read by an ``*_at`` kernel), not a tuple."""
+    return not isinstance(scalars, tuple)
+
+
+def _scalar_args(kernel, scalars):
+    """(kernel name, its scalar arguments): the values themselves, or the device array that holds them."""
+    return (kernel + "_at", [scalars]) if on_device(scalars) else (kernel, list(scalars))
+
+
 def _launch(kernel, param, arrays, scalars, flags):
     grid, block = launch.grid_stride(param.size)
+    kernel, scalar_args = _scalar_args(kernel, scalars)
     args = [param if a is None else a for a in arrays]
-    args += [_i(param.size), *scalars, *(_i(bool(f)) for f in flags)]
+    args += [_i(param.size), *scalar_args, *(_i(bool(f)) for f in flags)]
     loader.function(SOURCE, kernel, param.dtype)(grid, block, tuple([param, *args]))
 
 
@@ -53,12 +67,13 @@ def tensor_group(columns):
 
 def adam_many(params, grads, ms, vs, v_maxes, scalars, amsgrad):
     """``adam`` for many tensors of one dtype: one launch per GROUP_SIZE tensors (a multi-tensor apply)."""
-    function = loader.function(SOURCE, "adam_update_many", params[0].dtype)
+    kernel, scalar_args = _scalar_args("adam_update_many", scalars)
+    function = loader.function(SOURCE, kernel, params[0].dtype)
     for first in range(0, len(params), GROUP_SIZE):
         part = slice(first, first + GROUP_SIZE)
         group = tensor_group([params[part], grads[part], ms[part], vs[part], v_maxes[part]])
         grid, block = launch.grid_stride(int(group["start"][0, group["count"][0]]))
-        function(grid, block, (group, *scalars, _i(bool(amsgrad))))
+        function(grid, block, (group, *scalar_args, _i(bool(amsgrad))))
 
 
 def rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, use_momentum):
