@@ -31,7 +31,7 @@ import numpy as np
 
 from .backends import Backend
 from .backends.constants import is_shared_constant
-from .backends.numba_lowering import LoweringRefused
+from .backends.base import LoweringRefused
 
 __all__ = ["CaptureError", "Plan", "Recorder", "capturing"]
 
@@ -176,7 +176,8 @@ class Plan:
         try:
             steps = [(name, tuple(map(_plain, args)), {key: _plain(spec) for key, spec in keywords.items()})
                      for name, args, keywords in self.steps]
-            self.lowered = lower(steps, recorder.calls, [_plain(spec) for spec in self.outputs], self.live, _UPDATES)
+            self.lowered = lower(steps, recorder.calls, [_plain(spec) for spec in self.outputs], self.live, _UPDATES,
+                                 replay=self.replay)
         except LoweringRefused as refusal:
             self.lowering_reason = str(refusal)
             return
@@ -187,7 +188,7 @@ class Plan:
     @property
     def is_lowered(self):
         """True once the plan's steps run as its one compiled function."""
-        return self.lowered is not None and self.run is self.lowered.run
+        return self.lowered is not None and self.run == self.lowered.run     # == : bound methods are made anew
 
     def _counted_replay(self, inputs):
         self.replays += 1
@@ -195,6 +196,7 @@ class Plan:
             return self.replay(inputs)
         try:
             self.lowered.compile(self.lowered.argument_types(inputs))
+            outputs = self.lowered.run(inputs)        # a CUDA Graph is recorded here, and may refuse here
         except LoweringRefused as refusal:            # nothing ran: this step and the next ones replay
             self.lowering_reason, self.run = str(refusal), self.replay
             log.warning("a plan keeps its Python replay: %s", refusal)
@@ -202,7 +204,7 @@ class Plan:
         self.lowering_reason = None
         self.run = self.lowered.run
         log.info("a plan of %d primitive calls runs as one compiled function from now on", len(self.steps))
-        return self.run(inputs)
+        return outputs
 
     def matches(self, recorder):
         """True when ``recorder`` heard the same calls and uploaded the same host data as this plan's capture.

@@ -14,7 +14,7 @@ import types
 
 import numpy as np
 
-from nnengine.backends import NumpyBackend
+from nnengine.backends import NumpyBackend, cuda_graphs
 from nnengine.backends.optimizer_scalars import AdagradScalars, AdamScalars, RMSpropScalars, SGDScalars
 from nnengine.kernels.activation_codes import ACTIVATION_NAMES
 from nnengine.kernels.cuda import loader
@@ -78,7 +78,23 @@ class FakeKernel:
             _check_arg(self.name, c_type, name, value, self.dtype)
         self.launches.append((self.name, grid, block))
         _operation(self.name)
-        EMULATIONS[self.name](**{name: on_host(value) for (_, name), value in zip(self.signature, args)})
+        arguments = {name: on_host(value) for (_, name), value in zip(self.signature, args)}
+        capture = _CAPTURE["active"]
+        if capture is not None:
+            for (c_type, _), value in zip(self.signature, args):
+                for written in _written_by(c_type, value):
+                    capture.before_write(written)
+            capture.record(lambda: EMULATIONS[self.name](**arguments))      # by-value arguments frozen, as in a graph
+        EMULATIONS[self.name](**arguments)
+
+
+def _written_by(c_type, value):
+    """The arrays a kernel argument lets the kernel write: a non-const pointer's, a tensor table's."""
+    if c_type == "TensorGroup":
+        count = int(value["count"][0])
+        return [_ADDRESSES[int(a)] for a in value["array"][0, :, :count].reshape(-1)]
+    c_type = c_type.replace("__restrict__", "").strip()
+    return [value] if c_type.endswith("*") and "const" not in c_type else []
 
 
 #: device address -> the (host view of the) array there, for the fake kernels that take tables of arrays
@@ -126,6 +142,7 @@ def _operation(kind):
 
 
 def _sync(kind):
+    _not_capturing(f"a host read of device data ({kind})")
     _LOG["current"].syncs.append(kind)
 
 
@@ -143,32 +160,56 @@ class DeviceArray(np.ndarray):
         """Arithmetic on device arrays is a CuPy kernel (index bookkeeping, for example): logged."""
         _operation(f"cupy {ufunc.__name__}")
         plain = [on_host(x) for x in inputs]
-        if "out" in kwargs:
-            kwargs["out"] = tuple(on_host(x) for x in kwargs["out"])
-        result = getattr(ufunc, method)(*plain, **kwargs)
-        return on_device(result) if isinstance(result, np.ndarray) else result
+        outputs = kwargs.get("out")
+        if outputs is not None:
+            kwargs["out"] = tuple(on_host(x) for x in outputs)
+            for out in kwargs["out"]:
+                _before_write(out)
+        compute = lambda: getattr(ufunc, method)(*plain, **kwargs)      # noqa: E731
+        result = compute()
+        if outputs is not None:                 # in place: the device arrays it wrote
+            _record(compute)
+            return outputs[0] if len(outputs) == 1 else outputs
+        return _made(on_device(result), compute) if isinstance(result, np.ndarray) else result
 
     def copy(self, order="C"):
         _operation("copy")
-        return super().copy(order)
+        host = on_host(self)
+        return _made(on_device(host.copy(order)), lambda: host)
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if copy or np.dtype(dtype) != self.dtype:
             _operation("astype")
-        return super().astype(dtype, order, casting, subok, copy)
+            host = on_host(self)
+            return _made(on_device(host.astype(dtype, order, casting)), lambda: host)
+        return self
 
     def fill(self, value):
         _operation("fill")
-        super().fill(value)
+        host = on_host(self)
+        _before_write(host)
+        _record(lambda: host.fill(value))
+        host.fill(value)
 
     def __getitem__(self, index):
         if _advanced(index):
             _operation("gather")
+            host = on_host(self)
+            return _made(on_device(host[index]), lambda: host[index])
         return super().__getitem__(index)
 
     def __setitem__(self, index, value):
         _operation("setitem")
-        super().__setitem__(index, value)
+        host, plain = on_host(self), on_host(value)
+        _before_write(host)
+        _record(lambda: host.__setitem__(index, plain))
+        host[index] = plain
+
+    def set(self, host, stream=None):
+        """cupy.ndarray.set: an upload from the host into this array (asynchronous on ``stream``)."""
+        _not_capturing("an upload from pageable host memory")
+        _operation("upload")
+        on_host(self)[...] = host
 
     def item(self, *args):
         _sync("item")
@@ -332,6 +373,27 @@ def _adagrad_update(param, grad, accumulator, n, lr, epsilon, decay):
     REFERENCE._adagrad_step(param, grad, accumulator, AdagradScalars(lr, epsilon, decay))
 
 
+# the *_at kernels: the same updates, their scalars read from a device array (when the kernel runs)
+def _sgd_update_at(param, grad, velocity, n, s, use_momentum, nesterov):
+    _sgd_update(param, grad, velocity, n, *s, use_momentum, nesterov)
+
+
+def _adam_update_at(param, grad, m, v, v_max, n, s, amsgrad):
+    _adam_update(param, grad, m, v, v_max, n, *s, amsgrad)
+
+
+def _adam_update_many_at(group, s, amsgrad):
+    _adam_update_many(group, *s, amsgrad)
+
+
+def _rmsprop_update_at(param, grad, mean_square, mean_grad, velocity, n, s, centered, use_momentum):
+    _rmsprop_update(param, grad, mean_square, mean_grad, velocity, n, *s, centered, use_momentum)
+
+
+def _adagrad_update_at(param, grad, accumulator, n, s):
+    _adagrad_update(param, grad, accumulator, n, *s)
+
+
 def _gemm_tiled(a, b, c, m, n, kdim, lda, ldb, trans_a, trans_b, stride_a, stride_b, stride_c):
     m, n, k, lda, ldb = (int(v) for v in (m, n, kdim, lda, ldb))
     batch = c.size // (m * n)
@@ -452,6 +514,8 @@ EMULATIONS = {
     "scatter_add": _scatter_add, "scatter_add_sorted": _scatter_add_sorted,
     "sgd_update": _sgd_update, "adam_update": _adam_update, "adam_update_many": _adam_update_many, "rmsprop_update": _rmsprop_update,
     "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,
+    "sgd_update_at": _sgd_update_at, "adam_update_at": _adam_update_at, "adam_update_many_at": _adam_update_many_at,
+    "rmsprop_update_at": _rmsprop_update_at, "adagrad_update_at": _adagrad_update_at,
     "window_gather": _window_gather, "window_scatter": _window_scatter, "max_pool": _max_pool,
     "max_pool_backward": _max_pool_backward, "average_pool": _average_pool,
     "average_pool_backward": _average_pool_backward, "column_moments": _column_moments,
@@ -475,7 +539,9 @@ def fake_elementwise_kernel(name):
     """A replacement for ``elementwise.kernel``: numpy's function for the operation (one logged kernel)."""
     def run(*operands):
         _operation(f"elementwise {name}")
-        return on_device(np.asarray(_ELEMENTWISE[name](*(on_host(o) for o in operands))))
+        plain = [on_host(o) for o in operands]
+        compute = lambda: np.asarray(_ELEMENTWISE[name](*plain))     # noqa: E731
+        return _made(on_device(compute()), compute)
     return run
 
 
@@ -486,16 +552,22 @@ def _upload_or_copy(value, dtype=None, order="K", copy=True):
             return value if dtype is None else value.astype(dtype, copy=False)
         _operation("copy")
     else:
+        _not_capturing("an upload from pageable host memory")
         _operation("upload")
-    return on_device(np.array(on_host(value), dtype=dtype, order=order, copy=True))
+    plain = on_host(value)
+    compute = lambda: np.array(plain, dtype=dtype, order=order, copy=True)     # noqa: E731
+    return _made(on_device(compute()), compute if isinstance(value, DeviceArray) else None)
 
 
 def _logged(kind, function):
-    """``function`` returning a device array, logged as one device operation of ``kind`` (None: free)."""
+    """``function`` returning a device array, logged as one device operation of ``kind`` (None: an allocation,
+    no device work)."""
     def call(*args, **kwargs):
         if kind:
             _operation(kind)
-        return on_device(function(*(on_host(a) for a in args), **kwargs))
+        plain = [on_host(a) for a in args]
+        compute = lambda: function(*plain, **kwargs)      # noqa: E731
+        return _made(on_device(compute()), compute if kind else None)
     return call
 
 
@@ -506,7 +578,10 @@ def _views(function):
 
 def _copyto(destination, source):
     _operation("copy")
-    np.copyto(on_host(destination), on_host(source))
+    target, plain = on_host(destination), on_host(source)
+    _before_write(target)
+    _record(lambda: np.copyto(target, plain))
+    np.copyto(target, plain)
 
 
 def _to_host(value):
@@ -540,7 +615,8 @@ def fake_cupy(log=None):
                                     getDeviceProperties=lambda i: {"name": b"Fake GPU"})
     module.cuda = types.SimpleNamespace(is_available=lambda: True, runtime=runtime, Event=FakeEvent,
                                         get_elapsed_time=lambda start, end: (end.time - start.time) * 1e3,
-                                        Device=FakeDevice, get_current_stream=lambda: types.SimpleNamespace(ptr=0))
+                                        Device=FakeDevice, get_current_stream=lambda: types.SimpleNamespace(ptr=0),
+                                        Stream=FakeStream, MemoryPool=FakeMemoryPool, using_allocator=using_allocator)
     module.concatenate = _logged("concatenate", np.concatenate)
     return module
 
@@ -596,3 +672,146 @@ class FakeEvent:
 
     def synchronize(self):
         pass
+
+
+# -- stream capture: a CUDA Graph records instead of running ---------------------------------------
+_CAPTURE = {"active": None, "allocator": None}
+
+
+class FakeCapture:
+    """What a capturing stream was asked to do, as closures over the same arrays (a graph's addresses) and
+    the same by-value arguments (frozen, as a graph freezes them).
+
+    A real capture runs nothing. The fake runs each operation at once as well (the next one needs its
+    shapes), and undoes that when the capture ends: arrays that existed are restored, and arrays made
+    during the capture are filled with garbage (NaN), so a result read before the graph's first launch,
+    or an update that ran while recording, shows.
+    """
+
+    def __init__(self):
+        self.operations, self.saved, self.made = [], [], {}
+
+    def made_array(self, array):
+        assert _CAPTURE["allocator"] is not None, (
+            "an array allocated while recording a graph must come from a memory pool of the graph's own "
+            "(cupy.cuda.using_allocator): freed to the shared pool, its memory could be handed out again "
+            "while the graph still writes it")
+        self.made[id(array)] = array
+
+    def before_write(self, array):
+        if id(_root(array)) not in self.made:
+            self.saved.append((array, np.array(array, copy=True)))
+
+    def record(self, operation):
+        self.operations.append(operation)
+
+    def finish(self):
+        for array, content in reversed(self.saved):
+            array[...] = content
+        for array in self.made.values():
+            host = on_host(array)
+            host[...] = np.nan if host.dtype.kind in "fc" else (True if host.dtype == bool else -12345)
+
+
+def _root(array):
+    while isinstance(array, np.ndarray) and array.base is not None and isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _made(result, compute):
+    """``result``, a new device array; while capturing, remembered (and its computation recorded)."""
+    capture = _CAPTURE["active"]
+    if capture is not None and isinstance(result, np.ndarray):
+        capture.made_array(result)
+        if compute is not None:
+            host = on_host(result)
+            capture.record(lambda: host.__setitem__(Ellipsis, compute()))
+    return result
+
+
+def _before_write(array):
+    if _CAPTURE["active"] is not None:
+        _CAPTURE["active"].before_write(array)
+
+
+def _record(operation):
+    if _CAPTURE["active"] is not None:
+        _CAPTURE["active"].record(operation)
+
+
+def _not_capturing(what):
+    if _CAPTURE["active"] is not None:
+        raise RuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} while a stream captures")
+
+
+class FakeGraph:
+    """cupy.cuda.Graph: ``launch`` runs every recorded operation in order, as ONE device operation."""
+
+    def __init__(self, operations):
+        self.operations = operations
+
+    def launch(self, stream=None):
+        assert _CAPTURE["active"] is None, "a graph launched while a stream captures"
+        _operation("graph launch")
+        for operation in self.operations:
+            operation()
+
+
+class FakeStream:
+    """cupy.cuda.Stream: current inside ``with``; ``begin_capture``/``end_capture`` record a FakeGraph."""
+
+    def __init__(self, non_blocking=False):
+        self.capture = None
+        self.ptr = 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def begin_capture(self, mode=None):
+        assert _CAPTURE["active"] is None, "a stream already captures"
+        self.capture = _CAPTURE["active"] = FakeCapture()
+
+    def is_capturing(self):
+        return self.capture is not None
+
+    def end_capture(self):
+        capture, self.capture = self.capture, None
+        _CAPTURE["active"] = None
+        capture.finish()
+        return FakeGraph(capture.operations)
+
+
+class FakeMemoryPool:
+    """cupy.cuda.MemoryPool: the fake allocates with numpy; ``malloc`` only stands for the pool."""
+
+    def malloc(self, size):       # pragma: no cover - never called: numpy allocates the fake's arrays
+        raise AssertionError("the fake allocates with numpy")
+
+
+class using_allocator:          # noqa: N801 - the name of CuPy's function
+    """cupy.cuda.using_allocator: while inside, arrays come from ``allocator``."""
+
+    def __init__(self, allocator=None):
+        self.allocator = allocator
+
+    def __enter__(self):
+        self.previous, _CAPTURE["allocator"] = _CAPTURE["allocator"], self.allocator
+        return self
+
+    def __exit__(self, *exc_info):
+        _CAPTURE["allocator"] = self.previous
+        return False
+
+
+class ImmediateSlots(cuda_graphs.ScalarSlots):
+    """Scalar slots uploaded as soon as they are taken: the ``*_at`` update kernels run eagerly (set one as a
+    backend's ``graph_recording.slots`` to launch them outside a graph)."""
+
+    def take(self, scalars):
+        array = super().take(scalars)
+        array.set(np.array(scalars, dtype=array.dtype))
+        return array

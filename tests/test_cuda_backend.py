@@ -91,7 +91,11 @@ def test_every_kernel_is_launched_and_checked_by_some_primitive():
             backend.argmax(backend.from_numpy(np.ones(3 * launch.SEGMENT, np.float32)), None)
             nn.use_deterministic_algorithms(True)
             run(backend, "index_add", CASES["index_add"](rng, np.dtype(np.float32), sizes))
+            backend.graph_recording.slots = cuda_fake.ImmediateSlots(gpu.cupy)     # as inside a CUDA Graph
+            for name in ("sgd_update", "adam_update", "adam_update_many", "rmsprop_update", "adagrad_update"):
+                run(backend, name, CASES[name](rng, np.dtype(np.float32), sizes))
         finally:
+            backend.graph_recording.slots = None
             gemm.set_gemm_route(None)
             nn.use_deterministic_algorithms(False)
         launched = {name for name, _, _ in gpu.launches}
@@ -439,7 +443,7 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     with FakeGPU():
         assert gpu_check.gpu_name() == "Fake GPU"
         assert gpu_check.preflight() == dict.fromkeys(
-            ["raw_module", "elementwise_kernel", "gemm_routes", "multi_tensor_adam", "training_step"], "ok")
+            ["raw_module", "elementwise_kernel", "gemm_routes", "multi_tensor_adam", "training_step", "cuda_graph"], "ok")
         gemm_rows = gpu_check.bench_gemm(quick=True)
         fused = gpu_check.bench_fused(quick=True)
         training = gpu_check.bench_training(quick=True)
@@ -447,9 +451,12 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     assert {k["kernel"] for k in fused["kernels"]} >= {"bias_relu", "softmax_cross_entropy", "adam_update",
                                                        "adam_update_many_16"}
     assert all(row["nnengine_cupy_s"] > 0 and row["nnengine_numba_s"] > 0 for row in training)
+    assert [row["graph_launches_per_step"] for row in training[:2]] == [1.0, 1.0]
     assert [row["model"] for row in training] == ["document", "mlp4096", "cnn_mnist"]
     summary = gpu_check.summarize({"gemm": gemm_rows, "fused": fused, "training": training})
     assert "fused_min_copy_fraction" in summary and "document_numba_over_cupy" in summary
+    assert summary["document_graph_launches_per_step"] == 1.0 and "| document compiled step" in gpu_check.markdown(
+        {"summary": {**summary, "document_torch_over_graph": 2.0}, "training": training})
 
 
 def test_gpu_check_stops_after_a_failed_preflight_and_says_why(monkeypatch, tmp_path):

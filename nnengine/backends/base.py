@@ -44,6 +44,11 @@ class DeviceUnavailableError(RuntimeError):
     """A device string is valid but nothing on this machine can compute on it."""
 
 
+class LoweringRefused(Exception):
+    """A captured plan cannot be lowered to its backend's compiled form (one numba function on the CPU, one
+    CUDA Graph on the GPU); the message says why, and the plan keeps its Python replay."""
+
+
 class Backend(ABC):
     """Abstract base of every compute backend.
 

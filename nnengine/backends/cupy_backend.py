@@ -14,6 +14,7 @@ the core refuses an operation between tensors on different devices.
 import numpy as np
 
 from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
+from . import cuda_graphs
 from .base import Backend, DeviceUnavailableError
 from .cupy_layers import CupyLayerPrimitives
 from .determinism import are_deterministic_algorithms_enabled
@@ -63,6 +64,7 @@ class CupyBackend(CupyLayerPrimitives):
         self.index = int(device.split(":")[1])
         self.cupy = cp = import_cupy()
         check_gpu(cp, self.index)
+        self.graph_recording = cuda_graphs.Recording()      # per thread: the CUDA Graph it records, if any
         if cp.cuda.runtime.getDeviceCount() > 1:
             self._bind_device()
 
@@ -340,7 +342,18 @@ class CupyBackend(CupyLayerPrimitives):
             nn.softmax_cross_entropy(logits, targets, losses, grad, need_grad)
         return losses, (grad if need_grad else None)
 
+    # -- compiled steps ------------------------------------------------------------------------
+    def lower_plan(self, steps, calls, outputs, live=None, updates=(), replay=None):
+        """A captured plan as one CUDA Graph (``cuda_graphs.lower``: its arguments, and LoweringRefused)."""
+        return cuda_graphs.lower(self, steps, calls, outputs, live, updates, replay)
+
     # -- optimizer updates (in place) ---------------------------------------------------------
+    def _step_scalars(self, scalars):
+        """An update's typed ``scalars``; while this thread records a CUDA Graph, the device array the graph's
+        update reads them from (refreshed before each launch: ``cuda_graphs``)."""
+        slots = self.graph_recording.slots
+        return scalars if slots is None else slots.take(scalars)
+
     @staticmethod
     def _check_contiguous(*arrays):
         if any(a is not None and not a.flags.c_contiguous for a in arrays):
@@ -349,12 +362,13 @@ class CupyBackend(CupyLayerPrimitives):
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
         self._check_contiguous(param, grad, velocity)
-        optim.sgd(param, grad, velocity, typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay),
-                  momentum != 0, nesterov)
+        scalars = self._step_scalars(typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay))
+        optim.sgd(param, grad, velocity, scalars, momentum != 0, nesterov)
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
         self._check_contiguous(param, grad, m, v, v_max)
-        scalars = typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        scalars = self._step_scalars(typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon,
+                                                   weight_decay))
         optim.adam(param, grad, m, v, v_max, scalars, amsgrad)
 
     def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
@@ -366,15 +380,18 @@ class CupyBackend(CupyLayerPrimitives):
         if len(dtypes) > 1:            # one launch serves one dtype: mixed groups go one by one
             return super().adam_update_many(params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon,
                                             amsgrad, weight_decay)
-        scalars = typed_scalars(adam_scalars, params[0].dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        scalars = self._step_scalars(typed_scalars(adam_scalars, params[0].dtype, step, lr, beta_1, beta_2, epsilon,
+                                                   weight_decay))
         optim.adam_many(params, grads, ms, vs, v_maxes, scalars, amsgrad)
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
         self._check_contiguous(param, grad, mean_square, mean_grad, velocity)
-        scalars = typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
+        scalars = self._step_scalars(typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon,
+                                                   weight_decay))
         optim.rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         self._check_contiguous(param, grad, accumulator)
-        optim.adagrad(param, grad, accumulator, typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay))
+        scalars = self._step_scalars(typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay))
+        optim.adagrad(param, grad, accumulator, scalars)

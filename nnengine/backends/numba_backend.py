@@ -411,6 +411,7 @@ class NumbaBackend(NumbaUpdatePrimitives):
         return losses, (grad if need_grad else None)
 
     # -- the compiled step's CPU tier -----------------------------------------------------
-    def lower_plan(self, steps, calls, outputs, live=None, updates=()):
-        """A captured plan as one numba function (``numba_lowering.lower``: its arguments, and LoweringRefused)."""
+    def lower_plan(self, steps, calls, outputs, live=None, updates=(), replay=None):
+        """A captured plan as one numba function (``numba_lowering.lower``: its arguments, and LoweringRefused).
+        ``replay`` (the plan's Python replay) is not needed: the function is written from the steps."""
         return numba_lowering.lower(self, steps, calls, outputs, live, updates)

@@ -19,14 +19,11 @@ from numba.core.registry import CPUDispatcher
 from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import blas, config, nn, optim, reduce
 from . import host_buffers
+from .base import LoweringRefused
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
 __all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small",
            "typed_constant", "typed_flag", "typed_int"]
-
-
-class LoweringRefused(Exception):
-    """A plan cannot be lowered to one numba function; the message says why (it keeps its Python replay)."""
 
 
 class Value:
