@@ -9,8 +9,8 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
 3.2 s on a 2-core machine; the numba CPU steps of the training part) plus the GPU's own share:
 
 1. preflight (~20 s): compile and run one RawModule kernel, one ElementwiseKernel, one GEMM on each
-   route, one multi-tensor Adam launch (its table is a by-value struct parameter) and one training
-   step, each against numpy. If any fails, the run stops there with a report that says which and why,
+   route, one multi-tensor Adam launch (its table is a by-value struct parameter), one training
+   step, and six compiled steps run as a CUDA Graph against the same steps replayed in Python. If any fails, the run stops there with a report that says which and why,
    instead of spending the rest of the budget on failures with the same cause.
 2. tests (limit 240 s): only those that need the GPU, ``tests/test_cuda_gpu.py`` and the ``cuda``
    cases of the backend-parametrized suite, in deterministic mode; not the fake-GPU, emulation and
@@ -24,7 +24,9 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
      batch 32), an MLP (4096-4096-4096-10, batch 4096) and the MNIST-size CNN of benchmarks/cnn.py
      (batch 128): nnengine on cuda, PyTorch on CUDA when it
      is importable, and nnengine on the numba CPU backend. Inputs AND labels are on the device for
-     both frameworks; each step ends by reading the loss (one sync each).
+     both frameworks; each step ends by reading the loss (one sync each). For the dense models also
+     nnengine's compiled step as fit runs it (``train_on_batch``: the batch uploaded from the host,
+     one CUDA Graph launched, the loss read back), and its graph launches per step.
 
 Without a GPU it writes a result that says so and exits with status 2; a failed preflight exits 3.
 """
@@ -42,7 +44,7 @@ TEST_TIME_LIMIT_S = 240
 #: what each part should take on an H200 (seconds), stated up front so an overrun is visible in the report
 EXPECTED_SECONDS = {"preflight": 20, "tests": 180, "gemm": 45, "fused": 25, "training": 90}
 #: test modules that run without a GPU (fake GPU, float32 emulation, NVRTC compiles): CI runs them
-NO_GPU_TEST_MODULES = ("test_cuda_backend.py", "test_cuda_arithmetic.py", "test_cuda_compile.py")
+NO_GPU_TEST_MODULES = ("test_cuda_backend.py", "test_cuda_arithmetic.py", "test_cuda_compile.py", "test_cuda_graphs.py")
 GEMM_SIZES = (1024, 2048, 4096, 8192)
 FUSED_SHAPE, QUICK_FUSED_SHAPE = (65536, 1024), (8192, 1024)     # (rows, columns) of the fused kernels' inputs
 TRAINING_MODELS = {"document": ((10, 64, 32, 10), 32), "mlp4096": ((4096, 4096, 4096, 10), 4096)}
@@ -54,6 +56,9 @@ TARGETS = [
     ("tiled_vs_cublas_4096", "tiled SGEMM >= 25% of cuBLAS at n = 4096", lambda v: v >= 0.25),
     ("mlp4096_torch_over_cupy", "MLP 4096 step no slower than PyTorch CUDA", lambda v: v >= 1.0),
     ("document_torch_over_cupy", "document step >= 1.5x faster than PyTorch CUDA", lambda v: v >= 1.5),
+    ("document_torch_over_graph", "document compiled step (one CUDA Graph) >= 1.5x faster than PyTorch CUDA",
+     lambda v: v >= 1.5),
+    ("document_graph_launches_per_step", "one graph launch per compiled step", lambda v: v == 1.0),
     ("cnn_mnist_torch_over_cupy", "MNIST-size CNN step no slower than PyTorch CUDA", lambda v: v >= 1.0),
 ]
 
@@ -88,6 +93,7 @@ def preflight():
     import numpy as np
 
     import nnengine as nn
+    from nnengine import capture
     from nnengine.backends.optimizer_scalars import adam_scalars, typed
     from nnengine.kernels.cuda import elementwise, gemm, nn as nn_kernels, optim
 
@@ -129,10 +135,31 @@ def preflight():
         loss = model.train_on_batch(rng.standard_normal((8, 10)).astype(np.float32), rng.integers(0, 3, 8))
         assert np.isfinite(loss), f"loss {loss}"
 
+    def cuda_graph():
+        steps = [(rng.standard_normal((8, 10)).astype(np.float32), rng.integers(0, 3, 8)) for _ in range(6)]
+        weights, graphs = [], []
+        for graphed in (True, False):
+            capture.LOWERING_ENABLED = graphed
+            try:
+                nn.utils.set_random_seed(0)
+                model = nn.Sequential([nn.layers.Dense(16, activation="relu", input_shape=(10,)),
+                                       nn.layers.Dense(3, activation="softmax")])
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+                model.to("cuda")
+                for x_batch, y_batch in steps:
+                    model.train_on_batch(x_batch, y_batch)
+            finally:
+                capture.LOWERING_ENABLED = True
+            weights.append(model.get_weights())
+            graphs.append(model.jit_report()["plans_lowered"])
+        assert graphs == [1, 0], f"plans run as a CUDA Graph (graphs on, off): {graphs}"
+        for got, expected in zip(*weights):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
     checks = {}
     for name, check in (("raw_module", raw_module), ("elementwise_kernel", elementwise_kernel),
                         ("gemm_routes", gemm_routes), ("multi_tensor_adam", multi_tensor_adam),
-                        ("training_step", training_step)):
+                        ("training_step", training_step), ("cuda_graph", cuda_graph)):
         try:
             check()
             checks[name] = "ok"
@@ -227,6 +254,28 @@ def _nnengine_step(sizes, batch, device):
     return _device_step(training.nnengine_model(sizes, device), (batch, sizes[0]), sizes[-1], device)
 
 
+def _compiled_step(sizes, batch):
+    """(step, graph): the model's whole compiled step as fit runs it (``train_on_batch``: the batch uploaded
+    from the host, the plan's CUDA Graph launched, the loss read back), after the warm-up that captures its
+    plan; ``graph()`` is the plan's GraphStep (its ``launches`` count the steps it ran)."""
+    import numpy as np
+
+    from benchmarks import training
+    model = training.nnengine_model(sizes, "cuda")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+
+    def step():
+        return model.train_on_batch(x, y)
+    for _ in range(4):            # the optimizer's slots, the capture, its check, the graph's recording
+        step()
+    (plan,) = model._compiler.plans().values()
+    if not plan.is_lowered:
+        raise RuntimeError(f"the compiled step is not a CUDA Graph: {plan.lowering_reason}")
+    return step, lambda: plan.lowered
+
+
 def _nnengine_cnn_step(batch, device):
     """The same for the MNIST-size CNN of benchmarks/cnn.py (issue 14's GPU target)."""
     from benchmarks import cnn
@@ -279,6 +328,10 @@ def bench_training(quick):
         inner = 50 if small else 5
         entry = {"model": model, "sizes": sizes, "batch": batch}
         entry["nnengine_cupy_s"] = training.median_step_time(_nnengine_step(sizes, batch, "cuda"), inner, 7)
+        graph_step, graph = _compiled_step(sizes, batch)
+        launches, steps = graph().launches, []
+        entry["nnengine_cupy_graph_s"] = training.median_step_time(lambda: steps.append(graph_step()), inner, 7)
+        entry["graph_launches_per_step"] = (graph().launches - launches) / len(steps)
         _torch_entry(entry, lambda: training._torch_step(sizes, batch, "cuda"), inner)
         # the 4096-wide MLP takes about a second per step on the CPU: few runs
         cpu_step = _nnengine_step(sizes, batch, "cpu")
@@ -315,6 +368,10 @@ def summarize(results):
         if row.get("torch_cuda_s"):
             summary[f"{row['model']}_torch_over_cupy"] = row["torch_cuda_s"] / row["nnengine_cupy_s"]
         summary[f"{row['model']}_numba_over_cupy"] = row["nnengine_numba_s"] / row["nnengine_cupy_s"]
+        if row.get("nnengine_cupy_graph_s"):
+            summary[f"{row['model']}_graph_launches_per_step"] = row["graph_launches_per_step"]
+            if row.get("torch_cuda_s"):
+                summary[f"{row['model']}_torch_over_graph"] = row["torch_cuda_s"] / row["nnengine_cupy_graph_s"]
     return summary
 
 
@@ -349,10 +406,12 @@ def markdown(results):
                   for k in fused["kernels"]]
         lines.append("")
     if results.get("training"):
-        lines += ["| model | nnengine cuda ms | PyTorch CUDA ms | nnengine numba ms |", "|---|---|---|---|"]
+        lines += ["| model | nnengine cuda ms (eager step) | nnengine cuda ms (compiled: one graph) | PyTorch CUDA ms "
+                  "| nnengine numba ms |", "|---|---|---|---|---|"]
         for r in results["training"]:
             torch_ms = f"{r['torch_cuda_s'] * 1e3:.3f}" if r.get("torch_cuda_s") else "not installed"
-            lines.append(f"| {r['model']} | {r['nnengine_cupy_s'] * 1e3:.3f} | {torch_ms} | "
+            graph_ms = f"{r['nnengine_cupy_graph_s'] * 1e3:.3f}" if r.get("nnengine_cupy_graph_s") else "-"
+            lines.append(f"| {r['model']} | {r['nnengine_cupy_s'] * 1e3:.3f} | {graph_ms} | {torch_ms} | "
                          f"{r['nnengine_numba_s'] * 1e3:.3f} |")
         lines.append("")
     summary = results.get("summary", {})
