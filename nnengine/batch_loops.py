@@ -8,15 +8,23 @@ callbacks and progress bars. Each batch from a source is checked and cast like a
 ``steps_per_epoch``), the progress bar counts ``n/Unknown`` as Keras's does.
 """
 import math
+import time
+import warnings
 
 import numpy as np
 
 from . import callbacks as callbacks_module
+from .backends import get_backend
 from .data import BatchSource, is_batch_source
 from .utils import global_rng
 from .weighting import sample_weights
 
-__all__ = ["BatchLoops", "batches", "array_batches"]
+__all__ = ["BatchLoops", "PendingBatches", "batches", "array_batches"]
+
+#: on a device whose reads wait for it (a GPU), fit reads its steps' results back at most this often ...
+READ_INTERVAL_S = 0.25
+#: ... or after this many steps (their outputs wait on the device meanwhile)
+MAX_PENDING_STEPS = 64
 
 
 def batches(count, batch_size, order=None):
@@ -32,6 +40,54 @@ def array_batches(x, y, w, batch_size, order=None):
         yield x[index], y[index], None if w is None else w[index]
 
 
+class PendingBatches:
+    """Steps whose loss and predictions are still on the device, recorded when they are read back.
+
+    On a GPU a read waits for the device to finish its queue: reading each step's loss as it ends would
+    put a host sync in every step and keep the GPU idle while the host prepares the next batch. When no
+    callback needs every batch's logs (the progress bar shows the latest values only), the loops keep a
+    copy of each step's outputs on the device (the compiled step's own arrays are overwritten by its next
+    launch) and read them back, in order, every ``READ_INTERVAL_S`` seconds or ``MAX_PENDING_STEPS`` steps
+    and at the end of the loop. Metrics, History and the NaN report see exactly the values of a read per
+    step, later; the batch-end hook then gets the logs of the last batch read.
+    """
+
+    def __init__(self, trainer, backend, run, hook, epoch=None):
+        self.trainer, self.backend, self.run, self.hook, self.epoch = trainer, backend, run, hook, epoch
+        self.items = []
+        self.last_read = time.perf_counter()
+
+    @staticmethod
+    def wanted(trainer, run, hook):
+        """Whether the loops should defer their reads: a device whose reads wait, and no callback that acting
+        on ``hook`` needs every batch's logs."""
+        backend = trainer._backend_of_model()
+        return backend.reads_wait and not (run is not None and run.needs_every_batch(hook))
+
+    def add(self, batch, y, loss, predictions):
+        """Keep step ``batch``'s outputs (device copies) and its host targets; read them all when due."""
+        copy = self.backend.copy
+        self.items.append((batch, y, copy(loss), None if predictions is None else copy(predictions)))
+        if len(self.items) >= MAX_PENDING_STEPS or time.perf_counter() - self.last_read >= READ_INTERVAL_S:
+            self.read()
+
+    def read(self):
+        """Read every kept step back in order and record it; then the batch-end hook, once, with the logs."""
+        if not self.items:
+            return
+        to_host = self.backend.to_numpy
+        for batch, y, loss, predictions in self.items:
+            loss_value = to_host(loss).reshape(()).item()
+            if self.epoch is not None:
+                self.trainer._check_finite(loss_value, self.epoch, batch)
+            self.trainer._record(loss_value, y, None if predictions is None else to_host(predictions))
+        last = self.items[-1][0]
+        self.items.clear()
+        self.last_read = time.perf_counter()
+        if self.run is not None and self.run.wants(self.hook):
+            self.run.call(self.hook, last, self.trainer._logs())
+
+
 class BatchLoops:
     """The loops over batches, the batch-source entry points and the validation split of a Trainer."""
 
@@ -39,19 +95,38 @@ class BatchLoops:
         """Training steps over ``batches`` of (x, y, weights), each made ready by ``prepare`` when given
         (batches from a generator); returns how many batches there were."""
         self._reset_metrics()
+        pending = PendingBatches(self, self._backend_of_model(), run, "on_train_batch_end", epoch) \
+            if PendingBatches.wanted(self, run, "on_train_batch_end") else None
         seen = 0
         for batch, item in enumerate(batches):
             run.call("on_train_batch_begin", batch, {})
             x, y, w = item if prepare is None else prepare(*item)
-            loss_value, predictions = self._step(x, y, True, w)
-            self._check_finite(loss_value, epoch, batch)
-            self._record(loss_value, y, predictions)
             seen = batch + 1
-            if run.wants("on_train_batch_end"):
-                run.call("on_train_batch_end", batch, self._logs())
+            if pending is not None:
+                pending.add(batch, y, *self._step(x, y, True, w, on_device=True))
+            else:
+                loss_value, predictions = self._step(x, y, True, w)
+                self._check_finite(loss_value, epoch, batch)
+                self._record(loss_value, y, predictions)
+                if run.wants("on_train_batch_end"):
+                    run.call("on_train_batch_end", batch, self._logs())
             if self.stop_training:
                 break
+        if pending is not None:
+            pending.read()
         return seen
+
+    def _check_finite(self, loss_value, epoch, batch):
+        """Report (once per fit) a NaN or infinite loss instead of training through it silently."""
+        if not math.isfinite(loss_value) and not self._nan_reported:
+            self._nan_reported = True
+            warnings.warn(f"fit: the loss is {loss_value} at epoch {epoch + 1}, batch {batch}; the weights are "
+                          "no longer finite. Lower the learning rate, check the data, or add "
+                          "callbacks.TerminateOnNaN() to stop.", RuntimeWarning, stacklevel=3)
+
+    def _backend_of_model(self):
+        """The backend the model's weights live on (its first layer's device)."""
+        return get_backend(self._layers[0].device)
 
     def _evaluate_arrays(self, x, y, w, batch_size, run=None):
         return self._evaluate_over(array_batches(x, y, w, batch_size), run)
@@ -59,14 +134,21 @@ class BatchLoops:
     def _evaluate_over(self, batches, run=None, prepare=None):
         """Loss and metrics over ``batches`` of (x, y, weights), each made ready by ``prepare`` when given."""
         self._reset_metrics()
+        pending = PendingBatches(self, self._backend_of_model(), run, "on_test_batch_end") \
+            if PendingBatches.wanted(self, run, "on_test_batch_end") else None
         for batch, item in enumerate(batches):
             if run is not None:
                 run.call("on_test_batch_begin", batch, {})
             x, y, w = item if prepare is None else prepare(*item)
+            if pending is not None:
+                pending.add(batch, y, *self._step(x, y, False, w, on_device=True))
+                continue
             loss_value, predictions = self._step(x, y, False, w)
             self._record(loss_value, y, predictions)
             if run is not None and run.wants("on_test_batch_end"):
                 run.call("on_test_batch_end", batch, self._logs())
+        if pending is not None:
+            pending.read()
         return self._logs()
 
 

@@ -30,7 +30,15 @@ def check_verbose(owner, verbose):
 
 
 class Callback:
-    """Base class: every hook does nothing; ``model`` and ``params`` are set before training."""
+    """Base class: every hook does nothing; ``model`` and ``params`` are set before training.
+
+    ``needs_every_batch``: whether the batch-end hooks this callback acts on need each batch's logs as
+    the batch ends (the default). A callback that only shows the latest values (the progress bar) says
+    False: on a GPU, ``fit`` then reads the losses back from the device a few times a second, not after
+    every step (``batch_loops.PendingBatches``).
+    """
+
+    needs_every_batch = True
 
     def __init__(self):
         self.model = None
@@ -72,6 +80,10 @@ class CallbackList:
     def wants(self, hook):
         """Whether some callback acts on ``hook`` (a caller may skip building its arguments otherwise)."""
         return hook not in self._idle
+
+    def needs_every_batch(self, hook):
+        """Whether some callback acting on batch-end ``hook`` needs its logs after every batch (``Callback``)."""
+        return any(callback.needs_every_batch and _acts_on(callback, hook) for callback in self.callbacks)
 
     def call(self, hook, *args):
         """Run ``hook`` on every callback."""

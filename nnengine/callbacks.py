@@ -47,6 +47,8 @@ class History(Callback):
 class ProgbarLogger(Callback):
     """Prints 'Epoch i/n' and a progress bar (verbose=1) or one line per epoch (verbose=2)."""
 
+    needs_every_batch = False      # the bar shows the latest values: on a GPU, fit reads them a few times a second
+
     def __init__(self, verbose=1):
         super().__init__()
         self.verbose = 0 if is_secondary_process() else verbose

@@ -24,7 +24,6 @@ Semantics follow Keras 3 (see docs/keras.md for the list):
   cross-entropy runs as ONE fused, stable loss on the logits (``trains_on_logits``).
 """
 import math
-import warnings
 
 import numpy as np
 
@@ -188,8 +187,9 @@ class Trainer(BatchLoops):
         backend = get_backend(self._layers[0].device)
         return Tensor._make(backend.from_numpy(checked_cast(array, self.input_dtype, "the batch")), backend)
 
-    def _step(self, x_batch, y_batch, training, w_batch=None):
-        """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch.
+    def _step(self, x_batch, y_batch, training, w_batch=None, on_device=False):
+        """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch; ``on_device``:
+        the device's own arrays instead (the plan's, overwritten by its next step), read later.
 
         The host prepares the batch (inputs cast, targets checked by the loss) and uploads it; the device
         part (forward, loss, backward, the metrics' activation) is one compiled step or runs eagerly;
@@ -218,6 +218,8 @@ class Trainer(BatchLoops):
                 key, x.backend, inputs, params,
                 lambda: self._device_step(x, y, training, logits, want_predictions, trainable, w),
                 self._capture_blocker(training), live=self.optimizer if training else None, defer=defer)
+        if on_device:
+            return loss, predictions
         to_host = x.backend.to_numpy
         return to_host(loss).reshape(()).item(), (None if predictions is None else to_host(predictions))
 
@@ -373,14 +375,6 @@ class Trainer(BatchLoops):
         self.history = history
         history.model = self
         return history
-
-    def _check_finite(self, loss_value, epoch, batch):
-        """Report (once per fit) a NaN or infinite loss instead of training through it silently."""
-        if not math.isfinite(loss_value) and not self._nan_reported:
-            self._nan_reported = True
-            warnings.warn(f"fit: the loss is {loss_value} at epoch {epoch + 1}, batch {batch}; the weights are "
-                          "no longer finite. Lower the learning rate, check the data, or add "
-                          "callbacks.TerminateOnNaN() to stop.", RuntimeWarning, stacklevel=3)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):

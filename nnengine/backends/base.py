@@ -56,9 +56,12 @@ class Backend(ABC):
         name: the registry name of the implementation ("numpy", "numba", "cupy").
         device: the canonical device string this instance computes on
             ("numpy", "cpu", "cuda:0", ...).
+        reads_wait: whether ``to_numpy`` waits for queued device work (a GPU: a host sync), so callers
+            should read results back rarely; False where arrays live in host memory.
     """
 
     name = "abstract"
+    reads_wait = False
 
     def __init__(self, device):
         self.device = device

@@ -58,6 +58,7 @@ class CupyBackend(CupyLayerPrimitives):
     """Every compute primitive as one of our CUDA kernels (see the module docstring)."""
 
     name = "cupy"
+    reads_wait = True           # a read waits for the GPU's queue: the trainer defers them (batch_loops)
 
     def __init__(self, device):
         super().__init__(device)
