@@ -230,3 +230,28 @@ def test_memory_allocated_while_recording_must_come_from_a_private_pool():
                 gpu.cupy.zeros(3, np.float32)
         finally:
             stream.end_capture()
+
+
+def test_with_several_gpus_a_graph_is_staged_and_launched_on_its_own_gpu(monkeypatch):
+    monkeypatch.setattr(capture, "LOWERING_ENABLED", True)
+    x, y = _data(32)
+    with FakeGPU(device_count=2) as gpu:
+        current = {"device": 0}
+        launched_on = []
+        gpu.cupy.cuda.runtime.getDevice = lambda: current["device"]
+        gpu.cupy.cuda.runtime.setDevice = lambda i: current.update(device=i)
+        nn.utils.set_random_seed(0)
+        model = nn.Sequential([nn.layers.Dense(4, activation="relu", input_shape=(10,)),
+                               nn.layers.Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        model.to("cuda:1")
+        for _ in range(4):
+            model.train_on_batch(x, y)
+        (plan,) = model._compiler.plans().values()
+        launch = cuda_fake.FakeGraph.launch
+        monkeypatch.setattr(cuda_fake.FakeGraph, "launch",
+                            lambda graph, stream=None: (launched_on.append(current["device"]), launch(graph, stream)))
+        model.train_on_batch(x, y)               # the trainer's upload makes GPU 1 current first
+        current["device"] = 0                    # a graph run on its own still goes to its GPU
+        plan.lowered.run(list(plan.lowered.staging))
+    assert plan.is_lowered and launched_on == [1, 1]

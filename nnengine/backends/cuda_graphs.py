@@ -164,6 +164,8 @@ class GraphStep:
         step and every later one replay in Python, with a warning."""
         if self.refusal is not None:
             return self.replay(inputs)
+        if self.backend.several_gpus:           # staging, uploads and the launch on this plan's GPU
+            self.backend.make_current()
         if self.graph is None or self._moved():
             try:
                 self._record(inputs)

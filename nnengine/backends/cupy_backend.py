@@ -66,17 +66,21 @@ class CupyBackend(CupyLayerPrimitives):
         self.cupy = cp = import_cupy()
         check_gpu(cp, self.index)
         self.graph_recording = cuda_graphs.Recording()      # per thread: the CUDA Graph it records, if any
-        if cp.cuda.runtime.getDeviceCount() > 1:
+        self.several_gpus = cp.cuda.runtime.getDeviceCount() > 1
+        if self.several_gpus:
             self._bind_device()
+
+    def make_current(self):
+        """Make this instance's GPU the current one (with several GPUs, every primitive does so first)."""
+        runtime = self.cupy.cuda.runtime
+        if runtime.getDevice() != self.index:
+            runtime.setDevice(self.index)
 
     def _bind_device(self):
         """With several GPUs, make every primitive of this instance run with its GPU current."""
-        runtime, index = self.cupy.cuda.runtime, self.index
-
         def on_device(method):
             def call(*args, **kwargs):
-                if runtime.getDevice() != index:
-                    runtime.setDevice(index)
+                self.make_current()
                 return method(*args, **kwargs)
             call.__doc__ = method.__doc__
             return call
