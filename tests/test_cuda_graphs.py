@@ -255,3 +255,26 @@ def test_with_several_gpus_a_graph_is_staged_and_launched_on_its_own_gpu(monkeyp
         current["device"] = 0                    # a graph run on its own still goes to its GPU
         plan.lowered.run(list(plan.lowered.staging))
     assert plan.is_lowered and launched_on == [1, 1]
+
+
+def test_a_graph_holds_no_array_of_the_capture_but_its_own(monkeypatch):
+    import gc
+    import weakref
+    monkeypatch.setattr(capture, "LOWERING_ENABLED", True)
+    x, y = _data(32)
+    with FakeGPU():
+        model = _model("sgd")
+        recorded = []
+        original = capture.Recorder._note
+
+        def note(recorder, name, args, kwargs, result):          # the gradients the update of the capture read
+            if name == "sgd_update":
+                recorded.append(weakref.ref(args[1]))
+            original(recorder, name, args, kwargs, result)
+        monkeypatch.setattr(capture.Recorder, "_note", note)
+        for _ in range(4):
+            model.train_on_batch(x, y)
+        (plan,) = [p for key, p in model._compiler.plans().items() if key[0] == "train"]
+        assert plan.is_lowered
+        gc.collect()
+        assert recorded and all(ref() is None for ref in recorded)

@@ -106,9 +106,25 @@ def lower(backend, steps, calls, outputs, live=None, updates=(), replay=None):
         if name in updates:
             if keywords:
                 raise LoweringRefused(f"{name} is called with keyword arguments, which a graph's scalars do not follow")
-            update_calls.append((name, args[:len(args) - live_count]))
+            update_calls.append((name, tuple(map(_dtype_only, args[:len(args) - live_count]))))
     params = _parameters(steps)
     return GraphStep(backend, replay, params, update_calls, live)
+
+
+class _DtypeOf:
+    """Stands for an update's array argument: ``update_scalars`` reads only its dtype (holding the capture's
+    arrays, gradients included, would keep a whole step's memory alive with the graph)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+def _dtype_only(value):
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return _DtypeOf(value.dtype)
+    if isinstance(value, (list, tuple)) and value and hasattr(value[0], "dtype"):
+        return [_DtypeOf(value[0].dtype)]
+    return value
 
 
 def _parameters(steps):
