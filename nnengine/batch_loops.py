@@ -59,15 +59,17 @@ class PendingBatches:
 
     @staticmethod
     def wanted(trainer, run, hook):
-        """Whether the loops should defer their reads: a device whose reads wait, and no callback that acting
+        """Whether the loops should defer their reads: on a device whose reads wait, unless a callback acting
         on ``hook`` needs every batch's logs."""
         backend = trainer._backend_of_model()
         return backend.reads_wait and not (run is not None and run.needs_every_batch(hook))
 
     def add(self, batch, y, loss, predictions):
-        """Keep step ``batch``'s outputs (device copies) and its host targets; read them all when due."""
+        """Keep step ``batch``'s outputs (device copies) and its host targets (a copy too: a generator may refill
+        the same array for its next batch); read them all when due."""
         copy = self.backend.copy
-        self.items.append((batch, y, copy(loss), None if predictions is None else copy(predictions)))
+        kept = None if predictions is None else copy(predictions)
+        self.items.append((batch, np.array(y, copy=True), copy(loss), kept))
         if len(self.items) >= MAX_PENDING_STEPS or time.perf_counter() - self.last_read >= READ_INTERVAL_S:
             self.read()
 

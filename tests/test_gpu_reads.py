@@ -113,6 +113,25 @@ def test_a_nan_loss_is_reported_with_its_batch_when_it_is_read(monkeypatch):
     assert len(messages) == 1 and "the loss is nan at epoch 1, batch 1" in messages[0]
 
 
+def test_a_generator_that_refills_its_arrays_gets_the_metrics_of_each_batch(monkeypatch):
+    monkeypatch.setattr(batch_loops, "READ_INTERVAL_S", 1e9)
+    x, y = _data(40)
+
+    def refilled(xs, ys):                       # one pair of buffers, refilled for every batch
+        x_buffer, y_buffer = np.empty((10, 10), np.float32), np.empty((10, 10), np.float32)
+        for start in range(0, 40, 10):
+            x_buffer[...], y_buffer[...] = xs[start:start + 10], ys[start:start + 10]
+            yield x_buffer, y_buffer
+
+    def accuracy(device):
+        with FakeGPU():
+            model = _model()
+            if device == "numpy":
+                model.to("numpy")
+            return model.evaluate(refilled(x, y), verbose=0)
+    assert accuracy("cuda") == accuracy("numpy")
+
+
 @pytest.mark.parametrize("device", ["numpy", "cpu"])
 def test_host_devices_read_every_step_as_it_ends(device):
     model = nn.Sequential([nn.layers.Dense(3, input_shape=(2,))])
