@@ -159,11 +159,11 @@ class Plan:
         self.replays = 0
 
     def lower(self, recorder):
-        """Run this plan as one compiled function where the backend can lower it (``lower_plan``; on the CPU
-        ``backends/numba_lowering.py``), from the values ``recorder`` saw. The function is compiled, in the
-        thread that runs the step, at the first replay when its machine code is in the disk cache
-        (milliseconds), else at the ``LOWER_AFTER_REPLAYS``-th replay, so that a short run never pays for
-        compiling it. (Not on a thread of its own: numba's compiler enters ``warnings.catch_warnings``, whose
+        """Run this plan as one compiled function where the backend can lower it (``lower_plan``: on the CPU
+        one numba function, ``backends/numba_lowering.py``; on a GPU one CUDA Graph, ``backends/cuda_graphs.py``),
+        from the values ``recorder`` saw. It is made, in the thread that runs the step, at the first replay when
+        that is cheap (``ready_at_first_replay``: a numba function whose machine code is in the disk cache, a
+        graph), else at the ``LOWER_AFTER_REPLAYS``-th replay, so that a short run never pays for compiling it. (Not on a thread of its own: numba's compiler enters ``warnings.catch_warnings``, whose
         global state would race with the user's own.) ``lowering_reason`` says why a plan keeps its Python
         replay."""
         lower = getattr(recorder.backend, "lower_plan", None)
@@ -181,7 +181,7 @@ class Plan:
         except LoweringRefused as refusal:
             self.lowering_reason = str(refusal)
             return
-        self.lowering_reason = "to be compiled at its first replay" if self.lowered.cached else \
+        self.lowering_reason = "to be compiled at its first replay" if self.lowered.ready_at_first_replay else \
             f"replayed until its {LOWER_AFTER_REPLAYS}th replay"
         self.run = self._counted_replay
 
@@ -192,7 +192,7 @@ class Plan:
 
     def _counted_replay(self, inputs):
         self.replays += 1
-        if self.replays < (1 if self.lowered.cached else LOWER_AFTER_REPLAYS):
+        if self.replays < (1 if self.lowered.ready_at_first_replay else LOWER_AFTER_REPLAYS):
             return self.replay(inputs)
         try:
             self.lowered.compile(self.lowered.argument_types(inputs))

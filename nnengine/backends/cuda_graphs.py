@@ -152,8 +152,8 @@ class GraphStep:
         launches: how many steps ran as a graph launch.
     """
 
-    #: nothing is compiled ahead: the graph is recorded at the plan's first replay (``capture.Plan``)
-    cached = True
+    #: recording costs about one replay, so ``capture.Plan`` records the graph at the plan's first replay
+    ready_at_first_replay = True
 
     def __init__(self, backend, replay, params, update_calls, live):
         self.backend = backend

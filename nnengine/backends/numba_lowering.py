@@ -201,6 +201,7 @@ class LoweredStep:
         digest = hashlib.sha256(self.source.encode()).hexdigest()[:24]
         self.path = os.path.join(plan_cache_dir(), f"plan_{digest}.py")
         self.cached = os.path.exists(self.path)
+        self.ready_at_first_replay = self.cached     # a cached function loads in milliseconds (capture.Plan)
         self.run = _wrapper(builder, returned)
         self._arguments = _arguments(builder)
 
