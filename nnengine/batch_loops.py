@@ -62,7 +62,7 @@ class PendingBatches:
         """Whether the loops should defer their reads: on a device whose reads wait, unless a callback acting
         on ``hook`` needs every batch's logs."""
         backend = trainer._backend_of_model()
-        return backend.reads_wait and not (run is not None and run.needs_every_batch(hook))
+        return backend is not None and backend.reads_wait and not (run is not None and run.needs_every_batch(hook))
 
     def add(self, batch, y, loss, predictions):
         """Keep step ``batch``'s outputs (device copies) and its host targets (a copy too: a generator may refill
@@ -127,8 +127,9 @@ class BatchLoops:
                           "callbacks.TerminateOnNaN() to stop.", RuntimeWarning, stacklevel=3)
 
     def _backend_of_model(self):
-        """The backend the model's weights live on (its first layer's device)."""
-        return get_backend(self._layers[0].device)
+        """The backend the model's weights live on (its first layer's device), or None for a model without layers
+        (whose first batch then gets the error that says so)."""
+        return get_backend(self._layers[0].device) if self._layers else None
 
     def _evaluate_arrays(self, x, y, w, batch_size, run=None):
         return self._evaluate_over(array_batches(x, y, w, batch_size), run)

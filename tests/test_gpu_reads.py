@@ -138,3 +138,15 @@ def test_host_devices_read_every_step_as_it_ends(device):
     model.compile(optimizer="sgd", loss="mse")
     model.to(device)
     assert not batch_loops.PendingBatches.wanted(model, None, "on_test_batch_end")
+
+
+def test_a_model_without_layers_still_gets_the_error_that_says_so_from_a_generator():
+    def batches():
+        while True:
+            yield np.zeros((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    model = nn.Sequential([])
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="the model has no layers"):
+        model.fit(batches(), steps_per_epoch=2, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="the model has no layers"):
+        model.evaluate(batches(), steps=2, verbose=0)
