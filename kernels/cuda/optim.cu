@@ -85,17 +85,24 @@ template <typename T> __device__ __forceinline__ T* group_array(const TensorGrou
     return reinterpret_cast<T*>(group.array[a][t]);
 }
 
+// Adam on flat element k of a group: the element k - start[t] of its owning tensor t.
+template <typename T>
+__device__ __forceinline__ void adam_group_element(const TensorGroup& group, long long k, T alpha,
+                                                   T one_minus_beta_1, T one_minus_beta_2, T epsilon, T decay,
+                                                   long long amsgrad) {
+    int t = owning_tensor(group, k);
+    adam_element(group_array<T>(group, 0, t), group_array<T>(group, 1, t), group_array<T>(group, 2, t),
+                 group_array<T>(group, 3, t), group_array<T>(group, 4, t), k - group.start[t], alpha,
+                 one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
+}
+
 // Adam over every tensor of the group: arrays param, grad, m, v, v_max (v_max: the param again
 // without AMSGrad, never read). One grid-stride loop over all their elements.
 template <typename T>
 __global__ void adam_update_many(TensorGroup group, T alpha, T one_minus_beta_1, T one_minus_beta_2, T epsilon,
                                  T decay, long long amsgrad) {
-    FOR_EACH_ELEMENT(k, group.start[group.count]) {
-        int t = owning_tensor(group, k);
-        adam_element(group_array<T>(group, 0, t), group_array<T>(group, 1, t), group_array<T>(group, 2, t),
-                     group_array<T>(group, 3, t), group_array<T>(group, 4, t), k - group.start[t], alpha,
-                     one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
-    }
+    FOR_EACH_ELEMENT(k, group.start[group.count])
+        adam_group_element(group, k, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
 }
 
 // RMSprop. ms = rho ms + (1 - rho) g^2; centered: mg = rho mg + (1 - rho) g and
@@ -173,12 +180,8 @@ __global__ void adam_update_at(T* __restrict__ param, const T* __restrict__ grad
 template <typename T>
 __global__ void adam_update_many_at(TensorGroup group, const T* __restrict__ s, long long amsgrad) {
     T alpha = s[0], one_minus_beta_1 = s[1], one_minus_beta_2 = s[2], epsilon = s[3], decay = s[4];
-    FOR_EACH_ELEMENT(k, group.start[group.count]) {
-        int t = owning_tensor(group, k);
-        adam_element(group_array<T>(group, 0, t), group_array<T>(group, 1, t), group_array<T>(group, 2, t),
-                     group_array<T>(group, 3, t), group_array<T>(group, 4, t), k - group.start[t], alpha,
-                     one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
-    }
+    FOR_EACH_ELEMENT(k, group.start[group.count])
+        adam_group_element(group, k, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad);
 }
 
 template <typename T>
