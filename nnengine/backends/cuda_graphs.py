@@ -26,6 +26,7 @@ and the plan keeps its Python replay: a host transfer inside the step (an upload
 into a constant, a read of a device value), or an update that makes several launches (parameters of
 mixed dtypes). Recording costs about one replay, so a plan is recorded at its first replay.
 """
+import contextlib
 import functools
 import inspect
 import logging
@@ -212,6 +213,10 @@ class GraphStep:
         if self.live is None:
             return
         self.live.iterations += 1
+        self._upload_scalars()
+
+    def _upload_scalars(self):
+        """The optimizer's scalars of this step, as the eager updates compute them, into the graph's slots."""
         scalars = self.live.update_scalars()
         self.slots.upload([update_scalars(name, (*args, *scalars)) for name, args in self.update_calls])
 
@@ -238,8 +243,7 @@ class GraphStep:
                 raise
             raise LoweringRefused(f"the step could not be recorded into a CUDA Graph: {error}") from error
         if self.live is not None:
-            scalars = self.live.update_scalars()     # the replay advanced the optimizer while recording
-            self.slots.upload([update_scalars(name, (*args, *scalars)) for name, args in self.update_calls])
+            self._upload_scalars()          # of the step the replay advanced the optimizer to while recording
         self.graph = graph
         self.recordings += 1
 
@@ -251,11 +255,10 @@ class GraphStep:
         try:
             outputs = self.replay(self.staging)
         except BaseException:
-            recording.slots = None
-            try:
-                stream.end_capture()          # the capture is invalid; end it so that the stream works again
-            except Exception:                 # noqa: S110 - the replay's own error is the one to report
-                pass
+            # the capture is invalid: end it so that the stream works again; the replay's error is the one to report
+            with contextlib.suppress(Exception):
+                stream.end_capture()
             raise
-        recording.slots = None
+        finally:
+            recording.slots = None
         return outputs, stream.end_capture()

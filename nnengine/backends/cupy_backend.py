@@ -353,9 +353,10 @@ class CupyBackend(CupyLayerPrimitives):
         return cuda_graphs.lower(self, steps, calls, outputs, live, updates, replay)
 
     # -- optimizer updates (in place) ---------------------------------------------------------
-    def _step_scalars(self, scalars):
-        """An update's typed ``scalars``; while this thread records a CUDA Graph, the device array the graph's
-        update reads them from (refreshed before each launch: ``cuda_graphs``)."""
+    def _step_scalars(self, make, dtype, *arguments):
+        """An update's scalars, ``typed_scalars(make, dtype, *arguments)``; while this thread records a CUDA Graph,
+        the device array the graph's update reads them from (refreshed before each launch: ``cuda_graphs``)."""
+        scalars = typed_scalars(make, dtype, *arguments)
         slots = self.graph_recording.slots
         return scalars if slots is None else slots.take(scalars)
 
@@ -367,13 +368,12 @@ class CupyBackend(CupyLayerPrimitives):
 
     def sgd_update(self, param, grad, velocity, lr, momentum, nesterov, weight_decay):
         self._check_contiguous(param, grad, velocity)
-        scalars = self._step_scalars(typed_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay))
+        scalars = self._step_scalars(sgd_scalars, param.dtype, lr, momentum, weight_decay)
         optim.sgd(param, grad, velocity, scalars, momentum != 0, nesterov)
 
     def adam_update(self, param, grad, m, v, v_max, step, lr, beta_1, beta_2, epsilon, amsgrad, weight_decay):
         self._check_contiguous(param, grad, m, v, v_max)
-        scalars = self._step_scalars(typed_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon,
-                                                   weight_decay))
+        scalars = self._step_scalars(adam_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
         optim.adam(param, grad, m, v, v_max, scalars, amsgrad)
 
     def adam_update_many(self, params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon, amsgrad,
@@ -385,18 +385,17 @@ class CupyBackend(CupyLayerPrimitives):
         if len(dtypes) > 1:            # one launch serves one dtype: mixed groups go one by one
             return super().adam_update_many(params, grads, ms, vs, v_maxes, step, lr, beta_1, beta_2, epsilon,
                                             amsgrad, weight_decay)
-        scalars = self._step_scalars(typed_scalars(adam_scalars, params[0].dtype, step, lr, beta_1, beta_2, epsilon,
-                                                   weight_decay))
+        scalars = self._step_scalars(adam_scalars, params[0].dtype, step, lr, beta_1, beta_2, epsilon,
+                                     weight_decay)
         optim.adam_many(params, grads, ms, vs, v_maxes, scalars, amsgrad)
 
     def rmsprop_update(self, param, grad, mean_square, mean_grad, velocity, lr, rho, momentum, epsilon, centered,
                        weight_decay):
         self._check_contiguous(param, grad, mean_square, mean_grad, velocity)
-        scalars = self._step_scalars(typed_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon,
-                                                   weight_decay))
+        scalars = self._step_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
         optim.rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, momentum > 0)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         self._check_contiguous(param, grad, accumulator)
-        scalars = self._step_scalars(typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay))
+        scalars = self._step_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)
         optim.adagrad(param, grad, accumulator, scalars)
