@@ -57,12 +57,14 @@ class PendingBatches:
         self.items = []
         self.last_read = time.perf_counter()
 
-    @staticmethod
-    def wanted(trainer, run, hook):
-        """Whether the loops should defer their reads: on a device whose reads wait, unless a callback acting
-        on ``hook`` needs every batch's logs."""
+    @classmethod
+    def for_loop(cls, trainer, run, hook, epoch=None):
+        """The PendingBatches of one loop, or None where each step's results are read as it ends: on a device
+        whose reads do not wait (host memory), or when a callback acting on ``hook`` needs every batch's logs."""
         backend = trainer._backend_of_model()
-        return backend is not None and backend.reads_wait and not (run is not None and run.needs_every_batch(hook))
+        if backend is None or not backend.reads_wait or (run is not None and run.needs_every_batch(hook)):
+            return None
+        return cls(trainer, backend, run, hook, epoch)
 
     def add(self, batch, y, loss, predictions):
         """Keep step ``batch``'s outputs (device copies) and its host targets (a copy too: a generator may refill
@@ -97,8 +99,7 @@ class BatchLoops:
         """Training steps over ``batches`` of (x, y, weights), each made ready by ``prepare`` when given
         (batches from a generator); returns how many batches there were."""
         self._reset_metrics()
-        pending = PendingBatches(self, self._backend_of_model(), run, "on_train_batch_end", epoch) \
-            if PendingBatches.wanted(self, run, "on_train_batch_end") else None
+        pending = PendingBatches.for_loop(self, run, "on_train_batch_end", epoch)
         seen = 0
         for batch, item in enumerate(batches):
             run.call("on_train_batch_begin", batch, {})
@@ -137,8 +138,7 @@ class BatchLoops:
     def _evaluate_over(self, batches, run=None, prepare=None):
         """Loss and metrics over ``batches`` of (x, y, weights), each made ready by ``prepare`` when given."""
         self._reset_metrics()
-        pending = PendingBatches(self, self._backend_of_model(), run, "on_test_batch_end") \
-            if PendingBatches.wanted(self, run, "on_test_batch_end") else None
+        pending = PendingBatches.for_loop(self, run, "on_test_batch_end")
         for batch, item in enumerate(batches):
             if run is not None:
                 run.call("on_test_batch_begin", batch, {})

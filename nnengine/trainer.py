@@ -34,7 +34,6 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .activations import name_of
 from .autograd import enable_grad, no_grad
-from .backends import get_backend
 from .batch_loops import BatchLoops, array_batches, batches
 from .compiled_step import StepCompiler
 from .data import is_batch_source
@@ -184,7 +183,7 @@ class Trainer(BatchLoops):
 
     def _tensor(self, array):
         """A prepared batch of inputs as a Tensor of the model's input dtype on the model's device."""
-        backend = get_backend(self._layers[0].device)
+        backend = self._backend_of_model()
         return Tensor._make(backend.from_numpy(checked_cast(array, self.input_dtype, "the batch")), backend)
 
     def _step(self, x_batch, y_batch, training, w_batch=None, on_device=False):

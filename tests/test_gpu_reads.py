@@ -54,7 +54,7 @@ class Reads:
 def _fit(monkeypatch, defer=True, **options):
     log = cuda_fake.DeviceLog()
     if not defer:
-        monkeypatch.setattr(batch_loops.PendingBatches, "wanted", staticmethod(lambda trainer, run, hook: False))
+        monkeypatch.setattr(batch_loops.PendingBatches, "for_loop", classmethod(lambda cls, *args: None))
     x, y = _data()
     with FakeGPU():
         cuda_fake._LOG["current"] = log
@@ -137,7 +137,7 @@ def test_host_devices_read_every_step_as_it_ends(device):
     model = nn.Sequential([nn.layers.Dense(3, input_shape=(2,))])
     model.compile(optimizer="sgd", loss="mse")
     model.to(device)
-    assert not batch_loops.PendingBatches.wanted(model, None, "on_test_batch_end")
+    assert batch_loops.PendingBatches.for_loop(model, None, "on_test_batch_end") is None
 
 
 def test_a_model_without_layers_still_gets_the_error_that_says_so_from_a_generator():
