@@ -10,8 +10,9 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
 
 1. preflight (~20 s): compile and run one RawModule kernel, one ElementwiseKernel, one GEMM on each
    route, one multi-tensor Adam launch (its table is a by-value struct parameter), one training
-   step, and six compiled steps run as a CUDA Graph against the same steps replayed in Python. If any fails, the run stops there with a report that says which and why,
-   instead of spending the rest of the budget on failures with the same cause.
+   step, and six compiled steps run as a CUDA Graph against the same steps replayed in Python. If
+   any fails, the run stops there with a report that says which and why, instead of spending the
+   rest of the budget on failures with the same cause.
 2. tests (limit 240 s): only those that need the GPU, ``tests/test_cuda_gpu.py`` and the ``cuda``
    cases of the backend-parametrized suite, in deterministic mode; not the fake-GPU, emulation and
    compile tests, which CI runs on every machine.
@@ -137,7 +138,7 @@ def preflight():
 
     def cuda_graph():
         steps = [(rng.standard_normal((8, 10)).astype(np.float32), rng.integers(0, 3, 8)) for _ in range(6)]
-        weights, graphs = [], []
+        weights, graphs, enabled = [], [], capture.LOWERING_ENABLED
         for graphed in (True, False):
             capture.LOWERING_ENABLED = graphed
             try:
@@ -149,7 +150,7 @@ def preflight():
                 for x_batch, y_batch in steps:
                     model.train_on_batch(x_batch, y_batch)
             finally:
-                capture.LOWERING_ENABLED = True
+                capture.LOWERING_ENABLED = enabled
             weights.append(model.get_weights())
             graphs.append(model.jit_report()["plans_lowered"])
         assert graphs == [1, 0], f"plans run as a CUDA Graph (graphs on, off): {graphs}"
@@ -257,7 +258,7 @@ def _nnengine_step(sizes, batch, device):
 def _compiled_step(sizes, batch):
     """(step, graph): the model's whole compiled step as fit runs it (``train_on_batch``: the batch uploaded
     from the host, the plan's CUDA Graph launched, the loss read back), after the warm-up that captures its
-    plan; ``graph()`` is the plan's GraphStep (its ``launches`` count the steps it ran)."""
+    plan; ``graph`` is the plan's GraphStep (its ``launches`` count the steps it ran)."""
     import numpy as np
 
     from benchmarks import training
@@ -273,7 +274,7 @@ def _compiled_step(sizes, batch):
     (plan,) = model._compiler.plans().values()
     if not plan.is_lowered:
         raise RuntimeError(f"the compiled step is not a CUDA Graph: {plan.lowering_reason}")
-    return step, lambda: plan.lowered
+    return step, plan.lowered
 
 
 def _nnengine_cnn_step(batch, device):
@@ -329,9 +330,9 @@ def bench_training(quick):
         entry = {"model": model, "sizes": sizes, "batch": batch}
         entry["nnengine_cupy_s"] = training.median_step_time(_nnengine_step(sizes, batch, "cuda"), inner, 7)
         graph_step, graph = _compiled_step(sizes, batch)
-        launches, steps = graph().launches, []
+        launches, steps = graph.launches, []
         entry["nnengine_cupy_graph_s"] = training.median_step_time(lambda: steps.append(graph_step()), inner, 7)
-        entry["graph_launches_per_step"] = (graph().launches - launches) / len(steps)
+        entry["graph_launches_per_step"] = (graph.launches - launches) / len(steps)
         _torch_entry(entry, lambda: training._torch_step(sizes, batch, "cuda"), inner)
         # the 4096-wide MLP takes about a second per step on the CPU: few runs
         cpu_step = _nnengine_step(sizes, batch, "cpu")
