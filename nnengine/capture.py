@@ -163,9 +163,9 @@ class Plan:
         one numba function, ``backends/numba_lowering.py``; on a GPU one CUDA Graph, ``backends/cuda_graphs.py``),
         from the values ``recorder`` saw. It is made, in the thread that runs the step, at the first replay when
         that is cheap (``ready_at_first_replay``: a numba function whose machine code is in the disk cache, a
-        graph), else at the ``LOWER_AFTER_REPLAYS``-th replay, so that a short run never pays for compiling it. (Not on a thread of its own: numba's compiler enters ``warnings.catch_warnings``, whose
-        global state would race with the user's own.) ``lowering_reason`` says why a plan keeps its Python
-        replay."""
+        graph), else at the ``LOWER_AFTER_REPLAYS``-th replay, so that a short run never pays for compiling it.
+        (Not on a thread of its own: numba's compiler enters ``warnings.catch_warnings``, whose global state
+        would race with the user's own.) ``lowering_reason`` says why a plan keeps its Python replay."""
         lower = getattr(recorder.backend, "lower_plan", None)
         if not LOWERING_ENABLED:
             self.lowering_reason = "lowering is switched off (capture.LOWERING_ENABLED, NNENGINE_LOWER=0)"
