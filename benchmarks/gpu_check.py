@@ -1,6 +1,6 @@
 """One run on a machine with a GPU: a preflight, the GPU tests, then the GPU benchmarks, results to a directory.
 
-    python -m benchmarks.gpu_check OUTDIR [--skip-tests] [--quick]
+    python -m benchmarks.gpu_check OUTDIR [--skip-tests] [--skip-cpu] [--keep-going] [--quick]
 
 Works from an installed nnengine or a bare checkout (PYTHONPATH=.). Writes OUTDIR/gpu_check.json and
 OUTDIR/gpu_check.md after each part (a timeout keeps what finished) and the tests' output
@@ -11,33 +11,38 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
 1. preflight (~20 s): compile and run one RawModule kernel, one ElementwiseKernel, one GEMM on each
    route, one multi-tensor Adam launch (its table is a by-value struct parameter), one training
    step, and six compiled steps run as a CUDA Graph against the same steps replayed in Python. If
-   any fails, the run stops there with a report that says which and why, instead of spending the
-   rest of the budget on failures with the same cause.
-2. tests (limit 240 s): only those that need the GPU, ``tests/test_cuda_gpu.py`` and the ``cuda``
-   cases of the backend-parametrized suite, in deterministic mode; not the fake-GPU, emulation and
-   compile tests, which CI runs on every machine.
-3. benchmarks, all medians, each figure a ratio to something measured in the same run:
-   * GEMM TFLOP/s for n = 1024 ... 8192, float32: cuBLAS (``cupy.matmul``) and our ``gemm_tiled``;
-   * fused kernels' GB/s as a fraction of a device-to-device copy's GB/s: bias+relu epilogue,
-     activation backward with the bias gradient, row softmax, softmax cross-entropy, Adam (one
-     tensor, and the multi-tensor launch over many), a full sum;
-   * training-step time (forward, loss, backward, Adam) for the document's model (10-64-32-10,
-     batch 32), an MLP (4096-4096-4096-10, batch 4096) and the MNIST-size CNN of benchmarks/cnn.py
-     (batch 128): nnengine on cuda, PyTorch on CUDA when it
-     is importable, and nnengine on the numba CPU backend. Inputs AND labels are on the device for
-     both frameworks; each step ends by reading the loss (one sync each). For the dense models also
-     nnengine's compiled step as fit runs it (``train_on_batch``: the batch uploaded from the host,
-     one CUDA Graph launched, the loss read back), and its graph launches per step.
+   any fails, the run stops there with a report that says which, why and where, instead of spending
+   the rest of the budget on failures with the same cause; ``--keep-going`` runs the rest anyway
+   (a first run on a GPU, where one call must show every failure).
+2. benchmarks of training first (the compiled step's targets), all medians, each figure a ratio to
+   something measured in the same run: the training-step time (forward, loss, backward, Adam) for
+   the document's model (10-64-32-10, batch 32), an MLP (4096-4096-4096-10, batch 4096) and the
+   MNIST-size CNN of benchmarks/cnn.py (batch 128): nnengine on cuda, PyTorch on CUDA when it is
+   importable, and nnengine on the numba CPU backend (not with ``--skip-cpu``). Inputs AND labels
+   are on the device for both frameworks; each step ends by reading the loss (one sync each). For
+   the dense models also nnengine's compiled step as fit runs it (``train_on_batch``: the batch
+   uploaded from the host, one CUDA Graph launched, the loss read back) and its graph launches per
+   step, and for the document's model the time per step of ``fit`` itself (reads deferred).
+3. GEMM TFLOP/s for n = 1024 ... 8192, float32: cuBLAS (``cupy.matmul``) and our ``gemm_tiled``;
+   then fused kernels' GB/s as a fraction of a device-to-device copy's GB/s: bias+relu epilogue,
+   activation backward with the bias gradient, row softmax, softmax cross-entropy, Adam (one
+   tensor, and the multi-tensor launch over many), a full sum.
+4. tests (limit 240 s; four pytest-xdist workers where it is installed): only those that need the
+   GPU, ``tests/test_cuda_gpu.py`` and the ``cuda`` cases of the backend-parametrized suite, in
+   deterministic mode; not the fake-GPU, emulation and compile tests, which CI runs on every machine.
 
-Without a GPU it writes a result that says so and exits with status 2; a failed preflight exits 3.
+Without a GPU it writes a result that says so and exits with status 2; a failed preflight exits 3
+(after the rest, with ``--keep-going``).
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,9 +74,11 @@ def run_tests(outdir, selection="cuda"):
     deterministic mode; returns a summary dict."""
     # The GPU machine has no pytest-cov: `-o addopts=` drops setup.cfg's coverage flags, and
     # `-p no:pytest_cov` makes a machine that has it run the same way (so CI checks this command).
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:pytest_cov",
+    command = [sys.executable, "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider", "-p", "no:pytest_cov",
                "-k", selection, "-o", "addopts=", str(ROOT / "tests")]
     command += [f"--ignore={ROOT / 'tests' / name}" for name in NO_GPU_TEST_MODULES]
+    if importlib.util.find_spec("xdist") is not None:      # a GPU machine has cores to spare: 4 workers share it
+        command += ["-n", "4"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "NNENGINE_DETERMINISTIC": "1"}
     start = time.perf_counter()
@@ -138,7 +145,7 @@ def preflight():
 
     def cuda_graph():
         steps = [(rng.standard_normal((8, 10)).astype(np.float32), rng.integers(0, 3, 8)) for _ in range(6)]
-        weights, graphs, enabled = [], [], capture.LOWERING_ENABLED
+        weights, graphs, reasons, enabled = [], [], [], capture.LOWERING_ENABLED
         for graphed in (True, False):
             capture.LOWERING_ENABLED = graphed
             try:
@@ -153,7 +160,9 @@ def preflight():
                 capture.LOWERING_ENABLED = enabled
             weights.append(model.get_weights())
             graphs.append(model.jit_report()["plans_lowered"])
-        assert graphs == [1, 0], f"plans run as a CUDA Graph (graphs on, off): {graphs}"
+            if graphed:
+                reasons = [plan.lowering_reason for plan in model._compiler.plans().values()]
+        assert graphs == [1, 0], f"plans run as a CUDA Graph (graphs on, off): {graphs}; why not: {reasons}"
         for got, expected in zip(*weights):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -164,9 +173,15 @@ def preflight():
         try:
             check()
             checks[name] = "ok"
-        except Exception as error:      # report every failure, then stop the run
-            checks[name] = f"{type(error).__name__}: {error}"[:2000]
+        except Exception as error:      # report every failure (with where it came from), then stop the run
+            checks[name] = f"{type(error).__name__}: {error}"[:2000] + _where(error)
     return checks
+
+
+def _where(error):
+    """The last frames of ``error``'s traceback, one line: on a first GPU run a message alone rarely says enough."""
+    frames = traceback.extract_tb(error.__traceback__)[-4:]
+    return " (at " + " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)) + ")"
 
 
 def gpu_median(function, repeats=7, warmup=2):
@@ -320,40 +335,72 @@ def _torch_cnn_step(batch):
     return training.torch_training_step(cnn.torch_model(shape, padding).cuda(), x, y)
 
 
-def bench_training(quick):
-    """Step times per model and framework (None where PyTorch is not importable)."""
-    from benchmarks import training
+def bench_training(quick, cpu=True):
+    """Step times per model and framework. A measurement that fails leaves its key None and says why under
+    ``<key>_error``, and the others still run: on a first GPU run one failure must not hide the rest."""
     rows = []
     for model, (sizes, batch) in TRAINING_MODELS.items():
         small = model == "document"
         inner = 50 if small else 5
         entry = {"model": model, "sizes": sizes, "batch": batch}
-        entry["nnengine_cupy_s"] = training.median_step_time(_nnengine_step(sizes, batch, "cuda"), inner, 7)
-        graph_step, graph = _compiled_step(sizes, batch)
-        launches, steps = graph.launches, []
-        entry["nnengine_cupy_graph_s"] = training.median_step_time(lambda: steps.append(graph_step()), inner, 7)
-        entry["graph_launches_per_step"] = (graph.launches - launches) / len(steps)
-        _torch_entry(entry, lambda: training._torch_step(sizes, batch, "cuda"), inner)
-        # the 4096-wide MLP takes about a second per step on the CPU: few runs
-        cpu_step = _nnengine_step(sizes, batch, "cpu")
-        entry["nnengine_numba_s"] = (training.median_step_time(cpu_step, 20, 7) if small else
-                                     training.median_step_time(cpu_step, 1, 1 if quick else 3, warmup=1))
+        _measure(entry, "nnengine_cupy_s", lambda: _median(_nnengine_step(sizes, batch, "cuda"), inner))
+        _measure(entry, "nnengine_cupy_graph_s", lambda: _graph_entry(entry, sizes, batch, inner))
+        if small:
+            _measure(entry, "nnengine_fit_step_s", lambda: _fit_step_time(sizes, batch))
+        _measure(entry, "torch_cuda_s", lambda: _median(_torch_step(sizes, batch), inner))
+        if cpu:      # the 4096-wide MLP takes about a second per step on the CPU: few runs
+            _measure(entry, "nnengine_numba_s", lambda: (
+                _median(_nnengine_step(sizes, batch, "cpu"), 20) if small else
+                _median(_nnengine_step(sizes, batch, "cpu"), 1, 1 if quick else 3, warmup=1)))
         rows.append(entry)
     entry = {"model": "cnn_mnist", "sizes": "28x28x1 conv32 pool conv64 pool dense10", "batch": CNN_BATCH}
-    entry["nnengine_cupy_s"] = training.median_step_time(_nnengine_cnn_step(CNN_BATCH, "cuda"), 10, 7)
-    _torch_entry(entry, lambda: _torch_cnn_step(CNN_BATCH), 10)
-    entry["nnengine_numba_s"] = training.median_step_time(_nnengine_cnn_step(CNN_BATCH, "cpu"), 2, 3 if quick else 5)
+    _measure(entry, "nnengine_cupy_s", lambda: _median(_nnengine_cnn_step(CNN_BATCH, "cuda"), 10))
+    _measure(entry, "torch_cuda_s", lambda: _median(_torch_cnn_step(CNN_BATCH), 10))
+    if cpu:
+        _measure(entry, "nnengine_numba_s", lambda: _median(_nnengine_cnn_step(CNN_BATCH, "cpu"), 2, 3 if quick else 5))
     rows.append(entry)
     return rows
 
 
-def _torch_entry(entry, make_step, inner):
-    """entry["torch_cuda_s"]: PyTorch's median step, or None and the reason where it cannot run."""
+def _median(step, inner, repeats=7, warmup=5):
     from benchmarks import training
+    return training.median_step_time(step, inner, repeats, warmup)
+
+
+def _measure(entry, key, measure):
+    """entry[key] = measure(), or None with the reason under ``<key>_error`` (PyTorch missing, a failed step)."""
     try:
-        entry["torch_cuda_s"] = training.median_step_time(make_step(), inner, 7)
-    except Exception as error:     # not installed, or a build without CUDA
-        entry["torch_cuda_s"], entry["torch_error"] = None, f"{type(error).__name__}: {error}"
+        entry[key] = measure()
+    except Exception as error:
+        entry[key], entry[f"{key}_error"] = None, f"{type(error).__name__}: {error}"[:1000] + _where(error)
+
+
+def _torch_step(sizes, batch):
+    from benchmarks import training
+    return training._torch_step(sizes, batch, "cuda")
+
+
+def _graph_entry(entry, sizes, batch, inner):
+    """The compiled step's median time; its graph launches per step go into ``entry``."""
+    graph_step, graph = _compiled_step(sizes, batch)
+    launches, steps = graph.launches, []
+    seconds = _median(lambda: steps.append(graph_step()), inner)
+    entry["graph_launches_per_step"] = (graph.launches - launches) / len(steps)
+    return seconds
+
+
+def _fit_step_time(sizes, batch, steps=100):
+    """Seconds per step of ``fit`` itself (verbose=0, one epoch of ``steps`` batches from host arrays): the
+    compiled step with the batch upload, the deferred reads of losses and predictions, the metrics."""
+    import numpy as np
+
+    from benchmarks import training
+    model = training.nnengine_model(sizes, "cuda")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps * batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], steps * batch)
+    return _median(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0), 1, 5, warmup=2) / steps
 
 
 def summarize(results):
@@ -366,13 +413,18 @@ def summarize(results):
         if row["n"] == 4096:
             summary["tiled_vs_cublas_4096"] = row["tiled_vs_cublas"]
     for row in results.get("training") or []:
-        if row.get("torch_cuda_s"):
-            summary[f"{row['model']}_torch_over_cupy"] = row["torch_cuda_s"] / row["nnengine_cupy_s"]
-        summary[f"{row['model']}_numba_over_cupy"] = row["nnengine_numba_s"] / row["nnengine_cupy_s"]
-        if row.get("nnengine_cupy_graph_s"):
-            summary[f"{row['model']}_graph_launches_per_step"] = row["graph_launches_per_step"]
-            if row.get("torch_cuda_s"):
-                summary[f"{row['model']}_torch_over_graph"] = row["torch_cuda_s"] / row["nnengine_cupy_graph_s"]
+        model, cupy_s, graph_s, torch_s = (row["model"], row.get("nnengine_cupy_s"), row.get("nnengine_cupy_graph_s"),
+                                           row.get("torch_cuda_s"))
+        if torch_s and cupy_s:
+            summary[f"{model}_torch_over_cupy"] = torch_s / cupy_s
+        if row.get("nnengine_numba_s") and cupy_s:
+            summary[f"{model}_numba_over_cupy"] = row["nnengine_numba_s"] / cupy_s
+        if graph_s:
+            summary[f"{model}_graph_launches_per_step"] = row["graph_launches_per_step"]
+            if torch_s:
+                summary[f"{model}_torch_over_graph"] = torch_s / graph_s
+        if row.get("nnengine_fit_step_s") and torch_s:
+            summary[f"{model}_torch_over_fit_step"] = torch_s / row["nnengine_fit_step_s"]
     return summary
 
 
@@ -392,7 +444,8 @@ def markdown(results):
                                  else None), expected) for part, expected in EXPECTED_SECONDS.items()]
     if any(seconds is not None for _, seconds, _ in timing):
         lines += ["| part | seconds | expected |", "|---|---|---|"]
-        lines += [f"| {part} | {'-' if seconds is None else seconds} | {expected} |" for part, seconds, expected in timing]
+        lines += [f"| {part} | {'-' if seconds is None else seconds} | {expected} |"
+                  for part, seconds, expected in timing]
         lines.append("")
     if results.get("gemm"):
         lines += ["| n | cuBLAS TFLOP/s | tiled TFLOP/s | tiled / cuBLAS |", "|---|---|---|---|"]
@@ -407,13 +460,16 @@ def markdown(results):
                   for k in fused["kernels"]]
         lines.append("")
     if results.get("training"):
-        lines += ["| model | nnengine cuda ms (eager step) | nnengine cuda ms (compiled: one graph) | PyTorch CUDA ms "
-                  "| nnengine numba ms |", "|---|---|---|---|---|"]
+        lines += ["| model | nnengine cuda ms (eager step) | nnengine cuda ms (compiled: one graph) | nnengine cuda ms "
+                  "(per step of fit) | PyTorch CUDA ms | nnengine numba ms |", "|---|---|---|---|---|---|"]
+        keys = ("nnengine_cupy_s", "nnengine_cupy_graph_s", "nnengine_fit_step_s", "torch_cuda_s", "nnengine_numba_s")
         for r in results["training"]:
-            torch_ms = f"{r['torch_cuda_s'] * 1e3:.3f}" if r.get("torch_cuda_s") else "not installed"
-            graph_ms = f"{r['nnengine_cupy_graph_s'] * 1e3:.3f}" if r.get("nnengine_cupy_graph_s") else "-"
-            lines.append(f"| {r['model']} | {r['nnengine_cupy_s'] * 1e3:.3f} | {graph_ms} | {torch_ms} | "
-                         f"{r['nnengine_numba_s'] * 1e3:.3f} |")
+            cells = [f"{r[key] * 1e3:.3f}" if r.get(key) else ("failed" if r.get(f"{key}_error") else "-")
+                     for key in keys]
+            lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines += [f"- {r['model']} {key[:-len('_error')]}: {error}" for r in results["training"]
+                  for key, error in r.items() if key.endswith("_error")]
         lines.append("")
     summary = results.get("summary", {})
     if summary:
@@ -449,6 +505,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--skip-tests", action="store_true", help="benchmarks only")
+    parser.add_argument("--skip-cpu", action="store_true", help="no numba CPU rows (saves their compile time)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run the tests and benchmarks after a failed preflight too (one call, every failure)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -463,25 +522,28 @@ def main(argv=None):
     results["preflight"] = preflight()
     results["preflight_seconds"] = round(time.perf_counter() - start, 1)
     write(args.outdir, results)
-    if any(outcome != "ok" for outcome in results["preflight"].values()):
+    failed = any(outcome != "ok" for outcome in results["preflight"].values())
+    if failed and not args.keep_going:
         results["error"] = "the preflight failed (see its table); nothing else was run"
         write(args.outdir, results)
         print(markdown(results))
         return 3
-    if not args.skip_tests:
-        results["tests"] = run_tests(args.outdir)
-        write(args.outdir, results)
-    for name, bench in (("gemm", bench_gemm), ("fused", bench_fused), ("training", bench_training)):
+    parts = [("training", lambda: bench_training(args.quick, cpu=not args.skip_cpu)),
+             ("gemm", lambda: bench_gemm(args.quick)), ("fused", lambda: bench_fused(args.quick))]
+    if not args.skip_tests:       # last: the benchmarks are short, the tests have their own time limit
+        parts.append(("tests", lambda: run_tests(args.outdir)))
+    for name, part in parts:
         start = time.perf_counter()
         try:
-            results[name] = bench(args.quick)
-        except Exception as error:   # keep the other benchmarks' results
-            results[f"{name}_error"] = f"{type(error).__name__}: {error}"
-        results[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
+            results[name] = part()
+        except Exception as error:   # keep the other parts' results
+            results[f"{name}_error"] = f"{type(error).__name__}: {error}" + _where(error)
+        if name != "tests":
+            results[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
         results["summary"] = summarize(results)
         write(args.outdir, results)          # after each part, so a timeout keeps what finished
     print(markdown(results))
-    return 0
+    return 3 if failed else 0
 
 
 if __name__ == "__main__":

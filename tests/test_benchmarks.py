@@ -83,7 +83,8 @@ def test_gpu_check_report_judges_each_target_from_its_ratio():
             {"kernel": "adam_update", "gb_per_s": 1800.0, "fraction_of_copy": 0.6, "microseconds": 9.0}]},
         "training": [{"model": "document", "nnengine_cupy_s": 1e-4, "torch_cuda_s": 2e-4, "nnengine_numba_s": 3e-4,
                       "nnengine_cupy_graph_s": 0.5e-4, "graph_launches_per_step": 1.0},
-                     {"model": "mlp4096", "nnengine_cupy_s": 2e-2, "torch_cuda_s": None, "nnengine_numba_s": 1.0}],
+                     {"model": "mlp4096", "nnengine_cupy_s": 2e-2, "torch_cuda_s": None, "nnengine_numba_s": 1.0,
+                      "torch_cuda_s_error": "ModuleNotFoundError: no torch"}],
     }
     results["summary"] = summary = gpu_check.summarize(results)
     assert summary["fused_min_copy_fraction"] == 0.6 and summary["tiled_vs_cublas_4096"] == 0.3
@@ -92,8 +93,9 @@ def test_gpu_check_report_judges_each_target_from_its_ratio():
     assert "| fused kernels >= 70% of copy bandwidth | 0.60 | NO |" in text
     assert "| tiled SGEMM >= 25% of cuBLAS at n = 4096 | 0.30 | yes |" in text
     assert "| MLP 4096 step no slower than PyTorch CUDA | n/a | n/a |" in text
-    assert "| mlp4096 | 20.000 | - | not installed | 1000.000 |" in text
-    assert "| document | 0.100 | 0.050 | 0.200 | 0.300 |" in text
+    assert "| mlp4096 | 20.000 | - | - | failed | 1000.000 |" in text
+    assert "- mlp4096 torch_cuda_s: ModuleNotFoundError: no torch" in text
+    assert "| document | 0.100 | 0.050 | - | 0.200 | 0.300 |" in text
     assert summary["document_torch_over_graph"] == 4.0 and "mlp4096_torch_over_graph" not in summary
     assert "| document compiled step (one CUDA Graph) >= 1.5x faster than PyTorch CUDA | 4.00 | yes |" in text
     assert "| one graph launch per compiled step | 1.00 | yes |" in text

@@ -7,6 +7,7 @@ argument preparation (axes, contiguity, transposes, placeholders, scalar types) 
 against the numpy reference here; the real kernels are checked on a GPU by the
 backend-parametrized suite (device "cuda") and ``benchmarks/gpu_check.py``.
 """
+import json
 import sys
 
 import cuda_fake
@@ -472,6 +473,50 @@ def test_gpu_check_stops_after_a_failed_preflight_and_says_why(monkeypatch, tmp_
     report = (tmp_path / "gpu_check.md").read_text()
     assert "| multi_tensor_adam | CUDADriverError: x |" in report and "the preflight failed" in report
     assert "| preflight |" in report and "| tests | - | 180 |" in report        # expected seconds stated
+
+
+def test_gpu_check_keeps_going_after_a_failed_preflight_when_asked_and_keeps_each_failure(monkeypatch, tmp_path):
+    import sys as system
+    from pathlib import Path
+    system.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import gpu_check
+    ran = []
+    monkeypatch.setattr(gpu_check, "gpu_name", lambda: "Fake GPU")
+    monkeypatch.setattr(gpu_check, "preflight", lambda: {"raw_module": "ok", "cuda_graph": "RuntimeError: x"})
+    monkeypatch.setattr(gpu_check, "run_tests", lambda outdir: ran.append("tests") or {
+        "exit_status": 1, "summary": "1 failed", "seconds": 1.0})
+
+    def failing_gemm(quick):
+        raise RuntimeError("cuBLAS said no")
+    monkeypatch.setattr(gpu_check, "bench_gemm", failing_gemm)
+    monkeypatch.setattr(gpu_check, "bench_fused", lambda quick: ran.append("fused") or None)
+    monkeypatch.setattr(gpu_check, "bench_training", lambda quick, cpu: ran.append(("training", cpu)) or [])
+    assert gpu_check.main([str(tmp_path), "--keep-going", "--skip-cpu"]) == 3
+    assert ran == [("training", False), "fused", "tests"]        # the compiled step's targets first, tests last
+    saved = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert saved["gemm_error"].startswith("RuntimeError: cuBLAS said no (at test_cuda_backend.py:")
+    assert "| cuda_graph | RuntimeError: x |" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_gpu_check_training_keeps_the_other_measurements_when_one_fails(monkeypatch):
+    import sys as system
+    from pathlib import Path
+    system.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import gpu_check
+    monkeypatch.setattr(gpu_check, "TRAINING_MODELS", {"document": ((10, 16, 3), 8)})
+    monkeypatch.setattr(gpu_check, "CNN_BATCH", 2)
+
+    def no_graph(sizes, batch):
+        raise RuntimeError("the compiled step is not a CUDA Graph: because")
+    monkeypatch.setattr(gpu_check, "_compiled_step", no_graph)
+    with FakeGPU():
+        rows = gpu_check.bench_training(quick=True, cpu=False)
+    document = rows[0]
+    assert document["nnengine_cupy_graph_s"] is None and "because" in document["nnengine_cupy_graph_s_error"]
+    assert document["nnengine_cupy_s"] > 0 and document["nnengine_fit_step_s"] > 0
+    assert "nnengine_numba_s" not in document
+    report = gpu_check.markdown({"training": rows})
+    assert "| document |" in report and "failed" in report and "nnengine_cupy_graph_s: RuntimeError" in report
 
 
 @pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
