@@ -163,7 +163,7 @@ __global__ void normalize_dx_columns(const T* __restrict__ x, const T* __restric
         long long col = e % cols;
         T scale = has_gamma ? gamma[col] : T(1);
         T r = inverse_std(variance[col], epsilon);
-        T h = grad[e] * scale;
+        T h = product_rn(grad[e], scale);
         if (through) {
             T mean_h = scale * dbeta[col] / T(rows), mean_hx = scale * dgamma[col] / T(rows);
             h = h - mean_h - (x[e] - mean[col]) * r * mean_hx;
@@ -182,13 +182,13 @@ __global__ void normalize_dx_rows(const T* __restrict__ x, const T* __restrict__
     T m = mean[row], r = inverse_std(variance[row], epsilon);
     double sum_h = 0.0, sum_hx = 0.0;
     for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) {
-        T h = has_gamma ? grad[row * cols + j] * gamma[j] : grad[row * cols + j];
+        T h = has_gamma ? product_rn(grad[row * cols + j], gamma[j]) : grad[row * cols + j];
         sum_h += (double)h;
         sum_hx += (double)h * (double)((x[row * cols + j] - m) * r);
     }
     T mean_h = (T)(warp_sum(sum_h) / (double)cols), mean_hx = (T)(warp_sum(sum_hx) / (double)cols);
     for (long long j = threadIdx.x; j < cols; j += WARP_SIZE) {
-        T h = has_gamma ? grad[row * cols + j] * gamma[j] : grad[row * cols + j];
+        T h = has_gamma ? product_rn(grad[row * cols + j], gamma[j]) : grad[row * cols + j];
         dx[row * cols + j] = (h - mean_h - (x[row * cols + j] - m) * r * mean_hx) * r;
     }
 }
