@@ -39,8 +39,8 @@ def binary(make_b=arr):
 
 
 def compare_op(r, d, s):
-    a, b = np.round(arr(r, s.a, d)), np.round(arr(r, s.b, d))  # equal values are common
-    return a, b
+    # equal values are common; np.asarray: rounding a 0-d array gives a numpy scalar, not a host array
+    return np.asarray(np.round(arr(r, s.a, d))), np.asarray(np.round(arr(r, s.b, d)))
 
 
 def dense(r, d, s, activation="relu", bias=True):

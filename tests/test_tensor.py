@@ -24,7 +24,7 @@ def test_default_dtypes(device, data, dtype):
     t = nn.tensor(data, device=device)
     assert t.dtype == dtype
     np.testing.assert_array_equal(t.numpy(), np.asarray(data).astype(dtype))
-    assert t.device == device
+    assert t.device == nn.backends.parse_device(device)      # "cuda" is GPU 0: "cuda:0", as PyTorch names it
 
 
 def test_explicit_dtype_and_tensor_copy(device):
@@ -55,7 +55,8 @@ def test_array_protocol_shape_size_and_item(device):
 
 def test_repr_is_readable(device):
     t = nn.tensor([[1.0, 2.0]], device=device, requires_grad=True)
-    assert repr(t) == f"Tensor([[1., 2.]], dtype=float32, device='{device}', requires_grad=True)"
+    shown = nn.backends.parse_device(device)
+    assert repr(t) == f"Tensor([[1., 2.]], dtype=float32, device='{shown}', requires_grad=True)"
     assert "grad_fn=<MulBackward>" in repr(t * 2)
 
 
