@@ -107,10 +107,19 @@ TWO_PROCESSES = textwrap.dedent("""
 """)
 
 
+
+def run_mpiexec(command, env=None, **keywords):
+    """subprocess.run of an mpiexec command. Where the tests run as root (a GPU machine's container), Open MPI's
+    mpiexec refuses to start unless told that is meant; MPICH's ignores these variables."""
+    env = dict(os.environ if env is None else env)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return subprocess.run(command, env=env, **keywords)
+
 def run_two(tmp_path, *args, timeout=240):
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESSES)
-    return subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(Path(__file__).parent), *args],
+    return run_mpiexec([MPIEXEC, "-n", "2", sys.executable, str(script), str(Path(__file__).parent), *args],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -134,7 +143,7 @@ AVERAGE = textwrap.dedent("""
 def test_allreduce_average_averages_every_array_in_its_dtype_and_shape(tmp_path, processes):
     script = tmp_path / "average.py"
     script.write_text(AVERAGE)
-    done = subprocess.run([MPIEXEC, "-n", str(processes), sys.executable, str(script), str(tmp_path / "out.npz")],
+    done = run_mpiexec([MPIEXEC, "-n", str(processes), sys.executable, str(script), str(tmp_path / "out.npz")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     result = np.load(tmp_path / "out.npz", allow_pickle=False)
@@ -196,7 +205,7 @@ MISMATCH = textwrap.dedent("""
 def test_mismatched_models_are_a_clear_error_on_every_process_at_the_broadcast(tmp_path):
     script = tmp_path / "mismatch.py"
     script.write_text(MISMATCH)
-    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+    done = run_mpiexec([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode != 0, done.stdout + done.stderr
     for rank in (0, 1):
@@ -209,7 +218,7 @@ def test_one_process_failing_stops_the_others(tmp_path):
     script = tmp_path / "fault.py"
     script.write_text(FAULT)
     start = time.perf_counter()
-    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+    done = run_mpiexec([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode != 0 and "rank 1 fails" in done.stderr
     assert time.perf_counter() - start < 60
@@ -231,7 +240,7 @@ def test_warmup_and_errors():
 def test_the_distributed_example_trains_on_two_processes_and_saves_once(tmp_path):
     pytest.importorskip("sklearn")
     example = Path(__file__).resolve().parent.parent / "examples" / "distributed_digits.py"
-    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(example), "--epochs", "12", "--save",
+    done = run_mpiexec([MPIEXEC, "-n", "2", sys.executable, str(example), "--epochs", "12", "--save",
                            str(tmp_path / "d.h5")], capture_output=True, text=True, timeout=300,
                           cwd=str(example.parent))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -246,7 +255,7 @@ def test_the_distributed_benchmark_measures_against_a_bare_allreduce_in_one_run(
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "benchmarks.distributed", "--repeats", "1",
+    done = run_mpiexec([MPIEXEC, "-n", "2", sys.executable, "-m", "benchmarks.distributed", "--repeats", "1",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     import json
