@@ -17,7 +17,7 @@ import numpy as np
 from nnengine.backends import NumpyBackend, cuda_graphs
 from nnengine.backends.optimizer_scalars import AdagradScalars, AdamScalars, RMSpropScalars, SGDScalars
 from nnengine.kernels.activation_codes import ACTIVATION_NAMES
-from nnengine.kernels.cuda import loader
+from nnengine.kernels.cuda import captured_gemm, loader
 
 #: the kernels' contracts are the reference backend's primitives (base.py's defaults)
 REFERENCE = NumpyBackend("numpy")
@@ -538,6 +538,8 @@ _ELEMENTWISE = {
 def fake_elementwise_kernel(name):
     """A replacement for ``elementwise.kernel``: numpy's function for the operation (one logged kernel)."""
     def run(*operands):
+        if not any(isinstance(o, DeviceArray) for o in operands):
+            raise ValueError("Loop size is undecided.")     # CuPy's words: its loop runs over device arrays
         _operation(f"elementwise {name}")
         plain = [on_host(o) for o in operands]
         compute = lambda: np.asarray(_ELEMENTWISE[name](*plain))     # noqa: E731
@@ -589,6 +591,73 @@ def _to_host(value):
     return np.array(on_host(value), order="C")      # always a copy, as from a device
 
 
+_LOGGED_MATMUL = _logged("cublas matmul", np.matmul)
+
+
+def _cupy_matmul(a, b, **kwargs):
+    """cupy.matmul: cuBLAS, which CuPy refuses to call while a stream captures (its words)."""
+    if _CAPTURE["active"] is not None:
+        raise NotImplementedError("calling cuBLAS API during stream capture is currently unsupported")
+    return _LOGGED_MATMUL(a, b, **kwargs)
+
+
+class FakeCublas:
+    """captured_gemm.Cublas on the fake GPU: handles, their streams and workspaces, and GEMMs computed from
+    the call's column-major arguments alone (``emulate_gemm``), so a wrong leading dimension or op shows."""
+
+    def __init__(self):
+        self.streams, self.workspaces, self.calls = {}, {}, []
+
+    def create(self):
+        """A new handle (an integer), on the default stream."""
+        handle = len(self.streams) + 1
+        self.streams[handle] = 0
+        return handle
+
+    def set_stream(self, handle, stream_pointer):
+        self.streams[handle] = stream_pointer
+
+    def set_workspace(self, handle, workspace, size):
+        assert workspace.nbytes >= size
+        self.workspaces[handle] = workspace
+
+    def gemm(self, handle, call, out):
+        if _CAPTURE["active"] is not None:
+            assert self.streams[handle] != 0, "a GEMM recorded on a handle not set to the capturing stream"
+            assert handle in self.workspaces, "a GEMM recorded on a handle without its own workspace"
+        _operation("cublas gemm (direct)")
+        self.calls.append(call)
+        first, second, target = on_host(call.first.array), on_host(call.second.array), on_host(out)
+        _before_write(target)
+        compute = lambda: emulate_gemm(call, first, second, target)     # noqa: E731
+        _record(compute)
+        compute()
+
+
+def _column_major(flat, operand, rows, cols, index):
+    """op(X), rows x cols, read from the column-major matrix ``index`` of a batch as cuBLAS reads it."""
+    stored_rows, stored_cols = (rows, cols) if operand.op == captured_gemm.OP_N else (cols, rows)
+    assert operand.ld >= max(1, stored_rows), f"cuBLAS: leading dimension {operand.ld} < {stored_rows} rows"
+    start = index * operand.stride
+    assert start + (stored_cols - 1) * operand.ld + stored_rows <= flat.size, "cuBLAS would read past the array"
+    stored = np.lib.stride_tricks.as_strided(flat[start:], (stored_rows, stored_cols),
+                                             (flat.itemsize, operand.ld * flat.itemsize))
+    return stored if operand.op == captured_gemm.OP_N else stored.T
+
+
+def emulate_gemm(call, first, second, out):
+    """What cuBLAS computes for ``call`` (C = op(first) @ op(second), column-major, per batch matrix) into ``out``.
+
+    Each product is made as np.matmul of the row-major matrices those views are (C^T = op(second)^T @
+    op(first)^T), which are the very arrays the caller multiplied: the same numbers as np.matmul on them."""
+    flat_out = out.reshape(-1)
+    result = captured_gemm.Operand(None, call.ldc, captured_gemm.OP_N, call.stride_c)
+    for index in range(call.batch):
+        a_row_major = _column_major(second.reshape(-1), call.second, call.k, call.n, index).T
+        b_row_major = _column_major(first.reshape(-1), call.first, call.m, call.k, index).T
+        _column_major(flat_out, result, call.m, call.n, index)[...] = np.matmul(a_row_major, b_row_major).T
+
+
 def fake_cupy(log=None):
     """A module-like object with the CuPy calls nnengine makes, answered by numpy (one fake GPU).
 
@@ -600,7 +669,7 @@ def fake_cupy(log=None):
         ascontiguousarray=lambda a: a if a.flags.c_contiguous else a.copy(order="C"),
         full=_logged("fill", np.full), zeros=_logged("fill", np.zeros), ones=_logged("fill", np.ones),
         arange=_logged("fill", np.arange), empty=_logged(None, np.empty), empty_like=_logged(None, np.empty_like),
-        matmul=_logged("cublas matmul", np.matmul), broadcast_to=_views(np.broadcast_to),
+        matmul=_cupy_matmul, broadcast_to=_views(np.broadcast_to),
         swapaxes=_views(np.swapaxes), moveaxis=_views(np.moveaxis), abs=_logged("elementwise abs", np.abs),
         copyto=_copyto,
         asnumpy=_to_host, float32=np.float32, int64=np.int64,

@@ -23,7 +23,7 @@ from nnengine import backends
 from nnengine.backends import Backend, DeviceUnavailableError, get_backend
 from nnengine.backends import cupy_backend
 from nnengine.backends.cupy_backend import CUPY_PRIMITIVES, CupyBackend
-from nnengine.kernels.cuda import elementwise, gemm, launch, loader
+from nnengine.kernels.cuda import captured_gemm, elementwise, gemm, launch, loader
 
 
 class FakeGPU:
@@ -42,6 +42,9 @@ class FakeGPU:
         self.patch.setattr(loader, "pointer", cuda_fake.fake_pointer)
         self.patch.setattr(elementwise, "kernel", cuda_fake.fake_elementwise_kernel)
         self.patch.setattr(backends, "_INSTANCES", {})        # backends made here stay here
+        self.cublas = cuda_fake.FakeCublas()
+        self.patch.setattr(captured_gemm, "library", lambda: self.cublas)
+        self.patch.setattr(captured_gemm, "_HANDLES", {})
         self.cupy = cupy
         return self
 
@@ -270,8 +273,9 @@ def test_several_gpus_each_primitive_runs_with_its_gpu_current():
         gpu.cupy.cuda.runtime.getDevice = lambda: current["device"]
         gpu.cupy.cuda.runtime.setDevice = lambda i: (chosen.append(i), current.update(device=i))
         backend = gpu.backend("cuda:1")
-        backend.add(np.ones(2), np.ones(2))
-        backend.add(np.ones(2), np.ones(2))
+        x = backend.from_numpy(np.ones(2))
+        backend.add(x, x)
+        backend.add(x, x)
         assert chosen == [1]                      # switched once, then already current
         assert backend.add.__doc__ == CupyBackend.add.__doc__
 

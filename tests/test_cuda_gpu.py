@@ -215,3 +215,27 @@ def test_cuda_graph_steps_train_as_the_python_replay_does(monkeypatch, optimizer
     np.testing.assert_allclose(history["loss"], replay_history["loss"], rtol=1e-5)
     for got, expected in zip(weights, replay_weights):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_shape, b_shape, transpose_a, transpose_b", [
+    ((37, 20), (20, 45), False, False), ((20, 37), (20, 45), True, False), ((37, 20), (45, 20), False, True),
+    ((3, 37, 20), (20, 45), False, False), ((37, 20), (2, 20, 45), False, False), ((1, 1), (1, 1), False, False)])
+def test_products_recorded_into_a_cuda_graph_by_direct_cublas_equal_cupys(gpu, dtype, a_shape, b_shape,
+                                                                         transpose_a, transpose_b):
+    """captured_gemm's cuBLAS calls, recorded under stream capture and launched as a graph, give CuPy's
+    products: the leading dimensions, ops and batch strides are right on the real library."""
+    import cupy
+
+    from nnengine.kernels.cuda import captured_gemm
+    rng = np.random.default_rng(len(a_shape) + len(b_shape))
+    a, b = (on_gpu(gpu, rng.standard_normal(s).astype(dtype)) for s in (a_shape, b_shape))
+    a, b = (a.T if transpose_a else a), (b.T if transpose_b else b)
+    stream, pool = cupy.cuda.Stream(non_blocking=True), cupy.cuda.MemoryPool()
+    with captured_gemm.recording(stream), cupy.cuda.using_allocator(pool.malloc), stream:
+        stream.begin_capture()
+        out = captured_gemm.matmul(a, b)
+        graph = stream.end_capture()
+    graph.launch()
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gpu.to_numpy(out), gpu.to_numpy(cupy.matmul(a, b)), rtol=tolerance, atol=tolerance)

@@ -34,6 +34,7 @@ import threading
 
 import numpy as np
 
+from ..kernels.cuda import captured_gemm
 from .base import Backend, LoweringRefused
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
@@ -231,7 +232,8 @@ class GraphStep:
         iterations = None if self.live is None else self.live.iterations
         stream = cupy.cuda.Stream(non_blocking=True)
         try:
-            with cupy.cuda.using_allocator(self.pool.malloc), stream:
+            # the products' own cuBLAS handle is readied first: nothing it allocates may be recorded
+            with captured_gemm.recording(stream), cupy.cuda.using_allocator(self.pool.malloc), stream:
                 self.outputs, graph = self._captured(stream)
             if len(self.slots.arrays) != len(self.update_calls):
                 raise LoweringRefused(f"{len(self.update_calls)} optimizer updates made {len(self.slots.arrays)} "

@@ -13,7 +13,7 @@ the core refuses an operation between tensors on different devices.
 """
 import numpy as np
 
-from ..kernels.cuda import elementwise, gemm, nn, optim, reduce
+from ..kernels.cuda import captured_gemm, elementwise, gemm, nn, optim, reduce
 from . import cuda_graphs
 from .base import Backend, DeviceUnavailableError
 from .cupy_layers import CupyLayerPrimitives
@@ -259,9 +259,12 @@ class CupyBackend(CupyLayerPrimitives):
 
     # -- products ---------------------------------------------------------------------------
     def _product(self, a, b):
-        """a @ b by the route NNENGINE_CUDA_GEMM names (cuBLAS by default)."""
+        """a @ b by the route NNENGINE_CUDA_GEMM names (cuBLAS by default). While a CUDA Graph records, cuBLAS
+        is called directly (``captured_gemm``): CuPy refuses its own cuBLAS calls on a capturing stream."""
         if gemm.gemm_route() == "tiled" and a.dtype.kind == "f":
             return gemm.gemm_tiled(a, b)
+        if self.graph_recording.slots is not None and captured_gemm.can_multiply(a, b):
+            return captured_gemm.matmul(a, b)
         return self.cupy.matmul(a, b)
 
     def matmul(self, a, b, transpose_a=False, transpose_b=False):
