@@ -38,6 +38,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -91,8 +92,10 @@ def run_tests(outdir, selection="cuda"):
         partial = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
         output, status = f"{partial}\n[timed out after {TEST_TIME_LIMIT_S} s]", "timeout"
     (outdir / "gpu_tests.txt").write_text(output)
-    last = [line for line in output.splitlines() if line.strip()][-1:] or [""]
-    return {"exit_status": status, "summary": last[0], "seconds": round(time.perf_counter() - start, 1)}
+    # pytest's count line ("3 failed, 40 passed in 9.1s"); plugins may print warnings after it
+    counts = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    last = counts[-1:] or [line for line in output.splitlines() if line.strip()][-1:] or [""]
+    return {"exit_status": status, "summary": last[0].strip("= "), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def preflight():
