@@ -31,6 +31,9 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
    GPU, ``tests/test_cuda_gpu.py`` and the ``cuda`` cases of the backend-parametrized suite, in
    deterministic mode; not the fake-GPU, emulation and compile tests, which CI runs on every machine.
 
+CUDA Graphs are off by default (``NNENGINE_CUDA_GRAPHS``) until a run like this one shows them equal to
+the Python replay; this check turns them on for all its parts, tests included, to show just that.
+
 Without a GPU it writes a result that says so and exits with status 2; a failed preflight exits 3
 (after the rest, with ``--keep-going``).
 """
@@ -81,7 +84,7 @@ def run_tests(outdir, selection="cuda"):
     if importlib.util.find_spec("xdist") is not None:      # a GPU machine has cores to spare: 4 workers share it
         command += ["-n", "4"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "NNENGINE_DETERMINISTIC": "1"}
+           "NNENGINE_DETERMINISTIC": "1", "NNENGINE_CUDA_GRAPHS": "1"}     # every model's compiled step as a graph
     start = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -504,6 +507,12 @@ def write(outdir, results):
     return json_path, md_path
 
 
+def _graphs_on():
+    """Record compiled CUDA steps as graphs (off by default until a GPU run like this one shows them right)."""
+    from nnengine.backends import cuda_graphs
+    cuda_graphs.ENABLED = True
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path)
@@ -521,6 +530,7 @@ def main(argv=None):
         write(args.outdir, results)
         print(markdown(results))
         return 2
+    _graphs_on()
     start = time.perf_counter()
     results["preflight"] = preflight()
     results["preflight_seconds"] = round(time.perf_counter() - start, 1)

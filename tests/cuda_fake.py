@@ -11,10 +11,11 @@ the GPU tests check the real kernels against the same reference.
 """
 import time
 import types
+import weakref
 
 import numpy as np
 
-from nnengine.backends import NumpyBackend, cuda_graphs
+from nnengine.backends import NumpyBackend
 from nnengine.backends.optimizer_scalars import AdagradScalars, AdamScalars, RMSpropScalars, SGDScalars
 from nnengine.kernels.activation_codes import ACTIVATION_NAMES
 from nnengine.kernels.cuda import captured_gemm, loader
@@ -208,6 +209,9 @@ class DeviceArray(np.ndarray):
     def set(self, host, stream=None):
         """cupy.ndarray.set: an upload from the host into this array (asynchronous on ``stream``)."""
         _not_capturing("an upload from pageable host memory")
+        assert _GRAPH_POOL.get(id(_root(self))) is not _root(self), (
+            "an upload into an array allocated while recording a graph: its memory may also serve an "
+            "intermediate that the graph writes earlier in the step, over what was uploaded")
         _operation("upload")
         on_host(self)[...] = host
 
@@ -615,7 +619,9 @@ class FakeCublas:
         return handle
 
     def set_stream(self, handle, stream_pointer):
+        """As cuBLAS: the handle's later calls on this stream, and its workspace back to cuBLAS's own."""
         self.streams[handle] = stream_pointer
+        self.workspaces.pop(handle, None)
 
     def set_workspace(self, handle, workspace, size):
         assert workspace.nbytes >= size
@@ -745,6 +751,8 @@ class FakeEvent:
 
 # -- stream capture: a CUDA Graph records instead of running ---------------------------------------
 _CAPTURE = {"active": None, "allocator": None}
+#: id -> array, of the arrays made while a graph was recorded (memory of a graph's own pool)
+_GRAPH_POOL = weakref.WeakValueDictionary()
 
 
 class FakeCapture:
@@ -777,6 +785,7 @@ class FakeCapture:
     def finish(self):
         for array, content in reversed(self.saved):
             array[...] = content
+        _GRAPH_POOL.update(self.made)
         for array in self.made.values():
             host = on_host(array)
             host[...] = np.nan if host.dtype.kind in "fc" else (True if host.dtype == bool else -12345)
@@ -876,11 +885,14 @@ class using_allocator:          # noqa: N801 - the name of CuPy's function
         return False
 
 
-class ImmediateSlots(cuda_graphs.ScalarSlots):
-    """Scalar slots uploaded as soon as they are taken: the ``*_at`` update kernels run eagerly (set one as a
+class ImmediateSlots:
+    """Scalar slots made and uploaded as they are taken: the ``*_at`` update kernels run eagerly (set one as a
     backend's ``graph_recording.slots`` to launch them outside a graph)."""
 
+    def __init__(self, cupy):
+        self.cupy = cupy
+
     def take(self, scalars):
-        array = super().take(scalars)
+        array = self.cupy.empty(len(scalars), type(scalars[0]))
         array.set(np.array(scalars, dtype=array.dtype))
         return array

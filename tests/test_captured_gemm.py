@@ -72,8 +72,9 @@ def test_recording_readies_one_handle_per_gpu_with_its_own_workspace_then_gives_
             with captured_gemm.recording(stream):
                 (handle,) = gpu.cublas.streams
                 assert gpu.cublas.streams[handle] == stream.ptr
+                # given after the stream, which resets it
+                assert gpu.cublas.workspaces[handle].nbytes == captured_gemm.WORKSPACE_BYTES
         assert gpu.cublas.streams == {handle: 0}             # one handle, back on the default stream
-        assert gpu.cublas.workspaces[handle].nbytes == captured_gemm.WORKSPACE_BYTES
 
 
 def test_a_product_outside_a_recording_says_so():

@@ -21,7 +21,7 @@ from test_backends import CASES, REFERENCE, Sizes, assert_agrees_with_reference,
 import nnengine as nn
 from nnengine import backends
 from nnengine.backends import Backend, DeviceUnavailableError, get_backend
-from nnengine.backends import cupy_backend
+from nnengine.backends import cuda_graphs, cupy_backend
 from nnengine.backends.cupy_backend import CUPY_PRIMITIVES, CupyBackend
 from nnengine.kernels.cuda import captured_gemm, elementwise, gemm, launch, loader
 
@@ -45,6 +45,7 @@ class FakeGPU:
         self.cublas = cuda_fake.FakeCublas()
         self.patch.setattr(captured_gemm, "library", lambda: self.cublas)
         self.patch.setattr(captured_gemm, "_HANDLES", {})
+        self.patch.setattr(cuda_graphs, "ENABLED", True)      # the fake GPU checks what a real one will run
         self.cupy = cupy
         return self
 

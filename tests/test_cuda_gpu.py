@@ -194,6 +194,7 @@ def test_cuda_graph_steps_train_as_the_python_replay_does(monkeypatch, optimizer
     against the same steps replayed in Python, over a fit with validation and a last partial batch."""
     from nnengine import capture
     from nnengine.backends import cuda_graphs
+    monkeypatch.setattr(cuda_graphs, "ENABLED", True)       # off by default until this test passes on a GPU
     rng = np.random.default_rng(0)
     x = rng.standard_normal((90, 12)).astype(np.float32)
     y = rng.integers(0, 4, 90)

@@ -170,7 +170,22 @@ def test_a_compiled_step_is_one_graph_launch_and_its_inputs_copied_in(monkeypatc
     assert log.syncs == ["asnumpy", "asnumpy"]          # the trainer reads the loss and the predictions
 
 
-def test_a_host_transfer_inside_the_step_is_refused_with_the_reason():
+def test_graphs_stay_off_unless_asked_for_and_say_how_to_turn_them_on(monkeypatch):
+    monkeypatch.setattr(cuda_graphs, "ENABLED", False)
+    with pytest.raises(LoweringRefused, match="NNENGINE_CUDA_GRAPHS=1"):
+        cuda_graphs.lower(None, [], [], [], replay=lambda inputs: inputs)
+    x, y = _data(32)
+    with FakeGPU():
+        monkeypatch.setattr(cuda_graphs, "ENABLED", False)
+        model = _model("adam")
+        for _ in range(4):
+            model.train_on_batch(x, y)
+        (plan,) = [p for key, p in model._compiler.plans().items() if key[0] == "train"]
+    assert not plan.is_lowered and "NNENGINE_CUDA_GRAPHS=1" in plan.lowering_reason
+
+
+def test_a_host_transfer_inside_the_step_is_refused_with_the_reason(monkeypatch):
+    monkeypatch.setattr(cuda_graphs, "ENABLED", True)
     with pytest.raises(LoweringRefused, match="transfers between host and device.*to_numpy"):
         cuda_graphs.lower(None, [("exp", (("input", 0),), {}), ("to_numpy", (("result", (0, None)),), {})],
                           [], [("result", (1, None))], replay=lambda inputs: inputs)

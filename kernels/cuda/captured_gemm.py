@@ -117,12 +117,12 @@ def recording(stream):
     blas = library()
     device = cupy.cuda.runtime.getDevice()
     if device not in _HANDLES:
-        handle = blas.create()
         workspace = cupy.empty(WORKSPACE_BYTES, np.uint8)      # the shared pool: it lives as long as the process
-        blas.set_workspace(handle, workspace, WORKSPACE_BYTES)
-        _HANDLES[device] = (handle, workspace)
-    handle = _HANDLES[device][0]
+        _HANDLES[device] = (blas.create(), workspace)
+    handle, workspace = _HANDLES[device]
     blas.set_stream(handle, stream.ptr)
+    # after the stream: cublasSetStream gives the handle back cuBLAS's own workspace pool
+    blas.set_workspace(handle, workspace, WORKSPACE_BYTES)
     try:
         yield
     finally:

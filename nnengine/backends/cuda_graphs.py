@@ -30,6 +30,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import threading
 
 import numpy as np
@@ -47,6 +48,10 @@ _SCALARS = {"sgd_update": sgd_scalars, "adam_update": adam_scalars, "adam_update
             "rmsprop_update": rmsprop_scalars, "adagrad_update": adagrad_scalars}
 #: primitives a graph cannot record: transfers between host and device
 _HOST_TRANSFERS = ("from_numpy", "to_numpy")
+#: whether compiled CUDA steps are recorded as graphs (NNENGINE_CUDA_GRAPHS=1). Off by default: the one
+#: run on a real GPU so far found their results diverging from the Python replay (the scalar slots' memory,
+#: fixed since, and checked on the fake GPU), and they stay off until a GPU run shows them equal.
+ENABLED = os.environ.get("NNENGINE_CUDA_GRAPHS", "0").strip() == "1"
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,16 +76,31 @@ class Recording(threading.local):
 
 
 class ScalarSlots:
-    """The device arrays a recorded graph's updates read their scalars from, one per update call, in order."""
+    """The device arrays a recorded graph's updates read their scalars from, one per update call, in order.
 
-    def __init__(self, cupy):
+    They are allocated BEFORE the capture, from CuPy's shared pool, and handed out in order while the
+    updates are recorded (``take``). An array allocated while recording would come from the graph's own
+    pool, whose memory may also serve an intermediate freed earlier in the step: the graph writes that
+    intermediate at every launch, over the scalars uploaded just before it. (The first run on a real GPU
+    found exactly that: every update read zeros, and the weights collapsed.)
+    """
+
+    def __init__(self, cupy, layouts=()):
+        """``layouts``: one update's typed scalars per update call, for the arrays' lengths and dtypes."""
         self.cupy = cupy
-        self.arrays = []
+        self.arrays = [cupy.empty(len(scalars), type(scalars[0])) for scalars in layouts]
+        self.taken = 0
 
     def take(self, scalars):
-        """A new device array for one update's ``scalars`` (a typed tuple); its values are uploaded later."""
-        array = self.cupy.empty(len(scalars), type(scalars[0]))
-        self.arrays.append(array)
+        """The next update's device array; LoweringRefused when the updates do not match the slots made."""
+        if self.taken == len(self.arrays):
+            raise LoweringRefused(f"the optimizer's updates made more than {len(self.arrays)} launches (parameters "
+                                  "of mixed dtypes); a graph needs one launch per update")
+        array = self.arrays[self.taken]
+        if len(array) != len(scalars) or array.dtype != np.dtype(type(scalars[0])):
+            raise LoweringRefused(f"update {self.taken} passed {len(scalars)} scalars of {type(scalars[0]).__name__}"
+                                  f", not the {len(array)} of {array.dtype} its slot was made for")
+        self.taken += 1
         return array
 
     def upload(self, scalars_per_update):
@@ -96,6 +116,9 @@ def lower(backend, steps, calls, outputs, live=None, updates=(), replay=None):
     Args are those of ``capture.Plan.lower`` (see ``numba_lowering.lower``); ``replay`` is the plan's Python
     replay, which the graph records.
     """
+    if not ENABLED:
+        raise LoweringRefused("CUDA Graphs are off by default until a run on a real GPU shows them equal to the "
+                              "Python replay (docs/compile.md, 'The GPU tier'); NNENGINE_CUDA_GRAPHS=1 turns them on")
     if replay is None:
         raise LoweringRefused("a CUDA Graph records the plan's Python replay, and none was given")
     transfers = sorted({name for name, _, _ in steps if name in _HOST_TRANSFERS})
@@ -211,15 +234,15 @@ class GraphStep:
 
     def _advance(self):
         """The optimizer's next step (``iterations += 1``, as the replay does) and its scalars, uploaded."""
-        if self.live is None:
+        if self.live is None:          # no live scalars: the ones uploaded when recording hold
             return
         self.live.iterations += 1
-        self._upload_scalars()
+        self.slots.upload(self._step_scalars())
 
-    def _upload_scalars(self):
-        """The optimizer's scalars of this step, as the eager updates compute them, into the graph's slots."""
-        scalars = self.live.update_scalars()
-        self.slots.upload([update_scalars(name, (*args, *scalars)) for name, args in self.update_calls])
+    def _step_scalars(self):
+        """Each update's typed scalars for the optimizer's current step, as the eager updates compute them."""
+        live = self.live.update_scalars() if self.live is not None else ()
+        return [update_scalars(name, (*args, *live)) for name, args in self.update_calls]
 
     def _record(self, inputs):
         """Record the replay into a new graph (its arrays from a pool of its own) and stage this step for it."""
@@ -227,7 +250,7 @@ class GraphStep:
         self.graph = None
         self.staging = [cupy.empty(array.shape, array.dtype) for array in inputs]
         self._stage(inputs)
-        self.pool, self.slots = cupy.cuda.MemoryPool(), ScalarSlots(cupy)
+        self.pool, self.slots = cupy.cuda.MemoryPool(), ScalarSlots(cupy, self._step_scalars())
         self.buffers = [tensor._data for tensor in self.params]
         iterations = None if self.live is None else self.live.iterations
         stream = cupy.cuda.Stream(non_blocking=True)
@@ -235,17 +258,16 @@ class GraphStep:
             # the products' own cuBLAS handle is readied first: nothing it allocates may be recorded
             with captured_gemm.recording(stream), cupy.cuda.using_allocator(self.pool.malloc), stream:
                 self.outputs, graph = self._captured(stream)
-            if len(self.slots.arrays) != len(self.update_calls):
-                raise LoweringRefused(f"{len(self.update_calls)} optimizer updates made {len(self.slots.arrays)} "
-                                      "launches (parameters of mixed dtypes); a graph needs one launch per update")
+            if self.slots.taken != len(self.update_calls):
+                raise LoweringRefused(f"{len(self.update_calls)} optimizer updates made {self.slots.taken} "
+                                      "launches; a graph needs one launch per update")
         except Exception as error:            # nothing ran: the optimizer's count goes back, the step replays
             if iterations is not None:
                 self.live.iterations = iterations
             if isinstance(error, LoweringRefused):
                 raise
             raise LoweringRefused(f"the step could not be recorded into a CUDA Graph: {error}") from error
-        if self.live is not None:
-            self._upload_scalars()          # of the step the replay advanced the optimizer to while recording
+        self.slots.upload(self._step_scalars())     # of the step the replay advanced the optimizer to
         self.graph = graph
         self.recordings += 1
 
