@@ -69,6 +69,7 @@ TARGETS = [
     ("document_torch_over_graph", "document compiled step (one CUDA Graph) >= 1.5x faster than PyTorch CUDA",
      lambda v: v >= 1.5),
     ("document_graph_launches_per_step", "one graph launch per compiled step", lambda v: v == 1.0),
+    ("graph_matches_replay", "CUDA Graph steps train as the Python replay does (preflight)", lambda v: v == 1.0),
     ("cnn_mnist_torch_over_cupy", "MNIST-size CNN step no slower than PyTorch CUDA", lambda v: v >= 1.0),
 ]
 
@@ -412,6 +413,9 @@ def _fit_step_time(sizes, batch, steps=100):
 def summarize(results):
     """The headline ratios the targets are judged on (absent when their inputs are missing)."""
     summary = {}
+    graph_check = (results.get("preflight") or {}).get("cuda_graph")
+    if graph_check is not None:        # what decides whether graphs can be on by default
+        summary["graph_matches_replay"] = 1.0 if graph_check == "ok" else 0.0
     fused = results.get("fused")
     if fused:
         summary["fused_min_copy_fraction"] = min(k["fraction_of_copy"] for k in fused["kernels"])

@@ -99,6 +99,9 @@ def test_gpu_check_report_judges_each_target_from_its_ratio():
     assert summary["document_torch_over_graph"] == 4.0 and "mlp4096_torch_over_graph" not in summary
     assert "| document compiled step (one CUDA Graph) >= 1.5x faster than PyTorch CUDA | 4.00 | yes |" in text
     assert "| one graph launch per compiled step | 1.00 | yes |" in text
+    failed = gpu_check.summarize({"preflight": {"cuda_graph": "AssertionError: weights differ"}})
+    assert failed == {"graph_matches_replay": 0.0}
+    assert gpu_check.summarize({"preflight": {"cuda_graph": "ok"}})["graph_matches_replay"] == 1.0
 
 
 def test_a_bare_checkout_finds_its_kernels_without_an_install(tmp_path):
