@@ -33,13 +33,13 @@ template <typename T> __device__ __forceinline__ T nan_max(T a, T b) {
     return (a != a || a > b) ? a : b;
 }
 
-// Butterfly reductions across the 32 lanes of a warp: after log2(32) = 5 exchanges every lane
-// holds the result (no shared memory, no __syncthreads).
 // a * b rounded on its own: the compiler may not fuse it into a later add (an fma keeps the product
 // exact, so h - mean(h) with h = g * gamma would leave a rounding residue where the math gives 0).
 __device__ __forceinline__ float product_rn(float a, float b) { return __fmul_rn(a, b); }
 __device__ __forceinline__ double product_rn(double a, double b) { return __dmul_rn(a, b); }
 
+// Butterfly reductions across the 32 lanes of a warp: after log2(32) = 5 exchanges every lane
+// holds the result (no shared memory, no __syncthreads).
 template <typename T> __device__ __forceinline__ T warp_sum(T v) {
     for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2)
         v += __shfl_xor_sync(FULL_MASK, v, offset);
