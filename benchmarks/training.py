@@ -39,10 +39,11 @@ def _data(sizes, batch):
     return rng.standard_normal((batch, sizes[0])).astype(np.float32), rng.integers(0, sizes[-1], batch)
 
 
-def nnengine_model(sizes, device, jit_compile="auto"):
+def nnengine_model(sizes, device, jit_compile="auto", metrics=None):
     """The benchmark's Keras-style model (relu layers, softmax output, Adam) on ``device``.
 
-    ``jit_compile`` as in ``compile``: "auto" replays compiled steps (the default), False runs eagerly.
+    ``jit_compile`` as in ``compile``: "auto" replays compiled steps (the default), False runs eagerly;
+    ``metrics`` as in ``compile``.
     """
     import nnengine as nn
     nn.utils.set_random_seed(0)
@@ -50,7 +51,7 @@ def nnengine_model(sizes, device, jit_compile="auto"):
     layers += [nn.layers.Dense(n, activation="relu") for n in sizes[2:-1]]
     layers.append(nn.layers.Dense(sizes[-1], activation="softmax"))
     model = nn.Sequential(layers)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=metrics, jit_compile=jit_compile)
     return model.to(device)
 
 
