@@ -3,15 +3,43 @@
 ``kernels/`` sits at the top of the repository so every compute kernel is easy to
 find, and it installs as ``nnengine.kernels`` (see docs/ARCHITECTURE.md).
 """
+import os
 import re
+import subprocess
+import sys
+import tempfile
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 VERSION = re.search(r'__version__ = "([^"]+)"', open("nnengine/version.py", encoding="utf-8").read()).group(1)
 
 KERNEL_PACKAGES = ["nnengine.kernels"] + [
     "nnengine.kernels." + name for name in find_packages(where="kernels")
 ]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BuildAheadOfTimeKernels(build_ext):
+    """Builds ``nnengine.kernels.cpu._aot`` (kernels/cpu/aot.py) with numba's pycc, or warns and goes on.
+
+    The extension only makes a small model's process start faster (it runs without loading numba); without
+    it every kernel runs on numba's JIT, with the same results. So a failed build (no C compiler, a numba
+    without pycc) must not fail the install: it says why and leaves the extension out.
+    """
+
+    def build_extension(self, ext):
+        target = self.get_ext_fullpath(ext.name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with tempfile.TemporaryDirectory() as numba_cache:       # the build's JIT cache stays out of the tree
+            command = [sys.executable, "-m", "kernels.cpu.aot_build", target]
+            try:
+                subprocess.run(command, cwd=HERE, env=dict(os.environ, NUMBA_CACHE_DIR=numba_cache), check=True)
+            except (OSError, subprocess.CalledProcessError) as error:
+                print(f"nnengine: the ahead-of-time kernels were not built ({error}); every kernel will run "
+                      "on numba's JIT (same results, a slower start)", file=sys.stderr)
+
 
 setup(
     name="nnengine",
@@ -23,6 +51,10 @@ setup(
     packages=find_packages(include=["nnengine", "nnengine.*"]) + KERNEL_PACKAGES,
     package_dir={"nnengine.kernels": "kernels"},
     package_data={"nnengine.kernels.cuda": ["*.cu", "*.cuh"]},
+    # built by BuildAheadOfTimeKernels from the kernels' Python sources (no C sources of ours)
+    # (optional: where the build fails, setuptools copies no file for it)
+    ext_modules=[Extension("nnengine.kernels.cpu._aot", sources=[], optional=True)],
+    cmdclass={"build_ext": BuildAheadOfTimeKernels},
     install_requires=["numpy>=1.24", "numba>=0.59", "h5py>=3.8"],
     extras_require={
         # mpi4py and MPICH (a wheel: no system MPI needed) so that the tests can run the 2-process checks of

@@ -11,60 +11,38 @@ whole step inside one numba function, and its products must be bitwise those of 
 both call this same routine with the same arguments, they are by construction. (numpy's matmul
 picks among gemm, gemv, syrk and a copy path by shapes and strides; we call gemm always.)
 
-``AVAILABLE`` is False when no bundled OpenBLAS with a known cblas name is found (numpy built against
-MKL or Accelerate, say). Callers then use ``np.matmul`` and the compiled step keeps its Python replay.
+The library is found in ``blas_library.py`` (without numba, which also calls the same routine through
+ctypes for the ahead-of-time tier, ``aot.py``). ``AVAILABLE`` is False when no bundled OpenBLAS with a
+known cblas name is found (numpy built against MKL or Accelerate, say). Callers then use ``np.matmul``
+and the compiled step keeps its Python replay.
 
 Arguments are passed as in the C prototype
 ``cblas_sgemm(order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)``. The pointers go
 as 64-bit integers (``arr.ctypes.data``): on the 64-bit platforms numba supports, a pointer and an
 integer are passed in the same registers.
 """
-import ctypes
-import glob
-import os
-
 import numpy as np
 from llvmlite import binding
-from numba import njit, types
 
-#: CBLAS enum values (cblas.h)
-ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-
-#: (single, double, whether the integer arguments are 64-bit), in the order they are tried
-_NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
-          ("cblas_sgemm64_", "cblas_dgemm64_", True),
-          ("scipy_cblas_sgemm", "scipy_cblas_dgemm", False),
-          ("cblas_sgemm", "cblas_dgemm", False))
+from . import blas_library
+from .blas_library import NO_TRANS, ROW_MAJOR, TRANS, operand
+from .jit import njit, types
 
 
-def _bundled_libraries():
-    """Paths of the OpenBLAS libraries that ship with numpy (Linux/Windows wheels, then macOS ones)."""
-    here = os.path.dirname(np.__file__)
-    patterns = (os.path.join(here, os.pardir, "numpy.libs", "*openblas*"),
-                os.path.join(here, ".dylibs", "*openblas*"))
-    return sorted(path for pattern in patterns for path in glob.glob(pattern))
+def _load_for_llvm():
+    """Make the library's symbols visible to LLVM (numba's compiled code finds ?gemm by name); True on success."""
+    if not blas_library.AVAILABLE:
+        return False
+    try:
+        binding.load_library_permanently(blas_library.LIBRARY_PATH)
+    except RuntimeError:        # LLVM could not load it: every product (ctypes' too) stays on np.matmul
+        blas_library.AVAILABLE = False
+        return False
+    return True
 
 
-def _find_gemm():
-    """(single name, double name, 64-bit ints) of the first bundled library that exports cblas ?gemm, or None."""
-    for path in _bundled_libraries():
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for single, double, ilp64 in _NAMES:
-            if hasattr(library, single) and hasattr(library, double):
-                try:
-                    binding.load_library_permanently(path)
-                except RuntimeError:        # LLVM could not load it: products stay on np.matmul
-                    return None
-                return single, double, ilp64
-    return None
-
-
-_FOUND = None if os.environ.get("NNENGINE_NO_BUNDLED_BLAS") else _find_gemm()
-AVAILABLE = _FOUND is not None
-_SINGLE, _DOUBLE, _ILP64 = _FOUND if AVAILABLE else ("cblas_sgemm", "cblas_dgemm", False)
+AVAILABLE = _load_for_llvm()
+_SINGLE, _DOUBLE, _ILP64 = blas_library.SINGLE, blas_library.DOUBLE, blas_library.ILP64
 
 
 def _external(name, real):
@@ -97,21 +75,6 @@ def gemm(a, b, out, transpose_a, transpose_b):
     else:
         _dgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
                out.ctypes.data, n)
-
-
-def operand(a):
-    """(C-contiguous array, transposed) such that ``a`` is that array or its transpose; copies only when neither."""
-    if a.flags.c_contiguous:
-        return a, False
-    if a.T.flags.c_contiguous:
-        return a.T, True
-    return np.ascontiguousarray(a), False
-
-
-def usable(a, b):
-    """Whether ``gemm`` takes a @ b: BLAS found, both float32 or both float64, 2-D, nothing empty."""
-    return AVAILABLE and a.dtype == b.dtype and a.dtype in (np.float32, np.float64) and a.ndim == b.ndim == 2 \
-        and 0 not in a.shape + b.shape
 
 
 def product(a, b, out):

@@ -10,7 +10,7 @@
   ``gemm.py``); the environment variable ``NNENGINE_GEMM`` sets it when nnengine is
   imported and ``set_gemm_route`` changes it at run time (tests and benchmarks).
 * numba itself honours ``NUMBA_NUM_THREADS`` for the size of its thread pool.
-* The threading layer is numba's "workqueue" unless ``NUMBA_THREADING_LAYER`` says
+* The threading layer is numba's "workqueue" (set by ``jit.py``) unless ``NUMBA_THREADING_LAYER`` says
   otherwise. With the OpenMP layer, GNU OpenMP's threads spin for a while after
   every parallel kernel and starve OpenBLAS's threads in the matrix product that
   follows: measured here, a 256 x 784 x 512 product took 1.6 ms alone and 7.7 ms
@@ -20,11 +20,6 @@
 """
 import os
 import threading
-
-import numba
-
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
 
 PARALLEL_MIN_ELEMENTS = 1 << 20
 
@@ -40,7 +35,8 @@ FAST_EXP_MIN_ELEMENTS = 1 << 14
 NUMPY_MAX_ELEMENTS = 1 << 10
 
 def workqueue_layer():
-    """Whether numba's parallel kernels run on its workqueue threading layer (nnengine's default)."""
+    """Whether numba's parallel kernels run on its workqueue threading layer (nnengine's default, set in jit.py)."""
+    from .jit import numba
     return numba.config.THREADING_LAYER == "workqueue"
 
 
@@ -81,11 +77,16 @@ class OneThreadAtATime:
     well under one.
     """
 
-    __slots__ = ("kernel",)
+    __slots__ = ("kernel", "_module", "_name")
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+    def __init__(self, kernel, name=None):
+        """``OneThreadAtATime(kernel)``, or ``OneThreadAtATime(module, name)`` for the kernel ``module.name``,
+        looked up at the first launch (so that naming a parallel kernel does not import numba)."""
+        self.kernel = kernel if name is None else None
+        self._module, self._name = kernel, name
 
     def __call__(self, *args):
         with _PARALLEL_LAUNCH:
+            if self.kernel is None:
+                self.kernel = getattr(self._module, self._name)
             return self.kernel(*args)

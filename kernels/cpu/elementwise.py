@@ -13,18 +13,10 @@ Anything else is materialised to the full shape first.
 import math
 
 import numpy as np
-from numba import njit, prange
 
-# unary op codes
-NEG, EXP, LOG, SQRT, TANH, SIGMOID, RELU, ERF = range(8)
-UNARY = {"neg": NEG, "exp": EXP, "log": LOG, "sqrt": SQRT, "tanh": TANH, "sigmoid": SIGMOID, "relu": RELU,
-         "erf": ERF}
-# binary op codes
-ADD, SUB, MUL, DIV, POW, MAX, MIN = range(7)
-BINARY = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV, "power": POW, "maximum": MAX, "minimum": MIN}
-# comparison codes
-EQ, NE, LT, LE, GT, GE = range(6)
-COMPARE = {"equal": EQ, "not_equal": NE, "less": LT, "less_equal": LE, "greater": GT, "greater_equal": GE}
+from .jit import njit, prange
+from .op_codes import (ADD, DIV, EQ, EXP, GT, LE, LOG, LT, MAX, MUL, NE, NEG, POW, RELU, SIGMOID, SQRT, SUB,
+                       TANH)   # the codes of op_codes.py: the rest (ERF, MIN, GE) are each branch's else
 
 
 # e^x for float32 without libm: e^x = 2^k e^r with k = round(x / ln 2), |r| <= ln(2) / 2.

@@ -15,7 +15,7 @@ rows of A. The constants are of the arrays' own dtype, so float32 stays float32.
 Rows left over after the 4-row blocks take a 1-row loop.
 """
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 NC = 256
 KC = 128

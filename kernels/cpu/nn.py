@@ -15,7 +15,7 @@ bias gradient in the same pass; the products x^T dz and dz w^T follow (GEMM).
 import math
 
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 from ..activation_codes import ACTIVATION_CODES
 from .elementwise import exp32, sigmoid_scalar
@@ -339,8 +339,3 @@ def softmax_cross_entropy_labels_libm(logits, labels, need_grad, losses, grad, f
     for i in range(logits.shape[0]):
         _label_cross_entropy_row(logits, labels, i, need_grad, losses, grad, False, scratch, spare)
 
-
-#: serial row kernel -> its libm variant
-LIBM_VARIANTS = {softmax_rows: softmax_rows_libm, log_softmax_rows: log_softmax_rows_libm,
-                 softmax_cross_entropy_soft: softmax_cross_entropy_soft_libm,
-                 softmax_cross_entropy_labels: softmax_cross_entropy_labels_libm}

@@ -27,7 +27,7 @@ pass): a small model's first run pays only for them. No slice assignment and no 
 inside (each costs numba a second or more to compile).
 """
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 CHUNK_ROWS = 256
 

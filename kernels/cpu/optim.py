@@ -9,7 +9,7 @@ Each kernel has a serial and a parallel (prange) variant.
 """
 import math
 
-from numba import njit, prange
+from .jit import njit, prange
 
 
 @njit(inline="always")

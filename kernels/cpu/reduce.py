@@ -10,7 +10,7 @@ The backend moves the reduced axes next to each other and views the input as
   float32 sums accumulate in float64 lanes for accuracy.
 """
 import numpy as np
-from numba import njit
+from .jit import njit
 
 LANES = 16
 

@@ -11,7 +11,7 @@ position of the FIRST element holding each maximum (padding never wins, NaN prop
 NaN wins), which alone receives the gradient, as Keras's (TensorFlow's) max pooling does.
 """
 import numpy as np
-from numba import njit, prange
+from .jit import njit, prange
 
 
 @njit(inline="always")

@@ -19,11 +19,18 @@ threading layer aborts the process when two threads launch parallel kernels at t
 import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_CODES
-from ..kernels.cpu import blas, config, elementwise, gemm, nn, reduce
-from . import host_buffers, numba_lowering
+from ..kernels.cpu import blas_library, config, op_codes
+from ..kernels.cpu import aot
+from ..kernels.cpu.aot import kernel_modules
+from . import host_buffers
 from .base import Backend
+from .deferred_lowering import DeferredLowering
 from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes, trailing_row
 from .numba_updates import NumbaUpdatePrimitives
+
+# the kernel modules, through the ahead-of-time tier (kernels/cpu/aot.py): a kernel built ahead of time runs
+# without numba while numba is not loaded; any other name imports numba and its kernel module
+blas, elementwise, gemm, nn, reduce = kernel_modules("blas", "elementwise", "gemm", "nn", "reduce")
 
 #: primitives this backend takes from the numpy reference: the array library's own transfers and views
 NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "assign", "reshape",
@@ -31,8 +38,8 @@ NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "asconti
 
 #: the elementwise operations whose numpy ufunc gives bitwise the kernel's result (IEEE: one correctly
 #: rounded operation per element; maximum and minimum propagate NaN as the kernels do)
-_EXACT_OPS = {elementwise.ADD: np.add, elementwise.SUB: np.subtract, elementwise.MUL: np.multiply,
-              elementwise.DIV: np.divide, elementwise.MAX: np.maximum, elementwise.MIN: np.minimum}
+_EXACT_OPS = {op_codes.ADD: np.add, op_codes.SUB: np.subtract, op_codes.MUL: np.multiply,
+              op_codes.DIV: np.divide, op_codes.MAX: np.maximum, op_codes.MIN: np.minimum}
 
 
 def _flat(x):
@@ -56,16 +63,29 @@ def _parallel(size):
     return size >= config.PARALLEL_MIN_ELEMENTS
 
 
+#: the row kernels that take an exp and have a variant with libm's exp (``<name>_libm``) for little work
+_LIBM_VARIANTS = frozenset({"softmax_rows", "log_softmax_rows", "softmax_cross_entropy_soft",
+                            "softmax_cross_entropy_labels"})
+
+
+def _blas_product(a, b, out):
+    """out = a @ b through cblas ?gemm, transposed operands passed as flags (``blas_library.usable(a, b)``)."""
+    a, transpose_a = blas_library.operand(a)
+    b, transpose_b = blas_library.operand(b)
+    blas.gemm(a, b, out, transpose_a, transpose_b)
+    return out
+
+
 # parallel kernels, each launched by one Python thread at a time (see the module docstring)
-_unary_parallel = config.OneThreadAtATime(elementwise.unary_parallel)
-_binary_same_parallel = config.OneThreadAtATime(elementwise.binary_same_parallel)
-_gemm_parallel = config.OneThreadAtATime(gemm.gemm)
-_bias_activation_parallel = config.OneThreadAtATime(nn.bias_activation_parallel)
-_activation_grad_parallel = config.OneThreadAtATime(nn.activation_grad_parallel)
-_softmax_rows_parallel = config.OneThreadAtATime(nn.softmax_rows_parallel)
-_log_softmax_rows_parallel = config.OneThreadAtATime(nn.log_softmax_rows_parallel)
-_xent_soft_parallel = config.OneThreadAtATime(nn.softmax_cross_entropy_soft_parallel)
-_xent_labels_parallel = config.OneThreadAtATime(nn.softmax_cross_entropy_labels_parallel)
+_unary_parallel = config.OneThreadAtATime(elementwise, "unary_parallel")
+_binary_same_parallel = config.OneThreadAtATime(elementwise, "binary_same_parallel")
+_gemm_parallel = config.OneThreadAtATime(gemm, "gemm")
+_bias_activation_parallel = config.OneThreadAtATime(nn, "bias_activation_parallel")
+_activation_grad_parallel = config.OneThreadAtATime(nn, "activation_grad_parallel")
+_softmax_rows_parallel = config.OneThreadAtATime(nn, "softmax_rows_parallel")
+_log_softmax_rows_parallel = config.OneThreadAtATime(nn, "log_softmax_rows_parallel")
+_xent_soft_parallel = config.OneThreadAtATime(nn, "softmax_cross_entropy_soft_parallel")
+_xent_labels_parallel = config.OneThreadAtATime(nn, "softmax_cross_entropy_labels_parallel")
 
 
 def _unary_primitive(name, op):
@@ -90,17 +110,17 @@ class NumbaBackend(NumbaUpdatePrimitives):
             kernel(op, _flat(x), out.reshape(-1), *_constants(x.dtype))
         return out
 
-    neg = _unary_primitive("neg", elementwise.NEG)
-    log = _unary_primitive("log", elementwise.LOG)
-    sqrt = _unary_primitive("sqrt", elementwise.SQRT)
-    tanh = _unary_primitive("tanh", elementwise.TANH)
-    sigmoid = _unary_primitive("sigmoid", elementwise.SIGMOID)
-    relu = _unary_primitive("relu", elementwise.RELU)
-    erf = _unary_primitive("erf", elementwise.ERF)
+    neg = _unary_primitive("neg", op_codes.NEG)
+    log = _unary_primitive("log", op_codes.LOG)
+    sqrt = _unary_primitive("sqrt", op_codes.SQRT)
+    tanh = _unary_primitive("tanh", op_codes.TANH)
+    sigmoid = _unary_primitive("sigmoid", op_codes.SIGMOID)
+    relu = _unary_primitive("relu", op_codes.RELU)
+    erf = _unary_primitive("erf", op_codes.ERF)
 
     def exp(self, x):
         if x.dtype != np.float32 or x.size == 0:
-            return self._unary(elementwise.EXP, x)
+            return self._unary(op_codes.EXP, x)
         out = host_buffers.empty(x.shape, x.dtype)
         elementwise.exp32(_flat(x), out.reshape(-1), host_buffers.empty(x.size, np.float32))
         return out
@@ -152,28 +172,28 @@ class NumbaBackend(NumbaUpdatePrimitives):
             lambda x, y, o, left: elementwise.binary_middle(op, x, y, o, left))
 
     def add(self, a, b):
-        return self._binary(elementwise.ADD, a, b)
+        return self._binary(op_codes.ADD, a, b)
 
     def sub(self, a, b):
-        return self._binary(elementwise.SUB, a, b)
+        return self._binary(op_codes.SUB, a, b)
 
     def mul(self, a, b):
-        return self._binary(elementwise.MUL, a, b)
+        return self._binary(op_codes.MUL, a, b)
 
     def div(self, a, b):
-        return self._binary(elementwise.DIV, a, b)
+        return self._binary(op_codes.DIV, a, b)
 
     def power(self, a, b):
         if a.dtype.kind != "f":
             # integer powers keep numpy's integer semantics (overflow wraps, negative exponents raise)
             return np.power(a, b)
-        return self._binary(elementwise.POW, a, b)
+        return self._binary(op_codes.POW, a, b)
 
     def maximum(self, a, b):
-        return self._binary(elementwise.MAX, a, b)
+        return self._binary(op_codes.MAX, a, b)
 
     def minimum(self, a, b):
-        return self._binary(elementwise.MIN, a, b)
+        return self._binary(op_codes.MIN, a, b)
 
     def _compare(self, op, a, b):
         out = host_buffers.empty(np.broadcast_shapes(a.shape, b.shape), np.bool_)
@@ -184,22 +204,22 @@ class NumbaBackend(NumbaUpdatePrimitives):
             lambda x, y, o, left: elementwise.compare_middle(op, x, y, o, left))
 
     def equal(self, a, b):
-        return self._compare(elementwise.EQ, a, b)
+        return self._compare(op_codes.EQ, a, b)
 
     def not_equal(self, a, b):
-        return self._compare(elementwise.NE, a, b)
+        return self._compare(op_codes.NE, a, b)
 
     def less(self, a, b):
-        return self._compare(elementwise.LT, a, b)
+        return self._compare(op_codes.LT, a, b)
 
     def less_equal(self, a, b):
-        return self._compare(elementwise.LE, a, b)
+        return self._compare(op_codes.LE, a, b)
 
     def greater(self, a, b):
-        return self._compare(elementwise.GT, a, b)
+        return self._compare(op_codes.GT, a, b)
 
     def greater_equal(self, a, b):
-        return self._compare(elementwise.GE, a, b)
+        return self._compare(op_codes.GE, a, b)
 
     def where(self, cond, a, b):
         shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
@@ -284,7 +304,7 @@ class NumbaBackend(NumbaUpdatePrimitives):
             return np.matmul(a, b)
         out = host_buffers.empty((a.shape[0], b.shape[1]), a.dtype)
         if config.gemm_route() == "blas":    # numpy's OpenBLAS, called as the lowered step calls it (blas.py)
-            return blas.product(a, b, out) if blas.usable(a, b) else np.matmul(a, b, out=out)
+            return _blas_product(a, b, out) if blas_library.usable(a, b) else np.matmul(a, b, out=out)
         _gemm_parallel(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
         return out
 
@@ -318,7 +338,7 @@ class NumbaBackend(NumbaUpdatePrimitives):
         else:
             out = np.ascontiguousarray(self._gemm(x, w))
             if out.size:
-                kernel = self._row_kernel(nn.bias_activation, _bias_activation_parallel, n, m)
+                kernel = self._row_kernel("bias_activation", _bias_activation_parallel, n, m)
                 kernel(out, bias, b is not None, code, zero, one)
         if activation == "softmax" and out.size:
             self._softmax_in_place(out)
@@ -329,13 +349,13 @@ class NumbaBackend(NumbaUpdatePrimitives):
         """Whether an (n, k) @ (k, m) dense layer runs entirely inside the fused small kernel: only off the
         bundled-BLAS route. (With it, a BLAS product and the bias kernel are 2.5x faster even at 32x10x64:
         5.0 against 13.1 us for the document model's three layers; ``benchmarks`` tables both.)"""
-        if config.gemm_route() == "blas" and blas.AVAILABLE:
+        if config.gemm_route() == "blas" and blas_library.AVAILABLE:
             return False
         return bool(n * k * m <= config.SMALL_DENSE_FLOPS and n and k and m)
 
     def _softmax_in_place(self, z):
         """Softmax of each row of the contiguous 2-D ``z``, written over it."""
-        kernel = self._row_kernel(nn.softmax_rows, _softmax_rows_parallel, *z.shape)
+        kernel = self._row_kernel("softmax_rows", _softmax_rows_parallel, *z.shape)
         scratch = host_buffers.empty_like(z), host_buffers.empty_like(z)
         kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, *scratch)
 
@@ -370,11 +390,11 @@ class NumbaBackend(NumbaUpdatePrimitives):
 
     @staticmethod
     def _row_kernel(serial, parallel, rows, columns):
-        """The serial or parallel variant of a per-row kernel, by the work it has (softmax rows of little work:
-        the variant with libm's exp, nn.LIBM_VARIANTS)."""
-        if rows * columns < config.FAST_EXP_MIN_ELEMENTS and serial in nn.LIBM_VARIANTS:
-            return nn.LIBM_VARIANTS[serial]
-        return parallel if rows > 1 and _parallel(rows * columns) else serial
+        """The serial kernel ``nn.<serial>`` or the ``parallel`` variant, by the work it has (rows of little
+        work that take an exp: the serial kernel's variant with libm's exp, ``<serial>_libm``)."""
+        if rows * columns < config.FAST_EXP_MIN_ELEMENTS and serial in _LIBM_VARIANTS:
+            return getattr(nn, serial + "_libm")
+        return parallel if rows > 1 and _parallel(rows * columns) else getattr(nn, serial)
 
     def _rows_along(self, x, axis, serial, parallel, *constants):
         """Apply a row kernel along ``axis`` by moving it last (a copy unless it already is)."""
@@ -388,10 +408,10 @@ class NumbaBackend(NumbaUpdatePrimitives):
         return np.moveaxis(out, -1, axis)
 
     def softmax(self, x, axis):
-        return self._rows_along(x, axis, nn.softmax_rows, _softmax_rows_parallel, _constants(x.dtype)[1])
+        return self._rows_along(x, axis, "softmax_rows", _softmax_rows_parallel, _constants(x.dtype)[1])
 
     def log_softmax(self, x, axis):
-        return self._rows_along(x, axis, nn.log_softmax_rows, _log_softmax_rows_parallel)
+        return self._rows_along(x, axis, "log_softmax_rows", _log_softmax_rows_parallel)
 
     def softmax_cross_entropy(self, logits, targets, need_grad):
         logits = np.ascontiguousarray(logits)
@@ -401,10 +421,10 @@ class NumbaBackend(NumbaUpdatePrimitives):
         if n and classes:
             if targets.ndim == 2:
                 targets = np.ascontiguousarray(targets)
-                serial, parallel = nn.softmax_cross_entropy_soft, _xent_soft_parallel
+                serial, parallel = "softmax_cross_entropy_soft", _xent_soft_parallel
             else:
                 targets = np.ascontiguousarray(targets, np.int64)
-                serial, parallel = nn.softmax_cross_entropy_labels, _xent_labels_parallel
+                serial, parallel = "softmax_cross_entropy_labels", _xent_labels_parallel
             kernel = self._row_kernel(serial, parallel, n, classes)
             scratch = host_buffers.empty_like(logits), host_buffers.empty_like(logits)
             kernel(logits, targets, need_grad, losses, grad, logits.dtype == np.float32, *scratch)
@@ -413,5 +433,14 @@ class NumbaBackend(NumbaUpdatePrimitives):
     # -- the compiled step's CPU tier -----------------------------------------------------
     def lower_plan(self, steps, calls, outputs, live=None, updates=(), replay=None):
         """A captured plan as one numba function (``numba_lowering.lower``: its arguments, and LoweringRefused).
-        ``replay`` (the plan's Python replay) is not needed: the function is written from the steps."""
-        return numba_lowering.lower(self, steps, calls, outputs, live, updates)
+        ``replay`` (the plan's Python replay) is not needed: the function is written from the steps.
+
+        While the ahead-of-time kernels serve (``aot.serving()``: numba not loaded), writing the function
+        would load numba, which is what that tier saves a short run from: the plan then replays until its
+        ``LOWER_AFTER_REPLAYS``-th replay, and is lowered there (``DeferredLowering``)."""
+        calls = list(calls)                     # the recorder's list, as it is now
+        def lower_now():
+            from . import numba_lowering        # imports numba: only when a plan is lowered
+            return numba_lowering.lower(self, steps, calls, outputs, live, updates)
+        return DeferredLowering(lower_now) if aot.serving() else lower_now()
+

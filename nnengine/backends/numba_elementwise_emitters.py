@@ -9,7 +9,7 @@ lowered step may call the kernels throughout.
 """
 import numpy as np
 
-from ..kernels.cpu import elementwise
+from ..kernels.cpu import elementwise, op_codes
 from .layout import middle_broadcast, trailing_row
 from .numba_emitters import LoweringRefused, Value, as_array, check_small, typed_constant, typed_flag, typed_int
 
@@ -34,7 +34,7 @@ def _exp(b, backend, x):
     """The backend's exp: float32 through the vectorised ``exp32`` (with its scratch), float64 the unary kernel."""
     x = as_array(x, "the operand")
     if x.example.dtype != np.float32:
-        return _unary(elementwise.EXP)(b, backend, x)
+        return _unary(op_codes.EXP)(b, backend, x)
     if not x.example.size:
         raise LoweringRefused("exp of an empty array")
     out, scratch = b.new_array(x.example.shape, np.float32), b.new_array((x.example.size,), np.float32)
@@ -160,8 +160,8 @@ def _array_or_scalar(x):
 
 
 ELEMENTWISE_EMITTERS = {
-    **{name: _unary(op) for name, op in elementwise.UNARY.items() if name != "exp"}, "exp": _exp,
-    **{name: _elementwise(op) for name, op in elementwise.BINARY.items() if name != "power"},
-    **{name: _elementwise(op, compare=True) for name, op in elementwise.COMPARE.items()},
+    **{name: _unary(op) for name, op in op_codes.UNARY.items() if name != "exp"}, "exp": _exp,
+    **{name: _elementwise(op) for name, op in op_codes.BINARY.items() if name != "power"},
+    **{name: _elementwise(op, compare=True) for name, op in op_codes.COMPARE.items()},
     "where": _where, "broadcast_to": _broadcast_to, "ascontiguous": _ascontiguous, "astype": _astype,
 }

@@ -18,6 +18,7 @@ from numba.core.registry import CPUDispatcher
 
 from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import blas, config, nn, optim, reduce
+from ..kernels.cpu.aot import AotKernel
 from . import host_buffers
 from .base import LoweringRefused
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
@@ -73,7 +74,10 @@ class Builder:
         return name
 
     def kernel(self, function):
-        """The source text that names the numba kernel ``function`` (one of the kernel modules' own)."""
+        """The source text that names the numba kernel ``function`` (one of the kernel modules' own, or the
+        ``AotKernel`` the backend's module proxies hand out for it)."""
+        if isinstance(function, AotKernel):
+            function = function.jit
         if not isinstance(function, CPUDispatcher):
             raise LoweringRefused(f"{function!r} is not a serial numba kernel")
         module, name = function.py_func.__module__, function.py_func.__name__
@@ -143,7 +147,7 @@ def _dense_forward(b, backend, x, w, bias, activation):
         b.call(nn.dense_small, x.code, w.code, bias_code, typed_flag(has_bias), typed_int(code), out, zero, one)
     else:
         _gemm(b, x, w, out, False, False)
-        kernel = backend._row_kernel(nn.bias_activation, None, n, m)
+        kernel = backend._row_kernel("bias_activation", None, n, m)
         b.call(kernel, out, bias_code, typed_flag(has_bias), typed_int(code), zero, one)
     if activation.value == "softmax":
         _softmax_rows(b, backend, out, n, m, dtype)
@@ -151,7 +155,7 @@ def _dense_forward(b, backend, x, w, bias, activation):
 
 
 def _softmax_rows(b, backend, z, n, m, dtype):
-    kernel = backend._row_kernel(nn.softmax_rows, None, n, m)
+    kernel = backend._row_kernel("softmax_rows", None, n, m)
     scratch = b.new_array((n, m), dtype), b.new_array((n, m), dtype)
     b.call(kernel, z, z, typed_constant(dtype, 1), typed_flag(dtype == np.float32), *scratch)
 
@@ -215,9 +219,9 @@ def _softmax_cross_entropy(b, backend, logits, targets, need_grad):
     if not (n and classes):
         raise LoweringRefused("softmax_cross_entropy of an empty batch")
     if targets.example.ndim == 2:
-        serial, target_code = nn.softmax_cross_entropy_soft, targets.code
+        serial, target_code = "softmax_cross_entropy_soft", targets.code
     else:
-        serial, target_code = nn.softmax_cross_entropy_labels, targets.code
+        serial, target_code = "softmax_cross_entropy_labels", targets.code
         if targets.example.dtype != np.int64:
             target_code = f"{targets.code}.astype(np.int64)"
     kernel = backend._row_kernel(serial, None, n, classes)

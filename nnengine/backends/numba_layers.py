@@ -7,13 +7,16 @@ arguments (contiguity, typed scalars, zeroed outputs, serial or parallel variant
 """
 import numpy as np
 
-from ..kernels.cpu import config, norm, windows
+from ..kernels.cpu import config
+from ..kernels.cpu.aot import kernel_modules
 from . import host_buffers
 from .layout import contiguous
 from .numpy_backend import NumpyBackend
 
+norm, windows = kernel_modules("norm", "windows")     # imported at first use (kernels/cpu/aot.py)
+
 #: the parallel kernels, each launched by one Python thread at a time (numba_backend's docstring says why)
-_PARALLEL = {name: config.OneThreadAtATime(getattr(module, name)) for module, names in (
+_PARALLEL = {name: config.OneThreadAtATime(module, name) for module, names in (
     (windows, ("window_gather_parallel", "window_scatter_parallel", "max_pool_parallel",
                "max_pool_backward_parallel", "average_pool_parallel", "average_pool_backward_parallel")),
     (norm, ("moments_columns_parallel", "moments_rows_parallel", "normalize_parallel",

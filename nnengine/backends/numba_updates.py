@@ -6,17 +6,20 @@ dtype, by ``optimizer_scalars`` (the CUDA backend computes them the same way).
 """
 import numpy as np
 
-from ..kernels.cpu import config, optim
+from ..kernels.cpu import config
+from ..kernels.cpu.aot import kernel_modules
 from .numba_layers import NumbaLayerPrimitives
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
 
 _EMPTY = {}
 
 # parallel kernels, each launched by one Python thread at a time (numba_backend's docstring says why)
-_sgd_parallel = config.OneThreadAtATime(optim.sgd_parallel)
-_adam_parallel = config.OneThreadAtATime(optim.adam_parallel)
-_rmsprop_parallel = config.OneThreadAtATime(optim.rmsprop_parallel)
-_adagrad_parallel = config.OneThreadAtATime(optim.adagrad_parallel)
+optim, = kernel_modules("optim")     # ahead-of-time kernels while numba is not loaded (kernels/cpu/aot.py)
+
+_sgd_parallel = config.OneThreadAtATime(optim, "sgd_parallel")
+_adam_parallel = config.OneThreadAtATime(optim, "adam_parallel")
+_rmsprop_parallel = config.OneThreadAtATime(optim, "rmsprop_parallel")
+_adagrad_parallel = config.OneThreadAtATime(optim, "adagrad_parallel")
 
 
 def _parallel(size):

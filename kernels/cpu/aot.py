@@ -1,0 +1,238 @@
+"""The ahead-of-time tier of the CPU kernels: a small model's warm path without loading numba.
+
+Why: a warm process that trains a small model spends most of its time on numba itself, not on the
+kernels: importing it (~0.15 s), loading its typing and target registries at the first cached kernel
+(~0.15 s), and at exit three full garbage collections over its ~100,000 objects (~0.15 s). The kernels
+such a model needs are few: the dense layer's bias and activation and their gradient, softmax and its
+cross-entropy on small rows, the optimizer updates, the elementwise loops, and the product (BLAS). They
+are compiled once, at
+install, into an extension module (``_aot``, built by ``aot_build.py`` with numba's ``pycc``) that
+imports without numba; the product calls numpy's bundled OpenBLAS through ctypes
+(``blas_library.gemm``), the routine the numba code calls.
+
+How a call is served: the backend names its kernel modules through ``KernelModule`` proxies. An
+exported kernel is an ``AotKernel``, which runs the compiled export when
+
+* the extension was built from the kernel sources of this checkout on this CPU (a digest of
+  ``kernels/cpu/*.py``, ``activation_codes.py`` and the CPU's features is compiled into it, and a
+  stale build is never used),
+* numba is not loaded in this process (once it is, its dispatchers are as cheap to reach, and the
+  ahead-of-time tier has nothing left to save), and
+* every argument has exactly the type the export was compiled for (``EXPORTS``: C-contiguous,
+  aligned, writeable arrays of the dtype, typed scalars, bools, ints): an export does not check
+  its arguments, so a float64 array handed to a float32 export would be read as the wrong bytes.
+
+Anything else goes to numba's dispatcher, which is imported then. Both run the same compiled Python
+function with the same flags (an export calls the ``@njit`` kernel, with its ``error_model``), and
+``tests/test_aot.py`` checks that their results are bitwise equal. ``NNENGINE_AOT=0`` switches the
+tier off. Lowering a plan to one numba function (``backends/numba_lowering.py``) waits while this tier
+serves, until the plan's ``capture.LOWER_AFTER_REPLAYS``-th replay.
+"""
+import hashlib
+import importlib
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import blas_library
+
+#: the kernels built ahead of time, by (module, name), with one letter per argument:
+#: m a 2-D array of the kernel's dtype, v a 1-D array of it, l a 1-D int64 array, s a scalar of the dtype,
+#: b a bool, i an int (int64). The elementwise loops serve operands above config.NUMPY_MAX_ELEMENTS (smaller
+#: ones take numpy's ufuncs); exp32, the vectorised exp, stays out (small softmaxes take libm's exp).
+EXPORTS = {
+    ("nn", "bias_activation"): "mvbiss",
+    ("nn", "activation_grad"): "mmimvss",
+    ("nn", "softmax_rows_libm"): "mmsbmm",
+    ("nn", "log_softmax_rows_libm"): "mmbmm",
+    ("nn", "softmax_cross_entropy_soft_libm"): "mmbvmbmm",
+    ("nn", "softmax_cross_entropy_labels_libm"): "mlbvmbmm",
+    ("optim", "sgd"): "vvvsssbb",
+    ("optim", "adam"): "vvvvvsssssb",
+    ("optim", "rmsprop"): "vvvvvssssssbb",
+    ("optim", "adagrad"): "vvvsss",
+    ("elementwise", "unary"): "ivvss",
+    ("elementwise", "binary_same"): "ivvv",
+    ("elementwise", "binary_scalar"): "ivsvb",
+    ("elementwise", "binary_rows"): "imvmb",
+}
+#: the product, served by ctypes (``blas_library.gemm``) rather than by the extension
+_CTYPES_EXPORTS = {("blas", "gemm"): "mmmbb"}
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+EXTENSION = "_aot"
+
+_NUMBA_TYPES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+_NDIM = {"m": 2, "v": 1, "l": 1}
+
+
+def export_name(module, name, dtype):
+    """The name of a kernel's export for ``dtype`` in the extension, e.g. ``nn__bias_activation__float32``."""
+    return f"{module}__{name}__{np.dtype(dtype).name}"
+
+
+def signature(spec, dtype):
+    """The numba signature of an export: ``spec`` (letters of ``EXPORTS``) for ``dtype``."""
+    real = _NUMBA_TYPES[np.dtype(dtype)]
+    kinds = {"m": f"{real}[:, ::1]", "v": f"{real}[::1]", "l": "int64[::1]", "s": real, "b": "boolean",
+             "i": "int64"}
+    return "void(" + ", ".join(kinds[letter] for letter in spec) + ")"
+
+
+def sources_digest():
+    """A 62-bit digest of what an extension is built from: the kernel sources (``kernels/cpu/*.py`` and the
+    activation codes) and the CPU (``cpu_identity``). The extension records it; a build whose digest
+    differs from this process's is stale, and not used."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = sorted(os.path.join(here, name) for name in os.listdir(here) if name.endswith(".py"))
+    digest = hashlib.sha256(cpu_identity().encode() + b"\0")
+    for path in paths + [os.path.join(here, os.pardir, "activation_codes.py")]:
+        with open(path, "rb") as source:
+            digest.update(os.path.basename(path).encode() + b"\0" + source.read() + b"\0")
+    return int.from_bytes(digest.digest()[:8], "little") >> 2
+
+
+def cpu_identity():
+    """The CPU as numba's code generation sees it: the feature flags (Linux's /proc/cpuinfo) or the
+    processor's name, and numba's own overrides (``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``).
+
+    Why the CPU matters: an export calls the kernel as numba's JIT optimised it on the build machine, for
+    that machine's vector width, and one kernel (``nn.row_sum``) may reassociate its sum over vector
+    lanes, so its results follow the width. On the machine it was built on, the JIT makes the same
+    choices (``tests/test_aot.py`` checks it); elsewhere it might not, so a build moved to another CPU
+    is not used.
+    """
+    overrides = f"{os.environ.get('NUMBA_CPU_NAME', '')}|{os.environ.get('NUMBA_CPU_FEATURES', '')}"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):         # x86, Arm
+                    return f"{platform.machine()}|{line.strip()}|{overrides}"
+    except OSError:
+        pass
+    return f"{platform.machine()}|{platform.processor()}|{overrides}"
+
+
+def _load_extension():
+    """(the extension module or None, why it is not used): built, fresh and not switched off."""
+    if os.environ.get("NNENGINE_AOT", "1") == "0":
+        return None, "switched off by NNENGINE_AOT=0"
+    try:
+        extension = importlib.import_module(f"{__package__}.{EXTENSION}")
+    except ImportError as error:
+        return None, f"not built ({error}); see docs/kernels.md, 'Ahead-of-time kernels'"
+    if extension.sources_digest() != sources_digest():
+        return None, ("built from other kernel sources than these (stale); rebuild it with "
+                      "`python -m nnengine.kernels.cpu.aot_build`")
+    return extension, None
+
+
+_EXTENSION, REASON = _load_extension()
+
+
+def available():
+    """True when the extension is loaded (built, fresh, not switched off); ``REASON`` says why not."""
+    return _EXTENSION is not None
+
+
+def serving():
+    """True while the ahead-of-time tier runs the exported kernels: available, and numba not loaded."""
+    return _EXTENSION is not None and "numba" not in sys.modules
+
+
+class AotKernel:
+    """A kernel run by its ahead-of-time export when the arguments match one exactly, else by numba.
+
+    Called as the numba kernel is (same arguments, results in the ``out`` arrays it is given).
+    """
+
+    __slots__ = ("module", "name", "spec", "_exports", "_jit", "_first_array")
+
+    def __init__(self, module, name, spec, exports):
+        self.module, self.name, self.spec = module, name, spec
+        self._exports = exports                 # dtype -> compiled function
+        self._jit = None
+        self._first_array = min(spec.index(letter) for letter in "mv" if letter in spec)   # its dtype is the export's
+
+    def __repr__(self):
+        return f"<ahead-of-time kernel {self.module.name}.{self.name}>"
+
+    def __call__(self, *args):
+        if serving():
+            export = self._matching(args)
+            if export is not None:
+                return export(*args)
+        return self.jit(*args)
+
+    @property
+    def jit(self):
+        """numba's dispatcher of this kernel (importing numba on first use)."""
+        if self._jit is None:
+            self._jit = getattr(self.module.real(), self.name)
+        return self._jit
+
+    def _matching(self, args):
+        """The export compiled for exactly these arguments' types, or None."""
+        if len(args) != len(self.spec):
+            return None
+        first = args[self._first_array]
+        dtype = first.dtype if type(first) is np.ndarray else None
+        export = self._exports.get(dtype)
+        if export is None:
+            return None
+        for letter, value in zip(self.spec, args):
+            if not _matches(letter, value, dtype):
+                return None
+        return export
+
+
+def _matches(letter, value, dtype):
+    """Whether ``value`` has the type that ``letter`` (see ``EXPORTS``) stands for, for ``dtype``."""
+    if letter in "mvl":
+        if type(value) is not np.ndarray or value.ndim != _NDIM[letter]:
+            return False
+        if value.dtype != (np.int64 if letter == "l" else dtype):
+            return False
+        flags = value.flags
+        return flags.c_contiguous and flags.aligned and flags.writeable
+    if letter == "s":
+        return type(value) is dtype.type
+    if letter == "b":
+        return type(value) is bool or type(value) is np.bool_
+    return type(value) is int or type(value) is np.int64         # "i"
+
+
+def _exports_of(module, name):
+    """dtype -> the compiled function of kernel ``module.name``, or None when it has no export."""
+    if (module, name) in _CTYPES_EXPORTS and blas_library.AVAILABLE:
+        return {dtype: blas_library.gemm for dtype in DTYPES}
+    if (module, name) not in EXPORTS or _EXTENSION is None:
+        return None
+    return {dtype: getattr(_EXTENSION, export_name(module, name, dtype)) for dtype in DTYPES}
+
+
+class KernelModule:
+    """Stands for ``kernels/cpu/<name>.py`` without importing it: an exported kernel comes back as an
+    ``AotKernel``; any other name imports the numba module (and numba) and is taken from it."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def real(self):
+        """The numba kernel module itself."""
+        return importlib.import_module(f"{__package__}.{self.name}")
+
+    def __getattr__(self, attribute):            # only for names not looked up before
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        spec = EXPORTS.get((self.name, attribute)) or _CTYPES_EXPORTS.get((self.name, attribute))
+        exports = _exports_of(self.name, attribute) if _EXTENSION is not None else None
+        value = AotKernel(self, attribute, spec, exports) if exports else getattr(self.real(), attribute)
+        setattr(self, attribute, value)
+        return value
+
+
+def kernel_modules(*names):
+    """``KernelModule`` proxies for the named kernel modules, in order."""
+    return tuple(KernelModule(name) for name in names)
