@@ -13,7 +13,7 @@ from numba import njit, prange
 from nnengine.backends.numba_backend import NumbaBackend
 from nnengine.backends.numpy_backend import NumpyBackend
 from nnengine.backends.optimizer_scalars import adam_scalars, typed
-from nnengine.kernels.cpu import config, elementwise, gemm, nn, optim
+from nnengine.kernels.cpu import config, elementwise, gemm, nn, op_codes, optim
 
 from .common import best_time, cpu_info, median_time
 
@@ -201,8 +201,8 @@ def parallel_threshold(repeats):
         x = np.random.default_rng(power).standard_normal(n).astype(np.float32)
         out = np.empty_like(x)
         zero, one = np.float32(0), np.float32(1)
-        t_serial, _ = median_time(lambda: elementwise.unary(elementwise.TANH, x, out, zero, one), repeats)
-        t_parallel, _ = median_time(lambda: elementwise.unary_parallel(elementwise.TANH, x, out, zero, one), repeats)
+        t_serial, _ = median_time(lambda: elementwise.unary(op_codes.TANH, x, out, zero, one), repeats)
+        t_parallel, _ = median_time(lambda: elementwise.unary_parallel(op_codes.TANH, x, out, zero, one), repeats)
         p, g, m, v = x.copy(), x.copy(), x.copy(), np.abs(x)
         c = typed(adam_scalars(1, 1e-3, 0.9, 0.999, 1e-7, 0.0), x.dtype)
         a_serial, _ = median_time(lambda: optim.adam(p, g, m, v, p[:0], *c, False), repeats)

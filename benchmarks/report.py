@@ -84,6 +84,9 @@ def _training(results):
         text += (f"\nThe document's program (examples/document_model.py) as a whole process: "
                  f"{start['program_cold_s']:.2f} s on its first run (empty numba cache), "
                  f"{start['program_warm_s']:.2f} s after")
+        if "program_warm_jit_s" in start:
+            text += (f" (ahead-of-time kernels, no numba loaded; on numba's kernels, NNENGINE_AOT=0: "
+                     f"{start['program_cold_jit_s']:.2f} s and {start['program_warm_jit_s']:.2f} s)")
         if "torch_program_s" in start:
             torch = start["torch_program_s"]
             text += (f"; the same program in PyTorch (benchmarks/torch_document.py): {torch:.2f} s, so "

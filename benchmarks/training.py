@@ -14,8 +14,10 @@ cache holds it: the warm-up lowers it); as "nnengine-numba-replay", the same pla
 * mnist:    784 -> 512 relu -> 512 relu -> 10, batch 256 (about 0.82 GFLOP per step).
 
 Cold start is a fresh process with an empty numba cache (NUMBA_CACHE_DIR pointing at a new
-directory) that imports nnengine and runs the document model's first training step; warm
-start is the same with the cache that the cold run filled.
+directory) that imports nnengine and runs the document model's first training step; warm start is the
+same with the cache that the cold run filled. The document's
+whole program is timed as a process too, cold and warm, both with the ahead-of-time kernels that
+``pip install`` built (``kernels/cpu/aot.py``: no numba loaded) and without them.
 """
 import json
 import os
@@ -206,22 +208,33 @@ def torch_version():
     return version("torch")
 
 
-def start_times():
+def start_times(cold_runs=3, warm_runs=5):
     """Cold and warm start in fresh processes: import nnengine and run the document model's first step; and
-    the document's whole program as a process, cold and warm, beside the same program in PyTorch."""
-    with tempfile.TemporaryDirectory() as cache:
-        env = {"NUMBA_CACHE_DIR": cache}
-        cold = _child(["--start"], env)
-        warm = _child(["--start"], env)
-    with tempfile.TemporaryDirectory() as cache:
-        env = {"NUMBA_CACHE_DIR": cache}
-        times = {"program_cold_s": _process_seconds([os.path.join("examples", "document_model.py"),
-                                                     "--output", os.path.join(cache, "model.h5")], env),
-                 "program_warm_s": _process_seconds([os.path.join("examples", "document_model.py"),
-                                                     "--output", os.path.join(cache, "model.h5")], env)}
+    the document's whole program as a process, cold and warm, with the ahead-of-time kernels as installed
+    and on numba's kernels alone (``NNENGINE_AOT=0``), beside the same program in PyTorch. Medians: of
+    ``cold_runs`` runs for a cold start, each with an empty numba cache of its own, else of ``warm_runs``."""
+    program = os.path.join("examples", "document_model.py")
+    runs = {name: [] for name in ("cold_start_s", "warm_start_s", "program_cold_s", "program_warm_s",
+                                  "program_cold_jit_s", "program_warm_jit_s")}
+    for run in range(cold_runs):
+        for suffix, aot_env in (("", {}), ("_jit", {"NNENGINE_AOT": "0"})):
+            with tempfile.TemporaryDirectory() as cache:
+                env = {"NUMBA_CACHE_DIR": cache, **aot_env}
+                output = ["--output", os.path.join(cache, "model.h5")]
+                runs[f"program_cold{suffix}_s"].append(_process_seconds([program, *output], env))
+                if run == 0:                  # the cache the cold run filled serves the warm runs
+                    runs[f"program_warm{suffix}_s"] = [_process_seconds([program, *output], env)
+                                                       for _ in range(warm_runs)]
+        with tempfile.TemporaryDirectory() as cache:
+            env = {"NUMBA_CACHE_DIR": cache}
+            runs["cold_start_s"].append(_child(["--start"], env)["elapsed_s"])
+            if run == 0:
+                runs["warm_start_s"] = [_child(["--start"], env)["elapsed_s"] for _ in range(warm_runs)]
+    times = {name: float(np.median(values)) for name, values in runs.items()}
     if torch_available():
-        times["torch_program_s"] = _process_seconds(["-m", "benchmarks.torch_document"], {})
-    return {"cold_start_s": cold["elapsed_s"], "warm_start_s": warm["elapsed_s"], **times}
+        times["torch_program_s"] = float(np.median([_process_seconds(["-m", "benchmarks.torch_document"], {})
+                                                    for _ in range(cold_runs)]))
+    return times
 
 
 def _process_seconds(args, env):

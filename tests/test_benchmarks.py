@@ -208,6 +208,8 @@ def test_the_report_compares_the_whole_program_with_pytorchs():
     text = report.markdown(results)
     assert "as a whole process: 4.00 s on its first run" in text and "0.80x PyTorch's time cold" in text
     assert "5.0x faster warm" in text
+    results["training"]["start"].update(program_cold_jit_s=3.0, program_warm_jit_s=2.0)
+    assert "on numba's kernels, NNENGINE_AOT=0: 3.00 s and 2.00 s" in report.markdown(results)
 
 
 def test_the_pytorch_program_trains():
