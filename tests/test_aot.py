@@ -1,10 +1,11 @@
 """The ahead-of-time tier of the CPU kernels (kernels/cpu/aot.py): exports equal to numba's kernels, bitwise.
 
 Every export runs against numba's dispatcher of the same kernel on the same arguments, in both dtypes,
-over shapes and values (signed zeros, infinities and NaN among them; any NaN equals any NaN); the ctypes product against the
-numba one; the dispatch runs an export only for arguments of exactly its types; a stale or switched-off
-build is never used; and a whole program, run in a fresh process, trains without loading numba and
-saves bitwise the weights of a run on numba's kernels, also when its plans are lowered midway.
+over shapes and values (signed zeros, infinities and NaN among them; any NaN equals any NaN); the ctypes
+product against the numba one; the dispatch runs an export only for arguments of exactly its types, and
+only for a process's first SERVE_CALLS calls; a stale or switched-off build is never used; and a whole
+program, run in a fresh process, trains without loading numba and saves bitwise the weights of a run on
+numba's kernels, also when its plans are lowered or numba takes over midway.
 """
 import json
 import os
@@ -198,14 +199,27 @@ def test_matching_arguments_run_the_export_and_only_while_serving(monkeypatch):
     assert (export.calls, jit.calls) == (3, 1)
 
 
-def test_serving_needs_the_extension_and_no_numba(monkeypatch):
+def test_serving_needs_the_extension_no_numba_and_calls_left(monkeypatch):
     monkeypatch.setattr(aot, "_EXTENSION", object())
+    monkeypatch.setattr(aot, "_SERVED", [aot.SERVE_CALLS - 1])
     monkeypatch.setitem(sys.modules, "numba", sys.modules.get("numba", object()))
     assert not aot.serving()
     monkeypatch.delitem(sys.modules, "numba")
     assert aot.serving()
     monkeypatch.setattr(aot, "_EXTENSION", None)
     assert not aot.serving()
+    monkeypatch.setattr(aot, "_EXTENSION", object())
+    aot._SERVED[0] += 1                          # the last call the tier serves in a process
+    assert not aot.serving()
+
+
+def test_each_served_call_counts_towards_the_budget(monkeypatch):
+    kernel, export, jit = _spied_kernel(monkeypatch)
+    monkeypatch.setattr(aot, "_SERVED", [0])
+    for _ in range(3):
+        kernel(*_bias_arguments())
+    kernel(*_changed(0, lambda a: a.astype(np.float64)))     # numba's call: not the tier's
+    assert aot._SERVED == [3] and (export.calls, jit.calls) == (3, 1)
 
 
 def test_a_module_proxy_hands_out_numbas_own_names_for_the_rest():
@@ -264,6 +278,7 @@ _PROGRAM = textwrap.dedent("""
     from nnengine import capture
     from nnengine.kernels.cpu import aot
     capture.LOWER_AFTER_REPLAYS = int(sys.argv[2])
+    aot.SERVE_CALLS = int(sys.argv[4])
     tf.keras.utils.set_random_seed(3)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((200, 10)).astype(np.float32)
@@ -283,13 +298,13 @@ _PROGRAM = textwrap.dedent("""
 """)
 
 
-def _run_program(tmp_path, name, lower_after, optimizer, **environment):
+def _run_program(tmp_path, name, lower_after, optimizer, serve_calls=10**9, **environment):
     script = tmp_path / "program.py"
     script.write_text(_PROGRAM)
     output = tmp_path / f"{name}.npy"
     env = dict(os.environ, NNENGINE_PLAN_CACHE=str(tmp_path / "plans"), **environment)
     env.pop("NNENGINE_DEVICE", None)
-    result = subprocess.run([sys.executable, str(script), str(output), str(lower_after), optimizer],
+    result = subprocess.run([sys.executable, str(script), str(output), str(lower_after), optimizer, str(serve_calls)],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), np.load(output, allow_pickle=False)
@@ -341,3 +356,13 @@ def test_the_build_writes_an_extension_that_runs_without_numbas_dispatcher(tmp_p
     optim_kernels.adagrad(*jitted)
     _assert_same_arrays(built, jitted, "optim.adagrad from a fresh build")
     assert not hasattr(extension, "nn__bias_activation__float32")      # only what EXPORTS named
+
+
+@needs_extension
+def test_a_run_that_outlasts_the_serving_budget_goes_on_bitwise_on_numba(tmp_path):
+    """After SERVE_CALLS calls numba's kernels take over, mid-epoch: the same weights as numba's from the start."""
+    switched, weights = _run_program(tmp_path, "switched", 10**6, "adam", serve_calls=300)
+    assert switched["served"] and switched["numba"] and switched["lowered"] == 0
+    jitted, expected = _run_program(tmp_path, "jitted", 10**6, "adam", NNENGINE_AOT="0")
+    assert switched["history"] == jitted["history"]
+    assert np.array_equal(weights, expected)

@@ -4,11 +4,10 @@ Why: a warm process that trains a small model spends most of its time on numba i
 kernels: importing it (~0.15 s), loading its typing and target registries at the first cached kernel
 (~0.15 s), and at exit three full garbage collections over its ~100,000 objects (~0.15 s). The kernels
 such a model needs are few: the dense layer's bias and activation and their gradient, softmax and its
-cross-entropy on small rows, the optimizer updates, the elementwise loops, and the product (BLAS). They
-are compiled once, at
-install, into an extension module (``_aot``, built by ``aot_build.py`` with numba's ``pycc``) that
-imports without numba; the product calls numpy's bundled OpenBLAS through ctypes
-(``blas_library.gemm``), the routine the numba code calls.
+cross-entropy on small rows, the optimizer updates, the elementwise loops, and the product (BLAS).
+They are compiled once, at install, into an extension module (``_aot``, built by ``aot_build.py`` with
+numba's ``pycc``) that imports without numba; the product calls numpy's bundled OpenBLAS through
+ctypes (``blas_library.gemm``), the routine the numba code calls.
 
 How a call is served: the backend names its kernel modules through ``KernelModule`` proxies. An
 exported kernel is an ``AotKernel``, which runs the compiled export when
@@ -16,8 +15,10 @@ exported kernel is an ``AotKernel``, which runs the compiled export when
 * the extension was built from the kernel sources of this checkout on this CPU (a digest of
   ``kernels/cpu/*.py``, ``activation_codes.py`` and the CPU's features is compiled into it, and a
   stale build is never used),
-* numba is not loaded in this process (once it is, its dispatchers are as cheap to reach, and the
-  ahead-of-time tier has nothing left to save), and
+* numba is not loaded in this process (once it is, its dispatchers are cheaper to reach, and the
+  ahead-of-time tier has nothing left to save), nor has the tier served ``SERVE_CALLS`` calls yet
+  (our argument checks and ctypes' product cost more per call than numba's dispatch: the document's
+  replayed step takes 0.18 ms here against 0.12 ms on numba, so a long process changes over), and
 * every argument has exactly the type the export was compiled for (``EXPORTS``: C-contiguous,
   aligned, writeable arrays of the dtype, typed scalars, bools, ints): an export does not check
   its arguments, so a float64 array handed to a float32 export would be read as the wrong bytes.
@@ -136,9 +137,16 @@ def available():
     return _EXTENSION is not None
 
 
+#: calls the exports serve in a process before numba's kernels take over (about 1,000 training steps of
+#: the document's model, when its plans lower too): a process that computes this much is a long one, where
+#: numba's dispatch (cheaper per call than our argument checks and ctypes' product) earns back its load
+SERVE_CALLS = 25_000
+
+
 def serving():
-    """True while the ahead-of-time tier runs the exported kernels: available, and numba not loaded."""
-    return _EXTENSION is not None and "numba" not in sys.modules
+    """True while the ahead-of-time tier runs the exported kernels: available, numba not loaded, and fewer
+    than ``SERVE_CALLS`` calls served."""
+    return _EXTENSION is not None and "numba" not in sys.modules and _SERVED[0] < SERVE_CALLS
 
 
 class AotKernel:
@@ -147,13 +155,17 @@ class AotKernel:
     Called as the numba kernel is (same arguments, results in the ``out`` arrays it is given).
     """
 
-    __slots__ = ("module", "name", "spec", "_exports", "_jit", "_first_array")
+    __slots__ = ("module", "name", "spec", "_exports", "_jit", "_first_array", "_arrays", "_others")
 
     def __init__(self, module, name, spec, exports):
         self.module, self.name, self.spec = module, name, spec
         self._exports = exports                 # dtype -> compiled function
         self._jit = None
         self._first_array = min(spec.index(letter) for letter in "mv" if letter in spec)   # its dtype is the export's
+        # (position, rank, whether int64) of each array, and (position, letter) of each other argument
+        self._arrays = tuple((i, _NDIM[letter], letter == "l") for i, letter in enumerate(spec) if letter in _NDIM)
+        self._others = {dtype: tuple((i, _SCALAR_TYPES[letter](dtype)) for i, letter in enumerate(spec)
+                                     if letter not in _NDIM) for dtype in exports}
 
     def __repr__(self):
         return f"<ahead-of-time kernel {self.module.name}.{self.name}>"
@@ -162,6 +174,7 @@ class AotKernel:
         if serving():
             export = self._matching(args)
             if export is not None:
+                _SERVED[0] += 1
                 return export(*args)
         return self.jit(*args)
 
@@ -181,26 +194,30 @@ class AotKernel:
         export = self._exports.get(dtype)
         if export is None:
             return None
-        for letter, value in zip(self.spec, args):
-            if not _matches(letter, value, dtype):
+        for position, ndim, integer in self._arrays:
+            value = args[position]
+            # numpy's own dtypes are singletons: `is` also refuses a byte-swapped float32
+            if type(value) is not np.ndarray or value.ndim != ndim or value.dtype is not (_INT64 if integer else dtype):
+                return None
+            if value.flags.num & _USABLE != _USABLE:
+                return None
+        for position, types in self._others[dtype]:
+            if type(args[position]) not in types:
                 return None
         return export
 
 
-def _matches(letter, value, dtype):
-    """Whether ``value`` has the type that ``letter`` (see ``EXPORTS``) stands for, for ``dtype``."""
-    if letter in "mvl":
-        if type(value) is not np.ndarray or value.ndim != _NDIM[letter]:
-            return False
-        if value.dtype != (np.int64 if letter == "l" else dtype):
-            return False
-        flags = value.flags
-        return flags.c_contiguous and flags.aligned and flags.writeable
-    if letter == "s":
-        return type(value) is dtype.type
-    if letter == "b":
-        return type(value) is bool or type(value) is np.bool_
-    return type(value) is int or type(value) is np.int64         # "i"
+#: numpy's flag bits an export needs: C-contiguous, aligned, writeable (NPY_ARRAY_* in ndarraytypes.h)
+_USABLE = 0x0001 | 0x0100 | 0x0400
+_INT64 = np.dtype(np.int64)
+#: how many calls the exports have served in this process (see SERVE_CALLS)
+_SERVED = [0]
+
+
+#: the types numba gives the scalar letters of ``EXPORTS`` for an export of a dtype: s the dtype's scalar
+#: (a Python float would be float64 to numba), b bool, i int64 (bool is not among them: numba types it apart)
+_SCALAR_TYPES = {"s": lambda dtype: frozenset({dtype.type}), "b": lambda dtype: frozenset({bool, np.bool_}),
+                 "i": lambda dtype: frozenset({int, np.int64})}
 
 
 def _exports_of(module, name):
