@@ -11,6 +11,10 @@ Matrix products go to BLAS through numpy by default and to our own GEMM (``kerne
 with ``NNENGINE_GEMM=numba``; small dense layers run entirely inside one fused kernel either way.
 Large outputs come from ``host_buffers`` (mapped memory, reused once nothing refers to it).
 
+The kernel modules are reached through ``kernels/cpu/aot.py``'s proxies: a small model's kernels, built
+ahead of time at install, run from there while numba is not loaded (and bitwise as numba's do), so a
+short program never imports numba; any other kernel imports numba at its first use.
+
 Threads: any number of Python threads may compute on this backend at once. Serial kernels run
 concurrently; a parallel (prange) kernel holds one lock while it runs, because numba's workqueue
 threading layer aborts the process when two threads launch parallel kernels at the same time
@@ -19,9 +23,7 @@ threading layer aborts the process when two threads launch parallel kernels at t
 import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_CODES
-from ..kernels.cpu import blas_library, config, op_codes
-from ..kernels.cpu import aot
-from ..kernels.cpu.aot import kernel_modules
+from ..kernels.cpu import aot, blas_library, config, op_codes
 from . import host_buffers
 from .base import Backend
 from .deferred_lowering import DeferredLowering
@@ -30,7 +32,7 @@ from .numba_updates import NumbaUpdatePrimitives
 
 # the kernel modules, through the ahead-of-time tier (kernels/cpu/aot.py): a kernel built ahead of time runs
 # without numba while numba is not loaded; any other name imports numba and its kernel module
-blas, elementwise, gemm, nn, reduce = kernel_modules("blas", "elementwise", "gemm", "nn", "reduce")
+blas, elementwise, gemm, nn, reduce = aot.kernel_modules("blas", "elementwise", "gemm", "nn", "reduce")
 
 #: primitives this backend takes from the numpy reference: the array library's own transfers and views
 NUMPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "assign", "reshape",
