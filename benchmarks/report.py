@@ -70,8 +70,8 @@ def _training(results):
     rows = []
     for model in ("document", "mnist"):
         ours = steps[(model, "nnengine-numba")]["step_s"]
-        for framework in ("nnengine-numba", "nnengine-numba-replay", "nnengine-numba-eager", "nnengine-numpy",
-                          "numpy-loop", "torch"):
+        for framework in ("nnengine-numba", "nnengine-numba-replay", "nnengine-aot-replay", "nnengine-numba-eager",
+                          "nnengine-numpy", "numpy-loop", "torch"):
             s = steps.get((model, framework))
             if s is None:
                 continue

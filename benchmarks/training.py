@@ -8,7 +8,9 @@ own process, so its peak resident memory (ru_maxrss) is its own.
 nnengine runs its compiled step (``jit_compile="auto"``, the default) in its steady state, the plan
 lowered to one numba function (as it is after ``LOWER_AFTER_REPLAYS`` replays, or at once when the plan
 cache holds it: the warm-up lowers it); as "nnengine-numba-replay", the same plan replayed in Python
-(never lowered); as "nnengine-numba-eager", the same model with ``jit_compile=False``. Models:
+(never lowered); as "nnengine-aot-replay", that replay on the ahead-of-time kernels (``kernels/cpu/aot.py``,
+which serve a process's first steps without numba); as "nnengine-numba-eager", the same model with
+``jit_compile=False``. Models:
 
 * document: 10 -> 64 relu -> 32 relu -> 10, batch 32;
 * mnist:    784 -> 512 relu -> 512 relu -> 10, batch 256 (about 0.82 GFLOP per step).
@@ -32,8 +34,8 @@ import numpy as np
 MODELS = {"document": ((10, 64, 32, 10), 32), "mnist": ((784, 512, 512, 10), 256)}
 #: the repository, where every child process runs
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FRAMEWORKS = ("nnengine-numba", "nnengine-numba-replay", "nnengine-numba-eager", "nnengine-numpy", "numpy-loop",
-              "torch")
+FRAMEWORKS = ("nnengine-numba", "nnengine-numba-replay", "nnengine-aot-replay", "nnengine-numba-eager",
+              "nnengine-numpy", "numpy-loop", "torch")
 
 
 def _data(sizes, batch):
@@ -145,6 +147,19 @@ def torch_training_step(model, x, y):
     return step
 
 
+def _choose_kernels(framework):
+    """"nnengine-aot-replay": the ahead-of-time kernels, serving however long the run; every other
+    nnengine row: numba's kernels (the tier serves only a process's first ``aot.SERVE_CALLS`` calls,
+    and its gain is at start-up, timed by ``start_times``)."""
+    from nnengine.kernels.cpu import aot
+    if framework == "nnengine-aot-replay":
+        if not aot.available():
+            raise RuntimeError(f"no ahead-of-time kernels to measure: {aot.REASON}")
+        aot.SERVE_CALLS = float("inf")
+    else:
+        aot.SERVE_CALLS = 0
+
+
 def measure_one(framework, model, repeats):
     """Run in a child process: the median step time after warm-up, and the process's peak RSS."""
     sizes, batch = MODELS[model]
@@ -153,6 +168,7 @@ def measure_one(framework, model, repeats):
     elif framework == "numpy-loop":
         step = _numpy_loop_step(sizes, batch)
     else:
+        _choose_kernels(framework)
         device = "numpy" if framework == "nnengine-numpy" else "cpu"
         step = _nnengine_step(sizes, batch, device, False if framework.endswith("-eager") else "auto",
                               lowered=not framework.endswith("-replay"))
@@ -255,7 +271,9 @@ def _start():
 
 def run(repeats=7):
     """Every framework on every model (torch only when installed), plus start times."""
-    frameworks = [f for f in FRAMEWORKS if f != "torch" or torch_available()]
+    from nnengine.kernels.cpu import aot
+    frameworks = [f for f in FRAMEWORKS if (f != "torch" or torch_available())
+                  and (f != "nnengine-aot-replay" or aot.available())]
     steps = [_child(["--one", framework, model, str(repeats)]) for model in MODELS for framework in frameworks]
     return {"steps": steps, "start": start_times(), "torch_installed": "torch" in frameworks}
 
