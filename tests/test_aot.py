@@ -263,6 +263,15 @@ def test_nnengine_aot_0_switches_the_tier_off(monkeypatch):
     assert aot._load_extension() == (None, "switched off by NNENGINE_AOT=0")
 
 
+@pytest.mark.parametrize("value, off", [("1", True), ("0", False), ("", False)])
+def test_numbas_disable_jit_switches_the_tier_off_too(monkeypatch, value, off):
+    """Kernels asked to run as Python code (numba's debugging switch) must not run compiled exports instead."""
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", value)
+    monkeypatch.delenv("NNENGINE_AOT", raising=False)
+    extension, reason = aot._load_extension()
+    assert (reason is not None and "NUMBA_DISABLE_JIT" in reason) == off
+
+
 def test_export_signatures():
     assert aot.signature("mvbiss", np.float32) == \
         "void(float32[:, ::1], float32[::1], boolean, int64, float32, float32)"

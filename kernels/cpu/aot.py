@@ -26,7 +26,7 @@ exported kernel is an ``AotKernel``, which runs the compiled export when
 Anything else goes to numba's dispatcher, which is imported then. Both run the same compiled Python
 function with the same flags (an export calls the ``@njit`` kernel, with its ``error_model``), and
 ``tests/test_aot.py`` checks that their results are bitwise equal. ``NNENGINE_AOT=0`` switches the
-tier off. Lowering a plan to one numba function (``backends/numba_lowering.py``) waits while this tier
+tier off, and so does ``NUMBA_DISABLE_JIT`` (whoever debugs the kernels as Python code gets Python code). Lowering a plan to one numba function (``backends/numba_lowering.py``) waits while this tier
 serves, until the plan's ``capture.LOWER_AFTER_REPLAYS``-th replay.
 """
 import hashlib
@@ -119,6 +119,8 @@ def _load_extension():
     """(the extension module or None, why it is not used): built, fresh and not switched off."""
     if os.environ.get("NNENGINE_AOT", "1") == "0":
         return None, "switched off by NNENGINE_AOT=0"
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):      # kernels asked to run as Python code
+        return None, "switched off by NUMBA_DISABLE_JIT (the kernels run as Python, as numba was asked)"
     try:
         extension = importlib.import_module(f"{__package__}.{EXTENSION}")
     except ImportError as error:
