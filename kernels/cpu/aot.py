@@ -26,7 +26,8 @@ exported kernel is an ``AotKernel``, which runs the compiled export when
 Anything else goes to numba's dispatcher, which is imported then. Both run the same compiled Python
 function with the same flags (an export calls the ``@njit`` kernel, with its ``error_model``), and
 ``tests/test_aot.py`` checks that their results are bitwise equal. ``NNENGINE_AOT=0`` switches the
-tier off, and so does ``NUMBA_DISABLE_JIT`` (whoever debugs the kernels as Python code gets Python code). Lowering a plan to one numba function (``backends/numba_lowering.py``) waits while this tier
+tier off, and so does ``NUMBA_DISABLE_JIT`` (whoever debugs the kernels as Python code gets Python
+code). Lowering a plan to one numba function (``backends/numba_lowering.py``) waits while this tier
 serves, until the plan's ``capture.LOWER_AFTER_REPLAYS``-th replay.
 """
 import hashlib
