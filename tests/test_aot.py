@@ -242,20 +242,31 @@ def test_a_stale_build_is_not_used(monkeypatch):
     assert extension is None and ("stale" in reason or "not built" in reason)
 
 
-def test_the_digest_follows_every_kernel_source(tmp_path, monkeypatch):
-    """sources_digest reads the kernel folder's files: a changed character changes it."""
+def test_the_digest_follows_every_kernel_source_and_the_compiler(tmp_path, monkeypatch):
+    """sources_digest reads the kernel folder's files and numba's version file: a changed character changes it."""
     folder = tmp_path / "kernels" / "cpu"
     folder.mkdir(parents=True)
     for name in ("nn.py", "optim.py"):
         (folder / name).write_text(f"# {name}\n")
     (tmp_path / "kernels" / "activation_codes.py").write_text("CODES = {}\n")
+    numba_version = tmp_path / "numba_version.py"
+    numba_version.write_text("version = '1'\n")
     monkeypatch.setattr(aot, "__file__", str(folder / "aot.py"))
+    monkeypatch.setattr(aot, "_compiler_files", lambda: [str(numba_version)])
     before = aot.sources_digest()
     (folder / "optim.py").write_text("# optim.py!\n")
     changed = aot.sources_digest()
     (tmp_path / "kernels" / "activation_codes.py").write_text("CODES = {1: 1}\n")
-    assert len({before, changed, aot.sources_digest()}) == 3
+    codes_changed = aot.sources_digest()
+    numba_version.write_text("version = '2'\n")                   # another numba: another digest
+    assert len({before, changed, codes_changed, aot.sources_digest()}) == 4
     assert 0 <= before < 2**62
+
+
+def test_the_digest_reads_the_compilers_version_files():
+    files = aot._compiler_files()
+    assert [os.path.basename(os.path.dirname(path)) for path in files] == ["numba", "llvmlite"]
+    assert all(os.path.isfile(path) for path in files)
 
 
 def test_nnengine_aot_0_switches_the_tier_off(monkeypatch):

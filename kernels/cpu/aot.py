@@ -12,9 +12,9 @@ ctypes (``blas_library.gemm``), the routine the numba code calls.
 How a call is served: the backend names its kernel modules through ``KernelModule`` proxies. An
 exported kernel is an ``AotKernel``, which runs the compiled export when
 
-* the extension was built from the kernel sources of this checkout on this CPU (a digest of
-  ``kernels/cpu/*.py``, ``activation_codes.py`` and the CPU's features is compiled into it, and a
-  stale build is never used),
+* the extension was built from the kernel sources of this checkout, by this numba, on this CPU (a
+  digest of ``kernels/cpu/*.py``, ``activation_codes.py``, numba's and llvmlite's version files and
+  the CPU's features is compiled into it, and a stale build is never used),
 * numba is not loaded in this process (once it is, its dispatchers are cheaper to reach, and the
   ahead-of-time tier has nothing left to save), nor has the tier served ``SERVE_CALLS`` calls yet
   (our argument checks and ctypes' product cost more per call than numba's dispatch: the document's
@@ -32,6 +32,7 @@ serves, until the plan's ``capture.LOWER_AFTER_REPLAYS``-th replay.
 """
 import hashlib
 import importlib
+import importlib.util
 import os
 import platform
 import sys
@@ -84,15 +85,31 @@ def signature(spec, dtype):
 
 def sources_digest():
     """A 62-bit digest of what an extension is built from: the kernel sources (``kernels/cpu/*.py`` and the
-    activation codes) and the CPU (``cpu_identity``). The extension records it; a build whose digest
+    activation codes), the compiler (numba's and llvmlite's version files: another numba may optimise a
+    kernel otherwise) and the CPU (``cpu_identity``). The extension records it; a build whose digest
     differs from this process's is stale, and not used."""
     here = os.path.dirname(os.path.abspath(__file__))
     paths = sorted(os.path.join(here, name) for name in os.listdir(here) if name.endswith(".py"))
     digest = hashlib.sha256(cpu_identity().encode() + b"\0")
-    for path in paths + [os.path.join(here, os.pardir, "activation_codes.py")]:
-        with open(path, "rb") as source:
-            digest.update(os.path.basename(path).encode() + b"\0" + source.read() + b"\0")
+    for path in paths + [os.path.join(here, os.pardir, "activation_codes.py"), *_compiler_files()]:
+        try:
+            with open(path, "rb") as source:
+                content = source.read()
+        except OSError:                         # a compiler without its version file: that absence is its mark
+            content = b"missing"
+        digest.update(os.path.basename(path).encode() + b"\0" + content + b"\0")
     return int.from_bytes(digest.digest()[:8], "little") >> 2
+
+
+def _compiler_files():
+    """numba's and llvmlite's version files, found without importing either (importing numba is what this
+    tier saves; importlib.metadata alone costs 25 ms)."""
+    files = []
+    for package in ("numba", "llvmlite"):
+        spec = importlib.util.find_spec(package)
+        origin = spec.origin if spec is not None and spec.origin else os.path.join(package, "__init__.py")
+        files.append(os.path.join(os.path.dirname(origin), "_version.py"))
+    return files
 
 
 def cpu_identity():
