@@ -269,6 +269,24 @@ def test_the_digest_reads_the_compilers_version_files():
     assert all(os.path.isfile(path) for path in files)
 
 
+@pytest.mark.parametrize("found, words", [
+    (ImportError("bad ELF header"), "not built"),
+    (SystemError("initialisation failed"), "unusable"),
+    (object(), "records no digest"),              # some other module of that name
+])
+def test_a_missing_damaged_or_foreign_extension_is_not_used(monkeypatch, found, words):
+    """Importing nnengine must not fail over the extension: whatever is there, the JIT serves and REASON says why."""
+    def import_module(name):
+        if isinstance(found, Exception):
+            raise found
+        return found
+    monkeypatch.setattr(aot.importlib, "import_module", import_module)
+    monkeypatch.delenv("NNENGINE_AOT", raising=False)
+    monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
+    extension, reason = aot._load_extension()
+    assert extension is None and words in reason
+
+
 def test_nnengine_aot_0_switches_the_tier_off(monkeypatch):
     monkeypatch.setenv("NNENGINE_AOT", "0")
     assert aot._load_extension() == (None, "switched off by NNENGINE_AOT=0")

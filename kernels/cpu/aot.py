@@ -143,7 +143,12 @@ def _load_extension():
         extension = importlib.import_module(f"{__package__}.{EXTENSION}")
     except ImportError as error:
         return None, f"not built ({error}); see docs/kernels.md, 'Ahead-of-time kernels'"
-    if extension.sources_digest() != sources_digest():
+    except Exception as error:          # a damaged file whose initialisation fails: the JIT serves, as unbuilt
+        return None, f"unusable ({type(error).__name__}: {error}); rebuild it or set NNENGINE_AOT=0"
+    recorded = getattr(extension, "sources_digest", None)
+    if not callable(recorded):
+        return None, "not an extension of this build (it records no digest)"
+    if recorded() != sources_digest():
         return None, ("built from other kernel sources than these (stale); rebuild it with "
                       "`python -m nnengine.kernels.cpu.aot_build`")
     return extension, None
