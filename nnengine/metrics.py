@@ -66,7 +66,14 @@ class Mean(Metric):
 
     def update_state(self, values, sample_weight=None):
         """Add values (array-like), each with weight 1 or ``sample_weight``."""
-        values = np.asarray(to_host(values), dtype=np.float64).reshape(-1)
+        values = to_host(values)
+        if sample_weight is None and isinstance(values, np.ndarray) and values.dtype == np.bool_:
+            # hits of an accuracy: their count is the sum of their 0/1 values, exactly (an integer), for half
+            # the cost of converting them to floats first (fit records one per step)
+            self.total += int(np.count_nonzero(values))
+            self.count += values.size
+            return
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
         if sample_weight is None:
             self.total += float(np.add.reduce(values))       # the ufunc itself: ndarray.sum adds a wrapper
             self.count += values.size
@@ -142,13 +149,23 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
 
 def categorical_accuracy(y_true, y_pred):
     """1 where argmax(y_true) == argmax(y_pred), else 0."""
-    return (np.asarray(y_true).argmax(axis=-1) == np.asarray(y_pred).argmax(axis=-1)).astype(np.float64)
+    return _categorical_hits(y_true, y_pred).astype(np.float64)
+
+
+def _categorical_hits(y_true, y_pred):
+    """argmax(y_true) == argmax(y_pred) as booleans: what CategoricalAccuracy counts."""
+    return np.asarray(y_true).argmax(axis=-1) == np.asarray(y_pred).argmax(axis=-1)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
     """1 where the integer label y_true equals argmax(y_pred), else 0."""
+    return _sparse_categorical_hits(y_true, y_pred).astype(np.float64)
+
+
+def _sparse_categorical_hits(y_true, y_pred):
+    """The integer label y_true == argmax(y_pred) as booleans: what SparseCategoricalAccuracy counts."""
     labels = y_true.reshape(y_true.shape[:-1]) if y_true.ndim == y_pred.ndim else y_true
-    return (labels.astype(np.int64) == np.argmax(y_pred, axis=-1)).astype(np.float64)
+    return labels.astype(np.int64) == np.argmax(y_pred, axis=-1)
 
 
 def mean_squared_error(y_true, y_pred):
@@ -162,17 +179,20 @@ def mean_absolute_error(y_true, y_pred):
     return np.mean(np.abs(_match_rank(y_true, y_pred) - y_pred), axis=-1)
 
 
-def _wrapper_class(class_name, fn, default_name):
+def _wrapper_class(class_name, fn, default_name, counted=None):
+    """A MeanMetricWrapper class of ``fn``; ``counted``, when given, computes fn's 0/1 values as booleans,
+    which ``Mean`` counts instead of summing."""
     def __init__(self, name=default_name):
-        MeanMetricWrapper.__init__(self, fn, name)
+        MeanMetricWrapper.__init__(self, counted or fn, name)
     return type(class_name, (MeanMetricWrapper,), {"__init__": __init__, "__module__": __name__,
                                                    "__doc__": f"The running mean of ``{fn.__name__}``."})
 
 
 Accuracy = _wrapper_class("Accuracy", accuracy, "accuracy")
-CategoricalAccuracy = _wrapper_class("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy")
+CategoricalAccuracy = _wrapper_class("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy",
+                                     _categorical_hits)
 SparseCategoricalAccuracy = _wrapper_class("SparseCategoricalAccuracy", sparse_categorical_accuracy,
-                                           "sparse_categorical_accuracy")
+                                           "sparse_categorical_accuracy", _sparse_categorical_hits)
 CategoricalAccuracy.accepts_logits = SparseCategoricalAccuracy.accepts_logits = True
 MeanSquaredError = _wrapper_class("MeanSquaredError", mean_squared_error, "mean_squared_error")
 MeanAbsoluteError = _wrapper_class("MeanAbsoluteError", mean_absolute_error, "mean_absolute_error")

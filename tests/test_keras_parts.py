@@ -345,3 +345,27 @@ def test_losses_round_trip_through_their_config(identifier):
     assert type(again) is type(loss)
     if isinstance(config, dict):
         assert again.get_config() == loss.get_config()
+
+
+@given(batches=st.lists(st.integers(1, 40), min_size=1, max_size=5), classes=st.integers(1, 6),
+       seed=st.integers(0, 2**31))
+def test_accuracies_count_their_hits_exactly_as_the_mean_of_their_values(batches, classes, seed):
+    """CategoricalAccuracy and SparseCategoricalAccuracy count boolean hits (Mean's fast path): the same
+    result, to the last bit, as the running mean of the public functions' 0/1 values; those stay float64."""
+    from nnengine import metrics
+    rng = np.random.default_rng(seed)
+    counted = metrics.CategoricalAccuracy(), metrics.SparseCategoricalAccuracy()
+    summed = metrics.Mean(), metrics.Mean()
+    for size in batches:
+        labels = rng.integers(0, classes, size)
+        one_hot = np.eye(classes, dtype=np.float32)[labels]
+        predictions = rng.random((size, classes)).astype(np.float32)
+        counted[0].update_state(one_hot, predictions)
+        counted[1].update_state(labels, predictions)
+        values = metrics.categorical_accuracy(one_hot, predictions), \
+            metrics.sparse_categorical_accuracy(labels, predictions)
+        for mean, value in zip(summed, values):
+            assert value.dtype == np.float64
+            mean.update_state(value)
+    for metric, mean in zip(counted, summed):
+        assert metric.result() == mean.result() and metric.count == mean.count
