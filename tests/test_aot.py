@@ -111,7 +111,8 @@ def test_every_export_is_bitwise_numbas_kernel(kernel, dtype, rows, columns, see
     """Same arguments, same bytes out: the export and numba's dispatcher, in every output array."""
     arguments = _arguments(kernel, dtype, rows, columns, np.random.default_rng(seed), special)
     exported, jitted = _copies(arguments), _copies(arguments)
-    aot._exports_of(*kernel)[np.dtype(dtype)](*exported)
+    _, exports = aot._exports_of(*kernel)
+    exports[np.dtype(dtype)](*exported)
     getattr(aot.KernelModule(kernel[0]).real(), kernel[1])(*jitted)
     _assert_same_arrays(exported, jitted, f"{kernel[0]}.{kernel[1]} ({np.dtype(dtype).name})")
 

@@ -246,12 +246,15 @@ _SCALAR_TYPES = {"s": lambda dtype: frozenset({dtype.type}), "b": lambda dtype: 
 
 
 def _exports_of(module, name):
-    """dtype -> the compiled function of kernel ``module.name``, or None when it has no export."""
-    if (module, name) in _CTYPES_EXPORTS and blas_library.AVAILABLE:
-        return {dtype: blas_library.gemm for dtype in DTYPES}
-    if (module, name) not in EXPORTS or _EXTENSION is None:
+    """(argument letters, dtype -> compiled function) of kernel ``module.name``, or None when the tier has
+    no export of it (or no extension: then it serves nothing, the ctypes product included)."""
+    if _EXTENSION is None:
         return None
-    return {dtype: getattr(_EXTENSION, export_name(module, name, dtype)) for dtype in DTYPES}
+    if (module, name) in _CTYPES_EXPORTS and blas_library.AVAILABLE:
+        return _CTYPES_EXPORTS[(module, name)], {dtype: blas_library.gemm for dtype in DTYPES}
+    if (module, name) not in EXPORTS:
+        return None
+    return EXPORTS[(module, name)], {dtype: getattr(_EXTENSION, export_name(module, name, dtype)) for dtype in DTYPES}
 
 
 class KernelModule:
@@ -268,9 +271,8 @@ class KernelModule:
     def __getattr__(self, attribute):            # only for names not looked up before
         if attribute.startswith("__"):
             raise AttributeError(attribute)
-        spec = EXPORTS.get((self.name, attribute)) or _CTYPES_EXPORTS.get((self.name, attribute))
-        exports = _exports_of(self.name, attribute) if _EXTENSION is not None else None
-        value = AotKernel(self, attribute, spec, exports) if exports else getattr(self.real(), attribute)
+        exported = _exports_of(self.name, attribute)
+        value = AotKernel(self, attribute, *exported) if exported else getattr(self.real(), attribute)
         setattr(self, attribute, value)
         return value
 

@@ -25,7 +25,7 @@ import numpy as np
 from llvmlite import binding
 
 from . import blas_library
-from .blas_library import NO_TRANS, ROW_MAJOR, TRANS, operand
+from .blas_library import NO_TRANS, ROW_MAJOR, TRANS
 from .jit import njit, types
 
 
@@ -76,10 +76,3 @@ def gemm(a, b, out, transpose_a, transpose_b):
         _dgemm(ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
                out.ctypes.data, n)
 
-
-def product(a, b, out):
-    """out = a @ b through ``gemm``, transposed operands passed as flags (``usable(a, b)`` must hold)."""
-    a, transpose_a = operand(a)
-    b, transpose_b = operand(b)
-    gemm(a, b, out, transpose_a, transpose_b)
-    return out
