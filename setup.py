@@ -30,8 +30,7 @@ class BuildAheadOfTimeKernels(build_ext):
     """
 
     def build_extension(self, ext):
-        target = self.get_ext_fullpath(ext.name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        target = self.get_ext_fullpath(ext.name)        # aot_build makes its folder
         with tempfile.TemporaryDirectory() as numba_cache:       # the build's JIT cache stays out of the tree
             command = [sys.executable, "-m", "kernels.cpu.aot_build", target]
             try:
