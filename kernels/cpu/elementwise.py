@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from .jit import njit, prange
+from .spans import span, span_count
 from .op_codes import (ADD, DIV, EQ, EXP, GT, LE, LOG, LT, MAX, MUL, NE, NEG, POW, RELU, SIGMOID, SQRT, SUB,
                        TANH)   # the codes of op_codes.py: the rest (ERF, MIN, GE) are each branch's else
 
@@ -98,9 +99,11 @@ def unary(op, x, out, zero, one):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def unary_parallel(op, x, out, zero, one):
-    """``unary`` with the elements split across threads."""
-    for i in prange(out.size):
-        out[i] = unary_scalar(op, x[i], zero, one)
+    """``unary`` with the elements split across threads, one span each (``spans.py`` says why)."""
+    spans = span_count(out.size)
+    for k in prange(spans):
+        start, stop = span(k, spans, out.size)
+        unary(op, x[start:stop], out[start:stop], zero, one)
 
 
 @njit(inline="always")
@@ -130,9 +133,11 @@ def binary_same(op, a, b, out):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def binary_same_parallel(op, a, b, out):
-    """``binary_same`` split across threads."""
-    for i in prange(out.size):
-        out[i] = binary_scalar_op(op, a[i], b[i])
+    """``binary_same`` with the elements split across threads, one span each (``spans.py`` says why)."""
+    spans = span_count(out.size)
+    for k in prange(spans):
+        start, stop = span(k, spans, out.size)
+        binary_same(op, a[start:stop], b[start:stop], out[start:stop])
 
 
 @njit(cache=True, error_model="numpy")

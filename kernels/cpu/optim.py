@@ -5,11 +5,12 @@ one pass over memory. The scalars are those of ``nnengine/backends/optimizer_sca
 named and ordered as there (and as in ``kernels/cuda/optim.cu``), computed once per step
 by the backend in the parameter's dtype (so float32 stays float32). ``decay`` is
 decoupled weight decay as a factor, 1 - lr * weight_decay, applied first.
-Each kernel has a serial and a parallel (prange) variant.
+Each kernel has a serial and a parallel variant (the serial kernel over one span per thread).
 """
 import math
 
 from .jit import njit, prange
+from .spans import span, span_count
 
 
 @njit(inline="always")
@@ -33,9 +34,11 @@ def sgd(param, grad, velocity, lr, momentum, decay, use_momentum, nesterov):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def sgd_parallel(param, grad, velocity, lr, momentum, decay, use_momentum, nesterov):
-    """``sgd`` split across threads."""
-    for i in prange(param.size):
-        _sgd(i, param, grad, velocity, lr, momentum, decay, use_momentum, nesterov)
+    """``sgd`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        sgd(param[a:b], grad[a:b], velocity[a:b], lr, momentum, decay, use_momentum, nesterov)
 
 
 @njit(inline="always")
@@ -66,9 +69,12 @@ def adam(param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, ep
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def adam_parallel(param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad):
-    """``adam`` split across threads."""
-    for i in prange(param.size):
-        _adam(i, param, grad, m, v, v_max, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, decay, amsgrad)
+    """``adam`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        adam(param[a:b], grad[a:b], m[a:b], v[a:b], v_max[a:b], alpha, one_minus_beta_1, one_minus_beta_2,
+             epsilon, decay, amsgrad)
 
 
 @njit(inline="always")
@@ -101,10 +107,12 @@ def rmsprop(param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rh
 @njit(cache=True, error_model="numpy", parallel=True)
 def rmsprop_parallel(param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rho, momentum, epsilon, decay,
                      centered, use_momentum):
-    """``rmsprop`` split across threads."""
-    for i in prange(param.size):
-        _rmsprop(i, param, grad, mean_square, mean_grad, velocity, lr, rho, one_minus_rho, momentum, epsilon, decay,
-                 centered, use_momentum)
+    """``rmsprop`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        rmsprop(param[a:b], grad[a:b], mean_square[a:b], mean_grad[a:b], velocity[a:b], lr, rho,
+                one_minus_rho, momentum, epsilon, decay, centered, use_momentum)
 
 
 @njit(inline="always")
@@ -124,6 +132,8 @@ def adagrad(param, grad, accumulator, lr, epsilon, decay):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def adagrad_parallel(param, grad, accumulator, lr, epsilon, decay):
-    """``adagrad`` split across threads."""
-    for i in prange(param.size):
-        _adagrad(i, param, grad, accumulator, lr, epsilon, decay)
+    """``adagrad`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        adagrad(param[a:b], grad[a:b], accumulator[a:b], lr, epsilon, decay)
