@@ -142,7 +142,8 @@ def fused_kernels(repeats):
     cases = {
         # bytes moved per call: what a perfect single pass must read and write
         "bias + relu (in place)": (2 * z.nbytes,
-                                   lambda: (nn.bias_activation_parallel if rows * cols >= config.PARALLEL_MIN_ELEMENTS
+                                   # the variant the backend takes at this size
+                                   lambda: (nn.bias_activation_parallel if config.parallel(rows * cols, True)
                                             else nn.bias_activation)(work, bias, True, nn.RELU, zero, one),
                                    lambda: np.maximum(z + bias, 0), None),
         "softmax cross-entropy (loss + grad)": (2 * z.nbytes + labels.nbytes,
@@ -192,9 +193,10 @@ def _torch_fused(torch, z, bias, labels):
 
 
 def parallel_threshold(repeats):
-    """Times the serial and parallel variants of an elementwise kernel and Adam at every power of 2 from 2^10
-    to 2^22 elements; the threshold is the smallest size from which the parallel variant of both wins at
-    every larger size."""
+    """Times the serial and parallel variants of three kernels at every power of 2 from 2^10 to 2^22
+    elements: tanh (arithmetic per element) and two streaming ones, bias + relu and Adam. Each threshold is
+    the smallest size from which the parallel variants win at every larger size (tanh for
+    ``PARALLEL_MIN_ELEMENTS``, bias + relu and Adam both for ``PARALLEL_MIN_STREAMING_ELEMENTS``), or None."""
     rows = []
     for power in range(10, 23):
         n = 2 ** power
@@ -203,20 +205,30 @@ def parallel_threshold(repeats):
         zero, one = np.float32(0), np.float32(1)
         t_serial, _ = median_time(lambda: elementwise.unary(op_codes.TANH, x, out, zero, one), repeats)
         t_parallel, _ = median_time(lambda: elementwise.unary_parallel(op_codes.TANH, x, out, zero, one), repeats)
+        z, bias = out.reshape(-1, 256) if n >= 256 else out.reshape(1, -1), x[:256] if n >= 256 else x
+        r_serial, _ = median_time(lambda: nn.bias_activation(z, bias, True, nn.RELU, zero, one), repeats)
+        r_parallel, _ = median_time(lambda: nn.bias_activation_parallel(z, bias, True, nn.RELU, zero, one), repeats)
         p, g, m, v = x.copy(), x.copy(), x.copy(), np.abs(x)
         c = typed(adam_scalars(1, 1e-3, 0.9, 0.999, 1e-7, 0.0), x.dtype)
         a_serial, _ = median_time(lambda: optim.adam(p, g, m, v, p[:0], *c, False), repeats)
         a_parallel, _ = median_time(lambda: optim.adam_parallel(p, g, m, v, p[:0], *c, False), repeats)
         rows.append({"elements": n, "tanh_serial_s": t_serial, "tanh_parallel_s": t_parallel,
+                     "bias_relu_serial_s": r_serial, "bias_relu_parallel_s": r_parallel,
                      "adam_serial_s": a_serial, "adam_parallel_s": a_parallel})
-    threshold = None
-    for i, row in enumerate(rows):
-        if all(r["tanh_parallel_s"] < r["tanh_serial_s"] and r["adam_parallel_s"] < r["adam_serial_s"]
-               for r in rows[i:]):
-            threshold = row["elements"]
-            break
-    return {"rows": rows, "measured_threshold": threshold, "configured_threshold": config.PARALLEL_MIN_ELEMENTS,
+    return {"rows": rows, "measured_threshold": _first_winning_size(rows, ("tanh",)),
+            "measured_streaming_threshold": _first_winning_size(rows, ("bias_relu", "adam")),
+            "configured_threshold": config.PARALLEL_MIN_ELEMENTS,
+            "configured_streaming_threshold": config.PARALLEL_MIN_STREAMING_ELEMENTS,
             "threads": int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))}
+
+
+def _first_winning_size(rows, kernels):
+    """The smallest row's size from which the parallel variant of every kernel in ``kernels`` is faster at
+    that size and every larger one; None when there is none."""
+    for i, row in enumerate(rows):
+        if all(r[f"{k}_parallel_s"] < r[f"{k}_serial_s"] for r in rows[i:] for k in kernels):
+            return row["elements"]
+    return None
 
 
 def run(repeats=7, quick=False):

@@ -53,16 +53,25 @@ def _fused(results):
 
 def _threshold(results):
     t = results["kernels"]["threshold"]
-    rows = [[r["elements"], f"{r['tanh_serial_s'] * 1e6:.1f}", f"{r['tanh_parallel_s'] * 1e6:.1f}",
-             f"{r['adam_serial_s'] * 1e6:.1f}", f"{r['adam_parallel_s'] * 1e6:.1f}"] for r in t["rows"]]
+    kernels = [k for k in ("tanh", "bias_relu", "adam") if all(f"{k}_serial_s" in r for r in t["rows"])]
+    rows = [[r["elements"], *[f"{r[f'{k}_{v}_s'] * 1e6:.1f}" for k in kernels for v in ("serial", "parallel")]]
+            for r in t["rows"]]
+    names = {"tanh": "tanh", "bias_relu": "bias + relu", "adam": "Adam"}
+    header = ["elements", *[f"{names[k]} {v} us" for k in kernels for v in ("serial", "parallel")]]
     largest = t["rows"][-1]["elements"] if t["rows"] else 0
-    if t["measured_threshold"] is None:
-        verdict = (f"The parallel variants did not win at every size from any point up to {largest:,} elements "
-                   f"({t['threads']} threads)")
-    else:
-        verdict = f"Parallel wins from {t['measured_threshold']:,} elements on ({t['threads']} threads)"
-    return (_table(["elements", "tanh serial us", "tanh parallel us", "Adam serial us", "Adam parallel us"], rows)
-            + f"\n{verdict}; the backend switches at {t['configured_threshold']:,}.\n")
+    verdicts = []
+    for kind, measured, configured in (("arithmetic (tanh)", "measured_threshold", "configured_threshold"),
+                                       ("streaming (bias + relu, Adam)", "measured_streaming_threshold",
+                                        "configured_streaming_threshold")):
+        if configured not in t:                 # results written before the streaming threshold existed
+            continue
+        if t.get(measured) is None:
+            found = f"the parallel variants did not win at every size from any point up to {largest:,} elements"
+        else:
+            found = f"parallel wins from {t[measured]:,} elements on"
+        verdicts.append(f"- {kind} kernels: {found} ({t['threads']} threads); the backend switches at "
+                        f"{t[configured]:,}.")
+    return _table(header, rows) + "\n" + "\n".join(verdicts) + "\n"
 
 
 def _training(results):

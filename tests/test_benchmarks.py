@@ -136,8 +136,8 @@ def _fake_results(peak=1e11, gemm_rate=50.0, copy_fraction=0.5, threshold=None):
              "numba_vs_numpy": 1.0, "numba_of_peak": gemm_rate * 1e9 / peak, "numpy_of_peak": gemm_rate * 1e9 / peak}]
     fused = [{"kernel": "Adam update (1M params)", "numba_s": 1e-3, "numba_gbps": 10.0, "copy_gbps": 10.0,
               "of_copy_bandwidth": copy_fraction, "speedup_vs_numpy": 2.0}]
-    rows = [{"elements": 1024, "tanh_serial_s": 1e-6, "tanh_parallel_s": 2e-6, "adam_serial_s": 1e-6,
-             "adam_parallel_s": 2e-6}]
+    rows = [{"elements": 1024, "tanh_serial_s": 1e-6, "tanh_parallel_s": 2e-6, "bias_relu_serial_s": 1e-6,
+             "bias_relu_parallel_s": 2e-6, "adam_serial_s": 1e-6, "adam_parallel_s": 2e-6}]
     return {
         "machine": {"cpus": 2, "processor": "AMD EPYC", "machine": "x86_64", "python": "3", "date": "2026-11-30"},
         "torch_version": None,
@@ -146,6 +146,7 @@ def _fake_results(peak=1e11, gemm_rate=50.0, copy_fraction=0.5, threshold=None):
                                        "triad_bytes_per_s": 1e10, "copy_bytes_per_s": 1e10},
                     "gemm": gemm, "fused": fused,
                     "threshold": {"rows": rows, "measured_threshold": threshold, "configured_threshold": 1 << 20,
+                                  "measured_streaming_threshold": None, "configured_streaming_threshold": 1 << 22,
                                   "threads": 2}},
         "training": {"steps": [{"model": m, "framework": f, "step_s": t, "peak_rss_mb": 1}
                                for m in ("document", "mnist")
@@ -160,7 +161,23 @@ def test_report_never_prints_none_and_names_the_cpu():
     assert "None" not in text
     assert "AMD EPYC" in text and "2026-11-30" in text and "PyTorch not installed" in text
     assert "did not win at every size" in text and "1,024" in text
-    assert "Parallel wins from 4,096" in report.markdown(_fake_results(threshold=4096))
+    text = report.markdown(_fake_results(threshold=4096))
+    assert "arithmetic (tanh) kernels: parallel wins from 4,096" in text and "switches at 1,048,576" in text
+    assert "streaming (bias + relu, Adam) kernels: the parallel variants did not win" in text
+    assert "switches at 4,194,304" in text and "bias + relu parallel us" in text
+
+
+def test_each_threshold_is_where_its_kernels_win_from_then_on():
+    from benchmarks.kernels_bench import _first_winning_size
+
+    def row(n, tanh, bias_relu, adam):          # each: (serial, parallel) seconds
+        kernels = (("tanh", tanh), ("bias_relu", bias_relu), ("adam", adam))
+        return {"elements": n, **{f"{k}_{v}_s": t for k, pair in kernels for v, t in zip(("serial", "parallel"), pair)}}
+    rows = [row(1, (1, 2), (1, 2), (1, 2)), row(2, (2, 1), (1, 2), (2, 1)), row(4, (1, 2), (2, 1), (2, 1)),
+            row(8, (4, 1), (4, 1), (4, 1)), row(16, (8, 1), (8, 1), (8, 1))]
+    assert _first_winning_size(rows, ("tanh",)) == 8                  # a loss at 4 restarts the count
+    assert _first_winning_size(rows, ("bias_relu", "adam")) == 4
+    assert _first_winning_size(rows[:1], ("tanh",)) is None
 
 
 def test_a_fraction_above_a_measured_limit_is_flagged_not_printed():

@@ -105,11 +105,15 @@ def test_non_contiguous_inputs(name):
 
 def test_parallel_path_matches(monkeypatch):
     monkeypatch.setattr(config, "PARALLEL_MIN_ELEMENTS", 16)
+    monkeypatch.setattr(config, "PARALLEL_MIN_STREAMING_ELEMENTS", 16)
     x, y = positive((40, 30), seed=5), positive((40, 30), seed=6)
-    for name in ("add", "mul", "div"):
+    for name in ("add", "mul", "div", "power", "maximum"):
         same(name, x, y)
-    for name in ("exp", "tanh", "sigmoid"):
+    for name in ("exp", "tanh", "sigmoid", "relu", "neg"):
         same(name, x)
+    wide = positive((80, 70), seed=9)                  # past SMALL_DENSE_FLOPS: a product, then bias + activation
+    for activation in ("relu", "tanh", "none"):
+        same("dense_forward", wide, positive((70, 60), seed=10) / 70, positive(60, seed=11), activation)
     for axis in (0, 1):
         same("softmax", x, axis)
         same("log_softmax", x, axis)

@@ -2,8 +2,9 @@
 
 The stress runs in a child process: what it guards against (numba's workqueue layer aborting the
 process when two threads launch parallel kernels) would otherwise kill pytest itself. The child lowers
-``PARALLEL_MIN_ELEMENTS`` so that small models take the parallel kernels too, and mixes them with a
-model large enough to take them at the shipped threshold.
+``PARALLEL_MIN_ELEMENTS`` and ``PARALLEL_MIN_STREAMING_ELEMENTS`` so that small models take the parallel
+kernels too, and mixes them with a model large enough to take one at the shipped thresholds (its tanh
+layer's bias + tanh over a million elements when it predicts).
 """
 import subprocess
 import sys
@@ -23,16 +24,17 @@ STRESS = textwrap.dedent("""
     from nnengine import keras
     from nnengine.kernels.cpu import config
 
-    config.PARALLEL_MIN_ELEMENTS = int(sys.argv[1])
-    JOBS = [(512, 2048, 256), (10, 64, 32), (10, 64, 32), (64, 256, 128)]   # (features, hidden, batch)
+    config.PARALLEL_MIN_ELEMENTS, config.PARALLEL_MIN_STREAMING_ELEMENTS = int(sys.argv[1]), int(sys.argv[2])
+    JOBS = [(512, 2048, 256, "tanh"), (10, 64, 32, "relu"), (10, 64, 32, "relu"),   # (features, hidden, batch,
+            (64, 256, 128, "relu")]                                                 #  hidden activation)
 
     def train(job, seed):
-        features, hidden, batch = job
+        features, hidden, batch, activation = job
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((2 * batch + 3, features)).astype("float32")
         y = keras.utils.to_categorical(rng.integers(0, 10, len(x)), 10)
         model = keras.Sequential([
-            keras.layers.Dense(hidden, activation="relu", input_shape=(features,),
+            keras.layers.Dense(hidden, activation=activation, input_shape=(features,),
                                kernel_initializer=keras.initializers.GlorotUniform(seed)),
             keras.layers.Dense(10, activation="softmax",
                                kernel_initializer=keras.initializers.GlorotUniform(seed + 1))])
@@ -63,8 +65,10 @@ STRESS = textwrap.dedent("""
 @pytest.mark.parametrize("threshold", [1, None], ids=["every-kernel-parallel", "shipped-threshold"])
 def test_threads_training_different_models_match_single_thread(threshold):
     from nnengine.kernels.cpu import config
-    threshold = threshold or config.PARALLEL_MIN_ELEMENTS
-    done = subprocess.run([sys.executable, "-c", STRESS, str(threshold)], capture_output=True, text=True,
+    thresholds = (threshold, threshold) if threshold else (config.PARALLEL_MIN_ELEMENTS,
+                                                           config.PARALLEL_MIN_STREAMING_ELEMENTS)
+    assert 515 * 2048 >= config.PARALLEL_MIN_ELEMENTS       # the big job's predict takes a parallel kernel
+    done = subprocess.run([sys.executable, "-c", STRESS, *map(str, thresholds)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr[-3000:]}"
     assert "same results" in done.stdout

@@ -1,11 +1,17 @@
 """Threading thresholds and the GEMM route of the numba kernels.
 
-* ``PARALLEL_MIN_ELEMENTS``: elementwise and update kernels run their parallel
-  (prange) variant from this many elements up and the serial one below it. The
-  value comes from ``benchmarks/kernels_bench.py::parallel_threshold`` (part of
-  ``python -m benchmarks``, reported as "threshold"), which times both variants
-  over sizes on this machine; below it, starting the thread pool costs more than
-  it saves.
+* ``PARALLEL_MIN_ELEMENTS`` and ``PARALLEL_MIN_STREAMING_ELEMENTS``: a kernel runs its parallel
+  (prange) variant from this many elements up and the serial one below it; the first for kernels with
+  real arithmetic per element (exp, tanh, sigmoid, softmax rows, normalisation, pooling), the second for
+  the streaming ones, which do one or two operations per element and are bound by memory traffic (see
+  ``parallel``). Both come from ``benchmarks/kernels_bench.py::parallel_threshold`` (part of
+  ``python -m benchmarks``, reported as "threshold"), which times both variants of tanh (arithmetic),
+  bias + relu and Adam (streaming) over sizes on this machine: below them, waking the thread pool (about
+  70 µs here) costs more than it saves. A streaming kernel gains little from a second thread here even
+  at 2^24 elements (one core nearly fills the memory bus: bias + relu 2.4 ms in parallel, 2.6 ms
+  serial), so its threshold sits where the two meet, 2^22 elements (16 MB of float32), not at 2^20,
+  where the serial kernel takes half the time (90 µs against 190 µs); on a machine with more cores and
+  memory channels the parallel variants win from about there.
 * ``gemm_route()``: "blas" (numpy's matmul, OpenBLAS) or "numba" (our GEMM in
   ``gemm.py``); the environment variable ``NNENGINE_GEMM`` sets it when nnengine is
   imported and ``set_gemm_route`` changes it at run time (tests and benchmarks).
@@ -23,6 +29,10 @@ import threading
 
 PARALLEL_MIN_ELEMENTS = 1 << 20
 
+#: the same for the streaming kernels (elementwise + - * max min and comparisons, neg, relu, bias + relu or
+#: none, the activations' gradients, the optimizer updates)
+PARALLEL_MIN_STREAMING_ELEMENTS = 1 << 22
+
 #: below this many multiply-adds a dense layer runs entirely inside one serial fused kernel
 SMALL_DENSE_FLOPS = 1 << 18
 
@@ -33,6 +43,13 @@ FAST_EXP_MIN_ELEMENTS = 1 << 14
 #: up to this many elements, + - * / max min and totals take numpy's ufuncs: a numba dispatch costs as
 #: much as numpy's call there, and a small model's first run then compiles three kernels fewer
 NUMPY_MAX_ELEMENTS = 1 << 10
+
+
+def parallel(elements, streaming=False):
+    """Whether a kernel over ``elements`` elements runs its parallel variant (``streaming``: a kernel bound by
+    memory traffic, which takes the higher threshold)."""
+    return elements >= (PARALLEL_MIN_STREAMING_ELEMENTS if streaming else PARALLEL_MIN_ELEMENTS)
+
 
 def workqueue_layer():
     """Whether numba's parallel kernels run on its workqueue threading layer (nnengine's default, set in jit.py)."""

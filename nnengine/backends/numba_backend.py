@@ -56,15 +56,13 @@ def _constants(dtype):
     """(0, 1) as scalars of ``dtype``, so kernels keep float32 arithmetic in float32."""
     pair = _CONSTANTS.get(dtype)
     if pair is None:
-        t = np.dtype(dtype).type
-        pair = _CONSTANTS[dtype] = (t(0), t(1))
+        pair = _CONSTANTS[dtype] = (np.dtype(dtype).type(0), np.dtype(dtype).type(1))
     return pair
 
 
-def _parallel(size):
-    return size >= config.PARALLEL_MIN_ELEMENTS
-
-
+#: the unary codes and fused activations whose kernels stream (config.PARALLEL_MIN_STREAMING_ELEMENTS)
+_STREAMING_UNARY = frozenset({op_codes.NEG, op_codes.RELU})
+_STREAMING_ACTIVATIONS = frozenset({ACTIVATION_CODES["none"], ACTIVATION_CODES["relu"]})
 #: the row kernels that take an exp and have a variant with libm's exp (``<name>_libm``) for little work
 _LIBM_VARIANTS = frozenset({"softmax_rows", "log_softmax_rows", "softmax_cross_entropy_soft",
                             "softmax_cross_entropy_labels"})
@@ -108,7 +106,7 @@ class NumbaBackend(NumbaUpdatePrimitives):
     def _unary(self, op, x):
         out = host_buffers.empty(x.shape, x.dtype)
         if out.size:
-            kernel = _unary_parallel if _parallel(out.size) else elementwise.unary
+            kernel = _unary_parallel if config.parallel(out.size, op in _STREAMING_UNARY) else elementwise.unary
             kernel(op, _flat(x), out.reshape(-1), *_constants(x.dtype))
         return out
 
@@ -159,14 +157,15 @@ class NumbaBackend(NumbaUpdatePrimitives):
             out = host_buffers.empty(a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape), a.dtype)
             with np.errstate(all="ignore"):          # IEEE results in silence, as the kernels give them
                 return _EXACT_OPS[op](a, b, out=out)
+        streams = op != op_codes.POW                                # + - * / max min stream (config.py)
         if a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous:    # the common case, fast
             out = host_buffers.empty(a.shape, a.dtype)
             if out.size:
-                same = _binary_same_parallel if _parallel(out.size) else elementwise.binary_same
+                same = _binary_same_parallel if config.parallel(out.size, streams) else elementwise.binary_same
                 same(op, a.reshape(-1), b.reshape(-1), out.reshape(-1))
             return out
         out = host_buffers.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
-        same = _binary_same_parallel if _parallel(out.size) else elementwise.binary_same
+        same = _binary_same_parallel if config.parallel(out.size, streams) else elementwise.binary_same
         return self._broadcast(
             a, b, out, lambda x, y, o: same(op, x, y, o),
             lambda x, s, o, left: elementwise.binary_scalar(op, x, s, o, left),
@@ -340,7 +339,8 @@ class NumbaBackend(NumbaUpdatePrimitives):
         else:
             out = np.ascontiguousarray(self._gemm(x, w))
             if out.size:
-                kernel = self._row_kernel("bias_activation", _bias_activation_parallel, n, m)
+                kernel = self._row_kernel("bias_activation", _bias_activation_parallel, n, m,
+                                          code in _STREAMING_ACTIVATIONS)
                 kernel(out, bias, b is not None, code, zero, one)
         if activation == "softmax" and out.size:
             self._softmax_in_place(out)
@@ -368,7 +368,8 @@ class NumbaBackend(NumbaUpdatePrimitives):
         dz = host_buffers.empty(out.shape, out.dtype)
         grad_b = np.zeros(out.shape[1], out.dtype)
         if dz.size:
-            kernel = _activation_grad_parallel if _parallel(dz.size) and out.shape[0] > 1 else nn.activation_grad
+            parallel = config.parallel(dz.size, streaming=True) and len(out) > 1
+            kernel = _activation_grad_parallel if parallel else nn.activation_grad
             kernel(np.ascontiguousarray(out), np.ascontiguousarray(grad_out), ACTIVATION_CODES[activation], dz, grad_b,
                    zero, one)
         return dz, grad_b
@@ -391,12 +392,13 @@ class NumbaBackend(NumbaUpdatePrimitives):
         return grad_x, grad_w, grad_b
 
     @staticmethod
-    def _row_kernel(serial, parallel, rows, columns):
-        """The serial kernel ``nn.<serial>`` or the ``parallel`` variant, by the work it has (rows of little
-        work that take an exp: the serial kernel's variant with libm's exp, ``<serial>_libm``)."""
+    def _row_kernel(serial, parallel, rows, columns, streaming=False):
+        """The serial kernel ``nn.<serial>`` or the ``parallel`` variant, by the work it has (``streaming``: a
+        kernel bound by memory traffic; rows of little work that take an exp: the serial kernel's variant with
+        libm's exp, ``<serial>_libm``)."""
         if rows * columns < config.FAST_EXP_MIN_ELEMENTS and serial in _LIBM_VARIANTS:
             return getattr(nn, serial + "_libm")
-        return parallel if rows > 1 and _parallel(rows * columns) else getattr(nn, serial)
+        return parallel if rows > 1 and config.parallel(rows * columns, streaming) else getattr(nn, serial)
 
     def _rows_along(self, x, axis, serial, parallel, *constants):
         """Apply a row kernel along ``axis`` by moving it last (a copy unless it already is)."""

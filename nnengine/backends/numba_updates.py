@@ -23,7 +23,9 @@ _adagrad_parallel = config.OneThreadAtATime(optim, "adagrad_parallel")
 
 
 def _parallel(size):
-    return size >= config.PARALLEL_MIN_ELEMENTS
+    """Whether an update of ``size`` elements takes its parallel variant: updates stream (a few operations per
+    element read and written), so they take config.PARALLEL_MIN_STREAMING_ELEMENTS."""
+    return config.parallel(size, streaming=True)
 
 
 class NumbaUpdatePrimitives(NumbaLayerPrimitives):
