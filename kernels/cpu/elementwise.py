@@ -38,9 +38,13 @@ def exp32(x, out, scratch):
     """out = e^x for float32 x; out and scratch are float32 arrays of x's size, neither of them x itself.
 
     Inputs outside [-87, 88] (where e^x leaves the normal floats: 0 or inf, or a subnormal) and NaN
-    take libm's exp in a final pass, so every result matches numpy's to float32 rounding.
+    take libm's exp in a final pass, so every result matches numpy's to float32 rounding. The first loop
+    counts them as it goes (an integer sum, which vectorises), so that scalar pass runs only when one is
+    there: testing every element in it took as long as the rest (1M elements: 600 against 410 us).
     """
+    outside = 0
     for i in range(x.size):
+        outside += not (np.float32(-87.0) <= x[i] <= np.float32(88.0))
         v = min(max(x[i], np.float32(-87.0)), np.float32(88.0))     # e^v stays a normal float32
         t = v * _LOG2E + _MAGIC
         k = t - _MAGIC
@@ -57,9 +61,10 @@ def exp32(x, out, scratch):
     k_bits = scratch.view(np.int32)
     for i in range(x.size):
         out_bits[i] += (k_bits[i] - _MAGIC_BITS) << 23          # multiply by 2^k: add k to the exponent
-    for i in range(x.size):
-        if not (np.float32(-87.0) <= x[i] <= np.float32(88.0)):
-            out[i] = math.exp(x[i])
+    if outside:
+        for i in range(x.size):
+            if not (np.float32(-87.0) <= x[i] <= np.float32(88.0)):
+                out[i] = math.exp(x[i])
 
 
 @njit(inline="always")
