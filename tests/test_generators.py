@@ -148,3 +148,22 @@ def test_a_pydataset_must_implement_its_two_methods():
         model().fit(Unfinished(), epochs=1, verbose=0)
     with pytest.raises(NotImplementedError, match=r"Unfinished must implement __getitem__\(index\) \(one batch\)"):
         Unfinished()[0]
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_array_batches_are_the_rows_of_the_order_in_batches(shuffled, with_weights):
+    from nnengine.batch_loops import array_batches
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((23, 4)).astype(np.float32), rng.integers(0, 5, 23)
+    w = rng.random(23) if with_weights else None
+    order = rng.permutation(23) if shuffled else None
+    rows = np.arange(23) if order is None else order
+    got = list(array_batches(x, y, w, 8, order))
+    assert [len(b[0]) for b in got] == [8, 8, 7]
+    for k, (xb, yb, wb) in enumerate(got):
+        index = rows[8 * k: 8 * k + 8]
+        np.testing.assert_array_equal(xb, x[index])
+        np.testing.assert_array_equal(yb, y[index])
+        assert (wb is None) == (w is None) and (w is None or np.array_equal(wb, w[index]))
+        assert xb.dtype == x.dtype and yb.dtype == y.dtype
