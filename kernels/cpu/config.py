@@ -10,8 +10,8 @@
   70 µs here) costs more than it saves. A streaming kernel gains little from a second thread here even
   at 2^24 elements (one core nearly fills the memory bus: bias + relu 2.4 ms in parallel, 2.6 ms
   serial), so its threshold sits where the two meet, 2^22 elements (16 MB of float32), not at 2^20,
-  where the serial kernel takes half the time (90 µs against 190 µs); on a machine with more cores and
-  memory channels the parallel variants win from about there.
+  where the serial kernel takes half the time or less (42 µs against 108 µs in the reference run of
+  2026-12-01); on a machine with more cores and memory channels the parallel variants win from about there.
 * ``gemm_route()``: "blas" (numpy's matmul, OpenBLAS) or "numba" (our GEMM in
   ``gemm.py``); the environment variable ``NNENGINE_GEMM`` sets it when nnengine is
   imported and ``set_gemm_route`` changes it at run time (tests and benchmarks).
