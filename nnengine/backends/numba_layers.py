@@ -50,7 +50,7 @@ class NumbaLayerPrimitives(NumpyBackend):
 
     def window_scatter(self, grad, positions, size):
         grad, positions = _contiguous(grad, positions)
-        out = host_buffers.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        out = host_buffers.empty((grad.shape[0], size, grad.shape[2]), grad.dtype)   # the kernel zeroes it
         _kernel(windows, "window_scatter", grad.size)(grad, positions, out)
         return out
 
@@ -63,7 +63,7 @@ class NumbaLayerPrimitives(NumpyBackend):
 
     def max_pool_backward(self, grad, chosen, positions, window, size):
         grad, chosen = _contiguous(grad, chosen)
-        out = host_buffers.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        out = host_buffers.empty((grad.shape[0], size, grad.shape[2]), grad.dtype)   # the kernel zeroes it
         _kernel(windows, "max_pool_backward", grad.size)(grad, chosen, out)
         return out
 
@@ -82,7 +82,7 @@ class NumbaLayerPrimitives(NumpyBackend):
     def average_pool_backward(self, grad, positions, window, size):
         grad, positions = _contiguous(grad, positions)
         counts = self._counts(positions, window, size, grad.dtype)
-        out = host_buffers.zeros((grad.shape[0], size, grad.shape[2]), grad.dtype)
+        out = host_buffers.empty((grad.shape[0], size, grad.shape[2]), grad.dtype)   # the kernel zeroes it
         _kernel(windows, "average_pool_backward", grad.size)(grad, positions, window, counts, out)
         return out
 
