@@ -205,7 +205,7 @@ def parallel_threshold(repeats):
         zero, one = np.float32(0), np.float32(1)
         t_serial, _ = median_time(lambda: elementwise.unary(op_codes.TANH, x, out, zero, one), repeats)
         t_parallel, _ = median_time(lambda: elementwise.unary_parallel(op_codes.TANH, x, out, zero, one), repeats)
-        z, bias = out.reshape(-1, 256) if n >= 256 else out.reshape(1, -1), x[:256] if n >= 256 else x
+        z, bias = out.reshape(-1, 256), x[:256]                 # rows of 256: every size here is 2^10 or more
         r_serial, _ = median_time(lambda: nn.bias_activation(z, bias, True, nn.RELU, zero, one), repeats)
         r_parallel, _ = median_time(lambda: nn.bias_activation_parallel(z, bias, True, nn.RELU, zero, one), repeats)
         p, g, m, v = x.copy(), x.copy(), x.copy(), np.abs(x)
