@@ -339,6 +339,22 @@ def _argmax_middle(x, out, outer, reduced, inner):
     out.reshape(int(outer), int(inner))[...] = np.argmax(x.reshape(int(outer), int(reduced), int(inner)), axis=1)
 
 
+def _argmax_hits(x, out, rows, cols, classes_of):
+    """Block b's count of rows whose argmax is the target's class: the rows its warps take (reduce.cu)."""
+    hits = np.argmax(_rows(x, rows, cols), axis=1) == classes_of(int(rows), int(cols))
+    blocks = out.size
+    owner = (np.arange(int(rows)) // 8) % blocks                 # WARPS_PER_BLOCK warps per block, one row each
+    out[...] = [np.count_nonzero(hits[owner == b]) for b in range(blocks)]
+
+
+def _argmax_hits_labels(x, labels, out, rows, cols):
+    _argmax_hits(x, out, rows, cols, lambda r, c: labels.reshape(-1)[:r])
+
+
+def _argmax_hits_rows(x, targets, out, rows, cols):
+    _argmax_hits(x, out, rows, cols, lambda r, c: np.argmax(_rows(targets, r, c), axis=1))
+
+
 def _scatter_add(target, positions, values, n):
     np.add.at(target, positions, values)
 
@@ -515,6 +531,7 @@ EMULATIONS = {
     "softmax_xent_dense": _xent_dense, "softmax_xent_index": _xent_index,
     "reduce_rows_warp": _reduce_rows, "reduce_rows_block": _reduce_rows, "reduce_middle": _reduce_middle,
     "argmax_rows": _argmax_rows, "argmax_middle": _argmax_middle, "argmax_segments": _argmax_segments,
+    "argmax_hits_labels": _argmax_hits_labels, "argmax_hits_rows": _argmax_hits_rows,
     "scatter_add": _scatter_add, "scatter_add_sorted": _scatter_add_sorted,
     "sgd_update": _sgd_update, "adam_update": _adam_update, "adam_update_many": _adam_update_many, "rmsprop_update": _rmsprop_update,
     "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,

@@ -78,6 +78,9 @@ def _arguments(kernel, dtype, rows, columns, rng, special):
         "binary_scalar": lambda: (binary(), m().ravel(), _values(rng, 1, dtype, special)[0], empty(n), flag()),
         "binary_rows": lambda: (binary(), m(), _values(rng, columns, dtype, special), empty((rows, columns)),
                                 flag()),
+        "argmax_matches_labels": lambda: (m(), rng.integers(0, columns, rows).astype(np.int64),
+                                          np.full(1, -1, np.int64)),
+        "argmax_matches_rows": lambda: (m(), m(), np.full(1, -1, np.int64)),
     }
     return cases[kernel[1]]()
 

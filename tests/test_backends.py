@@ -54,6 +54,14 @@ def dense_backward(r, d, s):
     return x, w, out, arr(r, out.shape, d), activation, s.flag
 
 
+def argmax_matches(r, d, s):
+    """Predictions (n, k, c) with ties (rounded) and NaN; integer labels (n, k) or target rows (n, k, c)."""
+    predictions = np.round(arr(r, (s.n, s.k, s.c), d))
+    predictions[r.random(predictions.shape) < 0.1] = np.nan
+    targets = r.integers(0, s.c, (s.n, s.k)) if s.flag else np.round(arr(r, (s.n, s.k, s.c), d))
+    return predictions, targets
+
+
 def activation_backward(r, d, s):
     x = arr(r, (s.n, s.k, s.c), d, -3, 3)
     axis = s.n % 3
@@ -134,6 +142,7 @@ CASES = {
     "sum": lambda r, d, s: (arr(r, (s.n, s.k, s.c), d), (0, 2), s.flag),
     "max": lambda r, d, s: (arr(r, (s.n, s.k, s.c), d), (1,), s.flag),
     "argmax": lambda r, d, s: (np.round(arr(r, (s.n, s.c), d)), 1),
+    "argmax_matches": argmax_matches,
     "matmul": lambda r, d, s: (arr(r, (s.k, s.n), d), arr(r, (s.c, s.k), d), True, True),
     "dense_forward": lambda r, d, s: dense(r, d, s, s.activation, s.flag),
     "dense_backward": dense_backward,

@@ -60,6 +60,8 @@ EXPORTS = {
     ("elementwise", "binary_same"): "ivvv",
     ("elementwise", "binary_scalar"): "ivsvb",
     ("elementwise", "binary_rows"): "imvmb",
+    ("reduce", "argmax_matches_labels"): "mll",
+    ("reduce", "argmax_matches_rows"): "mml",
 }
 #: the product, served by ctypes (``blas_library.gemm``) rather than by the extension
 _CTYPES_EXPORTS = {("blas", "gemm"): "mmmbb"}

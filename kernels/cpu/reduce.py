@@ -104,19 +104,45 @@ def argmax_middle(x, out):
 
 
 @njit(cache=True, error_model="numpy")
+def row_argmax(row):
+    """The index of the first maximum of the 1-D ``row``; the first NaN wins, as in numpy's argmax."""
+    best, index = row[0], 0
+    for r in range(1, row.shape[0]):
+        v = row[r]
+        if best != best:
+            break
+        if v > best or v != v:
+            best, index = v, r
+    return index
+
+
+@njit(cache=True, error_model="numpy")
 def argmax_last(x, out):
     """out[a] = argmax_r x[a, r] (first maximum; the first NaN wins, as numpy)."""
-    outer, reduced = x.shape
-    for a in range(outer):
-        row = x[a]
-        best, index = row[0], 0
-        for r in range(1, reduced):
-            v = row[r]
-            if best != best:
-                break
-            if v > best or v != v:
-                best, index = v, r
-        out[a] = index
+    for a in range(x.shape[0]):
+        out[a] = row_argmax(x[a])
+
+
+@njit(cache=True, error_model="numpy")
+def argmax_matches_labels(x, labels, out):
+    """out[0] = how many rows a of x (rows, classes) have row_argmax(x[a]) == labels[a]: the hits of a sparse
+    categorical accuracy (labels int64)."""
+    hits = 0
+    for a in range(x.shape[0]):
+        if row_argmax(x[a]) == labels[a]:
+            hits += 1
+    out[0] = hits
+
+
+@njit(cache=True, error_model="numpy")
+def argmax_matches_rows(x, targets, out):
+    """out[0] = how many rows a of x and targets (both rows, classes) have the same row_argmax: the hits of a
+    categorical accuracy (one-hot or soft targets)."""
+    hits = 0
+    for a in range(x.shape[0]):
+        if row_argmax(x[a]) == row_argmax(targets[a]):
+            hits += 1
+    out[0] = hits
 
 
 @njit(cache=True, error_model="numpy")

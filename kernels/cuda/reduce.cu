@@ -139,6 +139,50 @@ __global__ void argmax_rows(const T* __restrict__ x, long long* __restrict__ out
     if (threadIdx.x == 0) out[row] = best_index - row * cols;
 }
 
+// The first maximum of row `row` of x (rows, cols) as an index into the row (every lane of the warp gets it).
+template <typename T> __device__ __forceinline__ long long row_argmax(const T* x, long long row, long long cols) {
+    T best;
+    long long best_index;
+    warp_argmax(x, row * cols, (row + 1) * cols, best, best_index);
+    return best_index - row * cols;
+}
+
+// out[blockIdx.x] = the sum of each warp's `hits` (lane 0's count); every thread of the block must call it.
+__device__ __forceinline__ void write_block_hits(long long hits, long long* out) {
+    __shared__ long long per_warp[WARPS_PER_BLOCK];
+    if (threadIdx.x == 0) per_warp[threadIdx.y] = hits;
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+        long long total = 0;
+        for (int w = 0; w < WARPS_PER_BLOCK; ++w) total += per_warp[w];
+        out[blockIdx.x] = total;
+    }
+}
+
+// The hits of an accuracy (Backend.argmax_matches): out[b] = how many of block b's rows of x (rows, cols) have
+// their first maximum at the row's label. Warp w of block b takes rows (b * WARPS_PER_BLOCK + w) + k * (the
+// grid's warps); the Python side adds the blocks' counts when there is more than one block.
+template <typename T>
+__global__ void argmax_hits_labels(const T* __restrict__ x, const long long* __restrict__ labels,
+                                   long long* __restrict__ out, long long rows, long long cols) {
+    long long hits = 0;
+    long long warps = (long long)gridDim.x * blockDim.y;
+    for (long long row = warp_row(); row < rows; row += warps)
+        hits += row_argmax(x, row, cols) == labels[row];
+    write_block_hits(hits, out);
+}
+
+// The same against target rows (rows, cols): a hit where both rows have their first maximum at one index.
+template <typename T>
+__global__ void argmax_hits_rows(const T* __restrict__ x, const T* __restrict__ targets,
+                                 long long* __restrict__ out, long long rows, long long cols) {
+    long long hits = 0;
+    long long warps = (long long)gridDim.x * blockDim.y;
+    for (long long row = warp_row(); row < rows; row += warps)
+        hits += row_argmax(x, row, cols) == row_argmax(targets, row, cols);
+    write_block_hits(hits, out);
+}
+
 // First pass of the argmax of one long flat array: segment s = x[s*length : min((s+1)*length, total)]
 // gets one warp, which writes its first maximum's value and (global) index. The second pass takes
 // the first maximum of the segments' values (argmax_rows), whose index is then looked up; ties and

@@ -1,4 +1,4 @@
-"""Launchers for reduce.cu (sum, max, argmax over axes) and index.cu (scatter-add).
+"""Launchers for reduce.cu (sum, max, argmax over axes, an accuracy's hits) and index.cu (scatter-add).
 
 The backend views its input as (outer, reduced, inner) and calls ``reduce3`` or ``argmax3``,
 which pick the kernel by shape (see reduce.cu).
@@ -59,6 +59,30 @@ def reduce3(x3, op):
     loader.function(SOURCE, "reduce_middle", x3.dtype)(
         grid, block, (x3, out, _i(outer), _i(reduced), _i(inner), _i(chunk), _i(OPS[op])))
     return reduce3(out, op) if chunks > 1 else out
+
+
+#: argmax_hits: rows per warp before the count takes more blocks (one block, one launch, up to 8 * 32 rows) ...
+HIT_ROWS_PER_WARP = 32
+#: ... and the most blocks it takes (their counts are then added by one more launch)
+HIT_MAX_BLOCKS = 64
+
+
+def argmax_hits(x2, targets):
+    """The hits of an accuracy (``Backend.argmax_matches``) of contiguous (rows, cols) ``x2`` against int64
+    ``targets`` (rows,) or target rows of x2's shape and dtype: a 0-d int64 array on the device, no host sync.
+
+    One launch of one block of row warps up to ``WARPS_PER_BLOCK * HIT_ROWS_PER_WARP`` rows; above that up to
+    ``HIT_MAX_BLOCKS`` blocks, whose counts one more launch adds.
+    """
+    import cupy
+    rows, cols = x2.shape
+    blocks = min(max(launch.ceil_div(rows, launch.WARPS_PER_BLOCK * HIT_ROWS_PER_WARP), 1), HIT_MAX_BLOCKS)
+    counts = cupy.empty(blocks, np.int64)
+    kernel = "argmax_hits_labels" if targets.ndim == 1 else "argmax_hits_rows"
+    loader.function(SOURCE, kernel, x2.dtype)(
+        (blocks,), (launch.WARP_SIZE, launch.WARPS_PER_BLOCK), (x2, targets, counts, _i(rows), _i(cols)))
+    total = counts if blocks == 1 else reduce_rows(counts.reshape(1, blocks), "sum")
+    return total.reshape(())
 
 
 def argmax3(x3):

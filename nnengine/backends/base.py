@@ -279,6 +279,21 @@ class Backend(ABC):
     def argmax(self, x, axis):
         """Index (int64) of the first maximum of ``x`` along the single int ``axis``, which is removed."""
 
+    def argmax_matches(self, predictions, targets):
+        """The hits of an accuracy, counted where the step runs: a 0-d int64 array holding how many rows of
+        ``predictions`` (..., classes), classes >= 1, have their argmax (``argmax``'s: the first maximum, the
+        first NaN) equal to the target's class. ``targets`` holds the classes as int64 labels (...), or rows
+        (..., classes) whose argmax is the class (one-hot or soft targets).
+
+        This composite is the reference; a backend may run it as one kernel. The 0/1 hits are summed as
+        float64, exact for any count below 2**53.
+        """
+        last = predictions.ndim - 1
+        chosen = self.argmax(predictions, last)
+        classes = targets if targets.ndim == last else self.argmax(targets, last)
+        hits = self.astype(self.equal(chosen, classes), np.float64)
+        return self.astype(self.sum(hits, tuple(range(last)), False), np.int64)
+
     # ------------------------------------------------------------------
     # Products
     # ------------------------------------------------------------------

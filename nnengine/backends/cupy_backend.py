@@ -257,6 +257,15 @@ class CupyBackend(CupyLayerPrimitives):
         shape = kept_shape(x.shape, (axis,), False)
         return reduce.argmax3(three_axes(x, (axis,))).reshape(shape)
 
+    def argmax_matches(self, predictions, targets):
+        if not predictions.size:
+            return self.cupy.zeros((), np.int64)
+        classes = predictions.shape[-1]
+        rows = contiguous(predictions).reshape(-1, classes)
+        if targets.ndim == predictions.ndim - 1:
+            return reduce.argmax_hits(rows, contiguous(targets.astype(np.int64, copy=False)).reshape(-1))
+        return reduce.argmax_hits(rows, contiguous(targets.astype(rows.dtype, copy=False)).reshape(-1, classes))
+
     # -- products ---------------------------------------------------------------------------
     def _product(self, a, b):
         """a @ b by the route NNENGINE_CUDA_GEMM names (cuBLAS by default). While a CUDA Graph records, cuBLAS

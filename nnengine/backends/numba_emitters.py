@@ -1,7 +1,7 @@
 """The lowering of each primitive of the numba backend: the kernel calls one step of a plan makes, as source.
 
 ``numba_lowering.lower`` walks a captured plan and hands each call to its emitter: here (``NN_EMITTERS``:
-dense layers, the loss, sums, reshapes, activation gradients, the updates) or in
+dense layers, the loss, sums, reshapes, activation gradients, an accuracy's hits, the updates) or in
 ``numba_elementwise_emitters.py``. It passes the values the capture saw: arrays the generated function
 holds (``Value``: its source name, an example of its shape and dtype, whether it is a numba scalar) and
 other arguments (``Literal``: the value, and the Python expression that gives it on each step).
@@ -264,6 +264,25 @@ def _total(b, x):
     return Value(name, np.empty((), example.dtype), scalar=True)
 
 
+def _argmax_matches(b, backend, predictions, targets):
+    """The hits of an accuracy as the backend counts them: one kernel over (rows, classes) views."""
+    predictions, targets = as_array(predictions, "the predictions"), as_array(targets, "the targets")
+    shape = predictions.example.shape
+    if len(shape) < 1 or not shape[-1] or not predictions.example.size:
+        raise LoweringRefused("the hits of empty predictions")
+    classes, out = shape[-1], b.new_array((1,), np.int64)
+    if targets.example.ndim == len(shape) - 1:
+        labels = targets.code if targets.example.dtype == np.int64 else f"{targets.code}.astype(np.int64)"
+        b.call(reduce.argmax_matches_labels, f"{predictions.code}.reshape(-1, {classes})", f"{labels}.reshape(-1)",
+               out)
+    else:
+        b.call(reduce.argmax_matches_rows, f"{predictions.code}.reshape(-1, {classes})",
+               f"{targets.code}.reshape(-1, {classes})", out)
+    name = b.name("s")
+    b.body.append(f"    {name} = {out}[0]")
+    return Value(name, np.empty((), np.int64), scalar=True)
+
+
 def _reshape(b, backend, x, shape):
     x = as_array(x, "the reshaped array")
     name = b.name("t")
@@ -345,6 +364,7 @@ def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_de
 NN_EMITTERS = {
     "dense_forward": _dense_forward, "dense_backward": _dense_backward,
     "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape,
+    "argmax_matches": _argmax_matches,
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
     "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update,

@@ -1,8 +1,9 @@
-"""The numba backend's window and normalization primitives (im2col, col2im, pooling, moments, normalize).
+"""The numba backend's window, normalization and metric primitives (im2col, col2im, pooling, moments,
+normalize, the hits of an accuracy).
 
 A base class of ``NumbaBackend`` (which adds every other primitive): each primitive prepares its
 arguments (contiguity, typed scalars, zeroed outputs, serial or parallel variant) and runs one kernel of
-``kernels/cpu/windows.py`` or ``kernels/cpu/norm.py``. The contracts are the docstrings in ``base.py``;
+``kernels/cpu/windows.py``, ``kernels/cpu/norm.py`` or ``kernels/cpu/reduce.py``. The contracts are the docstrings in ``base.py``;
 ``tests/test_backends.py`` compares every one with the reference default there.
 """
 import numpy as np
@@ -13,7 +14,7 @@ from . import host_buffers
 from .layout import contiguous
 from .numpy_backend import NumpyBackend
 
-norm, windows = kernel_modules("norm", "windows")     # imported at first use (kernels/cpu/aot.py)
+norm, reduce, windows = kernel_modules("norm", "reduce", "windows")     # imported at first use (kernels/cpu/aot.py)
 
 #: the parallel kernels, each launched by one Python thread at a time (numba_backend's docstring says why)
 _PARALLEL = {name: config.OneThreadAtATime(module, name) for module, names in (
@@ -39,8 +40,18 @@ def _typed(dtype, *values):
 
 
 class NumbaLayerPrimitives(NumpyBackend):
-    """The numpy reference with window_gather, window_scatter, max/average pooling and the normalization
-    primitives on numba kernels (NumbaBackend builds on it)."""
+    """The numpy reference with window_gather, window_scatter, max/average pooling, the normalization
+    primitives and argmax_matches on numba kernels (NumbaBackend builds on it)."""
+
+    def argmax_matches(self, predictions, targets):
+        classes = predictions.shape[-1]
+        rows = np.ascontiguousarray(predictions).reshape(-1, classes)
+        out = np.empty(1, np.int64)
+        if targets.ndim == predictions.ndim - 1:
+            reduce.argmax_matches_labels(rows, np.ascontiguousarray(targets, np.int64).reshape(-1), out)
+        else:
+            reduce.argmax_matches_rows(rows, np.ascontiguousarray(targets).reshape(-1, classes), out)
+        return out.reshape(())
 
     def window_gather(self, x, positions, fill):
         x, positions = _contiguous(x, positions)
