@@ -72,12 +72,13 @@ class PendingBatches:
             return None
         return cls(trainer, backend, run, hook, epoch)
 
-    def add(self, batch, y, loss, predictions):
+    def add(self, batch, y, loss, output, compared):
         """Keep step ``batch``'s outputs (device copies) and its host targets (a copy too: a generator may refill
-        the same array for its next batch); read them all when due."""
+        the same array for its next batch); read them all when due. ``output`` and ``compared``: the metric
+        output of ``Trainer._step``."""
         copy = self.backend.copy
-        kept = None if predictions is None else copy(predictions)
-        self.items.append((batch, np.array(y, copy=True), copy(loss), kept))
+        kept = None if output is None else copy(output)
+        self.items.append((batch, np.array(y, copy=True), copy(loss), kept, compared))
         if len(self.items) >= MAX_PENDING_STEPS or time.perf_counter() - self.last_read >= READ_INTERVAL_S:
             self.read()
 
@@ -86,11 +87,11 @@ class PendingBatches:
         if not self.items:
             return
         to_host = self.backend.to_numpy
-        for batch, y, loss, predictions in self.items:
+        for batch, y, loss, output, compared in self.items:
             loss_value = to_host(loss).reshape(()).item()
             if self.epoch is not None:
                 self.trainer._check_finite(loss_value, self.epoch, batch)
-            self.trainer._record(loss_value, y, None if predictions is None else to_host(predictions))
+            self.trainer._record(loss_value, y, None if output is None else to_host(output), compared)
         last = self.items[-1][0]
         self.items.clear()
         self.last_read = time.perf_counter()
@@ -114,9 +115,9 @@ class BatchLoops:
             if pending is not None:
                 pending.add(batch, y, *self._step(x, y, True, w, on_device=True))
             else:
-                loss_value, predictions = self._step(x, y, True, w)
+                loss_value, output, compared = self._step(x, y, True, w)
                 self._check_finite(loss_value, epoch, batch)
-                self._record(loss_value, y, predictions)
+                self._record(loss_value, y, output, compared)
                 if run.wants("on_train_batch_end"):
                     run.call("on_train_batch_end", batch, self._logs())
             if self.stop_training:
@@ -152,8 +153,8 @@ class BatchLoops:
             if pending is not None:
                 pending.add(batch, y, *self._step(x, y, False, w, on_device=True))
                 continue
-            loss_value, predictions = self._step(x, y, False, w)
-            self._record(loss_value, y, predictions)
+            loss_value, output, compared = self._step(x, y, False, w)
+            self._record(loss_value, y, output, compared)
             if run is not None and run.wants("on_test_batch_end"):
                 run.call("on_test_batch_end", batch, self._logs())
         if pending is not None:

@@ -3,7 +3,10 @@
 A metric keeps a running, sample-weighted mean: ``update_state(y_true, y_pred)``
 adds a batch, ``result()`` reads the mean so far, ``reset_state()`` starts over.
 Metrics are computed on the host from numpy arrays: they never take part in
-autograd.
+autograd. The exception: fit and evaluate count the hits of categorical and
+sparse categorical accuracy inside their step (``Metric.counts_argmax_hits``,
+``argmax_hits_kind``) and hand the count to ``add_hits``. The bases
+(``Metric``, ``Mean``, ``MeanMetricWrapper``) are in metric_base.py.
 
 ``get('accuracy', loss=..., ...)`` resolves the string 'accuracy' (or 'acc') as
 Keras does, from the prediction and target shapes: binary accuracy when the
@@ -12,11 +15,9 @@ targets have a lower rank than the predictions (or a last axis of 1 against
 several classes), categorical accuracy otherwise. The metric keeps the name
 the user gave, so History's keys read 'accuracy' / 'val_accuracy'.
 """
-from abc import ABC, abstractmethod
-
 import numpy as np
 
-from .tensor import Tensor
+from .metric_base import Mean, MeanMetricWrapper, Metric, function_metric, match_rank
 from .utils import lookup, to_host
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision", "Recall", "AUC", "F1Score",
@@ -26,123 +27,15 @@ __all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision"
            "categorical_accuracy", "sparse_categorical_accuracy", "get"]
 
 
-class Metric(ABC):
-    """Base class of metrics: a named, resettable running value."""
-
-    #: True when the metric depends on y_pred only through argmax over the last axis, so that
-    #: logits give the same result as the softmax of the logits (fit then skips the softmax)
-    accepts_logits = False
-
-    def __init__(self, name):
-        self.name = name
-
-    @abstractmethod
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add one batch."""
-
-    @abstractmethod
-    def result(self):
-        """The value over every batch since the last reset, a Python float."""
-
-    @abstractmethod
-    def reset_state(self):
-        """Forget every batch."""
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        self.update_state(y_true, y_pred, sample_weight)
-        return self.result()
-
-    def get_config(self):
-        """{'name': ...}, as Keras writes it."""
-        return {"name": self.name}
-
-
-class Mean(Metric):
-    """The (weighted) mean of the values it is given (fit uses one for the loss)."""
-
-    def __init__(self, name="mean"):
-        super().__init__(name)
-        self.reset_state()
-
-    def update_state(self, values, sample_weight=None):
-        """Add values (array-like), each with weight 1 or ``sample_weight``."""
-        values = to_host(values)
-        if sample_weight is None and isinstance(values, np.ndarray) and values.dtype == np.bool_:
-            # hits of an accuracy: their count is the sum of their 0/1 values, exactly (an integer), for half
-            # the cost of converting them to floats first (fit records one per step)
-            self.total += int(np.count_nonzero(values))
-            self.count += values.size
-            return
-        values = np.asarray(values, dtype=np.float64).reshape(-1)
-        if sample_weight is None:
-            self.total += float(np.add.reduce(values))       # the ufunc itself: ndarray.sum adds a wrapper
-            self.count += values.size
-            return
-        weights = np.broadcast_to(np.asarray(sample_weight, np.float64).reshape(-1), values.shape)
-        self.total += float(np.dot(values, weights))
-        self.count += float(weights.sum())
-
-    def add(self, value, weight):
-        """Add one value with weight ``weight`` (cheap path for a batch mean)."""
-        self.total += float(value) * weight
-        self.count += weight
-
-    def result(self):
-        """total / count, 0 before any value (no division by zero)."""
-        return self.total / self.count if self.count else 0.0
-
-    def reset_state(self):
-        """Start from total = count = 0."""
-        self.total, self.count = 0.0, 0.0
-
-
-class MeanMetricWrapper(Mean):
-    """A metric that is the mean over samples of a per-sample function ``fn(y_true, y_pred)``."""
-
-    def __init__(self, fn, name):
-        super().__init__(name)
-        self.fn = fn
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add the per-sample values of ``fn`` on this batch."""
-        super().update_state(self.fn(to_host(y_true), to_host(y_pred)), sample_weight)
-
-
-def function_metric(fn, name=None):
-    """A metric that averages ``fn(y_true, y_pred)`` over samples, ``fn`` written with Tensors (keras.ops) or numpy.
-
-    ``fn`` gets float Tensors and returns one value per sample (or any shape with the batch first,
-    averaged per sample), as a Keras metric function does.
-    """
-    name = name or getattr(fn, "__name__", type(fn).__name__)
-
-    def per_sample(y_true, y_pred):
-        values = to_host(fn(Tensor(y_true.astype(y_pred.dtype, copy=False)), Tensor(y_pred)))
-        if values.ndim == 0 or values.shape[0] != len(y_pred):
-            raise ValueError(f"metric function {name!r} must return per-sample values, shape ({len(y_pred)},), "
-                             f"got shape {values.shape}")
-        return values.reshape(len(values), -1).mean(axis=-1)
-    return MeanMetricWrapper(per_sample, name)
-
-
-def _match_rank(y_true, y_pred):
-    """Keras's rank matching: (n,) targets against (n, 1) predictions and back."""
-    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
-        return y_true[..., None]
-    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
-        return y_true[..., 0]
-    return y_true
-
-
 def accuracy(y_true, y_pred):
     """Per-sample mean of exact equality y_true == y_pred (over the last axis)."""
-    y_true = _match_rank(y_true, y_pred)
+    y_true = match_rank(y_true, y_pred)
     return np.mean(y_true == y_pred, axis=-1) if y_pred.ndim > 1 else (y_true == y_pred).astype(np.float64)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
     """Per-sample mean of y_true == (y_pred > threshold)."""
-    y_true = _match_rank(y_true, y_pred)
+    y_true = match_rank(y_true, y_pred)
     hits = y_true == (y_pred > threshold).astype(y_true.dtype)
     return np.mean(hits, axis=-1) if hits.ndim > 1 else hits.astype(np.float64)
 
@@ -170,13 +63,13 @@ def _sparse_categorical_hits(y_true, y_pred):
 
 def mean_squared_error(y_true, y_pred):
     """Per-sample mean of (y_true - y_pred)^2 over the last axis."""
-    difference = _match_rank(y_true, y_pred) - y_pred
+    difference = match_rank(y_true, y_pred) - y_pred
     return np.mean(difference * difference, axis=-1)
 
 
 def mean_absolute_error(y_true, y_pred):
     """Per-sample mean of |y_true - y_pred| over the last axis."""
-    return np.mean(np.abs(_match_rank(y_true, y_pred) - y_pred), axis=-1)
+    return np.mean(np.abs(match_rank(y_true, y_pred) - y_pred), axis=-1)
 
 
 def _wrapper_class(class_name, fn, default_name, counted=None):
@@ -194,8 +87,17 @@ CategoricalAccuracy = _wrapper_class("CategoricalAccuracy", categorical_accuracy
 SparseCategoricalAccuracy = _wrapper_class("SparseCategoricalAccuracy", sparse_categorical_accuracy,
                                            "sparse_categorical_accuracy", _sparse_categorical_hits)
 CategoricalAccuracy.accepts_logits = SparseCategoricalAccuracy.accepts_logits = True
+CategoricalAccuracy.counts_argmax_hits, SparseCategoricalAccuracy.counts_argmax_hits = "rows", "labels"
 MeanSquaredError = _wrapper_class("MeanSquaredError", mean_squared_error, "mean_squared_error")
 MeanAbsoluteError = _wrapper_class("MeanAbsoluteError", mean_absolute_error, "mean_absolute_error")
+
+
+def argmax_hits_kind(metrics):
+    """"rows" or "labels" when every one of ``metrics`` is a share of argmax hits of that kind
+    (``Metric.counts_argmax_hits``) whose ``update_state`` is still the wrapper's own; else None."""
+    kinds = {metric.counts_argmax_hits if type(metric).update_state is MeanMetricWrapper.update_state else None
+             for metric in metrics}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 class BinaryAccuracy(MeanMetricWrapper):
@@ -239,7 +141,7 @@ class _ConfusionCounts(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add one batch's counts."""
         y_pred = np.asarray(to_host(y_pred), np.float64)
-        y_true = _match_rank(np.asarray(to_host(y_true)), y_pred)
+        y_true = match_rank(np.asarray(to_host(y_true)), y_pred)
         weights = np.broadcast_to(_weights(sample_weight, len(y_pred)).reshape(-1, *[1] * (y_pred.ndim - 1)),
                                   y_pred.shape).reshape(-1)
         positive = (y_true != 0).reshape(-1)

@@ -2,7 +2,8 @@
 
 ``Trainer`` is a base class of ``Sequential`` (as Keras 3's ``Model`` inherits from its
 ``Trainer``): the model keeps its structure and config (models.py), this module owns the
-step, the loop over batches and epochs, metrics bookkeeping and callback dispatch.
+step, the loop over batches and epochs (with batch_loops.py) and callback dispatch; the
+metrics' bookkeeping is trainer_metrics.py's.
 
 What a Trainer needs from the model it is part of: ``_layers`` (the layers, the last one
 with an ``activation``), ``_forward(x, training, return_logits)``, ``_ensure_built(x)``,
@@ -39,8 +40,8 @@ from .compiled_step import StepCompiler
 from .data import is_batch_source
 from .dtypes import checked_cast
 from .layers import Activation, Dense
-from .metrics import Mean
 from .tensor import Tensor
+from .trainer_metrics import TrainerMetrics
 from .utils import global_rng
 from .weighting import sample_weights
 
@@ -62,15 +63,6 @@ def _as_array(name, value):
     return array
 
 
-def _metric_name(spec):
-    """The log key of a compiled metric: its name, the string given, a class's default name or a function's name."""
-    if isinstance(spec, metrics_module.Metric):
-        return spec.name
-    if isinstance(spec, str):
-        return spec
-    return spec().name if isinstance(spec, type) else getattr(spec, "__name__", type(spec).__name__)
-
-
 def _no_y_with_batches(method, y, sample_weight):
     if y is not None or sample_weight is not None:
         raise ValueError(f"{method}: when x is a generator or PyDataset its batches carry the targets (and "
@@ -82,7 +74,7 @@ def _check_callbacks(method, callbacks):
                                  "callbacks=[EarlyStopping()]")
 
 
-class Trainer(BatchLoops):
+class Trainer(BatchLoops, TrainerMetrics):
     """The training half of a Keras model (see the module docstring)."""
 
     def _init_training_state(self):
@@ -94,7 +86,7 @@ class Trainer(BatchLoops):
         self._compile_config = {}
         self._metrics = []
         self._metric_specs = []
-        self._loss_tracker = Mean("loss")
+        self._loss_tracker = metrics_module.Mean("loss")
         self._compiler = StepCompiler("auto")
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
@@ -132,16 +124,6 @@ class Trainer(BatchLoops):
                                "and a loss")
         if self.loss is None:
             raise ValueError(f"{method}: the model was compiled without a loss; pass compile(loss=...)")
-
-    def _resolve_metrics(self, y_shape):
-        """Build the metric objects once the target and output shapes are known ('accuracy' needs them)."""
-        if not self._metrics and self._metric_specs:
-            self._metrics = [metrics_module.get(spec, y_shape, self.output_shape) for spec in self._metric_specs]
-
-    @property
-    def metrics_names(self):
-        """'loss' then each compiled metric's name (the order of evaluate's list)."""
-        return ["loss", *[_metric_name(m) for m in (self._metrics or self._metric_specs)]]
 
     def trains_on_logits(self):
         """THE one place that decides the logits path: True when the loss takes the last layer's logits.
@@ -187,22 +169,26 @@ class Trainer(BatchLoops):
         return Tensor._make(backend.from_numpy(checked_cast(array, self.input_dtype, "the batch")), backend)
 
     def _step(self, x_batch, y_batch, training, w_batch=None, on_device=False):
-        """Loss (a float) and predictions (a numpy array, or None without metrics) of one batch; ``on_device``:
-        the device's own arrays instead (the plan's, overwritten by its next step), read later.
+        """One batch's (loss, metric output, compared): the loss as a float; the metric output and ``compared`` as
+        ``_record`` takes them (the predictions as a numpy array, or None without metrics; or the hits the step
+        counted among ``compared`` rows). ``on_device``: the device's own arrays instead (the plan's, overwritten
+        by its next step), read later.
 
         The host prepares the batch (inputs cast, targets checked by the loss) and uploads it; the device
-        part (forward, loss, backward, the metrics' activation) is one compiled step or runs eagerly;
+        part (forward, loss, backward, the metrics' activation or hits) is one compiled step or runs eagerly;
         the optimizer then applies the gradients. Both paths make the same primitive calls.
         """
         logits = self.trains_on_logits()
-        want_predictions = bool(self._metrics)
         x = self._tensor(x_batch)
-        targets = self.loss.prepare_targets(y_batch, (len(y_batch), *self.output_shape[1:]), self.dtype)
+        target_shape = (len(y_batch), *self.output_shape[1:])
+        targets = self.loss.prepare_targets(y_batch, target_shape, self.dtype)
+        compared = self._hits_compared(targets, target_shape)
+        metric_output = "hits" if compared is not None else "predictions" if self._metrics else None
         y = Tensor(targets, device=x.device)
         w = None if w_batch is None else Tensor(w_batch, dtype=self.dtype, device=x.device)
         trainable = self.trainable_weights
         key = ("train" if training else "test", x.shape, x.dtype.str, y.shape, y.dtype.str, x.device, logits,
-               want_predictions, w is not None, self._structure_key(trainable))
+               metric_output, w is not None, self._structure_key(trainable))
         # what a plan reads, and whether to wait for the optimizer's slots (made by the first step; making them
         # before it changes the order of the big allocations: thousands of page faults per MNIST-size step).
         # Functions, as a step that replays its plan needs neither.
@@ -210,42 +196,44 @@ class Trainer(BatchLoops):
         defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
         inputs = [x._data, y._data] + ([] if w is None else [w._data])
         if training and self.optimizer.exchanges_gradients:
-            loss, predictions = self._exchanging_step(key, x, y, w, inputs, logits, want_predictions, trainable,
-                                                      params, defer)
+            loss, output = self._exchanging_step(key, x, y, w, inputs, logits, metric_output, trainable, params,
+                                                 defer)
         else:
-            loss, predictions = self._compiler.run(
+            loss, output = self._compiler.run(
                 key, x.backend, inputs, params,
-                lambda: self._device_step(x, y, training, logits, want_predictions, trainable, w),
+                lambda: self._device_step(x, y, training, logits, metric_output, trainable, w),
                 self._capture_blocker(training), live=self.optimizer if training else None, defer=defer)
         if on_device:
-            return loss, predictions
+            return loss, output, compared
         to_host = x.backend.to_numpy
-        return to_host(loss).reshape(()).item(), (None if predictions is None else to_host(predictions))
+        return to_host(loss).reshape(()).item(), (None if output is None else to_host(output)), compared
 
-    def _exchanging_step(self, key, x, y, w, inputs, logits, want_predictions, trainable, params, defer):
+    def _exchanging_step(self, key, x, y, w, inputs, logits, metric_output, trainable, params, defer):
         """A step whose optimizer exchanges gradients on the host (DistributedOptimizer averages them): a plan for
         loss, predictions and gradients, the exchange, a plan for the update; each compiles as a step would."""
-        loss, predictions, *grads = self._compiler.run(
+        loss, output, *grads = self._compiler.run(
             ("train-gradients",) + key[1:], x.backend, inputs, self.weights,
-            lambda: self._device_gradients(x, y, True, logits, want_predictions, trainable, w),
+            lambda: self._device_gradients(x, y, True, logits, metric_output, trainable, w),
             self._capture_blocker(True))
         grads = self.optimizer.exchange_gradients(x.backend, grads)
         self._compiler.run(("train-update",) + key[1:], x.backend, [g for g in grads if g is not None], params,
                            lambda: self._device_update(trainable, grads), live=self.optimizer, defer=defer)
-        return loss, predictions
+        return loss, output
 
-    def _device_step(self, x, y, training, logits, want_predictions, trainable, w=None):
+    def _device_step(self, x, y, training, logits, metric_output, trainable, w=None):
         """The device part of a step, eagerly: forward, loss, and when training backward, the optimizer's
-        gradient exchange (the identity unless it is distributed) and its update. Returns [loss, predictions
-        or None] (arrays)."""
-        loss, predictions, *grads = self._device_gradients(x, y, training, logits, want_predictions, trainable, w)
+        gradient exchange (the identity unless it is distributed) and its update. Returns [loss, the metric
+        output] (arrays; see ``_device_gradients``)."""
+        loss, output, *grads = self._device_gradients(x, y, training, logits, metric_output, trainable, w)
         if training:
             self._device_update(trainable, self.optimizer.exchange_gradients(x.backend, grads))
-        return [loss, predictions]
+        return [loss, output]
 
-    def _device_gradients(self, x, y, training, logits, want_predictions, trainable, w=None):
-        """Forward, loss and (training) backward: [loss, predictions or None, *one gradient array or None per
-        trainable weight (training only)]."""
+    def _device_gradients(self, x, y, training, logits, metric_output, trainable, w=None):
+        """Forward, loss and (training) backward: [loss, metric output, *one gradient array or None per
+        trainable weight (training only)]. The metric output is what ``metric_output`` names: "predictions"
+        (the logits when every metric depends only on their argmax), "hits" (their count against the targets
+        ``y``: ``Backend.argmax_matches``) or None."""
         for weight in trainable:                        # each step's gradients are its own, as in Keras
             weight.zero_grad()
         with (enable_grad() if training else no_grad()):
@@ -256,18 +244,20 @@ class Trainer(BatchLoops):
                 loss = loss + penalty.astype(loss.dtype)
             if training:
                 loss.backward()
-        predictions = None
-        if want_predictions:
+        output = None
+        if metric_output == "hits":             # argmax hits: the logits' argmax is the activation's
+            output = x.backend.argmax_matches(out._data, y._data)
+        elif metric_output == "predictions":
             with no_grad():
                 if logits and not all(m.accepts_logits for m in self._metrics):
                     out = self._layers[-1].activation(out)
-                predictions = out._data       # logits when every metric depends only on their argmax
+                output = out._data
         grads = []
         if training:
             grads = [None if weight.grad is None else weight.grad._data for weight in trainable]
             for weight in trainable:
                 weight.zero_grad()
-        return [loss._data, predictions, *grads]
+        return [loss._data, output, *grads]
 
     def _device_update(self, trainable, grads):
         """The optimizer's update from the step's gradient arrays, then the layers' weight constraints. Returns []."""
@@ -301,26 +291,6 @@ class Trainer(BatchLoops):
             if reason is not None:
                 return reason
         return None
-
-    def _reset_metrics(self):
-        self._loss_tracker.reset_state()
-        for metric in self._metrics:
-            metric.reset_state()
-
-    def _record(self, loss_value, y_batch, predictions):
-        self._loss_tracker.add(loss_value, len(y_batch))
-        for metric in self._metrics:
-            metric.update_state(y_batch, predictions)
-
-    def _logs(self):
-        """Running results keyed by name, sorted as Keras 3 orders its logs."""
-        values = {"loss": self._loss_tracker.result(), **{m.name: m.result() for m in self._metrics}}
-        return dict(sorted(values.items()))
-
-    def _ordered(self, logs):
-        """evaluate's list: loss, then the metrics in compile order; a float when there are no metrics."""
-        results = [logs["loss"], *[logs[m.name] for m in self._metrics]]
-        return results[0] if len(results) == 1 else results
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
@@ -434,8 +404,8 @@ class Trainer(BatchLoops):
         w = sample_weights(method, sample_weight, class_weight, y, len(x))
         self._resolve_metrics(y.shape)
         self._reset_metrics()
-        loss_value, predictions = self._step(x, y, training, w)
-        self._record(loss_value, y, predictions)
+        loss_value, output, compared = self._step(x, y, training, w)
+        self._record(loss_value, y, output, compared)
         return self._logs() if return_dict else self._ordered(self._logs())
 
     def predict_on_batch(self, x):
