@@ -184,7 +184,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         targets = self.loss.prepare_targets(y_batch, target_shape, self.dtype)
         compared = self._hits_compared(targets, target_shape)
         metric_output = "hits" if compared is not None else "predictions" if self._metrics else None
-        y = Tensor(targets, device=x.device)
+        y = Tensor._make(x.backend.from_numpy(targets), x.backend)     # prepare_targets made its dtype
         w = None if w_batch is None else Tensor(w_batch, dtype=self.dtype, device=x.device)
         trainable = self.trainable_weights
         key = ("train" if training else "test", x.shape, x.dtype.str, y.shape, y.dtype.str, x.device, logits,
@@ -281,7 +281,7 @@ class Trainer(BatchLoops, TrainerMetrics):
     def _structure_key(self, trainable=None):
         """What a plan depends on in the model itself: its layers, their activations, and the weights' identity."""
         trainable = self.trainable_weights if trainable is None else trainable
-        return (tuple((id(layer), id(getattr(layer, "activation", None)), layer.trainable) for layer in self._layers),
+        return (tuple([(id(layer), id(getattr(layer, "activation", None)), layer.trainable) for layer in self._layers]),
                 tuple(map(id, trainable)), id(self.optimizer))
 
     def _capture_blocker(self, training):
