@@ -221,7 +221,7 @@ class BatchLoops:
         def prepare(x, y, w):
             x, y = self._prepare_xy(x, y, method)
             self._resolve_metrics(y.shape)
-            return x, y, sample_weights(method, w, class_weight, y, len(x))
+            return x, y, sample_weights(method, w, class_weight, y, len(x), self.output_shape)
         return prepare
 
     def _validate(self, validation, options):

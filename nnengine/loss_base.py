@@ -74,9 +74,11 @@ class Loss(ABC):
 
     def _reduce(self, per_sample, weights=None):
         """Reduce per-sample losses; with ``weights`` (one per sample), Keras's weighted form: the weighted
-        values summed and divided by the number of samples (not by the sum of the weights)."""
+        values summed and divided by the number of values (not by the sum of the weights). Losses per position
+        (n, ...) take their sample's weight at every position."""
         if weights is not None:
-            per_sample = per_sample * weights.reshape(*per_sample.shape).astype(per_sample.dtype)
+            shape = (per_sample.shape[0], *[1] * (per_sample.ndim - 1))
+            per_sample = per_sample * weights.reshape(*shape).astype(per_sample.dtype)
         if self.reduction in ("none", None):
             return per_sample
         if self.reduction == "sum":

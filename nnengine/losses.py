@@ -31,10 +31,24 @@ __all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy", "SparseCate
            "poisson", "cosine_similarity", "get", "serialize", "EPSILON", "REDUCTIONS"]
 
 
+def _softmax_cross_entropy(logits, targets, reduction, labels_checked=False):
+    """The fused softmax cross-entropy over the last axis of logits of any rank >= 2, as Keras computes it for
+    sequences: logits (..., classes) taken as rows (N, classes), targets as rows or as N labels, and "none"
+    giving one loss per position, in logits.shape[:-1] ("mean" is then over every position)."""
+    positions = logits.shape[:-1]
+    if logits.ndim > 2:
+        classes = logits.shape[-1]
+        targets = targets.reshape(-1) if targets.ndim == logits.ndim - 1 else targets.reshape(-1, classes)
+        logits = logits.reshape(-1, classes)
+    losses = F.softmax_cross_entropy(logits, targets, reduction=reduction, labels_checked=labels_checked)
+    return losses.reshape(*positions) if reduction == "none" and len(positions) > 1 else losses
+
+
 class CategoricalCrossentropy(Loss):
     """-sum(y_true * log(y_pred)) over the classes; y_pred normalised to sum 1 and clipped, as in Keras.
 
-    Targets are one-hot, soft or unnormalised weights of y_pred's shape (n, classes).
+    Targets are one-hot, soft or unnormalised weights of y_pred's shape (n, classes), or (n, ..., classes) for
+    a prediction per position (a sequence): one loss per position, the mean over all of them.
     ``from_logits=True`` takes raw scores and applies a stable log-softmax instead.
     """
 
@@ -79,11 +93,11 @@ class CategoricalCrossentropy(Loss):
 
     def call_on_logits(self, y_true, logits):
         """Fused softmax cross-entropy of the logits (stable log-sum-exp)."""
-        return F.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction="none")
+        return _softmax_cross_entropy(logits, self._targets(y_true, logits), "none")
 
     def on_logits(self, y_true, logits):
         """The fused op also reduces: one node in the graph instead of three."""
-        return F.softmax_cross_entropy(logits, self._targets(y_true, logits), reduction=self._fused_reduction())
+        return _softmax_cross_entropy(logits, self._targets(y_true, logits), self._fused_reduction())
 
     def get_config(self):
         """name, reduction, from_logits, label_smoothing, axis."""
@@ -92,7 +106,8 @@ class CategoricalCrossentropy(Loss):
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """-log(y_pred[label]) for integer class labels of shape (n,) or (n, 1)."""
+    """-log(y_pred[label]) for integer class labels of shape (n,) or (n, 1); for predictions (n, ..., classes), a
+    label per position, of shape (n, ...) or (n, ..., 1)."""
 
     logits_activation = "softmax"
 
@@ -101,16 +116,18 @@ class SparseCategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
 
     def check_targets(self, y_true_shape, y_pred_shape):
-        """Labels are (n,) or (n, 1) for predictions (n, classes)."""
-        y_true_shape = tuple(y_true_shape)
-        if len(y_true_shape) == 2 and y_true_shape[1] == 1:
-            y_true_shape = y_true_shape[:1]
-        if len(y_pred_shape) != 2 or y_true_shape != tuple(y_pred_shape[:1]):
-            raise ValueError(f"{self.name}: expected integer labels of shape ({y_pred_shape[0]},) for y_pred of "
-                             f"shape {tuple(y_pred_shape)}, got y_true of shape {y_true_shape}")
+        """Labels are y_pred's shape without its classes axis, or with a last axis of 1 instead: (n,) or (n, 1) for
+        predictions (n, classes)."""
+        y_true_shape, y_pred_shape = tuple(y_true_shape), tuple(y_pred_shape)
+        if len(y_true_shape) == len(y_pred_shape) and y_true_shape[-1:] == (1,):
+            y_true_shape = y_true_shape[:-1]
+        if len(y_pred_shape) < 2 or y_true_shape != y_pred_shape[:-1]:
+            raise ValueError(f"{self.name}: expected integer labels of shape {y_pred_shape[:-1]} for y_pred of "
+                             f"shape {y_pred_shape}, got y_true of shape {y_true_shape}")
 
     def prepare_targets(self, y_true, y_pred_shape, dtype=None):
-        """Integer labels as int64 (n,), checked on the host once: integral values in [0, classes)."""
+        """Integer labels as int64 of y_pred's shape without its classes axis, checked on the host once: integral
+        values in [0, classes)."""
         return self._labels(y_true, y_pred_shape)
 
     def from_prepared(self, targets, y_pred, logits=False, weights=None):
@@ -118,29 +135,29 @@ class SparseCategoricalCrossentropy(Loss):
         if weights is not None:
             return self._reduce(self.per_sample_prepared(targets, y_pred, logits), weights)
         if logits or self.from_logits:
-            return F.softmax_cross_entropy(y_pred, targets, reduction=self._fused_reduction(), labels_checked=True)
+            return _softmax_cross_entropy(y_pred, targets, self._fused_reduction(), labels_checked=True)
         return self._reduce(self._from_probabilities(targets, y_pred))
 
     def per_sample_prepared(self, targets, y_pred, logits=False):
         """Per-sample losses from checked labels."""
         if logits or self.from_logits:
-            return F.softmax_cross_entropy(y_pred, targets, reduction="none", labels_checked=True)
+            return _softmax_cross_entropy(y_pred, targets, "none", labels_checked=True)
         return self._from_probabilities(targets, y_pred)
 
     def _labels(self, y_true, y_pred_shape):
         host = to_host(y_true)
         y_pred_shape = tuple(y_pred_shape)
         self.check_targets(host.shape, y_pred_shape)
-        labels = host.reshape(-1)
+        labels = host.reshape(y_pred_shape[:-1])
         if labels.dtype.kind == "f":
             if not np.all(labels == np.round(labels)):
                 raise ValueError(f"{self.name}: y_true must hold integer class labels, got non-integer values")
         elif labels.dtype.kind not in "iu":
             raise TypeError(f"{self.name}: y_true must hold integer class labels, got dtype {labels.dtype}")
         labels = checked_cast(labels, np.int64, f"{self.name}: y_true")
-        classes = y_pred_shape[1]
+        classes = y_pred_shape[-1]
         # the ufuncs' reductions directly: ndarray.min/max add a Python wrapper each (a fifth of this check)
-        if labels.size and (np.minimum.reduce(labels) < 0 or np.maximum.reduce(labels) >= classes):
+        if labels.size and (np.minimum.reduce(labels, None) < 0 or np.maximum.reduce(labels, None) >= classes):
             raise ValueError(f"{self.name}: labels must be in [0, {classes}), got values in "
                              f"[{labels.min()}, {labels.max()}]")
         return labels
@@ -154,8 +171,8 @@ class SparseCategoricalCrossentropy(Loss):
 
     def _from_probabilities(self, labels, y_pred):
         """-log of the (normalised, clipped) probability of each label; the one-hot rows made on the device."""
-        classes = Tensor(np.arange(y_pred.shape[1]), dtype="int64", device=y_pred.device)
-        one_hot = (labels.reshape(-1, 1) == classes).astype(y_pred.dtype)
+        classes = Tensor(np.arange(y_pred.shape[-1]), dtype="int64", device=y_pred.device)
+        one_hot = (labels.reshape(*labels.shape, 1) == classes).astype(y_pred.dtype)
         probabilities = F.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
         return -(one_hot * probabilities.log()).sum(axis=-1)
 
@@ -166,8 +183,8 @@ class SparseCategoricalCrossentropy(Loss):
     def on_logits(self, y_true, logits, reduction=None):
         """The fused op on the labels, checked once on the host (``_labels``) and uploaded once."""
         labels = self._labels(y_true, logits.shape)
-        return F.softmax_cross_entropy(logits, labels, reduction=reduction or self._fused_reduction(),
-                                       labels_checked=True)
+        return _softmax_cross_entropy(logits, Tensor(labels, device=logits.device),
+                                      reduction or self._fused_reduction(), labels_checked=True)
 
     def get_config(self):
         """name, reduction, from_logits."""

@@ -315,7 +315,7 @@ class Trainer(BatchLoops, TrainerMetrics):
                 validation_freq=validation_freq, validation_batch_size=validation_batch_size,
                 class_weight=class_weight, validation_split=validation_split))
         x, y = self._prepare_xy(x, y, "fit")
-        w = sample_weights("fit", sample_weight, class_weight, y, len(x))
+        w = sample_weights("fit", sample_weight, class_weight, y, len(x), self.output_shape)
         x, y, w, validation = self._split_validation(x, y, w, validation_split, validation_data)
         if class_weight is not None and validation_data is None and validation is not None:
             validation = (*validation[:2], None)    # Keras weights the training samples only
@@ -401,7 +401,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         self._require_compiled(method)
         return_dict = arguments.boolean(method, "return_dict", return_dict)
         x, y = self._prepare_xy(x, y, method)
-        w = sample_weights(method, sample_weight, class_weight, y, len(x))
+        w = sample_weights(method, sample_weight, class_weight, y, len(x), self.output_shape)
         self._resolve_metrics(y.shape)
         self._reset_metrics()
         loss_value, output, compared = self._step(x, y, training, w)

@@ -19,19 +19,21 @@ from .utils import to_host
 __all__ = ["sample_weights"]
 
 
-def sample_weights(method, sample_weight, class_weight, y, count):
+def sample_weights(method, sample_weight, class_weight, y, count, output_shape=None):
     """The per-sample weights as a float64 array of ``count``, or None when neither argument is given.
+    ``output_shape``: the model's, when known (class weights need one class per sample).
 
     Raises:
         TypeError: the weights are not numbers, or class_weight is not a dict of numbers.
-        ValueError: the wrong number of weights, a NaN or infinite weight, or both arguments at once.
+        ValueError: the wrong number of weights, a NaN or infinite weight, both arguments at once, or class
+            weights for a model that predicts a class per position (a sequence), which Keras refuses too.
     """
     if sample_weight is not None and class_weight is not None:
         raise ValueError(f"{method}: give sample_weight or class_weight, not both (as Keras requires)")
     if sample_weight is not None:
         return _checked_sample_weight(method, sample_weight, count)
     if class_weight is not None:
-        return _from_class_weight(method, class_weight, y)
+        return _from_class_weight(method, class_weight, y, output_shape)
     return None
 
 
@@ -50,7 +52,7 @@ def _checked_sample_weight(method, sample_weight, count):
     return weights
 
 
-def _from_class_weight(method, class_weight, y):
+def _from_class_weight(method, class_weight, y, output_shape):
     if not isinstance(class_weight, dict):
         raise TypeError(f"{method}: class_weight must be a dict {{class index: weight}}, got "
                         f"{type(class_weight).__name__}")
@@ -61,6 +63,11 @@ def _from_class_weight(method, class_weight, y):
             raise TypeError(f"{method}: class_weight must map int class indices to finite numbers, got "
                             f"{key!r}: {value!r}")
     classes = np.asarray(y)
+    if classes.ndim > 2 or output_shape is not None and len(output_shape) > 2:
+        shape = tuple(output_shape) if output_shape is not None else classes.shape
+        raise ValueError(f"{method}: class_weight needs one class per sample, but the targets have one per position "
+                         f"(predictions of shape {shape}); weight the samples with sample_weight instead (Keras "
+                         "refuses class_weight for 3+ dimensional targets too)")
     if classes.ndim > 1 and classes.shape[-1] != 1:
         classes = np.argmax(classes, axis=-1)
     classes = np.round(classes.reshape(len(classes))).astype(np.int64)

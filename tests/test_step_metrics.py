@@ -143,3 +143,21 @@ def test_add_hits_is_update_state_on_the_same_hits():
     counted.add_hits(np.int64(3), 4)
     updated.update_state(np.eye(2)[[0, 1, 1, 0]], np.eye(2)[[0, 0, 1, 0]])
     assert counted.result() == updated.result() == np.mean(hits)
+
+
+def test_sequence_outputs_count_every_position_as_the_host_does():
+    """Predictions (n, t, classes) against one-hot targets (n, t, classes): n * t rows compared."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 5, 3)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (40, 5))]
+    histories, models = [], []
+    for metric in ("accuracy", HostCategoricalAccuracy(name="accuracy")):
+        nn.utils.set_random_seed(3)
+        model = nn.Sequential([nn.Input((5, 3)), nn.layers.Dense(4, activation="softmax")])
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=[metric])
+        histories.append(model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, verbose=0).history)
+        models.append(model)
+    assert histories[0] == histories[1]
+    assert _metric_outputs(models[0]) == {"hits"} and _metric_outputs(models[1]) == {"predictions"}
+    predictions = models[0].predict(x, verbose=0)
+    assert models[0].evaluate(x, y, verbose=0)[1] == pytest.approx(np.mean(predictions.argmax(-1) == y.argmax(-1)))
