@@ -36,8 +36,11 @@ def global_rng():
 
 
 def snake_case(name):
-    """'GlobalAveragePooling1D' -> 'global_average_pooling1d', as Keras names layers."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """'GlobalAveragePooling1D' -> 'global_average_pooling1d', 'Conv2D' -> 'conv2d', as Keras names layers: an
+    underscore before each capitalised word, and between a lower-case letter and a capital (not after a digit)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(prefix):
