@@ -280,6 +280,11 @@ class ModelFileReader:
         return strings
 
     # -- datasets -----------------------------------------------------------------------------
+    def shape(self, where):
+        """The stored shape of the numeric dataset at ``where`` (its data unread), or None for anything else."""
+        dataset = self._resolve(where, missing_ok=True)
+        return tuple(dataset.shape) if isinstance(dataset, h5py.Dataset) else None
+
     def array(self, where, expected_shape=None):
         """The numeric dataset at ``where`` as a numpy array, checked before and after reading.
 

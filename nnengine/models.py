@@ -3,7 +3,9 @@
 Training (compile, fit, evaluate, predict, *_on_batch) is inherited from ``Trainer``
 (trainer.py), as Keras 3's Model inherits it; file formats are saving.py's.
 """
-from . import arguments, saving
+import os
+
+from . import arguments, keras_archive, saving, weights_file
 from .h5io import ModelFileError
 from .layers import BUILD_LOCK, LAYER_CLASSES, InputLayer, Layer
 from .summary import summary_lines
@@ -268,16 +270,20 @@ class Sequential(Trainer):
         return model
 
     def save(self, filepath, overwrite=True, include_optimizer=True):
-        """Write the model to a Keras legacy HDF5 file (``.h5``), atomically."""
+        """Write the model, atomically, to Keras 3's native file (``.keras``, keras_archive.py) or to its legacy
+        HDF5 file (``.h5``)."""
+        if isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).endswith(keras_archive.SUFFIX):
+            keras_archive.save_archive(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+            return
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         """Write the weights to a Keras 3 ``.weights.h5`` file, atomically."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        weights_file.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
         """Read weights written by ``save_weights`` or ``save`` (nnengine's or Keras's)."""
-        saving.load_weights(self, filepath)
+        weights_file.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<Sequential name={self.name!r}, layers={[layer.name for layer in self._layers]}>"
@@ -317,10 +323,13 @@ def _layer_from_config(position, entry, known):
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Read a model saved with ``model.save('*.h5')`` by nnengine or by Keras (a Sequential).
+    """Read a model saved with ``model.save('*.keras')`` or ``model.save('*.h5')`` by nnengine or by Keras (a
+    Sequential).
 
     ``custom_objects`` ({name: class or function}) supplies custom layers (and losses or metrics to
     compile with); nothing named in the file is ever imported. ``safe_mode`` is Keras's flag: nnengine
     never runs code from a file either way.
     """
+    if isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).endswith(keras_archive.SUFFIX):
+        return keras_archive.load_archive(filepath, Sequential, compile=compile, custom_objects=custom_objects)
     return saving.load_model(filepath, Sequential, compile=compile, custom_objects=custom_objects)

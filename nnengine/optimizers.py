@@ -18,7 +18,8 @@ once per step, before the update. Gradient clipping, as Keras 3 applies it befor
 * ``clipnorm``:        g * clipnorm / max(||g||, clipnorm), for each gradient on its own
 * ``global_clipnorm``: every g * clipnorm / max(sqrt(sum of all ||g||^2), clipnorm)
 * ``clipvalue``:       clip(g, -clipvalue, clipvalue)
-(only the first one set applies, in that order, as in Keras).
+(only the first one set applies, in that order, as in Keras). The module is one piece (a little over 450
+lines): the base class and the five optimizers are read together, the formulas above against their code.
 """
 import math
 from abc import ABC, abstractmethod
@@ -92,6 +93,8 @@ class Optimizer(ABC):
 
     #: Keras's names of the per-parameter slots, in the order Keras saves them
     slot_names = ()
+    #: slots Keras stores after the others, each in a group of its own (``slot_groups``)
+    grouped_slots = ()
     #: the constructor's own arguments, kept as attributes of the same names: each goes into the
     #: config and comes back through from_config (one list, so the two cannot disagree)
     hyper_parameters = ()
@@ -156,6 +159,13 @@ class Optimizer(ABC):
     def active_slot_names(self):
         """The names of the slots this configuration keeps per parameter (Keras's names, its save order)."""
         return self.slot_names
+
+    def slot_groups(self):
+        """Keras 3's order of the slots a ``.weights.h5`` file stores by position: groups of slot names, each
+        interleaved weight by weight; the names in ``grouped_slots`` come after, each a group of its own."""
+        names = self.active_slot_names()
+        return [group for group in [tuple(n for n in names if n not in self.grouped_slots)]
+                + [(n,) for n in names if n in self.grouped_slots] if group]
 
     @property
     def has_state(self):
@@ -313,6 +323,7 @@ class Adam(Optimizer):
     """Adam (Kingma and Ba) with Keras's defaults: lr 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7."""
 
     slot_names = ("momentum", "velocity")
+    grouped_slots = ("velocity_hat",)        # Keras: each weight's momentum and velocity, then every velocity_hat
     hyper_parameters = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
@@ -368,6 +379,7 @@ class RMSprop(Optimizer):
     """RMSprop with Keras's defaults: lr 0.001, rho 0.9, momentum 0, epsilon 1e-7 (inside the square root)."""
 
     hyper_parameters = ("rho", "momentum", "epsilon", "centered")
+    grouped_slots = ("velocity", "momentum", "average_gradient")    # Keras: every velocity, then every momentum...
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  weight_decay=None, name="rmsprop", **clipping):

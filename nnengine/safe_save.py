@@ -67,8 +67,9 @@ def json_checksums(**texts):
 # ---------------------------------------------------------------------------------------------
 # Atomic saves
 # ---------------------------------------------------------------------------------------------
-def atomic_save(caller, path, overwrite, write):
-    """Write an HDF5 file with ``write(h5file)`` under a temporary name, then rename it over ``path``.
+def atomic_save(caller, path, overwrite, write, hdf5=True):
+    """Write an HDF5 file with ``write(h5file)`` under a temporary name, then rename it over ``path``; with
+    ``hdf5=False``, any file, with ``write(binary file)`` (then without the whole-file checksum header).
 
     ``write`` should only write prepared data: every exception it raises is reported as an OSError
     of the save.
@@ -87,7 +88,7 @@ def atomic_save(caller, path, overwrite, write):
     remove_stale_temps(target)
     temporary = _new_temp(caller, path, target)
     try:
-        _write_and_replace(temporary, target, write)
+        _write_and_replace(temporary, target, write, hdf5)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(temporary)
@@ -125,11 +126,15 @@ def _new_temp(caller, path, target):
     return temporary
 
 
-def _write_and_replace(temporary, target, write):
-    with h5py.File(temporary, "w", userblock_size=HEADER_SIZE) as f:
-        write(f)
+def _write_and_replace(temporary, target, write, hdf5=True):
+    if hdf5:
+        with h5py.File(temporary, "w", userblock_size=HEADER_SIZE) as f:
+            write(f)
     with open(temporary, "rb+") as f:
-        f.write(_header(*body_checksum(f)))
+        if hdf5:
+            f.write(_header(*body_checksum(f)))
+        else:
+            write(f)
         f.flush()
         os.fsync(f.fileno())
     os.chmod(temporary, _new_file_mode(target))

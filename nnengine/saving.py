@@ -7,10 +7,7 @@
   path to a dataset inside that group); group ``optimizer_weights``
   (``weight_names`` such as ``adam/iteration``, ``adam/learning_rate``,
   ``adam/<model>_<layer>_kernel_momentum``).
-* ``save_weights`` / ``load_weights``: Keras 3's ``.weights.h5`` file: group
-  ``layers/<key>/vars`` with datasets "0", "1", ... per layer, where the key is
-  the layer's class name in snake case, numbered by position ("dense",
-  "dense_1", ...), and ``optimizer/vars`` with the optimizer's variables.
+* Keras 3's ``.weights.h5`` file is weights_file.py's, its ``.keras`` archive keras_archive.py's.
 
 Files that Keras itself wrote load too: Keras 3's names (``sequential/dense/kernel``)
 and tf.keras 2.x's (``dense/kernel:0``), for Sequential models of nnengine's layer
@@ -33,14 +30,13 @@ from . import optimizers as optimizers_module
 from .h5io import ModelFileError, ModelFileReader
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
 from .layers import stored_weights
-from .utils import snake_case
 from .version import __version__
 
 #: the Keras version whose file layout these files follow
 KERAS_LAYOUT_VERSION = "3.0.0"
 BACKEND_NAME = "nnengine"
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ModelFileError",
+__all__ = ["save_model", "load_model", "ModelFileError",
            "register_keras_serializable", "get_registered_object", "registered_name", "layer_classes"]
 
 _REGISTERED = {}
@@ -90,7 +86,8 @@ def layer_classes(builtin, custom_objects=None):
 # ---------------------------------------------------------------------------------------------
 # The legacy .h5 model file
 # ---------------------------------------------------------------------------------------------
-def _training_config(model):
+def training_config(model):
+    """compile()'s arguments as Keras 3's training_config (the .h5 attribute; .keras files wrap it)."""
     spec = model._compile_config
     return {"loss": losses_module.serialize(model.loss, spec.get("loss")),
             "loss_weights": None,
@@ -147,15 +144,15 @@ def _write_optimizer_weights(f, variables):
 
 def save_model(model, filepath, overwrite=True, include_optimizer=True):
     """Write ``model`` to a Keras legacy HDF5 file (see the module docstring), atomically."""
-    path = _checked_path("save", filepath, (".h5", ".hdf5"), "nnengine writes Keras's HDF5 format; give a "
-                                                           "filename ending in .h5")
+    path = _checked_path("save", filepath, (".h5", ".hdf5"), "give a filename ending in .keras (Keras 3's native "
+                                                           "file) or .h5 (its legacy HDF5 file)")
     include_optimizer = arguments.boolean("save", "include_optimizer", include_optimizer)
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built yet; build it or train it first")
     # everything that can fail for reasons other than the disk happens before the file is opened
     texts = {"model_config": json.dumps({"class_name": "Sequential", "config": model.get_config()})}
     if model.compiled and model.loss is not None:
-        texts["training_config"] = json.dumps(_training_config(model))
+        texts["training_config"] = json.dumps(training_config(model))
     optimizer = _host_values(_optimizer_variable_names(model)) \
         if include_optimizer and model.compiled and model.optimizer.has_state else None
 
@@ -237,7 +234,7 @@ def _read_layer_weights(reader, group_path, model):
     stored.finish()
 
 
-def _compile_from_config(model, config, reader, custom_objects=None):
+def compile_from_config(model, config, reader, custom_objects=None):
     """Compile from a training_config (Keras 3's or tf.keras 2.x's); warn and stay uncompiled if it cannot.
 
     A loss or metric named in ``custom_objects`` (a function or class the user passed) is used by name.
@@ -348,92 +345,9 @@ def load_model(filepath, model_class, compile=True, custom_objects=None):
             raise reader.error("attribute model_config", "the config gives no input shape, so the stored weights "
                                                          "cannot be matched to the layers")
         stored.finish()
-        training_config = reader.json_attribute("training_config") if compile else None
-        if training_config is not None:
-            _compile_from_config(model, training_config, reader, custom_objects)
+        training = reader.json_attribute("training_config") if compile else None
+        if training is not None:
+            compile_from_config(model, training, reader, custom_objects)
             if model.compiled and reader.has("optimizer_weights"):
                 _restore_optimizer(model, reader)
     return model
-
-
-# ---------------------------------------------------------------------------------------------
-# Keras 3's .weights.h5
-# ---------------------------------------------------------------------------------------------
-def _layer_keys(model):
-    """Keras 3's keys for the layers of a Sequential: class names in snake case, numbered per class."""
-    counts, keys = {}, []
-    for layer in model.layers:
-        base = snake_case(type(layer).__name__)
-        count = counts.get(base, 0)
-        counts[base] = count + 1
-        keys.append(base if count == 0 else f"{base}_{count}")
-    return keys
-
-
-def save_weights(model, filepath, overwrite=True):
-    """Write the weights (and the optimizer's variables) to a Keras 3 ``.weights.h5`` file, atomically."""
-    path = _checked_path("save_weights", filepath, (".weights.h5",), "the filename must end in .weights.h5 "
-                                                                      "(Keras 3's rule)")
-    if not model.built:
-        raise ValueError(f"save_weights: model {model.name!r} is not built yet; build it or train it first")
-    layers = [(key, layer.name, [w.numpy() for w in layer.weights])
-              for key, layer in zip(_layer_keys(model), model.layers)]
-    optimizer = _host_values(_optimizer_variable_names(model)) \
-        if model.optimizer is not None and model.optimizer.has_state else None
-
-    def write(f):
-        f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
-        layers_group = f.create_group("layers")
-        for key, name, values in layers:
-            variables = layers_group.create_group(key).create_group("vars")
-            variables.attrs["name"] = name
-            for index, value in enumerate(values):
-                write_dataset(variables, str(index), value)
-        f.create_group("vars").attrs["name"] = model.name
-        if optimizer is not None:
-            variables = f.create_group("optimizer").create_group("vars")
-            variables.attrs["name"] = model.optimizer.name
-            for index, (_, value) in enumerate(optimizer):
-                write_dataset(variables, str(index), value)
-
-    atomic_save("save_weights", path, overwrite, write)
-
-
-def load_weights(model, filepath):
-    """Read weights from a ``.weights.h5`` file (Keras 3 layout) or a legacy ``.h5`` file into a built model.
-
-    Every stored shape is checked against the model's before the data is read; a file that does not fit
-    raises ``ModelFileError`` and leaves the model's weights as they were.
-    """
-    caller = "load_weights"
-    if not model.built:
-        raise ValueError(f"{caller}: build model {model.name!r} before loading weights into it")
-    previous = model.get_weights()
-    try:
-        with ModelFileReader.open(filepath, caller) as reader:
-            if reader.has("layers"):
-                _read_keras3_weights(reader, model)
-            elif reader.has("model_weights"):
-                _read_layer_weights(reader, "model_weights", model)
-            elif "layer_names" in reader.file.attrs:
-                _read_layer_weights(reader, "/", model)
-            else:
-                raise reader.error("/", "holds no Keras weights (no 'layers' or 'model_weights' group)")
-    except BaseException:
-        model.set_weights(previous)          # all or nothing
-        raise
-
-
-def _read_keras3_weights(reader, model):
-    """Keras 3's layout: layers/<key>/vars/0, 1, ... for each layer, keyed by class name and position."""
-    for key, layer in zip(_layer_keys(model), model.layers):
-        if not layer.weights:
-            continue
-        where = f"layers/{key}/vars"
-        if not reader.has(where):
-            raise reader.error(where, f"missing: no weights for layer {layer.name!r}")
-        stored = len(reader.group(where))
-        if stored != len(layer.weights):
-            raise reader.error(where, f"stores {stored} weights, layer {layer.name!r} has {len(layer.weights)}")
-        layer.set_weights([reader.array(f"{where}/{index}", expected_shape=weight.shape)
-                           for index, weight in enumerate(layer.weights)])

@@ -150,8 +150,8 @@ def test_save_to_a_path_that_cannot_be_written(tmp_path):
     model, _, _ = trained_model()
     with pytest.raises(FileNotFoundError, match="the directory .* does not exist"):
         model.save(tmp_path / "missing" / "model.h5")
-    with pytest.raises(ValueError, match="ending in .h5"):
-        model.save(tmp_path / "model.keras")
+    with pytest.raises(ValueError, match=r"ending in \.keras .* or \.h5"):
+        model.save(tmp_path / "model.pt")
     (tmp_path / "dir.h5").mkdir()
     with pytest.raises(IsADirectoryError):
         model.save(tmp_path / "dir.h5")
@@ -237,3 +237,15 @@ def test_a_file_for_a_different_model_is_refused(tmp_path):
                                                 r"the model's \(5, 8\)"):
         other.load_weights(tmp_path / "m.weights.h5")
     assert all(np.array_equal(a, b) for a, b in zip(before, other.get_weights()))
+
+
+def test_layer_names_and_weight_keys_follow_keras_snake_case(tmp_path):
+    """Keras names a Conv2D layer 'conv2d' (no underscore after a digit) and keys its weights so."""
+    model = nn.Sequential([nn.Input((8, 8, 1)), nn.layers.Conv2D(2, 3), nn.layers.MaxPooling2D(2),
+                           nn.layers.Conv2D(2, 1), nn.layers.GlobalAveragePooling2D(), nn.layers.Dense(2)])
+    prefixes = [layer.name.rsplit("_", 1)[0] if layer.name[-1].isdigit() and "_" in layer.name else layer.name
+                for layer in model.layers]
+    assert prefixes == ["conv2d", "max_pooling2d", "conv2d", "global_average_pooling2d", "dense"]
+    model.save_weights(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5") as f:
+        assert sorted(f["layers"]) == ["conv2d", "conv2d_1", "dense", "global_average_pooling2d", "max_pooling2d"]

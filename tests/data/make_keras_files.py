@@ -1,6 +1,8 @@
-"""Write the .h5 files that tests/test_keras_files.py reads, with real Keras (not run by the tests).
+"""Write the .h5 and .keras files that tests/test_keras_files.py and test_keras_archive.py read, with real
+Keras (not run by the tests).
 
     KERAS_BACKEND=torch python tests/data/make_keras_files.py keras3      # in a venv with keras 3 + torch
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py archives    # the same venv: the .keras files
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -29,8 +31,40 @@ def build_and_save(keras, name):
     np.savez(f"{name}.npz", x=x[:8], y=model.predict(x[:8], verbose=0), labels=y[:8])
 
 
+def build_and_save_archive(keras, name, layers, optimizer, input_shape, labels=3):
+    """A model saved with ``model.save(<name>.keras)`` after a short fit, and ``<name>.npz``: an input batch and
+    Keras's predictions for it, and the data of one more epoch (unshuffled) with the weights Keras reached after
+    it, which only a correctly restored optimizer state reaches too."""
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((48, *input_shape)).astype("float32")
+    y = rng.integers(0, labels, 48)
+    model = keras.Sequential([keras.Input(shape=input_shape), *layers])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    model.save(f"{name}.keras")
+    predictions = model.predict(x[:8], verbose=0)
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.savez(f"{name}.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
+             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+
+
+def build_and_save_archives(keras):
+    layers = keras.layers
+    build_and_save_archive(keras, "keras3_cnn_rmsprop", [
+        layers.Conv2D(4, 3, padding="same", activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(2),
+        layers.Flatten(), layers.Dense(3, activation="softmax")],
+        keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True), (8, 8, 1))
+    build_and_save_archive(keras, "keras3_mlp_amsgrad", [
+        layers.Dense(8, activation="relu"), layers.Dense(8, activation="tanh", use_bias=False),
+        layers.Dense(3, activation="softmax")], keras.optimizers.Adam(0.01, amsgrad=True), (6,))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "keras3":
+    if sys.argv[1] == "archives":
+        import keras
+        build_and_save_archives(keras)
+    elif sys.argv[1] == "keras3":
         import keras
         build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")
     else:

@@ -1,0 +1,248 @@
+"""Keras 3's native model file, ``model.keras``: what ``model.save("model.keras")`` writes in Keras 3.
+
+The file is a zip archive (stored, not compressed, as Keras writes it) of three members:
+
+* ``metadata.json``: ``{"keras_version": ..., "date_saved": ...}``;
+* ``config.json``: the model as Keras 3 serializes objects, ``{"module": "keras", "class_name":
+  "Sequential", "config": {..., "layers": [...]}, "registered_name": null, "build_config": {...},
+  "compile_config": {...}}``, each layer ``{"module": "keras.layers", "class_name": ..., "config": ...,
+  "registered_name": ..., "build_config": {"input_shape": ...}}`` (the layer configs are the ones the
+  ``.h5`` file holds), and the compile arguments with the optimizer as such an object too;
+* ``model.weights.h5``: the weights and the optimizer's variables in Keras 3's ``.weights.h5`` layout
+  (``layers/<key>/vars/<i>``, ``optimizer/vars/<i>``), written and read by saving.py.
+
+Saving writes the archive under a temporary name and renames it over the target (safe_save.py). Loading
+reads the two JSON members and the weights file only: nothing in the archive is run or unpickled, no
+member is extracted under a name the archive chooses, the weights file is copied into a private
+temporary folder (refusing members that expand implausibly) and then read through h5io.py's checks,
+like any ``.h5`` file. Keras 3 loads the files nnengine writes, and nnengine loads the files Keras 3
+writes for Sequential models of its layer classes.
+"""
+import errno
+import json
+import os
+import tempfile
+import time
+import zipfile
+
+from . import arguments, saving, weights_file
+from .h5io import ModelFileError, ModelFileReader
+from .layers import stored_weights
+from .safe_save import atomic_save
+from .version import __version__
+
+__all__ = ["save_archive", "load_archive", "SUFFIX"]
+
+SUFFIX = ".keras"
+CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+#: the largest config.json read (a Sequential's config is a few kB per layer)
+MAX_CONFIG_BYTES = 1 << 24
+#: a deflated member may expand to at most this many times its compressed size (beyond MIN_CHECKED_BYTES) ...
+MAX_EXPANSION = 200
+#: ... a limit that only applies above this size (float weights barely compress; Keras stores them unpacked)
+MIN_CHECKED_BYTES = 1 << 26
+#: the compressions a member may use: none (as Keras writes) or deflate (a zip tool's re-pack); bzip2 and lzma,
+#: whose expansion has no practical bound, are refused
+READ_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------------------------
+def save_archive(model, filepath, overwrite=True, include_optimizer=True):
+    """Write ``model`` to a Keras 3 ``.keras`` file (see the module docstring), atomically."""
+    path = arguments.path("save", "filepath", filepath)
+    include_optimizer = arguments.boolean("save", "include_optimizer", include_optimizer)
+    if not model.built:
+        raise ValueError(f"save: model {model.name!r} is not built yet; build it or train it first")
+    config = json.dumps(native_config(model))
+    metadata = json.dumps({"keras_version": saving.KERAS_LAYOUT_VERSION, "nnengine_version": __version__,
+                           "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")})
+    with tempfile.TemporaryDirectory(prefix="nnengine-save-") as scratch:
+        weights = os.path.join(scratch, WEIGHTS)
+        weights_file.save_weights(model, weights, include_optimizer=include_optimizer)
+
+        def write(file):
+            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr(METADATA, metadata)
+                archive.writestr(CONFIG, config)
+                archive.write(weights, WEIGHTS)
+
+        atomic_save("save", path, overwrite, write, hdf5=False)
+
+
+def native_config(model):
+    """The model's config.json as Keras 3 writes it: its h5 config, each object given its module."""
+    config = model.get_config()
+    shape = list(model.input_shape)
+    layers = []
+    built = iter(model.layers)
+    for entry in config["layers"]:
+        entry = {"module": "keras.layers", "registered_name": None, **entry}
+        if entry["class_name"] != "InputLayer":
+            layer = next(built)
+            entry["module"] = "keras.layers" if entry["registered_name"] is None else type(layer).__module__
+            entry["build_config"] = {"input_shape": shape}
+            shape = list(layer.compute_output_shape(tuple(shape)))
+        layers.append(entry)
+    config = {**config, "layers": layers, "build_input_shape": list(model.input_shape)}
+    native = {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
+              "build_config": {"input_shape": list(model.input_shape)}}
+    if model.compiled and model.loss is not None:
+        native["compile_config"] = _native_compile_config(saving.training_config(model))
+    return native
+
+
+def _native_compile_config(training):
+    """compile()'s arguments as Keras 3's config.json holds them: the optimizer as a serialized object."""
+    compile_config = {key: value for key, value in training.items() if key != "optimizer_config"}
+    optimizer = training["optimizer_config"]
+    compile_config["optimizer"] = {"module": "keras.optimizers", "class_name": optimizer["class_name"],
+                                   "config": optimizer["config"], "registered_name": None}
+    loss = compile_config.get("loss")
+    if isinstance(loss, dict):
+        compile_config["loss"] = {"module": "keras.losses", "registered_name": None, **loss}
+    return compile_config
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+def load_archive(filepath, model_class, compile=True, custom_objects=None):
+    """Read a ``.keras`` file written by nnengine or Keras 3 (a Sequential); ``ModelFileError`` if malformed."""
+    path = arguments.path("load_model", "filepath", filepath)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, f"load_model: no such file {path!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"load_model: {path!r} is a directory, not a .keras file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError("load_model", path, "the start of the file", "not a zip archive (a .keras file is one)")
+    with tempfile.TemporaryDirectory(prefix="nnengine-load-") as scratch:
+        weights = os.path.join(scratch, WEIGHTS)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = _config_member(archive, path)
+                _copy_member(archive, WEIGHTS, weights, path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError) as error:
+            raise ModelFileError("load_model", path, "the archive", f"{type(error).__name__}: {error}") from None
+        try:
+            return _model_from_files(config, weights, f"{path}:{WEIGHTS}", model_class, compile, custom_objects)
+        except ModelFileError as error:
+            if error.path != weights:
+                raise
+            raise ModelFileError("load_model", f"{path}:{WEIGHTS}", error.where, error.problem) from None
+
+
+def _model_from_files(config, weights, shown_path, model_class, compile, custom_objects):
+    """The model of config.json with the weights (and the compile arguments and optimizer state) of the
+    extracted weights file ``weights``, read through h5io's checks; errors name ``shown_path``."""
+    with ModelFileReader.open(weights, "load_model") as reader:
+        reader.path = shown_path
+        model = _model_from_config(config, model_class, custom_objects, reader)
+        training = _training_config(config.get("compile_config"), reader) if compile else None
+        if training is not None:
+            saving.compile_from_config(model, training, reader, custom_objects)
+            if model.compiled and reader.has("optimizer/vars"):
+                weights_file.restore_optimizer_variables(model, reader)
+    return model
+
+
+def _config_member(archive, path):
+    """config.json's model: a dict naming a Sequential."""
+    text = _read_member(archive, CONFIG, path, MAX_CONFIG_BYTES)
+    try:
+        config = json.loads(text.decode("utf8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ModelFileError("load_model", path, CONFIG, f"not valid JSON: {error}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ModelFileError("load_model", path, CONFIG, "expected a JSON object with a 'config' object")
+    if config.get("class_name") != "Sequential":
+        raise ModelFileError("load_model", path, CONFIG, f"holds a {config.get('class_name')!r:.80} model; nnengine "
+                                                         "loads Sequential models")
+    return config
+
+
+def _member_info(archive, name, path):
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ModelFileError("load_model", path, name, "missing: a .keras file holds config.json, metadata.json "
+                                                       "and model.weights.h5") from None
+    if info.compress_type not in READ_COMPRESSIONS:
+        raise ModelFileError("load_model", path, name, f"compressed with zip method {info.compress_type}; nnengine "
+                                                       "reads stored or deflated members")
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MIN_CHECKED_BYTES and \
+            info.file_size > MAX_EXPANSION * max(info.compress_size, 1):
+        raise ModelFileError("load_model", path, name, f"would expand {info.compress_size} bytes to "
+                                                       f"{info.file_size}: refused")
+    return info
+
+
+def _read_member(archive, name, path, limit):
+    info = _member_info(archive, name, path)
+    if info.file_size > limit:
+        raise ModelFileError("load_model", path, name, f"{info.file_size} bytes, more than the {limit} read")
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise ModelFileError("load_model", path, name, f"longer than the {limit} bytes read")
+    return data
+
+
+def _copy_member(archive, name, target, path):
+    """Copy member ``name`` to the file ``target``, never more bytes than its header declares."""
+    info = _member_info(archive, name, path)
+    copied = 0
+    with archive.open(info) as member, open(target, "wb") as out:
+        while True:
+            chunk = member.read(1 << 22)
+            if not chunk:
+                break
+            copied += len(chunk)
+            if copied > info.file_size:
+                break
+            out.write(chunk)
+    if copied != info.file_size:
+        raise ModelFileError("load_model", path, name, f"holds {'more' if copied > info.file_size else copied} "
+                                                       f"bytes, its header says {info.file_size}")
+
+
+def _model_from_config(native, model_class, custom_objects, reader):
+    """The Sequential of config.json, each weight taken from the weights file as its layer is built (compared
+    with the stored shape first: the file bounds what is allocated)."""
+    where = CONFIG
+    stored = weights_file.StoredWeights(reader, _layer_keys_by_name(native["config"], reader))
+    try:
+        with stored_weights(stored):
+            model = model_class.from_config(native["config"], custom_objects=custom_objects)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise reader.error(where, f"{type(error).__name__}: {error}") from None
+    if not model.built:
+        raise reader.error(where, "the config gives no input shape, so the stored weights cannot be matched to "
+                                  "the layers")
+    stored.finish()
+    return model
+
+
+def _layer_keys_by_name(config, reader):
+    """{layer name: its key in the weights file}, from the config's layer entries (InputLayer has none)."""
+    entries = config.get("layers")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("config"), dict)
+                                               for e in entries):
+        raise reader.error(CONFIG, "'layers' must be a list of {'class_name': ..., 'config': {...}} objects")
+    layers = [e for e in entries if e.get("class_name") != "InputLayer"]
+    names = [str(e.get("class_name")) for e in layers]
+    return {e["config"].get("name"): key for e, key in zip(layers, weights_file.layer_keys(names))}
+
+
+def _training_config(compile_config, reader):
+    """config.json's compile_config in the form saving.compile_from_config reads (an .h5 training_config)."""
+    if compile_config is None:
+        return None
+    if not isinstance(compile_config, dict) or not isinstance(compile_config.get("optimizer"), dict):
+        raise reader.error(f"{CONFIG}: compile_config", "expected a dict with an optimizer dict")
+    optimizer = compile_config["optimizer"]
+    name = optimizer.get("registered_name") or optimizer.get("class_name")
+    return {**compile_config, "optimizer_config": {"class_name": name, "config": optimizer.get("config")}}

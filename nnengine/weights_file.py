@@ -1,0 +1,174 @@
+"""Keras 3's ``.weights.h5`` file (``save_weights`` / ``load_weights``, and the weights inside a ``.keras`` archive).
+
+Group ``layers/<key>/vars`` holds datasets "0", "1", ... per layer, where the key is the layer's class name
+in snake case as Keras makes it (``Conv2D`` -> ``conv2d``), numbered per class by position ("dense",
+"dense_1", ...); group ``optimizer/vars`` holds the optimizer's variables by position: the step count, the
+learning rate, then the slots in Keras 3's order (``Optimizer.slot_groups``). Saves are atomic and reads go
+through h5io.py's checks, as for the ``.h5`` file (saving.py).
+"""
+import math
+import warnings
+
+from .h5io import ModelFileReader
+from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
+from .saving import _checked_path, _host_values, _read_layer_weights
+from .utils import snake_case
+
+__all__ = ["save_weights", "load_weights", "read_keras3_weights", "restore_optimizer_variables", "StoredWeights",
+           "layer_keys"]
+
+
+def layer_keys(class_names):
+    """Keras 3's keys for the layers of a Sequential, from their class names: snake case, numbered per class."""
+    counts, keys = {}, []
+    for name in class_names:
+        base = snake_case(name)
+        count = counts.get(base, 0)
+        counts[base] = count + 1
+        keys.append(base if count == 0 else f"{base}_{count}")
+    return keys
+
+
+def _layer_keys(model):
+    return layer_keys(type(layer).__name__ for layer in model.layers)
+
+
+class StoredWeights:
+    """The weights of a ``.weights.h5`` layout, handed to the layers of a model being built from its config
+    (``layers.stored_weights``): each compared with its stored shape before it is read, so the file bounds
+    what is allocated. ``keys``: {layer name in the config: its key in the file}.
+    """
+
+    def __init__(self, reader, keys):
+        self.reader, self.keys = reader, keys
+        self.taken = {}                         # key -> weights handed out
+
+    def __call__(self, layer, weight_name, shape):
+        key = self.keys.get(layer.name)
+        where = f"layers/{key}/vars"
+        if key is None or not self.reader.has(where):
+            raise self.reader.error(where, f"missing: no weights for layer {layer.name!r}")
+        index = self.taken.get(key, 0)
+        self.taken[key] = index + 1
+        if not self.reader.has(f"{where}/{index}"):
+            raise self.reader.error(where, f"layer {layer.name!r} needs more weights than the {index} stored")
+        return self.reader.array(f"{where}/{index}", expected_shape=shape)
+
+    def finish(self):
+        """Check that every stored weight went to the model."""
+        for key in self.keys.values():
+            where = f"layers/{key}/vars"
+            stored = len(self.reader.group(where)) if self.reader.has(where) else 0
+            if stored != self.taken.get(key, 0):
+                raise self.reader.error(where, f"stores {stored} weights, the layer took {self.taken.get(key, 0)}")
+
+
+def save_weights(model, filepath, overwrite=True, include_optimizer=True):
+    """Write the weights (and the optimizer's variables) to a Keras 3 ``.weights.h5`` file, atomically."""
+    path = _checked_path("save_weights", filepath, (".weights.h5",), "the filename must end in .weights.h5 "
+                                                                      "(Keras 3's rule)")
+    if not model.built:
+        raise ValueError(f"save_weights: model {model.name!r} is not built yet; build it or train it first")
+    layers = [(key, layer.name, [w.numpy() for w in layer.weights])
+              for key, layer in zip(_layer_keys(model), model.layers)]
+    optimizer = _host_values(_indexed_optimizer_variables(model)) \
+        if include_optimizer and model.optimizer is not None and model.optimizer.has_state else None
+
+    def write(f):
+        f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
+        layers_group = f.create_group("layers")
+        for key, name, values in layers:
+            variables = layers_group.create_group(key).create_group("vars")
+            variables.attrs["name"] = name
+            for index, value in enumerate(values):
+                write_dataset(variables, str(index), value)
+        f.create_group("vars").attrs["name"] = model.name
+        if optimizer is not None:
+            variables = f.create_group("optimizer").create_group("vars")
+            variables.attrs["name"] = model.optimizer.name
+            for index, (_, value) in enumerate(optimizer):
+                write_dataset(variables, str(index), value)
+
+    atomic_save("save_weights", path, overwrite, write)
+
+
+def load_weights(model, filepath):
+    """Read weights from a ``.weights.h5`` file (Keras 3 layout) or a legacy ``.h5`` file into a built model.
+
+    Every stored shape is checked against the model's before the data is read; a file that does not fit
+    raises ``ModelFileError`` and leaves the model's weights as they were.
+    """
+    caller = "load_weights"
+    if not model.built:
+        raise ValueError(f"{caller}: build model {model.name!r} before loading weights into it")
+    previous = model.get_weights()
+    try:
+        with ModelFileReader.open(filepath, caller) as reader:
+            if reader.has("layers"):
+                read_keras3_weights(reader, model)
+            elif reader.has("model_weights"):
+                _read_layer_weights(reader, "model_weights", model)
+            elif "layer_names" in reader.file.attrs:
+                _read_layer_weights(reader, "/", model)
+            else:
+                raise reader.error("/", "holds no Keras weights (no 'layers' or 'model_weights' group)")
+    except BaseException:
+        model.set_weights(previous)          # all or nothing
+        raise
+
+
+def read_keras3_weights(reader, model):
+    """Keras 3's layout: layers/<key>/vars/0, 1, ... for each layer, keyed by class name and position."""
+    for key, layer in zip(_layer_keys(model), model.layers):
+        if not layer.weights:
+            continue
+        where = f"layers/{key}/vars"
+        if not reader.has(where):
+            raise reader.error(where, f"missing: no weights for layer {layer.name!r}")
+        stored = len(reader.group(where))
+        if stored != len(layer.weights):
+            raise reader.error(where, f"stores {stored} weights, layer {layer.name!r} has {len(layer.weights)}")
+        layer.set_weights([reader.array(f"{where}/{index}", expected_shape=weight.shape)
+                           for index, weight in enumerate(layer.weights)])
+
+
+def _indexed_slots(model):
+    """(weight, slot name) of each state variable a ``.weights.h5`` file stores after the step count and the
+    learning rate, in Keras 3's order (``Optimizer.slot_groups``)."""
+    weights = model.trainable_weights
+    return [(weight, name) for group in model.optimizer.slot_groups() for weight in weights for name in group]
+
+
+def _indexed_optimizer_variables(model):
+    """(name, value) of the optimizer's variables in a ``.weights.h5`` file's order: the step count, the
+    learning rate, then the slots in Keras 3's order."""
+    optimizer = model.optimizer
+    head = [(name, value) for name, value, *_ in optimizer.variables()[:2]]
+    return head + [(name, optimizer.slots(weight)[name]) for weight, name in _indexed_slots(model)]
+
+
+def restore_optimizer_variables(model, reader):
+    """Reload the optimizer state of a ``.weights.h5`` layout (``optimizer/vars/<i>``, inside a ``.keras`` file).
+
+    The variables are stored by position: the step count, the learning rate, then the slots in Keras 3's
+    order (``Optimizer.slot_groups``). Anything else (another optimizer, another count or shape) is skipped
+    with a warning: the optimizer starts afresh.
+    """
+    optimizer, where = model.optimizer, "optimizer/vars"
+    slots = _indexed_slots(model)
+    stored = len(reader.group(where))
+    shapes_fit = stored == 2 + len(slots) and all(
+        reader.shape(f"{where}/{2 + index}") == tuple(weight.shape) for index, (weight, _) in enumerate(slots))
+    if not shapes_fit:
+        warnings.warn(f"{reader.caller}: the optimizer state in {reader.path!r} does not match optimizer "
+                      f"{optimizer.name!r} of this model ({stored} variables); it starts afresh", stacklevel=3)
+        return
+    iteration = reader.array(f"{where}/0")
+    step = float(iteration.reshape(-1)[0]) if iteration.size == 1 else math.nan
+    if not math.isfinite(step) or step < 0 or step != int(step):
+        raise reader.error(f"{where}/0", f"the step count must be one non-negative integer, got {iteration}")
+    values = [reader.array(f"{where}/{2 + index}", expected_shape=weight.shape) for index, (weight, _) in
+              enumerate(slots)]
+    for (weight, name), value in zip(slots, values):
+        optimizer.slots(weight)[name].assign_(value)
+    optimizer.iterations = int(step)

@@ -1,0 +1,190 @@
+"""Keras 3's native ``.keras`` file (nnengine/keras_archive.py): layout, round trips, Keras's own files, hostile ones.
+
+The files in tests/data were written by Keras 3.15 (make_keras_files.py archives) with optimizers whose state
+Keras stores in two different orders (RMSprop with momentum and centering: every velocity, then every
+momentum, then every average gradient; Adam with AMSGrad: each weight's momentum and velocity, then every
+velocity_hat). A loaded model must predict what Keras predicted, and one more epoch must reach the weights
+Keras reached: only a correctly restored optimizer state does.
+"""
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from keras_helpers import classification_data, small_model
+
+import nnengine as nn
+from nnengine import ModelFileError
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def trained(optimizer="adam"):
+    x, y = classification_data(48)
+    model = small_model()
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    return model, x, y
+
+
+def test_the_archive_has_keras_3s_members_and_config(tmp_path):
+    model, _, _ = trained()
+    model.save(tmp_path / "model.keras")
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        assert all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
+        config = json.loads(archive.read("config.json"))
+        metadata = json.loads(archive.read("metadata.json"))
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")))
+        assert {"module": "keras", "class_name": "Sequential", "registered_name": None}.items() <= config.items()
+        layers = config["config"]["layers"]
+        assert [entry["class_name"] for entry in layers] == ["InputLayer", "Dense", "Dense"]
+        assert all(entry["module"] == "keras.layers" for entry in layers)
+        assert layers[1]["build_config"] == {"input_shape": [None, 6]}
+        assert layers[2]["build_config"] == {"input_shape": [None, layers[1]["config"]["units"]]}
+        compile_config = config["compile_config"]
+        assert compile_config["optimizer"]["class_name"] == "Adam" and compile_config["metrics"] == ["accuracy"]
+        assert compile_config["loss"] == "sparse_categorical_crossentropy"
+        assert metadata["keras_version"].startswith("3.") and "date_saved" in metadata
+        np.testing.assert_array_equal(weights["layers/dense/vars/0"][()], model.get_weights()[0])
+        assert int(weights["optimizer/vars/0"][()]) == model.optimizer.iterations == 6
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adagrad",
+                                       nn.optimizers.RMSprop(momentum=0.5, centered=True),
+                                       nn.optimizers.Adam(amsgrad=True), nn.optimizers.SGD(momentum=0.9)])
+def test_training_resumes_from_a_saved_archive_exactly(tmp_path, optimizer):
+    model, x, y = trained(optimizer)
+    model.save(tmp_path / "model.keras")
+    restored = nn.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert restored.optimizer.iterations == model.optimizer.iterations
+    for m in (model, restored):
+        m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["keras3_cnn_rmsprop", "keras3_mlp_amsgrad"])
+def test_archives_written_by_keras_load_predict_and_resume_as_keras_did(name):
+    reference = np.load(DATA / f"{name}.npz")
+    model = nn.load_model(DATA / f"{name}.keras")
+    np.testing.assert_allclose(model.predict(reference["x"], verbose=0), reference["y"], rtol=1e-5, atol=1e-6)
+    model.fit(reference["x_fit"], reference["y_fit"], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    after = [reference[f"after_{i}"] for i in range(len(model.get_weights()))]
+    for ours, keras in zip(model.get_weights(), after):
+        np.testing.assert_allclose(ours, keras, rtol=1e-4, atol=1e-5)
+
+
+def test_a_keras_archive_without_compile_or_optimizer(tmp_path):
+    model, x, _ = trained()
+    model.save(tmp_path / "model.keras", include_optimizer=False)
+    restored = nn.load_model(tmp_path / "model.keras")
+    assert restored.compiled and restored.optimizer.iterations == 0
+    assert not nn.load_model(tmp_path / "model.keras", compile=False).compiled
+    uncompiled = small_model()
+    uncompiled.save(tmp_path / "plain.keras")
+    assert not nn.load_model(tmp_path / "plain.keras").compiled
+    np.testing.assert_array_equal(nn.load_model(tmp_path / "plain.keras").predict(x, verbose=0),
+                                  uncompiled.predict(x, verbose=0))
+
+
+def test_saving_checks_the_model_and_the_path(tmp_path):
+    with pytest.raises(ValueError, match="not built"):
+        nn.Sequential([nn.layers.Dense(2)]).save(tmp_path / "model.keras")
+    model, _, _ = trained()
+    with pytest.raises(ValueError, match=r"\.keras \(Keras 3's native file\) or \.h5"):
+        model.save(tmp_path / "model.pt")
+    model.save(tmp_path / "model.keras")
+    with pytest.raises(FileExistsError):
+        model.save(tmp_path / "model.keras", overwrite=False)
+    with pytest.raises(FileNotFoundError):
+        model.save(tmp_path / "missing" / "model.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]     # no temporary file left
+
+
+def _archive(path, members):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _members(tmp_path):
+    model, _, _ = trained()
+    model.save(tmp_path / "good.keras")
+    with zipfile.ZipFile(tmp_path / "good.keras") as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: {k: v for k, v in m.items() if k != "config.json"}, "config.json: missing"),
+    (lambda m: {k: v for k, v in m.items() if k != "model.weights.h5"}, "model.weights.h5: missing"),
+    (lambda m: {**m, "config.json": b"{not json"}, "not valid JSON"),
+    (lambda m: {**m, "config.json": b"[1, 2]"}, "expected a JSON object"),
+    (lambda m: {**m, "config.json": json.dumps({"class_name": "Functional", "config": {}}).encode()},
+     "nnengine loads Sequential models"),
+    (lambda m: {**m, "model.weights.h5": b"not hdf5 at all"}, "not an HDF5 file"),
+    (lambda m: {**m, "config.json": json.dumps({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "os.system", "config": {}}]}}).encode()}, "cannot load layer class"),
+])
+def test_damaged_or_foreign_archives_are_refused_clearly(tmp_path, damage, message):
+    path = _archive(tmp_path / "bad.keras", damage(_members(tmp_path)))
+    with pytest.raises(ModelFileError, match=message):
+        nn.load_model(path)
+
+
+def test_a_file_that_is_not_a_zip_and_a_missing_file(tmp_path):
+    (tmp_path / "plain.keras").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ModelFileError, match="not a zip archive"):
+        nn.load_model(tmp_path / "plain.keras")
+    with pytest.raises(FileNotFoundError):
+        nn.load_model(tmp_path / "absent.keras")
+
+
+def test_a_member_that_would_expand_implausibly_is_refused_unread(tmp_path, monkeypatch):
+    from nnengine import keras_archive
+    members = _members(tmp_path)
+    members["model.weights.h5"] += bytes(16 << 20)            # zeros: deflate shrinks them a thousandfold
+    path = _archive(tmp_path / "bomb.keras", members)
+    monkeypatch.setattr(keras_archive, "MIN_CHECKED_BYTES", 1 << 20)
+    with pytest.raises(ModelFileError, match="would expand"):
+        nn.load_model(path)
+
+
+def test_members_compressed_beyond_deflate_are_refused(tmp_path):
+    members = _members(tmp_path)
+    with zipfile.ZipFile(tmp_path / "lzma.keras", "w", compression=zipfile.ZIP_LZMA) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match="zip method 14"):
+        nn.load_model(tmp_path / "lzma.keras")
+
+
+def test_loading_an_archive_never_extracts_members_by_their_own_names(tmp_path):
+    members = _members(tmp_path)
+    members["../escaped.txt"] = b"x"
+    members["/tmp/absolute.txt"] = b"x"
+    model = nn.load_model(_archive(tmp_path / "sneaky.keras", members))
+    assert model.built
+    assert not (tmp_path.parent / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_config_that_asks_for_a_huge_layer_is_refused_before_allocating(tmp_path):
+    import tracemalloc
+    members = _members(tmp_path)
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][1]["config"]["units"] = 10 ** 12
+    members["config.json"] = json.dumps(config).encode()
+    path = _archive(tmp_path / "huge.keras", members)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="does not match the model's"):
+            nn.load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2 ** 20
