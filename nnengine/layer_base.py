@@ -17,6 +17,7 @@ from . import functional as F
 from .autograd import no_grad
 from .device import get_default_device
 from .dtypes import is_float_dtype, to_supported_dtype
+from .layer_chain import LayerChain
 from .tensor import Tensor
 from .utils import snake_case, unique_name
 
@@ -223,10 +224,13 @@ class Layer(ABC):
         return None
 
     def __call__(self, x, training=False):
-        if isinstance(x, Layer):          # an Input(...): Keras's Functional API
-            raise TypeError(f"layer {self.name!r} was called on an Input: that is Keras's Functional API "
-                            "(Model(inputs, outputs)), which nnengine does not support; put the layers in a "
-                            "Sequential([Input(shape=...), ...]) instead")
+        if isinstance(x, LayerChain):     # Keras's Functional API: see layer_chain.py
+            return x.then(self)
+        if isinstance(x, Layer):
+            if not getattr(x, "starts_chain", False):
+                raise TypeError(f"layer {self.name!r} was called on layer {x.name!r}: call it on an Input(shape=...), "
+                                "on what calling layers on one gave, or on data")
+            return LayerChain(x, (self,))
         if not isinstance(x, Tensor):
             x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
         if not self.built:

@@ -309,6 +309,8 @@ class InputLayer(Layer):
     """
 
     accepts_integer_dtype = True
+    #: layers called on it start a functional model (layer_chain.py)
+    starts_chain = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, input_shape=None,
                  **kwargs):

@@ -7,6 +7,7 @@ import os
 
 from . import arguments, keras_archive, saving, weights_file
 from .h5io import ModelFileError
+from .layer_chain import chain_model
 from .layers import BUILD_LOCK, LAYER_CLASSES, InputLayer, Layer
 from .summary import summary_lines
 from .tensor import Tensor
@@ -290,14 +291,19 @@ class Sequential(Trainer):
 
 
 class Model:
-    """Keras's ``Model``: the Functional API and subclassed models, which nnengine does not support.
+    """Keras's ``Model``: ``Model(inputs, outputs)`` of the Functional API gives the ``Sequential`` of the layers
+    called from ``inputs`` to ``outputs`` (layer_chain.py). Subclassed models are not supported: making one
+    raises a TypeError that says so."""
 
-    Making one raises a TypeError that says so; a model of stacked layers is a ``Sequential``.
-    """
-
-    def __init__(self, *args, **kwargs):
-        raise TypeError("keras.Model (the Functional API, Model(inputs, outputs), and subclassed models) is not "
-                        "supported by nnengine: stack the layers in a Sequential([Input(shape=...), ...])")
+    def __new__(cls, inputs=None, outputs=None, name=None, **kwargs):
+        if cls is Model and inputs is not None and outputs is not None:
+            arguments.unsupported("Model", **{key: value for key, value in kwargs.items() if key != "trainable"})
+            model = chain_model(Sequential, inputs, outputs, name=name)
+            model.trainable = arguments.boolean("Model", "trainable", kwargs.get("trainable", True))
+            return model
+        raise TypeError("keras.Model: subclassed models (and Model() without inputs and outputs) are not "
+                        "supported by nnengine: use Model(inputs, outputs) of the Functional API, or stack the "
+                        "layers in a Sequential([Input(shape=...), ...])")
 
 
 def _layer_from_config(position, entry, known):
