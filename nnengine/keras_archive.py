@@ -156,10 +156,17 @@ def _config_member(archive, path):
         raise ModelFileError("load_model", path, CONFIG, f"not valid JSON: {error}") from None
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ModelFileError("load_model", path, CONFIG, "expected a JSON object with a 'config' object")
-    if config.get("class_name") != "Sequential":
-        raise ModelFileError("load_model", path, CONFIG, f"holds a {config.get('class_name')!r:.80} model; nnengine "
-                                                         "loads Sequential models")
-    return config
+    return {**config, "config": saving.model_config_of(config, _PathErrors(path), CONFIG)}
+
+
+class _PathErrors:
+    """The ``error`` of a reader, for the archive's own members."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def error(self, where, problem):
+        return ModelFileError("load_model", self.path, where, problem)
 
 
 def _member_info(archive, name, path):

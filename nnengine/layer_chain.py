@@ -11,9 +11,10 @@ outputs)`` turns the chain into the ``Sequential`` of its layers, which compiles
 loads as any other (Keras loads its files as a Sequential). Every layer nnengine has takes one input,
 so a functional model of them is a chain; what is not one (several inputs or outputs, a layer used
 twice in one chain, outputs not computed from the inputs given) is refused with an error that says so.
+A ``Functional`` model that Keras saved loads the same way when it is such a chain (``sequential_config``).
 """
 
-__all__ = ["LayerChain", "chain_model"]
+__all__ = ["LayerChain", "chain_model", "sequential_config"]
 
 
 class LayerChain:
@@ -68,3 +69,75 @@ def chain_model(model_class, inputs, outputs, name=None):
         raise ValueError("Model: the outputs were not computed from these inputs (they come from Input "
                          f"{outputs.input_layer.name!r})")
     return model_class([inputs, *outputs.layers], name=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: a Functional model that Keras saved, read as the Sequential of its chain
+# ---------------------------------------------------------------------------------------------
+def sequential_config(config):
+    """The Sequential config of a Keras ``Functional`` model's config whose layers form a chain from its one
+    input to its one output (Keras 3's and tf.keras 2.x's formats); ValueError saying what is not a chain."""
+    entries = config.get("layers")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ValueError("a Functional config's 'layers' must be a list of layer objects")
+    by_name = {_entry_name(entry): entry for entry in entries}
+    first, last = _endpoint(config.get("input_layers"), "input"), _endpoint(config.get("output_layers"), "output")
+    chain, name = [], last
+    while name != first:
+        entry = by_name.get(name)
+        if entry is None or len(chain) >= len(entries):
+            raise ValueError(f"layer {name!r:.80} is not on a path from input {first!r:.80}")
+        chain.append(entry)
+        name = _parent(entry)
+    if first not in by_name or by_name[first].get("class_name") != "InputLayer":
+        raise ValueError(f"the model's input {first!r:.80} is not an InputLayer")
+    if len(chain) + 1 != len(entries):
+        raise ValueError(f"{len(entries) - len(chain) - 1} of its layers are off the chain from input to output "
+                         "(a branch or a merge): nnengine loads functional models that are chains of layers")
+    layers = [by_name[first], *reversed(chain)]
+    return {"name": config.get("name"), "trainable": config.get("trainable", True),
+            "layers": [{key: value for key, value in entry.items() if key not in ("inbound_nodes", "name")}
+                       for entry in layers]}
+
+
+def _entry_name(entry):
+    name = entry.get("name")
+    return name if name is not None else (entry.get("config") or {}).get("name")
+
+
+def _endpoint(value, what):
+    """The layer name of a Functional config's one input or output: ['name', 0, 0] or [['name', 0, 0]]."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        value = value[0]
+    if not isinstance(value, list) or not value or not isinstance(value[0], str):
+        raise ValueError(f"expected one {what} layer, got {value!r:.80}: nnengine loads functional models with one "
+                         f"input and one output")
+    return value[0]
+
+
+def _parent(entry):
+    """The one layer that feeds ``entry``: its single inbound node's single input (Keras 3's node objects, or
+    tf.keras 2.x's [[name, node, tensor, kwargs]] lists)."""
+    nodes, name = entry.get("inbound_nodes"), _entry_name(entry)
+    if not isinstance(nodes, list) or len(nodes) != 1:
+        raise ValueError(f"layer {name!r:.80} is called {len(nodes) if isinstance(nodes, list) else 0} times; "
+                         "nnengine loads functional models in which each layer is called once")
+    node = nodes[0]
+    if isinstance(node, dict):
+        histories = [(tensor.get("config") or {}).get("keras_history") for tensor in _tensors(node.get("args"))]
+    else:
+        histories = [item for item in node if isinstance(item, list)] if isinstance(node, list) else []
+    if len(histories) != 1 or not isinstance(histories[0], list) or not histories[0] or \
+            not isinstance(histories[0][0], str):
+        raise ValueError(f"layer {name!r:.80} takes {len(histories)} inputs; nnengine's layers take one")
+    return histories[0][0]
+
+
+def _tensors(value, depth=0):
+    """The symbolic tensors (``{"class_name": "__keras_tensor__", ...}``) among a node's arguments, nested lists
+    included (a merge layer takes its inputs as one list)."""
+    if isinstance(value, dict):
+        return [value] if value.get("class_name") == "__keras_tensor__" else []
+    if isinstance(value, list) and depth < 8:
+        return [tensor for item in value for tensor in _tensors(item, depth + 1)]
+    return []

@@ -29,6 +29,7 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .h5io import ModelFileError, ModelFileReader
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
+from .layer_chain import sequential_config
 from .layers import stored_weights
 from .version import __version__
 
@@ -273,7 +274,8 @@ def _metric_name(metric):
 
 
 def _restore_optimizer(model, reader):
-    """Reload optimizer state saved by nnengine or Keras 3 (names '<opt>/<model>_<layer>_<weight>_<slot>').
+    """Reload optimizer state saved by nnengine or Keras 3 (names '<opt>/<model>_<layer>_<weight>_<slot>', or
+    '<opt>/<layer>_<weight>_<slot>' for a model Keras built with its Functional API).
 
     State under other names (another optimizer, another model name) is skipped with a warning; state
     under the expected names must have the expected shapes, or the file is refused.
@@ -281,11 +283,14 @@ def _restore_optimizer(model, reader):
     names = reader.string_list("optimizer_weights", "weight_names")
     optimizer = model.optimizer
     prefix = f"{optimizer.name}/"
-    wanted = {f"{model.name}_{layer.name}_{weight_name}_{slot_name}": weight
-              for layer in model.layers for weight, weight_name in zip(layer.weights, layer.weight_names)
-              for slot_name in optimizer.active_slot_names()}
     stored = {n[len(prefix):]: f"optimizer_weights/{n}" for n in names if n.startswith(prefix)}
-    missing = [key for key in ("iteration", *wanted) if key not in stored]
+    for owner in (f"{model.name}_", ""):
+        slots = {f"{owner}{layer.name}_{weight_name}_{slot_name}": (weight, slot_name)
+                 for layer in model.layers for weight, weight_name in zip(layer.weights, layer.weight_names)
+                 for slot_name in optimizer.active_slot_names()}
+        missing = [key for key in ("iteration", *slots) if key not in stored]
+        if not missing:
+            break
     if missing:
         warnings.warn(f"{reader.caller}: the optimizer state in {reader.path!r} does not match optimizer "
                       f"{optimizer.name!r} of this model (missing {missing[0]!r}); it starts afresh", stacklevel=4)
@@ -294,11 +299,9 @@ def _restore_optimizer(model, reader):
     if iteration.size != 1 or not math.isfinite(float(iteration.reshape(-1)[0])) or \
             float(iteration.reshape(-1)[0]) < 0 or float(iteration.reshape(-1)[0]) != int(iteration.reshape(-1)[0]):
         raise reader.error(stored["iteration"], f"the step count must be one non-negative integer, got {iteration}")
-    values = {key: reader.array(stored[key], expected_shape=weight.shape) for key, weight in wanted.items()}
-    for layer in model.layers:
-        for weight, weight_name in zip(layer.weights, layer.weight_names):
-            for slot_name in optimizer.active_slot_names():
-                optimizer.slots(weight)[slot_name].assign_(values[f"{model.name}_{layer.name}_{weight_name}_{slot_name}"])
+    values = {key: reader.array(stored[key], expected_shape=weight.shape) for key, (weight, _) in slots.items()}
+    for key, (weight, slot_name) in slots.items():
+        optimizer.slots(weight)[slot_name].assign_(values[key])
     optimizer.iterations = int(iteration.reshape(-1)[0])
 
 
@@ -311,10 +314,21 @@ def _model_config(reader):
                                   "model.load_weights)")
     if not isinstance(config, dict):
         raise reader.error(where, f"expected a JSON object, found {type(config).__name__}")
-    if config.get("class_name") != "Sequential":
-        raise reader.error(where, f"holds a {config.get('class_name')!r} model; nnengine loads Sequential models")
     if not isinstance(config.get("config"), dict):
         raise reader.error(where, "its 'config' must be a JSON object")
+    return model_config_of(config, reader, where)
+
+
+def model_config_of(config, reader, where):
+    """The Sequential config of a file's model: a Sequential's own, or a Functional chain's (layer_chain.py)."""
+    if config.get("class_name") in ("Functional", "Model"):
+        try:
+            return sequential_config(config["config"])
+        except ValueError as error:
+            raise reader.error(where, f"a Functional model: {error}") from None
+    if config.get("class_name") != "Sequential":
+        raise reader.error(where, f"holds a {config.get('class_name')!r:.80} model; nnengine loads Sequential models "
+                                  "and functional chains of layers")
     return config["config"]
 
 

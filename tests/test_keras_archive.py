@@ -125,8 +125,10 @@ def _members(tmp_path):
     (lambda m: {k: v for k, v in m.items() if k != "model.weights.h5"}, "model.weights.h5: missing"),
     (lambda m: {**m, "config.json": b"{not json"}, "not valid JSON"),
     (lambda m: {**m, "config.json": b"[1, 2]"}, "expected a JSON object"),
+    (lambda m: {**m, "config.json": json.dumps({"class_name": "Subclassed", "config": {}}).encode()},
+     "nnengine loads Sequential models and functional chains"),
     (lambda m: {**m, "config.json": json.dumps({"class_name": "Functional", "config": {}}).encode()},
-     "nnengine loads Sequential models"),
+     "a Functional model: a Functional config's 'layers' must be a list"),
     (lambda m: {**m, "model.weights.h5": b"not hdf5 at all"}, "not an HDF5 file"),
     (lambda m: {**m, "config.json": json.dumps({"class_name": "Sequential", "config": {"layers": [
         {"class_name": "os.system", "config": {}}]}}).encode()}, "cannot load layer class"),

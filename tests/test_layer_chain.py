@@ -84,3 +84,41 @@ def test_what_is_not_a_chain_is_refused_with_the_reason():
         keras.layers.Dense(2)(keras.layers.Dense(3))
     with pytest.raises(ValueError, match="not supported by nnengine yet"):
         keras.Model(inputs, outputs, jit_compile=True)
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_functional_chain_keras_saved_loads_predicts_and_resumes_as_keras_did(suffix):
+    """Written by Keras 3.15 (make_keras_files.py archives): Input -> Conv1D -> GlobalAveragePooling1D -> Dense."""
+    reference = np.load(DATA / "keras3_functional.npz")
+    model = nn.load_model(DATA / f"keras3_functional{suffix}")
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv1D", "GlobalAveragePooling1D", "Dense"]
+    np.testing.assert_allclose(model.predict(reference["x"], verbose=0), reference["y"], rtol=1e-5, atol=1e-6)
+    assert model.optimizer.iterations == 6                   # the optimizer state came back with the weights
+    model.fit(reference["x_fit"], reference["y_fit"], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for ours, keras_weights in zip(model.get_weights(), [reference[f"after_{i}"] for i in range(3)]):
+        np.testing.assert_allclose(ours, keras_weights, rtol=1e-4, atol=1e-5)
+
+
+def test_a_functional_model_that_branches_is_refused_with_the_reason():
+    with pytest.raises(nn.ModelFileError, match="a Functional model: .*takes 2 inputs|off the chain"):
+        nn.load_model(DATA / "keras3_functional_branches.keras")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c.update(input_layers=[["a", 0, 0], ["b", 0, 0]]), "one input and one output"),
+    (lambda c: c["layers"][1].update(inbound_nodes=[]), "called 0 times"),
+    (lambda c: c["layers"][1].update(inbound_nodes=[[["nowhere", 0, 0, {}]]]), "not on a path from input"),
+    (lambda c: c.update(layers="not a list"), "must be a list"),
+])
+def test_functional_configs_that_are_not_chains_are_refused(damage, message):
+    from nnengine.layer_chain import sequential_config
+    config = {"name": "f", "input_layers": [["input_1", 0, 0]], "output_layers": [["dense", 0, 0]], "layers": [
+        {"class_name": "InputLayer", "name": "input_1", "config": {"batch_shape": [None, 3]}, "inbound_nodes": []},
+        {"class_name": "Dense", "name": "dense", "config": {"units": 2}, "inbound_nodes": [[["input_1", 0, 0, {}]]]}]}
+    assert [entry["class_name"] for entry in sequential_config(config)["layers"]] == ["InputLayer", "Dense"]
+    damage(config)
+    with pytest.raises(ValueError, match=message):
+        sequential_config(config)

@@ -49,7 +49,31 @@ def build_and_save_archive(keras, name, layers, optimizer, input_shape, labels=3
              **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
 
 
+def build_and_save_functional(keras):
+    """A Functional chain saved in both formats (with its npz, as build_and_save_archive writes one), and a
+    Functional model that branches, which nnengine refuses."""
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((48, 10, 2)).astype("float32"), rng.integers(0, 3, 48)
+    inputs = keras.Input(shape=(10, 2))
+    hidden = keras.layers.Conv1D(4, 3, activation="relu")(inputs)
+    hidden = keras.layers.GlobalAveragePooling1D()(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    model.save("keras3_functional.keras")
+    model.save("keras3_functional.h5")
+    predictions = model.predict(x[:8], verbose=0)
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.savez("keras3_functional.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
+             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    inputs = keras.Input(shape=(4,))
+    branches = keras.layers.Add()([keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)])
+    keras.Model(inputs, branches).save("keras3_functional_branches.keras")
+
+
 def build_and_save_archives(keras):
+    build_and_save_functional(keras)
     layers = keras.layers
     build_and_save_archive(keras, "keras3_cnn_rmsprop", [
         layers.Conv2D(4, 3, padding="same", activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(2),
