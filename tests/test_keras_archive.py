@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from keras_helpers import classification_data, small_model
+from keras_helpers import small_model, trained_model
 
 import nnengine as nn
 from nnengine import ModelFileError
@@ -22,16 +22,8 @@ from nnengine import ModelFileError
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def trained(optimizer="adam"):
-    x, y = classification_data(48)
-    model = small_model()
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    return model, x, y
-
-
 def test_the_archive_has_keras_3s_members_and_config(tmp_path):
-    model, _, _ = trained()
+    model, _, _ = trained_model()
     model.save(tmp_path / "model.keras")
     with zipfile.ZipFile(tmp_path / "model.keras") as archive:
         assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
@@ -57,7 +49,7 @@ def test_the_archive_has_keras_3s_members_and_config(tmp_path):
                                        nn.optimizers.RMSprop(momentum=0.5, centered=True),
                                        nn.optimizers.Adam(amsgrad=True), nn.optimizers.SGD(momentum=0.9)])
 def test_training_resumes_from_a_saved_archive_exactly(tmp_path, optimizer):
-    model, x, y = trained(optimizer)
+    model, x, y = trained_model(optimizer)
     model.save(tmp_path / "model.keras")
     restored = nn.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
@@ -80,7 +72,7 @@ def test_archives_written_by_keras_load_predict_and_resume_as_keras_did(name):
 
 
 def test_a_keras_archive_without_compile_or_optimizer(tmp_path):
-    model, x, _ = trained()
+    model, x, _ = trained_model()
     model.save(tmp_path / "model.keras", include_optimizer=False)
     restored = nn.load_model(tmp_path / "model.keras")
     assert restored.compiled and restored.optimizer.iterations == 0
@@ -95,7 +87,7 @@ def test_a_keras_archive_without_compile_or_optimizer(tmp_path):
 def test_saving_checks_the_model_and_the_path(tmp_path):
     with pytest.raises(ValueError, match="not built"):
         nn.Sequential([nn.layers.Dense(2)]).save(tmp_path / "model.keras")
-    model, _, _ = trained()
+    model, _, _ = trained_model()
     with pytest.raises(ValueError, match=r"\.keras \(Keras 3's native file\) or \.h5"):
         model.save(tmp_path / "model.pt")
     model.save(tmp_path / "model.keras")
@@ -114,7 +106,7 @@ def _archive(path, members):
 
 
 def _members(tmp_path):
-    model, _, _ = trained()
+    model, _, _ = trained_model()
     model.save(tmp_path / "good.keras")
     with zipfile.ZipFile(tmp_path / "good.keras") as archive:
         return {name: archive.read(name) for name in archive.namelist()}

@@ -6,19 +6,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from keras_helpers import classification_data, small_model, strip_header
+from keras_helpers import small_model, strip_header, trained_model
 
 import nnengine as nn
 
 DATA = Path(__file__).resolve().parent / "data"
-
-
-def trained_model(optimizer="adam"):
-    x, y = classification_data(48)
-    model = small_model()
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    return model, x, y
 
 
 def test_save_writes_keras_legacy_layout(tmp_path):
