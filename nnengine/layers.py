@@ -22,13 +22,15 @@ from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, Gl
                           GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
 from .layer_base import BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, stored_weights
 from .norm_layers import BatchNormalization, LayerNormalization
+from .utility_layers import Identity, LeakyReLU, Permute, ReLU, RepeatVector, Rescaling, Softmax
 from .tensor import Tensor
 from .utils import global_rng, unique_name
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "InputLayer", "Input",
            "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-           "BatchNormalization", "LayerNormalization", "BUILD_LOCK", "stored_weights"]
+           "BatchNormalization", "LayerNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
+           "RepeatVector", "Identity", "BUILD_LOCK", "stored_weights"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -356,4 +358,5 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D,
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
-    GlobalMaxPooling2D, BatchNormalization, LayerNormalization)}
+    GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
+    RepeatVector, Identity)}

@@ -25,6 +25,7 @@ Semantics follow Keras 3 (see docs/keras.md for the list):
   cross-entropy runs as ONE fused, stable loss on the logits (``trains_on_logits``).
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -242,7 +243,7 @@ class Trainer(BatchLoops, TrainerMetrics):
             loss = self.loss.from_prepared(y, out, logits, weights=w)
             for penalty in penalties:                   # Keras adds the regularizers' penalties to the loss
                 loss = loss + penalty.astype(loss.dtype)
-            if training:
+            if training and loss.requires_grad:         # a model without trainable weights has nothing to do
                 loss.backward()
         output = None
         if metric_output == "hits":             # argmax hits: the logits' argmax is the activation's
@@ -328,6 +329,9 @@ class Trainer(BatchLoops, TrainerMetrics):
                                             {"verbose": verbose_argument, "epochs": epochs, "steps": steps})
         self.stop_training = False
         self._nan_reported = False
+        if not self.trainable_weights:
+            warnings.warn("fit: the model does not have any trainable weights; its steps change nothing (as in "
+                          "Keras)", UserWarning, stacklevel=2)
         run.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             run.call("on_epoch_begin", epoch, {})

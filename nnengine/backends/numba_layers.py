@@ -3,8 +3,8 @@ normalize, the hits of an accuracy).
 
 A base class of ``NumbaBackend`` (which adds every other primitive): each primitive prepares its
 arguments (contiguity, typed scalars, zeroed outputs, serial or parallel variant) and runs one kernel of
-``kernels/cpu/windows.py``, ``kernels/cpu/norm.py`` or ``kernels/cpu/reduce.py``. The contracts are the docstrings in ``base.py``;
-``tests/test_backends.py`` compares every one with the reference default there.
+``kernels/cpu/windows.py``, ``kernels/cpu/norm.py`` or ``kernels/cpu/reduce.py``. The contracts are the
+docstrings in ``base.py``; ``tests/test_backends.py`` compares every one with the reference default there.
 """
 import numpy as np
 

@@ -1,0 +1,201 @@
+"""Small Keras layers made of the core's ops: ReLU, LeakyReLU, Softmax, Rescaling, Permute, RepeatVector, Identity.
+
+Each holds no weights; its ``call`` is a few differentiable ops (so autograd, the compiled step and every
+device work as for any op), and its config has Keras 3's keys and defaults, so files move between Keras and
+nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests/test_utility_layers.py):
+
+* ``ReLU(max_value=None, negative_slope=0.0, threshold=0.0)``: x where threshold < x < max_value (x >=
+  threshold when threshold is 0), max_value above it, negative_slope * (x - threshold) below threshold;
+* ``LeakyReLU(negative_slope=0.3)``: x for x > 0, negative_slope * x otherwise;
+* ``Softmax(axis=-1)``: e^x / sum(e^x) along ``axis``, stably;
+* ``Rescaling(scale, offset=0.0)``: x * scale + offset (``Rescaling(1 / 255)`` for 8-bit images);
+* ``Permute(dims)``: the sample axes reordered, ``dims`` numbered from 1 (the batch axis stays first);
+* ``RepeatVector(n)``: (batch, features) -> (batch, n, features);
+* ``Identity()``: x.
+"""
+from . import arguments
+from . import functional as F
+from .layer_base import Layer
+
+__all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity"]
+
+
+class ReLU(Layer):
+    """Keras's ReLU layer with its clipping (``max_value``), leak (``negative_slope``) and ``threshold``."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"ReLU {self.name!r}"
+        self.max_value = None if max_value is None else arguments.number(owner, "max_value", max_value, low=0)
+        self.negative_slope = arguments.number(owner, "negative_slope", negative_slope, low=0)
+        self.threshold = arguments.number(owner, "threshold", threshold)
+
+    def call(self, x, training=False):
+        """Keras 3's relu(x, negative_slope, max_value, threshold)."""
+        kept = F.relu(x) if self.threshold == 0 else F.where(x > self.threshold, x, x * 0.0)
+        if self.max_value is not None:
+            kept = F.minimum(kept, self.max_value)
+        if self.negative_slope:
+            kept = kept - F.relu(self.threshold - x) * self.negative_slope
+        return kept
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        """Keras 3's ReLU config."""
+        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
+                "threshold": self.threshold}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), **{key: config[key] for key in
+                                                        ("max_value", "negative_slope", "threshold") if key in config}}
+
+
+class LeakyReLU(Layer):
+    """x for x > 0, ``negative_slope`` * x otherwise (Keras 3's default slope 0.3)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = arguments.number(f"LeakyReLU {self.name!r}", "negative_slope", negative_slope, low=0)
+
+    def call(self, x, training=False):
+        """where(x > 0, x, negative_slope * x)."""
+        return F.where(x > 0, x, x * self.negative_slope)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        """Keras 3's LeakyReLU config."""
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "negative_slope": config.get("negative_slope", 0.3)}
+
+
+class Softmax(Layer):
+    """The softmax along ``axis`` (the last by default)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = arguments.integer(f"Softmax {self.name!r}", "axis", axis)
+
+    def call(self, x, training=False):
+        """e^x / sum(e^x) along ``axis``."""
+        return F.softmax(x, self.axis)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        """Keras 3's Softmax config."""
+        return {**super().get_config(), "axis": self.axis}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "axis": config.get("axis", -1)}
+
+
+class Rescaling(Layer):
+    """x * scale + offset, in the layer's float dtype (integer images become floats)."""
+
+    accepts_integer_dtype = False
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"Rescaling {self.name!r}"
+        self.scale = arguments.number(owner, "scale", scale)
+        self.offset = arguments.number(owner, "offset", offset)
+
+    def call(self, x, training=False):
+        """x * scale + offset."""
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        return x * self.scale + self.offset
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        """Keras 3's Rescaling config."""
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "scale": config["scale"], "offset": config.get("offset", 0.0)}
+
+
+class Permute(Layer):
+    """Reorders the sample axes: ``Permute((2, 1))`` swaps the two axes of (batch, a, b) samples."""
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"Permute {self.name!r}"
+        if not isinstance(dims, (tuple, list)) or sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"{owner}: dims must be a permutation of 1..{len(dims) if isinstance(dims, (tuple, list)) else 'n'} "
+                             f"(the batch axis 0 stays first), got {dims!r}")
+        self.dims = tuple(int(d) for d in dims)
+
+    def call(self, x, training=False):
+        """x transposed to (0, *dims)."""
+        if x.ndim != len(self.dims) + 1:
+            raise ValueError(f"Permute {self.name!r}: dims {self.dims} need inputs of rank {len(self.dims) + 1}, got "
+                             f"shape {x.shape}")
+        return F.transpose(x, (0, *self.dims))
+
+    def compute_output_shape(self, input_shape):
+        """(batch, the sample axes in ``dims`` order)."""
+        return (input_shape[0], *(input_shape[d] for d in self.dims))
+
+    def get_config(self):
+        """Keras 3's Permute config."""
+        return {**super().get_config(), "dims": list(self.dims)}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "dims": tuple(config["dims"])}
+
+
+class RepeatVector(Layer):
+    """(batch, features) -> (batch, n, features): each sample repeated ``n`` times."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = arguments.integer(f"RepeatVector {self.name!r}", "n", n, minimum=1)
+
+    def call(self, x, training=False):
+        """n copies of each row, stacked on a new axis 1."""
+        if x.ndim != 2:
+            raise ValueError(f"RepeatVector {self.name!r}: expects (batch, features) inputs, got shape {x.shape}")
+        return F.concatenate([x.reshape(x.shape[0], 1, x.shape[1])] * self.n, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        """(batch, n, features)."""
+        return (input_shape[0], self.n, input_shape[1])
+
+    def get_config(self):
+        """Keras 3's RepeatVector config."""
+        return {**super().get_config(), "n": self.n}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "n": config["n"]}
+
+
+class Identity(Layer):
+    """Returns its input unchanged (a placeholder, as in Keras)."""
+
+    def call(self, x, training=False):
+        """x."""
+        return x
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
