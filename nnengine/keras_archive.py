@@ -31,7 +31,7 @@ from .layers import stored_weights
 from .safe_save import atomic_save
 from .version import __version__
 
-__all__ = ["save_archive", "load_archive", "SUFFIX"]
+__all__ = ["save_archive", "load_archive", "native_config", "training_config", "ConfigErrors", "SUFFIX"]
 
 SUFFIX = ".keras"
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
@@ -139,7 +139,7 @@ def _model_from_files(config, weights, shown_path, model_class, compile, custom_
     with ModelFileReader.open(weights, "load_model") as reader:
         reader.path = shown_path
         model = _model_from_config(config, model_class, custom_objects, reader)
-        training = _training_config(config.get("compile_config"), reader) if compile else None
+        training = training_config(config.get("compile_config"), reader) if compile else None
         if training is not None:
             saving.compile_from_config(model, training, reader, custom_objects)
             if model.compiled and reader.has("optimizer/vars"):
@@ -156,17 +156,19 @@ def _config_member(archive, path):
         raise ModelFileError("load_model", path, CONFIG, f"not valid JSON: {error}") from None
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ModelFileError("load_model", path, CONFIG, "expected a JSON object with a 'config' object")
-    return {**config, "config": saving.model_config_of(config, _PathErrors(path), CONFIG)}
+    return {**config, "config": saving.model_config_of(config, ConfigErrors("load_model", path), CONFIG)}
 
 
-class _PathErrors:
-    """The ``error`` of a reader, for the archive's own members."""
+class ConfigErrors:
+    """A reader's ``error``, ``caller`` and ``path`` for a config outside an HDF5 file (an archive's member, a
+    JSON string): the ModelFileError of a problem there."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, caller, path):
+        self.caller, self.path = caller, path
 
     def error(self, where, problem):
-        return ModelFileError("load_model", self.path, where, problem)
+        """The ModelFileError for ``problem`` at ``where``."""
+        return ModelFileError(self.caller, self.path, where, problem)
 
 
 def _member_info(archive, name, path):
@@ -244,9 +246,9 @@ def _layer_keys_by_name(config, reader):
     return {e["config"].get("name"): key for e, key in zip(layers, weights_file.layer_keys(names))}
 
 
-def _training_config(compile_config, reader):
+def training_config(compile_config, reader):
     """config.json's compile_config in the form saving.compile_from_config reads (an .h5 training_config)."""
-    if compile_config is None:
+    if not compile_config:                   # None, or Keras's {} for a model saved uncompiled
         return None
     if not isinstance(compile_config, dict) or not isinstance(compile_config.get("optimizer"), dict):
         raise reader.error(f"{CONFIG}: compile_config", "expected a dict with an optimizer dict")

@@ -3,6 +3,7 @@
 Training (compile, fit, evaluate, predict, *_on_batch) is inherited from ``Trainer``
 (trainer.py), as Keras 3's Model inherits it; file formats are saving.py's.
 """
+import json
 import os
 
 from . import arguments, keras_archive, saving, weights_file
@@ -14,7 +15,7 @@ from .tensor import Tensor
 from .trainer import Trainer
 from .utils import unique_name
 
-__all__ = ["Sequential", "Model", "load_model", "ModelFileError"]
+__all__ = ["Sequential", "Model", "load_model", "model_from_json", "clone_model", "ModelFileError"]
 
 
 class Sequential(Trainer):
@@ -167,6 +168,26 @@ class Sequential(Trainer):
     def count_params(self):
         """The number of scalars in the weights."""
         return sum(layer.count_params() for layer in self._layers)
+
+    def get_layer(self, name=None, index=None):
+        """The layer at ``index`` (which wins when both are given, as in Keras) or named ``name``."""
+        if index is not None:
+            index = arguments.integer("get_layer", "index", index)
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"get_layer: was asked for the layer at index {index}, but model {self.name!r} has "
+                                 f"{len(self._layers)} layers")
+            return self._layers[index]
+        if name is None:
+            raise ValueError("get_layer: give a layer name or a layer index")
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the layers are {[layer.name for layer in self._layers]}")
+
+    def to_json(self, **kwargs):
+        """The model's config as Keras 3's ``to_json`` writes it (the ``config.json`` of a ``.keras`` file, with
+        the compile arguments once compiled); ``kwargs`` go to ``json.dumps``. ``model_from_json`` reads it."""
+        return json.dumps(keras_archive.native_config(self), **kwargs)
 
     def to(self, device):
         """Move the weights and the optimizer's state to ``device`` in place; return self."""
@@ -339,3 +360,30 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).endswith(keras_archive.SUFFIX):
         return keras_archive.load_archive(filepath, Sequential, compile=compile, custom_objects=custom_objects)
     return saving.load_model(filepath, Sequential, compile=compile, custom_objects=custom_objects)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The model of a ``to_json`` string (nnengine's or Keras 3's; a Sequential or a Functional chain), with
+    fresh weights, compiled when the JSON holds compile arguments (as Keras does). Reads JSON only."""
+    if not isinstance(json_string, (str, bytes)):
+        raise TypeError(f"model_from_json: expected a JSON string, got {type(json_string).__name__}")
+    try:
+        config = json.loads(json_string)
+    except ValueError as error:
+        raise ValueError(f"model_from_json: not valid JSON: {error}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ValueError("model_from_json: expected a JSON object with a 'config' object")
+    errors = keras_archive.ConfigErrors("model_from_json", "the JSON string")
+    model = Sequential.from_config(saving.model_config_of(config, errors, "the model"), custom_objects=custom_objects)
+    training = keras_archive.training_config(config.get("compile_config"), errors)
+    if training is not None:
+        saving.compile_from_config(model, training, errors, custom_objects)
+    return model
+
+
+def clone_model(model):
+    """A new model of ``model``'s layers and config, with new weights drawn by its initializers (as Keras's
+    ``clone_model``: nothing is shared, and the clone is not compiled)."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"clone_model: expected a Sequential model, got {type(model).__name__}")
+    return Sequential.from_config(model.get_config())

@@ -67,6 +67,9 @@ def build_and_save_functional(keras):
     model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     np.savez("keras3_functional.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
              **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    with open("keras3_functional.json", "w") as file:                 # to_json of an uncompiled model
+        inputs = keras.Input(shape=(4,))
+        file.write(keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(3)(inputs))).to_json())
     inputs = keras.Input(shape=(4,))
     branches = keras.layers.Add()([keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)])
     keras.Model(inputs, branches).save("keras3_functional_branches.keras")
