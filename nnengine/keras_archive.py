@@ -74,6 +74,9 @@ def save_archive(model, filepath, overwrite=True, include_optimizer=True):
 def native_config(model):
     """The model's config.json as Keras 3 writes it: its h5 config, each object given its module."""
     config = model.get_config()
+    if not model.built:                      # Keras writes an unbuilt model without shapes
+        return {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
+                "build_config": {"input_shape": None}}
     shape = list(model.input_shape)
     layers = []
     built = iter(model.layers)
@@ -154,6 +157,8 @@ def _config_member(archive, path):
         config = json.loads(text.decode("utf8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ModelFileError("load_model", path, CONFIG, f"not valid JSON: {error}") from None
+    except RecursionError:
+        raise ModelFileError("load_model", path, CONFIG, "the JSON is nested too deeply") from None
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ModelFileError("load_model", path, CONFIG, "expected a JSON object with a 'config' object")
     return {**config, "config": saving.model_config_of(config, ConfigErrors("load_model", path), CONFIG)}

@@ -371,6 +371,8 @@ def model_from_json(json_string, custom_objects=None):
         config = json.loads(json_string)
     except ValueError as error:
         raise ValueError(f"model_from_json: not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError("model_from_json: the JSON is nested too deeply") from None
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ValueError("model_from_json: expected a JSON object with a 'config' object")
     errors = keras_archive.ConfigErrors("model_from_json", "the JSON string")

@@ -117,6 +117,7 @@ def _members(tmp_path):
     (lambda m: {k: v for k, v in m.items() if k != "model.weights.h5"}, "model.weights.h5: missing"),
     (lambda m: {**m, "config.json": b"{not json"}, "not valid JSON"),
     (lambda m: {**m, "config.json": b"[1, 2]"}, "expected a JSON object"),
+    (lambda m: {**m, "config.json": b"[" * 100_000}, "nested too deeply"),
     (lambda m: {**m, "config.json": json.dumps({"class_name": "Subclassed", "config": {}}).encode()},
      "nnengine loads Sequential models and functional chains"),
     (lambda m: {**m, "config.json": json.dumps({"class_name": "Functional", "config": {}}).encode()},

@@ -61,3 +61,12 @@ def test_get_layer_by_index_or_name():
         model.get_layer("absent")
     with pytest.raises(ValueError, match="at index 7"):
         model.get_layer(index=7)
+
+
+def test_an_unbuilt_model_writes_json_without_shapes_and_deep_json_is_refused():
+    unbuilt = keras.Sequential([keras.layers.Dense(2)])
+    config = json.loads(unbuilt.to_json())
+    assert config["build_config"] == {"input_shape": None}
+    assert not keras.models.model_from_json(unbuilt.to_json()).built
+    with pytest.raises(ValueError, match="nested too deeply"):
+        keras.models.model_from_json("[" * 100_000)
