@@ -92,8 +92,8 @@ def training_config(model):
     spec = model._compile_config
     return {"loss": losses_module.serialize(model.loss, spec.get("loss")),
             "loss_weights": None,
-            "metrics": [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", str(m)))
-                        for m in spec.get("metrics") or []],
+            "metrics": None if spec.get("metrics") is None else   # Keras writes null for compile(metrics=None)
+            [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", str(m))) for m in spec["metrics"]],
             "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False,
             "optimizer_config": optimizers_module.serialize(model.optimizer)}
 
