@@ -20,7 +20,15 @@ from .layer_base import Layer
 __all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity"]
 
 
-class ReLU(Layer):
+class _ElementLayer(Layer):
+    """A layer whose output has its input's shape."""
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
+
+
+class ReLU(_ElementLayer):
     """Keras's ReLU layer with its clipping (``max_value``), leak (``negative_slope``) and ``threshold``."""
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
@@ -39,10 +47,6 @@ class ReLU(Layer):
             kept = kept - F.relu(self.threshold - x) * self.negative_slope
         return kept
 
-    def compute_output_shape(self, input_shape):
-        """The input's shape."""
-        return tuple(input_shape)
-
     def get_config(self):
         """Keras 3's ReLU config."""
         return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
@@ -54,7 +58,7 @@ class ReLU(Layer):
                                                         ("max_value", "negative_slope", "threshold") if key in config}}
 
 
-class LeakyReLU(Layer):
+class LeakyReLU(_ElementLayer):
     """x for x > 0, ``negative_slope`` * x otherwise (Keras 3's default slope 0.3)."""
 
     def __init__(self, negative_slope=0.3, **kwargs):
@@ -65,10 +69,6 @@ class LeakyReLU(Layer):
         """where(x > 0, x, negative_slope * x)."""
         return F.where(x > 0, x, x * self.negative_slope)
 
-    def compute_output_shape(self, input_shape):
-        """The input's shape."""
-        return tuple(input_shape)
-
     def get_config(self):
         """Keras 3's LeakyReLU config."""
         return {**super().get_config(), "negative_slope": self.negative_slope}
@@ -78,7 +78,7 @@ class LeakyReLU(Layer):
         return {**super()._config_arguments(config), "negative_slope": config.get("negative_slope", 0.3)}
 
 
-class Softmax(Layer):
+class Softmax(_ElementLayer):
     """The softmax along ``axis`` (the last by default)."""
 
     def __init__(self, axis=-1, **kwargs):
@@ -89,10 +89,6 @@ class Softmax(Layer):
         """e^x / sum(e^x) along ``axis``."""
         return F.softmax(x, self.axis)
 
-    def compute_output_shape(self, input_shape):
-        """The input's shape."""
-        return tuple(input_shape)
-
     def get_config(self):
         """Keras 3's Softmax config."""
         return {**super().get_config(), "axis": self.axis}
@@ -102,7 +98,7 @@ class Softmax(Layer):
         return {**super()._config_arguments(config), "axis": config.get("axis", -1)}
 
 
-class Rescaling(Layer):
+class Rescaling(_ElementLayer):
     """x * scale + offset, in the layer's float dtype (integer images become floats)."""
 
     accepts_integer_dtype = False
@@ -118,10 +114,6 @@ class Rescaling(Layer):
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         return x * self.scale + self.offset
-
-    def compute_output_shape(self, input_shape):
-        """The input's shape."""
-        return tuple(input_shape)
 
     def get_config(self):
         """Keras 3's Rescaling config."""
@@ -189,13 +181,9 @@ class RepeatVector(Layer):
         return {**super()._config_arguments(config), "n": config["n"]}
 
 
-class Identity(Layer):
+class Identity(_ElementLayer):
     """Returns its input unchanged (a placeholder, as in Keras)."""
 
     def call(self, x, training=False):
         """x."""
         return x
-
-    def compute_output_shape(self, input_shape):
-        """The input's shape."""
-        return tuple(input_shape)
