@@ -23,6 +23,7 @@ from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, Gl
 from .layer_base import BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, stored_weights
 from .norm_layers import BatchNormalization, LayerNormalization
 from .preprocessing_layers import Normalization
+from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from .utility_layers import Identity, LeakyReLU, Permute, ReLU, RepeatVector, Rescaling, Softmax
 from .tensor import Tensor
 from .utils import global_rng, unique_name
@@ -31,7 +32,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
            "BatchNormalization", "LayerNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
-           "RepeatVector", "Identity", "Normalization", "BUILD_LOCK", "stored_weights"]
+           "RepeatVector", "Identity", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
+           "ZeroPadding2D", "Cropping1D", "Cropping2D", "BUILD_LOCK", "stored_weights"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -360,4 +362,5 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D,
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
-    RepeatVector, Identity, Normalization)}
+    RepeatVector, Identity, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
+    Cropping2D)}
