@@ -24,6 +24,7 @@ import os
 import tempfile
 import time
 import zipfile
+import zlib
 
 from . import arguments, saving, weights_file
 from .h5io import ModelFileError, ModelFileReader
@@ -126,7 +127,7 @@ def load_archive(filepath, model_class, compile=True, custom_objects=None):
             with zipfile.ZipFile(path) as archive:
                 config = _config_member(archive, path)
                 _copy_member(archive, WEIGHTS, weights, path)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError) as error:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, RuntimeError) as error:
             raise ModelFileError("load_model", path, "the archive", f"{type(error).__name__}: {error}") from None
         try:
             return _model_from_files(config, weights, f"{path}:{WEIGHTS}", model_class, compile, custom_objects)
