@@ -230,6 +230,9 @@ def get(identifier):
     if isinstance(identifier, dict) and "class_name" in identifier:
         cls = lookup("initializer class", identifier["class_name"], _CLASSES)
         config = identifier.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError(f"initializer {identifier['class_name']!r}: its 'config' must be a dict, got "
+                            f"{type(config).__name__}")
         accepted = set(cls().get_config())
         return cls(**{k: v for k, v in config.items() if k in accepted})
     raise TypeError(f"initializer must be a name, a config dict or an Initializer, got {type(identifier).__name__}")

@@ -446,7 +446,11 @@ def get(identifier):
         return lookup("optimizer", identifier.lower(), _BY_NAME)()
     if isinstance(identifier, dict):
         cls = lookup("optimizer class", identifier.get("class_name"), _CLASSES)
-        return cls.from_config(identifier.get("config") or {})
+        config = identifier.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError(f"optimizer {identifier.get('class_name')!r}: its 'config' must be a dict, got "
+                            f"{type(config).__name__}")
+        return cls.from_config(config)
     raise TypeError(f"optimizer must be a name, a config dict or an Optimizer, got {type(identifier).__name__}")
 
 

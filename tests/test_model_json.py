@@ -70,3 +70,16 @@ def test_an_unbuilt_model_writes_json_without_shapes_and_deep_json_is_refused():
     assert not keras.models.model_from_json(unbuilt.to_json()).built
     with pytest.raises(ValueError, match="nested too deeply"):
         keras.models.model_from_json("[" * 100_000)
+
+
+def test_configs_of_the_wrong_type_inside_the_json_are_clear_errors():
+    """Found by fuzzing model_from_json: a non-dict initializer or optimizer config raised AttributeError."""
+    model, _, _ = trained_model()
+    config = json.loads(model.to_json())
+    config["config"]["layers"][1]["config"]["bias_initializer"]["config"] = 1.5
+    with pytest.raises(TypeError, match="initializer 'Zeros': its 'config' must be a dict, got float"):
+        keras.models.model_from_json(json.dumps(config))
+    config = json.loads(model.to_json())
+    config["compile_config"]["optimizer"]["config"] = 3
+    with pytest.warns(UserWarning, match="optimizer 'Adam': its 'config' must be a dict, got int"):
+        assert not keras.models.model_from_json(json.dumps(config)).compiled
