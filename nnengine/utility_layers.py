@@ -130,9 +130,10 @@ class Permute(Layer):
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
         owner = f"Permute {self.name!r}"
-        if not isinstance(dims, (tuple, list)) or sorted(dims) != list(range(1, len(dims) + 1)):
-            raise ValueError(f"{owner}: dims must be a permutation of 1..{len(dims) if isinstance(dims, (tuple, list)) else 'n'} "
-                             f"(the batch axis 0 stays first), got {dims!r}")
+        rank = len(dims) if isinstance(dims, (tuple, list)) else None
+        if rank is None or sorted(dims) != list(range(1, rank + 1)):
+            raise ValueError(f"{owner}: dims must be a permutation of 1..{rank or 'n'} (the batch axis 0 stays "
+                             f"first), got {dims!r}")
         self.dims = tuple(int(d) for d in dims)
 
     def call(self, x, training=False):
