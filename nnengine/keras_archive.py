@@ -256,8 +256,12 @@ def training_config(compile_config, reader):
     """config.json's compile_config in the form saving.compile_from_config reads (an .h5 training_config)."""
     if not compile_config:                   # None, or Keras's {} for a model saved uncompiled
         return None
-    if not isinstance(compile_config, dict) or not isinstance(compile_config.get("optimizer"), dict):
+    if not isinstance(compile_config, dict) or not isinstance(compile_config.get("optimizer", {}), (dict, str)):
         raise reader.error(f"{CONFIG}: compile_config", "expected a dict with an optimizer dict")
-    optimizer = compile_config["optimizer"]
+    # Keras 3.15 drops the optimizer from a model's compile config once that model was saved to .h5; its loader
+    # then compiles with compile()'s default optimizer, RMSprop, and so does this one
+    optimizer = compile_config.get("optimizer") or "RMSprop"
+    if isinstance(optimizer, str):
+        optimizer = {"class_name": optimizer, "config": {}}
     name = optimizer.get("registered_name") or optimizer.get("class_name")
     return {**compile_config, "optimizer_config": {"class_name": name, "config": optimizer.get("config")}}

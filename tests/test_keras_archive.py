@@ -133,6 +133,19 @@ def test_damaged_or_foreign_archives_are_refused_clearly(tmp_path, damage, messa
         nn.load_model(path)
 
 
+def test_a_compile_config_without_its_optimizer_compiles_with_rmsprop_as_keras_loads_it(tmp_path):
+    """Keras 3.15 drops the optimizer from a model's compile config once it saved that model to .h5; its own
+    loader then compiles with compile()'s default, RMSprop, and the stored optimizer state is left out."""
+    members = _members(tmp_path)
+    config = json.loads(members["config.json"])
+    del config["compile_config"]["optimizer"]
+    path = _archive(tmp_path / "no_optimizer.keras", {**members, "config.json": json.dumps(config).encode()})
+    with pytest.warns(UserWarning, match="optimizer state .* does not match optimizer 'rmsprop'"):
+        model = nn.load_model(path)
+    assert model.compiled and isinstance(model.optimizer, nn.optimizers.RMSprop)
+    assert model.optimizer.iterations == 0 and isinstance(model.loss, nn.losses.SparseCategoricalCrossentropy)
+
+
 def test_a_file_that_is_not_a_zip_and_a_missing_file(tmp_path):
     (tmp_path / "plain.keras").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     with pytest.raises(ModelFileError, match="not a zip archive"):
