@@ -14,6 +14,10 @@ variance scale / n, where n is fan_in, fan_out or their mean:
 * LecunUniform / LecunNormal: scale 1 over fan_in
 The constant .87962566103423978 is the standard deviation of a unit normal
 truncated to [-2, 2]; dividing by it restores the intended variance.
+
+Orthogonal (the recurrent layers' default for their recurrent kernel) draws a normal matrix and keeps
+the Q of its QR decomposition, signs fixed by R's diagonal so that the draw is uniform over orthogonal
+matrices; Identity is gain * I.
 """
 import math
 from abc import ABC, abstractmethod
@@ -24,7 +28,7 @@ from .utils import global_rng, lookup
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
            "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
-           "LecunNormal", "get", "serialize"]
+           "LecunNormal", "Orthogonal", "Identity", "get", "serialize"]
 
 _TRUNCATED_STD = 0.87962566103423978
 
@@ -210,15 +214,56 @@ HeNormal = _scaling("HeNormal", 2.0, "fan_in", "truncated_normal")
 LecunUniform = _scaling("LecunUniform", 1.0, "fan_in", "uniform")
 LecunNormal = _scaling("LecunNormal", 1.0, "fan_in", "truncated_normal")
 
+class Orthogonal(Initializer):
+    """A random orthogonal matrix times ``gain`` (rows = the product of every axis but the last)."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def sample(self, shape, rng):
+        """Q of the QR decomposition of a normal draw, each column's sign set by R's diagonal."""
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal: the shape must have at least 2 axes, got {shape}")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+        q = q * np.sign(np.diag(r))            # Q is unique (hence uniform) once R's diagonal is positive
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+    def get_config(self):
+        """gain, seed."""
+        return {"seed": self.seed, "gain": self.gain}
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes; a rectangular one gets ones on its main diagonal)."""
+
+    def __init__(self, gain=1.0):
+        super().__init__(None)
+        self.gain = float(gain)
+
+    def sample(self, shape, rng):
+        """gain * eye(rows, cols)."""
+        if len(shape) != 2:
+            raise ValueError(f"Identity: the shape must be 2-D, got {shape}")
+        return self.gain * np.eye(*shape)
+
+    def get_config(self):
+        """{'gain': gain}."""
+        return {"gain": self.gain}
+
+
 _CLASSES = {cls.__name__: cls for cls in (
     Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling, GlorotUniform,
-    GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal)}
+    GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal, Identity)}
 _ALIASES = {"zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal, "normal": RandomNormal,
             "uniform": RandomUniform,
             "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
             "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
             "he_uniform": HeUniform, "he_normal": HeNormal, "lecun_uniform": LecunUniform,
-            "lecun_normal": LecunNormal}
+            "lecun_normal": LecunNormal, "orthogonal": Orthogonal, "identity": Identity}
 
 
 def get(identifier):
