@@ -8,7 +8,7 @@ any graph you still mean to differentiate: they overwrite parameters in place.
 
 Nothing here names the ``Tensor`` class: results are made by ``type(x)._make`` from an operand,
 and operands are recognised as ``TensorBase``, so this module sits below ``tensor.py``
-(docs/ARCHITECTURE.md gives the order). The module is one piece (a little over 450 lines): it is
+(docs/ARCHITECTURE.md gives the order). The module is one piece (some 550 lines): it is
 the list of public ops, each with its checks, read as one page of the API.
 """
 import builtins
@@ -19,6 +19,7 @@ import numpy as np
 from .autograd import _common_backend
 from .backends import DENSE_ACTIVATIONS
 from .dtypes import DEFAULT_FLOAT, is_float_dtype, result_dtype
+from .recurrent_ops import RECURRENT_ACTIVATIONS, RecurrentSequence
 from .ops import (
     Add, Cast, Clip, Concatenate, Div, Erf, Exp, GetItem, Linear, Log, LogSoftmax, MatMul, Max, Maximum, Minimum, Mul, Neg,
     Power, Relu, Reshape, Sigmoid, Softmax, SoftmaxCrossEntropy, Sqrt, Sub, Sum, Tanh, ToDevice, Transpose,
@@ -31,7 +32,7 @@ __all__ = [
     "add", "argmax", "astype", "clip", "compare", "div", "erf", "exp", "getitem", "linear", "log", "log_softmax",
     "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "power", "relu", "reshape", "sigmoid",
     "softmax", "softmax_cross_entropy", "sqrt", "sub", "sum", "tanh", "to_device", "transpose", "where",
-    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
+    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "simple_rnn", "lstm", "gru",
 ]
 
 
@@ -481,3 +482,80 @@ def softmax_cross_entropy(logits, targets, reduction="mean", *, labels_checked=F
         raise ValueError("softmax_cross_entropy: the mean over an empty batch is undefined")
     targets = _check_targets(logits, targets, labels_checked)
     return SoftmaxCrossEntropy.apply(logits, targets, reduction=reduction)
+
+
+def _recurrent_inputs(name, projected, kernel, gates, activations, bias=None):
+    """Check a recurrent op's operands: P (steps, n, gates*units), U (units, gates*units), one float dtype."""
+    tensors = [t for t in (projected, kernel, bias) if t is not None]
+    _common_backend(name, tensors)
+    for t in tensors:
+        _require_float(name, t)
+        if t.dtype != projected.dtype:
+            raise TypeError(f"{name}: every operand must have the projected inputs' dtype {projected.dtype}, "
+                            f"got {t.dtype}")
+    if kernel.ndim != 2 or kernel.shape[1] != gates * kernel.shape[0] or kernel.shape[0] == 0:
+        raise ValueError(f"{name}: the recurrent kernel must be (units, {gates} * units), got shape {kernel.shape}")
+    if projected.ndim != 3 or projected.shape[2] != kernel.shape[1] or 0 in projected.shape[:2]:
+        raise ValueError(f"{name}: projected inputs must be (steps >= 1, batch >= 1, {kernel.shape[1]}), time "
+                         f"first, got shape {projected.shape}")
+    if bias is not None and bias.shape != (2, kernel.shape[1]):
+        raise ValueError(f"{name}: the bias must have shape {(2, kernel.shape[1])}, got {bias.shape}")
+    names = []
+    for activation in activations:
+        activation = "none" if activation in (None, "linear") else activation
+        if activation not in RECURRENT_ACTIVATIONS:
+            raise ValueError(f"{name}: activations must be one of 'tanh', 'sigmoid', 'relu' or 'linear', got "
+                             f"{activation!r}")
+        names.append(activation)
+    return names
+
+
+def _recurrent(cell, projected, kernel, bias, activation, recurrent_activation, reverse, reset_after, sequences):
+    return RecurrentSequence.apply(projected, kernel, bias, cell=cell, activation=activation,
+                                   recurrent_activation=recurrent_activation, reverse=bool(reverse),
+                                   reset_after=bool(reset_after), sequences=bool(sequences))
+
+
+def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_sequences=True):
+    """Keras's SimpleRNN over a sequence: h_t = act(P_t + h_{t-1} @ kernel), h_0 = 0.
+
+    Args:
+        projected: (steps, n, units), time first: the inputs already through x_t @ W + b.
+        kernel: (units, units), the recurrent kernel.
+        activation: "tanh", "sigmoid", "relu" or "linear".
+        reverse: run the steps from the last (Keras's go_backwards).
+        return_sequences: return every step's state (steps, n, units), in the order the steps ran; else the
+            last state (n, units).
+    """
+    (activation,) = _recurrent_inputs("simple_rnn", projected, kernel, 1, (activation,))
+    return _recurrent("simple_rnn", projected, kernel, None, activation, "none", reverse, True, return_sequences)
+
+
+def lstm(projected, kernel, activation="tanh", recurrent_activation="sigmoid", reverse=False, return_sequences=True):
+    """Keras's LSTM over a sequence (gates i, f, g, o side by side).
+
+    ``projected`` is (steps, n, 4 * units), time first, ``kernel`` (units, 4 * units); see
+    ``nnengine.recurrent_ops`` for the formulas and ``simple_rnn`` for the other arguments.
+    """
+    activation, recurrent_activation = _recurrent_inputs("lstm", projected, kernel, 4,
+                                                         (activation, recurrent_activation))
+    return _recurrent("lstm", projected, kernel, None, activation, recurrent_activation, reverse, True,
+                      return_sequences)
+
+
+def gru(projected, kernel, bias=None, activation="tanh", recurrent_activation="sigmoid", reverse=False,
+        reset_after=True, return_sequences=True):
+    """Keras's GRU over a sequence (gates z, r, candidate).
+
+    ``projected`` is (steps, n, 3 * units), time first, ``kernel`` (units, 3 * units). With ``reset_after``
+    (Keras 3's default) the reset gate scales h @ kernel (+ bias[1]); ``bias`` is then Keras's (2, 3 * units)
+    bias, row 0 added to the projected inputs, or None. Without it the gate scales h before the product, and
+    any bias belongs in the projection. See ``nnengine.recurrent_ops`` for the formulas.
+    """
+    if bias is not None and not reset_after:
+        raise ValueError("gru: a (2, 3 * units) bias exists only with reset_after=True; without it the projection "
+                         "holds the bias")
+    activation, recurrent_activation = _recurrent_inputs("gru", projected, kernel, 3,
+                                                         (activation, recurrent_activation), bias)
+    return _recurrent("gru", projected, kernel, bias, activation, recurrent_activation, reverse, reset_after,
+                      return_sequences)

@@ -127,7 +127,8 @@ def _optimizer_variable_names(model):
         else:
             slot_name, tensor, param = entry
             layer, weight_name = by_param[id(param)]
-            names.append((f"{optimizer.name}/{model.name}_{layer.name}_{weight_name}_{slot_name}", tensor))
+            variable = weight_name.replace("/", "_")          # a cell's 'lstm_cell/kernel': 'lstm_cell_kernel'
+            names.append((f"{optimizer.name}/{model.name}_{layer.name}_{variable}_{slot_name}", tensor))
     return names
 
 
@@ -285,7 +286,7 @@ def _restore_optimizer(model, reader):
     prefix = f"{optimizer.name}/"
     stored = {n[len(prefix):]: f"optimizer_weights/{n}" for n in names if n.startswith(prefix)}
     for owner in (f"{model.name}_", ""):
-        slots = {f"{owner}{layer.name}_{weight_name}_{slot_name}": (weight, slot_name)
+        slots = {f"{owner}{layer.name}_{weight_name.replace('/', '_')}_{slot_name}": (weight, slot_name)
                  for layer in model.layers for weight, weight_name in zip(layer.weights, layer.weight_names)
                  for slot_name in optimizer.active_slot_names()}
         missing = [key for key in ("iteration", *slots) if key not in stored]

@@ -33,6 +33,12 @@ def _layer_keys(model):
     return layer_keys(type(layer).__name__ for layer in model.layers)
 
 
+def variables_group(key, layer):
+    """Where Keras 3 keeps a layer's variables: ``layers/<key>/vars``, or inside a sublayer that owns them
+    (a recurrent layer's cell: ``layers/lstm/cell/vars``)."""
+    return f"layers/{key}/{getattr(layer, 'keras_variables_group', 'vars')}"
+
+
 class StoredWeights:
     """The weights of a ``.weights.h5`` layout, handed to the layers of a model being built from its config
     (``layers.stored_weights``): each compared with its stored shape before it is read, so the file bounds
@@ -42,10 +48,11 @@ class StoredWeights:
     def __init__(self, reader, keys):
         self.reader, self.keys = reader, keys
         self.taken = {}                         # key -> weights handed out
+        self.groups = {}                        # key -> the group its layer reads
 
     def __call__(self, layer, weight_name, shape):
         key = self.keys.get(layer.name)
-        where = f"layers/{key}/vars"
+        where = self.groups[key] = variables_group(key, layer)
         if key is None or not self.reader.has(where):
             raise self.reader.error(where, f"missing: no weights for layer {layer.name!r}")
         index = self.taken.get(key, 0)
@@ -57,7 +64,7 @@ class StoredWeights:
     def finish(self):
         """Check that every stored weight went to the model."""
         for key in self.keys.values():
-            where = f"layers/{key}/vars"
+            where = self.groups.get(key, f"layers/{key}/vars")
             stored = len(self.reader.group(where)) if self.reader.has(where) else 0
             if stored != self.taken.get(key, 0):
                 raise self.reader.error(where, f"stores {stored} weights, the layer took {self.taken.get(key, 0)}")
@@ -69,7 +76,7 @@ def save_weights(model, filepath, overwrite=True, include_optimizer=True):
                                                                       "(Keras 3's rule)")
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} is not built yet; build it or train it first")
-    layers = [(key, layer.name, [w.numpy() for w in layer.weights])
+    layers = [(key, variables_group(key, layer), layer.name, [w.numpy() for w in layer.weights])
               for key, layer in zip(_layer_keys(model), model.layers)]
     optimizer = _host_values(_indexed_optimizer_variables(model)) \
         if include_optimizer and model.optimizer is not None and model.optimizer.has_state else None
@@ -77,9 +84,9 @@ def save_weights(model, filepath, overwrite=True, include_optimizer=True):
     def write(f):
         f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
         layers_group = f.create_group("layers")
-        for key, name, values in layers:
-            variables = layers_group.create_group(key).create_group("vars")
-            variables.attrs["name"] = name
+        for key, where, name, values in layers:
+            layers_group.create_group(key).create_group("vars").attrs["name"] = name
+            variables = f.require_group(where)
             for index, value in enumerate(values):
                 write_dataset(variables, str(index), value)
         f.create_group("vars").attrs["name"] = model.name
@@ -122,7 +129,7 @@ def read_keras3_weights(reader, model):
     for key, layer in zip(_layer_keys(model), model.layers):
         if not layer.weights:
             continue
-        where = f"layers/{key}/vars"
+        where = variables_group(key, layer)
         if not reader.has(where):
             raise reader.error(where, f"missing: no weights for layer {layer.name!r}")
         stored = len(reader.group(where))

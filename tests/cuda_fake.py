@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from nnengine.backends import NumpyBackend
+from nnengine.backends import NumpyBackend, recurrent_reference
 from nnengine.backends.optimizer_scalars import AdagradScalars, AdamScalars, RMSpropScalars, SGDScalars
 from nnengine.kernels.activation_codes import ACTIVATION_NAMES
 from nnengine.kernels.cuda import captured_gemm, loader
@@ -177,6 +177,15 @@ class DeviceArray(np.ndarray):
         _operation("copy")
         host = on_host(self)
         return _made(on_device(host.copy(order)), lambda: host)
+
+    def reshape(self, *shape, order="C"):
+        """A view where numpy makes one; otherwise a copy, which CuPy makes with a kernel (so a graph replays it)."""
+        result = super().reshape(*shape, order=order)
+        if result.size and not np.may_share_memory(result, self):
+            _operation("copy")
+            host = on_host(self)
+            return _made(on_device(on_host(result)), lambda: host.reshape(*shape, order=order))
+        return result
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if copy or np.dtype(dtype) != self.dtype:
@@ -525,6 +534,102 @@ def _normalize_dx_rows(x, grad, mean, variance, gamma, dx, rows, cols, has_gamma
     _rows(dx, rows, cols)[...] = dx2
 
 
+# -- recurrent.cu: each step through the reference's own step functions (recurrent_reference.py) ---------------
+def _act_name(code):
+    return ACTIVATION_NAMES[int(code)]
+
+
+def _steps(a, n, width):
+    return a.reshape(-1, n, width)
+
+
+def _previous(states, k, n, u):
+    return _steps(states, n, u)[k - 1] if k > 0 else np.zeros((n, u), states.dtype)
+
+
+def _step_grad(grad, dh_next, k, steps, n, u, all_steps):
+    outside = _steps(grad, n, u)[k] if all_steps else grad.reshape(n, u) if k == steps - 1 else np.zeros((n, u), dh_next.dtype)
+    return (outside + dh_next.reshape(n, u)).astype(dh_next.dtype)
+
+
+def _rnn_step(p, q, states, t, k, n, u, activation):
+    _steps(states, n, u)[k] = recurrent_reference.simple_rnn_step(REFERENCE, _steps(p, n, u)[t], q.reshape(n, u),
+                                                                  _act_name(activation))
+
+
+def _lstm_step(p, q, cache, states, t, k, n, u, activation, recurrent_activation):
+    c_prev = _steps(cache, n, 6 * u)[k - 1][:, 4 * u:5 * u] if k > 0 else np.zeros((n, u), p.dtype)
+    h, _, step_cache = recurrent_reference.lstm_step(REFERENCE, _steps(p, n, 4 * u)[t], q.reshape(n, 4 * u), c_prev,
+                                                     _act_name(activation), _act_name(recurrent_activation))
+    _steps(states, n, u)[k], _steps(cache, n, 6 * u)[k] = h, step_cache
+
+
+def _gru_step(p, q, bias, cache, states, t, k, n, u, has_bias, activation, recurrent_activation):
+    x, q = _steps(p, n, 3 * u)[t], q.reshape(n, 3 * u)
+    if has_bias:
+        x, q = x + bias.reshape(2, 3 * u)[0], q + bias.reshape(2, 3 * u)[1]
+    h, step_cache = recurrent_reference.gru_step(REFERENCE, x, q, _previous(states, k, n, u), _act_name(activation),
+                                                 _act_name(recurrent_activation))
+    _steps(states, n, u)[k], _steps(cache, n, 4 * u)[k] = h, step_cache
+
+
+def _gru_gates_step(p, q, cache, states, reset_state, t, k, n, u, recurrent_activation):
+    z, r, reset = recurrent_reference.gru_gates_step(REFERENCE, _steps(p, n, 3 * u)[t], q.reshape(n, 2 * u),
+                                                     _previous(states, k, n, u), _act_name(recurrent_activation))
+    row = _steps(cache, n, 4 * u)[k]
+    row[:, :u], row[:, u:2 * u], row[:, 3 * u:] = z, r, reset
+    reset_state.reshape(n, u)[...] = reset
+
+
+def _gru_candidate_step(p, product, cache, states, t, k, n, u, activation):
+    row = _steps(cache, n, 4 * u)[k]
+    h, step_cache = recurrent_reference.gru_candidate_step(
+        REFERENCE, _steps(p, n, 3 * u)[t], row[:, :u], row[:, u:2 * u], product.reshape(n, u),
+        _previous(states, k, n, u), row[:, 3 * u:].copy(), _act_name(activation))
+    _steps(states, n, u)[k], row[...] = h, step_cache
+
+
+def _rnn_step_backward(states, grad, dh_next, dz, k, steps, n, u, all_steps, activation):
+    dh = _step_grad(grad, dh_next, k, steps, n, u, all_steps)
+    _steps(dz, n, u)[k] = recurrent_reference.simple_rnn_step_backward(REFERENCE, _steps(states, n, u)[k], dh,
+                                                                       _act_name(activation))
+
+
+def _lstm_step_backward(cache, grad, dh_next, dc_next, dz, k, steps, n, u, all_steps, activation,
+                        recurrent_activation):
+    c_prev = _steps(cache, n, 6 * u)[k - 1][:, 4 * u:5 * u] if k > 0 else np.zeros((n, u), cache.dtype)
+    dz_k, dc_prev = recurrent_reference.lstm_step_backward(
+        REFERENCE, _steps(cache, n, 6 * u)[k], c_prev, _step_grad(grad, dh_next, k, steps, n, u, all_steps),
+        dc_next.reshape(n, u).copy(), _act_name(activation), _act_name(recurrent_activation))
+    _steps(dz, n, 4 * u)[k], dc_next.reshape(n, u)[...] = dz_k, dc_prev
+
+
+def _gru_step_backward(states, cache, grad, dh_next, dz, dq, direct, k, steps, n, u, all_steps, activation,
+                       recurrent_activation):
+    dx, dq_k, direct_k = recurrent_reference.gru_step_backward(
+        REFERENCE, _steps(cache, n, 4 * u)[k], _previous(states, k, n, u),
+        _step_grad(grad, dh_next, k, steps, n, u, all_steps), _act_name(activation), _act_name(recurrent_activation))
+    _steps(dz, n, 3 * u)[k], _steps(dq, n, 3 * u)[k], direct.reshape(n, u)[...] = dx, dq_k, direct_k
+
+
+def _gru_candidate_step_backward(states, cache, grad, dh_next, dz, d_candidates, direct, k, steps, n, u, all_steps,
+                                 activation, recurrent_activation):
+    dx, direct_k = recurrent_reference.gru_candidate_step_backward(
+        REFERENCE, _steps(cache, n, 4 * u)[k], _previous(states, k, n, u),
+        _step_grad(grad, dh_next, k, steps, n, u, all_steps), _act_name(activation), _act_name(recurrent_activation))
+    row = _steps(dz, n, 3 * u)[k]
+    row[:, :u], row[:, 2 * u:] = dx[:, :u], dx[:, 2 * u:]
+    d_candidates.reshape(n, u)[...], direct.reshape(n, u)[...] = dx[:, 2 * u:], direct_k
+
+
+def _gru_reset_step_backward(states, cache, d_reset_state, dz, direct, k, n, u, recurrent_activation):
+    row = _steps(dz, n, 3 * u)[k]
+    dx, direct_k = recurrent_reference.gru_reset_step_backward(
+        REFERENCE, _steps(cache, n, 4 * u)[k], _previous(states, k, n, u), d_reset_state.reshape(n, u), row.copy(),
+        direct.reshape(n, u).copy(), _act_name(recurrent_activation))
+    row[:, u:2 * u], direct.reshape(n, u)[...] = dx[:, u:2 * u], direct_k
+
+
 EMULATIONS = {
     "bias_activation": _bias_activation, "activation_grad_bias": _activation_grad_bias,
     "softmax_rows": _softmax_rows, "softmax_grad_rows": _softmax_grad_rows,
@@ -543,6 +648,10 @@ EMULATIONS = {
     "merge_column_moments": _merge_column_moments, "row_moments": _row_moments, "normalize": _normalize,
     "column_gradient_sums": _column_gradient_sums, "finish_gradient_sums": _finish_gradient_sums,
     "normalize_dx_columns": _normalize_dx_columns, "normalize_dx_rows": _normalize_dx_rows,
+    "rnn_step": _rnn_step, "lstm_step": _lstm_step, "gru_step": _gru_step, "gru_gates_step": _gru_gates_step,
+    "gru_candidate_step": _gru_candidate_step, "rnn_step_backward": _rnn_step_backward,
+    "lstm_step_backward": _lstm_step_backward, "gru_step_backward": _gru_step_backward,
+    "gru_candidate_step_backward": _gru_candidate_step_backward, "gru_reset_step_backward": _gru_reset_step_backward,
 }
 
 _ELEMENTWISE = {

@@ -118,6 +118,27 @@ def normalize_backward(r, d, s):
     return x, mean, variance, gamma, arr(r, x.shape, d), 1e-3, axis, s.activation != "relu" or axis == 1
 
 
+#: the cell a recurrent case runs, by the drawn activation (so that every cell and both GRU forms are drawn)
+_CELLS = {"none": "simple_rnn", "relu": "lstm", "sigmoid": "gru", "tanh": "lstm", "softmax": "gru"}
+
+
+def recurrent_case(r, d, s, backward=False):
+    """A sequence of s.n steps of s.c samples, s.k units; the backward case starts from the reference's forward."""
+    cell = _CELLS[s.activation]
+    gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    reset_after = s.flag or cell != "gru"
+    reverse = (not s.flag) if cell != "gru" else s.n % 2 == 0
+    activation = "relu" if s.activation == "tanh" else "tanh"
+    p, kernel = arr(r, (s.n, s.c, gates * s.k), d), arr(r, (s.k, gates * s.k), d, -0.7, 0.7)
+    bias = arr(r, (2, 3 * s.k), d) if cell == "gru" and reset_after and s.n != 2 else None
+    args = (cell, p, kernel, bias, activation, "sigmoid", reverse, reset_after)
+    if not backward:
+        return args
+    states, _, cache = REFERENCE.recurrent_forward(*args)
+    grad = arr(r, (s.n, s.c, s.k) if s.n % 2 else (s.c, s.k), d)      # every state's gradient, or the last one's
+    return cell, kernel, bias, states, cache, grad, activation, "sigmoid", reverse, reset_after
+
+
 CASES = {
     "from_numpy": unary(),
     "to_numpy": unary(),
@@ -172,6 +193,8 @@ CASES = {
                                        state(r, d, s, 1)[0] * 0.3, state(r, d, s, 1)[0],
                                        0.01, 0.9, 0.5, 1e-7, s.flag, 0.0),
     "adagrad_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]), 0.01, 1e-7, 0.0),
+    "recurrent_forward": recurrent_case,
+    "recurrent_backward": lambda r, d, s: recurrent_case(r, d, s, backward=True),
 }
 
 IN_PLACE = {"index_add", "assign", "sgd_update", "adam_update", "adam_update_many", "rmsprop_update",

@@ -40,6 +40,11 @@ CONFIGS = [
      "sparse_categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.SGD(0.1), "labels", (6,)),
     ("bce-on-softmax", lambda: [nn.layers.Dense(4, activation="softmax")],
      "binary_crossentropy", ["binary_accuracy"], lambda: nn.optimizers.Adam(), "onehot", (6,)),
+    ("recurrent-sparse-adam", lambda: [nn.layers.LSTM(5, return_sequences=True),
+                                       nn.layers.GRU(4, return_sequences=True, go_backwards=True),
+                                       nn.layers.GRU(4, return_sequences=True, reset_after=False),
+                                       nn.layers.SimpleRNN(3), nn.layers.Dense(4, activation="softmax")],
+     "sparse_categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.Adam(), "labels", (5, 3)),
 ]
 
 

@@ -585,3 +585,25 @@ def test_a_cnn_with_batchnorm_and_an_embedding_model_train_on_the_cuda_backend_a
     with FakeGPU():
         on_gpu = histories("cuda")
     np.testing.assert_allclose(on_gpu, histories("numpy"), rtol=1e-5)
+
+
+def test_recurrent_models_train_on_the_fake_gpu_as_on_the_reference():
+    """The CUDA backend's step loop and kernel launches (checked against their C signatures) over the fake GPU."""
+    def histories(device):
+        nn.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((16, 5, 3)).astype(np.float32), rng.integers(0, 3, 16)
+        layers = nn.layers
+        model = nn.Sequential([nn.Input((5, 3)), layers.LSTM(4, return_sequences=True, go_backwards=True),
+                               layers.GRU(3, return_sequences=True),
+                               layers.GRU(3, reset_after=False, return_sequences=True), layers.SimpleRNN(3),
+                               layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.to(device)
+        return model.fit(x, y, epochs=3, batch_size=8, verbose=0).history["loss"]
+
+    with FakeGPU() as gpu:
+        on_gpu = histories("cuda")
+        launched = {name for name, _, _ in gpu.launches}
+    assert {"lstm_step", "gru_step", "gru_gates_step", "rnn_step_backward", "gru_reset_step_backward"} <= launched
+    np.testing.assert_allclose(on_gpu, histories("numpy"), rtol=1e-5)

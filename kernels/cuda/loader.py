@@ -43,6 +43,7 @@ SOURCES = {
     "reduce.cu": ALL_TYPES,
     "windows.cu": FLOAT_TYPES,
     "norm.cu": FLOAT_TYPES,
+    "recurrent.cu": FLOAT_TYPES,
 }
 
 #: numpy dtype -> the C type our templates are instantiated with

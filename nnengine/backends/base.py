@@ -26,7 +26,7 @@ Conventions that hold for every primitive unless its docstring says otherwise:
 * ``axes`` arguments are tuples of non-negative, distinct axis numbers, already
   normalised by the core.
 
-The interface is one piece on purpose (about 620 lines): the list of primitives, their
+The interface is one piece on purpose (about 680 lines): the list of primitives, their
 contracts and the fused references are read together, and a backend author works from it.
 """
 from abc import ABC, abstractmethod
@@ -34,6 +34,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_NAMES, activation_code
+from . import recurrent_reference
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
 #: Activation names understood by the fused dense primitives (the one table in kernels/activation_codes.py).
@@ -406,6 +407,31 @@ class Backend(ABC):
             return losses, None
         p = self.exp(self.neg(neg_log_p))
         return losses, self.sub(self.mul(p, self.sum(targets, (1,), True)), targets)
+
+    # Recurrent layers: a whole sequence per call, time-major (recurrent_reference.py holds the formulas)
+    def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
+        """Run a recurrent cell over a sequence: return ``(states, last, cache)``.
+
+        ``cell`` is "simple_rnn", "lstm" or "gru"; ``p`` (T, n, G*u) the projected inputs x_t @ W (+ b), G = 1, 4
+        or 3 gates in Keras's order; ``kernel`` (u, G*u) the recurrent kernel; ``bias`` the GRU's (2, 3u) bias
+        when ``reset_after`` (row 0 for x, row 1 for h @ U), else None (the projection holds it).
+        ``activation``/``recurrent_activation`` are "none", "relu", "sigmoid" or "tanh". Step k reads p[k], or
+        p[T-1-k] with ``reverse``; the state before step 0 is zero. ``states`` (T, n, u) is the state after each
+        step, ``last`` (n, u) the final one, ``cache`` (T, n, B*u) what the backward needs (B = 0, 6, 4).
+        """
+        return recurrent_reference.forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse,
+                                           reset_after)
+
+    def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
+                           reverse, reset_after):
+        """Backpropagation through time of ``recurrent_forward``: return ``(dp, d_kernel, d_bias)``.
+
+        ``states`` and ``cache`` are the forward's; ``grad`` is dL/dstates (T, n, u), or dL/dlast (n, u) when only
+        the last state was used. ``dp`` (T, n, G*u) is in the inputs' order; ``d_bias`` (2, 3u) exists when
+        ``bias`` does (the GRU with reset_after), else None.
+        """
+        return recurrent_reference.backward(self, cell, kernel, bias, states, cache, grad, activation,
+                                            recurrent_activation, reverse, reset_after)
 
     # Windows of images (convolution and pooling) and normalization. ``x`` is (n, s, c): n samples of
     # s = height * width positions of c channels (channels_last, spatial axes flattened). ``positions``

@@ -9,14 +9,14 @@ contracts are the docstrings in ``base.py``.
 import numpy as np
 
 from ..kernels.cuda import norm, windows
-from .base import Backend
+from .cupy_recurrent import CupyRecurrentPrimitives
 from .layout import contiguous
 
 #: window tables whose inverse (windows.inverse) a backend keeps
 MAX_INVERSES = 64
 
 
-class CupyLayerPrimitives(Backend):
+class CupyLayerPrimitives(CupyRecurrentPrimitives):
     """window_gather, window_scatter, max/average pooling and the normalization primitives on our CUDA kernels."""
 
     # -- windows (im2col, pooling) and normalization: windows.cu and norm.cu ------------------------

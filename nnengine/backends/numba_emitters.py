@@ -1,7 +1,8 @@
 """The lowering of each primitive of the numba backend: the kernel calls one step of a plan makes, as source.
 
 ``numba_lowering.lower`` walks a captured plan and hands each call to its emitter: here (``NN_EMITTERS``:
-dense layers, the loss, sums, reshapes, activation gradients, an accuracy's hits, the updates) or in
+dense layers, the loss, sums, reshapes and transposes, activation gradients, an accuracy's hits, the recurrent
+layers' sequences, the updates) or in
 ``numba_elementwise_emitters.py``. It passes the values the capture saw: arrays the generated function
 holds (``Value``: its source name, an example of its shape and dtype, whether it is a numba scalar) and
 other arguments (``Literal``: the value, and the Python expression that gives it on each step).
@@ -17,10 +18,11 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from ..kernels.activation_codes import ACTIVATION_CODES
-from ..kernels.cpu import blas, config, nn, optim, reduce
+from ..kernels.cpu import blas, config, nn, optim, recurrent, reduce
 from ..kernels.cpu.aot import AotKernel
 from . import host_buffers
 from .base import LoweringRefused
+from .numba_recurrent import backward_arguments, forward_arguments
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
 __all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small",
@@ -290,6 +292,61 @@ def _reshape(b, backend, x, shape):
     return Value(name, x.example.reshape(shape.value))
 
 
+def _transpose(b, backend, x, axes):
+    """The transposed array, written contiguous: the eager view's consumers (reshape, the kernels) read the same
+    values from either."""
+    x = as_array(x, "the transposed array")
+    name = b.name("t")
+    b.body.append(f"    {name} = np.ascontiguousarray({x.code}.transpose({tuple(axes.value)!r}))")
+    return Value(name, np.ascontiguousarray(x.example.transpose(axes.value)))
+
+
+def _recurrent_call(b, name, arguments, outputs, zero_one_dtype):
+    """Write the kernel call; return the outputs as Values (None stays None)."""
+    zero, one = typed_constant(zero_one_dtype, 0), typed_constant(zero_one_dtype, 1)
+    b.call(getattr(recurrent, name), *arguments, zero, one)
+    return tuple(None if out is None else Value(out[0], np.empty(out[1], zero_one_dtype)) for out in outputs)
+
+
+def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
+    if not blas.AVAILABLE:
+        raise LoweringRefused("the recurrent kernels need the bundled BLAS")
+    p, kernel = as_array(p, "the projected inputs"), as_array(kernel, "the recurrent kernel")
+    has_bias = not (isinstance(bias, Literal) and bias.value is None)
+    dtype = p.example.dtype
+    shape = (*p.example.shape[:2], kernel.example.shape[0])
+
+    def new(array_shape, array_dtype):
+        return b.new_array(array_shape, array_dtype), array_shape
+    name, arguments, outputs = forward_arguments(
+        cell.value, shape, dtype, f"np.ascontiguousarray({p.code})", f"np.ascontiguousarray({kernel.code})",
+        f"np.ascontiguousarray({as_array(bias, 'the bias').code})" if has_bias else None,
+        activation.value, recurrent_activation.value, reverse.value, reset_after.value, new, typed_flag, typed_int)
+    arguments = [a[0] if isinstance(a, tuple) else a for a in arguments]
+    return _recurrent_call(b, name, arguments, outputs, dtype)
+
+
+def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
+                        reverse, reset_after):
+    if not blas.AVAILABLE:
+        raise LoweringRefused("the recurrent kernels need the bundled BLAS")
+    kernel, states = as_array(kernel, "the recurrent kernel"), as_array(states, "the states")
+    cache, grad = as_array(cache, "the cache"), as_array(grad, "the states' gradient")
+    has_bias = not (isinstance(bias, Literal) and bias.value is None)
+    shape, dtype = states.example.shape, states.example.dtype
+    grad_code = b.name("t")
+    b.body.append(f"    {grad_code} = np.ascontiguousarray({grad.code}).reshape((-1, {shape[1]}, {shape[2]}))")
+
+    def new(array_shape, array_dtype):
+        return b.new_array(array_shape, array_dtype), array_shape
+    name, arguments, outputs = backward_arguments(
+        cell.value, shape, dtype, f"np.ascontiguousarray({kernel.code})", has_bias, states.code, cache.code, grad_code,
+        grad.example.ndim == 3,
+        activation.value, recurrent_activation.value, reverse.value, reset_after.value, new, typed_flag, typed_int)
+    arguments = [a[0] if isinstance(a, tuple) else a for a in arguments]
+    return _recurrent_call(b, name, arguments, outputs, dtype)
+
+
 # -- optimizer updates: the kernels take flat views, and the scalars the optimizer_scalars makers give ----------
 def _flat(value, dtype):
     if value is None or isinstance(value, Literal) and value.value is None:
@@ -363,7 +420,8 @@ def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_de
 
 NN_EMITTERS = {
     "dense_forward": _dense_forward, "dense_backward": _dense_backward,
-    "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape,
+    "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape, "transpose": _transpose,
+    "recurrent_forward": _recurrent_forward, "recurrent_backward": _recurrent_backward,
     "argmax_matches": _argmax_matches,
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,

@@ -12,7 +12,7 @@ from ..kernels.cpu import config
 from ..kernels.cpu.aot import kernel_modules
 from . import host_buffers
 from .layout import contiguous
-from .numpy_backend import NumpyBackend
+from .numba_recurrent import NumbaRecurrentPrimitives
 
 norm, reduce, windows = kernel_modules("norm", "reduce", "windows")     # imported at first use (kernels/cpu/aot.py)
 
@@ -39,7 +39,7 @@ def _typed(dtype, *values):
     return tuple(dtype.type(v) for v in values)
 
 
-class NumbaLayerPrimitives(NumpyBackend):
+class NumbaLayerPrimitives(NumbaRecurrentPrimitives):
     """The numpy reference with window_gather, window_scatter, max/average pooling, the normalization
     primitives and argmax_matches on numba kernels (NumbaBackend builds on it)."""
 

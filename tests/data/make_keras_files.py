@@ -3,6 +3,7 @@ Keras (not run by the tests).
 
     KERAS_BACKEND=torch python tests/data/make_keras_files.py keras3      # in a venv with keras 3 + torch
     KERAS_BACKEND=torch python tests/data/make_keras_files.py archives    # the same venv: the .keras files
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py recurrent   # the same venv: LSTM, GRU, SimpleRNN
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -31,10 +32,12 @@ def build_and_save(keras, name):
     np.savez(f"{name}.npz", x=x[:8], y=model.predict(x[:8], verbose=0), labels=y[:8])
 
 
-def build_and_save_archive(keras, name, layers, optimizer, input_shape, labels=3):
+def build_and_save_archive(keras, name, layers, optimizer, input_shape, labels=3, also_h5=False):
     """A model saved with ``model.save(<name>.keras)`` after a short fit, and ``<name>.npz``: an input batch and
     Keras's predictions for it, and the data of one more epoch (unshuffled) with the weights Keras reached after
-    it, which only a correctly restored optimizer state reaches too."""
+    it, which only a correctly restored optimizer state reaches too. With ``also_h5`` the model is saved to
+    ``<name>.h5`` too (after the .keras file: Keras 3.15 drops the optimizer from the compile config once it
+    wrote an .h5)."""
     keras.utils.set_random_seed(2)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((48, *input_shape)).astype("float32")
@@ -43,6 +46,8 @@ def build_and_save_archive(keras, name, layers, optimizer, input_shape, labels=3
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     model.save(f"{name}.keras")
+    if also_h5:
+        model.save(f"{name}.h5")
     predictions = model.predict(x[:8], verbose=0)
     model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     np.savez(f"{name}.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
@@ -87,10 +92,22 @@ def build_and_save_archives(keras):
         layers.Dense(3, activation="softmax")], keras.optimizers.Adam(0.01, amsgrad=True), (6,))
 
 
+def build_and_save_recurrent(keras):
+    """The three recurrent layers, one going backwards, in both formats."""
+    layers = keras.layers
+    build_and_save_archive(keras, "keras3_rnn_adam", [
+        layers.LSTM(6, return_sequences=True), layers.GRU(5, return_sequences=True, go_backwards=True),
+        layers.SimpleRNN(4), layers.Dense(3, activation="softmax")], keras.optimizers.Adam(0.01), (7, 3),
+        also_h5=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "archives":
         import keras
         build_and_save_archives(keras)
+    elif sys.argv[1] == "recurrent":
+        import keras
+        build_and_save_recurrent(keras)
     elif sys.argv[1] == "keras3":
         import keras
         build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")

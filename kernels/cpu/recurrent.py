@@ -1,0 +1,361 @@
+"""numba kernels of the recurrent layers: a whole sequence forward, and back through time, in one call each.
+
+The formulas and the layout are those of ``nnengine/backends/recurrent_reference.py`` (the specification these
+kernels are tested against): time-major ``p`` (T, n, G*u) of projected inputs, ``states`` (T, n, u) in step
+order, ``cache`` (T, n, B*u) of what backward needs. Each step makes one matrix product with the recurrent
+kernel through BLAS (``blas.gemm``: only called when ``blas.AVAILABLE``) and one pass over its n x u cells for
+the gates; the state before step 0 is a zero array, multiplied like any other (as Keras does).
+
+Activation codes are kernels/activation_codes.py's: none, relu, sigmoid, tanh. The derivatives are written
+from the activation's output y, as Backend.activation_backward writes them: g * y * (1 - y), g * (1 - y^2),
+g where y > 0.
+"""
+import math
+
+import numpy as np
+
+from ..activation_codes import ACTIVATION_CODES
+from .blas import gemm
+from .elementwise import exp32, sigmoid_scalar
+from .jit import njit
+
+NONE, RELU, SIGMOID, TANH = (ACTIVATION_CODES[name] for name in ("none", "relu", "sigmoid", "tanh"))
+
+
+@njit(inline="always")
+def _act(v, code, zero, one):
+    if code == SIGMOID:
+        return sigmoid_scalar(v, one)
+    if code == TANH:
+        return math.tanh(v)
+    if code == RELU:
+        return v if not v <= zero else zero
+    return v
+
+
+@njit(inline="always")
+def _act_grad(y, g, code, zero, one):
+    """dL/dz from y = act(z) and g = dL/dy."""
+    if code == SIGMOID:
+        return g * y * (one - y)
+    if code == TANH:
+        return g * (one - y * y)
+    if code == RELU:
+        return g if y > zero else zero
+    return g
+
+
+@njit(inline="always")
+def _step_index(k, steps, reverse):
+    return steps - 1 - k if reverse else k
+
+
+@njit(inline="always")
+def _step_grad(grad, all_steps, k, steps, i, j, zero):
+    """dL/dh_k[i, j] from outside the recurrence: grad[k] of every state, or of the last one only."""
+    if all_steps:
+        return grad[k, i, j]
+    return grad[0, i, j] if k == steps - 1 else zero
+
+
+# -- forward ------------------------------------------------------------------------------------------------------
+@njit(inline="always")
+def _squash(v, code, fast, work, zero, one):
+    """v = act(v) in place, v a contiguous row. ``fast`` (float32): sigmoid and tanh through the vectorised exp32,
+    sigmoid(v) = 1 / (1 + e^-v) and tanh(v) = 2 / (1 + e^-2v) - 1 (libm's tanhf, a scalar call, took 14 ns an
+    element); ``work`` is (3, at least v.size) scratch."""
+    m = v.size
+    if fast and (code == SIGMOID or code == TANH):
+        scale = one if code == SIGMOID else one + one
+        negated, e, spare = work[0, :m], work[1, :m], work[2, :m]
+        for j in range(m):
+            negated[j] = -(scale * v[j])
+        exp32(negated, e, spare)
+        shift = zero if code == SIGMOID else one
+        for j in range(m):
+            v[j] = scale / (one + e[j]) - shift
+    else:
+        for j in range(m):
+            v[j] = _act(v[j], code, zero, one)
+
+
+@njit(inline="always")
+def _pre_activations(x, q, z):
+    """z = x + q, row by row (x is a step of p: its rows are contiguous)."""
+    for i in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            z[i, c] = x[i, c] + q[i, c]
+
+
+@njit(cache=True, error_model="numpy")
+def simple_rnn_forward(p, kernel, activation, reverse, states, last, zero, one):
+    """states[k] = act(p[t] + states[k-1] @ kernel); last = the final state."""
+    steps, n, units = states.shape
+    fast = p.itemsize == 4                     # float32: the vectorised exp
+    q = np.empty((n, units), p.dtype)
+    work = np.empty((3, units), p.dtype)
+    previous = np.zeros((n, units), p.dtype)
+    for k in range(steps):
+        gemm(previous, kernel, q, False, False)
+        _pre_activations(p[_step_index(k, steps, reverse)], q, states[k])
+        for i in range(n):
+            _squash(states[k, i], activation, fast, work, zero, one)
+        previous = states[k]
+    last[:] = previous
+
+
+@njit(cache=True, error_model="numpy")
+def lstm_forward(p, kernel, activation, recurrent_activation, reverse, states, last, cache, zero, one):
+    """Gates i, f, g, o of p[t] + h' @ kernel; c = f * c' + i * g; h = o * act(c); cache [i f g o c act(c)]."""
+    steps, n, units = states.shape
+    fast = p.itemsize == 4                     # float32: the vectorised exp
+    q = np.empty((n, 4 * units), p.dtype)
+    work = np.empty((3, 2 * units), p.dtype)
+    previous = np.zeros((n, units), p.dtype)
+    for k in range(steps):
+        gemm(previous, kernel, q, False, False)
+        row_block = cache[k]
+        _pre_activations(p[_step_index(k, steps, reverse)], q, row_block[:, :4 * units])
+        for i in range(n):
+            row = row_block[i]
+            _squash(row[:2 * units], recurrent_activation, fast, work, zero, one)        # i, f
+            _squash(row[2 * units:3 * units], activation, fast, work, zero, one)          # g
+            _squash(row[3 * units:4 * units], recurrent_activation, fast, work, zero, one)  # o
+            for j in range(units):
+                c_prev = cache[k - 1, i, 4 * units + j] if k > 0 else zero
+                c = row[units + j] * c_prev + row[j] * row[2 * units + j]
+                row[4 * units + j] = c
+                row[5 * units + j] = c
+            _squash(row[5 * units:], activation, fast, work, zero, one)
+            for j in range(units):
+                states[k, i, j] = row[3 * units + j] * row[5 * units + j]
+        previous = states[k]
+    last[:] = previous
+
+
+@njit(cache=True, error_model="numpy")
+def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, reverse, states, last, cache, zero,
+                one):
+    """Keras's GRU with reset_after: q = h' @ kernel (+ bias[1]); z, r = s(x + q) blocks; n = a(x_n + r * q_n);
+    h = z * h' + (1 - z) * n, with x = p[t] (+ bias[0]); cache [z r n q_n]."""
+    steps, n, units = states.shape
+    fast = p.itemsize == 4                     # float32: the vectorised exp
+    q = np.empty((n, 3 * units), p.dtype)
+    work = np.empty((3, 2 * units), p.dtype)
+    previous = np.zeros((n, units), p.dtype)
+    for k in range(steps):
+        gemm(previous, kernel, q, False, False)
+        x = p[_step_index(k, steps, reverse)]
+        for i in range(n):
+            row = cache[k, i]
+            for c in range(3 * units):
+                x_c = x[i, c] + bias[0, c] if has_bias else x[i, c]
+                q_c = q[i, c] + bias[1, c] if has_bias else q[i, c]
+                if c < 2 * units:
+                    row[c] = x_c + q_c
+                else:
+                    row[units + c] = q_c                       # q_n, cached
+                    row[c] = x_c                               # x_n for now
+            _squash(row[:2 * units], recurrent_activation, fast, work, zero, one)
+            for j in range(units):
+                row[2 * units + j] = row[2 * units + j] + row[units + j] * row[3 * units + j]
+            _squash(row[2 * units:3 * units], activation, fast, work, zero, one)
+            for j in range(units):
+                gate_z = row[j]
+                states[k, i, j] = gate_z * previous[i, j] + (one - gate_z) * row[2 * units + j]
+        previous = states[k]
+    last[:] = previous
+
+
+@njit(cache=True, error_model="numpy")
+def gru_forward_reset_before(p, kernel, activation, recurrent_activation, reverse, states, last, cache, zero, one):
+    """Keras's GRU without reset_after: z, r = s(x + h' @ U_zr) blocks; n = a(x_n + (r * h') @ U_n);
+    cache [z r n r*h']."""
+    steps, n, units = states.shape
+    fast = p.itemsize == 4                     # float32: the vectorised exp
+    kernel_zr, kernel_n = np.ascontiguousarray(kernel[:, :2 * units]), np.ascontiguousarray(kernel[:, 2 * units:])
+    q = np.empty((n, 2 * units), p.dtype)
+    work = np.empty((3, 2 * units), p.dtype)
+    reset_state = np.empty((n, units), p.dtype)
+    product = np.empty((n, units), p.dtype)
+    previous = np.zeros((n, units), p.dtype)
+    for k in range(steps):
+        gemm(previous, kernel_zr, q, False, False)
+        x = p[_step_index(k, steps, reverse)]
+        for i in range(n):
+            row = cache[k, i]
+            for c in range(2 * units):
+                row[c] = x[i, c] + q[i, c]
+            _squash(row[:2 * units], recurrent_activation, fast, work, zero, one)
+            for j in range(units):
+                reset_state[i, j] = row[units + j] * previous[i, j]
+                row[3 * units + j] = reset_state[i, j]
+        gemm(reset_state, kernel_n, product, False, False)
+        for i in range(n):
+            row = cache[k, i]
+            for j in range(units):
+                row[2 * units + j] = x[i, 2 * units + j] + product[i, j]
+            _squash(row[2 * units:3 * units], activation, fast, work, zero, one)
+            for j in range(units):
+                gate_z = row[j]
+                states[k, i, j] = gate_z * previous[i, j] + (one - gate_z) * row[2 * units + j]
+        previous = states[k]
+    last[:] = previous
+
+
+# -- backward through time ---------------------------------------------------------------------------------------
+@njit(inline="always")
+def _in_input_order(dz, reverse, dp):
+    """dp[t] = dz[k]: the per-step gradients (step order) put back at the input steps they read."""
+    steps = dz.shape[0]
+    for k in range(steps):
+        dp[_step_index(k, steps, reverse)] = dz[k]
+
+
+@njit(inline="always")
+def _product_of_steps(states, dq, d_kernel):
+    """d_kernel = sum over steps k >= 1 of states[k-1]^T dq[k] (the state before step 0 is zero): ONE product."""
+    steps, n, units = states.shape
+    if steps < 2:
+        d_kernel[:] = 0
+        return
+    previous = states[:steps - 1].reshape((steps - 1) * n, units)
+    gemm(previous, np.ascontiguousarray(dq[1:]).reshape((steps - 1) * n, dq.shape[2]), d_kernel, True, False)
+
+
+@njit(cache=True, error_model="numpy")
+def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, dp, d_kernel, zero, one):
+    """dz[k] = act'(h_k) (grad_k + dz[k+1] @ kernel^T); dp = dz in input order; d_kernel."""
+    steps, n, units = states.shape
+    dz = np.empty(states.shape, states.dtype)
+    dh_next = np.zeros((n, units), states.dtype)
+    for k in range(steps - 1, -1, -1):
+        for i in range(n):
+            for j in range(units):
+                dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                dz[k, i, j] = _act_grad(states[k, i, j], dh, activation, zero, one)
+        if k > 0:
+            gemm(dz[k], kernel, dh_next, False, True)
+    _in_input_order(dz, reverse, dp)
+    _product_of_steps(states, dz, d_kernel)
+
+
+@njit(cache=True, error_model="numpy")
+def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, dp, d_kernel,
+                  zero, one):
+    """dz[k] = dL/d(p[t] + h' @ kernel) of each step (the four gates' blocks); dp = dz in input order; d_kernel."""
+    steps, n, units = states.shape
+    dz = np.empty((steps, n, 4 * units), states.dtype)
+    dh_next = np.zeros((n, units), states.dtype)
+    dc_next = np.zeros((n, units), states.dtype)
+    for k in range(steps - 1, -1, -1):
+        for i in range(n):
+            row, out = cache[k, i], dz[k, i]
+            for j in range(units):
+                gate_i, gate_f, gate_g, gate_o = row[j], row[units + j], row[2 * units + j], row[3 * units + j]
+                squashed = row[5 * units + j]
+                dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                dc = _act_grad(squashed, dh * gate_o, activation, zero, one) + dc_next[i, j]
+                c_prev = cache[k - 1, i, 4 * units + j] if k > 0 else zero
+                out[j] = _act_grad(gate_i, dc * gate_g, recurrent_activation, zero, one)
+                out[units + j] = _act_grad(gate_f, dc * c_prev, recurrent_activation, zero, one)
+                out[2 * units + j] = _act_grad(gate_g, dc * gate_i, activation, zero, one)
+                out[3 * units + j] = _act_grad(gate_o, dh * squashed, recurrent_activation, zero, one)
+                dc_next[i, j] = dc * gate_f
+        if k > 0:
+            gemm(dz[k], kernel, dh_next, False, True)
+    _in_input_order(dz, reverse, dp)
+    _product_of_steps(states, dz, d_kernel)
+
+
+@njit(cache=True, error_model="numpy")
+def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, dp, d_kernel,
+                 d_bias, has_bias, zero, one):
+    """With reset_after: dz[k] = dL/dx and dq[k] = dL/dq per step (q = h' @ kernel + bias[1]); dp, d_kernel and
+    d_bias = [sum of dz, sum of dq] over steps and samples."""
+    steps, n, units = states.shape
+    dz = np.empty((steps, n, 3 * units), states.dtype)
+    dq = np.empty((steps, n, 3 * units), states.dtype)
+    dh_next = np.zeros((n, units), states.dtype)
+    direct = np.zeros((n, units), states.dtype)
+    zeros = np.zeros((n, units), states.dtype)
+    for k in range(steps - 1, -1, -1):
+        previous = states[k - 1] if k > 0 else zeros
+        for i in range(n):
+            row = cache[k, i]
+            for j in range(units):
+                gate_z, gate_r, candidate, q_n = row[j], row[units + j], row[2 * units + j], row[3 * units + j]
+                dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                d_candidate = _act_grad(candidate, dh * (one - gate_z), activation, zero, one)
+                d_update = _act_grad(gate_z, dh * (previous[i, j] - candidate), recurrent_activation, zero, one)
+                d_reset = _act_grad(gate_r, d_candidate * q_n, recurrent_activation, zero, one)
+                dz[k, i, j], dz[k, i, units + j], dz[k, i, 2 * units + j] = d_update, d_reset, d_candidate
+                dq[k, i, j], dq[k, i, units + j], dq[k, i, 2 * units + j] = d_update, d_reset, d_candidate * gate_r
+                direct[i, j] = dh * gate_z
+        if k > 0:
+            gemm(dq[k], kernel, dh_next, False, True)
+            for i in range(n):
+                for j in range(units):
+                    dh_next[i, j] = direct[i, j] + dh_next[i, j]
+    _in_input_order(dz, reverse, dp)
+    _product_of_steps(states, dq, d_kernel)
+    if has_bias:
+        _column_sums(dz, d_bias[0], zero)
+        _column_sums(dq, d_bias[1], zero)
+
+
+@njit(inline="always")
+def _column_sums(a, out, zero):
+    """out[j] = the sum of a[..., j] over every step and sample, in order."""
+    out[:] = zero
+    for k in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(a.shape[2]):
+                out[j] += a[k, i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, dp,
+                              d_kernel, zero, one):
+    """Without reset_after: dz[k] = dL/dx per step, its n block also dL/d((r * h') @ U_n); dp and d_kernel (the
+    z and r columns from h', the n columns from the cached r * h' of every step)."""
+    steps, n, units = states.shape
+    kernel_zr, kernel_n = np.ascontiguousarray(kernel[:, :2 * units]), np.ascontiguousarray(kernel[:, 2 * units:])
+    dz = np.empty((steps, n, 3 * units), states.dtype)
+    dh_next = np.zeros((n, units), states.dtype)
+    direct = np.zeros((n, units), states.dtype)
+    d_reset_state = np.empty((n, units), states.dtype)
+    d_candidates = np.empty((n, units), states.dtype)
+    zeros = np.zeros((n, units), states.dtype)
+    for k in range(steps - 1, -1, -1):
+        previous = states[k - 1] if k > 0 else zeros
+        for i in range(n):
+            row = cache[k, i]
+            for j in range(units):
+                gate_z, candidate = row[j], row[2 * units + j]
+                dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                d_candidate = _act_grad(candidate, dh * (one - gate_z), activation, zero, one)
+                dz[k, i, j] = _act_grad(gate_z, dh * (previous[i, j] - candidate), recurrent_activation, zero, one)
+                dz[k, i, 2 * units + j] = d_candidate
+                d_candidates[i, j] = d_candidate
+                direct[i, j] = dh * gate_z
+        gemm(d_candidates, kernel_n, d_reset_state, False, True)
+        for i in range(n):
+            for j in range(units):
+                gate_r = cache[k, i, units + j]
+                dz[k, i, units + j] = _act_grad(gate_r, d_reset_state[i, j] * previous[i, j], recurrent_activation,
+                                                zero, one)
+                direct[i, j] = direct[i, j] + d_reset_state[i, j] * gate_r
+        if k > 0:
+            gemm(np.ascontiguousarray(dz[k, :, :2 * units]), kernel_zr, dh_next, False, True)
+            for i in range(n):
+                for j in range(units):
+                    dh_next[i, j] = direct[i, j] + dh_next[i, j]
+    _in_input_order(dz, reverse, dp)
+    d_zr = np.empty((units, 2 * units), states.dtype)
+    _product_of_steps(states, np.ascontiguousarray(dz[:, :, :2 * units]), d_zr)
+    d_n = np.empty((units, units), states.dtype)
+    gemm(np.ascontiguousarray(cache[:, :, 3 * units:]).reshape(steps * n, units),
+         np.ascontiguousarray(dz[:, :, 2 * units:]).reshape(steps * n, units), d_n, True, False)
+    d_kernel[:, :2 * units] = d_zr
+    d_kernel[:, 2 * units:] = d_n

@@ -1,0 +1,96 @@
+"""The numba backend's recurrent primitives: a whole sequence forward, or back through time, in ONE kernel call of
+``kernels/cpu/recurrent.py`` (each step's product with the recurrent kernel goes to BLAS inside the kernel).
+
+Without the bundled OpenBLAS (``blas.AVAILABLE`` false: numpy built against MKL or Accelerate) the kernels cannot
+make their products, and the primitives run the reference loop of ``recurrent_reference.py`` instead.
+"""
+import numpy as np
+
+from ..kernels.activation_codes import ACTIVATION_CODES
+from ..kernels.cpu import blas_library
+from ..kernels.cpu.aot import kernel_modules
+from .numpy_backend import NumpyBackend
+from .recurrent_reference import CACHE_BLOCKS, GATES
+
+recurrent, = kernel_modules("recurrent")      # imported (with numba) at first use
+
+
+def _constants(dtype):
+    return np.dtype(dtype).type(0), np.dtype(dtype).type(1)
+
+
+def _same(value):
+    return value
+
+
+def forward_arguments(cell, shape, dtype, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
+                      new, flag=_same, integer=_same):
+    """(kernel name, arguments, (states, last, cache)) of a forward call over a sequence of ``shape`` (T, n, u).
+
+    Shared by the backend and its lowering (numba_emitters.py), which pass their own ``new(shape, dtype)`` for
+    each output and ``flag``/``integer`` for the flags and activation codes (the arrays are theirs too)."""
+    steps, n, units = shape
+    states, last = new((steps, n, units), dtype), new((n, units), dtype)
+    cache = new((steps, n, CACHE_BLOCKS[cell] * units), dtype)
+    codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
+    outputs = (states, last, cache)
+    if cell == "simple_rnn":
+        return "simple_rnn_forward", (p, kernel, codes[0], flag(reverse), states, last), outputs
+    if cell == "lstm":
+        return "lstm_forward", (p, kernel, *codes, flag(reverse), states, last, cache), outputs
+    if not reset_after:
+        return "gru_forward_reset_before", (p, kernel, *codes, flag(reverse), states, last, cache), outputs
+    bias_array = bias if bias is not None else new((2, 3 * units), dtype)       # never read without a bias
+    return ("gru_forward", (p, kernel, bias_array, flag(bias is not None), *codes, flag(reverse), states, last,
+                            cache), outputs)
+
+
+def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad, all_steps, activation,
+                       recurrent_activation, reverse, reset_after, new, flag=_same, integer=_same):
+    """(kernel name, arguments, (dp, d_kernel, d_bias)) of a backward call; ``grad`` is (T, n, u) with
+    ``all_steps``, else (1, n, u): the last state's gradient only. See ``forward_arguments``."""
+    steps, n, units = shape
+    dp, d_kernel = new((steps, n, GATES[cell] * units), dtype), new((units, GATES[cell] * units), dtype)
+    codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
+    common = (kernel, states, cache, grad, flag(all_steps))
+    if cell == "simple_rnn":
+        return ("simple_rnn_backward", (kernel, states, grad, flag(all_steps), codes[0], flag(reverse), dp,
+                                        d_kernel), (dp, d_kernel, None))
+    if cell == "lstm":
+        return "lstm_backward", (*common, *codes, flag(reverse), dp, d_kernel), (dp, d_kernel, None)
+    if not reset_after:
+        return "gru_backward_reset_before", (*common, *codes, flag(reverse), dp, d_kernel), (dp, d_kernel, None)
+    d_bias = new((2, 3 * units), dtype)
+    return ("gru_backward", (*common, *codes, flag(reverse), dp, d_kernel, d_bias, flag(has_bias)),
+            (dp, d_kernel, d_bias if has_bias else None))
+
+
+class NumbaRecurrentPrimitives(NumpyBackend):
+    """``recurrent_forward`` and ``recurrent_backward`` on the kernels of kernels/cpu/recurrent.py."""
+
+    def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
+        if not blas_library.AVAILABLE:
+            return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
+                                             reset_after)
+        p, kernel = np.ascontiguousarray(p), np.ascontiguousarray(kernel)
+        bias = None if bias is None else np.ascontiguousarray(bias)
+        name, arguments, outputs = forward_arguments(cell, (*p.shape[:2], kernel.shape[0]), p.dtype, p, kernel, bias,
+                                                     activation, recurrent_activation, reverse, reset_after, np.empty)
+        getattr(recurrent, name)(*arguments, *_constants(p.dtype))
+        return outputs
+
+    def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
+                           reverse, reset_after):
+        if not blas_library.AVAILABLE:
+            return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
+                                              recurrent_activation, reverse, reset_after)
+        all_steps = grad.ndim == 3
+        grad = np.ascontiguousarray(grad).reshape(-1, *states.shape[1:])
+        name, arguments, outputs = backward_arguments(cell, states.shape, states.dtype, np.ascontiguousarray(kernel),
+                                                      bias is not None, states, cache, grad, all_steps, activation,
+                                                      recurrent_activation, reverse, reset_after, np.empty)
+        getattr(recurrent, name)(*arguments, *_constants(states.dtype))
+        return outputs
+
+    recurrent_forward.__doc__ = NumpyBackend.recurrent_forward.__doc__
+    recurrent_backward.__doc__ = NumpyBackend.recurrent_backward.__doc__

@@ -1,0 +1,265 @@
+"""The reference of the recurrent primitives (``Backend.recurrent_forward`` and ``recurrent_backward``), written with
+the general primitives: the specification the numba and CUDA kernels are compared with.
+
+A sequence is time-major: ``p`` (T, n, G*u) holds every step's projected input x_t @ W (+ b), G gates of u units
+side by side in Keras's order. Step k reads ``p[t]`` with t = k, or t = T-1-k with ``reverse`` (Keras's
+go_backwards); ``states[k]`` is the state after step k. The state before the first step is zero.
+
+Each cell is one forward step and one backward step (the functions ``*_step`` below), applied by the two
+drivers ``forward`` and ``backward``; the CUDA backend launches one kernel per step with the same contract, and
+the fake GPU of the tests emulates those kernels with these functions. Notation: s the recurrent activation, a
+the activation, * elementwise, h' the previous state, q = h' @ U.
+
+* simple_rnn: ``h = a(x + q)``; cache: nothing.
+* lstm (gates i, f, g, o): ``i, f, g, o = s, s, a, s of (x + q)``, ``c = f * c' + i * g``, ``h = o * a(c)``;
+  cache per step: [i f g o c a(c)] (6u).
+* gru with reset_after (Keras 3's default; the bias is then (2, 3u), row 0 added to x and row 1 to q):
+  ``z, r = s(x_z + q_z), s(x_r + q_r)``, ``n = a(x_n + r * q_n)``, ``h = z * h' + (1 - z) * n``;
+  cache: [z r n q_n] (4u).
+* gru without reset_after: q covers the z and r columns only, ``n = a(x_n + (r * h') @ U_n)``; cache [z r n r*h'].
+"""
+from .constants import shared_constant
+
+__all__ = ["GATES", "CACHE_BLOCKS", "forward", "backward", "gradients"]
+
+#: gates side by side in p and the kernel, and blocks of u columns each step caches for backward
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+CACHE_BLOCKS = {"simple_rnn": 0, "lstm": 6, "gru": 4}
+
+
+def _act(bk, name, z):
+    return z if name == "none" else getattr(bk, name)(z)
+
+
+def _block(bk, a, k, units, blocks=1):
+    """Columns [k*u, (k+blocks)*u) of the (n, G*u) array a: a view."""
+    return bk.getitem(a, (slice(None), slice(k * units, (k + blocks) * units)))
+
+
+def _joined(bk, blocks):
+    """The (n, u) arrays side by side: (n, len(blocks) * u)."""
+    n, units = blocks[0].shape
+    out = bk.full((n, len(blocks) * units), 0, blocks[0].dtype)
+    for k, block in enumerate(blocks):
+        bk.assign(_block(bk, out, k, units), block)
+    return out
+
+
+# -- one step forward ---------------------------------------------------------------------------------------------
+def simple_rnn_step(bk, x, q, activation):
+    """h = a(x + q)."""
+    return _act(bk, activation, bk.add(x, q))
+
+
+def lstm_step(bk, x, q, c_prev, activation, recurrent_activation):
+    """(h, c, cache [i f g o c a(c)]) of one LSTM step."""
+    z = bk.add(x, q)
+    units = c_prev.shape[1]
+    i, f, g, o = (_act(bk, activation if k == 2 else recurrent_activation, _block(bk, z, k, units))
+                  for k in range(4))
+    c = bk.add(bk.mul(f, c_prev), bk.mul(i, g))
+    squashed = _act(bk, activation, c)
+    h = bk.mul(o, squashed)
+    return h, c, _joined(bk, [i, f, g, o, c, squashed])
+
+
+def gru_step(bk, x, q, h_prev, activation, recurrent_activation):
+    """(h, cache [z r n q_n]) of one GRU step with reset_after; x and q carry their biases already."""
+    units = h_prev.shape[1]
+    z, r = (_act(bk, recurrent_activation, bk.add(_block(bk, x, k, units), _block(bk, q, k, units)))
+            for k in range(2))
+    q_n = _block(bk, q, 2, units)
+    candidate = _act(bk, activation, bk.add(_block(bk, x, 2, units), bk.mul(r, q_n)))
+    return _gru_mix(bk, z, h_prev, candidate), _joined(bk, [z, r, candidate, q_n])
+
+
+def gru_gates_step(bk, x, q_zr, h_prev, recurrent_activation):
+    """(z, r, r * h') of a GRU step without reset_after: the gates, and what U_n multiplies."""
+    units = h_prev.shape[1]
+    z, r = (_act(bk, recurrent_activation, bk.add(_block(bk, x, k, units), _block(bk, q_zr, k, units)))
+            for k in range(2))
+    return z, r, bk.mul(r, h_prev)
+
+
+def gru_candidate_step(bk, x, z, r, reset_product, h_prev, reset_state, activation):
+    """(h, cache [z r n r*h']) of a GRU step without reset_after, from (r * h') @ U_n = ``reset_product``."""
+    units = h_prev.shape[1]
+    candidate = _act(bk, activation, bk.add(_block(bk, x, 2, units), reset_product))
+    return _gru_mix(bk, z, h_prev, candidate), _joined(bk, [z, r, candidate, reset_state])
+
+
+def _gru_mix(bk, z, h_prev, candidate):
+    """h = z * h' + (1 - z) * n."""
+    one = shared_constant(bk, 1.0, z.dtype)
+    return bk.add(bk.mul(z, h_prev), bk.mul(bk.sub(one, z), candidate))
+
+
+# -- one step backward --------------------------------------------------------------------------------------------
+def simple_rnn_step_backward(bk, h, dh, activation):
+    """dL/d(x + q) = a'(h) dh."""
+    return bk.activation_backward(h, dh, activation, 0)
+
+
+def lstm_step_backward(bk, cache, c_prev, dh, dc_next, activation, recurrent_activation):
+    """(dz (n, 4u), dc') of one LSTM step, from dh and the carry's gradient from the step after (dc_next)."""
+    units = c_prev.shape[1]
+    i, f, g, o, _, squashed = (_block(bk, cache, k, units) for k in range(6))
+    dc = bk.add(bk.activation_backward(squashed, bk.mul(dh, o), activation, 0), dc_next)   # h = o * a(c)
+    d_gates = (bk.mul(dc, g), bk.mul(dc, c_prev), bk.mul(dc, i), bk.mul(dh, squashed))     # di, df, dg, do
+    dz = [bk.activation_backward(gate, d_gate, activation if k == 2 else recurrent_activation, 0)
+          for k, (gate, d_gate) in enumerate(zip((i, f, g, o), d_gates))]
+    return _joined(bk, dz), bk.mul(dc, f)
+
+
+def gru_step_backward(bk, cache, h_prev, dh, activation, recurrent_activation):
+    """(dx (n, 3u), dq (n, 3u), dh' through h = z * h' + ...) of one GRU step with reset_after."""
+    units = h_prev.shape[1]
+    z, r, candidate, q_n = (_block(bk, cache, k, units) for k in range(4))
+    d_candidate, d_update, direct = _gru_mix_backward(bk, z, h_prev, candidate, dh, activation,
+                                                      recurrent_activation)
+    d_reset = bk.activation_backward(r, bk.mul(d_candidate, q_n), recurrent_activation, 0)
+    dx = _joined(bk, [d_update, d_reset, d_candidate])
+    return dx, _joined(bk, [d_update, d_reset, bk.mul(d_candidate, r)]), direct
+
+
+def _gru_mix_backward(bk, z, h_prev, candidate, dh, activation, recurrent_activation):
+    """(dL/d n's input, dL/d z's input, dL/dh' directly) of h = z * h' + (1 - z) * n."""
+    one = shared_constant(bk, 1.0, z.dtype)
+    d_candidate = bk.activation_backward(candidate, bk.mul(dh, bk.sub(one, z)), activation, 0)
+    d_update = bk.activation_backward(z, bk.mul(dh, bk.sub(h_prev, candidate)), recurrent_activation, 0)
+    return d_candidate, d_update, bk.mul(dh, z)
+
+
+def gru_candidate_step_backward(bk, cache, h_prev, dh, activation, recurrent_activation):
+    """(dx with its r block still zero, dL/dh' directly) of a GRU step without reset_after; dx's n block is also
+    the gradient of (r * h') @ U_n."""
+    units = h_prev.shape[1]
+    z, _, candidate, _ = (_block(bk, cache, k, units) for k in range(4))
+    d_candidate, d_update, direct = _gru_mix_backward(bk, z, h_prev, candidate, dh, activation,
+                                                      recurrent_activation)
+    return _joined(bk, [d_update, bk.full(z.shape, 0, z.dtype), d_candidate]), direct
+
+
+def gru_reset_step_backward(bk, cache, h_prev, d_reset_state, dx, direct, recurrent_activation):
+    """Complete dx's r block and dh' from d(r * h') = ``d_reset_state``; returns (dx, dh' directly)."""
+    units = h_prev.shape[1]
+    r = _block(bk, cache, 1, units)
+    bk.assign(_block(bk, dx, 1, units), bk.activation_backward(r, bk.mul(d_reset_state, h_prev),
+                                                                recurrent_activation, 0))
+    return dx, bk.add(direct, bk.mul(d_reset_state, r))
+
+
+# -- the sequence ---------------------------------------------------------------------------------------------
+def _step_index(k, steps, reverse):
+    return steps - 1 - k if reverse else k
+
+
+def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
+    """(states (T, n, u), the last state (n, u), cache (T, n, CACHE_BLOCKS[cell] * u))."""
+    steps, n, _ = p.shape
+    units = kernel.shape[0]
+    states = bk.full((steps, n, units), 0, p.dtype)
+    cache = bk.full((steps, n, CACHE_BLOCKS[cell] * units), 0, p.dtype)
+    h = bk.full((n, units), 0, p.dtype)
+    c = bk.full((n, units), 0, p.dtype)
+    for k in range(steps):
+        x = bk.getitem(p, _step_index(k, steps, reverse))
+        if cell == "gru" and not reset_after:
+            z, r, reset_state = gru_gates_step(bk, x, bk.matmul(h, _block(bk, kernel, 0, units, 2)), h,
+                                               recurrent_activation)
+            product = bk.matmul(reset_state, _block(bk, kernel, 2, units))
+            h, step_cache = gru_candidate_step(bk, x, z, r, product, h, reset_state, activation)
+        elif cell == "gru":
+            q = bk.matmul(h, kernel)
+            if bias is not None:
+                x, q = bk.add(x, bk.getitem(bias, 0)), bk.add(q, bk.getitem(bias, 1))
+            h, step_cache = gru_step(bk, x, q, h, activation, recurrent_activation)
+        elif cell == "lstm":
+            h, c, step_cache = lstm_step(bk, x, bk.matmul(h, kernel), c, activation, recurrent_activation)
+        else:
+            h, step_cache = simple_rnn_step(bk, x, bk.matmul(h, kernel), activation), None
+        bk.assign(bk.getitem(states, k), h)
+        if step_cache is not None:
+            bk.assign(bk.getitem(cache, k), step_cache)
+    return states, h, cache
+
+
+def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_activation, reverse, reset_after):
+    """(dp (T, n, G*u), d kernel, d bias or None): backpropagation through time from ``grad``, the gradient of
+    every state (T, n, u) or of the last one only (n, u)."""
+    steps, n, units = states.shape
+    width = GATES[cell] * units
+    dz = bk.full((steps, n, width), 0, states.dtype)        # dL/d(x + q) per step, in step order
+    dq = bk.full((steps, n, width), 0, states.dtype)        # the GRU's dL/dq (its n block: dL/d(r*h') @ U_n)
+    zeros = bk.full((n, units), 0, states.dtype)
+    dh_next, dc_next = zeros, zeros
+    for k in range(steps - 1, -1, -1):
+        h_prev = bk.getitem(states, k - 1) if k > 0 else zeros
+        step_grad = bk.getitem(grad, k) if grad.ndim == 3 else grad if k == steps - 1 else zeros
+        dh = bk.add(step_grad, dh_next)
+        step_cache = bk.getitem(cache, k)
+        if cell == "simple_rnn":
+            dz_k = simple_rnn_step_backward(bk, bk.getitem(states, k), dh, activation)
+            dh_next = bk.matmul(dz_k, kernel, transpose_b=True)
+        elif cell == "lstm":
+            c_prev = _block(bk, bk.getitem(cache, k - 1), 4, units) if k > 0 else zeros
+            dz_k, dc_next = lstm_step_backward(bk, step_cache, c_prev, dh, dc_next, activation, recurrent_activation)
+            dh_next = bk.matmul(dz_k, kernel, transpose_b=True)
+        elif reset_after:
+            dz_k, dq_k, direct = gru_step_backward(bk, step_cache, h_prev, dh, activation, recurrent_activation)
+            bk.assign(bk.getitem(dq, k), dq_k)
+            dh_next = bk.add(direct, bk.matmul(dq_k, kernel, transpose_b=True))
+        else:
+            dz_k, direct = gru_candidate_step_backward(bk, step_cache, h_prev, dh, activation, recurrent_activation)
+            d_reset_state = bk.matmul(_block(bk, dz_k, 2, units), _block(bk, kernel, 2, units), transpose_b=True)
+            dz_k, direct = gru_reset_step_backward(bk, step_cache, h_prev, d_reset_state, dz_k, direct,
+                                                   recurrent_activation)
+            bk.assign(bk.getitem(dq, k), dz_k)
+            dh_next = bk.add(direct, bk.matmul(_block(bk, dz_k, 0, units, 2), _block(bk, kernel, 0, units, 2),
+                                               transpose_b=True))
+        bk.assign(bk.getitem(dz, k), dz_k)
+    return gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after)
+
+
+def gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after):
+    """(dp, d kernel, d bias or None) from the per-step gradients in step order: dz = dL/d(x + q) (for the GRU,
+    dL/dx) and, for the GRU, dq = dL/dq (without reset_after, its n block is dL/d((r * h') @ U_n))."""
+    steps, n, units = states.shape
+    dp = _in_input_order(bk, dz, reverse)
+    if cell != "gru":
+        return dp, _kernel_gradient(bk, states, dz), None
+    d_kernel = _kernel_gradient(bk, states, dq)
+    if not reset_after:       # U_n multiplies r * h' (cached) at every step, the first one included
+        reset_states = bk.reshape(bk.ascontiguous(bk.getitem(cache, (slice(None), slice(None),
+                                                                     slice(3 * units, 4 * units)))), (steps * n, units))
+        d_candidates = bk.reshape(bk.ascontiguous(bk.getitem(dz, (slice(None), slice(None),
+                                                                  slice(2 * units, 3 * units)))), (steps * n, units))
+        bk.assign(_block(bk, d_kernel, 2, units), bk.matmul(reset_states, d_candidates, transpose_a=True))
+    if bias is None:
+        return dp, d_kernel, None
+    d_bias = bk.full((2, 3 * units), 0, states.dtype)
+    bk.assign(bk.getitem(d_bias, 0), bk.sum(dz, (0, 1), False))
+    bk.assign(bk.getitem(d_bias, 1), bk.sum(dq, (0, 1), False))
+    return dp, d_kernel, d_bias
+
+
+def _in_input_order(bk, dz, reverse):
+    """dp: the per-step gradients put back at the input steps they read."""
+    if not reverse:
+        return dz
+    steps = dz.shape[0]
+    dp = bk.full(dz.shape, 0, dz.dtype)
+    for k in range(steps):
+        bk.assign(bk.getitem(dp, steps - 1 - k), bk.getitem(dz, k))
+    return dp
+
+
+def _kernel_gradient(bk, states, dq):
+    """dU = sum over steps k >= 1 of h_{k-1}^T dq_k (h before step 0 is zero), as ONE product."""
+    steps, n, units = states.shape
+    width = dq.shape[2]
+    if steps < 2:
+        return bk.full((units, width), 0, states.dtype)
+    previous = bk.reshape(bk.getitem(states, slice(0, steps - 1)), ((steps - 1) * n, units))
+    later = bk.reshape(bk.ascontiguous(bk.getitem(dq, slice(1, steps))), ((steps - 1) * n, width))
+    return bk.matmul(previous, later, transpose_a=True)

@@ -1,0 +1,295 @@
+"""Keras's recurrent layers: SimpleRNN, LSTM and GRU, over inputs (batch, steps, features).
+
+Each layer does two things: it projects every step's input at once, ``P = x @ kernel + bias`` (one fused
+dense product over batch * steps rows: the projection does not depend on the state), and then runs the
+recurrence with one core op over the whole sequence (``nnengine.functional.simple_rnn``, ``lstm``, ``gru``;
+the formulas and their backward through time are in ``nnengine/recurrent_ops.py``). So autograd, the
+compiled step and every device serve them as any op.
+
+Weights, defaults and configs are Keras 3's: kernel (features, G * units), recurrent_kernel (units, G *
+units) drawn orthogonal, bias (G * units,) with G = 1, 4 (gates i, f, c, o) or 3 (gates z, r, h); the
+GRU's bias is (2, 3 * units) with ``reset_after=True`` (input and recurrent biases). The weights are named
+as Keras names them, under the layer's cell (``lstm_cell/kernel``), so ``.h5``, ``.weights.h5`` and
+``.keras`` files move between Keras and nnengine.
+
+Supported as in Keras: ``return_sequences``, ``go_backwards``, ``dropout`` (one mask on the inputs per
+sequence, Keras's rule), ``unit_forget_bias``, ``reset_after``, regularizers and constraints. Not supported,
+and refused with the reason: ``return_state`` (a Sequential passes one tensor on), ``stateful``, and
+activations other than tanh, sigmoid, relu and linear (the ones the recurrent op differentiates itself).
+"""
+import numpy as np
+
+from . import activations, arguments, constraints, initializers, regularizers
+from . import functional as F
+from .layer_base import Layer, batch_shape
+from .recurrent_ops import RECURRENT_ACTIVATIONS
+from .tensor import Tensor
+from .utils import global_rng
+
+__all__ = ["SimpleRNN", "LSTM", "GRU"]
+
+
+class _ForgetGateBias(initializers.Initializer):
+    """Keras's ``unit_forget_bias``: the LSTM bias from ``initializer``, with the forget gate's block set to 1."""
+
+    def __init__(self, initializer, units):
+        super().__init__(None)
+        self.initializer, self.units = initializer, units
+
+    def sample(self, shape, rng):
+        """[init(u), ones(u), init(2u)]: gates i, f, c, o."""
+        u = self.units
+        return np.concatenate([self.initializer((u,), "float64"), np.ones(u), self.initializer((2 * u,), "float64")])
+
+
+class _Recurrent(Layer):
+    """What the three recurrent layers share: arguments, weights, the projection, dropout and config."""
+
+    #: gates side by side in the kernels; the name Keras gives the layer's cell (the weights' scope)
+    gates, cell_name = 1, "simple_rnn_cell"
+    #: where Keras 3's .weights.h5 layout keeps this layer's variables: inside its cell
+    keras_variables_group = "cell/vars"
+
+    def __init__(self, units, activation="tanh", recurrent_activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 seed=None, zero_output_for_mask=False, use_cudnn="auto", **kwargs):
+        super().__init__(**kwargs)
+        owner = self._owner()
+        self.units = arguments.integer(owner, "units", units, minimum=1)
+        self.activation = self._recurrent_activation(owner, "activation", activation)
+        self.recurrent_activation = None if recurrent_activation is None else \
+            self._recurrent_activation(owner, "recurrent_activation", recurrent_activation)
+        self.use_bias = arguments.boolean(owner, "use_bias", use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = arguments.number(owner, "dropout", dropout, 0, 1, high_open=True)
+        self.recurrent_dropout = arguments.number(owner, "recurrent_dropout", recurrent_dropout, 0, 1, high_open=True)
+        if self.recurrent_dropout:
+            raise ValueError(f"{owner}: recurrent_dropout is not supported (the recurrent op runs without a mask on "
+                             f"the state), got {recurrent_dropout}; use dropout on the inputs")
+        self.return_sequences = arguments.boolean(owner, "return_sequences", return_sequences)
+        self.go_backwards = arguments.boolean(owner, "go_backwards", go_backwards)
+        self.unroll = arguments.boolean(owner, "unroll", unroll)          # the same math either way
+        for name, value in (("return_state", return_state), ("stateful", stateful)):
+            if arguments.boolean(owner, name, value):
+                raise ValueError(f"{owner}: {name}=True is not supported (a Sequential passes one tensor on and "
+                                 f"each batch starts from a zero state)")
+        if zero_output_for_mask or use_cudnn not in ("auto", True, False):
+            raise ValueError(f"{owner}: zero_output_for_mask must be False (nnengine's layers take no masks) and "
+                             f"use_cudnn 'auto', True or False, got {zero_output_for_mask!r} and {use_cudnn!r}")
+        self.seed = None if seed is None else arguments.integer(owner, "seed", seed, minimum=0)
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self.kernel = self.recurrent_kernel = self.bias = None
+        if self.batch_input_shape is not None:
+            self.build(self.batch_input_shape)
+
+    def _owner(self):
+        return f"{type(self).__name__} {self.name!r}"
+
+    @staticmethod
+    def _recurrent_activation(owner, name, value):
+        function = activations.get(value)
+        fused = activations.fused_name(function)
+        if fused not in RECURRENT_ACTIVATIONS:
+            raise ValueError(f"{owner}: {name} must be 'tanh', 'sigmoid', 'relu' or 'linear' (the activations the "
+                             f"recurrent op differentiates itself), got {value!r}")
+        return function
+
+    # -- weights -------------------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create kernel (features, G*u), recurrent_kernel (u, G*u) and bias for inputs (batch, steps, features)."""
+        input_shape = batch_shape(self._owner(), "input_shape", input_shape)
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"{self._owner()} expects inputs (batch, steps, features) with a known feature size, "
+                             f"got input shape {tuple(input_shape)}")
+        width = self.gates * self.units
+        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                      name=f"{self.cell_name}/kernel")
+        self.recurrent_kernel = self.add_weight((self.units, width), self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint,
+                                                name=f"{self.cell_name}/recurrent_kernel")
+        if self.use_bias:
+            self.bias = self.add_weight(self._bias_shape(), self._bias_initializer(), regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name=f"{self.cell_name}/bias")
+        super().build(input_shape)
+
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _bias_initializer(self):
+        return self.bias_initializer
+
+    def _input_bias(self):
+        """The bias added to the projected inputs, or None."""
+        return self.bias
+
+    # -- calling -------------------------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        """(batch, steps, units) with return_sequences, else (batch, units)."""
+        input_shape = tuple(input_shape)
+        return (input_shape[0], input_shape[1], self.units) if self.return_sequences else (input_shape[0], self.units)
+
+    def capture_blocker(self, training):
+        """Input dropout draws a new mask on the host for every training batch, which a plan would freeze."""
+        if training and self.dropout > 0:
+            return f"{type(self).__name__} {self.name!r} draws a new dropout mask on the host every training step"
+        return None
+
+    def call(self, x, training=False):
+        """Project every step's input, run the recurrence, return the last state or every state."""
+        self._check_input(x)
+        samples, steps, features = x.shape
+        if x.dtype != self.kernel.dtype:
+            x = x.astype(self.kernel.dtype)
+        if training and self.dropout > 0:
+            x = x * self._dropout_mask((samples, 1, features), x)
+        rows = x.transpose(1, 0, 2).reshape(steps * samples, features)        # time first: step t is rows[t*n:]
+        projected = F.linear(rows, self.kernel, self._input_bias(), "none").reshape(steps, samples, -1)
+        out = self._sequence(projected)
+        return out.transpose(1, 0, 2) if self.return_sequences else out
+
+    def _check_input(self, x):
+        expected = self.kernel.shape[0]
+        if x.ndim != 3 or x.shape[2] != expected or x.shape[1] == 0:
+            raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected inputs (batch, "
+                             f"steps >= 1, {expected}), but received input with shape {x.shape}")
+
+    def _dropout_mask(self, shape, like):
+        """Inverted dropout's mask for one sequence: 0 or 1 / (1 - rate), the same at every step (Keras's rule)."""
+        keep = (self._rng or global_rng()).random(shape) >= self.dropout
+        return Tensor(keep / (1.0 - self.dropout), dtype=like.dtype, device=like.device)
+
+    def _activation_names(self):
+        names = [activations.fused_name(self.activation)]
+        if self.recurrent_activation is not None:
+            names.append(activations.fused_name(self.recurrent_activation))
+        return names
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config(self):
+        """Keras 3's config of the layer, in Keras's key order."""
+        config = {**super().get_config(), "return_sequences": self.return_sequences, "return_state": False,
+                  "go_backwards": self.go_backwards, "stateful": False, "unroll": self.unroll,
+                  "zero_output_for_mask": False, "units": self.units,
+                  "activation": activations.serialize(self.activation)}
+        if self.recurrent_activation is not None:
+            config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
+        config.update({"use_bias": self.use_bias, "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                       "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                       "bias_initializer": initializers.serialize(self.bias_initializer)})
+        config.update(self._extra_config("after_initializers"))
+        config.update({name: regularizers.serialize(getattr(self, name)) for name in
+                       ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer")})
+        config.update({name: constraints.serialize(getattr(self, name)) for name in
+                       ("kernel_constraint", "recurrent_constraint", "bias_constraint")})
+        config.update({"dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout})
+        config.update(self._extra_config("last"))
+        return config
+
+    def _extra_config(self, where):
+        """A subclass's own keys, at their place in Keras's order."""
+        return {"seed": self.seed} if where == "last" else {}
+
+    #: the constructor arguments read from a config (besides the base layer's)
+    _CONFIG_KEYS = ("units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+                    "bias_initializer", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                    "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
+                    "recurrent_dropout", "return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                    "seed")
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config),
+                **{key: config[key] for key in cls._CONFIG_KEYS if key in config}}
+
+
+class SimpleRNN(_Recurrent):
+    """A fully connected recurrence: h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)."""
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        if "recurrent_activation" in kwargs:          # as in Keras: a SimpleRNN has no gates
+            raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates)")
+        super().__init__(units, activation=activation, **kwargs)
+
+    def _sequence(self, projected):
+        return F.simple_rnn(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
+                            return_sequences=self.return_sequences)
+
+    def _extra_config(self, where):
+        return {}         # Keras 3's SimpleRNN config has no seed
+
+    _CONFIG_KEYS = tuple(key for key in _Recurrent._CONFIG_KEYS if key != "seed")
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory (Hochreiter and Schmidhuber, 1997), Keras's gates i, f, c, o.
+
+    c_t = f * c_{t-1} + i * activation(c~), h_t = o * activation(c_t), with i, f, o from the recurrent
+    activation; ``unit_forget_bias`` (Keras's default) starts the forget gate's bias at 1.
+    """
+
+    gates, cell_name = 4, "lstm_cell"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+        self.unit_forget_bias = arguments.boolean(f"LSTM {kwargs.get('name')!r}", "unit_forget_bias",
+                                                  unit_forget_bias)
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+
+    def _bias_initializer(self):
+        return _ForgetGateBias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
+
+    def _sequence(self, projected):
+        return F.lstm(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
+                      return_sequences=self.return_sequences)
+
+    def _extra_config(self, where):
+        if where == "after_initializers":
+            return {"unit_forget_bias": self.unit_forget_bias}
+        return super()._extra_config(where)
+
+    _CONFIG_KEYS = (*_Recurrent._CONFIG_KEYS, "unit_forget_bias", "recurrent_activation")
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit (Cho et al., 2014), Keras's gates z (update), r (reset) and the candidate.
+
+    h_t = z * h_{t-1} + (1 - z) * candidate. With ``reset_after`` (Keras 3's default, the cuDNN form) the
+    reset gate scales h_{t-1} @ recurrent_kernel + recurrent_bias and the bias is (2, 3 * units): row 0 for the
+    inputs, row 1 for the state; without it the gate scales h_{t-1} before the product and the bias is (3 * units,).
+    """
+
+    gates, cell_name = 3, "gru_cell"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        self.reset_after = arguments.boolean(f"GRU {kwargs.get('name')!r}", "reset_after", reset_after)
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _input_bias(self):
+        return None if self.reset_after else self.bias        # with reset_after, the GRU op adds both rows
+
+    def _sequence(self, projected):
+        return F.gru(projected, self.recurrent_kernel, self.bias if self.reset_after else None,
+                     *self._activation_names(), reverse=self.go_backwards, reset_after=self.reset_after,
+                     return_sequences=self.return_sequences)
+
+    def _extra_config(self, where):
+        if where == "last":
+            return {"reset_after": self.reset_after, **super()._extra_config(where)}
+        return {}
+
+    _CONFIG_KEYS = (*_Recurrent._CONFIG_KEYS, "reset_after", "recurrent_activation")
