@@ -257,6 +257,22 @@ def test_cnn_benchmark_compares_with_pytorch_in_one_run(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "cnn.json").read_text())["steps"][1]["batch"] == 4
 
 
+def test_recurrent_benchmark_compares_with_pytorch_in_one_run(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="the recurrent benchmark's peer is PyTorch")
+    from benchmarks import recurrent
+    from nnengine import capture
+    monkeypatch.setattr(recurrent, "SIZES", (4, 3, 2, 5))
+    monkeypatch.setattr(capture, "LOWER_AFTER_REPLAYS", 2)
+    results = recurrent.main(["--repeats", "1", "--out", str(tmp_path)])
+    assert [row["model"] for row in results["steps"]] == ["lstm", "gru", "simple_rnn"]
+    assert all(row["nnengine_s"] > 0 and row["torch_s"] > 0 for row in results["steps"])
+    assert "| gru |" in (tmp_path / "recurrent.md").read_text()
+    # the same model in both frameworks: PyTorch's cells have one bias vector more (b_hh), except the GRU's
+    for name, extra in (("lstm", 4 * 5), ("gru", 0), ("simple_rnn", 5)):
+        theirs = sum(p.numel() for p in recurrent.torch_model(name, (4, 3, 2, 5)).parameters())
+        assert theirs == recurrent.nnengine_model(name, (4, 3, 2, 5)).count_params() + extra
+
+
 def test_the_cnn_step_is_the_same_model_in_both_frameworks():
     pytest.importorskip("torch", reason="the CNN benchmark's peer is PyTorch")
     from benchmarks import cnn

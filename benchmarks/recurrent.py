@@ -1,0 +1,120 @@
+"""Recurrent training steps, nnengine against PyTorch CPU in one run.
+
+    python -m benchmarks.recurrent [--repeats 7] [--out FOLDER]
+
+Each model reads sequences of 20 steps of 16 features, batch 32: one recurrent layer of 64 units (LSTM, GRU,
+SimpleRNN), its last state into Dense 10 softmax; Adam and sparse categorical cross-entropy. The step is
+forward, loss, backward and Adam on a batch in memory, the median of ``repeats`` timings of several steps;
+nnengine's step is warmed up past the point where its compiled plan is lowered to one numba function
+(``capture.LOWER_AFTER_REPLAYS``), PyTorch runs its eager CPU step with as many threads as numba.
+PyTorch's cells carry a second bias vector (b_hh) that Keras's LSTM and SimpleRNN do not: 4 * 64 and 64
+parameters more, a bias add per step. Writes benchmarks/results/recurrent.{json,md}.
+"""
+import argparse
+import time
+
+import numpy as np
+
+from .common import RESULTS, write_results
+from .training import median_step_time, torch_training_step, torch_version
+
+#: model name -> (Keras layer class, PyTorch module name); sizes: (batch, steps, features, units)
+MODELS = {"lstm": ("LSTM", "LSTM"), "gru": ("GRU", "GRU"), "simple_rnn": ("SimpleRNN", "RNN")}
+SIZES = (32, 20, 16, 64)
+
+
+def _batch(sizes):
+    batch, steps, features, _ = sizes
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((batch, steps, features)).astype(np.float32), rng.integers(0, 10, batch)
+
+
+def nnengine_model(name, sizes=SIZES):
+    """The Keras-style model: the recurrent layer, then Dense 10 softmax; Adam, sparse cross-entropy."""
+    import nnengine as nn
+    nn.utils.set_random_seed(0)
+    _, steps, features, units = sizes
+    layer = getattr(nn.layers, MODELS[name][0])(units)
+    model = nn.Sequential([nn.Input((steps, features)), layer, nn.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def nnengine_step(name, sizes=SIZES):
+    """``train_on_batch`` of the nnengine model, warmed up until its plan runs lowered."""
+    from nnengine import capture
+    model = nnengine_model(name, sizes)
+    x, y = _batch(sizes)
+    for _ in range(capture.LOWER_AFTER_REPLAYS + 2):
+        model.train_on_batch(x, y)
+    return lambda: model.train_on_batch(x, y)
+
+
+def torch_model(name, sizes=SIZES):
+    """The same model in PyTorch: its recurrent module (batch first), the last step's state into a Linear."""
+    import torch
+    torch.manual_seed(0)
+    _, _, features, units = sizes
+
+    class LastState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.recurrent = getattr(torch.nn, MODELS[name][1])(features, units, batch_first=True)
+            self.head = torch.nn.Linear(units, 10)
+
+        def forward(self, x):
+            return self.head(self.recurrent(x)[0][:, -1])
+    return LastState()
+
+
+def torch_step(name, sizes=SIZES):
+    """PyTorch eager's CPU step of the same model: forward, loss, backward, Adam."""
+    import torch
+    x, y = _batch(sizes)
+    return torch_training_step(torch_model(name, sizes), torch.from_numpy(x), torch.from_numpy(y))
+
+
+def run(repeats=7, sizes=None):
+    """Both frameworks' step for each model, in one process."""
+    import numba
+    import torch
+    sizes = sizes or SIZES
+    torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    rows = []
+    for name in MODELS:
+        ours = median_step_time(nnengine_step(name, sizes), 20, repeats)
+        theirs = median_step_time(torch_step(name, sizes), 20, repeats)
+        rows.append({"model": name, "nnengine_s": ours, "torch_s": theirs, "torch_over_nnengine": theirs / ours})
+    return {"torch_version": torch_version(), "sizes": dict(zip(("batch", "steps", "features", "units"), sizes)),
+            "steps": rows}
+
+
+def markdown(results):
+    """The results as a Markdown table."""
+    sizes = results["sizes"]
+    lines = ["# Recurrent training steps: nnengine (numba CPU) and PyTorch CPU, one run", "",
+             f"PyTorch {results['torch_version']}. Batch {sizes['batch']}, {sizes['steps']} steps of "
+             f"{sizes['features']} features, {sizes['units']} units, then Dense 10 softmax; Adam. Medians.", "",
+             "| layer | nnengine ms | PyTorch ms | PyTorch / nnengine |", "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['nnengine_s'] * 1e3:.2f} | {r['torch_s'] * 1e3:.2f} | "
+              f"{r['torch_over_nnengine']:.2f}x |" for r in results["steps"]]
+    return "\n".join(lines + [""])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrent", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    results = run(args.repeats)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    text = markdown(results)
+    paths = write_results("recurrent", results, text, args.out)
+    print(text)
+    print("written:", *paths)
+    return results
+
+
+if __name__ == "__main__":
+    main()
