@@ -21,7 +21,7 @@ from .layer_chain import LayerChain
 from .tensor import Tensor
 from .utils import snake_case, unique_name
 
-__all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "batch_shape", "config_dtype"]
+__all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype"]
 
 
 #: held while a layer or model builds lazily, so that threads calling it for the first time build it once
@@ -42,6 +42,11 @@ def stored_weights(source):
         yield
     finally:
         _WEIGHT_SOURCE.reset(token)
+
+
+def weight_source():
+    """The source ``stored_weights`` put in place, or None (a wrapper layer hands it its sublayers' weights)."""
+    return _WEIGHT_SOURCE.get()
 
 
 def batch_shape(owner, name, shape):

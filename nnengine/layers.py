@@ -23,7 +23,7 @@ from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, Gl
 from .layer_base import BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, stored_weights
 from .norm_layers import BatchNormalization, LayerNormalization
 from .preprocessing_layers import Normalization
-from .recurrent_layers import GRU, LSTM, SimpleRNN
+from .recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from .utility_layers import Identity, LeakyReLU, Permute, ReLU, RepeatVector, Rescaling, Softmax
 from .tensor import Tensor
@@ -34,7 +34,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
            "BatchNormalization", "LayerNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
            "RepeatVector", "Identity", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
-           "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "BUILD_LOCK", "stored_weights"]
+           "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "BUILD_LOCK",
+           "stored_weights"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -364,4 +365,4 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
     RepeatVector, Identity, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
-    Cropping2D, SimpleRNN, LSTM, GRU)}
+    Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional)}

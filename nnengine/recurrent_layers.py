@@ -1,4 +1,4 @@
-"""Keras's recurrent layers: SimpleRNN, LSTM and GRU, over inputs (batch, steps, features).
+"""Keras's recurrent layers: SimpleRNN, LSTM and GRU, over inputs (batch, steps, features), and Bidirectional.
 
 Each layer does two things: it projects every step's input at once, ``P = x @ kernel + bias`` (one fused
 dense product over batch * steps rows: the projection does not depend on the state), and then runs the
@@ -13,20 +13,24 @@ as Keras names them, under the layer's cell (``lstm_cell/kernel``), so ``.h5``, 
 ``.keras`` files move between Keras and nnengine.
 
 Supported as in Keras: ``return_sequences``, ``go_backwards``, ``dropout`` (one mask on the inputs per
-sequence, Keras's rule), ``unit_forget_bias``, ``reset_after``, regularizers and constraints. Not supported,
+sequence, Keras's rule), ``unit_forget_bias``, ``reset_after``, regularizers and constraints, and the
+``Bidirectional`` wrapper (the layer forwards and a copy of it backwards, merged). Not supported,
 and refused with the reason: ``return_state`` (a Sequential passes one tensor on), ``stateful``, and
 activations other than tanh, sigmoid, relu and linear (the ones the recurrent op differentiates itself).
 """
+import contextlib
+import math
+
 import numpy as np
 
 from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
-from .layer_base import Layer, batch_shape
+from .layer_base import Layer, batch_shape, stored_weights, weight_source
 from .recurrent_ops import RECURRENT_ACTIVATIONS
 from .tensor import Tensor
 from .utils import global_rng
 
-__all__ = ["SimpleRNN", "LSTM", "GRU"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
 
 
 class _ForgetGateBias(initializers.Initializer):
@@ -47,8 +51,6 @@ class _Recurrent(Layer):
 
     #: gates side by side in the kernels; the name Keras gives the layer's cell (the weights' scope)
     gates, cell_name = 1, "simple_rnn_cell"
-    #: where Keras 3's .weights.h5 layout keeps this layer's variables: inside its cell
-    keras_variables_group = "cell/vars"
 
     def __init__(self, units, activation="tanh", recurrent_activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -95,6 +97,11 @@ class _Recurrent(Layer):
 
     def _owner(self):
         return f"{type(self).__name__} {self.name!r}"
+
+    @staticmethod
+    def keras_variable_path(index):
+        """Where Keras 3's .weights.h5 layout keeps weight ``index``: inside the layer's cell."""
+        return f"cell/vars/{index}"
 
     @staticmethod
     def _recurrent_activation(owner, name, value):
@@ -293,3 +300,126 @@ class GRU(_Recurrent):
         return {}
 
     _CONFIG_KEYS = (*_Recurrent._CONFIG_KEYS, "reset_after", "recurrent_activation")
+
+
+class Bidirectional(Layer):
+    """Keras's Bidirectional wrapper: the recurrent ``layer`` run forwards and a copy of it run backwards over
+    the same inputs, their outputs merged (``merge_mode``: "concat" (the default), "sum", "mul" or "ave").
+
+    With ``return_sequences`` the backward layer's states are put back in the inputs' time order before the
+    merge, so step t of the output sees the whole sequence. The two layers are copies of ``layer``'s config
+    named ``forward_<name>`` and ``backward_<name>`` (or ``backward_layer``, given), and their weights are the
+    wrapper's, forward first, named as Keras names them (``forward_lstm/lstm_cell/kernel``).
+    """
+
+    MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"Bidirectional {self.name!r}"
+        if not isinstance(layer, _Recurrent):
+            raise TypeError(f"{owner}: layer must be a SimpleRNN, LSTM or GRU, got {type(layer).__name__}")
+        if merge_mode not in self.MERGE_MODES:
+            raise ValueError(f"{owner}: merge_mode must be one of {self.MERGE_MODES} (None, a list of both outputs, "
+                             f"cannot go on through a Sequential), got {merge_mode!r}")
+        if weights is not None:
+            raise ValueError(f"{owner}: initial weights are not supported; call set_weights() once it is built")
+        self.merge_mode = merge_mode
+        config = layer.get_config()
+        base = config["name"].removeprefix("forward_")
+        self.forward_layer = type(layer).from_config({**config, "name": f"forward_{base}"})
+        if backward_layer is None:
+            backward_layer = type(layer).from_config({**config, "name": f"backward_{base}",
+                                                      "go_backwards": not layer.go_backwards})
+        elif not isinstance(backward_layer, _Recurrent) or backward_layer.go_backwards == layer.go_backwards or \
+                backward_layer.return_sequences != layer.return_sequences:
+            raise ValueError(f"{owner}: backward_layer must be a recurrent layer with go_backwards opposite to the "
+                             f"layer's and the same return_sequences")
+        self.backward_layer = backward_layer
+        self.return_sequences = layer.return_sequences
+        if self.batch_input_shape is None:
+            self.batch_input_shape = layer.batch_input_shape
+        if self.batch_input_shape is not None:
+            self.build(self.batch_input_shape)
+
+    def build(self, input_shape):
+        """Build both layers; their weights become this layer's (a file being loaded sees them as its own)."""
+        source = weight_source()
+        as_mine = stored_weights(lambda sublayer, name, shape: source(self, f"{sublayer.name}/{name}", shape)) \
+            if source is not None else contextlib.nullcontext()
+        with as_mine:
+            for sublayer in (self.forward_layer, self.backward_layer):
+                sublayer.build_once(input_shape)
+        self._weights, self._weight_names = [], []
+        self._weight_regularizers, self._weight_constraints = [], []
+        for sublayer in (self.forward_layer, self.backward_layer):
+            self._weights += sublayer._weights
+            self._weight_names += [f"{sublayer.name}/{name}" for name in sublayer._weight_names]
+            self._weight_regularizers += sublayer._weight_regularizers
+            self._weight_constraints += sublayer._weight_constraints
+        super().build(input_shape)
+
+    def keras_variable_path(self, index):
+        """Where Keras 3's .weights.h5 layout keeps weight ``index``: in the forward layer's cell, then the
+        backward one's (while the forward layer builds, every weight asked for is its own)."""
+        forward = self.forward_layer
+        count = len(forward.weights) if forward.built else math.inf
+        if index < count:
+            return f"forward_layer/{forward.keras_variable_path(index)}"
+        return f"backward_layer/{self.backward_layer.keras_variable_path(index - count)}"
+
+    def to(self, device):
+        """Move the weights (shared with the two layers) to ``device``."""
+        for sublayer in (self.forward_layer, self.backward_layer):
+            sublayer.device = device
+        return super().to(device)
+
+    def capture_blocker(self, training):
+        """The two layers' reason, if either has one (input dropout)."""
+        return self.forward_layer.capture_blocker(training) or self.backward_layer.capture_blocker(training)
+
+    def compute_output_shape(self, input_shape):
+        """The layer's output shape, its last axis doubled by "concat"."""
+        shape = self.forward_layer.compute_output_shape(input_shape)
+        return (*shape[:-1], 2 * shape[-1]) if self.merge_mode == "concat" else shape
+
+    def call(self, x, training=False):
+        """Both layers over x, the backward states back in time order, merged."""
+        forward = self.forward_layer.invoke(x, training)
+        backward = self.backward_layer.invoke(x, training)
+        if self.return_sequences:
+            backward = backward[:, ::-1]
+        if self.merge_mode == "concat":
+            return F.concatenate([forward, backward], axis=-1)
+        if self.merge_mode == "sum":
+            return forward + backward
+        if self.merge_mode == "mul":
+            return forward * backward
+        return (forward + backward) * 0.5               # "ave": / 2, exactly
+
+    def get_config(self):
+        """Keras 3's Bidirectional config: the two layers serialized inside it."""
+        def serialized(layer):
+            return {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
+                    "registered_name": None}
+        return {**super().get_config(), "merge_mode": self.merge_mode, "layer": serialized(self.forward_layer),
+                "backward_layer": serialized(self.backward_layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild the wrapper and its two layers from Keras's config."""
+        layers = {}
+        for key in ("layer", "backward_layer"):
+            entry = config.get(key)
+            if key == "backward_layer" and entry is None:
+                continue
+            layer_class = _RECURRENT_CLASSES.get(entry.get("class_name")) if isinstance(entry, dict) else None
+            if layer_class is None or not isinstance(entry.get("config"), dict):
+                raise ValueError(f"Bidirectional: {key!r} must be the config of a SimpleRNN, LSTM or GRU, got "
+                                 f"{str(entry)[:80]!r}")
+            layers[key] = layer_class.from_config(entry["config"])
+        return cls(layers["layer"], merge_mode=config.get("merge_mode", "concat"),
+                   backward_layer=layers.get("backward_layer"), **super()._config_arguments(config))
+
+
+_RECURRENT_CLASSES = {cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU)}

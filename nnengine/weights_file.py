@@ -2,7 +2,9 @@
 
 Group ``layers/<key>/vars`` holds datasets "0", "1", ... per layer, where the key is the layer's class name
 in snake case as Keras makes it (``Conv2D`` -> ``conv2d``), numbered per class by position ("dense",
-"dense_1", ...); group ``optimizer/vars`` holds the optimizer's variables by position: the step count, the
+"dense_1", ...). A layer whose variables Keras keeps in objects of its own says where each one goes
+(``keras_variable_path``: a recurrent layer's are in its cell, ``layers/lstm/cell/vars/0``; a Bidirectional
+wrapper's in its two layers' cells). Group ``optimizer/vars`` holds the optimizer's variables by position: the step count, the
 learning rate, then the slots in Keras 3's order (``Optimizer.slot_groups``). Saves are atomic and reads go
 through h5io.py's checks, as for the ``.h5`` file (saving.py).
 """
@@ -15,7 +17,7 @@ from .saving import _checked_path, _host_values, _read_layer_weights
 from .utils import snake_case
 
 __all__ = ["save_weights", "load_weights", "read_keras3_weights", "restore_optimizer_variables", "StoredWeights",
-           "layer_keys"]
+           "layer_keys", "variable_path"]
 
 
 def layer_keys(class_names):
@@ -33,10 +35,15 @@ def _layer_keys(model):
     return layer_keys(type(layer).__name__ for layer in model.layers)
 
 
-def variables_group(key, layer):
-    """Where Keras 3 keeps a layer's variables: ``layers/<key>/vars``, or inside a sublayer that owns them
-    (a recurrent layer's cell: ``layers/lstm/cell/vars``)."""
-    return f"layers/{key}/{getattr(layer, 'keras_variables_group', 'vars')}"
+def variable_path(key, layer, index):
+    """Where Keras 3 keeps weight ``index`` of a layer: ``layers/<key>/vars/<index>``, or where the layer's
+    ``keras_variable_path(index)`` says (inside the objects Keras makes for it)."""
+    inside = getattr(layer, "keras_variable_path", None)
+    return f"layers/{key}/" + (inside(index) if inside is not None else f"vars/{index}")
+
+
+def _group_of(path):
+    return path.rsplit("/", 1)[0]
 
 
 class StoredWeights:
@@ -47,27 +54,35 @@ class StoredWeights:
 
     def __init__(self, reader, keys):
         self.reader, self.keys = reader, keys
-        self.taken = {}                         # key -> weights handed out
-        self.groups = {}                        # key -> the group its layer reads
+        self.handed = {}                        # key -> weights handed out
+        self.taken = {}                         # group -> weights read from it
 
     def __call__(self, layer, weight_name, shape):
         key = self.keys.get(layer.name)
-        where = self.groups[key] = variables_group(key, layer)
-        if key is None or not self.reader.has(where):
-            raise self.reader.error(where, f"missing: no weights for layer {layer.name!r}")
-        index = self.taken.get(key, 0)
-        self.taken[key] = index + 1
-        if not self.reader.has(f"{where}/{index}"):
-            raise self.reader.error(where, f"layer {layer.name!r} needs more weights than the {index} stored")
-        return self.reader.array(f"{where}/{index}", expected_shape=shape)
+        if key is None:
+            raise self.reader.error("layers", f"missing: no weights for layer {layer.name!r}")
+        index = self.handed.get(key, 0)
+        self.handed[key] = index + 1
+        path = variable_path(key, layer, index)
+        group = _group_of(path)
+        if not self.reader.has(group):
+            raise self.reader.error(group, f"missing: no weights for layer {layer.name!r}")
+        if not self.reader.has(path):
+            raise self.reader.error(group, f"layer {layer.name!r} needs more weights than the "
+                                           f"{self.taken.get(group, 0)} stored")
+        self.taken[group] = self.taken.get(group, 0) + 1
+        return self.reader.array(path, expected_shape=shape)
 
     def finish(self):
         """Check that every stored weight went to the model."""
+        groups = dict(self.taken)
         for key in self.keys.values():
-            where = self.groups.get(key, f"layers/{key}/vars")
-            stored = len(self.reader.group(where)) if self.reader.has(where) else 0
-            if stored != self.taken.get(key, 0):
-                raise self.reader.error(where, f"stores {stored} weights, the layer took {self.taken.get(key, 0)}")
+            if key not in self.handed:
+                groups.setdefault(f"layers/{key}/vars", 0)
+        for group, taken in groups.items():
+            stored = len(self.reader.group(group)) if self.reader.has(group) else 0
+            if stored != taken:
+                raise self.reader.error(group, f"stores {stored} weights, the layer took {taken}")
 
 
 def save_weights(model, filepath, overwrite=True, include_optimizer=True):
@@ -76,7 +91,7 @@ def save_weights(model, filepath, overwrite=True, include_optimizer=True):
                                                                       "(Keras 3's rule)")
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} is not built yet; build it or train it first")
-    layers = [(key, variables_group(key, layer), layer.name, [w.numpy() for w in layer.weights])
+    layers = [(key, layer.name, [(variable_path(key, layer, i), w.numpy()) for i, w in enumerate(layer.weights)])
               for key, layer in zip(_layer_keys(model), model.layers)]
     optimizer = _host_values(_indexed_optimizer_variables(model)) \
         if include_optimizer and model.optimizer is not None and model.optimizer.has_state else None
@@ -84,11 +99,11 @@ def save_weights(model, filepath, overwrite=True, include_optimizer=True):
     def write(f):
         f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
         layers_group = f.create_group("layers")
-        for key, where, name, values in layers:
+        for key, name, values in layers:
             layers_group.create_group(key).create_group("vars").attrs["name"] = name
-            variables = f.require_group(where)
-            for index, value in enumerate(values):
-                write_dataset(variables, str(index), value)
+            for path, value in values:
+                group, dataset = path.rsplit("/", 1)
+                write_dataset(f.require_group(group), dataset, value)
         f.create_group("vars").attrs["name"] = model.name
         if optimizer is not None:
             variables = f.create_group("optimizer").create_group("vars")
@@ -125,18 +140,19 @@ def load_weights(model, filepath):
 
 
 def read_keras3_weights(reader, model):
-    """Keras 3's layout: layers/<key>/vars/0, 1, ... for each layer, keyed by class name and position."""
+    """Keras 3's layout: layers/<key>/vars/0, 1, ... for each layer (``variable_path``), keyed by class name and
+    position; each group must hold exactly the weights the layer puts there."""
     for key, layer in zip(_layer_keys(model), model.layers):
-        if not layer.weights:
-            continue
-        where = variables_group(key, layer)
-        if not reader.has(where):
-            raise reader.error(where, f"missing: no weights for layer {layer.name!r}")
-        stored = len(reader.group(where))
-        if stored != len(layer.weights):
-            raise reader.error(where, f"stores {stored} weights, layer {layer.name!r} has {len(layer.weights)}")
-        layer.set_weights([reader.array(f"{where}/{index}", expected_shape=weight.shape)
-                           for index, weight in enumerate(layer.weights)])
+        paths = [variable_path(key, layer, index) for index in range(len(layer.weights))]
+        for group in dict.fromkeys(_group_of(path) for path in paths):
+            if not reader.has(group):
+                raise reader.error(group, f"missing: no weights for layer {layer.name!r}")
+            stored, wanted = len(reader.group(group)), sum(_group_of(path) == group for path in paths)
+            if stored != wanted:
+                raise reader.error(group, f"stores {stored} weights, layer {layer.name!r} has {wanted} there")
+        if paths:
+            layer.set_weights([reader.array(path, expected_shape=weight.shape)
+                               for path, weight in zip(paths, layer.weights)])
 
 
 def _indexed_slots(model):

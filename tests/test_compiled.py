@@ -45,6 +45,10 @@ CONFIGS = [
                                        nn.layers.GRU(4, return_sequences=True, reset_after=False),
                                        nn.layers.SimpleRNN(3), nn.layers.Dense(4, activation="softmax")],
      "sparse_categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.Adam(), "labels", (5, 3)),
+    ("bidirectional-rmsprop", lambda: [nn.layers.Bidirectional(nn.layers.LSTM(4, return_sequences=True)),
+                                       nn.layers.Bidirectional(nn.layers.GRU(3), merge_mode="ave"),
+                                       nn.layers.Dense(4, activation="softmax")],
+     "sparse_categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.RMSprop(), "labels", (5, 3)),
 ]
 
 

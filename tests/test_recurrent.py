@@ -164,11 +164,12 @@ def test_the_keras_layer_names_and_files_round_trip(tmp_path):
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((24, 6, 3)).astype(np.float32), rng.integers(0, 3, 24)
     nn.utils.set_random_seed(4)
-    model = nn.Sequential([nn.Input((6, 3)), L.LSTM(4, return_sequences=True), L.GRU(3, go_backwards=True),
-                           L.Dense(3, activation="softmax")])
+    model = nn.Sequential([nn.Input((6, 3)), L.LSTM(4, return_sequences=True), L.GRU(3, go_backwards=True,
+                                                                                   return_sequences=True),
+                           L.Bidirectional(L.SimpleRNN(2)), L.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
-    assert [layer.name.split("_")[0] for layer in model.layers] == ["lstm", "gru", "dense"]
+    assert [layer.name.split("_")[0] for layer in model.layers] == ["lstm", "gru", "bidirectional", "dense"]
     assert L.SimpleRNN(2).name.startswith("simple_rnn")               # Keras's snake case
     for suffix in (".keras", ".h5"):
         model.save(tmp_path / f"model{suffix}")
@@ -193,6 +194,55 @@ def test_files_keras_wrote_load_predict_and_resume_as_keras_did(suffix):
     model = nn.load_model(DATA / f"keras3_rnn_adam{suffix}")
     assert [type(layer).__name__ for layer in model.layers] == ["LSTM", "GRU", "SimpleRNN", "Dense"]
     assert model.layers[1].go_backwards and model.layers[1].return_sequences
+    np.testing.assert_allclose(model.predict(reference_data["x"], verbose=0), reference_data["y"], rtol=1e-5,
+                               atol=1e-6)
+    model.fit(reference_data["x_fit"], reference_data["y_fit"], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for i, ours in enumerate(model.get_weights()):
+        np.testing.assert_allclose(ours, reference_data[f"after_{i}"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
+@pytest.mark.parametrize("make", [lambda: L.LSTM(4, return_sequences=True), lambda: L.GRU(3),
+                                  lambda: L.SimpleRNN(3, return_sequences=True, go_backwards=True)], ids=range(3))
+def test_bidirectional_merges_the_layer_forwards_and_backwards_in_time_order(make, merge_mode):
+    x = np.random.default_rng(6).standard_normal((4, 5, 2)).astype(np.float32)
+    layer = L.Bidirectional(make(), merge_mode=merge_mode)
+    out = layer(x).numpy()
+    forward, backward = reference(layer.forward_layer, x), reference(layer.backward_layer, x)
+    if layer.return_sequences:
+        backward = backward[:, ::-1]
+    expected = {"concat": lambda: np.concatenate([forward, backward], -1), "sum": lambda: forward + backward,
+                "mul": lambda: forward * backward, "ave": lambda: (forward + backward) / 2}[merge_mode]()
+    assert out.shape == expected.shape == layer.compute_output_shape((4, 5, 2))
+    np.testing.assert_allclose(out, expected, rtol=2e-5, atol=2e-6)
+    assert layer.backward_layer.go_backwards != layer.forward_layer.go_backwards
+    assert layer.weight_names[0] == f"{layer.forward_layer.name}/{layer.forward_layer.cell_name}/kernel"
+    assert len(layer.weights) == 2 * len(layer.forward_layer.weights)
+
+
+def test_bidirectional_gradients_config_and_files(tmp_path):
+    nn.utils.set_random_seed(7)
+    layer = L.Bidirectional(L.LSTM(2, return_sequences=True, dtype="float64"), dtype="float64")
+    x = nn.tensor(np.random.default_rng(7).standard_normal((3, 4, 2)), dtype="float64", requires_grad=True)
+    assert nn.gradcheck(lambda v: (layer(v) ** 2).sum(), x).passed
+    assert nn.gradcheck(lambda k: (layer(x) ** 2).sum(), layer.weights[4]).passed        # the backward layer's
+    config = layer.get_config()
+    assert list(config) == ["name", "trainable", "dtype", "merge_mode", "layer", "backward_layer"]
+    assert config["layer"]["class_name"] == "LSTM" and config["layer"]["config"]["name"].startswith("forward_")
+    assert L.Bidirectional.from_config(config).get_config() == config
+    with pytest.raises(TypeError, match="must be a SimpleRNN, LSTM or GRU, got Dense"):
+        L.Bidirectional(L.Dense(3))
+    with pytest.raises(ValueError, match="merge_mode must be one of"):
+        L.Bidirectional(L.GRU(2), merge_mode=None)
+    with pytest.raises(ValueError, match="go_backwards opposite"):
+        L.Bidirectional(L.GRU(2), backward_layer=L.GRU(2))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_bidirectional_files_keras_wrote_load_predict_and_resume_as_keras_did(suffix):
+    reference_data = np.load(DATA / "keras3_bidirectional.npz")
+    model = nn.load_model(DATA / f"keras3_bidirectional{suffix}")
+    assert [layer.merge_mode for layer in model.layers[:3]] == ["concat", "ave", "sum"]
     np.testing.assert_allclose(model.predict(reference_data["x"], verbose=0), reference_data["y"], rtol=1e-5,
                                atol=1e-6)
     model.fit(reference_data["x_fit"], reference_data["y_fit"], epochs=1, batch_size=16, shuffle=False, verbose=0)

@@ -4,6 +4,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py keras3      # in a venv with keras 3 + torch
     KERAS_BACKEND=torch python tests/data/make_keras_files.py archives    # the same venv: the .keras files
     KERAS_BACKEND=torch python tests/data/make_keras_files.py recurrent   # the same venv: LSTM, GRU, SimpleRNN
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py bidirectional   # and the Bidirectional wrapper
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -101,6 +102,16 @@ def build_and_save_recurrent(keras):
         also_h5=True)
 
 
+def build_and_save_bidirectional(keras):
+    """Bidirectional wrappers, each merge mode but mul, in both formats."""
+    layers = keras.layers
+    build_and_save_archive(keras, "keras3_bidirectional", [
+        layers.Bidirectional(layers.LSTM(5, return_sequences=True)),
+        layers.Bidirectional(layers.GRU(4, return_sequences=True), merge_mode="ave"),
+        layers.Bidirectional(layers.SimpleRNN(3), merge_mode="sum"), layers.Dense(3, activation="softmax")],
+        keras.optimizers.Adam(0.01), (7, 3), also_h5=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "archives":
         import keras
@@ -108,6 +119,9 @@ if __name__ == "__main__":
     elif sys.argv[1] == "recurrent":
         import keras
         build_and_save_recurrent(keras)
+    elif sys.argv[1] == "bidirectional":
+        import keras
+        build_and_save_bidirectional(keras)
     elif sys.argv[1] == "keras3":
         import keras
         build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")
