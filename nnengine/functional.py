@@ -484,9 +484,10 @@ def softmax_cross_entropy(logits, targets, reduction="mean", *, labels_checked=F
     return SoftmaxCrossEntropy.apply(logits, targets, reduction=reduction)
 
 
-def _recurrent_inputs(name, projected, kernel, gates, activations, bias=None):
-    """Check a recurrent op's operands: P (steps, n, gates*units), U (units, gates*units), one float dtype."""
-    tensors = [t for t in (projected, kernel, bias) if t is not None]
+def _recurrent_inputs(name, projected, kernel, gates, activations, bias=None, masks=None):
+    """Check a recurrent op's operands: P (steps, n, gates*units), U (units, gates*units), masks (gates, n, units),
+    one float dtype."""
+    tensors = [t for t in (projected, kernel, bias, masks) if t is not None]
     _common_backend(name, tensors)
     for t in tensors:
         _require_float(name, t)
@@ -500,6 +501,9 @@ def _recurrent_inputs(name, projected, kernel, gates, activations, bias=None):
                          f"first, got shape {projected.shape}")
     if bias is not None and bias.shape != (2, kernel.shape[1]):
         raise ValueError(f"{name}: the bias must have shape {(2, kernel.shape[1])}, got {bias.shape}")
+    if masks is not None and masks.shape != (gates, projected.shape[1], kernel.shape[0]):
+        raise ValueError(f"{name}: recurrent_masks must have shape {(gates, projected.shape[1], kernel.shape[0])} "
+                         f"(one mask of the state per gate), got {masks.shape}")
     names = []
     for activation in activations:
         activation = "none" if activation in (None, "linear") else activation
@@ -510,13 +514,14 @@ def _recurrent_inputs(name, projected, kernel, gates, activations, bias=None):
     return names
 
 
-def _recurrent(cell, projected, kernel, bias, activation, recurrent_activation, reverse, reset_after, sequences):
-    return RecurrentSequence.apply(projected, kernel, bias, cell=cell, activation=activation,
+def _recurrent(cell, projected, kernel, bias, activation, recurrent_activation, reverse, reset_after, sequences,
+               masks):
+    return RecurrentSequence.apply(projected, kernel, bias, masks, cell=cell, activation=activation,
                                    recurrent_activation=recurrent_activation, reverse=bool(reverse),
                                    reset_after=bool(reset_after), sequences=bool(sequences))
 
 
-def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_sequences=True):
+def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_sequences=True, recurrent_masks=None):
     """Keras's SimpleRNN over a sequence: h_t = act(P_t + h_{t-1} @ kernel), h_0 = 0.
 
     Args:
@@ -526,25 +531,29 @@ def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_seque
         reverse: run the steps from the last (Keras's go_backwards).
         return_sequences: return every step's state (steps, n, units), in the order the steps ran; else the
             last state (n, units).
+        recurrent_masks: Keras's recurrent dropout: (gates, n, units), each gate's product with the kernel made
+            from the state times its mask (the same at every step); None for none.
     """
-    (activation,) = _recurrent_inputs("simple_rnn", projected, kernel, 1, (activation,))
-    return _recurrent("simple_rnn", projected, kernel, None, activation, "none", reverse, True, return_sequences)
+    (activation,) = _recurrent_inputs("simple_rnn", projected, kernel, 1, (activation,), masks=recurrent_masks)
+    return _recurrent("simple_rnn", projected, kernel, None, activation, "none", reverse, True, return_sequences,
+                      recurrent_masks)
 
 
-def lstm(projected, kernel, activation="tanh", recurrent_activation="sigmoid", reverse=False, return_sequences=True):
+def lstm(projected, kernel, activation="tanh", recurrent_activation="sigmoid", reverse=False, return_sequences=True,
+         recurrent_masks=None):
     """Keras's LSTM over a sequence (gates i, f, g, o side by side).
 
     ``projected`` is (steps, n, 4 * units), time first, ``kernel`` (units, 4 * units); see
     ``nnengine.recurrent_ops`` for the formulas and ``simple_rnn`` for the other arguments.
     """
     activation, recurrent_activation = _recurrent_inputs("lstm", projected, kernel, 4,
-                                                         (activation, recurrent_activation))
+                                                         (activation, recurrent_activation), masks=recurrent_masks)
     return _recurrent("lstm", projected, kernel, None, activation, recurrent_activation, reverse, True,
-                      return_sequences)
+                      return_sequences, recurrent_masks)
 
 
 def gru(projected, kernel, bias=None, activation="tanh", recurrent_activation="sigmoid", reverse=False,
-        reset_after=True, return_sequences=True):
+        reset_after=True, return_sequences=True, recurrent_masks=None):
     """Keras's GRU over a sequence (gates z, r, candidate).
 
     ``projected`` is (steps, n, 3 * units), time first, ``kernel`` (units, 3 * units). With ``reset_after``
@@ -556,6 +565,6 @@ def gru(projected, kernel, bias=None, activation="tanh", recurrent_activation="s
         raise ValueError("gru: a (2, 3 * units) bias exists only with reset_after=True; without it the projection "
                          "holds the bias")
     activation, recurrent_activation = _recurrent_inputs("gru", projected, kernel, 3,
-                                                         (activation, recurrent_activation), bias)
+                                                         (activation, recurrent_activation), bias, recurrent_masks)
     return _recurrent("gru", projected, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                      return_sequences)
+                      return_sequences, recurrent_masks)

@@ -12,8 +12,9 @@ GRU's bias is (2, 3 * units) with ``reset_after=True`` (input and recurrent bias
 as Keras names them, under the layer's cell (``lstm_cell/kernel``), so ``.h5``, ``.weights.h5`` and
 ``.keras`` files move between Keras and nnengine.
 
-Supported as in Keras: ``return_sequences``, ``go_backwards``, ``dropout`` (one mask on the inputs per
-sequence, Keras's rule), ``unit_forget_bias``, ``reset_after``, regularizers and constraints, and the
+Supported as in Keras: ``return_sequences``, ``go_backwards``, ``dropout`` and ``recurrent_dropout`` (masks on
+the inputs and on the state, drawn once per sequence, one per gate with recurrent dropout: Keras's rules),
+``unit_forget_bias``, ``reset_after``, regularizers and constraints, and the
 ``Bidirectional`` wrapper (the layer forwards and a copy of it backwards, merged). Not supported,
 and refused with the reason: ``return_state`` (a Sequential passes one tensor on), ``stateful``, and
 activations other than tanh, sigmoid, relu and linear (the ones the recurrent op differentiates itself).
@@ -76,9 +77,6 @@ class _Recurrent(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = arguments.number(owner, "dropout", dropout, 0, 1, high_open=True)
         self.recurrent_dropout = arguments.number(owner, "recurrent_dropout", recurrent_dropout, 0, 1, high_open=True)
-        if self.recurrent_dropout:
-            raise ValueError(f"{owner}: recurrent_dropout is not supported (the recurrent op runs without a mask on "
-                             f"the state), got {recurrent_dropout}; use dropout on the inputs")
         self.return_sequences = arguments.boolean(owner, "return_sequences", return_sequences)
         self.go_backwards = arguments.boolean(owner, "go_backwards", go_backwards)
         self.unroll = arguments.boolean(owner, "unroll", unroll)          # the same math either way
@@ -149,23 +147,48 @@ class _Recurrent(Layer):
         return (input_shape[0], input_shape[1], self.units) if self.return_sequences else (input_shape[0], self.units)
 
     def capture_blocker(self, training):
-        """Input dropout draws a new mask on the host for every training batch, which a plan would freeze."""
-        if training and self.dropout > 0:
+        """Dropout draws new masks on the host for every training batch, which a plan would freeze."""
+        if training and (self.dropout > 0 or self.recurrent_dropout > 0):
             return f"{type(self).__name__} {self.name!r} draws a new dropout mask on the host every training step"
         return None
 
     def call(self, x, training=False):
-        """Project every step's input, run the recurrence, return the last state or every state."""
+        """Project every step's input, run the recurrence, return the last state or every state.
+
+        In training, ``dropout`` masks the inputs and ``recurrent_dropout`` the state, each mask drawn once per
+        sequence, as Keras 3 does: with recurrent dropout, each gate gets masks of its own (Keras's
+        implementation 1), so its projection is made per gate too.
+        """
         self._check_input(x)
         samples, steps, features = x.shape
         if x.dtype != self.kernel.dtype:
             x = x.astype(self.kernel.dtype)
+        masks = None
+        if training and self.recurrent_dropout > 0:
+            masks = self._dropout_mask((self.gates, samples, self.units), x, self.recurrent_dropout)
         if training and self.dropout > 0:
-            x = x * self._dropout_mask((samples, 1, features), x)
-        rows = x.transpose(1, 0, 2).reshape(steps * samples, features)        # time first: step t is rows[t*n:]
-        projected = F.linear(rows, self.kernel, self._input_bias(), "none").reshape(steps, samples, -1)
-        out = self._sequence(projected)
+            count = self.gates if masks is not None else 1
+            projected = self._projection(x, self._dropout_mask((count, samples, 1, features), x, self.dropout))
+        else:
+            projected = self._projection(x, None)
+        out = self._sequence(projected, masks)
         return out.transpose(1, 0, 2) if self.return_sequences else out
+
+    def _projection(self, x, input_masks):
+        """P (steps, n, G*u) = x_t @ kernel + bias for every step at once; with ``input_masks`` (1 or G, n, 1,
+        features) x is masked first, block by block of gates when there is one mask per gate."""
+        samples, steps, features = x.shape
+
+        def rows(inputs):                     # time first: step t is rows[t*n:(t+1)*n]
+            return inputs.transpose(1, 0, 2).reshape(steps * samples, features)
+        bias = self._input_bias()
+        if input_masks is None or input_masks.shape[0] == 1:
+            inputs = x if input_masks is None else x * input_masks[0]
+            return F.linear(rows(inputs), self.kernel, bias, "none").reshape(steps, samples, -1)
+        u = self.units
+        blocks = [F.linear(rows(x * input_masks[g]), self.kernel[:, g * u:(g + 1) * u],
+                           None if bias is None else bias[g * u:(g + 1) * u], "none") for g in range(self.gates)]
+        return F.concatenate(blocks, axis=1).reshape(steps, samples, -1)
 
     def _check_input(self, x):
         expected = self.kernel.shape[0]
@@ -173,10 +196,10 @@ class _Recurrent(Layer):
             raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected inputs (batch, "
                              f"steps >= 1, {expected}), but received input with shape {x.shape}")
 
-    def _dropout_mask(self, shape, like):
-        """Inverted dropout's mask for one sequence: 0 or 1 / (1 - rate), the same at every step (Keras's rule)."""
-        keep = (self._rng or global_rng()).random(shape) >= self.dropout
-        return Tensor(keep / (1.0 - self.dropout), dtype=like.dtype, device=like.device)
+    def _dropout_mask(self, shape, like, rate):
+        """Inverted dropout's masks for one sequence: 0 or 1 / (1 - rate), the same at every step (Keras's rule)."""
+        keep = (self._rng or global_rng()).random(shape) >= rate
+        return Tensor(keep / (1.0 - rate), dtype=like.dtype, device=like.device)
 
     def _activation_names(self):
         names = [activations.fused_name(self.activation)]
@@ -230,9 +253,9 @@ class SimpleRNN(_Recurrent):
             raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates)")
         super().__init__(units, activation=activation, **kwargs)
 
-    def _sequence(self, projected):
+    def _sequence(self, projected, masks):
         return F.simple_rnn(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
-                            return_sequences=self.return_sequences)
+                            return_sequences=self.return_sequences, recurrent_masks=masks)
 
     def _extra_config(self, where):
         return {}         # Keras 3's SimpleRNN config has no seed
@@ -257,9 +280,9 @@ class LSTM(_Recurrent):
     def _bias_initializer(self):
         return _ForgetGateBias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
 
-    def _sequence(self, projected):
+    def _sequence(self, projected, masks):
         return F.lstm(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
-                      return_sequences=self.return_sequences)
+                      return_sequences=self.return_sequences, recurrent_masks=masks)
 
     def _extra_config(self, where):
         if where == "after_initializers":
@@ -289,10 +312,10 @@ class GRU(_Recurrent):
     def _input_bias(self):
         return None if self.reset_after else self.bias        # with reset_after, the GRU op adds both rows
 
-    def _sequence(self, projected):
+    def _sequence(self, projected, masks):
         return F.gru(projected, self.recurrent_kernel, self.bias if self.reset_after else None,
                      *self._activation_names(), reverse=self.go_backwards, reset_after=self.reset_after,
-                     return_sequences=self.return_sequences)
+                     return_sequences=self.return_sequences, recurrent_masks=masks)
 
     def _extra_config(self, where):
         if where == "last":

@@ -22,8 +22,12 @@ def _relu(z):
     return np.maximum(z, 0)
 
 
-def reference(layer, x):
-    """Keras 3's cells step by step in float64 numpy, from the layer's weights (written from Keras's formulas)."""
+def reference(layer, x, input_masks=None, state_masks=None):
+    """Keras 3's cells step by step in float64 numpy, from the layer's weights (written from Keras's formulas).
+
+    With dropout masks (one (n, features) mask per gate for the inputs, one (n, units) per gate for the state:
+    Keras's implementation 1, which recurrent dropout selects), each gate's products use its own masked copies.
+    """
     w = [v.astype(np.float64) for v in layer.get_weights()]
     kernel, recurrent = w[0], w[1]
     bias = w[2] if len(w) > 2 else np.zeros((2, kernel.shape[1]) if getattr(layer, "reset_after", False)
@@ -34,27 +38,34 @@ def reference(layer, x):
     u = layer.units
     steps = range(x.shape[1] - 1, -1, -1) if layer.go_backwards else range(x.shape[1])
     h, c, outputs = np.zeros((x.shape[0], u)), np.zeros((x.shape[0], u)), []
+    gates = kernel.shape[1] // u
+
+    def per_gate(values, masks, weights):         # [values * masks[g] @ weights_g for each gate]
+        if masks is None:
+            return values @ weights
+        return np.concatenate([(values * masks[g]) @ weights[:, g * u:(g + 1) * u] for g in range(gates)], axis=1)
     for t in steps:
         xt = x[:, t].astype(np.float64)
         if isinstance(layer, L.LSTM):
-            z = xt @ kernel + h @ recurrent + bias
+            z = per_gate(xt, input_masks, kernel) + per_gate(h, state_masks, recurrent) + bias
             i, f, g, o = s(z[:, :u]), s(z[:, u:2 * u]), a(z[:, 2 * u:3 * u]), s(z[:, 3 * u:])
             c = f * c + i * g
             h = o * a(c)
         elif isinstance(layer, L.GRU):
             if layer.reset_after:
-                xz = xt @ kernel + bias[0]
-                q = h @ recurrent + bias[1]
+                xz = per_gate(xt, input_masks, kernel) + bias[0]
+                q = per_gate(h, state_masks, recurrent) + bias[1]
                 z, r = s(xz[:, :u] + q[:, :u]), s(xz[:, u:2 * u] + q[:, u:2 * u])
                 candidate = a(xz[:, 2 * u:] + r * q[:, 2 * u:])
             else:
-                xz = xt @ kernel + bias
-                q = h @ recurrent[:, :2 * u]
-                z, r = s(xz[:, :u] + q[:, :u]), s(xz[:, u:2 * u] + q[:, u:])
-                candidate = a(xz[:, 2 * u:] + (r * h) @ recurrent[:, 2 * u:])
+                xz = per_gate(xt, input_masks, kernel) + bias
+                q = per_gate(h, state_masks, recurrent)[:, :2 * u]
+                z, r = s(xz[:, :u] + q[:, :u]), s(xz[:, u:2 * u] + q[:, u:2 * u])
+                reset_input = h if state_masks is None else h * state_masks[2]
+                candidate = a(xz[:, 2 * u:] + (r * reset_input) @ recurrent[:, 2 * u:])
             h = z * h + (1 - z) * candidate
         else:
-            h = a(xt @ kernel + bias + h @ recurrent)
+            h = a(per_gate(xt, input_masks, kernel) + bias + per_gate(h, state_masks, recurrent))
         outputs.append(h)
     return np.stack(outputs, axis=1) if layer.return_sequences else h
 
@@ -250,6 +261,48 @@ def test_bidirectional_files_keras_wrote_load_predict_and_resume_as_keras_did(su
         np.testing.assert_allclose(ours, reference_data[f"after_{i}"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("device", ["numpy", "cpu"])
+@pytest.mark.parametrize("make", [lambda: L.LSTM(3, dropout=0.3, recurrent_dropout=0.4, seed=2),
+                                  lambda: L.GRU(3, recurrent_dropout=0.4, seed=2, return_sequences=True),
+                                  lambda: L.GRU(3, dropout=0.2, recurrent_dropout=0.4, reset_after=False, seed=2),
+                                  lambda: L.SimpleRNN(3, dropout=0.3, recurrent_dropout=0.5, seed=2,
+                                                      go_backwards=True)], ids=range(4))
+def test_recurrent_dropout_masks_each_gates_state_as_keras(make, device):
+    """Keras's implementation 1: a state mask per gate and, with input dropout, an input mask per gate; the
+    layer draws (gates, n, units) state masks, then (gates, n, 1, features) input masks, from its seed."""
+    x = np.random.default_rng(8).standard_normal((5, 4, 2)).astype(np.float32)
+    with nn.device(device):
+        layer = make()
+        np.testing.assert_allclose(layer(x).numpy(), reference(layer, x), rtol=2e-5, atol=2e-6)   # inference
+        trained = layer(x, training=True).numpy()
+    draws = np.random.default_rng(2)
+    gates = layer.gates
+    state_masks = (draws.random((gates, 5, 3)) >= layer.recurrent_dropout) / (1 - layer.recurrent_dropout)
+    input_masks = None
+    if layer.dropout:
+        input_masks = (draws.random((gates, 5, 1, 2)) >= layer.dropout)[:, :, 0] / (1 - layer.dropout)
+    np.testing.assert_allclose(trained, reference(layer, x, input_masks, state_masks), rtol=2e-5, atol=2e-6)
+    assert "dropout mask" in layer.capture_blocker(True)
+
+
+@pytest.mark.parametrize("name, gates, options", [("lstm", 4, {}), ("gru", 3, {}), ("gru", 3, {"reset_after": False}),
+                                                  ("simple_rnn", 1, {"reverse": True})])
+def test_backward_through_time_with_state_masks_matches_finite_differences(name, gates, options):
+    rng = np.random.default_rng(9)
+    steps, samples, units = 4, 3, 2
+
+    def t(shape, scale=1.0):
+        return nn.tensor(rng.standard_normal(shape) * scale, dtype="float64", requires_grad=True)
+    operands = [t((steps, samples, gates * units)), t((units, gates * units), 0.6)]
+    if name == "gru" and options.get("reset_after", True):
+        operands.append(t((2, gates * units)))
+    masks = nn.tensor((rng.random((gates, samples, units)) > 0.4) / 0.6, dtype="float64")
+    weights = nn.tensor(rng.standard_normal((steps, samples, units)), dtype="float64")
+    result = nn.gradcheck(lambda *a: (getattr(F, name)(*a, **options, recurrent_masks=masks) * weights).sum(),
+                          *operands)
+    assert result.passed, result
+
+
 def test_dropout_masks_inputs_once_per_sequence_in_training_only():
     layer = L.SimpleRNN(2, activation="linear", dropout=0.5, seed=3, use_bias=False, return_sequences=True)
     x = np.ones((64, 4, 3), np.float32)
@@ -277,7 +330,7 @@ def test_a_sequence_task_is_learned_compiled():
 
 def test_bad_arguments_and_inputs_are_refused_naming_the_layer():
     with pytest.raises(ValueError, match="LSTM 'mem'.*recurrent_dropout"):
-        L.LSTM(3, recurrent_dropout=0.1, name="mem")
+        L.LSTM(3, recurrent_dropout=1.0, name="mem")
     with pytest.raises(ValueError, match="return_state=True is not supported"):
         L.GRU(3, return_state=True)
     with pytest.raises(ValueError, match="stateful=True is not supported"):
@@ -300,6 +353,8 @@ def test_bad_arguments_and_inputs_are_refused_naming_the_layer():
         F.gru(nn.zeros((2, 1, 6)), nn.zeros((2, 5)))
     with pytest.raises(TypeError, match="dtype"):
         F.lstm(nn.zeros((2, 1, 8)), nn.zeros((2, 8), dtype="float64"))
+    with pytest.raises(ValueError, match=r"recurrent_masks must have shape \(4, 1, 2\)"):
+        F.lstm(nn.zeros((2, 1, 8)), nn.zeros((2, 8)), recurrent_masks=nn.ones((1, 1, 2)))
 
 
 def test_orthogonal_and_identity_initializers():

@@ -2,7 +2,8 @@
 (``matmul``: cuBLAS, or gemm.cu while a CUDA Graph is captured) and ONE kernel of ``kernels/cuda/recurrent.cu``
 over the step's cells (two of each for a GRU without reset_after). Nothing in the loop reads back to the host,
 so a captured step replays as one graph. The weight gradients at the end are the reference's own
-(``recurrent_reference.gradients``: one product over every step).
+(``recurrent_reference.gradients``: one product over every step). A training step with recurrent dropout
+(``masks``: never compiled) runs the reference loop on CuPy's operations.
 """
 from ..kernels.cuda import recurrent
 from .base import Backend
@@ -13,7 +14,11 @@ from .recurrent_reference import CACHE_BLOCKS, GATES, gradients
 class CupyRecurrentPrimitives(Backend):
     """``recurrent_forward`` and ``recurrent_backward`` on kernels/cuda/recurrent.cu (``self.cupy`` is CuPy)."""
 
-    def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
+    def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
+                          masks=None):
+        if masks is not None:
+            return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
+                                             reset_after, masks)
         p, kernel = contiguous(p), contiguous(kernel)
         bias = None if bias is None else contiguous(bias)
         steps, n, _ = p.shape
@@ -41,7 +46,10 @@ class CupyRecurrentPrimitives(Backend):
         return states, self.copy(h), cache
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after):
+                           reverse, reset_after, masks=None):
+        if masks is not None:
+            return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
+                                              recurrent_activation, reverse, reset_after, masks)
         kernel, states, cache, grad = contiguous(kernel), contiguous(states), contiguous(cache), contiguous(grad)
         steps, n, units = states.shape
         dtype, all_steps = states.dtype, grad.ndim == 3

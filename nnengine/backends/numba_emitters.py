@@ -308,7 +308,14 @@ def _recurrent_call(b, name, arguments, outputs, zero_one_dtype):
     return tuple(None if out is None else Value(out[0], np.empty(out[1], zero_one_dtype)) for out in outputs)
 
 
-def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
+def _no_masks(masks):
+    if not (isinstance(masks, Literal) and masks.value is None):
+        raise LoweringRefused("recurrent dropout masks change every step")
+
+
+def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
+                       masks=None):
+    _no_masks(Literal(None, "None") if masks is None else masks)
     if not blas.AVAILABLE:
         raise LoweringRefused("the recurrent kernels need the bundled BLAS")
     p, kernel = as_array(p, "the projected inputs"), as_array(kernel, "the recurrent kernel")
@@ -327,7 +334,8 @@ def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_
 
 
 def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                        reverse, reset_after):
+                        reverse, reset_after, masks=None):
+    _no_masks(Literal(None, "None") if masks is None else masks)
     if not blas.AVAILABLE:
         raise LoweringRefused("the recurrent kernels need the bundled BLAS")
     kernel, states = as_array(kernel, "the recurrent kernel"), as_array(states, "the states")

@@ -2,7 +2,8 @@
 ``kernels/cpu/recurrent.py`` (each step's product with the recurrent kernel goes to BLAS inside the kernel).
 
 Without the bundled OpenBLAS (``blas.AVAILABLE`` false: numpy built against MKL or Accelerate) the kernels cannot
-make their products, and the primitives run the reference loop of ``recurrent_reference.py`` instead.
+make their products, and the primitives run the reference loop of ``recurrent_reference.py`` instead; so does
+a training step with recurrent dropout (``masks``), which is never compiled (its masks are new every step).
 """
 import numpy as np
 
@@ -68,10 +69,11 @@ def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad
 class NumbaRecurrentPrimitives(NumpyBackend):
     """``recurrent_forward`` and ``recurrent_backward`` on the kernels of kernels/cpu/recurrent.py."""
 
-    def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
-        if not blas_library.AVAILABLE:
+    def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
+                          masks=None):
+        if not blas_library.AVAILABLE or masks is not None:
             return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
-                                             reset_after)
+                                             reset_after, masks)
         p, kernel = np.ascontiguousarray(p), np.ascontiguousarray(kernel)
         bias = None if bias is None else np.ascontiguousarray(bias)
         name, arguments, outputs = forward_arguments(cell, (*p.shape[:2], kernel.shape[0]), p.dtype, p, kernel, bias,
@@ -80,10 +82,10 @@ class NumbaRecurrentPrimitives(NumpyBackend):
         return outputs
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after):
-        if not blas_library.AVAILABLE:
+                           reverse, reset_after, masks=None):
+        if not blas_library.AVAILABLE or masks is not None:
             return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
-                                              recurrent_activation, reverse, reset_after)
+                                              recurrent_activation, reverse, reset_after, masks)
         all_steps = grad.ndim == 3
         grad = np.ascontiguousarray(grad).reshape(-1, *states.shape[1:])
         name, arguments, outputs = backward_arguments(cell, states.shape, states.dtype, np.ascontiguousarray(kernel),

@@ -17,6 +17,10 @@ the activation, * elementwise, h' the previous state, q = h' @ U.
   ``z, r = s(x_z + q_z), s(x_r + q_r)``, ``n = a(x_n + r * q_n)``, ``h = z * h' + (1 - z) * n``;
   cache: [z r n q_n] (4u).
 * gru without reset_after: q covers the z and r columns only, ``n = a(x_n + (r * h') @ U_n)``; cache [z r n r*h'].
+
+With ``masks`` (G, n, u), Keras's recurrent dropout: gate block g of q is ``(h' * masks[g]) @ U_g``, one mask
+per gate, the same at every step (the GRU without reset_after multiplies r by ``h' * masks[2]``); the state
+that h = z * h' + ... carries over stays unmasked.
 """
 from .constants import shared_constant
 
@@ -73,12 +77,13 @@ def gru_step(bk, x, q, h_prev, activation, recurrent_activation):
     return _gru_mix(bk, z, h_prev, candidate), _joined(bk, [z, r, candidate, q_n])
 
 
-def gru_gates_step(bk, x, q_zr, h_prev, recurrent_activation):
-    """(z, r, r * h') of a GRU step without reset_after: the gates, and what U_n multiplies."""
+def gru_gates_step(bk, x, q_zr, h_prev, recurrent_activation, reset_input=None):
+    """(z, r, r * h') of a GRU step without reset_after: the gates, and what U_n multiplies (r times
+    ``reset_input``, h' with its recurrent-dropout mask, when given)."""
     units = h_prev.shape[1]
     z, r = (_act(bk, recurrent_activation, bk.add(_block(bk, x, k, units), _block(bk, q_zr, k, units)))
             for k in range(2))
-    return z, r, bk.mul(r, h_prev)
+    return z, r, bk.mul(r, h_prev if reset_input is None else reset_input)
 
 
 def gru_candidate_step(bk, x, z, r, reset_product, h_prev, reset_state, activation):
@@ -140,13 +145,16 @@ def gru_candidate_step_backward(bk, cache, h_prev, dh, activation, recurrent_act
     return _joined(bk, [d_update, bk.full(z.shape, 0, z.dtype), d_candidate]), direct
 
 
-def gru_reset_step_backward(bk, cache, h_prev, d_reset_state, dx, direct, recurrent_activation):
-    """Complete dx's r block and dh' from d(r * h') = ``d_reset_state``; returns (dx, dh' directly)."""
+def gru_reset_step_backward(bk, cache, h_prev, d_reset_state, dx, direct, recurrent_activation, mask=None):
+    """Complete dx's r block and dh' from d(r * h') = ``d_reset_state``; returns (dx, dh' directly). With a
+    recurrent-dropout ``mask``, r multiplied h' * mask."""
     units = h_prev.shape[1]
     r = _block(bk, cache, 1, units)
-    bk.assign(_block(bk, dx, 1, units), bk.activation_backward(r, bk.mul(d_reset_state, h_prev),
+    reset_input = h_prev if mask is None else bk.mul(h_prev, mask)
+    bk.assign(_block(bk, dx, 1, units), bk.activation_backward(r, bk.mul(d_reset_state, reset_input),
                                                                 recurrent_activation, 0))
-    return dx, bk.add(direct, bk.mul(d_reset_state, r))
+    through = bk.mul(d_reset_state, r)
+    return dx, bk.add(direct, through if mask is None else bk.mul(through, mask))
 
 
 # -- the sequence ---------------------------------------------------------------------------------------------
@@ -154,7 +162,29 @@ def _step_index(k, steps, reverse):
     return steps - 1 - k if reverse else k
 
 
-def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after):
+def _recurrent_product(bk, h, kernel, masks, first, count):
+    """q for the gate blocks [first, first + count): h @ U, or with ``masks`` each block from its own masked h."""
+    units = h.shape[1]
+    if masks is None:
+        return bk.matmul(h, _block(bk, kernel, first, units, count))
+    return _joined(bk, [bk.matmul(bk.mul(h, bk.getitem(masks, g)), _block(bk, kernel, g, units))
+                        for g in range(first, first + count)])
+
+
+def _state_gradient(bk, dq, kernel, masks, first, count):
+    """dL/dh' through q = _recurrent_product: dq @ U^T, or the sum over blocks of (dq_g @ U_g^T) * masks[g]."""
+    units = kernel.shape[0]
+    if masks is None:
+        return bk.matmul(dq, _block(bk, kernel, first, units, count), transpose_b=True)
+    total = None
+    for j, g in enumerate(range(first, first + count)):
+        part = bk.mul(bk.matmul(_block(bk, dq, j, units), _block(bk, kernel, g, units), transpose_b=True),
+                      bk.getitem(masks, g))
+        total = part if total is None else bk.add(total, part)
+    return total
+
+
+def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after, masks=None):
     """(states (T, n, u), the last state (n, u), cache (T, n, CACHE_BLOCKS[cell] * u))."""
     steps, n, _ = p.shape
     units = kernel.shape[0]
@@ -165,26 +195,29 @@ def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse
     for k in range(steps):
         x = bk.getitem(p, _step_index(k, steps, reverse))
         if cell == "gru" and not reset_after:
-            z, r, reset_state = gru_gates_step(bk, x, bk.matmul(h, _block(bk, kernel, 0, units, 2)), h,
-                                               recurrent_activation)
+            reset_input = None if masks is None else bk.mul(h, bk.getitem(masks, 2))
+            z, r, reset_state = gru_gates_step(bk, x, _recurrent_product(bk, h, kernel, masks, 0, 2), h,
+                                               recurrent_activation, reset_input)
             product = bk.matmul(reset_state, _block(bk, kernel, 2, units))
             h, step_cache = gru_candidate_step(bk, x, z, r, product, h, reset_state, activation)
         elif cell == "gru":
-            q = bk.matmul(h, kernel)
+            q = _recurrent_product(bk, h, kernel, masks, 0, 3)
             if bias is not None:
                 x, q = bk.add(x, bk.getitem(bias, 0)), bk.add(q, bk.getitem(bias, 1))
             h, step_cache = gru_step(bk, x, q, h, activation, recurrent_activation)
         elif cell == "lstm":
-            h, c, step_cache = lstm_step(bk, x, bk.matmul(h, kernel), c, activation, recurrent_activation)
+            h, c, step_cache = lstm_step(bk, x, _recurrent_product(bk, h, kernel, masks, 0, 4), c, activation,
+                                         recurrent_activation)
         else:
-            h, step_cache = simple_rnn_step(bk, x, bk.matmul(h, kernel), activation), None
+            h, step_cache = simple_rnn_step(bk, x, _recurrent_product(bk, h, kernel, masks, 0, 1), activation), None
         bk.assign(bk.getitem(states, k), h)
         if step_cache is not None:
             bk.assign(bk.getitem(cache, k), step_cache)
     return states, h, cache
 
 
-def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_activation, reverse, reset_after):
+def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_activation, reverse, reset_after,
+             masks=None):
     """(dp (T, n, G*u), d kernel, d bias or None): backpropagation through time from ``grad``, the gradient of
     every state (T, n, u) or of the last one only (n, u)."""
     steps, n, units = states.shape
@@ -200,35 +233,34 @@ def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_
         step_cache = bk.getitem(cache, k)
         if cell == "simple_rnn":
             dz_k = simple_rnn_step_backward(bk, bk.getitem(states, k), dh, activation)
-            dh_next = bk.matmul(dz_k, kernel, transpose_b=True)
+            dh_next = _state_gradient(bk, dz_k, kernel, masks, 0, 1)
         elif cell == "lstm":
             c_prev = _block(bk, bk.getitem(cache, k - 1), 4, units) if k > 0 else zeros
             dz_k, dc_next = lstm_step_backward(bk, step_cache, c_prev, dh, dc_next, activation, recurrent_activation)
-            dh_next = bk.matmul(dz_k, kernel, transpose_b=True)
+            dh_next = _state_gradient(bk, dz_k, kernel, masks, 0, 4)
         elif reset_after:
             dz_k, dq_k, direct = gru_step_backward(bk, step_cache, h_prev, dh, activation, recurrent_activation)
             bk.assign(bk.getitem(dq, k), dq_k)
-            dh_next = bk.add(direct, bk.matmul(dq_k, kernel, transpose_b=True))
+            dh_next = bk.add(direct, _state_gradient(bk, dq_k, kernel, masks, 0, 3))
         else:
             dz_k, direct = gru_candidate_step_backward(bk, step_cache, h_prev, dh, activation, recurrent_activation)
             d_reset_state = bk.matmul(_block(bk, dz_k, 2, units), _block(bk, kernel, 2, units), transpose_b=True)
             dz_k, direct = gru_reset_step_backward(bk, step_cache, h_prev, d_reset_state, dz_k, direct,
-                                                   recurrent_activation)
+                                                   recurrent_activation, None if masks is None else bk.getitem(masks, 2))
             bk.assign(bk.getitem(dq, k), dz_k)
-            dh_next = bk.add(direct, bk.matmul(_block(bk, dz_k, 0, units, 2), _block(bk, kernel, 0, units, 2),
-                                               transpose_b=True))
+            dh_next = bk.add(direct, _state_gradient(bk, _block(bk, dz_k, 0, units, 2), kernel, masks, 0, 2))
         bk.assign(bk.getitem(dz, k), dz_k)
-    return gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after)
+    return gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after, masks)
 
 
-def gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after):
+def gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after, masks=None):
     """(dp, d kernel, d bias or None) from the per-step gradients in step order: dz = dL/d(x + q) (for the GRU,
     dL/dx) and, for the GRU, dq = dL/dq (without reset_after, its n block is dL/d((r * h') @ U_n))."""
     steps, n, units = states.shape
     dp = _in_input_order(bk, dz, reverse)
     if cell != "gru":
-        return dp, _kernel_gradient(bk, states, dz), None
-    d_kernel = _kernel_gradient(bk, states, dq)
+        return dp, _kernel_gradient(bk, states, dz, masks), None
+    d_kernel = _kernel_gradient(bk, states, dq, masks)
     if not reset_after:       # U_n multiplies r * h' (cached) at every step, the first one included
         reset_states = bk.reshape(bk.ascontiguous(bk.getitem(cache, (slice(None), slice(None),
                                                                      slice(3 * units, 4 * units)))), (steps * n, units))
@@ -254,12 +286,23 @@ def _in_input_order(bk, dz, reverse):
     return dp
 
 
-def _kernel_gradient(bk, states, dq):
-    """dU = sum over steps k >= 1 of h_{k-1}^T dq_k (h before step 0 is zero), as ONE product."""
+def _kernel_gradient(bk, states, dq, masks=None):
+    """dU = sum over steps k >= 1 of h_{k-1}^T dq_k (h before step 0 is zero), as ONE product; with ``masks``,
+    gate block g of dU from the masked states h_{k-1} * masks[g]."""
     steps, n, units = states.shape
     width = dq.shape[2]
     if steps < 2:
         return bk.full((units, width), 0, states.dtype)
-    previous = bk.reshape(bk.getitem(states, slice(0, steps - 1)), ((steps - 1) * n, units))
-    later = bk.reshape(bk.ascontiguous(bk.getitem(dq, slice(1, steps))), ((steps - 1) * n, width))
-    return bk.matmul(previous, later, transpose_a=True)
+    previous = bk.getitem(states, slice(0, steps - 1))
+    later = bk.ascontiguous(bk.getitem(dq, slice(1, steps)))
+    if masks is None:
+        return bk.matmul(bk.reshape(previous, ((steps - 1) * n, units)),
+                         bk.reshape(later, ((steps - 1) * n, width)), transpose_a=True)
+    d_kernel = bk.full((units, width), 0, states.dtype)
+    for g in range(width // units):
+        masked = bk.reshape(bk.mul(previous, bk.getitem(masks, g)), ((steps - 1) * n, units))
+        block = bk.reshape(bk.ascontiguous(bk.getitem(later, (slice(None), slice(None),
+                                                              slice(g * units, (g + 1) * units)))),
+                           ((steps - 1) * n, units))
+        bk.assign(_block(bk, d_kernel, g, units), bk.matmul(masked, block, transpose_a=True))
+    return d_kernel
