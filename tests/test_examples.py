@@ -73,3 +73,10 @@ def test_text_embedding_example_learns_which_words_are_positive():
     assert accuracy >= 0.95
     order = np.argsort(scores)
     assert set(order[-10:]) <= set(text_embedding.POSITIVE) and set(order[:10]) <= set(text_embedding.NEGATIVE)
+
+
+def test_text_lstm_example_learns_word_order_that_a_bag_of_words_cannot():
+    import text_lstm
+    accuracies = text_lstm.main(["--verbose", "0"])
+    assert accuracies["LSTM"] >= 0.95
+    assert accuracies["bag of words"] <= 0.65            # chance, or near it: the order is the signal
