@@ -10,14 +10,16 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
 
 1. preflight (~20 s): compile and run one RawModule kernel, one ElementwiseKernel, one GEMM on each
    route, one multi-tensor Adam launch (its table is a by-value struct parameter), one training
-   step, and six compiled steps run as a CUDA Graph against the same steps replayed in Python. If
+   step, six compiled steps run as a CUDA Graph against the same steps replayed in Python, and each
+   recurrent cell's kernels (recurrent.cu) forwards and back through time against numpy. If
    any fails, the run stops there with a report that says which, why and where, instead of spending
    the rest of the budget on failures with the same cause; ``--keep-going`` runs the rest anyway
    (a first run on a GPU, where one call must show every failure).
 2. benchmarks of training first (the compiled step's targets), all medians, each figure a ratio to
    something measured in the same run: the training-step time (forward, loss, backward, Adam) for
    the document's model (10-64-32-10, batch 32), an MLP (4096-4096-4096-10, batch 4096) and the
-   MNIST-size CNN of benchmarks/cnn.py (batch 128): nnengine on cuda, PyTorch on CUDA when it is
+   MNIST-size CNN of benchmarks/cnn.py (batch 128), and benchmarks/recurrent.py's LSTM and GRU models
+   (batch 32, 20 steps, 64 units): nnengine on cuda, PyTorch on CUDA when it is
    importable, and nnengine on the numba CPU backend (not with ``--skip-cpu``). Inputs AND labels
    are on the device for both frameworks; each step ends by reading the loss (one sync each). For
    the dense models also nnengine's compiled step as fit runs it (``train_on_batch``: the batch
@@ -173,10 +175,32 @@ def preflight():
         for got, expected in zip(*weights):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
+    def recurrent_cells():
+        # every cell's kernels (recurrent.cu) forwards and back through time, against the numpy reference
+        reference, device = nn.backends.NumpyBackend("numpy"), nn.get_backend("cuda")
+        steps, n, units = 5, 3, 4
+        for cell, gates, reset_after, bias in (("simple_rnn", 1, True, False), ("lstm", 4, True, False),
+                                               ("gru", 3, True, True), ("gru", 3, False, False)):
+            p = rng.standard_normal((steps, n, gates * units)).astype(np.float32)
+            kernel = (0.5 * rng.standard_normal((units, gates * units))).astype(np.float32)
+            b = rng.standard_normal((2, gates * units)).astype(np.float32) if bias else None
+            grad = rng.standard_normal((steps, n, units)).astype(np.float32)
+            options = ("tanh", "sigmoid", cell != "lstm", reset_after)
+            expected = reference.recurrent_forward(cell, p, kernel, b, *options)
+            got = device.recurrent_forward(cell, cupy.asarray(p), cupy.asarray(kernel),
+                                           None if b is None else cupy.asarray(b), *options)
+            expected += reference.recurrent_backward(cell, kernel, b, expected[0], expected[2], grad, *options)
+            got += device.recurrent_backward(cell, cupy.asarray(kernel), None if b is None else cupy.asarray(b),
+                                             got[0], got[2], cupy.asarray(grad), *options)
+            for mine, theirs in zip(got, expected):
+                if theirs is not None:
+                    np.testing.assert_allclose(cupy.asnumpy(mine), theirs, rtol=1e-4, atol=1e-5, err_msg=cell)
+
     checks = {}
     for name, check in (("raw_module", raw_module), ("elementwise_kernel", elementwise_kernel),
                         ("gemm_routes", gemm_routes), ("multi_tensor_adam", multi_tensor_adam),
-                        ("training_step", training_step), ("cuda_graph", cuda_graph)):
+                        ("training_step", training_step), ("cuda_graph", cuda_graph),
+                        ("recurrent_cells", recurrent_cells)):
         try:
             check()
             checks[name] = "ok"
@@ -366,7 +390,35 @@ def bench_training(quick, cpu=True):
     if cpu:
         _measure(entry, "nnengine_numba_s", lambda: _median(_nnengine_cnn_step(CNN_BATCH, "cpu"), 2, 3 if quick else 5))
     rows.append(entry)
+    from benchmarks import recurrent
+    for name in ("lstm", "gru"):           # benchmarks/recurrent.py's models: batch 32, 20 steps, 64 units
+        entry = {"model": name, "sizes": "20 steps x 16 features, 64 units, dense10", "batch": recurrent.SIZES[0]}
+        _measure(entry, "nnengine_cupy_s", lambda: _median(_nnengine_recurrent_step(name, "cuda"), 10))
+        _measure(entry, "torch_cuda_s", lambda: _median(_torch_recurrent_step(name), 10))
+        if cpu:
+            _measure(entry, "nnengine_numba_s", lambda: _median(_nnengine_recurrent_step(name, "cpu"), 10))
+        rows.append(entry)
     return rows
+
+
+def _nnengine_recurrent_step(name, device):
+    """The device step of benchmarks/recurrent.py's model ``name`` (as ``_device_step``)."""
+    from benchmarks import recurrent
+    batch, steps, features, _ = recurrent.SIZES
+    return _device_step(recurrent.nnengine_model(name).to(device), (batch, steps, features), 10, device)
+
+
+def _torch_recurrent_step(name):
+    """PyTorch eager's CUDA step of the same recurrent model, data on the GPU."""
+    import numpy as np
+    import torch
+
+    from benchmarks import recurrent, training
+    batch, steps, features, _ = recurrent.SIZES
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((batch, steps, features)).astype(np.float32)).cuda()
+    y = torch.from_numpy(rng.integers(0, 10, batch)).cuda()
+    return training.torch_training_step(recurrent.torch_model(name).cuda(), x, y)
 
 
 def _median(step, inner, repeats=7, warmup=5):

@@ -29,32 +29,32 @@ def _batch(sizes):
     return rng.standard_normal((batch, steps, features)).astype(np.float32), rng.integers(0, 10, batch)
 
 
-def nnengine_model(name, sizes=SIZES):
+def nnengine_model(name, sizes=None):
     """The Keras-style model: the recurrent layer, then Dense 10 softmax; Adam, sparse cross-entropy."""
     import nnengine as nn
     nn.utils.set_random_seed(0)
-    _, steps, features, units = sizes
+    _, steps, features, units = sizes or SIZES
     layer = getattr(nn.layers, MODELS[name][0])(units)
     model = nn.Sequential([nn.Input((steps, features)), layer, nn.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
 
 
-def nnengine_step(name, sizes=SIZES):
+def nnengine_step(name, sizes=None):
     """``train_on_batch`` of the nnengine model, warmed up until its plan runs lowered."""
     from nnengine import capture
     model = nnengine_model(name, sizes)
-    x, y = _batch(sizes)
+    x, y = _batch(sizes or SIZES)
     for _ in range(capture.LOWER_AFTER_REPLAYS + 2):
         model.train_on_batch(x, y)
     return lambda: model.train_on_batch(x, y)
 
 
-def torch_model(name, sizes=SIZES):
+def torch_model(name, sizes=None):
     """The same model in PyTorch: its recurrent module (batch first), the last step's state into a Linear."""
     import torch
     torch.manual_seed(0)
-    _, _, features, units = sizes
+    _, _, features, units = sizes or SIZES
 
     class LastState(torch.nn.Module):
         def __init__(self):
@@ -67,10 +67,10 @@ def torch_model(name, sizes=SIZES):
     return LastState()
 
 
-def torch_step(name, sizes=SIZES):
+def torch_step(name, sizes=None):
     """PyTorch eager's CPU step of the same model: forward, loss, backward, Adam."""
     import torch
-    x, y = _batch(sizes)
+    x, y = _batch(sizes or SIZES)
     return torch_training_step(torch_model(name, sizes), torch.from_numpy(x), torch.from_numpy(y))
 
 

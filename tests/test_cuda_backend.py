@@ -446,11 +446,13 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
     monkeypatch.setattr(gpu_check, "QUICK_FUSED_SHAPE", (64, 256))
     monkeypatch.setattr(gpu_check, "TRAINING_MODELS", {"document": ((10, 16, 3), 8), "mlp4096": ((12, 8, 3), 16)})
     monkeypatch.setattr(gpu_check, "CNN_BATCH", 2)
+    from benchmarks import recurrent
+    monkeypatch.setattr(recurrent, "SIZES", (4, 3, 2, 5))
     with FakeGPU():
         assert gpu_check.gpu_name() == "Fake GPU"
         assert gpu_check.preflight() == dict.fromkeys(
-            ["raw_module", "elementwise_kernel", "gemm_routes", "multi_tensor_adam", "training_step", "cuda_graph"],
-            "ok")
+            ["raw_module", "elementwise_kernel", "gemm_routes", "multi_tensor_adam", "training_step", "cuda_graph",
+             "recurrent_cells"], "ok")
         gemm_rows = gpu_check.bench_gemm(quick=True)
         fused = gpu_check.bench_fused(quick=True)
         training = gpu_check.bench_training(quick=True)
@@ -459,7 +461,7 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
                                                        "adam_update_many_16"}
     assert all(row["nnengine_cupy_s"] > 0 and row["nnengine_numba_s"] > 0 for row in training)
     assert [row["graph_launches_per_step"] for row in training[:2]] == [1.0, 1.0]
-    assert [row["model"] for row in training] == ["document", "mlp4096", "cnn_mnist"]
+    assert [row["model"] for row in training] == ["document", "mlp4096", "cnn_mnist", "lstm", "gru"]
     summary = gpu_check.summarize({"gemm": gemm_rows, "fused": fused, "training": training})
     assert "fused_min_copy_fraction" in summary and "document_numba_over_cupy" in summary
     assert summary["document_graph_launches_per_step"] == 1.0 and "| document compiled step" in gpu_check.markdown(
