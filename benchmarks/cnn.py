@@ -15,12 +15,9 @@ pooling and normalization primitives against the copy bandwidth measured in the 
 the engine's im2col convolution against a direct numba kernel (``conv_kernels.py``).
 Writes benchmarks/results/cnn.{json,md}.
 """
-import argparse
-import time
-
 import numpy as np
 
-from .common import RESULTS, median_time, write_results
+from .common import command_line, median_time
 from .conv_kernels import convolution_routes, layer_kernel_rates
 from .kernels_bench import machine_limits
 from .training import median_step_time, torch_training_step, torch_version
@@ -131,18 +128,8 @@ def markdown(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cnn", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    results = run(args.repeats)
-    results["seconds"] = round(time.perf_counter() - start, 1)
-    text = markdown(results)
-    paths = write_results("cnn", results, text, args.out)
-    print(text)
-    print("written:", *paths)
-    return results
+    """``python -m benchmarks.cnn [--repeats 7] [--out FOLDER]``."""
+    return command_line("cnn", run, markdown, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Timing and reporting helpers shared by the benchmarks."""
+import argparse
 import json
 import os
 import platform
@@ -56,3 +57,20 @@ def write_results(name, payload, markdown, folder=None):
     json_path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def command_line(name, run, markdown, doc, argv=None, repeats=7):
+    """A benchmark's command line: ``--repeats`` and ``--out``; ``run(repeats)`` timed, its results written to
+    <out>/<name>.{json,md} and printed. Returns the results."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    results = run(args.repeats)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    text = markdown(results)
+    paths = write_results(name, results, text, args.out)
+    print(text)
+    print("written:", *paths)
+    return results

@@ -10,12 +10,9 @@ nnengine's step is warmed up past the point where its compiled plan is lowered t
 PyTorch's cells carry a second bias vector (b_hh) that Keras's LSTM and SimpleRNN do not: 4 * 64 and 64
 parameters more, a bias add per step. Writes benchmarks/results/recurrent.{json,md}.
 """
-import argparse
-import time
-
 import numpy as np
 
-from .common import RESULTS, write_results
+from .common import command_line
 from .training import median_step_time, torch_training_step, torch_version
 
 #: model name -> (Keras layer class, PyTorch module name); sizes: (batch, steps, features, units)
@@ -102,18 +99,8 @@ def markdown(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrent", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    results = run(args.repeats)
-    results["seconds"] = round(time.perf_counter() - start, 1)
-    text = markdown(results)
-    paths = write_results("recurrent", results, text, args.out)
-    print(text)
-    print("written:", *paths)
-    return results
+    """``python -m benchmarks.recurrent [--repeats 7] [--out FOLDER]``."""
+    return command_line("recurrent", run, markdown, __doc__, argv)
 
 
 if __name__ == "__main__":

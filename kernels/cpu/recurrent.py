@@ -223,6 +223,28 @@ def _product_of_steps(states, dq, d_kernel):
     gemm(previous, np.ascontiguousarray(dq[1:]).reshape((steps - 1) * n, dq.shape[2]), d_kernel, True, False)
 
 
+@njit(inline="always")
+def _add_direct(direct, dh_next):
+    """dh_next = direct + dh_next: the GRU's dL/dh' through h = z * h' + ..., plus what came through q."""
+    for i in range(dh_next.shape[0]):
+        for j in range(dh_next.shape[1]):
+            dh_next[i, j] = direct[i, j] + dh_next[i, j]
+
+
+@njit(inline="always")
+def _gru_mix_grads(dh, gate_z, h_prev, candidate, activation, recurrent_activation, zero, one):
+    """(dL/d n's input, dL/d z's input) of h = z * h' + (1 - z) * n."""
+    return (_act_grad(candidate, dh * (one - gate_z), activation, zero, one),
+            _act_grad(gate_z, dh * (h_prev - candidate), recurrent_activation, zero, one))
+
+
+@njit(inline="always")
+def _finish(states, dz, dq, reverse, dp, d_kernel):
+    """dp = the per-step gradients dz in input order; d_kernel from the states and q's gradients dq."""
+    _in_input_order(dz, reverse, dp)
+    _product_of_steps(states, dq, d_kernel)
+
+
 @njit(cache=True, error_model="numpy")
 def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, dp, d_kernel, zero, one):
     """dz[k] = act'(h_k) (grad_k + dz[k+1] @ kernel^T); dp = dz in input order; d_kernel."""
@@ -236,8 +258,7 @@ def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, dp
                 dz[k, i, j] = _act_grad(states[k, i, j], dh, activation, zero, one)
         if k > 0:
             gemm(dz[k], kernel, dh_next, False, True)
-    _in_input_order(dz, reverse, dp)
-    _product_of_steps(states, dz, d_kernel)
+    _finish(states, dz, dz, reverse, dp, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
@@ -264,8 +285,7 @@ def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_
                 dc_next[i, j] = dc * gate_f
         if k > 0:
             gemm(dz[k], kernel, dh_next, False, True)
-    _in_input_order(dz, reverse, dp)
-    _product_of_steps(states, dz, d_kernel)
+    _finish(states, dz, dz, reverse, dp, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
@@ -286,19 +306,16 @@ def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_a
             for j in range(units):
                 gate_z, gate_r, candidate, q_n = row[j], row[units + j], row[2 * units + j], row[3 * units + j]
                 dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
-                d_candidate = _act_grad(candidate, dh * (one - gate_z), activation, zero, one)
-                d_update = _act_grad(gate_z, dh * (previous[i, j] - candidate), recurrent_activation, zero, one)
+                d_candidate, d_update = _gru_mix_grads(dh, gate_z, previous[i, j], candidate, activation,
+                                                       recurrent_activation, zero, one)
                 d_reset = _act_grad(gate_r, d_candidate * q_n, recurrent_activation, zero, one)
                 dz[k, i, j], dz[k, i, units + j], dz[k, i, 2 * units + j] = d_update, d_reset, d_candidate
                 dq[k, i, j], dq[k, i, units + j], dq[k, i, 2 * units + j] = d_update, d_reset, d_candidate * gate_r
                 direct[i, j] = dh * gate_z
         if k > 0:
             gemm(dq[k], kernel, dh_next, False, True)
-            for i in range(n):
-                for j in range(units):
-                    dh_next[i, j] = direct[i, j] + dh_next[i, j]
-    _in_input_order(dz, reverse, dp)
-    _product_of_steps(states, dq, d_kernel)
+            _add_direct(direct, dh_next)
+    _finish(states, dz, dq, reverse, dp, d_kernel)
     if has_bias:
         _column_sums(dz, d_bias[0], zero)
         _column_sums(dq, d_bias[1], zero)
@@ -334,8 +351,8 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
             for j in range(units):
                 gate_z, candidate = row[j], row[2 * units + j]
                 dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
-                d_candidate = _act_grad(candidate, dh * (one - gate_z), activation, zero, one)
-                dz[k, i, j] = _act_grad(gate_z, dh * (previous[i, j] - candidate), recurrent_activation, zero, one)
+                d_candidate, dz[k, i, j] = _gru_mix_grads(dh, gate_z, previous[i, j], candidate, activation,
+                                                          recurrent_activation, zero, one)
                 dz[k, i, 2 * units + j] = d_candidate
                 d_candidates[i, j] = d_candidate
                 direct[i, j] = dh * gate_z
@@ -348,9 +365,7 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
                 direct[i, j] = direct[i, j] + d_reset_state[i, j] * gate_r
         if k > 0:
             gemm(np.ascontiguousarray(dz[k, :, :2 * units]), kernel_zr, dh_next, False, True)
-            for i in range(n):
-                for j in range(units):
-                    dh_next[i, j] = direct[i, j] + dh_next[i, j]
+            _add_direct(direct, dh_next)
     _in_input_order(dz, reverse, dp)
     d_zr = np.empty((units, 2 * units), states.dtype)
     _product_of_steps(states, np.ascontiguousarray(dz[:, :, :2 * units]), d_zr)
