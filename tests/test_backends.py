@@ -131,12 +131,14 @@ def recurrent_case(r, d, s, backward=False):
     activation = "relu" if s.activation == "tanh" else "tanh"
     p, kernel = arr(r, (s.n, s.c, gates * s.k), d), arr(r, (s.k, gates * s.k), d, -0.7, 0.7)
     bias = arr(r, (2, 3 * s.k), d) if cell == "gru" and reset_after and s.n != 2 else None
-    args = (cell, p, kernel, bias, activation, "sigmoid", reverse, reset_after)
+    # recurrent dropout's masks (0 or 1 / (1 - 0.25)), one per gate, for an odd number of units
+    masks = ((r.random((gates, s.c, s.k)) >= 0.25) / 0.75).astype(d) if s.k % 2 == 1 else None
+    args = (cell, p, kernel, bias, activation, "sigmoid", reverse, reset_after, masks)
     if not backward:
         return args
     states, _, cache = REFERENCE.recurrent_forward(*args)
     grad = arr(r, (s.n, s.c, s.k) if s.n % 2 else (s.c, s.k), d)      # every state's gradient, or the last one's
-    return cell, kernel, bias, states, cache, grad, activation, "sigmoid", reverse, reset_after
+    return cell, kernel, bias, states, cache, grad, activation, "sigmoid", reverse, reset_after, masks
 
 
 CASES = {

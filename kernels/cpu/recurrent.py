@@ -87,16 +87,63 @@ def _pre_activations(x, q, z):
             z[i, c] = x[i, c] + q[i, c]
 
 
+@njit(inline="always")
+def _kernel_blocks(kernel, units):
+    """The kernel's gate blocks, each contiguous: (G, u, u) (recurrent dropout multiplies them one by one)."""
+    gates = kernel.shape[1] // units
+    blocks = np.empty((gates, units, units), kernel.dtype)
+    for g in range(gates):
+        blocks[g] = kernel[:, g * units:(g + 1) * units]
+    return blocks
+
+
+@njit(inline="always")
+def _state_product(previous, whole, blocks, masks, has_masks, first, q):
+    """q = h' @ U for the gate blocks from ``first`` on (``whole``: those blocks, contiguous): ONE product, or
+    with recurrent-dropout ``masks`` each block from its own masked state, (h' * masks[g]) @ U_g."""
+    if not has_masks:
+        gemm(previous, whole, q, False, False)
+        return
+    n, units = previous.shape
+    masked = np.empty((n, units), previous.dtype)
+    part = np.empty((n, units), previous.dtype)
+    for j in range(q.shape[1] // units):
+        for i in range(n):
+            for c in range(units):
+                masked[i, c] = previous[i, c] * masks[first + j, i, c]
+        gemm(masked, blocks[first + j], part, False, False)
+        q[:, j * units:(j + 1) * units] = part
+
+
+@njit(inline="always")
+def _state_gradient(dq, whole, blocks, masks, has_masks, first, dh):
+    """dh = dL/dh' through ``_state_product``: dq @ whole^T, or the sum over blocks of (dq_g @ U_g^T) * masks[g]."""
+    if not has_masks:
+        gemm(np.ascontiguousarray(dq), whole, dh, False, True)
+        return
+    n, units = dh.shape
+    block = np.empty((n, units), dh.dtype)
+    part = np.empty((n, units), dh.dtype)
+    dh[:] = 0
+    for j in range(dq.shape[1] // units):
+        block[:] = dq[:, j * units:(j + 1) * units]
+        gemm(block, blocks[first + j], part, False, True)
+        for i in range(n):
+            for c in range(units):
+                dh[i, c] += part[i, c] * masks[first + j, i, c]
+
+
 @njit(cache=True, error_model="numpy")
-def simple_rnn_forward(p, kernel, activation, reverse, states, last, zero, one):
+def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, states, last, zero, one):
     """states[k] = act(p[t] + states[k-1] @ kernel); last = the final state."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
+    blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, units), p.dtype)
     work = np.empty((3, units), p.dtype)
     previous = np.zeros((n, units), p.dtype)
     for k in range(steps):
-        gemm(previous, kernel, q, False, False)
+        _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         _pre_activations(p[_step_index(k, steps, reverse)], q, states[k])
         for i in range(n):
             _squash(states[k, i], activation, fast, work, zero, one)
@@ -105,15 +152,17 @@ def simple_rnn_forward(p, kernel, activation, reverse, states, last, zero, one):
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_forward(p, kernel, activation, recurrent_activation, reverse, states, last, cache, zero, one):
+def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, states, last, cache, zero,
+                 one):
     """Gates i, f, g, o of p[t] + h' @ kernel; c = f * c' + i * g; h = o * act(c); cache [i f g o c act(c)]."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
+    blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, 4 * units), p.dtype)
     work = np.empty((3, 2 * units), p.dtype)
     previous = np.zeros((n, units), p.dtype)
     for k in range(steps):
-        gemm(previous, kernel, q, False, False)
+        _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         row_block = cache[k]
         _pre_activations(p[_step_index(k, steps, reverse)], q, row_block[:, :4 * units])
         for i in range(n):
@@ -134,17 +183,18 @@ def lstm_forward(p, kernel, activation, recurrent_activation, reverse, states, l
 
 
 @njit(cache=True, error_model="numpy")
-def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, reverse, states, last, cache, zero,
-                one):
+def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, reverse, masks, has_masks, states, last,
+                cache, zero, one):
     """Keras's GRU with reset_after: q = h' @ kernel (+ bias[1]); z, r = s(x + q) blocks; n = a(x_n + r * q_n);
     h = z * h' + (1 - z) * n, with x = p[t] (+ bias[0]); cache [z r n q_n]."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
+    blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, 3 * units), p.dtype)
     work = np.empty((3, 2 * units), p.dtype)
     previous = np.zeros((n, units), p.dtype)
     for k in range(steps):
-        gemm(previous, kernel, q, False, False)
+        _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         x = p[_step_index(k, steps, reverse)]
         for i in range(n):
             row = cache[k, i]
@@ -168,19 +218,21 @@ def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, rev
 
 
 @njit(cache=True, error_model="numpy")
-def gru_forward_reset_before(p, kernel, activation, recurrent_activation, reverse, states, last, cache, zero, one):
+def gru_forward_reset_before(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, states, last,
+                             cache, zero, one):
     """Keras's GRU without reset_after: z, r = s(x + h' @ U_zr) blocks; n = a(x_n + (r * h') @ U_n);
-    cache [z r n r*h']."""
+    cache [z r n r*h'] (r * h' * masks[2] with recurrent dropout)."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
-    kernel_zr, kernel_n = np.ascontiguousarray(kernel[:, :2 * units]), np.ascontiguousarray(kernel[:, 2 * units:])
+    blocks = _kernel_blocks(kernel, units)
+    kernel_zr, kernel_n = np.ascontiguousarray(kernel[:, :2 * units]), blocks[2]
     q = np.empty((n, 2 * units), p.dtype)
     work = np.empty((3, 2 * units), p.dtype)
     reset_state = np.empty((n, units), p.dtype)
     product = np.empty((n, units), p.dtype)
     previous = np.zeros((n, units), p.dtype)
     for k in range(steps):
-        gemm(previous, kernel_zr, q, False, False)
+        _state_product(previous, kernel_zr, blocks, masks, has_masks, 0, q)
         x = p[_step_index(k, steps, reverse)]
         for i in range(n):
             row = cache[k, i]
@@ -188,7 +240,8 @@ def gru_forward_reset_before(p, kernel, activation, recurrent_activation, revers
                 row[c] = x[i, c] + q[i, c]
             _squash(row[:2 * units], recurrent_activation, fast, work, zero, one)
             for j in range(units):
-                reset_state[i, j] = row[units + j] * previous[i, j]
+                reset_input = previous[i, j] * masks[2, i, j] if has_masks else previous[i, j]
+                reset_state[i, j] = row[units + j] * reset_input
                 row[3 * units + j] = reset_state[i, j]
         gemm(reset_state, kernel_n, product, False, False)
         for i in range(n):
@@ -213,14 +266,26 @@ def _in_input_order(dz, reverse, dp):
 
 
 @njit(inline="always")
-def _product_of_steps(states, dq, d_kernel):
-    """d_kernel = sum over steps k >= 1 of states[k-1]^T dq[k] (the state before step 0 is zero): ONE product."""
+def _product_of_steps(states, dq, masks, has_masks, d_kernel):
+    """d_kernel = sum over steps k >= 1 of states[k-1]^T dq[k] (the state before step 0 is zero): ONE product;
+    with recurrent-dropout ``masks``, one per gate block, from the masked states states[k-1] * masks[g]."""
     steps, n, units = states.shape
     if steps < 2:
         d_kernel[:] = 0
         return
-    previous = states[:steps - 1].reshape((steps - 1) * n, units)
-    gemm(previous, np.ascontiguousarray(dq[1:]).reshape((steps - 1) * n, dq.shape[2]), d_kernel, True, False)
+    rows = (steps - 1) * n
+    if not has_masks:
+        previous = states[:steps - 1].reshape(rows, units)
+        gemm(previous, np.ascontiguousarray(dq[1:]).reshape(rows, dq.shape[2]), d_kernel, True, False)
+        return
+    masked = np.empty((steps - 1, n, units), states.dtype)
+    part = np.empty((units, units), states.dtype)
+    for g in range(dq.shape[2] // units):
+        for k in range(steps - 1):
+            masked[k] = states[k] * masks[g]
+        gemm(masked.reshape(rows, units), np.ascontiguousarray(dq[1:, :, g * units:(g + 1) * units]).reshape(rows, units),
+             part, True, False)
+        d_kernel[:, g * units:(g + 1) * units] = part
 
 
 @njit(inline="always")
@@ -239,16 +304,18 @@ def _gru_mix_grads(dh, gate_z, h_prev, candidate, activation, recurrent_activati
 
 
 @njit(inline="always")
-def _finish(states, dz, dq, reverse, dp, d_kernel):
+def _finish(states, dz, dq, reverse, masks, has_masks, dp, d_kernel):
     """dp = the per-step gradients dz in input order; d_kernel from the states and q's gradients dq."""
     _in_input_order(dz, reverse, dp)
-    _product_of_steps(states, dq, d_kernel)
+    _product_of_steps(states, dq, masks, has_masks, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
-def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, dp, d_kernel, zero, one):
+def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, masks, has_masks, dp, d_kernel, zero,
+                        one):
     """dz[k] = act'(h_k) (grad_k + dz[k+1] @ kernel^T); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
+    blocks = _kernel_blocks(kernel, units)
     dz = np.empty(states.shape, states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
     for k in range(steps - 1, -1, -1):
@@ -257,15 +324,16 @@ def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, dp
                 dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
                 dz[k, i, j] = _act_grad(states[k, i, j], dh, activation, zero, one)
         if k > 0:
-            gemm(dz[k], kernel, dh_next, False, True)
-    _finish(states, dz, dz, reverse, dp, d_kernel)
+            _state_gradient(dz[k], kernel, blocks, masks, has_masks, 0, dh_next)
+    _finish(states, dz, dz, reverse, masks, has_masks, dp, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, dp, d_kernel,
-                  zero, one):
+def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
+                  dp, d_kernel, zero, one):
     """dz[k] = dL/d(p[t] + h' @ kernel) of each step (the four gates' blocks); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
+    blocks = _kernel_blocks(kernel, units)
     dz = np.empty((steps, n, 4 * units), states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
     dc_next = np.zeros((n, units), states.dtype)
@@ -284,16 +352,17 @@ def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_
                 out[3 * units + j] = _act_grad(gate_o, dh * squashed, recurrent_activation, zero, one)
                 dc_next[i, j] = dc * gate_f
         if k > 0:
-            gemm(dz[k], kernel, dh_next, False, True)
-    _finish(states, dz, dz, reverse, dp, d_kernel)
+            _state_gradient(dz[k], kernel, blocks, masks, has_masks, 0, dh_next)
+    _finish(states, dz, dz, reverse, masks, has_masks, dp, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
-def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, dp, d_kernel,
-                 d_bias, has_bias, zero, one):
+def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
+                 dp, d_kernel, d_bias, has_bias, zero, one):
     """With reset_after: dz[k] = dL/dx and dq[k] = dL/dq per step (q = h' @ kernel + bias[1]); dp, d_kernel and
     d_bias = [sum of dz, sum of dq] over steps and samples."""
     steps, n, units = states.shape
+    blocks = _kernel_blocks(kernel, units)
     dz = np.empty((steps, n, 3 * units), states.dtype)
     dq = np.empty((steps, n, 3 * units), states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
@@ -313,9 +382,9 @@ def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_a
                 dq[k, i, j], dq[k, i, units + j], dq[k, i, 2 * units + j] = d_update, d_reset, d_candidate * gate_r
                 direct[i, j] = dh * gate_z
         if k > 0:
-            gemm(dq[k], kernel, dh_next, False, True)
+            _state_gradient(dq[k], kernel, blocks, masks, has_masks, 0, dh_next)
             _add_direct(direct, dh_next)
-    _finish(states, dz, dq, reverse, dp, d_kernel)
+    _finish(states, dz, dq, reverse, masks, has_masks, dp, d_kernel)
     if has_bias:
         _column_sums(dz, d_bias[0], zero)
         _column_sums(dq, d_bias[1], zero)
@@ -332,12 +401,13 @@ def _column_sums(a, out, zero):
 
 
 @njit(cache=True, error_model="numpy")
-def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, dp,
-                              d_kernel, zero, one):
+def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse,
+                              masks, has_masks, dp, d_kernel, zero, one):
     """Without reset_after: dz[k] = dL/dx per step, its n block also dL/d((r * h') @ U_n); dp and d_kernel (the
     z and r columns from h', the n columns from the cached r * h' of every step)."""
     steps, n, units = states.shape
-    kernel_zr, kernel_n = np.ascontiguousarray(kernel[:, :2 * units]), np.ascontiguousarray(kernel[:, 2 * units:])
+    blocks = _kernel_blocks(kernel, units)
+    kernel_zr, kernel_n = np.ascontiguousarray(kernel[:, :2 * units]), blocks[2]
     dz = np.empty((steps, n, 3 * units), states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
     direct = np.zeros((n, units), states.dtype)
@@ -360,15 +430,17 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
         for i in range(n):
             for j in range(units):
                 gate_r = cache[k, i, units + j]
-                dz[k, i, units + j] = _act_grad(gate_r, d_reset_state[i, j] * previous[i, j], recurrent_activation,
-                                                zero, one)
-                direct[i, j] = direct[i, j] + d_reset_state[i, j] * gate_r
+                mask = masks[2, i, j] if has_masks else one        # r multiplied h' * mask
+                dz[k, i, units + j] = _act_grad(gate_r, d_reset_state[i, j] * (previous[i, j] * mask),
+                                                recurrent_activation, zero, one)
+                through = d_reset_state[i, j] * gate_r
+                direct[i, j] = direct[i, j] + (through * mask if has_masks else through)
         if k > 0:
-            gemm(np.ascontiguousarray(dz[k, :, :2 * units]), kernel_zr, dh_next, False, True)
+            _state_gradient(dz[k, :, :2 * units], kernel_zr, blocks, masks, has_masks, 0, dh_next)
             _add_direct(direct, dh_next)
     _in_input_order(dz, reverse, dp)
     d_zr = np.empty((units, 2 * units), states.dtype)
-    _product_of_steps(states, np.ascontiguousarray(dz[:, :, :2 * units]), d_zr)
+    _product_of_steps(states, np.ascontiguousarray(dz[:, :, :2 * units]), masks, has_masks, d_zr)
     d_n = np.empty((units, units), states.dtype)
     gemm(np.ascontiguousarray(cache[:, :, 3 * units:]).reshape(steps * n, units),
          np.ascontiguousarray(dz[:, :, 2 * units:]).reshape(steps * n, units), d_n, True, False)

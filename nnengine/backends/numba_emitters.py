@@ -328,7 +328,8 @@ def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_
     name, arguments, outputs = forward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({p.code})", f"np.ascontiguousarray({kernel.code})",
         f"np.ascontiguousarray({as_array(bias, 'the bias').code})" if has_bias else None,
-        activation.value, recurrent_activation.value, reverse.value, reset_after.value, new, typed_flag, typed_int)
+        activation.value, recurrent_activation.value, reverse.value, reset_after.value, None, new, typed_flag,
+        typed_int)
     arguments = [a[0] if isinstance(a, tuple) else a for a in arguments]
     return _recurrent_call(b, name, arguments, outputs, dtype)
 
@@ -350,7 +351,8 @@ def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, act
     name, arguments, outputs = backward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({kernel.code})", has_bias, states.code, cache.code, grad_code,
         grad.example.ndim == 3,
-        activation.value, recurrent_activation.value, reverse.value, reset_after.value, new, typed_flag, typed_int)
+        activation.value, recurrent_activation.value, reverse.value, reset_after.value, None, new, typed_flag,
+        typed_int)
     arguments = [a[0] if isinstance(a, tuple) else a for a in arguments]
     return _recurrent_call(b, name, arguments, outputs, dtype)
 

@@ -2,8 +2,8 @@
 ``kernels/cpu/recurrent.py`` (each step's product with the recurrent kernel goes to BLAS inside the kernel).
 
 Without the bundled OpenBLAS (``blas.AVAILABLE`` false: numpy built against MKL or Accelerate) the kernels cannot
-make their products, and the primitives run the reference loop of ``recurrent_reference.py`` instead; so does
-a training step with recurrent dropout (``masks``), which is never compiled (its masks are new every step).
+make their products, and the primitives run the reference loop of ``recurrent_reference.py`` instead. With
+recurrent dropout (``masks``) each gate's product is made from its own masked state, G products a step.
 """
 import numpy as np
 
@@ -25,7 +25,7 @@ def _same(value):
 
 
 def forward_arguments(cell, shape, dtype, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                      new, flag=_same, integer=_same):
+                      masks, new, flag=_same, integer=_same):
     """(kernel name, arguments, (states, last, cache)) of a forward call over a sequence of ``shape`` (T, n, u).
 
     Shared by the backend and its lowering (numba_emitters.py), which pass their own ``new(shape, dtype)`` for
@@ -35,34 +35,40 @@ def forward_arguments(cell, shape, dtype, p, kernel, bias, activation, recurrent
     cache = new((steps, n, CACHE_BLOCKS[cell] * units), dtype)
     codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
     outputs = (states, last, cache)
+    step = (flag(reverse), *_masks(masks, new, dtype, flag))
     if cell == "simple_rnn":
-        return "simple_rnn_forward", (p, kernel, codes[0], flag(reverse), states, last), outputs
+        return "simple_rnn_forward", (p, kernel, codes[0], *step, states, last), outputs
     if cell == "lstm":
-        return "lstm_forward", (p, kernel, *codes, flag(reverse), states, last, cache), outputs
+        return "lstm_forward", (p, kernel, *codes, *step, states, last, cache), outputs
     if not reset_after:
-        return "gru_forward_reset_before", (p, kernel, *codes, flag(reverse), states, last, cache), outputs
+        return "gru_forward_reset_before", (p, kernel, *codes, *step, states, last, cache), outputs
     bias_array = bias if bias is not None else new((2, 3 * units), dtype)       # never read without a bias
-    return ("gru_forward", (p, kernel, bias_array, flag(bias is not None), *codes, flag(reverse), states, last,
-                            cache), outputs)
+    return "gru_forward", (p, kernel, bias_array, flag(bias is not None), *codes, *step, states, last, cache), outputs
+
+
+def _masks(masks, new, dtype, flag):
+    """(masks, has_masks) as the kernels take them: an array never read stands in for None."""
+    return (masks, flag(True)) if masks is not None else (new((1, 1, 1), dtype), flag(False))
 
 
 def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad, all_steps, activation,
-                       recurrent_activation, reverse, reset_after, new, flag=_same, integer=_same):
+                       recurrent_activation, reverse, reset_after, masks, new, flag=_same, integer=_same):
     """(kernel name, arguments, (dp, d_kernel, d_bias)) of a backward call; ``grad`` is (T, n, u) with
     ``all_steps``, else (1, n, u): the last state's gradient only. See ``forward_arguments``."""
     steps, n, units = shape
     dp, d_kernel = new((steps, n, GATES[cell] * units), dtype), new((units, GATES[cell] * units), dtype)
     codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
     common = (kernel, states, cache, grad, flag(all_steps))
+    step = (flag(reverse), *_masks(masks, new, dtype, flag))
     if cell == "simple_rnn":
-        return ("simple_rnn_backward", (kernel, states, grad, flag(all_steps), codes[0], flag(reverse), dp,
-                                        d_kernel), (dp, d_kernel, None))
+        return ("simple_rnn_backward", (kernel, states, grad, flag(all_steps), codes[0], *step, dp, d_kernel),
+                (dp, d_kernel, None))
     if cell == "lstm":
-        return "lstm_backward", (*common, *codes, flag(reverse), dp, d_kernel), (dp, d_kernel, None)
+        return "lstm_backward", (*common, *codes, *step, dp, d_kernel), (dp, d_kernel, None)
     if not reset_after:
-        return "gru_backward_reset_before", (*common, *codes, flag(reverse), dp, d_kernel), (dp, d_kernel, None)
+        return "gru_backward_reset_before", (*common, *codes, *step, dp, d_kernel), (dp, d_kernel, None)
     d_bias = new((2, 3 * units), dtype)
-    return ("gru_backward", (*common, *codes, flag(reverse), dp, d_kernel, d_bias, flag(has_bias)),
+    return ("gru_backward", (*common, *codes, *step, dp, d_kernel, d_bias, flag(has_bias)),
             (dp, d_kernel, d_bias if has_bias else None))
 
 
@@ -71,26 +77,29 @@ class NumbaRecurrentPrimitives(NumpyBackend):
 
     def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
                           masks=None):
-        if not blas_library.AVAILABLE or masks is not None:
+        if not blas_library.AVAILABLE:
             return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
                                              reset_after, masks)
         p, kernel = np.ascontiguousarray(p), np.ascontiguousarray(kernel)
         bias = None if bias is None else np.ascontiguousarray(bias)
+        masks = None if masks is None else np.ascontiguousarray(masks)
         name, arguments, outputs = forward_arguments(cell, (*p.shape[:2], kernel.shape[0]), p.dtype, p, kernel, bias,
-                                                     activation, recurrent_activation, reverse, reset_after, np.empty)
+                                                     activation, recurrent_activation, reverse, reset_after, masks,
+                                                     np.empty)
         getattr(recurrent, name)(*arguments, *_constants(p.dtype))
         return outputs
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
                            reverse, reset_after, masks=None):
-        if not blas_library.AVAILABLE or masks is not None:
+        if not blas_library.AVAILABLE:
             return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
                                               recurrent_activation, reverse, reset_after, masks)
         all_steps = grad.ndim == 3
         grad = np.ascontiguousarray(grad).reshape(-1, *states.shape[1:])
+        masks = None if masks is None else np.ascontiguousarray(masks)
         name, arguments, outputs = backward_arguments(cell, states.shape, states.dtype, np.ascontiguousarray(kernel),
                                                       bias is not None, states, cache, grad, all_steps, activation,
-                                                      recurrent_activation, reverse, reset_after, np.empty)
+                                                      recurrent_activation, reverse, reset_after, masks, np.empty)
         getattr(recurrent, name)(*arguments, *_constants(states.dtype))
         return outputs
 
