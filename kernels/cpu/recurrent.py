@@ -2,7 +2,8 @@
 
 The formulas and the layout are those of ``nnengine/backends/recurrent_reference.py`` (the specification these
 kernels are tested against): time-major ``p`` (T, n, G*u) of projected inputs, ``states`` (T, n, u) in step
-order, ``cache`` (T, n, B*u) of what backward needs. Each step makes one matrix product with the recurrent
+order, ``cache`` (T, n, B*u) of what backward needs; the backward kernels take their per-step gradients'
+scratch ``dz`` (and the GRU's ``dq``), (T, n, G*u), from the caller, which reuses that memory. Each step makes one matrix product with the recurrent
 kernel through BLAS (``blas.gemm``: only called when ``blas.AVAILABLE``) and one pass over its n x u cells for
 the gates; the state before step 0 is a zero array, multiplied like any other (as Keras does).
 
@@ -311,12 +312,11 @@ def _finish(states, dz, dq, reverse, masks, has_masks, dp, d_kernel):
 
 
 @njit(cache=True, error_model="numpy")
-def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, masks, has_masks, dp, d_kernel, zero,
-                        one):
+def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, masks, has_masks, dz, dp, d_kernel,
+                        zero, one):
     """dz[k] = act'(h_k) (grad_k + dz[k+1] @ kernel^T); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
-    dz = np.empty(states.shape, states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
     for k in range(steps - 1, -1, -1):
         for i in range(n):
@@ -330,11 +330,10 @@ def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, ma
 
 @njit(cache=True, error_model="numpy")
 def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
-                  dp, d_kernel, zero, one):
+                  dz, dp, d_kernel, zero, one):
     """dz[k] = dL/d(p[t] + h' @ kernel) of each step (the four gates' blocks); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
-    dz = np.empty((steps, n, 4 * units), states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
     dc_next = np.zeros((n, units), states.dtype)
     for k in range(steps - 1, -1, -1):
@@ -358,13 +357,11 @@ def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_
 
 @njit(cache=True, error_model="numpy")
 def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
-                 dp, d_kernel, d_bias, has_bias, zero, one):
+                 dz, dq, dp, d_kernel, d_bias, has_bias, zero, one):
     """With reset_after: dz[k] = dL/dx and dq[k] = dL/dq per step (q = h' @ kernel + bias[1]); dp, d_kernel and
     d_bias = [sum of dz, sum of dq] over steps and samples."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
-    dz = np.empty((steps, n, 3 * units), states.dtype)
-    dq = np.empty((steps, n, 3 * units), states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
     direct = np.zeros((n, units), states.dtype)
     zeros = np.zeros((n, units), states.dtype)
@@ -402,13 +399,12 @@ def _column_sums(a, out, zero):
 
 @njit(cache=True, error_model="numpy")
 def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse,
-                              masks, has_masks, dp, d_kernel, zero, one):
+                              masks, has_masks, dz, dp, d_kernel, zero, one):
     """Without reset_after: dz[k] = dL/dx per step, its n block also dL/d((r * h') @ U_n); dp and d_kernel (the
     z and r columns from h', the n columns from the cached r * h' of every step)."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
     kernel_zr, kernel_n = np.ascontiguousarray(kernel[:, :2 * units]), blocks[2]
-    dz = np.empty((steps, n, 3 * units), states.dtype)
     dh_next = np.zeros((n, units), states.dtype)
     direct = np.zeros((n, units), states.dtype)
     d_reset_state = np.empty((n, units), states.dtype)

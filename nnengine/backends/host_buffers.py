@@ -61,14 +61,16 @@ def _free_buffer(nbytes):
     return buffer
 
 
-def empty(shape, dtype):
-    """Like ``numpy.empty(shape, dtype)`` (C order), from the pool when it is large."""
+def empty(shape, dtype, min_bytes=None):
+    """Like ``numpy.empty(shape, dtype)`` (C order), from the pool when it is large: ``min_bytes`` and up
+    (``MIN_POOLED_BYTES`` by default; a primitive whose every call makes the same medium-size arrays may pool
+    from lower, as the recurrent ones do)."""
     elements = shape if isinstance(shape, int) else math.prod(shape)
     itemsize = _ITEMSIZES.get(dtype)
     if itemsize is None:
         itemsize = _ITEMSIZES[dtype] = np.dtype(dtype).itemsize
     nbytes = elements * itemsize
-    if nbytes < MIN_POOLED_BYTES:        # the common case of small models: numpy's own, nothing else
+    if nbytes < (MIN_POOLED_BYTES if min_bytes is None else min_bytes):     # small: numpy's own, nothing else
         return np.empty(shape, dtype)
     with _LOCK:                          # the view is made before another thread can see the buffer free
         buffer = _free_buffer(nbytes)

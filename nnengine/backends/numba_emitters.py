@@ -12,6 +12,7 @@ An emitter takes the choices the eager primitive takes, through the backend's ow
 same argument types (flags as typed values, not literals: numba would compile a kernel anew for a
 literal). It raises LoweringRefused for any case it does not write out.
 """
+import math
 import sys
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..kernels.cpu import blas, config, nn, optim, recurrent, reduce
 from ..kernels.cpu.aot import AotKernel
 from . import host_buffers
 from .base import LoweringRefused
-from .numba_recurrent import backward_arguments, forward_arguments
+from .numba_recurrent import SEQUENCE_MIN_POOLED_BYTES, backward_arguments, forward_arguments
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
 __all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small",
@@ -301,6 +302,14 @@ def _transpose(b, backend, x, axes):
     return Value(name, np.ascontiguousarray(x.example.transpose(axes.value)))
 
 
+def _sequence_buffer(b, shape, dtype):
+    """A new array of the generated function; LoweringRefused for a sequence array the backend takes from its
+    pool (numba_recurrent.SEQUENCE_MIN_POOLED_BYTES: made anew every step, it would page-fault every step)."""
+    if len(shape) == 3 and math.prod(shape) * np.dtype(dtype).itemsize >= SEQUENCE_MIN_POOLED_BYTES:
+        raise LoweringRefused("a sequence's arrays come from the reused pool (the plan keeps its Python replay)")
+    return b.new_array(shape, dtype)
+
+
 def _recurrent_call(b, name, arguments, outputs, zero_one_dtype):
     """Write the kernel call; return the outputs as Values (None stays None)."""
     zero, one = typed_constant(zero_one_dtype, 0), typed_constant(zero_one_dtype, 1)
@@ -324,7 +333,7 @@ def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_
     shape = (*p.example.shape[:2], kernel.example.shape[0])
 
     def new(array_shape, array_dtype):
-        return b.new_array(array_shape, array_dtype), array_shape
+        return _sequence_buffer(b, array_shape, array_dtype), array_shape
     name, arguments, outputs = forward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({p.code})", f"np.ascontiguousarray({kernel.code})",
         f"np.ascontiguousarray({as_array(bias, 'the bias').code})" if has_bias else None,
@@ -347,7 +356,7 @@ def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, act
     b.body.append(f"    {grad_code} = np.ascontiguousarray({grad.code}).reshape((-1, {shape[1]}, {shape[2]}))")
 
     def new(array_shape, array_dtype):
-        return b.new_array(array_shape, array_dtype), array_shape
+        return _sequence_buffer(b, array_shape, array_dtype), array_shape
     name, arguments, outputs = backward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({kernel.code})", has_bias, states.code, cache.code, grad_code,
         grad.example.ndim == 3,
