@@ -5,8 +5,9 @@
 Each model reads sequences of 20 steps of 16 features, batch 32: one recurrent layer of 64 units (LSTM, GRU,
 SimpleRNN), its last state into Dense 10 softmax; Adam and sparse categorical cross-entropy. The step is
 forward, loss, backward and Adam on a batch in memory, the median of ``repeats`` timings of several steps;
-nnengine's step is warmed up past the point where its compiled plan is lowered to one numba function
-(``capture.LOWER_AFTER_REPLAYS``), PyTorch runs its eager CPU step with as many threads as numba.
+nnengine's step is warmed up past the point where a compiled plan is lowered to one numba function
+(``capture.LOWER_AFTER_REPLAYS``; at these sizes the sequence arrays come from the reused pool and the plan
+keeps its Python replay), PyTorch runs its eager CPU step with as many threads as numba.
 PyTorch's cells carry a second bias vector (b_hh) that Keras's LSTM and SimpleRNN do not: 4 * 64 and 64
 parameters more, a bias add per step. Writes benchmarks/results/recurrent.{json,md}.
 """
