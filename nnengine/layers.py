@@ -1,4 +1,5 @@
-"""Keras-style layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer (and ``Input``).
+"""Keras-style layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer (and ``Input``),
+TimeDistributed.
 
 The convolution and pooling layers are in conv_layers.py, the normalization layers in
 norm_layers.py; every layer class is reachable from here (``nnengine.layers.Conv2D``).
@@ -28,14 +29,15 @@ from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, 
 from .utility_layers import Identity, LeakyReLU, Permute, ReLU, RepeatVector, Rescaling, Softmax
 from .tensor import Tensor
 from .utils import global_rng, unique_name
+from .wrapper_layers import Wrapper, serialized_layer
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "InputLayer", "Input",
            "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
            "BatchNormalization", "LayerNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
            "RepeatVector", "Identity", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
-           "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "BUILD_LOCK",
-           "stored_weights"]
+           "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+           "BUILD_LOCK", "stored_weights"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -360,9 +362,65 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
 
 
+class TimeDistributed(Wrapper):
+    """Applies ``layer`` to every step of a sequence, with the same weights: (n, T, ...) -> (n, T, ...its output).
+
+    The steps are folded into the batch, (n * T, ...), for one call of the layer. Keras's names and files: the
+    layer keeps its own name (``time_distributed/dense/kernel``), its variables in the group ``layer``.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, Layer):
+            raise TypeError(f"TimeDistributed {self.name!r}: layer must be a Layer, got {type(layer).__name__}")
+        self.layer = layer
+        if self.batch_input_shape is not None:
+            self.build(self.batch_input_shape)
+
+    def sublayers(self):
+        """The wrapped layer (Keras's group ``layer``)."""
+        return [("layer", self.layer)]
+
+    def build(self, input_shape):
+        """Build the layer for one step's shape (batch, *the axes after time)."""
+        input_shape = batch_shape(f"TimeDistributed {self.name!r}", "input_shape", input_shape)
+        if len(input_shape) < 3:
+            raise ValueError(f"TimeDistributed {self.name!r} expects inputs (batch, steps, ...) of rank 3 or more, "
+                             f"got input shape {tuple(input_shape)}")
+        self._build_sublayers([(None, *input_shape[2:])])
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        """(batch, steps, *the layer's output shape for one step)."""
+        step = self.layer.compute_output_shape((None, *tuple(input_shape)[2:]))
+        return (input_shape[0], input_shape[1], *step[1:])
+
+    def call(self, x, training=False):
+        """The layer on (n * T, ...), reshaped back to (n, T, ...)."""
+        if x.ndim < 3:
+            raise ValueError(f"TimeDistributed {self.name!r} expects inputs (batch, steps, ...), got shape {x.shape}")
+        samples, steps = x.shape[:2]
+        out = self.layer.invoke(x.reshape(samples * steps, *x.shape[2:]), training)
+        return out.reshape(samples, steps, *out.shape[1:])
+
+    def get_config(self):
+        """Keras 3's TimeDistributed config: the layer serialized inside it."""
+        return {**super().get_config(), "layer": serialized_layer(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild the wrapper and its layer (one of nnengine's layer classes) from Keras's config."""
+        entry = config.get("layer")
+        layer_class = LAYER_CLASSES.get(entry.get("class_name")) if isinstance(entry, dict) else None
+        if layer_class is None or not isinstance(entry.get("config"), dict):
+            raise ValueError(f"TimeDistributed: 'layer' must be the config of one of nnengine's layers, got "
+                             f"{str(entry)[:80]!r}")
+        return cls(layer_class.from_config(entry["config"]), **super()._config_arguments(config))
+
+
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D,
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
     RepeatVector, Identity, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
-    Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional)}
+    Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed)}

@@ -19,17 +19,15 @@ the inputs and on the state, drawn once per sequence, one per gate with recurren
 and refused with the reason: ``return_state`` (a Sequential passes one tensor on), ``stateful``, and
 activations other than tanh, sigmoid, relu and linear (the ones the recurrent op differentiates itself).
 """
-import contextlib
-import math
-
 import numpy as np
 
 from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
-from .layer_base import Layer, batch_shape, stored_weights, weight_source
+from .layer_base import Layer, batch_shape
 from .recurrent_ops import RECURRENT_ACTIVATIONS
 from .tensor import Tensor
 from .utils import global_rng
+from .wrapper_layers import Wrapper, serialized_layer
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
 
@@ -325,7 +323,7 @@ class GRU(_Recurrent):
     _CONFIG_KEYS = (*_Recurrent._CONFIG_KEYS, "reset_after", "recurrent_activation")
 
 
-class Bidirectional(Layer):
+class Bidirectional(Wrapper):
     """Keras's Bidirectional wrapper: the recurrent ``layer`` run forwards and a copy of it run backwards over
     the same inputs, their outputs merged (``merge_mode``: "concat" (the default), "sum", "mul" or "ave").
 
@@ -365,41 +363,14 @@ class Bidirectional(Layer):
         if self.batch_input_shape is not None:
             self.build(self.batch_input_shape)
 
+    def sublayers(self):
+        """The forward layer, then the backward one (Keras's groups forward_layer and backward_layer)."""
+        return [("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer)]
+
     def build(self, input_shape):
         """Build both layers; their weights become this layer's (a file being loaded sees them as its own)."""
-        source = weight_source()
-        as_mine = stored_weights(lambda sublayer, name, shape: source(self, f"{sublayer.name}/{name}", shape)) \
-            if source is not None else contextlib.nullcontext()
-        with as_mine:
-            for sublayer in (self.forward_layer, self.backward_layer):
-                sublayer.build_once(input_shape)
-        self._weights, self._weight_names = [], []
-        self._weight_regularizers, self._weight_constraints = [], []
-        for sublayer in (self.forward_layer, self.backward_layer):
-            self._weights += sublayer._weights
-            self._weight_names += [f"{sublayer.name}/{name}" for name in sublayer._weight_names]
-            self._weight_regularizers += sublayer._weight_regularizers
-            self._weight_constraints += sublayer._weight_constraints
+        self._build_sublayers([input_shape, input_shape])
         super().build(input_shape)
-
-    def keras_variable_path(self, index):
-        """Where Keras 3's .weights.h5 layout keeps weight ``index``: in the forward layer's cell, then the
-        backward one's (while the forward layer builds, every weight asked for is its own)."""
-        forward = self.forward_layer
-        count = len(forward.weights) if forward.built else math.inf
-        if index < count:
-            return f"forward_layer/{forward.keras_variable_path(index)}"
-        return f"backward_layer/{self.backward_layer.keras_variable_path(index - count)}"
-
-    def to(self, device):
-        """Move the weights (shared with the two layers) to ``device``."""
-        for sublayer in (self.forward_layer, self.backward_layer):
-            sublayer.device = device
-        return super().to(device)
-
-    def capture_blocker(self, training):
-        """The two layers' reason, if either has one (input dropout)."""
-        return self.forward_layer.capture_blocker(training) or self.backward_layer.capture_blocker(training)
 
     def compute_output_shape(self, input_shape):
         """The layer's output shape, its last axis doubled by "concat"."""
@@ -422,11 +393,8 @@ class Bidirectional(Layer):
 
     def get_config(self):
         """Keras 3's Bidirectional config: the two layers serialized inside it."""
-        def serialized(layer):
-            return {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
-                    "registered_name": None}
-        return {**super().get_config(), "merge_mode": self.merge_mode, "layer": serialized(self.forward_layer),
-                "backward_layer": serialized(self.backward_layer)}
+        return {**super().get_config(), "merge_mode": self.merge_mode, "layer": serialized_layer(self.forward_layer),
+                "backward_layer": serialized_layer(self.backward_layer)}
 
     @classmethod
     def from_config(cls, config):

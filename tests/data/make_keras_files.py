@@ -5,6 +5,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py archives    # the same venv: the .keras files
     KERAS_BACKEND=torch python tests/data/make_keras_files.py recurrent   # the same venv: LSTM, GRU, SimpleRNN
     KERAS_BACKEND=torch python tests/data/make_keras_files.py bidirectional   # and the Bidirectional wrapper
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py time_distributed   # and TimeDistributed
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -112,6 +113,15 @@ def build_and_save_bidirectional(keras):
         keras.optimizers.Adam(0.01), (7, 3), also_h5=True)
 
 
+def build_and_save_time_distributed(keras):
+    """TimeDistributed over a small convolution, a Flatten and a Dense, into an LSTM, in both formats."""
+    layers = keras.layers
+    build_and_save_archive(keras, "keras3_time_distributed", [
+        layers.TimeDistributed(layers.Conv2D(2, 3, activation="relu")), layers.TimeDistributed(layers.Flatten()),
+        layers.TimeDistributed(layers.Dense(4, activation="tanh")), layers.LSTM(3),
+        layers.Dense(3, activation="softmax")], keras.optimizers.Adam(0.01), (4, 5, 5, 1), also_h5=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "archives":
         import keras
@@ -122,6 +132,9 @@ if __name__ == "__main__":
     elif sys.argv[1] == "bidirectional":
         import keras
         build_and_save_bidirectional(keras)
+    elif sys.argv[1] == "time_distributed":
+        import keras
+        build_and_save_time_distributed(keras)
     elif sys.argv[1] == "keras3":
         import keras
         build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")
