@@ -82,9 +82,10 @@ class _Recurrent(Layer):
             if arguments.boolean(owner, name, value):
                 raise ValueError(f"{owner}: {name}=True is not supported (a Sequential passes one tensor on and "
                                  f"each batch starts from a zero state)")
-        if zero_output_for_mask or use_cudnn not in ("auto", True, False):
-            raise ValueError(f"{owner}: zero_output_for_mask must be False (nnengine's layers take no masks) and "
-                             f"use_cudnn 'auto', True or False, got {zero_output_for_mask!r} and {use_cudnn!r}")
+        # what masked steps output: no effect here, as nnengine's layers take no masks (kept for the config)
+        self.zero_output_for_mask = arguments.boolean(owner, "zero_output_for_mask", zero_output_for_mask)
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f"{owner}: use_cudnn must be 'auto', True or False, got {use_cudnn!r}")
         self.seed = None if seed is None else arguments.integer(owner, "seed", seed, minimum=0)
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self.kernel = self.recurrent_kernel = self.bias = None
@@ -210,7 +211,7 @@ class _Recurrent(Layer):
         """Keras 3's config of the layer, in Keras's key order."""
         config = {**super().get_config(), "return_sequences": self.return_sequences, "return_state": False,
                   "go_backwards": self.go_backwards, "stateful": False, "unroll": self.unroll,
-                  "zero_output_for_mask": False, "units": self.units,
+                  "zero_output_for_mask": self.zero_output_for_mask, "units": self.units,
                   "activation": activations.serialize(self.activation)}
         if self.recurrent_activation is not None:
             config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
@@ -235,7 +236,7 @@ class _Recurrent(Layer):
                     "bias_initializer", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
                     "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
                     "recurrent_dropout", "return_sequences", "return_state", "go_backwards", "stateful", "unroll",
-                    "seed")
+                    "zero_output_for_mask", "seed")
 
     @classmethod
     def _config_arguments(cls, config):

@@ -169,6 +169,8 @@ def test_configs_have_keras_keys_in_keras_order_and_round_trip(cls):
     assert config["recurrent_initializer"]["class_name"] == "Orthogonal"
     again = cls.from_config(config)
     assert again.get_config() == config
+    masked_output = cls(2, zero_output_for_mask=True)          # Keras's Bidirectional sets it; no masks here
+    assert cls.from_config(masked_output.get_config()).zero_output_for_mask is True
 
 
 def test_the_keras_layer_names_and_files_round_trip(tmp_path):
