@@ -4,9 +4,9 @@ Group ``layers/<key>/vars`` holds datasets "0", "1", ... per layer, where the ke
 in snake case as Keras makes it (``Conv2D`` -> ``conv2d``), numbered per class by position ("dense",
 "dense_1", ...). A layer whose variables Keras keeps in objects of its own says where each one goes
 (``keras_variable_path``: a recurrent layer's are in its cell, ``layers/lstm/cell/vars/0``; a Bidirectional
-wrapper's in its two layers' cells). Group ``optimizer/vars`` holds the optimizer's variables by position: the step count, the
-learning rate, then the slots in Keras 3's order (``Optimizer.slot_groups``). Saves are atomic and reads go
-through h5io.py's checks, as for the ``.h5`` file (saving.py).
+wrapper's in its two layers' cells). Group ``optimizer/vars`` holds the optimizer's variables by position:
+the step count, the learning rate, then the slots in Keras 3's order (``Optimizer.slot_groups``). Saves are
+atomic and reads go through h5io.py's checks, as for the ``.h5`` file (saving.py).
 """
 import math
 import warnings

@@ -548,7 +548,10 @@ def _previous(states, k, n, u):
 
 
 def _step_grad(grad, dh_next, k, steps, n, u, all_steps):
-    outside = _steps(grad, n, u)[k] if all_steps else grad.reshape(n, u) if k == steps - 1 else np.zeros((n, u), dh_next.dtype)
+    if all_steps:
+        outside = _steps(grad, n, u)[k]
+    else:
+        outside = grad.reshape(n, u) if k == steps - 1 else np.zeros((n, u), dh_next.dtype)
     return (outside + dh_next.reshape(n, u)).astype(dh_next.dtype)
 
 

@@ -3,9 +3,10 @@
 The formulas and the layout are those of ``nnengine/backends/recurrent_reference.py`` (the specification these
 kernels are tested against): time-major ``p`` (T, n, G*u) of projected inputs, ``states`` (T, n, u) in step
 order, ``cache`` (T, n, B*u) of what backward needs; the backward kernels take their per-step gradients'
-scratch ``dz`` (and the GRU's ``dq``), (T, n, G*u), from the caller, which reuses that memory. Each step makes one matrix product with the recurrent
-kernel through BLAS (``blas.gemm``: only called when ``blas.AVAILABLE``) and one pass over its n x u cells for
-the gates; the state before step 0 is a zero array, multiplied like any other (as Keras does).
+scratch ``dz`` (and the GRU's ``dq``), (T, n, G*u), from the caller, which reuses that memory. Each step
+makes one matrix product with the recurrent kernel through BLAS (``blas.gemm``: only called when
+``blas.AVAILABLE``) and one pass over its n x u cells for the gates; the state before step 0 is a zero
+array, multiplied like any other (as Keras does).
 
 Activation codes are kernels/activation_codes.py's: none, relu, sigmoid, tanh. The derivatives are written
 from the activation's output y, as Backend.activation_backward writes them: g * y * (1 - y), g * (1 - y^2),
@@ -284,8 +285,8 @@ def _product_of_steps(states, dq, masks, has_masks, d_kernel):
     for g in range(dq.shape[2] // units):
         for k in range(steps - 1):
             masked[k] = states[k] * masks[g]
-        gemm(masked.reshape(rows, units), np.ascontiguousarray(dq[1:, :, g * units:(g + 1) * units]).reshape(rows, units),
-             part, True, False)
+        block = np.ascontiguousarray(dq[1:, :, g * units:(g + 1) * units]).reshape(rows, units)
+        gemm(masked.reshape(rows, units), block, part, True, False)
         d_kernel[:, g * units:(g + 1) * units] = part
 
 

@@ -245,8 +245,9 @@ def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_
         else:
             dz_k, direct = gru_candidate_step_backward(bk, step_cache, h_prev, dh, activation, recurrent_activation)
             d_reset_state = bk.matmul(_block(bk, dz_k, 2, units), _block(bk, kernel, 2, units), transpose_b=True)
+            reset_mask = None if masks is None else bk.getitem(masks, 2)
             dz_k, direct = gru_reset_step_backward(bk, step_cache, h_prev, d_reset_state, dz_k, direct,
-                                                   recurrent_activation, None if masks is None else bk.getitem(masks, 2))
+                                                   recurrent_activation, reset_mask)
             bk.assign(bk.getitem(dq, k), dz_k)
             dh_next = bk.add(direct, _state_gradient(bk, _block(bk, dz_k, 0, units, 2), kernel, masks, 0, 2))
         bk.assign(bk.getitem(dz, k), dz_k)
