@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from keras_helpers import assert_files_round_trip
 
 import nnengine as nn
 import nnengine.functional as F
@@ -184,16 +185,7 @@ def test_the_keras_layer_names_and_files_round_trip(tmp_path):
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
     assert [layer.name.split("_")[0] for layer in model.layers] == ["lstm", "gru", "bidirectional", "dense"]
     assert L.SimpleRNN(2).name.startswith("simple_rnn")               # Keras's snake case
-    for suffix in (".keras", ".h5"):
-        model.save(tmp_path / f"model{suffix}")
-        restored = nn.load_model(tmp_path / f"model{suffix}")
-        np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
-        assert restored.optimizer.iterations == model.optimizer.iterations
-    model.save_weights(tmp_path / "model.weights.h5")
-    clone = nn.models.clone_model(model)
-    clone.build((None, 6, 3))
-    clone.load_weights(tmp_path / "model.weights.h5")
-    np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert_files_round_trip(model, x, tmp_path, (None, 6, 3))
     resumed = nn.load_model(tmp_path / "model.keras")
     for m in (model, resumed):
         m.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)

@@ -4,6 +4,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from keras_helpers import assert_files_round_trip
 
 import nnengine as nn
 
@@ -48,16 +49,7 @@ def test_a_video_like_model_trains_saves_and_loads_in_every_format(tmp_path):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
     assert model.jit_report()["fallback_reason"] is None
-    for suffix in (".keras", ".h5"):
-        model.save(tmp_path / f"model{suffix}")
-        restored = nn.load_model(tmp_path / f"model{suffix}")
-        np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
-        assert restored.optimizer.iterations == model.optimizer.iterations
-    model.save_weights(tmp_path / "model.weights.h5")
-    clone = nn.models.clone_model(model)
-    clone.build((None, 4, 5, 5, 1))
-    clone.load_weights(tmp_path / "model.weights.h5")
-    np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert_files_round_trip(model, x, tmp_path, (None, 4, 5, 5, 1))
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
