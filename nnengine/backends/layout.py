@@ -7,6 +7,18 @@ import math
 import numpy as np
 
 
+_ZERO_ONE = {}
+
+
+def zero_one(dtype):
+    """(0, 1) as numpy scalars of ``dtype``, so numba kernels keep float32 arithmetic in float32 (made once per
+    dtype: the backends ask on every call)."""
+    pair = _ZERO_ONE.get(dtype)
+    if pair is None:
+        pair = _ZERO_ONE[dtype] = (np.dtype(dtype).type(0), np.dtype(dtype).type(1))
+    return pair
+
+
 def contiguous(x):
     """``x`` if it is C-contiguous, else a C-contiguous copy.
 

@@ -27,7 +27,7 @@ from ..kernels.cpu import aot, blas_library, config, op_codes
 from . import host_buffers
 from .base import Backend
 from .deferred_lowering import DeferredLowering
-from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes, trailing_row
+from .layout import gather_along_axis, middle_broadcast, kept_shape, three_axes, trailing_row, zero_one
 from .numba_updates import NumbaUpdatePrimitives
 
 # the kernel modules, through the ahead-of-time tier (kernels/cpu/aot.py): a kernel built ahead of time runs
@@ -47,17 +47,6 @@ _EXACT_OPS = {op_codes.ADD: np.add, op_codes.SUB: np.subtract, op_codes.MUL: np.
 def _flat(x):
     """A contiguous 1-D view (a copy only when x is not contiguous)."""
     return np.ascontiguousarray(x).reshape(-1)
-
-
-_CONSTANTS = {}
-
-
-def _constants(dtype):
-    """(0, 1) as scalars of ``dtype``, so kernels keep float32 arithmetic in float32."""
-    pair = _CONSTANTS.get(dtype)
-    if pair is None:
-        pair = _CONSTANTS[dtype] = (np.dtype(dtype).type(0), np.dtype(dtype).type(1))
-    return pair
 
 
 #: the unary codes and fused activations whose kernels stream (config.PARALLEL_MIN_STREAMING_ELEMENTS)
@@ -107,7 +96,7 @@ class NumbaBackend(NumbaUpdatePrimitives):
         out = host_buffers.empty(x.shape, x.dtype)
         if out.size:
             kernel = _unary_parallel if config.parallel(out.size, op in _STREAMING_UNARY) else elementwise.unary
-            kernel(op, _flat(x), out.reshape(-1), *_constants(x.dtype))
+            kernel(op, _flat(x), out.reshape(-1), *zero_one(x.dtype))
         return out
 
     neg = _unary_primitive("neg", op_codes.NEG)
@@ -328,7 +317,7 @@ class NumbaBackend(NumbaUpdatePrimitives):
     def dense_forward(self, x, w, b, activation):
         # softmax is a row kernel of its own, run in place after the product and bias (see nn._activate_row)
         code = ACTIVATION_CODES["none" if activation == "softmax" else activation]
-        zero, one = _constants(x.dtype)
+        zero, one = zero_one(x.dtype)
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
         bias = np.ascontiguousarray(b) if b is not None else w[0]
         n, k = x.shape
@@ -359,12 +348,12 @@ class NumbaBackend(NumbaUpdatePrimitives):
         """Softmax of each row of the contiguous 2-D ``z``, written over it."""
         kernel = self._row_kernel("softmax_rows", _softmax_rows_parallel, *z.shape)
         scratch = host_buffers.empty_like(z), host_buffers.empty_like(z)
-        kernel(z, z, _constants(z.dtype)[1], z.dtype == np.float32, *scratch)
+        kernel(z, z, zero_one(z.dtype)[1], z.dtype == np.float32, *scratch)
 
     @staticmethod
     def _activation_grad_rows(out, grad_out, activation):
         """(dz, column sums of dz) for 2-D ``out`` and ``grad_out``, in one pass of the fused kernel."""
-        zero, one = _constants(out.dtype)
+        zero, one = zero_one(out.dtype)
         dz = host_buffers.empty(out.shape, out.dtype)
         grad_b = np.zeros(out.shape[1], out.dtype)
         if dz.size:
@@ -412,7 +401,7 @@ class NumbaBackend(NumbaUpdatePrimitives):
         return np.moveaxis(out, -1, axis)
 
     def softmax(self, x, axis):
-        return self._rows_along(x, axis, "softmax_rows", _softmax_rows_parallel, _constants(x.dtype)[1])
+        return self._rows_along(x, axis, "softmax_rows", _softmax_rows_parallel, zero_one(x.dtype)[1])
 
     def log_softmax(self, x, axis):
         return self._rows_along(x, axis, "log_softmax_rows", _log_softmax_rows_parallel)

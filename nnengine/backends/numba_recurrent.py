@@ -11,6 +11,7 @@ from ..kernels.activation_codes import ACTIVATION_CODES
 from ..kernels.cpu import blas_library
 from ..kernels.cpu.aot import kernel_modules
 from . import host_buffers
+from .layout import zero_one
 from .numpy_backend import NumpyBackend
 from .recurrent_reference import CACHE_BLOCKS, GATES
 
@@ -28,10 +29,6 @@ def _sequence_array(shape, dtype):
     if len(shape) != 3:
         return np.empty(shape, dtype)
     return host_buffers.empty(shape, dtype, SEQUENCE_MIN_POOLED_BYTES)
-
-
-def _constants(dtype):
-    return np.dtype(dtype).type(0), np.dtype(dtype).type(1)
 
 
 def _same(value):
@@ -101,7 +98,7 @@ class NumbaRecurrentPrimitives(NumpyBackend):
         name, arguments, outputs = forward_arguments(cell, (*p.shape[:2], kernel.shape[0]), p.dtype, p, kernel, bias,
                                                      activation, recurrent_activation, reverse, reset_after, masks,
                                                      _sequence_array)
-        getattr(recurrent, name)(*arguments, *_constants(p.dtype))
+        getattr(recurrent, name)(*arguments, *zero_one(p.dtype))
         return outputs
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
@@ -116,7 +113,7 @@ class NumbaRecurrentPrimitives(NumpyBackend):
                                                       bias is not None, states, cache, grad, all_steps, activation,
                                                       recurrent_activation, reverse, reset_after, masks,
                                                       _sequence_array)
-        getattr(recurrent, name)(*arguments, *_constants(states.dtype))
+        getattr(recurrent, name)(*arguments, *zero_one(states.dtype))
         return outputs
 
     recurrent_forward.__doc__ = NumpyBackend.recurrent_forward.__doc__
