@@ -11,6 +11,13 @@ from .layout import contiguous
 from .recurrent_reference import CACHE_BLOCKS, GATES, gradients
 
 
+def _reset_before_halves(cell, reset_after, kernel, units):
+    """A GRU without reset_after multiplies h' by U_zr and r * h' by U_n: the two, contiguous; else None."""
+    if cell != "gru" or reset_after:
+        return None
+    return contiguous(kernel[:, :2 * units]), contiguous(kernel[:, 2 * units:])
+
+
 class CupyRecurrentPrimitives(Backend):
     """``recurrent_forward`` and ``recurrent_backward`` on kernels/cuda/recurrent.cu (``self.cupy`` is CuPy)."""
 
@@ -26,8 +33,7 @@ class CupyRecurrentPrimitives(Backend):
         states = self.cupy.empty((steps, n, units), dtype)
         cache = self.cupy.empty((steps, n, CACHE_BLOCKS[cell] * units), dtype)
         h = self.full((n, units), 0, dtype)
-        halves = (contiguous(kernel[:, :2 * units]), contiguous(kernel[:, 2 * units:])) if cell == "gru" and \
-            not reset_after else None
+        halves = _reset_before_halves(cell, reset_after, kernel, units)
         reset_state = self.cupy.empty((n, units), dtype) if halves else None
         for k in range(steps):
             t = steps - 1 - k if reverse else k
@@ -57,8 +63,7 @@ class CupyRecurrentPrimitives(Backend):
         dq = self.cupy.empty((steps, n, GATES[cell] * units), dtype) if cell == "gru" else None
         dh_next, dc_next = self.full((n, units), 0, dtype), self.full((n, units), 0, dtype)
         direct, d_candidates = self.cupy.empty((n, units), dtype), self.cupy.empty((n, units), dtype)
-        halves = (contiguous(kernel[:, :2 * units]), contiguous(kernel[:, 2 * units:])) if cell == "gru" and \
-            not reset_after else None
+        halves = _reset_before_halves(cell, reset_after, kernel, units)
         for k in range(steps - 1, -1, -1):
             if halves:
                 recurrent.gru_candidate_step_backward(states, cache, grad, dh_next, dz, d_candidates, direct, k,

@@ -310,59 +310,52 @@ def _sequence_buffer(b, shape, dtype):
     return b.new_array(shape, dtype)
 
 
-def _recurrent_call(b, name, arguments, outputs, zero_one_dtype):
-    """Write the kernel call; return the outputs as Values (None stays None)."""
-    zero, one = typed_constant(zero_one_dtype, 0), typed_constant(zero_one_dtype, 1)
-    b.call(getattr(recurrent, name), *arguments, zero, one)
-    return tuple(None if out is None else Value(out[0], np.empty(out[1], zero_one_dtype)) for out in outputs)
-
-
-def _no_masks(masks):
-    if not (isinstance(masks, Literal) and masks.value is None):
+def _recurrent_start(b, masks, bias):
+    """Refuse what the recurrent kernels' lowering does not write; return (whether there is a bias, ``new``: a
+    fresh array of the generated function as a Value, for ``forward_arguments``/``backward_arguments``)."""
+    if masks is not None and not (isinstance(masks, Literal) and masks.value is None):
         raise LoweringRefused("recurrent dropout masks change every step")
+    if not blas.AVAILABLE:
+        raise LoweringRefused("the recurrent kernels need the bundled BLAS")
+
+    def new(shape, dtype):
+        return Value(_sequence_buffer(b, shape, dtype), np.empty(shape, dtype))
+    return not (isinstance(bias, Literal) and bias.value is None), new
+
+
+def _recurrent_call(b, name, arguments, outputs, dtype):
+    """Write the kernel call (arrays as their names, the typed 0 and 1 last); return its outputs."""
+    codes = [a.code if isinstance(a, Value) else a for a in arguments]
+    b.call(getattr(recurrent, name), *codes, typed_constant(dtype, 0), typed_constant(dtype, 1))
+    return outputs
 
 
 def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
                        masks=None):
-    _no_masks(Literal(None, "None") if masks is None else masks)
-    if not blas.AVAILABLE:
-        raise LoweringRefused("the recurrent kernels need the bundled BLAS")
+    has_bias, new = _recurrent_start(b, masks, bias)
     p, kernel = as_array(p, "the projected inputs"), as_array(kernel, "the recurrent kernel")
-    has_bias = not (isinstance(bias, Literal) and bias.value is None)
     dtype = p.example.dtype
     shape = (*p.example.shape[:2], kernel.example.shape[0])
-
-    def new(array_shape, array_dtype):
-        return _sequence_buffer(b, array_shape, array_dtype), array_shape
     name, arguments, outputs = forward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({p.code})", f"np.ascontiguousarray({kernel.code})",
         f"np.ascontiguousarray({as_array(bias, 'the bias').code})" if has_bias else None,
         activation.value, recurrent_activation.value, reverse.value, reset_after.value, None, new, typed_flag,
         typed_int)
-    arguments = [a[0] if isinstance(a, tuple) else a for a in arguments]
     return _recurrent_call(b, name, arguments, outputs, dtype)
 
 
 def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
                         reverse, reset_after, masks=None):
-    _no_masks(Literal(None, "None") if masks is None else masks)
-    if not blas.AVAILABLE:
-        raise LoweringRefused("the recurrent kernels need the bundled BLAS")
+    has_bias, new = _recurrent_start(b, masks, bias)
     kernel, states = as_array(kernel, "the recurrent kernel"), as_array(states, "the states")
     cache, grad = as_array(cache, "the cache"), as_array(grad, "the states' gradient")
-    has_bias = not (isinstance(bias, Literal) and bias.value is None)
     shape, dtype = states.example.shape, states.example.dtype
     grad_code = b.name("t")
     b.body.append(f"    {grad_code} = np.ascontiguousarray({grad.code}).reshape((-1, {shape[1]}, {shape[2]}))")
-
-    def new(array_shape, array_dtype):
-        return _sequence_buffer(b, array_shape, array_dtype), array_shape
     name, arguments, outputs = backward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({kernel.code})", has_bias, states.code, cache.code, grad_code,
-        grad.example.ndim == 3,
-        activation.value, recurrent_activation.value, reverse.value, reset_after.value, None, new, typed_flag,
-        typed_int)
-    arguments = [a[0] if isinstance(a, tuple) else a for a in arguments]
+        grad.example.ndim == 3, activation.value, recurrent_activation.value, reverse.value, reset_after.value, None,
+        new, typed_flag, typed_int)
     return _recurrent_call(b, name, arguments, outputs, dtype)
 
 
