@@ -378,11 +378,13 @@ def log_softmax(x, axis=-1):
     return LogSoftmax.apply(x, axis=axis)
 
 
-def _activation_name(activation):
+def _activation_name(activation, op="linear", valid_names=DENSE_ACTIVATIONS):
+    """The primitive's name of an activation ("none" for None and "linear"); ValueError naming ``op`` for one
+    the primitive does not know."""
     name = "none" if activation in (None, "linear") else activation
-    if name not in DENSE_ACTIVATIONS:
-        valid = ", ".join(repr(a) for a in DENSE_ACTIVATIONS + ("linear",))
-        raise ValueError(f"linear: unknown activation {activation!r}; valid: None, {valid}")
+    if name not in valid_names:
+        valid = ", ".join(repr(a) for a in valid_names + ("linear",))
+        raise ValueError(f"{op}: unknown activation {activation!r}; valid: None, {valid}")
     return name
 
 
@@ -504,14 +506,7 @@ def _recurrent_inputs(name, projected, kernel, gates, activations, bias=None, ma
     if masks is not None and masks.shape != (gates, projected.shape[1], kernel.shape[0]):
         raise ValueError(f"{name}: recurrent_masks must have shape {(gates, projected.shape[1], kernel.shape[0])} "
                          f"(one mask of the state per gate), got {masks.shape}")
-    names = []
-    for activation in activations:
-        activation = "none" if activation in (None, "linear") else activation
-        if activation not in RECURRENT_ACTIVATIONS:
-            raise ValueError(f"{name}: activations must be one of 'tanh', 'sigmoid', 'relu' or 'linear', got "
-                             f"{activation!r}")
-        names.append(activation)
-    return names
+    return [_activation_name(activation, name, RECURRENT_ACTIVATIONS) for activation in activations]
 
 
 def _recurrent(cell, projected, kernel, bias, activation, recurrent_activation, reverse, reset_after, sequences,
