@@ -116,6 +116,12 @@ def _write_model_weights(group, model):
     top.attrs["weight_names"] = np.array([], dtype="S1")
 
 
+def _slot_key(owner, layer, weight_name, slot_name):
+    """Keras 3's name of an optimizer slot after '<opt>/': '<owner><layer>_<weight>_<slot>', the weight's path
+    joined by '_' (a cell's 'lstm_cell/kernel': 'lstm_cell_kernel')."""
+    return f"{owner}{layer.name}_{weight_name.replace('/', '_')}_{slot_name}"
+
+
 def _optimizer_variable_names(model):
     """Keras 3's names: '<opt>/iteration', '<opt>/learning_rate', '<opt>/<model>_<layer>_<weight>_<slot>'."""
     optimizer = model.optimizer
@@ -127,8 +133,7 @@ def _optimizer_variable_names(model):
         else:
             slot_name, tensor, param = entry
             layer, weight_name = by_param[id(param)]
-            variable = weight_name.replace("/", "_")          # a cell's 'lstm_cell/kernel': 'lstm_cell_kernel'
-            names.append((f"{optimizer.name}/{model.name}_{layer.name}_{variable}_{slot_name}", tensor))
+            names.append((f"{optimizer.name}/{_slot_key(model.name + '_', layer, weight_name, slot_name)}", tensor))
     return names
 
 
@@ -286,7 +291,7 @@ def _restore_optimizer(model, reader):
     prefix = f"{optimizer.name}/"
     stored = {n[len(prefix):]: f"optimizer_weights/{n}" for n in names if n.startswith(prefix)}
     for owner in (f"{model.name}_", ""):
-        slots = {f"{owner}{layer.name}_{weight_name.replace('/', '_')}_{slot_name}": (weight, slot_name)
+        slots = {_slot_key(owner, layer, weight_name, slot_name): (weight, slot_name)
                  for layer in model.layers for weight, weight_name in zip(layer.weights, layer.weight_names)
                  for slot_name in optimizer.active_slot_names()}
         missing = [key for key in ("iteration", *slots) if key not in stored]
