@@ -29,7 +29,7 @@ from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, 
 from .utility_layers import Identity, LeakyReLU, Permute, ReLU, RepeatVector, Rescaling, Softmax
 from .tensor import Tensor
 from .utils import global_rng, unique_name
-from .wrapper_layers import Wrapper, serialized_layer
+from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "InputLayer", "Input",
            "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
@@ -410,12 +410,9 @@ class TimeDistributed(Wrapper):
     @classmethod
     def from_config(cls, config):
         """Rebuild the wrapper and its layer (one of nnengine's layer classes) from Keras's config."""
-        entry = config.get("layer")
-        layer_class = LAYER_CLASSES.get(entry.get("class_name")) if isinstance(entry, dict) else None
-        if layer_class is None or not isinstance(entry.get("config"), dict):
-            raise ValueError(f"TimeDistributed: 'layer' must be the config of one of nnengine's layers, got "
-                             f"{str(entry)[:80]!r}")
-        return cls(layer_class.from_config(entry["config"]), **super()._config_arguments(config))
+        layer = layer_from_entry("TimeDistributed", "layer", config.get("layer"), LAYER_CLASSES,
+                                 "one of nnengine's layers")
+        return cls(layer, **super()._config_arguments(config))
 
 
 LAYER_CLASSES = {cls.__name__: cls for cls in (

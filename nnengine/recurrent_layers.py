@@ -27,7 +27,7 @@ from .layer_base import Layer, batch_shape
 from .recurrent_ops import RECURRENT_ACTIVATIONS
 from .tensor import Tensor
 from .utils import global_rng
-from .wrapper_layers import Wrapper, serialized_layer
+from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
 
@@ -400,16 +400,9 @@ class Bidirectional(Wrapper):
     @classmethod
     def from_config(cls, config):
         """Rebuild the wrapper and its two layers from Keras's config."""
-        layers = {}
-        for key in ("layer", "backward_layer"):
-            entry = config.get(key)
-            if key == "backward_layer" and entry is None:
-                continue
-            layer_class = _RECURRENT_CLASSES.get(entry.get("class_name")) if isinstance(entry, dict) else None
-            if layer_class is None or not isinstance(entry.get("config"), dict):
-                raise ValueError(f"Bidirectional: {key!r} must be the config of a SimpleRNN, LSTM or GRU, got "
-                                 f"{str(entry)[:80]!r}")
-            layers[key] = layer_class.from_config(entry["config"])
+        layers = {key: layer_from_entry("Bidirectional", key, config.get(key), _RECURRENT_CLASSES,
+                                        "a SimpleRNN, LSTM or GRU")
+                  for key in ("layer", "backward_layer") if key == "layer" or config.get(key) is not None}
         return cls(layers["layer"], merge_mode=config.get("merge_mode", "concat"),
                    backward_layer=layers.get("backward_layer"), **super()._config_arguments(config))
 

@@ -13,13 +13,22 @@ from abc import abstractmethod
 
 from .layer_base import Layer, stored_weights, weight_source
 
-__all__ = ["Wrapper", "serialized_layer"]
+__all__ = ["Wrapper", "serialized_layer", "layer_from_entry"]
 
 
 def serialized_layer(layer):
     """A sublayer as Keras 3 serializes one inside a wrapper's config."""
     return {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
             "registered_name": None}
+
+
+def layer_from_entry(owner, key, entry, classes, what):
+    """The sublayer a wrapper's config serializes under ``key``, its class one of ``classes`` (by class name);
+    a ValueError saying it must be the config of ``what`` otherwise."""
+    layer_class = classes.get(entry.get("class_name")) if isinstance(entry, dict) else None
+    if layer_class is None or not isinstance(entry.get("config"), dict):
+        raise ValueError(f"{owner}: {key!r} must be the config of {what}, got {str(entry)[:80]!r}")
+    return layer_class.from_config(entry["config"])
 
 
 class Wrapper(Layer):
