@@ -290,10 +290,11 @@ def _restore_optimizer(model, reader):
     optimizer = model.optimizer
     prefix = f"{optimizer.name}/"
     stored = {n[len(prefix):]: f"optimizer_weights/{n}" for n in names if n.startswith(prefix)}
-    for owner in (f"{model.name}_", ""):
+    trained = {id(weight) for weight in model.trainable_weights}         # a BatchNormalization's statistics have
+    for owner in (f"{model.name}_", ""):                                # no slots
         slots = {_slot_key(owner, layer, weight_name, slot_name): (weight, slot_name)
                  for layer in model.layers for weight, weight_name in zip(layer.weights, layer.weight_names)
-                 for slot_name in optimizer.active_slot_names()}
+                 if id(weight) in trained for slot_name in optimizer.active_slot_names()}
         missing = [key for key in ("iteration", *slots) if key not in stored]
         if not missing:
             break
