@@ -306,7 +306,8 @@ Model: "{name}"
 """
 
 
-def test_summary_prints_the_table_keras_prints(capsys):
+def test_summary_prints_the_table_keras_prints(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")                 # Keras's table fits the terminal: this is an 80-column one
     model = nn.Sequential([nn.layers.Dense(64, activation="relu", input_shape=(10,), name="dense"),
                            nn.layers.Dense(32, activation="relu", name="dense_1"),
                            nn.layers.Dense(10, activation="softmax", name="dense_2")], name="doc")
