@@ -4,7 +4,7 @@ The file is a zip archive (stored, not compressed, as Keras writes it) of three 
 
 * ``metadata.json``: ``{"keras_version": ..., "date_saved": ...}``;
 * ``config.json``: the model as Keras 3 serializes objects, ``{"module": "keras", "class_name":
-  "Sequential", "config": {..., "layers": [...]}, "registered_name": null, "build_config": {...},
+  "Sequential" (or "Functional"), "config": {..., "layers": [...]}, "registered_name": null, "build_config": {...},
   "compile_config": {...}}``, each layer ``{"module": "keras.layers", "class_name": ..., "config": ...,
   "registered_name": ..., "build_config": {"input_shape": ...}}`` (the layer configs are the ones the
   ``.h5`` file holds), and the compile arguments with the optimizer as such an object too;
@@ -16,7 +16,7 @@ reads the two JSON members and the weights file only: nothing in the archive is 
 member is extracted under a name the archive chooses, the weights file is copied into a private
 temporary folder (refusing members that expand implausibly) and then read through h5io.py's checks,
 like any ``.h5`` file. Keras 3 loads the files nnengine writes, and nnengine loads the files Keras 3
-writes for Sequential models of its layer classes.
+writes for Sequential and functional models of its layer classes.
 """
 import errno
 import json
@@ -73,28 +73,49 @@ def save_archive(model, filepath, overwrite=True, include_optimizer=True):
 
 
 def native_config(model):
-    """The model's config.json as Keras 3 writes it: its h5 config, each object given its module."""
+    """The model's config.json as Keras 3 writes it: its h5 config, each object given its module, each layer its
+    build config (the input shape it was built for)."""
     config = model.get_config()
+    functional = model.keras_class_name == "Functional"
+    native = {"module": "keras.src.models.functional" if functional else "keras",
+              "class_name": model.keras_class_name, "config": config,
+              "registered_name": "Functional" if functional else None, "build_config": {"input_shape": None}}
     if not model.built:                      # Keras writes an unbuilt model without shapes
-        return {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
-                "build_config": {"input_shape": None}}
-    shape = list(model.input_shape)
+        return native
+    shapes = _layer_input_shapes(model)
     layers = []
-    built = iter(model.layers)
-    for entry in config["layers"]:
-        entry = {"module": "keras.layers", "registered_name": None, **entry}
-        if entry["class_name"] != "InputLayer":
-            layer = next(built)
-            entry["module"] = "keras.layers" if entry["registered_name"] is None else type(layer).__module__
-            entry["build_config"] = {"input_shape": shape}
-            shape = list(layer.compute_output_shape(tuple(shape)))
-        layers.append(entry)
-    config = {**config, "layers": layers, "build_input_shape": list(model.input_shape)}
-    native = {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
-              "build_config": {"input_shape": list(model.input_shape)}}
+    for entry, layer in zip(config["layers"], _config_layers(model)):
+        native_entry = {"module": "keras.layers", "class_name": entry["class_name"], "config": entry["config"],
+                        "registered_name": entry.get("registered_name")}
+        if layer is not None:
+            if native_entry["registered_name"] is not None:
+                native_entry["module"] = type(layer).__module__
+            native_entry["build_config"] = {"input_shape": shapes[layer]}
+        layers.append({**native_entry, **{key: entry[key] for key in ("name", "inbound_nodes") if key in entry}})
+    native["config"] = {**config, "layers": layers}
+    if not functional:
+        native["config"]["build_input_shape"] = native["build_config"]["input_shape"] = list(model.input_shape)
     if model.compiled and model.loss is not None:
         native["compile_config"] = _native_compile_config(saving.training_config(model))
     return native
+
+
+def _config_layers(model):
+    """The layer of each entry of the model's config, None for an InputLayer entry."""
+    if model.keras_class_name == "Functional":
+        return [None if type(layer).__name__ == "InputLayer" else layer for layer in model.layers]
+    return ([None] if model._input_layer is not None else []) + list(model.layers)
+
+
+def _layer_input_shapes(model):
+    """{layer: the input shape it was built for}, as lists (Keras's JSON)."""
+    if model.keras_class_name == "Functional":
+        return model.layer_input_shapes()
+    shapes, shape = {}, tuple(model.input_shape)
+    for layer in model.layers:
+        shapes[layer] = list(shape)
+        shape = tuple(layer.compute_output_shape(shape))
+    return shapes
 
 
 def _native_compile_config(training):
@@ -113,7 +134,7 @@ def _native_compile_config(training):
 # Loading
 # ---------------------------------------------------------------------------------------------
 def load_archive(filepath, model_class, compile=True, custom_objects=None):
-    """Read a ``.keras`` file written by nnengine or Keras 3 (a Sequential); ``ModelFileError`` if malformed."""
+    """Read a ``.keras`` file written by nnengine or Keras 3 (a Sequential or a functional model); ``ModelFileError`` if malformed."""
     path = arguments.path("load_model", "filepath", filepath)
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"load_model: no such file {path!r}")
@@ -152,7 +173,7 @@ def _model_from_files(config, weights, shown_path, model_class, compile, custom_
 
 
 def _config_member(archive, path):
-    """config.json's model: a dict naming a Sequential."""
+    """config.json's model: a dict naming a Sequential or a functional model."""
     text = _read_member(archive, CONFIG, path, MAX_CONFIG_BYTES)
     try:
         config = json.loads(text.decode("utf8"))
@@ -223,7 +244,7 @@ def _copy_member(archive, name, target, path):
 
 
 def _model_from_config(native, model_class, custom_objects, reader):
-    """The Sequential of config.json, each weight taken from the weights file as its layer is built (compared
+    """The model of config.json, each weight taken from the weights file as its layer is built (compared
     with the stored shape first: the file bounds what is allocated)."""
     where = CONFIG
     stored = weights_file.StoredWeights(reader, _layer_keys_by_name(native["config"], reader))
@@ -242,7 +263,8 @@ def _model_from_config(native, model_class, custom_objects, reader):
 
 
 def _layer_keys_by_name(config, reader):
-    """{layer name: its key in the weights file}, from the config's layer entries (InputLayer has none)."""
+    """{layer name: its key in the weights file}, from the config's layer entries (an InputLayer's has no weights,
+    and its key, input_layer, is no other class's)."""
     entries = config.get("layers")
     if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("config"), dict)
                                                for e in entries):

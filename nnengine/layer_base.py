@@ -17,7 +17,7 @@ from . import functional as F
 from .autograd import no_grad
 from .device import get_default_device
 from .dtypes import is_float_dtype, to_supported_dtype
-from .layer_chain import LayerChain
+from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 from .utils import snake_case, unique_name
 
@@ -229,20 +229,28 @@ class Layer(ABC):
         return None
 
     def __call__(self, x, training=False):
-        if isinstance(x, LayerChain):     # Keras's Functional API: see layer_chain.py
-            return x.then(self)
+        if is_symbolic(x):                # Keras's Functional API: see symbolic.py
+            return call_symbolic(self, x)
         if isinstance(x, Layer):
-            if not getattr(x, "starts_chain", False):
-                raise TypeError(f"layer {self.name!r} was called on layer {x.name!r}: call it on an Input(shape=...), "
-                                "on what calling layers on one gave, or on data")
-            return LayerChain(x, (self,))
+            raise TypeError(f"layer {self.name!r} was called on layer {x.name!r}: call it on an Input(shape=...), "
+                            "on what calling layers on one gave, or on data")
         if not isinstance(x, Tensor):
             x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
         if not self.built:
+            self.build_for((None, *x.shape[1:]))
+        return self.invoke(x, training)
+
+    def build_for(self, input_shape):
+        """Build the layer for inputs of ``input_shape`` (once, whichever thread asks first); a built layer checks
+        that it was built for such inputs (a layer called again shares its weights, so the shapes must agree)."""
+        if not self.built:
             with BUILD_LOCK:
                 if not self.built:
-                    self.build_once((None, *x.shape[1:]))
-        return self.invoke(x, training)
+                    self.build_once(input_shape)
+            return
+        if self.input_shape is not None and not _compatible(self.input_shape, input_shape):
+            raise ValueError(f"layer {self.name!r} was built for inputs {tuple(self.input_shape)} and cannot be "
+                             f"called on inputs of shape {tuple(input_shape)}")
 
     def build_once(self, input_shape):
         """``build(input_shape)``, then mark the layer built (a custom ``build`` need not call super().build)."""
@@ -296,6 +304,16 @@ class Layer(ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+def _compatible(built_for, shape):
+    """Whether inputs of ``shape`` fit a layer built for ``built_for`` (shapes, or lists of shapes for a merge
+    layer): as many inputs, the same ranks, and equal sizes after the batch axis wherever both are known."""
+    listed = bool(built_for) and isinstance(built_for[0], (list, tuple))
+    olds, news = (list(built_for), list(shape)) if listed else ([built_for], [shape])
+    return len(olds) == len(news) and all(
+        len(old) == len(new) and all(a is None or b is None or a == b for a, b in zip(old[1:], new[1:]))
+        for old, new in zip(olds, news))
 
 
 #: the arguments KernelAndBias layers share, with Keras's defaults, in Keras's config order

@@ -22,6 +22,8 @@ from . import activations, arguments, constraints, initializers, regularizers
 from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, GlobalAveragePooling1D,
                           GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
 from .layer_base import BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, stored_weights
+from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
+                           concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, LayerNormalization
 from .preprocessing_layers import Normalization
 from .recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN
@@ -37,7 +39,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "BatchNormalization", "LayerNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
            "RepeatVector", "Identity", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
-           "BUILD_LOCK", "stored_weights"]
+           "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add", "subtract",
+           "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK", "stored_weights"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -308,7 +311,7 @@ class Embedding(Layer):
 
 
 class InputLayer(Layer):
-    """Declares the input shape of a Sequential model (no computation).
+    """Declares the input shape of a model (no computation); calling layers on it builds a functional model.
 
     Args:
         shape: the shape of one sample, e.g. (10,); the batch axis is implied.
@@ -318,7 +321,7 @@ class InputLayer(Layer):
     """
 
     accepts_integer_dtype = True
-    #: layers called on it start a functional model (layer_chain.py)
+    #: layers called on it start a functional model (symbolic.py)
     starts_chain = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, input_shape=None,
@@ -358,7 +361,8 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
-    """The input of a Sequential model, as ``keras.Input(shape=(10,))``; returns an InputLayer."""
+    """A model's input, as ``keras.Input(shape=(10,))``: an InputLayer, which starts a Sequential or is called on
+    by layers to build a functional model (symbolic.py)."""
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
 
 
@@ -420,4 +424,5 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
     RepeatVector, Identity, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
-    Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed)}
+    Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average, Maximum,
+    Minimum, Concatenate, Dot)}

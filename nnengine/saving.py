@@ -10,8 +10,8 @@
 * Keras 3's ``.weights.h5`` file is weights_file.py's, its ``.keras`` archive keras_archive.py's.
 
 Files that Keras itself wrote load too: Keras 3's names (``sequential/dense/kernel``)
-and tf.keras 2.x's (``dense/kernel:0``), for Sequential models of nnengine's layer
-classes. Saves are atomic and loads are checked (h5io.py: temporary file and rename,
+and tf.keras 2.x's (``dense/kernel:0``), for Sequential and functional models of nnengine's
+layer classes. Saves are atomic and loads are checked (h5io.py: temporary file and rename,
 checksums, no data from outside the file, one ``ModelFileError`` for every malformed
 file). Loading reads JSON and numeric datasets only; a layer or class name that
 nnengine does not know is an error, never an import. A model is built from its
@@ -29,7 +29,6 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .h5io import ModelFileError, ModelFileReader
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
-from .layer_chain import sequential_config
 from .layers import stored_weights
 from .version import __version__
 
@@ -157,7 +156,7 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built yet; build it or train it first")
     # everything that can fail for reasons other than the disk happens before the file is opened
-    texts = {"model_config": json.dumps({"class_name": "Sequential", "config": model.get_config()})}
+    texts = {"model_config": json.dumps({"class_name": model.keras_class_name, "config": model.get_config()})}
     if model.compiled and model.loss is not None:
         texts["training_config"] = json.dumps(training_config(model))
     optimizer = _host_values(_optimizer_variable_names(model)) \
@@ -313,7 +312,7 @@ def _restore_optimizer(model, reader):
 
 
 def _model_config(reader):
-    """The file's model config: a dict naming a Sequential, with a list of layer dicts."""
+    """The file's model config: a dict naming a Sequential or a functional model, with a list of layer dicts."""
     config = reader.json_attribute("model_config")
     where = "attribute model_config"
     if config is None:
@@ -327,22 +326,17 @@ def _model_config(reader):
 
 
 def model_config_of(config, reader, where):
-    """The Sequential config of a file's model: a Sequential's own, or a Functional chain's (layer_chain.py)."""
-    if config.get("class_name") in ("Functional", "Model"):
-        try:
-            return sequential_config(config["config"])
-        except ValueError as error:
-            raise reader.error(where, f"a Functional model: {error}") from None
-    if config.get("class_name") != "Sequential":
-        raise reader.error(where, f"holds a {config.get('class_name')!r:.80} model; nnengine loads Sequential models "
-                                  "and functional chains of layers")
+    """The config of a file's model, a Sequential or a functional model (``Model.from_config`` tells them apart)."""
+    if config.get("class_name") not in ("Sequential", "Functional", "Model"):
+        raise reader.error(where, f"holds a {config.get('class_name')!r:.80} model; nnengine loads Sequential and "
+                                  "functional models")
     return config["config"]
 
 
 def load_model(filepath, model_class, compile=True, custom_objects=None):
-    """Read a model written by ``save_model`` or by Keras (a Sequential of Dense, Activation, Dropout, Flatten).
+    """Read a model written by ``save_model`` or by Keras (a Sequential or a functional model).
 
-    ``model_class`` (``Sequential``) rebuilds the model from its config: models.py calls this with
+    ``model_class`` (``Model``) rebuilds the model from its config: models.py calls this with
     it, so this module never imports the models it reads and writes. Raises ``ModelFileError`` for
     any malformed, corrupted or unsafe file.
     """

@@ -5,8 +5,8 @@
 step, the loop over batches and epochs (with batch_loops.py) and callback dispatch; the
 metrics' bookkeeping is trainer_metrics.py's.
 
-What a Trainer needs from the model it is part of: ``_layers`` (the layers, the last one
-with an ``activation``), ``_forward(x, training, return_logits)``, ``_ensure_built(x)``,
+What a Trainer needs from the model it is part of: ``_layers`` (the layers, each once),
+``_output_layer`` (the one that computes the output), ``_forward(x, training, return_logits)``, ``_ensure_built(x)``,
 ``_check_input(x, method)``, ``output_shape``, ``dtype``, ``input_dtype`` and ``trainable_weights``.
 
 Semantics follow Keras 3 (see docs/keras.md for the list):
@@ -129,7 +129,7 @@ class Trainer(BatchLoops, TrainerMetrics):
     def trains_on_logits(self):
         """THE one place that decides the logits path: True when the loss takes the last layer's logits.
 
-        That is when the last layer's activation is the loss's ``logits_activation`` (softmax with
+        That is when the output layer's activation is the loss's ``logits_activation`` (softmax with
         (sparse) categorical cross-entropy, sigmoid with binary cross-entropy) and the loss was not
         made with from_logits=True. The step then stops the last layer at its logits
         (``return_logits``) and calls ``loss.on_logits``: one fused, stable op.
@@ -137,7 +137,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         wanted = getattr(self.loss, "logits_activation", None)
         if wanted is None or getattr(self.loss, "from_logits", True) or not self._layers:
             return False
-        last = self._layers[-1]
+        last = self._output_layer
         if last.activity_regularizer is not None:         # it penalises the activated output, so compute it
             return False
         return isinstance(last, (Dense, Activation)) and name_of(last.activation) == wanted
@@ -251,7 +251,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         elif metric_output == "predictions":
             with no_grad():
                 if logits and not all(m.accepts_logits for m in self._metrics):
-                    out = self._layers[-1].activation(out)
+                    out = self._output_layer.activation(out)
                 output = out._data
         grads = []
         if training:

@@ -120,9 +120,9 @@ def _members(tmp_path):
     (lambda m: {**m, "config.json": b"[1, 2]"}, "expected a JSON object"),
     (lambda m: {**m, "config.json": b"[" * 100_000}, "nested too deeply"),
     (lambda m: {**m, "config.json": json.dumps({"class_name": "Subclassed", "config": {}}).encode()},
-     "nnengine loads Sequential models and functional chains"),
+     "nnengine loads Sequential and functional models"),
     (lambda m: {**m, "config.json": json.dumps({"class_name": "Functional", "config": {}}).encode()},
-     "a Functional model: a Functional config's 'layers' must be a list"),
+     "'layers' must be a list"),
     (lambda m: {**m, "model.weights.h5": b"not hdf5 at all"}, "not an HDF5 file"),
     (lambda m: {**m, "config.json": json.dumps({"class_name": "Sequential", "config": {"layers": [
         {"class_name": "os.system", "config": {}}]}}).encode()}, "cannot load layer class"),

@@ -27,13 +27,14 @@ def test_to_json_is_keras_3s_serialized_model_and_round_trips():
 
 def test_model_from_json_reads_keras_functional_json_uncompiled():
     model = keras.models.model_from_json((DATA / "keras3_functional.json").read_text())
-    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dense"]
+    assert isinstance(model, keras.Model) and not isinstance(model, keras.Sequential)
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense", "Dense"]
     assert model.output_shape == (None, 2) and not model.compiled
 
 
 @pytest.mark.parametrize("text, error", [
     ("{", "not valid JSON"), ("[]", "expected a JSON object"), (3, "expected a JSON string"),
-    ('{"class_name": "Subclassed", "config": {}}', "nnengine loads Sequential models"),
+    ('{"class_name": "Subclassed", "config": {}}', "nnengine loads Sequential and functional models"),
 ])
 def test_model_from_json_refuses_what_it_cannot_read(text, error):
     with pytest.raises((ValueError, TypeError), match=error):

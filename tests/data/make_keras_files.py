@@ -6,6 +6,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py recurrent   # the same venv: LSTM, GRU, SimpleRNN
     KERAS_BACKEND=torch python tests/data/make_keras_files.py bidirectional   # and the Bidirectional wrapper
     KERAS_BACKEND=torch python tests/data/make_keras_files.py time_distributed   # and TimeDistributed
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py functional_graph   # branches, merges, sharing
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -82,6 +83,61 @@ def build_and_save_functional(keras):
     keras.Model(inputs, branches).save("keras3_functional_branches.keras")
 
 
+def functional_graph(keras):
+    """A functional model that branches, merges (every merge layer) and shares a layer, with a residual join."""
+    layers = keras.layers
+    inputs = keras.Input(shape=(12,), name="features")
+    a = layers.Dense(16, activation="relu", name="a")(inputs)
+    b = layers.Dense(16, activation="tanh", name="b")(inputs)
+    shared = layers.Dense(16, activation="relu", name="shared")
+    sa, sb = shared(a), shared(b)
+    merged = [layers.BatchNormalization()(layers.Add()([sa, sb])), layers.Subtract()([a, b]),
+              layers.Multiply()([a, b]), layers.Average()([a, b, sa]), layers.Maximum()([sa, sb]),
+              layers.Minimum()([sa, sb]), layers.Dot(axes=1, normalize=True)([a, b])]
+    joined = layers.Concatenate()(merged)
+    residual = layers.Add(name="residual")([layers.Dense(16, name="projection")(joined), a])
+    return keras.Model(inputs, layers.Dense(3, activation="softmax", name="classes")(residual), name="graph")
+
+
+def merge_layer_outputs(keras):
+    """Keras's outputs of its merge layers on random inputs: {case: (inputs, output)} as npz arrays."""
+    layers, rng, arrays = keras.layers, np.random.default_rng(5), {}
+    cases = {"add_broadcast": (layers.Add(), [(4, 1, 3), (4, 5, 3)]),
+             "average3": (layers.Average(), [(4, 6)] * 3), "subtract": (layers.Subtract(), [(4, 6)] * 2),
+             "maximum": (layers.Maximum(), [(4, 2, 3)] * 2), "minimum": (layers.Minimum(), [(4, 6)] * 2),
+             "multiply": (layers.Multiply(), [(4, 6)] * 3), "concatenate_axis1": (layers.Concatenate(axis=1),
+                                                                                  [(4, 2, 3), (4, 5, 3)]),
+             "dot_2d": (layers.Dot(axes=1), [(4, 6)] * 2), "dot_2d_normalize": (layers.Dot(1, normalize=True),
+                                                                                [(4, 6)] * 2),
+             "dot_3d": (layers.Dot(axes=(2, 1)), [(4, 2, 3), (4, 3, 5)]),
+             "dot_3d_axes1": (layers.Dot(axes=1), [(4, 3, 2), (4, 3, 5)]),
+             "dot_3d_2d": (layers.Dot(axes=(2, 1)), [(4, 2, 3), (4, 3)])}
+    for case, (layer, shapes) in cases.items():
+        inputs = [rng.standard_normal(shape).astype("float32") for shape in shapes]
+        for position, value in enumerate(inputs):
+            arrays[f"{case}_in{position}"] = value
+        arrays[f"{case}_out"] = keras.ops.convert_to_numpy(layer(inputs))
+    return arrays
+
+
+def build_and_save_functional_graph(keras):
+    """``keras3_graph.*``: functional_graph() trained with Adam, saved as .keras, .h5 and .weights.h5, with the
+    npz of build_and_save_archive; ``keras3_merge_layers.npz``: merge_layer_outputs()."""
+    keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((64, 12)).astype("float32"), rng.integers(0, 3, 64)
+    model = functional_graph(keras)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for suffix in (".keras", ".h5", ".weights.h5"):
+        (model.save_weights if suffix == ".weights.h5" else model.save)(f"keras3_graph{suffix}")
+    predictions = model.predict(x[:8], verbose=0)
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.savez("keras3_graph.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
+             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    np.savez("keras3_merge_layers.npz", **merge_layer_outputs(keras))
+
+
 def build_and_save_archives(keras):
     build_and_save_functional(keras)
     layers = keras.layers
@@ -135,6 +191,9 @@ if __name__ == "__main__":
     elif sys.argv[1] == "time_distributed":
         import keras
         build_and_save_time_distributed(keras)
+    elif sys.argv[1] == "functional_graph":
+        import keras
+        build_and_save_functional_graph(keras)
     elif sys.argv[1] == "keras3":
         import keras
         build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")

@@ -1,0 +1,295 @@
+"""Keras's functional model: ``keras.Model(inputs, outputs)`` over a graph of layer calls (symbolic.py).
+
+    inputs = keras.Input(shape=(16,))
+    hidden = keras.layers.Dense(32, activation="relu")(inputs)
+    residual = keras.layers.Add()([hidden, keras.layers.Dense(32, activation="relu")(hidden)])
+    outputs = keras.layers.Dense(10, activation="softmax")(residual)
+    model = keras.Model(inputs, outputs)       # compile, fit, evaluate, predict, save: as any model
+
+The graph may branch and merge, and a layer may be called more than once (its weights are shared). The
+model runs its nodes in Keras's order, deepest first; each layer's output goes to every node that uses it,
+and autograd adds up the gradients that flow back along the branches. Training, the compiled step and the
+files are the ones every model has (model_base.py, trainer.py); what is functional is here: the graph's
+layers and order, the forward pass, and Keras 3's config of nodes (``inbound_nodes``, ``input_layers``,
+``output_layers``), read in tf.keras 2.x's form too.
+
+nnengine's functional models have one input and one output; several of either are refused with that reason.
+"""
+from . import arguments, saving
+from .layers import LAYER_CLASSES, InputLayer
+from .model_base import Model, layer_entry, layer_from_config
+from .symbolic import KerasTensor, graph_of, keras_tensor
+from .utils import unique_name
+
+__all__ = ["Functional"]
+
+
+class Functional(Model):
+    """The model of the layer calls from ``inputs`` (a ``keras.Input``) to ``outputs`` (what calling layers on it
+    gave); Keras's ``Model(inputs, outputs)`` makes one. A one-item list is accepted for either."""
+
+    keras_class_name = "Functional"
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        arguments.unsupported("Model", **kwargs)
+        self.name = arguments.text("Model", "name", name, optional=True) or unique_name("functional")
+        self.trainable = arguments.boolean("Model", "trainable", trainable)
+        self._inputs = [keras_tensor(tensor, "Model: inputs") for tensor in _one("inputs", inputs)]
+        self._outputs = [keras_tensor(tensor, "Model: outputs") for tensor in _one("outputs", outputs)]
+        if not isinstance(self._inputs[0].layer, InputLayer):
+            raise ValueError(f"Model: inputs must be a keras.Input, got the output of layer "
+                             f"{self._inputs[0].layer.name!r}")
+        if self._outputs[0].layer is self._inputs[0].layer:
+            raise ValueError("Model: the outputs are the inputs themselves; call at least one layer on the Input")
+        self._graph = graph_of(self._inputs, self._outputs)
+        self._input_layer = self._inputs[0].layer
+        self._layers = [layer for layer in self._graph.layers if not isinstance(layer, InputLayer)]
+        self._steps = [node for node in self._graph.nodes if node.inputs]     # the input's node computes nothing
+        self._init_training_state()
+
+    # -- structure ----------------------------------------------------------------------------
+    @property
+    def layers(self):
+        """Every layer in Keras's order, the InputLayer first (as Keras lists a functional model's layers)."""
+        return list(self._graph.layers)
+
+    @property
+    def inputs(self):
+        """The model's input KerasTensors (a list, as in Keras)."""
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        """The model's output KerasTensors (a list, as in Keras)."""
+        return list(self._outputs)
+
+    @property
+    def input(self):
+        """The model's input KerasTensor."""
+        return self._inputs[0]
+
+    @property
+    def output(self):
+        """The model's output KerasTensor."""
+        return self._outputs[0]
+
+    @property
+    def built(self):
+        """Always: calling the layers on the Input built them."""
+        return True
+
+    def build(self, input_shape=None):
+        """Nothing to build; ``input_shape``, when given, must be the model's."""
+        if input_shape is not None and tuple(input_shape)[1:] != tuple(self.input_shape)[1:]:
+            raise ValueError(f"model {self.name!r} expects inputs {self.input_shape}, build() got {input_shape}")
+
+    @property
+    def output_shape(self):
+        """The batch output shape, e.g. (None, 10)."""
+        return self._outputs[0].shape
+
+    @property
+    def _output_layer(self):
+        return self._outputs[0].layer
+
+    def _ensure_built(self, x):
+        """A functional model is built when it is made."""
+
+    def _forward(self, x, training=False, return_logits=False, penalties=None):
+        """Run the nodes on Tensor ``x``, each on the values of the nodes it was called on; with ``return_logits``
+        the output node stops at its logits. ``penalties`` receives the activity regularizers' penalties."""
+        values = {id(self._inputs[0]): x}
+        output_node = self._outputs[0].node
+        for node in self._steps:
+            args = [values[id(tensor)] for tensor in node.inputs]
+            if return_logits and node is output_node:       # no activity regularizer then (trainer)
+                values[id(node.output)] = node.layer.call(args[0], training=training, return_logits=True)
+                continue
+            value = node.layer.invoke(args if node.as_list else args[0], training)
+            self._note_activity(node.layer, value, penalties)
+            values[id(node.output)] = value
+        return values[id(self._outputs[0])]
+
+    # -- summary and config -----------------------------------------------------------------------
+    def layer_input_shapes(self):
+        """{layer: the input shape its first call in this model saw} (a list of shapes for a merge layer); Keras
+        writes it as the layer's build config."""
+        shapes = {}
+        for node in self._steps:
+            inputs = [list(tensor.shape) for tensor in node.inputs]
+            shapes.setdefault(node.layer, inputs if node.as_list else inputs[0])
+        return shapes
+
+    def summary_connections(self):
+        """{layer: 'name[node][0], ...' for each input of each of its calls} as Keras's summary shows them, or
+        None when the model is a chain (Keras then prints no 'Connected to' column)."""
+        if self._is_chain():
+            return None
+        connections = {}
+        for layer in self._graph.layers:
+            cells = [f"{tensor.layer.name}[{tensor.node.index}][0]"
+                     for node in self._graph.nodes_of(layer) for tensor in node.inputs]
+            connections[layer] = ", ".join(cells) or "-"
+        return connections
+
+    def _is_chain(self):
+        """Keras's test: no layer called twice, and each node reads one tensor, the previous node's output."""
+        nodes = self._graph.nodes                       # the input's node first
+        return len(nodes) == len(self._graph.layers) and all(
+            not node.as_list and len(node.inputs) == 1 and node.inputs[0].node is previous
+            for previous, node in zip(nodes, nodes[1:]))
+
+    def output_shape_of(self, layer):
+        """The output shape of ``layer``'s last call in this model."""
+        return self._graph.nodes_of(layer)[-1].output.shape
+
+    def get_config(self):
+        """Keras 3's functional config: the layers, each with its calls ('inbound_nodes'), and the input and
+        output layers as [name, node, tensor]."""
+        numbers = self._graph.node_numbers
+
+        def tensor_config(tensor):
+            return {"class_name": "__keras_tensor__",
+                    "config": {"shape": list(tensor.shape), "dtype": tensor.dtype,
+                               "keras_history": [tensor.layer.name, numbers[tensor.node], 0]}}
+
+        layers = []
+        for layer in self._graph.layers:
+            entry = layer_entry(layer) if not isinstance(layer, InputLayer) else \
+                {"class_name": "InputLayer", "config": layer.get_config()}
+            nodes = [node for node in self._graph.nodes_of(layer) if node.inputs]
+            entry["name"] = layer.name
+            entry["inbound_nodes"] = [{"args": [[tensor_config(t) for t in node.inputs] if node.as_list else
+                                                tensor_config(node.inputs[0])], "kwargs": {}} for node in nodes]
+            layers.append(entry)
+        return {"name": self.name, "trainable": self.trainable, "layers": layers,
+                "input_layers": [self._input_layer.name, 0, 0],
+                "output_layers": [self._outputs[0].layer.name, numbers[self._outputs[0].node], 0]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """The functional model of a config (Keras 3's, or tf.keras 2.x's): every layer made from its entry, then
+        called as its 'inbound_nodes' say, in an order that has each call's inputs ready. The layers build as they
+        are called (a loader hands them their stored weights then). ValueError names what is wrong."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list) or \
+                not all(isinstance(entry, dict) for entry in config["layers"]):
+            raise ValueError("Functional.from_config: expected a dict whose 'layers' is a list of layer objects")
+        known = saving.layer_classes(LAYER_CLASSES, custom_objects)
+        layers, calls = {}, []
+        for position, entry in enumerate(config["layers"]):
+            name = _entry_name(entry, position)
+            if name in layers:
+                raise ValueError(f"Functional.from_config: two layers are named {name!r:.80}")
+            layers[name] = layer_from_config(f"Functional.from_config: layers[{position}] ({name!r:.80})", entry,
+                                             known)
+            calls.append((name, _calls_of(entry, name)))
+        outputs = _run_calls(layers, calls)
+        inputs = [_tensor_at(outputs, history, "input_layers") for history in _histories(config["input_layers"])]
+        results = [_tensor_at(outputs, history, "output_layers") for history in _histories(config["output_layers"])]
+        return cls(inputs, results, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _one(what, value):
+    """``value`` as a one-item list (Keras accepts a tensor or a list of them); ValueError for more than one."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(items) != 1:
+        raise ValueError(f"Model: nnengine's functional models have one input and one output, got {len(items)} "
+                         f"{what}")
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a config's nodes
+# ---------------------------------------------------------------------------------------------
+def _entry_name(entry, position):
+    name = entry.get("name")
+    name = name if name is not None else (entry.get("config") or {}).get("name")
+    if not isinstance(name, str):
+        raise ValueError(f"Functional.from_config: layers[{position}] has no name")
+    return name
+
+
+def _calls_of(entry, name):
+    """The calls an entry's 'inbound_nodes' list: for each, ([(layer name, node index)], called on a list)."""
+    nodes = entry.get("inbound_nodes", [])
+    if not isinstance(nodes, list):
+        raise ValueError(f"layer {name!r:.80}: 'inbound_nodes' must be a list")
+    calls = []
+    for node in nodes:
+        if isinstance(node, dict):              # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
+            args = node.get("args")
+            if not isinstance(args, list) or len(args) != 1:
+                raise ValueError(f"layer {name!r:.80}: a call must have one argument (a tensor or a list of them), "
+                                 f"got {args!r:.80}")
+            as_list = isinstance(args[0], list)
+            tensors = args[0] if as_list else [args[0]]
+            histories = [_history((t.get("config") or {}).get("keras_history") if isinstance(t, dict) else None,
+                                  name) for t in tensors]
+        elif isinstance(node, list):            # tf.keras 2.x: [[name, node, tensor, kwargs], ...]
+            histories = [_history(item[:3] if isinstance(item, list) else None, name) for item in node]
+            as_list = len(histories) > 1
+        else:
+            raise ValueError(f"layer {name!r:.80}: a call must be an object or a list, got {node!r:.80}")
+        if not histories:
+            raise ValueError(f"layer {name!r:.80} has a call without inputs")
+        calls.append((histories, as_list))
+    return calls
+
+
+def _history(value, name):
+    """A [layer name, node index, tensor index] reference as (name, node index)."""
+    if not isinstance(value, list) or len(value) < 3 or not isinstance(value[0], str) or \
+            not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value[1:3]):
+        raise ValueError(f"layer {name!r:.80}: an input must be [layer name, node index, tensor index], got "
+                         f"{value!r:.80}")
+    if value[2] != 0:
+        raise ValueError(f"layer {name!r:.80} reads output {value[2]} of layer {value[0]!r:.80}; nnengine's layers "
+                         "have one output")
+    return value[0], value[1]
+
+
+def _histories(value):
+    """A config's 'input_layers' or 'output_layers': [name, 0, 0] or [[name, 0, 0], ...], as (name, node)."""
+    if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
+        return [_history(item, "input_layers/output_layers") for item in value]
+    return [_history(value, "input_layers/output_layers")]
+
+
+def _run_calls(layers, calls):
+    """Call every layer as the config says, each call once the tensors it reads exist (Keras's order: passes over
+    the layers in config order, each layer's calls in order). Returns {layer name: its output tensors}."""
+    outputs = {name: [keras_tensor(layer, name)] for name, layer in layers.items() if isinstance(layer, InputLayer)}
+    pending = {name: list(node_calls) for name, node_calls in calls if node_calls}
+    while pending:
+        progress = False
+        for name, _ in calls:
+            queue = pending.get(name)
+            while queue and _ready(outputs, layers, queue[0]):
+                histories, as_list = queue.pop(0)
+                tensors = [outputs[source][index] for source, index in histories]
+                outputs.setdefault(name, []).append(layers[name](tensors if as_list else tensors[0]))
+                progress = True
+            if queue == []:
+                del pending[name]
+        if not progress:
+            stuck = sorted(pending)[0]
+            raise ValueError(f"layer {stuck!r:.80} reads a tensor that no call makes (the graph is disconnected or "
+                             "has a cycle)")
+    return outputs
+
+
+def _ready(outputs, layers, call):
+    for source, index in call[0]:
+        if source not in layers:
+            raise ValueError(f"a layer reads the output of {source!r:.80}, which is not a layer of the model")
+        if index >= len(outputs.get(source, [])):
+            return False
+    return True
+
+
+def _tensor_at(outputs, history, what):
+    name, index = history
+    tensors = outputs.get(name, [])
+    if index >= len(tensors) or not isinstance(tensors[index], KerasTensor):
+        raise ValueError(f"{what}: layer {name!r:.80} has no call {index}")
+    return tensors[index]

@@ -1,0 +1,232 @@
+"""What Keras's two kinds of model share: ``Model``, the base of ``Sequential`` (models.py) and ``Functional``
+(functional_model.py). Its weights, device moves, files and summary are written once, here, over the
+model's ``_layers`` (its layers with weights or computation, in Keras's order, each once) and
+``_input_layer``; training comes from ``Trainer`` (trainer.py), as Keras 3's Model inherits from its Trainer.
+
+``Model(inputs, outputs)`` makes a ``Functional`` model, as in Keras. A subclass of ``Model`` with its own
+``call`` (Keras's subclassed models) is not supported: making one raises a TypeError that says so.
+"""
+import json
+import os
+
+from . import arguments, keras_archive, saving, weights_file
+from .layers import LAYER_CLASSES
+from .summary import summary_lines
+from .tensor import Tensor
+from .trainer import Trainer
+
+__all__ = ["Model", "layer_entry", "layer_from_config"]
+
+
+class Model(Trainer):
+    """Keras's ``Model``: ``Model(inputs, outputs)`` is a functional model (functional_model.Functional);
+    ``isinstance(model, Model)`` holds for it and for a ``Sequential``."""
+
+    #: the class name in the model's files ("Sequential", "Functional"); a class that sets it is a kind of model
+    keras_class_name = None
+    #: {keras_class_name: class}: the kinds of model (Sequential and Functional register as they are defined)
+    _kinds = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "keras_class_name" in cls.__dict__:
+            Model._kinds[cls.keras_class_name] = cls
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model:
+            if ("inputs" in kwargs or args) and ("outputs" in kwargs or len(args) > 1):
+                # a Functional, on which Python then runs Functional.__init__(*args, **kwargs)
+                return super().__new__(Model._kinds["Functional"])
+            raise TypeError("keras.Model: subclassed models (and Model() without inputs and outputs) are not "
+                            "supported by nnengine: use Model(inputs, outputs) of the Functional API, or stack the "
+                            "layers in a Sequential([Input(shape=...), ...])")
+        if not issubclass(cls, tuple(Model._kinds.values())):
+            raise TypeError(f"keras.Model: subclassed models ({cls.__name__}) are not supported by nnengine: use "
+                            "Model(inputs, outputs) of the Functional API, or stack the layers in a "
+                            "Sequential([Input(shape=...), ...])")
+        return super().__new__(cls)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """The model of a config: a functional model's (with 'layers', 'input_layers' and 'output_layers', as Keras
+        tells them apart) or a Sequential's."""
+        if not isinstance(config, dict):
+            raise TypeError(f"Model.from_config: expected a dict, got {type(config).__name__}")
+        functional = all(key in config for key in ("layers", "input_layers", "output_layers"))
+        kind = Model._kinds["Functional" if functional else "Sequential"]
+        return kind.from_config(config, custom_objects=custom_objects)
+
+    # -- structure --------------------------------------------------------------------------------
+    @property
+    def input_shape(self):
+        """The batch input shape, e.g. (None, 10); None before the model knows it."""
+        return None if self._input_layer is None else self._input_layer.batch_input_shape
+
+    @property
+    def _output_layer(self):
+        """The layer that computes the model's output (the trainer fuses its activation into the loss)."""
+        return self._layers[-1]
+
+    @property
+    def dtype(self):
+        """The model's float dtype: the input layer's when it is a float, else the first layer's (float32 default).
+
+        Float targets are cast to it. Inputs are cast to ``input_dtype``, which may be an integer type.
+        """
+        if self._input_layer is not None and self._input_layer.dtype.startswith("float"):
+            return self._input_layer.dtype
+        return self._layers[0].dtype if self._layers else "float32"
+
+    @property
+    def input_dtype(self):
+        """The dtype inputs are cast to: the input layer's (int32/int64 allowed), else ``dtype``."""
+        return self._input_layer.dtype if self._input_layer is not None else self.dtype
+
+    # -- weights ------------------------------------------------------------------------------
+    @property
+    def weights(self):
+        """Every weight Tensor, layer by layer."""
+        return [w for layer in self._layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        """The weights the optimizer updates."""
+        return [w for layer in self._layers for w in layer.trainable_weights] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        """The weights the optimizer leaves alone."""
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    def get_weights(self):
+        """Every weight as a numpy array, layer by layer (kernel before bias)."""
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Set every weight from numpy arrays in ``get_weights()`` order and shapes."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"set_weights: expected a list of arrays (as get_weights() returns), got "
+                            f"{type(weights).__name__}")
+        weights = list(weights)
+        expected = sum(len(layer.weights) for layer in self._layers)
+        if len(weights) != expected:
+            raise ValueError(f"model {self.name!r} has {expected} weight arrays, set_weights got {len(weights)}")
+        position = 0
+        for layer in self._layers:
+            count = len(layer.weights)
+            layer.set_weights(weights[position:position + count])
+            position += count
+
+    def count_params(self):
+        """The number of scalars in the weights."""
+        return sum(layer.count_params() for layer in self._layers)
+
+    def get_layer(self, name=None, index=None):
+        """The layer at ``index`` of ``layers`` (which wins when both are given, as in Keras) or named ``name``."""
+        layers = self.layers
+        if index is not None:
+            index = arguments.integer("get_layer", "index", index)
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: was asked for the layer at index {index}, but model {self.name!r} has "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        if name is None:
+            raise ValueError("get_layer: give a layer name or a layer index")
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the layers are {[layer.name for layer in layers]}")
+
+    def to_json(self, **kwargs):
+        """The model's config as Keras 3's ``to_json`` writes it (the ``config.json`` of a ``.keras`` file, with
+        the compile arguments once compiled); ``kwargs`` go to ``json.dumps``. ``model_from_json`` reads it."""
+        return json.dumps(keras_archive.native_config(self), **kwargs)
+
+    def to(self, device):
+        """Move the weights and the optimizer's state to ``device`` in place; return self."""
+        for layer in [*([self._input_layer] if self._input_layer else []), *self._layers]:
+            layer.to(device)
+        if self.optimizer is not None:
+            for _, _, slot in self.optimizer.slot_variables():
+                slot.move_(device)
+        return self
+
+    # -- forward ---------------------------------------------------------------------------------
+    def _check_input(self, x, method):
+        expected = self.input_shape
+        if x.ndim != len(expected) or any(e is not None and e != got for e, got in zip(expected[1:], x.shape[1:])):
+            first = self._layers[0].name if self._layers else self.name
+            raise ValueError(f"{method}: input of shape {x.shape} does not fit layer {first!r}, which expects "
+                             f"inputs of shape {expected} (None is the batch axis)")
+
+    @staticmethod
+    def _note_activity(layer, output, penalties):
+        if penalties is not None and layer.activity_regularizer is not None:
+            penalties.append(layer.activity_loss(output))
+
+    def __call__(self, x, training=False):
+        """The model's output Tensor for input ``x`` (a Tensor or array); differentiable."""
+        if not isinstance(x, Tensor):
+            x = self._tensor(self._prepare_x(x, "call"))
+        else:
+            self._ensure_built(x)
+        return self._forward(x, training=training)
+
+    # -- summary and files -------------------------------------------------------------------------
+    def summary(self, print_fn=None):
+        """Print the layer table as Keras 3 prints it (layer, output shape, parameter count, totals)."""
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"summary: print_fn must be a function such as print, got {type(print_fn).__name__}")
+        for line in summary_lines(self):
+            (print_fn or print)(line)
+
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Write the model, atomically, to Keras 3's native file (``.keras``, keras_archive.py) or to its legacy
+        HDF5 file (``.h5``)."""
+        if isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).endswith(keras_archive.SUFFIX):
+            keras_archive.save_archive(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+            return
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Write the weights to a Keras 3 ``.weights.h5`` file, atomically."""
+        weights_file.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        """Read weights written by ``save_weights`` or ``save`` (nnengine's or Keras's)."""
+        weights_file.load_weights(self, filepath)
+
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}, layers={[layer.name for layer in self.layers]}>"
+
+
+def layer_from_config(where, entry, known):
+    """The layer of a model config's entry {'class_name': ..., 'config': {...}}, its class from ``known``
+    ({name: class}); errors start with ``where``."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
+        raise TypeError(f"{where} must be a dict {{'class_name': ..., 'config': {{...}}}}, got {entry!r:.80}")
+    class_name = entry.get("class_name")
+    registered = entry.get("registered_name")
+    layer_class = None
+    for name in (registered, class_name):
+        if isinstance(name, str) and layer_class is None:
+            layer_class = known.get(name)
+    if layer_class is None:
+        raise ValueError(f"{where}: cannot load layer class {class_name!r:.80}: nnengine knows "
+                         f"{', '.join(sorted(LAYER_CLASSES))}; pass a custom layer class in "
+                         "custom_objects={'Name': Class} or register it with "
+                         "keras.saving.register_keras_serializable()")
+    try:
+        return layer_class.from_config(entry.get("config") or {})
+    except KeyError as error:
+        raise ValueError(f"{where} ({class_name}): its config lacks {error}") from None
+
+
+def layer_entry(layer):
+    """A layer's entry in a model config: {'class_name', 'config'}, and a custom class's 'registered_name'."""
+    entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
+    if type(layer) not in LAYER_CLASSES.values():
+        entry["registered_name"] = saving.registered_name(type(layer))
+    return entry

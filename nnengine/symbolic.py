@@ -1,0 +1,169 @@
+"""Keras's Functional API, the symbolic side: calling layers on ``keras.Input`` records a graph of calls.
+
+    inputs = keras.Input(shape=(10,))
+    a = keras.layers.Dense(64, activation="relu")(inputs)       # a KerasTensor of shape (None, 64)
+    b = keras.layers.Dense(64, activation="tanh")(inputs)
+    merged = keras.layers.Add()([a, b])                           # a merge layer takes a list
+    outputs = keras.layers.Dense(10, activation="softmax")(merged)
+    model = keras.Model(inputs, outputs)                          # functional_model.Functional
+
+Each call of a layer on symbolic inputs makes a ``Node``: the layer, the KerasTensors it was called on
+(one, or a list for a merge layer) and the KerasTensor it returned. A KerasTensor holds no values, only
+its shape, dtype and the node that made it. The layer is built by its first call; a layer called again
+is shared (one set of weights) and has one node per call, numbered in call order as Keras numbers them.
+
+``graph_of(inputs, outputs)`` orders the nodes and layers between a model's inputs and outputs the way
+Keras 3 does (its ``map_graph``): that order is the model's ``layers``, its ``weights`` and its files.
+"""
+from collections import defaultdict
+
+__all__ = ["KerasTensor", "Node", "is_symbolic", "keras_tensor", "call_symbolic", "graph_of"]
+
+
+class KerasTensor:
+    """A symbolic tensor: what calling a layer on ``keras.Input`` gives. ``shape`` has None for the batch axis."""
+
+    def __init__(self, shape, dtype, node):
+        self.shape, self.dtype, self.node = tuple(shape), dtype, node
+
+    @property
+    def ndim(self):
+        """The number of axes, the batch axis included."""
+        return len(self.shape)
+
+    @property
+    def layer(self):
+        """The layer whose call made this tensor (an InputLayer for a model input)."""
+        return self.node.layer
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, from layer {self.node.layer.name!r}>"
+
+
+class Node:
+    """One call of ``layer`` on symbolic ``inputs`` (a tuple of KerasTensors); ``as_list`` when it was called on
+    a list (merge layers). ``index`` is the call's number among the layer's calls; ``output`` its result."""
+
+    def __init__(self, layer, inputs, as_list, output_shape, output_dtype):
+        self.layer, self.inputs, self.as_list = layer, tuple(inputs), as_list
+        calls = layer.__dict__.setdefault("_symbolic_nodes", [])
+        self.index = len(calls)
+        calls.append(self)
+        self.output = KerasTensor(output_shape, output_dtype, self)
+
+    @property
+    def parents(self):
+        """The nodes that made this node's inputs."""
+        return [tensor.node for tensor in self.inputs]
+
+
+def _is_symbolic_item(value):
+    return isinstance(value, KerasTensor) or getattr(value, "starts_chain", False)
+
+
+def is_symbolic(value):
+    """Whether a layer call on ``value`` is symbolic: a KerasTensor or an InputLayer, or a list holding one."""
+    if isinstance(value, (list, tuple)):
+        return any(_is_symbolic_item(item) for item in value)
+    return _is_symbolic_item(value)
+
+
+def keras_tensor(value, where):
+    """``value`` as a KerasTensor: itself, or an InputLayer's tensor (made once, node 0 of that layer)."""
+    if isinstance(value, KerasTensor):
+        return value
+    if getattr(value, "starts_chain", False):
+        nodes = value.__dict__.get("_symbolic_nodes")
+        return nodes[0].output if nodes else Node(value, (), False, value.batch_input_shape, value.dtype).output
+    raise TypeError(f"{where}: expected what calling layers on a keras.Input gave (a KerasTensor) or the Input "
+                    f"itself, got {type(value).__name__}")
+
+
+def call_symbolic(layer, x):
+    """Record ``layer`` called on symbolic ``x`` (a KerasTensor, an Input, or a list of them for a merge layer):
+    build the layer on the first call, check the shapes of a later one, and return the output KerasTensor."""
+    where = f"layer {layer.name!r}"
+    as_list = isinstance(x, (list, tuple))
+    if as_list != getattr(layer, "takes_list", False):
+        raise TypeError(f"{where} ({type(layer).__name__}) must be called on "
+                        + ("a list of tensors, e.g. Add()([a, b])" if not as_list else
+                           "one tensor, not a list (only merge layers such as Add or Concatenate take lists)"))
+    inputs = [keras_tensor(item, where) for item in (x if as_list else [x])]
+    shape = [tensor.shape for tensor in inputs] if as_list else inputs[0].shape
+    layer.build_for(shape)
+    output_shape = tuple(layer.compute_output_shape(shape))
+    return Node(layer, inputs, as_list, output_shape, layer.dtype).output
+
+
+# ---------------------------------------------------------------------------------------------
+# A model's graph: its nodes in the order they run, and its layers in Keras's order
+# ---------------------------------------------------------------------------------------------
+class Graph:
+    """The nodes between ``inputs`` and ``outputs``: ``nodes`` in the order they run (deepest first, the input
+    nodes included), ``layers`` in Keras 3's order (by depth, ties by first visit from the outputs), and
+    ``node_numbers``: {node: its number among its layer's nodes in this graph}."""
+
+    def __init__(self, nodes, layers):
+        self.nodes, self.layers = nodes, layers
+        per_layer = defaultdict(list)
+        for node in sorted(nodes, key=lambda node: node.index):
+            per_layer[node.layer].append(node)
+        self.node_numbers = {node: number for calls in per_layer.values() for number, node in enumerate(calls)}
+
+    def nodes_of(self, layer):
+        """The layer's nodes in this graph, in call order."""
+        return sorted([node for node in self.nodes if node.layer is layer], key=lambda node: node.index)
+
+
+def graph_of(inputs, outputs):
+    """The Graph from KerasTensors ``inputs`` to ``outputs`` (Keras 3's ``map_graph``). ValueError when an output
+    needs an Input that is not among ``inputs``, or two layers share a name."""
+    finished, post_order, first_visit = set(), [], {}
+    input_ids = {id(tensor) for tensor in inputs}
+
+    def visit(tensor):                  # depth first from the outputs; a node is listed after its parents
+        node = tensor.node
+        if node in finished:
+            return
+        first_visit.setdefault(node.layer, len(first_visit))
+        if id(tensor) not in input_ids:
+            for parent in node.inputs:
+                visit(parent)
+        finished.add(node)
+        post_order.append(node)
+
+    for tensor in outputs:
+        visit(tensor)
+    node_depth, layer_depth = {}, {}
+    for node in reversed(post_order):   # a node is one deeper than its deepest child; a layer as deep as its nodes
+        depth = max(node_depth.setdefault(node, 0), layer_depth.get(node.layer, 0))
+        layer_depth[node.layer] = node_depth[node] = depth
+        if id(node.output) not in input_ids:
+            for parent in node.parents:
+                node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
+    for tensor in inputs:               # an input that no output needs still belongs to the model
+        if tensor.layer not in layer_depth:
+            layer_depth[tensor.layer], node_depth[tensor.node], first_visit[tensor.layer] = 0, 0, -1
+    layers = sorted(layer_depth, key=lambda layer: (-layer_depth[layer], first_visit[layer]))
+    nodes = sorted(node_depth, key=lambda node: -node_depth[node])      # stable: ties keep the visit order
+    _check_inputs(nodes, inputs)
+    _check_unique_names(layers)
+    return Graph(nodes, layers)
+
+
+def _check_inputs(nodes, inputs):
+    """Every node the outputs need is computed from ``inputs``: the walk stops at them, so an input node it
+    reached that is not one of them is an Input the model was not given."""
+    given = {id(tensor.node) for tensor in inputs}
+    for node in nodes:
+        if not node.inputs and id(node) not in given:
+            raise ValueError(f"Graph disconnected: input {node.layer.name!r} is not among the model's inputs "
+                             f"{[tensor.layer.name for tensor in inputs]}, but the outputs need it")
+
+
+def _check_unique_names(layers):
+    names = [layer.name for layer in layers]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"The name {name!r} is used {names.count(name)} times in the model: every layer name "
+                             "must be unique (give the layers distinct name=...)")

@@ -1,0 +1,333 @@
+"""Keras's Functional API (nnengine/functional_model.py, symbolic.py): models whose layers branch, merge and are
+shared, against Keras 3.15's own files and numbers, trained eagerly and compiled, saved and loaded both ways."""
+import json
+
+import numpy as np
+import pytest
+
+import nnengine as nn
+from keras_helpers import assert_files_round_trip
+
+keras = nn.keras
+layers = keras.layers
+DATA = __import__("pathlib").Path(__file__).resolve().parent / "data"
+
+
+def _graph(seed=0):
+    """Two branches from the input, a layer shared by both, a merge of them, a skip connection."""
+    nn.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(6,), name="x")
+    left = layers.Dense(8, activation="relu", name="left")(inputs)
+    right = layers.Dense(8, activation="tanh", name="right")(inputs)
+    shared = layers.Dense(8, activation="relu", name="shared")
+    joined = layers.Concatenate(name="joined")([shared(left), shared(right)])
+    skip = layers.Add(name="skip")([layers.Dense(8, name="project")(joined), left])
+    return keras.Model(inputs, layers.Dense(3, activation="softmax", name="out")(skip), name="graph")
+
+
+def _data(samples=40):
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((samples, 6)).astype(np.float32), rng.integers(0, 3, samples)
+
+
+def test_model_of_inputs_and_outputs_is_a_functional_model_with_keras_layer_order():
+    model = _graph()
+    assert isinstance(model, keras.Model) and type(model).__name__ == "Functional"
+    assert not isinstance(model, keras.Sequential) and isinstance(keras.Sequential(), keras.Model)
+    # Keras 3.15 lists this graph's layers in this order (by depth from the output, ties by first visit)
+    assert [layer.name for layer in model.layers] == ["x", "left", "right", "shared", "joined", "project", "skip",
+                                                      "out"]
+    assert model.output_shape == (None, 3) and model.input_shape == (None, 6)
+    assert model.get_layer("shared") is model.get_layer(index=3)
+    assert len(model.weights) == 10            # the shared layer's two weights once
+    assert model.inputs[0].shape == (None, 6) and model.output.layer is model.get_layer("out")
+
+
+def test_a_shared_layer_adds_the_gradients_of_its_calls():
+    model = _graph()
+    x, _ = _data(5)
+    shared = model.get_layer("shared")
+    out = model(x)
+    out.sum().backward()
+    # the same computation written out by hand, each call of the shared layer with its own copy of the kernel
+    left, right = model.get_layer("left")(x), model.get_layer("right")(x)
+    kernels = [nn.Tensor(shared.kernel.numpy(), requires_grad=True) for _ in range(2)]
+    halves = [nn.functional.relu(nn.functional.matmul(branch, kernel) + shared.bias)
+              for branch, kernel in zip((left, right), kernels)]
+    joined = nn.functional.concatenate(halves, axis=1)
+    skip = model.get_layer("project")(joined) + left
+    model.get_layer("out")(skip).sum().backward()
+    np.testing.assert_allclose(shared.kernel.grad.numpy(), (kernels[0].grad + kernels[1].grad).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["numpy", "cpu"])
+def test_compiled_and_eager_training_agree_bitwise(device):
+    x, y = _data(45)                                        # a last partial batch, and validation
+    runs = []
+    for jit in (True, False):
+        with nn.device(device):
+            model = _graph()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=jit)
+        nn.utils.set_random_seed(2)
+        history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.2, verbose=0).history
+        runs.append((history, model.get_weights(), model.predict(x, verbose=0), model.jit_report()))
+    (history, weights, predictions, report), (eager_history, eager_weights, eager_predictions, _) = runs
+    assert history == eager_history and report["captured"]["train"] == 2 and report["fallback_reason"] is None
+    for ours, eager in zip(weights, eager_weights):
+        np.testing.assert_array_equal(ours, eager)
+    np.testing.assert_array_equal(predictions, eager_predictions)
+
+
+def test_a_functional_chain_trains_as_the_sequential_of_its_layers():
+    def functional():
+        nn.utils.set_random_seed(0)
+        inputs = keras.Input(shape=(6,))
+        hidden = layers.Dropout(0.0)(layers.Dense(8, activation="relu")(inputs))
+        return keras.Model(inputs=inputs, outputs=layers.Dense(3, activation="softmax")(hidden), name="chain")
+
+    def sequential():
+        nn.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input(shape=(6,)), layers.Dense(8, activation="relu"), layers.Dropout(0.0),
+                                 layers.Dense(3, activation="softmax")])
+    x, y = _data()
+    histories = []
+    for model in (functional(), sequential()):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        nn.utils.set_random_seed(2)
+        histories.append((model.fit(x, y, epochs=3, batch_size=16, verbose=0).history, model.predict(x, verbose=0)))
+    assert histories[0][0] == histories[1][0]
+    np.testing.assert_array_equal(histories[0][1], histories[1][1])
+
+
+def test_files_round_trip_and_the_config_is_keras_3s(tmp_path):
+    model = _graph()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = _data()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert_files_round_trip(model, x, tmp_path, (None, 6))
+    config = model.get_config()
+    assert config["input_layers"] == ["x", 0, 0] and config["output_layers"] == ["out", 0, 0]
+    shared = next(entry for entry in config["layers"] if entry["name"] == "shared")
+    sources = [node["args"][0]["config"]["keras_history"] for node in shared["inbound_nodes"]]
+    assert sources == [["left", 0, 0], ["right", 0, 0]]
+    joined = next(entry for entry in config["layers"] if entry["name"] == "joined")
+    assert [t["config"]["keras_history"] for t in joined["inbound_nodes"][0]["args"][0]] == [["shared", 0, 0],
+                                                                                             ["shared", 1, 0]]
+    native = json.loads(model.to_json())
+    assert native["class_name"] == "Functional" and native["registered_name"] == "Functional"
+    entry = next(entry for entry in native["config"]["layers"] if entry["name"] == "joined")
+    assert entry["build_config"] == {"input_shape": [[None, 8], [None, 8]]}
+    rebuilt = keras.models.model_from_json(model.to_json())
+    assert rebuilt.get_config() == model.get_config()
+    clone = keras.models.clone_model(model)
+    assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
+    assert not any(np.array_equal(a, b) for a, b in zip(clone.get_weights()[:2], model.get_weights()[:2]))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_keras_saved_graph_loads_predicts_and_resumes_as_keras_did(suffix):
+    """Written by Keras 3.15 (make_keras_files.py functional_graph): branches, every merge layer, a shared layer,
+    BatchNormalization and a residual Add, trained with Adam."""
+    reference = np.load(DATA / "keras3_graph.npz")
+    model = nn.load_model(DATA / f"keras3_graph{suffix}")
+    assert type(model).__name__ == "Functional" and model.optimizer.iterations == 8
+    assert [type(layer).__name__ for layer in model.layers][:4] == ["InputLayer", "Dense", "Dense", "Dense"]
+    np.testing.assert_allclose(model.predict(reference["x"], verbose=0), reference["y"], rtol=1e-5, atol=1e-6)
+    model.fit(reference["x_fit"], reference["y_fit"], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    weights = model.get_weights()
+    assert len(weights) == len([key for key in reference.files if key.startswith("after_")])
+    for position, ours in enumerate(weights):
+        np.testing.assert_allclose(ours, reference[f"after_{position}"], rtol=1e-4, atol=1e-5)
+
+
+def test_keras_weights_file_of_a_graph_loads_by_position():
+    reference = np.load(DATA / "keras3_graph.npz")
+    model = nn.load_model(DATA / "keras3_graph.keras")
+    expected = model.predict(reference["x"], verbose=0)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    model.load_weights(DATA / "keras3_graph.weights.h5")
+    np.testing.assert_array_equal(model.predict(reference["x"], verbose=0), expected)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_functional_chain_keras_saved_loads_predicts_and_resumes_as_keras_did(suffix):
+    """Written by Keras 3.15 (make_keras_files.py archives): Input -> Conv1D -> GlobalAveragePooling1D -> Dense."""
+    reference = np.load(DATA / "keras3_functional.npz")
+    model = nn.load_model(DATA / f"keras3_functional{suffix}")
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Conv1D", "GlobalAveragePooling1D",
+                                                                "Dense"]
+    np.testing.assert_allclose(model.predict(reference["x"], verbose=0), reference["y"], rtol=1e-5, atol=1e-6)
+    assert model.optimizer.iterations == 6
+    model.fit(reference["x_fit"], reference["y_fit"], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for ours, keras_weights in zip(model.get_weights(), [reference[f"after_{i}"] for i in range(3)]):
+        np.testing.assert_allclose(ours, keras_weights, rtol=1e-4, atol=1e-5)
+
+
+def test_the_keras_file_with_two_branches_now_loads():
+    model = nn.load_model(DATA / "keras3_functional_branches.keras", compile=False)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    first, second = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
+    expected = x @ first.kernel.numpy() + first.bias.numpy() + x @ second.kernel.numpy() + second.bias.numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_tf_keras_2_config_loads():
+    """tf.keras 2.x wrote each call as [[layer, node, tensor, kwargs], ...] and the endpoints as nested lists."""
+    config = {"name": "model", "input_layers": [["input_1", 0, 0]], "output_layers": [["add", 0, 0]], "layers": [
+        {"class_name": "InputLayer", "name": "input_1", "config": {"batch_input_shape": [None, 3], "name": "input_1"},
+         "inbound_nodes": []},
+        {"class_name": "Dense", "name": "d1", "config": {"units": 2, "name": "d1"},
+         "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+        {"class_name": "Dense", "name": "d2", "config": {"units": 2, "name": "d2"},
+         "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+        {"class_name": "Add", "name": "add", "config": {"name": "add"},
+         "inbound_nodes": [[["d1", 0, 0, {}], ["d2", 0, 0, {}]]]}]}
+    model = keras.Model.from_config(config)
+    assert [layer.name for layer in model.layers] == ["input_1", "d1", "d2", "add"] and model.output_shape == (None, 2)
+
+
+def test_config_nodes_are_called_once_their_inputs_exist():
+    """A config may list a layer before the layers it reads (Keras loads it by passes over the list)."""
+    config = _graph().get_config()
+    config["layers"] = config["layers"][::-1]
+    model = keras.Model.from_config(config)
+    assert [layer.name for layer in model.layers] == ["x", "left", "right", "shared", "joined", "project", "skip",
+                                                      "out"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c["layers"][1].update(inbound_nodes=[[["nowhere", 0, 0, {}]]]), "not a layer of the model"),
+    (lambda c: c["layers"][1].update(inbound_nodes=[[["d", 0, 0, {}]]]), "no call makes"),
+    (lambda c: c["layers"][1].update(inbound_nodes=[[["x", 0, 1, {}]]]), "have one output"),
+    (lambda c: c["layers"][1].update(inbound_nodes=[[["x", "0", 0, {}]]]), r"\[layer name, node index, tensor"),
+    (lambda c: c["layers"][1].update(inbound_nodes=[{"args": [], "kwargs": {}}]), "one argument"),
+    (lambda c: c["layers"][1].update(inbound_nodes="x"), "must be a list"),
+    (lambda c: c.update(output_layers=["d", 3, 0]), "has no call 3"),
+    (lambda c: c.update(input_layers=[["x", 0, 0], ["x", 0, 0]]), "one input and one output, got 2 inputs"),
+    (lambda c: c["layers"].append(dict(c["layers"][1])), "two layers are named 'd'"),
+    (lambda c: c.update(layers="not a list"), "list of layer objects"),
+])
+def test_damaged_functional_configs_are_refused_with_the_reason(damage, message):
+    config = {"name": "f", "input_layers": [["x", 0, 0]], "output_layers": [["d", 0, 0]], "layers": [
+        {"class_name": "InputLayer", "name": "x", "config": {"batch_shape": [None, 3], "name": "x"},
+         "inbound_nodes": []},
+        {"class_name": "Dense", "name": "d", "config": {"units": 2, "name": "d"},
+         "inbound_nodes": [[["x", 0, 0, {}]]]}]}
+    assert keras.Model.from_config(config).output_shape == (None, 2)
+    damage(config)
+    with pytest.raises((ValueError, TypeError), match=message):
+        keras.Model.from_config(config)
+
+
+def test_what_nnengine_cannot_build_is_refused_with_the_reason():
+    inputs, other = keras.Input(shape=(4,)), keras.Input(shape=(4,))
+    outputs = layers.Dense(2)(inputs)
+    with pytest.raises(ValueError, match="one input and one output, got 2 inputs"):
+        keras.Model([inputs, other], outputs)
+    with pytest.raises(ValueError, match="one input and one output, got 2 outputs"):
+        keras.Model(inputs, [outputs, outputs])
+    with pytest.raises(ValueError, match="Graph disconnected: .*not among the model's inputs"):
+        keras.Model(other, outputs)
+    with pytest.raises(ValueError, match="inputs must be a keras.Input, got the output of layer"):
+        keras.Model(outputs, layers.Dense(2)(outputs))
+    with pytest.raises(ValueError, match="the outputs are the inputs themselves"):
+        keras.Model(inputs, inputs)
+    with pytest.raises(ValueError, match="The name 'twin' is used 2 times"):
+        keras.Model(inputs, layers.Add()([layers.Dense(2, name="twin")(inputs), layers.Dense(2, name="twin")(inputs)]))
+    with pytest.raises(TypeError, match="expected what calling layers on a keras.Input gave"):
+        keras.Model(inputs, np.zeros((2, 2)))
+    with pytest.raises(TypeError, match="was called on layer"):
+        layers.Dense(2)(layers.Dense(3))
+    with pytest.raises(ValueError, match="jit_compile is not supported by nnengine yet"):
+        keras.Model(inputs, outputs, jit_compile=True)
+    with pytest.raises(TypeError, match="subclassed models"):
+        keras.Model()
+
+
+def test_a_layer_called_again_must_get_inputs_it_was_built_for():
+    shared = layers.Dense(3)
+    shared(keras.Input(shape=(4,)))
+    with pytest.raises(ValueError, match=r"was built for inputs \(None, 4\) and cannot be called on inputs of "
+                                         r"shape \(None, 5\)"):
+        shared(keras.Input(shape=(5,)))
+    variable = layers.LSTM(3)
+    variable(keras.Input(shape=(None, 2)))
+    assert variable(keras.Input(shape=(7, 2))).shape == (None, 3)      # None fits any length
+
+
+# Keras 3.15's summary of this model (KERAS_BACKEND=torch, an 80-column terminal)
+GRAPH_SUMMARY_FROM_KERAS = """\
+Model: "functional"
+┏━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
+┃ Layer (type)        ┃ Output Shape      ┃    Param # ┃ Connected to      ┃
+┡━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
+│ x (InputLayer)      │ (None, 6)         │          0 │ -                 │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ d1 (Dense)          │ (None, 8)         │         56 │ x[0][0]           │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ d2 (Dense)          │ (None, 8)         │         56 │ x[0][0]           │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ add (Add)           │ (None, 8)         │          0 │ d1[0][0],         │
+│                     │                   │            │ d2[0][0]          │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ cat (Concatenate)   │ (None, 16)        │          0 │ add[0][0],        │
+│                     │                   │            │ d1[0][0]          │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ d3 (Dense)          │ (None, 16)        │        112 │ x[0][0]           │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ shared (Dense)      │ (None, 4)         │         68 │ cat[0][0],        │
+│                     │                   │            │ d3[0][0]          │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ concatenate         │ (None, 8)         │          0 │ shared[0][0],     │
+│ (Concatenate)       │                   │            │ shared[1][0]      │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ out (Dense)         │ (None, 3)         │         27 │ concatenate[0][0] │
+└─────────────────────┴───────────────────┴────────────┴───────────────────┘
+ Total params: 319 (1.25 KB)
+ Trainable params: 319 (1.25 KB)
+ Non-trainable params: 0 (0.00 B)
+"""
+
+
+def test_summary_has_keras_connected_to_column(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    inputs = keras.Input(shape=(6,), name="x")
+    d1 = layers.Dense(8, activation="relu", name="d1")(inputs)
+    d2 = layers.Dense(8, activation="tanh", name="d2")(inputs)
+    cat = layers.Concatenate(name="cat")([layers.Add(name="add")([d1, d2]), d1])
+    shared = layers.Dense(4, name="shared")
+    both = layers.Concatenate(name="concatenate")([shared(cat), shared(layers.Dense(16, name="d3")(inputs))])
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax", name="out")(both), name="functional")
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "\n".join(lines) + "\n" == GRAPH_SUMMARY_FROM_KERAS
+
+
+def test_summary_of_a_chain_has_no_connected_to_column_and_wraps_long_names(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    inputs = keras.Input(shape=(6,), name="x")
+    model = keras.Model(inputs, layers.Dense(3, name="a_rather_long_dense_layer_name_indeed")(inputs))
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert lines[2] == "┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃"
+    assert lines[4] == "│ x (InputLayer)                  │ (None, 6)              │             0 │"
+    assert lines[6] == "│ a_rather_long_dense_layer_name… │ (None, 3)              │            21 │"
+    assert lines[7] == "│ (Dense)                         │                        │               │"
+    monkeypatch.setenv("COLUMNS", "200")                    # Keras's widest: 88 characters, 108 with connections
+    model.summary(print_fn=lines.append)
+    assert len(lines[-8]) == 88
+
+
+def test_the_guide_snippet_runs_and_trains(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    import re
+    text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    namespace = {}
+    exec(compile(code, "docs/functional.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    loss, accuracy = namespace["model"].evaluate(namespace["x"], namespace["y"], verbose=0)
+    assert accuracy > 0.6                              # three classes: chance is 1/3
+    out = capsys.readouterr().out
+    assert "Connected to" in out and re.search(r"│ add(_\d+)? \(Add\) ", out)
