@@ -13,7 +13,8 @@ files are the ones every model has (model_base.py, trainer.py); what is function
 layers and order, the forward pass, and Keras 3's config of nodes (``inbound_nodes``, ``input_layers``,
 ``output_layers``), read in tf.keras 2.x's form too.
 
-nnengine's functional models have one input and one output; several of either are refused with that reason.
+A model may have several inputs (``Model([a, b], out)``; fit takes one array per input, model_inputs.py);
+it has one output: several are refused with that reason.
 """
 from . import arguments, saving
 from .layers import LAYER_CLASSES, InputLayer
@@ -25,8 +26,8 @@ __all__ = ["Functional"]
 
 
 class Functional(Model):
-    """The model of the layer calls from ``inputs`` (a ``keras.Input``) to ``outputs`` (what calling layers on it
-    gave); Keras's ``Model(inputs, outputs)`` makes one. A one-item list is accepted for either."""
+    """The model of the layer calls from ``inputs`` (``keras.Input``s: one, or a list) to ``outputs`` (what calling
+    layers on them gave; one tensor, or a one-item list); Keras's ``Model(inputs, outputs)`` makes one."""
 
     keras_class_name = "Functional"
 
@@ -34,13 +35,16 @@ class Functional(Model):
         arguments.unsupported("Model", **kwargs)
         self.name = arguments.text("Model", "name", name, optional=True) or unique_name("functional")
         self.trainable = arguments.boolean("Model", "trainable", trainable)
-        self._inputs = [keras_tensor(tensor, "Model: inputs") for tensor in _one("inputs", inputs)]
+        self._inputs = [keras_tensor(tensor, "Model: inputs") for tensor in _listed("inputs", inputs)]
         self._outputs = [keras_tensor(tensor, "Model: outputs") for tensor in _one("outputs", outputs)]
-        if not isinstance(self._inputs[0].layer, InputLayer):
-            raise ValueError(f"Model: inputs must be a keras.Input, got the output of layer "
-                             f"{self._inputs[0].layer.name!r}")
-        if self._outputs[0].layer is self._inputs[0].layer:
-            raise ValueError("Model: the outputs are the inputs themselves; call at least one layer on the Input")
+        for tensor in self._inputs:
+            if not isinstance(tensor.layer, InputLayer):
+                raise ValueError(f"Model: inputs must be keras.Input tensors, got the output of layer "
+                                 f"{tensor.layer.name!r}")
+        if len({id(tensor) for tensor in self._inputs}) < len(self._inputs):
+            raise ValueError("Model: an Input is given twice in inputs")
+        if isinstance(self._outputs[0].layer, InputLayer):
+            raise ValueError("Model: the output is an input itself; call at least one layer on the Input")
         self._graph = graph_of(self._inputs, self._outputs)
         self._input_layer = self._inputs[0].layer
         self._layers = [layer for layer in self._graph.layers if not isinstance(layer, InputLayer)]
@@ -65,8 +69,12 @@ class Functional(Model):
 
     @property
     def input(self):
-        """The model's input KerasTensor."""
-        return self._inputs[0]
+        """The model's input KerasTensor (a list of them for a model with several inputs, as in Keras)."""
+        return self._inputs[0] if len(self._inputs) == 1 else list(self._inputs)
+
+    @property
+    def _input_layers(self):
+        return [tensor.layer for tensor in self._inputs]
 
     @property
     def output(self):
@@ -79,9 +87,7 @@ class Functional(Model):
         return True
 
     def build(self, input_shape=None):
-        """Nothing to build; ``input_shape``, when given, must be the model's."""
-        if input_shape is not None and tuple(input_shape)[1:] != tuple(self.input_shape)[1:]:
-            raise ValueError(f"model {self.name!r} expects inputs {self.input_shape}, build() got {input_shape}")
+        """Nothing to build: calling the layers on the Inputs built them."""
 
     @property
     def output_shape(self):
@@ -98,7 +104,7 @@ class Functional(Model):
     def _forward(self, x, training=False, return_logits=False, penalties=None):
         """Run the nodes on Tensor ``x``, each on the values of the nodes it was called on; with ``return_logits``
         the output node stops at its logits. ``penalties`` receives the activity regularizers' penalties."""
-        values = {id(self._inputs[0]): x}
+        values = dict(zip(map(id, self._inputs), x if isinstance(x, list) else [x]))
         output_node = self._outputs[0].node
         for node in self._steps:
             args = [values[id(tensor)] for tensor in node.inputs]
@@ -163,8 +169,8 @@ class Functional(Model):
                                                 tensor_config(node.inputs[0])], "kwargs": {}} for node in nodes]
             layers.append(entry)
         return {"name": self.name, "trainable": self.trainable, "layers": layers,
-                "input_layers": [self._input_layer.name, 0, 0],
-                "output_layers": [self._outputs[0].layer.name, numbers[self._outputs[0].node], 0]}
+                "input_layers": _endpoints(self._inputs, numbers),
+                "output_layers": _endpoints(self._outputs, numbers)}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -189,12 +195,26 @@ class Functional(Model):
         return cls(inputs, results, name=config.get("name"), trainable=config.get("trainable", True))
 
 
+def _endpoints(tensors, numbers):
+    """Keras 3's 'input_layers' / 'output_layers': [name, node, 0] for one tensor, a list of those for several."""
+    endpoints = [[tensor.layer.name, numbers[tensor.node], 0] for tensor in tensors]
+    return endpoints[0] if len(endpoints) == 1 else endpoints
+
+
+def _listed(what, value):
+    """``value`` as a non-empty list (Keras accepts a tensor, a list or a tuple of them, or a dict of them)."""
+    items = list(value.values()) if isinstance(value, dict) else \
+        list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise ValueError(f"Model: {what} is empty")
+    return items
+
+
 def _one(what, value):
-    """``value`` as a one-item list (Keras accepts a tensor or a list of them); ValueError for more than one."""
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    """``value`` as a one-item list; ValueError for more than one (nnengine's models have one output)."""
+    items = _listed(what, value)
     if len(items) != 1:
-        raise ValueError(f"Model: nnengine's functional models have one input and one output, got {len(items)} "
-                         f"{what}")
+        raise ValueError(f"Model: nnengine's functional models have one output, got {len(items)} {what}")
     return items
 
 

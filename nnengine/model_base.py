@@ -59,8 +59,16 @@ class Model(Trainer):
     # -- structure --------------------------------------------------------------------------------
     @property
     def input_shape(self):
-        """The batch input shape, e.g. (None, 10); None before the model knows it."""
+        """The batch input shape, e.g. (None, 10); None before the model knows it (a list, one per input, for a
+        model with several inputs)."""
+        if len(self._input_layers) > 1:
+            return [layer.batch_input_shape for layer in self._input_layers]
         return None if self._input_layer is None else self._input_layer.batch_input_shape
+
+    @property
+    def _input_layers(self):
+        """The model's InputLayers, in input order (none before a Sequential knows its input shape)."""
+        return [] if self._input_layer is None else [self._input_layer]
 
     @property
     def _output_layer(self):
@@ -145,7 +153,7 @@ class Model(Trainer):
 
     def to(self, device):
         """Move the weights and the optimizer's state to ``device`` in place; return self."""
-        for layer in [*([self._input_layer] if self._input_layer else []), *self._layers]:
+        for layer in [*self._input_layers, *self._layers]:
             layer.to(device)
         if self.optimizer is not None:
             for _, _, slot in self.optimizer.slot_variables():
@@ -166,7 +174,10 @@ class Model(Trainer):
             penalties.append(layer.activity_loss(output))
 
     def __call__(self, x, training=False):
-        """The model's output Tensor for input ``x`` (a Tensor or array); differentiable."""
+        """The model's output Tensor for input ``x`` (a Tensor or array; a list of them, one per input, for a
+        model with several inputs); differentiable."""
+        if isinstance(x, (list, tuple)) and x and all(isinstance(part, Tensor) for part in x):
+            return self._forward(list(x), training=training)
         if not isinstance(x, Tensor):
             x = self._tensor(self._prepare_x(x, "call"))
         else:

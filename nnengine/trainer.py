@@ -41,6 +41,7 @@ from .compiled_step import StepCompiler
 from .data import is_batch_source
 from .dtypes import checked_cast
 from .layers import Activation, Dense
+from .model_inputs import InputArrays, prepare_inputs
 from .tensor import Tensor
 from .trainer_metrics import TrainerMetrics
 from .utils import global_rng
@@ -62,6 +63,16 @@ def _as_array(name, value):
     if array.ndim == 0:
         raise ValueError(f"{name}: expected an array with a batch axis, got a scalar")
     return array
+
+
+def _input_key(x):
+    """What a plan depends on in the inputs: each one's shape, dtype and device."""
+    return tuple((t.shape, t.dtype.str, t.device) for t in (x if isinstance(x, list) else [x]))
+
+
+def _input_arrays(x):
+    """The backend arrays of the input Tensor(s), in input order."""
+    return [t._data for t in (x if isinstance(x, list) else [x])]
 
 
 def _no_y_with_batches(method, y, sample_weight):
@@ -143,6 +154,8 @@ class Trainer(BatchLoops, TrainerMetrics):
         return isinstance(last, (Dense, Activation)) and name_of(last.activation) == wanted
 
     def _prepare_x(self, x, method):
+        if len(self._input_layers) > 1:           # one array per input: a list, or a dict by input name
+            return prepare_inputs(x, self._input_layers, method, _as_array)
         x = _as_array(f"{method}: x", x)
         if len(x) == 0:
             raise ValueError(f"{method}: x is empty (0 samples)")
@@ -165,8 +178,11 @@ class Trainer(BatchLoops, TrainerMetrics):
         return x, y
 
     def _tensor(self, array):
-        """A prepared batch of inputs as a Tensor of the model's input dtype on the model's device."""
+        """A prepared batch of inputs as a Tensor of the model's input dtype on the model's device (a list of
+        Tensors, one per input, for InputArrays: prepare_inputs cast them)."""
         backend = self._backend_of_model()
+        if isinstance(array, InputArrays):
+            return [Tensor._make(backend.from_numpy(part), backend) for part in array.arrays]
         return Tensor._make(backend.from_numpy(checked_cast(array, self.input_dtype, "the batch")), backend)
 
     def _step(self, x_batch, y_batch, training, w_batch=None, on_device=False):
@@ -181,43 +197,44 @@ class Trainer(BatchLoops, TrainerMetrics):
         """
         logits = self.trains_on_logits()
         x = self._tensor(x_batch)
+        first = x[0] if isinstance(x, list) else x          # (a model with several inputs has a list)
         target_shape = (len(y_batch), *self.output_shape[1:])
         targets = self.loss.prepare_targets(y_batch, target_shape, self.dtype)
         compared = self._hits_compared(targets, target_shape)
         metric_output = "hits" if compared is not None else "predictions" if self._metrics else None
-        y = Tensor._make(x.backend.from_numpy(targets), x.backend)     # prepare_targets made its dtype
-        w = None if w_batch is None else Tensor(w_batch, dtype=self.dtype, device=x.device)
+        y = Tensor._make(first.backend.from_numpy(targets), first.backend)     # prepare_targets made its dtype
+        w = None if w_batch is None else Tensor(w_batch, dtype=self.dtype, device=first.device)
         trainable = self.trainable_weights
-        key = ("train" if training else "test", x.shape, x.dtype.str, y.shape, y.dtype.str, x.device, logits,
+        key = ("train" if training else "test", _input_key(x), y.shape, y.dtype.str, first.device, logits,
                metric_output, w is not None, self._structure_key(trainable))
         # what a plan reads, and whether to wait for the optimizer's slots (made by the first step; making them
         # before it changes the order of the big allocations: thousands of page faults per MNIST-size step).
         # Functions, as a step that replays its plan needs neither.
         params = lambda: self.weights + ([s for _, _, s in self.optimizer.slot_variables()] if training else [])  # noqa
         defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
-        inputs = [x._data, y._data] + ([] if w is None else [w._data])
+        inputs = _input_arrays(x) + [y._data] + ([] if w is None else [w._data])
         if training and self.optimizer.exchanges_gradients:
             loss, output = self._exchanging_step(key, x, y, w, inputs, logits, metric_output, trainable, params,
                                                  defer)
         else:
             loss, output = self._compiler.run(
-                key, x.backend, inputs, params,
+                key, y.backend, inputs, params,
                 lambda: self._device_step(x, y, training, logits, metric_output, trainable, w),
                 self._capture_blocker(training), live=self.optimizer if training else None, defer=defer)
         if on_device:
             return loss, output, compared
-        to_host = x.backend.to_numpy
+        to_host = y.backend.to_numpy
         return to_host(loss).reshape(()).item(), (None if output is None else to_host(output)), compared
 
     def _exchanging_step(self, key, x, y, w, inputs, logits, metric_output, trainable, params, defer):
         """A step whose optimizer exchanges gradients on the host (DistributedOptimizer averages them): a plan for
         loss, predictions and gradients, the exchange, a plan for the update; each compiles as a step would."""
         loss, output, *grads = self._compiler.run(
-            ("train-gradients",) + key[1:], x.backend, inputs, self.weights,
+            ("train-gradients",) + key[1:], y.backend, inputs, self.weights,
             lambda: self._device_gradients(x, y, True, logits, metric_output, trainable, w),
             self._capture_blocker(True))
-        grads = self.optimizer.exchange_gradients(x.backend, grads)
-        self._compiler.run(("train-update",) + key[1:], x.backend, [g for g in grads if g is not None], params,
+        grads = self.optimizer.exchange_gradients(y.backend, grads)
+        self._compiler.run(("train-update",) + key[1:], y.backend, [g for g in grads if g is not None], params,
                            lambda: self._device_update(trainable, grads), live=self.optimizer, defer=defer)
         return loss, output
 
@@ -227,7 +244,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         output] (arrays; see ``_device_gradients``)."""
         loss, output, *grads = self._device_gradients(x, y, training, logits, metric_output, trainable, w)
         if training:
-            self._device_update(trainable, self.optimizer.exchange_gradients(x.backend, grads))
+            self._device_update(trainable, self.optimizer.exchange_gradients(y.backend, grads))
         return [loss, output]
 
     def _device_gradients(self, x, y, training, logits, metric_output, trainable, w=None):
@@ -247,7 +264,7 @@ class Trainer(BatchLoops, TrainerMetrics):
                 loss.backward()
         output = None
         if metric_output == "hits":             # argmax hits: the logits' argmax is the activation's
-            output = x.backend.argmax_matches(out._data, y._data)
+            output = y.backend.argmax_matches(out._data, y._data)
         elif metric_output == "predictions":
             with no_grad():
                 if logits and not all(m.accepts_logits for m in self._metrics):
@@ -271,13 +288,14 @@ class Trainer(BatchLoops, TrainerMetrics):
     def _predict_batch(self, x_batch):
         """The model's outputs for one prepared batch, as a numpy array (a compiled step when it can be)."""
         x = self._tensor(x_batch)
+        backend = (x[0] if isinstance(x, list) else x).backend
 
         def eager():
             with no_grad():
                 return [self._forward(x)._data]
-        key = ("predict", x.shape, x.dtype.str, x.device, self._structure_key())
-        (out,) = self._compiler.run(key, x.backend, [x._data], self.weights, eager, self._capture_blocker(False))
-        return x.backend.to_numpy(out)
+        key = ("predict", _input_key(x), self._structure_key())
+        (out,) = self._compiler.run(key, backend, _input_arrays(x), self.weights, eager, self._capture_blocker(False))
+        return backend.to_numpy(out)
 
     def _structure_key(self, trainable=None):
         """What a plan depends on in the model itself: its layers, their activations, and the weights' identity."""

@@ -205,7 +205,7 @@ def test_config_nodes_are_called_once_their_inputs_exist():
     (lambda c: c["layers"][1].update(inbound_nodes=[{"args": [], "kwargs": {}}]), "one argument"),
     (lambda c: c["layers"][1].update(inbound_nodes="x"), "must be a list"),
     (lambda c: c.update(output_layers=["d", 3, 0]), "has no call 3"),
-    (lambda c: c.update(input_layers=[["x", 0, 0], ["x", 0, 0]]), "one input and one output, got 2 inputs"),
+    (lambda c: c.update(output_layers=[["d", 0, 0], ["d", 0, 0]]), "one output, got 2 outputs"),
     (lambda c: c["layers"].append(dict(c["layers"][1])), "two layers are named 'd'"),
     (lambda c: c.update(layers="not a list"), "list of layer objects"),
 ])
@@ -224,15 +224,15 @@ def test_damaged_functional_configs_are_refused_with_the_reason(damage, message)
 def test_what_nnengine_cannot_build_is_refused_with_the_reason():
     inputs, other = keras.Input(shape=(4,)), keras.Input(shape=(4,))
     outputs = layers.Dense(2)(inputs)
-    with pytest.raises(ValueError, match="one input and one output, got 2 inputs"):
-        keras.Model([inputs, other], outputs)
-    with pytest.raises(ValueError, match="one input and one output, got 2 outputs"):
+    with pytest.raises(ValueError, match="nnengine's functional models have one output, got 2 outputs"):
         keras.Model(inputs, [outputs, outputs])
+    with pytest.raises(ValueError, match="an Input is given twice"):
+        keras.Model([inputs, inputs], outputs)
     with pytest.raises(ValueError, match="Graph disconnected: .*not among the model's inputs"):
         keras.Model(other, outputs)
-    with pytest.raises(ValueError, match="inputs must be a keras.Input, got the output of layer"):
+    with pytest.raises(ValueError, match="inputs must be keras.Input tensors, got the output of layer"):
         keras.Model(outputs, layers.Dense(2)(outputs))
-    with pytest.raises(ValueError, match="the outputs are the inputs themselves"):
+    with pytest.raises(ValueError, match="the output is an input itself"):
         keras.Model(inputs, inputs)
     with pytest.raises(ValueError, match="The name 'twin' is used 2 times"):
         keras.Model(inputs, layers.Add()([layers.Dense(2, name="twin")(inputs), layers.Dense(2, name="twin")(inputs)]))
@@ -331,3 +331,128 @@ def test_the_guide_snippet_runs_and_trains(capsys, monkeypatch):
     assert accuracy > 0.6                              # three classes: chance is 1/3
     out = capsys.readouterr().out
     assert "Connected to" in out and re.search(r"│ add(_\d+)? \(Add\) ", out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several inputs: one array per input, as a list in input order or a dict by input name
+# ---------------------------------------------------------------------------------------------
+def _two_inputs(seed=0):
+    nn.utils.set_random_seed(seed)
+    numbers, tokens = keras.Input(shape=(5,), name="numbers"), keras.Input(shape=(7,), dtype="int32", name="tokens")
+    embedded = layers.GlobalAveragePooling1D()(layers.Embedding(20, 4)(tokens))
+    joined = layers.Concatenate()([layers.Dense(6, activation="relu")(numbers), embedded])
+    return keras.Model([numbers, tokens], layers.Dense(3, activation="softmax")(joined))
+
+
+def _two_input_data(samples=40):
+    rng = np.random.default_rng(3)
+    return (rng.standard_normal((samples, 5)).astype(np.float32), rng.integers(0, 20, (samples, 7)),
+            rng.integers(0, 3, samples))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_keras_saved_two_input_model_loads_predicts_and_resumes_as_keras_did(suffix):
+    """Written by Keras 3.15 (make_keras_files.py functional_graph): numbers and int tokens, Adam."""
+    reference = np.load(DATA / "keras3_two_inputs.npz")
+    model = nn.load_model(DATA / f"keras3_two_inputs{suffix}")
+    assert [layer.name for layer in model.layers][:2] == ["tokens", "numbers"]          # Keras's order
+    assert model.input_shape == [(None, 5), (None, 7)] and model.optimizer.iterations == 10
+    x = [reference["numbers"], reference["tokens"]]
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference["predictions"], rtol=1e-5, atol=1e-6)
+    model.fit({"numbers": x[0], "tokens": x[1]}, reference["y"], epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for position, ours in enumerate(model.get_weights()):
+        np.testing.assert_allclose(ours, reference[f"after_{position}"], rtol=1e-4, atol=1e-5)
+
+
+def _two_float_inputs(seed=0):
+    nn.utils.set_random_seed(seed)
+    wide, deep = keras.Input(shape=(5,), name="wide"), keras.Input(shape=(7,), name="deep")
+    hidden = layers.Dense(6, activation="relu")(layers.Dense(8, activation="relu")(deep))
+    return keras.Model([wide, deep], layers.Dense(3, activation="softmax")(layers.Concatenate()([wide, hidden])))
+
+
+def test_two_inputs_as_a_list_or_a_dict_train_alike_and_compiled_equals_eager():
+    numbers, tokens, y = _two_input_data(45)
+    tokens = tokens.astype(np.float32)
+    runs = []
+    for x, jit in (([numbers, tokens], True), ({"deep": tokens, "wide": numbers}, True),
+                   ((numbers, tokens), False)):
+        model = _two_float_inputs()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=jit)
+        nn.utils.set_random_seed(2)
+        history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.2, verbose=0).history
+        runs.append((history, model.get_weights(), model.predict(x, verbose=0), model.evaluate(x, y, verbose=0)))
+        assert model.jit_report()["captured"].get("train", 0) == (2 if jit else 0)
+    for history, weights, predictions, evaluation in runs[1:]:
+        assert history == runs[0][0] and evaluation == runs[0][3]
+        for ours, first in zip(weights, runs[0][1]):
+            np.testing.assert_array_equal(ours, first)
+        np.testing.assert_array_equal(predictions, runs[0][2])
+
+
+def test_two_input_files_round_trip(tmp_path):
+    numbers, tokens, y = _two_input_data()
+    model = _two_inputs()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit([numbers, tokens], y, epochs=1, verbose=0)
+    assert_files_round_trip(model, [numbers, tokens], tmp_path, None)
+    assert model.get_config()["input_layers"] == [["numbers", 0, 0], ["tokens", 0, 0]]
+
+
+def test_a_two_input_model_is_differentiable_on_tensors():
+    model = _two_inputs()
+    numbers, tokens, _ = _two_input_data(4)
+    x = nn.Tensor(numbers, requires_grad=True)
+    model([x, nn.Tensor(tokens)]).sum().backward()
+    assert x.grad is not None and x.grad.shape == (4, 5)
+
+
+@pytest.mark.parametrize("make_x, error, message", [
+    (lambda n, t: n, TypeError, r"the model has 2 inputs \['numbers', 'tokens'\]; x must be a list of 2 arrays"),
+    (lambda n, t: [n], ValueError, "x must be a list of 2 arrays .* got 1 items"),
+    (lambda n, t: {"numbers": n}, ValueError, r"missing \['tokens'\]"),
+    (lambda n, t: {"numbers": n, "tokens": t, "extra": t}, ValueError, r"unknown keys \['extra'\]"),
+    (lambda n, t: [n, t[:5]], ValueError, "the same number of samples, got {'numbers': 40, 'tokens': 5}"),
+    (lambda n, t: [n, t[:, :3]], ValueError, r"x\['tokens'\]: an array of shape \(40, 3\) does not fit that input, "
+                                             r"of shape \(None, 7\)"),
+    (lambda n, t: [n, t + 1e12], ValueError, r"x\['tokens'\]: .*int32"),
+    (lambda n, t: [n[:0], t[:0]], ValueError, "x is empty"),
+])
+def test_inputs_that_do_not_fit_a_two_input_model_are_refused_naming_the_input(make_x, error, message):
+    numbers, tokens, y = _two_input_data()
+    model = _two_inputs()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(error, match=message):
+        model.fit(make_x(numbers, tokens), y, verbose=0)
+
+
+def test_an_input_the_output_does_not_need_is_still_an_input():
+    used, unused = keras.Input(shape=(3,), name="used"), keras.Input(shape=(2,), name="unused")
+    model = keras.Model([used, unused], layers.Dense(1, name="d")(used))
+    assert [layer.name for layer in model.layers] == ["used", "unused", "d"]
+    prediction = model.predict([np.ones((2, 3)), np.zeros((2, 2))], verbose=0)
+    assert prediction.shape == (2, 1)
+    assert keras.Model.from_config(model.get_config()).input_shape == [(None, 3), (None, 2)]
+
+
+def test_generators_and_datasets_feed_several_inputs():
+    numbers, tokens, y = _two_input_data(16)
+    model = _two_inputs()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            rows = slice(8 * index, 8 * index + 8)
+            return {"numbers": numbers[rows], "tokens": tokens[rows]}, y[rows]
+
+    def generator():
+        while True:
+            yield [numbers, tokens], y
+    model.fit(generator(), steps_per_epoch=2, epochs=1, verbose=0)
+    assert model.evaluate(Batches(), verbose=0) == pytest.approx(model.evaluate([numbers, tokens], y, verbose=0,
+                                                                                batch_size=8))
+    np.testing.assert_allclose(model.predict(Batches(), verbose=0), model.predict([numbers, tokens], verbose=0))

@@ -6,7 +6,8 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py recurrent   # the same venv: LSTM, GRU, SimpleRNN
     KERAS_BACKEND=torch python tests/data/make_keras_files.py bidirectional   # and the Bidirectional wrapper
     KERAS_BACKEND=torch python tests/data/make_keras_files.py time_distributed   # and TimeDistributed
-    KERAS_BACKEND=torch python tests/data/make_keras_files.py functional_graph   # branches, merges, sharing
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py functional_graph   # branches, merges, sharing,
+                                                                                 # two inputs
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -136,6 +137,28 @@ def build_and_save_functional_graph(keras):
     np.savez("keras3_graph.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
              **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
     np.savez("keras3_merge_layers.npz", **merge_layer_outputs(keras))
+    build_and_save_two_inputs(keras)
+
+
+def build_and_save_two_inputs(keras):
+    """``keras3_two_inputs.*``: a model of two inputs (numbers, and int tokens through an Embedding) trained with
+    Adam, saved as .keras and .h5, with its npz (inputs, predictions, one more epoch fed as a dict, weights)."""
+    keras.utils.set_random_seed(6)
+    rng = np.random.default_rng(6)
+    numbers, tokens = keras.Input(shape=(5,), name="numbers"), keras.Input(shape=(7,), dtype="int32", name="tokens")
+    embedded = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 4)(tokens))
+    joined = keras.layers.Concatenate()([keras.layers.Dense(6, activation="relu")(numbers), embedded])
+    model = keras.Model([numbers, tokens], keras.layers.Dense(3, activation="softmax")(joined))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x_numbers, x_tokens = rng.standard_normal((40, 5)).astype("float32"), rng.integers(0, 20, (40, 7))
+    y = rng.integers(0, 3, 40)
+    model.fit([x_numbers, x_tokens], y, epochs=2, batch_size=8, verbose=0)
+    model.save("keras3_two_inputs.keras")
+    model.save("keras3_two_inputs.h5")
+    predictions = model.predict([x_numbers, x_tokens], verbose=0)
+    model.fit({"numbers": x_numbers, "tokens": x_tokens}, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    np.savez("keras3_two_inputs.npz", numbers=x_numbers, tokens=x_tokens, y=y, predictions=predictions,
+             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
 
 
 def build_and_save_archives(keras):

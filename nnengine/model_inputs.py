@@ -1,0 +1,69 @@
+"""The data of a model with several inputs: ``fit([x_text, x_numbers], y)`` or ``fit({"text": ..., ...}, y)``.
+
+Keras takes one array per input, as a list in the order of ``Model(inputs=[...])`` or as a dict keyed by the
+inputs' names. ``InputArrays`` holds them, each checked and cast to its input's dtype, and behaves as one
+array does for the training loops: ``len``, indexing and ``take`` along the sample axis apply to every
+array, so batching, shuffling and ``validation_split`` work unchanged. A batch becomes one Tensor per input.
+"""
+from .dtypes import checked_cast
+
+__all__ = ["InputArrays", "prepare_inputs"]
+
+
+class InputArrays:
+    """One numpy array per model input, all with the same number of samples."""
+
+    def __init__(self, arrays):
+        self.arrays = tuple(arrays)
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+    def __getitem__(self, index):
+        return InputArrays(array[index] for array in self.arrays)
+
+    def take(self, index, axis=0):
+        """The samples at ``index`` of every array (numpy's ``take``)."""
+        return InputArrays(array.take(index, axis=axis) for array in self.arrays)
+
+    def __repr__(self):
+        return f"<InputArrays {[array.shape for array in self.arrays]}>"
+
+
+def prepare_inputs(x, inputs, method, as_array):
+    """``x`` (a list or tuple with one array per input, or a dict by input name) as InputArrays, each array made
+    by ``as_array(name, value)``, checked against its input's shape and cast to its dtype. ``inputs``: the
+    model's InputLayers in order. ValueError or TypeError naming the input that does not fit."""
+    names = [layer.name for layer in inputs]
+    if isinstance(x, dict):
+        unknown = sorted(set(x) - set(names), key=str)
+        missing = [name for name in names if name not in x]
+        if unknown or missing:
+            raise ValueError(f"{method}: x is a dict by input name; the model's inputs are {names}, "
+                             + (f"missing {missing}" if missing else f"unknown keys {unknown}"))
+        values = [x[name] for name in names]
+    elif isinstance(x, (list, tuple)):
+        if len(x) != len(inputs):
+            raise ValueError(f"{method}: the model has {len(inputs)} inputs {names}; x must be a list of "
+                             f"{len(inputs)} arrays (or a dict by input name), got {len(x)} items")
+        values = list(x)
+    else:
+        raise TypeError(f"{method}: the model has {len(inputs)} inputs {names}; x must be a list of "
+                        f"{len(inputs)} arrays or a dict by input name, got {type(x).__name__}")
+    arrays = []
+    for name, layer, value in zip(names, inputs, values):
+        array = as_array(f"{method}: x[{name!r}]", value)
+        _check_shape(f"{method}: x[{name!r}]", array, layer.batch_input_shape)
+        arrays.append(checked_cast(array, layer.dtype, f"{method}: x[{name!r}]"))
+    counts = [len(array) for array in arrays]
+    if len(set(counts)) > 1:
+        raise ValueError(f"{method}: the inputs must have the same number of samples, got {dict(zip(names, counts))}")
+    if counts[0] == 0:
+        raise ValueError(f"{method}: x is empty (0 samples)")
+    return InputArrays(arrays)
+
+
+def _check_shape(what, array, expected):
+    if array.ndim != len(expected) or any(e is not None and e != got for e, got in zip(expected[1:], array.shape[1:])):
+        raise ValueError(f"{what}: an array of shape {array.shape} does not fit that input, of shape {expected} "
+                         "(None is the batch axis)")
