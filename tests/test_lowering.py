@@ -225,3 +225,30 @@ print("ok")
     env = {**os.environ, "NNENGINE_NO_BUNDLED_BLAS": "1", "NNENGINE_PLAN_CACHE": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def _functional_graph(jit_compile):
+    """Branches joined by Concatenate (full, index_add and getitem of slices in its plan) and Add, a shared layer."""
+    nn.utils.set_random_seed(5)
+    keras = nn.keras
+    inputs = keras.Input(shape=(6,))
+    shared = keras.layers.Dense(5, activation="relu")
+    left, right = shared(keras.layers.Dense(4)(inputs)), shared(keras.layers.Dense(4, activation="tanh")(inputs))
+    joined = keras.layers.Concatenate()([keras.layers.Add()([left, right]), right, inputs])
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(joined))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=jit_compile)
+    return model
+
+
+def test_a_functional_graph_with_a_concatenation_lowers_bitwise():
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((30, 6)).astype(np.float32), rng.integers(0, 3, 30)
+    lowered, eager = _functional_graph("auto"), _functional_graph(False)
+    results = _fit_thrice(lowered, x, y)
+    report = lowered.jit_report()
+    assert report["plans_lowered"] == report["plans_held"] > 0, report
+    expected = _fit_thrice(eager, x, y)
+    assert results[:2] == expected[:2]
+    np.testing.assert_array_equal(results[2], expected[2])
+    _assert_same_weights(lowered, eager)

@@ -35,11 +35,14 @@ import numba
 import numpy as np
 
 from ..kernels.cpu import nn
+from .numba_array_emitters import ARRAY_EMITTERS
 from .numba_elementwise_emitters import ELEMENTWISE_EMITTERS
 from .numba_emitters import NN_EMITTERS, Builder, Literal, LoweringRefused, Value
 
 #: every primitive that has a lowering, and its emitter
-EMITTERS = {**NN_EMITTERS, **ELEMENTWISE_EMITTERS}
+EMITTERS = {**NN_EMITTERS, **ELEMENTWISE_EMITTERS, **ARRAY_EMITTERS}
+#: the primitives that write into their first argument (its value cannot be a folded constant)
+WRITES_INTO_FIRST = ("index_add",)
 
 __all__ = ["LoweringRefused", "LoweredStep", "lower", "plan_cache_dir"]
 
@@ -75,9 +78,10 @@ def lower(backend, steps, calls, outputs, live=None, updates=()):
         b.increment = [f"    {optimizer}.iterations += 1"]
         b.prelude.append(f"    s = {optimizer}.update_scalars()")
     values, params = {}, {}          # params: the weights' and inputs' values, each passed once
+    written = _written_results(steps)
     for position, ((name, specs, keyword_specs), (_, args, kwargs, result)) in enumerate(zip(steps, calls)):
-        if name not in updates and all(_constant_spec(spec, values)
-                                       for spec in (*specs, *keyword_specs.values())):
+        if name not in updates and position not in written and all(_constant_spec(spec, values)
+                                                                    for spec in (*specs, *keyword_specs.values())):
             _remember(values, position, result, lambda part: ("folded", part))   # a constant of the shapes
             continue
         if name not in EMITTERS or kwargs and name in updates:
@@ -89,6 +93,12 @@ def lower(backend, steps, calls, outputs, live=None, updates=()):
         _remember(values, position, result, _checked(EMITTERS[name](b, backend, *operands, **keywords), result, name))
     returned = [_output(b, spec, values, params) for spec in outputs]
     return LoweredStep(b, returned)
+
+
+def _written_results(steps):
+    """The positions of the steps whose result a later step writes into: made anew each step, never folded (a
+    folded constant would keep what the first step wrote into it)."""
+    return {specs[0][1][0] for name, specs, _ in steps if name in WRITES_INTO_FIRST and specs[0][0] == "result"}
 
 
 def _constant_spec(spec, values):
