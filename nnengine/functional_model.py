@@ -145,9 +145,9 @@ class Functional(Model):
             not node.as_list and len(node.inputs) == 1 and node.inputs[0].node is previous
             for previous, node in zip(nodes, nodes[1:]))
 
-    def output_shape_of(self, layer):
-        """The output shape of ``layer``'s last call in this model."""
-        return self._graph.nodes_of(layer)[-1].output.shape
+    def summary_shapes(self):
+        """The output shape of each layer's last call in this model, in ``layers`` order (for ``summary``)."""
+        return [self._graph.nodes_of(layer)[-1].output.shape for layer in self._graph.layers]
 
     def get_config(self):
         """Keras 3's functional config: the layers, each with its calls ('inbound_nodes'), and the input and

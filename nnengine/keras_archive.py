@@ -74,7 +74,9 @@ def save_archive(model, filepath, overwrite=True, include_optimizer=True):
 
 def native_config(model):
     """The model's config.json as Keras 3 writes it: its h5 config, each object given its module, each layer its
-    build config (the input shape it was built for)."""
+    build config (the input shape it was built for). A subclassed model: its class and own config."""
+    if getattr(model, "_subclassed", False):
+        return _subclassed_config(model)
     config = model.get_config()
     functional = model.keras_class_name == "Functional"
     native = {"module": "keras.src.models.functional" if functional else "keras",
@@ -95,6 +97,17 @@ def native_config(model):
     native["config"] = {**config, "layers": layers}
     if not functional:
         native["config"]["build_input_shape"] = native["build_config"]["input_shape"] = list(model.input_shape)
+    if model.compiled and model.loss is not None:
+        native["compile_config"] = _native_compile_config(saving.training_config(model))
+    return native
+
+
+def _subclassed_config(model):
+    """A subclassed model's config.json: its class (found again by registered name or custom_objects), its
+    get_config(), and the input shape that builds it."""
+    native = {"module": type(model).__module__, "class_name": type(model).__name__, "config": model.get_config(),
+              "registered_name": saving.registered_name(type(model)),
+              "build_config": {"input_shape": list(model.input_shape) if model.built else None}}
     if model.compiled and model.loss is not None:
         native["compile_config"] = _native_compile_config(saving.training_config(model))
     return native
@@ -183,7 +196,7 @@ def _config_member(archive, path):
         raise ModelFileError("load_model", path, CONFIG, "the JSON is nested too deeply") from None
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ModelFileError("load_model", path, CONFIG, "expected a JSON object with a 'config' object")
-    return {**config, "config": saving.model_config_of(config, ConfigErrors("load_model", path), CONFIG)}
+    return config
 
 
 class ConfigErrors:
@@ -243,10 +256,26 @@ def _copy_member(archive, name, target, path):
                                                        f"bytes, its header says {info.file_size}")
 
 
+def subclass_of(native, model_class, custom_objects):
+    """The user's subclass of ``model_class`` that a serialized model names (by its registered name, or its class
+    name in ``custom_objects``), or None for a Sequential or functional model. Nothing is imported to find it."""
+    if native.get("class_name") in ("Sequential", "Functional", "Model"):
+        return None
+    for name in (native.get("registered_name"), native.get("class_name")):
+        found = saving.get_registered_object(name, custom_objects) if isinstance(name, str) else None
+        if isinstance(found, type) and issubclass(found, model_class):
+            return found
+    return None
+
+
 def _model_from_config(native, model_class, custom_objects, reader):
     """The model of config.json, each weight taken from the weights file as its layer is built (compared
     with the stored shape first: the file bounds what is allocated)."""
     where = CONFIG
+    subclass = subclass_of(native, model_class, custom_objects)
+    if subclass is not None:
+        return _subclassed_model(native, subclass, reader)
+    native = {**native, "config": saving.model_config_of(native, reader, where)}
     stored = weights_file.StoredWeights(reader, _layer_keys_by_name(native["config"], reader))
     try:
         with stored_weights(stored):
@@ -262,6 +291,22 @@ def _model_from_config(native, model_class, custom_objects, reader):
     return model
 
 
+def _subclassed_model(native, subclass, reader):
+    """A subclassed model: made from its config (``subclass.from_config``), built by one call on the build
+    config's input shape, then given the stored weights (Keras 3's layout for it, weights_file.weight_groups)."""
+    shape = (native.get("build_config") or {}).get("input_shape")
+    try:
+        model = subclass.from_config(native["config"])
+        if not isinstance(shape, list) or len(shape) < 2:
+            raise ValueError(f"the build config gives no input shape (got {shape!r:.80}), so the stored weights "
+                             "cannot be matched to the layers")
+        model.build(tuple(shape))
+    except (KeyError, TypeError, ValueError) as error:
+        raise reader.error(CONFIG, f"{subclass.__name__}: {type(error).__name__}: {error}") from None
+    weights_file.read_keras3_weights(reader, model)
+    return model
+
+
 def _layer_keys_by_name(config, reader):
     """{layer name: its key in the weights file}, from the config's layer entries (an InputLayer's has no weights,
     and its key, input_layer, is no other class's)."""
@@ -271,7 +316,7 @@ def _layer_keys_by_name(config, reader):
         raise reader.error(CONFIG, "'layers' must be a list of {'class_name': ..., 'config': {...}} objects")
     layers = [e for e in entries if e.get("class_name") != "InputLayer"]
     names = [str(e.get("class_name")) for e in layers]
-    return {e["config"].get("name"): key for e, key in zip(layers, weights_file.layer_keys(names))}
+    return {e["config"].get("name"): f"layers/{key}" for e, key in zip(layers, weights_file.layer_keys(names))}
 
 
 def training_config(compile_config, reader):

@@ -1,21 +1,30 @@
-"""What Keras's two kinds of model share: ``Model``, the base of ``Sequential`` (models.py) and ``Functional``
-(functional_model.py). Its weights, device moves, files and summary are written once, here, over the
-model's ``_layers`` (its layers with weights or computation, in Keras's order, each once) and
+"""``Model``: the base of ``Sequential`` (models.py), ``Functional`` (functional_model.py) and the models users
+subclass from it (subclassed.py). Their weights, device moves, files and summary are written once, here, over
+the model's ``_layers`` (its layers with weights or computation, in Keras's order, each once) and
 ``_input_layer``; training comes from ``Trainer`` (trainer.py), as Keras 3's Model inherits from its Trainer.
 
-``Model(inputs, outputs)`` makes a ``Functional`` model, as in Keras. A subclass of ``Model`` with its own
-``call`` (Keras's subclassed models) is not supported: making one raises a TypeError that says so.
+``Model(inputs, outputs)`` makes a ``Functional`` model, as in Keras. A subclass of ``Model`` that defines
+``call`` is a subclassed model: ``Model.__init__`` starts tracking its layer attributes, and the methods
+marked "(subclassed)" below are its structure; Sequential and Functional define their own.
 """
 import json
 import os
 
+import numpy as np
+
 from . import arguments, keras_archive, saving, weights_file
-from .layers import LAYER_CLASSES
+from .layers import LAYER_CLASSES, InputLayer
+from .subclassed import call_with_training, holds_layers, probe_call, tracked_layers, zeros_sample
 from .summary import summary_lines
 from .tensor import Tensor
 from .trainer import Trainer
+from .utils import snake_case, unique_name
 
 __all__ = ["Model", "layer_entry", "layer_from_config"]
+
+
+#: a subclassed model's own attributes that hold layers, never tracked as its parts
+_UNTRACKED = ("_layers", "_parts", "_input_layer")
 
 
 class Model(Trainer):
@@ -37,24 +46,126 @@ class Model(Trainer):
             if ("inputs" in kwargs or args) and ("outputs" in kwargs or len(args) > 1):
                 # a Functional, on which Python then runs Functional.__init__(*args, **kwargs)
                 return super().__new__(Model._kinds["Functional"])
-            raise TypeError("keras.Model: subclassed models (and Model() without inputs and outputs) are not "
-                            "supported by nnengine: use Model(inputs, outputs) of the Functional API, or stack the "
-                            "layers in a Sequential([Input(shape=...), ...])")
-        if not issubclass(cls, tuple(Model._kinds.values())):
-            raise TypeError(f"keras.Model: subclassed models ({cls.__name__}) are not supported by nnengine: use "
-                            "Model(inputs, outputs) of the Functional API, or stack the layers in a "
-                            "Sequential([Input(shape=...), ...])")
+            raise TypeError("keras.Model() needs inputs and outputs (Model(inputs, outputs) of the Functional API), "
+                            "or subclass it: class MyModel(keras.Model) with its layers made in __init__ and used "
+                            "in call(inputs, training=False)")
+        if not issubclass(cls, tuple(Model._kinds.values())) and not callable(getattr(cls, "call", None)):
+            raise TypeError(f"keras.Model: subclass {cls.__name__} must define call(inputs, training=False), the "
+                            "model's computation on its inputs")
         return super().__new__(cls)
+
+    def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
+        """Start a subclassed model (``super().__init__(name=..., trainable=...)`` in the subclass's ``__init__``):
+        its layers are then the layers and models its attributes hold."""
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}: keras.Model.__init__ of a subclassed model takes name, "
+                            f"trainable and dtype, got {[*map(repr, args), *kwargs]} (Model(inputs, outputs) is "
+                            "the functional API)")
+        object.__setattr__(self, "_tracked", [])    # the attributes that hold layers, in assignment order
+        self.name = arguments.text(type(self).__name__, "name", name, optional=True) or \
+            unique_name(snake_case(type(self).__name__))
+        self.trainable = arguments.boolean(type(self).__name__, "trainable", trainable)
+        self._float_dtype = dtype if dtype in ("float32", "float64") else "float32"
+        self._input_layer = None
+        self._layers = []
+        self._output_shape = None
+        self._init_training_state()
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        tracked = self.__dict__.get("_tracked")
+        if tracked is not None and name not in _UNTRACKED:      # a subclassed model: its layer attributes
+            was, holds = name in tracked, holds_layers(value)
+            if was:
+                tracked.remove(name)
+            if holds:
+                tracked.append(name)
+            if was or holds:
+                self._track()
+
+    @property
+    def _subclassed(self):
+        return "_tracked" in self.__dict__
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """The model of a config: a functional model's (with 'layers', 'input_layers' and 'output_layers', as Keras
-        tells them apart) or a Sequential's."""
+        tells them apart) or a Sequential's; a subclass's own class gets the config as keyword arguments (its
+        name and trainable flag, as Keras's default)."""
         if not isinstance(config, dict):
             raise TypeError(f"Model.from_config: expected a dict, got {type(config).__name__}")
+        if cls is not Model:
+            return cls(**{key: value for key, value in config.items() if key != "dtype"})
         functional = all(key in config for key in ("layers", "input_layers", "output_layers"))
         kind = Model._kinds["Functional" if functional else "Sequential"]
         return kind.from_config(config, custom_objects=custom_objects)
+
+    # -- a subclassed model's structure --------------------------------------------------------------
+    @property
+    def layers(self):
+        """(subclassed) The layers and models its attributes hold, in the order they were assigned."""
+        self._track()
+        return list(self._parts)
+
+    def _track(self):
+        """(subclassed) Read the tracked attributes again: the parts, and ``_layers``, every layer within."""
+        parts, layers = tracked_layers(self)
+        object.__setattr__(self, "_parts", parts)
+        object.__setattr__(self, "_layers", layers)
+
+    @property
+    def built(self):
+        """(subclassed) True once ``call`` has run (it builds the layers)."""
+        return self._output_shape is not None
+
+    def build(self, input_shape):
+        """(subclassed) Build the layers by calling the model once on zeros of ``input_shape`` (batch axis first)."""
+        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
+            raise TypeError(f"build: input_shape must be a tuple (batch, *sizes), got {input_shape!r}")
+        self._build_on(zeros_sample(arguments.shape(f"model {self.name!r}: build", "input_shape", input_shape),
+                                    self.dtype))
+
+    def _ensure_built(self, x):
+        """(subclassed) Build on the first sample of ``x`` (see ``build``)."""
+        self._track()
+        if not self.built:
+            self._build_on(x[:1])
+
+    def _build_on(self, sample):
+        sample = np.asarray(sample)
+        dtype = "int64" if sample.dtype.kind in "iu" else self.dtype
+        self._input_layer = InputLayer(batch_shape=(None, *sample.shape[1:]), dtype=dtype,
+                                       name=f"{self.name}_input")
+        self._output_shape = probe_call(self, self._tensor(sample.astype(dtype)))
+        self._track()
+
+    @property
+    def output_shape(self):
+        """(subclassed) The batch output shape, e.g. (None, 10), once built."""
+        return self._output_shape
+
+    def _forward(self, x, training=False, return_logits=False, penalties=None):
+        """(subclassed) ``call``. A subclassed model's output layer is not known, so the trainer never asks for
+        logits (``_output_layer`` is None); activity regularizers apply to Sequential and functional models."""
+        return call_with_training(self, x, training)
+
+    def summary_shapes(self):
+        """(subclassed) Each part's output shape: a layer's for the inputs it was built for, a model's own."""
+        shapes = []
+        for part in self.layers:
+            if not isinstance(part, Model):
+                built_for = part.input_shape if part.built else None
+                shapes.append(None if built_for is None else part.compute_output_shape(built_for))
+            else:
+                shapes.append(part.output_shape if part.built else None)
+        return shapes
+
+    def get_config(self):
+        """(subclassed) Keras's base config of a subclassed model: its name and trainable flag (a subclass whose
+        ``__init__`` takes more arguments overrides get_config, as in Keras)."""
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": self.dtype},
+                          "registered_name": None}}
 
     # -- structure --------------------------------------------------------------------------------
     @property
@@ -72,8 +183,9 @@ class Model(Trainer):
 
     @property
     def _output_layer(self):
-        """The layer that computes the model's output (the trainer fuses its activation into the loss)."""
-        return self._layers[-1]
+        """The layer that computes the model's output (the trainer fuses its activation into the loss); None for a
+        subclassed model, whose call may compute anything after its last layer."""
+        return None if self._subclassed else self._layers[-1]
 
     @property
     def dtype(self):
@@ -83,7 +195,7 @@ class Model(Trainer):
         """
         if self._input_layer is not None and self._input_layer.dtype.startswith("float"):
             return self._input_layer.dtype
-        return self._layers[0].dtype if self._layers else "float32"
+        return self._layers[0].dtype if self._layers else self.__dict__.get("_float_dtype", "float32")
 
     @property
     def input_dtype(self):

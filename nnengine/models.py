@@ -102,6 +102,14 @@ class Sequential(Model):
                              "Input(shape=...), or give the first layer input_shape=...")
         self._build_from(0)
 
+    def summary_shapes(self):
+        """Each layer's output shape, walking the stack from the input shape (None where it is not known yet)."""
+        shapes, shape = [], self.input_shape
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape) if shape is not None and layer.built else None
+            shapes.append(shape)
+        return shapes
+
     @property
     def output_shape(self):
         """The batch output shape, e.g. (None, 10)."""
@@ -200,7 +208,11 @@ def model_from_json(json_string, custom_objects=None):
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ValueError("model_from_json: expected a JSON object with a 'config' object")
     errors = keras_archive.ConfigErrors("model_from_json", "the JSON string")
-    model = Model.from_config(saving.model_config_of(config, errors, "the model"), custom_objects=custom_objects)
+    subclass = keras_archive.subclass_of(config, Model, custom_objects)
+    if subclass is not None:                    # a subclassed model: its own from_config, built by its first call
+        model = subclass.from_config(config["config"])
+    else:
+        model = Model.from_config(saving.model_config_of(config, errors, "the model"), custom_objects=custom_objects)
     training = keras_archive.training_config(config.get("compile_config"), errors)
     if training is not None:
         saving.compile_from_config(model, training, errors, custom_objects)

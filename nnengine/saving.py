@@ -155,6 +155,10 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
     include_optimizer = arguments.boolean("save", "include_optimizer", include_optimizer)
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built yet; build it or train it first")
+    if getattr(model, "_subclassed", False):
+        raise ValueError(f"save: model {model.name!r} is a subclassed model, which Keras's legacy .h5 file cannot "
+                         "describe; save it as .keras (its class is found again by custom_objects or "
+                         "register_keras_serializable) or use save_weights")
     # everything that can fail for reasons other than the disk happens before the file is opened
     texts = {"model_config": json.dumps({"class_name": model.keras_class_name, "config": model.get_config()})}
     if model.compiled and model.loss is not None:
@@ -329,7 +333,8 @@ def model_config_of(config, reader, where):
     """The config of a file's model, a Sequential or a functional model (``Model.from_config`` tells them apart)."""
     if config.get("class_name") not in ("Sequential", "Functional", "Model"):
         raise reader.error(where, f"holds a {config.get('class_name')!r:.80} model; nnengine loads Sequential and "
-                                  "functional models")
+                                  "functional models, and subclassed models whose class is passed in "
+                                  "custom_objects={'Name': Class} or registered (register_keras_serializable)")
     return config["config"]
 
 

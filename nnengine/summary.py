@@ -88,17 +88,13 @@ def _shape_text(shape):
 def _layer_rows(model):
     """(layer (type), output shape, parameters[, connected to]) for each layer."""
     connections = model.summary_connections() if hasattr(model, "summary_connections") else None
-    shape = model.input_shape
-    for layer in model.layers:
+    for layer, shape in zip(model.layers, model.summary_shapes()):
         label = f"{layer.name} ({type(layer).__name__})"
         extra = () if connections is None else (connections[layer],)
-        if hasattr(model, "output_shape_of"):
-            yield (label, _shape_text(model.output_shape_of(layer)), f"{layer.count_params():,}", *extra)
-        elif shape is not None and layer.built:
-            shape = layer.compute_output_shape(shape)
-            yield label, _shape_text(shape), f"{layer.count_params():,}"
+        if shape is not None and layer.built:
+            yield (label, _shape_text(shape), f"{layer.count_params():,}", *extra)
         else:
-            yield label, "?", "0 (unbuilt)"
+            yield (label, "?", "0 (unbuilt)", *extra)
 
 
 def _bytes(tensors):

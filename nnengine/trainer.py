@@ -66,8 +66,11 @@ def _as_array(name, value):
 
 
 def _input_key(x):
-    """What a plan depends on in the inputs: each one's shape, dtype and device."""
-    return tuple((t.shape, t.dtype.str, t.device) for t in (x if isinstance(x, list) else [x]))
+    """What a plan depends on in the inputs: (shape, dtype) of the input Tensor, or (the shapes, the dtypes) of
+    a model's several inputs (a list)."""
+    if not isinstance(x, list):
+        return x.shape, x.dtype.str
+    return tuple(t.shape for t in x), tuple(t.dtype.str for t in x)
 
 
 def _input_arrays(x):
@@ -149,7 +152,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         if wanted is None or getattr(self.loss, "from_logits", True) or not self._layers:
             return False
         last = self._output_layer
-        if last.activity_regularizer is not None:         # it penalises the activated output, so compute it
+        if last is None or last.activity_regularizer is not None:         # it penalises the activated output, so compute it
             return False
         return isinstance(last, (Dense, Activation)) and name_of(last.activation) == wanted
 
@@ -205,7 +208,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         y = Tensor._make(first.backend.from_numpy(targets), first.backend)     # prepare_targets made its dtype
         w = None if w_batch is None else Tensor(w_batch, dtype=self.dtype, device=first.device)
         trainable = self.trainable_weights
-        key = ("train" if training else "test", _input_key(x), y.shape, y.dtype.str, first.device, logits,
+        key = ("train" if training else "test", *_input_key(x), y.shape, y.dtype.str, first.device, logits,
                metric_output, w is not None, self._structure_key(trainable))
         # what a plan reads, and whether to wait for the optimizer's slots (made by the first step; making them
         # before it changes the order of the big allocations: thousands of page faults per MNIST-size step).
@@ -288,12 +291,13 @@ class Trainer(BatchLoops, TrainerMetrics):
     def _predict_batch(self, x_batch):
         """The model's outputs for one prepared batch, as a numpy array (a compiled step when it can be)."""
         x = self._tensor(x_batch)
-        backend = (x[0] if isinstance(x, list) else x).backend
+        first = x[0] if isinstance(x, list) else x          # (a model with several inputs has a list)
+        backend = first.backend
 
         def eager():
             with no_grad():
                 return [self._forward(x)._data]
-        key = ("predict", _input_key(x), self._structure_key())
+        key = ("predict", *_input_key(x), first.device, self._structure_key())
         (out,) = self._compiler.run(key, backend, _input_arrays(x), self.weights, eager, self._capture_blocker(False))
         return backend.to_numpy(out)
 

@@ -2,7 +2,8 @@
 
 Group ``layers/<key>/vars`` holds datasets "0", "1", ... per layer, where the key is the layer's class name
 in snake case as Keras makes it (``Conv2D`` -> ``conv2d``), numbered per class by position ("dense",
-"dense_1", ...). A layer whose variables Keras keeps in objects of its own says where each one goes
+"dense_1", ...). A subclassed model's layers are where its attributes hold them (subclassed.weight_groups:
+``hidden/vars``, ``blocks/dense/vars``). A layer whose variables Keras keeps in objects of its own says where each one goes
 (``keras_variable_path``: a recurrent layer's are in its cell, ``layers/lstm/cell/vars/0``; a Bidirectional
 wrapper's in its two layers' cells). Group ``optimizer/vars`` holds the optimizer's variables by position:
 the step count, the learning rate, then the slots in Keras 3's order (``Optimizer.slot_groups``). Saves are
@@ -14,10 +15,11 @@ import warnings
 from .h5io import ModelFileReader
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
 from .saving import _checked_path, _host_values, _read_layer_weights
+from .subclassed import weight_groups as subclassed_weight_groups
 from .utils import snake_case
 
 __all__ = ["save_weights", "load_weights", "read_keras3_weights", "restore_optimizer_variables", "StoredWeights",
-           "layer_keys", "variable_path"]
+           "layer_keys", "variable_path", "weight_groups"]
 
 
 def layer_keys(class_names):
@@ -31,15 +33,26 @@ def layer_keys(class_names):
     return keys
 
 
-def _layer_keys(model):
-    return layer_keys(type(layer).__name__ for layer in model.layers)
+def _layer_groups(model):
+    """(group, layer) of a Sequential or functional model's layers: ``layers/<key>``."""
+    return [(f"layers/{key}", layer) for key, layer in
+            zip(layer_keys(type(layer).__name__ for layer in model.layers), model.layers)]
 
 
-def variable_path(key, layer, index):
-    """Where Keras 3 keeps weight ``index`` of a layer: ``layers/<key>/vars/<index>``, or where the layer's
+def weight_groups(model):
+    """[(group path, layer)]: where Keras 3 keeps each layer's variables (``<group>/vars/<i>``); the layer is None
+    for a model's own (empty) group inside a subclassed model."""
+    if getattr(model, "_subclassed", False):
+        return subclassed_weight_groups(model, lambda inner: [(group[len("layers/"):], layer)
+                                                               for group, layer in _layer_groups(inner)])
+    return _layer_groups(model)
+
+
+def variable_path(group, layer, index):
+    """Where Keras 3 keeps weight ``index`` of a layer: ``<group>/vars/<index>``, or where the layer's
     ``keras_variable_path(index)`` says (inside the objects Keras makes for it)."""
     inside = getattr(layer, "keras_variable_path", None)
-    return f"layers/{key}/" + (inside(index) if inside is not None else f"vars/{index}")
+    return f"{group}/" + (inside(index) if inside is not None else f"vars/{index}")
 
 
 def _group_of(path):
@@ -49,7 +62,7 @@ def _group_of(path):
 class StoredWeights:
     """The weights of a ``.weights.h5`` layout, handed to the layers of a model being built from its config
     (``layers.stored_weights``): each compared with its stored shape before it is read, so the file bounds
-    what is allocated. ``keys``: {layer name in the config: its key in the file}.
+    what is allocated. ``keys``: {layer name in the config: its group in the file, ``layers/<key>``}.
     """
 
     def __init__(self, reader, keys):
@@ -78,7 +91,7 @@ class StoredWeights:
         groups = dict(self.taken)
         for key in self.keys.values():
             if key not in self.handed:
-                groups.setdefault(f"layers/{key}/vars", 0)
+                groups.setdefault(f"{key}/vars", 0)
         for group, taken in groups.items():
             stored = len(self.reader.group(group)) if self.reader.has(group) else 0
             if stored != taken:
@@ -91,16 +104,16 @@ def save_weights(model, filepath, overwrite=True, include_optimizer=True):
                                                                       "(Keras 3's rule)")
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} is not built yet; build it or train it first")
-    layers = [(key, layer.name, [(variable_path(key, layer, i), w.numpy()) for i, w in enumerate(layer.weights)])
-              for key, layer in zip(_layer_keys(model), model.layers)]
+    layers = [(group, layer, [(variable_path(group, layer, i), w.numpy()) for i, w in
+                              enumerate(layer.weights if layer is not None else [])])
+              for group, layer in weight_groups(model)]
     optimizer = _host_values(_indexed_optimizer_variables(model)) \
         if include_optimizer and model.optimizer is not None and model.optimizer.has_state else None
 
     def write(f):
         f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
-        layers_group = f.create_group("layers")
-        for key, name, values in layers:
-            layers_group.create_group(key).create_group("vars").attrs["name"] = name
+        for group, layer, values in layers:
+            f.require_group(group).create_group("vars").attrs["name"] = (layer or model).name
             for path, value in values:
                 group, dataset = path.rsplit("/", 1)
                 write_dataset(f.require_group(group), dataset, value)
@@ -126,7 +139,7 @@ def load_weights(model, filepath):
     previous = model.get_weights()
     try:
         with ModelFileReader.open(filepath, caller) as reader:
-            if reader.has("layers"):
+            if reader.has("layers") or reader.has("vars"):
                 read_keras3_weights(reader, model)
             elif reader.has("model_weights"):
                 _read_layer_weights(reader, "model_weights", model)
@@ -140,9 +153,11 @@ def load_weights(model, filepath):
 
 
 def read_keras3_weights(reader, model):
-    """Keras 3's layout: layers/<key>/vars/0, 1, ... for each layer (``variable_path``), keyed by class name and
-    position; each group must hold exactly the weights the layer puts there."""
-    for key, layer in zip(_layer_keys(model), model.layers):
+    """Keras 3's layout: <group>/vars/0, 1, ... for each layer (``weight_groups``, ``variable_path``); each group
+    must hold exactly the weights the layer puts there."""
+    for key, layer in weight_groups(model):
+        if layer is None:
+            continue
         paths = [variable_path(key, layer, index) for index in range(len(layer.weights))]
         for group in dict.fromkeys(_group_of(path) for path in paths):
             if not reader.has(group):

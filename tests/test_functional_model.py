@@ -324,7 +324,7 @@ def test_the_guide_snippet_runs_and_trains(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     import re
     text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
-    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
     namespace = {}
     exec(compile(code, "docs/functional.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
     loss, accuracy = namespace["model"].evaluate(namespace["x"], namespace["y"], verbose=0)
@@ -456,3 +456,20 @@ def test_generators_and_datasets_feed_several_inputs():
     assert model.evaluate(Batches(), verbose=0) == pytest.approx(model.evaluate([numbers, tokens], y, verbose=0,
                                                                                 batch_size=8))
     np.testing.assert_allclose(model.predict(Batches(), verbose=0), model.predict([numbers, tokens], verbose=0))
+
+
+def test_the_guide_subclassed_model_runs_and_round_trips(tmp_path):
+    import re
+    text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    namespace = {"keras": keras}
+    exec(compile(code, "docs/functional.md subclassed snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    residual = namespace["Residual"]
+    model = residual(units=16)
+    x = np.random.default_rng(0).standard_normal((64, 12)).astype(np.float32)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, np.arange(64) % 10, epochs=1, verbose=0)
+    model.save(tmp_path / "residual.keras")
+    restored = nn.load_model(tmp_path / "residual.keras", custom_objects={"Residual": residual})
+    assert restored.units == 16
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))

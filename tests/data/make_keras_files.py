@@ -8,6 +8,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py time_distributed   # and TimeDistributed
     KERAS_BACKEND=torch python tests/data/make_keras_files.py functional_graph   # branches, merges, sharing,
                                                                                  # two inputs
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py subclassed   # a subclass of keras.Model
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -161,6 +162,41 @@ def build_and_save_two_inputs(keras):
              **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
 
 
+def tower_class(keras):
+    """A subclassed model (the test defines the same class over nnengine's keras): a nested Sequential, a
+    BatchNormalization, a private attribute, a dict of layers and a layer made in call."""
+    class Tower(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.encoder = keras.Sequential([keras.layers.Dense(6, activation="relu"), keras.layers.Dense(6)])
+            self.norm = keras.layers.BatchNormalization()
+            self._mix = keras.layers.Dense(6, activation="tanh")
+            self.heads = {"a": keras.layers.Dense(4), "b": keras.layers.Dense(4, activation="relu")}
+            self.classes = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, x, training=False):
+            h = self._mix(self.norm(self.encoder(x), training=training))
+            return self.classes(keras.layers.Concatenate()([self.heads["a"](h), self.heads["b"](h)]))
+    return Tower
+
+
+def build_and_save_subclassed(keras):
+    """``keras3_subclassed.*``: tower_class() trained with Adam, saved as .keras and .weights.h5, with the npz of
+    build_and_save_archive."""
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((48, 5)).astype("float32"), rng.integers(0, 3, 48)
+    model = tower_class(keras)()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    model.save("keras3_subclassed.keras")
+    model.save_weights("keras3_subclassed.weights.h5")
+    predictions = model.predict(x[:8], verbose=0)
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.savez("keras3_subclassed.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
+             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+
+
 def build_and_save_archives(keras):
     build_and_save_functional(keras)
     layers = keras.layers
@@ -217,6 +253,9 @@ if __name__ == "__main__":
     elif sys.argv[1] == "functional_graph":
         import keras
         build_and_save_functional_graph(keras)
+    elif sys.argv[1] == "subclassed":
+        import keras
+        build_and_save_subclassed(keras)
     elif sys.argv[1] == "keras3":
         import keras
         build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")

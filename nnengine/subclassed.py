@@ -1,0 +1,147 @@
+"""Keras's subclassed models: a subclass of ``keras.Model`` that makes its layers in ``__init__`` and uses them
+in ``call``, the way a PyTorch ``nn.Module`` is written.
+
+    class Residual(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = keras.layers.Dense(32, activation="relu")
+            self.blocks = [keras.layers.Dense(32, activation="relu") for _ in range(2)]
+            self.classes = keras.layers.Dense(10, activation="softmax")
+
+        def call(self, x, training=False):
+            h = self.hidden(x)
+            for block in self.blocks:
+                h = h + block(h)
+            return self.classes(h)
+
+The model tracks every attribute that holds a layer or a model, or a list, tuple or dict of them
+(``Model.__setattr__``); its weights are theirs. It is built by its first call: ``build`` (or the first
+``fit``, ``predict``, ...) runs ``call`` once on one sample, which builds every layer and tells the
+output shape. Everything else (compile, fit, the compiled step, callbacks) is the trainer's, as for any
+model; a ``call`` whose Python branches on the data runs eagerly (the compiled step refuses to capture it).
+
+``.weights.h5`` files follow Keras 3's layout for such models, which names each layer by where the model
+holds it (``weight_groups``): an attribute's name (``hidden/vars``), a list's name and the layer's class
+(``blocks/dense``, ``blocks/dense_1``), and ``layers/<class>`` for a layer reached only through the
+model's layer list. Attributes are visited in name order, private ones (``_name``) last, as Keras does.
+"""
+import inspect
+
+import numpy as np
+
+from .autograd import no_grad
+from .layer_base import Layer
+from .utils import snake_case
+
+__all__ = ["holds_layers", "tracked_layers", "probe_call", "call_with_training", "weight_groups"]
+
+
+def _is_part(value):
+    """Whether ``value`` is a layer or a model (something a model's weights come from)."""
+    return isinstance(value, Layer) or hasattr(value, "_layers") and hasattr(value, "trainable_weights")
+
+
+def _items(value):
+    return list(value.values()) if isinstance(value, dict) else list(value)
+
+
+def holds_layers(value):
+    """Whether an attribute's value is tracked: a layer, a model, or a list, tuple or dict holding one."""
+    if isinstance(value, (list, tuple, dict)):
+        return any(_is_part(item) for item in _items(value))
+    return _is_part(value)
+
+
+def tracked_layers(model):
+    """(the layers and models the attributes hold, in assignment order, each once; the layers they come to,
+    nested models' layers included, each once)."""
+    parts = []
+    for name in model.__dict__["_tracked"]:
+        value = model.__dict__.get(name)
+        for item in (_items(value) if isinstance(value, (list, tuple, dict)) else [value]):
+            if _is_part(item) and all(item is not part for part in parts):
+                parts.append(item)
+    leaves = []
+    for part in parts:
+        for layer in ([part] if isinstance(part, Layer) else part._layers):
+            if all(layer is not leaf for leaf in leaves):
+                leaves.append(layer)
+    return parts, leaves
+
+
+def call_with_training(model, x, training):
+    """``model.call(x, training=training)``, or ``call(x)`` when its call takes no ``training``."""
+    parameters = inspect.signature(model.call).parameters
+    takes_training = "training" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+    return model.call(x, training=training) if takes_training else model.call(x)
+
+
+def probe_call(model, sample):
+    """Run ``call`` on ``sample`` (a Tensor of one sample, or a list of them) without gradients: it builds every
+    layer. Returns the output's shape with None for the batch axis."""
+    with no_grad():
+        out = call_with_training(model, sample, False)
+    if not hasattr(out, "shape") or not hasattr(out, "numpy"):
+        raise TypeError(f"model {model.name!r}: call must return one Tensor, got {type(out).__name__}")
+    return (None, *out.shape[1:])
+
+
+def zeros_sample(shape, dtype):
+    """One sample of zeros for ``build(input_shape)``: the batch axis (and any unknown size) set to 1."""
+    return np.zeros([1 if size is None else size for size in (1, *shape[1:])], dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras 3's weights-file groups of a subclassed model
+# ---------------------------------------------------------------------------------------------
+def _name_key(name):
+    """Keras's attribute order: by name, private attributes last."""
+    return f"~{name}" if name.startswith("_") else name
+
+
+def weight_groups(model, layer_keys):
+    """[(group path, layer)] for every layer of the subclassed ``model``, where Keras 3 keeps its variables
+    (``<path>/vars/<i>``). ``layer_keys(models)``: the groups of a Sequential or functional model's layers."""
+    groups, visited = [], set()
+    _walk_model(model, "", groups, visited, layer_keys)
+    return groups
+
+
+def _walk_model(model, prefix, groups, visited, layer_keys):
+    names = sorted([*model.__dict__["_tracked"], "layers"], key=_name_key)
+    for name in dict.fromkeys(names):
+        value = model.layers if name == "layers" else model.__dict__.get(name)
+        path = f"{prefix}{name}"
+        if isinstance(value, (list, tuple, dict)):
+            _walk_container(_items(value), path, groups, visited, layer_keys)
+        else:
+            _walk_part(value, path, groups, visited, layer_keys)
+
+
+def _walk_container(items, path, groups, visited, layer_keys):
+    """A list's layers: each named by its class in snake case, numbered per class (dense, dense_1, ...)."""
+    used = {}
+    for item in items:
+        if not _is_part(item):
+            continue
+        base = snake_case(type(item).__name__)
+        count = used.get(base, -1) + 1
+        used[base] = count
+        _walk_part(item, f"{path}/{base}" if count == 0 else f"{path}/{base}_{count}", groups, visited, layer_keys)
+
+
+def _walk_part(value, path, groups, visited, layer_keys):
+    if not _is_part(value) or id(value) in visited:
+        return
+    visited.add(id(value))
+    if isinstance(value, Layer):
+        groups.append((path, value))
+    elif "_tracked" in value.__dict__:          # a subclassed model inside this one
+        groups.append((path, None))
+        _walk_model(value, f"{path}/", groups, visited, layer_keys)
+    else:                                       # a Sequential or functional model: its layers first, as Keras
+        groups.append((path, None))
+        for key, layer in layer_keys(value):
+            if id(layer) not in visited:
+                visited.add(id(layer))
+                groups.append((f"{path}/layers/{key}", layer))
