@@ -78,3 +78,23 @@ def assert_files_round_trip(model, x, folder, input_shape):
     clone.build(input_shape)
     clone.load_weights(folder / "model.weights.h5")
     np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def compiled_and_eager_runs(make_model, x, y, epochs=3, batch_size=16):
+    """Fit ``make_model()`` compiled and eagerly (sparse cross-entropy, Adam, accuracy, validation_split=0.2,
+    the same shuffles), assert that histories, weights and predictions agree bitwise; return the compiled
+    model's jit_report()."""
+    runs = []
+    for jit in (True, False):
+        model = make_model()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=jit)
+        nn.utils.set_random_seed(2)
+        history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=0.2, verbose=0).history
+        runs.append((history, model.get_weights(), model.predict(x, verbose=0), model.jit_report()))
+    (history, weights, predictions, report), (eager_history, eager_weights, eager_predictions, _) = runs
+    assert history == eager_history
+    for ours, eager in zip(weights, eager_weights):
+        np.testing.assert_array_equal(ours, eager)
+    np.testing.assert_array_equal(predictions, eager_predictions)
+    return report

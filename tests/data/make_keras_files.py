@@ -37,6 +37,21 @@ def build_and_save(keras, name):
     np.savez(f"{name}.npz", x=x[:8], y=model.predict(x[:8], verbose=0), labels=y[:8])
 
 
+def train_save_and_record(model, x, y, name, suffixes, optimizer="adam"):
+    """Compile ``model`` (sparse cross-entropy, accuracy), fit it 2 epochs, save it as ``<name><suffix>`` for each
+    suffix (``.weights.h5`` with save_weights), then ``<name>.npz``: an input batch and Keras's predictions for
+    it, and the data of one more epoch (unshuffled) with the weights Keras reached after it, which only a
+    correctly restored optimizer state reaches too."""
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for suffix in suffixes:
+        (model.save_weights if suffix == ".weights.h5" else model.save)(f"{name}{suffix}")
+    predictions = model.predict(x[:8], verbose=0)
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.savez(f"{name}.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
+             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+
+
 def build_and_save_archive(keras, name, layers, optimizer, input_shape, labels=3, also_h5=False):
     """A model saved with ``model.save(<name>.keras)`` after a short fit, and ``<name>.npz``: an input batch and
     Keras's predictions for it, and the data of one more epoch (unshuffled) with the weights Keras reached after
@@ -48,15 +63,7 @@ def build_and_save_archive(keras, name, layers, optimizer, input_shape, labels=3
     x = rng.standard_normal((48, *input_shape)).astype("float32")
     y = rng.integers(0, labels, 48)
     model = keras.Sequential([keras.Input(shape=input_shape), *layers])
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    model.save(f"{name}.keras")
-    if also_h5:
-        model.save(f"{name}.h5")
-    predictions = model.predict(x[:8], verbose=0)
-    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
-    np.savez(f"{name}.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
-             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    train_save_and_record(model, x, y, name, (".keras", ".h5") if also_h5 else (".keras",), optimizer)
 
 
 def build_and_save_functional(keras):
@@ -69,14 +76,7 @@ def build_and_save_functional(keras):
     hidden = keras.layers.Conv1D(4, 3, activation="relu")(inputs)
     hidden = keras.layers.GlobalAveragePooling1D()(hidden)
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    model.save("keras3_functional.keras")
-    model.save("keras3_functional.h5")
-    predictions = model.predict(x[:8], verbose=0)
-    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
-    np.savez("keras3_functional.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
-             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    train_save_and_record(model, x, y, "keras3_functional", (".keras", ".h5"))
     with open("keras3_functional.json", "w") as file:                 # to_json of an uncompiled model
         inputs = keras.Input(shape=(4,))
         file.write(keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(3)(inputs))).to_json())
@@ -128,15 +128,7 @@ def build_and_save_functional_graph(keras):
     keras.utils.set_random_seed(4)
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((64, 12)).astype("float32"), rng.integers(0, 3, 64)
-    model = functional_graph(keras)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    for suffix in (".keras", ".h5", ".weights.h5"):
-        (model.save_weights if suffix == ".weights.h5" else model.save)(f"keras3_graph{suffix}")
-    predictions = model.predict(x[:8], verbose=0)
-    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
-    np.savez("keras3_graph.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
-             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    train_save_and_record(functional_graph(keras), x, y, "keras3_graph", (".keras", ".h5", ".weights.h5"))
     np.savez("keras3_merge_layers.npz", **merge_layer_outputs(keras))
     build_and_save_two_inputs(keras)
 
@@ -186,15 +178,7 @@ def build_and_save_subclassed(keras):
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((48, 5)).astype("float32"), rng.integers(0, 3, 48)
-    model = tower_class(keras)()
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    model.save("keras3_subclassed.keras")
-    model.save_weights("keras3_subclassed.weights.h5")
-    predictions = model.predict(x[:8], verbose=0)
-    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
-    np.savez("keras3_subclassed.npz", x=x[:8], y=predictions, x_fit=x, y_fit=y,
-             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+    train_save_and_record(tower_class(keras)(), x, y, "keras3_subclassed", (".keras", ".weights.h5"))
 
 
 def build_and_save_archives(keras):
