@@ -80,3 +80,13 @@ def test_text_lstm_example_learns_word_order_that_a_bag_of_words_cannot():
     accuracies = text_lstm.main(["--verbose", "0"])
     assert accuracies["LSTM"] >= 0.95
     assert accuracies["bag of words"] <= 0.65            # chance, or near it: the order is the signal
+
+
+def test_residual_spirals_needs_its_skips_and_both_apis_build_the_same_model():
+    import residual_spirals
+    results = residual_spirals.main([])
+    accuracy = {name: result[1] for name, result in results.items()}
+    assert accuracy["plain"] < 0.85 and accuracy["residual (functional)"] >= 0.97, accuracy
+    functional, subclassed = results["residual (functional)"][0], results["residual (subclassed)"][0]
+    x, _ = residual_spirals.spirals(seed=1)
+    np.testing.assert_array_equal(functional.predict(x, verbose=0), subclassed.predict(x, verbose=0))
