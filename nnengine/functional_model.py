@@ -98,6 +98,12 @@ class Functional(Model):
     def _output_layer(self):
         return self._outputs[0].layer
 
+    def _input_consumers(self):
+        """(input position, layer) for each call of a layer on a model input."""
+        positions = {id(tensor): position for position, tensor in enumerate(self._inputs)}
+        return [(positions[id(tensor)], node.layer) for node in self._steps for tensor in node.inputs
+                if id(tensor) in positions]
+
     def _ensure_built(self, x):
         """A functional model is built when it is made."""
 

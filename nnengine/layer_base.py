@@ -21,11 +21,31 @@ from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 from .utils import snake_case, unique_name
 
-__all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype"]
+__all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype",
+           "checked_on_host", "is_checked_on_host"]
 
 
 #: held while a layer or model builds lazily, so that threads calling it for the first time build it once
 BUILD_LOCK = threading.RLock()
+
+#: the ids of the input Tensors of the step running in this context whose values the host checked
+_CHECKED_ON_HOST = contextvars.ContextVar("nnengine_checked_on_host", default=frozenset())
+
+
+@contextlib.contextmanager
+def checked_on_host(tensors):
+    """Inside the block, ``tensors`` count as checked: the trainer checked their values on the host before it
+    uploaded them (an Embedding's indices), so a layer need not read them back, and the step can be compiled."""
+    token = _CHECKED_ON_HOST.set(frozenset(map(id, tensors)))
+    try:
+        yield
+    finally:
+        _CHECKED_ON_HOST.reset(token)
+
+
+def is_checked_on_host(tensor):
+    """Whether the running step's trainer checked ``tensor``'s values on the host (``checked_on_host``)."""
+    return id(tensor) in _CHECKED_ON_HOST.get()
 
 _WEIGHT_SOURCE = contextvars.ContextVar("nnengine_weight_source", default=None)
 

@@ -21,7 +21,8 @@ import numpy as np
 from . import activations, arguments, constraints, initializers, regularizers
 from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, GlobalAveragePooling1D,
                           GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
-from .layer_base import BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, stored_weights
+from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, is_checked_on_host,
+                         stored_weights)
 from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, LayerNormalization
@@ -267,8 +268,19 @@ class Embedding(Layer):
         super().build(batch_shape(f"Embedding {self.name!r}", "input_shape", input_shape))
 
     def _indices(self, x):
-        """x as an int64 Tensor on the layer's device, after checking every value is an index."""
+        """x as an int64 Tensor on the layer's device, after checking every value is an index (on the host; the
+        trainer checks a model's input batch there before uploading it, ``checked_on_host``)."""
+        if is_checked_on_host(x):
+            return x if x.dtype == np.int64 else x.astype(np.int64)
         values = x.numpy()
+        self.check_indices(values)
+        if values.dtype == np.int64 and x.device == self.embeddings.device:
+            return x
+        return Tensor(values.astype(np.int64), dtype=np.int64, device=self.embeddings.device)
+
+    def check_indices(self, values):
+        """ValueError (TypeError) naming the layer unless every value of the numpy array ``values`` is an index in
+        [0, input_dim) (whole floats are indices, as Keras casts them)."""
         if values.dtype.kind == "f":
             if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
                 raise ValueError(f"Embedding {self.name!r}: inputs must be integer indices, got non-integer values "
@@ -278,9 +290,6 @@ class Embedding(Layer):
         if values.size and (values.min() < 0 or values.max() >= self.input_dim):
             raise ValueError(f"Embedding {self.name!r}: indices must be in [0, {self.input_dim}), got values in "
                              f"[{int(values.min())}, {int(values.max())}]")
-        if values.dtype == np.int64 and x.device == self.embeddings.device:
-            return x
-        return Tensor(values.astype(np.int64), dtype=np.int64, device=self.embeddings.device)
 
     def call(self, x, training=False):
         """embeddings[x]: shape (*x.shape, output_dim)."""

@@ -181,6 +181,11 @@ class Model(Trainer):
         """The model's InputLayers, in input order (none before a Sequential knows its input shape)."""
         return [] if self._input_layer is None else [self._input_layer]
 
+    def _input_consumers(self):
+        """(input position, layer) for each layer called directly on a model input (none known for a subclassed
+        model, whose call may do anything first)."""
+        return []
+
     @property
     def _output_layer(self):
         """The layer that computes the model's output (the trainer fuses its activation into the loss); None for a

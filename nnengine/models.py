@@ -102,6 +102,10 @@ class Sequential(Model):
                              "Input(shape=...), or give the first layer input_shape=...")
         self._build_from(0)
 
+    def _input_consumers(self):
+        """The first layer reads the input."""
+        return [(0, self._layers[0])] if self._layers else []
+
     def summary_shapes(self):
         """Each layer's output shape, walking the stack from the input shape (None where it is not known yet)."""
         shapes, shape = [], self.input_shape

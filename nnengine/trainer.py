@@ -40,6 +40,7 @@ from .batch_loops import BatchLoops, array_batches, batches
 from .compiled_step import StepCompiler
 from .data import is_batch_source
 from .dtypes import checked_cast
+from .layer_base import checked_on_host
 from .layers import Activation, Dense
 from .model_inputs import InputArrays, prepare_inputs
 from .tensor import Tensor
@@ -158,7 +159,9 @@ class Trainer(BatchLoops, TrainerMetrics):
 
     def _prepare_x(self, x, method):
         if len(self._input_layers) > 1:           # one array per input: a list, or a dict by input name
-            return prepare_inputs(x, self._input_layers, method, _as_array)
+            x = prepare_inputs(x, self._input_layers, method, _as_array)
+            self._check_on_host(x.arrays)
+            return x
         x = _as_array(f"{method}: x", x)
         if len(x) == 0:
             raise ValueError(f"{method}: x is empty (0 samples)")
@@ -166,7 +169,21 @@ class Trainer(BatchLoops, TrainerMetrics):
             raise ValueError(f"{method}: the model has no layers")
         self._ensure_built(x)
         self._check_input(x, method)
-        return checked_cast(x, self.input_dtype, f"{method}: x")
+        x = checked_cast(x, self.input_dtype, f"{method}: x")
+        self._check_on_host([x])
+        return x
+
+    def _check_on_host(self, arrays):
+        """Check, on the host, the input arrays that a layer reads directly and would otherwise check on the
+        device's values (an Embedding's indices): the step then need not read them back, and can be compiled."""
+        for position, layer in self._input_consumers():
+            if hasattr(layer, "check_indices"):
+                layer.check_indices(arrays[position])
+
+    def _host_checked(self, x):
+        """The input Tensors of a step (a Tensor or a list) whose values ``_check_on_host`` checked."""
+        tensors = x if isinstance(x, list) else [x]
+        return [tensors[position] for position, layer in self._input_consumers() if hasattr(layer, "check_indices")]
 
     def _prepare_xy(self, x, y, method):
         x = self._prepare_x(x, method)
@@ -257,7 +274,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         ``y``: ``Backend.argmax_matches``) or None."""
         for weight in trainable:                        # each step's gradients are its own, as in Keras
             weight.zero_grad()
-        with (enable_grad() if training else no_grad()):
+        with (enable_grad() if training else no_grad()), checked_on_host(self._host_checked(x)):
             penalties = [penalty for layer in self._layers for penalty in layer.regularization_losses()]
             out = self._forward(x, training=training, return_logits=logits, penalties=penalties)
             loss = self.loss.from_prepared(y, out, logits, weights=w)
@@ -295,7 +312,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         backend = first.backend
 
         def eager():
-            with no_grad():
+            with no_grad(), checked_on_host(self._host_checked(x)):
                 return [self._forward(x)._data]
         key = ("predict", *_input_key(x), first.device, self._structure_key())
         (out,) = self._compiler.run(key, backend, _input_arrays(x), self.weights, eager, self._capture_blocker(False))

@@ -277,3 +277,50 @@ def test_the_fused_window_and_normalization_ops_match_finite_differences(g):
         gradcheck(lambda r, gm, bt: LF.normalize(r, *LF.moments(r, axis), gm, bt, 1e-3, axis, True), rows, gamma, beta)
     moving = [nn.tensor(rng.random(width * channels) + 0.5, dtype="float64") for _ in range(2)]
     gradcheck(lambda r, gm, bt: LF.normalize(r, moving[0] - 0.5, moving[1], gm, bt, 1e-3, 0, False), rows, gamma, beta)
+
+
+def _text_model(seed=0):
+    nn.utils.set_random_seed(seed)
+    return nn.Sequential([L.Input((6,), dtype="int32"), L.Embedding(20, 8), L.LSTM(5),
+                          L.Dense(2, activation="softmax")])
+
+
+def test_a_model_that_starts_with_an_embedding_compiles_bitwise_as_eager():
+    """The trainer checks the indices on the host before uploading them, so the step needs no read-back."""
+    from keras_helpers import compiled_and_eager_runs
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 20, (45, 6)), rng.integers(0, 2, 45)
+    report = compiled_and_eager_runs(_text_model, x, y)
+    assert report["captured"]["train"] == 2 and report["fallback_reason"] is None
+
+
+@pytest.mark.parametrize("make_x, message", [
+    (lambda x: np.where(np.arange(6) == 2, 20, x), r"Embedding '.*': indices must be in \[0, 20\), got values in "
+                                                   r"\[\d+, 20\]"),
+    (lambda x: np.where(np.arange(6) == 2, -1, x), r"indices must be in \[0, 20\), got values in \[-1, \d+\]"),
+    (lambda x: x + 0.5, "non-integer values"),
+])
+def test_bad_indices_are_refused_before_training_and_in_every_batch(make_x, message):
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 20, (40, 6)), rng.integers(0, 2, 40)
+    model = _text_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    before = model.get_weights()
+    bad = make_x(x) if message != "non-integer values" else make_x(x.astype(np.float64))
+    if message == "non-integer values":
+        model = nn.Sequential([L.Input((6,)), L.Embedding(20, 8), L.Flatten(), L.Dense(2, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+        before = model.get_weights()
+    with pytest.raises(ValueError, match=message):
+        model.fit(bad, y, epochs=1, batch_size=8, verbose=0)
+    for kept, now in zip(before, model.get_weights()):      # refused before the first step
+        np.testing.assert_array_equal(kept, now)
+    with pytest.raises(ValueError, match=message):
+        model.predict(bad, verbose=0)
+
+    def batches():
+        yield x[:8], y[:8]
+        yield bad[:8], y[:8]
+    with pytest.raises(ValueError, match=message):
+        model.fit(batches(), epochs=1, verbose=0)

@@ -9,13 +9,17 @@ are bitwise the same. Any other index (integer arrays, steps, None) is refused.
 """
 import numpy as np
 
-from .numba_emitters import LoweringRefused, Value, as_array, check_small
+from .numba_emitters import Literal, LoweringRefused, Value, as_array, check_small
 
 __all__ = ["ARRAY_EMITTERS"]
 
 
 def _slices_source(index):
-    """The source text of a basic index: a tuple of slices without steps (``[:, 3:7]``); LoweringRefused else."""
+    """The source text of a basic index (a Literal): a tuple of slices without steps (``[:, 3:7]``);
+    LoweringRefused for any other index, an array of positions among them."""
+    if not isinstance(index, Literal):
+        raise LoweringRefused("an index held as an array (a gather)")
+    index = index.value
     parts = index if isinstance(index, tuple) else (index,)
     texts = []
     for part in parts:
@@ -39,19 +43,20 @@ def _full(b, backend, shape, value, dtype):
 def _getitem(b, backend, x, index):
     """The slice of ``x``, copied contiguous."""
     x = as_array(x, "the sliced array")
+    source = _slices_source(index)
     example = np.ascontiguousarray(x.example[index.value])
     check_small(example.shape, example.dtype)
     name = b.name("t")
-    b.body.append(f"    {name} = np.ascontiguousarray({x.code}{_slices_source(index.value)})")
+    b.body.append(f"    {name} = np.ascontiguousarray({x.code}{source})")
     return Value(name, example)
 
 
 def _index_add(b, backend, target, index, values):
     """target[index] += values, in place; returns nothing, as the primitive."""
     target, values = as_array(target, "the array added into"), as_array(values, "the values added")
+    source = _slices_source(index)
     if np.shape(target.example[index.value]) != values.example.shape:
         raise LoweringRefused("index_add of values broadcast into the slice")
-    source = _slices_source(index.value)
     b.body.append(f"    {target.code}{source} += {values.code}")
     return None
 
