@@ -162,6 +162,25 @@ class Layer(ABC):
         return self.activity_regularizer(output) * (1.0 / max(1, output.shape[0]))
 
     @property
+    def output(self):
+        """The KerasTensor this layer's call on symbolic inputs gave (functional models): what
+        ``keras.Model(model.input, model.get_layer("hidden").output)`` reads to make a feature extractor."""
+        return self._only_call("output").output
+
+    @property
+    def input(self):
+        """The KerasTensor (or list of them, for a merge layer) this layer was called on (functional models)."""
+        node = self._only_call("input")
+        return list(node.inputs) if node.as_list else node.inputs[0]
+
+    def _only_call(self, what):
+        calls = [node for node in self.__dict__.get("_symbolic_nodes", []) if node.inputs or what == "output"]
+        if len(calls) != 1:
+            raise AttributeError(f"layer {self.name!r} has no single {what}: it was called {len(calls)} times on "
+                                 "symbolic inputs (a functional model's layer called once has one)")
+        return calls[0]
+
+    @property
     def weights(self):
         """Every weight Tensor, in Keras's order (kernel before bias)."""
         return list(self._weights)

@@ -1,13 +1,17 @@
-"""The data of a model with several inputs: ``fit([x_text, x_numbers], y)`` or ``fit({"text": ..., ...}, y)``.
+"""A model's input data as the trainer takes it: arrays of numbers (``as_array``), and for a model with several
+inputs, ``fit([x_text, x_numbers], y)`` or ``fit({"text": ..., ...}, y)``.
 
 Keras takes one array per input, as a list in the order of ``Model(inputs=[...])`` or as a dict keyed by the
 inputs' names. ``InputArrays`` holds them, each checked and cast to its input's dtype, and behaves as one
 array does for the training loops: ``len``, indexing and ``take`` along the sample axis apply to every
 array, so batching, shuffling and ``validation_split`` work unchanged. A batch becomes one Tensor per input.
 """
-from .dtypes import checked_cast
+import numpy as np
 
-__all__ = ["InputArrays", "prepare_inputs"]
+from .dtypes import checked_cast
+from .tensor import Tensor
+
+__all__ = ["InputArrays", "prepare_inputs", "as_array", "input_key", "input_arrays"]
 
 
 class InputArrays:
@@ -30,9 +34,9 @@ class InputArrays:
         return f"<InputArrays {[array.shape for array in self.arrays]}>"
 
 
-def prepare_inputs(x, inputs, method, as_array):
+def prepare_inputs(x, inputs, method):
     """``x`` (a list or tuple with one array per input, or a dict by input name) as InputArrays, each array made
-    by ``as_array(name, value)``, checked against its input's shape and cast to its dtype. ``inputs``: the
+    by ``as_array``, checked against its input's shape and cast to its dtype. ``inputs``: the
     model's InputLayers in order. ValueError or TypeError naming the input that does not fit."""
     names = [layer.name for layer in inputs]
     if isinstance(x, dict):
@@ -67,3 +71,31 @@ def _check_shape(what, array, expected):
     if array.ndim != len(expected) or any(e is not None and e != got for e, got in zip(expected[1:], array.shape[1:])):
         raise ValueError(f"{what}: an array of shape {array.shape} does not fit that input, of shape {expected} "
                          "(None is the batch axis)")
+
+
+def as_array(name, value):
+    """Array-like model input or target as a numpy array of numbers, with a clear error."""
+    if isinstance(value, Tensor):
+        return value.numpy()
+    try:
+        array = np.asarray(value)
+    except ValueError as error:
+        raise ValueError(f"{name}: cannot make an array from this data: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected numbers (an int or float array), got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError(f"{name}: expected an array with a batch axis, got a scalar")
+    return array
+
+
+def input_key(x):
+    """What a plan depends on in the inputs: (shape, dtype) of the input Tensor, or (the shapes, the dtypes) of
+    a model's several inputs (a list)."""
+    if not isinstance(x, list):
+        return x.shape, x.dtype.str
+    return tuple(t.shape for t in x), tuple(t.dtype.str for t in x)
+
+
+def input_arrays(x):
+    """The backend arrays of the input Tensor(s), in input order."""
+    return [t._data for t in (x if isinstance(x, list) else [x])]

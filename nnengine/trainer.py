@@ -42,41 +42,13 @@ from .data import is_batch_source
 from .dtypes import checked_cast
 from .layer_base import checked_on_host
 from .layers import Activation, Dense
-from .model_inputs import InputArrays, prepare_inputs
+from .model_inputs import InputArrays, as_array, input_arrays, input_key, prepare_inputs
 from .tensor import Tensor
 from .trainer_metrics import TrainerMetrics
 from .utils import global_rng
 from .weighting import sample_weights
 
 __all__ = ["Trainer"]
-
-
-def _as_array(name, value):
-    """Array-like model input or target as a numpy array of numbers, with a clear error."""
-    if isinstance(value, Tensor):
-        return value.numpy()
-    try:
-        array = np.asarray(value)
-    except ValueError as error:
-        raise ValueError(f"{name}: cannot make an array from this data: {error}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected numbers (an int or float array), got dtype {array.dtype}")
-    if array.ndim == 0:
-        raise ValueError(f"{name}: expected an array with a batch axis, got a scalar")
-    return array
-
-
-def _input_key(x):
-    """What a plan depends on in the inputs: (shape, dtype) of the input Tensor, or (the shapes, the dtypes) of
-    a model's several inputs (a list)."""
-    if not isinstance(x, list):
-        return x.shape, x.dtype.str
-    return tuple(t.shape for t in x), tuple(t.dtype.str for t in x)
-
-
-def _input_arrays(x):
-    """The backend arrays of the input Tensor(s), in input order."""
-    return [t._data for t in (x if isinstance(x, list) else [x])]
 
 
 def _no_y_with_batches(method, y, sample_weight):
@@ -159,10 +131,10 @@ class Trainer(BatchLoops, TrainerMetrics):
 
     def _prepare_x(self, x, method):
         if len(self._input_layers) > 1:           # one array per input: a list, or a dict by input name
-            x = prepare_inputs(x, self._input_layers, method, _as_array)
+            x = prepare_inputs(x, self._input_layers, method)
             self._check_on_host(x.arrays)
             return x
-        x = _as_array(f"{method}: x", x)
+        x = as_array(f"{method}: x", x)
         if len(x) == 0:
             raise ValueError(f"{method}: x is empty (0 samples)")
         if not self._layers:
@@ -189,7 +161,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         x = self._prepare_x(x, method)
         if y is None:
             raise ValueError(f"{method}: y is required (targets for the loss)")
-        y = _as_array(f"{method}: y", y)
+        y = as_array(f"{method}: y", y)
         if len(x) != len(y):
             raise ValueError(f"{method}: x and y must have the same number of samples, got {len(x)} and {len(y)}")
         self.loss.check_targets(y.shape, (len(y), *self.output_shape[1:]))
@@ -225,14 +197,14 @@ class Trainer(BatchLoops, TrainerMetrics):
         y = Tensor._make(first.backend.from_numpy(targets), first.backend)     # prepare_targets made its dtype
         w = None if w_batch is None else Tensor(w_batch, dtype=self.dtype, device=first.device)
         trainable = self.trainable_weights
-        key = ("train" if training else "test", *_input_key(x), y.shape, y.dtype.str, first.device, logits,
+        key = ("train" if training else "test", *input_key(x), y.shape, y.dtype.str, first.device, logits,
                metric_output, w is not None, self._structure_key(trainable))
         # what a plan reads, and whether to wait for the optimizer's slots (made by the first step; making them
         # before it changes the order of the big allocations: thousands of page faults per MNIST-size step).
         # Functions, as a step that replays its plan needs neither.
         params = lambda: self.weights + ([s for _, _, s in self.optimizer.slot_variables()] if training else [])  # noqa
         defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
-        inputs = _input_arrays(x) + [y._data] + ([] if w is None else [w._data])
+        inputs = input_arrays(x) + [y._data] + ([] if w is None else [w._data])
         if training and self.optimizer.exchanges_gradients:
             loss, output = self._exchanging_step(key, x, y, w, inputs, logits, metric_output, trainable, params,
                                                  defer)
@@ -314,8 +286,8 @@ class Trainer(BatchLoops, TrainerMetrics):
         def eager():
             with no_grad(), checked_on_host(self._host_checked(x)):
                 return [self._forward(x)._data]
-        key = ("predict", *_input_key(x), first.device, self._structure_key())
-        (out,) = self._compiler.run(key, backend, _input_arrays(x), self.weights, eager, self._capture_blocker(False))
+        key = ("predict", *input_key(x), first.device, self._structure_key())
+        (out,) = self._compiler.run(key, backend, input_arrays(x), self.weights, eager, self._capture_blocker(False))
         return backend.to_numpy(out)
 
     def _structure_key(self, trainable=None):

@@ -273,6 +273,24 @@ def test_recurrent_benchmark_compares_with_pytorch_in_one_run(tmp_path, monkeypa
         assert theirs == recurrent.nnengine_model(name, (4, 3, 2, 5)).count_params() + extra
 
 
+def test_model_apis_benchmark_compares_the_same_networks_with_pytorch(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="the model_apis benchmark's peer is PyTorch")
+    from benchmarks import model_apis
+    from nnengine import capture
+    monkeypatch.setattr(model_apis, "RESIDUAL", (4, 3, 5, 2, 3))
+    monkeypatch.setattr(model_apis, "TEXT", (7, 4, 3, 5))
+    monkeypatch.setattr(capture, "LOWER_AFTER_REPLAYS", 2)
+    results = model_apis.main(["--repeats", "1", "--out", str(tmp_path)])
+    assert [row["model"] for row in results["steps"]] == list(model_apis.MODELS)
+    assert all(row["nnengine_s"] > 0 and row["torch_s"] > 0 for row in results["steps"])
+    assert "| residual_subclassed |" in (tmp_path / "model_apis.md").read_text()
+    # the same networks in both frameworks: PyTorch's LSTM has one bias vector more (b_hh)
+    for name, extra in (("residual_functional", 0), ("residual_subclassed", 0), ("text_lstm", 4 * 5)):
+        theirs = sum(p.numel() for p in model_apis.torch_model(name).parameters())
+        assert theirs == model_apis.nnengine_model(name).count_params() + extra
+        assert model_apis.nnengine_model(name).jit_report()["fallback_reason"] is None
+
+
 def test_the_cnn_step_is_the_same_model_in_both_frameworks():
     pytest.importorskip("torch", reason="the CNN benchmark's peer is PyTorch")
     from benchmarks import cnn

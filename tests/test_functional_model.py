@@ -464,3 +464,30 @@ def test_the_guide_subclassed_model_runs_and_round_trips(tmp_path):
     restored = nn.load_model(tmp_path / "residual.keras", custom_objects={"Residual": residual})
     assert restored.units == 16
     np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_layer_outputs_make_feature_extractors_and_new_heads():
+    """Keras's transfer-learning idiom: Model(model.input, model.get_layer(name).output), and a new head on it."""
+    model = _graph()
+    x, y = _data()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    features = keras.Model(model.input, model.get_layer("skip").output)
+    assert [layer.name for layer in features.layers][-1] == "skip" and features.output_shape == (None, 8)
+    skip = model.get_layer("skip")
+    expected = (model.get_layer("project")(model.get_layer("joined")(
+        [model.get_layer("shared")(model.get_layer(side)(x)) for side in ("left", "right")])) +
+        model.get_layer("left")(x)).numpy()
+    np.testing.assert_allclose(features.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6)
+    assert skip.input[1] is model.get_layer("left").output and model.get_layer("x").output is model.input
+    for layer in model.layers:
+        layer.trainable = False
+    head = keras.Model(model.input, layers.Dense(2, name="head")(skip.output))
+    head.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    frozen = [w.numpy() for w in model.weights]
+    head.fit(x, y % 2, epochs=2, verbose=0)
+    assert [w.shape for w in head.trainable_weights] == [(8, 2), (2,)]
+    for before, after in zip(frozen, model.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    with pytest.raises(AttributeError, match="layer 'shared' has no single output: it was called 2 times"):
+        model.get_layer("shared").output
