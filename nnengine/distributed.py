@@ -23,6 +23,7 @@
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -36,6 +37,8 @@ __all__ = ["init", "rank", "size", "local_rank", "local_size", "is_initialized",
            "LearningRateWarmupCallback", "shard"]
 
 _STATE = {"comm": None, "local": None, "initialized": False}
+#: how long a failing process waits, after printing its traceback, before MPI_Abort ends every process
+ABORT_GRACE_SECONDS = 0.5
 #: the environment variables MPI launchers set: a process that has one was started as part of a group
 _LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_RANK")
 
@@ -64,6 +67,9 @@ def _abort_on_uncaught_exceptions(comm):
     def abort(kind, value, traceback):
         previous(kind, value, traceback)
         sys.stderr.flush()
+        # mpiexec forwards this process's stderr while it runs; MPI_Abort tears the job down at once, and
+        # could cut the traceback short (a CI run saw its first line only): give the forwarding a moment
+        time.sleep(ABORT_GRACE_SECONDS)
         comm.Abort(1)
     sys.excepthook = abort
 
