@@ -16,6 +16,8 @@ layers and order, the forward pass, and Keras 3's config of nodes (``inbound_nod
 A model may have several inputs (``Model([a, b], out)``; fit takes one array per input, model_inputs.py);
 it has one output: several are refused with that reason.
 """
+from collections import defaultdict, deque
+
 from . import arguments, saving
 from .layers import LAYER_CLASSES, InputLayer
 from .model_base import Model, layer_entry, layer_from_config
@@ -282,35 +284,42 @@ def _histories(value):
 
 
 def _run_calls(layers, calls):
-    """Call every layer as the config says, each call once the tensors it reads exist (Keras's order: passes over
-    the layers in config order, each layer's calls in order). Returns {layer name: its output tensors}."""
+    """Call every layer as the config says, each layer's calls in order, each call once the tensors it reads
+    exist: the layers in config order (a config in Keras's order needs nothing else), a call that waits for a
+    tensor resumed when that tensor is made; so each call is made once, whatever the order of the config.
+    Returns {layer name: its output tensors}."""
     outputs = {name: [keras_tensor(layer, name)] for name, layer in layers.items() if isinstance(layer, InputLayer)}
-    pending = {name: list(node_calls) for name, node_calls in calls if node_calls}
-    while pending:
-        progress = False
-        for name, _ in calls:
-            queue = pending.get(name)
-            while queue and _ready(outputs, layers, queue[0]):
-                histories, as_list = queue.pop(0)
-                tensors = [outputs[source][index] for source, index in histories]
-                outputs.setdefault(name, []).append(layers[name](tensors if as_list else tensors[0]))
-                progress = True
-            if queue == []:
-                del pending[name]
-        if not progress:
-            stuck = sorted(pending)[0]
-            raise ValueError(f"layer {stuck!r:.80} reads a tensor that no call makes (the graph is disconnected or "
-                             "has a cycle)")
+    queues = {name: deque(node_calls) for name, node_calls in calls if node_calls}
+    waiting = defaultdict(list)                  # (layer name, call index) -> layers whose next call needs it
+    ready = deque(queues)
+    while ready:
+        name = ready.popleft()
+        queue = queues[name]
+        while queue:
+            missing = _missing(outputs, layers, queue[0])
+            if missing is not None:
+                waiting[missing].append(name)
+                break
+            histories, as_list = queue.popleft()
+            tensors = [outputs[source][index] for source, index in histories]
+            made = outputs.setdefault(name, [])
+            made.append(layers[name](tensors if as_list else tensors[0]))
+            ready.extend(waiting.pop((name, len(made) - 1), []))
+    stuck = sorted(name for name, queue in queues.items() if queue)
+    if stuck:
+        raise ValueError(f"layer {stuck[0]!r:.80} reads a tensor that no call makes (the graph is disconnected or "
+                         "has a cycle)")
     return outputs
 
 
-def _ready(outputs, layers, call):
+def _missing(outputs, layers, call):
+    """The first (layer name, call index) that ``call`` reads and that does not exist yet, or None."""
     for source, index in call[0]:
         if source not in layers:
             raise ValueError(f"a layer reads the output of {source!r:.80}, which is not a layer of the model")
         if index >= len(outputs.get(source, [])):
-            return False
-    return True
+            return source, index
+    return None
 
 
 def _tensor_at(outputs, history, what):

@@ -120,20 +120,26 @@ def graph_of(inputs, outputs):
     needs an Input that is not among ``inputs``, or two layers share a name."""
     finished, post_order, first_visit = set(), [], {}
     input_ids = {id(tensor) for tensor in inputs}
-
-    def visit(tensor):                  # depth first from the outputs; a node is listed after its parents
-        node = tensor.node
-        if node in finished:
-            return
-        first_visit.setdefault(node.layer, len(first_visit))
-        if id(tensor) not in input_ids:
-            for parent in node.inputs:
-                visit(parent)
-        finished.add(node)
-        post_order.append(node)
-
-    for tensor in outputs:
-        visit(tensor)
+    for output in outputs:              # depth first from the outputs, a node listed after its parents; a stack,
+        stack = [(output, None)]        # not recursion: a graph may be deeper than Python's recursion limit
+        while stack:
+            tensor, parents = stack[-1]
+            node = tensor.node
+            if parents is None:         # first reached
+                if node in finished:
+                    stack.pop()
+                    continue
+                first_visit.setdefault(node.layer, len(first_visit))
+                parents = iter(node.inputs if id(tensor) not in input_ids else ())
+                stack[-1] = (tensor, parents)
+            parent = next(parents, None)
+            if parent is not None:
+                stack.append((parent, None))
+                continue
+            stack.pop()
+            if node not in finished:
+                finished.add(node)
+                post_order.append(node)
     node_depth, layer_depth = {}, {}
     for node in reversed(post_order):   # a node is one deeper than its deepest child; a layer as deep as its nodes
         depth = max(node_depth.setdefault(node, 0), layer_depth.get(node.layer, 0))

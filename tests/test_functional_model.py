@@ -491,3 +491,19 @@ def test_layer_outputs_make_feature_extractors_and_new_heads():
         np.testing.assert_array_equal(before, after.numpy())
     with pytest.raises(AttributeError, match="layer 'shared' has no single output: it was called 2 times"):
         model.get_layer("shared").output
+
+
+def test_a_graph_deeper_than_the_recursion_limit_builds_and_loads_in_any_order():
+    import sys
+    inputs = keras.Input(shape=(3,))
+    hidden = inputs
+    for _ in range(sys.getrecursionlimit() + 500):
+        hidden = layers.Identity()(hidden)
+    model = keras.Model(inputs, layers.Dense(2)(hidden))
+    config = model.get_config()
+    config["layers"] = config["layers"][::-1]          # every call listed before the call it reads
+    rebuilt = keras.Model.from_config(config)
+    assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in model.layers]
+    x = np.ones((2, 3), np.float32)
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_array_equal(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0))
