@@ -20,6 +20,7 @@ writes for Sequential and functional models of its layer classes.
 """
 import errno
 import json
+import math
 import os
 import tempfile
 import time
@@ -36,6 +37,8 @@ __all__ = ["save_archive", "load_archive", "native_config", "training_config", "
 
 SUFFIX = ".keras"
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+#: the most values one sample of a subclassed model's build shape may hold (its first call runs on one)
+MAX_SAMPLE_VALUES = 1 << 24
 #: the largest config.json read (a Sequential's config is a few kB per layer)
 MAX_CONFIG_BYTES = 1 << 24
 #: a deflated member may expand to at most this many times its compressed size (beyond MIN_CHECKED_BYTES) ...
@@ -300,6 +303,10 @@ def _subclassed_model(native, subclass, reader):
         if not isinstance(shape, list) or len(shape) < 2:
             raise ValueError(f"the build config gives no input shape (got {shape!r:.80}), so the stored weights "
                              "cannot be matched to the layers")
+        sizes = [size for size in shape[1:] if size is not None]
+        if not all(isinstance(size, int) and 0 < size for size in sizes) or math.prod(sizes) > MAX_SAMPLE_VALUES:
+            raise ValueError(f"the build config's input shape {shape!r:.80} is not a plausible sample shape (at most "
+                             f"{MAX_SAMPLE_VALUES} values)")
         model.build(tuple(shape))
     except (KeyError, TypeError, ValueError) as error:
         raise reader.error(CONFIG, f"{subclass.__name__}: {type(error).__name__}: {error}") from None

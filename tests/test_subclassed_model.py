@@ -194,3 +194,21 @@ def test_what_a_subclassed_model_cannot_be_is_refused_with_the_reason():
     with pytest.raises(TypeError, match="call must return one Tensor, got tuple"):
         TwoOutputs().predict(np.ones((2, 3)), verbose=0)
     assert "training" in inspect.signature(Residual.call).parameters
+
+
+@pytest.mark.parametrize("shape", [[None, 1 << 30], [None, -3], [None, "5"], None, [None]])
+def test_a_keras_file_with_an_implausible_build_shape_is_refused_before_anything_is_built(tmp_path, shape):
+    import zipfile
+    model = _residual()
+    model.build((None, 5))
+    model.save(tmp_path / "r.keras")
+    with zipfile.ZipFile(tmp_path / "r.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["build_config"]["input_shape"] = shape
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(nn.ModelFileError, match="input shape"):
+        nn.load_model(tmp_path / "bad.keras", custom_objects={"Residual": Residual})
