@@ -163,21 +163,25 @@ class Layer(ABC):
 
     @property
     def output(self):
-        """The KerasTensor this layer's call on symbolic inputs gave (functional models): what
-        ``keras.Model(model.input, model.get_layer("hidden").output)`` reads to make a feature extractor."""
-        return self._only_call("output").output
+        """The KerasTensor this layer's first call on symbolic inputs gave (a functional model's layer, or a built
+        Sequential's): what ``keras.Model(model.input, model.get_layer("hidden").output)`` reads to make a feature
+        extractor. A layer called more than once gives its first call's, as in Keras."""
+        return self._first_call("output").output
 
     @property
     def input(self):
-        """The KerasTensor (or list of them, for a merge layer) this layer was called on (functional models)."""
-        node = self._only_call("input")
+        """The KerasTensor (or list of them, for a merge layer) of this layer's first symbolic call."""
+        node = self._first_call("input")
         return list(node.inputs) if node.as_list else node.inputs[0]
 
-    def _only_call(self, what):
+    def _first_call(self, what):
+        owner = self.__dict__.get("_sequential")
+        if not self.__dict__.get("_symbolic_nodes") and owner is not None and owner() is not None:
+            owner().symbolic_stack()            # a built Sequential's layer: its stack is made when first asked for
         calls = [node for node in self.__dict__.get("_symbolic_nodes", []) if node.inputs or what == "output"]
-        if len(calls) != 1:
-            raise AttributeError(f"layer {self.name!r} has no single {what}: it was called {len(calls)} times on "
-                                 "symbolic inputs (a functional model's layer called once has one)")
+        if not calls:
+            raise AttributeError(f"layer {self.name!r} has never been called on symbolic inputs, so it has no "
+                                 f"{what}: call it on a keras.Input, or put it in a model with an input shape")
         return calls[0]
 
     @property

@@ -6,12 +6,14 @@ file formats are saving.py's and keras_archive.py's. ``Model(inputs, outputs)`` 
 """
 import json
 import os
+import weakref
 
 from . import arguments, keras_archive, saving
 from .functional_model import Functional
 from .h5io import ModelFileError
 from .layers import BUILD_LOCK, LAYER_CLASSES, InputLayer, Layer
 from .model_base import Model, layer_entry, layer_from_config
+from .symbolic import call_symbolic, keras_tensor
 from .utils import unique_name
 
 __all__ = ["Sequential", "Model", "Functional", "load_model", "model_from_json", "clone_model", "ModelFileError"]
@@ -32,6 +34,7 @@ class Sequential(Model):
         self.trainable = arguments.boolean("Sequential", "trainable", trainable)
         self._input_layer = None
         self._layers = []
+        self._symbolic = None                   # the KerasTensors of the built stack, made when first asked for
         self._init_training_state()
         for layer in arguments.sequence_of("Sequential", "layers", layers, Layer, "layer",
                                            "Sequential([Dense(3)])"):
@@ -57,6 +60,8 @@ class Sequential(Model):
         if not self._layers and self._input_layer is None and layer.batch_input_shape is not None:
             self._input_layer = InputLayer(batch_shape=layer.batch_input_shape, dtype=layer.dtype)
         self._layers.append(layer)
+        layer._sequential = weakref.ref(self)   # its .output asks this model for the symbolic stack
+        self._symbolic = None
         if self._input_layer is not None:
             self._build_from(len(self._layers) - 1)
 
@@ -66,7 +71,42 @@ class Sequential(Model):
             raise TypeError(f"Sequential.pop: model {self.name!r} has no layers to remove")
         layer = self._layers.pop()
         self._metrics = []                      # the output shape changed: 'accuracy' is resolved again
+        self._symbolic = None
         return layer
+
+    # -- the symbolic stack (Keras's Sequential is a functional model once built) ------------------------
+    def symbolic_stack(self):
+        """The KerasTensors of the built model: its input's, then each layer's output, from one symbolic call of
+        each layer (made once per structure). What ``inputs``, ``outputs`` and each layer's ``output`` read."""
+        if not self.built or self._input_layer is None:
+            raise AttributeError(f"model {self.name!r} is not built yet: it has no symbolic inputs and outputs "
+                                 "(give it an input shape, or call it on data)")
+        if self._symbolic is None:
+            tensors = [keras_tensor(self._input_layer, f"model {self.name!r}")]
+            for layer in self._layers:
+                tensors.append(call_symbolic(layer, tensors[-1]))
+            self._symbolic = tensors
+        return self._symbolic
+
+    @property
+    def inputs(self):
+        """The model's input KerasTensor, in a list (as Keras's built Sequential has it)."""
+        return self.symbolic_stack()[:1]
+
+    @property
+    def outputs(self):
+        """The model's output KerasTensor, in a list."""
+        return self.symbolic_stack()[-1:]
+
+    @property
+    def input(self):
+        """The model's input KerasTensor: ``keras.Model(model.input, model.layers[-2].output)``."""
+        return self.symbolic_stack()[0]
+
+    @property
+    def output(self):
+        """The model's output KerasTensor."""
+        return self.symbolic_stack()[-1]
 
     def _build_from(self, index):
         """Build layers[index:] from the output shape of the layer before them."""

@@ -489,8 +489,28 @@ def test_layer_outputs_make_feature_extractors_and_new_heads():
     assert [w.shape for w in head.trainable_weights] == [(8, 2), (2,)]
     for before, after in zip(frozen, model.weights):
         np.testing.assert_array_equal(before, after.numpy())
-    with pytest.raises(AttributeError, match="layer 'shared' has no single output: it was called 2 times"):
-        model.get_layer("shared").output
+    shared = model.get_layer("shared")                  # a layer called twice: its first call's, as in Keras
+    assert shared.output is model.get_layer("joined").input[0] and shared.input is model.get_layer("left").output
+    with pytest.raises(AttributeError, match="layer 'lonely' has never been called on symbolic inputs"):
+        layers.Dense(2, name="lonely").output
+
+
+def test_a_built_sequential_has_symbolic_inputs_and_outputs_for_feature_extractors():
+    """Keras's Sequential is a functional model once built: keras.Model(seq.inputs, seq.layers[-2].output)."""
+    nn.utils.set_random_seed(0)
+    sequential = keras.Sequential([keras.Input((6,)), layers.Dense(8, activation="relu", name="hidden"),
+                                   layers.Dense(3, activation="softmax")])
+    x, y = _data()
+    sequential.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    sequential.fit(x, y, epochs=1, verbose=0)
+    hidden = sequential.get_layer("hidden").output            # asked for first: the stack is made then
+    features = keras.Model(sequential.inputs, hidden)
+    np.testing.assert_array_equal(features.predict(x, verbose=0), sequential.layers[0](x).numpy())
+    assert sequential.output.shape == (None, 3) and sequential.input is sequential.inputs[0]
+    sequential.pop()
+    assert sequential.output.shape == (None, 8)               # made again for the new structure
+    with pytest.raises(AttributeError, match="is not built yet"):
+        keras.Sequential([layers.Dense(2)]).outputs
 
 
 def test_a_graph_deeper_than_the_recursion_limit_builds_and_loads_in_any_order():
