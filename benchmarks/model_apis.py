@@ -17,7 +17,7 @@ benchmarks/results/model_apis.{json,md}.
 import numpy as np
 
 from .common import command_line
-from .training import median_step_time, torch_training_step, torch_version
+from .training import steps_against_torch, steps_table, torch_training_step, torch_version
 
 MODELS = ("residual_functional", "residual_subclassed", "text_lstm")
 #: (batch, features, width, blocks, classes) of the residual networks; (vocabulary, length, embedding, units)
@@ -126,14 +126,7 @@ def torch_step(name):
 
 def run(repeats=7):
     """Both frameworks' step for each model, in one process."""
-    import numba
-    import torch
-    torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    rows = []
-    for name in MODELS:
-        ours = median_step_time(nnengine_step(name), 20, repeats)
-        theirs = median_step_time(torch_step(name), 20, repeats)
-        rows.append({"model": name, "nnengine_s": ours, "torch_s": theirs, "torch_over_nnengine": theirs / ours})
+    rows = steps_against_torch(MODELS, nnengine_step, torch_step, repeats)
     return {"torch_version": torch_version(), "residual": dict(zip(("batch", "features", "width", "blocks",
                                                                     "classes"), RESIDUAL)),
             "text": dict(zip(("vocabulary", "length", "embedding", "units"), TEXT)), "steps": rows}
@@ -141,12 +134,9 @@ def run(repeats=7):
 
 def markdown(results):
     """The results as a Markdown table."""
-    lines = ["# Functional, subclassed and text models: nnengine (numba CPU) and PyTorch CPU, one run", "",
-             f"PyTorch {results['torch_version']}. Batch {results['residual']['batch']}; Adam. Medians.", "",
-             "| model | nnengine ms | PyTorch ms | PyTorch / nnengine |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['nnengine_s'] * 1e3:.3f} | {r['torch_s'] * 1e3:.3f} | "
-              f"{r['torch_over_nnengine']:.2f}x |" for r in results["steps"]]
-    return "\n".join(lines + [""])
+    return steps_table("Functional, subclassed and text models: nnengine (numba CPU) and PyTorch CPU, one run",
+                       f"PyTorch {results['torch_version']}. Batch {results['residual']['batch']}; Adam. Medians.",
+                       "model", results["steps"], digits=3)
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ parameters more, a bias add per step. Writes benchmarks/results/recurrent.{json,
 import numpy as np
 
 from .common import command_line
-from .training import median_step_time, torch_training_step, torch_version
+from .training import steps_against_torch, steps_table, torch_training_step, torch_version
 
 #: model name -> (Keras layer class, PyTorch module name); sizes: (batch, steps, features, units)
 MODELS = {"lstm": ("LSTM", "LSTM"), "gru": ("GRU", "GRU"), "simple_rnn": ("SimpleRNN", "RNN")}
@@ -74,15 +74,9 @@ def torch_step(name, sizes=None):
 
 def run(repeats=7, sizes=None):
     """Both frameworks' step for each model, in one process."""
-    import numba
-    import torch
     sizes = sizes or SIZES
-    torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    rows = []
-    for name in MODELS:
-        ours = median_step_time(nnengine_step(name, sizes), 20, repeats)
-        theirs = median_step_time(torch_step(name, sizes), 20, repeats)
-        rows.append({"model": name, "nnengine_s": ours, "torch_s": theirs, "torch_over_nnengine": theirs / ours})
+    rows = steps_against_torch(MODELS, lambda name: nnengine_step(name, sizes), lambda name: torch_step(name, sizes),
+                               repeats)
     return {"torch_version": torch_version(), "sizes": dict(zip(("batch", "steps", "features", "units"), sizes)),
             "steps": rows}
 
@@ -90,13 +84,10 @@ def run(repeats=7, sizes=None):
 def markdown(results):
     """The results as a Markdown table."""
     sizes = results["sizes"]
-    lines = ["# Recurrent training steps: nnengine (numba CPU) and PyTorch CPU, one run", "",
-             f"PyTorch {results['torch_version']}. Batch {sizes['batch']}, {sizes['steps']} steps of "
-             f"{sizes['features']} features, {sizes['units']} units, then Dense 10 softmax; Adam. Medians.", "",
-             "| layer | nnengine ms | PyTorch ms | PyTorch / nnengine |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['nnengine_s'] * 1e3:.2f} | {r['torch_s'] * 1e3:.2f} | "
-              f"{r['torch_over_nnengine']:.2f}x |" for r in results["steps"]]
-    return "\n".join(lines + [""])
+    return steps_table("Recurrent training steps: nnengine (numba CPU) and PyTorch CPU, one run",
+                       f"PyTorch {results['torch_version']}. Batch {sizes['batch']}, {sizes['steps']} steps of "
+                       f"{sizes['features']} features, {sizes['units']} units, then Dense 10 softmax; Adam. Medians.",
+                       "layer", results["steps"])
 
 
 def main(argv=None):

@@ -190,6 +190,29 @@ def median_step_time(step, inner, repeats, warmup=5):
     return times[len(times) // 2]
 
 
+def steps_against_torch(models, nnengine_step, torch_step, repeats):
+    """[{model, nnengine_s, torch_s, torch_over_nnengine}] for each model name: the median step of each framework
+    in this process (``*_step(name)`` returns the step), PyTorch on as many threads as numba."""
+    import numba
+    import torch
+    torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    rows = []
+    for name in models:
+        ours = median_step_time(nnengine_step(name), 20, repeats)
+        theirs = median_step_time(torch_step(name), 20, repeats)
+        rows.append({"model": name, "nnengine_s": ours, "torch_s": theirs, "torch_over_nnengine": theirs / ours})
+    return rows
+
+
+def steps_table(title, note, first_column, rows, digits=2):
+    """The Markdown page of ``steps_against_torch``'s rows: a title, a note, one row per model."""
+    lines = [f"# {title}", "", note, "", f"| {first_column} | nnengine ms | PyTorch ms | PyTorch / nnengine |",
+             "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['nnengine_s'] * 1e3:.{digits}f} | {r['torch_s'] * 1e3:.{digits}f} | "
+              f"{r['torch_over_nnengine']:.2f}x |" for r in rows]
+    return "\n".join(lines + [""])
+
+
 def peak_rss_mb():
     """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that across exec from the parent."""
     try:
