@@ -61,7 +61,9 @@ class Model(Trainer):
             raise TypeError(f"{type(self).__name__}: keras.Model.__init__ of a subclassed model takes name, "
                             f"trainable and dtype, got {[*map(repr, args), *kwargs]} (Model(inputs, outputs) is "
                             "the functional API)")
-        object.__setattr__(self, "_tracked", [])    # the attributes that hold layers, in assignment order
+        # the attributes that hold layers, in assignment order (any set before this call too)
+        object.__setattr__(self, "_tracked", [name for name, value in self.__dict__.items()
+                                              if name not in _UNTRACKED and holds_layers(value)])
         self.name = arguments.text(type(self).__name__, "name", name, optional=True) or \
             unique_name(snake_case(type(self).__name__))
         self.trainable = arguments.boolean(type(self).__name__, "trainable", trainable)

@@ -212,3 +212,15 @@ def test_a_keras_file_with_an_implausible_build_shape_is_refused_before_anything
             archive.writestr(name, data)
     with pytest.raises(nn.ModelFileError, match="input shape"):
         nn.load_model(tmp_path / "bad.keras", custom_objects={"Residual": Residual})
+
+
+def test_layers_set_before_super_init_are_tracked_too():
+    class LateSuper(keras.Model):
+        def __init__(self):
+            self.dense = keras.layers.Dense(2)             # before super().__init__(): still the model's
+            super().__init__()
+
+        def call(self, x):
+            return self.dense(x)
+    late = LateSuper()
+    assert late.layers == [late.dense] and late.predict(np.ones((3, 4)), verbose=0).shape == (3, 2)
