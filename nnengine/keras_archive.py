@@ -150,7 +150,8 @@ def _native_compile_config(training):
 # Loading
 # ---------------------------------------------------------------------------------------------
 def load_archive(filepath, model_class, compile=True, custom_objects=None):
-    """Read a ``.keras`` file written by nnengine or Keras 3 (a Sequential or a functional model); ``ModelFileError`` if malformed."""
+    """Read a ``.keras`` file written by nnengine or Keras 3 (a Sequential, a functional or a subclassed model);
+    ``ModelFileError`` if malformed."""
     path = arguments.path("load_model", "filepath", filepath)
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"load_model: no such file {path!r}")

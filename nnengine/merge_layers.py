@@ -27,7 +27,7 @@ NORM_EPSILON = 1e-7
 
 class Merge(Layer):
     """The base of the merge layers: called on a list of tensors (symbolic or values); subclasses implement
-    ``merge(tensors)`` and may override ``check_shapes`` and ``compute_output_shape``."""
+    ``merge(tensors)`` and may override ``compute_output_shape``, which also checks the shapes."""
 
     #: called on a list (symbolic.call_symbolic checks it)
     takes_list = True
@@ -46,8 +46,9 @@ class Merge(Layer):
         return self.invoke(tensors, training)
 
     def build(self, input_shape):
-        """Check the list of input shapes (each (batch, ...)); merge layers have no weights."""
-        self.check_shapes(self._shapes(input_shape))
+        """Check the list of input shapes (each (batch, ...)) by computing the output's; merge layers have no
+        weights."""
+        self.compute_output_shape(input_shape)
 
     def _shapes(self, input_shape):
         """``input_shape`` as a list of shape tuples, its length checked."""
@@ -61,11 +62,8 @@ class Merge(Layer):
             raise ValueError(f"{owner} must be called on {count} inputs, got {len(input_shape)}")
         return [tuple(shape) for shape in input_shape]
 
-    def check_shapes(self, shapes):
-        """Elementwise merges: one rank, and per axis equal sizes or 1 (which broadcasts)."""
-        self._broadcast_shape(shapes)
-
     def _broadcast_shape(self, shapes):
+        """Elementwise merges: one rank, and per axis equal sizes or 1 (which broadcasts to the others)."""
         owner = f"{type(self).__name__} {self.name!r}"
         if len({len(shape) for shape in shapes}) > 1:
             raise ValueError(f"{owner}: its inputs must have one rank, got shapes {shapes}")
@@ -165,10 +163,6 @@ class Concatenate(Merge):
             raise ValueError(f"{owner}: axis {self.axis} is not a sample axis of inputs of rank {rank}")
         return self.axis % rank
 
-    def check_shapes(self, shapes):
-        """One rank; every size but the axis's agrees."""
-        self.compute_output_shape(shapes)
-
     def compute_output_shape(self, input_shape):
         """The shared shape, the axis's sizes summed (None when one is unknown)."""
         shapes = self._shapes(input_shape)
@@ -228,10 +222,6 @@ class Dot(Merge):
                 raise ValueError(f"{owner}: axis {axis} is not a sample axis of an input of rank {rank}")
             resolved.append(axis % rank)
         return resolved
-
-    def check_shapes(self, shapes):
-        """Two inputs of rank 2 or 3 whose sizes along the axes agree."""
-        self.compute_output_shape(shapes)
 
     def compute_output_shape(self, input_shape):
         """Each input's shape without its axis, the second's batch axis dropped; (batch, 1) when nothing is left."""

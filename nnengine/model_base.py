@@ -327,7 +327,6 @@ class Model(Trainer):
         """Read weights written by ``save_weights`` or ``save`` (nnengine's or Keras's)."""
         weights_file.load_weights(self, filepath)
 
-
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, layers={[layer.name for layer in self.layers]}>"
 

@@ -99,26 +99,26 @@ def _name_key(name):
     return f"~{name}" if name.startswith("_") else name
 
 
-def weight_groups(model, layer_keys):
+def weight_groups(model, layer_groups):
     """[(group path, layer)] for every layer of the subclassed ``model``, where Keras 3 keeps its variables
-    (``<path>/vars/<i>``). ``layer_keys(models)``: the groups of a Sequential or functional model's layers."""
+    (``<path>/vars/<i>``). ``layer_groups(model)``: a Sequential or functional model's [(``layers/<key>``, layer)]."""
     groups, visited = [], set()
-    _walk_model(model, "", groups, visited, layer_keys)
+    _walk_model(model, "", groups, visited, layer_groups)
     return groups
 
 
-def _walk_model(model, prefix, groups, visited, layer_keys):
+def _walk_model(model, prefix, groups, visited, layer_groups):
     names = sorted([*model.__dict__["_tracked"], "layers"], key=_name_key)
     for name in dict.fromkeys(names):
         value = model.layers if name == "layers" else model.__dict__.get(name)
         path = f"{prefix}{name}"
         if isinstance(value, (list, tuple, dict)):
-            _walk_container(_items(value), path, groups, visited, layer_keys)
+            _walk_container(_items(value), path, groups, visited, layer_groups)
         else:
-            _walk_part(value, path, groups, visited, layer_keys)
+            _walk_part(value, path, groups, visited, layer_groups)
 
 
-def _walk_container(items, path, groups, visited, layer_keys):
+def _walk_container(items, path, groups, visited, layer_groups):
     """A list's layers: each named by its class in snake case, numbered per class (dense, dense_1, ...)."""
     used = {}
     for item in items:
@@ -127,10 +127,10 @@ def _walk_container(items, path, groups, visited, layer_keys):
         base = snake_case(type(item).__name__)
         count = used.get(base, -1) + 1
         used[base] = count
-        _walk_part(item, f"{path}/{base}" if count == 0 else f"{path}/{base}_{count}", groups, visited, layer_keys)
+        _walk_part(item, f"{path}/{base}" if count == 0 else f"{path}/{base}_{count}", groups, visited, layer_groups)
 
 
-def _walk_part(value, path, groups, visited, layer_keys):
+def _walk_part(value, path, groups, visited, layer_groups):
     if not _is_part(value) or id(value) in visited:
         return
     visited.add(id(value))
@@ -138,10 +138,10 @@ def _walk_part(value, path, groups, visited, layer_keys):
         groups.append((path, value))
     elif "_tracked" in value.__dict__:          # a subclassed model inside this one
         groups.append((path, None))
-        _walk_model(value, f"{path}/", groups, visited, layer_keys)
+        _walk_model(value, f"{path}/", groups, visited, layer_groups)
     else:                                       # a Sequential or functional model: its layers first, as Keras
         groups.append((path, None))
-        for key, layer in layer_keys(value):
+        for group, layer in layer_groups(value):
             if id(layer) not in visited:
                 visited.add(id(layer))
-                groups.append((f"{path}/layers/{key}", layer))
+                groups.append((f"{path}/{group}", layer))

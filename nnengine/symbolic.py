@@ -105,14 +105,14 @@ class Graph:
 
     def __init__(self, nodes, layers):
         self.nodes, self.layers = nodes, layers
-        per_layer = defaultdict(list)
+        self._calls = defaultdict(list)         # layer -> its nodes in this graph, in call order
         for node in sorted(nodes, key=lambda node: node.index):
-            per_layer[node.layer].append(node)
-        self.node_numbers = {node: number for calls in per_layer.values() for number, node in enumerate(calls)}
+            self._calls[node.layer].append(node)
+        self.node_numbers = {node: number for calls in self._calls.values() for number, node in enumerate(calls)}
 
     def nodes_of(self, layer):
         """The layer's nodes in this graph, in call order."""
-        return sorted([node for node in self.nodes if node.layer is layer], key=lambda node: node.index)
+        return list(self._calls.get(layer, ()))
 
 
 def graph_of(inputs, outputs):

@@ -6,8 +6,9 @@ step, the loop over batches and epochs (with batch_loops.py) and callback dispat
 metrics' bookkeeping is trainer_metrics.py's.
 
 What a Trainer needs from the model it is part of: ``_layers`` (the layers, each once),
-``_output_layer`` (the one that computes the output), ``_forward(x, training, return_logits)``, ``_ensure_built(x)``,
-``_check_input(x, method)``, ``output_shape``, ``dtype``, ``input_dtype`` and ``trainable_weights``.
+``_output_layer`` (the one that computes the output), ``_input_layers``, ``_input_consumers()``,
+``_forward(x, training, return_logits)``, ``_ensure_built(x)``, ``_check_input(x, method)``, ``output_shape``,
+``dtype``, ``input_dtype`` and ``trainable_weights``.
 
 Semantics follow Keras 3 (see docs/keras.md for the list):
 
@@ -125,7 +126,7 @@ class Trainer(BatchLoops, TrainerMetrics):
         if wanted is None or getattr(self.loss, "from_logits", True) or not self._layers:
             return False
         last = self._output_layer
-        if last is None or last.activity_regularizer is not None:         # it penalises the activated output, so compute it
+        if last is None or last.activity_regularizer is not None:   # it penalises the activated output: compute it
             return False
         return isinstance(last, (Dense, Activation)) and name_of(last.activation) == wanted
 
@@ -145,17 +146,21 @@ class Trainer(BatchLoops, TrainerMetrics):
         self._check_on_host([x])
         return x
 
+    def _index_readers(self):
+        """(input position, layer) for each layer that reads a model input and checks its values as indices (an
+        Embedding: ``check_indices``)."""
+        return [(position, layer) for position, layer in self._input_consumers() if hasattr(layer, "check_indices")]
+
     def _check_on_host(self, arrays):
         """Check, on the host, the input arrays that a layer reads directly and would otherwise check on the
         device's values (an Embedding's indices): the step then need not read them back, and can be compiled."""
-        for position, layer in self._input_consumers():
-            if hasattr(layer, "check_indices"):
-                layer.check_indices(arrays[position])
+        for position, layer in self._index_readers():
+            layer.check_indices(arrays[position])
 
     def _host_checked(self, x):
         """The input Tensors of a step (a Tensor or a list) whose values ``_check_on_host`` checked."""
         tensors = x if isinstance(x, list) else [x]
-        return [tensors[position] for position, layer in self._input_consumers() if hasattr(layer, "check_indices")]
+        return [tensors[position] for position, _ in self._index_readers()]
 
     def _prepare_xy(self, x, y, method):
         x = self._prepare_x(x, method)

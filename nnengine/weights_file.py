@@ -3,8 +3,8 @@
 Group ``layers/<key>/vars`` holds datasets "0", "1", ... per layer, where the key is the layer's class name
 in snake case as Keras makes it (``Conv2D`` -> ``conv2d``), numbered per class by position ("dense",
 "dense_1", ...). A subclassed model's layers are where its attributes hold them (subclassed.weight_groups:
-``hidden/vars``, ``blocks/dense/vars``). A layer whose variables Keras keeps in objects of its own says where each one goes
-(``keras_variable_path``: a recurrent layer's are in its cell, ``layers/lstm/cell/vars/0``; a Bidirectional
+``hidden/vars``, ``blocks/dense/vars``). A layer whose variables Keras keeps in objects of its own says where
+each one goes (``keras_variable_path``: a recurrent layer's are in its cell, ``layers/lstm/cell/vars/0``; a Bidirectional
 wrapper's in its two layers' cells). Group ``optimizer/vars`` holds the optimizer's variables by position:
 the step count, the learning rate, then the slots in Keras 3's order (``Optimizer.slot_groups``). Saves are
 atomic and reads go through h5io.py's checks, as for the ``.h5`` file (saving.py).
@@ -43,8 +43,7 @@ def weight_groups(model):
     """[(group path, layer)]: where Keras 3 keeps each layer's variables (``<group>/vars/<i>``); the layer is None
     for a model's own (empty) group inside a subclassed model."""
     if getattr(model, "_subclassed", False):
-        return subclassed_weight_groups(model, lambda inner: [(group[len("layers/"):], layer)
-                                                               for group, layer in _layer_groups(inner)])
+        return subclassed_weight_groups(model, _layer_groups)
     return _layer_groups(model)
 
 
