@@ -221,28 +221,17 @@ def build_and_save_time_distributed(keras):
         layers.Dense(3, activation="softmax")], keras.optimizers.Adam(0.01), (4, 5, 5, 1), also_h5=True)
 
 
+#: the modes run with Keras 3 (KERAS_BACKEND=torch), each a function of the keras module
+KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save_recurrent,
+                "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
+                "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
+                "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "archives":
+    if sys.argv[1] in KERAS3_MODES:
         import keras
-        build_and_save_archives(keras)
-    elif sys.argv[1] == "recurrent":
-        import keras
-        build_and_save_recurrent(keras)
-    elif sys.argv[1] == "bidirectional":
-        import keras
-        build_and_save_bidirectional(keras)
-    elif sys.argv[1] == "time_distributed":
-        import keras
-        build_and_save_time_distributed(keras)
-    elif sys.argv[1] == "functional_graph":
-        import keras
-        build_and_save_functional_graph(keras)
-    elif sys.argv[1] == "subclassed":
-        import keras
-        build_and_save_subclassed(keras)
-    elif sys.argv[1] == "keras3":
-        import keras
-        build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")
+        KERAS3_MODES[sys.argv[1]](keras)
     else:
         import tensorflow as tf
         build_and_save(tf.keras, "tf_keras2_sequential")
