@@ -348,7 +348,7 @@ def _device_step(model, input_shape, classes, device):
     to_host = x.backend.to_numpy
 
     def step():
-        loss, _ = model._device_step(x, y, True, logits, False, trainable)
+        loss, *_ = model._device_step(x, [y], True, [logits], [None], trainable)
         return float(to_host(loss))        # a float: waits for the device, as PyTorch's loss.item()
     return step
 

@@ -16,8 +16,8 @@ import numpy as np
 from . import callbacks as callbacks_module
 from .backends import get_backend
 from .data import BatchSource, is_batch_source
+from .model_inputs import SampleArrays, joined
 from .utils import global_rng
-from .weighting import sample_weights
 
 __all__ = ["BatchLoops", "PendingBatches", "batches", "array_batches"]
 
@@ -72,13 +72,14 @@ class PendingBatches:
             return None
         return cls(trainer, backend, run, hook, epoch)
 
-    def add(self, batch, y, loss, output, compared):
+    def add(self, batch, y, loss, extras, compared):
         """Keep step ``batch``'s outputs (device copies) and its host targets (a copy too: a generator may refill
-        the same array for its next batch); read them all when due. ``output`` and ``compared``: the metric
-        output of ``Trainer._step``."""
+        the same array for its next batch); read them all when due. ``extras`` and ``compared``: as
+        ``Trainer._step`` returns them."""
         copy = self.backend.copy
-        kept = None if output is None else copy(output)
-        self.items.append((batch, np.array(y, copy=True), copy(loss), kept, compared))
+        kept = [None if extra is None else copy(extra) for extra in extras]
+        targets = y.copy() if isinstance(y, SampleArrays) else np.array(y, copy=True)
+        self.items.append((batch, targets, copy(loss), kept, compared))
         if len(self.items) >= MAX_PENDING_STEPS or time.perf_counter() - self.last_read >= READ_INTERVAL_S:
             self.read()
 
@@ -87,11 +88,12 @@ class PendingBatches:
         if not self.items:
             return
         to_host = self.backend.to_numpy
-        for batch, y, loss, output, compared in self.items:
+        for batch, y, loss, extras, compared in self.items:
             loss_value = to_host(loss).reshape(()).item()
             if self.epoch is not None:
                 self.trainer._check_finite(loss_value, self.epoch, batch)
-            self.trainer._record(loss_value, y, None if output is None else to_host(output), compared)
+            self.trainer._record(loss_value, y, [None if extra is None else to_host(extra) for extra in extras],
+                                 compared)
         last = self.items[-1][0]
         self.items.clear()
         self.last_read = time.perf_counter()
@@ -115,9 +117,9 @@ class BatchLoops:
             if pending is not None:
                 pending.add(batch, y, *self._step(x, y, True, w, on_device=True))
             else:
-                loss_value, output, compared = self._step(x, y, True, w)
+                loss_value, extras, compared = self._step(x, y, True, w)
                 self._check_finite(loss_value, epoch, batch)
-                self._record(loss_value, y, output, compared)
+                self._record(loss_value, y, extras, compared)
                 if run.wants("on_train_batch_end"):
                     run.call("on_train_batch_end", batch, self._logs())
             if self.stop_training:
@@ -153,8 +155,8 @@ class BatchLoops:
             if pending is not None:
                 pending.add(batch, y, *self._step(x, y, False, w, on_device=True))
                 continue
-            loss_value, output, compared = self._step(x, y, False, w)
-            self._record(loss_value, y, output, compared)
+            loss_value, extras, compared = self._step(x, y, False, w)
+            self._record(loss_value, y, extras, compared)
             if run is not None and run.wants("on_test_batch_end"):
                 run.call("on_test_batch_end", batch, self._logs())
         if pending is not None:
@@ -172,7 +174,8 @@ class BatchLoops:
                 raise ValueError("fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
             x_val, y_val = self._prepare_xy(*validation_data[:2], "fit (validation_data)")
             weights = validation_data[2] if len(validation_data) == 3 else None
-            return x, y, w, (x_val, y_val, sample_weights("fit (validation_data)", weights, None, y_val, len(x_val)))
+            return x, y, w, (x_val, y_val, self._sample_weights("fit (validation_data)", weights, None, y_val,
+                                                                len(x_val)))
         if not validation_split:
             return x, y, w, None
         split_at = int(math.floor(len(x) * (1.0 - validation_split)))
@@ -220,8 +223,8 @@ class BatchLoops:
         """A function that checks and casts one batch from a source as array input is, and weights it."""
         def prepare(x, y, w):
             x, y = self._prepare_xy(x, y, method)
-            self._resolve_metrics(y.shape)
-            return x, y, sample_weights(method, w, class_weight, y, len(x), self.output_shape)
+            self._resolve_metrics(y)
+            return x, y, self._sample_weights(method, w, class_weight, y, len(x))
         return prepare
 
     def _validate(self, validation, options):
@@ -260,4 +263,4 @@ class BatchLoops:
         run.call("on_predict_end", {})
         if not outputs:
             raise ValueError("predict: the input yielded no batches")
-        return np.concatenate(outputs)
+        return joined(outputs)

@@ -13,8 +13,9 @@ files are the ones every model has (model_base.py, trainer.py); what is function
 layers and order, the forward pass, and Keras 3's config of nodes (``inbound_nodes``, ``input_layers``,
 ``output_layers``), read in tf.keras 2.x's form too.
 
-A model may have several inputs (``Model([a, b], out)``; fit takes one array per input, model_inputs.py);
-it has one output: several are refused with that reason.
+A model may have several inputs (``Model([a, b], out)``; fit takes one array per input, model_inputs.py) and
+several outputs (``Model(x, [classes, value])``: a list of them, named after the layers that compute them;
+compile takes a loss per output, output_heads.py, and predict returns one array per output).
 """
 from collections import defaultdict, deque
 
@@ -29,7 +30,7 @@ __all__ = ["Functional"]
 
 class Functional(Model):
     """The model of the layer calls from ``inputs`` (``keras.Input``s: one, or a list) to ``outputs`` (what calling
-    layers on them gave; one tensor, or a one-item list); Keras's ``Model(inputs, outputs)`` makes one."""
+    layers on them gave: one tensor, or a list of them); Keras's ``Model(inputs, outputs)`` makes one."""
 
     keras_class_name = "Functional"
 
@@ -38,15 +39,19 @@ class Functional(Model):
         self.name = arguments.text("Model", "name", name, optional=True) or unique_name("functional")
         self.trainable = arguments.boolean("Model", "trainable", trainable)
         self._inputs = [keras_tensor(tensor, "Model: inputs") for tensor in _listed("inputs", inputs)]
-        self._outputs = [keras_tensor(tensor, "Model: outputs") for tensor in _one("outputs", outputs)]
+        self._outputs = [keras_tensor(tensor, "Model: outputs") for tensor in _outputs_listed(outputs)]
         for tensor in self._inputs:
             if not isinstance(tensor.layer, InputLayer):
                 raise ValueError(f"Model: inputs must be keras.Input tensors, got the output of layer "
                                  f"{tensor.layer.name!r}")
         if len({id(tensor) for tensor in self._inputs}) < len(self._inputs):
             raise ValueError("Model: an Input is given twice in inputs")
-        if isinstance(self._outputs[0].layer, InputLayer):
-            raise ValueError("Model: the output is an input itself; call at least one layer on the Input")
+        if any(isinstance(tensor.layer, InputLayer) for tensor in self._outputs):
+            raise ValueError("Model: an output is an input itself; call at least one layer on the Input")
+        names = self.output_names
+        if len(set(names)) < len(names):
+            raise ValueError(f"Model: two outputs come from one layer ({names}); the outputs are named after their "
+                             "layers, so give each output a layer of its own (an Identity layer will do)")
         self._graph = graph_of(self._inputs, self._outputs)
         self._input_layer = self._inputs[0].layer
         self._layers = [layer for layer in self._graph.layers if not isinstance(layer, InputLayer)]
@@ -80,8 +85,13 @@ class Functional(Model):
 
     @property
     def output(self):
-        """The model's output KerasTensor."""
-        return self._outputs[0]
+        """The model's output KerasTensor (a list of them for a model with several outputs, as in Keras)."""
+        return self._outputs[0] if len(self._outputs) == 1 else list(self._outputs)
+
+    @property
+    def output_names(self):
+        """The names of the outputs, in order: each is the name of the layer that computes it (as in Keras)."""
+        return [tensor.layer.name for tensor in self._outputs]
 
     @property
     def built(self):
@@ -93,12 +103,19 @@ class Functional(Model):
 
     @property
     def output_shape(self):
-        """The batch output shape, e.g. (None, 10)."""
-        return self._outputs[0].shape
+        """The batch output shape, e.g. (None, 10); a list of them for a model with several outputs."""
+        shapes = self._output_shapes()
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def _output_shapes(self):
+        return [tensor.shape for tensor in self._outputs]
 
     @property
-    def _output_layer(self):
-        return self._outputs[0].layer
+    def _output_layers(self):
+        """Per output, the layer whose call computes it, or None where the output also feeds another call of the
+        model (the trainer must not stop that call at its logits)."""
+        read = {id(tensor) for node in self._steps for tensor in node.inputs}
+        return [None if id(tensor) in read else tensor.layer for tensor in self._outputs]
 
     def _input_consumers(self):
         """(input position, layer) for each call of a layer on a model input."""
@@ -110,19 +127,23 @@ class Functional(Model):
         """A functional model is built when it is made."""
 
     def _forward(self, x, training=False, return_logits=False, penalties=None):
-        """Run the nodes on Tensor ``x``, each on the values of the nodes it was called on; with ``return_logits``
-        the output node stops at its logits. ``penalties`` receives the activity regularizers' penalties."""
+        """Run the nodes on Tensor ``x`` (a list for several inputs), each on the values of the nodes it was called
+        on; returns the output (a list of them for several outputs). ``return_logits``: a bool, or one per output;
+        an output's node asked for them stops at its logits. ``penalties`` receives the activity regularizers'
+        penalties."""
         values = dict(zip(map(id, self._inputs), x if isinstance(x, list) else [x]))
-        output_node = self._outputs[0].node
+        flags = return_logits if isinstance(return_logits, (list, tuple)) else [return_logits] * len(self._outputs)
+        at_logits = {id(tensor.node) for tensor, flag in zip(self._outputs, flags) if flag}
         for node in self._steps:
             args = [values[id(tensor)] for tensor in node.inputs]
-            if return_logits and node is output_node:       # no activity regularizer then (trainer)
+            if id(node) in at_logits:                       # no activity regularizer then (trainer)
                 values[id(node.output)] = node.layer.call(args[0], training=training, return_logits=True)
                 continue
             value = node.layer.invoke(args if node.as_list else args[0], training)
             self._note_activity(node.layer, value, penalties)
             values[id(node.output)] = value
-        return values[id(self._outputs[0])]
+        outputs = [values[id(tensor)] for tensor in self._outputs]
+        return outputs[0] if len(outputs) == 1 else outputs
 
     # -- summary and config -----------------------------------------------------------------------
     def layer_input_shapes(self):
@@ -218,12 +239,13 @@ def _listed(what, value):
     return items
 
 
-def _one(what, value):
-    """``value`` as a one-item list; ValueError for more than one (nnengine's models have one output)."""
-    items = _listed(what, value)
-    if len(items) != 1:
-        raise ValueError(f"Model: nnengine's functional models have one output, got {len(items)} {what}")
-    return items
+def _outputs_listed(value):
+    """The outputs as a list: one tensor, or a list or tuple of them (a dict of outputs is refused: its keys would
+    name the outputs, which nnengine names after their layers)."""
+    if isinstance(value, dict):
+        raise TypeError("Model: outputs must be a tensor or a list of them; a dict of outputs is not supported "
+                        "(the outputs are named after their layers: give each layer that name)")
+    return _listed("outputs", value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -140,10 +140,20 @@ def _native_compile_config(training):
     optimizer = training["optimizer_config"]
     compile_config["optimizer"] = {"module": "keras.optimizers", "class_name": optimizer["class_name"],
                                    "config": optimizer["config"], "registered_name": None}
-    loss = compile_config.get("loss")
-    if isinstance(loss, dict):
-        compile_config["loss"] = {"module": "keras.losses", "registered_name": None, **loss}
+    compile_config["loss"] = _native_loss(compile_config.get("loss"))
     return compile_config
+
+
+def _native_loss(loss):
+    """A loss as config.json holds it: a class's config as a serialized object; a list or dict by output name of
+    them, entry by entry."""
+    if isinstance(loss, list):
+        return [_native_loss(entry) for entry in loss]
+    if isinstance(loss, dict) and "class_name" not in loss:
+        return {name: _native_loss(entry) for name, entry in loss.items()}
+    if isinstance(loss, dict):
+        return {"module": "keras.losses", "registered_name": None, **loss}
+    return loss
 
 
 # ---------------------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ class Model(Trainer):
 
     def _forward(self, x, training=False, return_logits=False, penalties=None):
         """(subclassed) ``call``. A subclassed model's output layer is not known, so the trainer never asks for
-        logits (``_output_layer`` is None); activity regularizers apply to Sequential and functional models."""
+        logits (its ``_output_layers`` are [None]); activity regularizers apply to Sequential and functional models."""
         return call_with_training(self, x, training)
 
     def summary_shapes(self):
@@ -189,10 +189,19 @@ class Model(Trainer):
         return []
 
     @property
-    def _output_layer(self):
-        """The layer that computes the model's output (the trainer fuses its activation into the loss); None for a
-        subclassed model, whose call may compute anything after its last layer."""
-        return None if self._subclassed else self._layers[-1]
+    def _output_layers(self):
+        """Per output, the layer that computes it (the trainer may fuse its activation into the loss): the last
+        layer; None for a subclassed model, whose call may compute anything after its last layer."""
+        return [None if self._subclassed or not self._layers else self._layers[-1]]
+
+    def _output_shapes(self):
+        """The batch shape of each output (one)."""
+        return [self.output_shape]
+
+    @property
+    def output_names(self):
+        """The name of each output (one): the last layer's, as in Keras ('output_0' for a subclassed model)."""
+        return ["output_0" if self._subclassed or not self._layers else self._layers[-1].name]
 
     @property
     def dtype(self):

@@ -1,8 +1,8 @@
 """A model's input data as the trainer takes it: arrays of numbers (``as_array``), and for a model with several
-inputs, ``fit([x_text, x_numbers], y)`` or ``fit({"text": ..., ...}, y)``.
+inputs, ``fit([x_text, x_numbers], y)`` or ``fit({"text": ..., ...}, y)`` (several outputs' targets, the same way).
 
 Keras takes one array per input, as a list in the order of ``Model(inputs=[...])`` or as a dict keyed by the
-inputs' names. ``InputArrays`` holds them, each checked and cast to its input's dtype, and behaves as one
+inputs' names (``by_name``). ``SampleArrays`` holds them, each checked and cast to its input's dtype, and behaves as one
 array does for the training loops: ``len``, indexing and ``take`` along the sample axis apply to every
 array, so batching, shuffling and ``validation_split`` work unchanged. A batch becomes one Tensor per input.
 """
@@ -11,49 +11,40 @@ import numpy as np
 from .dtypes import checked_cast
 from .tensor import Tensor
 
-__all__ = ["InputArrays", "prepare_inputs", "as_array", "input_key", "input_arrays"]
+__all__ = ["SampleArrays", "prepare_inputs", "by_name", "as_array", "input_key", "input_arrays", "joined"]
 
 
-class InputArrays:
-    """One numpy array per model input, all with the same number of samples."""
+class SampleArrays:
+    """Numpy arrays that share their sample axis: one per model input (or per output: targets and weights, with
+    None for an output that needs none), all with the same number of samples."""
 
     def __init__(self, arrays):
         self.arrays = tuple(arrays)
 
     def __len__(self):
-        return len(self.arrays[0])
+        return next(len(array) for array in self.arrays if array is not None)
 
     def __getitem__(self, index):
-        return InputArrays(array[index] for array in self.arrays)
+        return SampleArrays(None if array is None else array[index] for array in self.arrays)
 
     def take(self, index, axis=0):
         """The samples at ``index`` of every array (numpy's ``take``)."""
-        return InputArrays(array.take(index, axis=axis) for array in self.arrays)
+        return SampleArrays(None if array is None else array.take(index, axis=axis) for array in self.arrays)
+
+    def copy(self):
+        """A copy of every array (a generator may refill its arrays for the next batch)."""
+        return SampleArrays(None if array is None else np.array(array, copy=True) for array in self.arrays)
 
     def __repr__(self):
-        return f"<InputArrays {[array.shape for array in self.arrays]}>"
+        return f"<SampleArrays {[array.shape for array in self.arrays]}>"
 
 
 def prepare_inputs(x, inputs, method):
-    """``x`` (a list or tuple with one array per input, or a dict by input name) as InputArrays, each array made
+    """``x`` (a list or tuple with one array per input, or a dict by input name) as SampleArrays, each array made
     by ``as_array``, checked against its input's shape and cast to its dtype. ``inputs``: the
     model's InputLayers in order. ValueError or TypeError naming the input that does not fit."""
     names = [layer.name for layer in inputs]
-    if isinstance(x, dict):
-        unknown = sorted(set(x) - set(names), key=str)
-        missing = [name for name in names if name not in x]
-        if unknown or missing:
-            raise ValueError(f"{method}: x is a dict by input name; the model's inputs are {names}, "
-                             + (f"missing {missing}" if missing else f"unknown keys {unknown}"))
-        values = [x[name] for name in names]
-    elif isinstance(x, (list, tuple)):
-        if len(x) != len(inputs):
-            raise ValueError(f"{method}: the model has {len(inputs)} inputs {names}; x must be a list of "
-                             f"{len(inputs)} arrays (or a dict by input name), got {len(x)} items")
-        values = list(x)
-    else:
-        raise TypeError(f"{method}: the model has {len(inputs)} inputs {names}; x must be a list of "
-                        f"{len(inputs)} arrays or a dict by input name, got {type(x).__name__}")
+    values = by_name(method, "x", x, names, "inputs")
     arrays = []
     for name, layer, value in zip(names, inputs, values):
         array = as_array(f"{method}: x[{name!r}]", value)
@@ -64,7 +55,28 @@ def prepare_inputs(x, inputs, method):
         raise ValueError(f"{method}: the inputs must have the same number of samples, got {dict(zip(names, counts))}")
     if counts[0] == 0:
         raise ValueError(f"{method}: x is empty (0 samples)")
-    return InputArrays(arrays)
+    return SampleArrays(arrays)
+
+
+def by_name(method, what, value, names, kind, required=None, items="arrays"):
+    """``value`` (a list or tuple with one item per name, or a dict by name) as a list in the order of ``names``.
+    A dict must hold the ``required`` names (all by default); the others are None. ``kind``: what the names name
+    ('inputs', 'outputs'), and ``items`` what the values are, for the errors."""
+    required = names if required is None else required
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names), key=str)
+        missing = [name for name in required if name not in value]
+        if unknown or missing:
+            raise ValueError(f"{method}: {what} is a dict by {kind[:-1]} name; the model's {kind} are {names}, "
+                             + (f"missing {missing}" if missing else f"unknown keys {unknown}"))
+        return [value.get(name) for name in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ValueError(f"{method}: the model has {len(names)} {kind} {names}; {what} must be a list of "
+                             f"{len(names)} {items} (or a dict by {kind[:-1]} name), got {len(value)} items")
+        return list(value)
+    raise TypeError(f"{method}: the model has {len(names)} {kind} {names}; {what} must be a list of "
+                    f"{len(names)} {items} or a dict by {kind[:-1]} name, got {type(value).__name__}")
 
 
 def _check_shape(what, array, expected):
@@ -99,3 +111,11 @@ def input_key(x):
 def input_arrays(x):
     """The backend arrays of the input Tensor(s), in input order."""
     return [t._data for t in (x if isinstance(x, list) else [x])]
+
+
+def joined(batches):
+    """The predictions of consecutive batches joined along the sample axis: one array, or (for several outputs,
+    whose batches are lists) a list with one array per output."""
+    if isinstance(batches[0], list):
+        return [np.concatenate(parts) for parts in zip(*batches)]
+    return np.concatenate(batches)

@@ -70,7 +70,7 @@ class Sequential(Model):
         if not self._layers:
             raise TypeError(f"Sequential.pop: model {self.name!r} has no layers to remove")
         layer = self._layers.pop()
-        self._metrics = []                      # the output shape changed: 'accuracy' is resolved again
+        self._forget_metrics()                  # the output shape changed: 'accuracy' is resolved again
         self._symbolic = None
         return layer
 

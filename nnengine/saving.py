@@ -30,6 +30,7 @@ from . import optimizers as optimizers_module
 from .h5io import ModelFileError, ModelFileReader
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
 from .layers import stored_weights
+from .output_heads import metric_name
 from .version import __version__
 
 #: the Keras version whose file layout these files follow
@@ -87,14 +88,27 @@ def layer_classes(builtin, custom_objects=None):
 # The legacy .h5 model file
 # ---------------------------------------------------------------------------------------------
 def training_config(model):
-    """compile()'s arguments as Keras 3's training_config (the .h5 attribute; .keras files wrap it)."""
+    """compile()'s arguments as Keras 3's training_config (the .h5 attribute; .keras files wrap it): the loss,
+    loss weights and metrics in the structure compile got them (one, a list per output, a dict by output name)."""
     spec = model._compile_config
-    return {"loss": losses_module.serialize(model.loss, spec.get("loss")),
-            "loss_weights": None,
+    return {"loss": _per_entry(spec.get("loss"), lambda loss: losses_module.serialize(losses_module.get(loss), loss)),
+            "loss_weights": _per_entry(spec.get("loss_weights"), float),
             "metrics": None if spec.get("metrics") is None else   # Keras writes null for compile(metrics=None)
-            [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", str(m))) for m in spec["metrics"]],
+            _per_entry(spec["metrics"], metric_name, lists=True),
             "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False,
             "optimizer_config": optimizers_module.serialize(model.optimizer)}
+
+
+def _per_entry(value, convert, lists=False):
+    """``convert`` applied to each entry of a list or dict by output name (``lists``: to each item of a nested list
+    too), None kept: what compile got, as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {str(name): _per_entry(entry, convert, lists) for name, entry in value.items()}
+    if isinstance(value, (list, tuple)) and (lists or not isinstance(value, str)):
+        return [_per_entry(entry, convert, lists) for entry in value]
+    return convert(value)
 
 
 def _weight_path(model, layer, weight_name):
@@ -255,24 +269,26 @@ def compile_from_config(model, config, reader, custom_objects=None):
     try:
         optimizer = dict(config["optimizer_config"])
         optimizer["class_name"] = str(optimizer["class_name"]).split(">")[-1]      # tf.keras 2.x: 'Custom>Adam'
-        loss = config["loss"]
-        loss = custom.get(loss, loss) if isinstance(loss, str) else loss
-        metrics = [_metric_name(m) for m in _flatten(config.get("metrics") or [], 0)]
-        metrics = [custom.get(m, m) if isinstance(m, str) else m for m in metrics]
-        model.compile(optimizer=optimizers_module.get(optimizer), loss=loss, metrics=metrics)
+        loss = _stored(config["loss"], lambda entry: custom.get(entry, entry) if isinstance(entry, str) else entry)
+        metrics = _stored(config.get("metrics"), lambda entry: custom.get(entry, entry) if isinstance(entry, str)
+                          else entry, metric=True)
+        model.compile(optimizer=optimizers_module.get(optimizer), loss=loss, metrics=metrics,
+                      loss_weights=config.get("loss_weights"))
     except (KeyError, TypeError, ValueError) as error:
         warnings.warn(f"{reader.caller}: the file's training configuration could not be used ({error}); the "
                       "model is returned uncompiled: call compile() before fit()", stacklevel=4)
 
 
-def _flatten(items, depth):
-    if not isinstance(items, list) or depth > 8:
-        raise TypeError(f"metrics must be a list of names, got {type(items).__name__}")
-    for item in items:
-        if isinstance(item, list):
-            yield from _flatten(item, depth + 1)
-        else:
-            yield item
+def _stored(value, resolve, metric=False, depth=0):
+    """A stored loss or metrics entry (one, a list, a dict by output name; metrics nest lists) with each item
+    resolved; a metric given as tf.keras 2.x's config dict is read as its name. TypeError for deeper nesting."""
+    if depth > 4:
+        raise TypeError("the losses or metrics are nested too deeply")
+    if isinstance(value, list):
+        return [_stored(item, resolve, metric, depth + 1) for item in value]
+    if isinstance(value, dict) and "class_name" not in value:       # by output name (not a class's config)
+        return {name: _stored(item, resolve, metric, depth + 1) for name, item in value.items()}
+    return resolve(_metric_name(value) if metric else value)
 
 
 def _metric_name(metric):

@@ -5,6 +5,8 @@ from compile's specs once the shapes are known, the loss's running mean, what ea
 import numpy as np
 
 from . import metrics as metrics_module
+from .model_inputs import SampleArrays
+from .output_heads import log_key_order, metric_keys
 
 __all__ = ["TrainerMetrics"]
 
@@ -12,37 +14,43 @@ __all__ = ["TrainerMetrics"]
 _VALUE_KEEPING_TARGETS = ("nnengine.loss_base", "nnengine.losses")
 
 
-def _metric_name(spec):
-    """The log key of a compiled metric: its name, the string given, a class's default name or a function's name."""
-    if isinstance(spec, metrics_module.Metric):
-        return spec.name
-    if isinstance(spec, str):
-        return spec
-    return spec().name if isinstance(spec, type) else getattr(spec, "__name__", type(spec).__name__)
-
-
 class TrainerMetrics:
-    """The metrics half of a Trainer: needs its ``_metrics``, ``_metric_specs``, ``_loss_tracker``, ``loss`` and
-    ``output_shape``."""
+    """The metrics half of a Trainer: needs its ``_heads`` (output_heads.py), ``_loss_tracker`` and
+    ``_output_shapes()``. A step's results for the metrics, as ``_step`` returns them: ``extras``, each tracked
+    head's loss then each head's metric output; ``compared``, per head, the rows whose hits it counted (or None)."""
 
-    def _resolve_metrics(self, y_shape):
-        """Build the metric objects once the target and output shapes are known ('accuracy' needs them)."""
-        if not self._metrics and self._metric_specs:
-            self._metrics = [metrics_module.get(spec, y_shape, self.output_shape) for spec in self._metric_specs]
+    @property
+    def _metrics(self):
+        """Every compiled metric object, output by output (empty before the shapes are known)."""
+        return [metric for head in self._heads for metric in head.metrics]
+
+    def _resolve_metrics(self, y):
+        """Build the metric objects once the target and output shapes are known ('accuracy' needs them). ``y``: the
+        prepared targets (an array, or a SampleArrays with one array per output)."""
+        targets = y.arrays if isinstance(y, SampleArrays) else [y]
+        for head, shape in zip(self._heads, self._output_shapes()):
+            if targets[head.position] is not None:
+                head.resolve_metrics(targets[head.position].shape, shape)
+
+    def _forget_metrics(self):
+        """Drop the metric objects (the output shape changed: 'accuracy' is resolved again)."""
+        for head in self._heads:
+            head.metrics = []
 
     @property
     def metrics_names(self):
-        """'loss' then each compiled metric's name (the order of evaluate's list)."""
-        return ["loss", *[_metric_name(m) for m in (self._metrics or self._metric_specs)]]
+        """The keys of evaluate's list, in its order: 'loss', each output's loss (several outputs), the metrics."""
+        keys = log_key_order(self._heads)
+        return keys + sorted(key for key in metric_keys(self._heads) if key not in keys)
 
-    def _hits_compared(self, targets, shape):
-        """How many rows the step compares when it counts its metrics' hits itself, else None (the host computes
-        the metrics from the predictions). It does when every metric is a share of argmax hits
+    def _hits_compared(self, head, targets, shape):
+        """How many rows the step compares when it counts ``head``'s metric hits itself, else None (the host
+        computes the metrics from the predictions). It does when every metric is a share of argmax hits
         (``metrics.argmax_hits_kind``) and the loss's prepared ``targets`` are the classes those hits need, with
         the values of y (the losses of this package only cast and reshape y in ``prepare_targets``). ``shape``:
         the predictions'."""
-        kind = metrics_module.argmax_hits_kind(self._metrics)
-        if kind is None or type(self.loss).prepare_targets.__module__ not in _VALUE_KEEPING_TARGETS:
+        kind = metrics_module.argmax_hits_kind(head.metrics)
+        if kind is None or type(head.loss).prepare_targets.__module__ not in _VALUE_KEEPING_TARGETS:
             return None
         if len(shape) < 2 or not shape[-1]:
             return None
@@ -54,27 +62,39 @@ class TrainerMetrics:
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
-        for metric in self._metrics:
-            metric.reset_state()
+        for head in self._heads:
+            if head.tracker is not None:
+                head.tracker.reset_state()
+            for metric in head.metrics:
+                metric.reset_state()
 
-    def _record(self, loss_value, y_batch, output, compared=None):
-        """Add one batch to the loss and the metrics: ``output`` is the predictions, or with ``compared`` the
-        number of hits the step counted among that many rows (``_hits_compared``)."""
-        self._loss_tracker.add(loss_value, len(y_batch))
-        if compared is not None:
-            hits = int(output)
-            for metric in self._metrics:
-                metric.add_hits(hits, compared)
-            return
-        for metric in self._metrics:
-            metric.update_state(y_batch, output)
+    def _record(self, loss_value, y_batch, extras, compared):
+        """Add one batch to the losses and the metrics (``extras`` and ``compared``: see the class docstring; host
+        arrays)."""
+        count = len(y_batch)
+        self._loss_tracker.add(loss_value, count)
+        targets = y_batch.arrays if isinstance(y_batch, SampleArrays) else [y_batch]
+        tracked = [head for head in self._heads if head.tracker is not None]
+        for head, value in zip(tracked, extras):
+            head.tracker.add(float(np.asarray(value).reshape(())), count)
+        for head, output, hits_of in zip(self._heads, extras[len(tracked):], compared):
+            if hits_of is not None:
+                hits = int(output)
+                for metric in head.metrics:
+                    metric.add_hits(hits, hits_of)
+                continue
+            for metric in head.metrics:
+                metric.update_state(targets[head.position], output)
 
     def _logs(self):
         """Running results keyed by name, sorted as Keras 3 orders its logs."""
-        values = {"loss": self._loss_tracker.result(), **{m.name: m.result() for m in self._metrics}}
+        values = {"loss": self._loss_tracker.result()}
+        values.update({head.tracker.name: head.tracker.result() for head in self._heads if head.tracker is not None})
+        values.update(zip(metric_keys(self._heads), [metric.result() for metric in self._metrics]))
         return dict(sorted(values.items()))
 
     def _ordered(self, logs):
-        """evaluate's list: loss, then the metrics in compile order; a float when there are no metrics."""
-        results = [logs["loss"], *[logs[m.name] for m in self._metrics]]
+        """evaluate's list (``metrics_names``'s order); a float when it holds the loss alone."""
+        keys = log_key_order(self._heads)
+        results = [logs[key] for key in keys if key in logs] + [logs[key] for key in sorted(logs) if key not in keys]
         return results[0] if len(results) == 1 else results

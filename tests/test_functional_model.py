@@ -196,7 +196,7 @@ def test_config_nodes_are_called_once_their_inputs_exist():
     (lambda c: c["layers"][1].update(inbound_nodes=[{"args": [], "kwargs": {}}]), "one argument"),
     (lambda c: c["layers"][1].update(inbound_nodes="x"), "must be a list"),
     (lambda c: c.update(output_layers=["d", 3, 0]), "has no call 3"),
-    (lambda c: c.update(output_layers=[["d", 0, 0], ["d", 0, 0]]), "one output, got 2 outputs"),
+    (lambda c: c.update(output_layers=[["d", 0, 0], ["d", 0, 0]]), "two outputs come from one layer"),
     (lambda c: c["layers"].append(dict(c["layers"][1])), "two layers are named 'd'"),
     (lambda c: c.update(layers="not a list"), "list of layer objects"),
 ])
@@ -215,15 +215,17 @@ def test_damaged_functional_configs_are_refused_with_the_reason(damage, message)
 def test_what_nnengine_cannot_build_is_refused_with_the_reason():
     inputs, other = keras.Input(shape=(4,)), keras.Input(shape=(4,))
     outputs = layers.Dense(2)(inputs)
-    with pytest.raises(ValueError, match="nnengine's functional models have one output, got 2 outputs"):
+    with pytest.raises(ValueError, match=r"two outputs come from one layer \(\['dense.*'\]\)"):
         keras.Model(inputs, [outputs, outputs])
+    with pytest.raises(TypeError, match="a dict of outputs is not supported"):
+        keras.Model(inputs, {"a": outputs})
     with pytest.raises(ValueError, match="an Input is given twice"):
         keras.Model([inputs, inputs], outputs)
     with pytest.raises(ValueError, match="Graph disconnected: .*not among the model's inputs"):
         keras.Model(other, outputs)
     with pytest.raises(ValueError, match="inputs must be keras.Input tensors, got the output of layer"):
         keras.Model(outputs, layers.Dense(2)(outputs))
-    with pytest.raises(ValueError, match="the output is an input itself"):
+    with pytest.raises(ValueError, match="an output is an input itself"):
         keras.Model(inputs, inputs)
     with pytest.raises(ValueError, match="The name 'twin' is used 2 times"):
         keras.Model(inputs, layers.Add()([layers.Dense(2, name="twin")(inputs), layers.Dense(2, name="twin")(inputs)]))

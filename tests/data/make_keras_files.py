@@ -9,6 +9,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py functional_graph   # branches, merges, sharing,
                                                                                  # two inputs
     KERAS_BACKEND=torch python tests/data/make_keras_files.py subclassed   # a subclass of keras.Model
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py multi_output   # three outputs, a loss on each
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -222,9 +223,57 @@ def build_and_save_time_distributed(keras):
 
 
 #: the modes run with Keras 3 (KERAS_BACKEND=torch), each a function of the keras module
+def multi_output(keras):
+    """A functional model with three outputs: classes (softmax), a value (linear) and a gate (sigmoid)."""
+    layers = keras.layers
+    inputs = keras.Input(shape=(6,), name="features")
+    hidden = layers.Dense(12, activation="relu", name="hidden")(inputs)
+    classes = layers.Dense(3, activation="softmax", name="classes")(hidden)
+    value = layers.Dense(1, name="value")(layers.Concatenate(name="joined")([hidden, classes]))
+    gate = layers.Dense(1, activation="sigmoid", name="gate")(hidden)
+    return keras.Model(inputs, [classes, value, gate], name="three_heads")
+
+
+MULTI_OUTPUT_COMPILE = dict(loss={"classes": "categorical_crossentropy", "value": "mse", "gate": "binary_crossentropy"},
+                            loss_weights={"classes": 1.0, "value": 0.5, "gate": 2.0},
+                            metrics={"classes": ["accuracy"], "value": ["mae"], "gate": ["accuracy", "mse"]})
+
+
+def multi_output_data(seed=7, count=40):
+    """multi_output()'s data: x, and the targets of each output as a list."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((count, 6)).astype("float32")
+    classes = np.eye(3, dtype="float32")[rng.integers(0, 3, count)]
+    value = rng.standard_normal((count, 1)).astype("float32")
+    gate = rng.integers(0, 2, (count, 1)).astype("float32")
+    return x, [classes, value, gate]
+
+
+def build_and_save_multi_output(keras):
+    """``keras3_multi_output.*``: multi_output() compiled with MULTI_OUTPUT_COMPILE and Adam; the npz holds its
+    first weights, the History of 2 unshuffled epochs with a validation split, evaluate's list, the predictions;
+    then the model is saved as .keras and .h5, trained one more epoch, and its weights recorded."""
+    keras.utils.set_random_seed(7)
+    x, ys = multi_output_data()
+    model = multi_output(keras)
+    model.compile(optimizer="adam", **MULTI_OUTPUT_COMPILE)
+    first = {f"first_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
+    history = model.fit(x, ys, epochs=2, batch_size=8, shuffle=False, validation_split=0.25, verbose=0).history
+    evaluated = model.evaluate(x, ys, batch_size=16, verbose=0)
+    predictions = model.predict(x[:8], verbose=0)
+    model.save("keras3_multi_output.keras")
+    model.save("keras3_multi_output.h5")
+    model.fit(x, ys, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    np.savez("keras3_multi_output.npz", **first, evaluated=np.array(evaluated),
+             history_keys=np.array(sorted(history)), history=np.array([history[k] for k in sorted(history)]),
+             **{f"predicted_{i}": p for i, p in enumerate(predictions)},
+             **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+
+
 KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save_recurrent,
                 "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
+                "multi_output": build_and_save_multi_output,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
