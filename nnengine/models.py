@@ -157,9 +157,15 @@ class Sequential(Model):
     @property
     def output_shape(self):
         """The batch output shape, e.g. (None, 10)."""
+        stack = (self._input_layer, len(self._layers), self._layers[-1] if self._layers else None)
+        known = self.__dict__.get("_output_shape_of")           # (each step asks: walk the layers once per stack)
+        if known is not None and known[0][0] is stack[0] and known[0][1] == stack[1] and known[0][2] is stack[2]:
+            return known[1]
         shape = self.input_shape
         for layer in self._layers:
             shape = layer.compute_output_shape(shape)
+        if stack[0] is not None:
+            self._output_shape_of = (stack, shape)
         return shape
 
     # -- forward --------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         self.history = None
         self._compile_config = {}
         self._heads = [Head(0, None, None, None, [])]
+        self._name_logs()
         self._loss_tracker = metrics_module.Mean("loss")
         self._compiler = StepCompiler("auto")
 
@@ -95,6 +96,7 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         compiler = StepCompiler(False if run_eagerly else jit_compile)
         self.optimizer = optimizers_module.get(optimizer)
         self._heads = compile_heads(self.output_names, loss, loss_weights, metrics)
+        self._name_logs()
         self.loss = self._heads[0].loss if len(self._heads) == 1 else [head.loss for head in self._heads]
         self._compile_config = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
         self._compiler = compiler
@@ -108,7 +110,7 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         if not self.compiled:
             raise RuntimeError(f"You must call compile() before using the model: {method}() needs an optimizer "
                                "and a loss")
-        if all(head.loss is None for head in self._heads):
+        if self.loss is None or isinstance(self.loss, list) and not any(self.loss):
             raise ValueError(f"{method}: the model was compiled without a loss; pass compile(loss=...)")
 
     def _prepare_x(self, x, method):
@@ -174,7 +176,8 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         """The per-sample weights (weighting.py): an array, or for a model with several outputs a SampleArrays with
         each output's weights (None where none), from one array for every output, a list or a dict by name."""
         if len(self._heads) == 1:
-            return sample_weights(method, sample_weight, class_weight, y, count, self._output_shapes()[0])
+            shape = None if class_weight is None else self._output_shapes()[0]     # (only class weights need it)
+            return sample_weights(method, sample_weight, class_weight, y, count, shape)
         if class_weight is not None:
             raise ValueError(f"{method}: class_weight is only supported for a model with one output, as in Keras; "
                              "weight each output's samples with sample_weight (a list or a dict by output name)")

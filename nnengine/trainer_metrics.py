@@ -27,21 +27,34 @@ class TrainerMetrics:
     def _resolve_metrics(self, y):
         """Build the metric objects once the target and output shapes are known ('accuracy' needs them). ``y``: the
         prepared targets (an array, or a SampleArrays with one array per output)."""
+        if not self._metrics_pending:
+            return                              # (each batch of fit asks)
         targets = y.arrays if isinstance(y, SampleArrays) else [y]
         for head, shape in zip(self._heads, self._output_shapes()):
             if targets[head.position] is not None:
                 head.resolve_metrics(targets[head.position].shape, shape)
+        self._name_logs()
 
     def _forget_metrics(self):
         """Drop the metric objects (the output shape changed: 'accuracy' is resolved again)."""
         for head in self._heads:
             head.metrics = []
+        self._name_logs()
+
+    def _name_logs(self):
+        """Name what the logs hold, once per compile and resolution (each batch reads it): the tracked outputs'
+        loss trackers, (key, metric) of each metric object, and the keys in evaluate's order."""
+        self._trackers = [head.tracker for head in self._heads if head.tracker is not None]
+        self._logged_metrics = list(zip(metric_keys(self._heads), self._metrics))
+        first = log_key_order(self._heads)
+        self._key_order = first + sorted(key for key, _ in self._logged_metrics if key not in first)
+        self._metrics_pending = any(head.metric_specs and not head.metrics for head in self._heads)
 
     @property
     def metrics_names(self):
         """The keys of evaluate's list, in its order: 'loss', each output's loss (several outputs), the metrics."""
         keys = log_key_order(self._heads)
-        return keys + sorted(key for key in metric_keys(self._heads) if key not in keys)
+        return keys + sorted(key for key in metric_keys(self._heads) if key not in keys)   # (specs: not resolved yet)
 
     def _hits_compared(self, head, targets, shape):
         """How many rows the step compares when it counts ``head``'s metric hits itself, else None (the host
@@ -62,39 +75,39 @@ class TrainerMetrics:
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
-        for head in self._heads:
-            if head.tracker is not None:
-                head.tracker.reset_state()
-            for metric in head.metrics:
-                metric.reset_state()
+        for tracker in self._trackers:
+            tracker.reset_state()
+        for _, metric in self._logged_metrics:
+            metric.reset_state()
 
     def _record(self, loss_value, y_batch, extras, compared):
         """Add one batch to the losses and the metrics (``extras`` and ``compared``: see the class docstring; host
         arrays)."""
         count = len(y_batch)
         self._loss_tracker.add(loss_value, count)
-        targets = y_batch.arrays if isinstance(y_batch, SampleArrays) else [y_batch]
-        tracked = [head for head in self._heads if head.tracker is not None]
-        for head, value in zip(tracked, extras):
-            head.tracker.add(float(np.asarray(value).reshape(())), count)
-        for head, output, hits_of in zip(self._heads, extras[len(tracked):], compared):
+        trackers = self._trackers
+        if trackers:
+            for tracker, value in zip(trackers, extras):
+                tracker.add(float(np.asarray(value).reshape(())), count)
+            extras = extras[len(trackers):]
+        for head, output, hits_of in zip(self._heads, extras, compared):
             if hits_of is not None:
                 hits = int(output)
                 for metric in head.metrics:
                     metric.add_hits(hits, hits_of)
-                continue
-            for metric in head.metrics:
-                metric.update_state(targets[head.position], output)
+            elif head.metrics:
+                targets = y_batch.arrays[head.position] if isinstance(y_batch, SampleArrays) else y_batch
+                for metric in head.metrics:
+                    metric.update_state(targets, output)
 
     def _logs(self):
         """Running results keyed by name, sorted as Keras 3 orders its logs."""
         values = {"loss": self._loss_tracker.result()}
-        values.update({head.tracker.name: head.tracker.result() for head in self._heads if head.tracker is not None})
-        values.update(zip(metric_keys(self._heads), [metric.result() for metric in self._metrics]))
+        values.update({tracker.name: tracker.result() for tracker in self._trackers})
+        values.update({key: metric.result() for key, metric in self._logged_metrics})
         return dict(sorted(values.items()))
 
     def _ordered(self, logs):
         """evaluate's list (``metrics_names``'s order); a float when it holds the loss alone."""
-        keys = log_key_order(self._heads)
-        results = [logs[key] for key in keys if key in logs] + [logs[key] for key in sorted(logs) if key not in keys]
+        results = [logs[key] for key in self._key_order if key in logs]
         return results[0] if len(results) == 1 else results

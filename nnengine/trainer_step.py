@@ -68,22 +68,17 @@ class TrainerStep:
         part (forward, loss, backward, the metrics' activation or hits) is one compiled step or runs eagerly;
         the optimizer then applies the gradients. Both paths make the same primitive calls.
         """
-        logits = self._logits_flags()
         x = self._tensor(x_batch)
         first = x[0] if isinstance(x, list) else x          # (a model with several inputs has a list)
         backend = first.backend
         targets = y_batch.arrays if isinstance(y_batch, SampleArrays) else [y_batch]
         weights = w_batch.arrays if isinstance(w_batch, SampleArrays) else [w_batch] * len(self._heads)
-        ys, ws, kinds, compared = [], [], [], []
-        for head, shape in zip(self._heads, self._output_shapes()):
-            y, w, kind, rows = self._head_batch(head, targets[head.position], weights[head.position],
-                                                (len(y_batch), *shape[1:]), first)
-            ys.append(y), ws.append(w), kinds.append(kind), compared.append(rows)
+        count = len(y_batch)
+        ys, ws, logits, kinds, compared, keys = zip(*[
+            self._head_batch(head, layer, targets[head.position], weights[head.position], (count, *shape[1:]), first)
+            for head, layer, shape in zip(self._heads, self._output_layers, self._output_shapes())])
         trainable = self.trainable_weights
-        key = ("train" if training else "test", *input_key(x), tuple(None if y is None else (y.shape, y.dtype.str)
-                                                                  for y in ys),
-               first.device, tuple(logits), tuple(kinds), tuple(w is not None for w in ws),
-               self._structure_key(trainable))
+        key = ("train" if training else "test", *input_key(x), keys, first.device, self._structure_key(trainable))
         # what a plan reads, and whether to wait for the optimizer's slots (made by the first step; making them
         # before it changes the order of the big allocations: thousands of page faults per MNIST-size step).
         # Functions, as a step that replays its plan needs neither.
@@ -102,18 +97,21 @@ class TrainerStep:
         to_host = backend.to_numpy
         return to_host(loss).reshape(()).item(), [None if e is None else to_host(e) for e in extras], compared
 
-    def _head_batch(self, head, host_targets, host_weights, shape, first):
+    def _head_batch(self, head, layer, host_targets, host_weights, shape, first):
         """One output's part of a step: (its targets as a Tensor on the device, or None without a loss; its weights
-        as a Tensor or None; its metric output: "hits", "predictions" or None; the rows whose hits the step counts,
-        or None). ``shape``: the batch's output shape."""
+        as a Tensor or None; whether its loss takes the logits of ``layer``, the output's; its metric output:
+        "hits", "predictions" or None; the rows whose hits the step counts, or None; what the step's plan depends
+        on in all this). ``shape``: the batch's output shape."""
         if head.loss is None:
-            return None, None, "predictions" if head.metrics else None, None
+            kind = "predictions" if head.metrics else None
+            return None, None, False, kind, None, (None, None, False, kind, False)
+        logits = _on_logits(head.loss, layer)
         prepared = head.loss.prepare_targets(host_targets, shape, self.dtype)
         rows = self._hits_compared(head, prepared, shape)
         kind = "hits" if rows is not None else "predictions" if head.metrics else None
         y = Tensor._make(first.backend.from_numpy(prepared), first.backend)     # prepare_targets made its dtype
         w = None if host_weights is None else Tensor(host_weights, dtype=self.dtype, device=first.device)
-        return y, w, kind, rows
+        return y, w, logits, kind, rows, (y.shape, y.dtype.str, logits, kind, w is not None)
 
     def _extras_count(self):
         """How many arrays a device step returns between its loss and its gradients (see ``_step``)."""

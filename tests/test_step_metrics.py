@@ -81,7 +81,7 @@ def _model(device, loss, metrics, jit_compile="auto"):
 
 
 def _metric_outputs(model):
-    return {kind for key in model._compiler.plans() for kind in key[6]}     # the metric output of each head
+    return {head[3] for key in model._compiler.plans() for head in key[3]}     # each output's metric output
 
 
 CASES = [  # loss, in-step metric, the same metric on the host path
