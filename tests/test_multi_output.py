@@ -215,3 +215,19 @@ def test_a_model_with_outputs_saves_its_compile_arguments_and_loads_them_back(tm
     model.fit(x, ys, epochs=1, shuffle=False, verbose=0)
     for ours, theirs in zip(loaded.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_guide_snippet_of_several_outputs_runs_and_learns_both():
+    import re
+    text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[2]
+    namespace = {}
+    exec(compile(code, "docs/functional.md several outputs snippet", "exec"), namespace)  # noqa: S102 - our docs
+    history, model, x, y = (namespace[name] for name in ("history", "model", "x", "y"))
+    assert sorted(history.history) == ["kind_accuracy", "kind_loss", "loss", "size_loss", "size_mae",
+                                       "val_kind_accuracy", "val_kind_loss", "val_loss", "val_size_loss",
+                                       "val_size_mae"]
+    loss, kind_loss, size_loss, accuracy, mae = model.evaluate(x, y, verbose=0)
+    assert accuracy > 0.75 and mae < 0.8        # both learned: chance is 1/3; a constant size is off by 1.6
+    assert loss == pytest.approx(kind_loss + 0.5 * size_loss, rel=1e-5)
+    assert [a.shape for a in (namespace["kinds"], namespace["sizes"])] == [(4, 3), (4, 1)]
