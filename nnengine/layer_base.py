@@ -22,7 +22,7 @@ from .tensor import Tensor
 from .utils import snake_case, unique_name
 
 __all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype",
-           "checked_on_host", "is_checked_on_host"]
+           "checked_on_host", "is_checked_on_host", "collecting_activity", "activity_penalties"]
 
 
 #: held while a layer or model builds lazily, so that threads calling it for the first time build it once
@@ -46,6 +46,27 @@ def checked_on_host(tensors):
 def is_checked_on_host(tensor):
     """Whether the running step's trainer checked ``tensor``'s values on the host (``checked_on_host``)."""
     return id(tensor) in _CHECKED_ON_HOST.get()
+
+#: the list that collects the activity regularizers' penalties of the layers a subclassed model's call runs
+_ACTIVITY_PENALTIES = contextvars.ContextVar("nnengine_activity_penalties", default=None)
+
+
+@contextlib.contextmanager
+def collecting_activity(penalties):
+    """Inside the block, each layer called (``layer(x)``) with an activity regularizer appends its penalty to
+    ``penalties`` (a list; None collects nothing): a subclassed model's ``call`` runs its layers itself, so the
+    step hears of their penalties this way, as Keras's layers add them to the model's losses."""
+    token = _ACTIVITY_PENALTIES.set(penalties)
+    try:
+        yield
+    finally:
+        _ACTIVITY_PENALTIES.reset(token)
+
+
+def activity_penalties():
+    """The list of the ``collecting_activity`` block running in this context, or None."""
+    return _ACTIVITY_PENALTIES.get()
+
 
 _WEIGHT_SOURCE = contextvars.ContextVar("nnengine_weight_source", default=None)
 
@@ -281,7 +302,11 @@ class Layer(ABC):
             x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
         if not self.built:
             self.build_for((None, *x.shape[1:]))
-        return self.invoke(x, training)
+        out = self.invoke(x, training)
+        penalties = _ACTIVITY_PENALTIES.get()
+        if penalties is not None and self.activity_regularizer is not None:
+            penalties.append(self.activity_loss(out))
+        return out
 
     def build_for(self, input_shape):
         """Build the layer for inputs of ``input_shape`` (once, whichever thread asks first); a built layer checks

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from . import arguments, keras_archive, saving, weights_file
+from .layer_base import activity_penalties, collecting_activity
 from .layers import LAYER_CLASSES, InputLayer
 from .subclassed import call_with_training, holds_layers, probe_call, tracked_layers, zeros_sample
 from .summary import summary_lines
@@ -148,8 +149,10 @@ class Model(Trainer):
 
     def _forward(self, x, training=False, return_logits=False, penalties=None):
         """(subclassed) ``call``. A subclassed model's output layer is not known, so the trainer never asks for
-        logits (its ``_output_layers`` are [None]); activity regularizers apply to Sequential and functional models."""
-        return call_with_training(self, x, training)
+        logits (its ``_output_layers`` are [None]). The layers ``call`` runs add their activity regularizers'
+        penalties to ``penalties`` (``collecting_activity``)."""
+        with collecting_activity(penalties):
+            return call_with_training(self, x, training)
 
     def summary_shapes(self):
         """(subclassed) Each part's output shape: a layer's for the inputs it was built for, a model's own."""
@@ -304,13 +307,14 @@ class Model(Trainer):
     def __call__(self, x, training=False):
         """The model's output Tensor for input ``x`` (a Tensor or array; a list of them, one per input, for a
         model with several inputs); differentiable."""
+        penalties = activity_penalties()        # a model inside a subclassed model's call: its layers' too
         if isinstance(x, (list, tuple)) and x and all(isinstance(part, Tensor) for part in x):
-            return self._forward(list(x), training=training)
+            return self._forward(list(x), training=training, penalties=penalties)
         if not isinstance(x, Tensor):
             x = self._tensor(self._prepare_x(x, "call"))
         else:
             self._ensure_built(x)
-        return self._forward(x, training=training)
+        return self._forward(x, training=training, penalties=penalties)
 
     # -- summary and files -------------------------------------------------------------------------
     def summary(self, print_fn=None):

@@ -15,6 +15,9 @@ The loss that training minimises is Keras's: the sum over outputs of ``weight * 
 regularization penalties). With more than one loss, each output's own loss (unweighted) is logged too, as
 ``<output>_loss``, and each metric as ``<output>_<metric>``; a name met twice gets '_1', '_2', as in Keras.
 """
+import math
+import numbers
+
 from . import losses as losses_module
 from . import metrics as metrics_module
 from .model_inputs import by_name
@@ -88,8 +91,7 @@ def _loss_weights(loss_weights, output_names):
                          f"{len(output_names)} outputs {output_names}, got {loss_weights!r:.80}")
     weights = _per_output("loss_weights", loss_weights, output_names, every=True)
     for name, weight in zip(output_names, weights):
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight \
-                or abs(weight) == float("inf"):
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
             raise TypeError(f"compile: loss_weights of output {name!r} must be a finite number, got {weight!r:.80}")
     return [float(weight) for weight in weights]
 

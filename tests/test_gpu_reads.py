@@ -150,3 +150,35 @@ def test_a_model_without_layers_still_gets_the_error_that_says_so_from_a_generat
         model.fit(batches(), steps_per_epoch=2, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="the model has no layers"):
         model.evaluate(batches(), steps=2, verbose=0)
+
+
+def _fit_two_outputs(monkeypatch, defer):
+    """A model with two outputs trained on the fake GPU: (History, evaluate's list, Reads)."""
+    if not defer:
+        monkeypatch.setattr(batch_loops.PendingBatches, "for_loop", classmethod(lambda cls, *args: None))
+    x, y = _data()
+    log = cuda_fake.DeviceLog()
+    with FakeGPU():
+        cuda_fake._LOG["current"] = log
+        nn.utils.set_random_seed(0)
+        inputs = nn.keras.Input((10,))
+        hidden = nn.layers.Dense(16, activation="relu")(inputs)
+        model = nn.keras.Model(inputs, [nn.layers.Dense(10, activation="softmax", name="cls")(hidden),
+                                        nn.layers.Dense(1, name="reg")(hidden)])
+        model.compile(optimizer="adam", loss=["categorical_crossentropy", "mse"], metrics=[["accuracy"], ["mae"]])
+        model = model.to("cuda")
+        reads = Reads(monkeypatch, model, log)
+        history = model.fit(x, [y, x[:, :1]], epochs=2, batch_size=10, validation_split=0.2, verbose=0).history
+        evaluation = model.evaluate(x, {"cls": y, "reg": x[:, :1]}, batch_size=10, verbose=0)
+    return history, evaluation, reads
+
+
+def test_each_outputs_loss_and_metrics_are_read_later_as_they_would_be_at_once(monkeypatch):
+    monkeypatch.setattr(batch_loops, "READ_INTERVAL_S", 1e9)
+    history, evaluation, reads = _fit_two_outputs(monkeypatch, defer=True)
+    assert reads.syncs_in_steps == [] and reads.groups[:2] == [list(range(8)), [0, 1]]
+    assert sorted(history) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "reg_mae", "val_cls_accuracy",
+                               "val_cls_loss", "val_loss", "val_reg_loss", "val_reg_mae"]
+    monkeypatch.undo()
+    per_step, per_step_evaluation, _ = _fit_two_outputs(monkeypatch, defer=False)
+    assert history == per_step and evaluation == per_step_evaluation

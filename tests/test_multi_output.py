@@ -95,7 +95,8 @@ def test_a_keras_saved_model_with_three_outputs_loads_compiled_and_resumes_as_ke
 def test_the_loss_is_the_weighted_sum_of_the_outputs_losses_as_keras_defines_it():
     x, ys = _two_heads_data()
     model = _two_heads()
-    model.compile(optimizer="sgd", loss=["categorical_crossentropy", "mse"], loss_weights={"cls": 2.0, "reg": 0.25})
+    model.compile(optimizer="sgd", loss=["categorical_crossentropy", "mse"],
+                  loss_weights={"cls": np.float32(2.0), "reg": 0.25})       # numpy numbers too
     logs = model.evaluate(x, ys, batch_size=40, verbose=0, return_dict=True)
     probabilities, values = model.predict(x, verbose=0)
     cross_entropy = -np.mean(np.sum(ys[0] * np.log(probabilities), axis=1))
@@ -151,6 +152,7 @@ def test_compile_arguments_that_do_not_fit_the_outputs_are_refused_with_the_reas
         (dict(loss=["mse"]), ValueError, r"the model has 2 outputs \['cls', 'reg'\]; loss must be a list of 2 entries"),
         (dict(loss="mse", loss_weights=0.5), ValueError, "loss_weights must be a list or a dict by output name"),
         (dict(loss="mse", loss_weights=[1.0, "x"]), TypeError, "loss_weights of output 'reg' must be a finite number"),
+        (dict(loss="mse", loss_weights=[np.nan, 1]), TypeError, "loss_weights of output 'cls' must be a finite number"),
         (dict(loss="mse", metrics=["accuracy"]), ValueError, "metrics is a list with one entry per output"),
         (dict(loss="mse", metrics={"nope": ["mae"]}), ValueError, r"unknown keys \['nope'\]"),
         (dict(loss="mse", metrics=[["no_such_metric"], None]), ValueError, "no_such_metric"),

@@ -224,3 +224,39 @@ def test_layers_set_before_super_init_are_tracked_too():
             return self.dense(x)
     late = LateSuper()
     assert late.layers == [late.dense] and late.predict(np.ones((3, 4)), verbose=0).shape == (3, 2)
+
+
+class Penalised(keras.Model):
+    """A layer with an activity regularizer called directly, and another inside a held Sequential."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(6, activation="tanh", activity_regularizer=keras.regularizers.L2(0.3))
+        self.inner = keras.Sequential([keras.layers.Dense(5, activity_regularizer=keras.regularizers.L1(0.2))])
+        self.out = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.inner(self.hidden(x)))
+
+
+def test_activity_regularizers_of_the_layers_call_runs_join_the_loss_as_in_a_functional_twin():
+    x = np.random.default_rng(4).standard_normal((24, 4)).astype(np.float32)
+    y = np.arange(24) % 3
+    nn.utils.set_random_seed(0)
+    model = Penalised()
+    model.build((None, 4))
+    inputs = keras.Input((4,))
+    twin = keras.Model(inputs, model.out(model.inner.layers[0](model.hidden(inputs))))     # the same layers
+    for each in (model, twin):
+        each.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    hidden = np.tanh(x @ model.hidden.get_weights()[0] + model.hidden.get_weights()[1])
+    inner = hidden @ model.inner.layers[0].get_weights()[0] + model.inner.layers[0].get_weights()[1]
+    penalty = (0.3 * np.sum(hidden ** 2) + 0.2 * np.sum(np.abs(inner))) / 24       # Keras: per batch, / its size
+    plain = keras.losses.SparseCategoricalCrossentropy()(y, model.predict(x, verbose=0)).numpy()
+    ours = model.evaluate(x, y, batch_size=24, verbose=0)
+    assert ours == pytest.approx(plain + penalty, rel=1e-5)
+    assert ours == pytest.approx(twin.evaluate(x, y, batch_size=24, verbose=0), rel=1e-6)
+    assert model.predict(x, verbose=0).shape == (24, 3)       # predict collects nothing
+    report = compiled_and_eager_runs(lambda: (nn.utils.set_random_seed(0), Penalised())[1], x, y, epochs=2,
+                                     batch_size=8)
+    assert report["fallback_reason"] is None and report["captured"]["train"] >= 1
