@@ -186,8 +186,9 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         names = self.output_names
         per_output = isinstance(sample_weight, dict) or isinstance(sample_weight, (list, tuple)) and all(
             item is None or hasattr(item, "__len__") for item in sample_weight)
-        values = by_name(method, "sample_weight", sample_weight, names, "outputs", []) if per_output else \
-            [sample_weight] * len(names)
+        if not per_output:                      # one array for every output
+            return SampleArrays([sample_weights(method, sample_weight, None, None, count)] * len(names))
+        values = by_name(method, "sample_weight", sample_weight, names, "outputs", [])
         weights = [None if value is None else sample_weights(f"{method}: sample_weight[{name!r}]", value, None, None,
                                                              count) for name, value in zip(names, values)]
         return None if all(w is None for w in weights) else SampleArrays(weights)

@@ -140,6 +140,10 @@ def test_sample_weights_per_output_weight_only_that_outputs_loss():
         plain["cls_loss"], rel=1e-3)
     as_list = model.evaluate(x, ys, batch_size=40, verbose=0, return_dict=True, sample_weight=[None, weights])
     assert as_list == weighted
+    with pytest.raises(ValueError, match=r"evaluate: sample_weight must have one weight per sample, shape \(40,\)"):
+        model.evaluate(x, ys, verbose=0, sample_weight=weights[:39])
+    with pytest.raises(ValueError, match=r"sample_weight\['reg'\]: sample_weight must have one weight per sample"):
+        model.evaluate(x, ys, verbose=0, sample_weight={"reg": weights[:39]})
     with pytest.raises(ValueError, match="class_weight is only supported for a model with one output"):
         model.fit(x, ys, class_weight={0: 1.0}, verbose=0)
 
