@@ -17,6 +17,7 @@ from .layer_base import activity_penalties, collecting_activity
 from .layers import LAYER_CLASSES, InputLayer
 from .subclassed import call_with_training, holds_layers, probe_call, tracked_layers, zeros_sample
 from .summary import summary_lines
+from .symbolic import is_symbolic
 from .tensor import Tensor
 from .trainer import Trainer
 from .utils import snake_case, unique_name
@@ -307,6 +308,10 @@ class Model(Trainer):
     def __call__(self, x, training=False):
         """The model's output Tensor for input ``x`` (a Tensor or array; a list of them, one per input, for a
         model with several inputs); differentiable."""
+        if is_symbolic(x):
+            raise TypeError(f"model {self.name!r} was called on a KerasTensor: nnengine cannot use a model as a layer "
+                            "of another functional model yet; call its layers on the tensor instead (they keep their "
+                            "weights): for layer in model.layers: x = layer(x)")
         penalties = activity_penalties()        # a model inside a subclassed model's call: its layers' too
         if isinstance(x, (list, tuple)) and x and all(isinstance(part, Tensor) for part in x):
             return self._forward(list(x), training=training, penalties=penalties)

@@ -36,6 +36,11 @@ class Sequential(Model):
         self._layers = []
         self._symbolic = None                   # the KerasTensors of the built stack, made when first asked for
         self._init_training_state()
+        for position, layer in enumerate(layers if isinstance(layers, (list, tuple)) else []):
+            if isinstance(layer, Model):
+                raise TypeError(f"Sequential: layers[{position}] is a model ({layer.name!r}); nnengine cannot nest "
+                                "models yet: list its layers instead, Sequential([*model.layers, ...]) (they keep "
+                                "their weights)")
         for layer in arguments.sequence_of("Sequential", "layers", layers, Layer, "layer",
                                            "Sequential([Dense(3)])"):
             self.add(layer)
