@@ -72,14 +72,15 @@ class PendingBatches:
             return None
         return cls(trainer, backend, run, hook, epoch)
 
-    def add(self, batch, y, loss, extras, compared):
-        """Keep step ``batch``'s outputs (device copies) and its host targets (a copy too: a generator may refill
-        the same array for its next batch); read them all when due. ``extras`` and ``compared``: as
+    def add(self, batch, y, w, loss, extras, compared):
+        """Keep step ``batch``'s outputs (device copies), its host targets and weights (copies too: a generator may
+        refill the same arrays for its next batch); read them all when due. ``extras`` and ``compared``: as
         ``Trainer._step`` returns them."""
         copy = self.backend.copy
         kept = [None if extra is None else copy(extra) for extra in extras]
-        targets = y.copy() if isinstance(y, SampleArrays) else np.array(y, copy=True)
-        self.items.append((batch, targets, copy(loss), kept, compared))
+        targets, weights = (None if a is None else a.copy() if isinstance(a, SampleArrays) else np.array(a, copy=True)
+                            for a in (y, w))
+        self.items.append((batch, targets, weights, copy(loss), kept, compared))
         if len(self.items) >= MAX_PENDING_STEPS or time.perf_counter() - self.last_read >= READ_INTERVAL_S:
             self.read()
 
@@ -88,12 +89,12 @@ class PendingBatches:
         if not self.items:
             return
         to_host = self.backend.to_numpy
-        for batch, y, loss, extras, compared in self.items:
+        for batch, y, w, loss, extras, compared in self.items:
             loss_value = to_host(loss).reshape(()).item()
             if self.epoch is not None:
                 self.trainer._check_finite(loss_value, self.epoch, batch)
             self.trainer._record(loss_value, y, [None if extra is None else to_host(extra) for extra in extras],
-                                 compared)
+                                 compared, w)
         last = self.items[-1][0]
         self.items.clear()
         self.last_read = time.perf_counter()
@@ -115,11 +116,11 @@ class BatchLoops:
             x, y, w = item if prepare is None else prepare(*item)
             seen = batch + 1
             if pending is not None:
-                pending.add(batch, y, *self._step(x, y, True, w, on_device=True))
+                pending.add(batch, y, w, *self._step(x, y, True, w, on_device=True))
             else:
                 loss_value, extras, compared = self._step(x, y, True, w)
                 self._check_finite(loss_value, epoch, batch)
-                self._record(loss_value, y, extras, compared)
+                self._record(loss_value, y, extras, compared, w)
                 if run.wants("on_train_batch_end"):
                     run.call("on_train_batch_end", batch, self._logs())
             if self.stop_training:
@@ -153,10 +154,10 @@ class BatchLoops:
                 run.call("on_test_batch_begin", batch, {})
             x, y, w = item if prepare is None else prepare(*item)
             if pending is not None:
-                pending.add(batch, y, *self._step(x, y, False, w, on_device=True))
+                pending.add(batch, y, w, *self._step(x, y, False, w, on_device=True))
                 continue
             loss_value, extras, compared = self._step(x, y, False, w)
-            self._record(loss_value, y, extras, compared)
+            self._record(loss_value, y, extras, compared, w)
             if run is not None and run.wants("on_test_batch_end"):
                 run.call("on_test_batch_end", batch, self._logs())
         if pending is not None:

@@ -10,6 +10,8 @@ has one head per output, named after the layer that computes it (Keras's ``outpu
 * ``loss_weights``: a list with one number per output, or a dict by output name;
 * ``metrics``: a list with one entry per output (a metric, a list of them, or None), or a dict by output name
   (outputs it does not name get none).
+* ``weighted_metrics``: as ``metrics``; they are updated with the samples' weights (the loss's), and one whose
+  key is taken logs as 'weighted_<name>'.
 
 The loss that training minimises is Keras's: the sum over outputs of ``weight * loss`` (plus the layers'
 regularization penalties). With more than one loss, each output's own loss (unweighted) is logged too, as
@@ -22,24 +24,29 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from .model_inputs import by_name
 
-__all__ = ["Head", "compile_heads", "metric_keys", "log_key_order", "metric_name"]
+__all__ = ["Head", "compile_heads", "metric_keys", "evaluate_order", "metric_name"]
 
 
 class Head:
     """One output of a compiled model: its position among the outputs, its name (None for a model's only output),
-    its loss (or None), the loss's weight (None: 1, and the loss is used as it is), the metric specs compile got
-    and, once ``resolve_metrics`` knows the shapes, the metric objects and their log keys."""
+    its loss (or None), the loss's weight (None: 1, and the loss is used as it is), the specs of its metrics and
+    weighted metrics that compile got and, once ``resolve_metrics`` knows the shapes, the metric objects."""
 
-    def __init__(self, position, name, loss, weight, metric_specs):
+    def __init__(self, position, name, loss, weight, metric_specs, weighted_specs=()):
         self.position, self.name, self.loss, self.weight = position, name, loss, weight
-        self.metric_specs = metric_specs
-        self.metrics = []
+        self.metric_specs, self.weighted_specs = metric_specs, list(weighted_specs)
+        self.metrics, self.weighted = [], []   # weighted: updated with the samples' weights, as the loss is
         self.tracker = None                     # the running mean of this output's loss, when several are logged
 
     @property
     def needs_targets(self):
         """Whether the step needs this output's targets (for its loss or its metrics)."""
-        return self.loss is not None or bool(self.metric_specs)
+        return self.loss is not None or bool(self.metric_specs) or bool(self.weighted_specs)
+
+    @property
+    def all_metrics(self):
+        """Its metric objects, then its weighted ones."""
+        return self.metrics + self.weighted
 
     def log_key(self, metric_name):
         """The log key of one of this head's metrics: 'accuracy', or '<output>_accuracy' with several outputs."""
@@ -49,21 +56,25 @@ class Head:
         """Make the metric objects once the target and output shapes are known ('accuracy' needs them)."""
         if not self.metrics and self.metric_specs:
             self.metrics = [metrics_module.get(spec, y_shape, output_shape) for spec in self.metric_specs]
+        if not self.weighted and self.weighted_specs:
+            self.weighted = [metrics_module.get(spec, y_shape, output_shape) for spec in self.weighted_specs]
 
 
-def compile_heads(output_names, loss, loss_weights, metrics):
-    """One Head per output from compile()'s ``loss``, ``loss_weights`` and ``metrics`` (see the module docstring).
+def compile_heads(output_names, loss, loss_weights, metrics, weighted_metrics=None):
+    """One Head per output from compile()'s ``loss``, ``loss_weights``, ``metrics`` and ``weighted_metrics`` (in the
+    forms of ``metrics``; see the module docstring).
     ``output_names``: the model's, one per output. ValueError or TypeError naming the argument that does not fit
     the outputs; unknown loss and metric names fail here, not in the middle of fit."""
     single = len(output_names) == 1
     losses = _per_output("loss", loss, output_names, every=True)
     weights = _loss_weights(loss_weights, output_names)
-    specs = _metric_specs(metrics, output_names)
+    specs = _metric_specs("metrics", metrics, output_names)
+    weighted = _metric_specs("weighted_metrics", weighted_metrics, output_names)
     heads = [Head(position, None if single else name, None if lost is None else losses_module.get(lost),
-                  weights[position], specs[position])
+                  weights[position], specs[position], weighted[position])
              for position, (name, lost) in enumerate(zip(output_names, losses))]
     for head in heads:
-        for spec in head.metric_specs:
+        for spec in head.metric_specs + head.weighted_specs:
             metrics_module.get(spec)
     if sum(head.loss is not None for head in heads) > 1:      # Keras logs each output's loss when there are several
         for head in heads:
@@ -96,19 +107,19 @@ def _loss_weights(loss_weights, output_names):
     return [float(weight) for weight in weights]
 
 
-def _metric_specs(metrics, output_names):
+def _metric_specs(what, metrics, output_names):
     """The metric specs of each output: all of a flat list for a model's only output; otherwise one entry per
     output (Keras refuses a flat list that does not have one), or a dict by output name."""
     if metrics is None:
         return [[] for _ in output_names]
     if not isinstance(metrics, (list, tuple, dict)):
-        raise TypeError(f"compile: metrics must be a list or a dict, got {type(metrics).__name__}")
+        raise TypeError(f"compile: {what} must be a list or a dict, got {type(metrics).__name__}")
     if len(output_names) == 1:
         return [_flat(metrics.values() if isinstance(metrics, dict) else metrics)]
     try:
-        entries = _per_output("metrics", metrics, output_names, every=False)
+        entries = _per_output(what, metrics, output_names, every=False)
     except ValueError as error:
-        raise ValueError(f"{error}. With several outputs, metrics is a list with one entry per output (a metric, "
+        raise ValueError(f"{error}. With several outputs, {what} is a list with one entry per output (a metric, "
                          "a list of them, or None) or a dict by output name, as Keras requires") from None
     return [_flat([] if entry is None else entry if isinstance(entry, (list, tuple)) else [entry])
             for entry in entries]
@@ -122,25 +133,45 @@ def _flat(items):
 
 
 def metric_keys(heads):
-    """The log key of each metric of ``heads``, in order: '<output>_<name>' (the name alone for a model's only
-    output), a key met before getting '_1', '_2', as Keras names them. Before the shapes are known, the keys the
-    metric specs will give."""
+    """The log key of each metric of ``heads``, in the order of ``logged_metrics``, as Keras 3 names them:
+    '<output>_<name>' (the name alone for a model's only output); a weighted metric whose key is taken gets
+    '<output>_weighted_<name>'; a key still taken gets '_1', '_2'. Before the shapes are known, the keys the
+    specs will give."""
     keys, seen = [], {}
-    for head in heads:
-        for metric in (head.metrics or head.metric_specs):
-            key = head.log_key(metric_name(metric))
-            count = seen.get(key, 0)
-            seen[key] = count + 1
-            keys.append(key if count == 0 else f"{key}_{count}")
+    for weighted, head, metric in _each_metric(heads):
+        key = head.log_key(metric_name(metric))
+        if weighted and key in seen:
+            key = head.log_key(f"weighted_{metric_name(metric)}")
+        count = seen.get(key, 0)
+        seen[key] = count + 1
+        keys.append(key if count == 0 else f"{key}_{count}")
     return keys
 
 
-def log_key_order(heads):
-    """The log keys as Keras 3 orders evaluate's list: 'loss', the metrics of a model's only output in compile
-    order, each output's loss; the other keys (several outputs' metrics) follow, sorted."""
-    keys = ["loss", *(metric_keys(heads) if len(heads) == 1 else [])]
-    keys.extend(head.tracker.name for head in heads if head.tracker is not None)
-    return keys
+def logged_metrics(heads):
+    """(head, metric object, weighted) of every resolved metric: each output's metrics, then each output's weighted
+    metrics (Keras's order)."""
+    return [(head, metric, weighted) for weighted, head, metric in _each_metric(heads, resolved=True)]
+
+
+def _each_metric(heads, resolved=False):
+    for weighted in (False, True):
+        for head in heads:
+            objects = head.weighted if weighted else head.metrics
+            specs = head.weighted_specs if weighted else head.metric_specs
+            for metric in (objects if resolved else objects or specs):
+                yield weighted, head, metric
+
+
+def evaluate_order(heads):
+    """The log keys in the order of evaluate's list, by Keras 3's rule: first the keys among 'loss', each metric's
+    own name (its key for a model's only output) and each tracked output's loss, in that order (a name met
+    twice is listed twice, as Keras 3 lists it); then the other keys, sorted."""
+    trackers = [head.tracker.name for head in heads if head.tracker is not None]
+    present = {"loss", *trackers, *metric_keys(heads)}
+    names = ["loss", *[metric_name(metric) for _, _, metric in _each_metric(heads)], *trackers]
+    first = [name for name in names if name in present]
+    return first + sorted(present - set(first))
 
 
 def metric_name(spec):

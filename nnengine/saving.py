@@ -95,7 +95,8 @@ def training_config(model):
             "loss_weights": _per_entry(spec.get("loss_weights"), float),
             "metrics": None if spec.get("metrics") is None else   # Keras writes null for compile(metrics=None)
             _per_entry(spec["metrics"], metric_name, lists=True),
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False,
+            "weighted_metrics": None if spec.get("weighted_metrics") is None else
+            _per_entry(spec["weighted_metrics"], metric_name, lists=True), "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False,
             "optimizer_config": optimizers_module.serialize(model.optimizer)}
 
 
@@ -270,10 +271,11 @@ def compile_from_config(model, config, reader, custom_objects=None):
         optimizer = dict(config["optimizer_config"])
         optimizer["class_name"] = str(optimizer["class_name"]).split(">")[-1]      # tf.keras 2.x: 'Custom>Adam'
         loss = _stored(config["loss"], lambda entry: custom.get(entry, entry) if isinstance(entry, str) else entry)
-        metrics = _stored(config.get("metrics"), lambda entry: custom.get(entry, entry) if isinstance(entry, str)
-                          else entry, metric=True)
+        metrics, weighted = (_stored(config.get(key), lambda entry: custom.get(entry, entry)
+                                     if isinstance(entry, str) else entry, metric=True)
+                             for key in ("metrics", "weighted_metrics"))
         model.compile(optimizer=optimizers_module.get(optimizer), loss=loss, metrics=metrics,
-                      loss_weights=config.get("loss_weights"))
+                      loss_weights=config.get("loss_weights"), weighted_metrics=weighted)
     except (KeyError, TypeError, ValueError) as error:
         warnings.warn(f"{reader.caller}: the file's training configuration could not be used ({error}); the "
                       "model is returned uncompiled: call compile() before fit()", stacklevel=4)

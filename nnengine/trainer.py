@@ -83,22 +83,23 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto"):
         """Set the optimizer, loss and metrics (names or objects, as Keras accepts them); for a model with several
         outputs, ``loss``, ``loss_weights`` and ``metrics`` may be lists with one entry per output or dicts by
-        output name (output_heads.py).
+        output name (output_heads.py). ``weighted_metrics`` take the forms of ``metrics`` and are updated with the
+        sample weights (or class weights), as the loss is.
 
         ``jit_compile`` ("auto", True or False) and ``run_eagerly`` choose between compiled and eager
         steps as in Keras 3: see compiled_step.py, and ``jit_report()`` for what was compiled.
         """
-        arguments.unsupported("compile", weighted_metrics=weighted_metrics)
         run_eagerly = arguments.boolean("compile", "run_eagerly", run_eagerly)
         arguments.integer("compile", "steps_per_execution", steps_per_execution, minimum=1)   # same results
         if run_eagerly and jit_compile is True:
             raise ValueError("compile: run_eagerly=True and jit_compile=True contradict each other")
         compiler = StepCompiler(False if run_eagerly else jit_compile)
         self.optimizer = optimizers_module.get(optimizer)
-        self._heads = compile_heads(self.output_names, loss, loss_weights, metrics)
+        self._heads = compile_heads(self.output_names, loss, loss_weights, metrics, weighted_metrics)
         self._name_logs()
         self.loss = self._heads[0].loss if len(self._heads) == 1 else [head.loss for head in self._heads]
-        self._compile_config = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
+        self._compile_config = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights,
+                                "weighted_metrics": weighted_metrics}
         self._compiler = compiler
         self.compiled = True
 
@@ -310,7 +311,7 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         self._resolve_metrics(y)
         self._reset_metrics()
         loss_value, extras, compared = self._step(x, y, training, w)
-        self._record(loss_value, y, extras, compared)
+        self._record(loss_value, y, extras, compared, w)
         return self._logs() if return_dict else self._ordered(self._logs())
 
     def predict_on_batch(self, x):

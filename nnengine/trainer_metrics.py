@@ -6,7 +6,7 @@ import numpy as np
 
 from . import metrics as metrics_module
 from .model_inputs import SampleArrays
-from .output_heads import log_key_order, metric_keys
+from .output_heads import evaluate_order, logged_metrics, metric_keys
 
 __all__ = ["TrainerMetrics"]
 
@@ -21,8 +21,9 @@ class TrainerMetrics:
 
     @property
     def _metrics(self):
-        """Every compiled metric object, output by output (empty before the shapes are known)."""
-        return [metric for head in self._heads for metric in head.metrics]
+        """Every compiled metric object: each output's metrics, then each output's weighted metrics (empty before
+        the shapes are known)."""
+        return [metric for _, metric, _ in logged_metrics(self._heads)]
 
     def _resolve_metrics(self, y):
         """Build the metric objects once the target and output shapes are known ('accuracy' needs them). ``y``: the
@@ -38,7 +39,7 @@ class TrainerMetrics:
     def _forget_metrics(self):
         """Drop the metric objects (the output shape changed: 'accuracy' is resolved again)."""
         for head in self._heads:
-            head.metrics = []
+            head.metrics, head.weighted = [], []
         self._name_logs()
 
     def _name_logs(self):
@@ -46,15 +47,14 @@ class TrainerMetrics:
         loss trackers, (key, metric) of each metric object, and the keys in evaluate's order."""
         self._trackers = [head.tracker for head in self._heads if head.tracker is not None]
         self._logged_metrics = list(zip(metric_keys(self._heads), self._metrics))
-        first = log_key_order(self._heads)
-        self._key_order = first + sorted(key for key, _ in self._logged_metrics if key not in first)
-        self._metrics_pending = any(head.metric_specs and not head.metrics for head in self._heads)
+        self._key_order = evaluate_order(self._heads)
+        self._metrics_pending = any(head.metric_specs and not head.metrics or head.weighted_specs and not head.weighted
+                                    for head in self._heads)
 
     @property
     def metrics_names(self):
         """The keys of evaluate's list, in its order: 'loss', each output's loss (several outputs), the metrics."""
-        keys = log_key_order(self._heads)
-        return keys + sorted(key for key in metric_keys(self._heads) if key not in keys)   # (specs: not resolved yet)
+        return evaluate_order(self._heads)
 
     def _hits_compared(self, head, targets, shape):
         """How many rows the step compares when it counts ``head``'s metric hits itself, else None (the host
@@ -62,6 +62,8 @@ class TrainerMetrics:
         (``metrics.argmax_hits_kind``) and the loss's prepared ``targets`` are the classes those hits need, with
         the values of y (the losses of this package only cast and reshape y in ``prepare_targets``). ``shape``:
         the predictions'."""
+        if head.weighted:                       # weighted hits are not a count: the host weighs the predictions
+            return None
         kind = metrics_module.argmax_hits_kind(head.metrics)
         if kind is None or type(head.loss).prepare_targets.__module__ not in _VALUE_KEEPING_TARGETS:
             return None
@@ -80,9 +82,10 @@ class TrainerMetrics:
         for _, metric in self._logged_metrics:
             metric.reset_state()
 
-    def _record(self, loss_value, y_batch, extras, compared):
+    def _record(self, loss_value, y_batch, extras, compared, w_batch=None):
         """Add one batch to the losses and the metrics (``extras`` and ``compared``: see the class docstring; host
-        arrays)."""
+        arrays). ``w_batch``: the batch's sample weights (an array, or a SampleArrays per output), which the
+        weighted metrics take."""
         count = len(y_batch)
         self._loss_tracker.add(loss_value, count)
         trackers = self._trackers
@@ -95,10 +98,13 @@ class TrainerMetrics:
                 hits = int(output)
                 for metric in head.metrics:
                     metric.add_hits(hits, hits_of)
-            elif head.metrics:
+            elif head.metrics or head.weighted:
                 targets = y_batch.arrays[head.position] if isinstance(y_batch, SampleArrays) else y_batch
                 for metric in head.metrics:
                     metric.update_state(targets, output)
+                weights = w_batch.arrays[head.position] if isinstance(w_batch, SampleArrays) else w_batch
+                for metric in head.weighted:
+                    metric.update_state(targets, output, sample_weight=weights)
 
     def _logs(self):
         """Running results keyed by name, sorted as Keras 3 orders its logs."""

@@ -103,12 +103,12 @@ class TrainerStep:
         "hits", "predictions" or None; the rows whose hits the step counts, or None; what the step's plan depends
         on in all this). ``shape``: the batch's output shape."""
         if head.loss is None:
-            kind = "predictions" if head.metrics else None
+            kind = "predictions" if head.metrics or head.weighted else None
             return None, None, False, kind, None, (None, None, False, kind, False)
         logits = _on_logits(head.loss, layer)
         prepared = head.loss.prepare_targets(host_targets, shape, self.dtype)
         rows = self._hits_compared(head, prepared, shape)
-        kind = "hits" if rows is not None else "predictions" if head.metrics else None
+        kind = "hits" if rows is not None else "predictions" if head.metrics or head.weighted else None
         y = Tensor._make(first.backend.from_numpy(prepared), first.backend)     # prepare_targets made its dtype
         w = None if host_weights is None else Tensor(host_weights, dtype=self.dtype, device=first.device)
         return y, w, logits, kind, rows, (y.shape, y.dtype.str, logits, kind, w is not None)
@@ -192,7 +192,7 @@ class TrainerStep:
         if kind != "predictions":
             return None
         with no_grad():
-            if logits and not all(m.accepts_logits for m in head.metrics):
+            if logits and not all(m.accepts_logits for m in head.all_metrics):
                 out = self._output_layers[head.position].activation(out)
             return out._data
 

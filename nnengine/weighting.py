@@ -8,7 +8,7 @@
   with the samples, and validation_data may carry its own as a third item.
 
 The loss then weights each sample's value and divides the weighted sum by the number of samples
-(losses.Loss._reduce). Compiled metrics are not weighted (Keras weights only ``weighted_metrics``).
+(losses.Loss._reduce). Compiled metrics are not weighted; ``weighted_metrics`` are (Keras's rule; trainer_metrics.py).
 """
 import numbers
 

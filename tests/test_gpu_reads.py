@@ -165,10 +165,12 @@ def _fit_two_outputs(monkeypatch, defer):
         hidden = nn.layers.Dense(16, activation="relu")(inputs)
         model = nn.keras.Model(inputs, [nn.layers.Dense(10, activation="softmax", name="cls")(hidden),
                                         nn.layers.Dense(1, name="reg")(hidden)])
-        model.compile(optimizer="adam", loss=["categorical_crossentropy", "mse"], metrics=[["accuracy"], ["mae"]])
+        model.compile(optimizer="adam", loss=["categorical_crossentropy", "mse"], metrics=[["accuracy"], ["mae"]],
+                      weighted_metrics=[None, ["mae"]])
         model = model.to("cuda")
         reads = Reads(monkeypatch, model, log)
-        history = model.fit(x, [y, x[:, :1]], epochs=2, batch_size=10, validation_split=0.2, verbose=0).history
+        history = model.fit(x, [y, x[:, :1]], sample_weight=np.linspace(0, 2, len(x)), epochs=2, batch_size=10,
+                            validation_split=0.2, verbose=0).history
         evaluation = model.evaluate(x, {"cls": y, "reg": x[:, :1]}, batch_size=10, verbose=0)
     return history, evaluation, reads
 
@@ -177,8 +179,10 @@ def test_each_outputs_loss_and_metrics_are_read_later_as_they_would_be_at_once(m
     monkeypatch.setattr(batch_loops, "READ_INTERVAL_S", 1e9)
     history, evaluation, reads = _fit_two_outputs(monkeypatch, defer=True)
     assert reads.syncs_in_steps == [] and reads.groups[:2] == [list(range(8)), [0, 1]]
-    assert sorted(history) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "reg_mae", "val_cls_accuracy",
-                               "val_cls_loss", "val_loss", "val_reg_loss", "val_reg_mae"]
+    assert sorted(history) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "reg_mae", "reg_weighted_mae",
+                               "val_cls_accuracy", "val_cls_loss", "val_loss", "val_reg_loss", "val_reg_mae",
+                               "val_reg_weighted_mae"]
+    assert history["reg_weighted_mae"] != history["reg_mae"]           # the weights reached the deferred reads
     monkeypatch.undo()
     per_step, per_step_evaluation, _ = _fit_two_outputs(monkeypatch, defer=False)
     assert history == per_step and evaluation == per_step_evaluation

@@ -211,11 +211,13 @@ def test_a_model_with_outputs_saves_its_compile_arguments_and_loads_them_back(tm
     x, ys = _two_heads_data()
     model = _two_heads()
     model.compile(optimizer="adam", loss={"reg": "mse", "cls": nn.losses.CategoricalCrossentropy()},
-                  loss_weights={"cls": 2.0, "reg": 1.0}, metrics={"cls": ["accuracy"], "reg": ["mae", "mse"]})
+                  loss_weights={"cls": 2.0, "reg": 1.0}, metrics={"cls": ["accuracy"], "reg": ["mae", "mse"]},
+                  weighted_metrics={"reg": ["mae"]})
     model.fit(x, ys, epochs=1, verbose=0)
     model.save(tmp_path / f"model{suffix}")
     loaded = nn.load_model(tmp_path / f"model{suffix}")
     assert [head.weight for head in loaded._heads] == [2.0, 1.0] and loaded.metrics_names == model.metrics_names
+    assert "reg_weighted_mae" in loaded.metrics_names
     assert loaded.evaluate(x, ys, verbose=0) == model.evaluate(x, ys, verbose=0)
     loaded.fit(x, ys, epochs=1, shuffle=False, verbose=0)
     model.fit(x, ys, epochs=1, shuffle=False, verbose=0)
@@ -237,3 +239,40 @@ def test_the_guide_snippet_of_several_outputs_runs_and_learns_both():
     assert accuracy > 0.75 and mae < 0.8        # both learned: chance is 1/3; a constant size is off by 1.6
     assert loss == pytest.approx(kind_loss + 0.5 * size_loss, rel=1e-5)
     assert [a.shape for a in (namespace["kinds"], namespace["sizes"])] == [(4, 3), (4, 1)]
+
+
+def test_weighted_metrics_weigh_each_sample_and_are_named_and_ordered_as_keras_3_does():
+    """Keras 3.15's logs and evaluate list for these compile arguments (recorded by hand from a run): a weighted
+    metric whose name is taken becomes 'weighted_<name>'; evaluate lists each metric's own name first (twice when
+    two metrics share it: Keras 3 does), then the other keys sorted."""
+    rng = np.random.default_rng(0)
+    x, y, w = rng.standard_normal((40, 4)).astype(np.float32), rng.integers(0, 3, 40), rng.uniform(0, 2, 40)
+    nn.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="softmax")])
+    model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  weighted_metrics=["accuracy", "sparse_top_k_categorical_accuracy"])
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=16, verbose=0, return_dict=True)
+    assert list(logs) == ["accuracy", "loss", "sparse_top_k_categorical_accuracy", "weighted_accuracy"]
+    hits = model.predict(x, verbose=0).argmax(axis=1) == y
+    assert logs["accuracy"] == pytest.approx(hits.mean()) and logs["weighted_accuracy"] == pytest.approx(
+        np.sum(hits * w) / np.sum(w))
+    assert logs["sparse_top_k_categorical_accuracy"] == 1.0            # k = 5 of 3 classes
+    assert model.evaluate(x, y, sample_weight=w, batch_size=16, verbose=0) == [
+        logs["loss"], logs["accuracy"], logs["accuracy"], logs["sparse_top_k_categorical_accuracy"],
+        logs["weighted_accuracy"]]
+    unweighted = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)   # no weights: plain metrics
+    assert unweighted["weighted_accuracy"] == unweighted["accuracy"]
+    history = model.fit(x, y, sample_weight=w, epochs=1, validation_split=0.25, verbose=0).history
+    assert "val_weighted_accuracy" in history
+
+    model = _two_heads()
+    x, ys = _two_heads_data()
+    w = np.linspace(0.5, 1.5, 40)
+    model.compile("adam", loss=["categorical_crossentropy", "mse"], metrics=[["accuracy"], None],
+                  weighted_metrics=[["accuracy"], ["mae"]])
+    logs = model.evaluate(x, ys, sample_weight=w, verbose=0, return_dict=True)
+    assert list(logs) == ["cls_accuracy", "cls_loss", "cls_weighted_accuracy", "loss", "reg_loss", "reg_mae"]
+    assert model.metrics_names == ["loss", "cls_loss", "reg_loss", "cls_accuracy", "cls_weighted_accuracy",
+                                   "reg_mae"]
+    values = model.predict(x, verbose=0)[1]
+    assert logs["reg_mae"] == pytest.approx(np.sum(w * np.abs(values[:, 0] - ys[1][:, 0])) / np.sum(w), rel=1e-5)
