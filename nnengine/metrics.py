@@ -17,6 +17,11 @@ the user gave, so History's keys read 'accuracy' / 'val_accuracy'.
 """
 import numpy as np
 
+from . import loss_metrics
+from .loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge, CosineSimilarity,
+                           Hinge, KLDivergence, LogCoshError, MeanAbsolutePercentageError,
+                           MeanSquaredLogarithmicError, Poisson, RootMeanSquaredError, SparseCategoricalCrossentropy,
+                           SquaredHinge)
 from .metric_base import Mean, MeanMetricWrapper, Metric, function_metric, match_rank
 from .utils import lookup, to_host
 
@@ -24,7 +29,10 @@ __all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision"
            "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "top_k_categorical_accuracy",
            "sparse_top_k_categorical_accuracy", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
-           "categorical_accuracy", "sparse_categorical_accuracy", "get"]
+           "categorical_accuracy", "sparse_categorical_accuracy", "get",
+           "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "KLDivergence", "Poisson",
+           "LogCoshError", "CosineSimilarity", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError",
+           "RootMeanSquaredError", "Hinge", "SquaredHinge", "CategoricalHinge"]
 
 
 def accuracy(y_true, y_pred):
@@ -315,11 +323,12 @@ _BY_NAME = {
     "binary_accuracy": BinaryAccuracy, "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "precision": Precision, "recall": Recall,
     "auc": AUC, "f1_score": F1Score, "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy, **loss_metrics.BY_NAME,
 }
-_CLASSES = {cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
-                                          MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, F1Score,
-                                          TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
+_CLASSES = {**{cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
+                                             MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, F1Score,
+                                             TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)},
+            **loss_metrics.CLASSES}
 VALID_NAMES = sorted([*_BY_NAME, "accuracy", "acc"])
 
 

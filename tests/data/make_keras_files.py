@@ -10,6 +10,7 @@ Keras (not run by the tests).
                                                                                  # two inputs
     KERAS_BACKEND=torch python tests/data/make_keras_files.py subclassed   # a subclass of keras.Model
     KERAS_BACKEND=torch python tests/data/make_keras_files.py multi_output   # three outputs, a loss on each
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py loss_metrics   # metrics that are losses' means
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -270,10 +271,60 @@ def build_and_save_multi_output(keras):
              **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
 
 
+#: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
+LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+                                                        "KLDivergence", "Poisson", "CategoricalHinge",
+                                                        "CosineSimilarity")] + \
+    [("classes", "CategoricalCrossentropy", {"label_smoothing": 0.1})] + \
+    [("binary", name, {}) for name in ("BinaryCrossentropy", "Hinge", "SquaredHinge")] + \
+    [("values", name, {}) for name in ("MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",
+                                       "RootMeanSquaredError", "CosineSimilarity")]
+
+
+def loss_metric_batches(kind, rng):
+    """Three batches (y_true, y_pred, weights or None; the second weighted) of one kind of data: 'classes' (one-hot
+    targets with their labels last, softmax predictions), 'binary' (0/1 targets, sigmoid predictions of 3 labels)
+    or 'values' (any floats, zeros and negatives among the targets)."""
+    batches = []
+    for index in range(3):
+        weight = rng.random(20).astype("float32") if index == 1 else None
+        if kind == "classes":
+            logits = rng.standard_normal((20, 5)).astype("float32")
+            labels = rng.integers(0, 5, 20)
+            batches.append((np.eye(5, dtype="float32")[labels], np.exp(logits) / np.exp(logits).sum(-1, keepdims=True),
+                            weight, labels))
+        elif kind == "binary":
+            batches.append((rng.integers(0, 2, (20, 3)).astype("float32"),
+                            1 / (1 + np.exp(-rng.standard_normal((20, 3)).astype("float32"))), weight, None))
+        else:
+            y_true = rng.standard_normal((20, 3)).astype("float32") * 2
+            y_true[::7] = 0
+            batches.append((y_true, rng.standard_normal((20, 3)).astype("float32") * 2, weight, None))
+    return batches
+
+
+def build_loss_metrics(keras):
+    """``keras3_loss_metrics.json``: each LOSS_METRIC_CASES metric's name and result over its three batches."""
+    import json
+    rng = np.random.default_rng(21)
+    data = {kind: loss_metric_batches(kind, rng) for kind in ("classes", "binary", "values")}
+    cases = []
+    for kind, name, arguments in LOSS_METRIC_CASES:
+        metric = getattr(keras.metrics, name)(**arguments)
+        for y_true, y_pred, weight, labels in data[kind]:
+            metric.update_state(labels if name.startswith("Sparse") else y_true, y_pred, sample_weight=weight)
+        cases.append({"kind": kind, "class_name": name, "arguments": arguments, "name": metric.name,
+                      "result": float(keras.ops.convert_to_numpy(metric.result()))})
+    batches = {kind: [[part if part is None else np.asarray(part).tolist() for part in batch] for batch in value]
+               for kind, value in data.items()}
+    with open("keras3_loss_metrics.json", "w") as file:
+        json.dump({"keras_version": keras.__version__, "batches": batches, "cases": cases}, file)
+
+
 KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save_recurrent,
                 "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
-                "multi_output": build_and_save_multi_output,
+                "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 

@@ -1,0 +1,165 @@
+"""Keras's metrics that are the running mean of a per-sample loss, and the root mean squared error.
+
+* probabilistic: ``BinaryCrossentropy``, ``CategoricalCrossentropy``, ``SparseCategoricalCrossentropy``,
+  ``KLDivergence``, ``Poisson``;
+* regression: ``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
+  ``CosineSimilarity``, ``RootMeanSquaredError``;
+* hinge: ``Hinge``, ``SquaredHinge``, ``CategoricalHinge``.
+
+A metric here averages one value per sample over the batches (sample-weighted when given weights), as every
+``MeanMetricWrapper`` does. Where losses.py has the loss, the metric asks it for the per-sample values, on the
+host (the numpy backend): one formula for the loss and the metric. The others are numpy functions with Keras
+3's formulas; ``epsilon`` is Keras's 1e-7. Each matches Keras 3.15's result over three batches, one of them
+sample-weighted (``tests/test_loss_metrics.py``).
+"""
+import numpy as np
+
+from . import losses
+from .metric_base import Mean, MeanMetricWrapper, match_rank
+from .tensor import Tensor
+from .utils import to_host
+
+__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "KLDivergence",
+           "Poisson", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",
+           "CosineSimilarity", "RootMeanSquaredError", "Hinge", "SquaredHinge", "CategoricalHinge", "BY_NAME",
+           "CLASSES"]
+
+EPSILON = 1e-7
+
+
+def _per_sample_of(loss):
+    """A function (y_true, y_pred) -> the per-sample values of ``loss`` (a losses.py Loss), on the host."""
+    def per_sample(y_true, y_pred):
+        y_pred = np.asarray(to_host(y_pred))
+        y_true = np.asarray(to_host(y_true))
+        if not isinstance(loss, losses.SparseCategoricalCrossentropy):
+            y_true = y_true.astype(y_pred.dtype, copy=False)
+        return to_host(loss.call(Tensor(y_true, device="numpy"), Tensor(y_pred, device="numpy")))
+    return per_sample
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    """100 * mean(|y_true - y_pred| / max(|y_true|, epsilon)) over the last axis."""
+    y_true = match_rank(y_true, y_pred).astype(np.float64)
+    return 100.0 * np.mean(np.abs(y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON), axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """mean((log(max(y_pred, epsilon) + 1) - log(max(y_true, epsilon) + 1))^2) over the last axis."""
+    y_true = match_rank(y_true, y_pred).astype(np.float64)
+    difference = np.log1p(np.maximum(y_pred, EPSILON)) - np.log1p(np.maximum(y_true, EPSILON))
+    return np.mean(difference * difference, axis=-1)
+
+
+def _as_hinge_labels(y_true):
+    """Keras's hinge targets: 0/1 labels become -1/+1; -1/+1 stay."""
+    y_true = np.asarray(y_true, np.float64)
+    return 2.0 * y_true - 1.0 if np.all((y_true == 0) | (y_true == 1)) else y_true
+
+
+def hinge(y_true, y_pred):
+    """mean(max(1 - y_true * y_pred, 0)) over the last axis, 0/1 targets taken as -1/+1."""
+    return np.mean(np.maximum(1.0 - _as_hinge_labels(match_rank(y_true, y_pred)) * y_pred, 0.0), axis=-1)
+
+
+def squared_hinge(y_true, y_pred):
+    """mean(max(1 - y_true * y_pred, 0)^2) over the last axis, 0/1 targets taken as -1/+1."""
+    margin = np.maximum(1.0 - _as_hinge_labels(match_rank(y_true, y_pred)) * y_pred, 0.0)
+    return np.mean(margin * margin, axis=-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    """max(neg - pos + 1, 0), pos = sum(y_true * y_pred), neg = max((1 - y_true) * y_pred), over the last axis."""
+    y_true = np.asarray(y_true, np.float64)
+    positive = np.sum(y_true * y_pred, axis=-1)
+    negative = np.max((1.0 - y_true) * y_pred, axis=-1)
+    return np.maximum(negative - positive + 1.0, 0.0)
+
+
+def _metric_class(class_name, default_name, make_fn, doc):
+    """A MeanMetricWrapper class whose ``__init__(name, **options)`` averages ``make_fn(**options)``'s values."""
+    def __init__(self, name=default_name, **options):
+        MeanMetricWrapper.__init__(self, make_fn(**options), name)
+        self.options = options
+
+    def get_config(self):
+        """The name and the options it was made with (a cross-entropy's ``label_smoothing``, ...)."""
+        return {"name": self.name, **self.options}
+    return type(class_name, (MeanMetricWrapper,), {"__init__": __init__, "get_config": get_config,
+                                                   "__module__": __name__, "__doc__": doc})
+
+
+def _of_loss(loss_class, **fixed):
+    return lambda **options: _per_sample_of(loss_class(**fixed, **options))
+
+
+def _fixed(fn):
+    return lambda: fn
+
+
+def _negated(per_sample):
+    return lambda y_true, y_pred: -per_sample(y_true, y_pred)
+
+
+BinaryCrossentropy = _metric_class("BinaryCrossentropy", "binary_crossentropy", _of_loss(losses.BinaryCrossentropy),
+                                   "The running mean of the binary cross-entropy (``label_smoothing``, "
+                                   "``from_logits`` as the loss takes them).")
+CategoricalCrossentropy = _metric_class("CategoricalCrossentropy", "categorical_crossentropy",
+                                        _of_loss(losses.CategoricalCrossentropy),
+                                        "The running mean of the categorical cross-entropy of one-hot targets.")
+SparseCategoricalCrossentropy = _metric_class("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+                                              _of_loss(losses.SparseCategoricalCrossentropy),
+                                              "The running mean of the cross-entropy of integer class labels.")
+KLDivergence = _metric_class("KLDivergence", "kl_divergence", _of_loss(losses.KLDivergence),
+                             "The running mean of sum(y_true * log(y_true / y_pred)), both clipped to [eps, 1].")
+Poisson = _metric_class("Poisson", "poisson", _of_loss(losses.Poisson),
+                        "The running mean of mean(y_pred - y_true * log(y_pred + eps)).")
+LogCoshError = _metric_class("LogCoshError", "logcosh", _of_loss(losses.LogCosh),
+                             "The running mean of mean(log(cosh(y_pred - y_true))).")
+CosineSimilarity = _metric_class("CosineSimilarity", "cosine_similarity",
+                                 lambda: _negated(_per_sample_of(losses.CosineSimilarity())),
+                                 "The running mean of the cosine of the angle between y_true and y_pred (1: same "
+                                 "direction); the loss of that name is its negative.")
+MeanAbsolutePercentageError = _metric_class("MeanAbsolutePercentageError", "mean_absolute_percentage_error",
+                                            _fixed(mean_absolute_percentage_error),
+                                            "The running mean of ``mean_absolute_percentage_error``.")
+MeanSquaredLogarithmicError = _metric_class("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
+                                            _fixed(mean_squared_logarithmic_error),
+                                            "The running mean of ``mean_squared_logarithmic_error``.")
+Hinge = _metric_class("Hinge", "hinge", _fixed(hinge), "The running mean of ``hinge``.")
+SquaredHinge = _metric_class("SquaredHinge", "squared_hinge", _fixed(squared_hinge),
+                             "The running mean of ``squared_hinge``.")
+CategoricalHinge = _metric_class("CategoricalHinge", "categorical_hinge", _fixed(categorical_hinge),
+                                 "The running mean of ``categorical_hinge``.")
+
+
+class RootMeanSquaredError(Mean):
+    """sqrt of the (sample-weighted) mean of the per-sample mean squared errors, as Keras 3 computes it."""
+
+    def __init__(self, name="root_mean_squared_error"):
+        super().__init__(name)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch's per-sample mean squared errors."""
+        y_pred = np.asarray(to_host(y_pred), np.float64)
+        difference = match_rank(np.asarray(to_host(y_true)), y_pred) - y_pred
+        squared = (difference * difference).reshape(len(y_pred), -1).mean(axis=-1)
+        super().update_state(squared, sample_weight)
+
+    def result(self):
+        """sqrt(total / count), 0 before any value."""
+        return float(np.sqrt(super().result()))
+
+
+#: the names Keras's ``metrics.get`` knows them by
+BY_NAME = {
+    "binary_crossentropy": BinaryCrossentropy, "bce": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy, "sparse_categorical_crossentropy":
+    SparseCategoricalCrossentropy, "kl_divergence": KLDivergence, "poisson": Poisson, "logcosh": LogCoshError,
+    "log_cosh_error": LogCoshError, "cosine_similarity": CosineSimilarity,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError, "mape": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError, "msle": MeanSquaredLogarithmicError,
+    "root_mean_squared_error": RootMeanSquaredError, "hinge": Hinge, "squared_hinge": SquaredHinge,
+    "categorical_hinge": CategoricalHinge,
+}
+CLASSES = {cls.__name__: cls for cls in set(BY_NAME.values())}
