@@ -37,6 +37,7 @@ class Head:
         self.metric_specs, self.weighted_specs = metric_specs, list(weighted_specs)
         self.metrics, self.weighted = [], []   # weighted: updated with the samples' weights, as the loss is
         self.tracker = None                     # the running mean of this output's loss, when several are logged
+        self.hits_kind = None                   # what hits the step may count for its metrics (trainer_metrics.py)
 
     @property
     def needs_targets(self):

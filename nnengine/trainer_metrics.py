@@ -14,6 +14,15 @@ __all__ = ["TrainerMetrics"]
 _VALUE_KEEPING_TARGETS = ("nnengine.loss_base", "nnengine.losses")
 
 
+def _hits_kind(head):
+    """The kind of argmax hits the step may count for ``head`` ("rows", "labels"; see ``metrics.argmax_hits_kind``),
+    or None: every metric must count them, none be weighted (a weighted share is not a count), and the loss's
+    ``prepare_targets`` must keep the values of y (the losses of this package only cast and reshape y)."""
+    if head.weighted or head.loss is None or type(head.loss).prepare_targets.__module__ not in _VALUE_KEEPING_TARGETS:
+        return None
+    return metrics_module.argmax_hits_kind(head.metrics)
+
+
 class TrainerMetrics:
     """The metrics half of a Trainer: needs its ``_heads`` (output_heads.py), ``_loss_tracker`` and
     ``_output_shapes()``. A step's results for the metrics, as ``_step`` returns them: ``extras``, each tracked
@@ -48,6 +57,8 @@ class TrainerMetrics:
         self._trackers = [head.tracker for head in self._heads if head.tracker is not None]
         self._logged_metrics = list(zip(metric_keys(self._heads), self._metrics))
         self._key_order = evaluate_order(self._heads)
+        for head in self._heads:
+            head.hits_kind = _hits_kind(head)
         self._metrics_pending = any(head.metric_specs and not head.metrics or head.weighted_specs and not head.weighted
                                     for head in self._heads)
 
@@ -62,12 +73,8 @@ class TrainerMetrics:
         (``metrics.argmax_hits_kind``) and the loss's prepared ``targets`` are the classes those hits need, with
         the values of y (the losses of this package only cast and reshape y in ``prepare_targets``). ``shape``:
         the predictions'."""
-        if head.weighted:                       # weighted hits are not a count: the host weighs the predictions
-            return None
-        kind = metrics_module.argmax_hits_kind(head.metrics)
-        if kind is None or type(head.loss).prepare_targets.__module__ not in _VALUE_KEEPING_TARGETS:
-            return None
-        if len(shape) < 2 or not shape[-1]:
+        kind = head.hits_kind
+        if kind is None or len(shape) < 2 or not shape[-1]:
             return None
         if kind == "labels" and targets.dtype == np.int64 and targets.shape == shape[:-1]:
             return targets.size
