@@ -1,9 +1,9 @@
-"""Keras's metrics that are the running mean of a per-sample loss, and the root mean squared error.
+"""Keras's metrics that are the running mean of a per-sample loss, the root mean squared error and R².
 
 * probabilistic: ``BinaryCrossentropy``, ``CategoricalCrossentropy``, ``SparseCategoricalCrossentropy``,
   ``KLDivergence``, ``Poisson``;
 * regression: ``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
-  ``CosineSimilarity``, ``RootMeanSquaredError``;
+  ``CosineSimilarity``, ``RootMeanSquaredError``, ``R2Score``;
 * hinge: ``Hinge``, ``SquaredHinge``, ``CategoricalHinge``.
 
 A metric here averages one value per sample over the batches (sample-weighted when given weights), as every
@@ -15,13 +15,13 @@ sample-weighted (``tests/test_loss_metrics.py``).
 import numpy as np
 
 from . import losses
-from .metric_base import Mean, MeanMetricWrapper, match_rank
+from .metric_base import Mean, MeanMetricWrapper, Metric, match_rank
 from .tensor import Tensor
 from .utils import to_host
 
 __all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "KLDivergence",
            "Poisson", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",
-           "CosineSimilarity", "RootMeanSquaredError", "Hinge", "SquaredHinge", "CategoricalHinge", "BY_NAME",
+           "CosineSimilarity", "RootMeanSquaredError", "R2Score", "Hinge", "SquaredHinge", "CategoricalHinge", "BY_NAME",
            "CLASSES"]
 
 EPSILON = 1e-7
@@ -151,6 +151,70 @@ class RootMeanSquaredError(Mean):
         return float(np.sqrt(super().result()))
 
 
+class R2Score(Metric):
+    """The coefficient of determination over the epoch, per output column: 1 - SS_res / SS_tot, with
+    SS_res = sum(w (y - y_pred)^2) and SS_tot = sum(w y^2) - sum(w y)^2 / sum(w); the columns averaged
+    ("uniform_average"), weighted by their SS_tot ("variance_weighted_average"), or kept (None). With
+    ``num_regressors`` p > 0, the adjusted score 1 - (1 - R²)(n - 1) / (n - p - 1), n the values seen. A column
+    whose targets did not vary (SS_tot = 0) scores 0 (Keras gives 0 for such an infinite score, NaN for 0 / 0)."""
+
+    AGGREGATIONS = ("uniform_average", "variance_weighted_average", None)
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score"):
+        super().__init__(name)
+        if class_aggregation not in self.AGGREGATIONS:
+            raise ValueError(f"R2Score: class_aggregation must be one of {self.AGGREGATIONS}, got "
+                             f"{class_aggregation!r}")
+        if isinstance(num_regressors, bool) or not isinstance(num_regressors, (int, np.integer)) or num_regressors < 0:
+            raise ValueError(f"R2Score: num_regressors must be an int >= 0, got {num_regressors!r}")
+        self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
+        self.reset_state()
+
+    def reset_state(self):
+        """Forget every batch: the per-column sums start over."""
+        self.sums = None                        # [sum(w y), sum(w y^2), sum(w (y - y_pred)^2), sum(w)] per column
+        self.values = 0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch of (samples, columns) targets and predictions."""
+        y_pred = np.asarray(to_host(y_pred), np.float64)
+        y_true = match_rank(np.asarray(to_host(y_true), np.float64), y_pred)
+        if y_pred.ndim != 2 or y_true.shape != y_pred.shape:
+            raise ValueError(f"R2Score expects targets and predictions of one shape (batch_size, output_dim), got "
+                             f"{y_true.shape} and {y_pred.shape}")
+        weights = np.ones(len(y_pred)) if sample_weight is None else \
+            np.broadcast_to(np.asarray(to_host(sample_weight), np.float64).reshape(-1), (len(y_pred),))
+        weights = weights[:, None]
+        batch = np.stack([np.sum(weights * y_true, axis=0), np.sum(weights * y_true * y_true, axis=0),
+                          np.sum(weights * (y_true - y_pred) ** 2, axis=0),
+                          np.sum(np.broadcast_to(weights, y_true.shape), axis=0)])
+        self.sums = batch if self.sums is None else self.sums + batch
+        self.values += y_true.size
+
+    def result(self):
+        """The score (a float; one per column when class_aggregation is None); 0 before any batch."""
+        if self.sums is None:
+            return 0.0
+        weighted_sum, squared_sum, residual, count = self.sums
+        mean = np.divide(weighted_sum, count, out=np.zeros_like(weighted_sum), where=count != 0)
+        total = squared_sum - weighted_sum * mean
+        scores = 1.0 - np.divide(residual, total, out=np.ones_like(total), where=total != 0)
+        if self.class_aggregation is None:
+            return scores
+        if self.class_aggregation == "uniform_average":
+            score = float(np.mean(scores))
+        else:
+            score = float(np.sum(total * scores) / np.sum(total)) if np.sum(total) != 0 else 0.0
+        n, p = self.values, self.num_regressors
+        if 0 < p < n - 1:                       # Keras falls back to the plain score otherwise (with a warning)
+            score = 1.0 - (1.0 - score) * (n - 1) / (n - p - 1)
+        return score
+
+    def get_config(self):
+        """name, class_aggregation and num_regressors."""
+        return {"name": self.name, "class_aggregation": self.class_aggregation, "num_regressors": self.num_regressors}
+
+
 #: the names Keras's ``metrics.get`` knows them by
 BY_NAME = {
     "binary_crossentropy": BinaryCrossentropy, "bce": BinaryCrossentropy,
@@ -159,7 +223,7 @@ BY_NAME = {
     "log_cosh_error": LogCoshError, "cosine_similarity": CosineSimilarity,
     "mean_absolute_percentage_error": MeanAbsolutePercentageError, "mape": MeanAbsolutePercentageError,
     "mean_squared_logarithmic_error": MeanSquaredLogarithmicError, "msle": MeanSquaredLogarithmicError,
-    "root_mean_squared_error": RootMeanSquaredError, "hinge": Hinge, "squared_hinge": SquaredHinge,
+    "root_mean_squared_error": RootMeanSquaredError, "r2_score": R2Score, "hinge": Hinge, "squared_hinge": SquaredHinge,
     "categorical_hinge": CategoricalHinge,
 }
 CLASSES = {cls.__name__: cls for cls in set(BY_NAME.values())}

@@ -20,8 +20,8 @@ import numpy as np
 from . import loss_metrics
 from .loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge, CosineSimilarity,
                            Hinge, KLDivergence, LogCoshError, MeanAbsolutePercentageError,
-                           MeanSquaredLogarithmicError, Poisson, RootMeanSquaredError, SparseCategoricalCrossentropy,
-                           SquaredHinge)
+                           MeanSquaredLogarithmicError, Poisson, R2Score, RootMeanSquaredError,
+                           SparseCategoricalCrossentropy, SquaredHinge)
 from .metric_base import Mean, MeanMetricWrapper, Metric, function_metric, match_rank
 from .utils import lookup, to_host
 
@@ -32,7 +32,7 @@ __all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision"
            "categorical_accuracy", "sparse_categorical_accuracy", "get",
            "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "KLDivergence", "Poisson",
            "LogCoshError", "CosineSimilarity", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError",
-           "RootMeanSquaredError", "Hinge", "SquaredHinge", "CategoricalHinge"]
+           "RootMeanSquaredError", "R2Score", "Hinge", "SquaredHinge", "CategoricalHinge"]
 
 
 def accuracy(y_true, y_pred):

@@ -41,3 +41,16 @@ def test_the_metrics_are_known_by_keras_names_in_compile_and_log_under_them():
     assert logs["kl_divergence"] == pytest.approx(logs["loss"], rel=1e-4)          # one-hot targets: KL == CE
     predictions = model.predict(x, verbose=0)
     assert logs["root_mean_squared_error"] == pytest.approx(np.sqrt(np.mean((predictions - y) ** 2)), rel=1e-5)
+
+
+def test_r2_score_of_targets_that_do_not_vary_is_zero_not_nan_and_bad_arguments_are_refused():
+    metric = keras.metrics.R2Score(class_aggregation=None)
+    metric.update_state(np.array([[1.0, 0.0], [1.0, 2.0]]), np.array([[0.5, 0.0], [1.5, 2.0]]))
+    np.testing.assert_array_equal(metric.result(), [0.0, 1.0])       # column 0 constant; column 1 exact
+    assert keras.metrics.R2Score().result() == 0.0
+    with pytest.raises(ValueError, match="class_aggregation must be one of"):
+        keras.metrics.R2Score(class_aggregation="median")
+    with pytest.raises(ValueError, match="num_regressors must be an int >= 0"):
+        keras.metrics.R2Score(num_regressors=-1)
+    with pytest.raises(ValueError, match=r"R2Score expects targets and predictions of one shape"):
+        keras.metrics.R2Score().update_state(np.zeros((4, 2)), np.zeros((4, 3)))

@@ -278,7 +278,9 @@ LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy
     [("classes", "CategoricalCrossentropy", {"label_smoothing": 0.1})] + \
     [("binary", name, {}) for name in ("BinaryCrossentropy", "Hinge", "SquaredHinge")] + \
     [("values", name, {}) for name in ("MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",
-                                       "RootMeanSquaredError", "CosineSimilarity")]
+                                       "RootMeanSquaredError", "CosineSimilarity", "R2Score")] + \
+    [("values", "R2Score", {"class_aggregation": "variance_weighted_average"}),
+     ("values", "R2Score", {"num_regressors": 2})]
 
 
 def loss_metric_batches(kind, rng):
