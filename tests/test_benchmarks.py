@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nnengine as nn
@@ -311,3 +312,12 @@ def test_layer_kernels_are_rated_against_copy_and_the_direct_convolution_agrees(
     # convolution_routes checks the direct kernel against the layer before timing either
     (route,) = conv_kernels.convolution_routes(1)
     assert route["im2col_ms"] > 0 and route["direct_ms"] > 0
+
+
+def test_gpu_checks_device_step_runs_the_models_own_step_on_any_device():
+    """gpu_check times ``Trainer._device_step`` directly: a change to its arguments must not wait for a GPU to
+    show. On the CPU the loss of the same step falls as it trains."""
+    from benchmarks import gpu_check, training
+    step = gpu_check._device_step(training.nnengine_model((10, 64, 32, 10), "cpu"), (32, 10), 10, "cpu")
+    losses = [step() for _ in range(5)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
