@@ -30,6 +30,7 @@ import zlib
 from . import arguments, saving, weights_file
 from .h5io import ModelFileError, ModelFileReader
 from .layers import stored_weights
+from .output_heads import by_output_name
 from .safe_save import atomic_save
 from .version import __version__
 
@@ -149,7 +150,7 @@ def _native_loss(loss):
     them, entry by entry."""
     if isinstance(loss, list):
         return [_native_loss(entry) for entry in loss]
-    if isinstance(loss, dict) and "class_name" not in loss:
+    if by_output_name(loss):
         return {name: _native_loss(entry) for name, entry in loss.items()}
     if isinstance(loss, dict):
         return {"module": "keras.losses", "registered_name": None, **loss}

@@ -28,39 +28,40 @@ __all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_sou
 #: held while a layer or model builds lazily, so that threads calling it for the first time build it once
 BUILD_LOCK = threading.RLock()
 
+@contextlib.contextmanager
+def _holding(variable, value):
+    """Inside the block, the context variable ``variable`` holds ``value``; after it, what it held before."""
+    token = variable.set(value)
+    try:
+        yield
+    finally:
+        variable.reset(token)
+
+
 #: the ids of the input Tensors of the step running in this context whose values the host checked
 _CHECKED_ON_HOST = contextvars.ContextVar("nnengine_checked_on_host", default=frozenset())
 
 
-@contextlib.contextmanager
 def checked_on_host(tensors):
     """Inside the block, ``tensors`` count as checked: the trainer checked their values on the host before it
     uploaded them (an Embedding's indices), so a layer need not read them back, and the step can be compiled."""
-    token = _CHECKED_ON_HOST.set(frozenset(map(id, tensors)))
-    try:
-        yield
-    finally:
-        _CHECKED_ON_HOST.reset(token)
+    return _holding(_CHECKED_ON_HOST, frozenset(map(id, tensors)))
 
 
 def is_checked_on_host(tensor):
     """Whether the running step's trainer checked ``tensor``'s values on the host (``checked_on_host``)."""
     return id(tensor) in _CHECKED_ON_HOST.get()
 
+
 #: the list that collects the activity regularizers' penalties of the layers a subclassed model's call runs
 _ACTIVITY_PENALTIES = contextvars.ContextVar("nnengine_activity_penalties", default=None)
 
 
-@contextlib.contextmanager
 def collecting_activity(penalties):
     """Inside the block, each layer called (``layer(x)``) with an activity regularizer appends its penalty to
     ``penalties`` (a list; None collects nothing): a subclassed model's ``call`` runs its layers itself, so the
     step hears of their penalties this way, as Keras's layers add them to the model's losses."""
-    token = _ACTIVITY_PENALTIES.set(penalties)
-    try:
-        yield
-    finally:
-        _ACTIVITY_PENALTIES.reset(token)
+    return _holding(_ACTIVITY_PENALTIES, penalties)
 
 
 def activity_penalties():
@@ -71,18 +72,13 @@ def activity_penalties():
 _WEIGHT_SOURCE = contextvars.ContextVar("nnengine_weight_source", default=None)
 
 
-@contextlib.contextmanager
 def stored_weights(source):
     """Inside the block, layers that build take each new weight from ``source(layer, name, shape)``.
 
     Loading a file uses this: the source compares the shape a layer asks for with the stored one
     before reading or allocating anything, and the layers skip their random initialization.
     """
-    token = _WEIGHT_SOURCE.set(source)
-    try:
-        yield
-    finally:
-        _WEIGHT_SOURCE.reset(token)
+    return _holding(_WEIGHT_SOURCE, source)
 
 
 def weight_source():

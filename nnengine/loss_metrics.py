@@ -89,8 +89,8 @@ def _metric_class(class_name, default_name, make_fn, doc):
                                                    "__module__": __name__, "__doc__": doc})
 
 
-def _of_loss(loss_class, **fixed):
-    return lambda **options: _per_sample_of(loss_class(**fixed, **options))
+def _of_loss(loss_class):
+    return lambda **options: _per_sample_of(loss_class(**options))
 
 
 def _fixed(fn):

@@ -24,7 +24,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from .model_inputs import by_name
 
-__all__ = ["Head", "compile_heads", "metric_keys", "evaluate_order", "metric_name"]
+__all__ = ["Head", "compile_heads", "by_output_name", "metric_keys", "metric_objects", "evaluate_order", "metric_name"]
 
 
 class Head:
@@ -89,9 +89,15 @@ def _per_output(what, value, output_names, every):
     with one item per output, or a dict by output name (naming each output when ``every``; the others get None)."""
     if isinstance(value, (list, tuple)) and len(value) == 1 == len(output_names):
         return [value[0]]
-    if isinstance(value, (list, tuple)) or isinstance(value, dict) and "class_name" not in value:   # not a config
+    if isinstance(value, (list, tuple)) or by_output_name(value):
         return by_name("compile", what, value, output_names, "outputs", None if every else [], "entries")
     return [value] * len(output_names)
+
+
+def by_output_name(value):
+    """Whether ``value`` of compile (or of a file's compile config) is a dict by output name: a dict that is not a
+    loss's or metric's own config (which names its ``class_name``)."""
+    return isinstance(value, dict) and "class_name" not in value
 
 
 def _loss_weights(loss_weights, output_names):
@@ -134,7 +140,7 @@ def _flat(items):
 
 
 def metric_keys(heads):
-    """The log key of each metric of ``heads``, in the order of ``logged_metrics``, as Keras 3 names them:
+    """The log key of each metric of ``heads``, in the order of ``metric_objects``, as Keras 3 names them:
     '<output>_<name>' (the name alone for a model's only output); a weighted metric whose key is taken gets
     '<output>_weighted_<name>'; a key still taken gets '_1', '_2'. Before the shapes are known, the keys the
     specs will give."""
@@ -149,10 +155,10 @@ def metric_keys(heads):
     return keys
 
 
-def logged_metrics(heads):
-    """(head, metric object, weighted) of every resolved metric: each output's metrics, then each output's weighted
-    metrics (Keras's order)."""
-    return [(head, metric, weighted) for weighted, head, metric in _each_metric(heads, resolved=True)]
+def metric_objects(heads):
+    """Every resolved metric object: each output's metrics, then each output's weighted metrics (Keras's order, the
+    order of ``metric_keys``)."""
+    return [metric for _, _, metric in _each_metric(heads, resolved=True)]
 
 
 def _each_metric(heads, resolved=False):

@@ -30,7 +30,7 @@ from . import optimizers as optimizers_module
 from .h5io import ModelFileError, ModelFileReader
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
 from .layers import stored_weights
-from .output_heads import metric_name
+from .output_heads import by_output_name, metric_name
 from .version import __version__
 
 #: the Keras version whose file layout these files follow
@@ -93,22 +93,21 @@ def training_config(model):
     spec = model._compile_config
     return {"loss": _per_entry(spec.get("loss"), lambda loss: losses_module.serialize(losses_module.get(loss), loss)),
             "loss_weights": _per_entry(spec.get("loss_weights"), float),
-            "metrics": None if spec.get("metrics") is None else   # Keras writes null for compile(metrics=None)
-            _per_entry(spec["metrics"], metric_name, lists=True),
-            "weighted_metrics": None if spec.get("weighted_metrics") is None else
-            _per_entry(spec["weighted_metrics"], metric_name, lists=True), "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False,
+            "metrics": _per_entry(spec.get("metrics"), metric_name),    # null for compile(metrics=None), as Keras
+            "weighted_metrics": _per_entry(spec.get("weighted_metrics"), metric_name),
+            "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False,
             "optimizer_config": optimizers_module.serialize(model.optimizer)}
 
 
-def _per_entry(value, convert, lists=False):
-    """``convert`` applied to each entry of a list or dict by output name (``lists``: to each item of a nested list
-    too), None kept: what compile got, as JSON."""
+def _per_entry(value, convert):
+    """``convert`` applied to each item of a value of compile (one, a list, a dict by output name, lists nested in
+    them), None kept: what compile got, as JSON."""
     if value is None:
         return None
     if isinstance(value, dict):
-        return {str(name): _per_entry(entry, convert, lists) for name, entry in value.items()}
-    if isinstance(value, (list, tuple)) and (lists or not isinstance(value, str)):
-        return [_per_entry(entry, convert, lists) for entry in value]
+        return {str(name): _per_entry(entry, convert) for name, entry in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_per_entry(entry, convert) for entry in value]
     return convert(value)
 
 
@@ -270,10 +269,10 @@ def compile_from_config(model, config, reader, custom_objects=None):
     try:
         optimizer = dict(config["optimizer_config"])
         optimizer["class_name"] = str(optimizer["class_name"]).split(">")[-1]      # tf.keras 2.x: 'Custom>Adam'
-        loss = _stored(config["loss"], lambda entry: custom.get(entry, entry) if isinstance(entry, str) else entry)
-        metrics, weighted = (_stored(config.get(key), lambda entry: custom.get(entry, entry)
-                                     if isinstance(entry, str) else entry, metric=True)
-                             for key in ("metrics", "weighted_metrics"))
+        def named(entry):                       # a name the user's custom_objects give, or the entry itself
+            return custom.get(entry, entry) if isinstance(entry, str) else entry
+        loss = _stored(config["loss"], named)
+        metrics, weighted = (_stored(config.get(key), named, metric=True) for key in ("metrics", "weighted_metrics"))
         model.compile(optimizer=optimizers_module.get(optimizer), loss=loss, metrics=metrics,
                       loss_weights=config.get("loss_weights"), weighted_metrics=weighted)
     except (KeyError, TypeError, ValueError) as error:
@@ -288,7 +287,7 @@ def _stored(value, resolve, metric=False, depth=0):
         raise TypeError("the losses or metrics are nested too deeply")
     if isinstance(value, list):
         return [_stored(item, resolve, metric, depth + 1) for item in value]
-    if isinstance(value, dict) and "class_name" not in value:       # by output name (not a class's config)
+    if by_output_name(value):
         return {name: _stored(item, resolve, metric, depth + 1) for name, item in value.items()}
     return resolve(_metric_name(value) if metric else value)
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import metrics as metrics_module
 from .model_inputs import SampleArrays
-from .output_heads import evaluate_order, logged_metrics, metric_keys
+from .output_heads import evaluate_order, metric_keys, metric_objects
 
 __all__ = ["TrainerMetrics"]
 
@@ -32,7 +32,7 @@ class TrainerMetrics:
     def _metrics(self):
         """Every compiled metric object: each output's metrics, then each output's weighted metrics (empty before
         the shapes are known)."""
-        return [metric for _, metric, _ in logged_metrics(self._heads)]
+        return metric_objects(self._heads)
 
     def _resolve_metrics(self, y):
         """Build the metric objects once the target and output shapes are known ('accuracy' needs them). ``y``: the
@@ -65,7 +65,7 @@ class TrainerMetrics:
     @property
     def metrics_names(self):
         """The keys of evaluate's list, in its order: 'loss', each output's loss (several outputs), the metrics."""
-        return evaluate_order(self._heads)
+        return list(self._key_order)
 
     def _hits_compared(self, head, targets, shape):
         """How many rows the step compares when it counts ``head``'s metric hits itself, else None (the host

@@ -115,7 +115,7 @@ class TrainerStep:
 
     def _extras_count(self):
         """How many arrays a device step returns between its loss and its gradients (see ``_step``)."""
-        return sum(head.tracker is not None for head in self._heads) + len(self._heads)
+        return len(self._trackers) + len(self._heads)
 
     def _exchanging_step(self, key, x, ys, ws, inputs, logits, kinds, trainable, params, defer):
         """A step whose optimizer exchanges gradients on the host (DistributedOptimizer averages them): a plan for
