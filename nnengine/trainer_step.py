@@ -8,6 +8,8 @@ and, between the loss and the gradients, the "extras": each tracked output's los
 one), then each output's metric output (its predictions, the argmax hits the step counted, or None).
 ``trains_on_logits`` is THE one place that decides the fused logits path.
 """
+import contextlib
+
 from .activations import name_of
 from .autograd import enable_grad, no_grad
 from .dtypes import checked_cast
@@ -27,6 +29,25 @@ def _on_logits(loss, layer):
     if layer.activity_regularizer is not None:      # it penalises the activated output: compute it
         return False
     return isinstance(layer, (Dense, Activation)) and name_of(layer.activation) == wanted
+
+
+def _frozen(weights, trainable):
+    """The weights that would get a gradient but are not trained (a layer or nested model set trainable=False)."""
+    trained = {id(weight) for weight in trainable}
+    return [weight for weight in weights if weight.requires_grad and id(weight) not in trained]
+
+
+@contextlib.contextmanager
+def _without_gradients(frozen):
+    """No gradient for ``frozen`` during the step, as Keras computes none for them: backward would otherwise
+    compute and keep adding up gradients nobody reads (and a compiled step would refuse that stale sum)."""
+    for weight in frozen:
+        weight.requires_grad = False
+    try:
+        yield
+    finally:
+        for weight in frozen:
+            weight.requires_grad = True
 
 
 class TrainerStep:
@@ -152,7 +173,9 @@ class TrainerStep:
         for weight in trainable:                        # each step's gradients are its own, as in Keras
             weight.zero_grad()
         ws = ws or [None] * len(ys)
-        with (enable_grad() if training else no_grad()), checked_on_host(self._host_checked(x)):
+        frozen = _frozen(self.weights, trainable) if training else ()
+        with (enable_grad() if training else no_grad()), checked_on_host(self._host_checked(x)), \
+                _without_gradients(frozen):
             penalties = [penalty for layer in self._layers for penalty in layer.regularization_losses()]
             out = self._forward(x, training=training, return_logits=logits[0] if len(logits) == 1 else logits,
                                 penalties=penalties)

@@ -367,3 +367,20 @@ def test_threads_capture_and_replay_their_own_models_exactly():
         assert model.jit_report()["captured"] == {"train": 1}
         for got, want in zip(model.get_weights(), weights):
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("frozen", [1, 2])
+def test_a_frozen_layer_gets_no_gradient_and_the_step_still_compiles(frozen):
+    """Its gradient used to be computed and summed up over the steps; the compiled step refused that stale sum."""
+    dense, inputs = nn.keras.layers.Dense, nn.keras.Input((6,))
+    model = nn.keras.Model(inputs, dense(3, activation="softmax")(dense(5)(dense(8)(inputs))))
+    model.layers[frozen].trainable = False
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((48, 6)).astype(np.float32), rng.integers(0, 3, 48)
+    kept = model.layers[frozen].get_weights()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert model.jit_report()["fallback_reason"] is None
+    assert all(weight.grad is None and weight.requires_grad for weight in model.layers[frozen].weights)
+    for before, after in zip(kept, model.layers[frozen].get_weights()):
+        np.testing.assert_array_equal(before, after)
