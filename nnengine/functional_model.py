@@ -21,7 +21,8 @@ from collections import defaultdict, deque
 
 from . import arguments, saving
 from .layers import LAYER_CLASSES, InputLayer
-from .model_base import Model, layer_entry, layer_from_config
+from .model_base import Model
+from .model_parts import layer_entry, layer_from_config, leaves_of, output_layer_of, run_part
 from .symbolic import KerasTensor, graph_of, keras_tensor
 from .utils import unique_name
 
@@ -54,7 +55,8 @@ class Functional(Model):
                              "layers, so give each output a layer of its own (an Identity layer will do)")
         self._graph = graph_of(self._inputs, self._outputs)
         self._input_layer = self._inputs[0].layer
-        self._layers = [layer for layer in self._graph.layers if not isinstance(layer, InputLayer)]
+        # every layer with weights or computation; a model used as a layer gives its layers
+        self._layers = leaves_of([layer for layer in self._graph.layers if not isinstance(layer, InputLayer)])
         self._steps = [node for node in self._graph.nodes if node.inputs]     # the input's node computes nothing
         self._init_training_state()
 
@@ -115,13 +117,22 @@ class Functional(Model):
         """Per output, the layer whose call computes it, or None where the output also feeds another call of the
         model (the trainer must not stop that call at its logits)."""
         read = {id(tensor) for node in self._steps for tensor in node.inputs}
-        return [None if id(tensor) in read else tensor.layer for tensor in self._outputs]
+        return [None if id(tensor) in read else output_layer_of(tensor.layer) for tensor in self._outputs]
 
     def _input_consumers(self):
         """(input position, layer) for each call of a layer on a model input."""
         positions = {id(tensor): position for position, tensor in enumerate(self._inputs)}
-        return [(positions[id(tensor)], node.layer) for node in self._steps for tensor in node.inputs
-                if id(tensor) in positions]
+        consumers = []
+        for node in self._steps:
+            for at, tensor in enumerate(node.inputs):
+                if id(tensor) not in positions:
+                    continue
+                if isinstance(node.layer, Model):       # a nested model: the layers that read this input of its
+                    consumers += [(positions[id(tensor)], layer) for inner, layer in node.layer._input_consumers()
+                                  if inner == at]
+                else:
+                    consumers.append((positions[id(tensor)], node.layer))
+        return consumers
 
     def _ensure_built(self, x):
         """A functional model is built when it is made."""
@@ -136,12 +147,8 @@ class Functional(Model):
         at_logits = {id(tensor.node) for tensor, flag in zip(self._outputs, flags) if flag}
         for node in self._steps:
             args = [values[id(tensor)] for tensor in node.inputs]
-            if id(node) in at_logits:                       # no activity regularizer then (trainer)
-                values[id(node.output)] = node.layer.call(args[0], training=training, return_logits=True)
-                continue
-            value = node.layer.invoke(args if node.as_list else args[0], training)
-            self._note_activity(node.layer, value, penalties)
-            values[id(node.output)] = value
+            arg = args if node.as_list else args[0]     # at its logits: no activity penalty then (trainer)
+            values[id(node.output)] = run_part(node.layer, arg, training, penalties, id(node) in at_logits)
         outputs = [values[id(tensor)] for tensor in self._outputs]
         return outputs[0] if len(outputs) == 1 else outputs
 

@@ -93,7 +93,12 @@ def native_config(model):
     for entry, layer in zip(config["layers"], _config_layers(model)):
         native_entry = {"module": "keras.layers", "class_name": entry["class_name"], "config": entry["config"],
                         "registered_name": entry.get("registered_name")}
-        if layer is not None:
+        if _is_model(layer):                 # a model used as a layer: its own config.json entry, as Keras nests it
+            nested = native_config(layer)
+            native_entry = {key: nested[key] for key in ("module", "class_name", "config", "registered_name")}
+            native_entry["build_config"] = {"input_shape": shapes[layer] if entry["class_name"] == "Sequential"
+                                            else None}      # Keras's: a functional model is built by its config
+        elif layer is not None:
             if native_entry["registered_name"] is not None:
                 native_entry["module"] = type(layer).__module__
             native_entry["build_config"] = {"input_shape": shapes[layer]}
@@ -104,6 +109,10 @@ def native_config(model):
     if model.compiled and model.loss is not None:
         native["compile_config"] = _native_compile_config(saving.training_config(model))
     return native
+
+
+def _is_model(layer):
+    return getattr(layer, "keras_class_name", None) in ("Sequential", "Functional")
 
 
 def _subclassed_config(model):
@@ -291,7 +300,7 @@ def _model_from_config(native, model_class, custom_objects, reader):
     if subclass is not None:
         return _subclassed_model(native, subclass, reader)
     native = {**native, "config": saving.model_config_of(native, reader, where)}
-    stored = weights_file.StoredWeights(reader, _layer_keys_by_name(native["config"], reader))
+    stored = weights_file.StoredWeights(reader, weights_file.config_layer_keys(native["config"], reader))
     try:
         with stored_weights(stored):
             model = model_class.from_config(native["config"], custom_objects=custom_objects)
@@ -324,18 +333,6 @@ def _subclassed_model(native, subclass, reader):
         raise reader.error(CONFIG, f"{subclass.__name__}: {type(error).__name__}: {error}") from None
     weights_file.read_keras3_weights(reader, model)
     return model
-
-
-def _layer_keys_by_name(config, reader):
-    """{layer name: its key in the weights file}, from the config's layer entries (an InputLayer's has no weights,
-    and its key, input_layer, is no other class's)."""
-    entries = config.get("layers")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("config"), dict)
-                                               for e in entries):
-        raise reader.error(CONFIG, "'layers' must be a list of {'class_name': ..., 'config': {...}} objects")
-    layers = [e for e in entries if e.get("class_name") != "InputLayer"]
-    names = [str(e.get("class_name")) for e in layers]
-    return {e["config"].get("name"): f"layers/{key}" for e, key in zip(layers, weights_file.layer_keys(names))}
 
 
 def training_config(compile_config, reader):

@@ -13,16 +13,16 @@ import os
 import numpy as np
 
 from . import arguments, keras_archive, saving, weights_file
-from .layer_base import activity_penalties, collecting_activity
-from .layers import LAYER_CLASSES, InputLayer
+from .layer_base import _compatible, activity_penalties, collecting_activity
+from .layers import InputLayer
 from .subclassed import call_with_training, holds_layers, probe_call, tracked_layers, zeros_sample
 from .summary import summary_lines
-from .symbolic import is_symbolic
+from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 from .trainer import Trainer
 from .utils import snake_case, unique_name
 
-__all__ = ["Model", "layer_entry", "layer_from_config"]
+__all__ = ["Model"]
 
 
 #: a subclassed model's own attributes that hold layers, never tracked as its parts
@@ -42,6 +42,18 @@ class Model(Trainer):
         super().__init_subclass__(**kwargs)
         if "keras_class_name" in cls.__dict__:
             Model._kinds[cls.keras_class_name] = cls
+
+    @property
+    def trainable(self):
+        """Whether training updates the weights. Setting it sets every layer's flag too, the layers of nested
+        models included, as Keras 3 does (``base.trainable = False`` freezes a model used as a layer)."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        self.__dict__["_trainable"] = bool(value)
+        for layer in [*getattr(self, "_input_layers", ()), *getattr(self, "_layers", ())]:
+            layer.trainable = bool(value)
 
     def __new__(cls, *args, **kwargs):
         if cls is Model:
@@ -194,9 +206,9 @@ class Model(Trainer):
 
     @property
     def _output_layers(self):
-        """Per output, the layer that computes it (the trainer may fuse its activation into the loss): the last
-        layer; None for a subclassed model, whose call may compute anything after its last layer."""
-        return [None if self._subclassed or not self._layers else self._layers[-1]]
+        """(subclassed) Per output, the layer that computes it (the trainer may fuse its activation into the loss):
+        None for a subclassed model, whose call may compute anything after its last layer."""
+        return [None]
 
     def _output_shapes(self):
         """The batch shape of each output (one)."""
@@ -204,8 +216,8 @@ class Model(Trainer):
 
     @property
     def output_names(self):
-        """The name of each output (one): the last layer's, as in Keras ('output_0' for a subclassed model)."""
-        return ["output_0" if self._subclassed or not self._layers else self._layers[-1].name]
+        """(subclassed) The name of each output (one): 'output_0', as in Keras."""
+        return ["output_0"]
 
     @property
     def dtype(self):
@@ -308,10 +320,9 @@ class Model(Trainer):
     def __call__(self, x, training=False):
         """The model's output Tensor for input ``x`` (a Tensor or array; a list of them, one per input, for a
         model with several inputs); differentiable."""
-        if is_symbolic(x):
-            raise TypeError(f"model {self.name!r} was called on a KerasTensor: nnengine cannot use a model as a layer "
-                            "of another functional model yet; call its layers on the tensor instead (they keep their "
-                            "weights): for layer in model.layers: x = layer(x)")
+        if is_symbolic(x):                      # a model used as a layer of a functional model
+            self.check_nestable(f"model {self.name!r} called on a KerasTensor")
+            return call_symbolic(self, x)
         penalties = activity_penalties()        # a model inside a subclassed model's call: its layers' too
         if isinstance(x, (list, tuple)) and x and all(isinstance(part, Tensor) for part in x):
             return self._forward(list(x), training=training, penalties=penalties)
@@ -320,6 +331,54 @@ class Model(Trainer):
         else:
             self._ensure_built(x)
         return self._forward(x, training=training, penalties=penalties)
+
+    # -- a model used as a layer of another model (Keras's nested models) ---------------------------------
+    #: a model adds no activity penalty of its own (its layers add theirs, run_part)
+    activity_regularizer = None
+
+    def check_nestable(self, where):
+        """TypeError unless this model can be a layer of another: a Sequential or a functional model with one
+        output (a subclassed model's structure is its call's, which a model's config cannot describe)."""
+        if self._subclassed:
+            raise TypeError(f"{where}: {self.name!r} is a subclassed model, which nnengine cannot use as a layer of "
+                            "another model yet; hold it as an attribute of a subclassed model instead")
+        if not self.layers or len(self.output_names) > 1:
+            raise TypeError(f"{where}: model {self.name!r} has " + ("no layers" if not self.layers else
+                            f"{len(self.output_names)} outputs") + "; a model used as a layer needs one output")
+
+    @property
+    def takes_list(self):
+        """Whether the model, called as a layer, takes a list (one tensor per input)."""
+        return len(self._input_layers) > 1
+
+    @property
+    def batch_input_shape(self):
+        """The input shape a Sequential that starts with this model takes (None before it is known)."""
+        return self.input_shape if self._input_layer is not None else None
+
+    def build_for(self, input_shape):
+        """Build the model for inputs of ``input_shape`` (as a layer of another model: a Sequential without an
+        input shape builds then), or check that a built model takes such inputs."""
+        if not self.built:
+            self.build(tuple(input_shape))
+            return
+        expected = self.input_shape
+        if not _compatible(expected, input_shape):
+            raise ValueError(f"model {self.name!r} takes inputs of shape {expected} and cannot be called on inputs "
+                             f"of shape {input_shape}")
+
+    build_once = build_for
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for inputs of ``input_shape``: the model's, with their batch size."""
+        batch = (input_shape[0] if self.takes_list else input_shape)[0]
+        return (batch, *self.output_shape[1:])
+
+    @property
+    def weight_names(self):
+        """Each weight's name within the model, '<layer>/<weight>' (a nested model's: '<model>/<layer>/...')."""
+        return [f"{part.name}/{name}" for part in self.layers if not isinstance(part, InputLayer)
+                for name in part.weight_names]
 
     # -- summary and files -------------------------------------------------------------------------
     def summary(self, print_fn=None):
@@ -347,33 +406,3 @@ class Model(Trainer):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, layers={[layer.name for layer in self.layers]}>"
-
-
-def layer_from_config(where, entry, known):
-    """The layer of a model config's entry {'class_name': ..., 'config': {...}}, its class from ``known``
-    ({name: class}); errors start with ``where``."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict):
-        raise TypeError(f"{where} must be a dict {{'class_name': ..., 'config': {{...}}}}, got {entry!r:.80}")
-    class_name = entry.get("class_name")
-    registered = entry.get("registered_name")
-    layer_class = None
-    for name in (registered, class_name):
-        if isinstance(name, str) and layer_class is None:
-            layer_class = known.get(name)
-    if layer_class is None:
-        raise ValueError(f"{where}: cannot load layer class {class_name!r:.80}: nnengine knows "
-                         f"{', '.join(sorted(LAYER_CLASSES))}; pass a custom layer class in "
-                         "custom_objects={'Name': Class} or register it with "
-                         "keras.saving.register_keras_serializable()")
-    try:
-        return layer_class.from_config(entry.get("config") or {})
-    except KeyError as error:
-        raise ValueError(f"{where} ({class_name}): its config lacks {error}") from None
-
-
-def layer_entry(layer):
-    """A layer's entry in a model config: {'class_name', 'config'}, and a custom class's 'registered_name'."""
-    entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
-    if type(layer) not in LAYER_CLASSES.values():
-        entry["registered_name"] = saving.registered_name(type(layer))
-    return entry

@@ -12,7 +12,8 @@ from . import arguments, keras_archive, saving
 from .functional_model import Functional
 from .h5io import ModelFileError
 from .layers import BUILD_LOCK, LAYER_CLASSES, InputLayer, Layer
-from .model_base import Model, layer_entry, layer_from_config
+from .model_base import Model
+from .model_parts import layer_entry, layer_from_config, leaves_of, output_layer_of, run_part
 from .symbolic import call_symbolic, keras_tensor
 from .utils import unique_name
 
@@ -31,50 +32,58 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name=None, trainable=True):
         self.name = arguments.text("Sequential", "name", name, optional=True) or unique_name("sequential")
-        self.trainable = arguments.boolean("Sequential", "trainable", trainable)
         self._input_layer = None
-        self._layers = []
+        self._parts = []                        # the stack: layers, and models used as layers
+        self._nests = False                     # whether a model is among them
+        self.trainable = arguments.boolean("Sequential", "trainable", trainable)
         self._symbolic = None                   # the KerasTensors of the built stack, made when first asked for
         self._init_training_state()
-        for position, layer in enumerate(layers if isinstance(layers, (list, tuple)) else []):
-            if isinstance(layer, Model):
-                raise TypeError(f"Sequential: layers[{position}] is a model ({layer.name!r}); nnengine cannot nest "
-                                "models yet: list its layers instead, Sequential([*model.layers, ...]) (they keep "
-                                "their weights)")
-        for layer in arguments.sequence_of("Sequential", "layers", layers, Layer, "layer",
+        for layer in arguments.sequence_of("Sequential", "layers", layers, (Layer, Model), "layer",
                                            "Sequential([Dense(3)])"):
             self.add(layer)
 
     # -- structure ----------------------------------------------------------------------------
     @property
     def layers(self):
-        """The layers, without the InputLayer (as Keras lists them)."""
-        return list(self._layers)
+        """The layers, without the InputLayer (as Keras lists them); a model used as a layer is one of them."""
+        return list(self._parts)
+
+    @property
+    def _layers(self):
+        """Every layer with weights or computation: the stack's, a nested model's layers in its place."""
+        return leaves_of(self._parts) if self._nests else self._parts      # (read on every step: kept cheap)
 
     def add(self, layer):
-        """Append a layer; it is built at once when the model's input shape is known."""
-        if not isinstance(layer, Layer):
+        """Append a layer, or a model used as a layer (a Sequential or a functional model with one output); it is
+        built at once when the model's input shape is known."""
+        if not isinstance(layer, (Layer, Model)):
             raise TypeError(f"Sequential.add: expected a layer, got {type(layer).__name__}")
+        if isinstance(layer, Model):
+            layer.check_nestable("Sequential.add")
         if isinstance(layer, InputLayer):
-            if self._layers or self._input_layer is not None:
+            if self._parts or self._input_layer is not None:
                 raise ValueError("Sequential.add: an InputLayer can only be the first layer")
             self._input_layer = layer
             return
-        if any(existing is layer for existing in self._layers):
+        if any(existing is layer for existing in self._parts) or layer is self:
             raise ValueError(f"Sequential.add: layer {layer.name!r} is already in the model")
-        if not self._layers and self._input_layer is None and layer.batch_input_shape is not None:
-            self._input_layer = InputLayer(batch_shape=layer.batch_input_shape, dtype=layer.dtype)
-        self._layers.append(layer)
-        layer._sequential = weakref.ref(self)   # its .output asks this model for the symbolic stack
+        if not self._parts and self._input_layer is None and layer.batch_input_shape is not None:
+            self._input_layer = InputLayer(batch_shape=layer.batch_input_shape, dtype=layer.input_dtype
+                                           if isinstance(layer, Model) else layer.dtype)
+        self._parts.append(layer)
+        self._nests = any(isinstance(part, Model) for part in self._parts)
+        if isinstance(layer, Layer):
+            layer._sequential = weakref.ref(self)   # its .output asks this model for the symbolic stack
         self._symbolic = None
         if self._input_layer is not None:
-            self._build_from(len(self._layers) - 1)
+            self._build_from(len(self._parts) - 1)
 
     def pop(self):
         """Remove the last layer and return it (Keras's ``Sequential.pop``); TypeError when there is none."""
-        if not self._layers:
+        if not self._parts:
             raise TypeError(f"Sequential.pop: model {self.name!r} has no layers to remove")
-        layer = self._layers.pop()
+        layer = self._parts.pop()
+        self._nests = any(isinstance(part, Model) for part in self._parts)
         self._forget_metrics()                  # the output shape changed: 'accuracy' is resolved again
         self._symbolic = None
         return layer
@@ -88,7 +97,7 @@ class Sequential(Model):
                                  "(give it an input shape, or call it on data)")
         if self._symbolic is None:
             tensors = [keras_tensor(self._input_layer, f"model {self.name!r}")]
-            for layer in self._layers:
+            for layer in self._parts:
                 tensors.append(call_symbolic(layer, tensors[-1]))
             self._symbolic = tensors
         return self._symbolic
@@ -116,7 +125,7 @@ class Sequential(Model):
     def _build_from(self, index):
         """Build layers[index:] from the output shape of the layer before them."""
         shape = self._input_layer.batch_input_shape
-        for position, layer in enumerate(self._layers):
+        for position, layer in enumerate(self._parts):
             if position >= index and not layer.built:
                 layer.build_once(shape)
             elif position >= index and layer.input_shape is not None and \
@@ -128,7 +137,7 @@ class Sequential(Model):
     @property
     def built(self):
         """True once every layer has its weights."""
-        return bool(self._layers) and all(layer.built for layer in self._layers)
+        return bool(self._parts) and all(layer.built for layer in self._parts)
 
     def build(self, input_shape=None):
         """Build every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
@@ -148,13 +157,27 @@ class Sequential(Model):
         self._build_from(0)
 
     def _input_consumers(self):
-        """The first layer reads the input."""
-        return [(0, self._layers[0])] if self._layers else []
+        """The first layer reads the input (a nested model first: the layers that read its input)."""
+        if not self._parts:
+            return []
+        first = self._parts[0]
+        return first._input_consumers() if isinstance(first, Model) else [(0, first)]
+
+    @property
+    def _output_layers(self):
+        """The layer that computes the output (the trainer may fuse its activation into the loss): the last
+        layer, or a nested last model's output layer."""
+        return [output_layer_of(self._parts[-1]) if self._parts else None]
+
+    @property
+    def output_names(self):
+        """The name of the output (one): the last layer's (a nested last model's name), as in Keras."""
+        return [self._parts[-1].name] if self._parts else ["output_0"]
 
     def summary_shapes(self):
         """Each layer's output shape, walking the stack from the input shape (None where it is not known yet)."""
         shapes, shape = [], self.input_shape
-        for layer in self._layers:
+        for layer in self._parts:
             shape = layer.compute_output_shape(shape) if shape is not None and layer.built else None
             shapes.append(shape)
         return shapes
@@ -162,12 +185,12 @@ class Sequential(Model):
     @property
     def output_shape(self):
         """The batch output shape, e.g. (None, 10)."""
-        stack = (self._input_layer, len(self._layers), self._layers[-1] if self._layers else None)
+        stack = (self._input_layer, len(self._parts), self._parts[-1] if self._parts else None)
         known = self.__dict__.get("_output_shape_of")           # (each step asks: walk the layers once per stack)
         if known is not None and known[0][0] is stack[0] and known[0][1] == stack[1] and known[0][2] is stack[2]:
             return known[1]
         shape = self.input_shape
-        for layer in self._layers:
+        for layer in self._parts:
             shape = layer.compute_output_shape(shape)
         if stack[0] is not None:
             self._output_shape_of = (stack, shape)
@@ -188,15 +211,9 @@ class Sequential(Model):
 
         ``penalties``, a list, receives each layer's activity-regularizer penalty of its output.
         """
-        for layer in self._layers[:-1]:
-            x = layer.invoke(x, training)
-            self._note_activity(layer, x, penalties)
-        last = self._layers[-1]
-        if return_logits:
-            return last.call(x, training=training, return_logits=True)    # no activity regularizer (trainer)
-        out = last.invoke(x, training)
-        self._note_activity(last, out, penalties)
-        return out
+        for layer in self._parts[:-1]:
+            x = run_part(layer, x, training, penalties)
+        return run_part(self._parts[-1], x, training, penalties, return_logits)
 
     # -- summary, config and files ---------------------------------------------------------------------
     def get_config(self):
@@ -204,7 +221,7 @@ class Sequential(Model):
         layers = []
         if self._input_layer is not None:
             layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
-        layers.extend(layer_entry(layer) for layer in self._layers)
+        layers.extend(layer_entry(layer) for layer in self._parts)
         config = {"name": self.name, "trainable": self.trainable,
                   "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": self.dtype},
                             "registered_name": None},

@@ -20,6 +20,7 @@ shape is checked against the stored one before anything is allocated.
 """
 import json
 import math
+import types
 import warnings
 
 import numpy as np
@@ -29,7 +30,7 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .h5io import ModelFileError, ModelFileReader
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
-from .layers import stored_weights
+from .layers import Layer, stored_weights
 from .output_heads import by_output_name, metric_name
 from .version import __version__
 
@@ -129,27 +130,32 @@ def _write_model_weights(group, model):
     top.attrs["weight_names"] = np.array([], dtype="S1")
 
 
-def _slot_key(owner, layer, weight_name, slot_name):
-    """Keras 3's name of an optimizer slot after '<opt>/': '<owner><layer>_<weight>_<slot>', the weight's path
-    joined by '_' (a cell's 'lstm_cell/kernel': 'lstm_cell_kernel')."""
-    return f"{owner}{layer.name}_{weight_name.replace('/', '_')}_{slot_name}"
+def _weight_keys(model, owners=()):
+    """(weight, owners, key) for each weight of ``model``: the names of the models that hold it, outermost first
+    (a model used as a layer holds its layers' weights), and '<layer>_<weight>', the weight's path joined by '_'
+    (a cell's 'lstm_cell/kernel': 'lstm_cell_kernel')."""
+    owners = (*owners, model.name)
+    for part in model.layers:
+        if not isinstance(part, Layer):
+            yield from _weight_keys(part, owners)
+            continue
+        for weight, name in zip(part.weights, part.weight_names):
+            yield weight, owners, f"{part.name}_{name.replace('/', '_')}"
 
 
 def _optimizer_variable_names(model):
-    """Keras 3's names: '<opt>/iteration', '<opt>/learning_rate', '<opt>/<model>_<layer>_<weight>_<slot>'."""
+    """Keras 3's names: '<opt>/iteration', '<opt>/learning_rate', '<opt>/<model>_<layer>_<weight>_<slot>' (a nested
+    model's weight: '<opt>/<model>_<nested model>_<layer>_<weight>_<slot>')."""
     optimizer = model.optimizer
-    by_param = {id(w): (layer, name) for layer in model.layers for w, name in zip(layer.weights, layer.weight_names)}
+    by_param = {id(weight): "_".join((*owners, key)) for weight, owners, key in _weight_keys(model)}
     names = []
     for entry in optimizer.variables():
         if len(entry) == 2:
             names.append((f"{optimizer.name}/{entry[0]}", entry[1]))
         else:
             slot_name, tensor, param = entry
-            layer, weight_name = by_param[id(param)]
-            names.append((f"{optimizer.name}/{_slot_key(model.name + '_', layer, weight_name, slot_name)}", tensor))
+            names.append((f"{optimizer.name}/{by_param[id(param)]}_{slot_name}", tensor))
     return names
-
-
 def _host_values(variables):
     """(name, numpy array) for each optimizer variable, copied to the host before a file is opened."""
     return [(name, value.numpy() if hasattr(value, "numpy") else np.asarray(value)) for name, value in variables]
@@ -219,6 +225,12 @@ class _StoredLayerWeights:
             if weight_names:
                 self.stored.append((name, [f"{layer_path}/{w}" for w in weight_names]))
         self.position, self.taken, self.layer = -1, 0, None
+
+    def nested(self, name, config):
+        """The source of the layers of the model ``name`` used as a layer: Keras stores all its weights, in
+        order, in one group of its own, so they are handed out as if to one layer."""
+        model = types.SimpleNamespace(name=name)
+        return lambda layer, weight_name, shape: self(model, weight_name, shape)
 
     def __call__(self, layer, weight_name, shape):
         if layer is not self.layer:
@@ -301,7 +313,8 @@ def _metric_name(metric):
 
 def _restore_optimizer(model, reader):
     """Reload optimizer state saved by nnengine or Keras 3 (names '<opt>/<model>_<layer>_<weight>_<slot>', or
-    '<opt>/<layer>_<weight>_<slot>' for a model Keras built with its Functional API).
+    '<opt>/<layer>_<weight>_<slot>' for a model Keras built with its Functional API; a nested model's weights
+    named with or without the models around it).
 
     State under other names (another optimizer, another model name) is skipped with a warning; state
     under the expected names must have the expected shapes, or the file is refused.
@@ -311,13 +324,15 @@ def _restore_optimizer(model, reader):
     prefix = f"{optimizer.name}/"
     stored = {n[len(prefix):]: f"optimizer_weights/{n}" for n in names if n.startswith(prefix)}
     trained = {id(weight) for weight in model.trainable_weights}         # a BatchNormalization's statistics have
-    for owner in (f"{model.name}_", ""):                                # no slots
-        slots = {_slot_key(owner, layer, weight_name, slot_name): (weight, slot_name)
-                 for layer in model.layers for weight, weight_name in zip(layer.weights, layer.weight_names)
-                 if id(weight) in trained for slot_name in optimizer.active_slot_names()}
-        missing = [key for key in ("iteration", *slots) if key not in stored]
-        if not missing:
-            break
+    slots, missing = {}, [] if "iteration" in stored else ["iteration"]   # (a BatchNormalization's statistics
+    for weight, owners, key in _weight_keys(model):                          # have no slots)
+        for slot_name in optimizer.active_slot_names() if id(weight) in trained else ():
+            # Keras names a weight after the models whose scope built it: from the outermost, or fewer of them
+            names = ["_".join((*owners[start:], key, slot_name)) for start in range(len(owners) + 1)]
+            found = next((name for name in names if name in stored), None)
+            if found is None:
+                missing.append(names[0])
+            slots[found] = (weight, slot_name)
     if missing:
         warnings.warn(f"{reader.caller}: the optimizer state in {reader.path!r} does not match optimizer "
                       f"{optimizer.name!r} of this model (missing {missing[0]!r}); it starts afresh", stacklevel=4)

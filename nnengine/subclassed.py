@@ -100,8 +100,9 @@ def _name_key(name):
 
 
 def weight_groups(model, layer_groups):
-    """[(group path, layer)] for every layer of the subclassed ``model``, where Keras 3 keeps its variables
-    (``<path>/vars/<i>``). ``layer_groups(model)``: a Sequential or functional model's [(``layers/<key>``, layer)]."""
+    """[(group path, part)] for every layer of the subclassed ``model``, where Keras 3 keeps its variables
+    (``<path>/vars/<i>``), and every model inside it (a group of its own, with no variables). ``layer_groups(model)``:
+    a Sequential or functional model's [(``layers/<key>``, part)]."""
     groups, visited = [], set()
     _walk_model(model, "", groups, visited, layer_groups)
     return groups
@@ -137,10 +138,10 @@ def _walk_part(value, path, groups, visited, layer_groups):
     if isinstance(value, Layer):
         groups.append((path, value))
     elif "_tracked" in value.__dict__:          # a subclassed model inside this one
-        groups.append((path, None))
+        groups.append((path, value))
         _walk_model(value, f"{path}/", groups, visited, layer_groups)
     else:                                       # a Sequential or functional model: its layers first, as Keras
-        groups.append((path, None))
+        groups.append((path, value))
         for group, layer in layer_groups(value):
             if id(layer) not in visited:
                 visited.add(id(layer))

@@ -13,13 +13,14 @@ import math
 import warnings
 
 from .h5io import ModelFileReader
+from .layer_base import Layer
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
 from .saving import _checked_path, _host_values, _read_layer_weights
 from .subclassed import weight_groups as subclassed_weight_groups
 from .utils import snake_case
 
 __all__ = ["save_weights", "load_weights", "read_keras3_weights", "restore_optimizer_variables", "StoredWeights",
-           "layer_keys", "variable_path", "weight_groups"]
+           "layer_keys", "variable_path", "weight_groups", "config_layer_keys"]
 
 
 def layer_keys(class_names):
@@ -34,17 +35,39 @@ def layer_keys(class_names):
 
 
 def _layer_groups(model):
-    """(group, layer) of a Sequential or functional model's layers: ``layers/<key>``."""
-    return [(f"layers/{key}", layer) for key, layer in
-            zip(layer_keys(type(layer).__name__ for layer in model.layers), model.layers)]
+    """(group, part) of a Sequential or functional model's layers: ``layers/<key>``; a model used as a layer has
+    a group of its own, ``layers/<key>``, and its layers' groups inside it (``layers/<key>/layers/<its key>``)."""
+    groups = []
+    for key, part in zip(layer_keys(type(part).__name__ for part in model.layers), model.layers):
+        groups.append((f"layers/{key}", part))
+        if not isinstance(part, Layer):
+            groups += [(f"layers/{key}/{group}", layer) for group, layer in _layer_groups(part)]
+    return groups
 
 
 def weight_groups(model):
-    """[(group path, layer)]: where Keras 3 keeps each layer's variables (``<group>/vars/<i>``); the layer is None
-    for a model's own (empty) group inside a subclassed model."""
+    """[(group path, part)]: where Keras 3 keeps each layer's variables (``<group>/vars/<i>``); a model inside
+    the model (a part that is not a Layer) has a group of its own, with no variables in it."""
     if getattr(model, "_subclassed", False):
         return subclassed_weight_groups(model, _layer_groups)
     return _layer_groups(model)
+
+
+def _own_weights(part):
+    """The weights a group holds: a layer's; none for a model's own group (its layers hold them)."""
+    return part.weights if isinstance(part, Layer) else []
+
+
+def config_layer_keys(config, reader):
+    """{layer name: its group in the weights file, ``layers/<key>``}, from a Sequential or functional config's
+    layer entries (an InputLayer's has no weights, and its key, input_layer, is no other class's)."""
+    entries = config.get("layers")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("config"), dict)
+                                               for e in entries):
+        raise reader.error("config.json", "'layers' must be a list of {'class_name': ..., 'config': {...}} objects")
+    layers = [e for e in entries if e.get("class_name") != "InputLayer"]
+    names = [str(e.get("class_name")) for e in layers]
+    return {e["config"].get("name"): f"layers/{key}" for e, key in zip(layers, layer_keys(names))}
 
 
 def variable_path(group, layer, index):
@@ -68,6 +91,18 @@ class StoredWeights:
         self.reader, self.keys = reader, keys
         self.handed = {}                        # key -> weights handed out
         self.taken = {}                         # group -> weights read from it
+        self.nested_models = []                 # the StoredWeights of the models used as layers
+
+    def nested(self, name, config):
+        """The StoredWeights of the model ``name`` used as a layer (its config ``config``): its layers' groups
+        are inside its own group."""
+        group = self.keys.get(name)
+        if group is None:
+            raise self.reader.error("layers", f"missing: no weights for model {name!r}")
+        inner = StoredWeights(self.reader, {layer: f"{group}/{key}"
+                                            for layer, key in config_layer_keys(config, self.reader).items()})
+        self.nested_models.append(inner)
+        return inner
 
     def __call__(self, layer, weight_name, shape):
         key = self.keys.get(layer.name)
@@ -87,6 +122,8 @@ class StoredWeights:
 
     def finish(self):
         """Check that every stored weight went to the model."""
+        for inner in self.nested_models:
+            inner.finish()
         groups = dict(self.taken)
         for key in self.keys.values():
             if key not in self.handed:
@@ -103,16 +140,15 @@ def save_weights(model, filepath, overwrite=True, include_optimizer=True):
                                                                       "(Keras 3's rule)")
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} is not built yet; build it or train it first")
-    layers = [(group, layer, [(variable_path(group, layer, i), w.numpy()) for i, w in
-                              enumerate(layer.weights if layer is not None else [])])
-              for group, layer in weight_groups(model)]
+    layers = [(group, part, [(variable_path(group, part, i), w.numpy()) for i, w in enumerate(_own_weights(part))])
+              for group, part in weight_groups(model)]
     optimizer = _host_values(_indexed_optimizer_variables(model)) \
         if include_optimizer and model.optimizer is not None and model.optimizer.has_state else None
 
     def write(f):
         f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
-        for group, layer, values in layers:
-            f.require_group(group).create_group("vars").attrs["name"] = (layer or model).name
+        for group, part, values in layers:
+            f.require_group(group).create_group("vars").attrs["name"] = part.name
             for path, value in values:
                 group, dataset = path.rsplit("/", 1)
                 write_dataset(f.require_group(group), dataset, value)
@@ -155,7 +191,7 @@ def read_keras3_weights(reader, model):
     """Keras 3's layout: <group>/vars/0, 1, ... for each layer (``weight_groups``, ``variable_path``); each group
     must hold exactly the weights the layer puts there."""
     for key, layer in weight_groups(model):
-        if layer is None:
+        if not isinstance(layer, Layer):
             continue
         paths = [variable_path(key, layer, index) for index in range(len(layer.weights))]
         for group in dict.fromkeys(_group_of(path) for path in paths):

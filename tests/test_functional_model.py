@@ -219,11 +219,11 @@ def test_what_nnengine_cannot_build_is_refused_with_the_reason():
         keras.Model(inputs, [outputs, outputs])
     with pytest.raises(TypeError, match="a dict of outputs is not supported"):
         keras.Model(inputs, {"a": outputs})
-    inner = keras.Sequential([keras.Input((4,)), layers.Dense(3)])
-    with pytest.raises(TypeError, match="cannot use a model as a layer of another functional model yet"):
-        inner(inputs)
-    with pytest.raises(TypeError, match=r"layers\[0\] is a model \('sequential.*'\); nnengine cannot nest models"):
-        keras.Sequential([inner, layers.Dense(2)])
+    two_outputs = keras.Model(other, [layers.Dense(2)(other), layers.Dense(3)(other)], name="two_outputs")
+    with pytest.raises(TypeError, match="model 'two_outputs' has 2 outputs; a model used as a layer needs one"):
+        two_outputs(inputs)
+    with pytest.raises(TypeError, match="Sequential.add: model 'two_outputs' has 2 outputs"):
+        keras.Sequential([two_outputs])
     with pytest.raises(ValueError, match="an Input is given twice"):
         keras.Model([inputs, inputs], outputs)
     with pytest.raises(ValueError, match="Graph disconnected: .*not among the model's inputs"):

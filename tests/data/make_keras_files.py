@@ -11,6 +11,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py subclassed   # a subclass of keras.Model
     KERAS_BACKEND=torch python tests/data/make_keras_files.py multi_output   # three outputs, a loss on each
     KERAS_BACKEND=torch python tests/data/make_keras_files.py loss_metrics   # metrics that are losses' means
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py nested   # models used as layers of models
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -271,6 +272,40 @@ def build_and_save_multi_output(keras):
              **{f"after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
 
 
+def nested_parts(keras):
+    """The models nested_models() uses as layers: a functional ``base`` (built on its own Input) and a Sequential
+    ``block`` without an Input (built inside the model that calls it)."""
+    layers = keras.layers
+    inputs = keras.Input((6,), name="base_input")
+    hidden = layers.Dense(8, activation="tanh", name="base_hidden")(layers.Dense(8, activation="relu")(inputs))
+    base = keras.Model(inputs, hidden, name="base")
+    block = keras.Sequential([layers.Dense(5, activation="relu"), layers.Dense(5, activation="relu")], name="block")
+    return base, block
+
+
+def nested_models(keras):
+    """Two models of nested models: a Sequential [base, block, Dense softmax], and a functional model calling a
+    frozen ``base`` (transfer learning) and a ``block`` of its own."""
+    base, block = nested_parts(keras)
+    stacked = keras.Sequential([keras.Input((6,)), base, block, keras.layers.Dense(3, activation="softmax")],
+                               name="stacked")
+    frozen_base, frozen_block = nested_parts(keras)
+    frozen_base.trainable = False
+    inputs = keras.Input((6,), name="features")
+    outputs = keras.layers.Dense(3, activation="softmax", name="classes")(frozen_block(frozen_base(inputs)))
+    return stacked, keras.Model(inputs, outputs, name="transfer")
+
+
+def build_and_save_nested(keras):
+    """``keras3_nested_<stacked|transfer>.*``: each of nested_models() trained with Adam and saved as .keras, .h5
+    and .weights.h5, with train_save_and_record's npz."""
+    keras.utils.set_random_seed(9)
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((48, 6)).astype("float32"), rng.integers(0, 3, 48)
+    for model in nested_models(keras):
+        train_save_and_record(model, x, y, f"keras3_nested_{model.name}", (".keras", ".h5", ".weights.h5"))
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -327,6 +362,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
                 "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
+                "nested": build_and_save_nested,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
