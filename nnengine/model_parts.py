@@ -7,13 +7,14 @@ summary and files), while its weights, regularizers and constraints are the laye
 so training, the compiled step and device moves see plain layers.
 """
 import contextlib
+import contextvars
 
 from . import saving
 from .layer_base import stored_weights, weight_source
 from .layers import LAYER_CLASSES
 from .model_base import Model
 
-__all__ = ["run_part", "leaves_of", "output_layer_of", "layer_from_config", "layer_entry"]
+__all__ = ["run_part", "leaves_of", "output_layer_of", "layer_from_config", "layer_entry", "holds", "MAX_NESTING"]
 
 
 def run_part(part, x, training, penalties, return_logits=False):
@@ -69,13 +70,31 @@ def layer_from_config(where, entry, known):
         raise ValueError(f"{where} ({class_name}): its config lacks {error}") from None
 
 
+#: the most models a config may nest inside one another (Keras's models nest a few levels; a file that nests
+#: thousands would otherwise exhaust Python's recursion)
+MAX_NESTING = 32
+_NESTING = contextvars.ContextVar("nnengine_model_nesting", default=0)
+
+
 def _nested_model_from_config(class_name, config, known):
     """A model used as a layer, from its entry's config. A loader's weight source hands its layers the weights
     stored for it (``nested``: in its own group, as Keras stores them)."""
+    depth = _NESTING.get() + 1
+    if depth > MAX_NESTING:
+        raise ValueError(f"the config nests models more than {MAX_NESTING} deep")
     source = weight_source()
     nested = getattr(source, "nested", None)
-    with stored_weights(nested(config.get("name"), config)) if nested is not None else contextlib.nullcontext():
-        return Model._kinds[class_name].from_config(config, custom_objects=known)
+    token = _NESTING.set(depth)
+    try:
+        with stored_weights(nested(config.get("name"), config)) if nested is not None else contextlib.nullcontext():
+            return Model._kinds[class_name].from_config(config, custom_objects=known)
+    finally:
+        _NESTING.reset(token)
+
+
+def holds(model, target):
+    """Whether ``target`` is ``model`` or one of the models inside it, at any depth."""
+    return model is target or any(isinstance(part, Model) and holds(part, target) for part in model.layers)
 
 
 def layer_entry(layer):

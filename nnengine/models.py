@@ -13,7 +13,7 @@ from .functional_model import Functional
 from .h5io import ModelFileError
 from .layers import BUILD_LOCK, LAYER_CLASSES, InputLayer, Layer
 from .model_base import Model
-from .model_parts import layer_entry, layer_from_config, leaves_of, output_layer_of, run_part
+from .model_parts import holds, layer_entry, layer_from_config, leaves_of, output_layer_of, run_part
 from .symbolic import call_symbolic, keras_tensor
 from .utils import unique_name
 
@@ -65,8 +65,11 @@ class Sequential(Model):
                 raise ValueError("Sequential.add: an InputLayer can only be the first layer")
             self._input_layer = layer
             return
-        if any(existing is layer for existing in self._parts) or layer is self:
+        if any(existing is layer for existing in self._parts):
             raise ValueError(f"Sequential.add: layer {layer.name!r} is already in the model")
+        if isinstance(layer, Model) and holds(layer, self):
+            raise ValueError(f"Sequential.add: model {layer.name!r} is this model or holds it: a model cannot be "
+                             "a layer of itself")
         if not self._parts and self._input_layer is None and layer.batch_input_shape is not None:
             self._input_layer = InputLayer(batch_shape=layer.batch_input_shape, dtype=layer.input_dtype
                                            if isinstance(layer, Model) else layer.dtype)

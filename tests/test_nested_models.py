@@ -256,8 +256,25 @@ def test_what_cannot_be_a_layer_is_refused_with_the_reason():
                                          r"inputs of shape \(None, 4\)"):
         built(inputs)
     outer = keras.Sequential([keras.Input((5,)), built])
-    with pytest.raises(ValueError, match="already in the model"):
+    with pytest.raises(ValueError, match="model '.*' is this model or holds it: a model cannot be a layer of itself"):
         outer.add(outer)
+    with pytest.raises(ValueError, match="model '.*' is this model or holds it"):
+        built.add(keras.Sequential([outer]))        # a cycle through a model that holds this one
+    with pytest.raises(ValueError, match="already in the model"):
+        outer.add(built)
+
+
+def test_a_config_that_nests_models_too_deep_is_refused_as_a_bad_file(tmp_path):
+    import json
+    from nnengine.model_parts import MAX_NESTING
+    entry = {"class_name": "Dense", "config": {"name": "dense_in", "units": 2}}
+    for depth in range(MAX_NESTING + 1):
+        entry = {"class_name": "Sequential", "config": {"name": f"level_{depth}", "layers": [entry]}}
+    config = {"class_name": "Sequential", "config": {"name": "outer", "layers": [entry]}}
+    with pytest.raises(ValueError, match=f"nests models more than {MAX_NESTING} deep"):
+        keras.models.model_from_json(json.dumps(config))
+    entry["config"]["layers"] = entry["config"]["layers"][0]["config"]["layers"]      # one level less: it loads
+    assert keras.models.model_from_json(json.dumps(config)).layers[0].name == f"level_{MAX_NESTING}"
 
 
 
