@@ -1,5 +1,8 @@
 """Small models and data shared by the Keras-API tests."""
+import importlib.util
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 
@@ -99,3 +102,23 @@ def compiled_and_eager_runs(make_model, x, y, epochs=3, batch_size=16, **compile
     for ours, eager in zip(weights + predictions, eager_weights + eager_predictions):
         np.testing.assert_array_equal(ours, eager)
     return report
+
+
+def make_keras_files():
+    """tests/data/make_keras_files.py as a module: its model builders take the keras module, so nnengine's keras
+    builds the very models Keras built for the files there."""
+    path = Path(__file__).resolve().parent / "data" / "make_keras_files.py"
+    spec = importlib.util.spec_from_file_location("make_keras_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_guide_snippet(position, namespace=None):
+    """Run the ``position``-th Python snippet of docs/functional.md as a reader pastes it; return its names."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[position]
+    namespace = {} if namespace is None else namespace
+    exec(compile(code, f"docs/functional.md snippet {position}", "exec"), namespace)  # noqa: S102 - our own docs
+    return namespace
+

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nnengine as nn
-from keras_helpers import assert_files_round_trip, compiled_and_eager_runs
+from keras_helpers import assert_files_round_trip, compiled_and_eager_runs, run_guide_snippet
 
 keras = nn.keras
 layers = keras.layers
@@ -319,12 +319,9 @@ def test_summary_of_a_chain_has_no_connected_to_column_and_wraps_long_names(monk
 
 
 def test_the_guide_snippet_runs_and_trains(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")
     import re
-    text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
-    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
-    namespace = {}
-    exec(compile(code, "docs/functional.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    monkeypatch.setenv("COLUMNS", "80")
+    namespace = run_guide_snippet(0)
     loss, accuracy = namespace["model"].evaluate(namespace["x"], namespace["y"], verbose=0)
     assert accuracy > 0.6                              # three classes: chance is 1/3
     out = capsys.readouterr().out
@@ -457,11 +454,7 @@ def test_generators_and_datasets_feed_several_inputs():
 
 
 def test_the_guide_subclassed_model_runs_and_round_trips(tmp_path):
-    import re
-    text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
-    code = re.findall(r"```python\n(.*?)```", text, re.S)[1]
-    namespace = {"keras": keras}
-    exec(compile(code, "docs/functional.md subclassed snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    namespace = run_guide_snippet(1, {"keras": keras})
     residual = namespace["Residual"]
     model = residual(units=16)
     x = np.random.default_rng(0).standard_normal((64, 12)).astype(np.float32)

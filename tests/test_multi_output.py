@@ -1,28 +1,16 @@
 """Functional models with several outputs (output_heads.py, trainer.py): a loss, a loss weight and metrics per
 output as Keras 3 reads compile()'s arguments, Keras's logs and evaluate's order, targets and sample weights per
 output, predict's list, the files; against Keras 3.15's own numbers and files."""
-import importlib.util
-
 import numpy as np
 import pytest
 
 import nnengine as nn
-from keras_helpers import compiled_and_eager_runs
+from keras_helpers import compiled_and_eager_runs, make_keras_files, run_guide_snippet
 
 keras = nn.keras
 layers = keras.layers
 DATA = __import__("pathlib").Path(__file__).resolve().parent / "data"
-
-
-def _make_keras_files():
-    """tests/data/make_keras_files.py, whose model builders take the keras module: nnengine's builds the same."""
-    spec = importlib.util.spec_from_file_location("make_keras_files", DATA / "make_keras_files.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FILES = _make_keras_files()
+FILES = make_keras_files()
 
 
 def _two_heads(seed=0):
@@ -226,11 +214,7 @@ def test_a_model_with_outputs_saves_its_compile_arguments_and_loads_them_back(tm
 
 
 def test_the_guide_snippet_of_several_outputs_runs_and_learns_both():
-    import re
-    text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
-    code = re.findall(r"```python\n(.*?)```", text, re.S)[2]
-    namespace = {}
-    exec(compile(code, "docs/functional.md several outputs snippet", "exec"), namespace)  # noqa: S102 - our docs
+    namespace = run_guide_snippet(2)
     history, model, x, y = (namespace[name] for name in ("history", "model", "x", "y"))
     assert sorted(history.history) == ["kind_accuracy", "kind_loss", "loss", "size_loss", "size_mae",
                                        "val_kind_accuracy", "val_kind_loss", "val_loss", "val_size_loss",

@@ -2,28 +2,16 @@
 in a functional model, as Keras nests them. Their structure and summary, training that equals the same layers
 unnested, freezing a nested model, sharing one between two calls, the files in Keras 3.15's layout (its own
 files of such models load, predict and resume training to Keras's weights), and what cannot be nested."""
-import importlib.util
-
 import numpy as np
 import pytest
 
 import nnengine as nn
-from keras_helpers import assert_files_round_trip, compiled_and_eager_runs
+from keras_helpers import assert_files_round_trip, compiled_and_eager_runs, make_keras_files, run_guide_snippet
 
 keras = nn.keras
 layers = keras.layers
 DATA = __import__("pathlib").Path(__file__).resolve().parent / "data"
-
-
-def _make_keras_files():
-    """tests/data/make_keras_files.py, whose model builders take the keras module: nnengine's builds the same."""
-    spec = importlib.util.spec_from_file_location("make_keras_files", DATA / "make_keras_files.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FILES = _make_keras_files()
+FILES = make_keras_files()
 
 
 def _data(samples=48, seed=0):
@@ -277,13 +265,8 @@ def test_a_config_that_nests_models_too_deep_is_refused_as_a_bad_file(tmp_path):
     assert keras.models.model_from_json(json.dumps(config)).layers[0].name == f"level_{MAX_NESTING}"
 
 
-
 def test_the_guide_snippet_of_models_as_layers_runs_and_keeps_the_frozen_base():
-    import re
-    text = (DATA.parent.parent / "docs" / "functional.md").read_text(encoding="utf-8")
-    code = re.findall(r"```python\n(.*?)```", text, re.S)[3]
-    namespace = {}
-    exec(compile(code, "docs/functional.md models-as-layers snippet", "exec"), namespace)  # noqa: S102 - our docs
+    namespace = run_guide_snippet(3)
     base, transfer, pretrain, x = (namespace[name] for name in ("base", "transfer", "pretrain", "x"))
     assert pretrain.evaluate(x, namespace["y"], verbose=0)[1] > 0.75       # chance: 1/3
     assert transfer.layers[1] is base and base.count_params() == 416
