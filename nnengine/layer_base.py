@@ -22,14 +22,15 @@ from .tensor import Tensor
 from .utils import snake_case, unique_name
 
 __all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype",
-           "checked_on_host", "is_checked_on_host", "collecting_activity", "activity_penalties"]
+           "checked_on_host", "is_checked_on_host", "collecting_activity", "activity_penalties",
+           "holding", "compatible_shapes"]
 
 
 #: held while a layer or model builds lazily, so that threads calling it for the first time build it once
 BUILD_LOCK = threading.RLock()
 
 @contextlib.contextmanager
-def _holding(variable, value):
+def holding(variable, value):
     """Inside the block, the context variable ``variable`` holds ``value``; after it, what it held before."""
     token = variable.set(value)
     try:
@@ -45,7 +46,7 @@ _CHECKED_ON_HOST = contextvars.ContextVar("nnengine_checked_on_host", default=fr
 def checked_on_host(tensors):
     """Inside the block, ``tensors`` count as checked: the trainer checked their values on the host before it
     uploaded them (an Embedding's indices), so a layer need not read them back, and the step can be compiled."""
-    return _holding(_CHECKED_ON_HOST, frozenset(map(id, tensors)))
+    return holding(_CHECKED_ON_HOST, frozenset(map(id, tensors)))
 
 
 def is_checked_on_host(tensor):
@@ -61,7 +62,7 @@ def collecting_activity(penalties):
     """Inside the block, each layer called (``layer(x)``) with an activity regularizer appends its penalty to
     ``penalties`` (a list; None collects nothing): a subclassed model's ``call`` runs its layers itself, so the
     step hears of their penalties this way, as Keras's layers add them to the model's losses."""
-    return _holding(_ACTIVITY_PENALTIES, penalties)
+    return holding(_ACTIVITY_PENALTIES, penalties)
 
 
 def activity_penalties():
@@ -78,7 +79,7 @@ def stored_weights(source):
     Loading a file uses this: the source compares the shape a layer asks for with the stored one
     before reading or allocating anything, and the layers skip their random initialization.
     """
-    return _holding(_WEIGHT_SOURCE, source)
+    return holding(_WEIGHT_SOURCE, source)
 
 
 def weight_source():
@@ -91,6 +92,7 @@ def batch_shape(owner, name, shape):
     if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or not shape:
         raise TypeError(f"{owner}: {name} must be a tuple (batch, *sizes), got {shape!r}")
     return arguments.shape(owner, name, shape)
+
 
 
 class Layer(ABC):
@@ -312,7 +314,7 @@ class Layer(ABC):
                 if not self.built:
                     self.build_once(input_shape)
             return
-        if self.input_shape is not None and not _compatible(self.input_shape, input_shape):
+        if self.input_shape is not None and not compatible_shapes(self.input_shape, input_shape):
             raise ValueError(f"layer {self.name!r} was built for inputs {tuple(self.input_shape)} and cannot be "
                              f"called on inputs of shape {tuple(input_shape)}")
 
@@ -370,7 +372,7 @@ class Layer(ABC):
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
 
 
-def _compatible(built_for, shape):
+def compatible_shapes(built_for, shape):
     """Whether inputs of ``shape`` fit a layer built for ``built_for`` (shapes, or lists of shapes for a merge
     layer): as many inputs, the same ranks, and equal sizes after the batch axis wherever both are known."""
     listed = bool(built_for) and isinstance(built_for[0], (list, tuple))

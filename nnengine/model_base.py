@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from . import arguments, keras_archive, saving, weights_file
-from .layer_base import _compatible, activity_penalties, collecting_activity
+from .layer_base import activity_penalties, collecting_activity, compatible_shapes
 from .layers import InputLayer
 from .subclassed import call_with_training, holds_layers, probe_call, tracked_layers, zeros_sample
 from .summary import summary_lines
@@ -363,7 +363,7 @@ class Model(Trainer):
             self.build(tuple(input_shape))
             return
         expected = self.input_shape
-        if not _compatible(expected, input_shape):
+        if not compatible_shapes(expected, input_shape):
             raise ValueError(f"model {self.name!r} takes inputs of shape {expected} and cannot be called on inputs "
                              f"of shape {input_shape}")
 

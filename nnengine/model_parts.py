@@ -10,9 +10,10 @@ import contextlib
 import contextvars
 
 from . import saving
-from .layer_base import stored_weights, weight_source
+from .layer_base import holding, stored_weights, weight_source
 from .layers import LAYER_CLASSES
 from .model_base import Model
+from .subclassed import leaves_of
 
 __all__ = ["run_part", "leaves_of", "output_layer_of", "layer_from_config", "layer_entry", "holds", "MAX_NESTING"]
 
@@ -28,16 +29,6 @@ def run_part(part, x, training, penalties, return_logits=False):
     out = part.invoke(x, training)
     Model._note_activity(part, out, penalties)
     return out
-
-
-def leaves_of(parts):
-    """The layers of ``parts`` (layers and models used as layers), a model's layers in its place, each once."""
-    leaves = []
-    for part in parts:
-        for layer in (part._layers if isinstance(part, Model) else [part]):
-            if all(layer is not leaf for leaf in leaves):
-                leaves.append(layer)
-    return leaves
 
 
 def output_layer_of(part):
@@ -82,14 +73,10 @@ def _nested_model_from_config(class_name, config, known):
     depth = _NESTING.get() + 1
     if depth > MAX_NESTING:
         raise ValueError(f"the config nests models more than {MAX_NESTING} deep")
-    source = weight_source()
-    nested = getattr(source, "nested", None)
-    token = _NESTING.set(depth)
-    try:
-        with stored_weights(nested(config.get("name"), config)) if nested is not None else contextlib.nullcontext():
-            return Model._kinds[class_name].from_config(config, custom_objects=known)
-    finally:
-        _NESTING.reset(token)
+    nested = getattr(weight_source(), "nested", None)
+    with holding(_NESTING, depth), \
+            stored_weights(nested(config.get("name"), config)) if nested is not None else contextlib.nullcontext():
+        return Model._kinds[class_name].from_config(config, custom_objects=known)
 
 
 def holds(model, target):

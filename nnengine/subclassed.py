@@ -33,7 +33,7 @@ from .autograd import no_grad
 from .layer_base import Layer
 from .utils import snake_case
 
-__all__ = ["holds_layers", "tracked_layers", "probe_call", "call_with_training", "weight_groups"]
+__all__ = ["holds_layers", "tracked_layers", "leaves_of", "probe_call", "call_with_training", "weight_groups"]
 
 
 def _is_part(value):
@@ -61,12 +61,18 @@ def tracked_layers(model):
         for item in (_items(value) if isinstance(value, (list, tuple, dict)) else [value]):
             if _is_part(item) and all(item is not part for part in parts):
                 parts.append(item)
+    return parts, leaves_of(parts)
+
+
+def leaves_of(parts):
+    """The layers of ``parts`` (layers, and models used as layers), each once: a model's layers (its ``_layers``)
+    in its place. Every kind of model reads its layers this way (model_parts.py for Sequential and Functional)."""
     leaves = []
     for part in parts:
         for layer in ([part] if isinstance(part, Layer) else part._layers):
             if all(layer is not leaf for leaf in leaves):
                 leaves.append(layer)
-    return parts, leaves
+    return leaves
 
 
 def call_with_training(model, x, training):
