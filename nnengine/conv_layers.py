@@ -20,7 +20,9 @@ import functools
 import numpy as np
 
 from . import arguments
+from . import functional as F
 from .layer_base import KernelAndBias, Layer, batch_shape
+from .masks import step_mask
 from .layer_functional import average_pool, gather_windows, index_constant, max_pool
 
 __all__ = ["Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
@@ -346,9 +348,25 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 
 class GlobalAveragePooling1D(_GlobalPooling):
-    """The mean over the steps."""
+    """The mean over the steps; with Keras's mask (Embedding(mask_zero=True) or Masking upstream), the mean over
+    the kept steps only, sum(x * m) / sum(m), which consumes the mask. A sequence with no kept step gives zeros
+    (Keras divides 0 by 0 there)."""
 
     rank, maximum = 1, False
+    supports_masking = True
+
+    def call(self, x, training=False, mask=None):
+        """The (masked) mean over the steps."""
+        if mask is None:
+            return super().call(x, training)
+        kept = step_mask(self.name, mask, x).reshape(x.shape[0], x.shape[1], 1)
+        total = F.where(kept, x, 0.0).sum(axis=1, keepdims=self.keepdims)
+        count = F.maximum(kept.astype(x.dtype).sum(axis=1, keepdims=self.keepdims), 1.0)
+        return total / count
+
+    def compute_mask(self, inputs, mask=None):
+        """None: the steps are pooled away."""
+        return None
 
 
 class GlobalMaxPooling1D(_GlobalPooling):

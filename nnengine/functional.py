@@ -509,14 +509,32 @@ def _recurrent_inputs(name, projected, kernel, gates, activations, bias=None, ma
     return [_activation_name(activation, name, RECURRENT_ACTIVATIONS) for activation in activations]
 
 
+def _step_mask(name, step_mask, projected):
+    """Keras's mask of padded steps as the recurrent op takes it: (steps, n) of the projected inputs' dtype, 1 where
+    a step holds data; None stays None. Accepts a bool or 0/1 Tensor or array of that shape."""
+    if step_mask is None:
+        return None
+    if not isinstance(step_mask, TensorBase):
+        step_mask = type(projected)(np.asarray(step_mask), device=projected.device)
+    _common_backend(name, [projected, step_mask])
+    if step_mask.shape != projected.shape[:2]:
+        raise ValueError(f"{name}: step_mask must have shape {projected.shape[:2]} (steps, batch), time first like "
+                         f"the projected inputs, got {step_mask.shape}")
+    if step_mask.dtype == np.bool_ or step_mask.dtype != projected.dtype:
+        step_mask = step_mask.astype(projected.dtype)
+    return step_mask
+
+
 def _recurrent(cell, projected, kernel, bias, activation, recurrent_activation, reverse, reset_after, sequences,
-               masks):
-    return RecurrentSequence.apply(projected, kernel, bias, masks, cell=cell, activation=activation,
+               masks, step_mask=None):
+    step_mask = _step_mask(cell, step_mask, projected)
+    return RecurrentSequence.apply(projected, kernel, bias, masks, step_mask, cell=cell, activation=activation,
                                    recurrent_activation=recurrent_activation, reverse=bool(reverse),
                                    reset_after=bool(reset_after), sequences=bool(sequences))
 
 
-def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_sequences=True, recurrent_masks=None):
+def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_sequences=True, recurrent_masks=None,
+               step_mask=None):
     """Keras's SimpleRNN over a sequence: h_t = act(P_t + h_{t-1} @ kernel), h_0 = 0.
 
     Args:
@@ -528,14 +546,16 @@ def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_seque
             last state (n, units).
         recurrent_masks: Keras's recurrent dropout: (gates, n, units), each gate's product with the kernel made
             from the state times its mask (the same at every step); None for none.
+        step_mask: Keras's mask of padded steps, (steps, n) bool or 0/1 in the projected inputs' order: a padded
+            step (False) leaves the state as it was; None: every step holds data.
     """
     (activation,) = _recurrent_inputs("simple_rnn", projected, kernel, 1, (activation,), masks=recurrent_masks)
     return _recurrent("simple_rnn", projected, kernel, None, activation, "none", reverse, True, return_sequences,
-                      recurrent_masks)
+                      recurrent_masks, step_mask)
 
 
 def lstm(projected, kernel, activation="tanh", recurrent_activation="sigmoid", reverse=False, return_sequences=True,
-         recurrent_masks=None):
+         recurrent_masks=None, step_mask=None):
     """Keras's LSTM over a sequence (gates i, f, g, o side by side).
 
     ``projected`` is (steps, n, 4 * units), time first, ``kernel`` (units, 4 * units); see
@@ -544,11 +564,11 @@ def lstm(projected, kernel, activation="tanh", recurrent_activation="sigmoid", r
     activation, recurrent_activation = _recurrent_inputs("lstm", projected, kernel, 4,
                                                          (activation, recurrent_activation), masks=recurrent_masks)
     return _recurrent("lstm", projected, kernel, None, activation, recurrent_activation, reverse, True,
-                      return_sequences, recurrent_masks)
+                      return_sequences, recurrent_masks, step_mask)
 
 
 def gru(projected, kernel, bias=None, activation="tanh", recurrent_activation="sigmoid", reverse=False,
-        reset_after=True, return_sequences=True, recurrent_masks=None):
+        reset_after=True, return_sequences=True, recurrent_masks=None, step_mask=None):
     """Keras's GRU over a sequence (gates z, r, candidate).
 
     ``projected`` is (steps, n, 3 * units), time first, ``kernel`` (units, 3 * units). With ``reset_after``
@@ -562,4 +582,4 @@ def gru(projected, kernel, bias=None, activation="tanh", recurrent_activation="s
     activation, recurrent_activation = _recurrent_inputs("gru", projected, kernel, 3,
                                                          (activation, recurrent_activation), bias, recurrent_masks)
     return _recurrent("gru", projected, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                      return_sequences, recurrent_masks)
+                      return_sequences, recurrent_masks, step_mask)

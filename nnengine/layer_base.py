@@ -1,7 +1,9 @@
 """The base of every layer: ``Layer`` (naming, lazy building, weights, regularizers, config) and loading hooks.
 
 layers.py holds the concrete layers; this module holds what they share, so that each file stays
-readable. ``stored_weights`` lets saving.py build a model with its weights taken from a file.
+readable. ``stored_weights`` lets saving.py build a model with its weights taken from a file. The module is
+one piece (a little over 450 lines): ``Layer`` is the contract every layer and file format reads, and its helpers
+are the few context variables it sets.
 """
 import contextlib
 import contextvars
@@ -12,7 +14,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import activations, arguments, constraints, initializers, regularizers
+from . import activations, arguments, constraints, initializers, masks, regularizers
 from . import functional as F
 from .autograd import no_grad
 from .device import get_default_device
@@ -104,6 +106,8 @@ class Layer(ABC):
 
     #: whether the layer may hold an integer dtype (only inputs: layers with weights compute in floats)
     accepts_integer_dtype = False
+    #: whether the layer passes Keras's mask on (``compute_mask``); a layer that defines compute_mask does (masks.py)
+    supports_masking = False
 
     def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, input_dim=None,
                  batch_input_shape=None, activity_regularizer=None):
@@ -326,13 +330,26 @@ class Layer(ABC):
         self.built = True
 
     def invoke(self, x, training=False):
-        """``call(x, training=...)``, or ``call(x)`` for a custom layer whose call takes no ``training``."""
+        """``call(x, training=..., mask=...)`` as the call takes them (a custom layer's call may take neither),
+        then the output's Keras mask (masks.py)."""
         takes_training = type(self).__dict__.get("_call_takes_training")
         if takes_training is None:
             parameters = inspect.signature(self.call).parameters
             takes_training = "training" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
             type(self)._call_takes_training = takes_training
-        return self.call(x, training=training) if takes_training else self.call(x)
+        mask = masks.mask_of(x)
+        extra = masks.call_arguments(self, mask)
+        out = self.call(x, training=training, **extra) if takes_training else self.call(x, **extra)
+        return self.pass_mask(x, out, mask)
+
+    def pass_mask(self, x, out, mask):
+        """``out`` with its Keras mask set from ``compute_mask(x, mask)`` when the layer supports masking."""
+        masks.propagate(self, x, out, mask, self.supports_masking or type(self).compute_mask is not Layer.compute_mask)
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's mask of the output, used when the layer supports masking: the input's, unchanged."""
+        return mask
 
     # -- config ------------------------------------------------------------------------------
     def get_config(self):

@@ -29,7 +29,7 @@ from .norm_layers import BatchNormalization, LayerNormalization
 from .preprocessing_layers import Normalization
 from .recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
-from .utility_layers import Identity, LeakyReLU, Permute, ReLU, RepeatVector, Rescaling, Softmax
+from .utility_layers import Identity, LeakyReLU, Masking, Permute, ReLU, RepeatVector, Rescaling, Softmax
 from .tensor import Tensor
 from .utils import global_rng, unique_name
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
@@ -38,7 +38,7 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
            "BatchNormalization", "LayerNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
-           "RepeatVector", "Identity", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
+           "RepeatVector", "Identity", "Masking", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add", "subtract",
            "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK", "stored_weights"]
@@ -54,6 +54,8 @@ class Dense(KernelAndBias, Layer):
         kernel_initializer, bias_initializer: names or Initializer objects (Keras's defaults).
         input_shape / input_dim: the input size, to build the layer at once (as Keras allows).
     """
+
+    supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -105,6 +107,7 @@ class Dense(KernelAndBias, Layer):
 
 class Activation(Layer):
     """Applies an activation function: ``Activation('relu')``."""
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -128,6 +131,7 @@ class Dropout(Layer):
 
     At inference (``training=False``: evaluate, predict) it passes inputs through unchanged.
     """
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -241,6 +245,8 @@ class Embedding(Layer):
     [0, input_dim), is a ValueError naming the layer. The check reads the indices on the host (on
     a GPU that is one copy back per call). The gradient adds each output row's gradient into the
     row it came from (the gather's backward, ``index_add``).
+    With ``mask_zero`` index 0 is padding: the output carries Keras's mask x != 0 (masks.py), which the layers
+    downstream use to skip padded steps; index 0 keeps its row, so ``input_dim`` counts it (vocabulary + 1).
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
@@ -249,8 +255,7 @@ class Embedding(Layer):
         owner = f"Embedding {self.name!r}"
         self.input_dim = arguments.integer(owner, "input_dim", input_dim, minimum=1)
         self.output_dim = arguments.integer(owner, "output_dim", output_dim, minimum=1)
-        if mask_zero:
-            raise ValueError(f"{owner}: mask_zero=True is not supported (nnengine's layers take no masks)")
+        self.mask_zero = arguments.boolean(owner, "mask_zero", mask_zero)
         if input_length is not None and self.batch_input_shape is None:     # tf.keras 2.x's argument
             self.batch_input_shape = (None, arguments.integer(owner, "input_length", input_length, minimum=1))
         self.embeddings_initializer = initializers.get(embeddings_initializer)
@@ -295,6 +300,12 @@ class Embedding(Layer):
         """embeddings[x]: shape (*x.shape, output_dim)."""
         return self.embeddings[self._indices(x)]
 
+    def compute_mask(self, inputs, mask=None):
+        """With ``mask_zero``, Keras's mask ``inputs != 0`` (True where an index is not padding), else None."""
+        if not self.mask_zero:
+            return None
+        return inputs != 0
+
     def compute_output_shape(self, input_shape):
         """(*input_shape, output_dim)."""
         return (*tuple(input_shape), self.output_dim)
@@ -306,7 +317,7 @@ class Embedding(Layer):
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
                 "activity_regularizer": regularizers.serialize(self.activity_regularizer),
                 "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
-                "mask_zero": False}
+                "mask_zero": self.mask_zero}
 
     @classmethod
     def _config_arguments(cls, config):
@@ -382,6 +393,8 @@ class TimeDistributed(Wrapper):
     layer keeps its own name (``time_distributed/dense/kernel``), its variables in the group ``layer``.
     """
 
+    supports_masking = True
+
     def __init__(self, layer, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(layer, Layer):
@@ -432,6 +445,6 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D,
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
-    RepeatVector, Identity, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
+    RepeatVector, Identity, Masking, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
     Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average, Maximum,
     Minimum, Concatenate, Dot)}

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from . import functional as F
+from .masks import loss_weights
 from .tensor import Tensor
 from .utils import to_host
 
@@ -106,15 +107,28 @@ class Loss(ABC):
         shape = matched_shape(self.name, host.shape, y_pred_shape)
         return host.astype(dtype, copy=False).reshape(shape)
 
-    def from_prepared(self, targets, y_pred, logits=False, weights=None):
+    def from_prepared(self, targets, y_pred, logits=False, weights=None, mask=None):
         """The reduced loss from ``targets``, the upload of ``prepare_targets``'s array: the device half.
 
         ``logits``: ``y_pred`` holds the logits of ``logits_activation`` (the trainer's fused path).
         ``weights``: a Tensor of per-sample weights (sample_weight or class_weight), or None.
+        ``mask``: Keras's mask that the output carries (bool, (n, steps)), or None: padded entries weigh 0 and,
+        for a mean, the mean runs over the kept entries only (``masks.loss_weights``, as Keras's apply_mask).
         """
+        if mask is not None:
+            return self._masked(targets, y_pred, logits, weights, mask)
         if weights is not None:
             return self._reduce(self.per_sample_prepared(targets, y_pred, logits), weights)
         return self.on_logits(targets, y_pred) if logits else self(targets, y_pred)
+
+    def _masked(self, targets, y_pred, logits, weights, mask):
+        """The loss of an output that carries Keras's ``mask``: the per-entry losses times ``masks.loss_weights``,
+        reduced (for a mean: over every entry, which the weights make the mean over the kept ones)."""
+        per_entry = self.per_sample_prepared(targets, y_pred, logits)
+        weighted = per_entry * loss_weights(mask, per_entry, weights, self.reduction)
+        if self.reduction in ("none", None):
+            return weighted
+        return weighted.sum() if self.reduction == "sum" else weighted.mean()
 
     def per_sample_prepared(self, targets, y_pred, logits=False):
         """The per-sample losses from prepared ``targets`` (no host work: a compiled step can replay it)."""

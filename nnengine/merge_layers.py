@@ -15,6 +15,7 @@ Each is a few differentiable core ops, so autograd, the compiled step and every 
 from . import arguments
 from . import functional as F
 from .layer_base import Layer
+from .masks import concatenated_mask, merged_mask
 from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 
@@ -86,6 +87,10 @@ class Merge(Layer):
     def call(self, inputs, training=False):
         """The merged tensor of the list ``inputs``."""
         return self.merge(list(inputs))
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's mask of an elementwise merge: the OR of the inputs' masks when each has one, else None."""
+        return merged_mask(mask)
 
     def merge(self, tensors):
         """The merge of ``tensors`` (a list of at least ``input_count[0]`` Tensors)."""
@@ -183,6 +188,10 @@ class Concatenate(Merge):
         """The tensors joined along the axis."""
         return F.concatenate(tensors, axis=self._axis(tensors[0].ndim))
 
+    def compute_mask(self, inputs, mask=None):
+        """Keras's: the masks OR-ed along the last axis, joined along another (an input without one is kept)."""
+        return concatenated_mask(list(inputs), mask, self._axis(inputs[0].ndim))
+
     def get_config(self):
         """Keras 3's Concatenate config."""
         return {**super().get_config(), "axis": self.axis}
@@ -210,6 +219,10 @@ class Dot(Merge):
         else:
             self.axes = arguments.integer(owner, "axes", axes)
         self.normalize = arguments.boolean(owner, "normalize", normalize)
+
+    def compute_mask(self, inputs, mask=None):
+        """None: Keras's Dot takes masks in and gives none out."""
+        return None
 
     def _resolved_axes(self, ranks):
         owner = f"Dot {self.name!r}"

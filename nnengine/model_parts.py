@@ -12,6 +12,7 @@ import contextvars
 from . import saving
 from .layer_base import holding, stored_weights, weight_source
 from .layers import LAYER_CLASSES
+from .masks import mask_of
 from .model_base import Model
 from .subclassed import leaves_of
 
@@ -25,7 +26,7 @@ def run_part(part, x, training, penalties, return_logits=False):
     if isinstance(part, Model):
         return part._forward(x, training=training, return_logits=return_logits, penalties=penalties)
     if return_logits:
-        return part.call(x, training=training, return_logits=True)
+        return part.pass_mask(x, part.call(x, training=training, return_logits=True), mask_of(x))
     out = part.invoke(x, training)
     Model._note_activity(part, out, penalties)
     return out

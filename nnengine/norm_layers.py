@@ -45,7 +45,10 @@ def _axes(owner, axis, ndim):
 
 
 class _Normalization(Layer):
-    """What both layers share: axis, epsilon, center/scale and the gamma/beta weights."""
+    """What both layers share: axis, epsilon, center/scale and the gamma/beta weights (and Keras's mask passes
+    through both)."""
+
+    supports_masking = True
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
@@ -169,8 +172,14 @@ class BatchNormalization(_Normalization):
                                                trainable=False, name="moving_variance")
         super().build(input_shape)
 
-    def call(self, x, training=False):
-        """Normalized x: batch statistics (and a moving-statistics update) in training, moving ones otherwise."""
+    def call(self, x, training=False, mask=None):
+        """Normalized x: batch statistics (and a moving-statistics update) in training, moving ones otherwise.
+        Keras takes the statistics of a masked batch over its kept steps only, which is not supported here: a mask
+        in training is a ValueError (at inference, which uses the moving statistics, the mask just passes on)."""
+        if mask is not None and training and self.trainable:
+            raise ValueError(f"BatchNormalization {self.name!r}: training on a masked input (Embedding(mask_zero="
+                             "True) or Masking upstream) is not supported: Keras would take the batch statistics "
+                             "over the kept steps only")
         self._check_input(x)
         if x.dtype != self.moving_mean.dtype:
             x = x.astype(self.moving_mean.dtype)

@@ -70,6 +70,9 @@ class Normalization(Layer):
                  for value in (self.input_mean, self.input_variance)]
         return tuple(Tensor(value, dtype=self.dtype, device=self.device) for value in given)
 
+    #: Keras's mask passes through
+    supports_masking = True
+
     def call(self, x, training=False):
         """(x - mean) / max(sqrt(variance), 1e-7), or its inverse with ``invert``."""
         if x.dtype != self.dtype:

@@ -24,6 +24,7 @@ import numpy as np
 from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
 from .layer_base import Layer, batch_shape
+from .masks import step_mask
 from .recurrent_ops import RECURRENT_ACTIVATIONS
 from .tensor import Tensor
 from .utils import global_rng
@@ -82,7 +83,7 @@ class _Recurrent(Layer):
             if arguments.boolean(owner, name, value):
                 raise ValueError(f"{owner}: {name}=True is not supported (a Sequential passes one tensor on and "
                                  f"each batch starts from a zero state)")
-        # what masked steps output: no effect here, as nnengine's layers take no masks (kept for the config)
+        # what a padded step outputs (Keras's mask): zeros, or (the default) the state it kept
         self.zero_output_for_mask = arguments.boolean(owner, "zero_output_for_mask", zero_output_for_mask)
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"{owner}: use_cudnn must be 'auto', True or False, got {use_cudnn!r}")
@@ -151,12 +152,19 @@ class _Recurrent(Layer):
             return f"{type(self).__name__} {self.name!r} draws a new dropout mask on the host every training step"
         return None
 
-    def call(self, x, training=False):
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's: the input's mask goes on with every state (``return_sequences``); the last state has none."""
+        return mask if self.return_sequences else None
+
+    def call(self, x, training=False, mask=None):
         """Project every step's input, run the recurrence, return the last state or every state.
 
         In training, ``dropout`` masks the inputs and ``recurrent_dropout`` the state, each mask drawn once per
         sequence, as Keras 3 does: with recurrent dropout, each gate gets masks of its own (Keras's
-        implementation 1), so its projection is made per gate too.
+        implementation 1), so its projection is made per gate too. With Keras's ``mask`` (batch, steps) a padded
+        step keeps the state it had (the recurrence skips it); with ``zero_output_for_mask`` it outputs zeros.
         """
         self._check_input(x)
         samples, steps, features = x.shape
@@ -170,8 +178,20 @@ class _Recurrent(Layer):
             projected = self._projection(x, self._dropout_mask((count, samples, 1, features), x, self.dropout))
         else:
             projected = self._projection(x, None)
-        out = self._sequence(projected, masks)
+        kept = None if mask is None else step_mask(self.name, mask, x).transpose(1, 0)     # (steps, n): time first
+        out = self._sequence(projected, masks, kept)
+        if kept is not None and self.zero_output_for_mask:
+            out = self._zeroed(out, kept)
         return out.transpose(1, 0, 2) if self.return_sequences else out
+
+    def _zeroed(self, out, kept):
+        """Keras's zero_output_for_mask: zeros for the padded steps, in the order the steps ran (the last state is
+        zeros when the last step run was padding)."""
+        if self.go_backwards:
+            kept = kept[::-1]
+        if self.return_sequences:
+            return F.where(kept.reshape(*kept.shape, 1), out, 0.0)
+        return F.where(kept[-1].reshape(kept.shape[1], 1), out, 0.0)
 
     def _projection(self, x, input_masks):
         """P (steps, n, G*u) = x_t @ kernel + bias for every step at once; with ``input_masks`` (1 or G, n, 1,
@@ -252,9 +272,9 @@ class SimpleRNN(_Recurrent):
             raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates)")
         super().__init__(units, activation=activation, **kwargs)
 
-    def _sequence(self, projected, masks):
+    def _sequence(self, projected, masks, kept):
         return F.simple_rnn(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
-                            return_sequences=self.return_sequences, recurrent_masks=masks)
+                            return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept)
 
     def _extra_config(self, where):
         return {}         # Keras 3's SimpleRNN config has no seed
@@ -279,9 +299,9 @@ class LSTM(_Recurrent):
     def _bias_initializer(self):
         return _ForgetGateBias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
 
-    def _sequence(self, projected, masks):
+    def _sequence(self, projected, masks, kept):
         return F.lstm(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
-                      return_sequences=self.return_sequences, recurrent_masks=masks)
+                      return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept)
 
     def _extra_config(self, where):
         if where == "after_initializers":
@@ -311,10 +331,10 @@ class GRU(_Recurrent):
     def _input_bias(self):
         return None if self.reset_after else self.bias        # with reset_after, the GRU op adds both rows
 
-    def _sequence(self, projected, masks):
+    def _sequence(self, projected, masks, kept):
         return F.gru(projected, self.recurrent_kernel, self.bias if self.reset_after else None,
                      *self._activation_names(), reverse=self.go_backwards, reset_after=self.reset_after,
-                     return_sequences=self.return_sequences, recurrent_masks=masks)
+                     return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept)
 
     def _extra_config(self, where):
         if where == "last":
@@ -335,6 +355,7 @@ class Bidirectional(Wrapper):
     """
 
     MERGE_MODES = ("concat", "sum", "mul", "ave")
+    supports_masking = True
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         super().__init__(**kwargs)
@@ -359,6 +380,8 @@ class Bidirectional(Wrapper):
                              f"layer's and the same return_sequences")
         self.backward_layer = backward_layer
         self.return_sequences = layer.return_sequences
+        for sublayer in (self.forward_layer, self.backward_layer):      # Keras's rule for padded steps' outputs
+            sublayer.zero_output_for_mask = self.return_sequences
         if self.batch_input_shape is None:
             self.batch_input_shape = layer.batch_input_shape
         if self.batch_input_shape is not None:
@@ -378,8 +401,12 @@ class Bidirectional(Wrapper):
         shape = self.forward_layer.compute_output_shape(input_shape)
         return (*shape[:-1], 2 * shape[-1]) if self.merge_mode == "concat" else shape
 
+    def compute_mask(self, inputs, mask=None):
+        """Keras's: the input's mask goes on with every step (``return_sequences``), else none."""
+        return mask if self.return_sequences else None
+
     def call(self, x, training=False):
-        """Both layers over x, the backward states back in time order, merged."""
+        """Both layers over x (each takes the mask x carries), the backward states back in time order, merged."""
         forward = self.forward_layer.invoke(x, training)
         backward = self.backward_layer.invoke(x, training)
         if self.return_sequences:

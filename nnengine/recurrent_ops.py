@@ -37,20 +37,21 @@ RECURRENT_ACTIVATIONS = ("none", "relu", "sigmoid", "tanh")
 class RecurrentSequence(Function):
     """H = the cell run over every step of P; returns every state (T, n, u) or, without ``sequences``, the last
     one (n, u). Gradients: dP, dU and, for the GRU with reset_after, its (2, 3u) bias; ``masks`` (recurrent
-    dropout, or None) are constants."""
+    dropout, or None) and ``step_mask`` (T, n: Keras's mask of padded steps, 1 or 0, or None) are constants."""
 
     @staticmethod
-    def forward(ctx, p, kernel, bias, masks, cell, activation, recurrent_activation, reverse, reset_after, sequences):
+    def forward(ctx, p, kernel, bias, masks, step_mask, cell, activation, recurrent_activation, reverse, reset_after,
+                sequences):
         states, last, cache = ctx.backend.recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation,
-                                                            reverse, reset_after, masks)
-        ctx.save_for_backward(kernel, bias, masks, states, cache)
+                                                            reverse, reset_after, masks, step_mask)
+        ctx.save_for_backward(kernel, bias, masks, step_mask, states, cache)
         return states if sequences else last
 
     @staticmethod
     def backward(ctx, grad):
-        kernel, bias, masks, states, cache = ctx.saved
+        kernel, bias, masks, step_mask, states, cache = ctx.saved
         params = ctx.params
         dp, d_kernel, d_bias = ctx.backend.recurrent_backward(
             params["cell"], kernel, bias, states, cache, grad, params["activation"], params["recurrent_activation"],
-            params["reverse"], params["reset_after"], masks)
-        return dp, d_kernel, d_bias, None
+            params["reverse"], params["reset_after"], masks, step_mask)
+        return dp, d_kernel, d_bias, None, None

@@ -36,7 +36,7 @@ class TensorBase:
         requires_grad: record operations on this tensor so ``backward`` can fill ``.grad``.
     """
 
-    __slots__ = ("_data", "_backend", "requires_grad", "grad", "_node", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "_backend", "requires_grad", "grad", "_node", "_retains_grad", "_keras_mask", "__weakref__")
     # Make numpy defer to Tensor's reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
 
@@ -55,6 +55,7 @@ class TensorBase:
         self.grad = None
         self._node = None
         self._retains_grad = False
+        self._keras_mask = None           # Keras's mask of padded steps, set by layers (nnengine/masks.py)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)

@@ -5,6 +5,7 @@ from compile's specs once the shapes are known, the loss's running mean, what ea
 import numpy as np
 
 from . import metrics as metrics_module
+from .masks import metric_weights
 from .model_inputs import SampleArrays
 from .output_heads import evaluate_order, metric_keys, metric_objects
 
@@ -101,15 +102,19 @@ class TrainerMetrics:
                 tracker.add(float(np.asarray(value).reshape(())), count)
             extras = extras[len(trackers):]
         for head, output, hits_of in zip(self._heads, extras, compared):
+            masked = getattr(head, "masked", False)         # the output carried Keras's mask (trainer_step)
             if hits_of is not None:
-                hits = int(output)
+                hits, hits_of = (int(output[0]), float(output[1])) if masked else (int(output), hits_of)
                 for metric in head.metrics:
                     metric.add_hits(hits, hits_of)
             elif head.metrics or head.weighted:
                 targets = y_batch.arrays[head.position] if isinstance(y_batch, SampleArrays) else y_batch
-                for metric in head.metrics:
-                    metric.update_state(targets, output)
                 weights = w_batch.arrays[head.position] if isinstance(w_batch, SampleArrays) else w_batch
+                kept = None
+                if masked:                                  # the mask weighs every metric, times sample weights
+                    (output, kept), (_, weights) = metric_weights(output, None), metric_weights(output, weights)
+                for metric in head.metrics:
+                    metric.update_state(targets, output, sample_weight=kept)
                 for metric in head.weighted:
                     metric.update_state(targets, output, sample_weight=weights)
 

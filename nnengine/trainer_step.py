@@ -15,6 +15,7 @@ from .autograd import enable_grad, no_grad
 from .dtypes import checked_cast
 from .layer_base import checked_on_host
 from .layers import Activation, Dense
+from .masks import masked_hits, with_mask_column
 from .model_inputs import SampleArrays, input_arrays, input_key
 from .tensor import Tensor
 
@@ -201,7 +202,7 @@ class TrainerStep:
         for head, out, y, w, flag in zip(self._heads, outs, ys, ws, logits):
             if head.loss is None:
                 continue
-            value = head.loss.from_prepared(y, out, flag, weights=w)
+            value = head.loss.from_prepared(y, out, flag, weights=w, mask=out._keras_mask)
             if head.tracker is not None:
                 tracked.append(value)
             weighted = value if head.weight is None else value * head.weight
@@ -209,14 +210,22 @@ class TrainerStep:
         return total, tracked
 
     def _metric_output(self, head, out, y, kind, logits):
-        """What one output's metrics need from the device (see ``_device_gradients``)."""
+        """What one output's metrics need from the device (see ``_device_gradients``). An output that carries
+        Keras's mask (``head.masked``, which a plan keeps as it was captured) weights its metrics by it:
+        masked_hits' [hits, kept] instead of the hits, or the predictions with the mask as one more last column."""
+        mask = out._keras_mask
+        head.masked = mask is not None and kind is not None
         if kind == "hits":                      # argmax hits: the logits' argmax is the activation's
+            if head.masked:
+                return masked_hits(out, y, mask)._data
             return y.backend.argmax_matches(out._data, y._data)
         if kind != "predictions":
             return None
         with no_grad():
             if logits and not all(m.accepts_logits for m in head.all_metrics):
                 out = self._output_layers[head.position].activation(out)
+            if head.masked:
+                return with_mask_column(out, mask)._data
             return out._data
 
     def _device_update(self, trainable, grads):

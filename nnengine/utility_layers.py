@@ -11,17 +11,23 @@ nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests
 * ``Rescaling(scale, offset=0.0)``: x * scale + offset (``Rescaling(1 / 255)`` for 8-bit images);
 * ``Permute(dims)``: the sample axes reordered, ``dims`` numbered from 1 (the batch axis stays first);
 * ``RepeatVector(n)``: (batch, features) -> (batch, n, features);
-* ``Identity()``: x.
+* ``Identity()``: x;
+* ``Masking(mask_value=0.0)``: x, with zeros and Keras's mask False (nnengine/masks.py) at each step whose
+  features all equal ``mask_value``: the steps the recurrent layers downstream skip.
 """
+import math
+
 from . import arguments
 from . import functional as F
 from .layer_base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity"]
+__all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity", "Masking"]
 
 
 class _ElementLayer(Layer):
-    """A layer whose output has its input's shape."""
+    """A layer whose output has its input's shape (Keras's mask passes through it)."""
+
+    supports_masking = True
 
     def compute_output_shape(self, input_shape):
         """The input's shape."""
@@ -188,3 +194,35 @@ class Identity(_ElementLayer):
     def call(self, x, training=False):
         """x."""
         return x
+
+
+class Masking(_ElementLayer):
+    """Keras's Masking: a step (the last axis's vector) whose every feature equals ``mask_value`` is padding. The
+    output is x with such steps zeroed, and carries Keras's mask (True where a step is kept), which SimpleRNN,
+    LSTM, GRU and GlobalAveragePooling1D downstream use to skip the padding."""
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = arguments.number(f"Masking {self.name!r}", "mask_value", mask_value)
+
+    def compute_mask(self, inputs, mask=None):
+        """True where some feature of the step differs from mask_value: any(x != mask_value, axis=-1), as a count
+        of the differing features above 0 (a sum, which a compiled plan lowers)."""
+        return (inputs != self.mask_value).astype(inputs.dtype).sum(axis=-1) > 0
+
+    def call(self, x, training=False):
+        """where(kept, x, 0), its mask attached: x * kept, which a compiled plan lowers (a padded step's features
+        all equal the finite mask_value, so the product is 0; an infinite mask_value takes the where)."""
+        kept = self.compute_mask(x)
+        column = kept.reshape(*kept.shape, 1)
+        out = x * column.astype(x.dtype) if math.isfinite(self.mask_value) else F.where(column, x, 0.0)
+        out._keras_mask = kept
+        return out
+
+    def get_config(self):
+        """Keras 3's Masking config."""
+        return {**super().get_config(), "mask_value": self.mask_value}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "mask_value": config.get("mask_value", 0.0)}

@@ -11,6 +11,13 @@ array, multiplied like any other (as Keras does).
 Activation codes are kernels/activation_codes.py's: none, relu, sigmoid, tanh. The derivatives are written
 from the activation's output y, as Backend.activation_backward writes them: g * y * (1 - y), g * (1 - y^2),
 g where y > 0.
+
+``step_mask`` (T, n) of the dtype, with ``has_step_mask``, is Keras's mask of padded steps in p's order (1: the step
+holds data): a padded step keeps the previous state (and c), ``h = h'``, and its backward hands the state's
+gradient to the previous state unchanged and none to the cell. Without it, an unread (1, 1) array stands in.
+
+The module is one piece (a little over 450 lines): the eight kernels share their inlined helpers, and each
+cell's forward is best read next to its backward.
 """
 import math
 
@@ -50,6 +57,29 @@ def _act_grad(y, g, code, zero, one):
 @njit(inline="always")
 def _step_index(k, steps, reverse):
     return steps - 1 - k if reverse else k
+
+
+@njit(inline="always")
+def _kept(step_mask, has_step_mask, t, i, zero):
+    """Whether step t of sample i holds data (it does unless Keras's mask says it is padding)."""
+    return not has_step_mask or step_mask[t, i] != zero
+
+
+@njit(inline="always")
+def _hold_padded(step_mask, has_step_mask, t, previous, state, zero):
+    """state[i] = previous[i] for each sample i whose step t is padding: the state carries over."""
+    if has_step_mask:
+        for i in range(state.shape[0]):
+            if step_mask[t, i] == zero:
+                state[i] = previous[i]
+
+
+@njit(inline="always")
+def _add_carried(carried, dh_next):
+    """dh_next += carried: the gradient that padded steps hand back unchanged."""
+    for i in range(dh_next.shape[0]):
+        for j in range(dh_next.shape[1]):
+            dh_next[i, j] += carried[i, j]
 
 
 @njit(inline="always")
@@ -136,7 +166,8 @@ def _state_gradient(dq, whole, blocks, masks, has_masks, first, dh):
 
 
 @njit(cache=True, error_model="numpy")
-def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, states, last, zero, one):
+def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, step_mask, has_step_mask, states, last,
+                       zero, one):
     """states[k] = act(p[t] + states[k-1] @ kernel); last = the final state."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
@@ -149,13 +180,14 @@ def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, states,
         _pre_activations(p[_step_index(k, steps, reverse)], q, states[k])
         for i in range(n):
             _squash(states[k, i], activation, fast, work, zero, one)
+        _hold_padded(step_mask, has_step_mask, _step_index(k, steps, reverse), previous, states[k], zero)
         previous = states[k]
     last[:] = previous
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, states, last, cache, zero,
-                 one):
+def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, step_mask, has_step_mask,
+                 states, last, cache, zero, one):
     """Gates i, f, g, o of p[t] + h' @ kernel; c = f * c' + i * g; h = o * act(c); cache [i f g o c act(c)]."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
@@ -180,13 +212,17 @@ def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, ha
             _squash(row[5 * units:], activation, fast, work, zero, one)
             for j in range(units):
                 states[k, i, j] = row[3 * units + j] * row[5 * units + j]
+            if not _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero):
+                for j in range(units):           # a padded step: h and c carry over
+                    states[k, i, j] = previous[i, j]
+                    row[4 * units + j] = cache[k - 1, i, 4 * units + j] if k > 0 else zero
         previous = states[k]
     last[:] = previous
 
 
 @njit(cache=True, error_model="numpy")
-def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, reverse, masks, has_masks, states, last,
-                cache, zero, one):
+def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, reverse, masks, has_masks, step_mask,
+                has_step_mask, states, last, cache, zero, one):
     """Keras's GRU with reset_after: q = h' @ kernel (+ bias[1]); z, r = s(x + q) blocks; n = a(x_n + r * q_n);
     h = z * h' + (1 - z) * n, with x = p[t] (+ bias[0]); cache [z r n q_n]."""
     steps, n, units = states.shape
@@ -215,13 +251,14 @@ def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, rev
             for j in range(units):
                 gate_z = row[j]
                 states[k, i, j] = gate_z * previous[i, j] + (one - gate_z) * row[2 * units + j]
+        _hold_padded(step_mask, has_step_mask, _step_index(k, steps, reverse), previous, states[k], zero)
         previous = states[k]
     last[:] = previous
 
 
 @njit(cache=True, error_model="numpy")
-def gru_forward_reset_before(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, states, last,
-                             cache, zero, one):
+def gru_forward_reset_before(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, step_mask,
+                             has_step_mask, states, last, cache, zero, one):
     """Keras's GRU without reset_after: z, r = s(x + h' @ U_zr) blocks; n = a(x_n + (r * h') @ U_n);
     cache [z r n r*h'] (r * h' * masks[2] with recurrent dropout)."""
     steps, n, units = states.shape
@@ -254,6 +291,7 @@ def gru_forward_reset_before(p, kernel, activation, recurrent_activation, revers
             for j in range(units):
                 gate_z = row[j]
                 states[k, i, j] = gate_z * previous[i, j] + (one - gate_z) * row[2 * units + j]
+        _hold_padded(step_mask, has_step_mask, _step_index(k, steps, reverse), previous, states[k], zero)
         previous = states[k]
     last[:] = previous
 
@@ -313,52 +351,66 @@ def _finish(states, dz, dq, reverse, masks, has_masks, dp, d_kernel):
 
 
 @njit(cache=True, error_model="numpy")
-def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, masks, has_masks, dz, dp, d_kernel,
-                        zero, one):
+def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, masks, has_masks, step_mask,
+                        has_step_mask, dz, dp, d_kernel, zero, one):
     """dz[k] = act'(h_k) (grad_k + dz[k+1] @ kernel^T); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
     dh_next = np.zeros((n, units), states.dtype)
+    carried = np.zeros((n, units), states.dtype)
     for k in range(steps - 1, -1, -1):
         for i in range(n):
+            kept = _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero)
             for j in range(units):
                 dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
-                dz[k, i, j] = _act_grad(states[k, i, j], dh, activation, zero, one)
+                carried[i, j] = zero if kept else dh
+                dz[k, i, j] = _act_grad(states[k, i, j], dh if kept else zero, activation, zero, one)
         if k > 0:
             _state_gradient(dz[k], kernel, blocks, masks, has_masks, 0, dh_next)
+            if has_step_mask:
+                _add_carried(carried, dh_next)
     _finish(states, dz, dz, reverse, masks, has_masks, dp, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
 def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
-                  dz, dp, d_kernel, zero, one):
+                  step_mask, has_step_mask, dz, dp, d_kernel, zero, one):
     """dz[k] = dL/d(p[t] + h' @ kernel) of each step (the four gates' blocks); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
     dh_next = np.zeros((n, units), states.dtype)
     dc_next = np.zeros((n, units), states.dtype)
+    carried = np.zeros((n, units), states.dtype)
     for k in range(steps - 1, -1, -1):
         for i in range(n):
             row, out = cache[k, i], dz[k, i]
+            kept = _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero)
             for j in range(units):
                 gate_i, gate_f, gate_g, gate_o = row[j], row[units + j], row[2 * units + j], row[3 * units + j]
                 squashed = row[5 * units + j]
                 dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                carried_c = zero
+                carried[i, j] = zero
+                if not kept:                     # a padded step: both gradients go straight to h' and c'
+                    carried[i, j], carried_c, dh = dh, dc_next[i, j], zero
+                    dc_next[i, j] = zero
                 dc = _act_grad(squashed, dh * gate_o, activation, zero, one) + dc_next[i, j]
                 c_prev = cache[k - 1, i, 4 * units + j] if k > 0 else zero
                 out[j] = _act_grad(gate_i, dc * gate_g, recurrent_activation, zero, one)
                 out[units + j] = _act_grad(gate_f, dc * c_prev, recurrent_activation, zero, one)
                 out[2 * units + j] = _act_grad(gate_g, dc * gate_i, activation, zero, one)
                 out[3 * units + j] = _act_grad(gate_o, dh * squashed, recurrent_activation, zero, one)
-                dc_next[i, j] = dc * gate_f
+                dc_next[i, j] = dc * gate_f + carried_c
         if k > 0:
             _state_gradient(dz[k], kernel, blocks, masks, has_masks, 0, dh_next)
+            if has_step_mask:
+                _add_carried(carried, dh_next)
     _finish(states, dz, dz, reverse, masks, has_masks, dp, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
 def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
-                 dz, dq, dp, d_kernel, d_bias, has_bias, zero, one):
+                 step_mask, has_step_mask, dz, dq, dp, d_kernel, d_bias, has_bias, zero, one):
     """With reset_after: dz[k] = dL/dx and dq[k] = dL/dq per step (q = h' @ kernel + bias[1]); dp, d_kernel and
     d_bias = [sum of dz, sum of dq] over steps and samples."""
     steps, n, units = states.shape
@@ -370,15 +422,17 @@ def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_a
         previous = states[k - 1] if k > 0 else zeros
         for i in range(n):
             row = cache[k, i]
+            kept = _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero)
             for j in range(units):
                 gate_z, gate_r, candidate, q_n = row[j], row[units + j], row[2 * units + j], row[3 * units + j]
-                dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                dh_in = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                dh = dh_in if kept else zero
                 d_candidate, d_update = _gru_mix_grads(dh, gate_z, previous[i, j], candidate, activation,
                                                        recurrent_activation, zero, one)
                 d_reset = _act_grad(gate_r, d_candidate * q_n, recurrent_activation, zero, one)
                 dz[k, i, j], dz[k, i, units + j], dz[k, i, 2 * units + j] = d_update, d_reset, d_candidate
                 dq[k, i, j], dq[k, i, units + j], dq[k, i, 2 * units + j] = d_update, d_reset, d_candidate * gate_r
-                direct[i, j] = dh * gate_z
+                direct[i, j] = dh * gate_z if kept else dh_in      # a padded step hands dh to h' unchanged
         if k > 0:
             _state_gradient(dq[k], kernel, blocks, masks, has_masks, 0, dh_next)
             _add_direct(direct, dh_next)
@@ -400,7 +454,7 @@ def _column_sums(a, out, zero):
 
 @njit(cache=True, error_model="numpy")
 def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse,
-                              masks, has_masks, dz, dp, d_kernel, zero, one):
+                              masks, has_masks, step_mask, has_step_mask, dz, dp, d_kernel, zero, one):
     """Without reset_after: dz[k] = dL/dx per step, its n block also dL/d((r * h') @ U_n); dp and d_kernel (the
     z and r columns from h', the n columns from the cached r * h' of every step)."""
     steps, n, units = states.shape
@@ -415,14 +469,16 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
         previous = states[k - 1] if k > 0 else zeros
         for i in range(n):
             row = cache[k, i]
+            kept = _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero)
             for j in range(units):
                 gate_z, candidate = row[j], row[2 * units + j]
-                dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                dh_in = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
+                dh = dh_in if kept else zero
                 d_candidate, dz[k, i, j] = _gru_mix_grads(dh, gate_z, previous[i, j], candidate, activation,
                                                           recurrent_activation, zero, one)
                 dz[k, i, 2 * units + j] = d_candidate
                 d_candidates[i, j] = d_candidate
-                direct[i, j] = dh * gate_z
+                direct[i, j] = dh * gate_z if kept else dh_in      # a padded step hands dh to h' unchanged
         gemm(d_candidates, kernel_n, d_reset_state, False, True)
         for i in range(n):
             for j in range(units):

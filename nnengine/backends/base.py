@@ -410,7 +410,7 @@ class Backend(ABC):
 
     # Recurrent layers: a whole sequence per call, time-major (recurrent_reference.py holds the formulas)
     def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                          masks=None):
+                          masks=None, step_mask=None):
         """Run a recurrent cell over a sequence: return ``(states, last, cache)``.
 
         ``cell`` is "simple_rnn", "lstm" or "gru"; ``p`` (T, n, G*u) the projected inputs x_t @ W (+ b), G = 1, 4
@@ -420,12 +420,14 @@ class Backend(ABC):
         p[T-1-k] with ``reverse``; the state before step 0 is zero. ``states`` (T, n, u) is the state after each
         step, ``last`` (n, u) the final one, ``cache`` (T, n, B*u) what the backward needs (B = 0, 6, 4).
         ``masks`` (G, n, u) or None: Keras's recurrent dropout, gate g's block of h @ U made from h * masks[g].
+        ``step_mask`` (T, n) of p's dtype or None: Keras's mask of padded steps, in p's order (1 where the step
+        holds data, 0 where it is padding: the state then carries over unchanged).
         """
         return recurrent_reference.forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse,
-                                           reset_after, masks)
+                                           reset_after, masks, step_mask)
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after, masks=None):
+                           reverse, reset_after, masks=None, step_mask=None):
         """Backpropagation through time of ``recurrent_forward``: return ``(dp, d_kernel, d_bias)``.
 
         ``states`` and ``cache`` are the forward's; ``grad`` is dL/dstates (T, n, u), or dL/dlast (n, u) when only
@@ -433,7 +435,7 @@ class Backend(ABC):
         ``bias`` does (the GRU with reset_after), else None.
         """
         return recurrent_reference.backward(self, cell, kernel, bias, states, cache, grad, activation,
-                                            recurrent_activation, reverse, reset_after, masks)
+                                            recurrent_activation, reverse, reset_after, masks, step_mask)
 
     # Windows of images (convolution and pooling) and normalization. ``x`` is (n, s, c): n samples of
     # s = height * width positions of c channels (channels_last, spatial axes flattened). ``positions``

@@ -3,7 +3,8 @@
 over the step's cells (two of each for a GRU without reset_after). Nothing in the loop reads back to the host,
 so a captured step replays as one graph. The weight gradients at the end are the reference's own
 (``recurrent_reference.gradients``: one product over every step). A training step with recurrent dropout
-(``masks``: never compiled) runs the reference loop on CuPy's operations.
+(``masks``: never compiled), or with Keras's mask of padded steps (``step_mask``), runs the reference loop on
+CuPy's operations.
 """
 from ..kernels.cuda import recurrent
 from .base import Backend
@@ -22,10 +23,10 @@ class CupyRecurrentPrimitives(Backend):
     """``recurrent_forward`` and ``recurrent_backward`` on kernels/cuda/recurrent.cu (``self.cupy`` is CuPy)."""
 
     def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                          masks=None):
-        if masks is not None:
+                          masks=None, step_mask=None):
+        if masks is not None or step_mask is not None:
             return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
-                                             reset_after, masks)
+                                             reset_after, masks, step_mask)
         p, kernel = contiguous(p), contiguous(kernel)
         bias = None if bias is None else contiguous(bias)
         steps, n, _ = p.shape
@@ -52,10 +53,10 @@ class CupyRecurrentPrimitives(Backend):
         return states, self.copy(h), cache
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after, masks=None):
-        if masks is not None:
+                           reverse, reset_after, masks=None, step_mask=None):
+        if masks is not None or step_mask is not None:
             return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
-                                              recurrent_activation, reverse, reset_after, masks)
+                                              recurrent_activation, reverse, reset_after, masks, step_mask)
         kernel, states, cache, grad = contiguous(kernel), contiguous(states), contiguous(cache), contiguous(grad)
         steps, n, units = states.shape
         dtype, all_steps = states.dtype, grad.ndim == 3

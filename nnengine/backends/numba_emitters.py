@@ -330,8 +330,15 @@ def _recurrent_call(b, name, arguments, outputs, dtype):
     return outputs
 
 
+def _step_mask_code(step_mask):
+    """The step mask's array as the generated code names it, or None."""
+    if step_mask is None or (isinstance(step_mask, Literal) and step_mask.value is None):
+        return None
+    return f"np.ascontiguousarray({as_array(step_mask, 'the step mask').code})"
+
+
 def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                       masks=None):
+                       masks=None, step_mask=None):
     has_bias, new = _recurrent_start(b, masks, bias)
     p, kernel = as_array(p, "the projected inputs"), as_array(kernel, "the recurrent kernel")
     dtype = p.example.dtype
@@ -340,12 +347,12 @@ def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_
         cell.value, shape, dtype, f"np.ascontiguousarray({p.code})", f"np.ascontiguousarray({kernel.code})",
         f"np.ascontiguousarray({as_array(bias, 'the bias').code})" if has_bias else None,
         activation.value, recurrent_activation.value, reverse.value, reset_after.value, None, new, typed_flag,
-        typed_int)
+        typed_int, _step_mask_code(step_mask))
     return _recurrent_call(b, name, arguments, outputs, dtype)
 
 
 def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                        reverse, reset_after, masks=None):
+                        reverse, reset_after, masks=None, step_mask=None):
     has_bias, new = _recurrent_start(b, masks, bias)
     kernel, states = as_array(kernel, "the recurrent kernel"), as_array(states, "the states")
     cache, grad = as_array(cache, "the cache"), as_array(grad, "the states' gradient")
@@ -355,7 +362,7 @@ def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, act
     name, arguments, outputs = backward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({kernel.code})", has_bias, states.code, cache.code, grad_code,
         grad.example.ndim == 3, activation.value, recurrent_activation.value, reverse.value, reset_after.value, None,
-        new, typed_flag, typed_int)
+        new, typed_flag, typed_int, _step_mask_code(step_mask))
     return _recurrent_call(b, name, arguments, outputs, dtype)
 
 

@@ -3,7 +3,8 @@
 
 Without the bundled OpenBLAS (``blas.AVAILABLE`` false: numpy built against MKL or Accelerate) the kernels cannot
 make their products, and the primitives run the reference loop of ``recurrent_reference.py`` instead. With
-recurrent dropout (``masks``) each gate's product is made from its own masked state, G products a step.
+recurrent dropout (``masks``) each gate's product is made from its own masked state, G products a step. Keras's mask
+of padded steps (``step_mask``) goes to the kernels as a (T, n) array of the dtype.
 """
 import numpy as np
 
@@ -36,7 +37,7 @@ def _same(value):
 
 
 def forward_arguments(cell, shape, dtype, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                      masks, new, flag=_same, integer=_same):
+                      masks, new, flag=_same, integer=_same, step_mask=None):
     """(kernel name, arguments, (states, last, cache)) of a forward call over a sequence of ``shape`` (T, n, u).
 
     Shared by the backend and its lowering (numba_emitters.py), which pass their own ``new(shape, dtype)`` for
@@ -46,7 +47,7 @@ def forward_arguments(cell, shape, dtype, p, kernel, bias, activation, recurrent
     cache = new((steps, n, CACHE_BLOCKS[cell] * units), dtype)
     codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
     outputs = (states, last, cache)
-    step = (flag(reverse), *_masks(masks, new, dtype, flag))
+    step = (flag(reverse), *_masks(masks, new, dtype, flag), *_step_mask(step_mask, new, dtype, flag))
     if cell == "simple_rnn":
         return "simple_rnn_forward", (p, kernel, codes[0], *step, states, last), outputs
     if cell == "lstm":
@@ -62,8 +63,13 @@ def _masks(masks, new, dtype, flag):
     return (masks, flag(True)) if masks is not None else (new((1, 1, 1), dtype), flag(False))
 
 
+def _step_mask(step_mask, new, dtype, flag):
+    """(step_mask, has_step_mask) as the kernels take them: an unread (1, 1) array stands in for None."""
+    return (step_mask, flag(True)) if step_mask is not None else (new((1, 1), dtype), flag(False))
+
+
 def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad, all_steps, activation,
-                       recurrent_activation, reverse, reset_after, masks, new, flag=_same, integer=_same):
+                       recurrent_activation, reverse, reset_after, masks, new, flag=_same, integer=_same, step_mask=None):
     """(kernel name, arguments, (dp, d_kernel, d_bias)) of a backward call; ``grad`` is (T, n, u) with
     ``all_steps``, else (1, n, u): the last state's gradient only. See ``forward_arguments``."""
     steps, n, units = shape
@@ -71,7 +77,7 @@ def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad
     dz, dp, d_kernel = new((steps, n, width), dtype), new((steps, n, width), dtype), new((units, width), dtype)
     codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
     common = (kernel, states, cache, grad, flag(all_steps))
-    step = (flag(reverse), *_masks(masks, new, dtype, flag))
+    step = (flag(reverse), *_masks(masks, new, dtype, flag), *_step_mask(step_mask, new, dtype, flag))
     if cell == "simple_rnn":
         return ("simple_rnn_backward", (kernel, states, grad, flag(all_steps), codes[0], *step, dz, dp, d_kernel),
                 (dp, d_kernel, None))
@@ -84,35 +90,39 @@ def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad
             (dp, d_kernel, d_bias if has_bias else None))
 
 
+def _contiguous(array):
+    return None if array is None else np.ascontiguousarray(array)
+
+
 class NumbaRecurrentPrimitives(NumpyBackend):
     """``recurrent_forward`` and ``recurrent_backward`` on the kernels of kernels/cpu/recurrent.py."""
 
     def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                          masks=None):
+                          masks=None, step_mask=None):
         if not blas_library.AVAILABLE:
             return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
-                                             reset_after, masks)
+                                             reset_after, masks, step_mask)
         p, kernel = np.ascontiguousarray(p), np.ascontiguousarray(kernel)
         bias = None if bias is None else np.ascontiguousarray(bias)
         masks = None if masks is None else np.ascontiguousarray(masks)
         name, arguments, outputs = forward_arguments(cell, (*p.shape[:2], kernel.shape[0]), p.dtype, p, kernel, bias,
                                                      activation, recurrent_activation, reverse, reset_after, masks,
-                                                     _sequence_array)
+                                                     _sequence_array, step_mask=_contiguous(step_mask))
         getattr(recurrent, name)(*arguments, *zero_one(p.dtype))
         return outputs
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after, masks=None):
+                           reverse, reset_after, masks=None, step_mask=None):
         if not blas_library.AVAILABLE:
             return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
-                                              recurrent_activation, reverse, reset_after, masks)
+                                              recurrent_activation, reverse, reset_after, masks, step_mask)
         all_steps = grad.ndim == 3
         grad = np.ascontiguousarray(grad).reshape(-1, *states.shape[1:])
         masks = None if masks is None else np.ascontiguousarray(masks)
         name, arguments, outputs = backward_arguments(cell, states.shape, states.dtype, np.ascontiguousarray(kernel),
                                                       bias is not None, states, cache, grad, all_steps, activation,
                                                       recurrent_activation, reverse, reset_after, masks,
-                                                      _sequence_array)
+                                                      _sequence_array, step_mask=_contiguous(step_mask))
         getattr(recurrent, name)(*arguments, *zero_one(states.dtype))
         return outputs
 

@@ -21,6 +21,11 @@ the activation, * elementwise, h' the previous state, q = h' @ U.
 With ``masks`` (G, n, u), Keras's recurrent dropout: gate block g of q is ``(h' * masks[g]) @ U_g``, one mask
 per gate, the same at every step (the GRU without reset_after multiplies r by ``h' * masks[2]``); the state
 that h = z * h' + ... carries over stays unmasked.
+
+With ``step_mask`` (T, n), Keras's mask of padded steps (1 where step t of sample i holds data, 0 where it is
+padding; in the inputs' order, like p): a padded step leaves the state as it was, ``h = where(m, h_new, h')``
+(and c for the LSTM), so the sequence runs as if the padded steps were not there. Its backward passes the
+state's gradient through a padded step unchanged (dh' += (1 - m) dh) and gives the cell none (m dh).
 """
 from .constants import shared_constant
 
@@ -184,7 +189,23 @@ def _state_gradient(bk, dq, kernel, masks, first, count):
     return total
 
 
-def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after, masks=None):
+def _kept(bk, step_mask, t):
+    """The bool (n, 1) column of step t: True where the step holds data."""
+    column = bk.getitem(step_mask, t)
+    return bk.not_equal(bk.reshape(column, (column.shape[0], 1)), shared_constant(bk, 0.0, step_mask.dtype))
+
+
+def _held(bk, keep, new, previous, step_cache=None, units=None):
+    """where(keep, new, previous): a padded step keeps the previous state; with the LSTM's ``step_cache``, its
+    c block (what the next step reads as c') holds the kept c too."""
+    kept = bk.where(keep, new, previous)
+    if step_cache is not None:
+        bk.assign(_block(bk, step_cache, 4, units), kept)
+    return kept
+
+
+def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after, masks=None,
+            step_mask=None):
     """(states (T, n, u), the last state (n, u), cache (T, n, CACHE_BLOCKS[cell] * u))."""
     steps, n, _ = p.shape
     units = kernel.shape[0]
@@ -194,6 +215,7 @@ def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse
     c = bk.full((n, units), 0, p.dtype)
     for k in range(steps):
         x = bk.getitem(p, _step_index(k, steps, reverse))
+        h_prev, c_prev = h, c
         if cell == "gru" and not reset_after:
             reset_input = None if masks is None else bk.mul(h, bk.getitem(masks, 2))
             z, r, reset_state = gru_gates_step(bk, x, _recurrent_product(bk, h, kernel, masks, 0, 2), h,
@@ -210,6 +232,11 @@ def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse
                                          recurrent_activation)
         else:
             h, step_cache = simple_rnn_step(bk, x, _recurrent_product(bk, h, kernel, masks, 0, 1), activation), None
+        if step_mask is not None:
+            keep = _kept(bk, step_mask, _step_index(k, steps, reverse))
+            h = _held(bk, keep, h, h_prev)
+            if cell == "lstm":
+                c = _held(bk, keep, c, c_prev, step_cache, units)
         bk.assign(bk.getitem(states, k), h)
         if step_cache is not None:
             bk.assign(bk.getitem(cache, k), step_cache)
@@ -217,7 +244,7 @@ def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse
 
 
 def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_activation, reverse, reset_after,
-             masks=None):
+             masks=None, step_mask=None):
     """(dp (T, n, G*u), d kernel, d bias or None): backpropagation through time from ``grad``, the gradient of
     every state (T, n, u) or of the last one only (n, u)."""
     steps, n, units = states.shape
@@ -230,6 +257,12 @@ def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_
         h_prev = bk.getitem(states, k - 1) if k > 0 else zeros
         step_grad = bk.getitem(grad, k) if grad.ndim == 3 else grad if k == steps - 1 else zeros
         dh = bk.add(step_grad, dh_next)
+        carried_h = carried_c = None
+        if step_mask is not None:       # a padded step: its state's gradient goes straight to the previous state
+            keep = _kept(bk, step_mask, _step_index(k, steps, reverse))
+            carried_h, dh = bk.where(keep, zeros, dh), bk.where(keep, dh, zeros)
+            if cell == "lstm":
+                carried_c, dc_next = bk.where(keep, zeros, dc_next), bk.where(keep, dc_next, zeros)
         step_cache = bk.getitem(cache, k)
         if cell == "simple_rnn":
             dz_k = simple_rnn_step_backward(bk, bk.getitem(states, k), dh, activation)
@@ -251,6 +284,10 @@ def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_
             bk.assign(bk.getitem(dq, k), dz_k)
             dh_next = bk.add(direct, _state_gradient(bk, _block(bk, dz_k, 0, units, 2), kernel, masks, 0, 2))
         bk.assign(bk.getitem(dz, k), dz_k)
+        if carried_h is not None:
+            dh_next = bk.add(dh_next, carried_h)
+            if carried_c is not None:
+                dc_next = bk.add(dc_next, carried_c)
     return gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after, masks)
 
 

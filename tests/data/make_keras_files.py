@@ -12,6 +12,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py multi_output   # three outputs, a loss on each
     KERAS_BACKEND=torch python tests/data/make_keras_files.py loss_metrics   # metrics that are losses' means
     KERAS_BACKEND=torch python tests/data/make_keras_files.py nested   # models used as layers of models
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py masked   # padded sequences: Keras's masks
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -306,6 +307,67 @@ def build_and_save_nested(keras):
         train_save_and_record(model, x, y, f"keras3_nested_{model.name}", (".keras", ".h5", ".weights.h5"))
 
 
+def padded_sequences(rng, count=24, steps=7, vocabulary=12):
+    """Integer sequences (count, steps) in [1, vocabulary), padded with zeros at the front, at the back, in the
+    middle and throughout (one sequence is all padding), and the same as float features (count, steps, 3)."""
+    tokens = rng.integers(1, vocabulary, (count, steps))
+    lengths = rng.integers(1, steps + 1, count)
+    for row, length in enumerate(lengths):
+        if row % 2:
+            tokens[row, length:] = 0                # padded after
+        else:
+            tokens[row, :steps - length] = 0        # padded before (pad_sequences' default)
+    tokens[3, 2:4] = 0
+    tokens[5] = 0
+    features = rng.standard_normal((count, steps, 3)).astype("float32") * (tokens[..., None] != 0)
+    return tokens, features
+
+
+def masked_models(keras):
+    """{name: (model, uses tokens, targets per step)}: models whose padded steps Keras's masks skip."""
+    layers = keras.layers
+    tokens = keras.Input((7,))
+    classifier = keras.Sequential([tokens, layers.Embedding(12, 4, mask_zero=True), layers.LSTM(5),
+                                   layers.Dense(3, activation="softmax")], name="classifier")
+    tagger = keras.Sequential([keras.Input((7,)), layers.Embedding(12, 4, mask_zero=True),
+                               layers.Bidirectional(layers.GRU(4, return_sequences=True)),
+                               layers.Dense(3, activation="softmax")], name="tagger")
+    backwards = keras.Sequential([keras.Input((7, 3)), layers.Masking(0.0), layers.SimpleRNN(5, go_backwards=True),
+                                  layers.Dense(3, activation="softmax")], name="backwards")
+    inputs = keras.Input((7,))
+    embedded = layers.Embedding(12, 4, mask_zero=True)(inputs)
+    states = layers.GRU(4, return_sequences=True, reset_after=False)(embedded)
+    joined = layers.Concatenate()([states, layers.Dense(4, activation="tanh")(embedded)])
+    pooled = layers.GlobalAveragePooling1D()(joined)
+    pooling = keras.Model(inputs, layers.Dense(3, activation="softmax")(pooled), name="pooling")
+    return {"classifier": (classifier, True, False), "tagger": (tagger, True, True),
+            "backwards": (backwards, False, False), "pooling": (pooling, True, False)}
+
+
+def build_and_save_masked(keras):
+    """``keras3_masked.npz``: for each of masked_models(), its first weights, its predictions, evaluate's [loss,
+    accuracy] and the weights after one unshuffled epoch of Adam (batch 8); the classifier also as .keras."""
+    keras.utils.set_random_seed(11)
+    rng = np.random.default_rng(11)
+    tokens, features = padded_sequences(rng)
+    tokens[5, 0] = 1                # GlobalAveragePooling1D over no kept step is 0 / 0 in Keras: nan
+    record = {"tokens": tokens, "features": features}
+    for name, (model, uses_tokens, per_step) in masked_models(keras).items():
+        x = tokens if uses_tokens else features
+        y = rng.integers(0, 3, (len(x), 7) if per_step else len(x))
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
+                       f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0)),
+                       **{f"{name}_before_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}})
+        history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
+        record[f"{name}_history"] = np.asarray([history["loss"][0], history["accuracy"][0]])
+        record.update({f"{name}_after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+        if name == "classifier":
+            model.save("keras3_masked_classifier.keras")
+    np.savez("keras3_masked.npz", **record)
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -362,7 +424,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
                 "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
-                "nested": build_and_save_nested,
+                "nested": build_and_save_nested, "masked": build_and_save_masked,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
