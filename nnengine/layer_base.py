@@ -294,8 +294,11 @@ class Layer(ABC):
         """
         return None
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=False, mask=None):
         if is_symbolic(x):                # Keras's Functional API: see symbolic.py
+            if mask is not None:
+                raise TypeError(f"layer {self.name!r}: a functional model does not record mask=; let a layer make "
+                                "the mask (Embedding(mask_zero=True) or Masking) and the layers pass it on")
             return call_symbolic(self, x)
         if isinstance(x, Layer):
             raise TypeError(f"layer {self.name!r} was called on layer {x.name!r}: call it on an Input(shape=...), "
@@ -304,7 +307,7 @@ class Layer(ABC):
             x = Tensor(np.asarray(x), dtype=self.dtype, device=self.device)
         if not self.built:
             self.build_for((None, *x.shape[1:]))
-        out = self.invoke(x, training)
+        out = self.invoke(x, training, mask)
         penalties = _ACTIVITY_PENALTIES.get()
         if penalties is not None and self.activity_regularizer is not None:
             penalties.append(self.activity_loss(out))
@@ -329,15 +332,15 @@ class Layer(ABC):
             self.input_shape = tuple(input_shape)
         self.built = True
 
-    def invoke(self, x, training=False):
+    def invoke(self, x, training=False, mask=None):
         """``call(x, training=..., mask=...)`` as the call takes them (a custom layer's call may take neither),
-        then the output's Keras mask (masks.py)."""
+        then the output's Keras mask (masks.py). The mask is the one ``x`` carries, unless ``mask`` is given."""
         takes_training = type(self).__dict__.get("_call_takes_training")
         if takes_training is None:
             parameters = inspect.signature(self.call).parameters
             takes_training = "training" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
             type(self)._call_takes_training = takes_training
-        mask = masks.mask_of(x)
+        mask = masks.mask_of(x) if mask is None else mask
         extra = masks.call_arguments(self, mask)
         out = self.call(x, training=training, **extra) if takes_training else self.call(x, **extra)
         return self.pass_mask(x, out, mask)

@@ -609,3 +609,25 @@ def test_recurrent_models_train_on_the_fake_gpu_as_on_the_reference():
         launched = {name for name, _, _ in gpu.launches}
     assert {"lstm_step", "gru_step", "gru_gates_step", "rnn_step_backward", "gru_reset_step_backward"} <= launched
     np.testing.assert_allclose(on_gpu, histories("numpy"), rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
+def test_a_masked_model_trains_on_the_fake_gpu_as_on_the_reference():                       # runs on staging data
+    """Padded sequences (Keras's masks): the CUDA backend runs the reference loop with the step mask."""
+    def history(device):
+        nn.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        tokens, labels = rng.integers(0, 6, (16, 5)), rng.integers(0, 3, (16, 5))
+        layers = nn.layers
+        model = nn.Sequential([nn.Input((5,)), layers.Embedding(6, 3, mask_zero=True),
+                               layers.Bidirectional(layers.GRU(3, return_sequences=True)),
+                               layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.to(device)
+        return model.fit(tokens, labels, epochs=2, batch_size=8, verbose=0).history
+
+    with FakeGPU():
+        on_gpu = history("cuda")
+    reference = history("numpy")
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(on_gpu[key], reference[key], rtol=1e-5)

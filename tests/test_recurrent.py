@@ -364,13 +364,19 @@ def test_orthogonal_and_identity_initializers():
         nn.initializers.Orthogonal()((3,))
 
 
-def test_the_snippet_of_docs_recurrent_md_runs_as_pasted(capsys):
+def test_the_snippets_of_docs_recurrent_md_run_as_pasted(capsys):
     text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "recurrent.md").read_text(encoding="utf-8")
-    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    first, padded = re.findall(r"```python\n(.*?)```", text, re.S)
     namespace = {}
-    exec(compile(code, "docs/recurrent.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    exec(compile(first, "docs/recurrent.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["model"].output_shape == (None, 10)
     assert "Epoch 2/2" in capsys.readouterr().out
+    namespace = {}
+    exec(compile(padded, "docs/recurrent.md masks snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    model, tokens = namespace["model"], namespace["tokens"]
+    np.testing.assert_array_equal(model.layers[0](tokens)._keras_mask.numpy(), tokens != 0)
+    padded_before = model.predict(np.array([[0, 0, 0, 7, 3]]), verbose=0)      # [7, 3] padded the other way
+    np.testing.assert_allclose(model.predict(tokens, verbose=0)[1:], padded_before, atol=1e-6)
 
 
 def test_a_long_sequences_arrays_are_reused_from_the_pool_and_its_plan_replays_in_python(monkeypatch):
