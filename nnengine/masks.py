@@ -121,8 +121,7 @@ def loss_weights(mask, per_entry, sample_weights, reduction):
 
     ``mask`` (n, ...) must match the leading axes of ``per_entry``'s shape; a mask that covers the output's last
     axis too (the losses reduce it) is reduced to whether any entry of the row is kept."""
-    while mask.ndim > per_entry.ndim:
-        mask = mask.astype(per_entry.dtype).max(axis=-1) > 0
+    mask = _entry_mask(mask, per_entry.ndim)
     if mask.shape != per_entry.shape[:mask.ndim]:
         raise ValueError(f"the output's mask has shape {mask.shape}, which does not fit its losses' shape "
                          f"{per_entry.shape}")
@@ -140,9 +139,10 @@ def loss_weights(mask, per_entry, sample_weights, reduction):
 
 
 def _entry_mask(mask, ndim):
-    """``mask`` over the leading ``ndim`` axes of an output (a mask over all its axes: any entry kept)."""
+    """``mask`` over the leading ``ndim`` axes of an output (a mask over all its axes: any entry kept, as a count
+    above 0: a sum, which a compiled plan lowers)."""
     while mask.ndim > ndim:
-        mask = mask.astype(np.float32).max(axis=-1) > 0
+        mask = mask.astype(np.float32).sum(axis=-1) > 0
     return mask
 
 
