@@ -15,8 +15,6 @@ nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests
 * ``Masking(mask_value=0.0)``: x, with zeros and Keras's mask False (nnengine/masks.py) at each step whose
   features all equal ``mask_value``: the steps the recurrent layers downstream skip.
 """
-import math
-
 from . import arguments
 from . import functional as F
 from .layer_base import Layer
@@ -211,11 +209,10 @@ class Masking(_ElementLayer):
         return (inputs != self.mask_value).astype(inputs.dtype).sum(axis=-1) > 0
 
     def call(self, x, training=False):
-        """where(kept, x, 0), its mask attached: x * kept, which a compiled plan lowers (a padded step's features
-        all equal the finite mask_value, so the product is 0; an infinite mask_value takes the where)."""
+        """where(kept, x, 0), its mask attached, computed as x * kept, which a compiled plan lowers: a padded step's
+        features all equal mask_value, a finite number (``arguments.number`` refuses others), so the product is 0."""
         kept = self.compute_mask(x)
-        column = kept.reshape(*kept.shape, 1)
-        out = x * column.astype(x.dtype) if math.isfinite(self.mask_value) else F.where(column, x, 0.0)
+        out = x * kept.reshape(*kept.shape, 1).astype(x.dtype)
         out._keras_mask = kept
         return out
 

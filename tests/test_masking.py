@@ -315,3 +315,14 @@ def test_a_mask_passed_to_a_layer_call_is_used_as_keras_uses_it():
     np.testing.assert_allclose(explicit[0], layer(x[:1, :2]).numpy()[0], atol=1e-6)
     with pytest.raises(TypeError, match="does not record mask="):
         layers.LSTM(2)(keras.Input((4, 3)), mask=nn.tensor(mask))
+
+
+def test_masking_and_mask_arguments_refuse_bad_values_naming_the_layer():
+    with pytest.raises(TypeError, match="Masking .*mask_value must be a number"):
+        layers.Masking("abc")
+    with pytest.raises(ValueError, match="mask_value must be a finite number"):
+        layers.Masking(float("nan"))                     # x != nan everywhere: it would never mask
+    with pytest.raises(TypeError, match="Embedding .*mask_zero must be True or False"):
+        layers.Embedding(5, 2, mask_zero="yes")
+    with pytest.raises(ValueError, match=r"layer 'pool': the mask must have shape \(2, 3\)"):
+        layers.GlobalAveragePooling1D(name="pool")(np.ones((2, 3, 1), np.float32), mask=np.ones((2, 4), bool))
