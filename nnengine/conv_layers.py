@@ -22,8 +22,8 @@ import numpy as np
 from . import arguments
 from . import functional as F
 from .layer_base import KernelAndBias, Layer, batch_shape
-from .masks import step_mask
 from .layer_functional import average_pool, gather_windows, index_constant, max_pool
+from .masks import step_mask
 
 __all__ = ["Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",

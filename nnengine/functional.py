@@ -520,7 +520,7 @@ def _step_mask(name, step_mask, projected):
     if step_mask.shape != projected.shape[:2]:
         raise ValueError(f"{name}: step_mask must have shape {projected.shape[:2]} (steps, batch), time first like "
                          f"the projected inputs, got {step_mask.shape}")
-    if step_mask.dtype == np.bool_ or step_mask.dtype != projected.dtype:
+    if step_mask.dtype != projected.dtype:           # bool (or 0/1 of another dtype) as the op's 0/1 floats
         step_mask = step_mask.astype(projected.dtype)
     return step_mask
 

@@ -445,6 +445,6 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Dense, Activation, Dropout, Flatten, Reshape, Embedding, InputLayer, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D,
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
-    RepeatVector, Identity, Masking, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D, Cropping1D,
-    Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average, Maximum,
-    Minimum, Concatenate, Dot)}
+    RepeatVector, Identity, Masking, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
+    Cropping1D, Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average,
+    Maximum, Minimum, Concatenate, Dot)}

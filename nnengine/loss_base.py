@@ -107,23 +107,20 @@ class Loss(ABC):
         shape = matched_shape(self.name, host.shape, y_pred_shape)
         return host.astype(dtype, copy=False).reshape(shape)
 
-    def from_prepared(self, targets, y_pred, logits=False, weights=None, mask=None):
+    def from_prepared(self, targets, y_pred, logits=False, weights=None):
         """The reduced loss from ``targets``, the upload of ``prepare_targets``'s array: the device half.
 
         ``logits``: ``y_pred`` holds the logits of ``logits_activation`` (the trainer's fused path).
         ``weights``: a Tensor of per-sample weights (sample_weight or class_weight), or None.
-        ``mask``: Keras's mask that the output carries (bool, (n, steps)), or None: padded entries weigh 0 and,
-        for a mean, the mean runs over the kept entries only (``masks.loss_weights``, as Keras's apply_mask).
         """
-        if mask is not None:
-            return self._masked(targets, y_pred, logits, weights, mask)
         if weights is not None:
             return self._reduce(self.per_sample_prepared(targets, y_pred, logits), weights)
         return self.on_logits(targets, y_pred) if logits else self(targets, y_pred)
 
-    def _masked(self, targets, y_pred, logits, weights, mask):
-        """The loss of an output that carries Keras's ``mask``: the per-entry losses times ``masks.loss_weights``,
-        reduced (for a mean: over every entry, which the weights make the mean over the kept ones)."""
+    def from_masked(self, targets, y_pred, logits, weights, mask):
+        """``from_prepared`` for an output that carries Keras's ``mask`` (bool, (n, steps)): the per-entry losses
+        times ``masks.loss_weights`` (padded entries weigh 0), reduced; for a mean, over every entry, which the
+        weights make the mean over the kept ones, as Keras's apply_mask does."""
         per_entry = self.per_sample_prepared(targets, y_pred, logits)
         weighted = per_entry * loss_weights(mask, per_entry, weights, self.reduction)
         if self.reduction in ("none", None):

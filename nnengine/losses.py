@@ -130,10 +130,8 @@ class SparseCategoricalCrossentropy(Loss):
         values in [0, classes)."""
         return self._labels(y_true, y_pred_shape)
 
-    def from_prepared(self, targets, y_pred, logits=False, weights=None, mask=None):
+    def from_prepared(self, targets, y_pred, logits=False, weights=None):
         """The loss from labels made by ``prepare_targets`` (already checked: no host work here)."""
-        if mask is not None:
-            return self._masked(targets, y_pred, logits, weights, mask)
         if weights is not None:
             return self._reduce(self.per_sample_prepared(targets, y_pred, logits), weights)
         if logits or self.from_logits:

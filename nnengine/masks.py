@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from . import functional as F
+from .tensor import full
 from .tensor_base import TensorBase
 
 __all__ = ["mask_of", "has_mask", "call_arguments", "propagate", "merged_mask", "concatenated_mask", "step_mask",
@@ -91,17 +92,11 @@ def concatenated_mask(inputs, masks, axis):
     along it. None when no input has a mask."""
     if not isinstance(masks, list) or not has_mask(masks):
         return None
-    full = [(mask if mask is not None else _all_kept(x)).astype(np.float32) for x, mask in zip(inputs, masks)]
+    every = [mask if mask is not None else full(x.shape[:-1], True, np.bool_, x.device)
+             for x, mask in zip(inputs, masks)]
     if axis == inputs[0].ndim - 1:
-        return merged_mask(full)
-    return F.concatenate(full, axis=axis) > 0
-
-
-def _all_kept(x):
-    """An all-True mask for ``x``'s leading axes (all but the last), made on x's device from x itself: 0 * v + 1 is
-    1 for every finite v and nan otherwise, and both differ from 0."""
-    first = x[(slice(None),) * (x.ndim - 1) + (0,)]
-    return (first * 0.0 + 1.0) != 0
+        return merged_mask(every)
+    return F.concatenate([mask.astype(np.float32) for mask in every], axis=axis) > 0
 
 
 def step_mask(owner, mask, x):
@@ -154,14 +149,14 @@ def masked_hits(predictions, targets, mask):
     last = predictions.ndim - 1
     kept = _entry_mask(mask, last)
     if targets.ndim == last:
-        backend = targets.backend
-        labels = F.where(kept, targets, type(targets)._make(backend.full(targets.shape, -1, targets.dtype), backend))
+        labels = F.where(kept, targets, full(targets.shape, -1, targets.dtype, targets.device))
         hits = type(predictions)._make(predictions.backend.argmax_matches(predictions._data, labels._data),
                                        predictions.backend).astype(np.float64)
     else:
         hits = ((predictions.argmax(axis=last) == targets.argmax(axis=last)).astype(np.float64) *
                 kept.astype(np.float64)).sum()
     count = kept.astype(np.float64).reshape(1, -1).sum(axis=1)          # (1,): the kept entries
+    # hits is 0-d, and a plan's lowering cannot reshape a 0-d result: broadcasting it against count makes it (1,)
     return F.concatenate([count * 0.0 + hits, count])
 
 
@@ -173,10 +168,11 @@ def with_mask_column(predictions, mask):
 
 
 def metric_weights(output, sample_weight):
-    """(the predictions, the metrics' sample weights) from ``with_mask_column``'s host array: the mask, times the
-    per-sample ``sample_weight`` (n,) if any, as Keras weights a masked output's metrics."""
+    """(the predictions, the mask, the mask times the per-sample ``sample_weight`` (n,), or the mask when there is
+    none) from ``with_mask_column``'s host array: the weights of a masked output's metrics and weighted metrics,
+    as Keras weights them."""
     predictions, kept = output[..., :-1], output[..., -1]
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, np.float64)
-        kept = kept * sample_weight.reshape(sample_weight.shape[0], *[1] * (kept.ndim - 1))
-    return predictions, kept
+    if sample_weight is None:
+        return predictions, kept, kept
+    sample_weight = np.asarray(sample_weight, np.float64)
+    return predictions, kept, kept * sample_weight.reshape(sample_weight.shape[0], *[1] * (kept.ndim - 1))

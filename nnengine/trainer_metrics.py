@@ -112,7 +112,7 @@ class TrainerMetrics:
                 weights = w_batch.arrays[head.position] if isinstance(w_batch, SampleArrays) else w_batch
                 kept = None
                 if masked:                                  # the mask weighs every metric, times sample weights
-                    (output, kept), (_, weights) = metric_weights(output, None), metric_weights(output, weights)
+                    output, kept, weights = metric_weights(output, weights)
                 for metric in head.metrics:
                     metric.update_state(targets, output, sample_weight=kept)
                 for metric in head.weighted:

@@ -202,7 +202,9 @@ class TrainerStep:
         for head, out, y, w, flag in zip(self._heads, outs, ys, ws, logits):
             if head.loss is None:
                 continue
-            value = head.loss.from_prepared(y, out, flag, weights=w, mask=out._keras_mask)
+            mask = out._keras_mask
+            value = head.loss.from_prepared(y, out, flag, weights=w) if mask is None else \
+                head.loss.from_masked(y, out, flag, w, mask)
             if head.tracker is not None:
                 tracked.append(value)
             weighted = value if head.weight is None else value * head.weight

@@ -69,7 +69,8 @@ def _step_mask(step_mask, new, dtype, flag):
 
 
 def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad, all_steps, activation,
-                       recurrent_activation, reverse, reset_after, masks, new, flag=_same, integer=_same, step_mask=None):
+                       recurrent_activation, reverse, reset_after, masks, new, flag=_same, integer=_same,
+                       step_mask=None):
     """(kernel name, arguments, (dp, d_kernel, d_bias)) of a backward call; ``grad`` is (T, n, u) with
     ``all_steps``, else (1, n, u): the last state's gradient only. See ``forward_arguments``."""
     steps, n, units = shape
@@ -91,6 +92,7 @@ def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad
 
 
 def _contiguous(array):
+    """A C-contiguous ``array`` (the kernels index them so), or None."""
     return None if array is None else np.ascontiguousarray(array)
 
 
@@ -103,8 +105,7 @@ class NumbaRecurrentPrimitives(NumpyBackend):
             return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
                                              reset_after, masks, step_mask)
         p, kernel = np.ascontiguousarray(p), np.ascontiguousarray(kernel)
-        bias = None if bias is None else np.ascontiguousarray(bias)
-        masks = None if masks is None else np.ascontiguousarray(masks)
+        bias, masks = _contiguous(bias), _contiguous(masks)
         name, arguments, outputs = forward_arguments(cell, (*p.shape[:2], kernel.shape[0]), p.dtype, p, kernel, bias,
                                                      activation, recurrent_activation, reverse, reset_after, masks,
                                                      _sequence_array, step_mask=_contiguous(step_mask))
@@ -118,7 +119,7 @@ class NumbaRecurrentPrimitives(NumpyBackend):
                                               recurrent_activation, reverse, reset_after, masks, step_mask)
         all_steps = grad.ndim == 3
         grad = np.ascontiguousarray(grad).reshape(-1, *states.shape[1:])
-        masks = None if masks is None else np.ascontiguousarray(masks)
+        masks = _contiguous(masks)
         name, arguments, outputs = backward_arguments(cell, states.shape, states.dtype, np.ascontiguousarray(kernel),
                                                       bias is not None, states, cache, grad, all_steps, activation,
                                                       recurrent_activation, reverse, reset_after, masks,
