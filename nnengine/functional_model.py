@@ -146,9 +146,9 @@ class Functional(Model):
         flags = return_logits if isinstance(return_logits, (list, tuple)) else [return_logits] * len(self._outputs)
         at_logits = {id(tensor.node) for tensor, flag in zip(self._outputs, flags) if flag}
         for node in self._steps:
-            args = [values[id(tensor)] for tensor in node.inputs]
-            arg = args if node.as_list else args[0]     # at its logits: no activity penalty then (trainer)
-            values[id(node.output)] = run_part(node.layer, arg, training, penalties, id(node) in at_logits)
+            arg = node.argument([values[id(tensor)] for tensor in node.inputs])
+            values[id(node.output)] = run_part(node.layer, arg, training, penalties, id(node) in at_logits,
+                                               node.options)    # at its logits: no activity penalty (trainer)
         outputs = [values[id(tensor)] for tensor in self._outputs]
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -158,8 +158,7 @@ class Functional(Model):
         writes it as the layer's build config."""
         shapes = {}
         for node in self._steps:
-            inputs = [list(tensor.shape) for tensor in node.inputs]
-            shapes.setdefault(node.layer, inputs if node.as_list else inputs[0])
+            shapes.setdefault(node.layer, _argument_shapes(node))
         return shapes
 
     def summary_connections(self):
@@ -178,7 +177,7 @@ class Functional(Model):
         """Keras's test: no layer called twice, and each node reads one tensor, the previous node's output."""
         nodes = self._graph.nodes                       # the input's node first
         return len(nodes) == len(self._graph.layers) and all(
-            not node.as_list and len(node.inputs) == 1 and node.inputs[0].node is previous
+            not node.as_list and not node.names and len(node.inputs) == 1 and node.inputs[0].node is previous
             for previous, node in zip(nodes, nodes[1:]))
 
     def summary_shapes(self):
@@ -201,8 +200,7 @@ class Functional(Model):
                 {"class_name": "InputLayer", "config": layer.get_config()}
             nodes = [node for node in self._graph.nodes_of(layer) if node.inputs]
             entry["name"] = layer.name
-            entry["inbound_nodes"] = [{"args": [[tensor_config(t) for t in node.inputs] if node.as_list else
-                                                tensor_config(node.inputs[0])], "kwargs": {}} for node in nodes]
+            entry["inbound_nodes"] = [_node_config(node, tensor_config) for node in nodes]
             layers.append(entry)
         return {"name": self.name, "trainable": self.trainable, "layers": layers,
                 "input_layers": _endpoints(self._inputs, numbers),
@@ -224,11 +222,37 @@ class Functional(Model):
                 raise ValueError(f"Functional.from_config: two layers are named {name!r:.80}")
             layers[name] = layer_from_config(f"Functional.from_config: layers[{position}] ({name!r:.80})", entry,
                                              known)
-            calls.append((name, _calls_of(entry, name)))
+            calls.append((name, _calls_of(entry, name, layers[name])))
         outputs = _run_calls(layers, calls)
         inputs = [_tensor_at(outputs, history, "input_layers") for history in _histories(config["input_layers"])]
         results = [_tensor_at(outputs, history, "output_layers") for history in _histories(config["output_layers"])]
         return cls(inputs, results, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _argument_shapes(node):
+    """A node's input shapes as lists: one, a list of them (a merge layer), or {argument: shape} for the layer's
+    positional arguments (attention's query, value, key)."""
+    shapes = [list(tensor.shape) for tensor in node.inputs]
+    if node.names:
+        return {name: shape for name, shape in zip(node.names, shapes) if name in node.layer.call_argument_names}
+    return shapes if node.as_list else shapes[0]
+
+
+def _node_config(node, tensor_config):
+    """Keras 3's config of one call: {'args': [...], 'kwargs': {...}}; named inputs: the leading positional ones
+    of the layer's call in 'args', the others and the call's options in 'kwargs'."""
+    if not node.names:
+        return {"args": [[tensor_config(t) for t in node.inputs] if node.as_list else tensor_config(node.inputs[0])],
+                "kwargs": {}}
+    named = dict(zip(node.names, node.inputs))
+    positional = []
+    for name in node.layer.call_argument_names:
+        if name not in named:
+            break
+        positional.append(name)
+    return {"args": [tensor_config(named[name]) for name in positional],
+            "kwargs": {**{name: tensor_config(t) for name, t in named.items() if name not in positional},
+                       **node.options}}
 
 
 def _endpoints(tensors, numbers):
@@ -266,13 +290,17 @@ def _entry_name(entry, position):
     return name
 
 
-def _calls_of(entry, name):
-    """The calls an entry's 'inbound_nodes' list: for each, ([(layer name, node index)], called on a list)."""
+def _calls_of(entry, name, layer):
+    """The calls an entry's 'inbound_nodes' list: for each, ([(layer name, node index)], called on a list, the
+    argument names of the inputs and the call's options when ``layer`` takes named inputs, else None and {})."""
     nodes = entry.get("inbound_nodes", [])
     if not isinstance(nodes, list):
         raise ValueError(f"layer {name!r:.80}: 'inbound_nodes' must be a list")
     calls = []
     for node in nodes:
+        if isinstance(node, dict) and getattr(layer, "call_argument_names", None):
+            calls.append(_named_call(node, name, layer.call_argument_names))
+            continue
         if isinstance(node, dict):              # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
             args = node.get("args")
             if not isinstance(args, list) or len(args) != 1:
@@ -289,8 +317,27 @@ def _calls_of(entry, name):
             raise ValueError(f"layer {name!r:.80}: a call must be an object or a list, got {node!r:.80}")
         if not histories:
             raise ValueError(f"layer {name!r:.80} has a call without inputs")
-        calls.append((histories, as_list))
+        calls.append((histories, as_list, None, {}))
     return calls
+
+
+def _is_tensor_config(value):
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
+def _named_call(node, name, positional):
+    """A Keras 3 call of a layer with named inputs: {'args': [tensors], 'kwargs': {name: tensor or option}}, its
+    args named by the layer's ``positional`` argument names."""
+    args, kwargs = node.get("args"), node.get("kwargs") or {}
+    if not isinstance(args, list) or not args or len(args) > len(positional) or not isinstance(kwargs, dict) or \
+            not all(_is_tensor_config(arg) for arg in args):
+        raise ValueError(f"layer {name!r:.80}: a call must give its inputs as tensors in 'args' (at most "
+                         f"{len(positional)}: {', '.join(positional)}) and 'kwargs', got {node!r:.80}")
+    tensors = dict(zip(positional, args))
+    tensors.update({key: value for key, value in kwargs.items() if _is_tensor_config(value)})
+    options = {key: value for key, value in kwargs.items() if not _is_tensor_config(value)}
+    histories = [_history((t.get("config") or {}).get("keras_history"), name) for t in tensors.values()]
+    return histories, False, list(tensors), options
 
 
 def _history(value, name):
@@ -329,10 +376,11 @@ def _run_calls(layers, calls):
             if missing is not None:
                 waiting[missing].append(name)
                 break
-            histories, as_list = queue.popleft()
+            histories, as_list, names, options = queue.popleft()
             tensors = [outputs[source][index] for source, index in histories]
             made = outputs.setdefault(name, [])
-            made.append(layers[name](tensors if as_list else tensors[0]))
+            made.append(layers[name](**dict(zip(names, tensors)), **options) if names else
+                        layers[name](tensors if as_list else tensors[0]))
             ready.extend(waiting.pop((name, len(made) - 1), []))
     stuck = sorted(name for name, queue in queues.items() if queue)
     if stuck:

@@ -101,7 +101,9 @@ def native_config(model):
         elif layer is not None:
             if native_entry["registered_name"] is not None:
                 native_entry["module"] = type(layer).__module__
-            native_entry["build_config"] = {"input_shape": shapes[layer]}
+            shape = shapes[layer]               # named inputs (attention): Keras's shapes_dict
+            native_entry["build_config"] = {"shapes_dict": {f"{name}_shape": value for name, value in shape.items()}} \
+                if isinstance(shape, dict) else {"input_shape": shape}
         layers.append({**native_entry, **{key: entry[key] for key in ("name", "inbound_nodes") if key in entry}})
     native["config"] = {**config, "layers": layers}
     if not functional:

@@ -13,6 +13,7 @@ where the math is (each is one or a few of nnengine's functional ops, so autogra
 import numpy as np
 
 from . import functional as F
+from .layer_base import remember_host_values
 from .tensor import Tensor, ones, zeros
 
 __all__ = ["convert_to_tensor", "cast", "add", "subtract", "multiply", "divide", "negative", "power", "square",
@@ -20,7 +21,7 @@ __all__ = ["convert_to_tensor", "cast", "add", "subtract", "multiply", "divide",
            "max", "min", "argmax", "var", "std", "reshape", "transpose", "squeeze", "expand_dims", "concatenate", "stack",
            "softmax",
            "log_softmax", "relu", "sigmoid", "tanh", "equal", "not_equal", "greater", "greater_equal", "less",
-           "less_equal", "ones_like", "zeros_like"]
+           "less_equal", "ones_like", "zeros_like", "shape", "arange"]
 
 
 def convert_to_tensor(x, dtype=None):
@@ -239,3 +240,19 @@ def zeros_like(x):
     """Zeros of ``x``'s shape and dtype, on its device."""
     x = convert_to_tensor(x)
     return zeros(x.shape, dtype=x.dtype, device=x.device)
+
+
+def shape(x):
+    """The shape of ``x`` as a tuple of ints (every size is known when a layer runs on data)."""
+    return tuple(x.shape) if isinstance(x, Tensor) else tuple(np.shape(x))
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """[start, start + step, ...) up to ``stop`` (from 0 to ``start`` when ``stop`` is None), as Keras makes it:
+    int32 when every bound is an int and no ``dtype`` is given, else float32 (or ``dtype``)."""
+    bounds = [value for value in (start, stop, step) if value is not None]
+    integral = all(isinstance(value, (int, np.integer)) and not isinstance(value, bool) for value in bounds)
+    dtype = dtype or ("int32" if integral else "float32")
+    values = (np.arange(start, stop, step) if stop is not None else np.arange(start, step=step)).astype(dtype)
+    values.flags.writeable = False
+    return remember_host_values(Tensor(values, dtype=dtype), values)    # an Embedding checks them on the host

@@ -2,7 +2,7 @@
 
 layers.py holds the concrete layers; this module holds what they share, so that each file stays
 readable. ``stored_weights`` lets saving.py build a model with its weights taken from a file. The module is
-one piece (a little over 450 lines): ``Layer`` is the contract every layer and file format reads, and its helpers
+one piece (about 540 lines): ``Layer`` is the contract every layer and file format reads, and its helpers
 are the few context variables it sets.
 """
 import contextlib
@@ -10,11 +10,12 @@ import contextvars
 import inspect
 import math
 import threading
+import weakref
 from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import activations, arguments, constraints, initializers, masks, regularizers
+from . import activations, arguments, composite, constraints, initializers, masks, regularizers
 from . import functional as F
 from .autograd import no_grad
 from .device import get_default_device
@@ -24,7 +25,8 @@ from .tensor import Tensor
 from .utils import snake_case, unique_name
 
 __all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype",
-           "checked_on_host", "is_checked_on_host", "collecting_activity", "activity_penalties",
+           "checked_on_host", "is_checked_on_host", "remember_host_values", "host_values", "collecting_activity",
+           "activity_penalties",
            "holding", "compatible_shapes"]
 
 
@@ -54,6 +56,24 @@ def checked_on_host(tensors):
 def is_checked_on_host(tensor):
     """Whether the running step's trainer checked ``tensor``'s values on the host (``checked_on_host``)."""
     return id(tensor) in _CHECKED_ON_HOST.get()
+
+
+#: id(tensor) -> (a weak reference to it, the host array it was made from), for tensors made from host values
+#: that nothing writes into (keras.ops.arange): a layer may check those values without reading the device
+_HOST_VALUES = {}
+
+
+def remember_host_values(tensor, values):
+    """Note that ``tensor`` holds ``values`` (a host array); forgotten when the tensor is freed. Returns it."""
+    key = id(tensor)
+    _HOST_VALUES[key] = (weakref.ref(tensor, lambda _: _HOST_VALUES.pop(key, None)), values)
+    return tensor
+
+
+def host_values(tensor):
+    """The host array ``tensor`` was made from (``remember_host_values``), or None."""
+    entry = _HOST_VALUES.get(id(tensor))
+    return entry[1] if entry is not None and entry[0]() is tensor else None
 
 
 #: the list that collects the activity regularizers' penalties of the layers a subclassed model's call runs
@@ -135,6 +155,22 @@ class Layer(ABC):
         if batch_input_shape is not None:
             self.batch_input_shape = batch_shape(owner, "batch_input_shape", batch_input_shape)
 
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if not type(self).__module__.startswith("nnengine."):     # a custom layer tracks its parts (composite.py)
+            composite.track(self, name, value)
+
+    def _entries(self, trainable_only=False):
+        """(weight, name) of every weight: the layer's own, then its parts' (a custom layer made of layers)."""
+        if not self.__dict__.get("_tracked"):
+            pairs = list(zip(self._weights, self._weight_names))
+            return [(w, n) for w, n in pairs if w.requires_grad] if trainable_only else pairs
+        return composite.weights_within(self, trainable_only)
+
+    def _inner_layers(self):
+        """The layers inside this one (its parts', for a custom layer made of layers), itself first."""
+        return composite.layers_within(self) if self.__dict__.get("_tracked") else [self]
+
     # -- weights ---------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
                    constraint=None, name=None):
@@ -166,16 +202,19 @@ class Layer(ABC):
 
     def apply_constraints(self):
         """Project each constrained weight in place (after an optimizer step), as Keras's optimizer does."""
-        for weight, constraint in zip(self._weights, self._weight_constraints):
-            if constraint is not None:
-                projected = constraint(weight)
-                weight._backend.assign(weight._data, projected._data)
+        for layer in self._inner_layers():
+            for weight, constraint in zip(layer._weights, layer._weight_constraints):
+                if constraint is not None:
+                    projected = constraint(weight)
+                    weight._backend.assign(weight._data, projected._data)
 
     def regularization_losses(self):
         """The penalties of the regularized trainable weights (0-d Tensors), as Keras adds them to the loss."""
         if not self.trainable:
             return []
-        return [regularizer(weight) for weight, regularizer in zip(self._weights, self._weight_regularizers)
+        inner = composite.layers_within(self, trainable_only=True) if self.__dict__.get("_tracked") else [self]
+        return [regularizer(weight) for layer in inner
+                for weight, regularizer in zip(layer._weights, layer._weight_regularizers)
                 if regularizer is not None and weight.requires_grad]
 
     def activity_loss(self, output):
@@ -193,9 +232,10 @@ class Layer(ABC):
 
     @property
     def input(self):
-        """The KerasTensor (or list of them, for a merge layer) of this layer's first symbolic call."""
+        """The KerasTensor (or list of them, for a merge layer or named inputs) of this layer's first symbolic
+        call."""
         node = self._first_call("input")
-        return list(node.inputs) if node.as_list else node.inputs[0]
+        return list(node.inputs) if node.as_list or node.names else node.inputs[0]
 
     def _first_call(self, what):
         owner = self.__dict__.get("_sequential")
@@ -209,51 +249,53 @@ class Layer(ABC):
 
     @property
     def weights(self):
-        """Every weight Tensor, in Keras's order (kernel before bias)."""
-        return list(self._weights)
+        """Every weight Tensor, in Keras's order (kernel before bias; a custom layer's own, then its parts')."""
+        return [w for w, _ in self._entries()]
 
     @property
     def trainable_weights(self):
         """The weights an optimizer updates (all of them unless ``trainable`` is False)."""
-        return [w for w in self._weights if w.requires_grad] if self.trainable else []
+        return [w for w, _ in self._entries(trainable_only=True)] if self.trainable else []
 
     @property
     def non_trainable_weights(self):
         """The weights an optimizer leaves alone."""
         trainable = {id(w) for w in self.trainable_weights}       # by identity: == on tensors is elementwise
-        return [w for w in self._weights if id(w) not in trainable]
+        return [w for w in self.weights if id(w) not in trainable]
 
     @property
     def weight_names(self):
-        """Keras's short names of the weights ('kernel', 'bias')."""
-        return list(self._weight_names)
+        """Keras's short names of the weights ('kernel', 'bias'; a part's '<part name>/kernel')."""
+        return [n for _, n in self._entries()]
 
     def get_weights(self):
         """The weights as numpy arrays, in Keras's order."""
-        return [w.numpy() for w in self._weights]
+        return [w.numpy() for w in self.weights]
 
     def set_weights(self, weights):
         """Overwrite the weights from numpy arrays of exactly the current shapes."""
         if not isinstance(weights, (list, tuple)):
             raise TypeError(f"layer {self.name!r}: set_weights expects a list of arrays, got {type(weights).__name__}")
-        weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weight arrays, "
+        weights, entries = list(weights), self._entries()
+        if len(weights) != len(entries):
+            raise ValueError(f"layer {self.name!r} expects {len(entries)} weight arrays, "
                              f"got {len(weights)}")
-        for name, current, new in zip(self._weight_names, self._weights, weights):
+        for (current, name), new in zip(entries, weights):
             new = np.asarray(new)
             if new.shape != current.shape:
                 raise ValueError(f"layer {self.name!r}: weight {name!r} has shape {current.shape}, "
                                  f"got an array of shape {new.shape}")
-        for current, new in zip(self._weights, weights):
+        for (current, _), new in zip(entries, weights):
             current.assign_(new)
 
     def count_params(self):
         """The number of scalars in the weights."""
-        return sum(math.prod(w.shape) for w in self._weights)
+        return sum(math.prod(w.shape) for w in self.weights)
 
     def to(self, device):
-        """Move the weights to ``device`` in place; return self."""
+        """Move the weights (a custom layer's parts' too) to ``device`` in place; return self."""
+        for part in composite.tracked_parts(self):
+            part.to(device)
         for weight in self._weights:
             weight.move_(device)
         self.device = device
@@ -290,8 +332,13 @@ class Layer(ABC):
         """Why a compiled step cannot replay this layer, or None (the default: it can).
 
         A layer whose call uploads host data that changes from step to step (new random numbers, for
-        one) must say so here: a captured plan would replay the first step's data forever.
+        one) must say so here: a captured plan would replay the first step's data forever. A custom layer made
+        of layers gives its parts' first reason.
         """
+        for layer in self._inner_layers()[1:]:
+            reason = layer.capture_blocker(training)
+            if reason:
+                return reason
         return None
 
     def __call__(self, x, training=False, mask=None):
@@ -322,15 +369,31 @@ class Layer(ABC):
                     self.build_once(input_shape)
             return
         if self.input_shape is not None and not compatible_shapes(self.input_shape, input_shape):
-            raise ValueError(f"layer {self.name!r} was built for inputs {tuple(self.input_shape)} and cannot be "
-                             f"called on inputs of shape {tuple(input_shape)}")
+            raise ValueError(f"layer {self.name!r} was built for inputs {_shown(self.input_shape)} and cannot be "
+                             f"called on inputs of shape {_shown(input_shape)}")
 
     def build_once(self, input_shape):
         """``build(input_shape)``, then mark the layer built (a custom ``build`` need not call super().build)."""
-        self.build(tuple(input_shape))
+        input_shape = input_shape if isinstance(input_shape, dict) else tuple(input_shape)   # dict: named inputs
+        self.build(input_shape)
         if self.input_shape is None:
-            self.input_shape = tuple(input_shape)
+            self.input_shape = input_shape
         self.built = True
+        source = weight_source()
+        if source is not None and self.__dict__.get("_tracked"):
+            self._load_parts(source, input_shape)
+
+    def _load_parts(self, source, input_shape):
+        """While a file loads: build a custom layer's parts by a call on a probe batch of zeros (they take fresh
+        weights then, since they are asked for in the order of the call, not of the file), then read every
+        weight after the layer's own from ``source``, in Keras's order."""
+        own = len(self._weights)
+        with stored_weights(None), no_grad():
+            probe = Tensor(np.zeros([1 if size is None else size for size in (1, *input_shape[1:])]),
+                           dtype=self.dtype, device=self.device)
+            self.invoke(probe, False)
+        for weight, name in self._entries()[own:]:
+            weight.assign_(source(self, name, weight.shape))
 
     def invoke(self, x, training=False, mask=None):
         """``call(x, training=..., mask=...)`` as the call takes them (a custom layer's call may take neither),
@@ -392,9 +455,17 @@ class Layer(ABC):
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
 
 
+def _shown(shape):
+    return shape if isinstance(shape, dict) else tuple(shape)
+
+
 def compatible_shapes(built_for, shape):
-    """Whether inputs of ``shape`` fit a layer built for ``built_for`` (shapes, or lists of shapes for a merge
-    layer): as many inputs, the same ranks, and equal sizes after the batch axis wherever both are known."""
+    """Whether inputs of ``shape`` fit a layer built for ``built_for`` (shapes, lists of shapes for a merge
+    layer, or {argument name: shape} for named inputs such as attention's query and value): as many inputs, the
+    same ranks, and equal sizes after the batch axis wherever both are known."""
+    if isinstance(built_for, dict) or isinstance(shape, dict):
+        return isinstance(built_for, dict) and isinstance(shape, dict) and set(built_for) == set(shape) and \
+            all(compatible_shapes(built_for[name], shape[name]) for name in shape)
     listed = bool(built_for) and isinstance(built_for[0], (list, tuple))
     olds, news = (list(built_for), list(shape)) if listed else ([built_for], [shape])
     return len(olds) == len(news) and all(

@@ -20,14 +20,21 @@ from .dtypes import is_float_dtype
 from .ops import AveragePool, GatherWindows, MaxPool, Moments, Normalize
 from .tensor_base import TensorBase
 
-__all__ = ["index_constant", "gather_windows", "max_pool", "average_pool", "moments", "normalize"]
+__all__ = ["index_constant", "host_constant", "gather_windows", "max_pool", "average_pool", "moments", "normalize"]
 
 
 def index_constant(like, key, make):
     """A read-only int64 Tensor on ``like``'s device holding ``make()`` (a host array), uploaded once per
     device and hashable ``key`` and shared by every caller with the same key."""
+    return host_constant(like, ("index", key), make, np.int64)
+
+
+def host_constant(like, key, make, dtype):
+    """A read-only Tensor of ``dtype`` on ``like``'s device holding ``make()`` (a host array that depends on
+    shapes only), uploaded once per device and hashable ``key``, and shared (a compiled step reads it as a
+    constant)."""
     backend = like._backend
-    array = shared_array(backend, ("index", key), lambda: np.ascontiguousarray(make(), dtype=np.int64))
+    array = shared_array(backend, key, lambda: np.ascontiguousarray(make(), dtype=dtype))
     return type(like)._make(array, backend)
 
 

@@ -2,7 +2,9 @@
 TimeDistributed.
 
 The convolution and pooling layers are in conv_layers.py, the normalization layers in
-norm_layers.py; every layer class is reachable from here (``nnengine.layers.Conv2D``).
+norm_layers.py, MultiHeadAttention in attention_layers.py; every layer class is reachable from here
+(``nnengine.layers.Conv2D``). The module is one piece (a little over 450 lines): the core layers and the
+registry of every class a file may name.
 
 A layer holds its weights as Tensors that require grad and computes with the
 core ops, so autograd derives its backward pass. Layers build lazily: the
@@ -19,17 +21,19 @@ import math
 import numpy as np
 
 from . import activations, arguments, constraints, initializers, regularizers
+from .attention_layers import MultiHeadAttention
 from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, GlobalAveragePooling1D,
                           GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
-from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, is_checked_on_host,
-                         stored_weights)
+from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, host_values,
+                         is_checked_on_host, stored_weights)
 from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, LayerNormalization
 from .preprocessing_layers import Normalization
 from .recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
-from .utility_layers import Identity, LeakyReLU, Masking, Permute, ReLU, RepeatVector, Rescaling, Softmax
+from .utility_layers import (Identity, LeakyReLU, Masking, Permute, ReLU, RepeatVector, Rescaling, Softmax,
+                             inverted_dropout)
 from .tensor import Tensor
 from .utils import global_rng, unique_name
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
@@ -40,8 +44,9 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "BatchNormalization", "LayerNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
            "RepeatVector", "Identity", "Masking", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
-           "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add", "subtract",
-           "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK", "stored_weights"]
+           "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "MultiHeadAttention",
+           "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK",
+           "stored_weights"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -153,10 +158,7 @@ class Dropout(Layer):
         """Inverted dropout: x * mask / (1 - rate) with mask ~ Bernoulli(1 - rate), in training only."""
         if not training or self.rate == 0:
             return x
-        rng = self._rng or global_rng()
-        keep = rng.random(x.shape) >= self.rate
-        mask = Tensor(keep / (1.0 - self.rate), dtype=x.dtype, device=x.device)
-        return x * mask
+        return inverted_dropout(x, self.rate, self._rng or global_rng())
 
     def get_config(self):
         """Keras 3's Dropout config."""
@@ -275,7 +277,10 @@ class Embedding(Layer):
     def _indices(self, x):
         """x as an int64 Tensor on the layer's device, after checking every value is an index (on the host; the
         trainer checks a model's input batch there before uploading it, ``checked_on_host``)."""
-        if is_checked_on_host(x):
+        known = host_values(x)                   # made from host values (keras.ops.arange): checked there
+        if is_checked_on_host(x) or known is not None:
+            if known is not None:
+                self.check_indices(known)
             return x if x.dtype == np.int64 else x.astype(np.int64)
         values = x.numpy()
         self.check_indices(values)
@@ -447,4 +452,4 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
     RepeatVector, Identity, Masking, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
     Cropping1D, Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average,
-    Maximum, Minimum, Concatenate, Dot)}
+    Maximum, Minimum, Concatenate, Dot, MultiHeadAttention)}

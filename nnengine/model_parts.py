@@ -19,15 +19,16 @@ from .subclassed import leaves_of
 __all__ = ["run_part", "leaves_of", "output_layer_of", "layer_from_config", "layer_entry", "holds", "MAX_NESTING"]
 
 
-def run_part(part, x, training, penalties, return_logits=False):
+def run_part(part, x, training, penalties, return_logits=False, options=None):
     """A part of a model (a layer, or a model used as one) run on ``x``: a model's forward pass, whose layers
     add their activity penalties to ``penalties``; a layer's call, then its own penalty. ``return_logits``: the
-    part (a model: its output layer) stops at its logits, with no activity penalty (the trainer asks so)."""
+    part (a model: its output layer) stops at its logits, with no activity penalty (the trainer asks so).
+    ``options``: the call's keyword arguments recorded in a functional model (attention's use_causal_mask)."""
     if isinstance(part, Model):
         return part._forward(x, training=training, return_logits=return_logits, penalties=penalties)
     if return_logits:
         return part.pass_mask(x, part.call(x, training=training, return_logits=True), mask_of(x))
-    out = part.invoke(x, training)
+    out = part.invoke(x, training, **options) if options else part.invoke(x, training)
     Model._note_activity(part, out, penalties)
     return out
 

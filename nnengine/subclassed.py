@@ -30,26 +30,11 @@ import inspect
 import numpy as np
 
 from .autograd import no_grad
+from .composite import holds_layers, is_part, items_of
 from .layer_base import Layer
 from .utils import snake_case
 
 __all__ = ["holds_layers", "tracked_layers", "leaves_of", "probe_call", "call_with_training", "weight_groups"]
-
-
-def _is_part(value):
-    """Whether ``value`` is a layer or a model (something a model's weights come from)."""
-    return isinstance(value, Layer) or hasattr(value, "_layers") and hasattr(value, "trainable_weights")
-
-
-def _items(value):
-    return list(value.values()) if isinstance(value, dict) else list(value)
-
-
-def holds_layers(value):
-    """Whether an attribute's value is tracked: a layer, a model, or a list, tuple or dict holding one."""
-    if isinstance(value, (list, tuple, dict)):
-        return any(_is_part(item) for item in _items(value))
-    return _is_part(value)
 
 
 def tracked_layers(model):
@@ -58,8 +43,8 @@ def tracked_layers(model):
     parts = []
     for name in model.__dict__["_tracked"]:
         value = model.__dict__.get(name)
-        for item in (_items(value) if isinstance(value, (list, tuple, dict)) else [value]):
-            if _is_part(item) and all(item is not part for part in parts):
+        for item in (items_of(value) if isinstance(value, (list, tuple, dict)) else [value]):
+            if is_part(item) and all(item is not part for part in parts):
                 parts.append(item)
     return parts, leaves_of(parts)
 
@@ -120,7 +105,7 @@ def _walk_model(model, prefix, groups, visited, layer_groups):
         value = model.layers if name == "layers" else model.__dict__.get(name)
         path = f"{prefix}{name}"
         if isinstance(value, (list, tuple, dict)):
-            _walk_container(_items(value), path, groups, visited, layer_groups)
+            _walk_container(items_of(value), path, groups, visited, layer_groups)
         else:
             _walk_part(value, path, groups, visited, layer_groups)
 
@@ -129,7 +114,7 @@ def _walk_container(items, path, groups, visited, layer_groups):
     """A list's layers: each named by its class in snake case, numbered per class (dense, dense_1, ...)."""
     used = {}
     for item in items:
-        if not _is_part(item):
+        if not is_part(item):
             continue
         base = snake_case(type(item).__name__)
         count = used.get(base, -1) + 1
@@ -138,7 +123,7 @@ def _walk_container(items, path, groups, visited, layer_groups):
 
 
 def _walk_part(value, path, groups, visited, layer_groups):
-    if not _is_part(value) or id(value) in visited:
+    if not is_part(value) or id(value) in visited:
         return
     visited.add(id(value))
     if isinstance(value, Layer):

@@ -42,14 +42,23 @@ class KerasTensor:
 
 class Node:
     """One call of ``layer`` on symbolic ``inputs`` (a tuple of KerasTensors); ``as_list`` when it was called on
-    a list (merge layers). ``index`` is the call's number among the layer's calls; ``output`` its result."""
+    a list (merge layers); ``names``, when it was called with named tensors (attention's query, value, key...),
+    the argument name of each input, and ``options`` the call's other keyword arguments. ``index`` is the call's
+    number among the layer's calls; ``output`` its result."""
 
-    def __init__(self, layer, inputs, as_list, output_shape, output_dtype):
+    def __init__(self, layer, inputs, as_list, output_shape, output_dtype, names=None, options=None):
         self.layer, self.inputs, self.as_list = layer, tuple(inputs), as_list
+        self.names, self.options = (tuple(names) if names else None), dict(options or {})
         calls = layer.__dict__.setdefault("_symbolic_nodes", [])
         self.index = len(calls)
         calls.append(self)
         self.output = KerasTensor(output_shape, output_dtype, self)
+
+    def argument(self, values):
+        """What the layer is called on, given the values of ``inputs``: one, a list, or {name: value}."""
+        if self.names:
+            return dict(zip(self.names, values))
+        return list(values) if self.as_list else values[0]
 
     @property
     def parents(self):
@@ -62,7 +71,10 @@ def _is_symbolic_item(value):
 
 
 def is_symbolic(value):
-    """Whether a layer call on ``value`` is symbolic: a KerasTensor or an InputLayer, or a list holding one."""
+    """Whether a layer call on ``value`` is symbolic: a KerasTensor or an InputLayer, or a list (or a dict of
+    named inputs) holding one."""
+    if isinstance(value, dict):
+        value = list(value.values())
     if isinstance(value, (list, tuple)):
         return any(_is_symbolic_item(item) for item in value)
     return _is_symbolic_item(value)
@@ -79,10 +91,17 @@ def keras_tensor(value, where):
                     f"itself, got {type(value).__name__}")
 
 
-def call_symbolic(layer, x):
-    """Record ``layer`` called on symbolic ``x`` (a KerasTensor, an Input, or a list of them for a merge layer):
-    build the layer on the first call, check the shapes of a later one, and return the output KerasTensor."""
+def call_symbolic(layer, x, options=None):
+    """Record ``layer`` called on symbolic ``x`` (a KerasTensor, an Input, a list of them for a merge layer, or
+    {argument name: one} with the call's other keyword arguments ``options``, for attention): build the layer on
+    the first call, check the shapes of a later one, and return the output KerasTensor."""
     where = f"layer {layer.name!r}"
+    if isinstance(x, dict):
+        inputs = [keras_tensor(item, f"{where}, argument {name!r}") for name, item in x.items()]
+        shapes = {name: tensor.shape for name, tensor in zip(x, inputs)}
+        layer.build_for(shapes)
+        output_shape = tuple(layer.compute_output_shape(shapes))
+        return Node(layer, inputs, False, output_shape, layer.dtype, names=list(x), options=options).output
     as_list = isinstance(x, (list, tuple))
     if as_list != getattr(layer, "takes_list", False):
         raise TypeError(f"{where} ({type(layer).__name__}) must be called on "

@@ -18,8 +18,19 @@ nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests
 from . import arguments
 from . import functional as F
 from .layer_base import Layer
+from .tensor import Tensor
 
-__all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity", "Masking"]
+__all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity", "Masking",
+           "inverted_dropout"]
+
+
+def inverted_dropout(x, rate, rng):
+    """x * keep / (1 - rate), keep ~ Bernoulli(1 - rate) drawn on the host from ``rng``: each entry is zeroed with
+    probability ``rate`` and the rest scaled so that the expectation is x (Dropout, attention dropout)."""
+    if rate == 0:
+        return x
+    keep = rng.random(x.shape) >= rate
+    return x * Tensor(keep / (1.0 - rate), dtype=x.dtype, device=x.device)
 
 
 class _ElementLayer(Layer):

@@ -12,6 +12,7 @@ atomic and reads go through h5io.py's checks, as for the ``.h5`` file (saving.py
 import math
 import warnings
 
+from . import composite
 from .h5io import ModelFileReader
 from .layer_base import Layer
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
@@ -73,8 +74,12 @@ def config_layer_keys(config, reader):
 def variable_path(group, layer, index):
     """Where Keras 3 keeps weight ``index`` of a layer: ``<group>/vars/<index>``, or where the layer's
     ``keras_variable_path(index)`` says (inside the objects Keras makes for it)."""
+    if layer.__dict__.get("_tracked") and index < len(layer.weights):   # a custom layer made of layers: its
+        paths = composite.keras_paths(layer, weight_groups)                 # parts' groups inside its own
+        return f"{group}/" + paths[id(layer.weights[index])]
     inside = getattr(layer, "keras_variable_path", None)
     return f"{group}/" + (inside(index) if inside is not None else f"vars/{index}")
+
 
 
 def _group_of(path):

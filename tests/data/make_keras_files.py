@@ -13,6 +13,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py loss_metrics   # metrics that are losses' means
     KERAS_BACKEND=torch python tests/data/make_keras_files.py nested   # models used as layers of models
     KERAS_BACKEND=torch python tests/data/make_keras_files.py masked   # padded sequences: Keras's masks
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py attention   # MultiHeadAttention, custom blocks
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -368,6 +369,101 @@ def build_and_save_masked(keras):
     np.savez("keras3_masked.npz", **record)
 
 
+def transformer_classes(keras):
+    """(TokenAndPositionEmbedding, TransformerBlock): custom layers made of layers, as Keras's text
+    classification example writes them (its dropout at 0, so that training is deterministic)."""
+    layers = keras.layers
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, embed_dim, num_heads, ff_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.att = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.ffn = keras.Sequential([layers.Dense(ff_dim, activation="relu"), layers.Dense(embed_dim)])
+            self.layernorm1 = layers.LayerNormalization(epsilon=1e-6)
+            self.layernorm2 = layers.LayerNormalization(epsilon=1e-6)
+            self.dropouts = [layers.Dropout(0.0), layers.Dropout(0.0)]
+
+        def call(self, inputs, training=False):
+            attended = self.dropouts[0](self.att(inputs, inputs), training=training)
+            out1 = self.layernorm1(inputs + attended)
+            return self.layernorm2(out1 + self.dropouts[1](self.ffn(out1), training=training))
+
+    class TokenAndPositionEmbedding(layers.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.token_emb = layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, x):
+            positions = self.pos_emb(keras.ops.arange(start=0, stop=keras.ops.shape(x)[-1], step=1))
+            return self.token_emb(x) + positions
+
+    return TokenAndPositionEmbedding, TransformerBlock
+
+
+def attention_models(keras):
+    """{name: (model, the names of its inputs in attention_inputs(), targets per step)}."""
+    layers = keras.layers
+    query, value, key = keras.Input((5, 8)), keras.Input((6, 4)), keras.Input((6, 7))
+    attended = layers.MultiHeadAttention(num_heads=2, key_dim=3, name="cross")(query, value, key)
+    cross = keras.Model([query, value, key], layers.Dense(3, activation="softmax")(
+        layers.GlobalAveragePooling1D()(attended)), name="cross")
+    tokens = keras.Input((7,))
+    embedded = layers.Embedding(12, 8, mask_zero=True)(tokens)
+    attended = layers.MultiHeadAttention(num_heads=2, key_dim=4)(embedded, embedded, use_causal_mask=True)
+    normalized = layers.LayerNormalization()(attended)      # no residual Add: Keras 3.15 drops the mask there
+    decoder = keras.Model(tokens, layers.Dense(3, activation="softmax")(normalized), name="decoder")
+    features, allowed = keras.Input((6, 8)), keras.Input((6, 6))
+    attended = layers.MultiHeadAttention(num_heads=3, key_dim=4, value_dim=2, use_gate=True, output_shape=5,
+                                         sliding_window=3)(features, features, attention_mask=allowed)
+    gated = keras.Model([features, allowed], layers.Dense(3, activation="softmax")(
+        layers.GlobalAveragePooling1D()(attended)), name="gated")
+    embedding, block = transformer_classes(keras)
+    tokens = keras.Input((7,))
+    encoded = block(8, 2, 16)(embedding(7, 12, 8)(tokens))
+    transformer = keras.Model(tokens, layers.Dense(3, activation="softmax")(
+        layers.GlobalAveragePooling1D()(encoded)), name="transformer")
+    return {"cross": (cross, ["query", "value", "key"], False), "decoder": (decoder, ["tokens"], True),
+            "gated": (gated, ["features", "allowed"], False), "transformer": (transformer, ["tokens"], False)}
+
+
+def attention_inputs(rng, count=24):
+    """The arrays attention_models() read: padded tokens, float sequences, and an attention mask (batch, 6, 6) that
+    leaves every query at least itself."""
+    tokens, _ = padded_sequences(rng, count)
+    allowed = (rng.random((count, 6, 6)) > 0.4) | np.eye(6, dtype=bool)
+    return {"tokens": tokens, "query": rng.standard_normal((count, 5, 8)).astype("float32"),
+            "value": rng.standard_normal((count, 6, 4)).astype("float32"),
+            "key": rng.standard_normal((count, 6, 7)).astype("float32"),
+            "features": rng.standard_normal((count, 6, 8)).astype("float32"), "allowed": allowed.astype("float32")}
+
+
+def build_and_save_attention(keras):
+    """``keras3_attention.npz``: for each of attention_models(), its first weights, predictions, evaluate's [loss,
+    accuracy] and the weights after one unshuffled epoch of Adam (batch 8); the cross-attention model also as
+    .keras, and the transformer's weights as Keras 3 lays out a custom layer made of layers (.weights.h5)."""
+    keras.utils.set_random_seed(13)
+    rng = np.random.default_rng(13)
+    inputs = attention_inputs(rng)
+    record = dict(inputs)
+    for name, (model, names, per_step) in attention_models(keras).items():
+        x = [inputs[n] for n in names] if len(names) > 1 else inputs[names[0]]
+        y = rng.integers(0, 3, (24, 7) if per_step else 24)
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
+                       f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0)),
+                       **{f"{name}_before_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}})
+        history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
+        record[f"{name}_history"] = np.asarray([history["loss"][0], history["accuracy"][0]])
+        record.update({f"{name}_after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+        if name == "cross":
+            model.save("keras3_attention_cross.keras")
+        if name == "transformer":
+            model.save_weights("keras3_transformer.weights.h5")
+    np.savez("keras3_attention.npz", **record)
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -425,6 +521,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
                 "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
                 "nested": build_and_save_nested, "masked": build_and_save_masked,
+                "attention": build_and_save_attention,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
