@@ -38,7 +38,7 @@ import numpy as np
 
 from . import arguments, constraints, initializers, regularizers
 from . import functional as F
-from .layer_base import Layer, batch_shape
+from .layer_base import KernelAndBias, Layer, batch_shape
 from .layer_functional import host_constant
 from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
@@ -62,7 +62,7 @@ class _Projection(Layer):
     def __init__(self, outputs, contracted, owner, activation=None, **kwargs):
         super().__init__(**kwargs)
         self.outputs, self.contracted, self.activation = tuple(outputs), contracted, activation
-        self.use_bias = owner._use_bias
+        self.use_bias = owner.use_bias
         self._owner = owner
 
     def build(self, input_shape):
@@ -89,7 +89,7 @@ class _Projection(Layer):
         return out.reshape(*leading, *self.outputs)
 
 
-class MultiHeadAttention(Wrapper):
+class MultiHeadAttention(KernelAndBias, Wrapper):
     """Keras's MultiHeadAttention layer (see the module's docstring for the formulas and the masks).
 
     Args:
@@ -123,7 +123,6 @@ class MultiHeadAttention(Wrapper):
         self.value_dim = self.key_dim if value_dim is None else \
             arguments.integer(owner, "value_dim", value_dim, minimum=1)
         self.dropout = arguments.number(owner, "dropout", dropout, 0, 1, high_open=True)
-        self._use_bias = arguments.boolean(owner, "use_bias", use_bias)
         self.use_gate = arguments.boolean(owner, "use_gate", use_gate)
         self._output_shape = _output_shape(owner, output_shape)
         self.attention_axes = _attention_axes(owner, attention_axes)
@@ -134,20 +133,11 @@ class MultiHeadAttention(Wrapper):
             raise ValueError(f"{owner}: dropout is not supported with flash_attention=True (set dropout=0.0)")
         if activity_regularizer is not None:
             raise ValueError(f"{owner}: activity_regularizer is not supported")
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._init_kernel_and_bias(owner, None, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                                   bias_regularizer, kernel_constraint, bias_constraint)    # the projections'
         self.seed = None if seed is None else arguments.integer(owner, "seed", seed, minimum=0)
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._projections = None
-
-    @property
-    def use_bias(self):
-        """Whether the projections add biases."""
-        return self._use_bias
 
     # -- building --------------------------------------------------------------------------------
     def sublayers(self):

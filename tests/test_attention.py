@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nnengine as nn
-from keras_helpers import assert_files_round_trip, compiled_and_eager_runs, make_keras_files
+from keras_helpers import (assert_files_round_trip, assert_one_epoch_as_recorded, compiled_and_eager_runs,
+                           make_keras_files)
 
 keras = nn.keras
 layers = keras.layers
@@ -32,23 +33,11 @@ def _inputs(names):
 @pytest.mark.parametrize("name", NAMES)
 def test_attention_models_predict_evaluate_and_train_as_keras_did(name):
     model, names, _ = FILES.attention_models(keras)[name]
-    x, y = _inputs(names), RECORD[f"{name}_y"]
-    count = len(model.get_weights())
-    model.set_weights([RECORD[f"{name}_before_{i}"] for i in range(count)])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    np.testing.assert_allclose(model.predict(x, verbose=0), RECORD[f"{name}_predictions"], atol=2e-6)
-    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), RECORD[f"{name}_evaluate"], rtol=1e-5)
-    history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
-    np.testing.assert_allclose([history["loss"][0], history["accuracy"][0]], RECORD[f"{name}_history"], rtol=1e-5)
-    for i, (weight, weight_name) in enumerate(zip(model.get_weights(), _weight_names(model))):
-        # a key's bias adds q . b_k to every score of a query alike, which the softmax cancels: its gradient is 0
-        # up to rounding, which Adam's normalised step turns into moves of about 1e-4, Keras's as much as ours
-        np.testing.assert_allclose(weight, RECORD[f"{name}_after_{i}"], atol=3e-4 if weight_name.endswith(
-            "key/bias") else 3e-5, err_msg=weight_name)
-
-
-def _weight_names(model):
-    return [f"{layer.name}/{name}" for layer in model.layers for name in layer.weight_names]
+    weight_names = [f"{layer.name}/{weight}" for layer in model.layers for weight in layer.weight_names]
+    # a key's bias adds q . b_k to every score of a query alike, which the softmax cancels: its gradient is 0 up to
+    # rounding, which Adam's normalised step turns into moves of about 1e-4, Keras's as much as ours
+    assert_one_epoch_as_recorded(model, _inputs(names), RECORD, name,
+                                 lambda i: 3e-4 if weight_names[i].endswith("key/bias") else 3e-5)
 
 
 def test_keras_cross_attention_file_loads_and_predicts_as_keras_did():

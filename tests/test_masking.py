@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import nnengine as nn
 from nnengine import functional as F
-from keras_helpers import compiled_and_eager_runs, make_keras_files
+from keras_helpers import assert_one_epoch_as_recorded, compiled_and_eager_runs, make_keras_files
 
 keras = nn.keras
 layers = keras.layers
@@ -193,17 +193,7 @@ RECORD = np.load(DATA / "keras3_masked.npz")
 @pytest.mark.parametrize("name", ["classifier", "tagger", "backwards", "pooling"])
 def test_masked_models_predict_evaluate_and_train_as_keras_did(name):
     model, uses_tokens, _ = FILES.masked_models(keras)[name]
-    x = RECORD["tokens"] if uses_tokens else RECORD["features"]
-    y = RECORD[f"{name}_y"]
-    count = len(model.get_weights())
-    model.set_weights([RECORD[f"{name}_before_{i}"] for i in range(count)])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    np.testing.assert_allclose(model.predict(x, verbose=0), RECORD[f"{name}_predictions"], atol=2e-6)
-    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), RECORD[f"{name}_evaluate"], rtol=1e-5)
-    history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
-    np.testing.assert_allclose([history["loss"][0], history["accuracy"][0]], RECORD[f"{name}_history"], rtol=1e-5)
-    for i, weight in enumerate(model.get_weights()):
-        np.testing.assert_allclose(weight, RECORD[f"{name}_after_{i}"], atol=2e-5)
+    assert_one_epoch_as_recorded(model, RECORD["tokens"] if uses_tokens else RECORD["features"], RECORD, name)
 
 
 def test_keras_masked_classifier_file_loads_with_its_mask_and_predicts_as_keras_did():

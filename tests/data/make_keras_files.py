@@ -345,6 +345,18 @@ def masked_models(keras):
             "backwards": (backwards, False, False), "pooling": (pooling, True, False)}
 
 
+def record_one_epoch(keras, model, name, x, y, record):
+    """Into ``record``: the targets ``y``, the model's first weights, predictions, evaluate's [loss, accuracy], the
+    [loss, accuracy] of one unshuffled epoch of Adam(0.01) in batches of 8, and the weights after it."""
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
+                   f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0)),
+                   **{f"{name}_before_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}})
+    history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
+    record[f"{name}_history"] = np.asarray([history["loss"][0], history["accuracy"][0]])
+    record.update({f"{name}_after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+
+
 def build_and_save_masked(keras):
     """``keras3_masked.npz``: for each of masked_models(), its first weights, its predictions, evaluate's [loss,
     accuracy] and the weights after one unshuffled epoch of Adam (batch 8); the classifier also as .keras."""
@@ -355,15 +367,7 @@ def build_and_save_masked(keras):
     record = {"tokens": tokens, "features": features}
     for name, (model, uses_tokens, per_step) in masked_models(keras).items():
         x = tokens if uses_tokens else features
-        y = rng.integers(0, 3, (len(x), 7) if per_step else len(x))
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
-                       f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0)),
-                       **{f"{name}_before_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}})
-        history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
-        record[f"{name}_history"] = np.asarray([history["loss"][0], history["accuracy"][0]])
-        record.update({f"{name}_after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+        record_one_epoch(keras, model, name, x, rng.integers(0, 3, (len(x), 7) if per_step else len(x)), record)
         if name == "classifier":
             model.save("keras3_masked_classifier.keras")
     np.savez("keras3_masked.npz", **record)
@@ -448,15 +452,7 @@ def build_and_save_attention(keras):
     record = dict(inputs)
     for name, (model, names, per_step) in attention_models(keras).items():
         x = [inputs[n] for n in names] if len(names) > 1 else inputs[names[0]]
-        y = rng.integers(0, 3, (24, 7) if per_step else 24)
-        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
-                       f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0)),
-                       **{f"{name}_before_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}})
-        history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
-        record[f"{name}_history"] = np.asarray([history["loss"][0], history["accuracy"][0]])
-        record.update({f"{name}_after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
+        record_one_epoch(keras, model, name, x, rng.integers(0, 3, (24, 7) if per_step else 24), record)
         if name == "cross":
             model.save("keras3_attention_cross.keras")
         if name == "transformer":
