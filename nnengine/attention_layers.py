@@ -23,9 +23,9 @@ Masks (which pairs (t, s) may attend), joined with AND, as Keras 3.15 joins them
 * ``attention_mask`` (batch, T, S), True (or non-zero) where attention is allowed;
 * ``use_causal_mask=True``: position t sees s <= t only (a decoder);
 * ``sliding_window=w``: |t - s| < w only.
-A masked pair's score is replaced by -1e9 before the softmax and its weight set to 0 after it, as Keras's
-masked Softmax does, so a query with no allowed pair attends to nothing (o = 0). The output carries the
-query's mask.
+A masked pair gets weight 0. A query with no allowed pair is treated as Keras 3.15 treats it: with dropout, or
+when the weights are asked for, its weights are 0 (Keras's masked Softmax); otherwise it attends to every
+position equally (Keras's fused attention; ``_weights_of``). The output carries the query's mask.
 
 Called as Keras calls it: ``mha(query, value)``, ``mha(query, value, key)``, with keyword arguments
 ``attention_mask``, ``use_causal_mask``, ``return_attention_scores`` (on data only: a functional model's
@@ -190,10 +190,6 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         query = tuple(input_shape["query"]) if isinstance(input_shape, dict) else tuple(input_shape)
         return (*query[:-1], *(self._output_shape or query[-1:]))
 
-    def compute_mask(self, inputs, mask=None):
-        """The query's mask."""
-        return mask
-
     def capture_blocker(self, training):
         """Dropout of the attention weights draws a new random mask on the host every training step."""
         if training and self.dropout > 0:
@@ -238,11 +234,13 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         self._check_inputs(owner, query, value, key)
         query_mask = getattr(query, "_keras_mask", None)
         query_mask = x.get("query_mask") if query_mask is None else query_mask
+        if query_mask is not None:
+            query_mask = _as_mask(owner, "the query's mask", query_mask, query.shape[:2])
         allowed = self._allowed_pairs(owner, x, query, value, key, query_mask, use_causal_mask)
         explicit = self.dropout > 0 or return_attention_scores
         out, weights = self._attend(query, value, key, allowed, training, explicit)
         if query_mask is not None:
-            out._keras_mask = query_mask if query_mask.dtype == np.bool_ else query_mask != 0
+            out._keras_mask = query_mask
         return (out, weights) if return_attention_scores else out
 
     def call(self, x, training=False):
@@ -296,8 +294,8 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         of the masks the module's docstring lists (as float products, which every device computes)."""
         steps, sources = query.shape[1], value.shape[1]
         factors = []
-        if query_mask is not None:
-            factors.append(_as_mask(owner, "the query's mask", query_mask, query.shape[:2]).reshape(-1, steps, 1))
+        if query_mask is not None:                                                  # checked by invoke
+            factors.append(query_mask.reshape(-1, steps, 1))
         for name, given in (("value_mask", "value"), ("key_mask", "key")):
             mask = x.get(name, getattr(x.get(given), "_keras_mask", None))      # a key not given has no mask
             if mask is not None:

@@ -30,7 +30,8 @@ tracking is for layers defined outside nnengine.
 
 from .utils import snake_case
 
-__all__ = ["is_part", "holds_layers", "track", "tracked_parts", "weights_within", "layers_within", "keras_paths"]
+__all__ = ["is_part", "holds_layers", "track", "tracked_parts", "weights_within", "layers_within", "keras_paths",
+           "keras_attribute_order", "list_item_groups"]
 
 
 def is_part(value):
@@ -117,18 +118,30 @@ def keras_paths(layer, model_groups):
     as in a subclassed model), walked in Keras's attribute order. ``model_groups(model)``: a model's
     [(group, layer)]."""
     paths = {id(weight): f"vars/{index}" for index, weight in enumerate(layer._weights)}
-    names = sorted(layer.__dict__.get("_tracked", ()), key=lambda name: f"~{name}" if name.startswith("_") else name)
-    for name in names:
+    for name in keras_attribute_order(layer.__dict__.get("_tracked", ())):
         value = layer.__dict__.get(name)
         if isinstance(value, (list, tuple, dict)):
-            used = {}
-            for item in filter(is_part, items_of(value)):
-                base = snake_case(type(item).__name__)
-                used[base] = used.get(base, -1) + 1
-                _part_paths(item, f"{name}/{base}" + (f"_{used[base]}" if used[base] else ""), paths, model_groups)
+            for group, item in list_item_groups(items_of(value), name):
+                _part_paths(item, group, paths, model_groups)
         else:
             _part_paths(value, name, paths, model_groups)
     return paths
+
+
+def keras_attribute_order(names):
+    """Attribute names in the order Keras 3's saver visits them: by name, private ones (``_name``) last."""
+    return sorted(names, key=lambda name: f"~{name}" if name.startswith("_") else name)
+
+
+def list_item_groups(items, path):
+    """(group, item) for the layers and models of a list held in attribute ``path``: each named by its class in
+    snake case, numbered per class (``path/dense``, ``path/dense_1``, ...), as Keras 3's saver names them."""
+    groups, used = [], {}
+    for item in filter(is_part, items):
+        base = snake_case(type(item).__name__)
+        used[base] = used.get(base, -1) + 1
+        groups.append((f"{path}/{base}" + (f"_{used[base]}" if used[base] else ""), item))
+    return groups
 
 
 def _part_paths(part, group, paths, model_groups):

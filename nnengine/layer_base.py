@@ -22,7 +22,7 @@ from .device import get_default_device
 from .dtypes import is_float_dtype, to_supported_dtype
 from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
-from .utils import snake_case, unique_name
+from .utils import snake_case, unique_name, zeros_sample
 
 __all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype",
            "checked_on_host", "is_checked_on_host", "remember_host_values", "host_values", "collecting_activity",
@@ -167,9 +167,10 @@ class Layer(ABC):
             return [(w, n) for w, n in pairs if w.requires_grad] if trainable_only else pairs
         return composite.weights_within(self, trainable_only)
 
-    def _inner_layers(self):
-        """The layers inside this one (its parts', for a custom layer made of layers), itself first."""
-        return composite.layers_within(self) if self.__dict__.get("_tracked") else [self]
+    def _inner_layers(self, trainable_only=False):
+        """The layers inside this one (its parts', for a custom layer made of layers), itself first; with
+        ``trainable_only``, none below a part whose ``trainable`` is False."""
+        return composite.layers_within(self, trainable_only) if self.__dict__.get("_tracked") else [self]
 
     # -- weights ---------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
@@ -212,8 +213,7 @@ class Layer(ABC):
         """The penalties of the regularized trainable weights (0-d Tensors), as Keras adds them to the loss."""
         if not self.trainable:
             return []
-        inner = composite.layers_within(self, trainable_only=True) if self.__dict__.get("_tracked") else [self]
-        return [regularizer(weight) for layer in inner
+        return [regularizer(weight) for layer in self._inner_layers(trainable_only=True)
                 for weight, regularizer in zip(layer._weights, layer._weight_regularizers)
                 if regularizer is not None and weight.requires_grad]
 
@@ -389,9 +389,7 @@ class Layer(ABC):
         weight after the layer's own from ``source``, in Keras's order."""
         own = len(self._weights)
         with stored_weights(None), no_grad():
-            probe = Tensor(np.zeros([1 if size is None else size for size in (1, *input_shape[1:])]),
-                           dtype=self.dtype, device=self.device)
-            self.invoke(probe, False)
+            self.invoke(Tensor(zeros_sample(input_shape, self.dtype), device=self.device), False)
         for weight, name in self._entries()[own:]:
             weight.assign_(source(self, name, weight.shape))
 

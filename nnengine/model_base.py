@@ -15,12 +15,12 @@ import numpy as np
 from . import arguments, keras_archive, saving, weights_file
 from .layer_base import activity_penalties, collecting_activity, compatible_shapes
 from .layers import InputLayer
-from .subclassed import call_with_training, holds_layers, probe_call, tracked_layers, zeros_sample
+from .subclassed import call_with_training, holds_layers, probe_call, tracked_layers
 from .summary import summary_lines
 from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 from .trainer import Trainer
-from .utils import snake_case, unique_name
+from .utils import snake_case, unique_name, zeros_sample
 
 __all__ = ["Model"]
 

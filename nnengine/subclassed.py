@@ -27,12 +27,9 @@ model's layer list. Attributes are visited in name order, private ones (``_name`
 """
 import inspect
 
-import numpy as np
-
 from .autograd import no_grad
-from .composite import holds_layers, is_part, items_of
+from .composite import holds_layers, is_part, items_of, keras_attribute_order, list_item_groups
 from .layer_base import Layer
-from .utils import snake_case
 
 __all__ = ["holds_layers", "tracked_layers", "leaves_of", "probe_call", "call_with_training", "weight_groups"]
 
@@ -77,19 +74,9 @@ def probe_call(model, sample):
     return (None, *out.shape[1:])
 
 
-def zeros_sample(shape, dtype):
-    """One sample of zeros for ``build(input_shape)``: the batch axis (and any unknown size) set to 1."""
-    return np.zeros([1 if size is None else size for size in (1, *shape[1:])], dtype=dtype)
-
-
 # ---------------------------------------------------------------------------------------------
 # Keras 3's weights-file groups of a subclassed model
 # ---------------------------------------------------------------------------------------------
-def _name_key(name):
-    """Keras's attribute order: by name, private attributes last."""
-    return f"~{name}" if name.startswith("_") else name
-
-
 def weight_groups(model, layer_groups):
     """[(group path, part)] for every layer of the subclassed ``model``, where Keras 3 keeps its variables
     (``<path>/vars/<i>``), and every model inside it (a group of its own, with no variables). ``layer_groups(model)``:
@@ -100,8 +87,7 @@ def weight_groups(model, layer_groups):
 
 
 def _walk_model(model, prefix, groups, visited, layer_groups):
-    names = sorted([*model.__dict__["_tracked"], "layers"], key=_name_key)
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys(keras_attribute_order([*model.__dict__["_tracked"], "layers"])):
         value = model.layers if name == "layers" else model.__dict__.get(name)
         path = f"{prefix}{name}"
         if isinstance(value, (list, tuple, dict)):
@@ -111,15 +97,9 @@ def _walk_model(model, prefix, groups, visited, layer_groups):
 
 
 def _walk_container(items, path, groups, visited, layer_groups):
-    """A list's layers: each named by its class in snake case, numbered per class (dense, dense_1, ...)."""
-    used = {}
-    for item in items:
-        if not is_part(item):
-            continue
-        base = snake_case(type(item).__name__)
-        count = used.get(base, -1) + 1
-        used[base] = count
-        _walk_part(item, f"{path}/{base}" if count == 0 else f"{path}/{base}_{count}", groups, visited, layer_groups)
+    """A list's layers, each in its group (``list_item_groups``)."""
+    for group, item in list_item_groups(items, path):
+        _walk_part(item, group, groups, visited, layer_groups)
 
 
 def _walk_part(value, path, groups, visited, layer_groups):

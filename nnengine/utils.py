@@ -111,3 +111,8 @@ def to_categorical(y, num_classes=None, dtype="float32"):
 def to_host(value):
     """``value`` as a host numpy array: a tensor's values copied from its device, anything else as numpy reads it."""
     return value.numpy() if isinstance(value, TensorBase) else np.asarray(value)
+
+
+def zeros_sample(shape, dtype):
+    """One sample of zeros for ``build(input_shape)``: the batch axis (and any unknown size) set to 1."""
+    return np.zeros([1 if size is None else size for size in (1, *shape[1:])], dtype=dtype)

@@ -74,9 +74,9 @@ def config_layer_keys(config, reader):
 def variable_path(group, layer, index):
     """Where Keras 3 keeps weight ``index`` of a layer: ``<group>/vars/<index>``, or where the layer's
     ``keras_variable_path(index)`` says (inside the objects Keras makes for it)."""
-    if layer.__dict__.get("_tracked") and index < len(layer.weights):   # a custom layer made of layers: its
-        paths = composite.keras_paths(layer, weight_groups)                 # parts' groups inside its own
-        return f"{group}/" + paths[id(layer.weights[index])]
+    weights = layer.weights if layer.__dict__.get("_tracked") else ()
+    if index < len(weights):                    # a custom layer made of layers: its parts' groups inside its own
+        return f"{group}/" + composite.keras_paths(layer, weight_groups)[id(weights[index])]
     inside = getattr(layer, "keras_variable_path", None)
     return f"{group}/" + (inside(index) if inside is not None else f"vars/{index}")
 

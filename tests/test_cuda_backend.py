@@ -611,48 +611,45 @@ def test_recurrent_models_train_on_the_fake_gpu_as_on_the_reference():
     np.testing.assert_allclose(on_gpu, histories("numpy"), rtol=1e-5)
 
 
-@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
-def test_a_masked_model_trains_on_the_fake_gpu_as_on_the_reference():                       # runs on staging data
-    """Padded sequences (Keras's masks): the CUDA backend runs the reference loop with the step mask."""
+def _trains_on_the_fake_gpu_as_on_the_reference(make_model, x, y):
+    """Fit ``make_model()`` (compiled with Adam, sparse cross-entropy and accuracy) for two epochs on the fake GPU
+    and on the numpy reference, from the same seed; the histories agree."""
     def history(device):
         nn.utils.set_random_seed(0)
-        rng = np.random.default_rng(0)
-        tokens, labels = rng.integers(0, 6, (16, 5)), rng.integers(0, 3, (16, 5))
-        layers = nn.layers
-        model = nn.Sequential([nn.Input((5,)), layers.Embedding(6, 3, mask_zero=True),
-                               layers.Bidirectional(layers.GRU(3, return_sequences=True)),
-                               layers.Dense(3, activation="softmax")])
+        model = make_model()
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         model.to(device)
-        return model.fit(tokens, labels, epochs=2, batch_size=8, verbose=0).history
+        return model.fit(x, y, epochs=2, batch_size=8, verbose=0).history
 
     with FakeGPU():
         on_gpu = history("cuda")
     reference = history("numpy")
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(on_gpu[key], reference[key], rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
+def test_a_masked_model_trains_on_the_fake_gpu_as_on_the_reference():                       # runs on staging data
+    """Padded sequences (Keras's masks): the CUDA backend runs the reference loop with the step mask."""
+    layers = nn.layers
+    rng = np.random.default_rng(0)
+    _trains_on_the_fake_gpu_as_on_the_reference(
+        lambda: nn.Sequential([nn.Input((5,)), layers.Embedding(6, 3, mask_zero=True),
+                               layers.Bidirectional(layers.GRU(3, return_sequences=True)),
+                               layers.Dense(3, activation="softmax")]),
+        rng.integers(0, 6, (16, 5)), rng.integers(0, 3, (16, 5)))
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
 def test_an_attention_model_trains_on_the_fake_gpu_as_on_the_reference():                  # runs on staging data
     """MultiHeadAttention with Keras's masks and a causal mask: batched matmuls, softmax and the shared causal
     constant on the CUDA backend, as on the numpy reference."""
-    def history(device):
-        nn.utils.set_random_seed(0)
-        rng = np.random.default_rng(0)
-        tokens, labels = rng.integers(0, 6, (16, 5)), rng.integers(0, 3, 16)
-        layers = nn.layers
+    layers = nn.layers
+
+    def make_model():
         inputs = nn.keras.Input((5,))
         embedded = layers.Embedding(6, 4, mask_zero=True)(inputs)
         attended = layers.MultiHeadAttention(2, 3, use_gate=True)(embedded, embedded, use_causal_mask=True)
-        outputs = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(attended))
-        model = nn.keras.Model(inputs, outputs)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.to(device)
-        return model.fit(tokens, labels, epochs=2, batch_size=8, verbose=0).history
-
-    with FakeGPU():
-        on_gpu = history("cuda")
-    reference = history("numpy")
-    for key in ("loss", "accuracy"):
-        np.testing.assert_allclose(on_gpu[key], reference[key], rtol=1e-5)
+        return nn.keras.Model(inputs, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(attended)))
+    rng = np.random.default_rng(0)
+    _trains_on_the_fake_gpu_as_on_the_reference(make_model, rng.integers(0, 6, (16, 5)), rng.integers(0, 3, 16))
