@@ -195,6 +195,23 @@ def preflight():
             for mine, theirs in zip(got, expected):
                 if theirs is not None:
                     np.testing.assert_allclose(cupy.asnumpy(mine), theirs, rtol=1e-4, atol=1e-5, err_msg=cell)
+        # an LSTM from a given state, handing its last carry's gradient back (return_state, initial_state)
+        p = rng.standard_normal((steps, n, 4 * units)).astype(np.float32)
+        kernel = (0.5 * rng.standard_normal((units, 4 * units))).astype(np.float32)
+        h0, c0, d_cell = (rng.standard_normal((n, units)).astype(np.float32) for _ in range(3))
+        grad = rng.standard_normal((steps, n, units)).astype(np.float32)
+        expected = reference.recurrent_forward("lstm", p, kernel, None, "tanh", "sigmoid", False, True, None, None,
+                                               (h0, c0))
+        expected += reference.recurrent_backward("lstm", kernel, None, expected[0], expected[2], grad, "tanh",
+                                                 "sigmoid", False, True, None, None, (h0, c0), d_cell)
+        on_device = [cupy.asarray(a) for a in (p, kernel, h0, c0, d_cell, grad)]
+        got = device.recurrent_forward("lstm", *on_device[:2], None, "tanh", "sigmoid", False, True, None, None,
+                                       tuple(on_device[2:4]))
+        got += device.recurrent_backward("lstm", on_device[1], None, got[0], got[2], on_device[5], "tanh", "sigmoid",
+                                         False, True, None, None, tuple(on_device[2:4]), on_device[4])
+        for mine, theirs in zip(got, expected):
+            if theirs is not None:
+                np.testing.assert_allclose(cupy.asnumpy(mine), theirs, rtol=1e-4, atol=1e-5, err_msg="lstm from h0")
 
     checks = {}
     for name, check in (("raw_module", raw_module), ("elementwise_kernel", elementwise_kernel),

@@ -28,8 +28,8 @@ when the weights are asked for, its weights are 0 (Keras's masked Softmax); othe
 position equally (Keras's fused attention; ``_weights_of``). The output carries the query's mask.
 
 Called as Keras calls it: ``mha(query, value)``, ``mha(query, value, key)``, with keyword arguments
-``attention_mask``, ``use_causal_mask``, ``return_attention_scores`` (on data only: a functional model's
-layer has one output) and ``training`` (dropout of the attention weights). Inputs are sequences (rank 3):
+``attention_mask``, ``use_causal_mask``, ``return_attention_scores`` (in a functional model, a call with two
+outputs) and ``training`` (dropout of the attention weights). Inputs are sequences (rank 3):
 ``attention_axes`` other than the sequence axis are refused.
 """
 import math
@@ -185,10 +185,14 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         self.input_shape = {"query": query, "value": value, "key": key}
         self.built = True
 
-    def compute_output_shape(self, input_shape):
-        """The query's shape with its last axis ``output_shape`` (default: the query's own)."""
+    def compute_output_shape(self, input_shape, return_attention_scores=False, **options):
+        """The query's shape with its last axis ``output_shape`` (default: the query's own); with
+        ``return_attention_scores``, a list: that, then the weights' shape (batch, heads, T, S)."""
         query = tuple(input_shape["query"]) if isinstance(input_shape, dict) else tuple(input_shape)
-        return (*query[:-1], *(self._output_shape or query[-1:]))
+        out = (*query[:-1], *(self._output_shape or query[-1:]))
+        if not return_attention_scores:
+            return out
+        return [out, (query[0], self.num_heads, query[1], tuple(input_shape["value"])[1])]
 
     def capture_blocker(self, training):
         """Dropout of the attention weights draws a new random mask on the host every training step."""
@@ -209,10 +213,8 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         options = {"use_causal_mask": arguments.boolean(owner, "use_causal_mask", use_causal_mask)}
         return_attention_scores = arguments.boolean(owner, "return_attention_scores", return_attention_scores)
         if any(is_symbolic(item) for item in inputs.values()):
-            if return_attention_scores:
-                raise ValueError(f"{owner}: return_attention_scores=True is supported when the layer is called on "
-                                 "data (in a custom layer or a subclassed model), not in a functional model, whose "
-                                 "layers have one output")
+            if return_attention_scores:          # a node with two outputs: [output, scores]
+                options["return_attention_scores"] = True
             return call_symbolic(self, inputs, options)
         inputs = {name: item if isinstance(item, TensorBase) else
                   Tensor(np.asarray(item), dtype=None if name.endswith("mask") else self.dtype, device=self.device)

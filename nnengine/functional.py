@@ -525,17 +525,46 @@ def _step_mask(name, step_mask, projected):
     return step_mask
 
 
+def _initial_state(cell, initial_state, projected, units):
+    """The initial state as (h0, c0): None for none, else Tensors (n, units) of the projected inputs' dtype (a
+    list of two for the LSTM, h0 and c0; one, or a list of one, for the others)."""
+    if initial_state is None:
+        return None, None
+    count = 2 if cell == "lstm" else 1
+    states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+    if len(states) != count or not all(isinstance(state, TensorBase) for state in states):
+        raise TypeError(f"{cell}: initial_state must be {'[h, c], two Tensors' if count == 2 else 'one Tensor h'}, "
+                        f"got {type(initial_state).__name__} of {len(states)}")
+    _common_backend(cell, [projected, *states])
+    expected = (projected.shape[1], units)
+    for state in states:
+        _require_float(cell, state)
+        if state.shape != expected or state.dtype != projected.dtype:
+            raise ValueError(f"{cell}: each initial state must be (batch, units) = {expected} of dtype "
+                             f"{projected.dtype}, got shape {state.shape} of dtype {state.dtype}")
+    return states[0], (states[1] if count == 2 else None)
+
+
 def _recurrent(cell, projected, kernel, bias, activation, recurrent_activation, reverse, reset_after, sequences,
-               masks, step_mask=None):
+               masks, step_mask=None, initial_state=None, return_state=False):
+    """Run the op; with ``return_state``, return (output, h_T) or for the LSTM (output, h_T, c_T)."""
     step_mask = _step_mask(cell, step_mask, projected)
-    return RecurrentSequence.apply(projected, kernel, bias, masks, step_mask, cell=cell, activation=activation,
-                                   recurrent_activation=recurrent_activation, reverse=bool(reverse),
-                                   reset_after=bool(reset_after), sequences=bool(sequences))
+    h0, c0 = _initial_state(cell, initial_state, projected, kernel.shape[0])
+    carry = bool(return_state) and cell == "lstm"
+    out = RecurrentSequence.apply(projected, kernel, bias, masks, step_mask, h0, c0, cell=cell, activation=activation,
+                                  recurrent_activation=recurrent_activation, reverse=bool(reverse),
+                                  reset_after=bool(reset_after), sequences=bool(sequences), carry=carry)
+    if not return_state:
+        return out
+    if not carry:
+        return out, (out[out.shape[0] - 1] if sequences else out)
+    rows = out.shape[0] - 1                          # [h..., c_T]: the output, h_T and c_T are its rows
+    return (out[:rows] if sequences else out[0]), out[rows - 1], out[rows]
 
 
 def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_sequences=True, recurrent_masks=None,
-               step_mask=None):
-    """Keras's SimpleRNN over a sequence: h_t = act(P_t + h_{t-1} @ kernel), h_0 = 0.
+               step_mask=None, initial_state=None, return_state=False):
+    """Keras's SimpleRNN over a sequence: h_t = act(P_t + h_{t-1} @ kernel), h_0 = 0 or ``initial_state``.
 
     Args:
         projected: (steps, n, units), time first: the inputs already through x_t @ W + b.
@@ -548,14 +577,17 @@ def simple_rnn(projected, kernel, activation="tanh", reverse=False, return_seque
             from the state times its mask (the same at every step); None for none.
         step_mask: Keras's mask of padded steps, (steps, n) bool or 0/1 in the projected inputs' order: a padded
             step (False) leaves the state as it was; None: every step holds data.
+        initial_state: the state before the first step, (n, units) (for the LSTM a list [h0, c0]); None: zeros.
+        return_state: return (output, h_T), for the LSTM (output, h_T, c_T): the last state (and carry), as
+            Keras's ``return_state`` does; gradients flow back through them.
     """
     (activation,) = _recurrent_inputs("simple_rnn", projected, kernel, 1, (activation,), masks=recurrent_masks)
     return _recurrent("simple_rnn", projected, kernel, None, activation, "none", reverse, True, return_sequences,
-                      recurrent_masks, step_mask)
+                      recurrent_masks, step_mask, initial_state, return_state)
 
 
 def lstm(projected, kernel, activation="tanh", recurrent_activation="sigmoid", reverse=False, return_sequences=True,
-         recurrent_masks=None, step_mask=None):
+         recurrent_masks=None, step_mask=None, initial_state=None, return_state=False):
     """Keras's LSTM over a sequence (gates i, f, g, o side by side).
 
     ``projected`` is (steps, n, 4 * units), time first, ``kernel`` (units, 4 * units); see
@@ -564,11 +596,12 @@ def lstm(projected, kernel, activation="tanh", recurrent_activation="sigmoid", r
     activation, recurrent_activation = _recurrent_inputs("lstm", projected, kernel, 4,
                                                          (activation, recurrent_activation), masks=recurrent_masks)
     return _recurrent("lstm", projected, kernel, None, activation, recurrent_activation, reverse, True,
-                      return_sequences, recurrent_masks, step_mask)
+                      return_sequences, recurrent_masks, step_mask, initial_state, return_state)
 
 
 def gru(projected, kernel, bias=None, activation="tanh", recurrent_activation="sigmoid", reverse=False,
-        reset_after=True, return_sequences=True, recurrent_masks=None, step_mask=None):
+        reset_after=True, return_sequences=True, recurrent_masks=None, step_mask=None, initial_state=None,
+        return_state=False):
     """Keras's GRU over a sequence (gates z, r, candidate).
 
     ``projected`` is (steps, n, 3 * units), time first, ``kernel`` (units, 3 * units). With ``reset_after``
@@ -582,4 +615,4 @@ def gru(projected, kernel, bias=None, activation="tanh", recurrent_activation="s
     activation, recurrent_activation = _recurrent_inputs("gru", projected, kernel, 3,
                                                          (activation, recurrent_activation), bias, recurrent_masks)
     return _recurrent("gru", projected, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                      return_sequences, recurrent_masks, step_mask)
+                      return_sequences, recurrent_masks, step_mask, initial_state, return_state)

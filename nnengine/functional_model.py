@@ -17,13 +17,12 @@ A model may have several inputs (``Model([a, b], out)``; fit takes one array per
 several outputs (``Model(x, [classes, value])``: a list of them, named after the layers that compute them;
 compile takes a loss per output, output_heads.py, and predict returns one array per output).
 """
-from collections import defaultdict, deque
-
 from . import arguments, saving
 from .layers import LAYER_CLASSES, InputLayer
+from .functional_config import calls_of, entry_name, histories, output_of, run_calls
 from .model_base import Model
 from .model_parts import layer_entry, layer_from_config, leaves_of, output_layer_of, run_part
-from .symbolic import KerasTensor, graph_of, keras_tensor
+from .symbolic import graph_of, keras_tensor
 from .utils import unique_name
 
 __all__ = ["Functional"]
@@ -49,10 +48,12 @@ class Functional(Model):
             raise ValueError("Model: an Input is given twice in inputs")
         if any(isinstance(tensor.layer, InputLayer) for tensor in self._outputs):
             raise ValueError("Model: an output is an input itself; call at least one layer on the Input")
-        names = self.output_names
-        if len(set(names)) < len(names):
-            raise ValueError(f"Model: two outputs come from one layer ({names}); the outputs are named after their "
-                             "layers, so give each output a layer of its own (an Identity layer will do)")
+        nodes = {tensor.layer.name: tensor.node for tensor in self._outputs}
+        if any(tensor.node is not nodes[tensor.layer.name] for tensor in self._outputs) or \
+                len({id(tensor) for tensor in self._outputs}) < len(self._outputs):
+            raise ValueError(f"Model: two outputs come from one layer ({self.output_names}); only the different "
+                             "outputs of one call (a recurrent layer's states) may share their layer's name, so give "
+                             "each other output a layer of its own (an Identity layer will do)")
         self._graph = graph_of(self._inputs, self._outputs)
         self._input_layer = self._inputs[0].layer
         # every layer with weights or computation; a model used as a layer gives its layers
@@ -117,7 +118,8 @@ class Functional(Model):
         """Per output, the layer whose call computes it, or None where the output also feeds another call of the
         model (the trainer must not stop that call at its logits)."""
         read = {id(tensor) for node in self._steps for tensor in node.inputs}
-        return [None if id(tensor) in read else output_layer_of(tensor.layer) for tensor in self._outputs]
+        return [None if id(tensor) in read or len(tensor.node.outputs) > 1 else output_layer_of(tensor.layer)
+                for tensor in self._outputs]
 
     def _input_consumers(self):
         """(input position, layer) for each call of a layer on a model input."""
@@ -147,8 +149,10 @@ class Functional(Model):
         at_logits = {id(tensor.node) for tensor, flag in zip(self._outputs, flags) if flag}
         for node in self._steps:
             arg = node.argument([values[id(tensor)] for tensor in node.inputs])
-            values[id(node.output)] = run_part(node.layer, arg, training, penalties, id(node) in at_logits,
-                                               node.options)    # at its logits: no activity penalty (trainer)
+            result = run_part(node.layer, arg, training, penalties, id(node) in at_logits,
+                              node.options)    # at its logits: no activity penalty (trainer)
+            for tensor, value in zip(node.outputs, result if len(node.outputs) > 1 else [result]):
+                values[id(tensor)] = value
         outputs = [values[id(tensor)] for tensor in self._outputs]
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -168,7 +172,7 @@ class Functional(Model):
             return None
         connections = {}
         for layer in self._graph.layers:
-            cells = [f"{tensor.layer.name}[{tensor.node.index}][0]"
+            cells = [f"{tensor.layer.name}[{tensor.node.index}][{tensor.index}]"
                      for node in self._graph.nodes_of(layer) for tensor in node.inputs]
             connections[layer] = ", ".join(cells) or "-"
         return connections
@@ -182,7 +186,7 @@ class Functional(Model):
 
     def summary_shapes(self):
         """The output shape of each layer's last call in this model, in ``layers`` order (for ``summary``)."""
-        return [self._graph.nodes_of(layer)[-1].output.shape for layer in self._graph.layers]
+        return [_shapes_of(self._graph.nodes_of(layer)[-1]) for layer in self._graph.layers]
 
     def get_config(self):
         """Keras 3's functional config: the layers, each with its calls ('inbound_nodes'), and the input and
@@ -192,7 +196,7 @@ class Functional(Model):
         def tensor_config(tensor):
             return {"class_name": "__keras_tensor__",
                     "config": {"shape": list(tensor.shape), "dtype": tensor.dtype,
-                               "keras_history": [tensor.layer.name, numbers[tensor.node], 0]}}
+                               "keras_history": [tensor.layer.name, numbers[tensor.node], tensor.index]}}
 
         layers = []
         for layer in self._graph.layers:
@@ -217,25 +221,32 @@ class Functional(Model):
         known = saving.layer_classes(LAYER_CLASSES, custom_objects)
         layers, calls = {}, []
         for position, entry in enumerate(config["layers"]):
-            name = _entry_name(entry, position)
+            name = entry_name(entry, position)
             if name in layers:
                 raise ValueError(f"Functional.from_config: two layers are named {name!r:.80}")
             layers[name] = layer_from_config(f"Functional.from_config: layers[{position}] ({name!r:.80})", entry,
                                              known)
-            calls.append((name, _calls_of(entry, name, layers[name])))
-        outputs = _run_calls(layers, calls)
-        inputs = [_tensor_at(outputs, history, "input_layers") for history in _histories(config["input_layers"])]
-        results = [_tensor_at(outputs, history, "output_layers") for history in _histories(config["output_layers"])]
+            calls.append((name, calls_of(entry, name, layers[name])))
+        outputs = run_calls(layers, calls)
+        inputs = [output_of(outputs, history, "input_layers") for history in histories(config["input_layers"])]
+        results = [output_of(outputs, history, "output_layers") for history in histories(config["output_layers"])]
         return cls(inputs, results, name=config.get("name"), trainable=config.get("trainable", True))
 
 
 def _argument_shapes(node):
-    """A node's input shapes as lists: one, a list of them (a merge layer), or {argument: shape} for the layer's
-    positional arguments (attention's query, value, key)."""
+    """A node's input shapes as lists: one, a list of them (a merge layer), or {argument: shape, or a list of
+    them} for the layer's positional arguments (attention's query, value, key; a recurrent layer's sequences and
+    initial_state)."""
     shapes = [list(tensor.shape) for tensor in node.inputs]
     if node.names:
-        return {name: shape for name, shape in zip(node.names, shapes) if name in node.layer.call_argument_names}
+        return {name: shape for name, shape in node.argument(shapes).items()
+                if name in node.layer.call_argument_names}
     return shapes if node.as_list else shapes[0]
+
+
+def _shapes_of(node):
+    """A node's output shape, or the list of them for a layer with several outputs (Keras's summary shows so)."""
+    return [tensor.shape for tensor in node.outputs] if len(node.outputs) > 1 else node.outputs[0].shape
 
 
 def _node_config(node, tensor_config):
@@ -244,20 +255,24 @@ def _node_config(node, tensor_config):
     if not node.names:
         return {"args": [[tensor_config(t) for t in node.inputs] if node.as_list else tensor_config(node.inputs[0])],
                 "kwargs": {}}
-    named = dict(zip(node.names, node.inputs))
+    named = node.named_inputs()
+
+    def written(value):
+        return [tensor_config(t) for t in value] if isinstance(value, list) else tensor_config(value)
     positional = []
     for name in node.layer.call_argument_names:
-        if name not in named:
+        if name not in named or name in node.listed:
             break
         positional.append(name)
-    return {"args": [tensor_config(named[name]) for name in positional],
-            "kwargs": {**{name: tensor_config(t) for name, t in named.items() if name not in positional},
+    return {"args": [written(named[name]) for name in positional],
+            "kwargs": {**{name: written(value) for name, value in named.items() if name not in positional},
                        **node.options}}
 
 
 def _endpoints(tensors, numbers):
-    """Keras 3's 'input_layers' / 'output_layers': [name, node, 0] for one tensor, a list of those for several."""
-    endpoints = [[tensor.layer.name, numbers[tensor.node], 0] for tensor in tensors]
+    """Keras 3's 'input_layers' / 'output_layers': [name, node, tensor] for one tensor, a list of those for
+    several."""
+    endpoints = [[tensor.layer.name, numbers[tensor.node], tensor.index] for tensor in tensors]
     return endpoints[0] if len(endpoints) == 1 else endpoints
 
 
@@ -277,131 +292,3 @@ def _outputs_listed(value):
         raise TypeError("Model: outputs must be a tensor or a list of them; a dict of outputs is not supported "
                         "(the outputs are named after their layers: give each layer that name)")
     return _listed("outputs", value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a config's nodes
-# ---------------------------------------------------------------------------------------------
-def _entry_name(entry, position):
-    name = entry.get("name")
-    name = name if name is not None else (entry.get("config") or {}).get("name")
-    if not isinstance(name, str):
-        raise ValueError(f"Functional.from_config: layers[{position}] has no name")
-    return name
-
-
-def _calls_of(entry, name, layer):
-    """The calls an entry's 'inbound_nodes' list: for each, ([(layer name, node index)], called on a list, the
-    argument names of the inputs and the call's options when ``layer`` takes named inputs, else None and {})."""
-    nodes = entry.get("inbound_nodes", [])
-    if not isinstance(nodes, list):
-        raise ValueError(f"layer {name!r:.80}: 'inbound_nodes' must be a list")
-    calls = []
-    for node in nodes:
-        if isinstance(node, dict) and getattr(layer, "call_argument_names", None):
-            calls.append(_named_call(node, name, layer.call_argument_names))
-            continue
-        if isinstance(node, dict):              # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
-            args = node.get("args")
-            if not isinstance(args, list) or len(args) != 1:
-                raise ValueError(f"layer {name!r:.80}: a call must have one argument (a tensor or a list of them), "
-                                 f"got {args!r:.80}")
-            as_list = isinstance(args[0], list)
-            tensors = args[0] if as_list else [args[0]]
-            histories = [_history((t.get("config") or {}).get("keras_history") if isinstance(t, dict) else None,
-                                  name) for t in tensors]
-        elif isinstance(node, list):            # tf.keras 2.x: [[name, node, tensor, kwargs], ...]
-            histories = [_history(item[:3] if isinstance(item, list) else None, name) for item in node]
-            as_list = len(histories) > 1
-        else:
-            raise ValueError(f"layer {name!r:.80}: a call must be an object or a list, got {node!r:.80}")
-        if not histories:
-            raise ValueError(f"layer {name!r:.80} has a call without inputs")
-        calls.append((histories, as_list, None, {}))
-    return calls
-
-
-def _is_tensor_config(value):
-    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
-
-
-def _named_call(node, name, positional):
-    """A Keras 3 call of a layer with named inputs: {'args': [tensors], 'kwargs': {name: tensor or option}}, its
-    args named by the layer's ``positional`` argument names."""
-    args, kwargs = node.get("args"), node.get("kwargs") or {}
-    if not isinstance(args, list) or not args or len(args) > len(positional) or not isinstance(kwargs, dict) or \
-            not all(_is_tensor_config(arg) for arg in args):
-        raise ValueError(f"layer {name!r:.80}: a call must give its inputs as tensors in 'args' (at most "
-                         f"{len(positional)}: {', '.join(positional)}) and 'kwargs', got {node!r:.80}")
-    tensors = dict(zip(positional, args))
-    tensors.update({key: value for key, value in kwargs.items() if _is_tensor_config(value)})
-    options = {key: value for key, value in kwargs.items() if not _is_tensor_config(value)}
-    histories = [_history((t.get("config") or {}).get("keras_history"), name) for t in tensors.values()]
-    return histories, False, list(tensors), options
-
-
-def _history(value, name):
-    """A [layer name, node index, tensor index] reference as (name, node index)."""
-    if not isinstance(value, list) or len(value) < 3 or not isinstance(value[0], str) or \
-            not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value[1:3]):
-        raise ValueError(f"layer {name!r:.80}: an input must be [layer name, node index, tensor index], got "
-                         f"{value!r:.80}")
-    if value[2] != 0:
-        raise ValueError(f"layer {name!r:.80} reads output {value[2]} of layer {value[0]!r:.80}; nnengine's layers "
-                         "have one output")
-    return value[0], value[1]
-
-
-def _histories(value):
-    """A config's 'input_layers' or 'output_layers': [name, 0, 0] or [[name, 0, 0], ...], as (name, node)."""
-    if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
-        return [_history(item, "input_layers/output_layers") for item in value]
-    return [_history(value, "input_layers/output_layers")]
-
-
-def _run_calls(layers, calls):
-    """Call every layer as the config says, each layer's calls in order, each call once the tensors it reads
-    exist: the layers in config order (a config in Keras's order needs nothing else), a call that waits for a
-    tensor resumed when that tensor is made; so each call is made once, whatever the order of the config.
-    Returns {layer name: its output tensors}."""
-    outputs = {name: [keras_tensor(layer, name)] for name, layer in layers.items() if isinstance(layer, InputLayer)}
-    queues = {name: deque(node_calls) for name, node_calls in calls if node_calls}
-    waiting = defaultdict(list)                  # (layer name, call index) -> layers whose next call needs it
-    ready = deque(queues)
-    while ready:
-        name = ready.popleft()
-        queue = queues[name]
-        while queue:
-            missing = _missing(outputs, layers, queue[0])
-            if missing is not None:
-                waiting[missing].append(name)
-                break
-            histories, as_list, names, options = queue.popleft()
-            tensors = [outputs[source][index] for source, index in histories]
-            made = outputs.setdefault(name, [])
-            made.append(layers[name](**dict(zip(names, tensors)), **options) if names else
-                        layers[name](tensors if as_list else tensors[0]))
-            ready.extend(waiting.pop((name, len(made) - 1), []))
-    stuck = sorted(name for name, queue in queues.items() if queue)
-    if stuck:
-        raise ValueError(f"layer {stuck[0]!r:.80} reads a tensor that no call makes (the graph is disconnected or "
-                         "has a cycle)")
-    return outputs
-
-
-def _missing(outputs, layers, call):
-    """The first (layer name, call index) that ``call`` reads and that does not exist yet, or None."""
-    for source, index in call[0]:
-        if source not in layers:
-            raise ValueError(f"a layer reads the output of {source!r:.80}, which is not a layer of the model")
-        if index >= len(outputs.get(source, [])):
-            return source, index
-    return None
-
-
-def _tensor_at(outputs, history, what):
-    name, index = history
-    tensors = outputs.get(name, [])
-    if index >= len(tensors) or not isinstance(tensors[index], KerasTensor):
-        raise ValueError(f"{what}: layer {name!r:.80} has no call {index}")
-    return tensors[index]

@@ -30,7 +30,8 @@ from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Mul
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, LayerNormalization
 from .preprocessing_layers import Normalization
-from .recurrent_layers import GRU, LSTM, Bidirectional, SimpleRNN
+from .bidirectional import Bidirectional
+from .recurrent_layers import GRU, LSTM, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from .utility_layers import (Identity, LeakyReLU, Masking, Permute, ReLU, RepeatVector, Rescaling, Softmax,
                              inverted_dropout)

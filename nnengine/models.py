@@ -60,6 +60,10 @@ class Sequential(Model):
             raise TypeError(f"Sequential.add: expected a layer, got {type(layer).__name__}")
         if isinstance(layer, Model):
             layer.check_nestable("Sequential.add")
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"Sequential.add: layer {layer.name!r} has return_state=True and gives several outputs, "
+                             "which a Sequential cannot pass on: use the functional API (keras.Model(inputs, "
+                             "outputs))")
         if isinstance(layer, InputLayer):
             if self._parts or self._input_layer is not None:
                 raise ValueError("Sequential.add: an InputLayer can only be the first layer")

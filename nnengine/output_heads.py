@@ -66,6 +66,10 @@ def compile_heads(output_names, loss, loss_weights, metrics, weighted_metrics=No
     forms of ``metrics``; see the module docstring).
     ``output_names``: the model's, one per output. ValueError or TypeError naming the argument that does not fit
     the outputs; unknown loss and metric names fail here, not in the middle of fit."""
+    if len(set(output_names)) < len(output_names):
+        raise ValueError(f"compile: the outputs {output_names} share a name (several outputs of one layer, such as "
+                         "a recurrent layer's states): a model trained on them needs each output from a layer of its "
+                         "own (an Identity layer will do)")
     single = len(output_names) == 1
     losses = _per_output("loss", loss, output_names, every=True)
     weights = _loss_weights(loss_weights, output_names)

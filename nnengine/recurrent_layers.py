@@ -1,4 +1,4 @@
-"""Keras's recurrent layers: SimpleRNN, LSTM and GRU, over inputs (batch, steps, features), and Bidirectional.
+"""Keras's recurrent layers: SimpleRNN, LSTM and GRU, over inputs (batch, steps, features).
 
 Each layer does two things: it projects every step's input at once, ``P = x @ kernel + bias`` (one fused
 dense product over batch * steps rows: the projection does not depend on the state), and then runs the
@@ -14,23 +14,27 @@ as Keras names them, under the layer's cell (``lstm_cell/kernel``), so ``.h5``, 
 
 Supported as in Keras: ``return_sequences``, ``go_backwards``, ``dropout`` and ``recurrent_dropout`` (masks on
 the inputs and on the state, drawn once per sequence, one per gate with recurrent dropout: Keras's rules),
-``unit_forget_bias``, ``reset_after``, regularizers and constraints, and the
-``Bidirectional`` wrapper (the layer forwards and a copy of it backwards, merged). Not supported,
-and refused with the reason: ``return_state`` (a Sequential passes one tensor on), ``stateful``, and
-activations other than tanh, sigmoid, relu and linear (the ones the recurrent op differentiates itself).
+``unit_forget_bias``, ``reset_after``, regularizers, constraints, the ``Bidirectional`` wrapper (bidirectional.py),
+and ``return_state`` and ``initial_state`` as Keras's sequence-to-sequence models use them: ``out, h, c =
+LSTM(u, return_state=True)(x)`` returns the last state (and the LSTM's carry) besides the output, and
+``LSTM(u)(y, initial_state=[h, c])`` starts from them; gradients flow through both (the recurrent op takes h0,
+c0 and the gradient of c_T). Refused with the reason: ``stateful``, ``return_state`` in a Sequential or a
+Bidirectional, and activations other than tanh, sigmoid, relu and linear (the ones the op differentiates).
 """
 import numpy as np
 
 from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
+from . import masks as keras_masks
 from .layer_base import Layer, batch_shape
 from .masks import step_mask
 from .recurrent_ops import RECURRENT_ACTIVATIONS
+from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
+from .tensor_base import TensorBase
 from .utils import global_rng
-from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
-__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
+__all__ = ["SimpleRNN", "LSTM", "GRU"]
 
 
 class _ForgetGateBias(initializers.Initializer):
@@ -79,10 +83,10 @@ class _Recurrent(Layer):
         self.return_sequences = arguments.boolean(owner, "return_sequences", return_sequences)
         self.go_backwards = arguments.boolean(owner, "go_backwards", go_backwards)
         self.unroll = arguments.boolean(owner, "unroll", unroll)          # the same math either way
-        for name, value in (("return_state", return_state), ("stateful", stateful)):
-            if arguments.boolean(owner, name, value):
-                raise ValueError(f"{owner}: {name}=True is not supported (a Sequential passes one tensor on and "
-                                 f"each batch starts from a zero state)")
+        self.return_state = arguments.boolean(owner, "return_state", return_state)
+        if arguments.boolean(owner, "stateful", stateful):
+            raise ValueError(f"{owner}: stateful=True is not supported (each batch starts from a zero state, or from "
+                             "the initial_state given)")
         # what a padded step outputs (Keras's mask): zeros, or (the default) the state it kept
         self.zero_output_for_mask = arguments.boolean(owner, "zero_output_for_mask", zero_output_for_mask)
         if use_cudnn not in ("auto", True, False):
@@ -110,10 +114,24 @@ class _Recurrent(Layer):
                              f"recurrent op differentiates itself), got {value!r}")
         return function
 
+    #: a call's tensors by name (Keras's call(sequences, initial_state=None)): how a functional model writes a call
+    #: with an initial state ({'args': [sequences], 'kwargs': {'initial_state': [h, c]}}) and reads it back
+    call_argument_names = ("sequences", "initial_state")
+
+    @property
+    def state_count(self):
+        """The states the layer carries: 2 for the LSTM (h and c), else 1 (h)."""
+        return 2 if self.gates == 4 else 1
+
     # -- weights -------------------------------------------------------------------------------
+    def build_for(self, input_shape):
+        """Build for the sequences' shape (a call with an initial state gives {'sequences': ..., 'initial_state':
+        [...]}: the states' shapes are checked when the layer is called)."""
+        super().build_for(_sequences_shape(input_shape))
+
     def build(self, input_shape):
         """Create kernel (features, G*u), recurrent_kernel (u, G*u) and bias for inputs (batch, steps, features)."""
-        input_shape = batch_shape(self._owner(), "input_shape", input_shape)
+        input_shape = batch_shape(self._owner(), "input_shape", _sequences_shape(input_shape))
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(f"{self._owner()} expects inputs (batch, steps, features) with a known feature size, "
                              f"got input shape {tuple(input_shape)}")
@@ -142,9 +160,12 @@ class _Recurrent(Layer):
 
     # -- calling -------------------------------------------------------------------------------
     def compute_output_shape(self, input_shape):
-        """(batch, steps, units) with return_sequences, else (batch, units)."""
-        input_shape = tuple(input_shape)
-        return (input_shape[0], input_shape[1], self.units) if self.return_sequences else (input_shape[0], self.units)
+        """(batch, steps, units) with return_sequences, else (batch, units); with return_state a list: that, then
+        (batch, units) for each state."""
+        input_shape = tuple(_sequences_shape(input_shape))
+        batch = input_shape[0]
+        out = (batch, input_shape[1], self.units) if self.return_sequences else (batch, self.units)
+        return [out, *[(batch, self.units)] * self.state_count] if self.return_state else out
 
     def capture_blocker(self, training):
         """Dropout draws new masks on the host for every training batch, which a plan would freeze."""
@@ -158,15 +179,68 @@ class _Recurrent(Layer):
         """Keras's: the input's mask goes on with every state (``return_sequences``); the last state has none."""
         return mask if self.return_sequences else None
 
-    def call(self, x, training=False, mask=None):
+    def __call__(self, sequences, initial_state=None, mask=None, training=False):
+        """Keras's call: the output for ``sequences``; with ``return_state`` the list [output, h] ([output, h, c]
+        for the LSTM). ``initial_state``: the state to start from, [h] or h ([h, c] for the LSTM), each (batch,
+        units); None starts from zeros."""
+        if initial_state is None and not self.return_state:
+            return super().__call__(sequences, training, mask)
+        states = None if initial_state is None else self._listed_states(initial_state)
+        if is_symbolic(sequences) or (states is not None and is_symbolic(states)):
+            if mask is not None:
+                raise TypeError(f"layer {self.name!r}: a functional model does not record mask=; let a layer make "
+                                "the mask (Embedding(mask_zero=True) or Masking) and the layers pass it on")
+            if states is not None and not (is_symbolic(sequences) and all(is_symbolic(s) for s in states)):
+                raise TypeError(f"{self._owner()}: in a functional model the sequences and the initial_state must "
+                                "all be what calling layers on a keras.Input gave")
+            return call_symbolic(self, sequences if states is None else
+                                 {"sequences": sequences, "initial_state": states})
+        def tensor(value):
+            return value if isinstance(value, TensorBase) else Tensor(np.asarray(value), self.dtype, self.device)
+        x = tensor(sequences)
+        if not self.built:
+            self.build_for((None, *x.shape[1:]))
+        return self.invoke(x if states is None else {"sequences": x, "initial_state": [tensor(s) for s in states]},
+                           training, mask)
+
+    def _listed_states(self, initial_state):
+        """``initial_state`` as a list of ``state_count`` items (ValueError naming the layer otherwise)."""
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(states) != self.state_count:
+            expected = "[h, c] (two states)" if self.state_count == 2 else "h, or [h] (one state)"
+            raise ValueError(f"{self._owner()}: initial_state must be {expected}, got {len(states)} state(s)")
+        return states
+
+    def invoke(self, x, training=False, mask=None):
+        """Run the layer on ``x`` (a Tensor, or {'sequences', 'initial_state'}); the output carries Keras's mask
+        (with return_state, the first output only: the states have none)."""
+        sequences, states = (x["sequences"], x.get("initial_state")) if isinstance(x, dict) else (x, None)
+        mask = keras_masks.mask_of(sequences) if mask is None else mask
+        out = self.call(sequences, training=training, mask=mask,
+                        initial_state=None if states is None else self._listed_states(states))
+        self.pass_mask(sequences, out[0] if self.return_state else out, mask)
+        return out
+
+    def activity_loss(self, output):
+        """The activity penalty of the output, or with return_state the sum over the output and the states (Keras
+        regularizes every output of a call)."""
+        if self.activity_regularizer is None or not isinstance(output, list):
+            return super().activity_loss(output)
+        penalties = [Layer.activity_loss(self, item) for item in output]
+        return sum(penalties[1:], penalties[0])
+
+    def call(self, x, training=False, mask=None, initial_state=None):
         """Project every step's input, run the recurrence, return the last state or every state.
 
         In training, ``dropout`` masks the inputs and ``recurrent_dropout`` the state, each mask drawn once per
         sequence, as Keras 3 does: with recurrent dropout, each gate gets masks of its own (Keras's
         implementation 1), so its projection is made per gate too. With Keras's ``mask`` (batch, steps) a padded
         step keeps the state it had (the recurrence skips it); with ``zero_output_for_mask`` it outputs zeros.
+        ``initial_state`` ([h] or [h, c], each (batch, units)) is the state before the first step; with
+        ``return_state`` the result is [output, h_T] or [output, h_T, c_T].
         """
         self._check_input(x)
+        initial_state = self._checked_states(initial_state, x)
         samples, steps, features = x.shape
         if x.dtype != self.kernel.dtype:
             x = x.astype(self.kernel.dtype)
@@ -179,10 +253,27 @@ class _Recurrent(Layer):
         else:
             projected = self._projection(x, None)
         kept = None if mask is None else step_mask(self.name, mask, x).transpose(1, 0)     # (steps, n): time first
-        out = self._sequence(projected, masks, kept)
+        out, *states = self._sequence(projected, masks, kept, initial_state) if self.return_state else \
+            [self._sequence(projected, masks, kept, initial_state)]
         if kept is not None and self.zero_output_for_mask:
             out = self._zeroed(out, kept)
-        return out.transpose(1, 0, 2) if self.return_sequences else out
+        out = out.transpose(1, 0, 2) if self.return_sequences else out
+        return [out, *states] if self.return_state else out
+
+    def _checked_states(self, states, x):
+        """The initial states as Tensors of the kernel's dtype, each (batch, units); None stays None."""
+        if states is None:
+            return None
+        checked = []
+        for position, state in enumerate(states):
+            if not isinstance(state, TensorBase):
+                raise TypeError(f"{self._owner()}: initial_state[{position}] must be a Tensor, got "
+                                f"{type(state).__name__}")
+            if state.shape != (x.shape[0], self.units):
+                raise ValueError(f"{self._owner()}: initial_state[{position}] must have shape (batch, units) = "
+                                 f"{(x.shape[0], self.units)}, got {state.shape}")
+            checked.append(state if state.dtype == self.kernel.dtype else state.astype(self.kernel.dtype))
+        return checked
 
     def _zeroed(self, out, kept):
         """Keras's zero_output_for_mask: zeros for the padded steps, in the order the steps ran (the last state is
@@ -229,7 +320,8 @@ class _Recurrent(Layer):
     # -- config --------------------------------------------------------------------------------
     def get_config(self):
         """Keras 3's config of the layer, in Keras's key order."""
-        config = {**super().get_config(), "return_sequences": self.return_sequences, "return_state": False,
+        config = {**super().get_config(), "return_sequences": self.return_sequences,
+                  "return_state": self.return_state,
                   "go_backwards": self.go_backwards, "stateful": False, "unroll": self.unroll,
                   "zero_output_for_mask": self.zero_output_for_mask, "units": self.units,
                   "activation": activations.serialize(self.activation)}
@@ -272,9 +364,10 @@ class SimpleRNN(_Recurrent):
             raise TypeError("SimpleRNN got an unexpected keyword argument 'recurrent_activation' (it has no gates)")
         super().__init__(units, activation=activation, **kwargs)
 
-    def _sequence(self, projected, masks, kept):
+    def _sequence(self, projected, masks, kept, initial_state):
         return F.simple_rnn(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
-                            return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept)
+                            return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept,
+                            initial_state=initial_state, return_state=self.return_state)
 
     def _extra_config(self, where):
         return {}         # Keras 3's SimpleRNN config has no seed
@@ -299,9 +392,10 @@ class LSTM(_Recurrent):
     def _bias_initializer(self):
         return _ForgetGateBias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
 
-    def _sequence(self, projected, masks, kept):
+    def _sequence(self, projected, masks, kept, initial_state):
         return F.lstm(projected, self.recurrent_kernel, *self._activation_names(), reverse=self.go_backwards,
-                      return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept)
+                      return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept,
+                      initial_state=initial_state, return_state=self.return_state)
 
     def _extra_config(self, where):
         if where == "after_initializers":
@@ -331,10 +425,11 @@ class GRU(_Recurrent):
     def _input_bias(self):
         return None if self.reset_after else self.bias        # with reset_after, the GRU op adds both rows
 
-    def _sequence(self, projected, masks, kept):
+    def _sequence(self, projected, masks, kept, initial_state):
         return F.gru(projected, self.recurrent_kernel, self.bias if self.reset_after else None,
                      *self._activation_names(), reverse=self.go_backwards, reset_after=self.reset_after,
-                     return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept)
+                     return_sequences=self.return_sequences, recurrent_masks=masks, step_mask=kept,
+                     initial_state=initial_state, return_state=self.return_state)
 
     def _extra_config(self, where):
         if where == "last":
@@ -344,94 +439,12 @@ class GRU(_Recurrent):
     _CONFIG_KEYS = (*_Recurrent._CONFIG_KEYS, "reset_after", "recurrent_activation")
 
 
-class Bidirectional(Wrapper):
-    """Keras's Bidirectional wrapper: the recurrent ``layer`` run forwards and a copy of it run backwards over
-    the same inputs, their outputs merged (``merge_mode``: "concat" (the default), "sum", "mul" or "ave").
-
-    With ``return_sequences`` the backward layer's states are put back in the inputs' time order before the
-    merge, so step t of the output sees the whole sequence. The two layers are copies of ``layer``'s config
-    named ``forward_<name>`` and ``backward_<name>`` (or ``backward_layer``, given), and their weights are the
-    wrapper's, forward first, named as Keras names them (``forward_lstm/lstm_cell/kernel``).
-    """
-
-    MERGE_MODES = ("concat", "sum", "mul", "ave")
-    supports_masking = True
-
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
-        super().__init__(**kwargs)
-        owner = f"Bidirectional {self.name!r}"
-        if not isinstance(layer, _Recurrent):
-            raise TypeError(f"{owner}: layer must be a SimpleRNN, LSTM or GRU, got {type(layer).__name__}")
-        if merge_mode not in self.MERGE_MODES:
-            raise ValueError(f"{owner}: merge_mode must be one of {self.MERGE_MODES} (None, a list of both outputs, "
-                             f"cannot go on through a Sequential), got {merge_mode!r}")
-        if weights is not None:
-            raise ValueError(f"{owner}: initial weights are not supported; call set_weights() once it is built")
-        self.merge_mode = merge_mode
-        config = layer.get_config()
-        base = config["name"].removeprefix("forward_")
-        self.forward_layer = type(layer).from_config({**config, "name": f"forward_{base}"})
-        if backward_layer is None:
-            backward_layer = type(layer).from_config({**config, "name": f"backward_{base}",
-                                                      "go_backwards": not layer.go_backwards})
-        elif not isinstance(backward_layer, _Recurrent) or backward_layer.go_backwards == layer.go_backwards or \
-                backward_layer.return_sequences != layer.return_sequences:
-            raise ValueError(f"{owner}: backward_layer must be a recurrent layer with go_backwards opposite to the "
-                             f"layer's and the same return_sequences")
-        self.backward_layer = backward_layer
-        self.return_sequences = layer.return_sequences
-        for sublayer in (self.forward_layer, self.backward_layer):      # Keras's rule for padded steps' outputs
-            sublayer.zero_output_for_mask = self.return_sequences
-        if self.batch_input_shape is None:
-            self.batch_input_shape = layer.batch_input_shape
-        if self.batch_input_shape is not None:
-            self.build(self.batch_input_shape)
-
-    def sublayers(self):
-        """The forward layer, then the backward one (Keras's groups forward_layer and backward_layer)."""
-        return [("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer)]
-
-    def build(self, input_shape):
-        """Build both layers; their weights become this layer's (a file being loaded sees them as its own)."""
-        self._build_sublayers([input_shape, input_shape])
-        super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        """The layer's output shape, its last axis doubled by "concat"."""
-        shape = self.forward_layer.compute_output_shape(input_shape)
-        return (*shape[:-1], 2 * shape[-1]) if self.merge_mode == "concat" else shape
-
-    def compute_mask(self, inputs, mask=None):
-        """Keras's: the input's mask goes on with every step (``return_sequences``), else none."""
-        return mask if self.return_sequences else None
-
-    def call(self, x, training=False):
-        """Both layers over x (each takes the mask x carries), the backward states back in time order, merged."""
-        forward = self.forward_layer.invoke(x, training)
-        backward = self.backward_layer.invoke(x, training)
-        if self.return_sequences:
-            backward = backward[:, ::-1]
-        if self.merge_mode == "concat":
-            return F.concatenate([forward, backward], axis=-1)
-        if self.merge_mode == "sum":
-            return forward + backward
-        if self.merge_mode == "mul":
-            return forward * backward
-        return (forward + backward) * 0.5               # "ave": / 2, exactly
-
-    def get_config(self):
-        """Keras 3's Bidirectional config: the two layers serialized inside it."""
-        return {**super().get_config(), "merge_mode": self.merge_mode, "layer": serialized_layer(self.forward_layer),
-                "backward_layer": serialized_layer(self.backward_layer)}
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild the wrapper and its two layers from Keras's config."""
-        layers = {key: layer_from_entry("Bidirectional", key, config.get(key), _RECURRENT_CLASSES,
-                                        "a SimpleRNN, LSTM or GRU")
-                  for key in ("layer", "backward_layer") if key == "layer" or config.get(key) is not None}
-        return cls(layers["layer"], merge_mode=config.get("merge_mode", "concat"),
-                   backward_layer=layers.get("backward_layer"), **super()._config_arguments(config))
-
-
 _RECURRENT_CLASSES = {cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU)}
+
+
+def _sequences_shape(input_shape):
+    """The sequences' shape of a call's input shape ({'sequences': shape, 'initial_state': [...]} for a call
+    with an initial state, as Keras's build config names them too)."""
+    if isinstance(input_shape, dict):
+        return input_shape.get("sequences", input_shape.get("sequences_shape"))
+    return input_shape

@@ -82,6 +82,9 @@ def _rows(edge, cells, widths):
 
 
 def _shape_text(shape):
+    """(None, 8) as Keras prints it; a list of shapes (a layer with several outputs) as [(None, 8), (None, 8)]."""
+    if isinstance(shape, list):
+        return "[" + ", ".join(_shape_text(item) for item in shape) + "]"
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 

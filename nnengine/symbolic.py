@@ -17,14 +17,15 @@ Keras 3 does (its ``map_graph``): that order is the model's ``layers``, its ``we
 """
 from collections import defaultdict
 
-__all__ = ["KerasTensor", "Node", "is_symbolic", "keras_tensor", "call_symbolic", "graph_of"]
+__all__ = ["KerasTensor", "Node", "is_symbolic", "keras_tensor", "call_symbolic", "graph_of", "named_argument"]
 
 
 class KerasTensor:
-    """A symbolic tensor: what calling a layer on ``keras.Input`` gives. ``shape`` has None for the batch axis."""
+    """A symbolic tensor: what calling a layer on ``keras.Input`` gives. ``shape`` has None for the batch axis;
+    ``index`` is its place among its node's outputs (a recurrent layer with ``return_state`` has several)."""
 
-    def __init__(self, shape, dtype, node):
-        self.shape, self.dtype, self.node = tuple(shape), dtype, node
+    def __init__(self, shape, dtype, node, index=0):
+        self.shape, self.dtype, self.node, self.index = tuple(shape), dtype, node, index
 
     @property
     def ndim(self):
@@ -43,27 +44,50 @@ class KerasTensor:
 class Node:
     """One call of ``layer`` on symbolic ``inputs`` (a tuple of KerasTensors); ``as_list`` when it was called on
     a list (merge layers); ``names``, when it was called with named tensors (attention's query, value, key...),
-    the argument name of each input, and ``options`` the call's other keyword arguments. ``index`` is the call's
-    number among the layer's calls; ``output`` its result."""
+    the argument name of each input, and ``options`` the call's other keyword arguments; ``listed``: the names
+    that take a list of tensors (a recurrent layer's initial_state), whose inputs share the name, in order.
+    ``index`` is the call's number among the layer's calls; ``outputs`` its results (a list of KerasTensors:
+    one, or several when ``output_shape`` is a list of shapes), ``output`` the one, or the list of several."""
 
-    def __init__(self, layer, inputs, as_list, output_shape, output_dtype, names=None, options=None):
+    def __init__(self, layer, inputs, as_list, output_shape, output_dtype, names=None, options=None, listed=()):
         self.layer, self.inputs, self.as_list = layer, tuple(inputs), as_list
         self.names, self.options = (tuple(names) if names else None), dict(options or {})
+        self.listed = frozenset(listed)
         calls = layer.__dict__.setdefault("_symbolic_nodes", [])
         self.index = len(calls)
         calls.append(self)
-        self.output = KerasTensor(output_shape, output_dtype, self)
+        several = isinstance(output_shape, list) and bool(output_shape) and \
+            all(isinstance(shape, (list, tuple)) for shape in output_shape)
+        shapes = output_shape if several else [output_shape]
+        self.outputs = [KerasTensor(shape, output_dtype, self, index) for index, shape in enumerate(shapes)]
+        self.output = list(self.outputs) if several else self.outputs[0]
 
     def argument(self, values):
-        """What the layer is called on, given the values of ``inputs``: one, a list, or {name: value}."""
+        """What the layer is called on, given the values of ``inputs``: one, a list, or {name: value} (a list of
+        values for a ``listed`` name)."""
         if self.names:
-            return dict(zip(self.names, values))
+            return named_argument(self.names, self.listed, values)
         return list(values) if self.as_list else values[0]
+
+    def named_inputs(self):
+        """{argument name: its KerasTensor, or the list of them for a ``listed`` name}, for a call with names."""
+        return self.argument(self.inputs)
 
     @property
     def parents(self):
         """The nodes that made this node's inputs."""
         return [tensor.node for tensor in self.inputs]
+
+
+def named_argument(names, listed, values):
+    """{name: value} of a call with named inputs, a list of the values for a name in ``listed``."""
+    argument = {}
+    for name, value in zip(names, values):
+        if name in listed:
+            argument.setdefault(name, []).append(value)
+        else:
+            argument[name] = value
+    return argument
 
 
 def _is_symbolic_item(value):
@@ -91,17 +115,33 @@ def keras_tensor(value, where):
                     f"itself, got {type(value).__name__}")
 
 
+def _output_shape(shape):
+    """A layer's output shape as a tuple, or a list of tuples for a layer with several outputs."""
+    if isinstance(shape, list) and shape and all(isinstance(item, (list, tuple)) for item in shape):
+        return [tuple(item) for item in shape]
+    return tuple(shape)
+
+
 def call_symbolic(layer, x, options=None):
     """Record ``layer`` called on symbolic ``x`` (a KerasTensor, an Input, a list of them for a merge layer, or
-    {argument name: one} with the call's other keyword arguments ``options``, for attention): build the layer on
-    the first call, check the shapes of a later one, and return the output KerasTensor."""
+    {argument name: one, or a list of them} with the call's other keyword arguments ``options``, for attention
+    and a recurrent layer's initial_state): build the layer on the first call, check the shapes of a later one,
+    and return the output KerasTensor (a list of them for a layer with several outputs)."""
     where = f"layer {layer.name!r}"
     if isinstance(x, dict):
-        inputs = [keras_tensor(item, f"{where}, argument {name!r}") for name, item in x.items()]
-        shapes = {name: tensor.shape for name, tensor in zip(x, inputs)}
+        names, inputs, shapes = [], [], {}
+        listed = [name for name, item in x.items() if isinstance(item, (list, tuple))]
+        for name, item in x.items():
+            tensors = [keras_tensor(one, f"{where}, argument {name!r}")
+                       for one in (item if name in listed else [item])]
+            names += [name] * len(tensors)
+            inputs += tensors
+            shapes[name] = [t.shape for t in tensors] if name in listed else tensors[0].shape
         layer.build_for(shapes)
-        output_shape = tuple(layer.compute_output_shape(shapes))
-        return Node(layer, inputs, False, output_shape, layer.dtype, names=list(x), options=options).output
+        output_shape = _output_shape(layer.compute_output_shape(shapes, **options) if options else
+                                     layer.compute_output_shape(shapes))
+        return Node(layer, inputs, False, output_shape, layer.dtype, names=names, options=options,
+                    listed=listed).output
     as_list = isinstance(x, (list, tuple))
     if as_list != getattr(layer, "takes_list", False):
         raise TypeError(f"{where} ({type(layer).__name__}) must be called on "
@@ -110,7 +150,7 @@ def call_symbolic(layer, x, options=None):
     inputs = [keras_tensor(item, where) for item in (x if as_list else [x])]
     shape = [tensor.shape for tensor in inputs] if as_list else inputs[0].shape
     layer.build_for(shape)
-    output_shape = tuple(layer.compute_output_shape(shape))
+    output_shape = _output_shape(layer.compute_output_shape(shape))
     return Node(layer, inputs, as_list, output_shape, layer.dtype).output
 
 
@@ -163,7 +203,7 @@ def graph_of(inputs, outputs):
     for node in reversed(post_order):   # a node is one deeper than its deepest child; a layer as deep as its nodes
         depth = max(node_depth.setdefault(node, 0), layer_depth.get(node.layer, 0))
         layer_depth[node.layer] = node_depth[node] = depth
-        if id(node.output) not in input_ids:
+        if id(node.outputs[0]) not in input_ids:
             for parent in node.parents:
                 node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
     for tensor in inputs:               # an input that no output needs still belongs to the model

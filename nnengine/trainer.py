@@ -46,7 +46,7 @@ from .dtypes import checked_cast
 from .model_inputs import SampleArrays, as_array, by_name, joined, prepare_inputs
 from .output_heads import Head, compile_heads
 from .trainer_metrics import TrainerMetrics
-from .trainer_step import TrainerStep
+from .trainer_step import TrainerStep, known_output_shape
 from .utils import global_rng
 from .weighting import sample_weights
 
@@ -168,7 +168,7 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         if count != len(y):
             raise ValueError(f"{what}: x and y must have the same number of samples, got {count} and {len(y)}")
         if head.loss is not None:
-            head.loss.check_targets(y.shape, (len(y), *self._output_shapes()[head.position][1:]))
+            head.loss.check_targets(y.shape, known_output_shape(self._output_shapes()[head.position], y.shape))
         if y.dtype.kind == "f" or not isinstance(head.loss, losses_module.SparseCategoricalCrossentropy):
             y = y.astype(self.dtype, copy=False)
         return y
@@ -317,3 +317,4 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
     def predict_on_batch(self, x):
         """The model's outputs for one batch, as a numpy array (a list of them for several outputs)."""
         return self._predict_batch(self._prepare_x(x, "predict_on_batch"))
+

@@ -10,6 +10,8 @@ one), then each output's metric output (its predictions, the argmax hits the ste
 """
 import contextlib
 
+import numpy as np
+
 from .activations import name_of
 from .autograd import enable_grad, no_grad
 from .dtypes import checked_cast
@@ -95,9 +97,9 @@ class TrainerStep:
         backend = first.backend
         targets = y_batch.arrays if isinstance(y_batch, SampleArrays) else [y_batch]
         weights = w_batch.arrays if isinstance(w_batch, SampleArrays) else [w_batch] * len(self._heads)
-        count = len(y_batch)
         ys, ws, logits, kinds, compared, keys = zip(*[
-            self._head_batch(head, layer, targets[head.position], weights[head.position], (count, *shape[1:]), first)
+            self._head_batch(head, layer, targets[head.position], weights[head.position],
+                             known_output_shape(shape, np.shape(targets[head.position])), first)
             for head, layer, shape in zip(self._heads, self._output_layers, self._output_shapes())])
         trainable = self.trainable_weights
         key = ("train" if training else "test", *input_key(x), keys, first.device, self._structure_key(trainable))
@@ -268,3 +270,12 @@ class TrainerStep:
             if reason is not None:
                 return reason
         return None
+
+
+def known_output_shape(output_shape, targets_shape):
+    """An output's shape for a batch, as far as its targets can be checked against it: the targets' batch size,
+    and every axis the output knows; an axis of unknown size (a sequence of any length, Input(shape=(None, 5)))
+    takes the targets' size there, and the loss then meets the predictions' own."""
+    sizes = [size if size is not None or axis >= len(targets_shape) else targets_shape[axis]
+             for axis, size in enumerate(output_shape)]
+    return (targets_shape[0], *sizes[1:])

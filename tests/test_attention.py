@@ -345,9 +345,28 @@ def test_bad_calls_are_refused_naming_the_layer_and_the_shapes():
         layers.MultiHeadAttention(2, 3)(np.zeros((2, 3), "float32"), np.zeros((2, 3), "float32"))
     with pytest.raises(TypeError, match="takes a query and a value"):
         keras.Sequential([keras.Input((4, 3)), layers.MultiHeadAttention(2, 3)]).predict(x, verbose=0)
-    query = keras.Input((4, 3))
-    with pytest.raises(ValueError, match="return_attention_scores"):
-        layers.MultiHeadAttention(2, 3)(query, query, return_attention_scores=True)
+
+
+def test_a_functional_model_outputs_the_attention_scores_as_a_second_output(tmp_path):
+    """Keras's ``mha(q, v, return_attention_scores=True)`` in a functional model: one node with two outputs, the
+    scores (batch, heads, T, S) those the layer gives on data; the config and the files keep the call."""
+    query, value = keras.Input((4, 3)), keras.Input((5, 2))
+    attention = layers.MultiHeadAttention(2, 3, name="mha")
+    out, scores = attention(query, value, return_attention_scores=True)
+    assert out.shape == (None, 4, 3) and scores.shape == (None, 2, 4, 5) and scores.index == 1
+    model = keras.Model([query, value], [layers.Identity(name="out")(out), layers.Identity(name="scores")(scores)])
+    rng = np.random.default_rng(2)
+    x = [rng.standard_normal((6, 4, 3)).astype("float32"), rng.standard_normal((6, 5, 2)).astype("float32")]
+    got_out, got_scores = model.predict(x, verbose=0)
+    direct_out, direct_scores = attention(*x, return_attention_scores=True)
+    np.testing.assert_allclose(got_scores, direct_scores.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got_scores.sum(axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(got_out, direct_out.numpy(), rtol=1e-6)
+    call = next(e for e in model.get_config()["layers"] if e["name"] == "mha")["inbound_nodes"][0]
+    assert call["kwargs"]["return_attention_scores"] is True
+    model.save(tmp_path / "scores.keras")
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "scores.keras").predict(x, verbose=0)[1],
+                                  got_scores)
 
 
 def test_the_snippets_of_docs_attention_md_build_models_that_train():

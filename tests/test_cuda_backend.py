@@ -653,3 +653,19 @@ def test_an_attention_model_trains_on_the_fake_gpu_as_on_the_reference():       
         return nn.keras.Model(inputs, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(attended)))
     rng = np.random.default_rng(0)
     _trains_on_the_fake_gpu_as_on_the_reference(make_model, rng.integers(0, 6, (16, 5)), rng.integers(0, 3, 16))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
+def test_a_seq2seq_model_trains_on_the_fake_gpu_as_on_the_reference():                     # runs on staging data
+    """An LSTM encoder's last state and carry start an LSTM decoder: the CUDA backend runs the reference loop from
+    the given state, and hands the gradient of the last carry back through time."""
+    layers = nn.layers
+
+    def make_model():
+        source, target = nn.keras.Input((4, 3)), nn.keras.Input((5, 2))
+        _, h, c = layers.LSTM(4, return_state=True)(source)
+        decoded = layers.LSTM(4, return_sequences=True)(target, initial_state=[h, c])
+        return nn.keras.Model([source, target], layers.Dense(3, activation="softmax")(decoded))
+    rng = np.random.default_rng(0)
+    x = [rng.standard_normal((16, 4, 3)).astype("float32"), rng.standard_normal((16, 5, 2)).astype("float32")]
+    _trains_on_the_fake_gpu_as_on_the_reference(make_model, x, rng.integers(0, 3, (16, 5)))

@@ -325,8 +325,10 @@ def test_a_sequence_task_is_learned_compiled():
 def test_bad_arguments_and_inputs_are_refused_naming_the_layer():
     with pytest.raises(ValueError, match="LSTM 'mem'.*recurrent_dropout"):
         L.LSTM(3, recurrent_dropout=1.0, name="mem")
-    with pytest.raises(ValueError, match="return_state=True is not supported"):
-        L.GRU(3, return_state=True)
+    with pytest.raises(ValueError, match="Sequential.add: layer 'states' has return_state=True"):
+        nn.Sequential([nn.Input((4, 2)), L.GRU(3, return_state=True, name="states")])
+    with pytest.raises(ValueError, match="return_state=True is not supported inside Bidirectional"):
+        L.Bidirectional(L.GRU(3, return_state=True))
     with pytest.raises(ValueError, match="stateful=True is not supported"):
         L.SimpleRNN(3, stateful=True)
     with pytest.raises(ValueError, match="activation must be 'tanh', 'sigmoid', 'relu' or 'linear'.*softmax"):
@@ -366,7 +368,7 @@ def test_orthogonal_and_identity_initializers():
 
 def test_the_snippets_of_docs_recurrent_md_run_as_pasted(capsys):
     text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "recurrent.md").read_text(encoding="utf-8")
-    first, padded = re.findall(r"```python\n(.*?)```", text, re.S)
+    first, padded, states = re.findall(r"```python\n(.*?)```", text, re.S)
     namespace = {}
     exec(compile(first, "docs/recurrent.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["model"].output_shape == (None, 10)
@@ -377,6 +379,10 @@ def test_the_snippets_of_docs_recurrent_md_run_as_pasted(capsys):
     np.testing.assert_array_equal(model.layers[0](tokens)._keras_mask.numpy(), tokens != 0)
     padded_before = model.predict(np.array([[0, 0, 0, 7, 3]]), verbose=0)      # [7, 3] padded the other way
     np.testing.assert_allclose(model.predict(tokens, verbose=0)[1:], padded_before, atol=1e-6)
+    namespace = {}
+    exec(compile(states, "docs/recurrent.md states snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    assert namespace["model"].predict(namespace["x"], verbose=0).shape == (64, 7, 6)
+    assert namespace["h"].shape == namespace["c"].shape == (64, 32)
 
 
 def test_a_long_sequences_arrays_are_reused_from_the_pool_and_its_plan_replays_in_python(monkeypatch):
@@ -392,8 +398,8 @@ def test_a_long_sequences_arrays_are_reused_from_the_pool_and_its_plan_replays_i
     assert p.nbytes >= numba_recurrent.SEQUENCE_MIN_POOLED_BYTES
     states, last, cache = backend.recurrent_forward("lstm", p, kernel, None, "tanh", "sigmoid", False, True)
     assert states.base is not None and cache.base is not None and last.base is None       # pooled views
-    dp, d_kernel, _ = backend.recurrent_backward("lstm", kernel, None, states, cache, last, "tanh", "sigmoid", False,
-                                                 True)
+    dp, d_kernel, *_ = backend.recurrent_backward("lstm", kernel, None, states, cache, last, "tanh", "sigmoid", False,
+                                                  True)
     assert dp.base is not None and d_kernel.base is None     # a weight's gradient is numpy's own: never copied
     assert host_buffers.held_bytes() >= states.nbytes + cache.nbytes + dp.nbytes
     reference = nn.backends.NumpyBackend("numpy").recurrent_forward("lstm", p, kernel, None, "tanh", "sigmoid",

@@ -6,7 +6,11 @@ order, ``cache`` (T, n, B*u) of what backward needs; the backward kernels take t
 scratch ``dz`` (and the GRU's ``dq``), (T, n, G*u), from the caller, which reuses that memory. Each step
 makes one matrix product with the recurrent kernel through BLAS (``blas.gemm``: only called when
 ``blas.AVAILABLE``) and one pass over its n x u cells for the gates; the state before step 0 is a zero
-array, multiplied like any other (as Keras does).
+array, multiplied like any other (as Keras does), or with ``has_initial`` the ``initial`` state (n, u) given
+(and the LSTM's ``initial_c``). The backward kernels then write that state's gradient (``d_initial``,
+``d_initial_c``) and add the first step's share h0^T dq_0 to the recurrent kernel's; the LSTM's also starts
+from the gradient of its last carry c_T (``d_last_cell``, with ``has_d_last_cell``). Arrays never read stand
+in, (1, 1), for the ones a call does not have.
 
 Activation codes are kernels/activation_codes.py's: none, relu, sigmoid, tanh. The derivatives are written
 from the activation's output y, as Backend.activation_backward writes them: g * y * (1 - y), g * (1 - y^2),
@@ -16,7 +20,7 @@ g where y > 0.
 holds data): a padded step keeps the previous state (and c), ``h = h'``, and its backward hands the state's
 gradient to the previous state unchanged and none to the cell. Without it, an unread (1, 1) array stands in.
 
-The module is one piece (a little over 450 lines): the eight kernels share their inlined helpers, and each
+The module is one piece (a little over 500 lines): the eight kernels share their inlined helpers, and each
 cell's forward is best read next to its backward.
 """
 import math
@@ -80,6 +84,42 @@ def _add_carried(carried, dh_next):
     for i in range(dh_next.shape[0]):
         for j in range(dh_next.shape[1]):
             dh_next[i, j] += carried[i, j]
+
+
+@njit(inline="always")
+def _first_state(initial, has_initial, n, units, like):
+    """The state before step 0: a copy of ``initial``, or zeros."""
+    previous = np.zeros((n, units), like.dtype)
+    if has_initial:
+        previous[:] = initial
+    return previous
+
+
+@njit(inline="always")
+def _c_before(cache, k, i, j, units, initial_c, has_initial, zero):
+    """The LSTM's carry c' that step k of sample i reads: the step before's (cache block 4), or the initial one."""
+    if k > 0:
+        return cache[k - 1, i, 4 * units + j]
+    return initial_c[i, j] if has_initial else zero
+
+
+@njit(inline="always")
+def _add_first_step(initial, dq, masks, has_masks, blocks, d_kernel):
+    """d_kernel's first ``blocks`` gate blocks += h0^T dq[0] block by block (with recurrent-dropout ``masks``,
+    (h0 * masks[g])^T dq[0]_g): the first step's share of dU, when the state before it is not zero."""
+    n, units = initial.shape
+    state = np.empty((n, units), initial.dtype)
+    block = np.empty((n, units), initial.dtype)
+    part = np.empty((units, units), initial.dtype)
+    for g in range(blocks):
+        for i in range(n):
+            for c in range(units):
+                state[i, c] = initial[i, c] * masks[g, i, c] if has_masks else initial[i, c]
+                block[i, c] = dq[0, i, g * units + c]
+        gemm(state, block, part, True, False)
+        for a in range(units):
+            for c in range(units):
+                d_kernel[a, g * units + c] += part[a, c]
 
 
 @njit(inline="always")
@@ -166,15 +206,15 @@ def _state_gradient(dq, whole, blocks, masks, has_masks, first, dh):
 
 
 @njit(cache=True, error_model="numpy")
-def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, step_mask, has_step_mask, states, last,
-                       zero, one):
+def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, step_mask, has_step_mask, initial,
+                       has_initial, states, last, zero, one):
     """states[k] = act(p[t] + states[k-1] @ kernel); last = the final state."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
     blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, units), p.dtype)
     work = np.empty((3, units), p.dtype)
-    previous = np.zeros((n, units), p.dtype)
+    previous = _first_state(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         _pre_activations(p[_step_index(k, steps, reverse)], q, states[k])
@@ -187,14 +227,14 @@ def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, step_ma
 
 @njit(cache=True, error_model="numpy")
 def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, step_mask, has_step_mask,
-                 states, last, cache, zero, one):
+                 initial, initial_c, has_initial, states, last, cache, zero, one):
     """Gates i, f, g, o of p[t] + h' @ kernel; c = f * c' + i * g; h = o * act(c); cache [i f g o c act(c)]."""
     steps, n, units = states.shape
     fast = p.itemsize == 4                     # float32: the vectorised exp
     blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, 4 * units), p.dtype)
     work = np.empty((3, 2 * units), p.dtype)
-    previous = np.zeros((n, units), p.dtype)
+    previous = _first_state(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         row_block = cache[k]
@@ -205,7 +245,7 @@ def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, ha
             _squash(row[2 * units:3 * units], activation, fast, work, zero, one)          # g
             _squash(row[3 * units:4 * units], recurrent_activation, fast, work, zero, one)  # o
             for j in range(units):
-                c_prev = cache[k - 1, i, 4 * units + j] if k > 0 else zero
+                c_prev = _c_before(cache, k, i, j, units, initial_c, has_initial, zero)
                 c = row[units + j] * c_prev + row[j] * row[2 * units + j]
                 row[4 * units + j] = c
                 row[5 * units + j] = c
@@ -215,14 +255,14 @@ def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, ha
             if not _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero):
                 for j in range(units):           # a padded step: h and c carry over
                     states[k, i, j] = previous[i, j]
-                    row[4 * units + j] = cache[k - 1, i, 4 * units + j] if k > 0 else zero
+                    row[4 * units + j] = _c_before(cache, k, i, j, units, initial_c, has_initial, zero)
         previous = states[k]
     last[:] = previous
 
 
 @njit(cache=True, error_model="numpy")
 def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, reverse, masks, has_masks, step_mask,
-                has_step_mask, states, last, cache, zero, one):
+                has_step_mask, initial, has_initial, states, last, cache, zero, one):
     """Keras's GRU with reset_after: q = h' @ kernel (+ bias[1]); z, r = s(x + q) blocks; n = a(x_n + r * q_n);
     h = z * h' + (1 - z) * n, with x = p[t] (+ bias[0]); cache [z r n q_n]."""
     steps, n, units = states.shape
@@ -230,7 +270,7 @@ def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, rev
     blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, 3 * units), p.dtype)
     work = np.empty((3, 2 * units), p.dtype)
-    previous = np.zeros((n, units), p.dtype)
+    previous = _first_state(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         x = p[_step_index(k, steps, reverse)]
@@ -258,7 +298,7 @@ def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, rev
 
 @njit(cache=True, error_model="numpy")
 def gru_forward_reset_before(p, kernel, activation, recurrent_activation, reverse, masks, has_masks, step_mask,
-                             has_step_mask, states, last, cache, zero, one):
+                             has_step_mask, initial, has_initial, states, last, cache, zero, one):
     """Keras's GRU without reset_after: z, r = s(x + h' @ U_zr) blocks; n = a(x_n + (r * h') @ U_n);
     cache [z r n r*h'] (r * h' * masks[2] with recurrent dropout)."""
     steps, n, units = states.shape
@@ -269,7 +309,7 @@ def gru_forward_reset_before(p, kernel, activation, recurrent_activation, revers
     work = np.empty((3, 2 * units), p.dtype)
     reset_state = np.empty((n, units), p.dtype)
     product = np.empty((n, units), p.dtype)
-    previous = np.zeros((n, units), p.dtype)
+    previous = _first_state(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel_zr, blocks, masks, has_masks, 0, q)
         x = p[_step_index(k, steps, reverse)]
@@ -352,7 +392,7 @@ def _finish(states, dz, dq, reverse, masks, has_masks, dp, d_kernel):
 
 @njit(cache=True, error_model="numpy")
 def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, masks, has_masks, step_mask,
-                        has_step_mask, dz, dp, d_kernel, zero, one):
+                        has_step_mask, initial, has_initial, dz, dp, d_kernel, d_initial, zero, one):
     """dz[k] = act'(h_k) (grad_k + dz[k+1] @ kernel^T); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
@@ -365,21 +405,25 @@ def simple_rnn_backward(kernel, states, grad, all_steps, activation, reverse, ma
                 dh = _step_grad(grad, all_steps, k, steps, i, j, zero) + dh_next[i, j]
                 carried[i, j] = zero if kept else dh
                 dz[k, i, j] = _act_grad(states[k, i, j], dh if kept else zero, activation, zero, one)
-        if k > 0:
+        if k > 0 or has_initial:
             _state_gradient(dz[k], kernel, blocks, masks, has_masks, 0, dh_next)
             if has_step_mask:
                 _add_carried(carried, dh_next)
     _finish(states, dz, dz, reverse, masks, has_masks, dp, d_kernel)
+    if has_initial:
+        d_initial[:] = dh_next
+        _add_first_step(initial, dz, masks, has_masks, 1, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
 def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
-                  step_mask, has_step_mask, dz, dp, d_kernel, zero, one):
+                  step_mask, has_step_mask, initial, initial_c, has_initial, d_last_cell, has_d_last_cell, dz, dp,
+                  d_kernel, d_initial, d_initial_c, zero, one):
     """dz[k] = dL/d(p[t] + h' @ kernel) of each step (the four gates' blocks); dp = dz in input order; d_kernel."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
     dh_next = np.zeros((n, units), states.dtype)
-    dc_next = np.zeros((n, units), states.dtype)
+    dc_next = _first_state(d_last_cell, has_d_last_cell, n, units, states)
     carried = np.zeros((n, units), states.dtype)
     for k in range(steps - 1, -1, -1):
         for i in range(n):
@@ -395,31 +439,36 @@ def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_
                     carried[i, j], carried_c, dh = dh, dc_next[i, j], zero
                     dc_next[i, j] = zero
                 dc = _act_grad(squashed, dh * gate_o, activation, zero, one) + dc_next[i, j]
-                c_prev = cache[k - 1, i, 4 * units + j] if k > 0 else zero
+                c_prev = _c_before(cache, k, i, j, units, initial_c, has_initial, zero)
                 out[j] = _act_grad(gate_i, dc * gate_g, recurrent_activation, zero, one)
                 out[units + j] = _act_grad(gate_f, dc * c_prev, recurrent_activation, zero, one)
                 out[2 * units + j] = _act_grad(gate_g, dc * gate_i, activation, zero, one)
                 out[3 * units + j] = _act_grad(gate_o, dh * squashed, recurrent_activation, zero, one)
                 dc_next[i, j] = dc * gate_f + carried_c
-        if k > 0:
+        if k > 0 or has_initial:
             _state_gradient(dz[k], kernel, blocks, masks, has_masks, 0, dh_next)
             if has_step_mask:
                 _add_carried(carried, dh_next)
     _finish(states, dz, dz, reverse, masks, has_masks, dp, d_kernel)
+    if has_initial:
+        d_initial[:] = dh_next
+        d_initial_c[:] = dc_next
+        _add_first_step(initial, dz, masks, has_masks, 4, d_kernel)
 
 
 @njit(cache=True, error_model="numpy")
 def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse, masks, has_masks,
-                 step_mask, has_step_mask, dz, dq, dp, d_kernel, d_bias, has_bias, zero, one):
+                 step_mask, has_step_mask, initial, has_initial, dz, dq, dp, d_kernel, d_bias, has_bias, d_initial,
+                 zero, one):
     """With reset_after: dz[k] = dL/dx and dq[k] = dL/dq per step (q = h' @ kernel + bias[1]); dp, d_kernel and
     d_bias = [sum of dz, sum of dq] over steps and samples."""
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
     dh_next = np.zeros((n, units), states.dtype)
     direct = np.zeros((n, units), states.dtype)
-    zeros = np.zeros((n, units), states.dtype)
+    first = _first_state(initial, has_initial, n, units, states)
     for k in range(steps - 1, -1, -1):
-        previous = states[k - 1] if k > 0 else zeros
+        previous = states[k - 1] if k > 0 else first
         for i in range(n):
             row = cache[k, i]
             kept = _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero)
@@ -433,10 +482,13 @@ def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_a
                 dz[k, i, j], dz[k, i, units + j], dz[k, i, 2 * units + j] = d_update, d_reset, d_candidate
                 dq[k, i, j], dq[k, i, units + j], dq[k, i, 2 * units + j] = d_update, d_reset, d_candidate * gate_r
                 direct[i, j] = dh * gate_z if kept else dh_in      # a padded step hands dh to h' unchanged
-        if k > 0:
+        if k > 0 or has_initial:
             _state_gradient(dq[k], kernel, blocks, masks, has_masks, 0, dh_next)
             _add_direct(direct, dh_next)
     _finish(states, dz, dq, reverse, masks, has_masks, dp, d_kernel)
+    if has_initial:
+        d_initial[:] = dh_next
+        _add_first_step(initial, dq, masks, has_masks, 3, d_kernel)
     if has_bias:
         _column_sums(dz, d_bias[0], zero)
         _column_sums(dq, d_bias[1], zero)
@@ -454,7 +506,8 @@ def _column_sums(a, out, zero):
 
 @njit(cache=True, error_model="numpy")
 def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation, recurrent_activation, reverse,
-                              masks, has_masks, step_mask, has_step_mask, dz, dp, d_kernel, zero, one):
+                              masks, has_masks, step_mask, has_step_mask, initial, has_initial, dz, dp, d_kernel,
+                              d_initial, zero, one):
     """Without reset_after: dz[k] = dL/dx per step, its n block also dL/d((r * h') @ U_n); dp and d_kernel (the
     z and r columns from h', the n columns from the cached r * h' of every step)."""
     steps, n, units = states.shape
@@ -464,9 +517,9 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
     direct = np.zeros((n, units), states.dtype)
     d_reset_state = np.empty((n, units), states.dtype)
     d_candidates = np.empty((n, units), states.dtype)
-    zeros = np.zeros((n, units), states.dtype)
+    first = _first_state(initial, has_initial, n, units, states)
     for k in range(steps - 1, -1, -1):
-        previous = states[k - 1] if k > 0 else zeros
+        previous = states[k - 1] if k > 0 else first
         for i in range(n):
             row = cache[k, i]
             kept = _kept(step_mask, has_step_mask, _step_index(k, steps, reverse), i, zero)
@@ -488,7 +541,7 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
                                                 recurrent_activation, zero, one)
                 through = d_reset_state[i, j] * gate_r
                 direct[i, j] = direct[i, j] + (through * mask if has_masks else through)
-        if k > 0:
+        if k > 0 or has_initial:
             _state_gradient(dz[k, :, :2 * units], kernel_zr, blocks, masks, has_masks, 0, dh_next)
             _add_direct(direct, dh_next)
     _in_input_order(dz, reverse, dp)
@@ -499,3 +552,6 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
          np.ascontiguousarray(dz[:, :, 2 * units:]).reshape(steps * n, units), d_n, True, False)
     d_kernel[:, :2 * units] = d_zr
     d_kernel[:, 2 * units:] = d_n
+    if has_initial:
+        d_initial[:] = dh_next
+        _add_first_step(initial, dz, masks, has_masks, 2, d_kernel)

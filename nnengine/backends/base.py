@@ -410,32 +410,36 @@ class Backend(ABC):
 
     # Recurrent layers: a whole sequence per call, time-major (recurrent_reference.py holds the formulas)
     def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                          masks=None, step_mask=None):
+                          masks=None, step_mask=None, initial_state=None):
         """Run a recurrent cell over a sequence: return ``(states, last, cache)``.
 
         ``cell`` is "simple_rnn", "lstm" or "gru"; ``p`` (T, n, G*u) the projected inputs x_t @ W (+ b), G = 1, 4
         or 3 gates in Keras's order; ``kernel`` (u, G*u) the recurrent kernel; ``bias`` the GRU's (2, 3u) bias
         when ``reset_after`` (row 0 for x, row 1 for h @ U), else None (the projection holds it).
         ``activation``/``recurrent_activation`` are "none", "relu", "sigmoid" or "tanh". Step k reads p[k], or
-        p[T-1-k] with ``reverse``; the state before step 0 is zero. ``states`` (T, n, u) is the state after each
+        p[T-1-k] with ``reverse``. ``states`` (T, n, u) is the state after each
         step, ``last`` (n, u) the final one, ``cache`` (T, n, B*u) what the backward needs (B = 0, 6, 4).
         ``masks`` (G, n, u) or None: Keras's recurrent dropout, gate g's block of h @ U made from h * masks[g].
         ``step_mask`` (T, n) of p's dtype or None: Keras's mask of padded steps, in p's order (1 where the step
         holds data, 0 where it is padding: the state then carries over unchanged).
+        ``initial_state``: None (zeros), or the state before step 0, (h0,) or for the LSTM (h0, c0), each (n, u).
+        The LSTM's last carry c_T is in the cache (``recurrent_reference.last_cell``).
         """
         return recurrent_reference.forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse,
-                                           reset_after, masks, step_mask)
+                                           reset_after, masks, step_mask, initial_state)
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after, masks=None, step_mask=None):
-        """Backpropagation through time of ``recurrent_forward``: return ``(dp, d_kernel, d_bias)``.
+                           reverse, reset_after, masks=None, step_mask=None, initial_state=None, d_last_cell=None):
+        """Backpropagation through time of ``recurrent_forward``: return ``(dp, d_kernel, d_bias, dh0, dc0)``.
 
         ``states`` and ``cache`` are the forward's; ``grad`` is dL/dstates (T, n, u), or dL/dlast (n, u) when only
         the last state was used. ``dp`` (T, n, G*u) is in the inputs' order; ``d_bias`` (2, 3u) exists when
-        ``bias`` does (the GRU with reset_after), else None.
+        ``bias`` does (the GRU with reset_after), else None. ``initial_state`` is the forward's; ``dh0`` and (for
+        the LSTM) ``dc0`` its gradient, else None. ``d_last_cell`` (n, u) or None: the LSTM's dL/dc_T.
         """
         return recurrent_reference.backward(self, cell, kernel, bias, states, cache, grad, activation,
-                                            recurrent_activation, reverse, reset_after, masks, step_mask)
+                                            recurrent_activation, reverse, reset_after, masks, step_mask,
+                                            initial_state, d_last_cell)
 
     # Windows of images (convolution and pooling) and normalization. ``x`` is (n, s, c): n samples of
     # s = height * width positions of c channels (channels_last, spatial axes flattened). ``positions``

@@ -3,7 +3,8 @@
 over the step's cells (two of each for a GRU without reset_after). Nothing in the loop reads back to the host,
 so a captured step replays as one graph. The weight gradients at the end are the reference's own
 (``recurrent_reference.gradients``: one product over every step). A training step with recurrent dropout
-(``masks``: never compiled), or with Keras's mask of padded steps (``step_mask``), runs the reference loop on
+(``masks``: never compiled), with Keras's mask of padded steps (``step_mask``), or with a given initial state or
+the LSTM's last carry handed on (Keras's ``initial_state`` and ``return_state``), runs the reference loop on
 CuPy's operations.
 """
 from ..kernels.cuda import recurrent
@@ -23,10 +24,10 @@ class CupyRecurrentPrimitives(Backend):
     """``recurrent_forward`` and ``recurrent_backward`` on kernels/cuda/recurrent.cu (``self.cupy`` is CuPy)."""
 
     def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                          masks=None, step_mask=None):
-        if masks is not None or step_mask is not None:
+                          masks=None, step_mask=None, initial_state=None):
+        if masks is not None or step_mask is not None or initial_state is not None:
             return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
-                                             reset_after, masks, step_mask)
+                                             reset_after, masks, step_mask, initial_state)
         p, kernel = contiguous(p), contiguous(kernel)
         bias = None if bias is None else contiguous(bias)
         steps, n, _ = p.shape
@@ -53,10 +54,11 @@ class CupyRecurrentPrimitives(Backend):
         return states, self.copy(h), cache
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after, masks=None, step_mask=None):
-        if masks is not None or step_mask is not None:
+                           reverse, reset_after, masks=None, step_mask=None, initial_state=None, d_last_cell=None):
+        if masks is not None or step_mask is not None or initial_state is not None or d_last_cell is not None:
             return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
-                                              recurrent_activation, reverse, reset_after, masks, step_mask)
+                                              recurrent_activation, reverse, reset_after, masks, step_mask,
+                                              initial_state, d_last_cell)
         kernel, states, cache, grad = contiguous(kernel), contiguous(states), contiguous(cache), contiguous(grad)
         steps, n, units = states.shape
         dtype, all_steps = states.dtype, grad.ndim == 3
@@ -89,7 +91,7 @@ class CupyRecurrentPrimitives(Backend):
                     dh_next = self.matmul(dz[k], kernel, transpose_b=True)
         if halves:
             dq = dz         # the z and r blocks of dz are q's gradient (reference: gradients())
-        return gradients(self, cell, states, cache, dz, dq, bias, reverse, reset_after)
+        return (*gradients(self, cell, states, cache, dz, dq, bias, reverse, reset_after), None, None)
 
     recurrent_forward.__doc__ = Backend.recurrent_forward.__doc__
     recurrent_backward.__doc__ = Backend.recurrent_backward.__doc__

@@ -2,10 +2,9 @@
 
 ``numba_lowering.lower`` walks a captured plan and hands each call to its emitter: here (``NN_EMITTERS``:
 dense layers, the loss, sums, reshapes and transposes, activation gradients, an accuracy's hits, the recurrent
-layers' sequences, the updates) or in
-``numba_elementwise_emitters.py``. It passes the values the capture saw: arrays the generated function
-holds (``Value``: its source name, an example of its shape and dtype, whether it is a numba scalar) and
-other arguments (``Literal``: the value, and the Python expression that gives it on each step).
+layers' sequences, the updates) or in ``numba_elementwise_emitters.py``. It passes the values the capture saw:
+arrays the generated function holds (``Value``: its source name, an example of its shape and dtype, whether it is
+a numba scalar) and other arguments (``Literal``: the value, and the Python expression that gives it each step).
 
 An emitter takes the choices the eager primitive takes, through the backend's own helpers
 (``_dense_is_small``, ``_row_kernel``) on the captured shapes, and writes the same kernel calls with the
@@ -43,6 +42,11 @@ class Literal:
 
     def __init__(self, value, python):
         self.value, self.python = value, python
+
+
+def _given(value):
+    """Whether a primitive's optional argument was given (it is not None, nor a Literal None)."""
+    return value is not None and not (isinstance(value, Literal) and value.value is None)
 
 
 class Builder:
@@ -303,24 +307,22 @@ def _transpose(b, backend, x, axes):
 
 
 def _sequence_buffer(b, shape, dtype):
-    """A new array of the generated function; LoweringRefused for a sequence array the backend takes from its
-    pool (numba_recurrent.SEQUENCE_MIN_POOLED_BYTES: made anew every step, it would page-fault every step)."""
+    """A new array of the generated function; refused for one the backend pools (made anew, it page-faults)."""
     if len(shape) == 3 and math.prod(shape) * np.dtype(dtype).itemsize >= SEQUENCE_MIN_POOLED_BYTES:
         raise LoweringRefused("a sequence's arrays come from the reused pool (the plan keeps its Python replay)")
     return b.new_array(shape, dtype)
 
 
-def _recurrent_start(b, masks, bias):
-    """Refuse what the recurrent kernels' lowering does not write; return (whether there is a bias, ``new``: a
-    fresh array of the generated function as a Value, for ``forward_arguments``/``backward_arguments``)."""
-    if masks is not None and not (isinstance(masks, Literal) and masks.value is None):
-        raise LoweringRefused("recurrent dropout masks change every step")
+def _recurrent_start(b, masks, bias, *states):
+    """Refuse what the recurrent kernels' lowering does not write; return (has a bias, ``new``: a fresh Value)."""
+    if _given(masks) or any(_given(state) for state in states):     # dropout; an initial state or a last carry
+        raise LoweringRefused("recurrent dropout masks change every step" if _given(masks) else "a given state")
     if not blas.AVAILABLE:
         raise LoweringRefused("the recurrent kernels need the bundled BLAS")
 
     def new(shape, dtype):
         return Value(_sequence_buffer(b, shape, dtype), np.empty(shape, dtype))
-    return not (isinstance(bias, Literal) and bias.value is None), new
+    return _given(bias), new
 
 
 def _recurrent_call(b, name, arguments, outputs, dtype):
@@ -332,14 +334,14 @@ def _recurrent_call(b, name, arguments, outputs, dtype):
 
 def _step_mask_code(step_mask):
     """The step mask's array as the generated code names it, or None."""
-    if step_mask is None or (isinstance(step_mask, Literal) and step_mask.value is None):
+    if not _given(step_mask):
         return None
     return f"np.ascontiguousarray({as_array(step_mask, 'the step mask').code})"
 
 
 def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                       masks=None, step_mask=None):
-    has_bias, new = _recurrent_start(b, masks, bias)
+                       masks=None, step_mask=None, initial_state=None):
+    has_bias, new = _recurrent_start(b, masks, bias, initial_state)
     p, kernel = as_array(p, "the projected inputs"), as_array(kernel, "the recurrent kernel")
     dtype = p.example.dtype
     shape = (*p.example.shape[:2], kernel.example.shape[0])
@@ -352,8 +354,8 @@ def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_
 
 
 def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                        reverse, reset_after, masks=None, step_mask=None):
-    has_bias, new = _recurrent_start(b, masks, bias)
+                        reverse, reset_after, masks=None, step_mask=None, initial_state=None, d_last_cell=None):
+    has_bias, new = _recurrent_start(b, masks, bias, initial_state, d_last_cell)
     kernel, states = as_array(kernel, "the recurrent kernel"), as_array(states, "the states")
     cache, grad = as_array(cache, "the cache"), as_array(grad, "the states' gradient")
     shape, dtype = states.example.shape, states.example.dtype
@@ -368,7 +370,7 @@ def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, act
 
 # -- optimizer updates: the kernels take flat views, and the scalars the optimizer_scalars makers give ----------
 def _flat(value, dtype):
-    if value is None or isinstance(value, Literal) and value.value is None:
+    if not _given(value):
         return f"np.empty(0, np.{np.dtype(dtype).name})"
     return f"{as_array(value, 'an optimizer array').code}.reshape(-1)"
 

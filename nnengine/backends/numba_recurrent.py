@@ -37,7 +37,7 @@ def _same(value):
 
 
 def forward_arguments(cell, shape, dtype, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                      masks, new, flag=_same, integer=_same, step_mask=None):
+                      masks, new, flag=_same, integer=_same, step_mask=None, initial_state=None):
     """(kernel name, arguments, (states, last, cache)) of a forward call over a sequence of ``shape`` (T, n, u).
 
     Shared by the backend and its lowering (numba_emitters.py), which pass their own ``new(shape, dtype)`` for
@@ -47,7 +47,8 @@ def forward_arguments(cell, shape, dtype, p, kernel, bias, activation, recurrent
     cache = new((steps, n, CACHE_BLOCKS[cell] * units), dtype)
     codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
     outputs = (states, last, cache)
-    step = (flag(reverse), *_masks(masks, new, dtype, flag), *_step_mask(step_mask, new, dtype, flag))
+    step = (flag(reverse), *_masks(masks, new, dtype, flag), *_step_mask(step_mask, new, dtype, flag),
+            *_initial(cell, initial_state, new, dtype, flag))
     if cell == "simple_rnn":
         return "simple_rnn_forward", (p, kernel, codes[0], *step, states, last), outputs
     if cell == "lstm":
@@ -68,27 +69,47 @@ def _step_mask(step_mask, new, dtype, flag):
     return (step_mask, flag(True)) if step_mask is not None else (new((1, 1), dtype), flag(False))
 
 
+def _initial(cell, initial_state, new, dtype, flag):
+    """(initial, [initial_c,] has_initial) as the kernels take them: unread (1, 1) arrays stand in for None."""
+    count = 2 if cell == "lstm" else 1
+    if initial_state is None:
+        return (*(new((1, 1), dtype) for _ in range(count)), flag(False))
+    return (*initial_state[:count], flag(True))
+
+
+def _initial_gradients(cell, shape, has_initial, new, dtype):
+    """The arrays the backward writes the initial state's gradient to ((n, u) each), or unread (1, 1) ones."""
+    size = shape[1:] if has_initial else (1, 1)
+    return tuple(new(size, dtype) for _ in range(2 if cell == "lstm" else 1))
+
+
 def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad, all_steps, activation,
                        recurrent_activation, reverse, reset_after, masks, new, flag=_same, integer=_same,
-                       step_mask=None):
-    """(kernel name, arguments, (dp, d_kernel, d_bias)) of a backward call; ``grad`` is (T, n, u) with
+                       step_mask=None, initial_state=None, d_last_cell=None):
+    """(kernel name, arguments, (dp, d_kernel, d_bias, dh0, dc0)) of a backward call; ``grad`` is (T, n, u) with
     ``all_steps``, else (1, n, u): the last state's gradient only. See ``forward_arguments``."""
     steps, n, units = shape
     width = GATES[cell] * units
     dz, dp, d_kernel = new((steps, n, width), dtype), new((steps, n, width), dtype), new((units, width), dtype)
     codes = integer(ACTIVATION_CODES[activation]), integer(ACTIVATION_CODES[recurrent_activation])
     common = (kernel, states, cache, grad, flag(all_steps))
-    step = (flag(reverse), *_masks(masks, new, dtype, flag), *_step_mask(step_mask, new, dtype, flag))
+    step = (flag(reverse), *_masks(masks, new, dtype, flag), *_step_mask(step_mask, new, dtype, flag),
+            *_initial(cell, initial_state, new, dtype, flag))
+    d_initial = _initial_gradients(cell, shape, initial_state is not None, new, dtype)
+    given = (*d_initial, None)[:2] if initial_state is not None else (None, None)
     if cell == "simple_rnn":
-        return ("simple_rnn_backward", (kernel, states, grad, flag(all_steps), codes[0], *step, dz, dp, d_kernel),
-                (dp, d_kernel, None))
+        return ("simple_rnn_backward", (kernel, states, grad, flag(all_steps), codes[0], *step, dz, dp, d_kernel,
+                                        *d_initial), (dp, d_kernel, None, *given))
     if cell == "lstm":
-        return "lstm_backward", (*common, *codes, *step, dz, dp, d_kernel), (dp, d_kernel, None)
+        last_cell = (d_last_cell, flag(True)) if d_last_cell is not None else (new((1, 1), dtype), flag(False))
+        return ("lstm_backward", (*common, *codes, *step, *last_cell, dz, dp, d_kernel, *d_initial),
+                (dp, d_kernel, None, *given))
     if not reset_after:
-        return "gru_backward_reset_before", (*common, *codes, *step, dz, dp, d_kernel), (dp, d_kernel, None)
+        return ("gru_backward_reset_before", (*common, *codes, *step, dz, dp, d_kernel, *d_initial),
+                (dp, d_kernel, None, *given))
     dq, d_bias = new((steps, n, width), dtype), new((2, 3 * units), dtype)
-    return ("gru_backward", (*common, *codes, *step, dz, dq, dp, d_kernel, d_bias, flag(has_bias)),
-            (dp, d_kernel, d_bias if has_bias else None))
+    return ("gru_backward", (*common, *codes, *step, dz, dq, dp, d_kernel, d_bias, flag(has_bias), *d_initial),
+            (dp, d_kernel, d_bias if has_bias else None, *given))
 
 
 def _contiguous(array):
@@ -96,34 +117,43 @@ def _contiguous(array):
     return None if array is None else np.ascontiguousarray(array)
 
 
+def _contiguous_all(arrays):
+    """A tuple of C-contiguous arrays, or None."""
+    return None if arrays is None else tuple(np.ascontiguousarray(array) for array in arrays)
+
+
 class NumbaRecurrentPrimitives(NumpyBackend):
     """``recurrent_forward`` and ``recurrent_backward`` on the kernels of kernels/cpu/recurrent.py."""
 
     def recurrent_forward(self, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                          masks=None, step_mask=None):
+                          masks=None, step_mask=None, initial_state=None):
         if not blas_library.AVAILABLE:
             return super().recurrent_forward(cell, p, kernel, bias, activation, recurrent_activation, reverse,
-                                             reset_after, masks, step_mask)
+                                             reset_after, masks, step_mask, initial_state)
         p, kernel = np.ascontiguousarray(p), np.ascontiguousarray(kernel)
         bias, masks = _contiguous(bias), _contiguous(masks)
         name, arguments, outputs = forward_arguments(cell, (*p.shape[:2], kernel.shape[0]), p.dtype, p, kernel, bias,
                                                      activation, recurrent_activation, reverse, reset_after, masks,
-                                                     _sequence_array, step_mask=_contiguous(step_mask))
+                                                     _sequence_array, step_mask=_contiguous(step_mask),
+                                                     initial_state=_contiguous_all(initial_state))
         getattr(recurrent, name)(*arguments, *zero_one(p.dtype))
         return outputs
 
     def recurrent_backward(self, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                           reverse, reset_after, masks=None, step_mask=None):
+                           reverse, reset_after, masks=None, step_mask=None, initial_state=None, d_last_cell=None):
         if not blas_library.AVAILABLE:
             return super().recurrent_backward(cell, kernel, bias, states, cache, grad, activation,
-                                              recurrent_activation, reverse, reset_after, masks, step_mask)
+                                              recurrent_activation, reverse, reset_after, masks, step_mask,
+                                              initial_state, d_last_cell)
         all_steps = grad.ndim == 3
         grad = np.ascontiguousarray(grad).reshape(-1, *states.shape[1:])
         masks = _contiguous(masks)
         name, arguments, outputs = backward_arguments(cell, states.shape, states.dtype, np.ascontiguousarray(kernel),
                                                       bias is not None, states, cache, grad, all_steps, activation,
                                                       recurrent_activation, reverse, reset_after, masks,
-                                                      _sequence_array, step_mask=_contiguous(step_mask))
+                                                      _sequence_array, step_mask=_contiguous(step_mask),
+                                                      initial_state=_contiguous_all(initial_state),
+                                                      d_last_cell=_contiguous(d_last_cell))
         getattr(recurrent, name)(*arguments, *zero_one(states.dtype))
         return outputs
 

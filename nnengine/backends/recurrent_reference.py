@@ -3,7 +3,10 @@ the general primitives: the specification the numba and CUDA kernels are compare
 
 A sequence is time-major: ``p`` (T, n, G*u) holds every step's projected input x_t @ W (+ b), G gates of u units
 side by side in Keras's order. Step k reads ``p[t]`` with t = k, or t = T-1-k with ``reverse`` (Keras's
-go_backwards); ``states[k]`` is the state after step k. The state before the first step is zero.
+go_backwards); ``states[k]`` is the state after step k. The state before the first step is zero, or the
+``initial_state`` given (Keras's ``initial_state=``): (h0,) for simple_rnn and gru, (h0, c0) for the lstm, each
+(n, u). The backward then also returns that state's gradient, and takes the gradient of the LSTM's last carry c_T
+(``d_last_cell``: Keras's ``return_state`` hands c_T on, to a decoder say) where it has one.
 
 Each cell is one forward step and one backward step (the functions ``*_step`` below), applied by the two
 drivers ``forward`` and ``backward``; the CUDA backend launches one kernel per step with the same contract, and
@@ -29,7 +32,7 @@ state's gradient through a padded step unchanged (dh' += (1 - m) dh) and gives t
 """
 from .constants import shared_constant
 
-__all__ = ["GATES", "CACHE_BLOCKS", "forward", "backward", "gradients"]
+__all__ = ["GATES", "CACHE_BLOCKS", "forward", "backward", "gradients", "last_cell"]
 
 #: gates side by side in p and the kernel, and blocks of u columns each step caches for backward
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
@@ -205,14 +208,13 @@ def _held(bk, keep, new, previous, step_cache=None, units=None):
 
 
 def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after, masks=None,
-            step_mask=None):
+            step_mask=None, initial_state=None):
     """(states (T, n, u), the last state (n, u), cache (T, n, CACHE_BLOCKS[cell] * u))."""
     steps, n, _ = p.shape
     units = kernel.shape[0]
     states = bk.full((steps, n, units), 0, p.dtype)
     cache = bk.full((steps, n, CACHE_BLOCKS[cell] * units), 0, p.dtype)
-    h = bk.full((n, units), 0, p.dtype)
-    c = bk.full((n, units), 0, p.dtype)
+    h, c = _initial(bk, cell, initial_state, (n, units), p.dtype)
     for k in range(steps):
         x = bk.getitem(p, _step_index(k, steps, reverse))
         h_prev, c_prev = h, c
@@ -244,17 +246,20 @@ def forward(bk, cell, p, kernel, bias, activation, recurrent_activation, reverse
 
 
 def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_activation, reverse, reset_after,
-             masks=None, step_mask=None):
-    """(dp (T, n, G*u), d kernel, d bias or None): backpropagation through time from ``grad``, the gradient of
-    every state (T, n, u) or of the last one only (n, u)."""
+             masks=None, step_mask=None, initial_state=None, d_last_cell=None):
+    """(dp (T, n, G*u), d kernel, d bias or None, dh0, dc0): backpropagation through time from
+    ``grad``, the gradient of every state (T, n, u) or of the last one only (n, u), and for the LSTM from
+    ``d_last_cell``, the gradient of its last carry c_T (None: zero). dh0 and dc0 are the gradients of the
+    ``initial_state`` (None without one; dc0 only for the LSTM)."""
     steps, n, units = states.shape
     width = GATES[cell] * units
     dz = bk.full((steps, n, width), 0, states.dtype)        # dL/d(x + q) per step, in step order
     dq = bk.full((steps, n, width), 0, states.dtype)        # the GRU's dL/dq (its n block: dL/d(r*h') @ U_n)
     zeros = bk.full((n, units), 0, states.dtype)
-    dh_next, dc_next = zeros, zeros
+    h_first, c_first = _initial(bk, cell, initial_state, (n, units), states.dtype)
+    dh_next, dc_next = zeros, (zeros if d_last_cell is None else d_last_cell)
     for k in range(steps - 1, -1, -1):
-        h_prev = bk.getitem(states, k - 1) if k > 0 else zeros
+        h_prev = bk.getitem(states, k - 1) if k > 0 else h_first
         step_grad = bk.getitem(grad, k) if grad.ndim == 3 else grad if k == steps - 1 else zeros
         dh = bk.add(step_grad, dh_next)
         carried_h = carried_c = None
@@ -268,7 +273,7 @@ def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_
             dz_k = simple_rnn_step_backward(bk, bk.getitem(states, k), dh, activation)
             dh_next = _state_gradient(bk, dz_k, kernel, masks, 0, 1)
         elif cell == "lstm":
-            c_prev = _block(bk, bk.getitem(cache, k - 1), 4, units) if k > 0 else zeros
+            c_prev = _block(bk, bk.getitem(cache, k - 1), 4, units) if k > 0 else c_first
             dz_k, dc_next = lstm_step_backward(bk, step_cache, c_prev, dh, dc_next, activation, recurrent_activation)
             dh_next = _state_gradient(bk, dz_k, kernel, masks, 0, 4)
         elif reset_after:
@@ -288,7 +293,38 @@ def backward(bk, cell, kernel, bias, states, cache, grad, activation, recurrent_
             dh_next = bk.add(dh_next, carried_h)
             if carried_c is not None:
                 dc_next = bk.add(dc_next, carried_c)
-    return gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after, masks)
+    dp, d_kernel, d_bias = gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after, masks)
+    if initial_state is None:
+        return dp, d_kernel, d_bias, None, None
+    _add_first_step(bk, cell, reset_after, h_first, dz, dq, masks, d_kernel)
+    return dp, d_kernel, d_bias, dh_next, (dc_next if cell == "lstm" else None)
+
+
+def last_cell(bk, cache):
+    """The LSTM's last carry c_T (n, u): block 4 of the last step's cache (a padded last step holds the kept c)."""
+    units = cache.shape[2] // CACHE_BLOCKS["lstm"]
+    return bk.getitem(cache, (cache.shape[0] - 1, slice(None), slice(4 * units, 5 * units)))
+
+
+def _initial(bk, cell, initial_state, shape, dtype):
+    """(h, c) before the first step: the ``initial_state`` given ((h0,) or the LSTM's (h0, c0)), else zeros."""
+    zeros = bk.full(shape, 0, dtype)
+    if initial_state is None:
+        return zeros, zeros
+    return initial_state[0], (initial_state[1] if cell == "lstm" else zeros)
+
+
+def _add_first_step(bk, cell, reset_after, h_first, dz, dq, masks, d_kernel):
+    """d_kernel += h0^T dq_0: the first step's share of dU, which ``gradients`` leaves out (it takes the state
+    before step 0 to be zero). The GRU without reset_after already has its n block (from the cached r * h0)."""
+    units = h_first.shape[1]
+    first = bk.getitem(dq if cell == "gru" else dz, 0)
+    blocks = 2 if cell == "gru" and not reset_after else GATES[cell]
+    for g in range(blocks):
+        state = h_first if masks is None else bk.mul(h_first, bk.getitem(masks, g))
+        block = _block(bk, d_kernel, g, units)
+        bk.assign(block, bk.add(block, bk.matmul(state, bk.ascontiguous(_block(bk, first, g, units)),
+                                                 transpose_a=True)))
 
 
 def gradients(bk, cell, states, cache, dz, dq, bias, reverse, reset_after, masks=None):

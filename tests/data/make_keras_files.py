@@ -14,6 +14,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py nested   # models used as layers of models
     KERAS_BACKEND=torch python tests/data/make_keras_files.py masked   # padded sequences: Keras's masks
     KERAS_BACKEND=torch python tests/data/make_keras_files.py attention   # MultiHeadAttention, custom blocks
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py states   # return_state and initial_state
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -460,6 +461,48 @@ def build_and_save_attention(keras):
     np.savez("keras3_attention.npz", **record)
 
 
+def state_models(keras):
+    """{name: (model, the names of its inputs in state_inputs(), targets per step)}: recurrent layers that hand
+    their last states on (return_state) to layers that start from them (initial_state), or to Dense layers."""
+    layers = keras.layers
+    source, target = keras.Input((6, 5)), keras.Input((5, 4))
+    _, state_h, state_c = layers.LSTM(6, return_state=True, name="encoder")(source)
+    decoded, _, _ = layers.LSTM(6, return_sequences=True, return_state=True, name="decoder")(
+        target, initial_state=[state_h, state_c])
+    seq2seq = keras.Model([source, target], layers.Dense(3, activation="softmax")(decoded), name="seq2seq")
+    tokens, features = keras.Input((7,)), keras.Input((7, 3))
+    _, state = layers.GRU(4, return_state=True, reset_after=False)(layers.Embedding(12, 4, mask_zero=True)(tokens))
+    read = layers.SimpleRNN(4, go_backwards=True)(features, initial_state=state)
+    padded = keras.Model([tokens, features], layers.Dense(3, activation="softmax")(read), name="padded")
+    sequences, last = layers.GRU(5, return_sequences=True, return_state=True, go_backwards=True)(features)
+    joined = layers.Concatenate()([layers.GlobalAveragePooling1D()(sequences), last])
+    pooled = keras.Model(features, layers.Dense(3, activation="softmax")(joined), name="pooled")
+    return {"seq2seq": (seq2seq, ["source", "target"], True), "padded": (padded, ["tokens", "features"], False),
+            "pooled": (pooled, ["features"], False)}
+
+
+def state_inputs(rng, count=24):
+    """The arrays state_models() read: float sequences of two lengths, and padded tokens with float features."""
+    tokens, features = padded_sequences(rng, count)
+    return {"source": rng.standard_normal((count, 6, 5)).astype("float32"),
+            "target": rng.standard_normal((count, 5, 4)).astype("float32"), "tokens": tokens, "features": features}
+
+
+def build_and_save_states(keras):
+    """``keras3_states.npz``: for each of state_models(), its first weights, predictions, evaluate's [loss,
+    accuracy] and the weights after one unshuffled epoch of Adam (batch 8); the seq2seq model also as .keras."""
+    keras.utils.set_random_seed(17)
+    rng = np.random.default_rng(17)
+    inputs = state_inputs(rng)
+    record = dict(inputs)
+    for name, (model, names, per_step) in state_models(keras).items():
+        x = [inputs[n] for n in names] if len(names) > 1 else inputs[names[0]]
+        record_one_epoch(keras, model, name, x, rng.integers(0, 3, (24, 5) if per_step else 24), record)
+        if name == "seq2seq":
+            model.save("keras3_seq2seq.keras")
+    np.savez("keras3_states.npz", **record)
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -517,7 +560,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
                 "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
                 "nested": build_and_save_nested, "masked": build_and_save_masked,
-                "attention": build_and_save_attention,
+                "attention": build_and_save_attention, "states": build_and_save_states,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 

@@ -1,0 +1,172 @@
+"""Reading Keras's functional config (functional_model.py writes it): each layer's calls ('inbound_nodes', in
+Keras 3's form {'args': [...], 'kwargs': {...}} or tf.keras 2.x's [[name, node, tensor, kwargs], ...]) made in an
+order that has each call's inputs ready, and the tensors its 'input_layers' and 'output_layers' name."""
+from collections import defaultdict, deque
+
+from .layers import InputLayer
+from .symbolic import KerasTensor, keras_tensor, named_argument
+
+__all__ = ["entry_name", "calls_of", "run_calls", "output_of", "histories"]
+
+
+def entry_name(entry, position):
+    """The name of layer entry ``position`` of a config (its 'name', or its config's); ValueError without one."""
+    name = entry.get("name")
+    name = name if name is not None else (entry.get("config") or {}).get("name")
+    if not isinstance(name, str):
+        raise ValueError(f"Functional.from_config: layers[{position}] has no name")
+    return name
+
+
+def calls_of(entry, name, layer):
+    """The calls an entry's 'inbound_nodes' list: for each, ([(layer name, node index)], called on a list, the
+    argument names of the inputs and the call's options when ``layer`` takes named inputs, else None and {})."""
+    nodes = entry.get("inbound_nodes", [])
+    if not isinstance(nodes, list):
+        raise ValueError(f"layer {name!r:.80}: 'inbound_nodes' must be a list")
+    calls = []
+    for node in nodes:
+        if isinstance(node, dict) and getattr(layer, "call_argument_names", None):
+            calls.append(_named_call(node, name, layer.call_argument_names))
+            continue
+        if isinstance(node, dict):              # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
+            args = node.get("args")
+            if not isinstance(args, list) or len(args) != 1:
+                raise ValueError(f"layer {name!r:.80}: a call must have one argument (a tensor or a list of them), "
+                                 f"got {args!r:.80}")
+            as_list = isinstance(args[0], list)
+            tensors = args[0] if as_list else [args[0]]
+            histories = [_history((t.get("config") or {}).get("keras_history") if isinstance(t, dict) else None,
+                                  name) for t in tensors]
+        elif isinstance(node, list):            # tf.keras 2.x: [[name, node, tensor, kwargs], ...]
+            histories = [_history(item[:3] if isinstance(item, list) else None, name) for item in node]
+            as_list = len(histories) > 1
+            states = _legacy_states(node, name, layer)
+            if states:
+                calls.append((histories + states, False, (["sequences"] + ["initial_state"] * len(states),
+                                                          ["initial_state"]), {}))
+                continue
+        else:
+            raise ValueError(f"layer {name!r:.80}: a call must be an object or a list, got {node!r:.80}")
+        if not histories:
+            raise ValueError(f"layer {name!r:.80} has a call without inputs")
+        calls.append((histories, as_list, None, {}))
+    return calls
+
+
+def _legacy_states(node, name, layer):
+    """The [name, node, tensor] references of a tf.keras 2.x call's ``initial_state`` keyword (a recurrent layer
+    started from an encoder's states), as histories; [] without one. ValueError for a keyword argument that
+    references tensors nnengine cannot pass."""
+    kwargs = node[0][3] if len(node) == 1 and isinstance(node[0], list) and len(node[0]) > 3 else {}
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    for key, value in kwargs.items():
+        if key != "initial_state" and isinstance(value, list):
+            raise ValueError(f"layer {name!r:.80}: a call passes tensors as {key!r:.40}, which nnengine does not read")
+    states = kwargs.get("initial_state")
+    if states is None:
+        return []
+    if "initial_state" not in getattr(layer, "call_argument_names", ()):
+        raise ValueError(f"layer {name!r:.80} is called with an initial_state, which it does not take")
+    states = states if isinstance(states, list) and states and isinstance(states[0], list) else [states]
+    return [_history(state[:3] if isinstance(state, list) else None, name) for state in states]
+
+
+def _is_tensor_config(value):
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
+def _named_call(node, name, positional):
+    """A Keras 3 call of a layer with named inputs: {'args': [tensors], 'kwargs': {name: tensor or option}}, its
+    args named by the layer's ``positional`` argument names."""
+    args, kwargs = node.get("args"), node.get("kwargs") or {}
+    if not isinstance(args, list) or not args or len(args) > len(positional) or not isinstance(kwargs, dict) or \
+            not all(_is_tensor_config(arg) for arg in args):
+        raise ValueError(f"layer {name!r:.80}: a call must give its inputs as tensors in 'args' (at most "
+                         f"{len(positional)}: {', '.join(positional)}) and 'kwargs', got {node!r:.80}")
+    tensors = dict(zip(positional, args))
+    tensors.update({key: value for key, value in kwargs.items() if _is_tensors_config(value)})
+    options = {key: value for key, value in kwargs.items() if not _is_tensors_config(value)}
+    names, histories = [], []
+    for key, value in tensors.items():
+        for t in (value if isinstance(value, list) else [value]):
+            names.append(key)
+            histories.append(_history((t.get("config") or {}).get("keras_history"), name))
+    listed = [key for key, value in tensors.items() if isinstance(value, list)]
+    return histories, False, (names, listed), options
+
+
+def _is_tensors_config(value):
+    """A tensor's config, or a non-empty list of them (a recurrent layer's initial_state)."""
+    if isinstance(value, list):
+        return bool(value) and all(_is_tensor_config(item) for item in value)
+    return _is_tensor_config(value)
+
+
+def _history(value, name):
+    """A [layer name, node index, tensor index] reference as (name, node index, tensor index)."""
+    if not isinstance(value, list) or len(value) < 3 or not isinstance(value[0], str) or \
+            not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value[1:3]):
+        raise ValueError(f"layer {name!r:.80}: an input must be [layer name, node index, tensor index], got "
+                         f"{value!r:.80}")
+    return value[0], value[1], value[2]
+
+
+def histories(value):
+    """A config's 'input_layers' or 'output_layers': [name, 0, 0] or [[name, 0, 0], ...], as (name, node, tensor)."""
+    if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
+        return [_history(item, "input_layers/output_layers") for item in value]
+    return [_history(value, "input_layers/output_layers")]
+
+
+def run_calls(layers, calls):
+    """Call every layer as the config says, each layer's calls in order, each call once the tensors it reads
+    exist: the layers in config order (a config in Keras's order needs nothing else), a call that waits for a
+    tensor resumed when that tensor is made; so each call is made once, whatever the order of the config.
+    Returns {layer name: its output tensors}."""
+    outputs = {name: [keras_tensor(layer, name)] for name, layer in layers.items() if isinstance(layer, InputLayer)}
+    queues = {name: deque(node_calls) for name, node_calls in calls if node_calls}
+    waiting = defaultdict(list)                  # (layer name, call index) -> layers whose next call needs it
+    ready = deque(queues)
+    while ready:
+        name = ready.popleft()
+        queue = queues[name]
+        while queue:
+            missing = _missing(outputs, layers, queue[0])
+            if missing is not None:
+                waiting[missing].append(name)
+                break
+            histories, as_list, names, options = queue.popleft()
+            tensors = [output_of(outputs, history, f"layer {name!r:.80}") for history in histories]
+            made = outputs.setdefault(name, [])
+            made.append(layers[name](**named_argument(*names, tensors), **options) if names else
+                        layers[name](tensors if as_list else tensors[0]))
+            ready.extend(waiting.pop((name, len(made) - 1), []))
+    stuck = sorted(name for name, queue in queues.items() if queue)
+    if stuck:
+        raise ValueError(f"layer {stuck[0]!r:.80} reads a tensor that no call makes (the graph is disconnected or "
+                         "has a cycle)")
+    return outputs
+
+
+def output_of(outputs, history, reader):
+    """The KerasTensor a [name, node, tensor] reference names; ValueError, naming its ``reader``, when there is
+    none."""
+    name, index, position = history
+    made = outputs.get(name, [])
+    result = made[index] if index < len(made) else None
+    tensors = result if isinstance(result, list) else [result]
+    if result is None or position >= len(tensors) or not isinstance(tensors[position], KerasTensor):
+        count = "no call" if result is None else f"{len(tensors)} output(s)"
+        raise ValueError(f"{reader} reads output {position} of call {index} of layer {name!r:.80}, which has {count}")
+    return tensors[position]
+
+
+def _missing(outputs, layers, call):
+    """The first (layer name, call index) that ``call`` reads and that does not exist yet, or None."""
+    for source, index, _ in call[0]:
+        if source not in layers:
+            raise ValueError(f"a layer reads the output of {source!r:.80}, which is not a layer of the model")
+        if index >= len(outputs.get(source, [])):
+            return source, index
+    return None
