@@ -168,7 +168,8 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         if count != len(y):
             raise ValueError(f"{what}: x and y must have the same number of samples, got {count} and {len(y)}")
         if head.loss is not None:
-            head.loss.check_targets(y.shape, known_output_shape(self._output_shapes()[head.position], y.shape))
+            expected = known_output_shape(self._output_shapes()[head.position], y.shape, len(y))
+            head.loss.check_targets(y.shape, expected)
         if y.dtype.kind == "f" or not isinstance(head.loss, losses_module.SparseCategoricalCrossentropy):
             y = y.astype(self.dtype, copy=False)
         return y

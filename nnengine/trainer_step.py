@@ -99,7 +99,7 @@ class TrainerStep:
         weights = w_batch.arrays if isinstance(w_batch, SampleArrays) else [w_batch] * len(self._heads)
         ys, ws, logits, kinds, compared, keys = zip(*[
             self._head_batch(head, layer, targets[head.position], weights[head.position],
-                             known_output_shape(shape, np.shape(targets[head.position])), first)
+                             known_output_shape(shape, np.shape(targets[head.position]), len(y_batch)), first)
             for head, layer, shape in zip(self._heads, self._output_layers, self._output_shapes())])
         trainable = self.trainable_weights
         key = ("train" if training else "test", *input_key(x), keys, first.device, self._structure_key(trainable))
@@ -272,10 +272,10 @@ class TrainerStep:
         return None
 
 
-def known_output_shape(output_shape, targets_shape):
-    """An output's shape for a batch, as far as its targets can be checked against it: the targets' batch size,
-    and every axis the output knows; an axis of unknown size (a sequence of any length, Input(shape=(None, 5)))
-    takes the targets' size there, and the loss then meets the predictions' own."""
+def known_output_shape(output_shape, targets_shape, count):
+    """An output's shape for a batch of ``count`` samples, as far as its targets (of ``targets_shape``; () for
+    none) can be checked against it: every axis the output knows; an axis of unknown size (a sequence of any
+    length, Input(shape=(None, 5))) takes the targets' size there, and the loss then meets the predictions'."""
     sizes = [size if size is not None or axis >= len(targets_shape) else targets_shape[axis]
              for axis, size in enumerate(output_shape)]
-    return (targets_shape[0], *sizes[1:])
+    return (count, *sizes[1:])

@@ -443,22 +443,28 @@ def attention_inputs(rng, count=24):
             "features": rng.standard_normal((count, 6, 8)).astype("float32"), "allowed": allowed.astype("float32")}
 
 
+def record_models(keras, seed, make_inputs, make_models, steps, npz, savers):
+    """Into ``npz``: the inputs ``make_inputs(rng)`` gives, then for each of ``make_models(keras)`` (name: (model,
+    the names of its inputs, targets per step)) its record_one_epoch, with random class targets (one per step of
+    ``steps`` when per step); ``savers``: {name: a function that saves that model}."""
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    inputs = make_inputs(rng)
+    record = dict(inputs)
+    for name, (model, names, per_step) in make_models(keras).items():
+        x = [inputs[n] for n in names] if len(names) > 1 else inputs[names[0]]
+        record_one_epoch(keras, model, name, x, rng.integers(0, 3, (24, steps) if per_step else 24), record)
+        savers.get(name, lambda model: None)(model)
+    np.savez(npz, **record)
+
+
 def build_and_save_attention(keras):
     """``keras3_attention.npz``: for each of attention_models(), its first weights, predictions, evaluate's [loss,
     accuracy] and the weights after one unshuffled epoch of Adam (batch 8); the cross-attention model also as
     .keras, and the transformer's weights as Keras 3 lays out a custom layer made of layers (.weights.h5)."""
-    keras.utils.set_random_seed(13)
-    rng = np.random.default_rng(13)
-    inputs = attention_inputs(rng)
-    record = dict(inputs)
-    for name, (model, names, per_step) in attention_models(keras).items():
-        x = [inputs[n] for n in names] if len(names) > 1 else inputs[names[0]]
-        record_one_epoch(keras, model, name, x, rng.integers(0, 3, (24, 7) if per_step else 24), record)
-        if name == "cross":
-            model.save("keras3_attention_cross.keras")
-        if name == "transformer":
-            model.save_weights("keras3_transformer.weights.h5")
-    np.savez("keras3_attention.npz", **record)
+    record_models(keras, 13, attention_inputs, attention_models, 7, "keras3_attention.npz",
+                  {"cross": lambda model: model.save("keras3_attention_cross.keras"),
+                   "transformer": lambda model: model.save_weights("keras3_transformer.weights.h5")})
 
 
 def state_models(keras):
@@ -491,16 +497,8 @@ def state_inputs(rng, count=24):
 def build_and_save_states(keras):
     """``keras3_states.npz``: for each of state_models(), its first weights, predictions, evaluate's [loss,
     accuracy] and the weights after one unshuffled epoch of Adam (batch 8); the seq2seq model also as .keras."""
-    keras.utils.set_random_seed(17)
-    rng = np.random.default_rng(17)
-    inputs = state_inputs(rng)
-    record = dict(inputs)
-    for name, (model, names, per_step) in state_models(keras).items():
-        x = [inputs[n] for n in names] if len(names) > 1 else inputs[names[0]]
-        record_one_epoch(keras, model, name, x, rng.integers(0, 3, (24, 5) if per_step else 24), record)
-        if name == "seq2seq":
-            model.save("keras3_seq2seq.keras")
-    np.savez("keras3_states.npz", **record)
+    record_models(keras, 17, state_inputs, state_models, 5, "keras3_states.npz",
+                  {"seq2seq": lambda model: model.save("keras3_seq2seq.keras")})
 
 
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
