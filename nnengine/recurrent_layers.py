@@ -126,7 +126,10 @@ class _Recurrent(Layer):
     # -- weights -------------------------------------------------------------------------------
     def build_for(self, input_shape):
         """Build for the sequences' shape (a call with an initial state gives {'sequences': ..., 'initial_state':
-        [...]}: the states' shapes are checked when the layer is called)."""
+        [...]}, whose states must be (batch, units))."""
+        for shape in input_shape.get("initial_state", []) if isinstance(input_shape, dict) else []:
+            if len(shape) != 2 or shape[-1] not in (None, self.units):
+                raise ValueError(f"{self._owner()}: each initial state must be (batch, {self.units}), got {shape}")
         super().build_for(_sequences_shape(input_shape))
 
     def build(self, input_shape):
@@ -162,9 +165,8 @@ class _Recurrent(Layer):
     def compute_output_shape(self, input_shape):
         """(batch, steps, units) with return_sequences, else (batch, units); with return_state a list: that, then
         (batch, units) for each state."""
-        input_shape = tuple(_sequences_shape(input_shape))
-        batch = input_shape[0]
-        out = (batch, input_shape[1], self.units) if self.return_sequences else (batch, self.units)
+        batch, steps = tuple(_sequences_shape(input_shape))[:2]
+        out = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
         return [out, *[(batch, self.units)] * self.state_count] if self.return_state else out
 
     def capture_blocker(self, training):
@@ -195,6 +197,7 @@ class _Recurrent(Layer):
                                 "all be what calling layers on a keras.Input gave")
             return call_symbolic(self, sequences if states is None else
                                  {"sequences": sequences, "initial_state": states})
+
         def tensor(value):
             return value if isinstance(value, TensorBase) else Tensor(np.asarray(value), self.dtype, self.device)
         x = tensor(sequences)
@@ -264,16 +267,11 @@ class _Recurrent(Layer):
         """The initial states as Tensors of the kernel's dtype, each (batch, units); None stays None."""
         if states is None:
             return None
-        checked = []
         for position, state in enumerate(states):
-            if not isinstance(state, TensorBase):
-                raise TypeError(f"{self._owner()}: initial_state[{position}] must be a Tensor, got "
-                                f"{type(state).__name__}")
-            if state.shape != (x.shape[0], self.units):
-                raise ValueError(f"{self._owner()}: initial_state[{position}] must have shape (batch, units) = "
-                                 f"{(x.shape[0], self.units)}, got {state.shape}")
-            checked.append(state if state.dtype == self.kernel.dtype else state.astype(self.kernel.dtype))
-        return checked
+            if not isinstance(state, TensorBase) or state.shape != (x.shape[0], self.units):
+                raise ValueError(f"{self._owner()}: initial_state[{position}] must be a Tensor of shape (batch, "
+                                 f"units) = {(x.shape[0], self.units)}, got {getattr(state, 'shape', state)!r:.80}")
+        return [state if state.dtype == self.kernel.dtype else state.astype(self.kernel.dtype) for state in states]
 
     def _zeroed(self, out, kept):
         """Keras's zero_output_for_mask: zeros for the padded steps, in the order the steps ran (the last state is

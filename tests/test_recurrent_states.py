@@ -242,10 +242,13 @@ def test_bad_states_are_refused_naming_the_layer():
     x = np.zeros((2, 4, 5), "float32")
     with pytest.raises(ValueError, match=r"LSTM 'enc': initial_state must be \[h, c\].*got 1"):
         lstm(x, initial_state=[np.zeros((2, 3), "float32")])
-    with pytest.raises(ValueError, match=r"LSTM 'enc': initial_state\[1\] must have shape \(batch, units\) = "
-                                         r"\(2, 3\), got \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"LSTM 'enc': initial_state\[1\] must be a Tensor of shape \(batch, "
+                                         r"units\) = \(2, 3\), got \(2, 4\)"):
         lstm(x, initial_state=[np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32")])
     inputs = keras.Input((4, 5))
+    with pytest.raises(ValueError, match=r"LSTM 'dec': each initial state must be \(batch, 3\), got \(None, 4\)"):
+        _, h, c = layers.LSTM(4, return_state=True)(inputs)
+        layers.LSTM(3, name="dec")(inputs, initial_state=[h, c])
     with pytest.raises(TypeError, match="GRU 'g': in a functional model the sequences and the initial_state"):
         layers.GRU(3, name="g")(inputs, initial_state=np.zeros((2, 3), "float32"))
     with pytest.raises(ValueError, match="Sequential.add: layer 's' has return_state=True"):
