@@ -253,3 +253,29 @@ def test_bad_states_are_refused_naming_the_layer():
         layers.GRU(3, name="g")(inputs, initial_state=np.zeros((2, 3), "float32"))
     with pytest.raises(ValueError, match="Sequential.add: layer 's' has return_state=True"):
         keras.Sequential([keras.Input((4, 5)), layers.SimpleRNN(3, return_state=True, name="s")])
+
+
+def test_a_plan_that_starts_a_sequence_from_given_states_lowers_and_stays_bitwise(monkeypatch, tmp_path):
+    """An LSTM started from states that Dense layers make (an image captioner's decoder): the numba lowering
+    passes the states to the kernels and takes their gradients back, as the eager step does."""
+    from nnengine import capture
+    monkeypatch.setattr(capture, "LOWER_AFTER_REPLAYS", 1)
+    monkeypatch.setenv("NNENGINE_PLAN_CACHE", str(tmp_path / "plans"))
+
+    def make_model():
+        nn.utils.set_random_seed(5)
+        features, sequences = keras.Input((5,)), keras.Input((6, 3))
+        states = [layers.Dense(4, activation="tanh")(features), layers.Dense(4)(features)]
+        decoded = layers.LSTM(4)(sequences, initial_state=states)
+        return keras.Model([features, sequences], layers.Dense(3, activation="softmax")(decoded))
+    rng = np.random.default_rng(12)
+    x = [rng.standard_normal((24, 5)).astype("float32"), rng.standard_normal((24, 6, 3)).astype("float32")]
+    y = rng.integers(0, 3, 24)
+    report = compiled_and_eager_runs(make_model, x, y, epochs=3, batch_size=8)     # bitwise, lowered or not
+    assert report["plans_lowered"] == 3, report      # both train plans and evaluate's; predict ran once
+    model = make_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    for _ in range(3):                               # captured, replayed, then lowered
+        model.predict(x, verbose=0)
+    assert all(plan.is_lowered for plan in model._compiler.plans().values())

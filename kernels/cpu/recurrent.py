@@ -87,8 +87,9 @@ def _add_carried(carried, dh_next):
 
 
 @njit(inline="always")
-def _first_state(initial, has_initial, n, units, like):
-    """The state before step 0: a copy of ``initial``, or zeros."""
+def _copy_or_zeros(initial, has_initial, n, units, like):
+    """A copy of ``initial`` (n, u) when given, else zeros: the state before step 0, or the LSTM's dc at the
+    last step."""
     previous = np.zeros((n, units), like.dtype)
     if has_initial:
         previous[:] = initial
@@ -214,7 +215,7 @@ def simple_rnn_forward(p, kernel, activation, reverse, masks, has_masks, step_ma
     blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, units), p.dtype)
     work = np.empty((3, units), p.dtype)
-    previous = _first_state(initial, has_initial, n, units, p)
+    previous = _copy_or_zeros(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         _pre_activations(p[_step_index(k, steps, reverse)], q, states[k])
@@ -234,7 +235,7 @@ def lstm_forward(p, kernel, activation, recurrent_activation, reverse, masks, ha
     blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, 4 * units), p.dtype)
     work = np.empty((3, 2 * units), p.dtype)
-    previous = _first_state(initial, has_initial, n, units, p)
+    previous = _copy_or_zeros(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         row_block = cache[k]
@@ -270,7 +271,7 @@ def gru_forward(p, kernel, bias, has_bias, activation, recurrent_activation, rev
     blocks = _kernel_blocks(kernel, units)
     q = np.empty((n, 3 * units), p.dtype)
     work = np.empty((3, 2 * units), p.dtype)
-    previous = _first_state(initial, has_initial, n, units, p)
+    previous = _copy_or_zeros(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel, blocks, masks, has_masks, 0, q)
         x = p[_step_index(k, steps, reverse)]
@@ -309,7 +310,7 @@ def gru_forward_reset_before(p, kernel, activation, recurrent_activation, revers
     work = np.empty((3, 2 * units), p.dtype)
     reset_state = np.empty((n, units), p.dtype)
     product = np.empty((n, units), p.dtype)
-    previous = _first_state(initial, has_initial, n, units, p)
+    previous = _copy_or_zeros(initial, has_initial, n, units, p)
     for k in range(steps):
         _state_product(previous, kernel_zr, blocks, masks, has_masks, 0, q)
         x = p[_step_index(k, steps, reverse)]
@@ -423,7 +424,7 @@ def lstm_backward(kernel, states, cache, grad, all_steps, activation, recurrent_
     steps, n, units = states.shape
     blocks = _kernel_blocks(kernel, units)
     dh_next = np.zeros((n, units), states.dtype)
-    dc_next = _first_state(d_last_cell, has_d_last_cell, n, units, states)
+    dc_next = _copy_or_zeros(d_last_cell, has_d_last_cell, n, units, states)
     carried = np.zeros((n, units), states.dtype)
     for k in range(steps - 1, -1, -1):
         for i in range(n):
@@ -466,7 +467,7 @@ def gru_backward(kernel, states, cache, grad, all_steps, activation, recurrent_a
     blocks = _kernel_blocks(kernel, units)
     dh_next = np.zeros((n, units), states.dtype)
     direct = np.zeros((n, units), states.dtype)
-    first = _first_state(initial, has_initial, n, units, states)
+    first = _copy_or_zeros(initial, has_initial, n, units, states)
     for k in range(steps - 1, -1, -1):
         previous = states[k - 1] if k > 0 else first
         for i in range(n):
@@ -517,7 +518,7 @@ def gru_backward_reset_before(kernel, states, cache, grad, all_steps, activation
     direct = np.zeros((n, units), states.dtype)
     d_reset_state = np.empty((n, units), states.dtype)
     d_candidates = np.empty((n, units), states.dtype)
-    first = _first_state(initial, has_initial, n, units, states)
+    first = _copy_or_zeros(initial, has_initial, n, units, states)
     for k in range(steps - 1, -1, -1):
         previous = states[k - 1] if k > 0 else first
         for i in range(n):

@@ -1,8 +1,8 @@
 """The lowering of each primitive of the numba backend: the kernel calls one step of a plan makes, as source.
 
 ``numba_lowering.lower`` walks a captured plan and hands each call to its emitter: here (``NN_EMITTERS``:
-dense layers, the loss, sums, reshapes and transposes, activation gradients, an accuracy's hits, the recurrent
-layers' sequences, the updates) or in ``numba_elementwise_emitters.py``. It passes the values the capture saw:
+dense layers, the loss, sums, reshapes and transposes, activation gradients, an accuracy's hits, the updates)
+or in ``numba_elementwise_emitters.py``, ``numba_array_emitters.py`` and ``numba_recurrent_emitters.py``. It passes the values the capture saw:
 arrays the generated function holds (``Value``: its source name, an example of its shape and dtype, whether it is
 a numba scalar) and other arguments (``Literal``: the value, and the Python expression that gives it each step).
 
@@ -11,21 +11,19 @@ An emitter takes the choices the eager primitive takes, through the backend's ow
 same argument types (flags as typed values, not literals: numba would compile a kernel anew for a
 literal). It raises LoweringRefused for any case it does not write out.
 """
-import math
 import sys
 
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from ..kernels.activation_codes import ACTIVATION_CODES
-from ..kernels.cpu import blas, config, nn, optim, recurrent, reduce
+from ..kernels.cpu import blas, config, nn, optim, reduce
 from ..kernels.cpu.aot import AotKernel
 from . import host_buffers
 from .base import LoweringRefused
-from .numba_recurrent import SEQUENCE_MIN_POOLED_BYTES, backward_arguments, forward_arguments
 from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
 
-__all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small",
+__all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small", "given",
            "typed_constant", "typed_flag", "typed_int"]
 
 
@@ -44,7 +42,7 @@ class Literal:
         self.value, self.python = value, python
 
 
-def _given(value):
+def given(value):
     """Whether a primitive's optional argument was given (it is not None, nor a Literal None)."""
     return value is not None and not (isinstance(value, Literal) and value.value is None)
 
@@ -306,71 +304,9 @@ def _transpose(b, backend, x, axes):
     return Value(name, np.ascontiguousarray(x.example.transpose(axes.value)))
 
 
-def _sequence_buffer(b, shape, dtype):
-    """A new array of the generated function; refused for one the backend pools (made anew, it page-faults)."""
-    if len(shape) == 3 and math.prod(shape) * np.dtype(dtype).itemsize >= SEQUENCE_MIN_POOLED_BYTES:
-        raise LoweringRefused("a sequence's arrays come from the reused pool (the plan keeps its Python replay)")
-    return b.new_array(shape, dtype)
-
-
-def _recurrent_start(b, masks, bias, *states):
-    """Refuse what the recurrent kernels' lowering does not write; return (has a bias, ``new``: a fresh Value)."""
-    if _given(masks) or any(_given(state) for state in states):     # dropout; an initial state or a last carry
-        raise LoweringRefused("recurrent dropout masks change every step" if _given(masks) else "a given state")
-    if not blas.AVAILABLE:
-        raise LoweringRefused("the recurrent kernels need the bundled BLAS")
-
-    def new(shape, dtype):
-        return Value(_sequence_buffer(b, shape, dtype), np.empty(shape, dtype))
-    return _given(bias), new
-
-
-def _recurrent_call(b, name, arguments, outputs, dtype):
-    """Write the kernel call (arrays as their names, the typed 0 and 1 last); return its outputs."""
-    codes = [a.code if isinstance(a, Value) else a for a in arguments]
-    b.call(getattr(recurrent, name), *codes, typed_constant(dtype, 0), typed_constant(dtype, 1))
-    return outputs
-
-
-def _step_mask_code(step_mask):
-    """The step mask's array as the generated code names it, or None."""
-    if not _given(step_mask):
-        return None
-    return f"np.ascontiguousarray({as_array(step_mask, 'the step mask').code})"
-
-
-def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
-                       masks=None, step_mask=None, initial_state=None):
-    has_bias, new = _recurrent_start(b, masks, bias, initial_state)
-    p, kernel = as_array(p, "the projected inputs"), as_array(kernel, "the recurrent kernel")
-    dtype = p.example.dtype
-    shape = (*p.example.shape[:2], kernel.example.shape[0])
-    name, arguments, outputs = forward_arguments(
-        cell.value, shape, dtype, f"np.ascontiguousarray({p.code})", f"np.ascontiguousarray({kernel.code})",
-        f"np.ascontiguousarray({as_array(bias, 'the bias').code})" if has_bias else None,
-        activation.value, recurrent_activation.value, reverse.value, reset_after.value, None, new, typed_flag,
-        typed_int, _step_mask_code(step_mask))
-    return _recurrent_call(b, name, arguments, outputs, dtype)
-
-
-def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
-                        reverse, reset_after, masks=None, step_mask=None, initial_state=None, d_last_cell=None):
-    has_bias, new = _recurrent_start(b, masks, bias, initial_state, d_last_cell)
-    kernel, states = as_array(kernel, "the recurrent kernel"), as_array(states, "the states")
-    cache, grad = as_array(cache, "the cache"), as_array(grad, "the states' gradient")
-    shape, dtype = states.example.shape, states.example.dtype
-    grad_code = b.name("t")
-    b.body.append(f"    {grad_code} = np.ascontiguousarray({grad.code}).reshape((-1, {shape[1]}, {shape[2]}))")
-    name, arguments, outputs = backward_arguments(
-        cell.value, shape, dtype, f"np.ascontiguousarray({kernel.code})", has_bias, states.code, cache.code, grad_code,
-        grad.example.ndim == 3, activation.value, recurrent_activation.value, reverse.value, reset_after.value, None,
-        new, typed_flag, typed_int, _step_mask_code(step_mask))
-    return _recurrent_call(b, name, arguments, outputs, dtype)
-
-
 # -- optimizer updates: the kernels take flat views, and the scalars the optimizer_scalars makers give ----------
 def _flat(value, dtype):
-    if not _given(value):
+    if not given(value):
         return f"np.empty(0, np.{np.dtype(dtype).name})"
     return f"{as_array(value, 'an optimizer array').code}.reshape(-1)"
 
@@ -442,7 +378,6 @@ def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_de
 NN_EMITTERS = {
     "dense_forward": _dense_forward, "dense_backward": _dense_backward,
     "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape, "transpose": _transpose,
-    "recurrent_forward": _recurrent_forward, "recurrent_backward": _recurrent_backward,
     "argmax_matches": _argmax_matches,
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,

@@ -38,9 +38,10 @@ from ..kernels.cpu import nn
 from .numba_array_emitters import ARRAY_EMITTERS
 from .numba_elementwise_emitters import ELEMENTWISE_EMITTERS
 from .numba_emitters import NN_EMITTERS, Builder, Literal, LoweringRefused, Value
+from .numba_recurrent_emitters import RECURRENT_EMITTERS
 
 #: every primitive that has a lowering, and its emitter
-EMITTERS = {**NN_EMITTERS, **ELEMENTWISE_EMITTERS, **ARRAY_EMITTERS}
+EMITTERS = {**NN_EMITTERS, **ELEMENTWISE_EMITTERS, **ARRAY_EMITTERS, **RECURRENT_EMITTERS}
 #: the primitives that write into their first argument (its value cannot be a folded constant)
 WRITES_INTO_FIRST = ("index_add",)
 

@@ -96,7 +96,7 @@ def backward_arguments(cell, shape, dtype, kernel, has_bias, states, cache, grad
     step = (flag(reverse), *_masks(masks, new, dtype, flag), *_step_mask(step_mask, new, dtype, flag),
             *_initial(cell, initial_state, new, dtype, flag))
     d_initial = _initial_gradients(cell, shape, initial_state is not None, new, dtype)
-    given = (*d_initial, None)[:2] if initial_state is not None else (None, None)
+    given = (*d_initial, None)[:2] if initial_state is not None else (None, None)     # (dh0, dc0 or None)
     if cell == "simple_rnn":
         return ("simple_rnn_backward", (kernel, states, grad, flag(all_steps), codes[0], *step, dz, dp, d_kernel,
                                         *d_initial), (dp, d_kernel, None, *given))
