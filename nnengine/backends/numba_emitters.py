@@ -2,9 +2,10 @@
 
 ``numba_lowering.lower`` walks a captured plan and hands each call to its emitter: here (``NN_EMITTERS``:
 dense layers, the loss, sums, reshapes and transposes, activation gradients, an accuracy's hits, the updates)
-or in ``numba_elementwise_emitters.py``, ``numba_array_emitters.py`` and ``numba_recurrent_emitters.py``. It passes the values the capture saw:
-arrays the generated function holds (``Value``: its source name, an example of its shape and dtype, whether it is
-a numba scalar) and other arguments (``Literal``: the value, and the Python expression that gives it each step).
+or in ``numba_elementwise_emitters.py``, ``numba_array_emitters.py`` and ``numba_recurrent_emitters.py``. It
+passes the values the capture saw: arrays the generated function holds (``Value``: its source name, an example
+of its shape and dtype, whether it is a numba scalar) and other arguments (``Literal``: the value, and the
+Python expression that gives it on each step).
 
 An emitter takes the choices the eager primitive takes, through the backend's own helpers
 (``_dense_is_small``, ``_row_kernel``) on the captured shapes, and writes the same kernel calls with the
