@@ -7,10 +7,10 @@
 * hinge: ``Hinge``, ``SquaredHinge``, ``CategoricalHinge``.
 
 A metric here averages one value per sample over the batches (sample-weighted when given weights), as every
-``MeanMetricWrapper`` does. Where losses.py has the loss, the metric asks it for the per-sample values, on the
-host (the numpy backend): one formula for the loss and the metric. The others are numpy functions with Keras
-3's formulas; ``epsilon`` is Keras's 1e-7. Each matches Keras 3.15's result over three batches, one of them
-sample-weighted (``tests/test_loss_metrics.py``).
+``MeanMetricWrapper`` does. Where losses.py has the loss (every metric here but the root mean squared error and
+R², which are not means of a per-sample value), the metric asks it for the per-sample values, on the host (the
+numpy backend): one formula for the loss and the metric. Each matches Keras 3.15's result over three batches,
+one of them sample-weighted (``tests/test_loss_metrics.py``).
 """
 import numpy as np
 
@@ -24,8 +24,6 @@ __all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCr
            "CosineSimilarity", "RootMeanSquaredError", "R2Score", "Hinge", "SquaredHinge", "CategoricalHinge", "BY_NAME",
            "CLASSES"]
 
-EPSILON = 1e-7
-
 
 def _per_sample_of(loss):
     """A function (y_true, y_pred) -> the per-sample values of ``loss`` (a losses.py Loss), on the host."""
@@ -36,44 +34,6 @@ def _per_sample_of(loss):
             y_true = y_true.astype(y_pred.dtype, copy=False)
         return to_host(loss.call(Tensor(y_true, device="numpy"), Tensor(y_pred, device="numpy")))
     return per_sample
-
-
-def mean_absolute_percentage_error(y_true, y_pred):
-    """100 * mean(|y_true - y_pred| / max(|y_true|, epsilon)) over the last axis."""
-    y_true = match_rank(y_true, y_pred).astype(np.float64)
-    return 100.0 * np.mean(np.abs(y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON), axis=-1)
-
-
-def mean_squared_logarithmic_error(y_true, y_pred):
-    """mean((log(max(y_pred, epsilon) + 1) - log(max(y_true, epsilon) + 1))^2) over the last axis."""
-    y_true = match_rank(y_true, y_pred).astype(np.float64)
-    difference = np.log1p(np.maximum(y_pred, EPSILON)) - np.log1p(np.maximum(y_true, EPSILON))
-    return np.mean(difference * difference, axis=-1)
-
-
-def _as_hinge_labels(y_true):
-    """Keras's hinge targets: 0/1 labels become -1/+1; -1/+1 stay."""
-    y_true = np.asarray(y_true, np.float64)
-    return 2.0 * y_true - 1.0 if np.all((y_true == 0) | (y_true == 1)) else y_true
-
-
-def hinge(y_true, y_pred):
-    """mean(max(1 - y_true * y_pred, 0)) over the last axis, 0/1 targets taken as -1/+1."""
-    return np.mean(np.maximum(1.0 - _as_hinge_labels(match_rank(y_true, y_pred)) * y_pred, 0.0), axis=-1)
-
-
-def squared_hinge(y_true, y_pred):
-    """mean(max(1 - y_true * y_pred, 0)^2) over the last axis, 0/1 targets taken as -1/+1."""
-    margin = np.maximum(1.0 - _as_hinge_labels(match_rank(y_true, y_pred)) * y_pred, 0.0)
-    return np.mean(margin * margin, axis=-1)
-
-
-def categorical_hinge(y_true, y_pred):
-    """max(neg - pos + 1, 0), pos = sum(y_true * y_pred), neg = max((1 - y_true) * y_pred), over the last axis."""
-    y_true = np.asarray(y_true, np.float64)
-    positive = np.sum(y_true * y_pred, axis=-1)
-    negative = np.max((1.0 - y_true) * y_pred, axis=-1)
-    return np.maximum(negative - positive + 1.0, 0.0)
 
 
 def _metric_class(class_name, default_name, make_fn, doc):
@@ -91,10 +51,6 @@ def _metric_class(class_name, default_name, make_fn, doc):
 
 def _of_loss(loss_class):
     return lambda **options: _per_sample_of(loss_class(**options))
-
-
-def _fixed(fn):
-    return lambda: fn
 
 
 def _negated(per_sample):
@@ -121,15 +77,15 @@ CosineSimilarity = _metric_class("CosineSimilarity", "cosine_similarity",
                                  "The running mean of the cosine of the angle between y_true and y_pred (1: same "
                                  "direction); the loss of that name is its negative.")
 MeanAbsolutePercentageError = _metric_class("MeanAbsolutePercentageError", "mean_absolute_percentage_error",
-                                            _fixed(mean_absolute_percentage_error),
+                                            _of_loss(losses.MeanAbsolutePercentageError),
                                             "The running mean of ``mean_absolute_percentage_error``.")
 MeanSquaredLogarithmicError = _metric_class("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
-                                            _fixed(mean_squared_logarithmic_error),
+                                            _of_loss(losses.MeanSquaredLogarithmicError),
                                             "The running mean of ``mean_squared_logarithmic_error``.")
-Hinge = _metric_class("Hinge", "hinge", _fixed(hinge), "The running mean of ``hinge``.")
-SquaredHinge = _metric_class("SquaredHinge", "squared_hinge", _fixed(squared_hinge),
+Hinge = _metric_class("Hinge", "hinge", _of_loss(losses.Hinge), "The running mean of ``hinge``.")
+SquaredHinge = _metric_class("SquaredHinge", "squared_hinge", _of_loss(losses.SquaredHinge),
                              "The running mean of ``squared_hinge``.")
-CategoricalHinge = _metric_class("CategoricalHinge", "categorical_hinge", _fixed(categorical_hinge),
+CategoricalHinge = _metric_class("CategoricalHinge", "categorical_hinge", _of_loss(losses.CategoricalHinge),
                                  "The running mean of ``categorical_hinge``.")
 
 

@@ -21,6 +21,8 @@ from . import activations, arguments
 from . import functional as F
 from .dtypes import checked_cast
 from .loss_base import EPSILON, REDUCTIONS, Loss, LossFunctionWrapper, absolute, targets_like
+from .margin_losses import (BinaryFocalCrossentropy, CategoricalFocalCrossentropy, CategoricalHinge, Hinge,
+                            SquaredHinge)
 from .tensor import Tensor
 from .utils import lookup, to_host
 
@@ -28,7 +30,11 @@ __all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy", "SparseCate
            "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "LogCosh", "KLDivergence",
            "Poisson", "CosineSimilarity", "categorical_crossentropy", "sparse_categorical_crossentropy",
            "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "huber", "log_cosh", "kl_divergence",
-           "poisson", "cosine_similarity", "get", "serialize", "EPSILON", "REDUCTIONS"]
+           "poisson", "cosine_similarity", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Hinge",
+           "SquaredHinge", "CategoricalHinge", "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy",
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "hinge", "squared_hinge",
+           "categorical_hinge", "binary_focal_crossentropy", "categorical_focal_crossentropy", "get", "serialize",
+           "EPSILON", "REDUCTIONS"]
 
 
 def _softmax_cross_entropy(logits, targets, reduction, labels_checked=False):
@@ -248,6 +254,31 @@ class MeanAbsoluteError(Loss):
         return absolute(targets_like(self.name, y_true, y_pred) - y_pred).mean(axis=-1)
 
 
+class MeanAbsolutePercentageError(Loss):
+    """100 * mean(|y_true - y_pred| / max(|y_true|, eps)) over the last axis (eps = 1e-7 keeps zeros finite)."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error"):
+        super().__init__(name, reduction)
+
+    def call(self, y_true, y_pred):
+        """Per-sample mean absolute percentage error."""
+        y_true = targets_like(self.name, y_true, y_pred)
+        return (absolute(y_true - y_pred) / F.maximum(absolute(y_true), EPSILON)).mean(axis=-1) * 100.0
+
+
+class MeanSquaredLogarithmicError(Loss):
+    """mean((log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1))^2) over the last axis."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error"):
+        super().__init__(name, reduction)
+
+    def call(self, y_true, y_pred):
+        """Per-sample mean squared logarithmic error."""
+        y_true = targets_like(self.name, y_true, y_pred)
+        difference = (F.maximum(y_pred, EPSILON) + 1.0).log() - (F.maximum(y_true, EPSILON) + 1.0).log()
+        return (difference * difference).mean(axis=-1)
+
+
 class Huber(Loss):
     """mean over the last axis of 0.5 e^2 where |e| <= delta, else delta (|e| - 0.5 delta), with e = y_pred - y_true."""
 
@@ -337,12 +368,22 @@ mean_squared_error = _per_sample(MeanSquaredError)
 mean_absolute_error = _per_sample(MeanAbsoluteError)
 huber, log_cosh, kl_divergence = _per_sample(Huber), _per_sample(LogCosh), _per_sample(KLDivergence)
 poisson, cosine_similarity = _per_sample(Poisson), _per_sample(CosineSimilarity)
+mean_absolute_percentage_error = _per_sample(MeanAbsolutePercentageError)
+mean_squared_logarithmic_error = _per_sample(MeanSquaredLogarithmicError)
+hinge, squared_hinge, categorical_hinge = _per_sample(Hinge), _per_sample(SquaredHinge), _per_sample(CategoricalHinge)
+binary_focal_crossentropy = _per_sample(BinaryFocalCrossentropy)
+categorical_focal_crossentropy = _per_sample(CategoricalFocalCrossentropy)
 for _function, _name in ((categorical_crossentropy, "categorical_crossentropy"),
                          (sparse_categorical_crossentropy, "sparse_categorical_crossentropy"),
                          (binary_crossentropy, "binary_crossentropy"), (mean_squared_error, "mean_squared_error"),
                          (mean_absolute_error, "mean_absolute_error"), (huber, "huber"), (log_cosh, "log_cosh"),
                          (kl_divergence, "kl_divergence"), (poisson, "poisson"),
-                         (cosine_similarity, "cosine_similarity")):
+                         (cosine_similarity, "cosine_similarity"),
+                         (mean_absolute_percentage_error, "mean_absolute_percentage_error"),
+                         (mean_squared_logarithmic_error, "mean_squared_logarithmic_error"), (hinge, "hinge"),
+                         (squared_hinge, "squared_hinge"), (categorical_hinge, "categorical_hinge"),
+                         (binary_focal_crossentropy, "binary_focal_crossentropy"),
+                         (categorical_focal_crossentropy, "categorical_focal_crossentropy")):
     _function.__name__ = _name
 
 _BY_NAME = {
@@ -351,11 +392,18 @@ _BY_NAME = {
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
     "huber": Huber, "huber_loss": Huber, "log_cosh": LogCosh, "logcosh": LogCosh, "kl_divergence": KLDivergence,
     "kld": KLDivergence, "kullback_leibler_divergence": KLDivergence, "poisson": Poisson,
-    "cosine_similarity": CosineSimilarity,
+    "cosine_similarity": CosineSimilarity, "bce": BinaryCrossentropy,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError, "mape": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError, "msle": MeanSquaredLogarithmicError, "hinge": Hinge,
+    "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
+    "binary_focal_crossentropy": BinaryFocalCrossentropy,
+    "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
 }
 _CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                           BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError, Huber, LogCosh,
-                                          KLDivergence, Poisson, CosineSimilarity)}
+                                          KLDivergence, Poisson, CosineSimilarity, MeanAbsolutePercentageError,
+                                          MeanSquaredLogarithmicError, Hinge, SquaredHinge, CategoricalHinge,
+                                          BinaryFocalCrossentropy, CategoricalFocalCrossentropy)}
 
 
 def get(identifier):
@@ -364,6 +412,8 @@ def get(identifier):
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
+        if identifier in ("BCE", "KLD", "MAE", "MSE", "MAPE", "MSLE"):   # Keras's upper-case aliases
+            identifier = identifier.lower()
         return lookup("loss", identifier, {**_CLASSES, **_BY_NAME}, _BY_NAME)()
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
         cls = _CLASSES[identifier["class_name"]]

@@ -4,8 +4,8 @@ Each holds no weights; its ``call`` is a few differentiable ops (so autograd, th
 device work as for any op), and its config has Keras 3's keys and defaults, so files move between Keras and
 nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests/test_utility_layers.py):
 
-* ``ReLU(max_value=None, negative_slope=0.0, threshold=0.0)``: x where threshold < x < max_value (x >=
-  threshold when threshold is 0), max_value above it, negative_slope * (x - threshold) below threshold;
+* ``ReLU(max_value=None, negative_slope=0.0, threshold=0.0)``: activations.relu with those options: x where
+  x > threshold (else 0), clipped to [0, max_value], plus negative_slope * (x - threshold) below threshold;
 * ``LeakyReLU(negative_slope=0.3)``: x for x > 0, negative_slope * x otherwise;
 * ``Softmax(axis=-1)``: e^x / sum(e^x) along ``axis``, stably;
 * ``Rescaling(scale, offset=0.0)``: x * scale + offset (``Rescaling(1 / 255)`` for 8-bit images);
@@ -15,7 +15,7 @@ nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests
 * ``Masking(mask_value=0.0)``: x, with zeros and Keras's mask False (nnengine/masks.py) at each step whose
   features all equal ``mask_value``: the steps the recurrent layers downstream skip.
 """
-from . import arguments
+from . import activations, arguments
 from . import functional as F
 from .layer_base import Layer
 from .tensor import Tensor
@@ -51,16 +51,11 @@ class ReLU(_ElementLayer):
         owner = f"ReLU {self.name!r}"
         self.max_value = None if max_value is None else arguments.number(owner, "max_value", max_value, low=0)
         self.negative_slope = arguments.number(owner, "negative_slope", negative_slope, low=0)
-        self.threshold = arguments.number(owner, "threshold", threshold)
+        self.threshold = arguments.number(owner, "threshold", threshold, low=0)          # as Keras refuses < 0
 
     def call(self, x, training=False):
         """Keras 3's relu(x, negative_slope, max_value, threshold)."""
-        kept = F.relu(x) if self.threshold == 0 else F.where(x > self.threshold, x, x * 0.0)
-        if self.max_value is not None:
-            kept = F.minimum(kept, self.max_value)
-        if self.negative_slope:
-            kept = kept - F.relu(self.threshold - x) * self.negative_slope
-        return kept
+        return activations.relu(x, self.negative_slope, self.max_value, self.threshold)
 
     def get_config(self):
         """Keras 3's ReLU config."""

@@ -1,6 +1,7 @@
 """Small models and data shared by the Keras-API tests."""
 import importlib.util
 import io
+import json
 import re
 from pathlib import Path
 
@@ -123,18 +124,22 @@ def run_guide_snippet(position, namespace=None):
     return namespace
 
 
-def assert_one_epoch_as_recorded(model, x, record, name, weight_tolerance=2e-5):
+def assert_one_epoch_as_recorded(model, x, record, name, weight_tolerance=2e-5, **compile_options):
     """``model``, given ``record``'s first weights (``make_keras_files.record_one_epoch``), predicts, evaluates and
-    trains one unshuffled epoch of Adam(0.01) as Keras did. ``weight_tolerance``: an atol, or a function of the
-    weight's index giving one."""
+    trains one unshuffled epoch of Adam(0.01) as Keras did, with the loss and metric the record names (sparse
+    categorical cross-entropy and accuracy by default). ``weight_tolerance``: an atol, or a function of the
+    weight's index giving one. ``compile_options``: more arguments of compile (jit_compile, say)."""
     y = record[f"{name}_y"]
     model.set_weights([record[f"{name}_before_{i}"] for i in range(len(model.get_weights()))])
-    model.compile(optimizer=nn.keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    spec = json.loads(str(record[f"{name}_compile"])) if f"{name}_compile" in record else \
+        {"loss": "sparse_categorical_crossentropy", "metric": "accuracy"}
+    model.compile(optimizer=nn.keras.optimizers.Adam(0.01), loss=nn.keras.losses.get(spec["loss"]),
+                  metrics=[spec["metric"]], **compile_options)
     np.testing.assert_allclose(model.predict(x, verbose=0), record[f"{name}_predictions"], atol=2e-6)
     np.testing.assert_allclose(model.evaluate(x, y, verbose=0), record[f"{name}_evaluate"], rtol=1e-5)
     history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
-    np.testing.assert_allclose([history["loss"][0], history["accuracy"][0]], record[f"{name}_history"], rtol=1e-5)
+    np.testing.assert_allclose([history["loss"][0], history[spec["metric"]][0]], record[f"{name}_history"],
+                               rtol=1e-5)
     for i, weight in enumerate(model.get_weights()):
         atol = weight_tolerance(i) if callable(weight_tolerance) else weight_tolerance
         np.testing.assert_allclose(weight, record[f"{name}_after_{i}"], atol=atol, err_msg=f"weight {i}")

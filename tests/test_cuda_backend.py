@@ -611,21 +611,35 @@ def test_recurrent_models_train_on_the_fake_gpu_as_on_the_reference():
     np.testing.assert_allclose(on_gpu, histories("numpy"), rtol=1e-5)
 
 
-def _trains_on_the_fake_gpu_as_on_the_reference(make_model, x, y):
-    """Fit ``make_model()`` (compiled with Adam, sparse cross-entropy and accuracy) for two epochs on the fake GPU
-    and on the numpy reference, from the same seed; the histories agree."""
+def _trains_on_the_fake_gpu_as_on_the_reference(make_model, x, y, loss="sparse_categorical_crossentropy",
+                                                metric="accuracy"):
+    """Fit ``make_model()`` (compiled with Adam, ``loss`` and ``metric``) for two epochs on the fake GPU and on the
+    numpy reference, from the same seed; the histories agree."""
     def history(device):
         nn.utils.set_random_seed(0)
         model = make_model()
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(optimizer="adam", loss=loss, metrics=[metric])
         model.to(device)
         return model.fit(x, y, epochs=2, batch_size=8, verbose=0).history
 
     with FakeGPU():
         on_gpu = history("cuda")
     reference = history("numpy")
-    for key in ("loss", "accuracy"):
+    for key in ("loss", metric):
         np.testing.assert_allclose(on_gpu[key], reference[key], rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
+@pytest.mark.parametrize("activation, loss, output", [
+    ("mish", "categorical_focal_crossentropy", "softmax"), ("selu", "categorical_hinge", "log_softmax"),
+    ("hard_silu", "binary_focal_crossentropy", "sigmoid"), ("celu", "squared_hinge", "tanh")])
+def test_keras_3_activations_and_losses_train_on_the_fake_gpu_as_on_the_reference(activation, loss, output):
+    rng = np.random.default_rng(0)
+    _trains_on_the_fake_gpu_as_on_the_reference(
+        lambda: nn.Sequential([nn.Input((5,)), nn.layers.Dense(6, activation=activation),
+                               nn.layers.Dense(3, activation=output)]),
+        rng.standard_normal((16, 5)).astype("float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 16)], loss,
+        "categorical_accuracy")
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture

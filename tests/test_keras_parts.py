@@ -25,18 +25,74 @@ ACTIVATIONS = {   # name: float64 numpy formula with Keras 3's defaults
     "gelu": lambda x: 0.5 * x * (1 + ERF(x / np.sqrt(2))),
     "softplus": lambda x: np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0),
     "swish": lambda x: x / (1 + np.exp(-x)),
+    "relu6": lambda x: np.minimum(np.maximum(x, 0), 6),
+    "selu": lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0))),
+    "celu": lambda x: np.maximum(x, 0) + np.minimum(np.expm1(x), 0),
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "squareplus": lambda x: (x + np.sqrt(x * x + 4)) / 2,
+    "soft_shrink": lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0),
+    "hard_shrink": lambda x: x * (np.abs(x) > 0.5),
+    "tanh_shrink": lambda x: x - np.tanh(x),
+    "hard_tanh": lambda x: np.clip(x, -1, 1),
+    "sparse_plus": lambda x: np.select([x <= -1, x >= 1], [0 * x, x], (x + 1) ** 2 / 4),
+    "exponential": np.exp,
+    "hard_sigmoid": lambda x: np.clip(x / 6 + 0.5, 0, 1),
+    "sparse_sigmoid": lambda x: np.clip((x + 1) / 2, 0, 1),
+    "log_sigmoid": lambda x: -np.logaddexp(0, -x),
+    "hard_silu": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    "mish": lambda x: x * np.tanh(np.logaddexp(0, x)),
+    "log_softmax": lambda x: x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(
+        -1, keepdims=True)),
+    "glu": lambda x: x[..., :2] / (1 + np.exp(-x[..., 2:])),
 }
+KINKS = np.array([0.0, -0.5, 0.5, -1.0, 1.0, -3.0, 3.0, 6.0])     # where some activation's slope jumps
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 @given(seed=st.integers(0, 2**16))
 def test_activation_values_and_gradients(name, seed):
     rng = np.random.default_rng(seed)
-    x = rng.uniform(-4, 4, (3, 5))
-    x[np.abs(x) < 1e-3] = 0.5                                # keep finite differences off the kinks
+    x = rng.uniform(-7, 7, (3, 4))
+    near_a_kink = np.abs(x[..., None] - KINKS).min(-1) < 1e-3
+    x[near_a_kink] = 0.25                                    # keep finite differences off the kinks
     function = nn.activations.get(name)
     np.testing.assert_allclose(function(nn.tensor(x)).numpy(), ACTIVATIONS[name](x), rtol=1e-12, atol=1e-12)
     assert nn.gradcheck(lambda t: function(t), nn.tensor(x, requires_grad=True)).passed
+
+
+def test_activations_with_arguments():
+    x = np.linspace(-5, 5, 21)
+    for name, function, expected in [
+            ("celu", lambda t: nn.activations.celu(t, alpha=2.0),
+             np.maximum(x, 0) + np.minimum(2 * np.expm1(x / 2), 0)),
+            ("squareplus", lambda t: nn.activations.squareplus(t, b=1), (x + np.sqrt(x * x + 1)) / 2),
+            ("threshold", lambda t: nn.activations.threshold(t, 1.5, -2.0), np.where(x > 1.5, x, -2.0)),
+            ("soft_shrink", lambda t: nn.activations.soft_shrink(t, 2.0), np.sign(x) * np.maximum(np.abs(x) - 2, 0)),
+            ("relu", lambda t: nn.activations.relu(t, negative_slope=0.1, max_value=3.0, threshold=-1.0),
+             np.where(x > -1, np.clip(x, 0, 3), 0) - 0.1 * np.maximum(-1 - x, 0))]:
+        np.testing.assert_allclose(function(nn.tensor(x)).numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=name)
+    halves = nn.activations.glu(nn.tensor(x[:14].reshape(2, 7)), axis=0).numpy()
+    np.testing.assert_allclose(halves, [x[:7] / (1 + np.exp(-x[7:14]))], rtol=1e-12)
+    with pytest.raises(ValueError, match="glu: axis 0 must have an even size"):
+        nn.activations.glu(nn.tensor(x.reshape(3, 7)), axis=0)
+
+
+@pytest.mark.parametrize("name", ["relu6", "selu", "hard_sigmoid", "mish", "log_softmax", "hard_silu"])
+def test_new_activations_train_in_dense_and_keep_their_name_in_files(name, tmp_path):
+    model = nn.keras.Sequential([nn.keras.layers.Dense(6, activation=name, input_shape=(4,)),
+                                 nn.keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(1).standard_normal((16, 4)).astype("float32")
+    assert np.isfinite(model.fit(x, np.arange(16) % 2, verbose=0).history["loss"][0])
+    model.save(tmp_path / "model.h5")
+    loaded = nn.keras.models.load_model(tmp_path / "model.h5")
+    assert loaded.layers[0].get_config()["activation"] == name
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_aliases_are_written_as_keras_3_names():
+    assert nn.keras.layers.Dense(2, activation="swish").get_config()["activation"] == "silu"
+    assert nn.keras.layers.Dense(2, activation="hard_swish").get_config()["activation"] == "hard_silu"
 
 
 def test_softplus_and_elu_do_not_overflow():
@@ -181,7 +237,7 @@ def test_regression_losses_and_reductions():
 
 
 def test_unknown_loss_lists_the_valid_names():
-    with pytest.raises(ValueError, match="Unknown loss 'crossentropy'; valid names: binary_crossentropy"):
+    with pytest.raises(ValueError, match="Unknown loss 'crossentropy'; valid names: bce, binary_crossentropy"):
         nn.losses.get("crossentropy")
 
 

@@ -21,6 +21,7 @@ Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
 after a short fit, plus ``<name>.npz`` holding an input batch and Keras's own
 predictions for it, so that nnengine's loader is checked against Keras's output.
 """
+import json
 import sys
 
 import numpy as np
@@ -346,15 +347,18 @@ def masked_models(keras):
             "backwards": (backwards, False, False), "pooling": (pooling, True, False)}
 
 
-def record_one_epoch(keras, model, name, x, y, record):
-    """Into ``record``: the targets ``y``, the model's first weights, predictions, evaluate's [loss, accuracy], the
-    [loss, accuracy] of one unshuffled epoch of Adam(0.01) in batches of 8, and the weights after it."""
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+def record_one_epoch(keras, model, name, x, y, record, loss="sparse_categorical_crossentropy", metric="accuracy"):
+    """Into ``record``: the targets ``y``, the model's first weights, predictions, evaluate's [loss, metric], the
+    [loss, metric] of one unshuffled epoch of Adam(0.01) in batches of 8, and the weights after it. ``loss``: a
+    name or a Keras config dict {"class_name", "config"}; any but the default is recorded as ``{name}_compile``."""
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.get(loss), metrics=[metric])
     record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
                    f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0)),
                    **{f"{name}_before_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}})
+    if (loss, metric) != ("sparse_categorical_crossentropy", "accuracy"):
+        record[f"{name}_compile"] = np.asarray(json.dumps({"loss": loss, "metric": metric}))
     history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
-    record[f"{name}_history"] = np.asarray([history["loss"][0], history["accuracy"][0]])
+    record[f"{name}_history"] = np.asarray([history["loss"][0], history[metric][0]])
     record.update({f"{name}_after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
 
 
@@ -537,7 +541,6 @@ def loss_metric_batches(kind, rng):
 
 def build_loss_metrics(keras):
     """``keras3_loss_metrics.json``: each LOSS_METRIC_CASES metric's name and result over its three batches."""
-    import json
     rng = np.random.default_rng(21)
     data = {kind: loss_metric_batches(kind, rng) for kind in ("classes", "binary", "values")}
     cases = []
@@ -553,12 +556,109 @@ def build_loss_metrics(keras):
         json.dump({"keras_version": keras.__version__, "batches": batches, "cases": cases}, file)
 
 
+#: every Keras 3 activation nnengine has (sparsemax and threshold, which needs two arguments, aside)
+ACTIVATION_NAMES = ("relu", "leaky_relu", "relu6", "softmax", "celu", "elu", "selu", "softplus", "softsign",
+                    "squareplus", "soft_shrink", "sparse_plus", "silu", "gelu", "glu", "tanh", "tanh_shrink", "sigmoid",
+                    "sparse_sigmoid", "exponential", "hard_sigmoid", "hard_silu", "hard_tanh", "hard_shrink", "linear",
+                    "mish", "log_softmax", "log_sigmoid", "swish", "hard_swish")
+
+#: (name, Keras loss config, kind of data in loss_batches()) for the losses recorded one batch at a time
+LOSS_CASES = [
+    ("hinge_01", {"class_name": "Hinge", "config": {}}, "binary_scores"),
+    ("hinge_pm1", {"class_name": "Hinge", "config": {}}, "signed_scores"),
+    ("squared_hinge", {"class_name": "SquaredHinge", "config": {}}, "binary_scores"),
+    ("categorical_hinge", {"class_name": "CategoricalHinge", "config": {}}, "classes"),
+    ("mape", {"class_name": "MeanAbsolutePercentageError", "config": {}}, "values"),
+    ("msle", {"class_name": "MeanSquaredLogarithmicError", "config": {}}, "values"),
+    ("binary_focal", {"class_name": "BinaryFocalCrossentropy", "config": {}}, "binary"),
+    ("binary_focal_balanced", {"class_name": "BinaryFocalCrossentropy", "config": {
+        "apply_class_balancing": True, "alpha": 0.4, "gamma": 1.5, "label_smoothing": 0.1}}, "binary"),
+    ("binary_focal_logits", {"class_name": "BinaryFocalCrossentropy", "config": {"from_logits": True}},
+     "binary_scores"),
+    ("categorical_focal", {"class_name": "CategoricalFocalCrossentropy", "config": {}}, "classes"),
+    ("categorical_focal_logits", {"class_name": "CategoricalFocalCrossentropy", "config": {
+        "from_logits": True, "gamma": 3.0, "alpha": 0.5, "label_smoothing": 0.2}}, "class_scores"),
+]
+
+
+def loss_batches(rng):
+    """{kind: (y_true, y_pred)} of 12 samples: 0/1 or -1/+1 targets with raw scores, 0/1 targets with
+    probabilities, one-hot rows with softmax probabilities or raw scores, and regression values (zeros and
+    negatives among the targets)."""
+    binary = rng.integers(0, 2, (12, 3)).astype("float32")
+    scores = rng.standard_normal((12, 3)).astype("float32") * 2
+    one_hot = np.eye(4, dtype="float32")[rng.integers(0, 4, 12)]
+    class_scores = rng.standard_normal((12, 4)).astype("float32") * 2
+    values = rng.standard_normal((12, 3)).astype("float32") * 2
+    values[::5] = 0
+    return {"binary_scores": (binary, scores), "signed_scores": (2 * binary - 1, scores),
+            "binary": (binary, 1 / (1 + np.exp(-scores))), "classes": (one_hot, np.exp(class_scores) / np.exp(
+                class_scores).sum(-1, keepdims=True)), "class_scores": (one_hot, class_scores),
+            "values": (values, rng.standard_normal((12, 3)).astype("float32") * 2)}
+
+
+def function_models(keras):
+    """{name: (model, loss config, metric)}: small models whose hidden activation and loss Keras 3 added."""
+    layers = keras.layers
+
+    def mlp(activation, outputs, output_activation, initializer="glorot_uniform"):
+        return keras.Sequential([keras.Input((5,)), layers.Dense(8, activation=activation,
+                                                                 kernel_initializer=initializer),
+                                 layers.Dense(outputs, activation=output_activation)])
+    return {"hinge": (mlp("selu", 1, "linear", "lecun_normal"), "hinge", "binary_accuracy"),
+            "squared_hinge": (mlp("celu", 2, "tanh"), "squared_hinge", "mae"),
+            "categorical_hinge": (mlp("relu6", 3, "linear"), "categorical_hinge", "categorical_accuracy"),
+            "categorical_focal": (mlp("mish", 3, "softmax"), "categorical_focal_crossentropy", "categorical_accuracy"),
+            "binary_focal": (mlp("hard_silu", 2, "sigmoid"), {"class_name": "BinaryFocalCrossentropy", "config": {
+                "apply_class_balancing": True, "gamma": 1.0}}, "binary_accuracy"),
+            "msle": (mlp("softsign", 2, "softplus"), "msle", "mape")}
+
+
+def function_targets(rng, name):
+    """Targets of 24 samples for function_models()[name]."""
+    if name in ("hinge", "binary_focal"):
+        return rng.integers(0, 2, (24, 1 if name == "hinge" else 2)).astype("float32")
+    if name == "squared_hinge":
+        return (2 * rng.integers(0, 2, (24, 2)) - 1).astype("float32")
+    if name in ("categorical_hinge", "categorical_focal"):
+        return np.eye(3, dtype="float32")[rng.integers(0, 3, 24)]
+    return np.abs(rng.standard_normal((24, 2))).astype("float32") * 3
+
+
+def build_functions(keras):
+    """``keras3_functions.npz``: every ACTIVATION_NAMES activation on a grid; each LOSS_CASES loss on its batch
+    (the reduced loss, the per-sample losses and a sample-weighted loss); and for each of function_models() the
+    record_one_epoch of it on random inputs."""
+    keras.utils.set_random_seed(17)
+    rng = np.random.default_rng(17)
+    grid = np.concatenate([np.linspace(-8, 8, 57), [-30, 30, 0, -1, 1, -3, 3, 6, -0.5, 0.5, 2.5]]).astype("float32")
+    record = {"grid": grid.reshape(-1, 4)}
+    for name in ACTIVATION_NAMES:
+        record[f"activation_{name}"] = np.asarray(keras.activations.get(name)(record["grid"]))
+    batches, weights = loss_batches(rng), rng.random(12).astype("float32")
+    record.update({f"batch_{kind}_{i}": part for kind, pair in batches.items() for i, part in enumerate(pair)})
+    record["loss_weights"] = weights
+    record["loss_cases"] = np.asarray(json.dumps(LOSS_CASES))
+    for name, config, kind in LOSS_CASES:
+        y_true, y_pred = batches[kind]
+        loss = keras.losses.get(config)
+        per_sample = keras.losses.get({**config, "config": {**config["config"], "reduction": "none"}})
+        record[f"loss_{name}"] = np.asarray([float(loss(y_true, y_pred)),
+                                             float(loss(y_true, y_pred, sample_weight=weights))])
+        record[f"loss_{name}_none"] = np.asarray(per_sample(y_true, y_pred))
+    x = rng.standard_normal((24, 5)).astype("float32")
+    record["x"] = x
+    for name, (model, loss, metric) in function_models(keras).items():
+        record_one_epoch(keras, model, name, x, function_targets(rng, name), record, loss, metric)
+    np.savez("keras3_functions.npz", **record)
+
+
 KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save_recurrent,
                 "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
                 "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
                 "nested": build_and_save_nested, "masked": build_and_save_masked,
-                "attention": build_and_save_attention, "states": build_and_save_states,
+                "attention": build_and_save_attention, "states": build_and_save_states, "functions": build_functions,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
