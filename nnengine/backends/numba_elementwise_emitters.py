@@ -161,7 +161,7 @@ def _array_or_scalar(x):
 
 ELEMENTWISE_EMITTERS = {
     **{name: _unary(op) for name, op in op_codes.UNARY.items() if name != "exp"}, "exp": _exp,
-    **{name: _elementwise(op) for name, op in op_codes.BINARY.items() if name != "power"},
+    **{name: _elementwise(op) for name, op in op_codes.BINARY.items()},
     **{name: _elementwise(op, compare=True) for name, op in op_codes.COMPARE.items()},
     "where": _where, "broadcast_to": _broadcast_to, "ascontiguous": _ascontiguous, "astype": _astype,
 }

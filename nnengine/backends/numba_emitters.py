@@ -1,7 +1,8 @@
 """The lowering of each primitive of the numba backend: the kernel calls one step of a plan makes, as source.
 
 ``numba_lowering.lower`` walks a captured plan and hands each call to its emitter: here (``NN_EMITTERS``:
-dense layers, the loss, sums, reshapes and transposes, activation gradients, an accuracy's hits, the updates)
+dense layers, the loss, sums and maxima, softmax and log-softmax, reshapes and transposes, activation
+gradients, an accuracy's hits, the updates)
 or in ``numba_elementwise_emitters.py``, ``numba_array_emitters.py`` and ``numba_recurrent_emitters.py``. It
 passes the values the capture saw: arrays the generated function holds (``Value``: its source name, an example
 of its shape and dtype, whether it is a numba scalar) and other arguments (``Literal``: the value, and the
@@ -257,6 +258,40 @@ def _sum(b, backend, x, axes, keepdims):
     return Value(name, np.empty(shape, example.dtype))
 
 
+def _max(b, backend, x, axes, keepdims):
+    """The maximum over the last axis, as the backend's (outer, reduced, 1) case takes it: ``reduce.max_last``."""
+    x = as_array(x, "the reduced array")
+    example = x.example
+    axes = tuple(sorted(axis % example.ndim for axis in axes.value)) if example.ndim else ()
+    if example.dtype.kind != "f" or not example.size or axes != (example.ndim - 1,) or example.ndim < 2:
+        raise LoweringRefused("only maxima of float arrays over their last axis (of two axes or more) are lowered")
+    rows, columns = example.size // example.shape[-1], example.shape[-1]
+    shape = example.shape[:-1] + ((1,) if keepdims.value else ())
+    out = b.new_array((rows,), example.dtype)
+    b.call(reduce.max_last, f"{x.code}.reshape({rows}, {columns})", out)
+    name = b.name("t")
+    b.body.append(f"    {name} = {out}.reshape({tuple(shape)!r})")
+    return Value(name, np.empty(shape, example.dtype))
+
+
+def _row_function(serial, *constant_values):
+    """The emitter of softmax or log_softmax along the last axis: the backend's ``_rows_along`` with no axis to
+    move, the row kernel its ``_row_kernel`` picks, and its constants typed in the array's dtype."""
+    def emit(b, backend, x, axis):
+        x = as_array(x, "the operand")
+        example = x.example
+        if example.dtype.kind != "f" or not example.size or axis.value % example.ndim != example.ndim - 1:
+            raise LoweringRefused(f"{serial} of an empty array, or along an axis other than the last")
+        dtype, rows, columns = example.dtype, example.size // example.shape[-1], example.shape[-1]
+        out = b.new_array(example.shape, dtype)
+        scratch = b.new_array((rows, columns), dtype), b.new_array((rows, columns), dtype)
+        b.call(backend._row_kernel(serial, None, rows, columns), f"{x.code}.reshape({rows}, {columns})",
+               f"{out}.reshape({rows}, {columns})", *(typed_constant(dtype, v) for v in constant_values),
+               typed_flag(dtype == np.float32), *scratch)
+        return Value(out, np.empty(example.shape, dtype))
+    return emit
+
+
 def _total(b, x):
     """The total of ``x`` as the backend sums it: numpy's pairwise sum when small, else the lanes kernel."""
     example = x.example
@@ -379,6 +414,7 @@ def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_de
 NN_EMITTERS = {
     "dense_forward": _dense_forward, "dense_backward": _dense_backward,
     "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape, "transpose": _transpose,
+    "max": _max, "softmax": _row_function("softmax_rows", 1), "log_softmax": _row_function("log_softmax_rows"),
     "argmax_matches": _argmax_matches,
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
