@@ -27,7 +27,8 @@ from .masks import step_mask
 
 __all__ = ["Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-           "window_positions", "output_length"]
+           "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalAvgPool1D",
+           "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "window_positions", "output_length"]
 
 PADDINGS = ("valid", "same")
 
@@ -373,3 +374,10 @@ class GlobalMaxPooling1D(_GlobalPooling):
     """The maximum over the steps."""
 
     rank, maximum = 1, True
+
+
+# Keras's other names for the same classes (``layers.MaxPool2D`` is ``MaxPooling2D``; files name the latter)
+Convolution1D, Convolution2D = Conv1D, Conv2D
+MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D

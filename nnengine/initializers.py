@@ -28,7 +28,10 @@ from .utils import global_rng, lookup
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
            "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
-           "LecunNormal", "Orthogonal", "Identity", "get", "serialize"]
+           "LecunNormal", "Orthogonal", "Identity", "get", "serialize", "zeros", "ones", "constant", "random_normal",
+           "random_uniform", "truncated_normal", "variance_scaling", "orthogonal", "identity", "glorot_uniform",
+           "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "OrthogonalInitializer",
+           "IdentityInitializer"]
 
 _TRUNCATED_STD = 0.87962566103423978
 
@@ -258,12 +261,21 @@ class Identity(Initializer):
 _CLASSES = {cls.__name__: cls for cls in (
     Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling, GlorotUniform,
     GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal, Identity)}
+_CLASSES.update(OrthogonalInitializer=Orthogonal, IdentityInitializer=Identity)
 _ALIASES = {"zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal, "normal": RandomNormal,
             "uniform": RandomUniform,
             "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
             "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
             "he_uniform": HeUniform, "he_normal": HeNormal, "lecun_uniform": LecunUniform,
             "lecun_normal": LecunNormal, "orthogonal": Orthogonal, "identity": Identity}
+
+
+# Keras's lower-case names of the same classes (``initializers.he_normal()`` is ``HeNormal()``)
+zeros, ones, constant, random_normal, random_uniform = Zeros, Ones, Constant, RandomNormal, RandomUniform
+truncated_normal, variance_scaling, orthogonal, identity = TruncatedNormal, VarianceScaling, Orthogonal, Identity
+glorot_uniform, glorot_normal, he_uniform, he_normal = GlorotUniform, GlorotNormal, HeUniform, HeNormal
+lecun_uniform, lecun_normal = LecunUniform, LecunNormal
+OrthogonalInitializer, IdentityInitializer = Orthogonal, Identity       # Keras 3's other class names
 
 
 def get(identifier):

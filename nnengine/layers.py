@@ -24,6 +24,8 @@ from . import activations, arguments, constraints, initializers, regularizers
 from .attention_layers import MultiHeadAttention
 from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, GlobalAveragePooling1D,
                           GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
+from .conv_layers import (AvgPool1D, AvgPool2D, Convolution1D, Convolution2D, GlobalAvgPool1D,  # Keras's aliases
+                          GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D)
 from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, host_values,
                          is_checked_on_host, stored_weights)
 from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
@@ -47,7 +49,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "MultiHeadAttention",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK",
-           "stored_weights"]
+           "stored_weights", "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D"]
 
 
 class Dense(KernelAndBias, Layer):

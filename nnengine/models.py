@@ -17,7 +17,8 @@ from .model_parts import holds, layer_entry, layer_from_config, leaves_of, outpu
 from .symbolic import call_symbolic, keras_tensor
 from .utils import unique_name
 
-__all__ = ["Sequential", "Model", "Functional", "load_model", "model_from_json", "clone_model", "ModelFileError"]
+__all__ = ["Sequential", "Model", "Functional", "load_model", "save_model", "model_from_json", "clone_model",
+           "ModelFileError"]
 
 
 class Sequential(Model):
@@ -271,6 +272,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if isinstance(filepath, (str, os.PathLike)) and os.fspath(filepath).endswith(keras_archive.SUFFIX):
         return keras_archive.load_archive(filepath, Model, compile=compile, custom_objects=custom_objects)
     return saving.load_model(filepath, Model, compile=compile, custom_objects=custom_objects)
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """``model.save(filepath, ...)``, under the name ``keras.models.save_model`` gives it."""
+    if not isinstance(model, Model):
+        raise TypeError(f"save_model: expected a Sequential or functional model, got {type(model).__name__}")
+    model.save(filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
 
 def model_from_json(json_string, custom_objects=None):

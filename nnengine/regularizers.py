@@ -15,7 +15,7 @@ from . import functional as F
 from .tensor import full
 from .utils import resolve_keras_object, serialize_keras_object
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize"]
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "l1", "l2", "l1_l2"]
 
 
 class Regularizer:
@@ -91,6 +91,9 @@ class L1L2(Regularizer):
         """{'l1': ..., 'l2': ...}."""
         return {"l1": self.l1, "l2": self.l2}
 
+
+#: Keras's lower-case names of the same classes (``regularizers.l2(0.01)`` is ``L2(0.01)``)
+l1, l2, l1_l2 = L1, L2, L1L2
 
 _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
 _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, **_CLASSES}

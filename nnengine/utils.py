@@ -108,6 +108,51 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return np.eye(num_classes, dtype=dtype)[labels]
 
 
+def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0):
+    """Sequences of different lengths as one array (n, maxlen, ...), as ``keras.utils.pad_sequences``.
+
+    Each sequence is cut to its last ``maxlen`` items (``truncating="pre"``) or its first (``"post"``) and
+    filled up with ``value`` before it (``padding="pre"``) or after it (``"post"``); ``maxlen`` defaults to the
+    longest length. Items may be arrays of one shape (the trailing axes of the result).
+    """
+    for name, given in (("padding", padding), ("truncating", truncating)):
+        if given not in ("pre", "post"):
+            raise ValueError(f"pad_sequences: {name} must be 'pre' or 'post', got {given!r}")
+    if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
+        raise ValueError(f"pad_sequences: sequences must be a list of sequences, got {type(sequences).__name__}")
+    items = []
+    for position, sequence in enumerate(sequences):
+        if isinstance(sequence, (str, bytes)) or not hasattr(sequence, "__len__"):
+            raise ValueError(f"pad_sequences: sequences[{position}] is not a sequence: {sequence!r:.60}")
+        items.append(np.asarray(sequence, dtype=dtype if len(sequence) else None))
+    sample_shape = next((item.shape[1:] for item in items if len(item)), ())
+    if maxlen is None:
+        maxlen = max((len(item) for item in items), default=0)
+    elif isinstance(maxlen, (bool, np.bool_)) or not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ValueError(f"pad_sequences: maxlen must be an int >= 0 or None, got {maxlen!r}")
+    padded = np.full((len(items), maxlen, *sample_shape), value, dtype=dtype)
+    for position, item in enumerate(items):
+        kept = item[:0] if not maxlen else item[-maxlen:] if truncating == "pre" else item[:maxlen]
+        if not len(kept):
+            continue
+        if kept.shape[1:] != sample_shape:
+            raise ValueError(f"pad_sequences: sequences[{position}] has items of shape {kept.shape[1:]}, the others "
+                             f"{sample_shape}")
+        if padding == "pre":
+            padded[position, maxlen - len(kept):] = kept
+        else:
+            padded[position, :len(kept)] = kept
+    return padded
+
+
+def normalize(x, axis=-1, order=2):
+    """x divided by its ``order``-norm along ``axis`` (a zero norm taken as 1), as ``keras.utils.normalize``."""
+    x = np.asarray(x)
+    norms = np.atleast_1d(np.linalg.norm(x, order, axis))
+    norms[norms == 0] = 1
+    return x / np.expand_dims(norms, axis)
+
+
 def to_host(value):
     """``value`` as a host numpy array: a tensor's values copied from its device, anything else as numpy reads it."""
     return value.numpy() if isinstance(value, TensorBase) else np.asarray(value)
