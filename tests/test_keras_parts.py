@@ -375,8 +375,8 @@ def test_verbose_0_prints_nothing(capsys):
     assert capsys.readouterr().out == ""
 
 
-@given(batch=st.integers(1, 9), features=st.integers(1, 7), units=st.integers(1, 6),
-       activation=st.sampled_from(sorted(ACTIVATIONS)), dtype=st.sampled_from(["float32", "float64"]),
+@given(batch=st.integers(1, 9), features=st.integers(1, 7), units=st.integers(1, 6),   # (glu halves the units)
+       activation=st.sampled_from(sorted(set(ACTIVATIONS) - {"glu"})), dtype=st.sampled_from(["float32", "float64"]),
        seed=st.integers(0, 2**16))
 def test_dense_matches_numpy_over_shapes_activations_and_dtypes(batch, features, units, activation, dtype, seed):
     layer = nn.layers.Dense(units, activation=activation, input_shape=(features,), dtype=dtype,

@@ -202,7 +202,7 @@ CONFIG_EDITS = {
     "negative batch_shape": (_set_layer(0, "batch_shape", [None, -6]), "must hold positive sizes"),
     "string batch_shape": (_set_layer(0, "batch_shape", "abc"), "must be a tuple"),
     "units as a string": (_set_layer(1, "units", "8"), "units must be an int, got '8'"),
-    "unknown activation": (_set_layer(1, "activation", "relu6"), "Unknown activation 'relu6'"),
+    "unknown activation": (_set_layer(1, "activation", "relu7"), "Unknown activation 'relu7'"),
     "unknown class": (lambda c: {**c, "config": {**c["config"], "layers": [
         c["config"]["layers"][0], {"class_name": "Lambda", "config": {}}]}}, "cannot load layer class 'Lambda'"),
 }
