@@ -44,7 +44,6 @@ from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 from .tensor_base import TensorBase
 from .utility_layers import inverted_dropout
-from .utils import global_rng
 from .wrapper_layers import Wrapper
 
 __all__ = ["MultiHeadAttention"]
@@ -194,11 +193,9 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
             return out
         return [out, (query[0], self.num_heads, query[1], tuple(input_shape["value"])[1])]
 
-    def capture_blocker(self, training):
+    def draws_dropout_masks(self, training):
         """Dropout of the attention weights draws a new random mask on the host every training step."""
-        if training and self.dropout > 0:
-            return f"MultiHeadAttention {self.name!r} drops attention weights with a new random mask every step"
-        return None
+        return training and self.dropout > 0
 
     # -- calling ---------------------------------------------------------------------------------
     def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
@@ -271,7 +268,7 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         v = layers["value_dense"].call(cast["value"]).transpose(0, 2, 1, 3)        # (batch, h, S, value_dim)
         scores = F.matmul(q * (1.0 / math.sqrt(self.key_dim)), k)                  # (batch, h, T, S)
         weights = self._weights_of(scores, allowed, explicit)
-        dropped = inverted_dropout(weights, self.dropout, self._rng or global_rng()) if training else weights
+        dropped = inverted_dropout(weights, self.dropout, self._rng) if training else weights
         heads = F.matmul(dropped, v).transpose(0, 2, 1, 3)                        # (batch, T, h, value_dim)
         if self.use_gate:
             heads = heads * layers["_gate_dense"].call(cast["query"])

@@ -18,8 +18,9 @@ are bitwise those of the eager run. It skips Tensor, Node, autograd and every ar
 What cannot be captured, the recorder refuses with a reason (``CaptureError``), and callers fall back
 to eager: a host read of device data inside the region (``to_numpy``: data-dependent control flow may
 follow), or a host array uploaded inside the region that the caller did not declare constant (new
-random numbers every step, for example, which a plan would freeze). Layers that draw host randomness
-say so up front (``Layer.capture_blocker``).
+random numbers every step, for example, which a plan would freeze). Dropout's masks are drawn before the
+region and passed as inputs instead (dropout_masks.py); a layer that draws other host randomness says so
+up front (``Layer.capture_blocker``).
 
 ``capture_jit.jit(fn)`` applies the same machinery to a function of Tensors (``nnengine.jit``).
 """

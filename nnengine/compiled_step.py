@@ -41,6 +41,7 @@ class StepCompiler:
         mode: "auto", True or False (see the module docstring).
         captures: how many plans were captured, by kind ("train", "test", "predict").
         fallback_reason: why the last step that could not be compiled ran eagerly, or None.
+        mask_feeds: the dropout_masks.MaskFeed of each training key whose steps draw dropout masks (the trainer's).
     """
 
     def __init__(self, mode="auto"):
@@ -52,6 +53,7 @@ class StepCompiler:
         self._plans = OrderedDict()
         self._unverified = set()
         self._busy = threading.Lock()
+        self.mask_feeds = {}
 
     @property
     def enabled(self):
@@ -134,6 +136,11 @@ class StepCompiler:
         if self.mode is True:
             raise CaptureError(f"compile(jit_compile=True): this step cannot be compiled: {reason}")
         return eager()
+
+    def drop(self, key):
+        """Forget the plan of ``key`` (a step found it depends on more than its key says)."""
+        self._plans.pop(key, None)
+        self._unverified.discard(key)
 
     def plans(self):
         """The captured plans, by key (steps that fell back are not among them)."""

@@ -341,6 +341,12 @@ class Layer(ABC):
                 return reason
         return None
 
+    def draws_dropout_masks(self, training):
+        """Whether a step of this layer draws inverted-dropout masks on the host (``dropout_masks.dropout_mask``),
+        which the trainer then draws before each step and feeds to its compiled plan. The default: whether one
+        of the layers it is made of does."""
+        return any(layer.draws_dropout_masks(training) for layer in self._inner_layers()[1:])
+
     def __call__(self, x, training=False, mask=None):
         if is_symbolic(x):                # Keras's Functional API: see symbolic.py
             if mask is not None:

@@ -38,7 +38,7 @@ from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, 
 from .utility_layers import (Identity, LeakyReLU, Masking, Permute, ReLU, RepeatVector, Rescaling, Softmax,
                              inverted_dropout)
 from .tensor import Tensor
-from .utils import global_rng, unique_name
+from .utils import unique_name
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "InputLayer", "Input",
@@ -152,17 +152,15 @@ class Dropout(Layer):
         self.rate, self.seed = rate, seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
-    def capture_blocker(self, training):
-        """In training, each step draws a new mask on the host, which a captured plan would freeze."""
-        if training and self.rate > 0:
-            return f"Dropout {self.name!r} draws a new random mask on the host every training step"
-        return None
+    def draws_dropout_masks(self, training):
+        """In training, each step draws a new mask on the host (fed to a compiled step: dropout_masks.py)."""
+        return training and self.rate > 0
 
     def call(self, x, training=False):
         """Inverted dropout: x * mask / (1 - rate) with mask ~ Bernoulli(1 - rate), in training only."""
         if not training or self.rate == 0:
             return x
-        return inverted_dropout(x, self.rate, self._rng or global_rng())
+        return inverted_dropout(x, self.rate, self._rng)
 
     def get_config(self):
         """Keras 3's Dropout config."""

@@ -26,13 +26,13 @@ import numpy as np
 from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
 from . import masks as keras_masks
+from .dropout_masks import dropout_mask
 from .layer_base import Layer, batch_shape
 from .masks import step_mask
 from .recurrent_ops import RECURRENT_ACTIVATIONS
 from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 from .tensor_base import TensorBase
-from .utils import global_rng
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
 
@@ -169,11 +169,9 @@ class _Recurrent(Layer):
         out = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
         return [out, *[(batch, self.units)] * self.state_count] if self.return_state else out
 
-    def capture_blocker(self, training):
-        """Dropout draws new masks on the host for every training batch, which a plan would freeze."""
-        if training and (self.dropout > 0 or self.recurrent_dropout > 0):
-            return f"{type(self).__name__} {self.name!r} draws a new dropout mask on the host every training step"
-        return None
+    def draws_dropout_masks(self, training):
+        """Dropout draws new masks on the host for every training batch (fed to a compiled step)."""
+        return training and (self.dropout > 0 or self.recurrent_dropout > 0)
 
     supports_masking = True
 
@@ -306,8 +304,7 @@ class _Recurrent(Layer):
 
     def _dropout_mask(self, shape, like, rate):
         """Inverted dropout's masks for one sequence: 0 or 1 / (1 - rate), the same at every step (Keras's rule)."""
-        keep = (self._rng or global_rng()).random(shape) >= rate
-        return Tensor(keep / (1.0 - rate), dtype=like.dtype, device=like.device)
+        return dropout_mask(self._rng, shape, rate, like.dtype, like.device)
 
     def _activation_names(self):
         names = [activations.fused_name(self.activation)]

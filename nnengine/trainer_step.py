@@ -14,6 +14,7 @@ import numpy as np
 
 from .activations import name_of
 from .autograd import enable_grad, no_grad
+from .dropout_masks import MaskFeed, feeding
 from .dtypes import checked_cast
 from .layer_base import checked_on_host
 from .layers import Activation, Dense
@@ -32,6 +33,14 @@ def _on_logits(loss, layer):
     if layer.activity_regularizer is not None:      # it penalises the activated output: compute it
         return False
     return isinstance(layer, (Dense, Activation)) and name_of(layer.activation) == wanted
+
+
+def _learning_first(feed, defer):
+    """``defer`` for a step with dropout masks: also run eagerly while ``feed`` learns which masks a step draws
+    (the first step of its key draws them inside, which a plan would freeze)."""
+    if feed is None:
+        return defer
+    return lambda: feed.spec is None or (defer() if callable(defer) else defer)
 
 
 def _frozen(weights, trainable):
@@ -109,13 +118,23 @@ class TrainerStep:
         params = lambda: self.weights + ([s for _, _, s in self.optimizer.slot_variables()] if training else [])  # noqa
         defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
         inputs = input_arrays(x) + [t._data for t in ys + ws if t is not None]
-        if training and self.optimizer.exchanges_gradients:
-            loss, *extras = self._exchanging_step(key, x, ys, ws, inputs, logits, kinds, trainable, params, defer)
-        else:
-            loss, *extras = self._compiler.run(
-                key, backend, inputs, params,
-                lambda: self._device_step(x, ys, training, logits, kinds, trainable, ws),
-                self._capture_blocker(training), live=self.optimizer if training else None, defer=defer)
+        feed = self._mask_feed(key) if training else None
+        if feed is not None:                # dropout: this step's masks are inputs too, drawn before it
+            inputs += feed.prepare() if feed.learnt else []
+            defer = _learning_first(feed, defer)
+        with feeding(feed):
+            if training and self.optimizer.exchanges_gradients:
+                loss, *extras = self._exchanging_step(key, x, ys, ws, inputs, logits, kinds, trainable, params,
+                                                      defer, feed)
+            else:
+                loss, *extras = self._compiler.run(
+                    key, backend, inputs, params,
+                    lambda: self._device_step(x, ys, training, logits, kinds, trainable, ws),
+                    self._capture_blocker(training, feed), live=self.optimizer if training else None, defer=defer)
+        if feed is not None:
+            feed.finish()
+            if feed.unsteady:               # a plan captured from this step would replay other masks than it drew
+                self._compiler.drop(key)
         if on_device:
             return loss, extras, compared
         to_host = backend.to_numpy
@@ -141,7 +160,16 @@ class TrainerStep:
         """How many arrays a device step returns between its loss and its gradients (see ``_step``)."""
         return len(self._trackers) + len(self._heads)
 
-    def _exchanging_step(self, key, x, ys, ws, inputs, logits, kinds, trainable, params, defer):
+    def _mask_feed(self, key):
+        """The MaskFeed of the training steps of ``key`` when a layer draws dropout masks in training, else None."""
+        if not any(layer.draws_dropout_masks(True) for layer in self._layers):
+            return None
+        feeds = self._compiler.mask_feeds
+        if key not in feeds:
+            feeds[key] = MaskFeed()
+        return feeds[key]
+
+    def _exchanging_step(self, key, x, ys, ws, inputs, logits, kinds, trainable, params, defer, feed=None):
         """A step whose optimizer exchanges gradients on the host (DistributedOptimizer averages them): a plan for
         loss, metric outputs and gradients, the exchange, a plan for the update; each compiles as a step would.
         Returns [loss, *extras]."""
@@ -149,7 +177,7 @@ class TrainerStep:
         results = self._compiler.run(
             ("train-gradients",) + key[1:], backend, inputs, self.weights,
             lambda: self._device_gradients(x, ys, True, logits, kinds, trainable, ws),
-            self._capture_blocker(True))
+            self._capture_blocker(True, feed), defer=_learning_first(feed, False))
         count = 1 + self._extras_count()
         grads = self.optimizer.exchange_gradients(backend, results[count:])
         self._compiler.run(("train-update",) + key[1:], backend, [g for g in grads if g is not None], params,
@@ -263,8 +291,10 @@ class TrainerStep:
         return (tuple([(id(layer), id(getattr(layer, "activation", None)), layer.trainable) for layer in self._layers]),
                 tuple(map(id, trainable)), id(self.optimizer))
 
-    def _capture_blocker(self, training):
-        """The first layer's reason why this step cannot be compiled, or None."""
+    def _capture_blocker(self, training, feed=None):
+        """The first layer's reason why this step cannot be compiled (or the mask feed's), or None."""
+        if feed is not None and feed.blocker() is not None:
+            return feed.blocker()
         for layer in self._layers:
             reason = layer.capture_blocker(training)
             if reason is not None:

@@ -17,20 +17,20 @@ nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests
 """
 from . import activations, arguments
 from . import functional as F
+from .dropout_masks import dropout_mask
 from .layer_base import Layer
-from .tensor import Tensor
 
 __all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity", "Masking",
            "inverted_dropout"]
 
 
 def inverted_dropout(x, rate, rng):
-    """x * keep / (1 - rate), keep ~ Bernoulli(1 - rate) drawn on the host from ``rng``: each entry is zeroed with
-    probability ``rate`` and the rest scaled so that the expectation is x (Dropout, attention dropout)."""
+    """x * keep / (1 - rate), keep ~ Bernoulli(1 - rate) drawn on the host from ``rng`` (None: nnengine's): each
+    entry is zeroed with probability ``rate`` and the rest scaled so that the expectation is x (Dropout,
+    attention dropout). The mask comes from dropout_masks.py, which feeds it to a compiled step."""
     if rate == 0:
         return x
-    keep = rng.random(x.shape) >= rate
-    return x * Tensor(keep / (1.0 - rate), dtype=x.dtype, device=x.device)
+    return x * dropout_mask(rng, x.shape, rate, x.dtype, x.device)
 
 
 class _ElementLayer(Layer):

@@ -73,9 +73,13 @@ class Wrapper(Layer):
         return super().to(device)
 
     def capture_blocker(self, training):
-        """The first sublayer's reason, if one has one (dropout, say)."""
+        """The first sublayer's reason, if one has one."""
         for _, sublayer in self.sublayers():
             reason = sublayer.capture_blocker(training)
             if reason:
                 return reason
         return None
+
+    def draws_dropout_masks(self, training):
+        """Whether a sublayer draws dropout masks in this step."""
+        return any(sublayer.draws_dropout_masks(training) for _, sublayer in self.sublayers())

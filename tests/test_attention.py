@@ -178,13 +178,27 @@ def test_a_query_with_no_allowed_pair_attends_as_keras_does():
     assert not np.allclose(fused[0, 1], layer(x, x).numpy()[0, 1])
 
 
-def test_dropout_of_the_attention_weights_runs_in_training_only_and_blocks_the_compiled_step():
+def test_dropout_of_the_attention_weights_runs_in_training_only_with_masks_fed_to_the_compiled_step():
     layer = _attention("numpy", dropout=0.5, seed=1)
     x = np.random.default_rng(7).standard_normal((2, 4, 3))
     inference = [layer(x, x).numpy() for _ in range(2)]
     np.testing.assert_array_equal(inference[0], inference[1])
     assert not np.allclose(layer(x, x, training=True).numpy(), inference[0])
-    assert "MultiHeadAttention" in layer.capture_blocker(True) and layer.capture_blocker(False) is None
+    assert layer.draws_dropout_masks(True) and not layer.draws_dropout_masks(False)
+    assert layer.capture_blocker(True) is None
+
+
+def test_a_compiled_step_with_attention_dropout_is_the_eager_one():
+    _, names, _ = FILES.attention_models(keras)["cross"]
+
+    def make_model():
+        nn.utils.set_random_seed(1)
+        query, value, key = keras.Input((5, 8)), keras.Input((6, 4)), keras.Input((6, 7))
+        attended = layers.MultiHeadAttention(num_heads=2, key_dim=3, dropout=0.3)(query, value, key)
+        return keras.Model([query, value, key], layers.Dense(3, activation="softmax")(
+            layers.GlobalAveragePooling1D()(layers.Dropout(0.2)(attended))))
+    report = compiled_and_eager_runs(make_model, _inputs(names), RECORD["cross_y"], batch_size=8)
+    assert report["fallback_reason"] is None and report["captured"]["train"] >= 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +319,7 @@ def test_a_custom_layer_made_of_layers_trains_and_round_trips_through_every_file
     np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_a_custom_layer_gives_its_parts_reason_not_to_capture():
+def test_a_custom_layer_draws_masks_when_its_parts_do():
     class Noisy(layers.Layer):
         def __init__(self):
             super().__init__()
@@ -313,7 +327,8 @@ def test_a_custom_layer_gives_its_parts_reason_not_to_capture():
 
         def call(self, x, training=False):
             return self.drop(x, training=training)
-    assert "Dropout" in Noisy().capture_blocker(True) and Noisy().capture_blocker(False) is None
+    assert Noisy().draws_dropout_masks(True) and not Noisy().draws_dropout_masks(False)
+    assert Noisy().capture_blocker(True) is None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ import pytest
 
 import nnengine as nn
 from nnengine import capture
+from nnengine import functional as F
 from nnengine.capture import CaptureError
+from nnengine.utility_layers import inverted_dropout
 
 DEVICES = ["numpy", "cpu"]
 
@@ -63,6 +65,14 @@ CONFIGS = [
     ("softsign-msle-mape", lambda: [nn.layers.Dense(8, activation="softsign"),
                                     nn.layers.Dense(3, activation="softplus")],
      "msle", ["mape"], lambda: nn.optimizers.Adagrad(0.05), "regression", (6,)),
+    ("dropout-adam", lambda: [nn.layers.Dense(16, activation="relu"), nn.layers.Dropout(0.3),
+                              nn.layers.Dense(8, activation="relu"), nn.layers.Dropout(0.2, seed=5),
+                              nn.layers.Dense(4, activation="softmax")],
+     "sparse_categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.Adam(), "labels", (6,)),
+    ("recurrent-dropout-sgd", lambda: [nn.layers.LSTM(5, dropout=0.2, recurrent_dropout=0.3, return_sequences=True),
+                                       nn.layers.GRU(4, recurrent_dropout=0.25, seed=3),
+                                       nn.layers.Dense(4, activation="softmax")],
+     "sparse_categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.SGD(0.05), "labels", (5, 3)),
     ("bidirectional-rmsprop", lambda: [nn.layers.Bidirectional(nn.layers.LSTM(4, return_sequences=True)),
                                        nn.layers.Bidirectional(nn.layers.GRU(3), merge_mode="ave"),
                                        nn.layers.Dense(4, activation="softmax")],
@@ -156,7 +166,9 @@ def test_a_replay_reads_weights_set_after_the_capture():
     _assert_same_models(compiled, eager)
 
 
-def test_dropout_falls_back_to_eager_with_its_reason_and_still_trains_the_same():
+def test_dropout_is_compiled_with_masks_drawn_before_each_step():
+    """The masks are the step's inputs: each step gets new ones (a frozen mask would part from eager at step 3),
+    drawn from the same generator in the same order as an eager step draws them, so the results are bitwise."""
     def layers():
         return [nn.layers.Dense(8, activation="relu"), nn.layers.Dropout(0.3), nn.layers.Dense(4, activation="softmax")]
     config = ("dropout", layers, "categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.Adam(),
@@ -168,17 +180,56 @@ def test_dropout_falls_back_to_eager_with_its_reason_and_still_trains_the_same()
     np.testing.assert_array_equal(ran_compiled[2], ran_eager[2])
     _assert_same_models(compiled, eager)
     report = compiled.jit_report()
-    assert "Dropout" in report["fallback_reason"] and "train" not in report["captured"]
-    assert report["captured"]["test"] >= 1          # at inference Dropout is the identity: compiled
+    assert report["fallback_reason"] is None and report["captured"]["train"] == 2     # full and last batch
+    feeds = compiled._compiler.mask_feeds
+    assert [len(feed.spec) for feed in feeds.values()] == [1, 1] and all(feed.learnt for feed in feeds.values())
+
+
+class _Shifting(nn.layers.Layer):
+    """A custom layer whose dropout masks change shape from step to step (its own control flow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def draws_dropout_masks(self, training):
+        return training
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        self.steps += 1
+        width = 1 + self.steps % 2
+        return F.concatenate([inverted_dropout(x[:, :width], 0.5, None), x[:, width:]], axis=1)
+
+
+def test_masks_that_change_shape_run_eagerly_saying_why():
+    def layers():
+        return [nn.layers.Dense(6, activation="relu"), _Shifting(), nn.layers.Dense(4, activation="softmax")]
+    config = ("shifting", layers, "categorical_crossentropy", [], lambda: nn.optimizers.SGD(0.1), "onehot", (6,))
+    x, y = _data(config)
+    compiled, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
+    ran_compiled, ran_eager = _train(compiled, x, y), _train(eager, x, y)
+    assert ran_compiled[:2] == ran_eager[:2]
+    assert "dropout masks of a training step change" in compiled.jit_report()["fallback_reason"]
+    assert all(key[0] != "train" for key in compiled._compiler.plans())
+
+
+class _HostRead(nn.layers.Layer):
+    """A custom layer with data-dependent control flow: it reads its input back to the host."""
+
+    def call(self, x, training=False):
+        return x if float(x.numpy().max()) > 0 else -x
 
 
 def test_jit_compile_true_says_why_a_model_cannot_be_compiled():
-    config = ("dropout", lambda: [nn.layers.Dense(4, activation="softmax"), nn.layers.Dropout(0.5)],
+    config = ("host-read", lambda: [nn.layers.Dense(4, activation="softmax"), _HostRead()],
               "categorical_crossentropy", [], lambda: nn.optimizers.Adam(), "onehot", (6,))
     x, y = _data(config, 8)
     model = _model(config, "cpu", True)
-    with pytest.raises(CaptureError, match="jit_compile=True.*Dropout"):
-        model.train_on_batch(x, y)
+    with pytest.raises(CaptureError, match="jit_compile=True.*to_numpy"):
+        for _ in range(3):
+            model.train_on_batch(x, y)
 
 
 def test_run_eagerly_and_bad_modes():

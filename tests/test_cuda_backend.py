@@ -630,6 +630,16 @@ def _trains_on_the_fake_gpu_as_on_the_reference(make_model, x, y, loss="sparse_c
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
+def test_a_model_with_dropout_trains_compiled_on_the_fake_gpu_as_on_the_reference():
+    """The masks are drawn on the host before each step and uploaded as the step's inputs (dropout_masks.py)."""
+    rng = np.random.default_rng(0)
+    _trains_on_the_fake_gpu_as_on_the_reference(
+        lambda: nn.Sequential([nn.Input((5,)), nn.layers.Dense(8, activation="relu"), nn.layers.Dropout(0.4),
+                               nn.layers.Dense(3, activation="softmax")]),
+        rng.standard_normal((32, 5)).astype("float32"), rng.integers(0, 3, 32))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
 @pytest.mark.parametrize("activation, loss, output", [
     ("mish", "categorical_focal_crossentropy", "softmax"), ("selu", "categorical_hinge", "log_softmax"),
     ("hard_silu", "binary_focal_crossentropy", "sigmoid"), ("celu", "squared_hinge", "tanh")])

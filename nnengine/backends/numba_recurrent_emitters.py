@@ -3,8 +3,9 @@
 arguments from ``numba_recurrent.forward_arguments``/``backward_arguments``, shared with the backend), the
 step mask, the initial states and the last carry's gradient passed as the arrays the plan holds.
 
-Refused (the plan keeps its Python replay): recurrent dropout (its masks change every step), a missing bundled
-BLAS, and sequence arrays the backend takes from its pool (made anew each step, they would page-fault).
+Recurrent dropout's state masks are arrays of the plan like the others (the step's inputs: dropout_masks.py
+draws them before each step). Refused (the plan keeps its Python replay): a missing bundled BLAS, and sequence
+arrays the backend takes from its pool (made anew each step, they would page-fault).
 """
 import math
 
@@ -24,10 +25,8 @@ def _sequence_buffer(b, shape, dtype):
     return b.new_array(shape, dtype)
 
 
-def _recurrent_start(b, masks, bias):
+def _recurrent_start(b, bias):
     """Refuse what the recurrent kernels' lowering does not write; return (has a bias, ``new``: a fresh Value)."""
-    if given(masks):
-        raise LoweringRefused("recurrent dropout masks change every step")
     if not blas.AVAILABLE:
         raise LoweringRefused("the recurrent kernels need the bundled BLAS")
 
@@ -55,21 +54,22 @@ def _array_code(value, what):
 
 def _recurrent_forward(b, backend, cell, p, kernel, bias, activation, recurrent_activation, reverse, reset_after,
                        masks=None, step_mask=None, initial_state=None):
-    has_bias, new = _recurrent_start(b, masks, bias)
+    has_bias, new = _recurrent_start(b, bias)
     p, kernel = as_array(p, "the projected inputs"), as_array(kernel, "the recurrent kernel")
     dtype = p.example.dtype
     shape = (*p.example.shape[:2], kernel.example.shape[0])
     name, arguments, outputs = forward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({p.code})", f"np.ascontiguousarray({kernel.code})",
         f"np.ascontiguousarray({as_array(bias, 'the bias').code})" if has_bias else None,
-        activation.value, recurrent_activation.value, reverse.value, reset_after.value, None, new, typed_flag,
-        typed_int, _array_code(step_mask, "the step mask"), _array_code(initial_state, "an initial state"))
+        activation.value, recurrent_activation.value, reverse.value, reset_after.value,
+        _array_code(masks, "the state masks"), new, typed_flag, typed_int, _array_code(step_mask, "the step mask"),
+        _array_code(initial_state, "an initial state"))
     return _recurrent_call(b, name, arguments, outputs, dtype)
 
 
 def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, activation, recurrent_activation,
                         reverse, reset_after, masks=None, step_mask=None, initial_state=None, d_last_cell=None):
-    has_bias, new = _recurrent_start(b, masks, bias)
+    has_bias, new = _recurrent_start(b, bias)
     kernel, states = as_array(kernel, "the recurrent kernel"), as_array(states, "the states")
     cache, grad = as_array(cache, "the cache"), as_array(grad, "the states' gradient")
     shape, dtype = states.example.shape, states.example.dtype
@@ -77,8 +77,8 @@ def _recurrent_backward(b, backend, cell, kernel, bias, states, cache, grad, act
     b.body.append(f"    {grad_code} = np.ascontiguousarray({grad.code}).reshape((-1, {shape[1]}, {shape[2]}))")
     name, arguments, outputs = backward_arguments(
         cell.value, shape, dtype, f"np.ascontiguousarray({kernel.code})", has_bias, states.code, cache.code, grad_code,
-        grad.example.ndim == 3, activation.value, recurrent_activation.value, reverse.value, reset_after.value, None,
-        new, typed_flag, typed_int, _array_code(step_mask, "the step mask"),
+        grad.example.ndim == 3, activation.value, recurrent_activation.value, reverse.value, reset_after.value,
+        _array_code(masks, "the state masks"), new, typed_flag, typed_int, _array_code(step_mask, "the step mask"),
         _array_code(initial_state, "an initial state"), _array_code(d_last_cell, "the last carry's gradient"))
     return _recurrent_call(b, name, arguments, outputs, dtype)
 

@@ -1,0 +1,107 @@
+"""Dropout masks drawn on the host, fed to a compiled training step as inputs.
+
+Every dropout in nnengine (``Dropout``, the recurrent layers' ``dropout`` and ``recurrent_dropout``,
+MultiHeadAttention's) multiplies by an inverted-dropout mask: keep / (1 - rate), keep ~ Bernoulli(1 -
+rate), drawn on the host from the layer's generator (its ``seed``) or nnengine's (``set_random_seed``). A
+captured plan replays the primitive calls of its first step, so a mask uploaded inside the step would be
+replayed forever; before this module, a model with dropout trained eagerly.
+
+A ``MaskFeed`` moves the draws out of the step. It learns, on the first training step of a plan key, the
+masks that step draws (in order: the generator, shape, rate and dtype of each). Before every later step
+of that key it draws the same masks, from the same generators in the same order, and uploads them; the
+step's layers take them (``dropout_mask``) instead of drawing, and the compiled step receives their
+arrays as inputs, as it receives the batch. So a compiled step and an eager one use the very same random
+numbers: the results are bitwise equal, and ``set_random_seed`` repeats a run either way.
+"""
+import contextlib
+import threading
+
+from .tensor import Tensor
+from .utils import global_rng
+
+__all__ = ["MaskFeed", "dropout_mask", "feeding"]
+
+_CURRENT = threading.local()
+
+
+def dropout_mask(rng, shape, rate, dtype, device):
+    """The inverted-dropout mask keep / (1 - rate) of ``shape`` as a Tensor of ``dtype`` on ``device``, keep ~
+    Bernoulli(1 - rate) drawn from ``rng`` (a layer's own generator; None: nnengine's, ``global_rng()``, looked
+    up at each draw so that ``set_random_seed`` takes effect); inside a step that a MaskFeed feeds, the feed's
+    next mask."""
+    feed = getattr(_CURRENT, "feed", None)
+    if feed is not None:
+        return feed.take(rng, tuple(shape), rate, dtype, device)
+    return Tensor(draw(rng, shape, rate), dtype=dtype, device=device)
+
+
+def draw(rng, shape, rate):
+    """keep / (1 - rate) with keep = rng.random(shape) >= rate, on the host (float64; the upload casts); ``rng``
+    None is nnengine's generator."""
+    return ((rng or global_rng()).random(shape) >= rate) / (1.0 - rate)
+
+
+@contextlib.contextmanager
+def feeding(feed):
+    """The masks of this thread's step come from ``feed`` (None: each layer draws its own)."""
+    previous = getattr(_CURRENT, "feed", None)
+    _CURRENT.feed = feed
+    try:
+        yield
+    finally:
+        _CURRENT.feed = previous
+
+
+class MaskFeed:
+    """The masks of one kind of training step (a plan key): learnt on its first step, drawn before each later one.
+
+    Attributes:
+        spec: [(generator, shape, rate, dtype, device)] of the masks a step draws, in order; None until learnt.
+        unsteady: a step asked for other masks than the spec (control flow that changes them): the feed stops
+            drawing ahead, and the step is not compiled (``blocker``).
+    """
+
+    def __init__(self):
+        self.spec = None
+        self.unsteady = False
+        self._learning = []
+        self._ready = []
+
+    @property
+    def learnt(self):
+        """Whether the masks of a step are known, so that they can be drawn before it."""
+        return self.spec is not None and not self.unsteady
+
+    def prepare(self):
+        """Draw and upload this step's masks (the spec's, in order); return their device arrays, the step's inputs."""
+        self._ready = [Tensor(draw(rng, shape, rate), dtype=dtype, device=device)
+                       for rng, shape, rate, dtype, device in self.spec]
+        return [mask._data for mask in self._ready]
+
+    def take(self, rng, shape, rate, dtype, device):
+        """The next mask of the step: drawn now while learning, else the one ``prepare`` drew for this place."""
+        wanted = (rng, shape, rate, dtype, device)
+        if self.spec is None:
+            self._learning.append(wanted)
+        elif self._ready and self._matches(self.spec[len(self.spec) - len(self._ready)], wanted):
+            return self._ready.pop(0)
+        else:
+            self.unsteady = True          # another mask than learnt: draw it here, and compile no more
+        return Tensor(draw(rng, shape, rate), dtype=dtype, device=device)
+
+    @staticmethod
+    def _matches(entry, wanted):
+        return entry[0] is wanted[0] and entry[1:] == wanted[1:]
+
+    def finish(self):
+        """End a step: the first one's masks become the spec; the masks ``prepare`` drew are let go (a replayed
+        plan read them as inputs, an eager step took them)."""
+        if self.spec is None:
+            self.spec, self._learning = self._learning, []
+        self._ready = []
+
+    def blocker(self):
+        """Why steps of this key are not compiled, or None."""
+        if self.unsteady:
+            return "the dropout masks of a training step change from step to step in number or shape"
+        return None
