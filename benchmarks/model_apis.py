@@ -7,6 +7,8 @@
 - ``residual_subclassed``: the same network as a subclass of keras.Model (the skips written in call);
 - ``text_lstm``: word ids (12 per sample, 60 words) -> Embedding 16 -> LSTM 32 -> Dense 2 softmax, whose step
   compiles since the trainer checks the indices on the host.
+- ``dropout_mlp``: 32 inputs, Dense 64 relu, Dropout 0.3, Dense 64 relu, Dropout 0.3, Dense 10 softmax: its
+  step compiles with the masks drawn before it (nnengine/dropout_masks.py); PyTorch draws its masks in the step.
 
 Batch 64, Adam, sparse categorical cross-entropy. PyTorch runs the same networks as modules (its
 CrossEntropyLoss on logits) in eager CPU steps with as many threads as numba. Each step is forward, loss,
@@ -19,7 +21,9 @@ import numpy as np
 from .common import command_line
 from .training import steps_against_torch, steps_table, torch_training_step, torch_version
 
-MODELS = ("residual_functional", "residual_subclassed", "text_lstm")
+MODELS = ("residual_functional", "residual_subclassed", "text_lstm", "dropout_mlp")
+#: the rate of each Dropout of ``dropout_mlp``
+DROPOUT = 0.3
 #: (batch, features, width, blocks, classes) of the residual networks; (vocabulary, length, embedding, units)
 RESIDUAL, TEXT = (64, 32, 64, 4, 10), (60, 12, 16, 32)
 
@@ -48,6 +52,10 @@ def nnengine_model(name):
     elif name == "residual_subclassed":
         model = _subclassed_residual(keras)(width, blocks, classes)
         model.build((None, features))
+    elif name == "dropout_mlp":
+        model = keras.Sequential([keras.Input((features,)), keras.layers.Dense(width, activation="relu"),
+                                  keras.layers.Dropout(DROPOUT), keras.layers.Dense(width, activation="relu"),
+                                  keras.layers.Dropout(DROPOUT), keras.layers.Dense(classes, activation="softmax")])
     else:
         vocabulary, length, embedding, units = TEXT
         model = keras.Sequential([keras.Input((length,), dtype="int32"), keras.layers.Embedding(vocabulary, embedding),
@@ -100,6 +108,11 @@ def torch_model(name):
             def forward(self, ids):
                 return self.head(self.lstm(self.embedding(ids))[0][:, -1])
         return Text()
+
+    if name == "dropout_mlp":
+        return torch.nn.Sequential(torch.nn.Linear(features, width), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
+                                   torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT),
+                                   torch.nn.Linear(width, classes))
 
     class Residual(torch.nn.Module):
         def __init__(self):

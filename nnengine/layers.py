@@ -3,7 +3,7 @@ TimeDistributed.
 
 The convolution and pooling layers are in conv_layers.py, the normalization layers in
 norm_layers.py, MultiHeadAttention in attention_layers.py; every layer class is reachable from here
-(``nnengine.layers.Conv2D``). The module is one piece (a little over 450 lines): the core layers and the
+(``nnengine.layers.Conv2D``). The module is one piece (under 500 lines): the core layers and the
 registry of every class a file may name.
 
 A layer holds its weights as Tensors that require grad and computes with the
@@ -35,8 +35,10 @@ from .preprocessing_layers import Normalization
 from .bidirectional import Bidirectional
 from .recurrent_layers import GRU, LSTM, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
-from .utility_layers import (Identity, LeakyReLU, Masking, Permute, ReLU, RepeatVector, Rescaling, Softmax,
-                             inverted_dropout)
+from .dropout_masks import dropout_mask
+from .noise_layers import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .utility_layers import (ELU, ActivityRegularization, Identity, LeakyReLU, Masking, Permute, PReLU, ReLU,
+                             RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
 from .tensor import Tensor
 from .utils import unique_name
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
@@ -50,7 +52,9 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "MultiHeadAttention",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK",
            "stored_weights", "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
-           "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D"]
+           "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "ELU", "PReLU",
+           "UnitNormalization", "ActivityRegularization", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
+           "GaussianDropout"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -147,9 +151,13 @@ class Dropout(Layer):
         owner = f"Dropout {self.name!r}"
         rate = arguments.number(owner, "rate", rate, 0, 1, high_open=True)
         if noise_shape is not None:
-            raise ValueError(f"{owner}: noise_shape is not supported")
+            if isinstance(noise_shape, (str, bytes)) or not isinstance(noise_shape, (list, tuple)):
+                raise TypeError(f"{owner}: noise_shape must be a tuple (None for an axis of the input's size), got "
+                                f"{noise_shape!r}")
+            noise_shape = tuple(None if size is None else arguments.integer(owner, "noise_shape", size, minimum=1)
+                                for size in noise_shape)
         seed = None if seed is None else arguments.integer(owner, "seed", seed, minimum=0)
-        self.rate, self.seed = rate, seed
+        self.rate, self.seed, self.noise_shape = rate, seed, noise_shape
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def draws_dropout_masks(self, training):
@@ -160,15 +168,27 @@ class Dropout(Layer):
         """Inverted dropout: x * mask / (1 - rate) with mask ~ Bernoulli(1 - rate), in training only."""
         if not training or self.rate == 0:
             return x
-        return inverted_dropout(x, self.rate, self._rng)
+        if self.noise_shape is None:
+            return inverted_dropout(x, self.rate, self._rng)
+        return x * dropout_mask(self._rng, self._mask_shape(x.shape), self.rate, x.dtype, x.device)
+
+    def _mask_shape(self, shape):
+        """``noise_shape`` with each None replaced by the input's size; each size that or 1 (broadcast)."""
+        if len(self.noise_shape) != len(shape) or any(
+                size not in (None, 1, given) for size, given in zip(self.noise_shape, shape)):
+            raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not fit inputs of shape "
+                             f"{tuple(shape)}: each size must be None, 1 or the input's")
+        return tuple(given if size is None else size for size, given in zip(self.noise_shape, shape))
 
     def get_config(self):
         """Keras 3's Dropout config."""
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": None}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed,
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
 
     @classmethod
     def _config_arguments(cls, config):
-        return {**super()._config_arguments(config), "rate": config["rate"], "seed": config.get("seed")}
+        return {**super()._config_arguments(config), "rate": config["rate"], "seed": config.get("seed"),
+                "noise_shape": config.get("noise_shape")}
 
 
 class Flatten(Layer):
@@ -454,4 +474,5 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     GlobalMaxPooling2D, BatchNormalization, LayerNormalization, ReLU, LeakyReLU, Softmax, Rescaling, Permute,
     RepeatVector, Identity, Masking, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
     Cropping1D, Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average,
-    Maximum, Minimum, Concatenate, Dot, MultiHeadAttention)}
+    Maximum, Minimum, Concatenate, Dot, MultiHeadAttention, ELU, PReLU, UnitNormalization, ActivityRegularization,
+    SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout)}

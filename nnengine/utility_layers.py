@@ -1,12 +1,18 @@
-"""Small Keras layers made of the core's ops: ReLU, LeakyReLU, Softmax, Rescaling, Permute, RepeatVector, Identity.
+"""Small Keras layers made of the core's ops: ReLU, LeakyReLU, ELU, PReLU, UnitNormalization, ActivityRegularization,
+Softmax, Rescaling, Permute, RepeatVector, Identity, Masking.
 
-Each holds no weights; its ``call`` is a few differentiable ops (so autograd, the compiled step and every
-device work as for any op), and its config has Keras 3's keys and defaults, so files move between Keras and
-nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests/test_utility_layers.py):
+Each holds no weights (but PReLU, its slopes); its ``call`` is a few differentiable ops (so autograd, the compiled
+step and every device work as for any op), and its config has Keras 3's keys and defaults, so files move between
+Keras and nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests/test_utility_layers.py):
 
 * ``ReLU(max_value=None, negative_slope=0.0, threshold=0.0)``: activations.relu with those options: x where
   x > threshold (else 0), clipped to [0, max_value], plus negative_slope * (x - threshold) below threshold;
 * ``LeakyReLU(negative_slope=0.3)``: x for x > 0, negative_slope * x otherwise;
+* ``ELU(alpha=1.0)``: x for x > 0, alpha * (e^x - 1) otherwise;
+* ``PReLU(alpha_initializer="zeros", shared_axes=None)``: relu(x) - alpha * relu(-x), alpha a weight of
+  shape input_shape[1:] (size 1 along ``shared_axes``);
+* ``UnitNormalization(axis=-1)``: x / max(||x||, 1e-12), the L2 norm along ``axis``;
+* ``ActivityRegularization(l1=0.0, l2=0.0)``: x, with that activity penalty added to the training loss;
 * ``Softmax(axis=-1)``: e^x / sum(e^x) along ``axis``, stably;
 * ``Rescaling(scale, offset=0.0)``: x * scale + offset (``Rescaling(1 / 255)`` for 8-bit images);
 * ``Permute(dims)``: the sample axes reordered, ``dims`` numbered from 1 (the batch axis stays first);
@@ -15,13 +21,13 @@ nnengine. The formulas, as Keras 3.15 computes them (checked against it in tests
 * ``Masking(mask_value=0.0)``: x, with zeros and Keras's mask False (nnengine/masks.py) at each step whose
   features all equal ``mask_value``: the steps the recurrent layers downstream skip.
 """
-from . import activations, arguments
+from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
 from .dropout_masks import dropout_mask
-from .layer_base import Layer
+from .layer_base import Layer, batch_shape
 
-__all__ = ["ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute", "RepeatVector", "Identity", "Masking",
-           "inverted_dropout"]
+__all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "UnitNormalization", "ActivityRegularization", "Softmax",
+           "Rescaling", "Permute", "RepeatVector", "Identity", "Masking", "inverted_dropout"]
 
 
 def inverted_dropout(x, rate, rng):
@@ -86,6 +92,116 @@ class LeakyReLU(_ElementLayer):
     @classmethod
     def _config_arguments(cls, config):
         return {**super()._config_arguments(config), "negative_slope": config.get("negative_slope", 0.3)}
+
+
+class ELU(_ElementLayer):
+    """x for x > 0, alpha * (e^x - 1) otherwise (activations.elu)."""
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = arguments.number(f"ELU {self.name!r}", "alpha", alpha)
+
+    def call(self, x, training=False):
+        """elu(x, alpha)."""
+        return activations.elu(x, self.alpha)
+
+    def get_config(self):
+        """Keras 3's ELU config."""
+        return {**super().get_config(), "alpha": self.alpha}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "alpha": config.get("alpha", 1.0)}
+
+
+class PReLU(_ElementLayer):
+    """A leaky ReLU whose slopes are learnt: relu(x) - alpha * relu(-x), one alpha per feature (Keras's weight
+    ``alpha`` of shape input_shape[1:], an axis of ``shared_axes`` sharing one value along it)."""
+
+    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        owner = f"PReLU {self.name!r}"
+        self.alpha_initializer = initializers.get(alpha_initializer)
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.alpha_constraint = constraints.get(alpha_constraint)
+        axes = [shared_axes] if isinstance(shared_axes, int) else list(shared_axes or [])
+        self.shared_axes = [arguments.integer(owner, "shared_axes", axis, minimum=1) for axis in axes] or None
+        self.alpha = None
+        if self.batch_input_shape is not None:
+            self.build(self.batch_input_shape)
+
+    def build(self, input_shape):
+        """alpha of shape input_shape[1:], size 1 along the shared axes."""
+        input_shape = batch_shape(f"PReLU {self.name!r}", "input_shape", input_shape)
+        shape = [1 if axis in (self.shared_axes or ()) else size for axis, size in enumerate(input_shape)][1:]
+        if any(size is None for size in shape):
+            raise ValueError(f"PReLU {self.name!r}: every axis it does not share needs a known size, got input "
+                             f"shape {tuple(input_shape)} (give shared_axes for the unknown ones)")
+        self.alpha = self.add_weight(tuple(shape), self.alpha_initializer, regularizer=self.alpha_regularizer,
+                                     constraint=self.alpha_constraint, name="alpha")
+        super().build(input_shape)
+
+    def call(self, x, training=False):
+        """relu(x) - alpha * relu(-x)."""
+        return F.relu(x) - self.alpha * F.relu(-x)
+
+    def get_config(self):
+        """Keras 3's PReLU config."""
+        return {**super().get_config(), "alpha_initializer": initializers.serialize(self.alpha_initializer),
+                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
+                "alpha_constraint": constraints.serialize(self.alpha_constraint), "shared_axes": self.shared_axes}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        keys = ("alpha_initializer", "alpha_regularizer", "alpha_constraint", "shared_axes")
+        return {**super()._config_arguments(config), **{key: config[key] for key in keys if key in config}}
+
+
+class UnitNormalization(_ElementLayer):
+    """Each sample scaled to an L2 norm of 1 along ``axis``: x / sqrt(max(sum(x^2), 1e-24)) (a zero stays 0)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"UnitNormalization {self.name!r}"
+        self.axis = [arguments.integer(owner, "axis", a) for a in axis] if isinstance(axis, (list, tuple)) else \
+            arguments.integer(owner, "axis", axis)
+
+    def call(self, x, training=False):
+        """x / max(||x||, 1e-12) along ``axis``, as Keras's normalize (its floor on the squared norm keeps the
+        gradient finite at 0)."""
+        axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
+        return x / F.maximum((x * x).sum(axis=axis, keepdims=True), 1e-24).sqrt()
+
+    def get_config(self):
+        """Keras 3's UnitNormalization config."""
+        return {**super().get_config(), "axis": self.axis}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "axis": config.get("axis", -1)}
+
+
+class ActivityRegularization(_ElementLayer):
+    """The identity, with an activity penalty l1 * sum(|x|) + l2 * sum(x^2) (divided by the batch size, as every
+    activity regularizer) added to the training loss."""
+
+    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+        kwargs.pop("activity_regularizer", None)
+        super().__init__(activity_regularizer=regularizers.L1L2(l1, l2), **kwargs)
+        self.l1, self.l2 = self.activity_regularizer.l1, self.activity_regularizer.l2
+
+    def call(self, x, training=False):
+        """x."""
+        return x
+
+    def get_config(self):
+        """Keras 3's ActivityRegularization config."""
+        return {**super().get_config(), "l1": self.l1, "l2": self.l2}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "l1": config.get("l1", 0.0), "l2": config.get("l2", 0.0)}
 
 
 class Softmax(_ElementLayer):

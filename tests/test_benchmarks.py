@@ -286,7 +286,8 @@ def test_model_apis_benchmark_compares_the_same_networks_with_pytorch(tmp_path, 
     assert all(row["nnengine_s"] > 0 and row["torch_s"] > 0 for row in results["steps"])
     assert "| residual_subclassed |" in (tmp_path / "model_apis.md").read_text()
     # the same networks in both frameworks: PyTorch's LSTM has one bias vector more (b_hh)
-    for name, extra in (("residual_functional", 0), ("residual_subclassed", 0), ("text_lstm", 4 * 5)):
+    for name, extra in (("residual_functional", 0), ("residual_subclassed", 0), ("text_lstm", 4 * 5),
+                        ("dropout_mlp", 0)):
         theirs = sum(p.numel() for p in model_apis.torch_model(name).parameters())
         assert theirs == model_apis.nnengine_model(name).count_params() + extra
         assert model_apis.nnengine_model(name).jit_report()["fallback_reason"] is None

@@ -203,7 +203,7 @@ def test_loading_never_runs_code_from_the_file(tmp_path):
     with h5py.File(tmp_path / "model.h5", "a") as f:      # an author who knows the checksums removes them
         del f.attrs["nnengine_checksums"]
     with pytest.raises(nn.ModelFileError, match=r"layers\[1\]: cannot load layer class 'Lambda': nnengine knows "
-                                                "Activation, Add, .*AveragePooling1D, .*Conv2D, .*Dense"):
+                                                "Activation, .*Add, .*AveragePooling1D, .*Conv2D, .*Dense"):
         nn.load_model(tmp_path / "model.h5")
     assert not (Path.cwd() / "pwned").exists()
 

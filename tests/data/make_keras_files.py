@@ -653,12 +653,39 @@ def build_functions(keras):
     np.savez("keras3_functions.npz", **record)
 
 
+def noise_layer_model(keras):
+    """A sequence model through Keras's activation, normalization and noise layers (noise only in training)."""
+    layers = keras.layers
+    inputs = keras.Input((6, 4))
+    x = layers.Dense(5)(inputs)
+    x = layers.PReLU(alpha_initializer=keras.initializers.RandomUniform(-0.5, 0.5, seed=3), shared_axes=[1])(x)
+    x = layers.SpatialDropout1D(0.3)(layers.GaussianNoise(0.2)(x))
+    x = layers.ELU(alpha=0.7)(layers.Dense(5)(x))
+    x = layers.UnitNormalization()(layers.GaussianDropout(0.25)(x))
+    x = layers.Dropout(0.2, noise_shape=(None, 1, 5))(layers.ActivityRegularization(l1=0.01, l2=0.02)(x))
+    return keras.Model(inputs, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(x)))
+
+
+def build_noise_layers(keras):
+    """``keras3_noise_layers.keras`` and ``.npz``: noise_layer_model() saved by Keras, its predictions and evaluate's
+    [loss, accuracy] on random inputs (the activity penalty is in that loss)."""
+    keras.utils.set_random_seed(19)
+    rng = np.random.default_rng(19)
+    model = noise_layer_model(keras)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = rng.standard_normal((16, 6, 4)).astype("float32"), rng.integers(0, 3, 16)
+    np.savez("keras3_noise_layers.npz", x=x, y=y, predictions=model.predict(x, verbose=0),
+             evaluate=np.asarray(model.evaluate(x, y, verbose=0)))
+    model.save("keras3_noise_layers.keras")
+
+
 KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save_recurrent,
                 "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
                 "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
                 "nested": build_and_save_nested, "masked": build_and_save_masked,
                 "attention": build_and_save_attention, "states": build_and_save_states, "functions": build_functions,
+                "noise_layers": build_noise_layers,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
