@@ -31,7 +31,6 @@ Semantics follow Keras 3 (see docs/keras.md for the list):
 * A softmax (sigmoid) output trained with (sparse) categorical (binary)
   cross-entropy runs as ONE fused, stable loss on the logits (``trains_on_logits``).
 """
-import math
 import warnings
 
 from . import arguments
@@ -39,7 +38,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from .batch_loops import BatchLoops, array_batches, batches
+from .batch_loops import ArrayEpochs, BatchLoops
 from .compiled_step import StepCompiler
 from .data import is_batch_source
 from .dtypes import checked_cast
@@ -47,7 +46,6 @@ from .model_inputs import SampleArrays, as_array, by_name, joined, prepare_input
 from .output_heads import Head, compile_heads
 from .trainer_metrics import TrainerMetrics
 from .trainer_step import TrainerStep, known_output_shape
-from .utils import global_rng
 from .weighting import sample_weights
 
 __all__ = ["Trainer"]
@@ -200,8 +198,6 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs; return a History whose ``history`` maps each log key to per-epoch values."""
         self._require_compiled("fit")
-        if not is_batch_source(x):
-            arguments.unsupported("fit", steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         verbose_argument = verbose
         batch_size, verbose = arguments.batch_size("fit", batch_size), arguments.verbose("fit", verbose)
         validation_batch_size = arguments.batch_size(
@@ -223,12 +219,15 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         if class_weight is not None and validation_data is None and validation is not None:
             validation = (*validation[:2], None)    # Keras weights the training samples only
         self._resolve_metrics(y)
-        steps = math.ceil(len(x) / batch_size)
+        training = ArrayEpochs("fit", (x, y, w), batch_size, shuffle, steps_per_epoch, "steps_per_epoch")
+        validating = None if validation is None else \
+            ArrayEpochs("fit", validation, validation_batch_size, steps=validation_steps, steps_name="validation_steps")
         history = callbacks_module.History()
         extra = callbacks
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
         run = callbacks_module.CallbackList([*progbar, *extra, history], self,
-                                            {"verbose": verbose_argument, "epochs": epochs, "steps": steps})
+                                            {"verbose": verbose_argument, "epochs": epochs,
+                                             "steps": training.steps_per_epoch})
         self.stop_training = False
         self._nan_reported = False
         if not self.trainable_weights:
@@ -237,11 +236,10 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         run.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             run.call("on_epoch_begin", epoch, {})
-            order = global_rng().permutation(len(x)) if shuffle else None
-            self._train_epoch(array_batches(x, y, w, batch_size, order), run, epoch)
+            self._train_epoch(training.epoch(), run, epoch)
             logs = self._logs()
-            if validation is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(*validation, validation_batch_size)
+            if validating is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_epochs(validating)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
             run.call("on_epoch_end", epoch, logs)
             if self.stop_training:
@@ -261,16 +259,15 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         if is_batch_source(x):
             _no_y_with_batches("evaluate", y, sample_weight)
             return self._evaluate_batches(x, steps, verbose, callbacks, return_dict)
-        arguments.unsupported("evaluate", steps=steps)
         x, y = self._prepare_xy(x, y, "evaluate")
         w = self._sample_weights("evaluate", sample_weight, None, y, len(x))
         self._resolve_metrics(y)
+        epochs = ArrayEpochs("evaluate", (x, y, w), batch_size, steps=steps)
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
         run = callbacks_module.CallbackList([*progbar, *callbacks], self,
-                                            {"verbose": verbose, "steps": math.ceil(len(x) / batch_size),
-                                             "mode": "test"})
+                                            {"verbose": verbose, "steps": epochs.steps_per_epoch, "mode": "test"})
         run.call("on_test_begin", {})
-        logs = self._evaluate_arrays(x, y, w, batch_size, run)
+        logs = self._evaluate_epochs(epochs, run)
         run.call("on_test_end", logs)
         return logs if return_dict else self._ordered(logs)
 
@@ -281,16 +278,16 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         callbacks = _check_callbacks("predict", callbacks)
         if is_batch_source(x):
             return self._predict_batches(x, steps, verbose, callbacks)
-        arguments.unsupported("predict", steps=steps)
         x = self._prepare_x(x, "predict")
+        epochs = ArrayEpochs("predict", (x,), batch_size, steps=steps)
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
         run = callbacks_module.CallbackList([*progbar, *callbacks], self,
-                                            {"verbose": verbose, "steps": math.ceil(len(x) / batch_size)})
+                                            {"verbose": verbose, "steps": epochs.steps_per_epoch})
         run.call("on_predict_begin", {})
         outputs = []
-        for batch, index in enumerate(batches(len(x), batch_size)):
+        for batch, (x_batch,) in enumerate(epochs.epoch()):
             run.call("on_predict_batch_begin", batch, {})
-            outputs.append(self._predict_batch(x[index]))
+            outputs.append(self._predict_batch(x_batch))
             run.call("on_predict_batch_end", batch, {"outputs": outputs[-1]})
         run.call("on_predict_end", {})
         return joined(outputs)

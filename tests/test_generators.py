@@ -112,8 +112,6 @@ def test_arguments_that_do_not_go_with_a_generator():
         model().fit(batches(), steps_per_epoch=2, validation_split=0.2, verbose=0)
     with pytest.raises(ValueError, match="steps must be a positive int or None, got 0"):
         model().fit(batches(), steps_per_epoch=0, verbose=0)
-    with pytest.raises(ValueError, match="fit: steps_per_epoch is not supported by nnengine yet"):
-        model().fit(X, Y, steps_per_epoch=2, verbose=0)
 
 
 def test_a_pydataset_fit_matches_keras():

@@ -125,11 +125,11 @@ def test_non_numeric_input(model):
         model.fit([["a"] * 6], [0], verbose=0)
 
 
-def test_bad_verbose_and_unsupported_arguments(model):
+def test_bad_verbose_and_steps_arguments(model):
     with pytest.raises(ValueError, match="verbose must be 'auto', 0, 1 or 2, got 3"):
         model.fit(*classification_data(8), verbose=3)
-    with pytest.raises(ValueError, match="fit: steps_per_epoch is not supported by nnengine yet"):
-        model.fit(*classification_data(8), steps_per_epoch=2, verbose=0)
+    with pytest.raises(ValueError, match="fit: steps_per_epoch must be a positive int or None, got 0"):
+        model.fit(*classification_data(8), steps_per_epoch=0, verbose=0)
 
 
 def test_adding_things_that_are_not_layers():
