@@ -58,6 +58,24 @@ def is_checked_on_host(tensor):
     return id(tensor) in _CHECKED_ON_HOST.get()
 
 
+#: during a step: ({id(input tensor): its position}, the list that unchecked readers of those inputs join)
+_STEP_INPUTS = contextvars.ContextVar("nnengine_step_inputs", default=None)
+
+
+def noting_input_readers(tensors, found):
+    """Inside the block, a layer that reads one of ``tensors`` (the step's inputs) back to the host to check its
+    values (an Embedding inside a custom layer, which the trainer could not see) appends (the input's position,
+    itself) to ``found``: the trainer then checks that input on the host before later steps (``note_host_read``)."""
+    return holding(_STEP_INPUTS, ({id(tensor): position for position, tensor in enumerate(tensors)}, found))
+
+
+def note_host_read(tensor, layer):
+    """Tell the running step that ``layer`` reads ``tensor`` back to check it (see ``noting_input_readers``)."""
+    state = _STEP_INPUTS.get()
+    if state is not None and id(tensor) in state[0]:
+        state[1].append((state[0][id(tensor)], layer))
+
+
 #: id(tensor) -> (a weak reference to it, the host array it was made from), for tensors made from host values
 #: that nothing writes into (keras.ops.arange): a layer may check those values without reading the device
 _HOST_VALUES = {}

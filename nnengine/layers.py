@@ -27,7 +27,7 @@ from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, Gl
 from .conv_layers import (AvgPool1D, AvgPool2D, Convolution1D, Convolution2D, GlobalAvgPool1D,  # Keras's aliases
                           GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D)
 from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, host_values,
-                         is_checked_on_host, stored_weights)
+                         is_checked_on_host, note_host_read, stored_weights)
 from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, LayerNormalization
@@ -304,6 +304,7 @@ class Embedding(Layer):
             if known is not None:
                 self.check_indices(known)
             return x if x.dtype == np.int64 else x.astype(np.int64)
+        note_host_read(x, self)                  # a model input: the trainer checks it on the host from now on
         values = x.numpy()
         self.check_indices(values)
         if values.dtype == np.int64 and x.device == self.embeddings.device:

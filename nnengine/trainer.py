@@ -76,6 +76,7 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         self._name_logs()
         self._loss_tracker = metrics_module.Mean("loss")
         self._compiler = StepCompiler("auto")
+        self._learnt_readers = []        # (input position, layer): index readers the steps found (_learn_readers)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto"):
@@ -140,9 +141,26 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
             layer.check_indices(arrays[position])
 
     def _host_checked(self, x):
-        """The input Tensors of a step (a Tensor or a list) whose values ``_check_on_host`` checked."""
+        """The input Tensors of a step (a Tensor or a list) whose values ``_check_on_host`` checked (or, for the
+        readers a step found, ``_check_learnt_readers``)."""
         tensors = x if isinstance(x, list) else [x]
-        return [tensors[position] for position, _ in self._index_readers()]
+        return [tensors[position] for position, _ in self._index_readers() + self._learnt_readers]
+
+    def _check_learnt_readers(self, x_batch):
+        """Check one batch's inputs, on the host, for the index readers an earlier step found inside layers the
+        trainer cannot see into (an Embedding in a custom layer): as ``_check_on_host`` does for the others."""
+        arrays = x_batch.arrays if isinstance(x_batch, SampleArrays) else [x_batch]
+        for position, layer in self._learnt_readers:
+            layer.check_indices(arrays[position])
+
+    def _learn_readers(self, found, key):
+        """Remember the index readers a step found (``layer_base.noting_input_readers``): later steps check their
+        inputs on the host, so that the layer need not read them back; the plan of ``key``, which could not be
+        captured because of that read, is forgotten so that a later step captures one."""
+        new = [reader for reader in dict.fromkeys(found) if reader not in self._learnt_readers]
+        if new:
+            self._learnt_readers.extend(new)
+            self._compiler.drop(key)
 
     def _prepare_xy(self, x, y, method):
         """x and y checked and cast: y an array, or for a model with several outputs a SampleArrays with one array

@@ -16,7 +16,7 @@ from .activations import name_of
 from .autograd import enable_grad, no_grad
 from .dropout_masks import MaskFeed, feeding
 from .dtypes import checked_cast
-from .layer_base import checked_on_host
+from .layer_base import checked_on_host, noting_input_readers
 from .layers import Activation, Dense
 from .masks import masked_hits, with_mask_column
 from .model_inputs import SampleArrays, input_arrays, input_key
@@ -101,6 +101,7 @@ class TrainerStep:
         part (forward, loss, backward, the metrics' activation or hits) is one compiled step or runs eagerly;
         the optimizer then applies the gradients. Both paths make the same primitive calls.
         """
+        self._check_learnt_readers(x_batch)
         x = self._tensor(x_batch)
         first = x[0] if isinstance(x, list) else x          # (a model with several inputs has a list)
         backend = first.backend
@@ -122,7 +123,8 @@ class TrainerStep:
         if feed is not None:                # dropout: this step's masks are inputs too, drawn before it
             inputs += feed.prepare() if feed.learnt else []
             defer = _learning_first(feed, defer)
-        with feeding(feed):
+        found = []
+        with feeding(feed), noting_input_readers(x if isinstance(x, list) else [x], found):
             if training and self.optimizer.exchanges_gradients:
                 loss, *extras = self._exchanging_step(key, x, ys, ws, inputs, logits, kinds, trainable, params,
                                                       defer, feed)
@@ -135,6 +137,8 @@ class TrainerStep:
             feed.finish()
             if feed.unsteady:               # a plan captured from this step would replay other masks than it drew
                 self._compiler.drop(key)
+        if found:
+            self._learn_readers(found, key)
         if on_device:
             return loss, extras, compared
         to_host = backend.to_numpy
@@ -271,6 +275,7 @@ class TrainerStep:
     def _predict_batch(self, x_batch):
         """The model's outputs for one prepared batch, as a numpy array (a list of them for several outputs; a
         compiled step when it can be)."""
+        self._check_learnt_readers(x_batch)
         x = self._tensor(x_batch)
         first = x[0] if isinstance(x, list) else x          # (a model with several inputs has a list)
         backend = first.backend
@@ -281,7 +286,11 @@ class TrainerStep:
                 out = self._forward(x)
                 return [value._data for value in (out if several else [out])]
         key = ("predict", *input_key(x), first.device, self._structure_key())
-        outs = self._compiler.run(key, backend, input_arrays(x), self.weights, eager, self._capture_blocker(False))
+        found = []
+        with noting_input_readers(x if isinstance(x, list) else [x], found):
+            outs = self._compiler.run(key, backend, input_arrays(x), self.weights, eager, self._capture_blocker(False))
+        if found:
+            self._learn_readers(found, key)
         outs = [backend.to_numpy(out) for out in outs]
         return outs if several else outs[0]
 

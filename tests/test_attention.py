@@ -215,13 +215,25 @@ def test_the_compiled_step_of_an_attention_model_is_the_eager_one(name):
     assert report["fallback_reason"] is None and report["captured"]["train"] >= 1
 
 
-def test_an_embedding_inside_a_custom_layer_runs_the_step_eagerly_saying_why():
-    """The Transformer's token Embedding is inside a custom layer: the trainer cannot check that layer's indices
-    on the host before the upload, so the step reads them back, which a plan cannot replay; "auto" falls back."""
-    model, _, _ = FILES.attention_models(keras)["transformer"]
+def test_an_embedding_inside_a_custom_layer_is_found_by_the_first_step_and_then_compiled():
+    """The Transformer's token Embedding is inside a custom layer, where the trainer cannot see it: its first step
+    reads the indices back to check them, and tells the trainer, which checks that input on the host from then
+    on; the later steps are compiled, bitwise as eager ones, and bad indices are still refused by name."""
+    def make_model():
+        nn.utils.set_random_seed(2)
+        return FILES.attention_models(keras)["transformer"][0]
+    report = compiled_and_eager_runs(make_model, RECORD["tokens"], RECORD["transformer_y"], epochs=2, batch_size=8)
+    assert report["fallback_reason"] is None and report["captured"]["train"] >= 1
+    model = make_model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(RECORD["tokens"], RECORD["transformer_y"], epochs=1, batch_size=8, verbose=0)
-    assert "to_numpy" in model.jit_report()["fallback_reason"]
+    assert [type(layer).__name__ for _, layer in model._learnt_readers] == ["Embedding"]
+    bad = RECORD["tokens"].copy()
+    bad[5, 3] = 40
+    for run in (lambda: model.fit(bad, RECORD["transformer_y"], batch_size=8, verbose=0),
+                lambda: model.predict(bad, verbose=0)):
+        with pytest.raises(ValueError, match=r"Embedding '\w+': indices must be in \[0, 12\), got values in \[0, 40\]"):
+            run()
 
 
 @pytest.mark.parametrize("name", ["cross", "decoder", "gated"])
