@@ -1,7 +1,10 @@
 """Keras's Bidirectional wrapper: a recurrent layer (recurrent_layers.py) run forwards and a copy of it backwards
-over the same inputs, their outputs merged."""
+over the same inputs, their outputs merged; with ``return_state`` their last states too, and with
+``initial_state`` started from given ones (a bidirectional encoder handing its states to a decoder)."""
 from . import functional as F
-from .recurrent_layers import _RECURRENT_CLASSES, _Recurrent
+from . import masks as keras_masks
+from .layer_base import Layer
+from .recurrent_layers import _RECURRENT_CLASSES, _Recurrent, _sequences_shape, call_with_states
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
 __all__ = ["Bidirectional"]
@@ -19,16 +22,13 @@ class Bidirectional(Wrapper):
 
     MERGE_MODES = ("concat", "sum", "mul", "ave")
     supports_masking = True
+    call_argument_names = ("sequences", "initial_state")
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         super().__init__(**kwargs)
         owner = f"Bidirectional {self.name!r}"
         if not isinstance(layer, _Recurrent):
             raise TypeError(f"{owner}: layer must be a SimpleRNN, LSTM or GRU, got {type(layer).__name__}")
-        if layer.return_state:
-            raise ValueError(f"{owner}: a layer with return_state=True is not supported inside Bidirectional yet "
-                             "(its output is one merged tensor); run two layers, one with go_backwards=True, "
-                             "in a functional model")
         if merge_mode not in self.MERGE_MODES:
             raise ValueError(f"{owner}: merge_mode must be one of {self.MERGE_MODES} (None, a list of both outputs, "
                              f"cannot go on through a Sequential), got {merge_mode!r}")
@@ -42,11 +42,13 @@ class Bidirectional(Wrapper):
             backward_layer = type(layer).from_config({**config, "name": f"backward_{base}",
                                                       "go_backwards": not layer.go_backwards})
         elif not isinstance(backward_layer, _Recurrent) or backward_layer.go_backwards == layer.go_backwards or \
-                backward_layer.return_sequences != layer.return_sequences:
-            raise ValueError(f"{owner}: backward_layer must be a recurrent layer with go_backwards opposite to the "
-                             f"layer's and the same return_sequences")
+                backward_layer.return_sequences != layer.return_sequences or \
+                backward_layer.return_state != layer.return_state or type(backward_layer) is not type(layer):
+            raise ValueError(f"{owner}: backward_layer must be a recurrent layer of the layer's class with "
+                             "go_backwards opposite to the layer's and the same return_sequences and return_state")
         self.backward_layer = backward_layer
-        self.return_sequences = layer.return_sequences
+        self.return_sequences, self.return_state = layer.return_sequences, layer.return_state
+        self.state_count = 2 * layer.state_count           # the forward layer's states, then the backward one's
         for sublayer in (self.forward_layer, self.backward_layer):      # Keras's rule for padded steps' outputs
             sublayer.zero_output_for_mask = self.return_sequences
         if self.batch_input_shape is None:
@@ -58,26 +60,83 @@ class Bidirectional(Wrapper):
         """The forward layer, then the backward one (Keras's groups forward_layer and backward_layer)."""
         return [("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer)]
 
+    def build_for(self, input_shape):
+        """Build for the sequences' shape (a call with an initial state gives {'sequences': ..., 'initial_state':
+        [...]}, whose states must be (batch, units), the forward layer's then the backward one's)."""
+        for shape in input_shape.get("initial_state", []) if isinstance(input_shape, dict) else []:
+            if len(shape) != 2 or shape[-1] not in (None, self.forward_layer.units):
+                raise ValueError(f"{self._owner()}: each initial state must be (batch, {self.forward_layer.units}), "
+                                 f"got {shape}")
+        super().build_for(_sequences_shape(input_shape))
+
     def build(self, input_shape):
         """Build both layers; their weights become this layer's (a file being loaded sees them as its own)."""
+        input_shape = _sequences_shape(input_shape)
         self._build_sublayers([input_shape, input_shape])
         super().build(input_shape)
 
+    def _owner(self):
+        return f"Bidirectional {self.name!r}"
+
     def compute_output_shape(self, input_shape):
-        """The layer's output shape, its last axis doubled by "concat"."""
+        """The layer's output shape, its last axis doubled by "concat"; with return_state a list: that, then the
+        forward layer's state shapes and the backward one's."""
         shape = self.forward_layer.compute_output_shape(input_shape)
-        return (*shape[:-1], 2 * shape[-1]) if self.merge_mode == "concat" else shape
+        out, states = (shape[0], shape[1:]) if self.return_state else (shape, [])
+        merged = (*out[:-1], 2 * out[-1]) if self.merge_mode == "concat" else out
+        return [merged, *states, *states] if self.return_state else merged
 
     def compute_mask(self, inputs, mask=None):
         """Keras's: the input's mask goes on with every step (``return_sequences``), else none."""
         return mask if self.return_sequences else None
 
-    def call(self, x, training=False):
-        """Both layers over x (each takes the mask x carries), the backward states back in time order, merged."""
-        forward = self.forward_layer.invoke(x, training)
-        backward = self.backward_layer.invoke(x, training)
-        if self.return_sequences:
-            backward = backward[:, ::-1]
+    def __call__(self, sequences, initial_state=None, mask=None, training=False):
+        """Keras's call: the merged output; with ``return_state`` the list [output, *forward states, *backward
+        states] (h, or h and c for an LSTM, each). ``initial_state``: the forward layer's states, then the backward
+        one's ([h_f, h_b], or [h_f, c_f, h_b, c_b] for an LSTM); None starts both from zeros."""
+        return call_with_states(self, super().__call__, sequences, initial_state, mask, training)
+
+    def _listed_states(self, initial_state):
+        """``initial_state`` as a list of ``state_count`` items (ValueError naming the layer otherwise)."""
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(states) != self.state_count:
+            each = "[h, c]" if self.state_count == 4 else "[h]"
+            raise ValueError(f"{self._owner()}: initial_state must be {self.state_count} states, the forward "
+                             f"layer's {each} then the backward layer's, got {len(states)} state(s)")
+        return states
+
+    def invoke(self, x, training=False, mask=None):
+        """Run on ``x`` (a Tensor, or {'sequences', 'initial_state'}); the (first) output carries Keras's mask."""
+        sequences, states = (x["sequences"], x.get("initial_state")) if isinstance(x, dict) else (x, None)
+        mask = keras_masks.mask_of(sequences) if mask is None else mask
+        out = self.call(sequences, training=training, initial_state=None if states is None else
+                        self._listed_states(states))
+        self.pass_mask(sequences, out[0] if self.return_state else out, mask)
+        return out
+
+    def activity_loss(self, output):
+        """The activity penalty of the output, or with return_state the sum over the output and the states."""
+        if self.activity_regularizer is None or not isinstance(output, list):
+            return super().activity_loss(output)
+        penalties = [Layer.activity_loss(self, item) for item in output]
+        return sum(penalties[1:], penalties[0])
+
+    def call(self, x, training=False, initial_state=None):
+        """Both layers over x (each takes the mask x carries, and its half of ``initial_state``), the backward
+        states back in time order, merged; with return_state, then each layer's last states."""
+        half = None if initial_state is None else len(initial_state) // 2
+        forward = self.forward_layer.invoke(x if half is None else {"sequences": x,
+                                                                    "initial_state": initial_state[:half]}, training)
+        backward = self.backward_layer.invoke(x if half is None else {"sequences": x,
+                                                                      "initial_state": initial_state[half:]}, training)
+        states = []
+        if self.return_state:
+            (forward, *forward_states), (backward, *backward_states) = forward, backward
+            states = forward_states + backward_states
+        merged = self._merged(forward, backward[:, ::-1] if self.return_sequences else backward)
+        return [merged, *states] if self.return_state else merged
+
+    def _merged(self, forward, backward):
         if self.merge_mode == "concat":
             return F.concatenate([forward, backward], axis=-1)
         if self.merge_mode == "sum":

@@ -50,6 +50,32 @@ class _ForgetGateBias(initializers.Initializer):
         return np.concatenate([self.initializer((u,), "float64"), np.ones(u), self.initializer((2 * u,), "float64")])
 
 
+def call_with_states(layer, plain_call, sequences, initial_state, mask, training):
+    """Keras's call of a layer that may start from given states and return its last ones (a recurrent layer,
+    Bidirectional): ``plain_call(sequences, training, mask)`` when it does neither; else the call recorded in a
+    functional graph, or run on data with {"sequences", "initial_state"} (``layer._listed_states`` checks the
+    states' count)."""
+    if initial_state is None and not layer.return_state:
+        return plain_call(sequences, training, mask)
+    states = None if initial_state is None else layer._listed_states(initial_state)
+    if is_symbolic(sequences) or (states is not None and is_symbolic(states)):
+        if mask is not None:
+            raise TypeError(f"layer {layer.name!r}: a functional model does not record mask=; let a layer make "
+                            "the mask (Embedding(mask_zero=True) or Masking) and the layers pass it on")
+        if states is not None and not (is_symbolic(sequences) and all(is_symbolic(s) for s in states)):
+            raise TypeError(f"{layer._owner()}: in a functional model the sequences and the initial_state must "
+                            "all be what calling layers on a keras.Input gave")
+        return call_symbolic(layer, sequences if states is None else {"sequences": sequences, "initial_state": states})
+
+    def tensor(value):
+        return value if isinstance(value, TensorBase) else Tensor(np.asarray(value), layer.dtype, layer.device)
+    x = tensor(sequences)
+    if not layer.built:
+        layer.build_for((None, *x.shape[1:]))
+    return layer.invoke(x if states is None else {"sequences": x, "initial_state": [tensor(s) for s in states]},
+                        training, mask)
+
+
 class _Recurrent(Layer):
     """What the three recurrent layers share: arguments, weights, the projection, dropout and config."""
 
@@ -183,26 +209,7 @@ class _Recurrent(Layer):
         """Keras's call: the output for ``sequences``; with ``return_state`` the list [output, h] ([output, h, c]
         for the LSTM). ``initial_state``: the state to start from, [h] or h ([h, c] for the LSTM), each (batch,
         units); None starts from zeros."""
-        if initial_state is None and not self.return_state:
-            return super().__call__(sequences, training, mask)
-        states = None if initial_state is None else self._listed_states(initial_state)
-        if is_symbolic(sequences) or (states is not None and is_symbolic(states)):
-            if mask is not None:
-                raise TypeError(f"layer {self.name!r}: a functional model does not record mask=; let a layer make "
-                                "the mask (Embedding(mask_zero=True) or Masking) and the layers pass it on")
-            if states is not None and not (is_symbolic(sequences) and all(is_symbolic(s) for s in states)):
-                raise TypeError(f"{self._owner()}: in a functional model the sequences and the initial_state must "
-                                "all be what calling layers on a keras.Input gave")
-            return call_symbolic(self, sequences if states is None else
-                                 {"sequences": sequences, "initial_state": states})
-
-        def tensor(value):
-            return value if isinstance(value, TensorBase) else Tensor(np.asarray(value), self.dtype, self.device)
-        x = tensor(sequences)
-        if not self.built:
-            self.build_for((None, *x.shape[1:]))
-        return self.invoke(x if states is None else {"sequences": x, "initial_state": [tensor(s) for s in states]},
-                           training, mask)
+        return call_with_states(self, super().__call__, sequences, initial_state, mask, training)
 
     def _listed_states(self, initial_state):
         """``initial_state`` as a list of ``state_count`` items (ValueError naming the layer otherwise)."""

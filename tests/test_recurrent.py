@@ -327,8 +327,8 @@ def test_bad_arguments_and_inputs_are_refused_naming_the_layer():
         L.LSTM(3, recurrent_dropout=1.0, name="mem")
     with pytest.raises(ValueError, match="Sequential.add: layer 'states' has return_state=True"):
         nn.Sequential([nn.Input((4, 2)), L.GRU(3, return_state=True, name="states")])
-    with pytest.raises(ValueError, match="return_state=True is not supported inside Bidirectional"):
-        L.Bidirectional(L.GRU(3, return_state=True))
+    with pytest.raises(ValueError, match="backward_layer must be a recurrent layer of the layer's class"):
+        L.Bidirectional(L.GRU(3, return_state=True), backward_layer=L.GRU(3, go_backwards=True))
     with pytest.raises(ValueError, match="stateful=True is not supported"):
         L.SimpleRNN(3, stateful=True)
     with pytest.raises(ValueError, match="activation must be 'tanh', 'sigmoid', 'relu' or 'linear'.*softmax"):
@@ -368,11 +368,14 @@ def test_orthogonal_and_identity_initializers():
 
 def test_the_snippets_of_docs_recurrent_md_run_as_pasted(capsys):
     text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "recurrent.md").read_text(encoding="utf-8")
-    first, padded, states = re.findall(r"```python\n(.*?)```", text, re.S)
+    first, bidirectional, padded, states = re.findall(r"```python\n(.*?)```", text, re.S)
     namespace = {}
     exec(compile(first, "docs/recurrent.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["model"].output_shape == (None, 10)
     assert "Epoch 2/2" in capsys.readouterr().out
+    namespace = {}
+    exec(compile(bidirectional, "docs/recurrent.md Bidirectional snippet", "exec"), namespace)  # noqa: S102
+    assert namespace["model"].predict(namespace["x"], verbose=0).shape == (64, 10, 5)
     namespace = {}
     exec(compile(padded, "docs/recurrent.md masks snippet", "exec"), namespace)  # noqa: S102 - our own docs
     model, tokens = namespace["model"], namespace["tokens"]

@@ -505,6 +505,44 @@ def build_and_save_states(keras):
                   {"seq2seq": lambda model: model.save("keras3_seq2seq.keras")})
 
 
+def bidirectional_state_models(keras):
+    """{name: (model, its inputs in bidirectional_state_inputs(), targets per step)}: Bidirectional layers that
+    return their states (a bidirectional encoder's concatenated states start a decoder) or start from given
+    ones (made by Dense layers from a context vector)."""
+    layers = keras.layers
+    source, target = keras.Input((6, 5)), keras.Input((5, 4))
+    _, forward_h, forward_c, backward_h, backward_c = layers.Bidirectional(
+        layers.LSTM(6, return_state=True), name="encoder")(source)
+    decoded = layers.LSTM(12, return_sequences=True, name="decoder")(target, initial_state=[
+        layers.Concatenate()([forward_h, backward_h]), layers.Concatenate()([forward_c, backward_c])])
+    seq2seq = keras.Model([source, target], layers.Dense(3, activation="softmax")(decoded), name="seq2seq")
+    features, context = keras.Input((7, 3)), keras.Input((3,))
+    read = layers.Bidirectional(layers.GRU(4), merge_mode="sum")(features, initial_state=[
+        layers.Dense(4, activation="tanh")(context), layers.Dense(4, activation="tanh")(context)])
+    started = keras.Model([features, context], layers.Dense(3, activation="softmax")(read), name="started")
+    tokens = keras.Input((7,))
+    out, forward, backward = layers.Bidirectional(layers.SimpleRNN(4, return_state=True), merge_mode="ave")(
+        layers.Embedding(12, 4, mask_zero=True)(tokens))
+    masked = keras.Model(tokens, layers.Dense(3, activation="softmax")(layers.Concatenate()([out, forward, backward])),
+                         name="masked")
+    return {"seq2seq": (seq2seq, ["source", "target"], True), "started": (started, ["features", "context"], False),
+            "masked": (masked, ["tokens"], False)}
+
+
+def bidirectional_state_inputs(rng, count=24):
+    """The arrays bidirectional_state_models() read."""
+    inputs = state_inputs(rng, count)
+    return {**inputs, "context": rng.standard_normal((count, 3)).astype("float32")}
+
+
+def build_and_save_bidirectional_states(keras):
+    """``keras3_bidirectional_states.npz``: for each of bidirectional_state_models(), its record_one_epoch; the
+    seq2seq model also as ``keras3_bidirectional_seq2seq.keras``."""
+    record_models(keras, 23, bidirectional_state_inputs, bidirectional_state_models, 5,
+                  "keras3_bidirectional_states.npz",
+                  {"seq2seq": lambda model: model.save("keras3_bidirectional_seq2seq.keras")})
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -685,7 +723,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "multi_output": build_and_save_multi_output, "loss_metrics": build_loss_metrics,
                 "nested": build_and_save_nested, "masked": build_and_save_masked,
                 "attention": build_and_save_attention, "states": build_and_save_states, "functions": build_functions,
-                "noise_layers": build_noise_layers,
+                "noise_layers": build_noise_layers, "bidirectional_states": build_and_save_bidirectional_states,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
