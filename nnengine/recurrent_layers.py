@@ -14,12 +14,10 @@ as Keras names them, under the layer's cell (``lstm_cell/kernel``), so ``.h5``, 
 
 Supported as in Keras: ``return_sequences``, ``go_backwards``, ``dropout`` and ``recurrent_dropout`` (masks on
 the inputs and on the state, drawn once per sequence, one per gate with recurrent dropout: Keras's rules),
-``unit_forget_bias``, ``reset_after``, regularizers, constraints, the ``Bidirectional`` wrapper (bidirectional.py),
-and ``return_state`` and ``initial_state`` as Keras's sequence-to-sequence models use them: ``out, h, c =
-LSTM(u, return_state=True)(x)`` returns the last state (and the LSTM's carry) besides the output, and
-``LSTM(u)(y, initial_state=[h, c])`` starts from them; gradients flow through both (the recurrent op takes h0,
-c0 and the gradient of c_T). Refused with the reason: ``stateful``, ``return_state`` in a Sequential or a
-Bidirectional, and activations other than tanh, sigmoid, relu and linear (the ones the op differentiates).
+``unit_forget_bias``, ``reset_after``, regularizers, constraints, ``Bidirectional`` (bidirectional.py), and
+``return_state`` / ``initial_state`` (``out, h, c = LSTM(u, return_state=True)(x)``, ``LSTM(u)(y,
+initial_state=[h, c])``; gradients flow through both). Refused with the reason: ``stateful``, ``return_state``
+in a Sequential, and activations other than tanh, sigmoid, relu and linear (the ones the op differentiates).
 """
 import numpy as np
 
