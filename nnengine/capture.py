@@ -149,12 +149,12 @@ class Plan:
         outputs: a spec per output (an input, a parameter, a result or a constant).
     """
 
-    def __init__(self, methods, steps, outputs, live=None, uploads=()):
+    def __init__(self, methods, steps, outputs, live=None, uploads=(), layout_copies=()):
         self.steps = steps
         self.outputs = outputs
         self.live = live
         self.uploads = uploads
-        self.replay = self.run = _compile_replay(methods, steps, outputs, live)
+        self.replay = self.run = _compile_replay(methods, steps, outputs, live, layout_copies)
         self.lowered = None
         self.lowering_reason = "not lowered (only a model's compiled steps are)"
         self.replays = 0
@@ -250,7 +250,7 @@ class Plan:
             if spec[0] == _CONST and array is not None:
                 raise CaptureError("an output of the computation was not made by the backend's primitives")
             output_specs.append(spec)
-        plan = cls(recorder.method, steps, output_specs, live, _uploads(recorder))
+        plan = cls(recorder.method, steps, output_specs, live, _uploads(recorder), _layout_copies(recorder))
         if lower:
             plan.lower(recorder)
         return plan
@@ -283,7 +283,14 @@ _UPDATES = ("sgd_update", "adam_update", "adam_update_many", "rmsprop_update", "
 _IN_PLACE = ("assign", "index_add", *_UPDATES)
 
 
-def _compile_replay(methods, steps, outputs, live=None):
+def _layout_copies(recorder):
+    """The positions of the ``copy`` calls that made a contiguous array of a strided view (a transposed
+    gradient): the replay keeps those, since the updates that read their results need C-contiguous arrays."""
+    return {position for position, (name, args, _, _) in enumerate(recorder.calls)
+            if name == "copy" and args and not getattr(getattr(args[0], "flags", None), "c_contiguous", True)}
+
+
+def _compile_replay(methods, steps, outputs, live=None, layout_copies=()):
     """``run(inputs) -> output arrays``: the plan as one generated Python function of straight-line calls.
 
     Each step becomes ``r<i> = <primitive>(<arguments>)``, its arguments written out once here instead
@@ -291,7 +298,8 @@ def _compile_replay(methods, steps, outputs, live=None):
     ``full`` makes, and pure arithmetic on them) are computed once now and read as constants, unless the
     plan writes in place into an array it made (then nothing is folded) or the value is an output. A
     ``copy`` of a result that nothing writes into in place is the result itself (autograd copies each
-    gradient it hands to a leaf; in a plan nobody else holds it).
+    gradient it hands to a leaf; in a plan nobody else holds it), unless it made a strided view contiguous
+    (``layout_copies``).
     With ``live``, the optimizer updates take their trailing scalars from ``live.update_scalars()``,
     read once per replay after ``live.iterations += 1``.
     """
@@ -333,7 +341,8 @@ def _compile_replay(methods, steps, outputs, live=None):
                                       **{k: _folded(v, folded) for k, v in kwargs.items()})
             continue
         written = [source(spec) for spec in args]
-        if name == "copy" and args[0][0] == _RESULT and not {position, args[0][1][0]} & written_in_place:
+        if name == "copy" and args[0][0] == _RESULT and not {position, args[0][1][0]} & written_in_place \
+                and position not in layout_copies:
             lines.append(f"    r{position} = {written[0]}")    # a copy nobody writes into: the same values
             continue
         if live is not None and name in _UPDATES:

@@ -215,6 +215,30 @@ def test_masks_that_change_shape_run_eagerly_saying_why():
     assert all(key[0] != "train" for key in compiled._compiler.plans())
 
 
+class _TransposedKernel(nn.layers.Layer):
+    """x @ w.T: the gradient of w arrives as a transposed (strided) view, which autograd copies contiguous."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight((4, input_shape[-1]), "glorot_uniform")
+
+    def call(self, x, training=False):
+        return x @ self.w.T
+
+
+def test_a_gradient_made_contiguous_by_a_copy_stays_contiguous_in_the_replay():
+    """The replay drops autograd's copy of a leaf's gradient (nobody else holds it), but not when that copy made
+    a strided view contiguous: the updates need C-contiguous arrays (this replayed into a ValueError)."""
+    config = ("transposed", lambda: [_TransposedKernel(), nn.layers.Dense(4, activation="softmax")],
+              "categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.Adam(), "onehot", (6,))
+    x, y = _data(config)
+    compiled, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
+    ran_compiled, ran_eager = _train(compiled, x, y), _train(eager, x, y)
+    assert ran_compiled[:2] == ran_eager[:2]
+    np.testing.assert_array_equal(ran_compiled[2], ran_eager[2])
+    _assert_same_models(compiled, eager)
+    assert compiled.jit_report()["fallback_reason"] is None and compiled.jit_report()["captured"]["train"] == 2
+
+
 class _HostRead(nn.layers.Layer):
     """A custom layer with data-dependent control flow: it reads its input back to the host."""
 
