@@ -301,13 +301,22 @@ def _stored(value, resolve, metric=False, depth=0):
         return [_stored(item, resolve, metric, depth + 1) for item in value]
     if by_output_name(value):
         return {name: _stored(item, resolve, metric, depth + 1) for name, item in value.items()}
+    if _is_function_entry(value):
+        return resolve(value["config"])
     return resolve(_metric_name(value) if metric else value)
+
+
+def _is_function_entry(value):
+    """Whether ``value`` is how Keras 3 writes a loss or metric given as a function (``loss=keras.losses.mse``):
+    {'module': 'builtins', 'class_name': 'function', 'config': its name}; read as that name (nothing is run)."""
+    return isinstance(value, dict) and value.get("class_name") == "function" and isinstance(value.get("config"), str)
 
 
 def _metric_name(metric):
     """A metric as written by Keras 3 (a name) or tf.keras 2.x (a MeanMetricWrapper config dict)."""
     if isinstance(metric, dict):
-        return (metric.get("config") or {}).get("name") or metric.get("class_name")
+        config = metric.get("config")
+        return (config.get("name") if isinstance(config, dict) else None) or metric.get("class_name")
     return metric
 
 

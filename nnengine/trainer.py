@@ -93,8 +93,9 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         if run_eagerly and jit_compile is True:
             raise ValueError("compile: run_eagerly=True and jit_compile=True contradict each other")
         compiler = StepCompiler(False if run_eagerly else jit_compile)
-        self.optimizer = optimizers_module.get(optimizer)
+        optimizer = optimizers_module.get(optimizer)            # everything resolved before anything is set
         self._heads = compile_heads(self.output_names, loss, loss_weights, metrics, weighted_metrics)
+        self.optimizer = optimizer
         self._name_logs()
         self.loss = self._heads[0].loss if len(self._heads) == 1 else [head.loss for head in self._heads]
         self._compile_config = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights,

@@ -146,6 +146,23 @@ def test_a_compile_config_without_its_optimizer_compiles_with_rmsprop_as_keras_l
     assert model.optimizer.iterations == 0 and isinstance(model.loss, nn.losses.SparseCategoricalCrossentropy)
 
 
+@pytest.mark.parametrize("metric", ["sparse_categorical_accuracy", "sparse_categorical_crossentropy"])
+def test_a_loss_and_metrics_given_as_functions_load_by_their_names(tmp_path, metric):
+    """Keras 3 writes ``compile(loss=keras.losses.sparse_categorical_crossentropy, metrics=[...function...])`` as
+    {'class_name': 'function', 'config': name}: read as the name (nothing is run); it raised AttributeError."""
+    members = _members(tmp_path)
+    config = json.loads(members["config.json"])
+
+    def function(name):
+        return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+    config["compile_config"].update(loss=function("sparse_categorical_crossentropy"), metrics=[function(metric)])
+    path = _archive(tmp_path / "functions.keras", {**members, "config.json": json.dumps(config).encode()})
+    model = nn.load_model(path)
+    assert model.compiled and isinstance(model.loss, nn.losses.SparseCategoricalCrossentropy)
+    x = np.random.default_rng(0).standard_normal((4, model.input_shape[-1])).astype("float32")
+    assert metric in model.evaluate(x, np.arange(4) % 2, verbose=0, return_dict=True)
+
+
 def test_a_file_that_is_not_a_zip_and_a_missing_file(tmp_path):
     (tmp_path / "plain.keras").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     with pytest.raises(ModelFileError, match="not a zip archive"):
