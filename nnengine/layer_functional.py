@@ -17,10 +17,11 @@ import numpy as np
 from .autograd import _common_backend
 from .backends.constants import shared_array
 from .dtypes import is_float_dtype
-from .ops import AveragePool, GatherWindows, MaxPool, Moments, Normalize
+from .ops import AveragePool, GatherWindows, MaxPool, Moments, Normalize, ScatterWindows
 from .tensor_base import TensorBase
 
-__all__ = ["index_constant", "host_constant", "gather_windows", "max_pool", "average_pool", "moments", "normalize"]
+__all__ = ["index_constant", "host_constant", "gather_windows", "scatter_windows", "max_pool", "average_pool",
+           "moments", "normalize"]
 
 
 def index_constant(like, key, make):
@@ -86,6 +87,25 @@ def gather_windows(x, positions, fill=0.0):
     if not isinstance(fill, (int, float, np.integer, np.floating)) or isinstance(fill, bool):
         raise TypeError(f"gather_windows: fill must be a number, got {type(fill).__name__} {fill!r}")
     return GatherWindows.apply(x, positions, fill=float(fill))
+
+
+def scatter_windows(x, positions, size):
+    """col2im: (n, size, c) with every x[:, i] added at position positions[i] (dropped where it is ``size``, the
+    padding); the backward of ``gather_windows``, and the forward of a transposed convolution."""
+    if not isinstance(x, TensorBase) or not isinstance(positions, TensorBase):
+        raise TypeError(f"scatter_windows: x and positions must be Tensors, got {type(x).__name__} and "
+                        f"{type(positions).__name__}")
+    if not is_float_dtype(x.dtype) or x.ndim != 3:
+        raise TypeError(f"scatter_windows: x must be floating (batch, positions, channels), got {x.dtype} with "
+                        f"shape {x.shape}")
+    if positions.dtype != np.int64 or positions.shape != (x.shape[1],):
+        raise ValueError(f"scatter_windows: positions must be a 1-D int64 Tensor of x's {x.shape[1]} positions, "
+                         f"got {positions.dtype} with shape {positions.shape}")
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"scatter_windows: size must be a positive int, got {size!r}")
+    _common_backend("scatter_windows", [x, positions])
+    _check_positions("scatter_windows", positions, int(size), None)
+    return ScatterWindows.apply(x, positions, size=int(size))
 
 
 def max_pool(x, positions, window):

@@ -527,6 +527,21 @@ class GatherWindows(Function):
         return ctx.backend.window_scatter(g, positions, size), None
 
 
+class ScatterWindows(Function):
+    """col2im: y = (n, size, c) zeros plus each x[:, i] added at positions[i] (the padding's share dropped);
+    dx = im2col(g): dx[:, i] = g[:, positions[i]] (0 in the padding). The transposed convolution's op."""
+
+    @staticmethod
+    def forward(ctx, x, positions, size):
+        ctx.save_for_backward(positions)
+        return ctx.backend.window_scatter(x, positions, size)
+
+    @staticmethod
+    def backward(ctx, g):
+        (positions,) = ctx.saved
+        return ctx.backend.window_gather(g, positions, 0.0), None
+
+
 class MaxPool(Function):
     """y_i = max over window i of x;  dx: g_i added at the first position holding the maximum."""
 

@@ -630,6 +630,17 @@ def _trains_on_the_fake_gpu_as_on_the_reference(make_model, x, y, loss="sparse_c
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
+def test_a_transposed_convolution_trains_on_the_fake_gpu_as_on_the_reference():
+    """Conv2DTranspose is a product and the backend's window_scatter (col2im): both run on CuPy."""
+    rng = np.random.default_rng(0)
+    _trains_on_the_fake_gpu_as_on_the_reference(
+        lambda: nn.Sequential([nn.Input((4, 4, 2)), nn.layers.Conv2DTranspose(3, 3, strides=2, padding="same",
+                                                                               activation="relu"),
+                               nn.layers.Flatten(), nn.layers.Dense(3, activation="softmax")]),
+        rng.standard_normal((16, 4, 4, 2)).astype("float32"), rng.integers(0, 3, 16))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")   # the fake graph capture
 def test_a_model_with_dropout_trains_compiled_on_the_fake_gpu_as_on_the_reference():
     """The masks are drawn on the host before each step and uploaded as the step's inputs (dropout_masks.py)."""
     rng = np.random.default_rng(0)

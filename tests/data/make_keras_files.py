@@ -543,6 +543,66 @@ def build_and_save_bidirectional_states(keras):
                   {"seq2seq": lambda model: model.save("keras3_bidirectional_seq2seq.keras")})
 
 
+#: Conv2DTranspose arguments of keras3_conv_transpose.npz's single-layer cases (and one Conv1DTranspose, last)
+CONV_TRANSPOSE_CASES = [
+    {"filters": 3, "kernel_size": 3}, {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"},
+    {"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same"}, {"filters": 2, "kernel_size": 3, "strides": 2},
+    {"filters": 2, "kernel_size": 2, "strides": 3}, {"filters": 2, "kernel_size": 3, "padding": "same",
+                                                       "dilation_rate": 2},
+    {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "output_padding": 1},
+    {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": 1},
+    {"filters": 2, "kernel_size": [3, 2], "strides": [2, 1], "padding": "same"},
+    {"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same", "output_padding": 1},
+    {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "rank": 1},
+]
+
+
+def conv_transpose_models(keras):
+    """{name: (model, its inputs in conv_transpose_inputs(), targets per step)}: a convolutional autoencoder
+    (trained here on sparse labels per pixel, as the helpers record) and a Conv1DTranspose classifier."""
+    layers = keras.layers
+    images = keras.Input((8, 8, 1))
+    encoded = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(images)
+    decoded = layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(encoded)
+    autoencoder = keras.Model(images, layers.Reshape((64, 3))(layers.Conv2D(3, 3, padding="same",
+                                                                             activation="softmax")(decoded)),
+                              name="autoencoder")
+    steps = keras.Input((6, 2))
+    upsampled = layers.Conv1DTranspose(3, 3, strides=2, activation="tanh")(steps)
+    classifier = keras.Model(steps, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(upsampled)),
+                             name="classifier")
+    return {"autoencoder": (autoencoder, ["images"], True), "classifier": (classifier, ["steps"], False)}
+
+
+def conv_transpose_inputs(rng, count=24):
+    """The arrays conv_transpose_models() read, and the single-layer cases' inputs."""
+    return {"images": rng.random((count, 8, 8, 1)).astype("float32"),
+            "steps": rng.standard_normal((count, 6, 2)).astype("float32"),
+            "case_x": rng.standard_normal((2, 5, 4, 3)).astype("float32"),
+            "case_x1": rng.standard_normal((2, 5, 3)).astype("float32")}
+
+
+def build_conv_transpose(keras):
+    """``keras3_conv_transpose.npz``: each CONV_TRANSPOSE_CASES layer's weights and output on a random input; the
+    record_one_epoch of conv_transpose_models() (per-pixel labels for the autoencoder); the autoencoder also as
+    ``keras3_conv_transpose.keras``."""
+    record = {}
+
+    def cases(rng):
+        inputs = conv_transpose_inputs(rng)
+        for index, case in enumerate(CONV_TRANSPOSE_CASES):
+            options = {key: value for key, value in case.items() if key != "rank"}
+            layer_class = keras.layers.Conv1DTranspose if case.get("rank") == 1 else keras.layers.Conv2DTranspose
+            x = inputs["case_x1" if case.get("rank") == 1 else "case_x"]
+            layer = layer_class(**options, bias_initializer="random_normal")
+            out = np.asarray(keras.ops.convert_to_numpy(layer(x)))
+            record.update({f"case{index}_out": out, **{f"case{index}_w{i}": np.asarray(w)
+                                                       for i, w in enumerate(layer.get_weights())}})
+        return {**inputs, **record}
+    record_models(keras, 29, cases, conv_transpose_models, 64, "keras3_conv_transpose.npz",
+                  {"autoencoder": lambda model: model.save("keras3_conv_transpose.keras")})
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -724,6 +784,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "nested": build_and_save_nested, "masked": build_and_save_masked,
                 "attention": build_and_save_attention, "states": build_and_save_states, "functions": build_functions,
                 "noise_layers": build_noise_layers, "bidirectional_states": build_and_save_bidirectional_states,
+                "conv_transpose": build_conv_transpose,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
