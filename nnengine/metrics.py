@@ -17,15 +17,16 @@ the user gave, so History's keys read 'accuracy' / 'val_accuracy'.
 """
 import numpy as np
 
-from . import loss_metrics
+from . import arguments, loss_metrics
 from .loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge, CosineSimilarity,
                            Hinge, KLDivergence, LogCoshError, MeanAbsolutePercentageError,
                            MeanSquaredLogarithmicError, Poisson, R2Score, RootMeanSquaredError,
                            SparseCategoricalCrossentropy, SquaredHinge)
 from .metric_base import Mean, MeanMetricWrapper, Metric, function_metric, match_rank
-from .utils import lookup, to_host
+from .utils import lookup, snake_case, to_host
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision", "Recall", "AUC", "F1Score",
+           "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
            "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "top_k_categorical_accuracy",
            "sparse_top_k_categorical_accuracy", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
@@ -240,17 +241,65 @@ class AUC(_ConfusionCounts):
         return float(np.sum(increments))
 
 
-class F1Score(Metric):
-    """Keras 3's F1Score: per class, 2 p r / (p + r) from counts over the epoch; ``average`` combines the classes.
+class _Count(_ConfusionCounts):
+    """One of the weighted confusion counts at ``thresholds`` (0.5; a list gives one count per threshold)."""
+
+    count = None                        # "tp", "fp", "tn" or "fn"
+
+    def __init__(self, thresholds=None, name=None):
+        owner = type(self).__name__
+        listed = isinstance(thresholds, (list, tuple))
+        values = [_threshold(owner, value, None, None) for value in thresholds] if listed else \
+            [_threshold(owner, thresholds, None, None)]
+        if not values:
+            raise ValueError(f"{owner}: thresholds must not be an empty list")
+        super().__init__(name or snake_case(owner), values)
+        self._listed = listed
+
+    def result(self):
+        """The weighted count so far (an array, one per threshold, for a list of thresholds)."""
+        counts = getattr(self, self.count)
+        return counts.copy() if self._listed else float(counts[0])
+
+
+class TruePositives(_Count):
+    """Weighted count of elements with a non-zero target and y_pred > threshold."""
+
+    count = "tp"
+
+
+class FalsePositives(_Count):
+    """Weighted count of elements with a zero target and y_pred > threshold."""
+
+    count = "fp"
+
+
+class TrueNegatives(_Count):
+    """Weighted count of elements with a zero target and y_pred <= threshold."""
+
+    count = "tn"
+
+
+class FalseNegatives(_Count):
+    """Weighted count of elements with a non-zero target and y_pred <= threshold."""
+
+    count = "fn"
+
+
+class FBetaScore(Metric):
+    """Keras 3's FBetaScore: per class, (1 + beta^2) p r / (beta^2 p + r) from counts over the epoch; ``average``
+    combines the classes (beta > 1 weighs recall more, beta < 1 precision).
 
     Without ``threshold`` each sample's largest prediction is its predicted class; with it, y_pred > threshold.
     ``average``: None (one score per class, an array), 'micro', 'macro' or 'weighted'.
     """
 
-    def __init__(self, average=None, threshold=None, name="f1_score"):
+    def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score"):
         super().__init__(name)
         if average not in (None, "micro", "macro", "weighted"):
-            raise ValueError(f"F1Score: average must be None, 'micro', 'macro' or 'weighted', got {average!r}")
+            raise ValueError(f"{type(self).__name__}: average must be None, 'micro', 'macro' or 'weighted', got "
+                             f"{average!r}")
+        self.beta = arguments.number(type(self).__name__, "beta", beta, low=0, low_open=True)
         self.average, self.threshold = average, threshold
         self.reset_state()
 
@@ -274,19 +323,36 @@ class F1Score(Metric):
         """The score (an array per class when average is None)."""
         if self.tp is None:
             return 0.0
-        epsilon = 1e-7
+        epsilon, squared = 1e-7, self.beta * self.beta
         precision = self.tp / (self.tp + self.fp + epsilon)
         recall = self.tp / (self.tp + self.fn + epsilon)
-        f1 = 2 * precision * recall / (precision + recall + epsilon)
+        score = precision * recall / (squared * precision + recall + epsilon) * (1 + squared)
         if self.average == "weighted":
-            return float(np.sum(f1 * self.support / np.sum(self.support)))
+            return float(np.sum(score * self.support / np.sum(self.support)))
         if self.average in ("macro", "micro"):
-            return float(np.mean(f1))
-        return f1
+            return float(np.mean(score))
+        return score
 
     def reset_state(self):
         """Forget every batch."""
         self.tp = self.fp = self.fn = self.support = None
+
+    def get_config(self):
+        """average, beta, threshold and name, as Keras's."""
+        return {"name": self.name, "average": self.average, "beta": self.beta, "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """Keras 3's F1Score: FBetaScore with beta = 1, 2 p r / (p + r) per class."""
+
+    def __init__(self, average=None, threshold=None, name="f1_score"):
+        super().__init__(average, 1.0, threshold, name)
+
+    def get_config(self):
+        """average, threshold and name, as Keras's."""
+        config = super().get_config()
+        config.pop("beta")
+        return config
 
 
 def top_k_categorical_accuracy(y_true, y_pred, k=5):
@@ -322,12 +388,13 @@ _BY_NAME = {
     "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "binary_accuracy": BinaryAccuracy, "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "precision": Precision, "recall": Recall,
-    "auc": AUC, "f1_score": F1Score, "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "auc": AUC, "f1_score": F1Score, "fbeta_score": FBetaScore, "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy, **loss_metrics.BY_NAME,
 }
 _CLASSES = {**{cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
                                              MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, F1Score,
-                                             TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)},
+                                             FBetaScore, TruePositives, FalsePositives, TrueNegatives,
+                                             FalseNegatives, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)},
             **loss_metrics.CLASSES}
 VALID_NAMES = sorted([*_BY_NAME, "accuracy", "acc"])
 

@@ -1,5 +1,6 @@
-"""Keras's metrics that are losses' running means, and RootMeanSquaredError (nnengine/loss_metrics.py), against
-Keras 3.15's results over three batches, one of them sample-weighted (tests/data/keras3_loss_metrics.json,
+"""Keras's metrics that are losses' running means, and RootMeanSquaredError (nnengine/loss_metrics.py), the confusion
+counts and FBetaScore (nnengine/metrics.py), against Keras 3.15's results over three batches, one of them
+sample-weighted (tests/data/keras3_loss_metrics.json,
 written by make_keras_files.py loss_metrics); by name in compile too."""
 import json
 from pathlib import Path
@@ -54,3 +55,18 @@ def test_r2_score_of_targets_that_do_not_vary_is_zero_not_nan_and_bad_arguments_
         keras.metrics.R2Score(num_regressors=-1)
     with pytest.raises(ValueError, match=r"R2Score expects targets and predictions of one shape"):
         keras.metrics.R2Score().update_state(np.zeros((4, 2)), np.zeros((4, 3)))
+
+
+def test_confusion_counts_at_several_thresholds_and_fbeta_arguments():
+    metric = keras.metrics.TruePositives(thresholds=[0.2, 0.5, 0.9])
+    metric.update_state(np.array([1, 0, 1, 1]), np.array([0.3, 0.6, 0.95, 0.1]), sample_weight=[1, 1, 2, 1])
+    np.testing.assert_array_equal(metric.result(), [3.0, 2.0, 2.0])      # positives above each threshold
+    negatives = keras.metrics.TrueNegatives()
+    negatives.update_state(np.array([0, 0, 1]), np.array([0.1, 0.7, 0.2]))
+    assert negatives.result() == 1.0 and negatives.name == "true_negatives"
+    with pytest.raises(ValueError, match="FBetaScore: beta must be a finite number > 0"):
+        keras.metrics.FBetaScore(beta=0)
+    with pytest.raises(ValueError, match="FalsePositives: thresholds must be one number in"):
+        keras.metrics.FalsePositives(thresholds=[0.5, 2.0])
+    assert keras.metrics.F1Score(average="macro").get_config() == {"name": "f1_score", "average": "macro",
+                                                                   "threshold": None}

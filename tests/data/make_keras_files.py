@@ -612,7 +612,13 @@ LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy
     [("values", name, {}) for name in ("MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",
                                        "RootMeanSquaredError", "CosineSimilarity", "R2Score")] + \
     [("values", "R2Score", {"class_aggregation": "variance_weighted_average"}),
-     ("values", "R2Score", {"num_regressors": 2})]
+     ("values", "R2Score", {"num_regressors": 2})] + \
+    [("binary", name, {}) for name in ("TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives")] + \
+    [("binary", "FalseNegatives", {"thresholds": 0.3, "name": "fn_0_3"}),
+     ("binary", "TruePositives", {"thresholds": 0.8, "name": "tp_0_8"}),
+     ("classes", "FBetaScore", {"beta": 2.0, "average": "macro"}),
+     ("classes", "FBetaScore", {"beta": 0.5, "average": "weighted"}),
+     ("binary", "FBetaScore", {"beta": 1.5, "average": "micro", "threshold": 0.4})]
 
 
 def loss_metric_batches(kind, rng):
