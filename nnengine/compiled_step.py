@@ -137,6 +137,10 @@ class StepCompiler:
             raise CaptureError(f"compile(jit_compile=True): this step cannot be compiled: {reason}")
         return eager()
 
+    def replays(self, key):
+        """Whether the next step of ``key`` replays a verified plan (so it runs nothing eagerly)."""
+        return self.enabled and isinstance(self._plans.get(key), Plan) and key not in self._unverified
+
     def drop(self, key):
         """Forget the plan of ``key`` (a step found it depends on more than its key says)."""
         self._plans.pop(key, None)

@@ -35,6 +35,9 @@ def _on_logits(loss, layer):
     return isinstance(layer, (Dense, Activation)) and name_of(layer.activation) == wanted
 
 
+_UNSEEN = object()           # a key _mask_feed has not decided yet
+
+
 def _learning_first(feed, defer):
     """``defer`` for a step with dropout masks: also run eagerly while ``feed`` learns which masks a step draws
     (the first step of its key draws them inside, which a plan would freeze)."""
@@ -101,7 +104,8 @@ class TrainerStep:
         part (forward, loss, backward, the metrics' activation or hits) is one compiled step or runs eagerly;
         the optimizer then applies the gradients. Both paths make the same primitive calls.
         """
-        self._check_learnt_readers(x_batch)
+        if self._learnt_readers:
+            self._check_learnt_readers(x_batch)
         x = self._tensor(x_batch)
         first = x[0] if isinstance(x, list) else x          # (a model with several inputs has a list)
         backend = first.backend
@@ -119,20 +123,26 @@ class TrainerStep:
         params = lambda: self.weights + ([s for _, _, s in self.optimizer.slot_variables()] if training else [])  # noqa
         defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
         inputs = input_arrays(x) + [t._data for t in ys + ws if t is not None]
-        feed = self._mask_feed(key) if training else None
+        feed = self._compiler.mask_feeds.get(key, _UNSEEN) if training else None
+        if feed is _UNSEEN:
+            feed = self._mask_feed(key)
         if feed is not None:                # dropout: this step's masks are inputs too, drawn before it
             inputs += feed.prepare() if feed.learnt else []
             defer = _learning_first(feed, defer)
-        found = []
-        with feeding(feed), noting_input_readers(x if isinstance(x, list) else [x], found):
+        def run():
             if training and self.optimizer.exchanges_gradients:
-                loss, *extras = self._exchanging_step(key, x, ys, ws, inputs, logits, kinds, trainable, params,
-                                                      defer, feed)
-            else:
-                loss, *extras = self._compiler.run(
-                    key, backend, inputs, params,
-                    lambda: self._device_step(x, ys, training, logits, kinds, trainable, ws),
-                    self._capture_blocker(training, feed), live=self.optimizer if training else None, defer=defer)
+                return self._exchanging_step(key, x, ys, ws, inputs, logits, kinds, trainable, params, defer, feed)
+            return self._compiler.run(key, backend, inputs, params,
+                                      lambda: self._device_step(x, ys, training, logits, kinds, trainable, ws),
+                                      self._capture_blocker(training, feed), live=self.optimizer if training else None,
+                                      defer=defer)
+        # a step that may run eagerly notes the index readers it finds; a replayed plan reads no input back
+        found = None if self._compiler.replays(key) else []
+        if feed is None and found is None:
+            loss, *extras = run()
+        else:
+            with feeding(feed), noting_input_readers(x if isinstance(x, list) else [x], [] if found is None else found):
+                loss, *extras = run()
         if feed is not None:
             feed.finish()
             if feed.unsteady:               # a plan captured from this step would replay other masks than it drew
@@ -165,13 +175,11 @@ class TrainerStep:
         return len(self._trackers) + len(self._heads)
 
     def _mask_feed(self, key):
-        """The MaskFeed of the training steps of ``key`` when a layer draws dropout masks in training, else None."""
-        if not any(layer.draws_dropout_masks(True) for layer in self._layers):
-            return None
-        feeds = self._compiler.mask_feeds
-        if key not in feeds:
-            feeds[key] = MaskFeed()
-        return feeds[key]
+        """The MaskFeed of the training steps of ``key`` when a layer draws dropout masks in training, else None;
+        decided on the key's first step and kept (the key holds the model's layers)."""
+        feed = MaskFeed() if any(layer.draws_dropout_masks(True) for layer in self._layers) else None
+        self._compiler.mask_feeds[key] = feed
+        return feed
 
     def _exchanging_step(self, key, x, ys, ws, inputs, logits, kinds, trainable, params, defer, feed=None):
         """A step whose optimizer exchanges gradients on the host (DistributedOptimizer averages them): a plan for
@@ -287,8 +295,12 @@ class TrainerStep:
                 return [value._data for value in (out if several else [out])]
         key = ("predict", *input_key(x), first.device, self._structure_key())
         found = []
-        with noting_input_readers(x if isinstance(x, list) else [x], found):
+        if self._compiler.replays(key):
             outs = self._compiler.run(key, backend, input_arrays(x), self.weights, eager, self._capture_blocker(False))
+        else:
+            with noting_input_readers(x if isinstance(x, list) else [x], found):
+                outs = self._compiler.run(key, backend, input_arrays(x), self.weights, eager,
+                                          self._capture_blocker(False))
         if found:
             self._learn_readers(found, key)
         outs = [backend.to_numpy(out) for out in outs]
