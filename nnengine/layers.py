@@ -25,6 +25,7 @@ from .attention_layers import MultiHeadAttention
 from .conv_layers import (AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, GlobalAveragePooling1D,
                           GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
 from .conv_transpose import Conv1DTranspose, Conv2DTranspose
+from .separable_conv import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .conv_layers import (AvgPool1D, AvgPool2D, Convolution1D, Convolution2D, GlobalAvgPool1D,  # Keras's aliases
                           GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D)
 from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, host_values,
@@ -55,7 +56,9 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "stored_weights", "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "ELU", "PReLU",
            "UnitNormalization", "ActivityRegularization", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
-           "GaussianDropout", "Conv2DTranspose", "Conv1DTranspose", "Convolution2DTranspose", "Convolution1DTranspose"]
+           "GaussianDropout", "Conv2DTranspose", "Conv1DTranspose", "Convolution2DTranspose", "Convolution1DTranspose",
+           "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D", "SeparableConvolution2D",
+           "SeparableConvolution1D"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -477,5 +480,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     RepeatVector, Identity, Masking, Normalization, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D,
     Cropping1D, Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average,
     Maximum, Minimum, Concatenate, Dot, MultiHeadAttention, ELU, PReLU, UnitNormalization, ActivityRegularization,
-    SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose)}
+    SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
+    DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
+SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

@@ -586,21 +586,67 @@ def build_conv_transpose(keras):
     """``keras3_conv_transpose.npz``: each CONV_TRANSPOSE_CASES layer's weights and output on a random input; the
     record_one_epoch of conv_transpose_models() (per-pixel labels for the autoencoder); the autoencoder also as
     ``keras3_conv_transpose.keras``."""
-    record = {}
-
-    def cases(rng):
-        inputs = conv_transpose_inputs(rng)
-        for index, case in enumerate(CONV_TRANSPOSE_CASES):
-            options = {key: value for key, value in case.items() if key != "rank"}
-            layer_class = keras.layers.Conv1DTranspose if case.get("rank") == 1 else keras.layers.Conv2DTranspose
-            x = inputs["case_x1" if case.get("rank") == 1 else "case_x"]
-            layer = layer_class(**options, bias_initializer="random_normal")
-            out = np.asarray(keras.ops.convert_to_numpy(layer(x)))
-            record.update({f"case{index}_out": out, **{f"case{index}_w{i}": np.asarray(w)
-                                                       for i, w in enumerate(layer.get_weights())}})
-        return {**inputs, **record}
-    record_models(keras, 29, cases, conv_transpose_models, 64, "keras3_conv_transpose.npz",
+    cases = [("Conv1DTranspose" if case.get("rank") == 1 else "Conv2DTranspose",
+              {key: value for key, value in case.items() if key != "rank"}) for case in CONV_TRANSPOSE_CASES]
+    record_models(keras, 29, lambda rng: layer_case_outputs(keras, cases, conv_transpose_inputs(rng)),
+                  conv_transpose_models, 64, "keras3_conv_transpose.npz",
                   {"autoencoder": lambda model: model.save("keras3_conv_transpose.keras")})
+
+
+def layer_case_outputs(keras, cases, inputs):
+    """``inputs`` and, for each (Keras layer class name, arguments) of ``cases``, that layer's weights and output
+    (its bias drawn at random) on inputs["case_x1"] for a 1-D class, else inputs["case_x"]."""
+    record = dict(inputs)
+    for index, (class_name, options) in enumerate(cases):
+        layer = getattr(keras.layers, class_name)(**options, bias_initializer="random_normal")
+        out = np.asarray(keras.ops.convert_to_numpy(layer(inputs["case_x1" if "1D" in class_name else "case_x"])))
+        record.update({f"case{index}_out": out, **{f"case{index}_w{i}": np.asarray(w)
+                                                   for i, w in enumerate(layer.get_weights())}})
+    return record
+
+
+#: (Keras class, arguments) of keras3_separable_conv.npz's single-layer cases
+SEPARABLE_CASES = [
+    ("DepthwiseConv2D", {"kernel_size": 3}),
+    ("DepthwiseConv2D", {"kernel_size": 3, "strides": 2, "padding": "same", "depth_multiplier": 2}),
+    ("DepthwiseConv2D", {"kernel_size": [2, 3], "dilation_rate": 2, "activation": "relu"}),
+    ("SeparableConv2D", {"filters": 4, "kernel_size": 3}),
+    ("SeparableConv2D", {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "depth_multiplier": 3,
+                         "activation": "tanh"}),
+    ("DepthwiseConv1D", {"kernel_size": 3, "depth_multiplier": 2}),
+    ("SeparableConv1D", {"filters": 4, "kernel_size": 2, "strides": 2, "padding": "same"}),
+]
+
+
+def separable_models(keras):
+    """{name: (model, its inputs, targets per step)}: a small MobileNet-style image classifier and a text one."""
+    layers = keras.layers
+    images = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(images)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = layers.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu")(x)
+    mobile = keras.Model(images, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x)),
+                         name="mobile")
+    tokens = keras.Input((9,))
+    x = layers.SeparableConv1D(5, 3, activation="relu")(layers.Embedding(12, 4)(tokens))
+    x = layers.DepthwiseConv1D(2, depth_multiplier=2)(x)
+    text = keras.Model(tokens, layers.Dense(3, activation="softmax")(layers.GlobalMaxPooling1D()(x)), name="text")
+    return {"mobile": (mobile, ["images"], False), "text": (text, ["tokens"], False)}
+
+
+def separable_inputs(rng, count=24):
+    """The arrays separable_models() and SEPARABLE_CASES read."""
+    return {"images": rng.standard_normal((count, 8, 8, 3)).astype("float32"),
+            "tokens": rng.integers(0, 12, (count, 9)), "case_x": rng.standard_normal((2, 6, 5, 3)).astype("float32"),
+            "case_x1": rng.standard_normal((2, 7, 3)).astype("float32")}
+
+
+def build_separable(keras):
+    """``keras3_separable_conv.npz``: each SEPARABLE_CASES layer's weights and output, the record_one_epoch of
+    separable_models(); the image model also as ``keras3_separable_conv.keras``."""
+    record_models(keras, 31, lambda rng: layer_case_outputs(keras, SEPARABLE_CASES, separable_inputs(rng)),
+                  separable_models, 1, "keras3_separable_conv.npz",
+                  {"mobile": lambda model: model.save("keras3_separable_conv.keras")})
 
 
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
@@ -790,7 +836,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "nested": build_and_save_nested, "masked": build_and_save_masked,
                 "attention": build_and_save_attention, "states": build_and_save_states, "functions": build_functions,
                 "noise_layers": build_noise_layers, "bidirectional_states": build_and_save_bidirectional_states,
-                "conv_transpose": build_conv_transpose,
+                "conv_transpose": build_conv_transpose, "separable": build_separable,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
