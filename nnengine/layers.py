@@ -39,8 +39,8 @@ from .recurrent_layers import GRU, LSTM, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from .dropout_masks import dropout_mask
 from .noise_layers import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
-from .utility_layers import (ELU, ActivityRegularization, Identity, LeakyReLU, Masking, Permute, PReLU, ReLU,
-                             RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
+from .utility_layers import (ELU, ActivityRegularization, Identity, Lambda, LeakyReLU, Masking, Permute, PReLU,
+                             ReLU, RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
 from .tensor import Tensor
 from .utils import unique_name
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
@@ -58,7 +58,7 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "UnitNormalization", "ActivityRegularization", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
            "GaussianDropout", "Conv2DTranspose", "Conv1DTranspose", "Convolution2DTranspose", "Convolution1DTranspose",
            "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D", "SeparableConvolution2D",
-           "SeparableConvolution1D"]
+           "SeparableConvolution1D", "Lambda"]
 
 
 class Dense(KernelAndBias, Layer):

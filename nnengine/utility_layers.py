@@ -1,5 +1,5 @@
 """Small Keras layers made of the core's ops: ReLU, LeakyReLU, ELU, PReLU, UnitNormalization, ActivityRegularization,
-Softmax, Rescaling, Permute, RepeatVector, Identity, Masking.
+Lambda, Softmax, Rescaling, Permute, RepeatVector, Identity, Masking.
 
 Each holds no weights (but PReLU, its slopes); its ``call`` is a few differentiable ops (so autograd, the compiled
 step and every device work as for any op), and its config has Keras 3's keys and defaults, so files move between
@@ -21,12 +21,16 @@ Keras and nnengine. The formulas, as Keras 3.15 computes them (checked against i
 * ``Masking(mask_value=0.0)``: x, with zeros and Keras's mask False (nnengine/masks.py) at each step whose
   features all equal ``mask_value``: the steps the recurrent layers downstream skip.
 """
+import numpy as np
+
 from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
 from .dropout_masks import dropout_mask
+from .autograd import no_grad
 from .layer_base import Layer, batch_shape
+from .tensor import Tensor
 
-__all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "UnitNormalization", "ActivityRegularization", "Softmax",
+__all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "UnitNormalization", "ActivityRegularization", "Lambda", "Softmax",
            "Rescaling", "Permute", "RepeatVector", "Identity", "Masking", "inverted_dropout"]
 
 
@@ -202,6 +206,65 @@ class ActivityRegularization(_ElementLayer):
     @classmethod
     def _config_arguments(cls, config):
         return {**super()._config_arguments(config), "l1": config.get("l1", 0.0), "l2": config.get("l2", 0.0)}
+
+
+class Lambda(Layer):
+    """Keras's Lambda: a layer that computes ``function(x, **arguments)``, a function of Tensors (``keras.ops``,
+    the Tensor methods), for the small steps that need no weights: ``Lambda(lambda t: ops.mean(t, axis=1))``.
+
+    ``output_shape``: the output's shape without the batch axis, or a function of the input shape; by default
+    the function runs once on a small zero batch to find it (an axis of unknown size is tried at two sizes,
+    and stays unknown where the output follows it). ``mask``: Keras's mask of the output (a function of
+    (inputs, mask), or a fixed one); by default none. A Lambda holds Python code, so a model with one is
+    saved with ``save_weights`` only: nnengine neither writes code into a file nor runs code from one.
+    """
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda {self.name!r}: function must be callable, got {type(function).__name__}")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise TypeError(f"Lambda {self.name!r}: arguments must be a dict, got {type(arguments).__name__}")
+        self.function, self.arguments, self.mask = function, dict(arguments or {}), mask
+        self._output_shape = output_shape
+
+    def call(self, x, training=False):
+        """``function(x, **arguments)``, checked to be a Tensor."""
+        out = self.function(x, **self.arguments)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"Lambda {self.name!r}: the function must return a Tensor (compute with "
+                            f"nnengine.keras.ops or Tensor methods), got {type(out).__name__}")
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        """``mask(inputs, mask)`` when ``mask`` is a function, else ``mask`` itself (None by default)."""
+        return self.mask(inputs, mask) if callable(self.mask) else self.mask
+
+    def compute_output_shape(self, input_shape):
+        """``output_shape`` as given, else traced on zero batches (see the class docstring)."""
+        input_shape = tuple(input_shape)
+        if callable(self._output_shape):
+            return tuple(self._output_shape(input_shape))
+        if self._output_shape is not None:
+            return (input_shape[0], *self._output_shape)
+        first, second = (self._traced(input_shape, size) for size in (1, 2))
+        if len(first) != len(second):
+            raise ValueError(f"Lambda {self.name!r}: its output's rank depends on the input's sizes; give "
+                             "output_shape")
+        return (input_shape[0], *[a if a == b else None for a, b in zip(first, second)])
+
+    def _traced(self, input_shape, unknown):
+        """The output shape (without the batch axis) for a zero batch, unknown axes of size ``unknown``."""
+        sizes = [unknown if size is None else size for size in input_shape[1:]]
+        with no_grad():
+            probe = Tensor(np.zeros((1, *sizes)), dtype=self.dtype, device=self.device)
+            return tuple(self.call(probe).shape[1:])
+
+    def get_config(self):
+        """ValueError: a Lambda's function is Python code, which nnengine does not write into files."""
+        raise ValueError(f"Lambda {self.name!r} holds Python code, which nnengine does not write into a model "
+                         "file (loading it would run code): save the weights with save_weights(), or write the "
+                         "computation as a custom layer class and pass it to load_model in custom_objects")
 
 
 class Softmax(_ElementLayer):
