@@ -6,7 +6,7 @@ from collections import defaultdict, deque
 from .layers import InputLayer
 from .symbolic import KerasTensor, keras_tensor, named_argument
 
-__all__ = ["entry_name", "calls_of", "run_calls", "output_of", "histories"]
+__all__ = ["entry_name", "calls_of", "run_calls", "output_of", "histories", "mask_op", "check_mask_ops"]
 
 
 def entry_name(entry, position):
@@ -18,14 +18,45 @@ def entry_name(entry, position):
     return name
 
 
-def calls_of(entry, name, layer):
+def mask_op(entry, name):
+    """The [name, node, tensor] reference x of a Keras 3 ``NotEqual(x, 0)`` op entry (how Keras records the mask
+    an Embedding(mask_zero=True) makes of its input), or None for a layer entry. ValueError for any other op of
+    ``keras.src.ops``: nnengine derives masks itself and runs no other op from a file."""
+    if not str(entry.get("module", "")).startswith("keras.src.ops"):
+        return None
+    nodes = entry.get("inbound_nodes")
+    args = nodes[0].get("args") if isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict) \
+        else None
+    if entry.get("class_name") != "NotEqual" or not isinstance(args, list) or len(args) != 2 or args[1] != 0 or \
+            not _is_tensor_config(args[0]):
+        raise ValueError(f"layer {name!r:.80}: Keras op {entry.get('class_name')!r:.40} is not read by nnengine; "
+                         "it reads a mask recorded as NotEqual(x, 0), the mask of an Embedding(mask_zero=True)")
+    return _history((args[0].get("config") or {}).get("keras_history"), name)
+
+
+def check_mask_ops(mask_ops, layers, outputs):
+    """Every ``mask_op`` compares a tensor that an Embedding(mask_zero=True) reads, so that the mask nnengine
+    propagates from that Embedding is the one the file names; ValueError otherwise."""
+    for name, compared in mask_ops.items():
+        tensor = output_of(outputs, compared, f"Keras op {name!r:.80}")
+        if not any(getattr(layer, "mask_zero", False) and any(tensor in node.inputs for node in
+                                                               layer.__dict__.get("_symbolic_nodes", ()))
+                   for layer in layers.values()):
+            raise ValueError(f"Keras op {name!r:.80} makes a mask of a tensor that no Embedding(mask_zero=True) "
+                             "reads; nnengine derives masks from Embedding(mask_zero=True) and Masking only")
+
+
+def calls_of(entry, name, layer, mask_ops=()):
     """The calls an entry's 'inbound_nodes' list: for each, ([(layer name, node index)], called on a list, the
-    argument names of the inputs and the call's options when ``layer`` takes named inputs, else None and {})."""
+    argument names of the inputs and the call's options when ``layer`` takes named inputs, else None and {}).
+    A ``mask`` argument that names one of ``mask_ops`` is left out: nnengine passes that mask on itself."""
     nodes = entry.get("inbound_nodes", [])
     if not isinstance(nodes, list):
         raise ValueError(f"layer {name!r:.80}: 'inbound_nodes' must be a list")
     calls = []
     for node in nodes:
+        if isinstance(node, dict):
+            node = _without_derived_mask(node, name, mask_ops)
         if isinstance(node, dict) and getattr(layer, "call_argument_names", None):
             calls.append(_named_call(node, name, layer.call_argument_names))
             continue
@@ -70,6 +101,20 @@ def _legacy_states(node, name, layer):
         raise ValueError(f"layer {name!r:.80} is called with an initial_state, which it does not take")
     states = states if isinstance(states, list) and states and isinstance(states[0], list) else [states]
     return [_history(state[:3] if isinstance(state, list) else None, name) for state in states]
+
+
+def _without_derived_mask(node, name, mask_ops):
+    """A Keras 3 call without its ``mask`` keyword when that mask is one of ``mask_ops`` (or None); ValueError
+    for a mask that some other layer made, which nnengine cannot pass."""
+    kwargs = node.get("kwargs")
+    if not isinstance(kwargs, dict) or "mask" not in kwargs:
+        return node
+    mask = kwargs["mask"]
+    if mask is not None and (not _is_tensor_config(mask) or
+                             _history((mask.get("config") or {}).get("keras_history"), name)[0] not in mask_ops):
+        raise ValueError(f"layer {name!r:.80} is called with a mask that is not an Embedding(mask_zero=True)'s, "
+                         "which nnengine cannot pass")
+    return {**node, "kwargs": {key: value for key, value in kwargs.items() if key != "mask"}}
 
 
 def _is_tensor_config(value):

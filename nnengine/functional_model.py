@@ -19,7 +19,7 @@ compile takes a loss per output, output_heads.py, and predict returns one array 
 """
 from . import arguments, saving
 from .layers import LAYER_CLASSES, InputLayer
-from .functional_config import calls_of, entry_name, histories, output_of, run_calls
+from .functional_config import calls_of, check_mask_ops, entry_name, histories, mask_op, output_of, run_calls
 from .model_base import Model
 from .model_parts import layer_entry, layer_from_config, leaves_of, output_layer_of, run_part
 from .symbolic import graph_of, keras_tensor
@@ -219,15 +219,23 @@ class Functional(Model):
                 not all(isinstance(entry, dict) for entry in config["layers"]):
             raise ValueError("Functional.from_config: expected a dict whose 'layers' is a list of layer objects")
         known = saving.layer_classes(LAYER_CLASSES, custom_objects)
-        layers, calls = {}, []
+        layers, calls, mask_ops = {}, [], {}
+        for position, entry in enumerate(config["layers"]):      # Keras's records of an Embedding's mask, which
+            name = entry_name(entry, position)                     # nnengine passes on itself
+            compared = mask_op(entry, name)
+            if compared is not None:
+                mask_ops[name] = compared
         for position, entry in enumerate(config["layers"]):
             name = entry_name(entry, position)
+            if name in mask_ops:
+                continue
             if name in layers:
                 raise ValueError(f"Functional.from_config: two layers are named {name!r:.80}")
             layers[name] = layer_from_config(f"Functional.from_config: layers[{position}] ({name!r:.80})", entry,
                                              known)
-            calls.append((name, calls_of(entry, name, layers[name])))
+            calls.append((name, calls_of(entry, name, layers[name], mask_ops)))
         outputs = run_calls(layers, calls)
+        check_mask_ops(mask_ops, layers, outputs)
         inputs = [output_of(outputs, history, "input_layers") for history in histories(config["input_layers"])]
         results = [output_of(outputs, history, "output_layers") for history in histories(config["output_layers"])]
         return cls(inputs, results, name=config.get("name"), trainable=config.get("trainable", True))

@@ -238,3 +238,43 @@ def test_a_config_that_asks_for_a_huge_layer_is_refused_before_allocating(tmp_pa
     finally:
         tracemalloc.stop()
     assert peak < 20 * 2 ** 20
+
+
+MASKED = Path(__file__).parent / "data" / "keras3_masked_functional.keras"
+
+
+def test_a_keras_functional_text_model_with_its_recorded_mask_loads_and_predicts_as_keras(tmp_path):
+    """Keras 3 records the mask of Embedding(mask_zero=True) in a functional model as a NotEqual(tokens, 0) op and
+    passes it to each layer that takes a mask; nnengine passes that mask on itself (tests/data/
+    keras3_masked_functional.*, make_keras_files.py masked_functional)."""
+    record = np.load(Path(__file__).parent / "data" / "keras3_masked_functional.npz")
+    model = nn.load_model(MASKED)
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Embedding", "Bidirectional", "GRU",
+                                                                "GlobalAveragePooling1D", "Dense"]
+    np.testing.assert_allclose(model.predict(record["x"], verbose=0), record["predictions"], atol=1e-6)
+    np.testing.assert_allclose(model.evaluate(record["x"], record["y"], verbose=0), record["evaluate"], rtol=1e-6)
+    model.save(tmp_path / "again.keras")
+    np.testing.assert_array_equal(nn.load_model(tmp_path / "again.keras").predict(record["x"], verbose=0),
+                                  model.predict(record["x"], verbose=0))
+
+
+def _edited(tmp_path, edit):
+    with zipfile.ZipFile(MASKED) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    edit({entry["name"]: entry for entry in config["config"]["layers"]})
+    return _archive(tmp_path / "edited.keras", {**members, "config.json": json.dumps(config).encode()})
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda layers: layers["not_equal"].__setitem__("class_name", "LogicalOr"),
+     "Keras op 'LogicalOr' is not read by nnengine"),
+    (lambda layers: layers["not_equal"]["inbound_nodes"][0]["args"].__setitem__(1, 5), "Keras op 'NotEqual'"),
+    (lambda layers: layers["embedding"]["config"].__setitem__("mask_zero", False),
+     "makes a mask of a tensor that no Embedding\\(mask_zero=True\\) reads"),
+    (lambda layers: layers["gru"]["inbound_nodes"][0]["kwargs"].__setitem__(
+        "mask", layers["gru"]["inbound_nodes"][0]["args"][0]), "is called with a mask that is not an Embedding"),
+])
+def test_masks_nnengine_cannot_derive_are_refused_by_name(tmp_path, edit, message):
+    with pytest.raises(ModelFileError, match=message):
+        nn.load_model(_edited(tmp_path, edit))

@@ -378,6 +378,27 @@ def build_and_save_masked(keras):
     np.savez("keras3_masked.npz", **record)
 
 
+def build_masked_functional(keras):
+    """``keras3_masked_functional.keras`` and ``.npz``: a functional text model over padded tokens (Keras records
+    the Embedding's mask as a NotEqual op and passes it to the layers that take one), its predictions and
+    evaluate's [loss, accuracy] on padded inputs."""
+    keras.utils.set_random_seed(37)
+    layers = keras.layers
+    tokens = keras.Input((7,))
+    embedded = layers.Embedding(12, 4, mask_zero=True)(tokens)
+    states = layers.Bidirectional(layers.LSTM(4, return_sequences=True))(embedded)
+    pooled = layers.GlobalAveragePooling1D()(layers.GRU(3, return_sequences=True)(states))
+    model = keras.Model(tokens, layers.Dense(3, activation="softmax")(pooled))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(37)
+    x, _ = padded_sequences(rng, 16)
+    x[(x == 0).all(axis=1), 0] = 1          # a sample with no kept step averages 0 / 0 in Keras: nan
+    y = rng.integers(0, 3, 16)
+    np.savez("keras3_masked_functional.npz", x=x, y=y, predictions=model.predict(x, verbose=0),
+             evaluate=np.asarray(model.evaluate(x, y, verbose=0)))
+    model.save("keras3_masked_functional.keras")
+
+
 def transformer_classes(keras):
     """(TokenAndPositionEmbedding, TransformerBlock): custom layers made of layers, as Keras's text
     classification example writes them (its dropout at 0, so that training is deterministic)."""
@@ -837,6 +858,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "attention": build_and_save_attention, "states": build_and_save_states, "functions": build_functions,
                 "noise_layers": build_noise_layers, "bidirectional_states": build_and_save_bidirectional_states,
                 "conv_transpose": build_conv_transpose, "separable": build_separable,
+                "masked_functional": build_masked_functional,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
