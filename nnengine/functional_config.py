@@ -6,7 +6,7 @@ from collections import defaultdict, deque
 from .layers import InputLayer
 from .symbolic import KerasTensor, keras_tensor, named_argument
 
-__all__ = ["entry_name", "calls_of", "run_calls", "output_of", "histories", "mask_op", "check_mask_ops"]
+__all__ = ["entry_name", "calls_of", "run_calls", "output_of", "histories", "mask_op", "check_mask_ops", "MASK_OPS"]
 
 
 def entry_name(entry, position):
@@ -18,32 +18,47 @@ def entry_name(entry, position):
     return name
 
 
+#: the ops of ``keras.src.ops`` that Keras 3 writes into a functional config to make and combine masks
+MASK_OPS = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr", "LogicalAnd", "Concatenate")
+
+
 def mask_op(entry, name):
-    """The [name, node, tensor] reference x of a Keras 3 ``NotEqual(x, 0)`` op entry (how Keras records the mask
-    an Embedding(mask_zero=True) makes of its input), or None for a layer entry. ValueError for any other op of
-    ``keras.src.ops``: nnengine derives masks itself and runs no other op from a file."""
+    """For a Keras 3 op entry (``keras.src.ops``) of a mask record: ``(x's reference, value)`` for a NotEqual(x,
+    value) leaf (the mask an Embedding(mask_zero=True) or a Masking layer makes of its input), () for an op that
+    combines masks (a merge layer's); None for a layer entry. ValueError for any other op: nnengine derives masks
+    itself and runs no op from a file."""
     if not str(entry.get("module", "")).startswith("keras.src.ops"):
         return None
+    kind = entry.get("class_name")
+    if kind not in MASK_OPS:
+        raise ValueError(f"layer {name!r:.80}: Keras op {kind!r:.40} is not read by nnengine; it reads only the ops "
+                         f"Keras records masks with ({', '.join(MASK_OPS)})")
+    if kind != "NotEqual":
+        return ()
     nodes = entry.get("inbound_nodes")
     args = nodes[0].get("args") if isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict) \
         else None
-    if entry.get("class_name") != "NotEqual" or not isinstance(args, list) or len(args) != 2 or args[1] != 0 or \
-            not _is_tensor_config(args[0]):
-        raise ValueError(f"layer {name!r:.80}: Keras op {entry.get('class_name')!r:.40} is not read by nnengine; "
-                         "it reads a mask recorded as NotEqual(x, 0), the mask of an Embedding(mask_zero=True)")
-    return _history((args[0].get("config") or {}).get("keras_history"), name)
+    if not isinstance(args, list) or len(args) != 2 or not _is_tensor_config(args[0]) or \
+            isinstance(args[1], bool) or not isinstance(args[1], (int, float)):
+        raise ValueError(f"layer {name!r:.80}: Keras op 'NotEqual' is read only as a mask, NotEqual(x, a number)")
+    return _history((args[0].get("config") or {}).get("keras_history"), name), args[1]
 
 
 def check_mask_ops(mask_ops, layers, outputs):
-    """Every ``mask_op`` compares a tensor that an Embedding(mask_zero=True) reads, so that the mask nnengine
-    propagates from that Embedding is the one the file names; ValueError otherwise."""
-    for name, compared in mask_ops.items():
-        tensor = output_of(outputs, compared, f"Keras op {name!r:.80}")
-        if not any(getattr(layer, "mask_zero", False) and any(tensor in node.inputs for node in
-                                                               layer.__dict__.get("_symbolic_nodes", ()))
+    """Every NotEqual(x, value) leaf of the mask records compares a tensor x that an Embedding(mask_zero=True)
+    reads (value 0) or a Masking(mask_value=value) reads, so that the masks nnengine propagates from those layers
+    are the ones the file names; ValueError otherwise."""
+    def reads(layer, tensor):
+        return any(tensor in node.inputs for node in layer.__dict__.get("_symbolic_nodes", ()))
+    for name, leaf in mask_ops.items():
+        if not leaf:
+            continue
+        tensor, value = output_of(outputs, leaf[0], f"Keras op {name!r:.80}"), leaf[1]
+        if not any(reads(layer, tensor) and (getattr(layer, "mask_zero", False) and value == 0 or
+                                             getattr(layer, "mask_value", None) == value)
                    for layer in layers.values()):
-            raise ValueError(f"Keras op {name!r:.80} makes a mask of a tensor that no Embedding(mask_zero=True) "
-                             "reads; nnengine derives masks from Embedding(mask_zero=True) and Masking only")
+            raise ValueError(f"Keras op {name!r:.80} makes a mask of a tensor that no Embedding(mask_zero=True) or "
+                             "Masking layer reads; nnengine derives masks from those layers only")
 
 
 def calls_of(entry, name, layer, mask_ops=()):

@@ -243,19 +243,24 @@ def test_a_config_that_asks_for_a_huge_layer_is_refused_before_allocating(tmp_pa
 MASKED = Path(__file__).parent / "data" / "keras3_masked_functional.keras"
 
 
-def test_a_keras_functional_text_model_with_its_recorded_mask_loads_and_predicts_as_keras(tmp_path):
-    """Keras 3 records the mask of Embedding(mask_zero=True) in a functional model as a NotEqual(tokens, 0) op and
-    passes it to each layer that takes a mask; nnengine passes that mask on itself (tests/data/
-    keras3_masked_functional.*, make_keras_files.py masked_functional)."""
+@pytest.mark.parametrize("name, input_name, classes", [
+    ("text", "x", ["Embedding", "Bidirectional", "GRU", "GlobalAveragePooling1D", "Dense"]),
+    ("masking", "features", ["Masking", "LSTM", "Dense"]),
+    ("merge", "x", ["Embedding", "Dense", "Concatenate", "GlobalAveragePooling1D", "Dense"])])
+def test_keras_functional_models_with_recorded_masks_load_and_predict_as_keras(tmp_path, name, input_name, classes):
+    """Keras 3 records the masks of Embedding(mask_zero=True) and Masking in a functional model as ops (NotEqual,
+    Any; LogicalOr and Concatenate where a merge layer combines them) and passes them to each layer that takes a
+    mask; nnengine passes those masks on itself (tests/data/keras3_masked_functional*, make_keras_files.py
+    masked_functional)."""
     record = np.load(Path(__file__).parent / "data" / "keras3_masked_functional.npz")
-    model = nn.load_model(MASKED)
-    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Embedding", "Bidirectional", "GRU",
-                                                                "GlobalAveragePooling1D", "Dense"]
-    np.testing.assert_allclose(model.predict(record["x"], verbose=0), record["predictions"], atol=1e-6)
-    np.testing.assert_allclose(model.evaluate(record["x"], record["y"], verbose=0), record["evaluate"], rtol=1e-6)
+    model = nn.load_model(MASKED if name == "text" else MASKED.with_name(f"keras3_masked_functional_{name}.keras"))
+    assert [type(layer).__name__ for layer in model.layers[1:]] == classes
+    x = record[input_name]
+    np.testing.assert_allclose(model.predict(x, verbose=0), record[f"{name}_predictions"], atol=1e-6)
+    np.testing.assert_allclose(model.evaluate(x, record["y"], verbose=0), record[f"{name}_evaluate"], rtol=1e-6)
     model.save(tmp_path / "again.keras")
-    np.testing.assert_array_equal(nn.load_model(tmp_path / "again.keras").predict(record["x"], verbose=0),
-                                  model.predict(record["x"], verbose=0))
+    np.testing.assert_array_equal(nn.load_model(tmp_path / "again.keras").predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
 
 
 def _edited(tmp_path, edit):
@@ -267,11 +272,13 @@ def _edited(tmp_path, edit):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda layers: layers["not_equal"].__setitem__("class_name", "LogicalOr"),
-     "Keras op 'LogicalOr' is not read by nnengine"),
-    (lambda layers: layers["not_equal"]["inbound_nodes"][0]["args"].__setitem__(1, 5), "Keras op 'NotEqual'"),
+    (lambda layers: layers["not_equal"].__setitem__("class_name", "Sqrt"), "Keras op 'Sqrt' is not read by nnengine"),
+    (lambda layers: layers["not_equal"]["inbound_nodes"][0]["args"].__setitem__(1, 5),
+     "makes a mask of a tensor that no Embedding\\(mask_zero=True\\) or Masking layer reads"),
+    (lambda layers: layers["not_equal"]["inbound_nodes"][0]["args"].__setitem__(1, "0"),
+     "Keras op 'NotEqual' is read only as a mask, NotEqual\\(x, a number\\)"),
     (lambda layers: layers["embedding"]["config"].__setitem__("mask_zero", False),
-     "makes a mask of a tensor that no Embedding\\(mask_zero=True\\) reads"),
+     "makes a mask of a tensor that no Embedding\\(mask_zero=True\\) or Masking layer reads"),
     (lambda layers: layers["gru"]["inbound_nodes"][0]["kwargs"].__setitem__(
         "mask", layers["gru"]["inbound_nodes"][0]["args"][0]), "is called with a mask that is not an Embedding"),
 ])

@@ -378,25 +378,44 @@ def build_and_save_masked(keras):
     np.savez("keras3_masked.npz", **record)
 
 
-def build_masked_functional(keras):
-    """``keras3_masked_functional.keras`` and ``.npz``: a functional text model over padded tokens (Keras records
-    the Embedding's mask as a NotEqual op and passes it to the layers that take one), its predictions and
-    evaluate's [loss, accuracy] on padded inputs."""
-    keras.utils.set_random_seed(37)
+def masked_functional_models(keras):
+    """{name: (model, its input in the npz)}: functional models whose masks Keras records as ops: a padded-text
+    model (Embedding, Bidirectional LSTM, GRU, GlobalAveragePooling1D), Masking before an LSTM, and an Embedding's
+    mask merged through a Concatenate."""
     layers = keras.layers
     tokens = keras.Input((7,))
     embedded = layers.Embedding(12, 4, mask_zero=True)(tokens)
     states = layers.Bidirectional(layers.LSTM(4, return_sequences=True))(embedded)
     pooled = layers.GlobalAveragePooling1D()(layers.GRU(3, return_sequences=True)(states))
-    model = keras.Model(tokens, layers.Dense(3, activation="softmax")(pooled))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    text = keras.Model(tokens, layers.Dense(3, activation="softmax")(pooled), name="text")
+    features = keras.Input((7, 3))
+    read = layers.LSTM(4)(layers.Masking(0.0)(features))
+    masking = keras.Model(features, layers.Dense(3, activation="softmax")(read), name="masking")
+    tokens = keras.Input((7,))
+    embedded = layers.Embedding(12, 4, mask_zero=True)(tokens)
+    joined = layers.Concatenate()([embedded, layers.Dense(4, activation="tanh")(embedded)])
+    merge = keras.Model(tokens, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(joined)),
+                        name="merge")
+    return {"text": (text, "x"), "masking": (masking, "features"), "merge": (merge, "x")}
+
+
+def build_masked_functional(keras):
+    """``keras3_masked_functional.npz`` and a ``.keras`` file per masked_functional_models() model (the text model
+    as ``keras3_masked_functional.keras``, the others with their name after it): the inputs, each model's
+    predictions and evaluate's [loss, accuracy] (the masks Keras records as ops: NotEqual, Any, LogicalOr...)."""
+    keras.utils.set_random_seed(37)
     rng = np.random.default_rng(37)
-    x, _ = padded_sequences(rng, 16)
+    x, features = padded_sequences(rng, 16)
     x[(x == 0).all(axis=1), 0] = 1          # a sample with no kept step averages 0 / 0 in Keras: nan
-    y = rng.integers(0, 3, 16)
-    np.savez("keras3_masked_functional.npz", x=x, y=y, predictions=model.predict(x, verbose=0),
-             evaluate=np.asarray(model.evaluate(x, y, verbose=0)))
-    model.save("keras3_masked_functional.keras")
+    features = features * (x[..., None] != 0)  # Masking skips the steps the tokens pad
+    record = {"x": x, "features": features, "y": rng.integers(0, 3, 16)}
+    for name, (model, input_name) in masked_functional_models(keras).items():
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        inputs = record[input_name]
+        record[f"{name}_predictions"] = model.predict(inputs, verbose=0)
+        record[f"{name}_evaluate"] = np.asarray(model.evaluate(inputs, record["y"], verbose=0))
+        model.save("keras3_masked_functional.keras" if name == "text" else f"keras3_masked_functional_{name}.keras")
+    np.savez("keras3_masked_functional.npz", **record)
 
 
 def transformer_classes(keras):
