@@ -121,8 +121,8 @@ class _Windows(Layer):
             return (self.kernel_size[0], 1), (self.strides[0], 1), (self.dilation_rate[0], 1)
         return self.kernel_size, self.strides, self.dilation_rate
 
-    def _check_input(self, shape, channels=None):
-        owner = self._owner()
+    def _check_rank(self, shape, channels=None):
+        """ValueError unless ``shape`` is (batch, *spatial, channels) of the layer's rank, with ``channels``."""
         if len(shape) != self.rank + 2:
             names = "(batch, steps, channels)" if self.rank == 1 else "(batch, height, width, channels)"
             raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected "
@@ -131,6 +131,10 @@ class _Windows(Layer):
         if channels is not None and shape[-1] != channels:
             raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected axis -1 of "
                              f"input shape to have value {channels}, but received input with shape {tuple(shape)}")
+
+    def _check_input(self, shape, channels=None):
+        owner = self._owner()
+        self._check_rank(shape, channels)
         kernel, strides, dilation = self._geometry()
         for axis, size in enumerate(self._spatial(shape)):
             if size is not None and output_length(size, kernel[axis], strides[axis], dilation[axis],

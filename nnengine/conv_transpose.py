@@ -68,16 +68,6 @@ class Conv2DTranspose(Conv2D):
         self._add_kernel_and_bias((*self.kernel_size, self.filters, input_shape[-1]), self.filters)
         Layer.build(self, input_shape)
 
-    def _check_rank(self, shape, channels=None):
-        if len(shape) != self.rank + 2:
-            names = "(batch, steps, channels)" if self.rank == 1 else "(batch, height, width, channels)"
-            raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected "
-                             f"ndim={self.rank + 2} {names}, found ndim={len(shape)}, full shape received: "
-                             f"{tuple(shape)}")
-        if channels is not None and shape[-1] != channels:
-            raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected axis -1 of "
-                             f"input shape to have value {channels}, but received input with shape {tuple(shape)}")
-
     def _output_sizes(self, spatial):
         """The output's spatial sizes for input sizes ``spatial`` (None stays None)."""
         kernel, strides, dilation = self._geometry()

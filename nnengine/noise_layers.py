@@ -60,10 +60,8 @@ class _RandomLayer(_ElementLayer):
         return {**super()._config_arguments(config), "seed": config.get("seed")}
 
 
-class _SpatialDropout(_RandomLayer):
-    """Dropout of whole channels: one mask value per sample and channel, the same at every position."""
-
-    rank = None                              # the inputs' rank, the batch axis included
+class _RateLayer(_RandomLayer):
+    """A random layer with a dropout ``rate`` in [0, 1), in its config too."""
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(seed, **kwargs)
@@ -72,14 +70,6 @@ class _SpatialDropout(_RandomLayer):
     def _active(self):
         return self.rate > 0
 
-    def randomize(self, x):
-        """x * m, m of shape (batch, 1, ..., channels): 0 or 1 / (1 - rate) per sample and channel."""
-        if x.ndim != self.rank:
-            raise ValueError(f"{self._owner()} expects inputs of rank {self.rank} (batch, ..., channels), got shape "
-                             f"{x.shape}")
-        shape = (x.shape[0], *[1] * (self.rank - 2), x.shape[-1])
-        return x * dropout_mask(self._rng, shape, self.rate, x.dtype, x.device)
-
     def get_config(self):
         """Keras 3's config: rate and seed."""
         return {**super().get_config(), "rate": self.rate}
@@ -87,6 +77,20 @@ class _SpatialDropout(_RandomLayer):
     @classmethod
     def _config_arguments(cls, config):
         return {**super()._config_arguments(config), "rate": config["rate"]}
+
+
+class _SpatialDropout(_RateLayer):
+    """Dropout of whole channels: one mask value per sample and channel, the same at every position."""
+
+    rank = None                              # the inputs' rank, the batch axis included
+
+    def randomize(self, x):
+        """x * m, m of shape (batch, 1, ..., channels): 0 or 1 / (1 - rate) per sample and channel."""
+        if x.ndim != self.rank:
+            raise ValueError(f"{self._owner()} expects inputs of rank {self.rank} (batch, ..., channels), got shape "
+                             f"{x.shape}")
+        shape = (x.shape[0], *[1] * (self.rank - 2), x.shape[-1])
+        return x * dropout_mask(self._rng, shape, self.rate, x.dtype, x.device)
 
 
 class SpatialDropout1D(_SpatialDropout):
@@ -139,25 +143,10 @@ class GaussianNoise(_RandomLayer):
         return {**super()._config_arguments(config), "stddev": config["stddev"]}
 
 
-class GaussianDropout(_RandomLayer):
+class GaussianDropout(_RateLayer):
     """Multiplies by N(1, rate / (1 - rate)) noise in training: dropout's mean and variance, without zeros."""
-
-    def __init__(self, rate, seed=None, **kwargs):
-        super().__init__(seed, **kwargs)
-        self.rate = arguments.number(self._owner(), "rate", rate, 0, 1, high_open=True)
-
-    def _active(self):
-        return self.rate > 0
 
     def randomize(self, x):
         """x * n, n ~ N(1, s^2), s = sqrt(rate / (1 - rate))."""
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
         return x * gaussian_noise(self._rng, x.shape, 1.0, stddev, x.dtype, x.device)
-
-    def get_config(self):
-        """Keras 3's config: rate and seed."""
-        return {**super().get_config(), "rate": self.rate}
-
-    @classmethod
-    def _config_arguments(cls, config):
-        return {**super()._config_arguments(config), "rate": config["rate"]}

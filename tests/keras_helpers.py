@@ -144,3 +144,24 @@ def assert_one_epoch_as_recorded(model, x, record, name, weight_tolerance=2e-5, 
         atol = weight_tolerance(i) if callable(weight_tolerance) else weight_tolerance
         np.testing.assert_allclose(weight, record[f"{name}_after_{i}"], atol=atol, err_msg=f"weight {i}")
 
+
+def assert_layer_case_as_recorded(layer, record, index, x, device):
+    """``layer``, built for ``x`` on ``device`` with ``record``'s case{index} weights (make_keras_files'
+    layer_case_outputs), gives the recorded output within 1e-6, and its compute_output_shape says its shape."""
+    expected = record[f"case{index}_out"]
+    with nn.device(device):
+        layer.build(x.shape)
+        layer.set_weights([record[f"case{index}_w{i}"] for i in range(len(layer.get_weights()))])
+        out = layer(x).numpy()
+    assert layer.compute_output_shape((None, *x.shape[1:])) == (None, *expected.shape[1:])
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def assert_keras_file_as_built(path, expected, x):
+    """The model Keras saved at ``path`` loads and predicts bitwise as ``expected`` (the same model built here)
+    does with its weights; returns the loaded model."""
+    model = nn.keras.models.load_model(path)
+    expected.set_weights(model.get_weights())
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected.predict(x, verbose=0))
+    return model
+

@@ -9,8 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from keras_helpers import assert_files_round_trip, assert_one_epoch_as_recorded, compiled_and_eager_runs, \
-    make_keras_files
+from keras_helpers import assert_files_round_trip, assert_keras_file_as_built, assert_one_epoch_as_recorded, \
+    compiled_and_eager_runs, make_keras_files
 
 import nnengine as nn
 
@@ -35,13 +35,10 @@ def test_bidirectional_models_with_states_predict_evaluate_and_train_as_keras_di
 
 def test_keras_file_loads_with_the_encoders_states_and_its_config_is_keras():
     path = DATA / "keras3_bidirectional_seq2seq.keras"
-    model = keras.models.load_model(path)
+    model = assert_keras_file_as_built(path, FILES.bidirectional_state_models(keras)["seq2seq"][0],
+                                       _inputs(["source", "target"]))
     encoder = model.get_layer("encoder")
     assert encoder.return_state and encoder.state_count == 4 and len(encoder.output) == 5
-    x = _inputs(["source", "target"])
-    expected, _, _ = FILES.bidirectional_state_models(keras)["seq2seq"]
-    expected.set_weights(model.get_weights())
-    np.testing.assert_array_equal(model.predict(x, verbose=0), expected.predict(x, verbose=0))
     with zipfile.ZipFile(path) as archive:
         theirs = json.loads(archive.read("config.json"))["config"]["layers"]
     ours = model.get_config()["layers"]

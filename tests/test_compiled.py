@@ -115,6 +115,18 @@ def _train(model, x, y):
     return history.history, model.evaluate(x, y, verbose=0), model.predict(x, batch_size=16, verbose=0), after_fit
 
 
+def _bitwise_on_cpu(config):
+    """``config``'s model trained (``_train``) compiled and eagerly on the cpu device; asserts that histories,
+    evaluations, predictions, weights and optimizer state agree bitwise; returns the compiled model."""
+    x, y = _data(config)
+    compiled, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
+    ran_compiled, ran_eager = _train(compiled, x, y), _train(eager, x, y)
+    assert ran_compiled[:2] == ran_eager[:2]
+    np.testing.assert_array_equal(ran_compiled[2], ran_eager[2])
+    _assert_same_models(compiled, eager)
+    return compiled
+
+
 def _assert_same_models(compiled, eager):
     for a, b in zip(compiled.get_weights(), eager.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -173,12 +185,7 @@ def test_dropout_is_compiled_with_masks_drawn_before_each_step():
         return [nn.layers.Dense(8, activation="relu"), nn.layers.Dropout(0.3), nn.layers.Dense(4, activation="softmax")]
     config = ("dropout", layers, "categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.Adam(),
               "onehot", (6,))
-    x, y = _data(config)
-    compiled, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
-    ran_compiled, ran_eager = _train(compiled, x, y), _train(eager, x, y)
-    assert ran_compiled[:2] == ran_eager[:2]
-    np.testing.assert_array_equal(ran_compiled[2], ran_eager[2])
-    _assert_same_models(compiled, eager)
+    compiled = _bitwise_on_cpu(config)
     report = compiled.jit_report()
     assert report["fallback_reason"] is None and report["captured"]["train"] == 2     # full and last batch
     feeds = compiled._compiler.mask_feeds
@@ -207,10 +214,7 @@ def test_masks_that_change_shape_run_eagerly_saying_why():
     def layers():
         return [nn.layers.Dense(6, activation="relu"), _Shifting(), nn.layers.Dense(4, activation="softmax")]
     config = ("shifting", layers, "categorical_crossentropy", [], lambda: nn.optimizers.SGD(0.1), "onehot", (6,))
-    x, y = _data(config)
-    compiled, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
-    ran_compiled, ran_eager = _train(compiled, x, y), _train(eager, x, y)
-    assert ran_compiled[:2] == ran_eager[:2]
+    compiled = _bitwise_on_cpu(config)
     assert "dropout masks of a training step change" in compiled.jit_report()["fallback_reason"]
     assert all(key[0] != "train" for key in compiled._compiler.plans())
 
@@ -230,12 +234,7 @@ def test_a_gradient_made_contiguous_by_a_copy_stays_contiguous_in_the_replay():
     a strided view contiguous: the updates need C-contiguous arrays (this replayed into a ValueError)."""
     config = ("transposed", lambda: [_TransposedKernel(), nn.layers.Dense(4, activation="softmax")],
               "categorical_crossentropy", ["accuracy"], lambda: nn.optimizers.Adam(), "onehot", (6,))
-    x, y = _data(config)
-    compiled, eager = _model(config, "cpu", "auto"), _model(config, "cpu", False)
-    ran_compiled, ran_eager = _train(compiled, x, y), _train(eager, x, y)
-    assert ran_compiled[:2] == ran_eager[:2]
-    np.testing.assert_array_equal(ran_compiled[2], ran_eager[2])
-    _assert_same_models(compiled, eager)
+    compiled = _bitwise_on_cpu(config)
     assert compiled.jit_report()["fallback_reason"] is None and compiled.jit_report()["captured"]["train"] == 2
 
 

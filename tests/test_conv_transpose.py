@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from keras_helpers import assert_files_round_trip, assert_one_epoch_as_recorded, compiled_and_eager_runs, \
-    make_keras_files
+from keras_helpers import assert_files_round_trip, assert_keras_file_as_built, assert_layer_case_as_recorded, \
+    assert_one_epoch_as_recorded, compiled_and_eager_runs, make_keras_files
 
 import nnengine as nn
 from nnengine import keras
@@ -28,16 +28,10 @@ def _layer(case, **extra):
 @pytest.mark.parametrize("device", ["numpy", "cpu"])
 def test_each_configuration_computes_what_keras_computes(index, device):
     case = CASES[index]
-    x = RECORD["case_x1" if case.get("rank") == 1 else "case_x"]
     with nn.device(device):
         layer = _layer(case)
-        layer.build(x.shape)
-        layer.set_weights([RECORD[f"case{index}_w0"], RECORD[f"case{index}_w1"]])
-        out = layer(x).numpy()
-    expected = RECORD[f"case{index}_out"]
-    assert out.shape == expected.shape
-    assert layer.compute_output_shape((None, *x.shape[1:])) == (None, *expected.shape[1:])
-    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert_layer_case_as_recorded(layer, RECORD, index, RECORD["case_x1" if case.get("rank") == 1 else "case_x"],
+                                  device)
 
 
 @pytest.mark.parametrize("name", ["autoencoder", "classifier"])
@@ -48,11 +42,8 @@ def test_models_train_one_epoch_as_keras_did(name, jit_compile):
 
 
 def test_keras_file_loads_and_predicts_and_files_round_trip(tmp_path):
-    model = keras.models.load_model(DATA / "keras3_conv_transpose.keras")
-    expected, _, _ = FILES.conv_transpose_models(keras)["autoencoder"]
-    expected.set_weights(model.get_weights())
-    np.testing.assert_array_equal(model.predict(RECORD["images"], verbose=0),
-                                  expected.predict(RECORD["images"], verbose=0))
+    model = assert_keras_file_as_built(DATA / "keras3_conv_transpose.keras",
+                                       FILES.conv_transpose_models(keras)["autoencoder"][0], RECORD["images"])
     layer = model.layers[2]
     assert type(layer).__name__ == "Conv2DTranspose" and layer.get_weights()[0].shape == (3, 3, 4, 4)
     assert_files_round_trip(model, RECORD["images"], tmp_path, (None, 8, 8, 1))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from keras_helpers import assert_files_round_trip, assert_one_epoch_as_recorded, compiled_and_eager_runs, \
-    make_keras_files
+from keras_helpers import assert_files_round_trip, assert_keras_file_as_built, assert_layer_case_as_recorded, \
+    assert_one_epoch_as_recorded, compiled_and_eager_runs, make_keras_files
 
 import nnengine as nn
 from nnengine import keras
@@ -22,15 +22,9 @@ CASES = FILES.SEPARABLE_CASES
 @pytest.mark.parametrize("device", ["numpy", "cpu"])
 def test_each_configuration_computes_what_keras_computes(index, device):
     class_name, options = CASES[index]
-    x = RECORD["case_x1" if "1D" in class_name else "case_x"]
-    expected = RECORD[f"case{index}_out"]
     with nn.device(device):
         layer = getattr(keras.layers, class_name)(**options)
-        layer.build(x.shape)
-        layer.set_weights([RECORD[f"case{index}_w{i}"] for i in range(len(layer.get_weights()))])
-        out = layer(x).numpy()
-    assert layer.compute_output_shape((None, *x.shape[1:])) == (None, *expected.shape[1:])
-    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert_layer_case_as_recorded(layer, RECORD, index, RECORD["case_x1" if "1D" in class_name else "case_x"], device)
 
 
 @pytest.mark.parametrize("name", ["mobile", "text"])
@@ -41,11 +35,8 @@ def test_models_train_one_epoch_as_keras_did(name, jit_compile):
 
 
 def test_keras_file_loads_predicts_and_round_trips(tmp_path):
-    model = keras.models.load_model(DATA / "keras3_separable_conv.keras")
-    expected, _, _ = FILES.separable_models(keras)["mobile"]
-    expected.set_weights(model.get_weights())
-    np.testing.assert_array_equal(model.predict(RECORD["images"], verbose=0),
-                                  expected.predict(RECORD["images"], verbose=0))
+    model = assert_keras_file_as_built(DATA / "keras3_separable_conv.keras", FILES.separable_models(keras)["mobile"][0],
+                                       RECORD["images"])
     separable = model.layers[3]
     assert [w.shape for w in separable.get_weights()] == [(3, 3, 4, 2), (1, 1, 8, 6), (6,)]
     assert_files_round_trip(model, RECORD["images"], tmp_path, (None, 8, 8, 3))

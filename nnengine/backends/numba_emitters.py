@@ -249,29 +249,30 @@ def _sum(b, backend, x, axes, keepdims):
         return _total(b, x)
     if axes != (example.ndim - 1,):
         raise LoweringRefused("a sum over axes other than the last one")
-    rows, columns = int(np.prod(example.shape[:-1])), example.shape[-1]       # the backend's (outer, reduced, 1)
-    shape = example.shape[:-1] + ((1,) if keepdims.value else ())
+    return _over_last_axis(b, x, reduce.sum_last, keepdims.value)
+
+
+def _over_last_axis(b, x, kernel, keepdims):
+    """A reduction of ``x`` over its last axis as the backend's (outer, reduced, 1) case takes it: ``kernel``
+    (sum_last, max_last) on x's rows, the result in the reduction's shape."""
+    example = x.example
+    rows, columns = int(np.prod(example.shape[:-1])), example.shape[-1]
+    shape = example.shape[:-1] + ((1,) if keepdims else ())
     out = b.new_array((rows,), example.dtype)
-    b.call(reduce.sum_last, f"{x.code}.reshape({rows}, {columns})", out)
+    b.call(kernel, f"{x.code}.reshape({rows}, {columns})", out)
     name = b.name("t")
     b.body.append(f"    {name} = {out}.reshape({tuple(shape)!r})")
     return Value(name, np.empty(shape, example.dtype))
 
 
 def _max(b, backend, x, axes, keepdims):
-    """The maximum over the last axis, as the backend's (outer, reduced, 1) case takes it: ``reduce.max_last``."""
+    """The maximum over the last axis: ``reduce.max_last`` (``_over_last_axis``)."""
     x = as_array(x, "the reduced array")
     example = x.example
     axes = tuple(sorted(axis % example.ndim for axis in axes.value)) if example.ndim else ()
     if example.dtype.kind != "f" or not example.size or axes != (example.ndim - 1,) or example.ndim < 2:
         raise LoweringRefused("only maxima of float arrays over their last axis (of two axes or more) are lowered")
-    rows, columns = example.size // example.shape[-1], example.shape[-1]
-    shape = example.shape[:-1] + ((1,) if keepdims.value else ())
-    out = b.new_array((rows,), example.dtype)
-    b.call(reduce.max_last, f"{x.code}.reshape({rows}, {columns})", out)
-    name = b.name("t")
-    b.body.append(f"    {name} = {out}.reshape({tuple(shape)!r})")
-    return Value(name, np.empty(shape, example.dtype))
+    return _over_last_axis(b, x, reduce.max_last, keepdims.value)
 
 
 def _row_function(serial, *constant_values):
