@@ -10,6 +10,7 @@ device and calls one fused primitive per parameter per step
 * AdamW:   Adam after the decoupled decay w -= lr * weight_decay * w
 * RMSprop: s = rho s + (1 - rho) g^2;  w -= lr g / sqrt(s + eps)   (centered: s - mean(g)^2)
 * Adagrad: a += g^2;  w -= lr g / sqrt(a + eps)
+* Adamax:  m = b1 m + (1 - b1) g;  u = max(b2 u, |g|);  w -= lr / (1 - b1^t) * m / (u + eps)
 ``weight_decay`` on any optimizer is Keras's decoupled decay, applied before the step.
 
 ``learning_rate`` may be a schedule (schedules.py): it is evaluated at the number of completed steps,
@@ -18,8 +19,8 @@ once per step, before the update. Gradient clipping, as Keras 3 applies it befor
 * ``clipnorm``:        g * clipnorm / max(||g||, clipnorm), for each gradient on its own
 * ``global_clipnorm``: every g * clipnorm / max(sqrt(sum of all ||g||^2), clipnorm)
 * ``clipvalue``:       clip(g, -clipvalue, clipvalue)
-(only the first one set applies, in that order, as in Keras). The module is one piece (a little over 450
-lines): the base class and the five optimizers are read together, the formulas above against their code.
+(only the first one set applies, in that order, as in Keras). The module is one piece (under 500 lines):
+the base class and the six optimizers are read together, the formulas above against their code.
 """
 import math
 from abc import ABC, abstractmethod
@@ -33,7 +34,7 @@ from .autograd import no_grad
 from .tensor import zeros
 from .utils import lookup
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize", "schedules"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "get", "serialize", "schedules"]
 
 
 def _positive(owner, name, value, allow_zero=False):
@@ -434,12 +435,36 @@ class Adagrad(Optimizer):
         return (self._step_learning_rate(), self.epsilon, self._decay())
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
-_CLASSES = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+class Adamax(Optimizer):
+    """Adamax (Kingma and Ba's Adam with the infinity norm) with Keras's defaults: lr 0.001, beta_1 0.9, beta_2
+    0.999, epsilon 1e-7. m += (1 - b1)(g - m); u = max(b2 u, |g|); w -= lr / (1 - b1^t) m / (u + eps)."""
+
+    slot_names = ("momentum", "norm")
+    hyper_parameters = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
+                 name="adamax", **clipping):
+        super().__init__(learning_rate, weight_decay, name, **clipping)
+        self.beta_1 = _fraction(self.name, "beta_1", beta_1)
+        self.beta_2 = _fraction(self.name, "beta_2", beta_2)
+        self.epsilon = _positive(self.name, "epsilon", epsilon)
+
+    def update_scalars(self):
+        """(step, lr, beta_1, beta_2, epsilon, weight_decay), as ``Backend.adamax_update`` takes them."""
+        return self.iterations, self._step_learning_rate(), self.beta_1, self.beta_2, self.epsilon, self._decay()
+
+    def update(self, param, grad, slots):
+        """The Adamax step (see the class docstring); the step count t is ``iterations``."""
+        F.adamax_update(param, grad, slots["momentum"], slots["norm"], *self.update_scalars(), validate=False)
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad, "adamax": Adamax}
+_CLASSES = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adamax)}
 
 
 def get(identifier):
-    """Resolve an optimizer: 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad' (Keras defaults), a config or an object."""
+    """Resolve an optimizer: 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad', 'adamax' (Keras defaults), a config or an
+    object."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):

@@ -7,7 +7,7 @@ calls one fused backend primitive, which updates them in place with Keras's form
 from .autograd import _common_backend
 from .dtypes import is_float_dtype
 
-__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update"]
+__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update"]
 
 
 def _check_update(name, param, grad, **state):
@@ -81,3 +81,13 @@ def adagrad_update(param, grad, accumulator, lr=0.001, epsilon=1e-7, weight_deca
     if validate:
         _check_update("adagrad_update", param, grad, accumulator=accumulator)
     param.backend.adagrad_update(param._data, grad._data, accumulator._data, lr, epsilon, weight_decay)
+
+
+def adamax_update(param, grad, m, u, step, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0, *,
+                  validate=True):
+    """In place Adamax step number ``step`` (from 1) with Keras's formula: the first moment ``m``, divided by the
+    infinity norm ``u`` of the gradients (both start at 0)."""
+    if validate:
+        _check_update("adamax_update", param, grad, m=m, u=u)
+    param.backend.adamax_update(param._data, grad._data, m._data, u._data, int(step), lr, beta_1, beta_2, epsilon,
+                                weight_decay)

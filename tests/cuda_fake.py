@@ -16,7 +16,7 @@ import weakref
 import numpy as np
 
 from nnengine.backends import NumpyBackend, recurrent_reference
-from nnengine.backends.optimizer_scalars import AdagradScalars, AdamScalars, RMSpropScalars, SGDScalars
+from nnengine.backends.optimizer_scalars import AdagradScalars, AdamaxScalars, AdamScalars, RMSpropScalars, SGDScalars
 from nnengine.kernels.activation_codes import ACTIVATION_NAMES
 from nnengine.kernels.cuda import captured_gemm, loader
 
@@ -402,6 +402,10 @@ def _adagrad_update(param, grad, accumulator, n, lr, epsilon, decay):
     REFERENCE._adagrad_step(param, grad, accumulator, AdagradScalars(lr, epsilon, decay))
 
 
+def _adamax_update(param, grad, m, u, n, step_size, one_minus_beta_1, beta_2, epsilon, decay):
+    REFERENCE._adamax_step(param, grad, m, u, AdamaxScalars(step_size, one_minus_beta_1, beta_2, epsilon, decay))
+
+
 # the *_at kernels: the same updates, their scalars read from a device array (when the kernel runs)
 def _sgd_update_at(param, grad, velocity, n, s, use_momentum, nesterov):
     _sgd_update(param, grad, velocity, n, *s, use_momentum, nesterov)
@@ -421,6 +425,10 @@ def _rmsprop_update_at(param, grad, mean_square, mean_grad, velocity, n, s, cent
 
 def _adagrad_update_at(param, grad, accumulator, n, s):
     _adagrad_update(param, grad, accumulator, n, *s)
+
+
+def _adamax_update_at(param, grad, m, u, n, s):
+    _adamax_update(param, grad, m, u, n, *s)
 
 
 def _gemm_tiled(a, b, c, m, n, kdim, lda, ldb, trans_a, trans_b, stride_a, stride_b, stride_c):
@@ -645,6 +653,7 @@ EMULATIONS = {
     "adagrad_update": _adagrad_update, "gemm_tiled": _gemm_tiled,
     "sgd_update_at": _sgd_update_at, "adam_update_at": _adam_update_at, "adam_update_many_at": _adam_update_many_at,
     "rmsprop_update_at": _rmsprop_update_at, "adagrad_update_at": _adagrad_update_at,
+    "adamax_update": _adamax_update, "adamax_update_at": _adamax_update_at,
     "window_gather": _window_gather, "window_scatter": _window_scatter, "max_pool": _max_pool,
     "max_pool_backward": _max_pool_backward, "average_pool": _average_pool,
     "average_pool_backward": _average_pool_backward, "column_moments": _column_moments,

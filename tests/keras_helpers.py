@@ -133,8 +133,10 @@ def assert_one_epoch_as_recorded(model, x, record, name, weight_tolerance=2e-5, 
     model.set_weights([record[f"{name}_before_{i}"] for i in range(len(model.get_weights()))])
     spec = json.loads(str(record[f"{name}_compile"])) if f"{name}_compile" in record else \
         {"loss": "sparse_categorical_crossentropy", "metric": "accuracy"}
-    model.compile(optimizer=nn.keras.optimizers.Adam(0.01), loss=nn.keras.losses.get(spec["loss"]),
-                  metrics=[spec["metric"]], **compile_options)
+    optimizer = spec.get("optimizer")
+    model.compile(optimizer=nn.keras.optimizers.Adam(0.01) if optimizer is None else
+                  nn.keras.optimizers.get(optimizer), loss=nn.keras.losses.get(spec["loss"]), metrics=[spec["metric"]],
+                  **compile_options)
     np.testing.assert_allclose(model.predict(x, verbose=0), record[f"{name}_predictions"], atol=2e-6)
     np.testing.assert_allclose(model.evaluate(x, y, verbose=0), record[f"{name}_evaluate"], rtol=1e-5)
     history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history

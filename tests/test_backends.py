@@ -195,12 +195,15 @@ CASES = {
                                        state(r, d, s, 1)[0] * 0.3, state(r, d, s, 1)[0],
                                        0.01, 0.9, 0.5, 1e-7, s.flag, 0.0),
     "adagrad_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]), 0.01, 1e-7, 0.0),
+    # param, grad, m, u >= 0, step, lr, beta_1, beta_2, epsilon, weight_decay
+    "adamax_update": lambda r, d, s: (*state(r, d, s, 3), np.abs(state(r, d, s, 1)[0]), 3, 0.01, 0.9, 0.999, 1e-7,
+                                      0.004),
     "recurrent_forward": recurrent_case,
     "recurrent_backward": lambda r, d, s: recurrent_case(r, d, s, backward=True),
 }
 
 IN_PLACE = {"index_add", "assign", "sgd_update", "adam_update", "adam_update_many", "rmsprop_update",
-            "adagrad_update"}
+            "adagrad_update", "adamax_update"}
 
 
 class Sizes:

@@ -61,7 +61,7 @@ def test_training_resumes_from_a_saved_archive_exactly(tmp_path, optimizer):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["keras3_cnn_rmsprop", "keras3_mlp_amsgrad"])
+@pytest.mark.parametrize("name", ["keras3_cnn_rmsprop", "keras3_mlp_amsgrad", "keras3_mlp_adamax"])
 def test_archives_written_by_keras_load_predict_and_resume_as_keras_did(name):
     reference = np.load(DATA / f"{name}.npz")
     model = nn.load_model(DATA / f"{name}.keras")

@@ -271,7 +271,9 @@ def test_optimizer_strings_give_keras_defaults():
     rmsprop = nn.optimizers.get("rmsprop")
     assert (rmsprop.rho, rmsprop.momentum, rmsprop.epsilon, rmsprop.centered) == (0.9, 0.0, 1e-7, False)
     assert nn.optimizers.get("adagrad").initial_accumulator_value == 0.1
-    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'; valid names: adagrad, adam, adamw"):
+    adamax = nn.optimizers.get("adamax")
+    assert (adamax.learning_rate, adamax.beta_1, adamax.beta_2, adamax.epsilon) == (0.001, 0.9, 0.999, 1e-7)
+    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'; valid names: adagrad, adam, adamax, adamw"):
         nn.optimizers.get("adamm")
 
 

@@ -17,7 +17,7 @@ from test_compiled import CONFIGS, _data, _model
 
 #: every one of test_compiled's configurations lowers every plan: dense layers, the cross-entropies, binary
 #: cross-entropy, MSE and MAE, the hinge and focal losses (powers and maxima), MSLE, GELU, swish and log-softmax
-#: as separate ops, each of the optimizers, the recurrent layers;
+#: as separate ops, each of the optimizers (Adamax too), the recurrent layers;
 #: but a Bidirectional one with return_sequences, which puts the backward states back in time order with a
 #: getitem (no lowering: its plans keep their Python replay)
 LOWERED = [c[0] for c in CONFIGS if c[0] != "bidirectional-rmsprop"]

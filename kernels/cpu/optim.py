@@ -116,6 +116,32 @@ def rmsprop_parallel(param, grad, mean_square, mean_grad, velocity, lr, rho, one
 
 
 @njit(inline="always")
+def _adamax(i, param, grad, m, u, step_size, one_minus_beta_1, beta_2, epsilon, decay):
+    g = grad[i]
+    mi = m[i] + (g - m[i]) * one_minus_beta_1
+    decayed, size = u[i] * beta_2, abs(g)
+    ui = decayed if decayed > size else size           # a NaN gradient stays NaN
+    m[i], u[i] = mi, ui
+    param[i] = param[i] * decay - step_size * mi / (ui + epsilon)
+
+
+@njit(cache=True, error_model="numpy")
+def adamax(param, grad, m, u, step_size, one_minus_beta_1, beta_2, epsilon, decay):
+    """Keras's Adamax: m += (1 - b1)(g - m);  u = max(b2 u, |g|);  w -= lr / (1 - b1^t) m / (u + eps)."""
+    for i in range(param.size):
+        _adamax(i, param, grad, m, u, step_size, one_minus_beta_1, beta_2, epsilon, decay)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def adamax_parallel(param, grad, m, u, step_size, one_minus_beta_1, beta_2, epsilon, decay):
+    """``adamax`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        adamax(param[a:b], grad[a:b], m[a:b], u[a:b], step_size, one_minus_beta_1, beta_2, epsilon, decay)
+
+
+@njit(inline="always")
 def _adagrad(i, param, grad, accumulator, lr, epsilon, decay):
     g = grad[i]
     a = accumulator[i] + g * g

@@ -157,6 +157,26 @@ __global__ void adagrad_update(T* __restrict__ param, const T* __restrict__ grad
     FOR_EACH_ELEMENT(i, n) adagrad_element(param, grad, accumulator, i, lr, epsilon, decay);
 }
 
+// Adamax. m += (1 - b1)(g - m); u = max(b2 u, |g|); p -= step_size m / (u + eps), step_size = lr / (1 - b1^t).
+template <typename T>
+__device__ __forceinline__ void adamax_element(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                                               T* __restrict__ u, long long i, T step_size, T one_minus_beta_1,
+                                               T beta_2, T epsilon, T decay) {
+    T g = grad[i];
+    T mi = m[i] + (g - m[i]) * one_minus_beta_1;
+    T ui = nan_max(u[i] * beta_2, fabs(g));
+    m[i] = mi;
+    u[i] = ui;
+    param[i] = param[i] * decay - step_size * mi / (ui + epsilon);
+}
+
+template <typename T>
+__global__ void adamax_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                              T* __restrict__ u, long long n, T step_size, T one_minus_beta_1, T beta_2, T epsilon,
+                              T decay) {
+    FOR_EACH_ELEMENT(i, n) adamax_element(param, grad, m, u, i, step_size, one_minus_beta_1, beta_2, epsilon, decay);
+}
+
 // The same updates with their scalars read from device memory, s[0], s[1], ... in the order above
 // (the fields of the step's optimizer_scalars tuple). A CUDA Graph freezes the arguments passed by
 // value, so a graph's update reads each step's scalars from an array the host refreshes before every
@@ -199,4 +219,11 @@ __global__ void adagrad_update_at(T* __restrict__ param, const T* __restrict__ g
                                   long long n, const T* __restrict__ s) {
     T lr = s[0], epsilon = s[1], decay = s[2];
     FOR_EACH_ELEMENT(i, n) adagrad_element(param, grad, accumulator, i, lr, epsilon, decay);
+}
+
+template <typename T>
+__global__ void adamax_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                                 T* __restrict__ u, long long n, const T* __restrict__ s) {
+    T step_size = s[0], one_minus_beta_1 = s[1], beta_2 = s[2], epsilon = s[3], decay = s[4];
+    FOR_EACH_ELEMENT(i, n) adamax_element(param, grad, m, u, i, step_size, one_minus_beta_1, beta_2, epsilon, decay);
 }

@@ -1,4 +1,4 @@
-"""Launchers for optim.cu: in-place SGD, Adam/AdamW/AMSGrad, RMSprop and Adagrad updates.
+"""Launchers for optim.cu: in-place SGD, Adam/AdamW/AMSGrad, RMSprop, Adagrad and Adamax updates.
 
 Arrays are C-contiguous and of one dtype; a state array the update does not use (velocity
 without momentum, v_max without AMSGrad, ...) is passed as None and replaced by ``param``,
@@ -79,6 +79,11 @@ def adam_many(params, grads, ms, vs, v_maxes, scalars, amsgrad):
 def rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, use_momentum):
     """RMSprop, plain or centered, with optional momentum (epsilon inside the square root)."""
     _launch("rmsprop_update", param, (grad, mean_square, mean_grad, velocity), scalars, (centered, use_momentum))
+
+
+def adamax(param, grad, m, u, scalars):
+    """Adamax: the first moment, divided by the infinity norm of the gradients (Keras's formula)."""
+    _launch("adamax_update", param, (grad, m, u), scalars, ())
 
 
 def adagrad(param, grad, accumulator, scalars):

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_NAMES, activation_code
 from . import recurrent_reference
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
+from .optimizer_scalars import adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars
 
 #: Activation names understood by the fused dense primitives (the one table in kernels/activation_codes.py).
 DENSE_ACTIVATIONS = ACTIVATION_NAMES
@@ -674,6 +674,24 @@ class Backend(ABC):
         """
         self._adagrad_step(param, grad, accumulator, self._scalars(adagrad_scalars(lr, epsilon, weight_decay),
                                                                    param.dtype))
+
+    def adamax_update(self, param, grad, m, u, step, lr, beta_1, beta_2, epsilon, weight_decay):
+        """IN PLACE Adamax step number ``step`` (from 1; Keras formula). Updates ``param``, ``m`` and ``u``.
+
+        First ``param *= 1 - lr * weight_decay``. Then ``m += (1 - beta_1)(grad - m)``, ``u = max(beta_2 u,
+        |grad|)`` (the infinity norm) and ``param -= lr / (1 - beta_1^step) * m / (u + epsilon)``. Returns None.
+        """
+        self._adamax_step(param, grad, m, u, self._scalars(adamax_scalars(step, lr, beta_1, beta_2, epsilon,
+                                                                          weight_decay), param.dtype))
+
+    def _adamax_step(self, param, grad, m, u, s):
+        """``adamax_update`` with its scalars packed (``AdamaxScalars`` of 0-d arrays): the kernels' contract."""
+        new_m = self.add(m, self.mul(self.sub(grad, m), s.one_minus_beta_1))
+        self.assign(m, new_m)
+        new_u = self.maximum(self.mul(u, s.beta_2), self.maximum(grad, self.neg(grad)))
+        self.assign(u, new_u)
+        change = self.div(self.mul(s.step_size, new_m), self.add(new_u, s.epsilon))
+        self.assign(param, self.sub(self.mul(param, s.decay), change))
 
     def _adagrad_step(self, param, grad, accumulator, s):
         """``adagrad_update`` with its scalars packed (``AdagradScalars`` of 0-d arrays): the kernels' contract."""

@@ -19,7 +19,8 @@ from .base import Backend, DeviceUnavailableError
 from .cupy_layers import CupyLayerPrimitives
 from .determinism import are_deterministic_algorithms_enabled
 from .layout import contiguous, kept_shape, three_axes
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
+from .optimizer_scalars import (adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars,
+                                typed_scalars)
 
 #: primitives that are CuPy's own array operations (transfers, creation, casts and views)
 CUPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
@@ -406,6 +407,11 @@ class CupyBackend(CupyLayerPrimitives):
         self._check_contiguous(param, grad, mean_square, mean_grad, velocity)
         scalars = self._step_scalars(rmsprop_scalars, param.dtype, lr, rho, momentum, epsilon, weight_decay)
         optim.rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, momentum > 0)
+
+    def adamax_update(self, param, grad, m, u, step, lr, beta_1, beta_2, epsilon, weight_decay):
+        self._check_contiguous(param, grad, m, u)
+        scalars = self._step_scalars(adamax_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        optim.adamax(param, grad, m, u, scalars)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         self._check_contiguous(param, grad, accumulator)

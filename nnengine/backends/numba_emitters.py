@@ -23,7 +23,7 @@ from ..kernels.cpu import blas, config, nn, optim, reduce
 from ..kernels.cpu.aot import AotKernel
 from . import host_buffers
 from .base import LoweringRefused
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars
+from .optimizer_scalars import adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars
 
 __all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small", "given",
            "typed_constant", "typed_flag", "typed_int"]
@@ -391,6 +391,12 @@ def _adam_update(b, backend, param, grad, m, v, v_max, *scalars):
     _adam_update_many(b, backend, (param,), (grad,), (m,), (v,), (v_max,), *scalars)
 
 
+def _adamax_update(b, backend, param, grad, m, u, step, lr, beta_1, beta_2, epsilon, weight_decay):
+    dtype = as_array(param, "an optimized weight").example.dtype
+    scalars = _scalars(b, adamax_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+    _update(b, optim.adamax, (param, grad, m, u), scalars, [])
+
+
 def _sgd_update(b, backend, param, grad, velocity, lr, momentum, nesterov, weight_decay):
     dtype = as_array(param, "an optimized weight").example.dtype
     scalars = _scalars(b, sgd_scalars, dtype, lr, momentum, weight_decay)
@@ -419,5 +425,5 @@ NN_EMITTERS = {
     "argmax_matches": _argmax_matches,
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
-    "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update,
+    "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update, "adamax_update": _adamax_update,
 }

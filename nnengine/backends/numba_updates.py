@@ -9,7 +9,8 @@ import numpy as np
 from ..kernels.cpu import config
 from ..kernels.cpu.aot import kernel_modules
 from .numba_layers import NumbaLayerPrimitives
-from .optimizer_scalars import adagrad_scalars, adam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars
+from .optimizer_scalars import (adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars,
+                                typed_scalars)
 
 _EMPTY = {}
 
@@ -20,6 +21,7 @@ _sgd_parallel = config.OneThreadAtATime(optim, "sgd_parallel")
 _adam_parallel = config.OneThreadAtATime(optim, "adam_parallel")
 _rmsprop_parallel = config.OneThreadAtATime(optim, "rmsprop_parallel")
 _adagrad_parallel = config.OneThreadAtATime(optim, "adagrad_parallel")
+_adamax_parallel = config.OneThreadAtATime(optim, "adamax_parallel")
 
 
 def _parallel(size):
@@ -67,6 +69,11 @@ class NumbaUpdatePrimitives(NumbaLayerPrimitives):
         kernel = _rmsprop_parallel if _parallel(param.size) else optim.rmsprop
         kernel(*self._flat_state(param, grad, mean_square, mean_grad, velocity), *scalars, bool(centered),
                momentum > 0)
+
+    def adamax_update(self, param, grad, m, u, step, lr, beta_1, beta_2, epsilon, weight_decay):
+        scalars = typed_scalars(adamax_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
+        kernel = _adamax_parallel if _parallel(param.size) else optim.adamax
+        kernel(*self._flat_state(param, grad, m, u), *scalars)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         scalars = typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)

@@ -49,6 +49,16 @@ class AdagradScalars(NamedTuple):
     decay: float
 
 
+class AdamaxScalars(NamedTuple):
+    """Adamax: ``m += (1 - b1)(g - m)``, ``u = max(b2 u, |g|)``, ``param -= step_size m / (u + epsilon)``."""
+
+    step_size: float
+    one_minus_beta_1: float
+    beta_2: float
+    epsilon: float
+    decay: float
+
+
 def _decay(lr, weight_decay):
     return 1.0 - lr * weight_decay
 
@@ -77,6 +87,11 @@ def rmsprop_scalars(lr, rho, momentum, epsilon, weight_decay):
 def adagrad_scalars(lr, epsilon, weight_decay):
     """The scalars of one Adagrad step."""
     return AdagradScalars(lr, epsilon, _decay(lr, weight_decay))
+
+
+def adamax_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay):
+    """The scalars of Adamax step number ``step`` (from 1): Keras's lr / (1 - beta_1^step) as one step size."""
+    return AdamaxScalars(lr / (1 - beta_1 ** step), 1 - beta_1, beta_2, epsilon, _decay(lr, weight_decay))
 
 
 def typed(scalars, dtype):

@@ -200,6 +200,15 @@ def build_and_save_archives(keras):
         layers.Dense(3, activation="softmax")], keras.optimizers.Adam(0.01, amsgrad=True), (6,))
 
 
+def build_and_save_adamax(keras):
+    """``keras3_mlp_adamax.keras`` and ``.npz``: an MLP trained by Keras's Adamax, to be resumed
+    (build_and_save_archive)."""
+    layers = keras.layers
+    build_and_save_archive(keras, "keras3_mlp_adamax", [
+        layers.Dense(8, activation="relu"), layers.Dense(3, activation="softmax")],
+        keras.optimizers.Adamax(0.02, beta_2=0.99), (6,))
+
+
 def build_and_save_recurrent(keras):
     """The three recurrent layers, one going backwards, in both formats."""
     layers = keras.layers
@@ -347,16 +356,20 @@ def masked_models(keras):
             "backwards": (backwards, False, False), "pooling": (pooling, True, False)}
 
 
-def record_one_epoch(keras, model, name, x, y, record, loss="sparse_categorical_crossentropy", metric="accuracy"):
+def record_one_epoch(keras, model, name, x, y, record, loss="sparse_categorical_crossentropy", metric="accuracy",
+                     optimizer=None):
     """Into ``record``: the targets ``y``, the model's first weights, predictions, evaluate's [loss, metric], the
-    [loss, metric] of one unshuffled epoch of Adam(0.01) in batches of 8, and the weights after it. ``loss``: a
-    name or a Keras config dict {"class_name", "config"}; any but the default is recorded as ``{name}_compile``."""
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.get(loss), metrics=[metric])
+    [loss, metric] of one unshuffled epoch of Adam(0.01) (or ``optimizer``, a Keras config dict) in batches of 8,
+    and the weights after it. ``loss``: a name or a Keras config dict {"class_name", "config"}; a loss, metric or
+    optimizer other than the defaults is recorded in ``{name}_compile``."""
+    model.compile(optimizer=keras.optimizers.Adam(0.01) if optimizer is None else
+                  keras.optimizers.get(json.loads(json.dumps(optimizer))),        # (Keras's get edits its dict)
+                  loss=keras.losses.get(loss), metrics=[metric])
     record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
                    f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0)),
                    **{f"{name}_before_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}})
-    if (loss, metric) != ("sparse_categorical_crossentropy", "accuracy"):
-        record[f"{name}_compile"] = np.asarray(json.dumps({"loss": loss, "metric": metric}))
+    if (loss, metric, optimizer) != ("sparse_categorical_crossentropy", "accuracy", None):
+        record[f"{name}_compile"] = np.asarray(json.dumps({"loss": loss, "metric": metric, "optimizer": optimizer}))
     history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
     record[f"{name}_history"] = np.asarray([history["loss"][0], history[metric][0]])
     record.update({f"{name}_after_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())})
@@ -788,7 +801,8 @@ def loss_batches(rng):
 
 
 def function_models(keras):
-    """{name: (model, loss config, metric)}: small models whose hidden activation and loss Keras 3 added."""
+    """{name: (model, loss config, metric[, optimizer config])}: small models whose hidden activation, loss or
+    optimizer Keras 3 added."""
     layers = keras.layers
 
     def mlp(activation, outputs, output_activation, initializer="glorot_uniform"):
@@ -801,7 +815,9 @@ def function_models(keras):
             "categorical_focal": (mlp("mish", 3, "softmax"), "categorical_focal_crossentropy", "categorical_accuracy"),
             "binary_focal": (mlp("hard_silu", 2, "sigmoid"), {"class_name": "BinaryFocalCrossentropy", "config": {
                 "apply_class_balancing": True, "gamma": 1.0}}, "binary_accuracy"),
-            "msle": (mlp("softsign", 2, "softplus"), "msle", "mape")}
+            "msle": (mlp("softsign", 2, "softplus"), "msle", "mape"),
+            "adamax": (mlp("relu", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
+                       {"class_name": "Adamax", "config": {"learning_rate": 0.02, "beta_2": 0.99}})}
 
 
 def function_targets(rng, name):
@@ -810,7 +826,7 @@ def function_targets(rng, name):
         return rng.integers(0, 2, (24, 1 if name == "hinge" else 2)).astype("float32")
     if name == "squared_hinge":
         return (2 * rng.integers(0, 2, (24, 2)) - 1).astype("float32")
-    if name in ("categorical_hinge", "categorical_focal"):
+    if name in ("categorical_hinge", "categorical_focal", "adamax"):
         return np.eye(3, dtype="float32")[rng.integers(0, 3, 24)]
     return np.abs(rng.standard_normal((24, 2))).astype("float32") * 3
 
@@ -838,8 +854,8 @@ def build_functions(keras):
         record[f"loss_{name}_none"] = np.asarray(per_sample(y_true, y_pred))
     x = rng.standard_normal((24, 5)).astype("float32")
     record["x"] = x
-    for name, (model, loss, metric) in function_models(keras).items():
-        record_one_epoch(keras, model, name, x, function_targets(rng, name), record, loss, metric)
+    for name, (model, loss, metric, *optimizer) in function_models(keras).items():
+        record_one_epoch(keras, model, name, x, function_targets(rng, name), record, loss, metric, *optimizer)
     np.savez("keras3_functions.npz", **record)
 
 
@@ -877,7 +893,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "attention": build_and_save_attention, "states": build_and_save_states, "functions": build_functions,
                 "noise_layers": build_noise_layers, "bidirectional_states": build_and_save_bidirectional_states,
                 "conv_transpose": build_conv_transpose, "separable": build_separable,
-                "masked_functional": build_masked_functional,
+                "masked_functional": build_masked_functional, "adamax": build_and_save_adamax,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
