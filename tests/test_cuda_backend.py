@@ -453,7 +453,7 @@ def test_gpu_check_benchmarks_run_through_on_the_fake(monkeypatch):
         assert gpu_check.gpu_name() == "Fake GPU"
         assert gpu_check.preflight() == dict.fromkeys(
             ["raw_module", "elementwise_kernel", "gemm_routes", "multi_tensor_adam", "training_step", "cuda_graph",
-             "recurrent_cells"], "ok")
+             "recurrent_cells", "new_layers"], "ok")
         gemm_rows = gpu_check.bench_gemm(quick=True)
         fused = gpu_check.bench_fused(quick=True)
         training = gpu_check.bench_training(quick=True)
