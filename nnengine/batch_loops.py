@@ -15,7 +15,7 @@ import numpy as np
 
 from . import callbacks as callbacks_module
 from .backends import get_backend
-from .data import BatchSource, is_batch_source
+from .data import BatchSource, checked_steps, is_batch_source
 from .model_inputs import SampleArrays, joined
 from .utils import global_rng
 
@@ -62,9 +62,7 @@ class ArrayEpochs:
     """
 
     def __init__(self, method, arrays, batch_size, shuffle=False, steps=None, steps_name="steps"):
-        if steps is not None and (isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer))
-                                  or steps < 1):
-            raise ValueError(f"{method}: {steps_name} must be a positive int or None, got {steps!r}")
+        steps = checked_steps(method, steps, steps_name)
         self.method, self.arrays, self.batch_size, self.shuffle, self.steps = method, arrays, batch_size, shuffle, steps
         self.count = math.ceil(len(arrays[0]) / batch_size)
         self._pass, self._seen = None, 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["PyDataset", "is_batch_source", "BatchSource", "split_batch"]
+__all__ = ["PyDataset", "is_batch_source", "BatchSource", "split_batch", "checked_steps"]
 
 
 class PyDataset:
@@ -64,13 +64,19 @@ def split_batch(method, item):
     return item, None, None
 
 
+def checked_steps(method, steps, name="steps"):
+    """``steps`` (fit's steps_per_epoch, evaluate's steps, ...): None or a positive int; ValueError otherwise."""
+    if steps is not None and (isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or
+                              steps < 1):
+        raise ValueError(f"{method}: {name} must be a positive int or None, got {steps!r}")
+    return steps
+
+
 class BatchSource:
     """The batches of one fit/evaluate/predict call, epoch by epoch."""
 
     def __init__(self, method, data, steps=None):
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
-            raise ValueError(f"{method}: steps must be a positive int or None, got {steps!r}")
-        self.method, self.data, self.steps = method, data, steps
+        self.method, self.data, self.steps = method, data, checked_steps(method, steps)
         self.indexed = isinstance(data, PyDataset)
         self._iterator = None if self.indexed else iter(data)
         self.ran_out = False

@@ -63,8 +63,9 @@ def _check_positions(op, positions, size, window):
     _CHECKED[id(data)] = (data, size)
 
 
-def _check_windows(op, x, positions, window):
-    """x (n, s, c) floating; positions an int64 Tensor of whole windows on x's device, each entry checked."""
+def _check_windows(op, x, positions, window, size=None):
+    """x (n, s, c) floating; positions an int64 Tensor of whole windows on x's device, each entry checked against
+    ``size`` (the positions' range; by default x's s, the positions they read)."""
     if not isinstance(x, TensorBase) or not isinstance(positions, TensorBase):
         raise TypeError(f"{op}: x and positions must be Tensors, got {type(x).__name__} and "
                         f"{type(positions).__name__}")
@@ -78,7 +79,7 @@ def _check_windows(op, x, positions, window):
     if window is not None and (not isinstance(window, (int, np.integer)) or window < 1 or positions.shape[0] % window):
         raise ValueError(f"{op}: {positions.shape[0]} positions do not make whole windows of {window!r}")
     _common_backend(op, [x, positions])
-    _check_positions(op, positions, x.shape[1], window)
+    _check_positions(op, positions, x.shape[1] if size is None else size, window)
 
 
 def gather_windows(x, positions, fill=0.0):
@@ -92,19 +93,12 @@ def gather_windows(x, positions, fill=0.0):
 def scatter_windows(x, positions, size):
     """col2im: (n, size, c) with every x[:, i] added at position positions[i] (dropped where it is ``size``, the
     padding); the backward of ``gather_windows``, and the forward of a transposed convolution."""
-    if not isinstance(x, TensorBase) or not isinstance(positions, TensorBase):
-        raise TypeError(f"scatter_windows: x and positions must be Tensors, got {type(x).__name__} and "
-                        f"{type(positions).__name__}")
-    if not is_float_dtype(x.dtype) or x.ndim != 3:
-        raise TypeError(f"scatter_windows: x must be floating (batch, positions, channels), got {x.dtype} with "
-                        f"shape {x.shape}")
-    if positions.dtype != np.int64 or positions.shape != (x.shape[1],):
-        raise ValueError(f"scatter_windows: positions must be a 1-D int64 Tensor of x's {x.shape[1]} positions, "
-                         f"got {positions.dtype} with shape {positions.shape}")
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise ValueError(f"scatter_windows: size must be a positive int, got {size!r}")
-    _common_backend("scatter_windows", [x, positions])
-    _check_positions("scatter_windows", positions, int(size), None)
+    _check_windows("scatter_windows", x, positions, None, int(size))
+    if positions.shape != (x.shape[1],):
+        raise ValueError(f"scatter_windows: positions must hold one position per row of x's {x.shape[1]}, got "
+                         f"shape {positions.shape}")
     return ScatterWindows.apply(x, positions, size=int(size))
 
 
