@@ -136,13 +136,9 @@ class TrainerStep:
                                       lambda: self._device_step(x, ys, training, logits, kinds, trainable, ws),
                                       self._capture_blocker(training, feed), live=self.optimizer if training else None,
                                       defer=defer)
-        # a step that may run eagerly notes the index readers it finds; a replayed plan reads no input back
-        found = None if self._compiler.replays(key) else []
-        if feed is None and found is None:
+        found = []
+        with feeding(feed) if feed is not None else contextlib.nullcontext(), self._noting_readers(key, x, found):
             loss, *extras = run()
-        else:
-            with feeding(feed), noting_input_readers(x if isinstance(x, list) else [x], [] if found is None else found):
-                loss, *extras = run()
         if feed is not None:
             feed.finish()
             if feed.unsteady:               # a plan captured from this step would replay other masks than it drew
@@ -173,6 +169,13 @@ class TrainerStep:
     def _extras_count(self):
         """How many arrays a device step returns between its loss and its gradients (see ``_step``)."""
         return len(self._trackers) + len(self._heads)
+
+    def _noting_readers(self, key, x, found):
+        """The context in which a step of ``key`` notes into ``found`` the layers that read an input back to check
+        it (``layer_base.noting_input_readers``); none for a step that replays its plan, which reads nothing back."""
+        if self._compiler.replays(key):
+            return contextlib.nullcontext()
+        return noting_input_readers(x if isinstance(x, list) else [x], found)
 
     def _mask_feed(self, key):
         """The MaskFeed of the training steps of ``key`` when a layer draws dropout masks in training, else None;
@@ -295,12 +298,8 @@ class TrainerStep:
                 return [value._data for value in (out if several else [out])]
         key = ("predict", *input_key(x), first.device, self._structure_key())
         found = []
-        if self._compiler.replays(key):
+        with self._noting_readers(key, x, found):
             outs = self._compiler.run(key, backend, input_arrays(x), self.weights, eager, self._capture_blocker(False))
-        else:
-            with noting_input_readers(x if isinstance(x, list) else [x], found):
-                outs = self._compiler.run(key, backend, input_arrays(x), self.weights, eager,
-                                          self._capture_blocker(False))
         if found:
             self._learn_readers(found, key)
         outs = [backend.to_numpy(out) for out in outs]
