@@ -137,8 +137,11 @@ class TrainerStep:
                                       self._capture_blocker(training, feed), live=self.optimizer if training else None,
                                       defer=defer)
         found = []
-        with feeding(feed) if feed is not None else contextlib.nullcontext(), self._noting_readers(key, x, found):
+        if feed is None and self._compiler.replays(key):        # the hot path: a plan replays, no context needed
             loss, *extras = run()
+        else:
+            with feeding(feed), self._noting_readers(key, x, found):
+                loss, *extras = run()
         if feed is not None:
             feed.finish()
             if feed.unsteady:               # a plan captured from this step would replay other masks than it drew
