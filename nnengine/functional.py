@@ -26,13 +26,15 @@ from .ops import (
     Where, constant,
 )
 from .tensor_base import TensorBase
-from .updates import adagrad_update, adam_update, adamax_update, rmsprop_update, sgd_update  # noqa: F401 - API
+from .updates import (adadelta_update, adagrad_update, adam_update, adamax_update, lion_update,  # noqa: F401 - API
+                      nadam_update, rmsprop_update, sgd_update)
 
 __all__ = [
     "add", "argmax", "astype", "clip", "compare", "div", "erf", "exp", "getitem", "linear", "log", "log_softmax",
     "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "power", "relu", "reshape", "sigmoid",
     "softmax", "softmax_cross_entropy", "sqrt", "sub", "sum", "tanh", "to_device", "transpose", "where",
-    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update", "simple_rnn", "lstm", "gru",
+    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update", "nadam_update", "lion_update",
+    "adadelta_update", "simple_rnn", "lstm", "gru",
 ]
 
 

@@ -155,7 +155,7 @@ def _optimizer_variable_names(model):
         else:
             slot_name, tensor, param = entry
             names.append((f"{optimizer.name}/{by_param[id(param)]}_{slot_name}", tensor))
-    return names
+    return names + optimizer.extra_variables()
 def _host_values(variables):
     """(name, numpy array) for each optimizer variable, copied to the host before a file is opened."""
     return [(name, value.numpy() if hasattr(value, "numpy") else np.asarray(value)) for name, value in variables]

@@ -7,7 +7,8 @@ calls one fused backend primitive, which updates them in place with Keras's form
 from .autograd import _common_backend
 from .dtypes import is_float_dtype
 
-__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update"]
+__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update", "nadam_update",
+           "lion_update", "adadelta_update"]
 
 
 def _check_update(name, param, grad, **state):
@@ -91,3 +92,30 @@ def adamax_update(param, grad, m, u, step, lr=0.001, beta_1=0.9, beta_2=0.999, e
         _check_update("adamax_update", param, grad, m=m, u=u)
     param.backend.adamax_update(param._data, grad._data, m._data, u._data, int(step), lr, beta_1, beta_2, epsilon,
                                 weight_decay)
+
+
+def nadam_update(param, grad, m, v, step, u_product, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=0.0, *, validate=True):
+    """In place Nadam step number ``step`` (from 1) with Keras's formula; ``u_product`` is the product of the
+    momentum schedule u_1 ... u_step, u_t = beta_1 (1 - 0.5 * 0.96^t) (``Nadam`` keeps it)."""
+    if validate:
+        _check_update("nadam_update", param, grad, m=m, v=v)
+    param.backend.nadam_update(param._data, grad._data, m._data, v._data, int(step), float(u_product), lr, beta_1,
+                               beta_2, epsilon, weight_decay)
+
+
+def lion_update(param, grad, m, lr=0.001, beta_1=0.9, beta_2=0.99, weight_decay=0.0, *, validate=True):
+    """In place Lion step with Keras's formula: a step of ``lr`` in the sign of beta_1 m + (1 - beta_1) g."""
+    if validate:
+        _check_update("lion_update", param, grad, m=m)
+    param.backend.lion_update(param._data, grad._data, m._data, lr, beta_1, beta_2, weight_decay)
+
+
+def adadelta_update(param, grad, accumulated_grad, accumulated_delta, lr=0.001, rho=0.95, epsilon=1e-7,
+                    weight_decay=0.0, *, validate=True):
+    """In place Adadelta step with Keras's formula: running means of g^2 and of the squared updates."""
+    if validate:
+        _check_update("adadelta_update", param, grad, accumulated_grad=accumulated_grad,
+                      accumulated_delta=accumulated_delta)
+    param.backend.adadelta_update(param._data, grad._data, accumulated_grad._data, accumulated_delta._data, lr, rho,
+                                  epsilon, weight_decay)

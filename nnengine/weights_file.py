@@ -222,20 +222,21 @@ def _indexed_optimizer_variables(model):
     learning rate, then the slots in Keras 3's order."""
     optimizer = model.optimizer
     head = [(name, value) for name, value, *_ in optimizer.variables()[:2]]
-    return head + [(name, optimizer.slots(weight)[name]) for weight, name in _indexed_slots(model)]
+    return (head + [(name, optimizer.slots(weight)[name]) for weight, name in _indexed_slots(model)]
+            + optimizer.extra_variables())
 
 
 def restore_optimizer_variables(model, reader):
     """Reload the optimizer state of a ``.weights.h5`` layout (``optimizer/vars/<i>``, inside a ``.keras`` file).
 
     The variables are stored by position: the step count, the learning rate, then the slots in Keras 3's
-    order (``Optimizer.slot_groups``). Anything else (another optimizer, another count or shape) is skipped
+    order (``Optimizer.slot_groups``), then any ``extra_variables`` (derived from the step count, not read). Anything else (another optimizer, another count or shape) is skipped
     with a warning: the optimizer starts afresh.
     """
     optimizer, where = model.optimizer, "optimizer/vars"
     slots = _indexed_slots(model)
     stored = len(reader.group(where))
-    shapes_fit = stored == 2 + len(slots) and all(
+    shapes_fit = stored == 2 + len(slots) + len(optimizer.extra_variables()) and all(
         reader.shape(f"{where}/{2 + index}") == tuple(weight.shape) for index, (weight, _) in enumerate(slots))
     if not shapes_fit:
         warnings.warn(f"{reader.caller}: the optimizer state in {reader.path!r} does not match optimizer "

@@ -16,7 +16,8 @@ import weakref
 import numpy as np
 
 from nnengine.backends import NumpyBackend, recurrent_reference
-from nnengine.backends.optimizer_scalars import AdagradScalars, AdamaxScalars, AdamScalars, RMSpropScalars, SGDScalars
+from nnengine.backends.optimizer_scalars import (AdadeltaScalars, AdagradScalars, AdamaxScalars, AdamScalars,
+                                                LionScalars, NadamScalars, RMSpropScalars, SGDScalars)
 from nnengine.kernels.activation_codes import ACTIVATION_NAMES
 from nnengine.kernels.cuda import captured_gemm, loader
 
@@ -406,6 +407,21 @@ def _adamax_update(param, grad, m, u, n, step_size, one_minus_beta_1, beta_2, ep
     REFERENCE._adamax_step(param, grad, m, u, AdamaxScalars(step_size, one_minus_beta_1, beta_2, epsilon, decay))
 
 
+def _nadam_update(param, grad, m, v, n, momentum_step, gradient_step, one_minus_beta_1, one_minus_beta_2,
+                  velocity_scale, epsilon, decay):
+    REFERENCE._nadam_step(param, grad, m, v, NadamScalars(momentum_step, gradient_step, one_minus_beta_1,
+                                                          one_minus_beta_2, velocity_scale, epsilon, decay))
+
+
+def _lion_update(param, grad, m, n, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay):
+    REFERENCE._lion_step(param, grad, m, LionScalars(lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay))
+
+
+def _adadelta_update(param, grad, accumulated_grad, accumulated_delta, n, lr, rho, one_minus_rho, epsilon, decay):
+    REFERENCE._adadelta_step(param, grad, accumulated_grad, accumulated_delta,
+                             AdadeltaScalars(lr, rho, one_minus_rho, epsilon, decay))
+
+
 # the *_at kernels: the same updates, their scalars read from a device array (when the kernel runs)
 def _sgd_update_at(param, grad, velocity, n, s, use_momentum, nesterov):
     _sgd_update(param, grad, velocity, n, *s, use_momentum, nesterov)
@@ -429,6 +445,18 @@ def _adagrad_update_at(param, grad, accumulator, n, s):
 
 def _adamax_update_at(param, grad, m, u, n, s):
     _adamax_update(param, grad, m, u, n, *s)
+
+
+def _nadam_update_at(param, grad, m, v, n, s):
+    _nadam_update(param, grad, m, v, n, *s)
+
+
+def _lion_update_at(param, grad, m, n, s):
+    _lion_update(param, grad, m, n, *s)
+
+
+def _adadelta_update_at(param, grad, accumulated_grad, accumulated_delta, n, s):
+    _adadelta_update(param, grad, accumulated_grad, accumulated_delta, n, *s)
 
 
 def _gemm_tiled(a, b, c, m, n, kdim, lda, ldb, trans_a, trans_b, stride_a, stride_b, stride_c):
@@ -654,6 +682,8 @@ EMULATIONS = {
     "sgd_update_at": _sgd_update_at, "adam_update_at": _adam_update_at, "adam_update_many_at": _adam_update_many_at,
     "rmsprop_update_at": _rmsprop_update_at, "adagrad_update_at": _adagrad_update_at,
     "adamax_update": _adamax_update, "adamax_update_at": _adamax_update_at,
+    "nadam_update": _nadam_update, "nadam_update_at": _nadam_update_at, "lion_update": _lion_update,
+    "lion_update_at": _lion_update_at, "adadelta_update": _adadelta_update, "adadelta_update_at": _adadelta_update_at,
     "window_gather": _window_gather, "window_scatter": _window_scatter, "max_pool": _max_pool,
     "max_pool_backward": _max_pool_backward, "average_pool": _average_pool,
     "average_pool_backward": _average_pool_backward, "column_moments": _column_moments,

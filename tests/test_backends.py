@@ -6,6 +6,7 @@ without a case fails ``test_every_primitive_has_a_case``, so nothing escapes the
 comparison. In-place primitives are compared on the arrays they modify.
 """
 import inspect
+import math
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 import nnengine as nn
 from nnengine.backends import Backend, NumpyBackend, registered_backends
+from nnengine.backends.optimizer_scalars import nadam_momentum_factor
 from nnengine.conv_layers import window_positions
 
 REFERENCE = NumpyBackend("numpy")
@@ -77,6 +79,14 @@ def xent(r, d, s):
 
 def state(r, d, s, count):
     return tuple(arr(r, (s.n, s.c), d) for _ in range(count))
+
+
+def lion_state(r, d, s):
+    """(param, grad, m) where some entries blend to exactly 0 (m = g = 0), so the sign's 0 case is checked."""
+    param, grad, m = state(r, d, s, 3)
+    grad.reshape(-1)[::3] = 0
+    m.reshape(-1)[::3] = 0
+    return param, grad, m
 
 
 def adam_group(r, d, s):
@@ -198,12 +208,20 @@ CASES = {
     # param, grad, m, u >= 0, step, lr, beta_1, beta_2, epsilon, weight_decay
     "adamax_update": lambda r, d, s: (*state(r, d, s, 3), np.abs(state(r, d, s, 1)[0]), 3, 0.01, 0.9, 0.999, 1e-7,
                                       0.004),
+    # param, grad, m, v >= 0, step, u_product (of steps 1..step with beta_1 0.9), lr, beta_1, beta_2, epsilon, wd
+    "nadam_update": lambda r, d, s: (*state(r, d, s, 3), np.abs(state(r, d, s, 1)[0]), 3,
+                                     math.prod(nadam_momentum_factor(t, 0.9) for t in (1, 2, 3)), 0.01, 0.9, 0.999,
+                                     1e-7, 0.004),
+    # param, grad, m, lr, beta_1, beta_2, weight_decay (a zero and a NaN-free blend: sign's three cases)
+    "lion_update": lambda r, d, s: (*lion_state(r, d, s), 0.01, 0.9, 0.99, 0.004),
+    # param, grad, accumulated_grad >= 0, accumulated_delta >= 0, lr, rho, epsilon, weight_decay
+    "adadelta_update": lambda r, d, s: (*state(r, d, s, 2), *np.abs(state(r, d, s, 2)), 1.0, 0.95, 1e-7, 0.004),
     "recurrent_forward": recurrent_case,
     "recurrent_backward": lambda r, d, s: recurrent_case(r, d, s, backward=True),
 }
 
 IN_PLACE = {"index_add", "assign", "sgd_update", "adam_update", "adam_update_many", "rmsprop_update",
-            "adagrad_update", "adamax_update"}
+            "adagrad_update", "adamax_update", "nadam_update", "lion_update", "adadelta_update"}
 
 
 class Sizes:

@@ -273,8 +273,30 @@ def test_optimizer_strings_give_keras_defaults():
     assert nn.optimizers.get("adagrad").initial_accumulator_value == 0.1
     adamax = nn.optimizers.get("adamax")
     assert (adamax.learning_rate, adamax.beta_1, adamax.beta_2, adamax.epsilon) == (0.001, 0.9, 0.999, 1e-7)
-    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'; valid names: adagrad, adam, adamax, adamw"):
+    nadam, lion, adadelta = (nn.optimizers.get(name) for name in ("nadam", "lion", "adadelta"))
+    assert (nadam.learning_rate, nadam.beta_1, nadam.beta_2, nadam.epsilon) == (0.001, 0.9, 0.999, 1e-7)
+    assert (lion.learning_rate, lion.beta_1, lion.beta_2) == (0.001, 0.9, 0.99)
+    assert (adadelta.learning_rate, adadelta.rho, adadelta.epsilon) == (0.001, 0.95, 1e-7)
+    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'; valid names: adadelta, adagrad, adam, adamax, adamw"):
         nn.optimizers.get("adamm")
+
+
+def test_lion_refuses_beta_1_zero_as_keras_does():
+    with pytest.raises(ValueError, match=r"lion: beta_1 must be a finite number in \(0, 1\]"):
+        nn.optimizers.Lion(beta_1=0.0)
+    assert nn.optimizers.Lion(beta_1=1.0).beta_1 == 1.0
+
+
+def test_nadam_u_product_is_the_running_product_of_its_momentum_schedule_at_any_step_count():
+    nadam = nn.optimizers.Nadam(beta_1=0.8)
+    expected = 1.0
+    for step in range(1, 40):
+        expected *= 0.8 * (1 - 0.5 * 0.96 ** step)
+        nadam.iterations = step
+        assert nadam.u_product() == pytest.approx(expected, rel=1e-12)
+    nadam.iterations = 7                          # a restored step count (load_model) goes back or forward
+    assert nadam.u_product() == pytest.approx(np.prod([0.8 * (1 - 0.5 * 0.96 ** t) for t in range(1, 8)]))
+    assert nadam.extra_variables() == [("variable", np.float32(nadam.u_product()))]
 
 
 def test_adam_object_follows_keras_formula_over_steps():

@@ -17,7 +17,8 @@ from test_compiled import CONFIGS, _data, _model
 
 #: every one of test_compiled's configurations lowers every plan: dense layers, the cross-entropies, binary
 #: cross-entropy, MSE and MAE, the hinge and focal losses (powers and maxima), GELU, swish and log-softmax
-#: as separate ops, each of the optimizers (Adamax too), the recurrent layers and their dropout masks;
+#: as separate ops, each of the optimizers (Adamax, Nadam, Lion and Adadelta too), the recurrent layers and
+#: their dropout masks;
 #: but a Bidirectional one with return_sequences, which puts the backward states back in time order with a
 #: getitem (no lowering: its plans keep their Python replay)
 LOWERED = [c[0] for c in CONFIGS if c[0] != "bidirectional-rmsprop"]

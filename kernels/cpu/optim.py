@@ -1,5 +1,7 @@
 """In-place optimizer updates over flat parameter arrays, with Keras's formulas.
 
+SGD, Adam (AdamW, AMSGrad), RMSprop, Adagrad, Adamax, Nadam, Lion and Adadelta.
+
 Each kernel reads and writes every array once, in one loop: the whole update is
 one pass over memory. The scalars are those of ``nnengine/backends/optimizer_scalars.py``,
 named and ordered as there (and as in ``kernels/cuda/optim.cu``), computed once per step
@@ -163,3 +165,91 @@ def adagrad_parallel(param, grad, accumulator, lr, epsilon, decay):
     for k in prange(spans):
         a, b = span(k, spans, param.size)
         adagrad(param[a:b], grad[a:b], accumulator[a:b], lr, epsilon, decay)
+
+
+@njit(inline="always")
+def _nadam(i, param, grad, m, v, momentum_step, gradient_step, one_minus_beta_1, one_minus_beta_2, velocity_scale,
+           epsilon, decay):
+    # lr m_hat = momentum_step m + gradient_step g (Keras's m_hat, its two coefficients folded with lr on the host)
+    g = grad[i]
+    mi = m[i] + (g - m[i]) * one_minus_beta_1
+    vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+    m[i], v[i] = mi, vi
+    param[i] = param[i] * decay - (momentum_step * mi + gradient_step * g) / (math.sqrt(vi * velocity_scale) + epsilon)
+
+
+@njit(cache=True, error_model="numpy")
+def nadam(param, grad, m, v, momentum_step, gradient_step, one_minus_beta_1, one_minus_beta_2, velocity_scale,
+          epsilon, decay):
+    """Keras's Nadam: Adam's moments, with Nesterov's look-ahead in the first (see optimizer_scalars.nadam_scalars)."""
+    for i in range(param.size):
+        _nadam(i, param, grad, m, v, momentum_step, gradient_step, one_minus_beta_1, one_minus_beta_2, velocity_scale,
+               epsilon, decay)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def nadam_parallel(param, grad, m, v, momentum_step, gradient_step, one_minus_beta_1, one_minus_beta_2,
+                   velocity_scale, epsilon, decay):
+    """``nadam`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        nadam(param[a:b], grad[a:b], m[a:b], v[a:b], momentum_step, gradient_step, one_minus_beta_1,
+              one_minus_beta_2, velocity_scale, epsilon, decay)
+
+
+@njit(inline="always")
+def _signed(x, size):
+    """size * sign(x) in their own dtype: size, -size or 0 (x * 0: a NaN x stays NaN)."""
+    return size if x > 0 else (-size if x < 0 else x * 0)
+
+
+@njit(inline="always")
+def _lion(i, param, grad, m, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay):
+    g, mi = grad[i], m[i]
+    param[i] = param[i] * decay - _signed(mi * beta_1 + g * one_minus_beta_1, lr)
+    m[i] = mi * beta_2 + g * one_minus_beta_2
+
+
+@njit(cache=True, error_model="numpy")
+def lion(param, grad, m, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay):
+    """Keras's Lion: w -= lr sign(b1 m + (1 - b1) g);  m = b2 m + (1 - b2) g."""
+    for i in range(param.size):
+        _lion(i, param, grad, m, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def lion_parallel(param, grad, m, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay):
+    """``lion`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        lion(param[a:b], grad[a:b], m[a:b], lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay)
+
+
+@njit(inline="always")
+def _adadelta(i, param, grad, accumulated_grad, accumulated_delta, lr, rho, one_minus_rho, epsilon, decay):
+    g, s = grad[i], accumulated_delta[i]
+    a = rho * accumulated_grad[i] + one_minus_rho * (g * g)
+    delta = -(math.sqrt(s + epsilon) * g / math.sqrt(a + epsilon))
+    accumulated_grad[i] = a
+    accumulated_delta[i] = rho * s + one_minus_rho * (delta * delta)
+    param[i] = param[i] * decay + lr * delta
+
+
+@njit(cache=True, error_model="numpy")
+def adadelta(param, grad, accumulated_grad, accumulated_delta, lr, rho, one_minus_rho, epsilon, decay):
+    """Keras's Adadelta: a = rho a + (1 - rho) g^2;  d = -sqrt(s + eps) g / sqrt(a + eps);
+    s = rho s + (1 - rho) d^2;  w += lr d."""
+    for i in range(param.size):
+        _adadelta(i, param, grad, accumulated_grad, accumulated_delta, lr, rho, one_minus_rho, epsilon, decay)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def adadelta_parallel(param, grad, accumulated_grad, accumulated_delta, lr, rho, one_minus_rho, epsilon, decay):
+    """``adadelta`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        adadelta(param[a:b], grad[a:b], accumulated_grad[a:b], accumulated_delta[a:b], lr, rho, one_minus_rho,
+                 epsilon, decay)

@@ -177,6 +177,72 @@ __global__ void adamax_update(T* __restrict__ param, const T* __restrict__ grad,
     FOR_EACH_ELEMENT(i, n) adamax_element(param, grad, m, u, i, step_size, one_minus_beta_1, beta_2, epsilon, decay);
 }
 
+// Nadam (Keras's). m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v);
+// p -= (momentum_step m + gradient_step g) / (sqrt(v velocity_scale) + eps): the host folds lr and Nadam's
+// momentum schedule into the two steps and 1 / (1 - b2^t) into velocity_scale (optimizer_scalars.nadam_scalars).
+template <typename T>
+__device__ __forceinline__ void nadam_element(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                                              T* __restrict__ v, long long i, T momentum_step, T gradient_step,
+                                              T one_minus_beta_1, T one_minus_beta_2, T velocity_scale, T epsilon,
+                                              T decay) {
+    T p = param[i], g = grad[i], mi = m[i], vi = v[i];
+    mi += (g - mi) * one_minus_beta_1;
+    vi += (g * g - vi) * one_minus_beta_2;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = p * decay - (momentum_step * mi + gradient_step * g) / (sqrt(vi * velocity_scale) + epsilon);
+}
+
+template <typename T>
+__global__ void nadam_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m, T* __restrict__ v,
+                             long long n, T momentum_step, T gradient_step, T one_minus_beta_1, T one_minus_beta_2,
+                             T velocity_scale, T epsilon, T decay) {
+    FOR_EACH_ELEMENT(i, n)
+        nadam_element(param, grad, m, v, i, momentum_step, gradient_step, one_minus_beta_1, one_minus_beta_2,
+                      velocity_scale, epsilon, decay);
+}
+
+// Lion. p -= lr sign(b1 m + (1 - b1) g) (0 at 0; NaN stays NaN); then m = b2 m + (1 - b2) g.
+template <typename T>
+__device__ __forceinline__ void lion_element(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                                             long long i, T lr, T beta_1, T one_minus_beta_1, T beta_2,
+                                             T one_minus_beta_2, T decay) {
+    T g = grad[i], mi = m[i];
+    T blend = mi * beta_1 + g * one_minus_beta_1;
+    T step = blend > T(0) ? lr : (blend < T(0) ? -lr : blend * T(0));
+    param[i] = param[i] * decay - step;
+    m[i] = mi * beta_2 + g * one_minus_beta_2;
+}
+
+template <typename T>
+__global__ void lion_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m, long long n, T lr,
+                            T beta_1, T one_minus_beta_1, T beta_2, T one_minus_beta_2, T decay) {
+    FOR_EACH_ELEMENT(i, n)
+        lion_element(param, grad, m, i, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay);
+}
+
+// Adadelta. a = rho a + (1 - rho) g^2; d = -sqrt(s + eps) g / sqrt(a + eps) (s before this step);
+// s = rho s + (1 - rho) d^2; p += lr d.
+template <typename T>
+__device__ __forceinline__ void adadelta_element(T* __restrict__ param, const T* __restrict__ grad,
+                                                 T* __restrict__ accumulated_grad, T* __restrict__ accumulated_delta,
+                                                 long long i, T lr, T rho, T one_minus_rho, T epsilon, T decay) {
+    T g = grad[i], s = accumulated_delta[i];
+    T a = rho * accumulated_grad[i] + one_minus_rho * (g * g);
+    T delta = -(sqrt(s + epsilon) * g / sqrt(a + epsilon));
+    accumulated_grad[i] = a;
+    accumulated_delta[i] = rho * s + one_minus_rho * (delta * delta);
+    param[i] = param[i] * decay + lr * delta;
+}
+
+template <typename T>
+__global__ void adadelta_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ accumulated_grad,
+                                T* __restrict__ accumulated_delta, long long n, T lr, T rho, T one_minus_rho,
+                                T epsilon, T decay) {
+    FOR_EACH_ELEMENT(i, n)
+        adadelta_element(param, grad, accumulated_grad, accumulated_delta, i, lr, rho, one_minus_rho, epsilon, decay);
+}
+
 // The same updates with their scalars read from device memory, s[0], s[1], ... in the order above
 // (the fields of the step's optimizer_scalars tuple). A CUDA Graph freezes the arguments passed by
 // value, so a graph's update reads each step's scalars from an array the host refreshes before every
@@ -226,4 +292,30 @@ __global__ void adamax_update_at(T* __restrict__ param, const T* __restrict__ gr
                                  T* __restrict__ u, long long n, const T* __restrict__ s) {
     T step_size = s[0], one_minus_beta_1 = s[1], beta_2 = s[2], epsilon = s[3], decay = s[4];
     FOR_EACH_ELEMENT(i, n) adamax_element(param, grad, m, u, i, step_size, one_minus_beta_1, beta_2, epsilon, decay);
+}
+
+template <typename T>
+__global__ void nadam_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                                T* __restrict__ v, long long n, const T* __restrict__ s) {
+    T momentum_step = s[0], gradient_step = s[1], one_minus_beta_1 = s[2], one_minus_beta_2 = s[3];
+    T velocity_scale = s[4], epsilon = s[5], decay = s[6];
+    FOR_EACH_ELEMENT(i, n)
+        nadam_element(param, grad, m, v, i, momentum_step, gradient_step, one_minus_beta_1, one_minus_beta_2,
+                      velocity_scale, epsilon, decay);
+}
+
+template <typename T>
+__global__ void lion_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m, long long n,
+                               const T* __restrict__ s) {
+    T lr = s[0], beta_1 = s[1], one_minus_beta_1 = s[2], beta_2 = s[3], one_minus_beta_2 = s[4], decay = s[5];
+    FOR_EACH_ELEMENT(i, n)
+        lion_element(param, grad, m, i, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, decay);
+}
+
+template <typename T>
+__global__ void adadelta_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ accumulated_grad,
+                                   T* __restrict__ accumulated_delta, long long n, const T* __restrict__ s) {
+    T lr = s[0], rho = s[1], one_minus_rho = s[2], epsilon = s[3], decay = s[4];
+    FOR_EACH_ELEMENT(i, n)
+        adadelta_element(param, grad, accumulated_grad, accumulated_delta, i, lr, rho, one_minus_rho, epsilon, decay);
 }

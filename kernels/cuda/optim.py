@@ -1,4 +1,5 @@
-"""Launchers for optim.cu: in-place SGD, Adam/AdamW/AMSGrad, RMSprop, Adagrad and Adamax updates.
+"""Launchers for optim.cu: in-place SGD, Adam/AdamW/AMSGrad, RMSprop, Adagrad, Adamax, Nadam, Lion and Adadelta
+updates.
 
 Arrays are C-contiguous and of one dtype; a state array the update does not use (velocity
 without momentum, v_max without AMSGrad, ...) is passed as None and replaced by ``param``,
@@ -84,6 +85,21 @@ def rmsprop(param, grad, mean_square, mean_grad, velocity, scalars, centered, us
 def adamax(param, grad, m, u, scalars):
     """Adamax: the first moment, divided by the infinity norm of the gradients (Keras's formula)."""
     _launch("adamax_update", param, (grad, m, u), scalars, ())
+
+
+def nadam(param, grad, m, v, scalars):
+    """Nadam: Adam with Nesterov's look-ahead in the first moment (Keras's formula)."""
+    _launch("nadam_update", param, (grad, m, v), scalars, ())
+
+
+def lion(param, grad, m, scalars):
+    """Lion: a step of lr in the sign of a blend of momentum and gradient (Keras's formula)."""
+    _launch("lion_update", param, (grad, m), scalars, ())
+
+
+def adadelta(param, grad, accumulated_grad, accumulated_delta, scalars):
+    """Adadelta: steps scaled by the ratio of the running RMS of updates and of gradients (Keras's formula)."""
+    _launch("adadelta_update", param, (grad, accumulated_grad, accumulated_delta), scalars, ())
 
 
 def adagrad(param, grad, accumulator, scalars):

@@ -26,7 +26,7 @@ Conventions that hold for every primitive unless its docstring says otherwise:
 * ``axes`` arguments are tuples of non-negative, distinct axis numbers, already
   normalised by the core.
 
-The interface is one piece on purpose (about 680 lines): the list of primitives, their
+The interface is one piece on purpose (about 780 lines): the list of primitives, their
 contracts and the fused references are read together, and a backend author works from it.
 """
 from abc import ABC, abstractmethod
@@ -35,7 +35,8 @@ import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_NAMES, activation_code
 from . import recurrent_reference
-from .optimizer_scalars import adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
+                                nadam_scalars, rmsprop_scalars, sgd_scalars)
 
 #: Activation names understood by the fused dense primitives (the one table in kernels/activation_codes.py).
 DENSE_ACTIVATIONS = ACTIVATION_NAMES
@@ -692,6 +693,67 @@ class Backend(ABC):
         self.assign(u, new_u)
         change = self.div(self.mul(s.step_size, new_m), self.add(new_u, s.epsilon))
         self.assign(param, self.sub(self.mul(param, s.decay), change))
+
+    def nadam_update(self, param, grad, m, v, step, u_product, lr, beta_1, beta_2, epsilon, weight_decay):
+        """IN PLACE Nadam step number ``step`` (from 1; Keras formula). Updates ``param``, ``m`` and ``v``.
+
+        ``u_product`` is the product u_1 ... u_step of the momentum schedule u_t = beta_1 (1 - 0.5 * 0.96^t)
+        (the optimizer keeps it). First ``param *= 1 - lr * weight_decay``. Then ``m += (1 - beta_1)(grad - m)``,
+        ``v += (1 - beta_2)(grad^2 - v)``, ``m_hat = u_{t+1} m / (1 - u_product u_{t+1}) + (1 - u_t) grad /
+        (1 - u_product)``, ``v_hat = v / (1 - beta_2^step)`` and ``param -= lr m_hat / (sqrt(v_hat) + epsilon)``.
+        Returns None.
+        """
+        scalars = nadam_scalars(step, u_product, lr, beta_1, beta_2, epsilon, weight_decay)
+        self._nadam_step(param, grad, m, v, self._scalars(scalars, param.dtype))
+
+    def _nadam_step(self, param, grad, m, v, s):
+        """``nadam_update`` with its scalars packed (``NadamScalars`` of 0-d arrays): the kernels' contract."""
+        new_m = self.add(m, self.mul(self.sub(grad, m), s.one_minus_beta_1))
+        new_v = self.add(v, self.mul(self.sub(self.mul(grad, grad), v), s.one_minus_beta_2))
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        step = self.add(self.mul(s.momentum_step, new_m), self.mul(s.gradient_step, grad))
+        change = self.div(step, self.add(self.sqrt(self.mul(new_v, s.velocity_scale)), s.epsilon))
+        self.assign(param, self.sub(self.mul(param, s.decay), change))
+
+    def lion_update(self, param, grad, m, lr, beta_1, beta_2, weight_decay):
+        """IN PLACE Lion step (Chen et al.; Keras formula). Updates ``param`` and ``m``.
+
+        First ``param *= 1 - lr * weight_decay``. Then ``param -= lr * sign(beta_1 m + (1 - beta_1) grad)``
+        (sign 0 at 0, NaN stays NaN) and ``m = beta_2 m + (1 - beta_2) grad``. Returns None.
+        """
+        self._lion_step(param, grad, m, self._scalars(lion_scalars(lr, beta_1, beta_2, weight_decay), param.dtype))
+
+    def _lion_step(self, param, grad, m, s):
+        """``lion_update`` with its scalars packed (``LionScalars`` of 0-d arrays): the kernels' contract."""
+        blend = self.add(self.mul(m, s.beta_1), self.mul(grad, s.one_minus_beta_1))
+        one, zero = self._constant(1, blend.dtype), self._constant(0, blend.dtype)
+        # sign: +1 above 0, -1 below, and blend * 0 elsewhere (0 at 0, NaN for NaN)
+        sign = self.where(self.greater(blend, zero), one,
+                          self.where(self.less(blend, zero), self.neg(one), self.mul(blend, zero)))
+        self.assign(param, self.sub(self.mul(param, s.decay), self.mul(s.lr, sign)))
+        self.assign(m, self.add(self.mul(m, s.beta_2), self.mul(grad, s.one_minus_beta_2)))
+
+    def adadelta_update(self, param, grad, accumulated_grad, accumulated_delta, lr, rho, epsilon, weight_decay):
+        """IN PLACE Adadelta step (Zeiler; Keras formula). Updates ``param`` and both accumulators.
+
+        First ``param *= 1 - lr * weight_decay``. Then ``accumulated_grad = rho a + (1 - rho) grad^2``,
+        ``delta = -sqrt(accumulated_delta + epsilon) grad / sqrt(accumulated_grad + epsilon)`` (with the
+        accumulated_delta of before this step), ``accumulated_delta = rho s + (1 - rho) delta^2`` and
+        ``param += lr delta``. Returns None.
+        """
+        self._adadelta_step(param, grad, accumulated_grad, accumulated_delta,
+                            self._scalars(adadelta_scalars(lr, rho, epsilon, weight_decay), param.dtype))
+
+    def _adadelta_step(self, param, grad, accumulated_grad, accumulated_delta, s):
+        """``adadelta_update`` with its scalars packed (``AdadeltaScalars`` of 0-d arrays): the kernels' contract."""
+        new_grad = self.add(self.mul(s.rho, accumulated_grad), self.mul(s.one_minus_rho, self.mul(grad, grad)))
+        self.assign(accumulated_grad, new_grad)
+        delta = self.neg(self.div(self.mul(self.sqrt(self.add(accumulated_delta, s.epsilon)), grad),
+                                  self.sqrt(self.add(new_grad, s.epsilon))))
+        self.assign(accumulated_delta, self.add(self.mul(s.rho, accumulated_delta),
+                                                self.mul(s.one_minus_rho, self.mul(delta, delta))))
+        self.assign(param, self.add(self.mul(param, s.decay), self.mul(s.lr, delta)))
 
     def _adagrad_step(self, param, grad, accumulator, s):
         """``adagrad_update`` with its scalars packed (``AdagradScalars`` of 0-d arrays): the kernels' contract."""

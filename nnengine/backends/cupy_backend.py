@@ -19,8 +19,8 @@ from .base import Backend, DeviceUnavailableError
 from .cupy_layers import CupyLayerPrimitives
 from .determinism import are_deterministic_algorithms_enabled
 from .layout import contiguous, kept_shape, three_axes
-from .optimizer_scalars import (adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars,
-                                typed_scalars)
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
+                                nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
 
 #: primitives that are CuPy's own array operations (transfers, creation, casts and views)
 CUPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
@@ -412,6 +412,21 @@ class CupyBackend(CupyLayerPrimitives):
         self._check_contiguous(param, grad, m, u)
         scalars = self._step_scalars(adamax_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
         optim.adamax(param, grad, m, u, scalars)
+
+    def nadam_update(self, param, grad, m, v, step, u_product, lr, beta_1, beta_2, epsilon, weight_decay):
+        self._check_contiguous(param, grad, m, v)
+        scalars = self._step_scalars(nadam_scalars, param.dtype, step, u_product, lr, beta_1, beta_2, epsilon,
+                                     weight_decay)
+        optim.nadam(param, grad, m, v, scalars)
+
+    def lion_update(self, param, grad, m, lr, beta_1, beta_2, weight_decay):
+        self._check_contiguous(param, grad, m)
+        optim.lion(param, grad, m, self._step_scalars(lion_scalars, param.dtype, lr, beta_1, beta_2, weight_decay))
+
+    def adadelta_update(self, param, grad, accumulated_grad, accumulated_delta, lr, rho, epsilon, weight_decay):
+        self._check_contiguous(param, grad, accumulated_grad, accumulated_delta)
+        scalars = self._step_scalars(adadelta_scalars, param.dtype, lr, rho, epsilon, weight_decay)
+        optim.adadelta(param, grad, accumulated_grad, accumulated_delta, scalars)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         self._check_contiguous(param, grad, accumulator)

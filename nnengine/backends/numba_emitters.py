@@ -23,7 +23,8 @@ from ..kernels.cpu import blas, config, nn, optim, reduce
 from ..kernels.cpu.aot import AotKernel
 from . import host_buffers
 from .base import LoweringRefused
-from .optimizer_scalars import adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
+                                nadam_scalars, rmsprop_scalars, sgd_scalars)
 
 __all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small", "given",
            "typed_constant", "typed_flag", "typed_int"]
@@ -397,6 +398,22 @@ def _adamax_update(b, backend, param, grad, m, u, step, lr, beta_1, beta_2, epsi
     _update(b, optim.adamax, (param, grad, m, u), scalars, [])
 
 
+def _nadam_update(b, backend, param, grad, m, v, *literals):
+    dtype = as_array(param, "an optimized weight").example.dtype
+    _update(b, optim.nadam, (param, grad, m, v), _scalars(b, nadam_scalars, dtype, *literals), [])
+
+
+def _lion_update(b, backend, param, grad, m, *literals):
+    dtype = as_array(param, "an optimized weight").example.dtype
+    _update(b, optim.lion, (param, grad, m), _scalars(b, lion_scalars, dtype, *literals), [])
+
+
+def _adadelta_update(b, backend, param, grad, accumulated_grad, accumulated_delta, *literals):
+    dtype = as_array(param, "an optimized weight").example.dtype
+    _update(b, optim.adadelta, (param, grad, accumulated_grad, accumulated_delta),
+            _scalars(b, adadelta_scalars, dtype, *literals), [])
+
+
 def _sgd_update(b, backend, param, grad, velocity, lr, momentum, nesterov, weight_decay):
     dtype = as_array(param, "an optimized weight").example.dtype
     scalars = _scalars(b, sgd_scalars, dtype, lr, momentum, weight_decay)
@@ -426,4 +443,5 @@ NN_EMITTERS = {
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
     "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update, "adamax_update": _adamax_update,
+    "nadam_update": _nadam_update, "lion_update": _lion_update, "adadelta_update": _adadelta_update,
 }

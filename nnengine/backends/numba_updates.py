@@ -9,8 +9,8 @@ import numpy as np
 from ..kernels.cpu import config
 from ..kernels.cpu.aot import kernel_modules
 from .numba_layers import NumbaLayerPrimitives
-from .optimizer_scalars import (adagrad_scalars, adam_scalars, adamax_scalars, rmsprop_scalars, sgd_scalars,
-                                typed_scalars)
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
+                                nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
 
 _EMPTY = {}
 
@@ -22,6 +22,9 @@ _adam_parallel = config.OneThreadAtATime(optim, "adam_parallel")
 _rmsprop_parallel = config.OneThreadAtATime(optim, "rmsprop_parallel")
 _adagrad_parallel = config.OneThreadAtATime(optim, "adagrad_parallel")
 _adamax_parallel = config.OneThreadAtATime(optim, "adamax_parallel")
+_nadam_parallel = config.OneThreadAtATime(optim, "nadam_parallel")
+_lion_parallel = config.OneThreadAtATime(optim, "lion_parallel")
+_adadelta_parallel = config.OneThreadAtATime(optim, "adadelta_parallel")
 
 
 def _parallel(size):
@@ -74,6 +77,21 @@ class NumbaUpdatePrimitives(NumbaLayerPrimitives):
         scalars = typed_scalars(adamax_scalars, param.dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
         kernel = _adamax_parallel if _parallel(param.size) else optim.adamax
         kernel(*self._flat_state(param, grad, m, u), *scalars)
+
+    def nadam_update(self, param, grad, m, v, step, u_product, lr, beta_1, beta_2, epsilon, weight_decay):
+        scalars = typed_scalars(nadam_scalars, param.dtype, step, u_product, lr, beta_1, beta_2, epsilon, weight_decay)
+        kernel = _nadam_parallel if _parallel(param.size) else optim.nadam
+        kernel(*self._flat_state(param, grad, m, v), *scalars)
+
+    def lion_update(self, param, grad, m, lr, beta_1, beta_2, weight_decay):
+        scalars = typed_scalars(lion_scalars, param.dtype, lr, beta_1, beta_2, weight_decay)
+        kernel = _lion_parallel if _parallel(param.size) else optim.lion
+        kernel(*self._flat_state(param, grad, m), *scalars)
+
+    def adadelta_update(self, param, grad, accumulated_grad, accumulated_delta, lr, rho, epsilon, weight_decay):
+        scalars = typed_scalars(adadelta_scalars, param.dtype, lr, rho, epsilon, weight_decay)
+        kernel = _adadelta_parallel if _parallel(param.size) else optim.adadelta
+        kernel(*self._flat_state(param, grad, accumulated_grad, accumulated_delta), *scalars)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         scalars = typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)

@@ -59,6 +59,41 @@ class AdamaxScalars(NamedTuple):
     decay: float
 
 
+class NadamScalars(NamedTuple):
+    """Nadam: ``m += (1 - b1)(g - m)``, ``v += (1 - b2)(g^2 - v)``,
+    ``param -= (momentum_step m + gradient_step g) / (sqrt(v velocity_scale) + epsilon)``."""
+
+    momentum_step: float
+    gradient_step: float
+    one_minus_beta_1: float
+    one_minus_beta_2: float
+    velocity_scale: float
+    epsilon: float
+    decay: float
+
+
+class LionScalars(NamedTuple):
+    """Lion: ``param -= lr sign(b1 m + (1 - b1) g)``, then ``m = b2 m + (1 - b2) g``."""
+
+    lr: float
+    beta_1: float
+    one_minus_beta_1: float
+    beta_2: float
+    one_minus_beta_2: float
+    decay: float
+
+
+class AdadeltaScalars(NamedTuple):
+    """Adadelta: ``a = rho a + (1 - rho) g^2``, ``d = -sqrt(s + eps) g / sqrt(a + eps)``,
+    ``s = rho s + (1 - rho) d^2``, ``param += lr d``."""
+
+    lr: float
+    rho: float
+    one_minus_rho: float
+    epsilon: float
+    decay: float
+
+
 def _decay(lr, weight_decay):
     return 1.0 - lr * weight_decay
 
@@ -92,6 +127,34 @@ def adagrad_scalars(lr, epsilon, weight_decay):
 def adamax_scalars(step, lr, beta_1, beta_2, epsilon, weight_decay):
     """The scalars of Adamax step number ``step`` (from 1): Keras's lr / (1 - beta_1^step) as one step size."""
     return AdamaxScalars(lr / (1 - beta_1 ** step), 1 - beta_1, beta_2, epsilon, _decay(lr, weight_decay))
+
+
+def nadam_momentum_factor(step, beta_1):
+    """Nadam's momentum schedule (Dozat, as Keras): u_t = beta_1 (1 - 0.5 * 0.96^t) at step t (from 1)."""
+    return beta_1 * (1 - 0.5 * 0.96 ** step)
+
+
+def nadam_scalars(step, u_product, lr, beta_1, beta_2, epsilon, weight_decay):
+    """The scalars of Nadam step number ``step`` (from 1); ``u_product`` is u_1 u_2 ... u_step.
+
+    Keras's step is lr * m_hat / (sqrt(v_hat) + epsilon) with
+    m_hat = u_{t+1} m / (1 - u_product u_{t+1}) + (1 - u_t) g / (1 - u_product) and
+    v_hat = v / (1 - beta_2^t): the two m_hat coefficients times lr are the momentum and gradient steps.
+    Every denominator is at least 1 - beta_1 > 0 (beta_1 < 1) or 1 - beta_2 > 0.
+    """
+    u_now, u_next = nadam_momentum_factor(step, beta_1), nadam_momentum_factor(step + 1, beta_1)
+    return NadamScalars(lr * u_next / (1 - u_product * u_next), lr * (1 - u_now) / (1 - u_product), 1 - beta_1,
+                        1 - beta_2, 1 / (1 - beta_2 ** step), epsilon, _decay(lr, weight_decay))
+
+
+def lion_scalars(lr, beta_1, beta_2, weight_decay):
+    """The scalars of one Lion step."""
+    return LionScalars(lr, beta_1, 1 - beta_1, beta_2, 1 - beta_2, _decay(lr, weight_decay))
+
+
+def adadelta_scalars(lr, rho, epsilon, weight_decay):
+    """The scalars of one Adadelta step."""
+    return AdadeltaScalars(lr, rho, 1 - rho, epsilon, _decay(lr, weight_decay))
 
 
 def typed(scalars, dtype):

@@ -209,6 +209,15 @@ def build_and_save_adamax(keras):
         keras.optimizers.Adamax(0.02, beta_2=0.99), (6,))
 
 
+def build_and_save_nadam(keras):
+    """``keras3_mlp_nadam.keras``, ``.h5`` and ``.npz``: an MLP trained by Keras's Nadam, whose files hold its
+    u_product after the slots, to be resumed (build_and_save_archive)."""
+    layers = keras.layers
+    build_and_save_archive(keras, "keras3_mlp_nadam", [
+        layers.Dense(8, activation="relu"), layers.Dense(3, activation="softmax")],
+        keras.optimizers.Nadam(0.02), (6,), also_h5=True)
+
+
 def build_and_save_recurrent(keras):
     """The three recurrent layers, one going backwards, in both formats."""
     layers = keras.layers
@@ -817,7 +826,13 @@ def function_models(keras):
                 "apply_class_balancing": True, "gamma": 1.0}}, "binary_accuracy"),
             "msle": (mlp("softsign", 2, "softplus"), "msle", "mape"),
             "adamax": (mlp("relu", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
-                       {"class_name": "Adamax", "config": {"learning_rate": 0.02, "beta_2": 0.99}})}
+                       {"class_name": "Adamax", "config": {"learning_rate": 0.02, "beta_2": 0.99}}),
+            "nadam": (mlp("relu", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
+                      {"class_name": "Nadam", "config": {"learning_rate": 0.02, "beta_1": 0.85}}),
+            "lion": (mlp("tanh", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
+                     {"class_name": "Lion", "config": {"learning_rate": 0.003, "beta_2": 0.95, "weight_decay": 0.05}}),
+            "adadelta": (mlp("elu", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
+                         {"class_name": "Adadelta", "config": {"learning_rate": 0.5, "rho": 0.9}})}
 
 
 def function_targets(rng, name):
@@ -826,7 +841,7 @@ def function_targets(rng, name):
         return rng.integers(0, 2, (24, 1 if name == "hinge" else 2)).astype("float32")
     if name == "squared_hinge":
         return (2 * rng.integers(0, 2, (24, 2)) - 1).astype("float32")
-    if name in ("categorical_hinge", "categorical_focal", "adamax"):
+    if name in ("categorical_hinge", "categorical_focal", "adamax", "nadam", "lion", "adadelta"):
         return np.eye(3, dtype="float32")[rng.integers(0, 3, 24)]
     return np.abs(rng.standard_normal((24, 2))).astype("float32") * 3
 
@@ -894,6 +909,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "noise_layers": build_noise_layers, "bidirectional_states": build_and_save_bidirectional_states,
                 "conv_transpose": build_conv_transpose, "separable": build_separable,
                 "masked_functional": build_masked_functional, "adamax": build_and_save_adamax,
+                "nadam": build_and_save_nadam,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
