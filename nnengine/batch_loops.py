@@ -185,9 +185,6 @@ class BatchLoops:
         (whose first batch then gets the error that says so)."""
         return get_backend(self._layers[0].device) if self._layers else None
 
-    def _evaluate_arrays(self, x, y, w, batch_size, run=None):
-        return self._evaluate_over(array_batches(x, y, w, batch_size), run)
-
     def _evaluate_epochs(self, epochs, run=None):
         """Loss and metrics over the next epoch of an ``ArrayEpochs``."""
         return self._evaluate_over(epochs.epoch(), run)
@@ -240,8 +237,11 @@ class BatchLoops:
             raise ValueError("fit: validation_split needs arrays; with a generator or PyDataset pass "
                              "validation_data")
         source = BatchSource("fit", data, options["steps_per_epoch"])
-        if options["validation_data"] is not None:             # arrays are checked and cast once, up front
-            options["validation_data"] = self._split_validation(None, None, None, 0, options["validation_data"])[3]
+        validation = options["validation_data"]
+        if validation is not None and not is_batch_source(validation):   # arrays: checked and cast once, up front
+            arrays = self._split_validation(None, None, None, 0, validation)[3]
+            options["validation_data"] = ArrayEpochs("fit", arrays, options["validation_batch_size"],
+                                                     steps=options["validation_steps"], steps_name="validation_steps")
         history = callbacks_module.History()
         progbar = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
         run = callbacks_module.CallbackList([*progbar, *callbacks, history], self,
@@ -276,10 +276,10 @@ class BatchLoops:
         return prepare
 
     def _validate(self, validation, options):
-        """Validation logs from arrays (x, y, w) or from a batch source."""
+        """Validation logs from the ArrayEpochs of arrays, or from a batch source (validation_steps either way)."""
         if is_batch_source(validation):
             return self._evaluate_source(BatchSource("fit (validation_data)", validation, options["validation_steps"]))
-        return self._evaluate_arrays(*validation, options["validation_batch_size"])
+        return self._evaluate_epochs(validation)
 
     def _evaluate_source(self, source, run=None):
         """Loss and metrics over one pass of ``source``."""

@@ -61,8 +61,18 @@ def test_without_steps_nothing_changes():
     assert seen == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] * 2 and not warned
 
 
-def test_validation_steps_go_on_across_epochs():
+def _training_batches():
+    """The training data as a generator of batches of 5, forever (fit then takes steps_per_epoch of them)."""
+    while True:
+        yield X[:5], Y[:5]
+        yield X[5:], Y[5:]
+
+
+@pytest.mark.parametrize("training", ["arrays", "generator"])
+def test_validation_steps_go_on_across_epochs(training):
+    """Validation arrays take validation_steps whether the training data are arrays or a generator."""
     model = _model()
+    data = dict(x=X, y=Y, batch_size=5) if training == "arrays" else dict(x=_training_batches(), steps_per_epoch=2)
     x_val, y_val = X[::-1].copy(), Y[::-1].copy()
     expected = []
 
@@ -72,8 +82,9 @@ def test_validation_steps_go_on_across_epochs():
             expected.append((model.evaluate(x_val[rows], y_val[rows], batch_size=3, verbose=0), logs["val_loss"]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(X, Y, epochs=3, batch_size=5, validation_data=(x_val, y_val), validation_batch_size=3,
-                  validation_steps=2, callbacks=[Check()], verbose=0)
+        model.fit(**data, epochs=3, validation_data=(x_val, y_val), validation_batch_size=3, validation_steps=2,
+                  callbacks=[Check()], verbose=0)
+    assert len(expected) == 3
     for evaluated, logged in expected:
         assert logged == pytest.approx(evaluated, rel=1e-6)
 
