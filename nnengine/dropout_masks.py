@@ -3,7 +3,8 @@
 Every dropout in nnengine (``Dropout``, the recurrent layers' ``dropout`` and ``recurrent_dropout``,
 MultiHeadAttention's, SpatialDropout's) multiplies by an inverted-dropout mask: keep / (1 - rate), keep ~
 Bernoulli(1 - rate), drawn on the host from the layer's generator (its ``seed``) or nnengine's
-(``set_random_seed``); GaussianNoise and GaussianDropout draw normal noise the same way. A
+(``set_random_seed``); GaussianNoise and GaussianDropout draw normal noise the same way, and the image
+augmentation layers their per-image transforms (as sampling tables, ``image_augmentation.py``). A
 captured plan replays the primitive calls of its first step, so a mask uploaded inside the step would be
 replayed forever; before this module, a model with dropout trained eagerly.
 
@@ -50,11 +51,18 @@ def host_noise(rng, shape, law, dtype, device):
 def draw(rng, shape, law):
     """Host random numbers (float64; the upload casts) from ``rng`` (None: nnengine's generator): for the law
     ("bernoulli", rate), keep / (1 - rate) with keep = rng.random(shape) >= rate; for ("normal", mean, stddev),
-    rng.normal(mean, stddev, shape)."""
+    rng.normal(mean, stddev, shape); for ("uniform", low, high), rng.uniform(low, high, shape); for ("sample",
+    function, *arguments), ``function(rng, shape, *arguments)``: an array of ``shape`` that a module-level
+    function computes from its draws (the image augmentation layers' sampling tables)."""
     rng = rng or global_rng()
-    if law[0] == "bernoulli":
+    kind = law[0]
+    if kind == "bernoulli":
         return (rng.random(shape) >= law[1]) / (1.0 - law[1])
-    return rng.normal(law[1], law[2], shape)
+    if kind == "normal":
+        return rng.normal(law[1], law[2], shape)
+    if kind == "uniform":
+        return rng.uniform(law[1], law[2], shape)
+    return law[1](rng, shape, *law[2:])
 
 
 @contextlib.contextmanager

@@ -39,6 +39,8 @@ from .recurrent_layers import GRU, LSTM, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from .dropout_masks import dropout_mask
 from .noise_layers import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .image_augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
+                                 RandomZoom)
 from .utility_layers import (ELU, ActivityRegularization, Identity, Lambda, LeakyReLU, Masking, Permute, PReLU,
                              ReLU, RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
 from .tensor import Tensor
@@ -58,7 +60,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "UnitNormalization", "ActivityRegularization", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
            "GaussianDropout", "Conv2DTranspose", "Conv1DTranspose", "Convolution2DTranspose", "Convolution1DTranspose",
            "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D", "SeparableConvolution2D",
-           "SeparableConvolution1D", "Lambda"]
+           "SeparableConvolution1D", "Lambda", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
+           "RandomContrast", "RandomBrightness"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -481,6 +484,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Cropping1D, Cropping2D, SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, Add, Subtract, Multiply, Average,
     Maximum, Minimum, Concatenate, Dot, MultiHeadAttention, ELU, PReLU, UnitNormalization, ActivityRegularization,
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
-    DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D)}
+    DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
+    RandomTranslation, RandomContrast, RandomBrightness)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

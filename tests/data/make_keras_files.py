@@ -711,6 +711,55 @@ def build_separable(keras):
                   {"mobile": lambda model: model.save("keras3_separable_conv.keras")})
 
 
+#: (Keras class, arguments) of keras3_augmentation.npz's layer cases: ranges of one value, so that Keras's
+#: transform of each image is known
+AUGMENTATION_CASES = [
+    ("RandomRotation", {"factor": [0.1, 0.1]}),
+    ("RandomRotation", {"factor": [-0.3, -0.3], "fill_mode": "constant", "fill_value": 7.0}),
+    ("RandomRotation", {"factor": [0.2, 0.2], "fill_mode": "wrap", "interpolation": "nearest"}),
+    ("RandomRotation", {"factor": [0.45, 0.45], "fill_mode": "nearest"}),
+    ("RandomZoom", {"height_factor": [0.3, 0.3], "width_factor": [-0.2, -0.2]}),
+    ("RandomZoom", {"height_factor": [0.5, 0.5], "fill_mode": "nearest"}),
+    ("RandomZoom", {"height_factor": [-0.4, -0.4], "fill_mode": "wrap", "interpolation": "nearest"}),
+    ("RandomTranslation", {"height_factor": [0.2, 0.2], "width_factor": [-0.35, -0.35]}),
+    ("RandomTranslation", {"height_factor": [-0.6, -0.6], "width_factor": [0.45, 0.45], "fill_mode": "constant"}),
+    ("RandomTranslation", {"height_factor": [1.0, 1.0], "width_factor": [-0.7, -0.7], "fill_mode": "wrap"}),
+    ("RandomBrightness", {"factor": [0.1, 0.1]}),
+    ("RandomBrightness", {"factor": [-0.3, -0.3], "value_range": [0.0, 1.0]}),
+]
+
+
+def augmentation_model(keras):
+    """An image classifier behind every augmentation layer nnengine has (Keras's tutorial's start)."""
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input((8, 8, 3)), layers.RandomFlip("horizontal", seed=1), layers.RandomRotation(0.1, seed=2),
+        layers.RandomZoom(0.2, 0.1, seed=3), layers.RandomTranslation(0.1, 0.2, fill_mode="constant", seed=4),
+        layers.RandomContrast(0.2, seed=5), layers.RandomBrightness(0.1, seed=6), layers.Rescaling(1 / 255),
+        layers.Conv2D(4, 3, activation="relu"), layers.GlobalAveragePooling2D(),
+        layers.Dense(3, activation="softmax")])
+
+
+def build_augmentation(keras):
+    """``keras3_augmentation.npz``: each AUGMENTATION_CASES layer's training output on random images; and
+    augmentation_model() saved as ``keras3_augmentation.keras`` with its predictions and evaluate's [loss,
+    accuracy] (inference: the augmentation layers are the identity)."""
+    keras.utils.set_random_seed(37)
+    rng = np.random.default_rng(37)
+    images = rng.uniform(0, 255, (3, 7, 9, 2)).astype("float32")
+    record = {"case_x": images}
+    for index, (class_name, options) in enumerate(AUGMENTATION_CASES):
+        layer = getattr(keras.layers, class_name)(**options)
+        record[f"case{index}_out"] = np.asarray(keras.ops.convert_to_numpy(layer(images, training=True)))
+    model = augmentation_model(keras)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = rng.uniform(0, 255, (16, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 16)
+    record.update(x=x, y=y, predictions=model.predict(x, verbose=0),
+                  evaluate=np.asarray(model.evaluate(x, y, verbose=0)))
+    np.savez("keras3_augmentation.npz", **record)
+    model.save("keras3_augmentation.keras")
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -909,7 +958,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "noise_layers": build_noise_layers, "bidirectional_states": build_and_save_bidirectional_states,
                 "conv_transpose": build_conv_transpose, "separable": build_separable,
                 "masked_functional": build_masked_functional, "adamax": build_and_save_adamax,
-                "nadam": build_and_save_nadam,
+                "nadam": build_and_save_nadam, "augmentation": build_augmentation,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
