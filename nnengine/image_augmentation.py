@@ -327,55 +327,50 @@ def _value_range(owner, value_range):
     return low, high
 
 
-class RandomContrast(_ImageLayer):
-    """(x - mean) c + mean per image and channel, c uniform in [1 - lower, 1 + upper], clipped to value_range."""
+class _ColorLayer(_ImageLayer):
+    """A layer that changes each image's values by a per-image uniform draw, clipped to ``value_range``."""
+
+    #: the lowest end the factor may have (a single number f gives (max(-f, factor_low), f), as in Keras)
+    factor_low = -1.0
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(seed, **kwargs)
         owner = self._owner()
-        low, high = _checked_bounds(owner, "factor", factor, 0, 1)
-        self.factor = (max(low, 0.0), high)            # Keras clips a single number's lower end to its bound, 0
+        low, high = _checked_bounds(owner, "factor", factor, self.factor_low, 1)
+        self.factor = (max(low, self.factor_low), high)
         self.value_range = _value_range(owner, value_range)
+
+    def _per_image(self, x, low, high):
+        """One uniform draw in [low, high] per image, shaped (batch, 1, 1, 1) to broadcast over x."""
+        count = _images(self._owner(), x).shape[0]
+        return host_noise(self._rng, (count, 1, 1, 1), ("uniform", low, high), x.dtype, x.device)
+
+    def get_config(self):
+        """Keras 3's config: factor (its lower and upper ends), value_range, seed."""
+        return {**super().get_config(), "factor": list(self.factor), "value_range": list(self.value_range)}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "factor": config["factor"],
+                "value_range": config.get("value_range", (0, 255))}
+
+
+class RandomContrast(_ColorLayer):
+    """(x - mean) c + mean per image and channel, c uniform in [1 - lower, 1 + upper], clipped to value_range."""
+
+    factor_low = 0.0             # Keras 3.15: RandomContrast(f) has the range (0, f), so c in [1, 1 + f]
 
     def randomize(self, x):
         """The contrast of each image scaled about its per-channel mean."""
-        count = _images(self._owner(), x).shape[0]
-        scale = host_noise(self._rng, (count, 1, 1, 1), ("uniform", 1.0 - self.factor[0], 1.0 + self.factor[1]),
-                           x.dtype, x.device)
+        scale = self._per_image(x, 1.0 - self.factor[0], 1.0 + self.factor[1])
         mean = F.mean(x, axis=(1, 2), keepdims=True)
         return F.clip((x - mean) * scale + mean, *self.value_range)
 
-    def get_config(self):
-        """Keras 3's config: factor (its lower and upper ends), value_range, seed."""
-        return {**super().get_config(), "factor": list(self.factor), "value_range": list(self.value_range)}
 
-    @classmethod
-    def _config_arguments(cls, config):
-        return {**super()._config_arguments(config), "factor": config["factor"],
-                "value_range": config.get("value_range", (0, 255))}
-
-
-class RandomBrightness(_ImageLayer):
+class RandomBrightness(_ColorLayer):
     """x + u (high - low), u uniform in the factor's range per image, clipped to value_range = (low, high)."""
-
-    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
-        super().__init__(seed, **kwargs)
-        owner = self._owner()
-        self.factor = _checked_bounds(owner, "factor", factor, -1, 1)
-        self.value_range = _value_range(owner, value_range)
 
     def randomize(self, x):
         """Each image brightened or darkened by its own amount."""
-        count = _images(self._owner(), x).shape[0]
         low, high = self.value_range
-        shift = host_noise(self._rng, (count, 1, 1, 1), ("uniform", *self.factor), x.dtype, x.device)
-        return F.clip(x + shift * (high - low), low, high)
-
-    def get_config(self):
-        """Keras 3's config: factor (its lower and upper ends), value_range, seed."""
-        return {**super().get_config(), "factor": list(self.factor), "value_range": list(self.value_range)}
-
-    @classmethod
-    def _config_arguments(cls, config):
-        return {**super()._config_arguments(config), "factor": config["factor"],
-                "value_range": config.get("value_range", (0, 255))}
+        return F.clip(x + self._per_image(x, *self.factor) * (high - low), low, high)
