@@ -41,6 +41,7 @@ from .dropout_masks import dropout_mask
 from .noise_layers import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
 from .image_augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
                                  RandomZoom)
+from .image_resizing import CenterCrop, Resizing
 from .utility_layers import (ELU, ActivityRegularization, Identity, Lambda, LeakyReLU, Masking, Permute, PReLU,
                              ReLU, RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
 from .tensor import Tensor
@@ -61,7 +62,7 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "GaussianDropout", "Conv2DTranspose", "Conv1DTranspose", "Convolution2DTranspose", "Convolution1DTranspose",
            "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D", "SeparableConvolution2D",
            "SeparableConvolution1D", "Lambda", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
-           "RandomContrast", "RandomBrightness"]
+           "RandomContrast", "RandomBrightness", "Resizing", "CenterCrop"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -485,6 +486,6 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Maximum, Minimum, Concatenate, Dot, MultiHeadAttention, ELU, PReLU, UnitNormalization, ActivityRegularization,
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
     DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
-    RandomTranslation, RandomContrast, RandomBrightness)}
+    RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

@@ -1,6 +1,7 @@
-"""Keras's image augmentation layers (image_augmentation.py): against Keras 3.15's outputs for known transforms and
-its saved model, the sampling table against an independent pad-and-interpolate oracle, the draws against their
-formulas, the compiled step against the eager one, and their errors."""
+"""Keras's image augmentation layers (image_augmentation.py) and Resizing, CenterCrop (image_resizing.py): against
+Keras 3.15's outputs for known transforms and its saved model, the sampling table against an independent
+pad-and-interpolate oracle, the draws against their formulas, the compiled step against the eager one, finite
+differences, and their errors."""
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,52 @@ def test_images_must_be_batches_of_images():
     with pytest.raises(ValueError, match=r"RandomZoom '\w+' expects images \(batch, height, width, channels\), "
                                          r"got shape \(4, 5, 3\)"):
         layers.RandomZoom(0.2)(np.zeros((4, 5, 3)), training=True)
+
+
+# ---------------------------------------------------------------- Resizing, CenterCrop (image_resizing.py)
+@pytest.mark.parametrize("device", ["numpy", "cpu"])
+@pytest.mark.parametrize("index", range(len(FILES.RESIZING_CASES)))
+def test_resizing_and_center_crop_give_keras_output(index, device):
+    """Up and down, cropped or padded to the aspect ratio, a crop and a crop that must resize: Keras 3.15's."""
+    class_name, options = FILES.RESIZING_CASES[index]
+    out = getattr(layers, class_name)(**options)(nn.Tensor(RECORD["case_x"], device=device)).numpy()
+    np.testing.assert_allclose(out, RECORD[f"resizing{index}_out"], rtol=1e-6, atol=2e-4)
+
+
+def test_nearest_resizing_takes_the_pixel_under_each_output_centre():
+    images = np.random.default_rng(3).standard_normal((2, 7, 9, 1))
+    out = layers.Resizing(3, 4, interpolation="nearest", dtype="float64")(images).numpy()
+    rows, cols = np.floor((np.arange(3) + 0.5) * 7 / 3).astype(int), np.floor((np.arange(4) + 0.5) * 9 / 4).astype(int)
+    np.testing.assert_array_equal(out, images[:, rows][:, :, cols])
+
+
+def test_a_model_that_resizes_and_crops_trains_compiled_as_eagerly_and_saves(tmp_path):
+    def make_model():
+        nn.utils.set_random_seed(5)
+        return keras.Sequential([keras.Input((8, 8, 3)), layers.Resizing(10, 6, crop_to_aspect_ratio=True),
+                                 layers.CenterCrop(6, 4), layers.Rescaling(1 / 255), layers.Flatten(),
+                                 layers.Dense(3, activation="softmax")])
+    report = compiled_and_eager_runs(make_model, RECORD["x"], RECORD["y"], batch_size=8)
+    assert report["fallback_reason"] is None
+    model = make_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    assert model.output_shape == (None, 3) and model.layers[1].compute_output_shape((None, 10, 6, 3)) == (None, 6, 4, 3)
+    assert_files_round_trip(model, RECORD["x"], tmp_path, (8, 8, 8, 3))
+
+
+def test_gradients_flow_through_resizing_by_finite_differences():
+    layer = layers.Resizing(5, 3, pad_to_aspect_ratio=True, fill_value=0.25, dtype="float64")
+    assert nn.gradcheck(lambda x: (layer(x) ** 2).sum(),
+                        nn.Tensor(np.random.default_rng(8).standard_normal((2, 4, 4, 2)), requires_grad=True))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: layers.Resizing(4, 4, antialias=True), r"antialias=True is not supported"),
+    (lambda: layers.Resizing(4, 4, crop_to_aspect_ratio=True, pad_to_aspect_ratio=True), r"not both"),
+    (lambda: layers.Resizing(4, 4, interpolation="bicubic"), r"interpolation must be one of 'bilinear', 'nearest'"),
+    (lambda: layers.Resizing(0, 4), r"height must be"),
+    (lambda: layers.CenterCrop(4, 2.5), r"width must be"),
+])
+def test_bad_resizing_arguments_are_named(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()

@@ -728,6 +728,20 @@ AUGMENTATION_CASES = [
     ("RandomBrightness", {"factor": [-0.3, -0.3], "value_range": [0.0, 1.0]}),
 ]
 
+#: (Keras class, arguments) of keras3_augmentation.npz's resizing cases, on images of 7 x 9
+RESIZING_CASES = [
+    ("Resizing", {"height": 12, "width": 5}),
+    ("Resizing", {"height": 3, "width": 4}),
+    ("Resizing", {"height": 14, "width": 18, "interpolation": "nearest"}),    # 2x: every backend's nearest agrees
+    ("Resizing", {"height": 6, "width": 6, "crop_to_aspect_ratio": True}),
+    ("Resizing", {"height": 4, "width": 10, "crop_to_aspect_ratio": True}),
+    ("Resizing", {"height": 6, "width": 4, "pad_to_aspect_ratio": True, "fill_value": 3.0}),
+    ("Resizing", {"height": 5, "width": 12, "pad_to_aspect_ratio": True}),
+    ("CenterCrop", {"height": 4, "width": 6}),
+    ("CenterCrop", {"height": 5, "width": 11}),
+    ("CenterCrop", {"height": 9, "width": 3}),
+]
+
 
 def augmentation_model(keras):
     """An image classifier behind every augmentation layer nnengine has (Keras's tutorial's start)."""
@@ -741,7 +755,8 @@ def augmentation_model(keras):
 
 
 def build_augmentation(keras):
-    """``keras3_augmentation.npz``: each AUGMENTATION_CASES layer's training output on random images; and
+    """``keras3_augmentation.npz``: each AUGMENTATION_CASES layer's training output on random images, each
+    RESIZING_CASES layer's output on them; and
     augmentation_model() saved as ``keras3_augmentation.keras`` with its predictions and evaluate's [loss,
     accuracy] (inference: the augmentation layers are the identity)."""
     keras.utils.set_random_seed(37)
@@ -751,6 +766,9 @@ def build_augmentation(keras):
     for index, (class_name, options) in enumerate(AUGMENTATION_CASES):
         layer = getattr(keras.layers, class_name)(**options)
         record[f"case{index}_out"] = np.asarray(keras.ops.convert_to_numpy(layer(images, training=True)))
+    for index, (class_name, options) in enumerate(RESIZING_CASES):
+        layer = getattr(keras.layers, class_name)(**options)
+        record[f"resizing{index}_out"] = np.asarray(keras.ops.convert_to_numpy(layer(images)))
     model = augmentation_model(keras)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x, y = rng.uniform(0, 255, (16, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 16)
