@@ -1,4 +1,4 @@
-"""Keras's image resizing layers: Resizing and CenterCrop, at training and inference alike.
+"""Keras's image resizing layers: Resizing and CenterCrop (at training and inference alike), RandomCrop.
 
 Images are (batch, height, width, channels) floats. ``Resizing(height, width)`` samples the image (or a
 box of it) at the output's pixel centres, as Keras does: output pixel i of n, over a box of m input pixels,
@@ -15,6 +15,13 @@ as Keras 3 computes the box: int() of the float sizes). ``CenterCrop(height, wid
 of that size, or, for an image smaller than it along an axis, resizes it as Keras does
 (bilinear, cropped to the aspect ratio first).
 
+``RandomCrop(height, width)`` cuts, in training, a box of that size at a random place, one place for the
+whole batch (top uniform in 0 .. image height - height, left likewise), as Keras 3 does when the images are
+larger than the box along both axes. Otherwise, and at inference, it cuts the box at the place of the
+aspect-ratio crop (as much of it as the image holds) and resizes that to (height, width), bilinear, as
+Keras 3.15 does in training (its own inference returns the images uncut, a size the layers after it do not
+expect; nnengine keeps the output's size).
+
 The sampling table (input pixels read by each output pixel, with weights) depends on the shapes only: it is
 made once per input shape and kept on the host; the device gathers and sums as the augmentation layers do
 (``image_augmentation.py``), so gradients flow back to the input.
@@ -23,11 +30,12 @@ import numpy as np
 
 from . import arguments
 from . import functional as F
+from .dropout_masks import host_noise
 from .layer_base import Layer
 from .layer_functional import gather_windows
 from .tensor import Tensor
 
-__all__ = ["Resizing", "CenterCrop", "resize_table"]
+__all__ = ["Resizing", "CenterCrop", "RandomCrop", "resize_table"]
 
 _INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -97,14 +105,16 @@ class _ResamplingLayer(Layer):
         return f"{type(self).__name__} {self.name!r}"
 
     def _resized(self, x, interpolation, aspect, fill_value=0.0):
-        """x resized to (height, width), from the box ``aspect`` ("crop", "pad" or None) says."""
+        """x resized to (height, width), from the box ``aspect`` ("crop", "pad" or None) says, or from ``aspect``
+        itself when it is a box (top, left, box_h, box_w)."""
         count, height, width, channels = x.shape
         size = (self.height, self.width)
         key = (x.shape, interpolation, aspect)
         if key not in self._tables:                   # host arrays: the Tensors are made in the step (a compiled
             if len(self._tables) >= 8:                # step keeps them as constants of its plan)
                 self._tables.clear()
-            table = resize_table(count, height, width, size, interpolation, _aspect_box(height, width, size, aspect))
+            box = aspect if isinstance(aspect, tuple) else _aspect_box(height, width, size, aspect)
+            table = resize_table(count, height, width, size, interpolation, box)
             self._tables[key] = (table[0].astype(np.int64), table[1])
         positions, weights = (Tensor(part, dtype=dtype, device=x.device)
                               for part, dtype in zip(self._tables[key], (np.int64, x.dtype)))
@@ -176,3 +186,48 @@ class CenterCrop(_ResamplingLayer):
             top, left = (height - self.height) // 2, (width - self.width) // 2
             return x[:, top:top + self.height, left:left + self.width, :]
         return self._resized(x, "bilinear", "crop")
+
+
+def _random_crop_table(rng, shape, height, width, size):
+    """The sampling table of one batch's random crop (dropout_masks.draw's "sample" law): one (top, left) for
+    every image, each uniform over the places a ``size`` box fits (Keras: int(uniform(0, room + 1)))."""
+    count = shape[1] // (size[0] * size[1])
+    top = int(rng.uniform(0, height - size[0] + 1))
+    left = int(rng.uniform(0, width - size[1] + 1))
+    return resize_table(count, height, width, size, "nearest", (top, left, *size))
+
+
+class RandomCrop(_ResamplingLayer):
+    """A random (height, width) box of the images in training, the same place for the batch; the images resized
+    to it (cropped to its aspect ratio) otherwise. See the module docstring."""
+
+    def __init__(self, height, width, seed=None, data_format=None, **kwargs):
+        super().__init__(height, width, data_format, **kwargs)
+        self.seed = None if seed is None else arguments.integer(self._owner(), "seed", seed, minimum=0)
+        self._rng = np.random.default_rng(self.seed) if self.seed is not None else None
+
+    def draws_dropout_masks(self, training):
+        """In training, a new place every step (fed to a compiled step: dropout_masks.py)."""
+        return training
+
+    def call(self, x, training=False):
+        """A random box in training (for images larger than it), else the images resized to it."""
+        count, height, width, channels = _images(self._owner(), x).shape
+        if not (training and height > self.height and width > self.width):
+            # Keras: a (height, width) box at the place of the aspect-ratio crop, cut by the image, resized
+            top, left, _, _ = _aspect_box(height, width, (self.height, self.width), "crop")
+            box = (top, left, min(self.height, height - top), min(self.width, width - left))
+            return self._resized(x, "bilinear", box)
+        pixels = count * self.height * self.width
+        law = ("sample", _random_crop_table, height, width, (self.height, self.width))
+        table = host_noise(self._rng, (2, pixels), law, np.float64, x.device)
+        gathered = gather_windows(x.reshape(1, count * height * width, channels), table[0].astype(np.int64))
+        return gathered.reshape(count, self.height, self.width, channels)
+
+    def get_config(self):
+        """Keras 3's config: height, width, seed, data_format."""
+        return {**super().get_config(), "seed": self.seed}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "seed": config.get("seed")}

@@ -41,7 +41,7 @@ from .dropout_masks import dropout_mask
 from .noise_layers import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
 from .image_augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
                                  RandomZoom)
-from .image_resizing import CenterCrop, Resizing
+from .image_resizing import CenterCrop, RandomCrop, Resizing
 from .utility_layers import (ELU, ActivityRegularization, Identity, Lambda, LeakyReLU, Masking, Permute, PReLU,
                              ReLU, RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
 from .tensor import Tensor
@@ -62,7 +62,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "GaussianDropout", "Conv2DTranspose", "Conv1DTranspose", "Convolution2DTranspose", "Convolution1DTranspose",
            "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D", "SeparableConvolution2D",
            "SeparableConvolution1D", "Lambda", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
-           "RandomContrast", "RandomBrightness", "Resizing", "CenterCrop"]
+           "RandomContrast", "RandomBrightness", "Resizing", "CenterCrop",
+           "RandomCrop"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -486,6 +487,6 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Maximum, Minimum, Concatenate, Dot, MultiHeadAttention, ELU, PReLU, UnitNormalization, ActivityRegularization,
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
     DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
-    RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop)}
+    RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop, RandomCrop)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

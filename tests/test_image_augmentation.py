@@ -163,14 +163,29 @@ def test_images_must_be_batches_of_images():
         layers.RandomZoom(0.2)(np.zeros((4, 5, 3)), training=True)
 
 
-# ---------------------------------------------------------------- Resizing, CenterCrop (image_resizing.py)
+# ---------------------------------------------------------------- Resizing, CenterCrop, RandomCrop (image_resizing.py)
 @pytest.mark.parametrize("device", ["numpy", "cpu"])
 @pytest.mark.parametrize("index", range(len(FILES.RESIZING_CASES)))
 def test_resizing_and_center_crop_give_keras_output(index, device):
     """Up and down, cropped or padded to the aspect ratio, a crop and a crop that must resize: Keras 3.15's."""
     class_name, options = FILES.RESIZING_CASES[index]
-    out = getattr(layers, class_name)(**options)(nn.Tensor(RECORD["case_x"], device=device)).numpy()
-    np.testing.assert_allclose(out, RECORD[f"resizing{index}_out"], rtol=1e-6, atol=2e-4)
+    layer = getattr(layers, class_name)(**options)
+    for training in (False, True):          # RandomCrop: these images are not larger than its box along both axes
+        out = layer(nn.Tensor(RECORD["case_x"], device=device), training=training).numpy()
+        np.testing.assert_allclose(out, RECORD[f"resizing{index}_out"], rtol=1e-6, atol=2e-4)
+
+
+def test_random_crop_cuts_one_random_box_per_batch_in_training():
+    images = np.random.default_rng(4).standard_normal((3, 8, 9, 2))
+    layer = layers.RandomCrop(4, 5, seed=7, dtype="float64")
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        top, left = int(rng.uniform(0, 5)), int(rng.uniform(0, 5))            # Keras: int(uniform(0, room + 1))
+        np.testing.assert_array_equal(layer(images, training=True).numpy(), images[:, top:top + 4, left:left + 5])
+    unseeded = layers.RandomCrop(2, 2, dtype="float64")                       # nnengine's generator
+    corners = [unseeded(images, training=True).numpy()[0, 0, 0, 0] for _ in range(60)]
+    places = {tuple(np.argwhere(images[0, :, :, 0] == corner)[0]) for corner in corners}
+    assert places <= {(t, c) for t in range(7) for c in range(8)} and len(places) > 20
 
 
 def test_nearest_resizing_takes_the_pixel_under_each_output_centre():
@@ -184,13 +199,14 @@ def test_a_model_that_resizes_and_crops_trains_compiled_as_eagerly_and_saves(tmp
     def make_model():
         nn.utils.set_random_seed(5)
         return keras.Sequential([keras.Input((8, 8, 3)), layers.Resizing(10, 6, crop_to_aspect_ratio=True),
-                                 layers.CenterCrop(6, 4), layers.Rescaling(1 / 255), layers.Flatten(),
+                                 layers.RandomCrop(7, 5, seed=3), layers.CenterCrop(6, 4), layers.Rescaling(1 / 255),
+                                 layers.Flatten(),
                                  layers.Dense(3, activation="softmax")])
     report = compiled_and_eager_runs(make_model, RECORD["x"], RECORD["y"], batch_size=8)
-    assert report["fallback_reason"] is None
+    assert report["fallback_reason"] is None and report["captured"]["train"] >= 1
     model = make_model()
     model.compile("adam", "sparse_categorical_crossentropy")
-    assert model.output_shape == (None, 3) and model.layers[1].compute_output_shape((None, 10, 6, 3)) == (None, 6, 4, 3)
+    assert model.output_shape == (None, 3) and model.layers[2].compute_output_shape((None, 7, 5, 3)) == (None, 6, 4, 3)
     assert_files_round_trip(model, RECORD["x"], tmp_path, (8, 8, 8, 3))
 
 

@@ -740,6 +740,8 @@ RESIZING_CASES = [
     ("CenterCrop", {"height": 4, "width": 6}),
     ("CenterCrop", {"height": 5, "width": 11}),
     ("CenterCrop", {"height": 9, "width": 3}),
+    ("RandomCrop", {"height": 8, "width": 5}),          # not larger along both axes: resized, in training too
+    ("RandomCrop", {"height": 3, "width": 12}),
 ]
 
 
