@@ -12,8 +12,9 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
    route, one multi-tensor Adam launch (its table is a by-value struct parameter), one training
    step, six compiled steps run as a CUDA Graph against the same steps replayed in Python, each
    recurrent cell's kernels (recurrent.cu) forwards and back through time against numpy, and four
-   compiled steps of a model with Dropout, SeparableConv2D, Conv2DTranspose and Adamax against numpy. If
-   any fails, the run stops there with a report that says which, why and where, instead of spending
+   compiled steps of a model with augmentation, Resizing, Dropout, SeparableConv2D and Conv2DTranspose,
+   trained by each of Adamax, Nadam, Lion and Adadelta, against numpy. If any fails, the run stops
+   there with a report that says which, why and where, instead of spending
    the rest of the budget on failures with the same cause; ``--keep-going`` runs the rest anyway
    (a first run on a GPU, where one call must show every failure).
 2. benchmarks of training first (the compiled step's targets), all medians, each figure a ratio to
@@ -215,20 +216,27 @@ def preflight():
                 np.testing.assert_allclose(cupy.asnumpy(mine), theirs, rtol=1e-4, atol=1e-5, err_msg="lstm from h0")
 
     def new_layers():
-        # dropout masks fed to a compiled step, the separable and transposed convolutions and Adamax, on the GPU
-        # as on the numpy reference: four steps from the same seed (the masks come from the same host generator)
+        # dropout masks and augmentation tables fed to a compiled step, resizing, the separable and transposed
+        # convolutions, and each optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta), on the
+        # GPU as on the numpy reference: four steps from the same seed (the masks and tables come from the same
+        # host generator)
         images, labels = rng.standard_normal((8, 6, 6, 2)).astype(np.float32), rng.integers(0, 3, 8)
-        losses = []
-        for device in ("cuda", "numpy"):
-            nn.utils.set_random_seed(0)
-            model = nn.Sequential([nn.Input((6, 6, 2)),
-                                   nn.layers.SeparableConv2D(4, 3, padding="same", activation="relu"),
-                                   nn.layers.Conv2DTranspose(3, 3, strides=2, padding="same"), nn.layers.Flatten(),
-                                   nn.layers.Dropout(0.3), nn.layers.Dense(3, activation="softmax")])
-            model.compile(optimizer=nn.optimizers.Adamax(0.01), loss="sparse_categorical_crossentropy")
-            model.to(device)
-            losses.append([model.train_on_batch(images, labels) for _ in range(4)])
-        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+        for make_optimizer in (lambda: nn.optimizers.Adamax(0.01), lambda: nn.optimizers.Nadam(0.01),
+                               lambda: nn.optimizers.Lion(0.001), lambda: nn.optimizers.Adadelta(1.0)):
+            losses = []
+            for device in ("cuda", "numpy"):
+                nn.utils.set_random_seed(0)
+                model = nn.Sequential([nn.Input((6, 6, 2)), nn.layers.RandomFlip(), nn.layers.RandomRotation(0.1),
+                                       nn.layers.Resizing(7, 7),
+                                       nn.layers.SeparableConv2D(4, 3, padding="same", activation="relu"),
+                                       nn.layers.Conv2DTranspose(3, 3, strides=2, padding="same"),
+                                       nn.layers.Flatten(), nn.layers.Dropout(0.3),
+                                       nn.layers.Dense(3, activation="softmax")])
+                optimizer = make_optimizer()
+                model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+                model.to(device)
+                losses.append([model.train_on_batch(images, labels) for _ in range(4)])
+            np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, err_msg=type(optimizer).__name__)
 
     checks = {}
     for name, check in (("raw_module", raw_module), ("elementwise_kernel", elementwise_kernel),
