@@ -52,6 +52,7 @@ class StepCompiler:
         self.fallback_reason = None
         self._plans = OrderedDict()
         self._unverified = set()
+        self._ready = {}                 # verified plans of keys without a mask feed: what ``replay`` runs
         self._busy = threading.Lock()
         self.mask_feeds = {}
 
@@ -109,6 +110,8 @@ class StepCompiler:
                       "which a plan would freeze; a layer that does so should say it in capture_blocker")
             self._keep(key, reason)
             return self._eager_because(reason, lambda: outputs)
+        if self.mask_feeds.get(key) is None:
+            self._ready[key] = plan
         return outputs
 
     def _capture(self, key, backend, inputs, params, eager, live):
@@ -127,9 +130,11 @@ class StepCompiler:
 
     def _keep(self, key, plan):
         self._plans[key] = plan
+        self._ready.pop(key, None)
         while len(self._plans) > MAX_PLANS:
             dropped, _ = self._plans.popitem(last=False)
             self._unverified.discard(dropped)
+            self._ready.pop(dropped, None)
 
     def _eager_because(self, reason, eager):
         self.fallback_reason = reason
@@ -141,10 +146,24 @@ class StepCompiler:
         """Whether the next step of ``key`` replays a verified plan (so it runs nothing eagerly)."""
         return self.enabled and isinstance(self._plans.get(key), Plan) and key not in self._unverified
 
+    def replay(self, key, inputs):
+        """The hot path of a step without dropout masks: its outputs, replayed from the verified plan of ``key``
+        with one lookup, or None when ``run`` must take the step (no such plan, compilation off, inside a
+        capture, or another thread in this compiler). The caller has checked that no blocker applies."""
+        plan = self._ready.get(key)
+        if plan is None or self.mode is False or capturing() or not self._busy.acquire(blocking=False):
+            return None
+        try:
+            self._plans.move_to_end(key)
+            return plan.run(inputs)
+        finally:
+            self._busy.release()
+
     def drop(self, key):
         """Forget the plan of ``key`` (a step found it depends on more than its key says)."""
         self._plans.pop(key, None)
         self._unverified.discard(key)
+        self._ready.pop(key, None)
 
     def plans(self):
         """The captured plans, by key (steps that fell back are not among them)."""

@@ -117,12 +117,16 @@ class TrainerStep:
             for head, layer, shape in zip(self._heads, self._output_layers, self._output_shapes())])
         trainable = self.trainable_weights
         key = ("train" if training else "test", *input_key(x), keys, first.device, self._structure_key(trainable))
+        inputs = input_arrays(x) + [t._data for t in ys + ws if t is not None]
+        replayed = self._replayed(key, inputs, training)
+        if replayed is not None:                # the hot path: a verified plan, no dropout masks, nothing to note
+            loss, *extras = replayed
+            return self._step_results(backend, loss, extras, compared, on_device)
         # what a plan reads, and whether to wait for the optimizer's slots (made by the first step; making them
         # before it changes the order of the big allocations: thousands of page faults per MNIST-size step).
         # Functions, as a step that replays its plan needs neither.
         params = lambda: self.weights + ([s for _, _, s in self.optimizer.slot_variables()] if training else [])  # noqa
         defer = training and (lambda: not self.optimizer.has_slots_for(trainable))
-        inputs = input_arrays(x) + [t._data for t in ys + ws if t is not None]
         feed = self._compiler.mask_feeds.get(key, _UNSEEN) if training else None
         if feed is _UNSEEN:
             feed = self._mask_feed(key)
@@ -137,17 +141,27 @@ class TrainerStep:
                                       self._capture_blocker(training, feed), live=self.optimizer if training else None,
                                       defer=defer)
         found = []
-        if feed is None and self._compiler.replays(key):        # the hot path: a plan replays, no context needed
+        with feeding(feed), self._noting_readers(key, x, found):
             loss, *extras = run()
-        else:
-            with feeding(feed), self._noting_readers(key, x, found):
-                loss, *extras = run()
         if feed is not None:
             feed.finish()
             if feed.unsteady:               # a plan captured from this step would replay other masks than it drew
                 self._compiler.drop(key)
         if found:
             self._learn_readers(found, key)
+        return self._step_results(backend, loss, extras, compared, on_device)
+
+    def _replayed(self, key, inputs, training):
+        """The step's outputs replayed from its verified plan (``StepCompiler.replay``), or None: the step then
+        takes the full path (a first step, dropout masks to feed, a blocker, gradients to exchange)."""
+        if training and self.optimizer.exchanges_gradients or self._capture_blocker(training) is not None:
+            return None
+        return self._compiler.replay(key, inputs)
+
+    @staticmethod
+    def _step_results(backend, loss, extras, compared, on_device):
+        """What ``_step`` returns: the device's arrays with ``on_device``, else the loss as a float and the extras
+        as numpy arrays."""
         if on_device:
             return loss, extras, compared
         to_host = backend.to_numpy
