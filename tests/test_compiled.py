@@ -16,6 +16,7 @@ import nnengine as nn
 from nnengine import capture
 from nnengine import functional as F
 from nnengine.capture import CaptureError
+from nnengine.compiled_step import StepCompiler
 from nnengine.utility_layers import inverted_dropout
 
 DEVICES = ["numpy", "cpu"]
@@ -166,6 +167,26 @@ def test_train_on_batch_and_test_on_batch_replay_many_steps_exactly(device):
     np.testing.assert_array_equal(compiled.predict_on_batch(x), eager.predict_on_batch(x))
     _assert_same_models(compiled, eager)
     assert compiled.jit_report()["captured"] == {"train": 1, "test": 1, "predict": 1}
+
+
+def test_a_verified_plan_replays_on_the_hot_path_and_a_masked_one_on_the_full_path(monkeypatch):
+    """After an eager first step (the optimizer's slots), its capture (step 2) and verification (step 3), a plan
+    without dropout masks replays through StepCompiler.replay, not run(); a plan with masks always takes run()
+    (its masks are drawn first)."""
+    calls = []
+    original = StepCompiler.run
+    monkeypatch.setattr(StepCompiler, "run", lambda self, key, *rest, **options: calls.append(key[0]) or
+                        original(self, key, *rest, **options))
+    for config, expected in ((CONFIGS[0], ["train"] * 3), (CONFIGS[0][:1] + (lambda: [
+            nn.layers.Dense(8, activation="relu"), nn.layers.Dropout(0.3), nn.layers.Dense(4, activation="softmax")],)
+            + CONFIGS[0][2:], ["train"] * 6)):
+        calls.clear()
+        x, y = _data(config, 16)
+        model = _model(config, "cpu", True)
+        for _ in range(6):
+            model.train_on_batch(x, y)
+        assert calls == expected
+        assert bool(model._compiler._ready) == (len(expected) == 3)
 
 
 def test_a_replay_reads_weights_set_after_the_capture():
