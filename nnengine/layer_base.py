@@ -26,7 +26,7 @@ from .utils import snake_case, unique_name, zeros_sample
 
 __all__ = ["Layer", "KernelAndBias", "BUILD_LOCK", "stored_weights", "weight_source", "batch_shape", "config_dtype",
            "checked_on_host", "is_checked_on_host", "remember_host_values", "host_values", "collecting_activity",
-           "activity_penalties",
+           "activity_penalties", "checked_indices", "check_index_values",
            "holding", "compatible_shapes"]
 
 
@@ -74,6 +74,41 @@ def note_host_read(tensor, layer):
     state = _STEP_INPUTS.get()
     if state is not None and id(tensor) in state[0]:
         state[1].append((state[0][id(tensor)], layer))
+
+
+def checked_indices(layer, x, device):
+    """x as an int64 Tensor on ``device``, after ``layer.check_indices`` accepted every value (on the host).
+
+    A batch the trainer checked on the host before uploading it (``checked_on_host``), or a Tensor made from
+    host values (``host_values``), is not read back; any other input is read back and noted as read by
+    ``layer`` (``note_host_read``: the trainer then checks that model input on the host, and the step compiles).
+    The layers that take integer indices (Embedding, CategoryEncoding) share this.
+    """
+    known = host_values(x)
+    if is_checked_on_host(x) or known is not None:
+        if known is not None:
+            layer.check_indices(known)
+        return x if x.dtype == np.int64 else x.astype(np.int64)
+    note_host_read(x, layer)
+    values = x.numpy()
+    layer.check_indices(values)
+    if values.dtype == np.int64 and x.device == device:
+        return x
+    return Tensor(values.astype(np.int64), dtype=np.int64, device=device)
+
+
+def check_index_values(owner, values, size):
+    """ValueError (TypeError) naming ``owner`` unless every value of the numpy array ``values`` is an index in
+    [0, size) (whole floats are indices, as Keras casts them)."""
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+            raise ValueError(f"{owner}: inputs must be integer indices, got non-integer values such as "
+                             f"{values[values != np.round(values)][:3].tolist()}")
+    elif values.dtype.kind not in "iu":
+        raise TypeError(f"{owner}: inputs must be integer indices, got dtype {values.dtype}")
+    if values.size and (values.min() < 0 or values.max() >= size):
+        raise ValueError(f"{owner}: indices must be in [0, {size}), got values in [{int(values.min())}, "
+                         f"{int(values.max())}]")
 
 
 #: id(tensor) -> (a weak reference to it, the host array it was made from), for tensors made from host values

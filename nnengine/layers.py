@@ -28,8 +28,8 @@ from .conv_transpose import Conv1DTranspose, Conv2DTranspose
 from .separable_conv import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .conv_layers import (AvgPool1D, AvgPool2D, Convolution1D, Convolution2D, GlobalAvgPool1D,  # Keras's aliases
                           GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D)
-from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, config_dtype, host_values,
-                         is_checked_on_host, note_host_read, stored_weights)
+from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, check_index_values, checked_indices,
+                         config_dtype, stored_weights)
 from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, LayerNormalization
@@ -44,7 +44,6 @@ from .image_augmentation import (RandomBrightness, RandomContrast, RandomFlip, R
 from .image_resizing import CenterCrop, RandomCrop, Resizing
 from .utility_layers import (ELU, ActivityRegularization, Identity, Lambda, LeakyReLU, Masking, Permute, PReLU,
                              ReLU, RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
-from .tensor import Tensor
 from .utils import unique_name
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
@@ -305,37 +304,14 @@ class Embedding(Layer):
                                           constraint=self.embeddings_constraint, name="embeddings")
         super().build(batch_shape(f"Embedding {self.name!r}", "input_shape", input_shape))
 
-    def _indices(self, x):
-        """x as an int64 Tensor on the layer's device, after checking every value is an index (on the host; the
-        trainer checks a model's input batch there before uploading it, ``checked_on_host``)."""
-        known = host_values(x)                   # made from host values (keras.ops.arange): checked there
-        if is_checked_on_host(x) or known is not None:
-            if known is not None:
-                self.check_indices(known)
-            return x if x.dtype == np.int64 else x.astype(np.int64)
-        note_host_read(x, self)                  # a model input: the trainer checks it on the host from now on
-        values = x.numpy()
-        self.check_indices(values)
-        if values.dtype == np.int64 and x.device == self.embeddings.device:
-            return x
-        return Tensor(values.astype(np.int64), dtype=np.int64, device=self.embeddings.device)
-
     def check_indices(self, values):
         """ValueError (TypeError) naming the layer unless every value of the numpy array ``values`` is an index in
         [0, input_dim) (whole floats are indices, as Keras casts them)."""
-        if values.dtype.kind == "f":
-            if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
-                raise ValueError(f"Embedding {self.name!r}: inputs must be integer indices, got non-integer values "
-                                 f"such as {values[values != np.round(values)][:3].tolist()}")
-        elif values.dtype.kind not in "iu":
-            raise TypeError(f"Embedding {self.name!r}: inputs must be integer indices, got dtype {values.dtype}")
-        if values.size and (values.min() < 0 or values.max() >= self.input_dim):
-            raise ValueError(f"Embedding {self.name!r}: indices must be in [0, {self.input_dim}), got values in "
-                             f"[{int(values.min())}, {int(values.max())}]")
+        check_index_values(f"Embedding {self.name!r}", values, self.input_dim)
 
     def call(self, x, training=False):
         """embeddings[x]: shape (*x.shape, output_dim)."""
-        return self.embeddings[self._indices(x)]
+        return self.embeddings[checked_indices(self, x, self.embeddings.device)]
 
     def compute_mask(self, inputs, mask=None):
         """With ``mask_zero``, Keras's mask ``inputs != 0`` (True where an index is not padding), else None."""
