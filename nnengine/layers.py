@@ -33,7 +33,7 @@ from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, check_in
 from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, LayerNormalization
-from .preprocessing_layers import Normalization
+from .preprocessing_layers import CategoryEncoding, Normalization
 from .bidirectional import Bidirectional
 from .recurrent_layers import GRU, LSTM, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
@@ -62,7 +62,7 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D", "SeparableConvolution2D",
            "SeparableConvolution1D", "Lambda", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
            "RandomContrast", "RandomBrightness", "Resizing", "CenterCrop",
-           "RandomCrop"]
+           "RandomCrop", "CategoryEncoding"]
 
 
 class Dense(KernelAndBias, Layer):
@@ -463,6 +463,6 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Maximum, Minimum, Concatenate, Dot, MultiHeadAttention, ELU, PReLU, UnitNormalization, ActivityRegularization,
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
     DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
-    RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop, RandomCrop)}
+    RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop, RandomCrop, CategoryEncoding)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

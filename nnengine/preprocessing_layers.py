@@ -1,4 +1,5 @@
-"""Keras's ``Normalization`` preprocessing layer: features standardized by statistics of the data.
+"""Keras's preprocessing layers: ``Normalization`` (features standardized by statistics of the data) and
+``CategoryEncoding`` (integer categories as one-hot, multi-hot or count vectors).
 
     normalizer = keras.layers.Normalization()      # axis=-1: one mean and variance per feature
     normalizer.adapt(x_train)                      # mean and (population) variance over the other axes
@@ -16,10 +17,10 @@ import numpy as np
 
 from . import arguments
 from . import functional as F
-from .layer_base import Layer
+from .layer_base import Layer, check_index_values, checked_indices
 from .tensor import Tensor
 
-__all__ = ["Normalization"]
+__all__ = ["Normalization", "CategoryEncoding"]
 
 #: Keras's backend epsilon: the smallest standard deviation divided by
 EPSILON = 1e-7
@@ -134,3 +135,64 @@ class Normalization(Layer):
         return {**super()._config_arguments(config), "axis": axis, "invert": config.get("invert", False),
                 "mean": config.get("mean"), "variance": config.get("variance")}
 
+
+
+class CategoryEncoding(Layer):
+    """Integer categories in [0, num_tokens) as vectors of num_tokens, as Keras 3's CategoryEncoding.
+
+    * ``"multi_hot"`` (the default): 1 where a category occurs among the last axis's values, else 0:
+      (batch, k) -> (batch, num_tokens); a rank-1 input (k,) is one sample's set -> (num_tokens,);
+    * ``"count"``: how often each category occurs there (Keras's ``count_weights`` call argument is not supported);
+    * ``"one_hot"``: one vector per value: (batch,) or (batch, 1) -> (batch, num_tokens), (batch, k) ->
+      (batch, k, num_tokens).
+
+    A value outside [0, num_tokens) is a ValueError naming the layer (Keras's torch backend drops negative
+    ones silently); the check is Embedding's (``layer_base.checked_indices``), on the host.
+    """
+
+    def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"CategoryEncoding {self.name!r}"
+        if num_tokens is None:
+            raise ValueError(f"{owner}: num_tokens must be set (the number of categories), as Keras requires")
+        self.num_tokens = arguments.integer(owner, "num_tokens", num_tokens, minimum=1)
+        output_mode = "multi_hot" if output_mode == "binary" else output_mode          # Keras's old name
+        self.output_mode = arguments.choice(owner, "output_mode", output_mode, ("multi_hot", "count", "one_hot"))
+        if arguments.boolean(owner, "sparse", sparse):
+            raise ValueError(f"{owner}: sparse=True is not supported (nnengine's tensors are dense)")
+
+    def check_indices(self, values):
+        """ValueError naming the layer unless every value is a category in [0, num_tokens)."""
+        check_index_values(f"CategoryEncoding {self.name!r}", values, self.num_tokens)
+
+    def call(self, x, training=False):
+        """The encoded categories (see the class docstring)."""
+        indices = checked_indices(self, x, x.device)
+        if indices.ndim == 0:
+            indices = indices.reshape(1)
+        if self.output_mode == "one_hot" and indices.ndim > 1 and indices.shape[-1] == 1:
+            indices = indices.reshape(indices.shape[:-1])
+        categories = Tensor(np.arange(self.num_tokens), dtype=np.int64, device=x.device)
+        one_hot = F.astype(F.compare("equal", indices.reshape(*indices.shape, 1), categories), self.dtype)
+        if self.output_mode == "one_hot":
+            return one_hot
+        return F.max(one_hot, axis=-2) if self.output_mode == "multi_hot" else F.sum(one_hot, axis=-2)
+
+    def compute_output_shape(self, input_shape):
+        """Keras's: (..., num_tokens) in place of the last axis, or after it for a one-hot of k > 1 values."""
+        input_shape = tuple(input_shape)
+        if not input_shape:
+            return (self.num_tokens,)
+        if self.output_mode == "one_hot" and (input_shape[-1] != 1 or len(input_shape) == 1):
+            return input_shape + (self.num_tokens,)
+        return input_shape[:-1] + (self.num_tokens,)
+
+    def get_config(self):
+        """Keras 3's config: num_tokens, output_mode (and sparse, always False)."""
+        return {**super().get_config(), "num_tokens": self.num_tokens, "output_mode": self.output_mode,
+                "sparse": False}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "num_tokens": config.get("num_tokens"),
+                "output_mode": config.get("output_mode", "multi_hot"), "sparse": config.get("sparse", False)}

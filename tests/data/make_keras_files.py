@@ -780,6 +780,29 @@ def build_augmentation(keras):
     model.save("keras3_augmentation.keras")
 
 
+def build_category_encoding(keras):
+    """``keras3_category_encoding.npz``: CategoryEncoding(5)'s output in each mode (and one-hot of several values
+    per sample); a model counting categories into a Dense layer, saved as ``keras3_category_encoding.keras`` with
+    its predictions and evaluate's [loss, accuracy]."""
+    rng = np.random.default_rng(41)
+    cases = {"multi_hot": np.array([[1, 1, 2], [0, 3, 3]]), "one_hot": np.array([[1], [3], [0]]),
+             "count": rng.integers(0, 5, (4, 6))}
+    record = {}
+    for mode, x in cases.items():
+        record[f"{mode}_x"] = x
+        record[f"{mode}_out"] = np.asarray(keras.layers.CategoryEncoding(num_tokens=5, output_mode=mode)(x))
+    record["one_hot_many_out"] = np.asarray(keras.layers.CategoryEncoding(5, output_mode="one_hot")(cases["count"]))
+    keras.utils.set_random_seed(41)
+    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.CategoryEncoding(5, output_mode="count"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = rng.integers(0, 5, (16, 6)), rng.integers(0, 3, 16)
+    record.update(x=x, y=y, predictions=model.predict(x, verbose=0),
+                  evaluate=np.asarray(model.evaluate(x, y, verbose=0)))
+    np.savez("keras3_category_encoding.npz", **record)
+    model.save("keras3_category_encoding.keras")
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -979,6 +1002,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "conv_transpose": build_conv_transpose, "separable": build_separable,
                 "masked_functional": build_masked_functional, "adamax": build_and_save_adamax,
                 "nadam": build_and_save_nadam, "augmentation": build_augmentation,
+                "category_encoding": build_category_encoding,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
