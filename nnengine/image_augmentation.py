@@ -47,7 +47,7 @@ from .layer_functional import gather_windows
 from .noise_layers import _RandomLayer
 
 __all__ = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-           "RandomBrightness", "sampling_table"]
+           "RandomBrightness", "sampling_table", "read_table", "checked_images"]
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -153,10 +153,25 @@ def _checked_bounds(owner, name, factor, low, high, low_open=False):
     return (-value, value)
 
 
-def _images(owner, x):
+def checked_images(owner, x):
+    """x, when it is a batch of images (batch, height, width, channels); else a ValueError naming ``owner``."""
     if x.ndim != 4:
         raise ValueError(f"{owner} expects images (batch, height, width, channels), got shape {x.shape}")
     return x
+
+
+def read_table(x, positions, weights, size, fill_value=0.0):
+    """Images x (n, h, w, c) read through a sampling table: (n, *size, c), each output pixel the sum of its k reads,
+    x's flat pixel ``positions[p k + j]`` (n h w: ``fill_value``) times ``weights[p k + j]`` (a float Tensor; with
+    k = 1 the weights are 1 and not read)."""
+    count, height, width, channels = x.shape
+    pixels = count * size[0] * size[1]
+    reads = positions.shape[0] // pixels
+    gathered = gather_windows(x.reshape(1, count * height * width, channels), positions, fill=fill_value)
+    if reads > 1:
+        weights = weights if weights.dtype == x.dtype else weights.astype(x.dtype)
+        gathered = F.sum(gathered.reshape(pixels, reads, channels) * weights.reshape(pixels, reads, 1), axis=1)
+    return gathered.reshape(count, *size, channels)
 
 
 class _ImageLayer(_RandomLayer):
@@ -182,16 +197,11 @@ class _ImageLayer(_RandomLayer):
 
 def _resample(owner, rng, x, kind, parameters, fill_mode, interpolation, fill_value):
     """Every image of x read through its own random transform of ``kind`` (drawn from ``parameters``)."""
-    count, height, width, channels = _images(owner, x).shape
+    count, height, width, _ = checked_images(owner, x).shape
     reads = 1 if interpolation == "nearest" else 4
-    pixels = count * height * width
     law = ("sample", _random_table, kind, parameters, height, width, fill_mode, interpolation)
-    table = host_noise(rng, (2, pixels * reads), law, np.float64, x.device)
-    gathered = gather_windows(x.reshape(1, pixels, channels), table[0].astype(np.int64), fill=fill_value)
-    if reads == 1:
-        return gathered.reshape(count, height, width, channels)
-    weights = table[1].astype(x.dtype).reshape(pixels, reads, 1)
-    return F.sum(gathered.reshape(pixels, reads, channels) * weights, axis=1).reshape(count, height, width, channels)
+    table = host_noise(rng, (2, count * height * width * reads), law, np.float64, x.device)
+    return read_table(x, table[0].astype(np.int64), table[1], (height, width), fill_value)
 
 
 class _GeometricLayer(_ImageLayer):
@@ -342,7 +352,7 @@ class _ColorLayer(_ImageLayer):
 
     def _per_image(self, x, low, high):
         """One uniform draw in [low, high] per image, shaped (batch, 1, 1, 1) to broadcast over x."""
-        count = _images(self._owner(), x).shape[0]
+        count = checked_images(self._owner(), x).shape[0]
         return host_noise(self._rng, (count, 1, 1, 1), ("uniform", low, high), x.dtype, x.device)
 
     def get_config(self):

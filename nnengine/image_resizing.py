@@ -24,15 +24,14 @@ expect; nnengine keeps the output's size).
 
 The sampling table (input pixels read by each output pixel, with weights) depends on the shapes only: it is
 made once per input shape and kept on the host; the device gathers and sums as the augmentation layers do
-(``image_augmentation.py``), so gradients flow back to the input.
+(``image_augmentation.read_table``), so gradients flow back to the input.
 """
 import numpy as np
 
 from . import arguments
-from . import functional as F
 from .dropout_masks import host_noise
+from .image_augmentation import checked_images, read_table
 from .layer_base import Layer
-from .layer_functional import gather_windows
 from .tensor import Tensor
 
 __all__ = ["Resizing", "CenterCrop", "RandomCrop", "resize_table"]
@@ -83,12 +82,6 @@ def _aspect_box(height, width, size, mode):
     return 0, 0, height, width
 
 
-def _images(owner, x):
-    if x.ndim != 4:
-        raise ValueError(f"{owner} expects images (batch, height, width, channels), got shape {x.shape}")
-    return x
-
-
 class _ResamplingLayer(Layer):
     """A layer that resamples images to a fixed (height, width) through a table kept per input shape."""
 
@@ -107,7 +100,7 @@ class _ResamplingLayer(Layer):
     def _resized(self, x, interpolation, aspect, fill_value=0.0):
         """x resized to (height, width), from the box ``aspect`` ("crop", "pad" or None) says, or from ``aspect``
         itself when it is a box (top, left, box_h, box_w)."""
-        count, height, width, channels = x.shape
+        count, height, width, _ = x.shape
         size = (self.height, self.width)
         key = (x.shape, interpolation, aspect)
         if key not in self._tables:                   # host arrays: the Tensors are made in the step (a compiled
@@ -118,11 +111,7 @@ class _ResamplingLayer(Layer):
             self._tables[key] = (table[0].astype(np.int64), table[1])
         positions, weights = (Tensor(part, dtype=dtype, device=x.device)
                               for part, dtype in zip(self._tables[key], (np.int64, x.dtype)))
-        pixels, reads = count * self.height * self.width, positions.shape[0] // (count * self.height * self.width)
-        gathered = gather_windows(x.reshape(1, height * width * count, channels), positions, fill=fill_value)
-        if reads > 1:
-            gathered = F.sum(gathered.reshape(pixels, reads, channels) * weights.reshape(pixels, reads, 1), axis=1)
-        return gathered.reshape(count, self.height, self.width, channels)
+        return read_table(x, positions, weights, size, fill_value)
 
     def compute_output_shape(self, input_shape):
         """(batch, height, width, channels)."""
@@ -161,7 +150,7 @@ class Resizing(_ResamplingLayer):
     def call(self, x, training=False):
         """The images resized to (height, width)."""
         aspect = "crop" if self.crop_to_aspect_ratio else "pad" if self.pad_to_aspect_ratio else None
-        return self._resized(_images(self._owner(), x), self.interpolation, aspect, self.fill_value)
+        return self._resized(checked_images(self._owner(), x), self.interpolation, aspect, self.fill_value)
 
     def get_config(self):
         """Keras 3's Resizing config."""
@@ -181,7 +170,7 @@ class CenterCrop(_ResamplingLayer):
 
     def call(self, x, training=False):
         """The centred box (or the resized image)."""
-        _, height, width, _ = _images(self._owner(), x).shape
+        _, height, width, _ = checked_images(self._owner(), x).shape
         if height >= self.height and width >= self.width:
             top, left = (height - self.height) // 2, (width - self.width) // 2
             return x[:, top:top + self.height, left:left + self.width, :]
@@ -212,17 +201,16 @@ class RandomCrop(_ResamplingLayer):
 
     def call(self, x, training=False):
         """A random box in training (for images larger than it), else the images resized to it."""
-        count, height, width, channels = _images(self._owner(), x).shape
+        count, height, width, _ = checked_images(self._owner(), x).shape
         if not (training and height > self.height and width > self.width):
             # Keras: a (height, width) box at the place of the aspect-ratio crop, cut by the image, resized
             top, left, _, _ = _aspect_box(height, width, (self.height, self.width), "crop")
             box = (top, left, min(self.height, height - top), min(self.width, width - left))
             return self._resized(x, "bilinear", box)
-        pixels = count * self.height * self.width
-        law = ("sample", _random_crop_table, height, width, (self.height, self.width))
-        table = host_noise(self._rng, (2, pixels), law, np.float64, x.device)
-        gathered = gather_windows(x.reshape(1, count * height * width, channels), table[0].astype(np.int64))
-        return gathered.reshape(count, self.height, self.width, channels)
+        size = (self.height, self.width)
+        table = host_noise(self._rng, (2, count * self.height * self.width),
+                           ("sample", _random_crop_table, height, width, size), np.float64, x.device)
+        return read_table(x, table[0].astype(np.int64), table[1], size)
 
     def get_config(self):
         """Keras 3's config: height, width, seed, data_format."""

@@ -230,8 +230,9 @@ def restore_optimizer_variables(model, reader):
     """Reload the optimizer state of a ``.weights.h5`` layout (``optimizer/vars/<i>``, inside a ``.keras`` file).
 
     The variables are stored by position: the step count, the learning rate, then the slots in Keras 3's
-    order (``Optimizer.slot_groups``), then any ``extra_variables`` (derived from the step count, not read). Anything else (another optimizer, another count or shape) is skipped
-    with a warning: the optimizer starts afresh.
+    order (``Optimizer.slot_groups``), then any ``extra_variables`` (derived from the step count, not read).
+    Anything else (another optimizer, another count or shape) is skipped with a warning: the optimizer starts
+    afresh.
     """
     optimizer, where = model.optimizer, "optimizer/vars"
     slots = _indexed_slots(model)

@@ -392,26 +392,14 @@ def _adam_update(b, backend, param, grad, m, v, v_max, *scalars):
     _adam_update_many(b, backend, (param,), (grad,), (m,), (v,), (v_max,), *scalars)
 
 
-def _adamax_update(b, backend, param, grad, m, u, step, lr, beta_1, beta_2, epsilon, weight_decay):
-    dtype = as_array(param, "an optimized weight").example.dtype
-    scalars = _scalars(b, adamax_scalars, dtype, step, lr, beta_1, beta_2, epsilon, weight_decay)
-    _update(b, optim.adamax, (param, grad, m, u), scalars, [])
-
-
-def _nadam_update(b, backend, param, grad, m, v, *literals):
-    dtype = as_array(param, "an optimized weight").example.dtype
-    _update(b, optim.nadam, (param, grad, m, v), _scalars(b, nadam_scalars, dtype, *literals), [])
-
-
-def _lion_update(b, backend, param, grad, m, *literals):
-    dtype = as_array(param, "an optimized weight").example.dtype
-    _update(b, optim.lion, (param, grad, m), _scalars(b, lion_scalars, dtype, *literals), [])
-
-
-def _adadelta_update(b, backend, param, grad, accumulated_grad, accumulated_delta, *literals):
-    dtype = as_array(param, "an optimized weight").example.dtype
-    _update(b, optim.adadelta, (param, grad, accumulated_grad, accumulated_delta),
-            _scalars(b, adadelta_scalars, dtype, *literals), [])
+def _flagless_update(kernel, make, array_count):
+    """The emitter of an update whose kernel takes its ``array_count`` arrays and then ``make``'s scalars (no flags):
+    Adagrad, Adamax, Nadam, Lion, Adadelta. The primitive's arguments are those arrays, then ``make``'s."""
+    def emit(b, backend, *arguments):
+        arrays, literals = arguments[:array_count], arguments[array_count:]
+        dtype = as_array(arrays[0], "an optimized weight").example.dtype
+        _update(b, kernel, arrays, _scalars(b, make, dtype, *literals), [])
+    return emit
 
 
 def _sgd_update(b, backend, param, grad, velocity, lr, momentum, nesterov, weight_decay):
@@ -429,12 +417,6 @@ def _rmsprop_update(b, backend, param, grad, mean_square, mean_grad, velocity, l
             [_flag(b, centered), positive])
 
 
-def _adagrad_update(b, backend, param, grad, accumulator, lr, epsilon, weight_decay):
-    dtype = as_array(param, "an optimized weight").example.dtype
-    scalars = _scalars(b, adagrad_scalars, dtype, lr, epsilon, weight_decay)
-    _update(b, optim.adagrad, (param, grad, accumulator), scalars, [])
-
-
 NN_EMITTERS = {
     "dense_forward": _dense_forward, "dense_backward": _dense_backward,
     "softmax_cross_entropy": _softmax_cross_entropy, "sum": _sum, "reshape": _reshape, "transpose": _transpose,
@@ -442,6 +424,10 @@ NN_EMITTERS = {
     "argmax_matches": _argmax_matches,
     "activation_backward": _activation_backward,
     "adam_update_many": _adam_update_many, "adam_update": _adam_update, "sgd_update": _sgd_update,
-    "rmsprop_update": _rmsprop_update, "adagrad_update": _adagrad_update, "adamax_update": _adamax_update,
-    "nadam_update": _nadam_update, "lion_update": _lion_update, "adadelta_update": _adadelta_update,
+    "rmsprop_update": _rmsprop_update,
+    "adagrad_update": _flagless_update(optim.adagrad, adagrad_scalars, 3),
+    "adamax_update": _flagless_update(optim.adamax, adamax_scalars, 4),
+    "nadam_update": _flagless_update(optim.nadam, nadam_scalars, 4),
+    "lion_update": _flagless_update(optim.lion, lion_scalars, 3),
+    "adadelta_update": _flagless_update(optim.adadelta, adadelta_scalars, 4),
 }
