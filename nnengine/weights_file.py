@@ -12,6 +12,8 @@ atomic and reads go through h5io.py's checks, as for the ``.h5`` file (saving.py
 import math
 import warnings
 
+import numpy as np
+
 from . import composite
 from .h5io import ModelFileReader
 from .layer_base import Layer
@@ -181,6 +183,7 @@ def load_weights(model, filepath):
         with ModelFileReader.open(filepath, caller) as reader:
             if reader.has("layers") or reader.has("vars"):
                 read_keras3_weights(reader, model)
+                _restore_built_optimizer(model, reader)
             elif reader.has("model_weights"):
                 _read_layer_weights(reader, "model_weights", model)
             elif "layer_names" in reader.file.attrs:
@@ -190,6 +193,21 @@ def load_weights(model, filepath):
     except BaseException:
         model.set_weights(previous)          # all or nothing
         raise
+
+
+def _restore_built_optimizer(model, reader):
+    """Keras 3's ``load_weights``: a ``.weights.h5`` file's optimizer state goes into the model's optimizer when
+    that optimizer is built (has its slots: after a step, or ``optimizer.build(model.trainable_weights)``);
+    an unbuilt optimizer is skipped with a warning, as Keras skips it."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not reader.has("optimizer/vars"):
+        return
+    if not optimizer.has_slots_for(model.trainable_weights):
+        warnings.warn(f"load_weights: optimizer {optimizer.name!r} is not built, so the optimizer state in "
+                      f"{reader.path!r} is not loaded (as in Keras); call "
+                      "model.optimizer.build(model.trainable_weights) first to load it", stacklevel=4)
+        return
+    restore_optimizer_variables(model, reader)
 
 
 def read_keras3_weights(reader, model):
@@ -229,7 +247,8 @@ def _indexed_optimizer_variables(model):
 def restore_optimizer_variables(model, reader):
     """Reload the optimizer state of a ``.weights.h5`` layout (``optimizer/vars/<i>``, inside a ``.keras`` file).
 
-    The variables are stored by position: the step count, the learning rate, then the slots in Keras 3's
+    The variables are stored by position: the step count, the learning rate (restored unless the rate comes
+    from a schedule), then the slots in Keras 3's
     order (``Optimizer.slot_groups``), then any ``extra_variables`` (derived from the step count, not read).
     Anything else (another optimizer, another count or shape) is skipped with a warning: the optimizer starts
     afresh.
@@ -249,6 +268,20 @@ def restore_optimizer_variables(model, reader):
         raise reader.error(f"{where}/0", f"the step count must be one non-negative integer, got {iteration}")
     values = [reader.array(f"{where}/{2 + index}", expected_shape=weight.shape) for index, (weight, _) in
               enumerate(slots)]
+    rate = _stored_learning_rate(reader, f"{where}/1") if optimizer.schedule is None else None
     for (weight, name), value in zip(slots, values):
         optimizer.slots(weight)[name].assign_(value)
     optimizer.iterations = int(step)
+    # a rate a callback lowered (ReduceLROnPlateau) resumes lowered; the file holds float32, so an unchanged
+    # rate keeps its exact float (0.001, not 0.0010000000474974513)
+    if rate is not None and np.float32(rate) != np.float32(optimizer.learning_rate):
+        optimizer.learning_rate = rate
+
+
+def _stored_learning_rate(reader, path):
+    """The learning rate a weights file stores (one finite, non-negative number), or a ModelFileError."""
+    stored = reader.array(path)
+    rate = float(stored.reshape(-1)[0]) if stored.size == 1 else math.nan
+    if not math.isfinite(rate) or rate < 0:
+        raise reader.error(path, f"the learning rate must be one finite, non-negative number, got {stored}")
+    return rate

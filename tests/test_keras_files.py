@@ -76,6 +76,41 @@ def test_save_weights_and_load_weights_round_trip_in_keras_3_layout(tmp_path):
         model.save_weights(tmp_path / "m.h5")
 
 
+def test_load_weights_restores_a_built_optimizer_as_keras_3_does(tmp_path):
+    model, x, y = trained_model()
+    model.optimizer.learning_rate = 0.5 ** 11           # lowered, as ReduceLROnPlateau would (float32-exact)
+    model.save_weights(tmp_path / "m.weights.h5")
+    other = small_model(seed=9)
+    other.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with pytest.warns(UserWarning, match="not built"):
+        other.load_weights(tmp_path / "m.weights.h5")   # Keras skips an unbuilt optimizer's state
+    assert other.optimizer.iterations == 0 and other.optimizer.learning_rate == 0.001
+    other.optimizer.build(other.trainable_weights)
+    other.load_weights(tmp_path / "m.weights.h5")
+    assert other.optimizer.iterations == model.optimizer.iterations == 6
+    assert other.optimizer.learning_rate == 0.5 ** 11
+    for weight, mine in zip(model.trainable_weights, other.trainable_weights):
+        for name, slot in model.optimizer.slots(weight).items():
+            np.testing.assert_array_equal(other.optimizer.slots(mine)[name].numpy(), slot.numpy())
+    for m in (model, other):
+        m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for got, expected in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, expected)     # the same state resumes to the same weights
+
+
+def test_a_stored_learning_rate_that_is_not_a_rate_is_refused(tmp_path):
+    model, _, _ = trained_model()
+    model.save_weights(tmp_path / "m.weights.h5")
+    with h5py.File(tmp_path / "m.weights.h5", "r+") as f:
+        f["optimizer/vars/1"][()] = -1.0                 # edited with its checksum, as a hostile file would be
+        f["optimizer/vars/1"].attrs["nnengine_crc32"] = nn.safe_save.checksum(f["optimizer/vars/1"][()])
+    strip_header(tmp_path / "m.weights.h5")
+    before = model.optimizer.learning_rate
+    with pytest.raises(nn.saving.ModelFileError, match="learning rate"):
+        model.load_weights(tmp_path / "m.weights.h5")
+    assert model.optimizer.learning_rate == before
+
+
 def test_load_weights_reads_a_full_model_file(tmp_path):
     model, x, _ = trained_model()
     model.save(tmp_path / "model.h5")
