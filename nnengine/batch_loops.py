@@ -249,7 +249,7 @@ class BatchLoops:
                                              "steps": source.known_steps})
         self.stop_training, self._nan_reported = False, False
         run.call("on_train_begin", {})
-        for epoch in range(initial_epoch, epochs):
+        for epoch in range(self._starting_epoch(initial_epoch), epochs):
             run.call("on_epoch_begin", epoch, {})
             seen = self._train_epoch(source.epoch(shuffle, global_rng()), run, epoch,
                                      self._batch_preparer("fit", options["class_weight"]))

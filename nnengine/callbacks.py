@@ -1,5 +1,5 @@
 """Callbacks with Keras's hook names: History, ProgbarLogger, EarlyStopping, ModelCheckpoint,
-ReduceLROnPlateau, TerminateOnNaN, CSVLogger and LambdaCallback.
+ReduceLROnPlateau, TerminateOnNaN, CSVLogger and LambdaCallback (and BackupAndRestore, from backup.py).
 
 ``fit`` calls, in order: on_train_begin; per epoch on_epoch_begin, per batch
 on_train_batch_begin / on_train_batch_end (logs hold the running epoch means),
@@ -19,10 +19,12 @@ import numpy as np
 from . import arguments
 from .callback_base import HOOKS, Callback, CallbackList, noop_hook, check_verbose, is_secondary_process, \
     set_secondary_process
+from .backup import BackupAndRestore
 from .progress import Progbar
 
 __all__ = ["set_secondary_process", "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
-           "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback"]
+           "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback",
+           "BackupAndRestore"]
 
 class History(Callback):
     """Records each epoch's logs: ``history.history['loss']`` is the list of epoch losses; ``epoch`` their indices."""

@@ -253,7 +253,7 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
             warnings.warn("fit: the model does not have any trainable weights; its steps change nothing (as in "
                           "Keras)", UserWarning, stacklevel=2)
         run.call("on_train_begin", {})
-        for epoch in range(initial_epoch, epochs):
+        for epoch in range(self._starting_epoch(initial_epoch), epochs):
             run.call("on_epoch_begin", epoch, {})
             self._train_epoch(training.epoch(), run, epoch)
             logs = self._logs()
@@ -267,6 +267,13 @@ class Trainer(BatchLoops, TrainerStep, TrainerMetrics):
         self.history = history
         history.model = self
         return history
+
+    def _starting_epoch(self, initial_epoch):
+        """The epoch fit starts at: one a callback restored in on_train_begin (``model._initial_epoch``, which
+        BackupAndRestore sets, as in Keras 3) when it is not 0, else ``initial_epoch``. It is taken once:
+        a later fit starts where it is told."""
+        restored, self._initial_epoch = getattr(self, "_initial_epoch", None), None
+        return restored or initial_epoch
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):

@@ -141,8 +141,10 @@ class StoredWeights:
                 raise self.reader.error(group, f"stores {stored} weights, the layer took {taken}")
 
 
-def save_weights(model, filepath, overwrite=True, include_optimizer=True):
-    """Write the weights (and the optimizer's variables) to a Keras 3 ``.weights.h5`` file, atomically."""
+def save_weights(model, filepath, overwrite=True, include_optimizer=True, attributes=None):
+    """Write the weights (and the optimizer's variables) to a Keras 3 ``.weights.h5`` file, atomically;
+    ``attributes``: extra root attributes (name -> number) for nnengine's own use (BackupAndRestore's epoch),
+    which Keras ignores."""
     path = _checked_path("save_weights", filepath, (".weights.h5",), "the filename must end in .weights.h5 "
                                                                       "(Keras 3's rule)")
     if not model.built:
@@ -154,6 +156,8 @@ def save_weights(model, filepath, overwrite=True, include_optimizer=True):
 
     def write(f):
         f.attrs[CONFIG_CHECKSUMS] = json_checksums()          # says: every dataset carries its checksum
+        for name, value in (attributes or {}).items():
+            f.attrs[name] = value
         for group, part, values in layers:
             f.require_group(group).create_group("vars").attrs["name"] = part.name
             for path, value in values:

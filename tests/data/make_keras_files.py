@@ -15,6 +15,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py masked   # padded sequences: Keras's masks
     KERAS_BACKEND=torch python tests/data/make_keras_files.py attention   # MultiHeadAttention, custom blocks
     KERAS_BACKEND=torch python tests/data/make_keras_files.py states   # return_state and initial_state
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py backup   # BackupAndRestore's directory
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -992,6 +993,45 @@ def build_noise_layers(keras):
     model.save("keras3_noise_layers.keras")
 
 
+def backup_model(keras):
+    """The small regression MLP whose training backup_and_restore() interrupts and resumes."""
+    layers = keras.layers
+    return keras.Sequential([keras.Input((5,)), layers.Dense(4, activation="relu"), layers.Dense(2)])
+
+
+def build_backup(keras):
+    """``keras3_backup/`` and ``keras3_backup.npz``: the directory Keras's BackupAndRestore left when a fit of
+    backup_model() (Adam(0.01), mse, 5 epochs, no shuffle) was interrupted at the start of epoch 3, and what
+    Keras then did with it: a fresh model's fit with the callback, resumed from that directory (a copy), gives
+    these losses (epochs 3 and 4) and final weights. The npz also holds the weights of the backup."""
+    import shutil
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:
+                raise RuntimeError("interrupted")
+
+    rng = np.random.default_rng(23)
+    x, y = rng.standard_normal((40, 5)).astype("float32"), rng.standard_normal((40, 2)).astype("float32")
+    shutil.rmtree("keras3_backup", ignore_errors=True)
+    keras.utils.set_random_seed(23)
+    model = backup_model(keras)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    backup = keras.callbacks.BackupAndRestore("keras3_backup", delete_checkpoint=False)
+    try:
+        model.fit(x, y, epochs=5, batch_size=8, shuffle=False, verbose=0, callbacks=[backup, Interrupt()])
+    except RuntimeError:
+        pass
+    shutil.copytree("keras3_backup", "keras3_backup_resume")
+    resumed = backup_model(keras)
+    resumed.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    history = resumed.fit(x, y, epochs=5, batch_size=8, shuffle=False, verbose=0,
+                          callbacks=[keras.callbacks.BackupAndRestore("keras3_backup_resume")])
+    np.savez("keras3_backup.npz", x=x, y=y, losses=np.asarray(history.history["loss"]),
+             **{f"backup_{i}": w for i, w in enumerate(model.get_weights())},
+             **{f"resumed_{i}": w for i, w in enumerate(resumed.get_weights())})
+
+
 KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save_recurrent,
                 "bidirectional": build_and_save_bidirectional, "time_distributed": build_and_save_time_distributed,
                 "functional_graph": build_and_save_functional_graph, "subclassed": build_and_save_subclassed,
@@ -1002,7 +1042,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "conv_transpose": build_conv_transpose, "separable": build_separable,
                 "masked_functional": build_masked_functional, "adamax": build_and_save_adamax,
                 "nadam": build_and_save_nadam, "augmentation": build_augmentation,
-                "category_encoding": build_category_encoding,
+                "category_encoding": build_category_encoding, "backup": build_backup,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
