@@ -217,7 +217,7 @@ def preflight():
 
     def new_layers():
         # dropout masks and augmentation tables fed to a compiled step, resizing, the separable and transposed
-        # convolutions, and each optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta), on the
+        # convolutions, GroupNormalization and RMSNormalization, and each optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta), on the
         # GPU as on the numpy reference: four steps from the same seed (the masks and tables come from the same
         # host generator)
         images, labels = rng.standard_normal((8, 6, 6, 2)).astype(np.float32), rng.integers(0, 3, 8)
@@ -229,8 +229,9 @@ def preflight():
                 model = nn.Sequential([nn.Input((6, 6, 2)), nn.layers.RandomFlip(), nn.layers.RandomRotation(0.1),
                                        nn.layers.Resizing(7, 7),
                                        nn.layers.SeparableConv2D(4, 3, padding="same", activation="relu"),
+                                       nn.layers.GroupNormalization(groups=2),
                                        nn.layers.Conv2DTranspose(3, 3, strides=2, padding="same"),
-                                       nn.layers.Flatten(), nn.layers.Dropout(0.3),
+                                       nn.layers.Flatten(), nn.layers.Dropout(0.3), nn.layers.RMSNormalization(),
                                        nn.layers.Dense(3, activation="softmax")])
                 optimizer = make_optimizer()
                 model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")

@@ -1,4 +1,5 @@
-"""Normalization layers: BatchNormalization and LayerNormalization, with Keras 3's formulas.
+"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization and RMSNormalization, with
+Keras 3's formulas.
 
 Both normalize x over some axes with a mean m and a biased variance v (the mean of (x - m)^2), then
 scale and shift per feature:  y = gamma * (x - m) / sqrt(v + epsilon) + beta. They are written with
@@ -13,7 +14,11 @@ uses the moving statistics. moving_mean and moving_variance are non-trainable we
 A batch of one sample in training gives v = 0 and y = beta, as in Keras.
 
 LayerNormalization takes m and v over ``axis`` (the features) of each sample, in training and
-inference alike.
+inference alike. GroupNormalization splits the channels (``axis``) into ``groups`` equal groups and takes
+m and v over each sample's group: every position and every channel of the group (groups=1 is a
+LayerNormalization over all the sample's values with gamma per channel; groups=-1, one group per channel,
+is instance normalization). RMSNormalization only scales: y = scale * x / sqrt(mean(x^2) + epsilon), the mean
+over ``axis`` of each sample (Zhang and Sennrich's RMSNorm, Keras 3's layer).
 
 When the normalized axes are the last ones (Keras's default axis=-1, and LayerNormalization over
 every axis but the batch), x is viewed as a matrix (samples, features) and the layers run the fused
@@ -27,7 +32,7 @@ from .autograd import no_grad
 from .layer_base import Layer, batch_shape
 from .layer_functional import moments, normalize
 
-__all__ = ["BatchNormalization", "LayerNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization", "RMSNormalization"]
 
 
 def _axes(owner, axis, ndim):
@@ -263,3 +268,119 @@ class LayerNormalization(_Normalization):
         centred = x - mean
         variance = (centred * centred).mean(axis=axes, keepdims=True)
         return self._normalize(x, mean, variance)
+
+
+class GroupNormalization(_Normalization):
+    """Normalizes each sample over groups of channels: ``groups`` equal groups along ``axis`` (-1: one group per
+    channel, instance normalization), each group's mean and variance taken over all its positions and channels;
+    gamma and beta per channel, as Keras 3."""
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        if isinstance(axis, (list, tuple)) or isinstance(axis, bool):
+            raise TypeError(f"GroupNormalization: axis must be one int (the channels), got {axis!r}")
+        super().__init__(axis, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint, **kwargs)
+        self.groups = arguments.integer(self._owner(), "groups", groups)
+        if self.groups <= 0 and self.groups != -1:
+            raise ValueError(f"{self._owner()}: groups must be a positive number of groups, or -1 for one group "
+                             f"per channel, got {groups!r}")
+        if self.batch_input_shape is not None:
+            self.build(self.batch_input_shape)
+
+    def build(self, input_shape):
+        """gamma and beta, one per channel; the channels must split into ``groups`` equal groups."""
+        input_shape = batch_shape(self._owner(), "input_shape", input_shape)
+        self._build_scale_and_offset(input_shape)
+        channels = self._param_shape[0]
+        if self.groups == -1:
+            self.groups = channels            # Keras's config then says the number
+        if channels % self.groups:
+            raise ValueError(f"{self._owner()}: {channels} channels (axis {self.axis}) cannot be split into "
+                             f"{self.groups} equal groups; groups must divide the number of channels")
+        super().build(input_shape)
+
+    def call(self, x, training=False):
+        """Each sample's groups normalized: x viewed with the channel axis split in (groups, channels/groups)."""
+        self._check_input(x)
+        if x.dtype != np.dtype(self.dtype):
+            x = x.astype(self.dtype)
+        axis = self._feature_axes[0]
+        channels = x.shape[axis]
+        grouped = x.reshape(*x.shape[:axis], self.groups, channels // self.groups, *x.shape[axis + 1:])
+        reduced = tuple(a for a in range(1, grouped.ndim) if a != axis)     # all but the batch and the group
+        mean = grouped.mean(axis=reduced, keepdims=True)
+        centred = grouped - mean
+        variance = (centred * centred).mean(axis=reduced, keepdims=True)
+        out = (centred * ((variance + self.epsilon) ** -0.5)).reshape(*x.shape)
+        if self.gamma is not None:
+            out = out * self._broadcastable(self.gamma, x.ndim)
+        if self.beta is not None:
+            out = out + self._broadcastable(self.beta, x.ndim)
+        return out
+
+    def get_config(self):
+        """Keras 3's config."""
+        return {**super().get_config(), "groups": self.groups}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "groups": config.get("groups", 32)}
+
+
+class RMSNormalization(Layer):
+    """y = scale * x / sqrt(mean(x^2) + epsilon), the mean over ``axis`` of each sample; ``scale`` one weight per
+    normalized feature, initialised to ones (Keras 3's layer; it has no offset and no mean subtraction)."""
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        owner = f"RMSNormalization {self.name!r}"
+        if not isinstance(axis, (int, np.integer, list, tuple)) or isinstance(axis, bool):
+            raise TypeError(f"{owner}: axis must be an int or a list of ints, got {axis!r}")
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
+        self.epsilon = arguments.number(owner, "epsilon", epsilon, 0, None, low_open=True)
+        self.scale = None
+        if self.batch_input_shape is not None:
+            self.build(self.batch_input_shape)
+
+    def build(self, input_shape):
+        """``scale``, of the size of the normalized axes."""
+        owner = f"RMSNormalization {self.name!r}"
+        input_shape = batch_shape(owner, "input_shape", input_shape)
+        self._feature_axes = _axes(owner, self.axis, len(input_shape))
+        sizes = tuple(input_shape[a] for a in self._feature_axes)
+        if any(size is None for size in sizes):
+            raise ValueError(f"{owner}: the size of axis {self.axis} must be known, got input shape "
+                             f"{tuple(input_shape)}")
+        self.scale = self.add_weight(sizes, initializers.get("ones"), name="scale")
+        super().build(input_shape)
+
+    def call(self, x, training=False):
+        """x scaled by 1 / sqrt(mean(x^2) + epsilon) over the normalized axes, times ``scale``."""
+        expected = self.input_shape
+        if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])):
+            raise ValueError(f"Input of layer {self.name!r} is incompatible with the layer: expected shape "
+                             f"{tuple(expected)}, but received input with shape {x.shape}")
+        if x.dtype != np.dtype(self.dtype):
+            x = x.astype(self.dtype)
+        axes = tuple(self._feature_axes)
+        mean_square = (x * x).mean(axis=axes, keepdims=True)
+        shape = [1] * x.ndim
+        for axis in axes:
+            shape[axis] = x.shape[axis]
+        return x * ((mean_square + self.epsilon) ** -0.5) * self.scale.reshape(*shape)
+
+    def compute_output_shape(self, input_shape):
+        """The input shape."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        """Keras 3's config (the axis becomes a list once built, as in Keras)."""
+        axis = self.axis if not self.built or isinstance(self.axis, list) else [self.axis]
+        return {**super().get_config(), "axis": axis, "epsilon": self.epsilon}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "axis": config.get("axis", -1),
+                "epsilon": config.get("epsilon", 1e-6)}

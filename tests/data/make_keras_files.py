@@ -16,6 +16,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py attention   # MultiHeadAttention, custom blocks
     KERAS_BACKEND=torch python tests/data/make_keras_files.py states   # return_state and initial_state
     KERAS_BACKEND=torch python tests/data/make_keras_files.py backup   # BackupAndRestore's directory
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py group_rms   # GroupNormalization, RMSNormalization
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -804,6 +805,56 @@ def build_category_encoding(keras):
     model.save("keras3_category_encoding.keras")
 
 
+#: (case, layer class, its arguments, input shape) of keras3_group_rms.npz
+NORMALIZATION_CASES = [
+    ("group_rows", "GroupNormalization", dict(groups=2), (4, 6)),
+    ("group_image", "GroupNormalization", dict(groups=4, epsilon=1e-5), (3, 5, 5, 8)),
+    ("group_instance", "GroupNormalization", dict(groups=-1), (2, 4, 4, 3)),
+    ("group_one", "GroupNormalization", dict(groups=1), (2, 3, 3, 4)),
+    ("group_channels_first", "GroupNormalization", dict(groups=3, axis=1), (2, 6, 4, 4)),
+    ("group_bare", "GroupNormalization", dict(groups=2, center=False, scale=False), (3, 7, 4)),
+    ("rms_rows", "RMSNormalization", {}, (4, 6)),
+    ("rms_sequence", "RMSNormalization", dict(epsilon=1e-3), (3, 5, 8)),
+    ("rms_two_axes", "RMSNormalization", dict(axis=[1, 2]), (2, 3, 4)),
+]
+
+
+def norm_model(keras):
+    """A small image classifier through GroupNormalization and RMSNormalization."""
+    layers = keras.layers
+    return keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(8, 3), layers.GroupNormalization(groups=4),
+                             layers.Activation("relu"), layers.GlobalAveragePooling2D(), layers.Dense(6),
+                             layers.RMSNormalization(), layers.Dense(3, activation="softmax")])
+
+
+def build_group_rms(keras):
+    """``keras3_group_rms.npz``: each NORMALIZATION_CASES layer's output on random inputs, with its weights (drawn
+    at random, so that gamma and beta matter) and config; norm_model() saved as ``keras3_group_rms.keras`` with
+    its predictions, evaluate's [loss, accuracy] and its weights after one more epoch of Keras's training."""
+    rng = np.random.default_rng(43)
+    record = {}
+    for case, class_name, arguments, shape in NORMALIZATION_CASES:
+        layer = getattr(keras.layers, class_name)(**arguments)
+        x = (rng.standard_normal(shape) * 3 + 1).astype("float32")
+        layer.build(shape)
+        layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+        record[f"{case}_x"], record[f"{case}_out"] = x, keras.ops.convert_to_numpy(layer(x))
+        for index, weight in enumerate(layer.get_weights()):
+            record[f"{case}_w{index}"] = weight
+        record[f"{case}_config"] = np.array(json.dumps(layer.get_config()))
+    keras.utils.set_random_seed(43)
+    model = norm_model(keras)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = rng.standard_normal((16, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 16)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save("keras3_group_rms.keras")
+    record.update(x=x, y=y, predictions=model.predict(x, verbose=0),
+                  evaluate=np.asarray(model.evaluate(x, y, verbose=0)))
+    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    record.update({f"trained_{i}": w for i, w in enumerate(model.get_weights())})
+    np.savez("keras3_group_rms.npz", **record)
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -1043,6 +1094,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "masked_functional": build_masked_functional, "adamax": build_and_save_adamax,
                 "nadam": build_and_save_nadam, "augmentation": build_augmentation,
                 "category_encoding": build_category_encoding, "backup": build_backup,
+                "group_rms": build_group_rms,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
