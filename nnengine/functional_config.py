@@ -19,7 +19,9 @@ def entry_name(entry, position):
 
 
 #: the ops of ``keras.src.ops`` that Keras 3 writes into a functional config to make and combine masks
-MASK_OPS = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr", "LogicalAnd", "Concatenate")
+#: (ConvertToTensor: Attention passes its query's mask on through it)
+MASK_OPS = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr", "LogicalAnd", "Concatenate",
+            "ConvertToTensor")
 
 
 def mask_op(entry, name):
@@ -84,7 +86,9 @@ def calls_of(entry, name, layer, mask_ops=()):
             tensors = args[0] if as_list else [args[0]]
             histories = [_history((t.get("config") or {}).get("keras_history") if isinstance(t, dict) else None,
                                   name) for t in tensors]
+            options = _call_options(node, name, layer)
         elif isinstance(node, list):            # tf.keras 2.x: [[name, node, tensor, kwargs], ...]
+            options = {}
             histories = [_history(item[:3] if isinstance(item, list) else None, name) for item in node]
             as_list = len(histories) > 1
             states = _legacy_states(node, name, layer)
@@ -96,8 +100,19 @@ def calls_of(entry, name, layer, mask_ops=()):
             raise ValueError(f"layer {name!r:.80}: a call must be an object or a list, got {node!r:.80}")
         if not histories:
             raise ValueError(f"layer {name!r:.80} has a call without inputs")
-        calls.append((histories, as_list, None, {}))
+        calls.append((histories, as_list, None, options))
     return calls
+
+
+def _call_options(node, name, layer):
+    """The keyword options of a Keras 3 call that ``layer`` takes (its ``call_options``: Attention's
+    use_causal_mask and return_attention_scores), each a bool; other layers' recorded keywords are not read."""
+    kwargs = node.get("kwargs") if isinstance(node.get("kwargs"), dict) else {}
+    options = {key: value for key, value in kwargs.items() if key in getattr(layer, "call_options", ())}
+    for key, value in options.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"layer {name!r:.80}: its call's {key} must be true or false, got {value!r:.40}")
+    return options
 
 
 def _legacy_states(node, name, layer):
@@ -200,7 +215,7 @@ def run_calls(layers, calls):
             tensors = [output_of(outputs, history, f"layer {name!r:.80}") for history in histories]
             made = outputs.setdefault(name, [])
             made.append(layers[name](**named_argument(*names, tensors), **options) if names else
-                        layers[name](tensors if as_list else tensors[0]))
+                        layers[name](tensors if as_list else tensors[0], **options))
             ready.extend(waiting.pop((name, len(made) - 1), []))
     stuck = sorted(name for name, queue in queues.items() if queue)
     if stuck:

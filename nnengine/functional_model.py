@@ -262,7 +262,7 @@ def _node_config(node, tensor_config):
     of the layer's call in 'args', the others and the call's options in 'kwargs'."""
     if not node.names:
         return {"args": [[tensor_config(t) for t in node.inputs] if node.as_list else tensor_config(node.inputs[0])],
-                "kwargs": {}}
+                "kwargs": dict(node.options)}
     named = node.named_inputs()
 
     def written(value):

@@ -427,9 +427,15 @@ class Layer(ABC):
                 if not self.built:
                     self.build_once(input_shape)
             return
-        if self.input_shape is not None and not compatible_shapes(self.input_shape, input_shape):
+        if self.input_shape is not None and not self.accepts(input_shape):
             raise ValueError(f"layer {self.name!r} was built for inputs {_shown(self.input_shape)} and cannot be "
                              f"called on inputs of shape {_shown(input_shape)}")
+
+    def accepts(self, input_shape):
+        """Whether this built layer can be called again (sharing its weights) on inputs of ``input_shape``: by
+        default when the shape fits the one it was built for (``compatible_shapes``); a layer whose weights fix
+        fewer axes (Embedding: none, Dense: the last) accepts more, as Keras does."""
+        return compatible_shapes(self.input_shape, input_shape)
 
     def build_once(self, input_shape):
         """``build(input_shape)``, then mark the layer built (a custom ``build`` need not call super().build)."""

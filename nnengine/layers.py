@@ -34,6 +34,7 @@ from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Mul
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, GroupNormalization, LayerNormalization, RMSNormalization
 from .preprocessing_layers import CategoryEncoding, Normalization
+from .sequence_attention import AdditiveAttention, Attention
 from .bidirectional import Bidirectional
 from .recurrent_layers import GRU, LSTM, SimpleRNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
@@ -50,10 +51,12 @@ from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "InputLayer", "Input",
            "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-           "BatchNormalization", "LayerNormalization", "GroupNormalization", "RMSNormalization", "ReLU", "LeakyReLU", "Softmax", "Rescaling", "Permute",
+           "BatchNormalization", "LayerNormalization", "GroupNormalization", "RMSNormalization", "ReLU", "LeakyReLU",
+           "Softmax", "Rescaling", "Permute",
            "RepeatVector", "Identity", "Masking", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "MultiHeadAttention",
+           "Attention", "AdditiveAttention",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK",
            "stored_weights", "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "ELU", "PReLU",
@@ -101,6 +104,11 @@ class Dense(KernelAndBias, Layer):
     def compute_output_shape(self, input_shape):
         """Input shape with its last axis replaced by ``units``."""
         return (*tuple(input_shape)[:-1], self.units)
+
+    def accepts(self, input_shape):
+        """Any inputs of rank 2 or more whose last axis is the kernel's input size (Keras's Dense)."""
+        shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else ()
+        return len(shape) >= 2 and not isinstance(shape[0], (list, tuple)) and shape[-1] in (None, self.kernel.shape[0])
 
     def _check_input(self, x):
         expected = self.kernel.shape[0]
@@ -313,6 +321,12 @@ class Embedding(Layer):
         """embeddings[x]: shape (*x.shape, output_dim)."""
         return self.embeddings[checked_indices(self, x, self.embeddings.device)]
 
+    def accepts(self, input_shape):
+        """Index arrays of any shape (its weights fix none of their axes): a shared Embedding may read a query of 7
+        tokens and a document of 5, as in Keras."""
+        return isinstance(input_shape, (list, tuple)) and all(
+            size is None or isinstance(size, int) for size in input_shape)
+
     def compute_mask(self, inputs, mask=None):
         """With ``mask_zero``, Keras's mask ``inputs != 0`` (True where an index is not padding), else None."""
         if not self.mask_zero:
@@ -464,6 +478,6 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
     DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
     RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop, RandomCrop, CategoryEncoding,
-    GroupNormalization, RMSNormalization)}
+    GroupNormalization, RMSNormalization, Attention, AdditiveAttention)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

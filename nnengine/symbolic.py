@@ -125,7 +125,8 @@ def _output_shape(shape):
 def call_symbolic(layer, x, options=None):
     """Record ``layer`` called on symbolic ``x`` (a KerasTensor, an Input, a list of them for a merge layer, or
     {argument name: one, or a list of them} with the call's other keyword arguments ``options``, for attention
-    and a recurrent layer's initial_state): build the layer on the first call, check the shapes of a later one,
+    and a recurrent layer's initial_state; a list with ``options`` for Attention's use_causal_mask): build the
+    layer on the first call, check the shapes of a later one,
     and return the output KerasTensor (a list of them for a layer with several outputs)."""
     where = f"layer {layer.name!r}"
     if isinstance(x, dict):
@@ -150,8 +151,9 @@ def call_symbolic(layer, x, options=None):
     inputs = [keras_tensor(item, where) for item in (x if as_list else [x])]
     shape = [tensor.shape for tensor in inputs] if as_list else inputs[0].shape
     layer.build_for(shape)
-    output_shape = _output_shape(layer.compute_output_shape(shape))
-    return Node(layer, inputs, as_list, output_shape, layer.dtype).output
+    output_shape = _output_shape(layer.compute_output_shape(shape, **options) if options else
+                                 layer.compute_output_shape(shape))
+    return Node(layer, inputs, as_list, output_shape, layer.dtype, options=options).output
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,6 +61,26 @@ def test_a_shared_layer_adds_the_gradients_of_its_calls():
                                rtol=1e-5, atol=1e-6)
 
 
+def test_a_shared_embedding_and_dense_read_sequences_of_different_lengths_as_in_keras():
+    query, document = keras.Input((7,), dtype="int32"), keras.Input((5,), dtype="int32")
+    embed, project = layers.Embedding(12, 4), layers.Dense(3)
+    pooled = [layers.GlobalAveragePooling1D()(project(embed(tokens))) for tokens in (query, document)]
+    model = keras.Model([query, document], layers.Dense(2)(layers.Concatenate()(pooled)))
+    rng = np.random.default_rng(0)
+    tokens = [rng.integers(0, 12, (4, 7)), rng.integers(0, 12, (4, 5))]
+    table, (kernel, bias) = embed.get_weights()[0], project.get_weights()
+    expected = [(table[t] @ kernel + bias).mean(axis=1) for t in tokens]
+    head_kernel, head_bias = model.layers[-1].get_weights()
+    np.testing.assert_allclose(model.predict(tokens, verbose=0),
+                               np.concatenate(expected, axis=1) @ head_kernel + head_bias, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"layer 'dense.*' was built for inputs \(None, 7, 4\).*\(None, 5, 6\)"):
+        project(keras.Input((5, 6)))           # a different feature size is still refused
+    conv = layers.Conv1D(2, 3)
+    conv(keras.Input((7, 4)))
+    with pytest.raises(ValueError, match=r"was built for inputs \(None, 7, 4\)"):
+        conv(keras.Input((5, 4)))              # other layers keep the strict check
+
+
 @pytest.mark.parametrize("device", ["numpy", "cpu"])
 def test_compiled_and_eager_training_agree_bitwise(device):
     def on_device():

@@ -17,6 +17,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py states   # return_state and initial_state
     KERAS_BACKEND=torch python tests/data/make_keras_files.py backup   # BackupAndRestore's directory
     KERAS_BACKEND=torch python tests/data/make_keras_files.py group_rms   # GroupNormalization, RMSNormalization
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py sequence_attention   # Attention, AdditiveAttention
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -855,6 +856,95 @@ def build_group_rms(keras):
     np.savez("keras3_group_rms.npz", **record)
 
 
+#: (case, layer class, its arguments, whether a key is given, call options, weights) of keras3_seq_attention.npz
+SEQUENCE_ATTENTION_CASES = [
+    ("dot", "Attention", {}, False, {}, []),
+    ("dot_scaled_key", "Attention", dict(use_scale=True), True, {}, [0.7]),
+    ("concat", "Attention", dict(score_mode="concat", use_scale=True), False, {}, [0.6, 1.3]),
+    ("concat_plain", "Attention", dict(score_mode="concat"), True, {}, [0.8]),
+    ("causal", "Attention", {}, False, dict(use_causal_mask=True), []),
+    ("masked", "Attention", dict(use_scale=True), False, dict(masked=True), [1.4]),
+    ("additive", "AdditiveAttention", {}, True, {}, None),
+    ("additive_plain_causal", "AdditiveAttention", dict(use_scale=False), False, dict(use_causal_mask=True), []),
+    ("additive_masked", "AdditiveAttention", {}, False, dict(masked=True), None),
+]
+
+
+def sequence_attention_models(keras):
+    """{name: model}: a query/value text model through Attention and AdditiveAttention on Embedding(mask_zero=True)
+    masks (Keras's Attention example, smaller), and a causal self-attention model (the option in its config)."""
+    layers = keras.layers
+    query_in, value_in = keras.Input((7,), dtype="int32"), keras.Input((5,), dtype="int32")
+    embed = layers.Embedding(12, 6, mask_zero=True)
+    query, value = embed(query_in), embed(value_in)
+    dot = layers.GlobalAveragePooling1D()(layers.Attention(use_scale=True)([query, value]))
+    additive = layers.GlobalAveragePooling1D()(layers.AdditiveAttention()([query, value]))
+    text = keras.Model([query_in, value_in], layers.Dense(3, activation="softmax")(
+        layers.Concatenate()([dot, additive])))
+    sequence = keras.Input((6, 4))
+    hidden = layers.Dense(5, activation="tanh")(sequence)
+    attended = layers.Attention(score_mode="concat")([hidden, hidden], use_causal_mask=True)
+    causal = keras.Model(sequence, layers.Dense(3, activation="softmax")(layers.Flatten()(attended)))
+    return {"text": text, "causal": causal}
+
+
+def padded_tokens(rng, count, steps):
+    """Integer sequences in [1, 12), each with 0 to steps - 2 padding zeros at its end."""
+    tokens = rng.integers(1, 12, (count, steps))
+    for row, kept in zip(tokens, rng.integers(2, steps + 1, count)):
+        row[kept:] = 0
+    return tokens
+
+
+def build_sequence_attention(keras):
+    """``keras3_seq_attention.npz``: each SEQUENCE_ATTENTION_CASES layer's output and attention scores on random
+    inputs, its weights and config; each sequence_attention_models() model saved as
+    ``keras3_seq_attention_<name>.keras`` after one epoch, with its predictions, evaluate's [loss, accuracy] and
+    its weights after one more epoch of Keras's training (no shuffle)."""
+    rng = np.random.default_rng(47)
+    record = {}
+    for case, class_name, arguments, with_key, options, weights in SEQUENCE_ATTENTION_CASES:
+        layer = getattr(keras.layers, class_name)(**arguments)
+        steps = 4 if options.get("use_causal_mask") else 5
+        query, value, key = (rng.standard_normal(shape).astype("float32") for shape in
+                             ((3, 4, 6), (3, steps, 5 if with_key else 6), (3, steps, 6)))
+        inputs = [query, value, key] if with_key else [query, value]      # without a key, the value is the key
+        call = {"use_causal_mask": options.get("use_causal_mask", False)}
+        if options.get("masked"):
+            query_mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]], bool)
+            value_mask = np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool)
+            call["mask"] = [query_mask, value_mask]
+            record[f"{case}_query_mask"], record[f"{case}_value_mask"] = query_mask, value_mask
+        layer.build([x.shape for x in inputs])
+        if weights is None:
+            weights = [rng.uniform(-1, 1, w.shape).astype("float32") for w in layer.get_weights()]
+        layer.set_weights([np.asarray(w, "float32") for w in weights])
+        out, scores = layer(inputs, return_attention_scores=True, **call)
+        for index, x in enumerate(inputs):
+            record[f"{case}_in{index}"] = x
+        record[f"{case}_out"] = keras.ops.convert_to_numpy(out)
+        record[f"{case}_scores"] = keras.ops.convert_to_numpy(scores)
+        for index, weight in enumerate(layer.get_weights()):
+            record[f"{case}_w{index}"] = weight
+        record[f"{case}_config"] = np.array(json.dumps(layer.get_config()))
+    models = sequence_attention_models(keras)
+    data = {"text": ([padded_tokens(rng, 16, 7), padded_tokens(rng, 16, 5)], rng.integers(0, 3, 16)),
+            "causal": (rng.standard_normal((16, 6, 4)).astype("float32"), rng.integers(0, 3, 16))}
+    keras.utils.set_random_seed(47)
+    for name, model in models.items():
+        x, y = data[name]
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        model.save(f"keras3_seq_attention_{name}.keras")
+        xs = x if isinstance(x, list) else [x]
+        record.update({f"{name}_x{i}": item for i, item in enumerate(xs)})
+        record.update({f"{name}_y": y, f"{name}_predictions": model.predict(x, verbose=0),
+                       f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0))})
+        model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        record.update({f"{name}_trained_{i}": w for i, w in enumerate(model.get_weights())})
+    np.savez("keras3_seq_attention.npz", **record)
+
+
 #: (data kind, Keras metric class, its arguments) of keras3_loss_metrics.json
 LOSS_METRIC_CASES = [("classes", name, {}) for name in ("CategoricalCrossentropy", "SparseCategoricalCrossentropy",
                                                         "KLDivergence", "Poisson", "CategoricalHinge",
@@ -1094,7 +1184,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "masked_functional": build_masked_functional, "adamax": build_and_save_adamax,
                 "nadam": build_and_save_nadam, "augmentation": build_augmentation,
                 "category_encoding": build_category_encoding, "backup": build_backup,
-                "group_rms": build_group_rms,
+                "group_rms": build_group_rms, "sequence_attention": build_sequence_attention,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
