@@ -217,7 +217,7 @@ def preflight():
 
     def new_layers():
         # dropout masks and augmentation tables fed to a compiled step, resizing, the separable and transposed
-        # convolutions, GroupNormalization and RMSNormalization, and each optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta), on the
+        # convolutions, GroupNormalization and RMSNormalization, Attention and AdditiveAttention, and each optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta), on the
         # GPU as on the numpy reference: four steps from the same seed (the masks and tables come from the same
         # host generator)
         images, labels = rng.standard_normal((8, 6, 6, 2)).astype(np.float32), rng.integers(0, 3, 8)
@@ -238,6 +238,20 @@ def preflight():
                 model.to(device)
                 losses.append([model.train_on_batch(images, labels) for _ in range(4)])
             np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, err_msg=type(optimizer).__name__)
+        sequences, keras = rng.standard_normal((8, 5, 4)).astype(np.float32), nn.keras
+        losses = []
+        for device in ("cuda", "numpy"):          # Attention and AdditiveAttention, causal, with attention dropout
+            nn.utils.set_random_seed(0)
+            inputs = keras.Input((5, 4))
+            hidden = keras.layers.Dense(6, activation="tanh")(inputs)
+            dot = keras.layers.Attention(use_scale=True, dropout=0.2)([hidden, hidden], use_causal_mask=True)
+            additive = keras.layers.AdditiveAttention()([hidden, dot])
+            model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
+                keras.layers.GlobalAveragePooling1D()(additive)))
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            model.to(device)
+            losses.append([model.train_on_batch(sequences, labels) for _ in range(4)])
+        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, err_msg="Attention, AdditiveAttention")
 
     checks = {}
     for name, check in (("raw_module", raw_module), ("elementwise_kernel", elementwise_kernel),
