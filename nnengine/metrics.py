@@ -22,12 +22,18 @@ from .loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, Categori
                            Hinge, KLDivergence, LogCoshError, MeanAbsolutePercentageError,
                            MeanSquaredLogarithmicError, Poisson, R2Score, RootMeanSquaredError,
                            SparseCategoricalCrossentropy, SquaredHinge)
+from .confusion_metrics import (AUC, FalseNegatives, FalsePositives, PrecisionAtRecall, Precision, Recall,
+                                RecallAtPrecision, SensitivityAtSpecificity, SpecificityAtSensitivity, TrueNegatives,
+                                TruePositives, weights_of)
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from .metric_base import Mean, MeanMetricWrapper, Metric, function_metric, match_rank
-from .utils import lookup, snake_case, to_host
+from .utils import lookup, to_host
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision", "Recall", "AUC", "F1Score",
            "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
            "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "top_k_categorical_accuracy",
+           "SensitivityAtSpecificity", "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision",
+           "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU",
            "sparse_top_k_categorical_accuracy", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
            "categorical_accuracy", "sparse_categorical_accuracy", "get",
@@ -121,171 +127,6 @@ class BinaryAccuracy(MeanMetricWrapper):
         return {"name": self.name, "threshold": self.threshold}
 
 
-def _weights(sample_weight, count):
-    """Per-sample weights as float64 of length ``count`` (ones when None)."""
-    if sample_weight is None:
-        return np.ones(count)
-    return np.broadcast_to(np.asarray(to_host(sample_weight), np.float64).reshape(-1), (count,))
-
-
-def _divide(numerator, denominator):
-    """numerator / denominator, 0 where the denominator is 0 (Keras's divide_no_nan)."""
-    numerator, denominator = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
-    return np.divide(numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape),
-                     where=denominator != 0)
-
-
-class _ConfusionCounts(Metric):
-    """Weighted counts of true/false positives/negatives at each of ``thresholds``, over every element.
-
-    An element is predicted positive when y_pred > threshold; y_true is positive when it is non-zero.
-    The counts come from one sort per batch, not one comparison per threshold and element.
-    """
-
-    def __init__(self, name, thresholds):
-        super().__init__(name)
-        self.thresholds = np.asarray(thresholds, np.float64)
-        self.reset_state()
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add one batch's counts."""
-        y_pred = np.asarray(to_host(y_pred), np.float64)
-        y_true = match_rank(np.asarray(to_host(y_true)), y_pred)
-        weights = np.broadcast_to(_weights(sample_weight, len(y_pred)).reshape(-1, *[1] * (y_pred.ndim - 1)),
-                                  y_pred.shape).reshape(-1)
-        positive = (y_true != 0).reshape(-1)
-        order = np.argsort(y_pred.reshape(-1), kind="stable")
-        scores = y_pred.reshape(-1)[order]
-        positive_weight = np.concatenate([[0.0], np.cumsum(np.where(positive[order], weights[order], 0.0))])
-        negative_weight = np.concatenate([[0.0], np.cumsum(np.where(positive[order], 0.0, weights[order]))])
-        below = np.searchsorted(scores, self.thresholds, side="right")      # elements <= threshold
-        self.fn += positive_weight[below]
-        self.tn += negative_weight[below]
-        self.tp += positive_weight[-1] - positive_weight[below]
-        self.fp += negative_weight[-1] - negative_weight[below]
-
-    def reset_state(self):
-        """All counts to zero."""
-        self.tp, self.fp, self.tn, self.fn = (np.zeros(len(self.thresholds)) for _ in range(4))
-
-
-def _threshold(owner, thresholds, top_k, class_id):
-    if top_k is not None or class_id is not None:
-        raise ValueError(f"{owner}: top_k and class_id are not supported by nnengine yet")
-    if thresholds is None:
-        return 0.5
-    if isinstance(thresholds, (bool, np.bool_)) or not isinstance(thresholds, (int, float, np.floating)) or \
-            not 0 <= thresholds <= 1:
-        raise ValueError(f"{owner}: thresholds must be one number in [0, 1] (lists are not supported yet), got "
-                         f"{thresholds!r}")
-    return float(thresholds)
-
-
-class Precision(_ConfusionCounts):
-    """tp / (tp + fp) over every element, y_pred > ``thresholds`` (0.5) counting as positive."""
-
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name="precision"):
-        super().__init__(name, [_threshold("Precision", thresholds, top_k, class_id)])
-
-    def result(self):
-        """The precision so far (0 before any predicted positive)."""
-        return float(_divide(self.tp, self.tp + self.fp)[0])
-
-
-class Recall(_ConfusionCounts):
-    """tp / (tp + fn) over every element, y_pred > ``thresholds`` (0.5) counting as positive."""
-
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall"):
-        super().__init__(name, [_threshold("Recall", thresholds, top_k, class_id)])
-
-    def result(self):
-        """The recall so far (0 before any positive target)."""
-        return float(_divide(self.tp, self.tp + self.fn)[0])
-
-
-class AUC(_ConfusionCounts):
-    """Area under the ROC or precision-recall curve from counts at ``num_thresholds`` thresholds (Keras's).
-
-    Thresholds: -1e-7, then i / (n - 1) for i = 1 .. n - 2, then 1 + 1e-7. ROC: the trapezoid rule over
-    (false positive rate, true positive rate). PR: Davis and Goadrich's interpolation between thresholds,
-    precision taken as linear in the number of predicted positives.
-    """
-
-    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name="auc",
-                 thresholds=None, multi_label=False, from_logits=False):
-        if curve not in ("ROC", "PR") or summation_method != "interpolation" or thresholds is not None or \
-                multi_label or from_logits:
-            raise ValueError("AUC: nnengine supports curve='ROC' or 'PR' with summation_method='interpolation', "
-                             "default thresholds, multi_label=False and from_logits=False")
-        if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) or num_thresholds < 2:
-            raise ValueError(f"AUC: num_thresholds must be an int > 1, got {num_thresholds!r}")
-        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
-        super().__init__(name, [-1e-7, *inner, 1.0 + 1e-7])
-        self.num_thresholds, self.curve = num_thresholds, curve
-
-    def result(self):
-        """The area so far."""
-        if self.curve == "ROC":
-            tpr, fpr = _divide(self.tp, self.tp + self.fn), _divide(self.fp, self.fp + self.tn)
-            return float(np.sum((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2))
-        # PR: between thresholds i and i+1, precision = slope * p + intercept in p = tp + fp; integrate
-        # it against recall = tp / (tp + fn): slope * (dtp + intercept * log(p_i / p_i+1)) / positives
-        tp, predicted = self.tp, self.tp + self.fp
-        dtp, dp = tp[:-1] - tp[1:], predicted[:-1] - predicted[1:]
-        slope = _divide(dtp, np.maximum(dp, 0))
-        intercept = tp[1:] - slope * predicted[1:]
-        both = (predicted[:-1] > 0) & (predicted[1:] > 0)
-        ratio = np.where(both, _divide(predicted[:-1], np.maximum(predicted[1:], 0)), 1.0)
-        increments = _divide(slope * (dtp + intercept * np.log(np.where(ratio > 0, ratio, 1.0))),
-                             np.maximum(tp[1:] + self.fn[1:], 0))
-        return float(np.sum(increments))
-
-
-class _Count(_ConfusionCounts):
-    """One of the weighted confusion counts at ``thresholds`` (0.5; a list gives one count per threshold)."""
-
-    count = None                        # "tp", "fp", "tn" or "fn"
-
-    def __init__(self, thresholds=None, name=None):
-        owner = type(self).__name__
-        listed = isinstance(thresholds, (list, tuple))
-        values = [_threshold(owner, value, None, None) for value in thresholds] if listed else \
-            [_threshold(owner, thresholds, None, None)]
-        if not values:
-            raise ValueError(f"{owner}: thresholds must not be an empty list")
-        super().__init__(name or snake_case(owner), values)
-        self._listed = listed
-
-    def result(self):
-        """The weighted count so far (an array, one per threshold, for a list of thresholds)."""
-        counts = getattr(self, self.count)
-        return counts.copy() if self._listed else float(counts[0])
-
-
-class TruePositives(_Count):
-    """Weighted count of elements with a non-zero target and y_pred > threshold."""
-
-    count = "tp"
-
-
-class FalsePositives(_Count):
-    """Weighted count of elements with a zero target and y_pred > threshold."""
-
-    count = "fp"
-
-
-class TrueNegatives(_Count):
-    """Weighted count of elements with a zero target and y_pred <= threshold."""
-
-    count = "tn"
-
-
-class FalseNegatives(_Count):
-    """Weighted count of elements with a non-zero target and y_pred <= threshold."""
-
-    count = "fn"
-
-
 class FBetaScore(Metric):
     """Keras 3's FBetaScore: per class, (1 + beta^2) p r / (beta^2 p + r) from counts over the epoch; ``average``
     combines the classes (beta > 1 weighs recall more, beta < 1 precision).
@@ -312,7 +153,7 @@ class FBetaScore(Metric):
         else:
             chosen = y_pred > self.threshold
         chosen = chosen.astype(np.float64)
-        weights = _weights(sample_weight, len(y_pred))[:, None]
+        weights = weights_of(sample_weight, len(y_pred))[:, None]
         axis = None if self.average == "micro" else 0
         counts = [np.sum(value * weights, axis=axis) for value in
                   (chosen * y_true, chosen * (1 - y_true), (1 - chosen) * y_true, y_true)]
@@ -394,7 +235,9 @@ _BY_NAME = {
 _CLASSES = {**{cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
                                              MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, F1Score,
                                              FBetaScore, TruePositives, FalsePositives, TrueNegatives,
-                                             FalseNegatives, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)},
+                                             FalseNegatives, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+                                             SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
+                                             RecallAtPrecision, IoU, MeanIoU, BinaryIoU, OneHotIoU, OneHotMeanIoU)},
             **loss_metrics.CLASSES}
 VALID_NAMES = sorted([*_BY_NAME, "accuracy", "acc"])
 

@@ -66,7 +66,7 @@ def test_confusion_counts_at_several_thresholds_and_fbeta_arguments():
     assert negatives.result() == 1.0 and negatives.name == "true_negatives"
     with pytest.raises(ValueError, match="FBetaScore: beta must be a finite number > 0"):
         keras.metrics.FBetaScore(beta=0)
-    with pytest.raises(ValueError, match="FalsePositives: thresholds must be one number in"):
+    with pytest.raises(ValueError, match=r"FalsePositives: each threshold must be a number in \[0, 1\]"):
         keras.metrics.FalsePositives(thresholds=[0.5, 2.0])
     assert keras.metrics.F1Score(average="macro").get_config() == {"name": "f1_score", "average": "macro",
                                                                    "threshold": None}

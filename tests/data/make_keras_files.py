@@ -18,6 +18,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py backup   # BackupAndRestore's directory
     KERAS_BACKEND=torch python tests/data/make_keras_files.py group_rms   # GroupNormalization, RMSNormalization
     KERAS_BACKEND=torch python tests/data/make_keras_files.py sequence_attention   # Attention, AdditiveAttention
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py confusion_metrics   # thresholds, top_k, IoU
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -1002,6 +1003,91 @@ def build_loss_metrics(keras):
         json.dump({"keras_version": keras.__version__, "batches": batches, "cases": cases}, file)
 
 
+#: (kind of data in confusion_batches(), Keras metric class, its arguments) of keras3_confusion_metrics.json
+CONFUSION_METRIC_CASES = [
+    ("binary", "Precision", {"thresholds": [0.3, 0.5, 0.8]}), ("binary", "Recall", {"thresholds": [0.3, 0.7]}),
+    ("binary", "Precision", {"thresholds": [0.5]}), ("binary", "TruePositives", {"thresholds": [0.4]}),
+    ("classes", "Precision", {"top_k": 2}), ("classes", "Recall", {"top_k": 3}),
+    ("classes", "Precision", {"class_id": 2}), ("binary", "Recall", {"class_id": 1, "thresholds": 0.4}),
+    ("classes", "Precision", {"top_k": 2, "class_id": 1}), ("classes", "Recall", {"top_k": 1, "thresholds": 0.2}),
+    ("binary", "SensitivityAtSpecificity", {"specificity": 0.6}),
+    ("binary", "SensitivityAtSpecificity", {"specificity": 0.3, "num_thresholds": 50}),
+    ("classes", "SensitivityAtSpecificity", {"specificity": 0.8, "class_id": 0}),
+    ("binary", "SpecificityAtSensitivity", {"sensitivity": 0.7}),
+    ("binary", "SpecificityAtSensitivity", {"sensitivity": 0.5, "num_thresholds": 1}),
+    ("binary", "PrecisionAtRecall", {"recall": 0.5}), ("classes", "PrecisionAtRecall", {"recall": 0.8, "class_id": 1}),
+    ("binary", "RecallAtPrecision", {"precision": 0.6}), ("binary", "RecallAtPrecision", {"precision": 0.99}),
+    ("logits", "SensitivityAtSpecificity", {"specificity": 0.5}), ("logits", "AUC", {}),
+    ("logits", "AUC", {"curve": "PR"}), ("logits", "PrecisionAtRecall", {"recall": 0.3}),
+    ("segmentation", "IoU", {"num_classes": 4, "target_class_ids": [0, 2]}),
+    ("segmentation", "MeanIoU", {"num_classes": 4}), ("segmentation", "MeanIoU", {"num_classes": 4, "ignore_class": 3}),
+    ("segmentation", "MeanIoU", {"num_classes": 4, "sparse_y_pred": False}),
+    ("segmentation", "IoU", {"num_classes": 4, "target_class_ids": [1], "sparse_y_pred": False, "ignore_class": 0}),
+    ("fractional", "MeanIoU", {"num_classes": 4, "dtype": "float32"}), ("fractional", "MeanIoU", {"num_classes": 4}),
+    ("one_hot", "OneHotIoU", {"num_classes": 4, "target_class_ids": [1, 3]}),
+    ("one_hot", "OneHotMeanIoU", {"num_classes": 4}),
+    ("scores", "BinaryIoU", {}), ("scores", "BinaryIoU", {"target_class_ids": [1], "threshold": 0.3}),
+    ("scores", "BinaryIoU", {"target_class_ids": [0], "dtype": "float32"}),
+]
+
+
+def confusion_batches(kind, rng):
+    """Three batches (y_true, y_pred, weights or None; the second weighted) of one kind of data: 'binary' (0/1
+    targets and sigmoid scores of 3 labels), 'classes' (one-hot targets, softmax scores of 5), 'logits' (0/1
+    targets, scores outside [0, 1] too), 'scores' (one 0/1 target and score per sample), 'segmentation' (class
+    maps (8, 6, 6) in [0, 4) with a few 255s (void); predicted maps as classes where y_pred is (8, 6, 6), as scores (8, 6, 6, 4) for sparse_y_pred=False:
+    the batch holds the scores, the classes are their argmax; integer weights per pixel), 'fractional' (the
+    same with fractional weights) and 'one_hot' (one-hot maps, scores)."""
+    batches = []
+    for index in range(3):
+        weighted = index == 1
+        if kind == "scores":                     # one 0/1 target and one score per sample, integer weights
+            batches.append((rng.integers(0, 2, 30).astype("float32"), rng.random(30).astype("float32"),
+                            rng.integers(0, 3, 30).astype("float32") if weighted else None))
+        elif kind in ("binary", "logits"):
+            scores = rng.standard_normal((20, 3)).astype("float32")
+            batches.append((rng.integers(0, 2, (20, 3)).astype("float32"),
+                            scores * 2 if kind == "logits" else 1 / (1 + np.exp(-scores)),
+                            rng.random(20).astype("float32") if weighted else None))
+        elif kind == "classes":
+            logits = rng.standard_normal((20, 5)).astype("float32")
+            batches.append((np.eye(5, dtype="float32")[rng.integers(0, 5, 20)],
+                            np.exp(logits) / np.exp(logits).sum(-1, keepdims=True),
+                            rng.random(20).astype("float32") if weighted else None))
+        else:
+            labels = rng.integers(0, 4, (8, 6, 6))
+            labels[rng.random((8, 6, 6)) < 0.05] = 255
+            scores = rng.random((8, 6, 6, 4)).astype("float32")
+            weights = (rng.random((8, 6, 6)) * 3).astype("float32") if kind == "fractional" else \
+                rng.integers(0, 3, (8, 6, 6)).astype("float32")
+            target = np.eye(4, dtype="float32")[np.minimum(labels, 3)] if kind == "one_hot" else labels
+            batches.append((target, scores, weights if weighted else None))
+    return batches
+
+
+def build_confusion_metrics(keras):
+    """``keras3_confusion_metrics.json``: each CONFUSION_METRIC_CASES metric's name, config and result (a number,
+    or a list for several thresholds) over its three batches. For sparse segmentation metrics the predictions
+    given are the scores' argmax."""
+    rng = np.random.default_rng(53)
+    kinds = ("binary", "classes", "logits", "scores", "segmentation", "fractional", "one_hot")
+    data = {kind: confusion_batches(kind, rng) for kind in kinds}
+    cases = []
+    for kind, name, arguments in CONFUSION_METRIC_CASES:
+        metric = getattr(keras.metrics, name)(**arguments)
+        for y_true, y_pred, weight in data[kind]:
+            sparse_prediction = kind in ("segmentation", "fractional") and arguments.get("sparse_y_pred", True)
+            metric.update_state(y_true, np.argmax(y_pred, -1) if sparse_prediction else y_pred, sample_weight=weight)
+        result = np.asarray(keras.ops.convert_to_numpy(metric.result()), np.float64)
+        config = {key: value for key, value in metric.get_config().items() if key != "dtype"}
+        cases.append({"kind": kind, "class_name": name, "arguments": arguments, "name": metric.name,
+                      "config": config, "result": result.tolist()})
+    batches = {kind: [[part if part is None else np.asarray(part).tolist() for part in batch] for batch in value]
+               for kind, value in data.items()}
+    with open("keras3_confusion_metrics.json", "w") as file:
+        json.dump({"keras_version": keras.__version__, "batches": batches, "cases": cases}, file)
+
+
 #: every Keras 3 activation nnengine has (sparsemax and threshold, which needs two arguments, aside)
 ACTIVATION_NAMES = ("relu", "leaky_relu", "relu6", "softmax", "celu", "elu", "selu", "softplus", "softsign",
                     "squareplus", "soft_shrink", "sparse_plus", "silu", "gelu", "glu", "tanh", "tanh_shrink", "sigmoid",
@@ -1185,6 +1271,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "nadam": build_and_save_nadam, "augmentation": build_augmentation,
                 "category_encoding": build_category_encoding, "backup": build_backup,
                 "group_rms": build_group_rms, "sequence_attention": build_sequence_attention,
+                "confusion_metrics": build_confusion_metrics,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
