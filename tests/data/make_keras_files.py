@@ -1035,9 +1035,9 @@ def confusion_batches(kind, rng):
     """Three batches (y_true, y_pred, weights or None; the second weighted) of one kind of data: 'binary' (0/1
     targets and sigmoid scores of 3 labels), 'classes' (one-hot targets, softmax scores of 5), 'logits' (0/1
     targets, scores outside [0, 1] too), 'scores' (one 0/1 target and score per sample), 'segmentation' (class
-    maps (8, 6, 6) in [0, 4) with a few 255s (void); predicted maps as classes where y_pred is (8, 6, 6), as scores (8, 6, 6, 4) for sparse_y_pred=False:
-    the batch holds the scores, the classes are their argmax; integer weights per pixel), 'fractional' (the
-    same with fractional weights) and 'one_hot' (one-hot maps, scores)."""
+    maps (8, 6, 6) in [0, 4) with a few 255s (void), and scores (8, 6, 6, 4): the predicted classes are their
+    argmax, given as classes unless sparse_y_pred=False; integer weights per pixel), 'fractional' (the same with
+    fractional weights) and 'one_hot' (one-hot maps, scores)."""
     batches = []
     for index in range(3):
         weighted = index == 1
