@@ -17,6 +17,7 @@ the directory when that leaves it empty), where Keras removes the whole director
 applies to the fit that restored it, where Keras keeps it for every later fit of the model.
 """
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -71,6 +72,9 @@ class BackupAndRestore(Callback):
         """Load the latest backup, if any (the previous one when the latest cannot be read and
         ``double_checkpoint`` kept one), and tell ``fit`` the epoch to start from."""
         self._epoch, self._last_batch, self._batches_since_backup = 0, 0, 0
+        if os.path.exists(self.backup_dir) and not os.path.isdir(self.backup_dir):
+            raise NotADirectoryError(errno.ENOTDIR, f"BackupAndRestore: backup_dir {self.backup_dir!r} exists and is "
+                                                    "not a directory")
         try:
             self._restore()
         except (OSError, ValueError) as error:

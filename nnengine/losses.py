@@ -21,6 +21,7 @@ from . import activations, arguments
 from . import functional as F
 from .dtypes import checked_cast
 from .loss_base import EPSILON, REDUCTIONS, Loss, LossFunctionWrapper, absolute, targets_like
+from .overlap_losses import Dice, Tversky, dice, tversky
 from .margin_losses import (BinaryFocalCrossentropy, CategoricalFocalCrossentropy, CategoricalHinge, Hinge,
                             SquaredHinge)
 from .tensor import Tensor
@@ -34,7 +35,7 @@ __all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy", "SparseCate
            "SquaredHinge", "CategoricalHinge", "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy",
            "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "hinge", "squared_hinge",
            "categorical_hinge", "binary_focal_crossentropy", "categorical_focal_crossentropy", "get", "serialize",
-           "EPSILON", "REDUCTIONS"]
+           "EPSILON", "REDUCTIONS", "Dice", "Tversky", "dice", "tversky"]
 
 
 def _softmax_cross_entropy(logits, targets, reduction, labels_checked=False):
@@ -397,13 +398,13 @@ _BY_NAME = {
     "mean_squared_logarithmic_error": MeanSquaredLogarithmicError, "msle": MeanSquaredLogarithmicError, "hinge": Hinge,
     "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
     "binary_focal_crossentropy": BinaryFocalCrossentropy,
-    "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
+    "categorical_focal_crossentropy": CategoricalFocalCrossentropy, "dice": Dice, "tversky": Tversky,
 }
 _CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                           BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError, Huber, LogCosh,
                                           KLDivergence, Poisson, CosineSimilarity, MeanAbsolutePercentageError,
                                           MeanSquaredLogarithmicError, Hinge, SquaredHinge, CategoricalHinge,
-                                          BinaryFocalCrossentropy, CategoricalFocalCrossentropy)}
+                                          BinaryFocalCrossentropy, CategoricalFocalCrossentropy, Dice, Tversky)}
 
 
 def get(identifier):
@@ -417,7 +418,7 @@ def get(identifier):
         return lookup("loss", identifier, {**_CLASSES, **_BY_NAME}, _BY_NAME)()
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
         cls = _CLASSES[identifier["class_name"]]
-        accepted = set(cls().get_config()) - {"axis"}
+        accepted = set(cls().get_config()) - ({"axis"} if cls not in (Dice, Tversky) else set())
         return cls(**{k: v for k, v in (identifier.get("config") or {}).items() if k in accepted})
     for name, function in globals().items():
         if identifier is function and name in _BY_NAME:

@@ -249,6 +249,15 @@ def test_only_the_callbacks_own_files_are_removed(tmp_path):
     assert sorted(os.listdir(folder)) == ["latest.weights.h5", "notes.txt", "training_metadata.json"]
 
 
+def test_a_backup_dir_that_is_a_file_is_refused_before_training(tmp_path):
+    (tmp_path / "backup").write_text("not a directory")
+    model = regression_model()
+    before = model.get_weights()
+    with pytest.raises(NotADirectoryError, match="backup_dir .* is not a directory"):
+        fit(model, [nn.callbacks.BackupAndRestore(tmp_path / "backup")])
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
 def test_save_freq_false_only_restores(tmp_path):
     folder = tmp_path / "backup"
     fit(regression_model(), [nn.callbacks.BackupAndRestore(folder, save_freq=False)], epochs=2)

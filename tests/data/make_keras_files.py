@@ -19,6 +19,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py group_rms   # GroupNormalization, RMSNormalization
     KERAS_BACKEND=torch python tests/data/make_keras_files.py sequence_attention   # Attention, AdditiveAttention
     KERAS_BACKEND=torch python tests/data/make_keras_files.py confusion_metrics   # thresholds, top_k, IoU
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py overlap_losses   # Dice, Tversky
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -1088,6 +1089,50 @@ def build_confusion_metrics(keras):
         json.dump({"keras_version": keras.__version__, "batches": batches, "cases": cases}, file)
 
 
+#: (case, Keras loss class, its arguments) of keras3_overlap_losses.npz
+OVERLAP_LOSS_CASES = [("dice_batch", "Dice", {}), ("dice_images", "Dice", {"axis": [1, 2, 3]}),
+                      ("dice_maps", "Dice", {"axis": [1, 2], "reduction": "sum"}),
+                      ("tversky_batch", "Tversky", {"alpha": 0.7, "beta": 0.3}),
+                      ("tversky_images", "Tversky", {"alpha": 0.2, "beta": 0.8, "axis": [1, 2, 3]}),
+                      ("tversky_none", "Tversky", {"axis": [1, 2, 3], "reduction": "none"})]
+
+
+def segmentation_model(keras):
+    """A tiny segmenter: two convolutions to per-pixel class probabilities of 3 classes."""
+    layers = keras.layers
+    return keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+                             layers.Conv2D(3, 1, activation="softmax")])
+
+
+def build_overlap_losses(keras):
+    """``keras3_overlap_losses.npz``: each OVERLAP_LOSS_CASES loss of one-hot maps and sigmoid maps, unweighted and
+    weighted per sample; and segmentation_model() trained by Keras with Dice(axis=(1, 2, 3)) and OneHotMeanIoU:
+    its first weights, its weights after one epoch (batch 4, no shuffle) and evaluate's [loss, iou]."""
+    rng = np.random.default_rng(59)
+    y_true = np.eye(3, dtype="float32")[rng.integers(0, 3, (5, 6, 6))]
+    logits = rng.standard_normal((5, 6, 6, 3)).astype("float32")
+    y_pred = 1 / (1 + np.exp(-logits))          # not summing to 1 per pixel: Tversky's alpha and beta then differ
+    weights = rng.random(5).astype("float32")
+    record = {"y_true": y_true, "y_pred": y_pred, "weights": weights}
+    for case, name, arguments in OVERLAP_LOSS_CASES:
+        loss = getattr(keras.losses, name)(**arguments)
+        record[f"{case}_plain"] = keras.ops.convert_to_numpy(loss(y_true, y_pred))
+        if "axis" not in arguments or len(arguments["axis"]) == 3:      # Keras cannot weight (5, 3) values by (5,)
+            record[f"{case}_weighted"] = keras.ops.convert_to_numpy(loss(y_true, y_pred, sample_weight=weights))
+        record[f"{case}_config"] = np.array(json.dumps(loss.get_config()))
+    keras.utils.set_random_seed(59)
+    model = segmentation_model(keras)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.Dice(axis=(1, 2, 3)),
+                  metrics=[keras.metrics.OneHotMeanIoU(num_classes=3)])
+    x = rng.standard_normal((12, 6, 6, 2)).astype("float32")
+    masks = np.eye(3, dtype="float32")[(x[..., 0] > 0.3).astype(int) + (x[..., 1] > 0.8).astype(int)]
+    record.update({"x": x, "masks": masks}, **{f"first_{i}": w for i, w in enumerate(model.get_weights())})
+    model.fit(x, masks, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    record.update({f"trained_{i}": w for i, w in enumerate(model.get_weights())},
+                  evaluate=np.asarray(model.evaluate(x, masks, verbose=0)))
+    np.savez("keras3_overlap_losses.npz", **record)
+
+
 #: every Keras 3 activation nnengine has (sparsemax and threshold, which needs two arguments, aside)
 ACTIVATION_NAMES = ("relu", "leaky_relu", "relu6", "softmax", "celu", "elu", "selu", "softplus", "softsign",
                     "squareplus", "soft_shrink", "sparse_plus", "silu", "gelu", "glu", "tanh", "tanh_shrink", "sigmoid",
@@ -1271,7 +1316,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "nadam": build_and_save_nadam, "augmentation": build_augmentation,
                 "category_encoding": build_category_encoding, "backup": build_backup,
                 "group_rms": build_group_rms, "sequence_attention": build_sequence_attention,
-                "confusion_metrics": build_confusion_metrics,
+                "confusion_metrics": build_confusion_metrics, "overlap_losses": build_overlap_losses,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
