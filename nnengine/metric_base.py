@@ -9,7 +9,7 @@ import numpy as np
 from .tensor import Tensor
 from .utils import to_host
 
-__all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "match_rank"]
+__all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "function_metric", "match_rank"]
 
 
 class Metric(ABC):
@@ -89,6 +89,34 @@ class Mean(Metric):
     def reset_state(self):
         """Start from total = count = 0."""
         self.total, self.count = 0.0, 0.0
+
+
+class Sum(Metric):
+    """The (weighted) sum of the values it is given, Keras's ``Sum``: ``update_state(values, sample_weight)``."""
+
+    def __init__(self, name="sum", dtype=None):
+        super().__init__(name)
+        self.reset_state()
+
+    def update_state(self, values, sample_weight=None):
+        """Add the values (array-like), each times its weight when ``sample_weight`` is given."""
+        values = np.asarray(to_host(values), np.float64)
+        if sample_weight is not None:
+            weights = np.asarray(to_host(sample_weight), np.float64)
+            try:
+                values = values * weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim))
+            except ValueError:
+                raise ValueError(f"Sum {self.name!r}: sample_weight of shape {weights.shape} does not fit values of "
+                                 f"shape {values.shape}") from None
+        self.total += float(values.sum())
+
+    def result(self):
+        """The sum so far."""
+        return self.total
+
+    def reset_state(self):
+        """Start from 0."""
+        self.total = 0.0
 
 
 class MeanMetricWrapper(Mean):

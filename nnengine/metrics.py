@@ -25,15 +25,17 @@ from .loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, Categori
 from .confusion_metrics import (AUC, FalseNegatives, FalsePositives, PrecisionAtRecall, Precision, Recall,
                                 RecallAtPrecision, SensitivityAtSpecificity, SpecificityAtSensitivity, TrueNegatives,
                                 TruePositives, weights_of)
+from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation
 from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
-from .metric_base import Mean, MeanMetricWrapper, Metric, function_metric, match_rank
+from .metric_base import Mean, MeanMetricWrapper, Metric, Sum, function_metric, match_rank
 from .utils import lookup, to_host
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "function_metric", "Precision", "Recall", "AUC", "F1Score",
            "FBetaScore", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
            "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "top_k_categorical_accuracy",
            "SensitivityAtSpecificity", "SpecificityAtSensitivity", "PrecisionAtRecall", "RecallAtPrecision",
-           "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU",
+           "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU", "Sum", "PearsonCorrelation",
+           "ConcordanceCorrelation",
            "sparse_top_k_categorical_accuracy", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
            "SparseCategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "accuracy", "binary_accuracy",
            "categorical_accuracy", "sparse_categorical_accuracy", "get",
@@ -231,13 +233,15 @@ _BY_NAME = {
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "precision": Precision, "recall": Recall,
     "auc": AUC, "f1_score": F1Score, "fbeta_score": FBetaScore, "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy, **loss_metrics.BY_NAME,
+    "pearson_correlation": PearsonCorrelation, "concordance_correlation": ConcordanceCorrelation,
 }
 _CLASSES = {**{cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
                                              MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, F1Score,
                                              FBetaScore, TruePositives, FalsePositives, TrueNegatives,
                                              FalseNegatives, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
                                              SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
-                                             RecallAtPrecision, IoU, MeanIoU, BinaryIoU, OneHotIoU, OneHotMeanIoU)},
+                                             RecallAtPrecision, IoU, MeanIoU, BinaryIoU, OneHotIoU, OneHotMeanIoU,
+                                             PearsonCorrelation, ConcordanceCorrelation)},
             **loss_metrics.CLASSES}
 VALID_NAMES = sorted([*_BY_NAME, "accuracy", "acc"])
 

@@ -20,6 +20,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py sequence_attention   # Attention, AdditiveAttention
     KERAS_BACKEND=torch python tests/data/make_keras_files.py confusion_metrics   # thresholds, top_k, IoU
     KERAS_BACKEND=torch python tests/data/make_keras_files.py overlap_losses   # Dice, Tversky
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py correlation_metrics   # Pearson, concordance, Sum
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -1133,6 +1134,44 @@ def build_overlap_losses(keras):
     np.savez("keras3_overlap_losses.npz", **record)
 
 
+#: (kind of data, Keras metric class, its arguments) of keras3_correlation_metrics.json
+CORRELATION_CASES = [("rows", "PearsonCorrelation", {}), ("rows", "ConcordanceCorrelation", {}),
+                     ("column", "PearsonCorrelation", {}), ("column", "ConcordanceCorrelation", {}),
+                     ("rows", "PearsonCorrelation", {"axis": 0}), ("rows", "ConcordanceCorrelation", {"axis": 0}),
+                     ("rows", "Sum", {}), ("column", "Sum", {})]
+
+
+def build_correlation_metrics(keras):
+    """``keras3_correlation_metrics.json``: each CORRELATION_CASES metric over three batches, the second
+    weighted where Keras can weight the values (per sample): 'rows' (targets and predictions (16, 5), related),
+    'column' (one value per sample, (16,)). Sum is given the predictions."""
+    rng = np.random.default_rng(61)
+    data = {}
+    for kind, shape in (("rows", (16, 5)), ("column", (16,))):
+        batches = []
+        for index in range(3):
+            y_true = rng.standard_normal(shape).astype("float32")
+            y_pred = (0.7 * y_true + 0.5 * rng.standard_normal(shape) + 0.2).astype("float32")
+            batches.append((y_true, y_pred, rng.random(16).astype("float32") if index == 1 else None))
+        data[kind] = batches
+    cases = []
+    for kind, name, arguments in CORRELATION_CASES:
+        metric = getattr(keras.metrics, name)(**arguments)
+        per_sample = name == "Sum" or (kind == "rows" and "axis" not in arguments)
+        for y_true, y_pred, weight in data[kind]:
+            weight = weight if per_sample else None      # one value per batch or per column: Keras cannot weight
+            if name == "Sum":
+                metric.update_state(y_pred, sample_weight=weight)
+            else:
+                metric.update_state(y_true, y_pred, sample_weight=weight)
+        cases.append({"kind": kind, "class_name": name, "arguments": arguments, "name": metric.name,
+                      "result": float(keras.ops.convert_to_numpy(metric.result()))})
+    batches = {kind: [[part if part is None else np.asarray(part).tolist() for part in batch] for batch in value]
+               for kind, value in data.items()}
+    with open("keras3_correlation_metrics.json", "w") as file:
+        json.dump({"keras_version": keras.__version__, "batches": batches, "cases": cases}, file)
+
+
 #: every Keras 3 activation nnengine has (sparsemax and threshold, which needs two arguments, aside)
 ACTIVATION_NAMES = ("relu", "leaky_relu", "relu6", "softmax", "celu", "elu", "selu", "softplus", "softsign",
                     "squareplus", "soft_shrink", "sparse_plus", "silu", "gelu", "glu", "tanh", "tanh_shrink", "sigmoid",
@@ -1317,6 +1356,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "category_encoding": build_category_encoding, "backup": build_backup,
                 "group_rms": build_group_rms, "sequence_attention": build_sequence_attention,
                 "confusion_metrics": build_confusion_metrics, "overlap_losses": build_overlap_losses,
+                "correlation_metrics": build_correlation_metrics,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
