@@ -12,8 +12,10 @@ OUTDIR/gpu_tests.txt. Planned for about 9 minutes on an H200; the expected secon
    route, one multi-tensor Adam launch (its table is a by-value struct parameter), one training
    step, six compiled steps run as a CUDA Graph against the same steps replayed in Python, each
    recurrent cell's kernels (recurrent.cu) forwards and back through time against numpy, and four
-   compiled steps of a model with augmentation, Resizing, Dropout, SeparableConv2D and Conv2DTranspose,
-   trained by each of Adamax, Nadam, Lion and Adadelta, against numpy. If any fails, the run stops
+   compiled steps of a model with augmentation, Resizing, Dropout, SeparableConv2D, Conv2DTranspose and the
+   Group and RMS normalizations,
+   trained by each of Adamax, Nadam, Lion, Adadelta and Ftrl, and four of an Attention model, against numpy.
+   If any fails, the run stops
    there with a report that says which, why and where, instead of spending
    the rest of the budget on failures with the same cause; ``--keep-going`` runs the rest anyway
    (a first run on a GPU, where one call must show every failure).
@@ -217,12 +219,13 @@ def preflight():
 
     def new_layers():
         # dropout masks and augmentation tables fed to a compiled step, resizing, the separable and transposed
-        # convolutions, GroupNormalization and RMSNormalization, Attention and AdditiveAttention, and each optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta), on the
-        # GPU as on the numpy reference: four steps from the same seed (the masks and tables come from the same
-        # host generator)
+        # convolutions, GroupNormalization and RMSNormalization, Attention and AdditiveAttention, and each
+        # optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta, Ftrl), on the GPU as on the
+        # numpy reference: four steps from the same seed (the masks and tables come from the same host generator)
         images, labels = rng.standard_normal((8, 6, 6, 2)).astype(np.float32), rng.integers(0, 3, 8)
         for make_optimizer in (lambda: nn.optimizers.Adamax(0.01), lambda: nn.optimizers.Nadam(0.01),
-                               lambda: nn.optimizers.Lion(0.001), lambda: nn.optimizers.Adadelta(1.0)):
+                               lambda: nn.optimizers.Lion(0.001), lambda: nn.optimizers.Adadelta(1.0),
+                               lambda: nn.optimizers.Ftrl(0.05, l1_regularization_strength=0.001, beta=0.1)):
             losses = []
             for device in ("cuda", "numpy"):
                 nn.utils.set_random_seed(0)

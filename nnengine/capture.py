@@ -279,7 +279,7 @@ def _is_array(value):
 
 #: the optimizer updates (in place on their first arguments, the parameter and its slots)
 _UPDATES = ("sgd_update", "adam_update", "adam_update_many", "rmsprop_update", "adagrad_update", "adamax_update",
-            "nadam_update", "lion_update", "adadelta_update")
+            "nadam_update", "lion_update", "adadelta_update", "ftrl_update")
 #: primitives that write into their first argument
 _IN_PLACE = ("assign", "index_add", *_UPDATES)
 

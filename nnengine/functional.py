@@ -27,14 +27,14 @@ from .ops import (
 )
 from .tensor_base import TensorBase
 from .updates import (adadelta_update, adagrad_update, adam_update, adamax_update, lion_update,  # noqa: F401 - API
-                      nadam_update, rmsprop_update, sgd_update)
+                      nadam_update, rmsprop_update, sgd_update, ftrl_update)
 
 __all__ = [
     "add", "argmax", "astype", "clip", "compare", "div", "erf", "exp", "getitem", "linear", "log", "log_softmax",
     "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "power", "relu", "reshape", "sigmoid",
     "softmax", "softmax_cross_entropy", "sqrt", "sub", "sum", "tanh", "to_device", "transpose", "where",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update", "nadam_update", "lion_update",
-    "adadelta_update", "simple_rnn", "lstm", "gru",
+    "adadelta_update", "ftrl_update", "simple_rnn", "lstm", "gru",
 ]
 
 

@@ -16,6 +16,8 @@ with Keras's formula (see docs/keras.md); t is the step number, from 1:
 * Lion:     w -= lr sign(b1 m + (1 - b1) g);  m = b2 m + (1 - b2) g
 * Adadelta: a = rho a + (1 - rho) g^2;  d = -sqrt(s + eps) g / sqrt(a + eps);  s = rho s + (1 - rho) d^2;
             w += lr d
+* Ftrl:     n' = n + g^2;  z += g + 2 l2s w - (n'^c - n^c) / lr w   (c = -learning_rate_power);
+            w = (clip(z, -l1, l1) - z) / (n'^c / lr + 2 (l2 + beta / (2 lr)));  n = n'
 ``weight_decay`` on any optimizer is Keras's decoupled decay, applied before the step.
 """
 import numpy as np
@@ -28,8 +30,8 @@ from .backends.optimizer_scalars import nadam_momentum_factor
 from .tensor import zeros
 from .utils import lookup
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Nadam", "Lion", "Adadelta", "get",
-           "serialize", "schedules"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Nadam", "Lion", "Adadelta", "Ftrl",
+           "get", "serialize", "schedules"]
 
 
 class SGD(Optimizer):
@@ -277,8 +279,45 @@ class Adadelta(Optimizer):
                           *self.update_scalars(), validate=False)
 
 
+class Ftrl(Optimizer):
+    """FTRL-proximal (McMahan et al.), Keras's "Follow The Regularized Leader", with Keras's defaults: lr 0.001,
+    learning_rate_power -0.5, initial_accumulator_value 0.1, and no L1, L2, L2-shrinkage or beta. Its L1 term sets
+    weights exactly to 0 (sparse linear models); the step divides by the learning rate, so it must stay > 0."""
+
+    slot_names = ("accumulator", "linear")
+    hyper_parameters = ("learning_rate_power", "initial_accumulator_value", "l1_regularization_strength",
+                        "l2_regularization_strength", "l2_shrinkage_regularization_strength", "beta")
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+                 l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+                 l2_shrinkage_regularization_strength=0.0, beta=0.0, weight_decay=None, name="ftrl", **clipping):
+        super().__init__(learning_rate, weight_decay, name, **clipping)
+        self.learning_rate_power = arguments.number(self.name, "learning_rate_power", learning_rate_power, high=0)
+        self.initial_accumulator_value = positive(self.name, "initial_accumulator_value", initial_accumulator_value,
+                                                  allow_zero=True)
+        for key, value in (("l1_regularization_strength", l1_regularization_strength),
+                           ("l2_regularization_strength", l2_regularization_strength),
+                           ("l2_shrinkage_regularization_strength", l2_shrinkage_regularization_strength),
+                           ("beta", beta)):
+            setattr(self, key, positive(self.name, key, value, allow_zero=True))
+
+    def _initial_slot(self, name, param):
+        slot = zeros(param.shape, dtype=param.dtype, device=param.device)
+        return slot + self.initial_accumulator_value if name == "accumulator" else slot
+
+    def update_scalars(self):
+        """(lr, learning_rate_power, l1, l2, l2_shrinkage, beta, weight_decay), as ``Backend.ftrl_update`` takes
+        them."""
+        return (self._step_learning_rate(), self.learning_rate_power, self.l1_regularization_strength,
+                self.l2_regularization_strength, self.l2_shrinkage_regularization_strength, self.beta, self._decay())
+
+    def update(self, param, grad, slots):
+        """The FTRL step (see the module docstring)."""
+        F.ftrl_update(param, grad, slots["accumulator"], slots["linear"], *self.update_scalars(), validate=False)
+
+
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad, "adamax": Adamax,
-            "nadam": Nadam, "lion": Lion, "adadelta": Adadelta}
+            "nadam": Nadam, "lion": Lion, "adadelta": Adadelta, "ftrl": Ftrl}
 _CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 

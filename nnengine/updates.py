@@ -8,7 +8,7 @@ from .autograd import _common_backend
 from .dtypes import is_float_dtype
 
 __all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adamax_update", "nadam_update",
-           "lion_update", "adadelta_update"]
+           "lion_update", "adadelta_update", "ftrl_update"]
 
 
 def _check_update(name, param, grad, **state):
@@ -119,3 +119,13 @@ def adadelta_update(param, grad, accumulated_grad, accumulated_delta, lr=0.001, 
                       accumulated_delta=accumulated_delta)
     param.backend.adadelta_update(param._data, grad._data, accumulated_grad._data, accumulated_delta._data, lr, rho,
                                   epsilon, weight_decay)
+
+
+def ftrl_update(param, grad, accumulator, linear, lr=0.001, learning_rate_power=-0.5, l1=0.0, l2=0.0,
+                l2_shrinkage=0.0, beta=0.0, weight_decay=0.0, *, validate=True):
+    """In place FTRL-proximal step with Keras's formula: per-coordinate rates from the accumulated squared
+    gradients (``accumulator``), the weights solved in closed form from the ``linear`` term with L1 and L2."""
+    if validate:
+        _check_update("ftrl_update", param, grad, accumulator=accumulator, linear=linear)
+    param.backend.ftrl_update(param._data, grad._data, accumulator._data, linear._data, lr, learning_rate_power, l1,
+                              l2, l2_shrinkage, beta, weight_decay)

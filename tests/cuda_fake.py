@@ -17,7 +17,7 @@ import numpy as np
 
 from nnengine.backends import NumpyBackend, recurrent_reference
 from nnengine.backends.optimizer_scalars import (AdadeltaScalars, AdagradScalars, AdamaxScalars, AdamScalars,
-                                                LionScalars, NadamScalars, RMSpropScalars, SGDScalars)
+                                                FtrlScalars, LionScalars, NadamScalars, RMSpropScalars, SGDScalars)
 from nnengine.kernels.activation_codes import ACTIVATION_NAMES
 from nnengine.kernels.cuda import captured_gemm, loader
 
@@ -422,6 +422,10 @@ def _adadelta_update(param, grad, accumulated_grad, accumulated_delta, n, lr, rh
                              AdadeltaScalars(lr, rho, one_minus_rho, epsilon, decay))
 
 
+def _ftrl_update(param, grad, accumulator, linear, n, lr, power, two_l2_shrinkage, two_l2, l1, decay):
+    REFERENCE._ftrl_step(param, grad, accumulator, linear, FtrlScalars(lr, power, two_l2_shrinkage, two_l2, l1, decay))
+
+
 # the *_at kernels: the same updates, their scalars read from a device array (when the kernel runs)
 def _sgd_update_at(param, grad, velocity, n, s, use_momentum, nesterov):
     _sgd_update(param, grad, velocity, n, *s, use_momentum, nesterov)
@@ -457,6 +461,10 @@ def _lion_update_at(param, grad, m, n, s):
 
 def _adadelta_update_at(param, grad, accumulated_grad, accumulated_delta, n, s):
     _adadelta_update(param, grad, accumulated_grad, accumulated_delta, n, *s)
+
+
+def _ftrl_update_at(param, grad, accumulator, linear, n, s):
+    _ftrl_update(param, grad, accumulator, linear, n, *s)
 
 
 def _gemm_tiled(a, b, c, m, n, kdim, lda, ldb, trans_a, trans_b, stride_a, stride_b, stride_c):
@@ -684,6 +692,7 @@ EMULATIONS = {
     "adamax_update": _adamax_update, "adamax_update_at": _adamax_update_at,
     "nadam_update": _nadam_update, "nadam_update_at": _nadam_update_at, "lion_update": _lion_update,
     "lion_update_at": _lion_update_at, "adadelta_update": _adadelta_update, "adadelta_update_at": _adadelta_update_at,
+    "ftrl_update": _ftrl_update, "ftrl_update_at": _ftrl_update_at,
     "window_gather": _window_gather, "window_scatter": _window_scatter, "max_pool": _max_pool,
     "max_pool_backward": _max_pool_backward, "average_pool": _average_pool,
     "average_pool_backward": _average_pool_backward, "column_moments": _column_moments,

@@ -216,12 +216,16 @@ CASES = {
     "lion_update": lambda r, d, s: (*lion_state(r, d, s), 0.01, 0.9, 0.99, 0.004),
     # param, grad, accumulated_grad >= 0, accumulated_delta >= 0, lr, rho, epsilon, weight_decay
     "adadelta_update": lambda r, d, s: (*state(r, d, s, 2), *np.abs(state(r, d, s, 2)), 1.0, 0.95, 1e-7, 0.004),
+    # param, grad, accumulator > 0, linear, lr, learning_rate_power, l1, l2, l2_shrinkage, beta, weight_decay
+    # (l1 0.05: some linear terms inside [-l1, l1], weights exactly 0, and some outside)
+    "ftrl_update": lambda r, d, s: (*state(r, d, s, 2), np.abs(state(r, d, s, 1)[0]) + 0.1, state(r, d, s, 1)[0] * 0.1,
+                                    0.05, -0.5, 0.05, 0.01, 0.02, 0.1, 0.004),
     "recurrent_forward": recurrent_case,
     "recurrent_backward": lambda r, d, s: recurrent_case(r, d, s, backward=True),
 }
 
 IN_PLACE = {"index_add", "assign", "sgd_update", "adam_update", "adam_update_many", "rmsprop_update",
-            "adagrad_update", "adamax_update", "nadam_update", "lion_update", "adadelta_update"}
+            "adagrad_update", "adamax_update", "nadam_update", "lion_update", "adadelta_update", "ftrl_update"}
 
 
 class Sizes:

@@ -98,7 +98,7 @@ def test_every_kernel_is_launched_and_checked_by_some_primitive():
             run(backend, "index_add", CASES["index_add"](rng, np.dtype(np.float32), sizes))
             backend.graph_recording.slots = cuda_fake.ImmediateSlots(gpu.cupy)     # as inside a CUDA Graph
             for name in ("sgd_update", "adam_update", "adam_update_many", "rmsprop_update", "adagrad_update",
-                         "adamax_update", "nadam_update", "lion_update", "adadelta_update"):
+                         "adamax_update", "nadam_update", "lion_update", "adadelta_update", "ftrl_update"):
                 run(backend, name, CASES[name](rng, np.dtype(np.float32), sizes))
         finally:
             backend.graph_recording.slots = None

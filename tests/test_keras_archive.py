@@ -47,6 +47,7 @@ def test_the_archive_has_keras_3s_members_and_config(tmp_path):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adagrad", "adamax", "nadam", "lion", "adadelta",
+                                       nn.optimizers.Ftrl(0.05, l1_regularization_strength=0.001, beta=0.1),
                                        nn.optimizers.RMSprop(momentum=0.5, centered=True),
                                        nn.optimizers.Adam(amsgrad=True), nn.optimizers.SGD(momentum=0.9)])
 def test_training_resumes_from_a_saved_archive_exactly(tmp_path, optimizer):

@@ -66,8 +66,8 @@ def test_labels_out_of_range(model):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(optimizer="adum"), "Unknown optimizer 'adum'; valid names: adadelta, adagrad, adam, adamax, adamw, lion, "
-                             "nadam, rmsprop, sgd"),
+    (dict(optimizer="adum"), "Unknown optimizer 'adum'; valid names: adadelta, adagrad, adam, adamax, adamw, ftrl, "
+                             "lion, nadam, rmsprop, sgd"),
     (dict(loss="crossentropy"), "Unknown loss 'crossentropy'; valid names: bce, binary_crossentropy"),
     (dict(metrics=["acuracy"]), "Unknown metric 'acuracy'; valid names: acc, accuracy"),
 ])

@@ -58,7 +58,7 @@ def test_loss_gradient_by_finite_differences(name, config, kind):
 
 
 @pytest.mark.parametrize("name", ["hinge", "squared_hinge", "categorical_hinge", "categorical_focal", "binary_focal",
-                                  "msle", "adamax", "nadam", "lion", "adadelta"])
+                                  "msle", "adamax", "nadam", "lion", "adadelta", "ftrl"])
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_one_epoch_as_keras_trains_it(name, jit_compile):
     model = FILES.function_models(nn.keras)[name][0]

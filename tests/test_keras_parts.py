@@ -277,8 +277,45 @@ def test_optimizer_strings_give_keras_defaults():
     assert (nadam.learning_rate, nadam.beta_1, nadam.beta_2, nadam.epsilon) == (0.001, 0.9, 0.999, 1e-7)
     assert (lion.learning_rate, lion.beta_1, lion.beta_2) == (0.001, 0.9, 0.99)
     assert (adadelta.learning_rate, adadelta.rho, adadelta.epsilon) == (0.001, 0.95, 1e-7)
+    ftrl = nn.optimizers.get("ftrl")
+    assert (ftrl.learning_rate, ftrl.learning_rate_power, ftrl.initial_accumulator_value, ftrl.beta) == \
+        (0.001, -0.5, 0.1, 0.0)
+    assert ftrl.get_config()["l2_shrinkage_regularization_strength"] == 0.0
     with pytest.raises(ValueError, match="Unknown optimizer 'adamm'; valid names: adadelta, adagrad, adam, adamax, adamw"):
         nn.optimizers.get("adamm")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(learning_rate_power=0.5), r"ftrl: learning_rate_power must be a finite number <= 0"),
+    (dict(initial_accumulator_value=-0.1), r"ftrl: initial_accumulator_value"),
+    (dict(l1_regularization_strength=-1.0), r"ftrl: l1_regularization_strength"),
+    (dict(beta=float("nan")), r"ftrl: beta"),
+])
+def test_ftrl_refuses_what_keras_refuses(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        nn.optimizers.Ftrl(**arguments)
+
+
+def test_ftrl_refuses_a_learning_rate_of_zero_at_its_step():
+    model = nn.Sequential([nn.layers.Dense(2, input_shape=(3,))])
+    model.compile(optimizer=nn.optimizers.Ftrl(learning_rate=0.0), loss="mse")
+    with pytest.raises(ValueError, match=r"Ftrl: the learning rate must be > 0 \(the update divides by it\)"):
+        model.train_on_batch(np.ones((2, 3)), np.ones((2, 2)))
+
+
+def test_ftrl_l1_makes_weights_exactly_zero():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    y = x[:, :1] * 2.0                                  # only the first feature matters
+    kernels = []
+    for l1 in (0.0, 1.0):
+        nn.utils.set_random_seed(1)
+        model = nn.Sequential([nn.layers.Dense(1, input_shape=(6,), use_bias=False)])
+        model.compile(optimizer=nn.optimizers.Ftrl(0.5, l1_regularization_strength=l1), loss="mse")
+        model.fit(x, y, epochs=20, batch_size=16, shuffle=False, verbose=0)
+        kernels.append(model.get_weights()[0][:, 0])
+    assert np.count_nonzero(kernels[0]) == 6                       # without L1 no weight is exactly 0
+    assert kernels[1][0] > 1.9 and np.count_nonzero(kernels[1][1:] == 0) >= 2    # irrelevant features cut to 0
 
 
 def test_lion_refuses_beta_1_zero_as_keras_does():

@@ -17,14 +17,14 @@ from test_compiled import CONFIGS, _data, _model
 
 #: every one of test_compiled's configurations lowers every plan: dense layers, the cross-entropies, binary
 #: cross-entropy, MSE and MAE, the hinge and focal losses (powers and maxima), GELU, swish and log-softmax
-#: as separate ops, each of the optimizers (Adamax, Nadam, Lion and Adadelta too), the recurrent layers and
+#: as separate ops, each of the optimizers (Adamax, Nadam, Lion, Adadelta and Ftrl too), the recurrent layers and
 #: their dropout masks;
 #: but a Bidirectional one with return_sequences, which puts the backward states back in time order with a
 #: getitem (no lowering: its plans keep their Python replay)
 LOWERED = [c[0] for c in CONFIGS if c[0] != "bidirectional-rmsprop"]
 #: lowered too, but each compile costs CI seconds for no primitive the others do not lower already (binary focal's
-#: powers, MSLE's logarithms, Dropout's products): test_compiled checks their Python replay bitwise
-LOWERED = [name for name in LOWERED if name not in ("relu6-binary-focal", "softsign-msle-mape", "dropout-adam")]
+#: powers, Dropout's products): test_compiled checks their Python replay bitwise
+LOWERED = [name for name in LOWERED if name not in ("relu6-binary-focal", "dropout-adam")]
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """In-place optimizer updates over flat parameter arrays, with Keras's formulas.
 
-SGD, Adam (AdamW, AMSGrad), RMSprop, Adagrad, Adamax, Nadam, Lion and Adadelta.
+SGD, Adam (AdamW, AMSGrad), RMSprop, Adagrad, Adamax, Nadam, Lion, Adadelta and FTRL.
 
 Each kernel reads and writes every array once, in one loop: the whole update is
 one pass over memory. The scalars are those of ``nnengine/backends/optimizer_scalars.py``,
@@ -253,3 +253,32 @@ def adadelta_parallel(param, grad, accumulated_grad, accumulated_delta, lr, rho,
         a, b = span(k, spans, param.size)
         adadelta(param[a:b], grad[a:b], accumulated_grad[a:b], accumulated_delta[a:b], lr, rho, one_minus_rho,
                  epsilon, decay)
+
+
+@njit(inline="always")
+def _ftrl(i, param, grad, accumulator, linear, lr, power, two_l2_shrinkage, two_l2, l1, decay):
+    g, n, q = grad[i], accumulator[i], param[i] * decay
+    grown = n + g * g
+    grown_power = grown ** power
+    z = linear[i] + ((g + two_l2_shrinkage * q) - (grown_power - n ** power) / lr * q)
+    clipped = min(max(z, -l1), l1)
+    linear[i] = z
+    param[i] = (clipped - z) / (grown_power / lr + two_l2)
+    accumulator[i] = grown
+
+
+@njit(cache=True, error_model="numpy")
+def ftrl(param, grad, accumulator, linear, lr, power, two_l2_shrinkage, two_l2, l1, decay):
+    """Keras's FTRL-proximal: q = w decay;  n' = n + g^2;  z += g + 2 l2s q - (n'^c - n^c) / lr q;
+    w = (clip(z, -l1, l1) - z) / (n'^c / lr + 2 l2);  n = n'."""
+    for i in range(param.size):
+        _ftrl(i, param, grad, accumulator, linear, lr, power, two_l2_shrinkage, two_l2, l1, decay)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def ftrl_parallel(param, grad, accumulator, linear, lr, power, two_l2_shrinkage, two_l2, l1, decay):
+    """``ftrl`` over one span of the elements per thread (``spans.py`` says why)."""
+    spans = span_count(param.size)
+    for k in prange(spans):
+        a, b = span(k, spans, param.size)
+        ftrl(param[a:b], grad[a:b], accumulator[a:b], linear[a:b], lr, power, two_l2_shrinkage, two_l2, l1, decay)

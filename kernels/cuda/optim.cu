@@ -243,6 +243,30 @@ __global__ void adadelta_update(T* __restrict__ param, const T* __restrict__ gra
         adadelta_element(param, grad, accumulated_grad, accumulated_delta, i, lr, rho, one_minus_rho, epsilon, decay);
 }
 
+// FTRL-proximal (Keras's formula). q = p decay; n' = n + g^2; z += g + two_l2_shrinkage q - (n'^c - n^c) / lr q;
+// p = (clip(z, -l1, l1) - z) / (n'^c / lr + two_l2); n = n'.
+template <typename T>
+__device__ __forceinline__ void ftrl_element(T* __restrict__ param, const T* __restrict__ grad,
+                                             T* __restrict__ accumulator, T* __restrict__ linear, long long i, T lr,
+                                             T power, T two_l2_shrinkage, T two_l2, T l1, T decay) {
+    T g = grad[i], n = accumulator[i], q = param[i] * decay;
+    T grown = n + g * g;
+    T grown_power = pow(grown, power);
+    T z = linear[i] + ((g + two_l2_shrinkage * q) - (grown_power - pow(n, power)) / lr * q);
+    T clipped = z < -l1 ? -l1 : (z > l1 ? l1 : z);
+    linear[i] = z;
+    param[i] = (clipped - z) / (grown_power / lr + two_l2);
+    accumulator[i] = grown;
+}
+
+template <typename T>
+__global__ void ftrl_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ accumulator,
+                            T* __restrict__ linear, long long n, T lr, T power, T two_l2_shrinkage, T two_l2, T l1,
+                            T decay) {
+    FOR_EACH_ELEMENT(i, n)
+        ftrl_element(param, grad, accumulator, linear, i, lr, power, two_l2_shrinkage, two_l2, l1, decay);
+}
+
 // The same updates with their scalars read from device memory, s[0], s[1], ... in the order above
 // (the fields of the step's optimizer_scalars tuple). A CUDA Graph freezes the arguments passed by
 // value, so a graph's update reads each step's scalars from an array the host refreshes before every
@@ -318,4 +342,12 @@ __global__ void adadelta_update_at(T* __restrict__ param, const T* __restrict__ 
     T lr = s[0], rho = s[1], one_minus_rho = s[2], epsilon = s[3], decay = s[4];
     FOR_EACH_ELEMENT(i, n)
         adadelta_element(param, grad, accumulated_grad, accumulated_delta, i, lr, rho, one_minus_rho, epsilon, decay);
+}
+
+template <typename T>
+__global__ void ftrl_update_at(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ accumulator,
+                               T* __restrict__ linear, long long n, const T* __restrict__ s) {
+    T lr = s[0], power = s[1], two_l2_shrinkage = s[2], two_l2 = s[3], l1 = s[4], decay = s[5];
+    FOR_EACH_ELEMENT(i, n)
+        ftrl_element(param, grad, accumulator, linear, i, lr, power, two_l2_shrinkage, two_l2, l1, decay);
 }

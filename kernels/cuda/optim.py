@@ -1,5 +1,5 @@
-"""Launchers for optim.cu: in-place SGD, Adam/AdamW/AMSGrad, RMSprop, Adagrad, Adamax, Nadam, Lion and Adadelta
-updates.
+"""Launchers for optim.cu: in-place SGD, Adam/AdamW/AMSGrad, RMSprop, Adagrad, Adamax, Nadam, Lion, Adadelta
+and FTRL updates.
 
 Arrays are C-contiguous and of one dtype; a state array the update does not use (velocity
 without momentum, v_max without AMSGrad, ...) is passed as None and replaced by ``param``,
@@ -100,6 +100,12 @@ def lion(param, grad, m, scalars):
 def adadelta(param, grad, accumulated_grad, accumulated_delta, scalars):
     """Adadelta: steps scaled by the ratio of the running RMS of updates and of gradients (Keras's formula)."""
     _launch("adadelta_update", param, (grad, accumulated_grad, accumulated_delta), scalars, ())
+
+
+def ftrl(param, grad, accumulator, linear, scalars):
+    """FTRL-proximal: a per-coordinate rate from the accumulated squared gradients, weights from the linear term
+    by a closed-form proximal step (Keras's formula)."""
+    _launch("ftrl_update", param, (grad, accumulator, linear), scalars, ())
 
 
 def adagrad(param, grad, accumulator, scalars):

@@ -35,8 +35,8 @@ import numpy as np
 
 from ..kernels.activation_codes import ACTIVATION_NAMES, activation_code
 from . import recurrent_reference
-from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
-                                nadam_scalars, rmsprop_scalars, sgd_scalars)
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, ftrl_scalars,
+                                lion_scalars, nadam_scalars, rmsprop_scalars, sgd_scalars)
 
 #: Activation names understood by the fused dense primitives (the one table in kernels/activation_codes.py).
 DENSE_ACTIVATIONS = ACTIVATION_NAMES
@@ -754,6 +754,32 @@ class Backend(ABC):
         self.assign(accumulated_delta, self.add(self.mul(s.rho, accumulated_delta),
                                                 self.mul(s.one_minus_rho, self.mul(delta, delta))))
         self.assign(param, self.add(self.mul(param, s.decay), self.mul(s.lr, delta)))
+
+    def ftrl_update(self, param, grad, accumulator, linear, lr, learning_rate_power, l1, l2, l2_shrinkage, beta,
+                    weight_decay):
+        """IN PLACE FTRL-proximal step (McMahan et al.; Keras formula). Updates ``param``, ``accumulator`` (n)
+        and ``linear`` (z).
+
+        First ``q = param * (1 - lr * weight_decay)``. Then, with c = -learning_rate_power and
+        l2' = l2 + beta / (2 lr): ``g' = grad + 2 l2_shrinkage q``, ``n' = n + grad^2``,
+        ``z += g' - (n'^c - n^c) / lr * q``, ``param = (clip(z, -l1, l1) - z) / (n'^c / lr + 2 l2')`` and
+        ``n = n'``. Returns None.
+        """
+        scalars = ftrl_scalars(lr, learning_rate_power, l1, l2, l2_shrinkage, beta, weight_decay)
+        self._ftrl_step(param, grad, accumulator, linear, self._scalars(scalars, param.dtype))
+
+    def _ftrl_step(self, param, grad, accumulator, linear, s):
+        """``ftrl_update`` with its scalars packed (``FtrlScalars`` of 0-d arrays): the kernels' contract."""
+        decayed = self.mul(param, s.decay)
+        new_accumulator = self.add(accumulator, self.mul(grad, grad))
+        grown = self.power(new_accumulator, s.power)
+        shift = self.mul(self.div(self.sub(grown, self.power(accumulator, s.power)), s.lr), decayed)
+        new_linear = self.add(linear, self.sub(self.add(grad, self.mul(s.two_l2_shrinkage, decayed)), shift))
+        clipped = self.minimum(self.maximum(new_linear, self.neg(s.l1)), s.l1)
+        quadratic = self.add(self.div(grown, s.lr), s.two_l2)
+        self.assign(linear, new_linear)
+        self.assign(param, self.div(self.sub(clipped, new_linear), quadratic))
+        self.assign(accumulator, new_accumulator)
 
     def _adagrad_step(self, param, grad, accumulator, s):
         """``adagrad_update`` with its scalars packed (``AdagradScalars`` of 0-d arrays): the kernels' contract."""

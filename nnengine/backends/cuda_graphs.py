@@ -37,8 +37,8 @@ import numpy as np
 
 from ..kernels.cuda import captured_gemm
 from .base import Backend, LoweringRefused
-from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
-                                nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, ftrl_scalars,
+                                lion_scalars, nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
 
 __all__ = ["GraphStep", "Recording", "lower", "update_scalars"]
 
@@ -47,7 +47,8 @@ log = logging.getLogger("nnengine.capture")
 #: the scalars each optimizer update primitive passes to its kernel (optimizer_scalars.py)
 _SCALARS = {"sgd_update": sgd_scalars, "adam_update": adam_scalars, "adam_update_many": adam_scalars,
             "rmsprop_update": rmsprop_scalars, "adagrad_update": adagrad_scalars, "adamax_update": adamax_scalars,
-            "nadam_update": nadam_scalars, "lion_update": lion_scalars, "adadelta_update": adadelta_scalars}
+            "nadam_update": nadam_scalars, "lion_update": lion_scalars, "adadelta_update": adadelta_scalars,
+            "ftrl_update": ftrl_scalars}
 #: primitives a graph cannot record: transfers between host and device
 _HOST_TRANSFERS = ("from_numpy", "to_numpy")
 #: whether compiled CUDA steps are recorded as graphs (NNENGINE_CUDA_GRAPHS=1). Off by default: the one

@@ -19,8 +19,8 @@ from .base import Backend, DeviceUnavailableError
 from .cupy_layers import CupyLayerPrimitives
 from .determinism import are_deterministic_algorithms_enabled
 from .layout import contiguous, kept_shape, three_axes
-from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
-                                nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, ftrl_scalars,
+                                lion_scalars, nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
 
 #: primitives that are CuPy's own array operations (transfers, creation, casts and views)
 CUPY_PRIMITIVES = ("from_numpy", "to_numpy", "full", "copy", "astype", "ascontiguous", "reshape", "transpose",
@@ -427,6 +427,13 @@ class CupyBackend(CupyLayerPrimitives):
         self._check_contiguous(param, grad, accumulated_grad, accumulated_delta)
         scalars = self._step_scalars(adadelta_scalars, param.dtype, lr, rho, epsilon, weight_decay)
         optim.adadelta(param, grad, accumulated_grad, accumulated_delta, scalars)
+
+    def ftrl_update(self, param, grad, accumulator, linear, lr, learning_rate_power, l1, l2, l2_shrinkage, beta,
+                    weight_decay):
+        self._check_contiguous(param, grad, accumulator, linear)
+        scalars = self._step_scalars(ftrl_scalars, param.dtype, lr, learning_rate_power, l1, l2, l2_shrinkage, beta,
+                                     weight_decay)
+        optim.ftrl(param, grad, accumulator, linear, scalars)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         self._check_contiguous(param, grad, accumulator)

@@ -23,8 +23,8 @@ from ..kernels.cpu import blas, config, nn, optim, reduce
 from ..kernels.cpu.aot import AotKernel
 from . import host_buffers
 from .base import LoweringRefused
-from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
-                                nadam_scalars, rmsprop_scalars, sgd_scalars)
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, ftrl_scalars,
+                                lion_scalars, nadam_scalars, rmsprop_scalars, sgd_scalars)
 
 __all__ = ["Builder", "NN_EMITTERS", "Literal", "LoweringRefused", "Value", "as_array", "check_small", "given",
            "typed_constant", "typed_flag", "typed_int"]
@@ -394,7 +394,7 @@ def _adam_update(b, backend, param, grad, m, v, v_max, *scalars):
 
 def _flagless_update(kernel, make, array_count):
     """The emitter of an update whose kernel takes its ``array_count`` arrays and then ``make``'s scalars (no flags):
-    Adagrad, Adamax, Nadam, Lion, Adadelta. The primitive's arguments are those arrays, then ``make``'s."""
+    Adagrad, Adamax, Nadam, Lion, Adadelta, FTRL. The primitive's arguments are those arrays, then ``make``'s."""
     def emit(b, backend, *arguments):
         arrays, literals = arguments[:array_count], arguments[array_count:]
         dtype = as_array(arrays[0], "an optimized weight").example.dtype
@@ -430,4 +430,5 @@ NN_EMITTERS = {
     "nadam_update": _flagless_update(optim.nadam, nadam_scalars, 4),
     "lion_update": _flagless_update(optim.lion, lion_scalars, 3),
     "adadelta_update": _flagless_update(optim.adadelta, adadelta_scalars, 4),
+    "ftrl_update": _flagless_update(optim.ftrl, ftrl_scalars, 4),
 }

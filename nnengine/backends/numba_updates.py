@@ -9,8 +9,8 @@ import numpy as np
 from ..kernels.cpu import config
 from ..kernels.cpu.aot import kernel_modules
 from .numba_layers import NumbaLayerPrimitives
-from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, lion_scalars,
-                                nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
+from .optimizer_scalars import (adadelta_scalars, adagrad_scalars, adam_scalars, adamax_scalars, ftrl_scalars,
+                                lion_scalars, nadam_scalars, rmsprop_scalars, sgd_scalars, typed_scalars)
 
 _EMPTY = {}
 
@@ -25,6 +25,7 @@ _adamax_parallel = config.OneThreadAtATime(optim, "adamax_parallel")
 _nadam_parallel = config.OneThreadAtATime(optim, "nadam_parallel")
 _lion_parallel = config.OneThreadAtATime(optim, "lion_parallel")
 _adadelta_parallel = config.OneThreadAtATime(optim, "adadelta_parallel")
+_ftrl_parallel = config.OneThreadAtATime(optim, "ftrl_parallel")
 
 
 def _parallel(size):
@@ -92,6 +93,13 @@ class NumbaUpdatePrimitives(NumbaLayerPrimitives):
         scalars = typed_scalars(adadelta_scalars, param.dtype, lr, rho, epsilon, weight_decay)
         kernel = _adadelta_parallel if _parallel(param.size) else optim.adadelta
         kernel(*self._flat_state(param, grad, accumulated_grad, accumulated_delta), *scalars)
+
+    def ftrl_update(self, param, grad, accumulator, linear, lr, learning_rate_power, l1, l2, l2_shrinkage, beta,
+                    weight_decay):
+        scalars = typed_scalars(ftrl_scalars, param.dtype, lr, learning_rate_power, l1, l2, l2_shrinkage, beta,
+                                weight_decay)
+        kernel = _ftrl_parallel if _parallel(param.size) else optim.ftrl
+        kernel(*self._flat_state(param, grad, accumulator, linear), *scalars)
 
     def adagrad_update(self, param, grad, accumulator, lr, epsilon, weight_decay):
         scalars = typed_scalars(adagrad_scalars, param.dtype, lr, epsilon, weight_decay)

@@ -94,6 +94,18 @@ class AdadeltaScalars(NamedTuple):
     decay: float
 
 
+class FtrlScalars(NamedTuple):
+    """FTRL-proximal: with q = param decay, ``g' = g + two_l2_shrinkage q``, ``n' = n + g^2``,
+    ``z += g' - (n'^power - n^power) / lr q``, ``param = (clip(z, -l1, l1) - z) / (n'^power / lr + two_l2)``."""
+
+    lr: float
+    power: float
+    two_l2_shrinkage: float
+    two_l2: float
+    l1: float
+    decay: float
+
+
 def _decay(lr, weight_decay):
     return 1.0 - lr * weight_decay
 
@@ -155,6 +167,15 @@ def lion_scalars(lr, beta_1, beta_2, weight_decay):
 def adadelta_scalars(lr, rho, epsilon, weight_decay):
     """The scalars of one Adadelta step."""
     return AdadeltaScalars(lr, rho, 1 - rho, epsilon, _decay(lr, weight_decay))
+
+
+def ftrl_scalars(lr, learning_rate_power, l1, l2, l2_shrinkage, beta, weight_decay):
+    """The scalars of one FTRL step: Keras's l2 + beta / (2 lr), doubled, and the exponent -learning_rate_power.
+    The update divides by lr, so lr must be > 0."""
+    if not lr > 0:
+        raise ValueError(f"Ftrl: the learning rate must be > 0 (the update divides by it), got {lr}")
+    return FtrlScalars(lr, -learning_rate_power, 2 * l2_shrinkage, 2 * (l2 + beta / (2 * lr)), l1,
+                       _decay(lr, weight_decay))
 
 
 def typed(scalars, dtype):

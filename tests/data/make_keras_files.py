@@ -1236,7 +1236,11 @@ def function_models(keras):
             "lion": (mlp("tanh", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
                      {"class_name": "Lion", "config": {"learning_rate": 0.003, "beta_2": 0.95, "weight_decay": 0.05}}),
             "adadelta": (mlp("elu", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
-                         {"class_name": "Adadelta", "config": {"learning_rate": 0.5, "rho": 0.9}})}
+                         {"class_name": "Adadelta", "config": {"learning_rate": 0.5, "rho": 0.9}}),
+            "ftrl": (mlp("sigmoid", 3, "softmax"), "categorical_crossentropy", "categorical_accuracy",
+                     {"class_name": "Ftrl", "config": {"learning_rate": 0.1, "l1_regularization_strength": 0.002,
+                                                       "l2_regularization_strength": 0.01, "beta": 0.1,
+                                                       "l2_shrinkage_regularization_strength": 0.01}})}
 
 
 def function_targets(rng, name):
@@ -1245,7 +1249,7 @@ def function_targets(rng, name):
         return rng.integers(0, 2, (24, 1 if name == "hinge" else 2)).astype("float32")
     if name == "squared_hinge":
         return (2 * rng.integers(0, 2, (24, 2)) - 1).astype("float32")
-    if name in ("categorical_hinge", "categorical_focal", "adamax", "nadam", "lion", "adadelta"):
+    if name in ("categorical_hinge", "categorical_focal", "adamax", "nadam", "lion", "adadelta", "ftrl"):
         return np.eye(3, dtype="float32")[rng.integers(0, 3, 24)]
     return np.abs(rng.standard_normal((24, 2))).astype("float32") * 3
 
