@@ -37,6 +37,8 @@ from .preprocessing_layers import CategoryEncoding, Normalization
 from .sequence_attention import AdditiveAttention, Attention
 from .bidirectional import Bidirectional
 from .recurrent_layers import GRU, LSTM, SimpleRNN
+from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from .rnn_layer import RNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from .dropout_masks import dropout_mask
 from .noise_layers import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
@@ -56,7 +58,7 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "RepeatVector", "Identity", "Masking", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "MultiHeadAttention",
-           "Attention", "AdditiveAttention",
+           "Attention", "AdditiveAttention", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK",
            "stored_weights", "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "ELU", "PReLU",
@@ -478,6 +480,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
     DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
     RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop, RandomCrop, CategoryEncoding,
-    GroupNormalization, RMSNormalization, Attention, AdditiveAttention)}
+    GroupNormalization, RMSNormalization, Attention, AdditiveAttention, RNN, SimpleRNNCell, LSTMCell, GRUCell,
+    StackedRNNCells)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

@@ -29,6 +29,7 @@ from . import arguments
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .h5io import ModelFileError, ModelFileReader
+from .registry import get_registered_object, register_keras_serializable, registered_classes, registered_name
 from .safe_save import CONFIG_CHECKSUMS, atomic_save, json_checksums, write_dataset
 from .layers import Layer, stored_weights
 from .output_heads import by_output_name, metric_name
@@ -41,46 +42,13 @@ BACKEND_NAME = "nnengine"
 __all__ = ["save_model", "load_model", "ModelFileError",
            "register_keras_serializable", "get_registered_object", "registered_name", "layer_classes"]
 
-_REGISTERED = {}
-
-
-def register_keras_serializable(package="Custom", name=None):
-    """Class decorator, as Keras's: register a custom layer (or loss, metric) under '<package>>name'.
-
-    A model whose config names the class loads without custom_objects. Only classes registered in this
-    process are found: the file names a class, and nothing is imported to find it.
-    """
-    package = arguments.text("register_keras_serializable", "package", package)
-    if ">" in package:
-        raise ValueError(f"register_keras_serializable: package must not contain '>', got {package!r}")
-
-    def register(cls):
-        key = f"{package}>{name or cls.__name__}"
-        if key in _REGISTERED and _REGISTERED[key] is not cls:
-            raise ValueError(f"register_keras_serializable: {key!r} is already registered to another class")
-        _REGISTERED[key] = cls
-        cls._registered_name = key
-        return cls
-    return register
-
-
-def get_registered_object(name, custom_objects=None):
-    """The class registered (or given in ``custom_objects``) under ``name``, or None."""
-    return (custom_objects or {}).get(name) or _REGISTERED.get(name)
-
-
-def registered_name(cls):
-    """The name a custom class is saved under: '<package>>Name' when registered, else its class name."""
-    return getattr(cls, "_registered_name", cls.__name__)
-
 
 def layer_classes(builtin, custom_objects=None):
     """Every layer class a config may name: nnengine's, the registered ones (also by bare class name) and
     ``custom_objects``."""
     known = dict(builtin)
-    for key, cls in _REGISTERED.items():
+    for key, cls in registered_classes().items():
         known.setdefault(key, cls)
-        known.setdefault(key.split(">", 1)[1], cls)
     known.update(custom_objects or {})
     return known
 

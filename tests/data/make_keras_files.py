@@ -21,6 +21,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py confusion_metrics   # thresholds, top_k, IoU
     KERAS_BACKEND=torch python tests/data/make_keras_files.py overlap_losses   # Dice, Tversky
     KERAS_BACKEND=torch python tests/data/make_keras_files.py correlation_metrics   # Pearson, concordance, Sum
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py rnn_cells   # RNN(cell), stacked and custom cells
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -1172,6 +1173,70 @@ def build_correlation_metrics(keras):
         json.dump({"keras_version": keras.__version__, "batches": batches, "cases": cases}, file)
 
 
+def minimal_cell_class(keras):
+    """Keras's guide's custom cell (h = x K + h' R), registered as 'rnn_tests>MinimalRNNCell'."""
+    @keras.saving.register_keras_serializable(package="rnn_tests")
+    class MinimalRNNCell(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.state_size = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="uniform", name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="uniform",
+                                                    name="recurrent_kernel")
+
+        def call(self, inputs, states):
+            output = keras.ops.matmul(inputs, self.kernel) + keras.ops.matmul(states[0], self.recurrent_kernel)
+            return output, [output]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+    return MinimalRNNCell
+
+
+def rnn_cell_models(keras):
+    """{name: (model, its inputs' kind)}: RNN over each cell: an LSTMCell classifier; a masked stack of a
+    SimpleRNNCell and a GRUCell (reset_after=False) going backwards; a GRUCell with return_state feeding its state
+    on; and the guide's custom cell."""
+    layers = keras.layers
+    lstm = keras.Sequential([keras.Input((6, 4)), layers.RNN(layers.LSTMCell(5)),
+                             layers.Dense(3, activation="softmax")])
+    tokens = keras.Input((7,), dtype="int32")
+    stacked = layers.RNN([layers.SimpleRNNCell(4), layers.GRUCell(3, reset_after=False)], return_sequences=True,
+                         go_backwards=True)(layers.Embedding(12, 5, mask_zero=True)(tokens))
+    masked = keras.Model(tokens, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(stacked)))
+    sequence = keras.Input((6, 4))
+    out, state = layers.RNN(layers.GRUCell(4), return_state=True, return_sequences=True)(sequence)
+    joined = layers.Concatenate()([layers.GlobalAveragePooling1D()(out), state])
+    with_state = keras.Model(sequence, layers.Dense(3, activation="softmax")(joined))
+    custom = keras.Sequential([keras.Input((6, 4)), layers.RNN(minimal_cell_class(keras)(4)),
+                               layers.Dense(3, activation="softmax")])
+    return {"lstm": (lstm, "floats"), "masked": (masked, "tokens"), "with_state": (with_state, "floats"),
+            "custom": (custom, "floats")}
+
+
+def build_rnn_cells(keras):
+    """``keras3_rnn_<name>.keras`` and ``keras3_rnn_cells.npz``: each rnn_cell_models() model after one epoch,
+    its predictions, evaluate's [loss, accuracy] and its weights after one more epoch of Keras's training (no
+    shuffle)."""
+    rng = np.random.default_rng(67)
+    x = {"floats": rng.standard_normal((16, 6, 4)).astype("float32"), "tokens": padded_tokens(rng, 16, 7)}
+    y = rng.integers(0, 3, 16)
+    record = {"floats": x["floats"], "tokens": x["tokens"], "y": y}
+    keras.utils.set_random_seed(67)
+    for name, (model, kind) in rnn_cell_models(keras).items():
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x[kind], y, epochs=1, batch_size=8, verbose=0)
+        model.save(f"keras3_rnn_{name}.keras")
+        record.update({f"{name}_predictions": model.predict(x[kind], verbose=0),
+                       f"{name}_evaluate": np.asarray(model.evaluate(x[kind], y, verbose=0))})
+        model.fit(x[kind], y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        record.update({f"{name}_trained_{i}": w for i, w in enumerate(model.get_weights())})
+    np.savez("keras3_rnn_cells.npz", **record)
+
+
 #: every Keras 3 activation nnengine has (sparsemax and threshold, which needs two arguments, aside)
 ACTIVATION_NAMES = ("relu", "leaky_relu", "relu6", "softmax", "celu", "elu", "selu", "softplus", "softsign",
                     "squareplus", "soft_shrink", "sparse_plus", "silu", "gelu", "glu", "tanh", "tanh_shrink", "sigmoid",
@@ -1360,7 +1425,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "category_encoding": build_category_encoding, "backup": build_backup,
                 "group_rms": build_group_rms, "sequence_attention": build_sequence_attention,
                 "confusion_metrics": build_confusion_metrics, "overlap_losses": build_overlap_losses,
-                "correlation_metrics": build_correlation_metrics,
+                "correlation_metrics": build_correlation_metrics, "rnn_cells": build_rnn_cells,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
