@@ -41,12 +41,13 @@ from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .rnn_layer import RNN
 from .spatial_layers import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from .dropout_masks import dropout_mask
-from .noise_layers import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .noise_layers import AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
 from .image_augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
                                  RandomZoom)
 from .image_resizing import CenterCrop, RandomCrop, Resizing
 from .utility_layers import (ELU, ActivityRegularization, Identity, Lambda, LeakyReLU, Masking, Permute, PReLU,
-                             ReLU, RepeatVector, Rescaling, Softmax, UnitNormalization, inverted_dropout)
+                             ReLU, RepeatVector, Rescaling, Softmax, UnitNormalization, checked_noise_shape,
+                             inverted_dropout, noise_mask_shape)
 from .utils import unique_name
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
@@ -58,7 +59,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "RepeatVector", "Identity", "Masking", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "MultiHeadAttention",
-           "Attention", "AdditiveAttention", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells",
+           "Attention", "AdditiveAttention", "AlphaDropout", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
+           "StackedRNNCells",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK",
            "stored_weights", "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "ELU", "PReLU",
@@ -168,12 +170,7 @@ class Dropout(Layer):
         super().__init__(**kwargs)
         owner = f"Dropout {self.name!r}"
         rate = arguments.number(owner, "rate", rate, 0, 1, high_open=True)
-        if noise_shape is not None:
-            if isinstance(noise_shape, (str, bytes)) or not isinstance(noise_shape, (list, tuple)):
-                raise TypeError(f"{owner}: noise_shape must be a tuple (None for an axis of the input's size), got "
-                                f"{noise_shape!r}")
-            noise_shape = tuple(None if size is None else arguments.integer(owner, "noise_shape", size, minimum=1)
-                                for size in noise_shape)
+        noise_shape = checked_noise_shape(owner, noise_shape)
         seed = None if seed is None else arguments.integer(owner, "seed", seed, minimum=0)
         self.rate, self.seed, self.noise_shape = rate, seed, noise_shape
         self._rng = np.random.default_rng(seed) if seed is not None else None
@@ -188,15 +185,8 @@ class Dropout(Layer):
             return x
         if self.noise_shape is None:
             return inverted_dropout(x, self.rate, self._rng)
-        return x * dropout_mask(self._rng, self._mask_shape(x.shape), self.rate, x.dtype, x.device)
-
-    def _mask_shape(self, shape):
-        """``noise_shape`` with each None replaced by the input's size; each size that or 1 (broadcast)."""
-        if len(self.noise_shape) != len(shape) or any(
-                size not in (None, 1, given) for size, given in zip(self.noise_shape, shape)):
-            raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not fit inputs of shape "
-                             f"{tuple(shape)}: each size must be None, 1 or the input's")
-        return tuple(given if size is None else size for size, given in zip(self.noise_shape, shape))
+        shape = noise_mask_shape(f"Dropout {self.name!r}", self.noise_shape, x.shape)
+        return x * dropout_mask(self._rng, shape, self.rate, x.dtype, x.device)
 
     def get_config(self):
         """Keras 3's Dropout config."""
@@ -480,7 +470,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
     DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
     RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop, RandomCrop, CategoryEncoding,
-    GroupNormalization, RMSNormalization, Attention, AdditiveAttention, RNN, SimpleRNNCell, LSTMCell, GRUCell,
-    StackedRNNCells)}
+    GroupNormalization, RMSNormalization, Attention, AdditiveAttention, AlphaDropout, RNN, SimpleRNNCell, LSTMCell,
+    GRUCell, StackedRNNCells)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

@@ -1,4 +1,5 @@
-"""Keras's regularization layers that add randomness in training: SpatialDropout1D/2D, GaussianNoise, GaussianDropout.
+"""Keras's regularization layers that add randomness in training: SpatialDropout1D/2D, GaussianNoise, GaussianDropout,
+AlphaDropout.
 
 Each is the identity at inference (evaluate, predict, ``layer(x)``) and, in training (fit, ``training=True``):
 
@@ -6,7 +7,10 @@ Each is the identity at inference (evaluate, predict, ``layer(x)``) and, in trai
   inputs (batch, steps, channels), so a channel is dropped at every step at once (Keras's rule);
 * ``SpatialDropout2D(rate)``: the same over images (batch, rows, cols, channels), mask (batch, 1, 1, channels);
 * ``GaussianNoise(stddev)``: x + n, n ~ N(0, stddev^2);
-* ``GaussianDropout(rate)``: x * n, n ~ N(1, rate / (1 - rate)) (the variance of inverted dropout's mask).
+* ``GaussianDropout(rate)``: x * n, n ~ N(1, rate / (1 - rate)) (the variance of inverted dropout's mask);
+* ``AlphaDropout(rate)``: dropout for SELU networks (Klambauer et al.): a dropped entry becomes SELU's negative
+  saturation alpha' = -scale * alpha, then a (x) + b with a = ((1 - rate)(1 + rate alpha'^2))^-1/2 and
+  b = -a alpha' rate, which keeps a zero-mean, unit-variance input so (Keras's formula).
 
 The random numbers come from dropout_masks.py, drawn from the layer's ``seed`` or nnengine's generator: a
 compiled training step gets them as inputs, drawn before each step, so it stays compiled and bitwise equal to
@@ -18,10 +22,13 @@ from abc import abstractmethod
 import numpy as np
 
 from . import arguments
-from .dropout_masks import dropout_mask, gaussian_noise
-from .utility_layers import _ElementLayer
+from .dropout_masks import dropout_mask, gaussian_noise, host_noise
+from .utility_layers import _ElementLayer, checked_noise_shape, noise_mask_shape
 
-__all__ = ["SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout"]
+__all__ = ["SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout"]
+
+#: SELU's constants (Klambauer et al.), as Keras writes them
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
 class _RandomLayer(_ElementLayer):
@@ -150,3 +157,33 @@ class GaussianDropout(_RateLayer):
         """x * n, n ~ N(1, s^2), s = sqrt(rate / (1 - rate))."""
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
         return x * gaussian_noise(self._rng, x.shape, 1.0, stddev, x.dtype, x.device)
+
+
+def kept_entries(rng, shape, rate):
+    """1 where an entry is kept (a uniform draw >= rate, as Keras draws it), else 0: AlphaDropout's mask."""
+    return (rng.uniform(0.0, 1.0, shape) >= rate).astype(np.float64)
+
+
+class AlphaDropout(_RateLayer):
+    """Dropout that keeps SELU's self-normalization (see the module's formula), in training only."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(rate, seed, **kwargs)
+        self.noise_shape = checked_noise_shape(self._owner(), noise_shape)
+
+    def randomize(self, x):
+        """a (x kept + alpha' (1 - kept)) + b."""
+        shape = x.shape if self.noise_shape is None else noise_mask_shape(self._owner(), self.noise_shape, x.shape)
+        kept = host_noise(self._rng, shape, ("sample", kept_entries, self.rate), x.dtype, x.device)
+        saturation = -SELU_ALPHA * SELU_SCALE
+        a = ((1 - self.rate) * (1 + self.rate * saturation ** 2)) ** -0.5
+        b = -a * saturation * self.rate
+        return (x * kept + saturation * (1.0 - kept)) * a + b
+
+    def get_config(self):
+        """Keras 3's config: rate, noise_shape and seed."""
+        return {**super().get_config(), "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
+
+    @classmethod
+    def _config_arguments(cls, config):
+        return {**super()._config_arguments(config), "noise_shape": config.get("noise_shape")}

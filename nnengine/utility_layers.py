@@ -31,7 +31,8 @@ from .layer_base import Layer, batch_shape
 from .tensor import Tensor
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "PReLU", "UnitNormalization", "ActivityRegularization", "Lambda", "Softmax",
-           "Rescaling", "Permute", "RepeatVector", "Identity", "Masking", "inverted_dropout"]
+           "Rescaling", "Permute", "RepeatVector", "Identity", "Masking", "inverted_dropout", "checked_noise_shape",
+           "noise_mask_shape"]
 
 
 def inverted_dropout(x, rate, rng):
@@ -41,6 +42,25 @@ def inverted_dropout(x, rate, rng):
     if rate == 0:
         return x
     return x * dropout_mask(rng, x.shape, rate, x.dtype, x.device)
+
+
+def checked_noise_shape(owner, noise_shape):
+    """Keras's ``noise_shape``: None, or a tuple of sizes (None for an axis of the input's size)."""
+    if noise_shape is None:
+        return None
+    if isinstance(noise_shape, (str, bytes)) or not isinstance(noise_shape, (list, tuple)):
+        raise TypeError(f"{owner}: noise_shape must be a tuple (None for an axis of the input's size), got "
+                        f"{noise_shape!r}")
+    return tuple(None if size is None else arguments.integer(owner, "noise_shape", size, minimum=1)
+                 for size in noise_shape)
+
+
+def noise_mask_shape(owner, noise_shape, shape):
+    """``noise_shape`` with each None replaced by the input's size; each size that or 1 (broadcast)."""
+    if len(noise_shape) != len(shape) or any(size not in (None, 1, given) for size, given in zip(noise_shape, shape)):
+        raise ValueError(f"{owner}: noise_shape {noise_shape} does not fit inputs of shape {tuple(shape)}: each size "
+                         "must be None, 1 or the input's")
+    return tuple(given if size is None else size for size, given in zip(noise_shape, shape))
 
 
 class _ElementLayer(Layer):
