@@ -11,6 +11,10 @@ kernels as Dense, on every backend. Backward: autograd's matmul gives dK = P^T d
 and the gather's backward (``window_scatter``, col2im) adds each dP element back onto the input
 position it was read from.
 
+Grouped convolutions (``groups=g``, Keras's kernel (kh, kw, c / g, filters)) use the same single product with a
+block-diagonal kernel: group j's channels reach group j's filters only, zeros elsewhere (g times the work of
+separate products, and no new kernel).
+
 Pooling reads the same windows in one fused primitive each way, without a patch matrix: the maximum
 of each window's real elements (the gradient goes to the first one holding it, as in Keras), or their
 mean (padding left out of the count, as Keras does).
@@ -22,7 +26,7 @@ import numpy as np
 from . import arguments
 from . import functional as F
 from .layer_base import KernelAndBias, Layer, batch_shape
-from .layer_functional import average_pool, gather_windows, index_constant, max_pool
+from .layer_functional import average_pool, gather_windows, host_constant, index_constant, max_pool
 from .masks import step_mask
 
 __all__ = ["Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
@@ -186,8 +190,9 @@ class Conv2D(KernelAndBias, _Windows):
         super().__init__(**kwargs)
         owner = self._owner()
         self.filters = arguments.integer(owner, "filters", filters, minimum=1)
-        if groups != 1:
-            raise ValueError(f"{owner}: groups must be 1 (grouped convolutions are not supported), got {groups!r}")
+        self.groups = arguments.integer(owner, "groups", groups, minimum=1)
+        if self.filters % self.groups:
+            raise ValueError(f"{owner}: filters ({self.filters}) must be a multiple of groups ({self.groups})")
         self._init_windows(kernel_size, strides, padding, dilation_rate, data_format)
         self._init_kernel_and_bias(owner, activation, use_bias, kernel_initializer, bias_initializer,
                                    kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
@@ -200,7 +205,10 @@ class Conv2D(KernelAndBias, _Windows):
         self._check_input(input_shape)
         if input_shape[-1] is None:
             raise ValueError(f"{self._owner()} needs a known number of input channels, got {tuple(input_shape)}")
-        self._add_kernel_and_bias((*self.kernel_size, input_shape[-1], self.filters), self.filters)
+        if input_shape[-1] % self.groups:
+            raise ValueError(f"{self._owner()}: the input's {input_shape[-1]} channels must be a multiple of groups "
+                             f"({self.groups})")
+        self._add_kernel_and_bias((*self.kernel_size, input_shape[-1] // self.groups, self.filters), self.filters)
         super().build(input_shape)
 
     def _output_channels(self, channels):
@@ -208,19 +216,39 @@ class Conv2D(KernelAndBias, _Windows):
 
     def call(self, x, training=False, return_logits=False):
         """activation(P @ K + b) over the patch matrix P (see the module docstring)."""
-        self._check_input(x.shape, self.kernel.shape[-2])
+        self._check_input(x.shape, self.kernel.shape[-2] * self.groups)
         if x.dtype != self.kernel.dtype:
             x = x.astype(self.kernel.dtype)
         rows, index, oh, ow = self._windows(x)
         n = x.shape[0]
         rows = gather_windows(rows, index, 0.0).reshape(n * oh * ow, -1)
-        out = self._activated_product(rows, self.kernel.reshape(-1, self.filters), return_logits)
+        out = self._activated_product(rows, self._kernel_matrix(), return_logits)
         return out.reshape(n, oh, ow, self.filters) if self.rank == 2 else out.reshape(n, oh, self.filters)
+
+    def _kernel_matrix(self):
+        """The kernel as the (window * in, filters) matrix of the patch product. With groups, the block-diagonal
+        matrix that connects group j's input channels to group j's filters only (zeros elsewhere), so one fused
+        product serves every group (at ``groups`` times the work of separate products)."""
+        if self.groups == 1:
+            return self.kernel.reshape(-1, self.filters)
+        per_group, window = self.kernel.shape[-2], int(np.prod(self.kernel_size))
+        kernel = self.kernel.reshape(window, per_group, self.filters)
+        share = self.filters // self.groups
+        columns = []
+        for group in range(self.groups):
+            block = kernel[:, :, group * share:(group + 1) * share]
+            parts = [block]
+            if group:
+                parts.insert(0, _zeros(block, (window, group * per_group, share)))
+            if group < self.groups - 1:
+                parts.append(_zeros(block, (window, (self.groups - 1 - group) * per_group, share)))
+            columns.append(F.concatenate(parts, axis=1) if len(parts) > 1 else block)
+        return F.concatenate(columns, axis=2).reshape(window * per_group * self.groups, self.filters)
 
     def get_config(self):
         """Keras 3's config."""
         return {**super().get_config(), "filters": self.filters, **self._window_config(),
-                "dilation_rate": list(self.dilation_rate), "groups": 1, **self._kernel_and_bias_config()}
+                "dilation_rate": list(self.dilation_rate), "groups": self.groups, **self._kernel_and_bias_config()}
 
     @classmethod
     def _config_arguments(cls, config):
@@ -241,6 +269,11 @@ class Conv1D(Conv2D):
 
     rank = 1
     _paddings = PADDINGS + ("causal",)
+
+
+def _zeros(like, shape):
+    """A zero Tensor of ``shape`` in ``like``'s dtype and device, uploaded once per shape (a constant)."""
+    return host_constant(like, ("zeros", shape, np.dtype(like.dtype).name), lambda: np.zeros(shape), like.dtype)
 
 
 def _listed(value):

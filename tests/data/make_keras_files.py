@@ -22,6 +22,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py overlap_losses   # Dice, Tversky
     KERAS_BACKEND=torch python tests/data/make_keras_files.py correlation_metrics   # Pearson, concordance, Sum
     KERAS_BACKEND=torch python tests/data/make_keras_files.py rnn_cells   # RNN(cell), stacked and custom cells
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py conv_groups   # grouped convolutions
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -1237,6 +1238,40 @@ def build_rnn_cells(keras):
     np.savez("keras3_rnn_cells.npz", **record)
 
 
+def grouped_conv_models(keras):
+    """{name: (model, input shape)}: grouped convolutions (ResNeXt's blocks, grouped 1-D filters)."""
+    layers = keras.layers
+    images = keras.Sequential([keras.Input((7, 7, 4)), layers.Conv2D(6, 3, groups=2, activation="relu"),
+                               layers.Conv2D(6, 1, groups=3, padding="same", dilation_rate=1),
+                               layers.Conv2D(4, 2, strides=2, groups=2, use_bias=False),
+                               layers.GlobalAveragePooling2D(), layers.Dense(3, activation="softmax")])
+    sequences = keras.Sequential([keras.Input((9, 6)), layers.Conv1D(6, 3, groups=3, padding="causal",
+                                                                     dilation_rate=2, activation="tanh"),
+                                  layers.Conv1D(4, 2, groups=2), layers.Flatten(),
+                                  layers.Dense(3, activation="softmax")])
+    return {"images": (images, (16, 7, 7, 4)), "sequences": (sequences, (16, 9, 6))}
+
+
+def build_conv_groups(keras):
+    """``keras3_conv_groups_<name>.keras`` and ``keras3_conv_groups.npz``: each grouped_conv_models() model after
+    one epoch, its inputs, predictions, evaluate's [loss, accuracy] and weights after one more epoch (no
+    shuffle)."""
+    rng = np.random.default_rng(71)
+    y = rng.integers(0, 3, 16)
+    record = {"y": y}
+    keras.utils.set_random_seed(71)
+    for name, (model, shape) in grouped_conv_models(keras).items():
+        x = rng.standard_normal(shape).astype("float32")
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        model.save(f"keras3_conv_groups_{name}.keras")
+        record.update({f"{name}_x": x, f"{name}_predictions": model.predict(x, verbose=0),
+                       f"{name}_evaluate": np.asarray(model.evaluate(x, y, verbose=0))})
+        model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        record.update({f"{name}_trained_{i}": w for i, w in enumerate(model.get_weights())})
+    np.savez("keras3_conv_groups.npz", **record)
+
+
 #: every Keras 3 activation nnengine has (sparsemax and threshold, which needs two arguments, aside)
 ACTIVATION_NAMES = ("relu", "leaky_relu", "relu6", "softmax", "celu", "elu", "selu", "softplus", "softsign",
                     "squareplus", "soft_shrink", "sparse_plus", "silu", "gelu", "glu", "tanh", "tanh_shrink", "sigmoid",
@@ -1426,6 +1461,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "group_rms": build_group_rms, "sequence_attention": build_sequence_attention,
                 "confusion_metrics": build_confusion_metrics, "overlap_losses": build_overlap_losses,
                 "correlation_metrics": build_correlation_metrics, "rnn_cells": build_rnn_cells,
+                "conv_groups": build_conv_groups,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
