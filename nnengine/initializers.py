@@ -180,7 +180,11 @@ class VarianceScaling(Initializer):
 
     def sample(self, shape, rng):
         """Draws scaled to the fans of ``shape``."""
-        fan_in, fan_out = compute_fans(shape)
+        return self.sample_with_fans(shape, rng, *compute_fans(shape))
+
+    def sample_with_fans(self, shape, rng, fan_in, fan_out):
+        """Draws of ``shape`` scaled to the fans given (a layer whose kernel is not (in, out) says which axes
+        are its inputs: EinsumDense, as Keras's input_axes and output_axes)."""
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         variance = self.scale / max(1.0, n)
         if self.distribution == "uniform":

@@ -13,6 +13,7 @@ where the math is (each is one or a few of nnengine's functional ops, so autogra
 import numpy as np
 
 from . import functional as F
+from .einsum import einsum
 from .layer_base import remember_host_values
 from .tensor import Tensor, ones, zeros
 
@@ -21,7 +22,7 @@ __all__ = ["convert_to_tensor", "cast", "add", "subtract", "multiply", "divide",
            "max", "min", "argmax", "var", "std", "reshape", "transpose", "squeeze", "expand_dims", "concatenate", "stack",
            "softmax",
            "log_softmax", "relu", "sigmoid", "tanh", "equal", "not_equal", "greater", "greater_equal", "less",
-           "less_equal", "ones_like", "zeros_like", "shape", "arange"]
+           "less_equal", "ones_like", "zeros_like", "shape", "arange", "einsum"]
 
 
 def convert_to_tensor(x, dtype=None):

@@ -30,6 +30,7 @@ from .conv_layers import (AvgPool1D, AvgPool2D, Convolution1D, Convolution2D, Gl
                           GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D)
 from .layer_base import (BUILD_LOCK, KernelAndBias, Layer, batch_shape, check_index_values, checked_indices,
                          config_dtype, stored_weights)
+from .einsum_dense import EinsumDense
 from .merge_layers import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
                            concatenate, dot, maximum, minimum, multiply, subtract)
 from .norm_layers import BatchNormalization, GroupNormalization, LayerNormalization, RMSNormalization
@@ -59,8 +60,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "Flatten", "Reshape", "Emb
            "RepeatVector", "Identity", "Masking", "Normalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
            "ZeroPadding2D", "Cropping1D", "Cropping2D", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
            "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "MultiHeadAttention",
-           "Attention", "AdditiveAttention", "AlphaDropout", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
-           "StackedRNNCells",
+           "Attention", "AdditiveAttention", "AlphaDropout", "EinsumDense", "RNN", "SimpleRNNCell", "LSTMCell",
+           "GRUCell", "StackedRNNCells",
            "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "BUILD_LOCK",
            "stored_weights", "Convolution1D", "Convolution2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "ELU", "PReLU",
@@ -470,7 +471,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, Conv2DTranspose, Conv1DTranspose,
     DepthwiseConv2D, DepthwiseConv1D, SeparableConv2D, SeparableConv1D, RandomFlip, RandomRotation, RandomZoom,
     RandomTranslation, RandomContrast, RandomBrightness, Resizing, CenterCrop, RandomCrop, CategoryEncoding,
-    GroupNormalization, RMSNormalization, Attention, AdditiveAttention, AlphaDropout, RNN, SimpleRNNCell, LSTMCell,
-    GRUCell, StackedRNNCells)}
+    GroupNormalization, RMSNormalization, Attention, AdditiveAttention, AlphaDropout, EinsumDense, RNN, SimpleRNNCell,
+    LSTMCell, GRUCell, StackedRNNCells)}
 Convolution2DTranspose, Convolution1DTranspose = Conv2DTranspose, Conv1DTranspose       # Keras's other names
 SeparableConvolution2D, SeparableConvolution1D = SeparableConv2D, SeparableConv1D

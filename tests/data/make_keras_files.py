@@ -23,6 +23,7 @@ Keras (not run by the tests).
     KERAS_BACKEND=torch python tests/data/make_keras_files.py correlation_metrics   # Pearson, concordance, Sum
     KERAS_BACKEND=torch python tests/data/make_keras_files.py rnn_cells   # RNN(cell), stacked and custom cells
     KERAS_BACKEND=torch python tests/data/make_keras_files.py conv_groups   # grouped convolutions
+    KERAS_BACKEND=torch python tests/data/make_keras_files.py einsum_dense   # EinsumDense
     python tests/data/make_keras_files.py tf2                             # in a venv with tensorflow 2.15
 
 Each run saves a Sequential model of Dense layers with ``model.save(<name>.h5)``
@@ -1272,6 +1273,55 @@ def build_conv_groups(keras):
     np.savez("keras3_conv_groups.npz", **record)
 
 
+#: (case, equation, output_shape, bias_axes, activation, input shape) of keras3_einsum_dense.npz
+EINSUM_DENSE_CASES = [("dense", "ab,bc->ac", 4, "c", None, (3, 5)),
+                      ("sequence", "abc,cd->abd", (None, 4), "d", "relu", (3, 6, 5)),
+                      ("heads", "abc,cde->abde", (None, 2, 3), "de", None, (3, 6, 5)),
+                      ("heads_no_bias", "abc,cde->abde", (6, 2, 3), None, "tanh", (3, 6, 5)),
+                      ("left_elided", "...b,bc->...c", 4, "c", None, (3, 2, 6, 5)),
+                      ("right_elided", "ab...,bc->ac...", (4, None), "c", None, (3, 5, 6)),
+                      ("output_heads", "abcd,cde->abe", (None, 7), "e", None, (3, 6, 2, 3))]
+
+
+def einsum_dense_model(keras):
+    """A Transformer-style projection stack: EinsumDense to heads, back to features, pooled, classified."""
+    layers = keras.layers
+    inputs = keras.Input((6, 5))
+    heads = layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 4), bias_axes="de")(inputs)
+    merged = layers.EinsumDense("abcd,cde->abe", output_shape=(None, 5), bias_axes="e", activation="relu")(heads)
+    pooled = layers.GlobalAveragePooling1D()(merged)
+    return keras.Model(inputs, layers.EinsumDense("ab,bc->ac", output_shape=3, bias_axes="c",
+                                                  activation="softmax")(pooled))
+
+
+def build_einsum_dense(keras):
+    """``keras3_einsum_dense.npz``: each EINSUM_DENSE_CASES layer's output on random inputs with random weights, and
+    its config; einsum_dense_model() saved as ``keras3_einsum_dense.keras`` after one epoch, its predictions,
+    evaluate's [loss, accuracy] and its weights after one more epoch (no shuffle)."""
+    rng = np.random.default_rng(73)
+    record = {}
+    for case, equation, output_shape, bias_axes, activation, shape in EINSUM_DENSE_CASES:
+        layer = keras.layers.EinsumDense(equation, output_shape=output_shape, bias_axes=bias_axes,
+                                         activation=activation)
+        x = rng.standard_normal(shape).astype("float32")
+        layer.build((None, *shape[1:]))
+        layer.set_weights([rng.standard_normal(w.shape).astype("float32") for w in layer.get_weights()])
+        record.update({f"{case}_x": x, f"{case}_out": keras.ops.convert_to_numpy(layer(x)),
+                       f"{case}_config": np.array(json.dumps(layer.get_config()))})
+        record.update({f"{case}_w{i}": w for i, w in enumerate(layer.get_weights())})
+    keras.utils.set_random_seed(73)
+    model = einsum_dense_model(keras)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = rng.standard_normal((16, 6, 5)).astype("float32"), rng.integers(0, 3, 16)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save("keras3_einsum_dense.keras")
+    record.update(x=x, y=y, predictions=model.predict(x, verbose=0),
+                  evaluate=np.asarray(model.evaluate(x, y, verbose=0)))
+    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    record.update({f"trained_{i}": w for i, w in enumerate(model.get_weights())})
+    np.savez("keras3_einsum_dense.npz", **record)
+
+
 #: every Keras 3 activation nnengine has (sparsemax and threshold, which needs two arguments, aside)
 ACTIVATION_NAMES = ("relu", "leaky_relu", "relu6", "softmax", "celu", "elu", "selu", "softplus", "softsign",
                     "squareplus", "soft_shrink", "sparse_plus", "silu", "gelu", "glu", "tanh", "tanh_shrink", "sigmoid",
@@ -1461,7 +1511,7 @@ KERAS3_MODES = {"archives": build_and_save_archives, "recurrent": build_and_save
                 "group_rms": build_group_rms, "sequence_attention": build_sequence_attention,
                 "confusion_metrics": build_confusion_metrics, "overlap_losses": build_overlap_losses,
                 "correlation_metrics": build_correlation_metrics, "rnn_cells": build_rnn_cells,
-                "conv_groups": build_conv_groups,
+                "conv_groups": build_conv_groups, "einsum_dense": build_einsum_dense,
                 "keras3": lambda keras: build_and_save(keras, f"keras{keras.__version__.split('.')[0]}_sequential")}
 
 
