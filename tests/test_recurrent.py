@@ -368,7 +368,7 @@ def test_orthogonal_and_identity_initializers():
 
 def test_the_snippets_of_docs_recurrent_md_run_as_pasted(capsys):
     text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "recurrent.md").read_text(encoding="utf-8")
-    first, bidirectional, padded, states = re.findall(r"```python\n(.*?)```", text, re.S)
+    first, bidirectional, padded, states, cell = re.findall(r"```python\n(.*?)```", text, re.S)
     namespace = {}
     exec(compile(first, "docs/recurrent.md snippet", "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["model"].output_shape == (None, 10)
@@ -386,6 +386,10 @@ def test_the_snippets_of_docs_recurrent_md_run_as_pasted(capsys):
     exec(compile(states, "docs/recurrent.md states snippet", "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["model"].predict(namespace["x"], verbose=0).shape == (64, 7, 6)
     assert namespace["h"].shape == namespace["c"].shape == (64, 32)
+    namespace = {}
+    exec(compile(cell, "docs/recurrent.md custom cell snippet", "exec"), namespace)  # noqa: S102 - our own docs
+    model = namespace["model"]
+    assert model.output_shape == (None, 32) and model.predict(np.ones((2, 10, 5)), verbose=0).shape == (2, 32)
 
 
 def test_a_long_sequences_arrays_are_reused_from_the_pool_and_its_plan_replays_in_python(monkeypatch):
