@@ -46,7 +46,7 @@ from .tensor_base import TensorBase
 from .utility_layers import inverted_dropout
 from .wrapper_layers import Wrapper
 
-__all__ = ["MultiHeadAttention"]
+__all__ = ["MultiHeadAttention", "check_sequences"]
 
 #: what a masked score becomes before the softmax on Keras's explicit path (its Softmax layer: -1e9 for float32
 #: and float64), and what its fused attention adds to one (-0.7 times about the largest float32)
@@ -247,15 +247,8 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         return self.invoke(x, training)
 
     def _check_inputs(self, owner, query, value, key):
-        for name, tensor in (("query", query), ("value", value), ("key", key)):
-            expected = self.input_shape[name]
-            if tensor.ndim != 3 or tensor.shape[-1] != expected[-1]:
-                raise ValueError(f"Input {name!r} of layer {self.name!r} is incompatible with the layer: expected "
-                                 f"shape (batch, steps, {expected[-1]}), got {tuple(tensor.shape)}")
-        if value.shape[:2] != key.shape[:2] or query.shape[0] != value.shape[0]:
-            raise ValueError(f"{owner}: the query {tuple(query.shape)}, value {tuple(value.shape)} and key "
-                             f"{tuple(key.shape)} must have the same batch size, and the value and the key the same "
-                             "number of steps")
+        check_sequences(self, owner, (query, value, key),
+                        [self.input_shape[name][-1] for name in ("query", "value", "key")])
 
     def _attend(self, query, value, key, allowed, training, explicit):
         """(out, the attention weights p) of the module's formulas; ``allowed``: (batch or 1, T, S) bool or None;
@@ -338,6 +331,20 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
                     "bias_initializer": "zeros", "use_gate": False}
         return {**super()._config_arguments(config), "num_heads": config["num_heads"], "key_dim": config["key_dim"],
                 **{name: config.get(name, defaults.get(name)) for name in names[2:]}}
+
+
+def check_sequences(layer, owner, tensors, feature_sizes):
+    """ValueError naming ``layer`` unless the (query, value, key) ``tensors`` are sequences (batch, steps,
+    features) of the built ``feature_sizes``, of one batch size, the value's steps the key's."""
+    for name, tensor, size in zip(("query", "value", "key"), tensors, feature_sizes):
+        if tensor.ndim != 3 or tensor.shape[-1] != size:
+            raise ValueError(f"Input {name!r} of layer {layer.name!r} is incompatible with the layer: expected "
+                             f"shape (batch, steps, {size}), got {tuple(tensor.shape)}")
+    query, value, key = tensors
+    if value.shape[:2] != key.shape[:2] or query.shape[0] != value.shape[0]:
+        raise ValueError(f"{owner}: the query {tuple(query.shape)}, value {tuple(value.shape)} and key "
+                         f"{tuple(key.shape)} must have the same batch size, and the value and the key the same "
+                         "number of steps")
 
 
 def _output_shape(owner, value):

@@ -2,15 +2,13 @@
 over the same inputs, their outputs merged; with ``return_state`` their last states too, and with
 ``initial_state`` started from given ones (a bidirectional encoder handing its states to a decoder)."""
 from . import functional as F
-from . import masks as keras_masks
-from .layer_base import Layer
-from .recurrent_layers import _RECURRENT_CLASSES, _Recurrent, _sequences_shape, call_with_states
+from .recurrent_layers import _RECURRENT_CLASSES, StatesCall, _Recurrent, _sequences_shape, call_with_states
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
 __all__ = ["Bidirectional"]
 
 
-class Bidirectional(Wrapper):
+class Bidirectional(StatesCall, Wrapper):
     """Keras's Bidirectional wrapper: the recurrent ``layer`` run forwards and a copy of it run backwards over
     the same inputs, their outputs merged (``merge_mode``: "concat" (the default), "sum", "mul" or "ave").
 
@@ -105,21 +103,9 @@ class Bidirectional(Wrapper):
                              f"layer's {each} then the backward layer's, got {len(states)} state(s)")
         return states
 
-    def invoke(self, x, training=False, mask=None):
-        """Run on ``x`` (a Tensor, or {'sequences', 'initial_state'}); the (first) output carries Keras's mask."""
-        sequences, states = (x["sequences"], x.get("initial_state")) if isinstance(x, dict) else (x, None)
-        mask = keras_masks.mask_of(sequences) if mask is None else mask
-        out = self.call(sequences, training=training, initial_state=None if states is None else
-                        self._listed_states(states))
-        self.pass_mask(sequences, out[0] if self.return_state else out, mask)
-        return out
-
-    def activity_loss(self, output):
-        """The activity penalty of the output, or with return_state the sum over the output and the states."""
-        if self.activity_regularizer is None or not isinstance(output, list):
-            return super().activity_loss(output)
-        penalties = [Layer.activity_loss(self, item) for item in output]
-        return sum(penalties[1:], penalties[0])
+    def run_sequences(self, sequences, training, mask, states):
+        """Both layers take the mask the sequences carry (``call`` hands them the sequences)."""
+        return self.call(sequences, training=training, initial_state=states)
 
     def call(self, x, training=False, initial_state=None):
         """Both layers over x (each takes the mask x carries, and its half of ``initial_state``), the backward

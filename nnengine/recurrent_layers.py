@@ -32,7 +32,7 @@ from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
 from .tensor_base import TensorBase
 
-__all__ = ["SimpleRNN", "LSTM", "GRU"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "StatesCall", "call_with_states", "set_recurrent_arguments"]
 
 
 class _ForgetGateBias(initializers.Initializer):
@@ -46,6 +46,48 @@ class _ForgetGateBias(initializers.Initializer):
         """[init(u), ones(u), init(2u)]: gates i, f, c, o."""
         u = self.units
         return np.concatenate([self.initializer((u,), "float64"), np.ones(u), self.initializer((2 * u,), "float64")])
+
+
+def set_recurrent_arguments(layer, owner, use_bias, initializers_, regularizers_, constraints_, dropout,
+                            recurrent_dropout):
+    """Set what every recurrent layer and cell takes for its weights: use_bias, the (kernel, recurrent kernel,
+    bias) initializers, regularizers and constraints, and the dropout rates, each checked as Keras reads it."""
+    layer.use_bias = arguments.boolean(owner, "use_bias", use_bias)
+    for kind, values, resolve in (("initializer", initializers_, initializers.get),
+                                  ("regularizer", regularizers_, regularizers.get),
+                                  ("constraint", constraints_, constraints.get)):
+        for weight, value in zip(("kernel", "recurrent", "bias"), values):
+            setattr(layer, f"{weight}_{kind}", resolve(value))
+    layer.dropout = arguments.number(owner, "dropout", dropout, 0, 1, high_open=True)
+    layer.recurrent_dropout = arguments.number(owner, "recurrent_dropout", recurrent_dropout, 0, 1, high_open=True)
+
+
+class StatesCall:
+    """What the layers that take ``initial_state`` and give ``return_state`` share (the recurrent layers,
+    Bidirectional, RNN): the run of ``x`` or {'sequences', 'initial_state'} with Keras's mask on the (first)
+    output, and the activity penalty of every output. A class lists it before Layer and defines
+    ``_listed_states`` and ``run_sequences``."""
+
+    def invoke(self, x, training=False, mask=None):
+        """Run on ``x`` (a Tensor, or {'sequences', 'initial_state'}); the output carries Keras's mask (with
+        return_state, the first output only: the states have none)."""
+        sequences, states = (x["sequences"], x.get("initial_state")) if isinstance(x, dict) else (x, None)
+        mask = keras_masks.mask_of(sequences) if mask is None else mask
+        out = self.run_sequences(sequences, training, mask, None if states is None else self._listed_states(states))
+        self.pass_mask(sequences, out[0] if self.return_state else out, mask)
+        return out
+
+    def run_sequences(self, sequences, training, mask, states):
+        """The layer's call on the sequences, with their mask and the initial states (or None)."""
+        return self.call(sequences, training=training, mask=mask, initial_state=states)
+
+    def activity_loss(self, output):
+        """The activity penalty of the output, or with return_state the sum over the output and the states (Keras
+        regularizes every output of a call)."""
+        if self.activity_regularizer is None or not isinstance(output, list):
+            return Layer.activity_loss(self, output)
+        penalties = [Layer.activity_loss(self, item) for item in output]
+        return sum(penalties[1:], penalties[0])
 
 
 def call_with_states(layer, plain_call, sequences, initial_state, mask, training):
@@ -74,7 +116,7 @@ def call_with_states(layer, plain_call, sequences, initial_state, mask, training
                         training, mask)
 
 
-class _Recurrent(Layer):
+class _Recurrent(StatesCall, Layer):
     """What the three recurrent layers share: arguments, weights, the projection, dropout and config."""
 
     #: gates side by side in the kernels; the name Keras gives the layer's cell (the weights' scope)
@@ -92,18 +134,9 @@ class _Recurrent(Layer):
         self.activation = self._recurrent_activation(owner, "activation", activation)
         self.recurrent_activation = None if recurrent_activation is None else \
             self._recurrent_activation(owner, "recurrent_activation", recurrent_activation)
-        self.use_bias = arguments.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = arguments.number(owner, "dropout", dropout, 0, 1, high_open=True)
-        self.recurrent_dropout = arguments.number(owner, "recurrent_dropout", recurrent_dropout, 0, 1, high_open=True)
+        set_recurrent_arguments(self, owner, use_bias, (kernel_initializer, recurrent_initializer, bias_initializer),
+                                (kernel_regularizer, recurrent_regularizer, bias_regularizer),
+                                (kernel_constraint, recurrent_constraint, bias_constraint), dropout, recurrent_dropout)
         self.return_sequences = arguments.boolean(owner, "return_sequences", return_sequences)
         self.go_backwards = arguments.boolean(owner, "go_backwards", go_backwards)
         self.unroll = arguments.boolean(owner, "unroll", unroll)          # the same math either way
@@ -216,24 +249,6 @@ class _Recurrent(Layer):
             expected = "[h, c] (two states)" if self.state_count == 2 else "h, or [h] (one state)"
             raise ValueError(f"{self._owner()}: initial_state must be {expected}, got {len(states)} state(s)")
         return states
-
-    def invoke(self, x, training=False, mask=None):
-        """Run the layer on ``x`` (a Tensor, or {'sequences', 'initial_state'}); the output carries Keras's mask
-        (with return_state, the first output only: the states have none)."""
-        sequences, states = (x["sequences"], x.get("initial_state")) if isinstance(x, dict) else (x, None)
-        mask = keras_masks.mask_of(sequences) if mask is None else mask
-        out = self.call(sequences, training=training, mask=mask,
-                        initial_state=None if states is None else self._listed_states(states))
-        self.pass_mask(sequences, out[0] if self.return_state else out, mask)
-        return out
-
-    def activity_loss(self, output):
-        """The activity penalty of the output, or with return_state the sum over the output and the states (Keras
-        regularizes every output of a call)."""
-        if self.activity_regularizer is None or not isinstance(output, list):
-            return super().activity_loss(output)
-        penalties = [Layer.activity_loss(self, item) for item in output]
-        return sum(penalties[1:], penalties[0])
 
     def call(self, x, training=False, mask=None, initial_state=None):
         """Project every step's input, run the recurrence, return the last state or every state.

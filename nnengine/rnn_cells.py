@@ -34,7 +34,7 @@ from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
 from .dropout_masks import dropout_mask
 from .layer_base import Layer, batch_shape
-from .recurrent_layers import _ForgetGateBias
+from .recurrent_layers import _ForgetGateBias, set_recurrent_arguments
 from .registry import registered_classes
 from .utils import snake_case
 from .wrapper_layers import Wrapper, serialized_layer
@@ -81,18 +81,9 @@ class _Cell(Layer):
         self.units = arguments.integer(owner, "units", units, minimum=1)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = arguments.boolean(owner, "use_bias", use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = arguments.number(owner, "dropout", dropout, 0, 1, high_open=True)
-        self.recurrent_dropout = arguments.number(owner, "recurrent_dropout", recurrent_dropout, 0, 1, high_open=True)
+        set_recurrent_arguments(self, owner, use_bias, (kernel_initializer, recurrent_initializer, bias_initializer),
+                                (kernel_regularizer, recurrent_regularizer, bias_regularizer),
+                                (kernel_constraint, recurrent_constraint, bias_constraint), dropout, recurrent_dropout)
         self.seed = None if seed is None else arguments.integer(owner, "seed", seed, minimum=0)
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self.kernel = self.recurrent_kernel = self.bias = None

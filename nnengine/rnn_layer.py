@@ -10,10 +10,9 @@ import numpy as np
 
 from . import arguments
 from . import functional as F
-from . import masks as keras_masks
 from .layer_base import Layer, batch_shape
 from .masks import step_mask
-from .recurrent_layers import call_with_states
+from .recurrent_layers import StatesCall, call_with_states
 from .rnn_cells import StackedRNNCells, cell_from_entry, state_sizes, step
 from .tensor import zeros
 from .tensor_base import TensorBase
@@ -22,7 +21,7 @@ from .wrapper_layers import Wrapper, serialized_layer
 __all__ = ["RNN"]
 
 
-class RNN(Wrapper):
+class RNN(StatesCall, Wrapper):
     """Keras's ``RNN(cell)``: ``cell`` run over the steps of each sequence (see the module's docstring); a list of
     cells is stacked (``StackedRNNCells``)."""
 
@@ -108,15 +107,6 @@ class RNN(Wrapper):
             raise ValueError(f"{self._owner()}: initial_state must hold {self.state_count} state(s) (the cell's "
                              f"state_size {self.cell.state_size!r}), got {len(states)}")
         return states
-
-    def invoke(self, x, training=False, mask=None):
-        """Run on ``x`` (a Tensor, or {'sequences', 'initial_state'}); the output carries Keras's mask."""
-        sequences, states = (x["sequences"], x.get("initial_state")) if isinstance(x, dict) else (x, None)
-        mask = keras_masks.mask_of(sequences) if mask is None else mask
-        out = self.call(sequences, training=training, mask=mask,
-                        initial_state=None if states is None else self._listed_states(states))
-        self.pass_mask(sequences, out[0] if self.return_state else out, mask)
-        return out
 
     def call(self, x, training=False, mask=None, initial_state=None):
         """The loop over the steps (in reverse with go_backwards); Keras's mask keeps the states of padded steps."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import arguments, initializers
 from . import functional as F
+from .attention_layers import check_sequences
 from .layer_base import Layer, batch_shape
 from .layer_functional import host_constant
 from .masks import mask_of
@@ -172,14 +173,7 @@ class Attention(Layer):
         expected = self._shapes(self.input_shape)
         tensors = [t if t.dtype == self.dtype else t.astype(self.dtype) for t in x]
         query, value, key = (*tensors, tensors[1]) if len(tensors) == 2 else tensors
-        for name, tensor, shape in zip(("query", "value", "key"), (query, value, key), expected):
-            if tensor.ndim != 3 or tensor.shape[-1] != shape[-1]:
-                raise ValueError(f"Input {name!r} of layer {self.name!r} is incompatible with the layer: expected "
-                                 f"shape (batch, steps, {shape[-1]}), got {tuple(tensor.shape)}")
-        if value.shape[:2] != key.shape[:2] or query.shape[0] != value.shape[0]:
-            raise ValueError(f"{owner}: the query {tuple(query.shape)}, value {tuple(value.shape)} and key "
-                             f"{tuple(key.shape)} must have the same batch size, and the value and the key the same "
-                             "number of steps")
+        check_sequences(self, owner, (query, value, key), [shape[-1] for shape in expected])
         return query, value, key
 
     @staticmethod
