@@ -23,8 +23,8 @@ from test_compiled import CONFIGS, _data, _model
 #: getitem (no lowering: its plans keep their Python replay)
 LOWERED = [c[0] for c in CONFIGS if c[0] != "bidirectional-rmsprop"]
 #: lowered too, but each compile costs CI seconds for no primitive the others do not lower already (binary focal's
-#: powers, Dropout's products): test_compiled checks their Python replay bitwise
-LOWERED = [name for name in LOWERED if name not in ("relu6-binary-focal", "dropout-adam")]
+#: powers, MSLE's logarithms, Dropout's products): test_compiled checks their Python replay bitwise
+LOWERED = [name for name in LOWERED if name not in ("relu6-binary-focal", "softsign-msle-mape", "dropout-adam")]
 
 
 @pytest.fixture(autouse=True)
