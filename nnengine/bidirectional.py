@@ -2,7 +2,8 @@
 over the same inputs, their outputs merged; with ``return_state`` their last states too, and with
 ``initial_state`` started from given ones (a bidirectional encoder handing its states to a decoder)."""
 from . import functional as F
-from .recurrent_layers import _RECURRENT_CLASSES, StatesCall, _Recurrent, _sequences_shape, call_with_states
+from .recurrent_base import StatesCall, call_with_states
+from .recurrent_layers import _RECURRENT_CLASSES, _Recurrent, _sequences_shape
 from .wrapper_layers import Wrapper, layer_from_entry, serialized_layer
 
 __all__ = ["Bidirectional"]

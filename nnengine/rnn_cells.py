@@ -34,7 +34,8 @@ from . import activations, arguments, constraints, initializers, regularizers
 from . import functional as F
 from .dropout_masks import dropout_mask
 from .layer_base import Layer, batch_shape
-from .recurrent_layers import _ForgetGateBias, set_recurrent_arguments
+from .recurrent_base import set_recurrent_arguments
+from .recurrent_layers import _ForgetGateBias
 from .registry import registered_classes
 from .utils import snake_case
 from .wrapper_layers import Wrapper, serialized_layer

@@ -12,7 +12,7 @@ from . import arguments
 from . import functional as F
 from .layer_base import Layer, batch_shape
 from .masks import step_mask
-from .recurrent_layers import StatesCall, call_with_states
+from .recurrent_base import StatesCall, call_with_states
 from .rnn_cells import StackedRNNCells, cell_from_entry, state_sizes, step
 from .tensor import zeros
 from .tensor_base import TensorBase
