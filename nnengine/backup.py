@@ -13,8 +13,9 @@ kill between them would otherwise pair the newer weights with the older epoch an
 Keras does). Loading goes through h5io's checks and a strict JSON reader; nothing in the directory is executed.
 
 Where nnengine differs from Keras 3.15: at the end of training only the callback's own files are removed (and
-the directory when that leaves it empty), where Keras removes the whole directory; and the restored epoch
-applies to the fit that restored it, where Keras keeps it for every later fit of the model.
+the directory when that leaves it empty), where Keras removes the whole directory; the restored epoch applies to
+the fit that restored it, where Keras keeps it for every later fit of the model; and a backup made within the
+first epoch of a resumed fit records that epoch, where Keras records 0.
 """
 import contextlib
 import errno
@@ -114,6 +115,11 @@ class BackupAndRestore(Callback):
             os.remove(self._metadata_path)
 
     # -- backing up ---------------------------------------------------------------------------------
+    def on_epoch_begin(self, epoch, logs=None):
+        """A backup within this epoch resumes at it (Keras 3.15 counts from 0 again after a resume, so a backup
+        in the first resumed epoch would send a second resume back to epoch 0)."""
+        self._epoch = epoch
+
     def on_train_batch_end(self, batch, logs=None):
         """Back up every ``save_freq`` batches (counted across epochs, as Keras counts them)."""
         if not isinstance(self.save_freq, int) or self.save_freq is False:

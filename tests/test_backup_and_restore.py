@@ -168,6 +168,16 @@ def test_a_backup_every_few_batches_repeats_the_interrupted_epoch_from_the_last_
     assert (folder / "latest.weights.h5").exists() is False
 
 
+def test_a_backup_in_the_first_resumed_epoch_records_that_epoch(tmp_path):
+    folder = tmp_path / "backup"
+    interrupted(folder, regression_model(), Interrupt(epoch=2, batch=3), save_freq=3)
+    interrupted(folder, regression_model(seed=1), Interrupt(epoch=2, batch=4), save_freq=3)
+    # the second run resumed at epoch 2 and backed up after its batches 2 (and 4 is the interrupt's)
+    assert json.loads((folder / "training_metadata.json").read_text())["epoch"] == 2
+    history = fit(regression_model(seed=2), [nn.callbacks.BackupAndRestore(folder, save_freq=3)])
+    assert history.epoch == [2, 3, 4, 5]
+
+
 def test_keras_3s_backup_directory_resumes_as_keras_resumed_it(tmp_path):
     """tests/data/keras3_backup/ is what Keras 3.15's callback left when a fit was interrupted at the start of
     epoch 3; Keras then resumed it to keras3_backup.npz's losses and weights (make_keras_files.py backup)."""
