@@ -219,9 +219,10 @@ def preflight():
 
     def new_layers():
         # dropout masks and augmentation tables fed to a compiled step, resizing, the separable and transposed
-        # convolutions, GroupNormalization and RMSNormalization, Attention and AdditiveAttention, and each
-        # optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta, Ftrl), on the GPU as on the
-        # numpy reference: four steps from the same seed (the masks and tables come from the same host generator)
+        # convolutions, GroupNormalization and RMSNormalization, Attention, EinsumDense, grouped convolutions,
+        # RNN(cell), and each optimizer added since the first GPU review (Adamax, Nadam, Lion, Adadelta, Ftrl), on
+        # the GPU as on the numpy reference: four steps from the same seed (the masks and tables come from the same
+        # host generator)
         images, labels = rng.standard_normal((8, 6, 6, 2)).astype(np.float32), rng.integers(0, 3, 8)
         for make_optimizer in (lambda: nn.optimizers.Adamax(0.01), lambda: nn.optimizers.Nadam(0.01),
                                lambda: nn.optimizers.Lion(0.001), lambda: nn.optimizers.Adadelta(1.0),
@@ -243,18 +244,24 @@ def preflight():
             np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, err_msg=type(optimizer).__name__)
         sequences, keras = rng.standard_normal((8, 5, 4)).astype(np.float32), nn.keras
         losses = []
-        for device in ("cuda", "numpy"):          # Attention and AdditiveAttention, causal, with attention dropout
+        for device in ("cuda", "numpy"):
+            # Attention and AdditiveAttention (causal, attention dropout), EinsumDense, a grouped Conv1D and an
+            # RNN over a stack of cells with dropout: ordinary ops, each a step loop or a transposed product
             nn.utils.set_random_seed(0)
             inputs = keras.Input((5, 4))
             hidden = keras.layers.Dense(6, activation="tanh")(inputs)
             dot = keras.layers.Attention(use_scale=True, dropout=0.2)([hidden, hidden], use_causal_mask=True)
             additive = keras.layers.AdditiveAttention()([hidden, dot])
-            model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
-                keras.layers.GlobalAveragePooling1D()(additive)))
+            heads = keras.layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de")(additive)
+            grouped = keras.layers.Conv1D(6, 2, groups=2, padding="causal")(keras.layers.Reshape((5, 6))(heads))
+            looped = keras.layers.RNN([keras.layers.LSTMCell(4, dropout=0.2, recurrent_dropout=0.2),
+                                       keras.layers.GRUCell(3)])(grouped)
+            model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(looped))
             model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
             model.to(device)
             losses.append([model.train_on_batch(sequences, labels) for _ in range(4)])
-        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, err_msg="Attention, AdditiveAttention")
+        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4,
+                                   err_msg="Attention, EinsumDense, grouped Conv1D, RNN(cells)")
 
     checks = {}
     for name, check in (("raw_module", raw_module), ("elementwise_kernel", elementwise_kernel),
