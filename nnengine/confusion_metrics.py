@@ -186,6 +186,7 @@ class AUC(_ConfusionCounts):
                              "default thresholds, multi_label=False and from_logits=False")
         if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) or num_thresholds < 2:
             raise ValueError(f"AUC: num_thresholds must be an int > 1, got {num_thresholds!r}")
+        _check_threshold_count("AUC", num_thresholds)
         inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
         super().__init__(name, [-1e-7, *inner, 1.0 + 1e-7])
         self.num_thresholds, self.curve = num_thresholds, curve
@@ -259,6 +260,17 @@ class FalseNegatives(_Count):
     count = "fn"
 
 
+#: the most thresholds a curve metric keeps (four float64 counts each: 32 MB at the limit)
+MAX_THRESHOLDS = 1_000_000
+
+
+def _check_threshold_count(owner, count):
+    """A ValueError for more thresholds than MAX_THRESHOLDS (a typo of 10**9 would otherwise exhaust memory)."""
+    if count > MAX_THRESHOLDS:
+        raise ValueError(f"{owner}: num_thresholds must be at most {MAX_THRESHOLDS:,} (each keeps four counts), got "
+                         f"{count:,}")
+
+
 def evenly_spaced_thresholds(count):
     """Keras's thresholds for the curve-point metrics: 0, i / (count - 1) for i = 1 .. count - 2, 1 (0.5 alone
     for one)."""
@@ -279,6 +291,7 @@ class _CurvePoint(_ConfusionCounts):
         owner = type(self).__name__
         self.value = arguments.number(owner, self.constraint, value, 0, 1)
         self.num_thresholds = arguments.integer(owner, "num_thresholds", num_thresholds, minimum=1)
+        _check_threshold_count(owner, self.num_thresholds)
         self.class_id = None if class_id is None else arguments.integer(owner, "class_id", class_id, minimum=0)
         self.clips = self.num_thresholds > 1          # Keras's bucketed counting, not for its one threshold
         super().__init__(name or snake_case(owner), evenly_spaced_thresholds(self.num_thresholds))

@@ -149,6 +149,8 @@ def test_the_new_metrics_train_in_fit_under_keras_names():
     (lambda: keras.metrics.Recall(class_id=-1), r"Recall: class_id"),
     (lambda: keras.metrics.PrecisionAtRecall(1.5), r"PrecisionAtRecall: recall"),
     (lambda: keras.metrics.SensitivityAtSpecificity(0.5, num_thresholds=0), r"num_thresholds"),
+    (lambda: keras.metrics.SensitivityAtSpecificity(0.5, num_thresholds=10 ** 9), r"at most 1,000,000"),
+    (lambda: keras.metrics.AUC(num_thresholds=10 ** 9), r"AUC: num_thresholds must be at most 1,000,000"),
     (lambda: keras.metrics.IoU(num_classes=3, target_class_ids=[3]), r"IoU: target class id 3 is out of range"),
     (lambda: keras.metrics.IoU(num_classes=3, target_class_ids=[]), r"target_class_ids must be a non-empty"),
     (lambda: keras.metrics.MeanIoU(num_classes=0), r"MeanIoU: num_classes"),
