@@ -83,6 +83,21 @@ class TrainerMetrics:
             return targets.size // shape[-1]
         return None
 
+    def reset_metrics(self):
+        """Keras's ``model.reset_metrics()``: every metric, and the loss's running mean, back to their start."""
+        self._require_compiled("reset_metrics")
+        self._reset_metrics()
+
+    def get_metrics_result(self):
+        """Keras's ``model.get_metrics_result()``: the loss's and each metric's current result (floats, by name, as
+        the logs hold them). Before the first batch the metrics are not built (their kind depends on the data), a
+        ValueError as in Keras."""
+        self._require_compiled("get_metrics_result")
+        if self._metrics_pending:
+            raise ValueError("get_metrics_result: the metrics are built at the first batch of fit, evaluate or "
+                             "*_on_batch (their kind depends on the data's shapes); run one first")
+        return self._logs()
+
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
         for tracker in self._trackers:

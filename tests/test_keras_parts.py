@@ -486,3 +486,18 @@ def test_accuracies_count_their_hits_exactly_as_the_mean_of_their_values(batches
             mean.update_state(value)
     for metric, mean in zip(counted, summed):
         assert metric.result() == mean.result() and metric.count == mean.count
+
+
+def test_get_metrics_result_and_reset_metrics_as_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 3)).astype(np.float32), rng.integers(0, 2, 16)
+    model = nn.Sequential([nn.layers.Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with pytest.raises(ValueError, match="get_metrics_result: the metrics are built at the first batch"):
+        model.get_metrics_result()
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert model.get_metrics_result() == logs
+    model.reset_metrics()
+    assert model.get_metrics_result() == {"accuracy": 0.0, "loss": 0.0}
+    with pytest.raises(RuntimeError, match="You must call compile"):
+        nn.Sequential([nn.layers.Dense(1, input_shape=(2,))]).reset_metrics()
