@@ -15,7 +15,8 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["PyDataset", "is_batch_source", "BatchSource", "split_batch", "checked_steps"]
+__all__ = ["PyDataset", "is_batch_source", "BatchSource", "split_batch", "checked_steps", "TimeseriesDataset",
+           "timeseries_dataset_from_array"]
 
 
 class PyDataset:
@@ -41,6 +42,76 @@ class PyDataset:
     def num_batches(self):
         """The number of batches, ``len(self)``."""
         return len(self)
+
+
+class TimeseriesDataset(PyDataset):
+    """Sliding windows over a time series, in batches (``timeseries_dataset_from_array`` makes one).
+
+    Window j starts at step p_j = start_index + j * sequence_stride and holds the steps p_j, p_j + r, ...,
+    p_j + (sequence_length - 1) r (r the sampling rate); its target is targets[p_j]. Each item is one batch,
+    (windows, targets), or the windows alone without targets.
+    """
+
+    def __init__(self, data, targets, sequence_length, sequence_stride=1, sampling_rate=1, batch_size=128,
+                 shuffle=False, seed=None, start_index=None, end_index=None):
+        super().__init__()
+        owner = "timeseries_dataset_from_array"
+        self.data = np.asarray(data)
+        self.targets = None if targets is None else np.asarray(targets)
+        length = len(self.data)
+        for name, value in (("sequence_length", sequence_length), ("sequence_stride", sequence_stride),
+                            ("sampling_rate", sampling_rate)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+        for name, value in (("sequence_stride", sequence_stride), ("sampling_rate", sampling_rate)):
+            if value >= length:
+                raise ValueError(f"{owner}: {name} must be lower than the length of the data ({length}), got {value}")
+        start = 0 if start_index is None else int(start_index)
+        end = length if end_index is None else int(end_index)
+        if not 0 <= start < length or not start < end <= length or (end_index is not None and end >= length):
+            raise ValueError(f"{owner}: start_index and end_index must satisfy 0 <= start_index < end_index < "
+                             f"{length} (the data's length; Keras's rule), got {start_index!r} and {end_index!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size <= 0):
+            raise ValueError(f"{owner}: batch_size must be a positive integer or None, got {batch_size!r}")
+        count = end - start - (sequence_length - 1) * sampling_rate
+        if self.targets is not None:
+            count = min(count, len(self.targets))          # Keras's rule
+        positions = np.arange(0, max(count, 0), sequence_stride)
+        if shuffle:
+            np.random.RandomState(np.random.randint(1e6) if seed is None else seed).shuffle(positions)
+        self.positions = positions + start
+        self.offsets = np.arange(sequence_length) * sampling_rate
+        self.batch_size = batch_size
+
+    def __len__(self):
+        """The number of batches (windows, without a batch size)."""
+        if self.batch_size is None:
+            return len(self.positions)
+        return -(-len(self.positions) // self.batch_size)
+
+    def __getitem__(self, index):
+        """Batch ``index``: (windows, targets) or the windows."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"TimeseriesDataset: batch {index} is out of range ({len(self)} batches)")
+        index %= len(self)
+        if self.batch_size is None:
+            starts = self.positions[index]
+            windows = self.data[starts + self.offsets]
+        else:
+            starts = self.positions[index * self.batch_size:(index + 1) * self.batch_size]
+            windows = self.data[starts[:, None] + self.offsets]
+        return windows if self.targets is None else (windows, self.targets[starts])
+
+
+def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1, sampling_rate=1,
+                                  batch_size=128, shuffle=False, seed=None, start_index=None, end_index=None):
+    """Keras's ``keras.utils.timeseries_dataset_from_array``: sliding windows of ``data`` (each with the target at
+    its first step), in batches, as a ``TimeseriesDataset`` that fit, evaluate and predict take. With ``shuffle``
+    the windows' order is shuffled once (numpy's RandomState(seed), as Keras does first; Keras's tf.data buffer
+    shuffle after it is not reproduced)."""
+    return TimeseriesDataset(data, targets, sequence_length, sequence_stride, sampling_rate, batch_size, shuffle,
+                             seed, start_index, end_index)
 
 
 def is_batch_source(data):

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from .data import PyDataset  # noqa: F401 - keras.utils.PyDataset, as Keras 3 has it
+from .data import PyDataset, timeseries_dataset_from_array  # noqa: F401 - keras.utils's, as Keras 3 has them
 from .dtypes import checked_cast
 from .tensor_base import TensorBase
 
