@@ -133,20 +133,31 @@ KILLED_TRAINER = textwrap.dedent("""
 """)
 
 
+def backed_up_epoch(folder):
+    """The epoch the backup in ``folder`` resumes at, or -1 while there is none (each file is replaced whole)."""
+    path = folder / "training_metadata.json"
+    return json.loads(path.read_text())["epoch"] if path.exists() else -1
+
+
 def test_training_killed_at_random_moments_resumes_to_the_uninterrupted_weights(tmp_path):
+    """Four trainer processes, each SIGKILLed at a random moment after it has backed up once more (a process on
+    an empty numba cache compiles first, so a fixed delay could land before any backup); then one runs to the end."""
     folder, result = tmp_path / "backup", tmp_path / "weights.npz"
     command = [sys.executable, "-c", KILLED_TRAINER, str(folder), str(result), str(TESTS)]
     rng, resumed_epochs = np.random.default_rng(0), []
     for _ in range(4):
+        seen = backed_up_epoch(folder)
         trainer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert trainer.stdout.readline().strip() == "ready"
-        time.sleep(0.3 + rng.random() * 0.8)
+        deadline = time.monotonic() + 120
+        while backed_up_epoch(folder) <= seen and trainer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.random() * 0.3)            # somewhere in the next epochs: during a step, a save, between
         trainer.send_signal(signal.SIGKILL)
         trainer.wait()
         trainer.stdout.close()
-        if (folder / "training_metadata.json").exists():
-            resumed_epochs.append(json.loads((folder / "training_metadata.json").read_text())["epoch"])
-    assert resumed_epochs and max(resumed_epochs) > 0, "no kill landed after a backup"
+        resumed_epochs.append(backed_up_epoch(folder))
+    assert resumed_epochs == sorted(resumed_epochs) and resumed_epochs[0] > 0, resumed_epochs
     subprocess.run(command, check=True, capture_output=True)
     expected = regression_model()
     fit(expected, [], epochs=40)
