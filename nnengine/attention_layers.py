@@ -46,7 +46,7 @@ from .tensor_base import TensorBase
 from .utility_layers import inverted_dropout
 from .wrapper_layers import Wrapper
 
-__all__ = ["MultiHeadAttention", "check_sequences"]
+__all__ = ["MultiHeadAttention", "check_sequences", "band_mask"]
 
 #: what a masked score becomes before the softmax on Keras's explicit path (its Softmax layer: -1e9 for float32
 #: and float64), and what its fused attention adds to one (-0.7 times about the largest float32)
@@ -295,9 +295,9 @@ class MultiHeadAttention(KernelAndBias, Wrapper):
         if "attention_mask" in x:
             factors.append(_as_mask(owner, "attention_mask", x["attention_mask"], (query.shape[0], steps, sources)))
         if use_causal_mask:
-            factors.append(_band(query, steps, sources, "causal", None))
+            factors.append(band_mask(query, steps, sources, "causal", None))
         if self.sliding_window is not None:
-            factors.append(_band(query, steps, sources, "window", self.sliding_window))
+            factors.append(band_mask(query, steps, sources, "window", self.sliding_window))
         if not factors:
             return None
         product = factors[0].astype(np.float32)
@@ -375,7 +375,7 @@ def _as_mask(owner, name, mask, shape):
     return mask if mask.dtype == np.bool_ else mask != 0
 
 
-def _band(like, steps, sources, kind, window):
+def band_mask(like, steps, sources, kind, window):
     """A (1, T, S) bool constant: s <= t (causal) or |t - s| < window; uploaded once per device and shape."""
     def make():
         t, s = np.arange(steps)[:, None], np.arange(sources)[None, :]

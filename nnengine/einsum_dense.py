@@ -17,7 +17,7 @@ import re
 
 from . import activations, arguments, constraints, initializers, regularizers
 from .einsum import einsum
-from .layer_base import Layer, batch_shape
+from .layer_base import KernelAndBias, Layer, batch_shape
 
 __all__ = ["EinsumDense"]
 
@@ -52,7 +52,7 @@ class _KernelFans(initializers.Initializer):
         return self.initializer.sample_with_fans(shape, rng, fan_in, fan_out)
 
 
-class EinsumDense(Layer):
+class EinsumDense(KernelAndBias, Layer):
     """activation(einsum(equation, x, kernel) + bias) (see the module's docstring)."""
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
@@ -73,14 +73,8 @@ class EinsumDense(Layer):
                              f"{bias_axes!r}")
         if lora_rank or quantization_config is not None:
             raise ValueError(f"{owner}: LoRA and quantization are not supported")
-        self.activation = activations.get(activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.kernel = self.bias = None
+        self._init_kernel_and_bias(owner, activation, bias_axes is not None, kernel_initializer, bias_initializer,
+                                   kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
         if self.batch_input_shape is not None:
             self.build(self.batch_input_shape)
 

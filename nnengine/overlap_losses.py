@@ -11,6 +11,8 @@ Tversky with alpha = beta = 0.5 is Dice; a larger alpha punishes missed mask mor
 by their mean, as Keras's reduction does. ``axis=(1, 2, 3)`` for images gives one loss per sample, which is
 what a segmentation model usually wants. Everything is core ops, so autograd and the compiled step apply.
 """
+from abc import abstractmethod
+
 import numpy as np
 
 from . import arguments
@@ -71,9 +73,9 @@ class _Overlap(Loss):
             return per_sample.sum() * (scale.sum() if self.reduction == "sum" else scale.mean())
         return super()._reduce(per_sample, weights)
 
+    @abstractmethod
     def overlap(self, targets, y_pred):
         """The covered share, 1 for a perfect prediction."""
-        raise NotImplementedError
 
     def get_config(self):
         """Keras 3's config of this loss."""

@@ -54,10 +54,17 @@ def state_sizes(cell):
     return [int(s) for s in sizes]
 
 
+#: cell class -> whether its call takes ``training`` (a signature is read once per class, not at every step)
+_TAKES_TRAINING = {}
+
+
 def step(cell, inputs, states, training):
     """``cell.call(inputs, states)`` with ``training`` when its call takes it; (output, list of new states)."""
-    parameters = inspect.signature(cell.call).parameters
-    takes_training = "training" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+    takes_training = _TAKES_TRAINING.get(type(cell))
+    if takes_training is None:
+        parameters = inspect.signature(cell.call).parameters
+        takes_training = "training" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+        _TAKES_TRAINING[type(cell)] = takes_training
     result = cell.call(inputs, states, training=training) if takes_training else cell.call(inputs, states)
     if not isinstance(result, (list, tuple)) or len(result) != 2:
         raise ValueError(f"cell {cell.name!r}: call(inputs, states) must return (output, new_states), got "

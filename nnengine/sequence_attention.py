@@ -22,9 +22,8 @@ import numpy as np
 
 from . import arguments, initializers
 from . import functional as F
-from .attention_layers import check_sequences
+from .attention_layers import band_mask, check_sequences
 from .layer_base import Layer, batch_shape
-from .layer_functional import host_constant
 from .masks import mask_of
 from .symbolic import call_symbolic, is_symbolic
 from .tensor import Tensor
@@ -263,10 +262,6 @@ def _allowed_pairs(value_mask, use_causal_mask, like, shape):
     if value_mask is not None:
         allowed = value_mask.reshape(value_mask.shape[0], 1, value_mask.shape[1])
     if use_causal_mask:
-        steps, sources = shape[1], shape[2]
-
-        def lower_triangle():
-            return (np.arange(sources)[None, :] <= np.arange(steps)[:, None]).reshape(1, steps, sources)
-        causal = host_constant(like, ("attention", "causal", None, steps, sources), lower_triangle, np.bool_)
+        causal = band_mask(like, shape[1], shape[2], "causal", None)
         allowed = causal if allowed is None else (allowed.astype(np.float32) * causal.astype(np.float32)) > 0
     return allowed
